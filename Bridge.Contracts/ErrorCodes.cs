@@ -1,0 +1,35 @@
+namespace Bridge.Contracts;
+
+/// <summary>Values of <c>code</c> in an <c>error</c> frame. The connection stays open after each of them.</summary>
+public static class ErrorCodes
+{
+    /// <summary>The frame is not a JSON object / MessagePack map, or a field has the wrong kind.</summary>
+    public const string BadFrame = "bad_frame";
+
+    /// <summary>A required field (<c>type</c>, <c>room</c>) is missing.</summary>
+    public const string MissingField = "missing_field";
+
+    /// <summary>The type is malformed or reserved for the gateway.</summary>
+    public const string InvalidType = "invalid_type";
+
+    /// <summary>The type is reserved for the gateway but not one it accepts from clients.</summary>
+    public const string UnknownType = "unknown_type";
+
+    /// <summary>The room name is outside the documented alphabet or length.</summary>
+    public const string InvalidRoom = "invalid_room";
+
+    /// <summary>The message id is too long or has characters outside printable ASCII.</summary>
+    public const string InvalidId = "invalid_id";
+
+    /// <summary>The connection already holds the most rooms allowed.</summary>
+    public const string TooManyRooms = "too_many_rooms";
+
+    /// <summary>The room is not joined (e.g. <c>room.leave</c> for a room never joined).</summary>
+    public const string NotJoined = "not_joined";
+
+    /// <summary>The message could not be stored (NATS unavailable or timed out). Retry with the same id.</summary>
+    public const string PublishFailed = "publish_failed";
+
+    /// <summary>The room could not be activated (NATS unavailable). Retry the join.</summary>
+    public const string Unavailable = "unavailable";
+}

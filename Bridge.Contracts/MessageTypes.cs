@@ -1,0 +1,63 @@
+namespace Bridge.Contracts;
+
+/// <summary>Message types with a meaning to the gateway itself. Every other type is an application type.</summary>
+public static class MessageTypes
+{
+    /// <summary>Server to client, first frame of every connection.</summary>
+    public const string Welcome = "welcome";
+
+    /// <summary>Server to client: a publish was stored; carries <c>id</c> and <c>seq</c>.</summary>
+    public const string Ack = "ack";
+
+    /// <summary>Server to client: a frame was refused; payload <c>{code, message, ref}</c>.</summary>
+    public const string Error = "error";
+
+    /// <summary>Client to server: join a room.</summary>
+    public const string RoomJoin = "room.join";
+
+    /// <summary>Server to client: the room is joined and live.</summary>
+    public const string RoomJoined = "room.joined";
+
+    /// <summary>Client to server: leave a room.</summary>
+    public const string RoomLeave = "room.leave";
+
+    /// <summary>Server to client: the room is left.</summary>
+    public const string RoomLeft = "room.left";
+
+    /// <summary>Longest accepted type, in characters.</summary>
+    public const int MaxLength = 64;
+
+    // Prefixes owned by the gateway: a client may not publish an application message with these types,
+    // so a room member can trust that e.g. "room.joined" came from the server.
+    private static readonly string[] ReservedPrefixes = ["room.", "auth.", "presence.", "server.", "bridge."];
+    private static readonly string[] ReservedNames = [Welcome, Ack, Error];
+
+    /// <summary>True when <paramref name="type"/> is reserved for the gateway and cannot be published.</summary>
+    public static bool IsReserved(string type)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        foreach (var name in ReservedNames)
+        {
+            if (string.Equals(type, name, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        foreach (var prefix in ReservedPrefixes)
+        {
+            if (type.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// True when <paramref name="type"/> is a well-formed type: 1 to 64 characters, dot-separated tokens of
+    /// ASCII letters, digits, '_' and '-', no empty token.
+    /// </summary>
+    public static bool IsValid(string? type) => Names.IsDotted(type, MaxLength, maxTokens: 8);
+}

@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Connections;
+
+/// <summary>Per-connection limits shared by every transport (section <c>Bridge:Connections</c>).</summary>
+internal sealed class ConnectionOptions
+{
+    public const string Section = "Bridge:Connections";
+
+    /// <summary>Largest inbound frame in bytes; a larger one closes a WebSocket with 1009.</summary>
+    public int MaxFrameBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Frames a connection may have queued for sending before it is closed as a slow consumer (4008).</summary>
+    public int SendQueueCapacity { get; set; } = 1024;
+
+    /// <summary>Bytes a connection may have queued for sending before it is closed as a slow consumer (4008).</summary>
+    public long SendQueueMaxBytes { get; set; } = 4L * 1024 * 1024;
+
+    /// <summary>Rooms one connection may be in at once.</summary>
+    public int MaxRoomsPerConnection { get; set; } = 1000;
+
+    /// <summary>How long a closing connection waits for its close frame to be written and answered before it is aborted.</summary>
+    public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Interval of WebSocket pings; announced to clients in <c>welcome</c>.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a ping may go unanswered before the connection is dropped.</summary>
+    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ConnectionOptions o)
+    {
+        var failures = new List<string>();
+        if (o.MaxFrameBytes is < 256 or > 16 * 1024 * 1024)
+        {
+            failures.Add("Bridge:Connections:MaxFrameBytes must be between 256 and 16 MiB.");
+        }
+
+        if (o.SendQueueCapacity < 1)
+        {
+            failures.Add("Bridge:Connections:SendQueueCapacity must be at least 1.");
+        }
+
+        if (o.SendQueueMaxBytes < o.MaxFrameBytes)
+        {
+            failures.Add("Bridge:Connections:SendQueueMaxBytes must be at least MaxFrameBytes.");
+        }
+
+        if (o.MaxRoomsPerConnection < 1)
+        {
+            failures.Add("Bridge:Connections:MaxRoomsPerConnection must be at least 1.");
+        }
+
+        if (o.CloseTimeout <= TimeSpan.Zero || o.HeartbeatInterval <= TimeSpan.Zero || o.HeartbeatTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Bridge:Connections:CloseTimeout, HeartbeatInterval and HeartbeatTimeout must be positive.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,22 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+
+namespace Bridge.Worker.Connections;
+
+/// <summary>The connections open on this worker, by id.</summary>
+internal sealed class ConnectionTracker
+{
+    private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
+
+    public int Count => _sessions.Count;
+
+    public IEnumerable<ClientSession> Sessions => _sessions.Values;
+
+    /// <summary>A new connection id: 96 random bits, URL-safe.</summary>
+    public static string NewConnectionId() =>
+        Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('+', '-').Replace('/', '_');
+
+    public void Add(ClientSession session) => _sessions[session.ConnectionId] = session;
+
+    public void Remove(ClientSession session) => _sessions.TryRemove(session.ConnectionId, out _);
+}

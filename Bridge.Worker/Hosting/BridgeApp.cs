@@ -1,0 +1,66 @@
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+using Bridge.Worker.Nats;
+using Bridge.Worker.Rooms;
+using Bridge.Worker.Transports.WebSockets;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Hosting;
+
+/// <summary>Composition root: what the worker is made of and which endpoints it serves.</summary>
+internal static class BridgeApp
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.Services.AddBridge();
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        app.MapBridge();
+        return app;
+    }
+
+    public static IServiceCollection AddBridge(this IServiceCollection services)
+    {
+        services.AddSingleton(TimeProvider.System);
+        AddValidatedOptions<WorkerOptions, WorkerOptionsValidator>(services, WorkerOptions.Section);
+        AddValidatedOptions<NatsOptions, NatsOptionsValidator>(services, NatsOptions.Section);
+        AddValidatedOptions<ConnectionOptions, ConnectionOptionsValidator>(services, ConnectionOptions.Section);
+
+        // NATS side
+        services.AddSingleton<NatsContext>();
+        services.AddHostedService<StreamSetup>();
+        services.AddSingleton<RoomPublisher>();
+        services.AddSingleton<IRoomFeedFactory, NatsRoomFeedFactory>();
+
+        // Rooms and connections
+        services.AddSingleton<RoomRegistry>();
+        services.AddSingleton<ConnectionTracker>();
+
+        // Protocol: the handler table
+        services.AddSingleton<IFrameHandler, JoinHandler>();
+        services.AddSingleton<IFrameHandler, LeaveHandler>();
+        services.AddSingleton<PublishHandler>();
+        services.AddSingleton<FrameDispatcher>();
+
+        // Transports
+        services.AddSingleton<WebSocketEndpoint>();
+        return services;
+    }
+
+    public static WebApplication MapBridge(this WebApplication app)
+    {
+        app.UseWebSockets();
+        app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        return app;
+    }
+
+    private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, string section)
+        where TOptions : class
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.AddOptions<TOptions>().BindConfiguration(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TOptions>, TValidator>();
+    }
+}

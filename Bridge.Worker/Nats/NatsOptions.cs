@@ -1,0 +1,133 @@
+using Bridge.Contracts;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Nats;
+
+/// <summary>Where the worker finds NATS and how the room stream is configured (section <c>Bridge:Nats</c>).</summary>
+internal sealed class NatsOptions
+{
+    public const string Section = "Bridge:Nats";
+
+    /// <summary>NATS server URL; several may be given separated by commas.</summary>
+    public string Url { get; set; } = "nats://127.0.0.1:4222";
+
+    /// <summary>Name of the one stream that holds every room.</summary>
+    public string StreamName { get; set; } = "ROOMS";
+
+    /// <summary>Subject prefix of rooms: room <c>a.b</c> is stored on <c>{RoomPrefix}.a.b</c>.</summary>
+    public string RoomPrefix { get; set; } = NatsSubjects.DefaultRoomPrefix;
+
+    /// <summary>Where the stream republishes each stored message; workers subscribe here per active room.</summary>
+    public string LivePrefix { get; set; } = NatsSubjects.DefaultLivePrefix;
+
+    /// <summary>How long a message is kept (the resume window).</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Messages kept per room; older ones are dropped first.</summary>
+    public long MaxMessagesPerRoom { get; set; } = 10_000;
+
+    /// <summary>Bytes kept by the whole stream; -1 for no limit.</summary>
+    public long MaxBytes { get; set; } = 1L << 30;
+
+    /// <summary>Largest message the stream accepts, in bytes.</summary>
+    public int MaxMessageBytes { get; set; } = 1 << 20;
+
+    /// <summary><c>File</c> (survives restarts) or <c>Memory</c>.</summary>
+    public StreamStorage Storage { get; set; } = StreamStorage.File;
+
+    /// <summary>Stream replicas: 1 for a single server, 3 for a production cluster.</summary>
+    public int Replicas { get; set; } = 1;
+
+    /// <summary>Window in which a retried publish with the same message id is stored once.</summary>
+    public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long a publish waits for the stream's acknowledgement.</summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long start-up waits for NATS before the worker gives up.</summary>
+    public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Messages a room's live subscription buffers before NATS.Net drops new ones. A drop shows up as a gap
+    /// in the room's sequence chain.
+    /// </summary>
+    public int RoomFeedCapacity { get; set; } = 8192;
+
+    public string RoomSubject(string room) => $"{RoomPrefix}.{room}";
+
+    public string LiveSubject(string room) => $"{LivePrefix}.{room}";
+}
+
+internal enum StreamStorage
+{
+    File,
+    Memory,
+}
+
+internal sealed class NatsOptionsValidator : IValidateOptions<NatsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, NatsOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.Url))
+        {
+            failures.Add("Bridge:Nats:Url is required (e.g. nats://127.0.0.1:4222).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.StreamName) || options.StreamName.AsSpan().IndexOfAny(" .*>") >= 0)
+        {
+            failures.Add("Bridge:Nats:StreamName must be non-empty without spaces, '.', '*' or '>'.");
+        }
+
+        if (!RoomName.IsValid(options.RoomPrefix) || !RoomName.IsValid(options.LivePrefix))
+        {
+            failures.Add("Bridge:Nats:RoomPrefix and LivePrefix must be plain subject tokens (letters, digits, '_', '-', '.').");
+        }
+        else if (options.LivePrefix == options.RoomPrefix || options.LivePrefix.StartsWith(options.RoomPrefix + ".", StringComparison.Ordinal))
+        {
+            failures.Add("Bridge:Nats:LivePrefix must not lie under RoomPrefix: the stream would store its own republished messages.");
+        }
+
+        if (options.MaxAge <= TimeSpan.Zero)
+        {
+            failures.Add("Bridge:Nats:MaxAge must be positive.");
+        }
+
+        if (options.MaxMessagesPerRoom < 1)
+        {
+            failures.Add("Bridge:Nats:MaxMessagesPerRoom must be at least 1.");
+        }
+
+        if (options.MaxBytes is 0 or < -1)
+        {
+            failures.Add("Bridge:Nats:MaxBytes must be positive or -1.");
+        }
+
+        if (options.MaxMessageBytes < 1024)
+        {
+            failures.Add("Bridge:Nats:MaxMessageBytes must be at least 1024.");
+        }
+
+        if (options.Replicas is < 1 or > 5)
+        {
+            failures.Add("Bridge:Nats:Replicas must be between 1 and 5.");
+        }
+
+        if (options.DuplicateWindow <= TimeSpan.Zero || options.DuplicateWindow > options.MaxAge)
+        {
+            failures.Add("Bridge:Nats:DuplicateWindow must be positive and no longer than MaxAge.");
+        }
+
+        if (options.PublishTimeout <= TimeSpan.Zero || options.StartupTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Bridge:Nats:PublishTimeout and StartupTimeout must be positive.");
+        }
+
+        if (options.RoomFeedCapacity < 16)
+        {
+            failures.Add("Bridge:Nats:RoomFeedCapacity must be at least 16.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,98 @@
+using System.Globalization;
+using Bridge.Contracts;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using NATS.Client.Core;
+
+namespace Bridge.Worker.Nats;
+
+/// <summary>Turns a message from the stream (republished live, or read back from history) into a <see cref="RoomMessage"/>.</summary>
+internal static class RoomMessageReader
+{
+    // Headers the stream adds to republished messages.
+    public const string SequenceHeader = "Nats-Sequence";
+    public const string LastSequenceHeader = "Nats-Last-Sequence";
+    public const string TimeStampHeader = "Nats-Time-Stamp";
+
+    /// <summary>Reads a republished message; null when it lacks the stream sequence (not from the stream).</summary>
+    public static RoomMessage? ReadLive(string room, in NatsMsg<byte[]> msg, TimeProvider time)
+    {
+        var headers = msg.Headers;
+        if (headers is null || !TryGetUInt64(headers, SequenceHeader, out var seq))
+        {
+            return null;
+        }
+
+        TryGetUInt64(headers, LastSequenceHeader, out var previous);
+        var timestamp = headers.TryGetValue(TimeStampHeader, out var ts) &&
+                        DateTimeOffset.TryParse(ts.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+            ? parsed.ToUnixTimeMilliseconds()
+            : time.GetUtcNow().ToUnixTimeMilliseconds();
+        return Create(room, seq, previous, timestamp, headers, msg.Data ?? []);
+    }
+
+    public static RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
+    {
+        string? type = null, from = null, id = null, contentType = null;
+        if (headers is not null)
+        {
+            type = Get(headers, NatsSubjects.TypeHeader);
+            from = Get(headers, NatsSubjects.FromHeader);
+            id = Get(headers, NatsSubjects.IdHeader);
+            contentType = Get(headers, NatsSubjects.ContentTypeHeader);
+        }
+
+        // A backend may write anything; only a well-formed, non-reserved type reaches clients as such.
+        if (!MessageTypes.IsValid(type) || MessageTypes.IsReserved(type!))
+        {
+            type = NatsSubjects.DefaultType;
+        }
+
+        if (!MessageId.IsValid(id))
+        {
+            id = null;
+        }
+
+        return new RoomMessage
+        {
+            Room = room,
+            Seq = seq,
+            PreviousSeq = previous,
+            Timestamp = timestamp,
+            Type = type!,
+            From = from,
+            Id = id,
+            PayloadKind = ClassifyPayload(contentType, body),
+            Payload = body,
+        };
+    }
+
+    /// <summary>
+    /// JSON bodies are embedded as they are in JSON frames, so they are validated once here, per message and
+    /// not per connection. A body that is not valid JSON travels as binary, whatever its header claims.
+    /// </summary>
+    private static PayloadKind ClassifyPayload(string? contentType, byte[] body)
+    {
+        if (body.Length == 0)
+        {
+            return PayloadKind.None;
+        }
+
+        if (string.Equals(contentType, NatsSubjects.BinaryContentType, StringComparison.OrdinalIgnoreCase))
+        {
+            return PayloadKind.Binary;
+        }
+
+        return PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary;
+    }
+
+    private static string? Get(NatsHeaders headers, string key) =>
+        headers.TryGetValue(key, out var values) && values.Count > 0 ? values[0] : null;
+
+    private static bool TryGetUInt64(NatsHeaders headers, string key, out ulong value)
+    {
+        value = 0;
+        return headers.TryGetValue(key, out var values) && values.Count > 0 &&
+               ulong.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out value);
+    }
+}

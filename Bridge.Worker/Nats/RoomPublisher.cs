@@ -1,0 +1,40 @@
+using Bridge.Contracts;
+using Bridge.Worker.Protocol;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Bridge.Worker.Nats;
+
+internal readonly record struct PublishResult(ulong Seq, bool Duplicate);
+
+/// <summary>Stores a message in its room's subject, exactly as a backend would publish it.</summary>
+internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> options)
+{
+    public async ValueTask<PublishResult> PublishAsync(
+        string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
+        CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var headers = new NatsHeaders
+        {
+            [NatsSubjects.TypeHeader] = type,
+            [NatsSubjects.FromHeader] = from,
+            [NatsSubjects.ContentTypeHeader] = kind == PayloadKind.Binary ? NatsSubjects.BinaryContentType : NatsSubjects.JsonContentType,
+        };
+        NatsJSPubOpts? pubOpts = null;
+        if (id is not null)
+        {
+            headers[NatsSubjects.IdHeader] = id;
+            // Ids are scoped by sender, so two users picking the same id never drop each other's messages.
+            pubOpts = new NatsJSPubOpts { MsgId = $"{from}:{id}" };
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(o.PublishTimeout);
+        var ack = await nats.JetStream.PublishAsync(
+            o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: timeout.Token);
+        ack.EnsureSuccess();
+        return new PublishResult(ack.Seq, ack.Duplicate);
+    }
+}

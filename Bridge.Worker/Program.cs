@@ -1,0 +1,3 @@
+using Bridge.Worker.Hosting;
+
+await BridgeApp.Build(args).RunAsync();

@@ -1,0 +1,43 @@
+using Bridge.Contracts;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>
+/// A frame the gateway writes itself. Every frame is an envelope; a control frame's arguments travel in
+/// <c>payload</c>. Payload values are strings, integers, booleans, nulls or nested dictionaries/arrays of them.
+/// </summary>
+internal sealed record ControlFrame(
+    string Type,
+    string? Room = null,
+    string? Id = null,
+    ulong? Seq = null,
+    IReadOnlyDictionary<string, object?>? Payload = null);
+
+/// <summary>The one place where the shape of each control frame is decided.</summary>
+internal static class ControlFrames
+{
+    public static ControlFrame Welcome(string connectionId, string serverId, TimeSpan heartbeat, string user) =>
+        new(MessageTypes.Welcome, Payload: new Dictionary<string, object?>
+        {
+            ["connectionId"] = connectionId,
+            ["serverId"] = serverId,
+            ["heartbeatMs"] = (long)heartbeat.TotalMilliseconds,
+            ["protocol"] = Subprotocols.Version,
+            ["user"] = user,
+        });
+
+    public static ControlFrame Ack(string room, string? id, ulong seq, bool duplicate) =>
+        new(MessageTypes.Ack, room, id, seq, new Dictionary<string, object?> { ["duplicate"] = duplicate });
+
+    public static ControlFrame Error(string code, string message, string? reference) =>
+        new(MessageTypes.Error, Payload: new Dictionary<string, object?>
+        {
+            ["code"] = code,
+            ["message"] = message,
+            ["ref"] = reference,
+        });
+
+    public static ControlFrame RoomJoined(string room) => new(MessageTypes.RoomJoined, room);
+
+    public static ControlFrame RoomLeft(string room) => new(MessageTypes.RoomLeft, room);
+}

@@ -1,0 +1,285 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Bridge.Contracts;
+using Bridge.Worker.Rooms;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary><c>bridge.v1.json</c>: one JSON envelope per text frame; binary payloads as base64 with <c>enc: "base64"</c>.</summary>
+internal sealed class JsonFrameCodec : IFrameCodec
+{
+    public static readonly JsonFrameCodec Instance = new();
+
+    // Envelope keys, pre-encoded once.
+    private static readonly JsonEncodedText TypeKey = JsonEncodedText.Encode("type");
+    private static readonly JsonEncodedText RoomKey = JsonEncodedText.Encode("room");
+    private static readonly JsonEncodedText IdKey = JsonEncodedText.Encode("id");
+    private static readonly JsonEncodedText SeqKey = JsonEncodedText.Encode("seq");
+    private static readonly JsonEncodedText TsKey = JsonEncodedText.Encode("ts");
+    private static readonly JsonEncodedText FromKey = JsonEncodedText.Encode("from");
+    private static readonly JsonEncodedText PayloadKey = JsonEncodedText.Encode("payload");
+    private static readonly JsonEncodedText EncKey = JsonEncodedText.Encode("enc");
+    private static readonly JsonEncodedText Base64 = JsonEncodedText.Encode("base64");
+
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = PayloadTranscoder.MaxDepth };
+
+    // Encoding happens on a room's reader thread or a connection's receive loop; one scratch buffer per thread
+    // means no allocation but the final frame array.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    private JsonFrameCodec()
+    {
+    }
+
+    public WireFormat Format => WireFormat.Json;
+
+    public string Subprotocol => Subprotocols.Json;
+
+    public WebSocketMessageType MessageType => WebSocketMessageType.Text;
+
+    public InboundFrame? Decode(ReadOnlySpan<byte> data, out DecodeError error)
+    {
+        string? type = null, room = null, id = null, enc = null;
+        var payloadStart = -1;
+        var payloadEnd = -1;
+        var payloadIsString = false;
+        try
+        {
+            var reader = new Utf8JsonReader(data, ReaderOptions);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = new DecodeError("frame must be a JSON object", null);
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("payload"u8))
+                {
+                    reader.Read();
+                    payloadStart = (int)reader.TokenStartIndex;
+                    payloadIsString = reader.TokenType == JsonTokenType.String;
+                    reader.Skip();
+                    payloadEnd = (int)reader.BytesConsumed;
+                    continue;
+                }
+
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    type = ReadString(ref reader, "type");
+                }
+                else if (reader.ValueTextEquals("room"u8))
+                {
+                    room = ReadString(ref reader, "room");
+                }
+                else if (reader.ValueTextEquals("id"u8))
+                {
+                    id = ReadString(ref reader, "id");
+                }
+                else if (reader.ValueTextEquals("enc"u8))
+                {
+                    enc = ReadString(ref reader, "enc");
+                }
+                else
+                {
+                    // Unknown keys are skipped so newer clients can talk to older workers.
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.Read())
+            {
+                error = new DecodeError("unexpected data after the JSON object", id);
+                return null;
+            }
+        }
+        catch (JsonException ex)
+        {
+            error = new DecodeError($"malformed JSON: {ex.Message}", id);
+            return null;
+        }
+        catch (FieldKindException ex)
+        {
+            error = new DecodeError(ex.Message, id);
+            return null;
+        }
+
+        var kind = PayloadKind.None;
+        ReadOnlyMemory<byte> payload = default;
+        if (payloadStart >= 0)
+        {
+            var raw = data[payloadStart..payloadEnd];
+            if (enc is null)
+            {
+                kind = PayloadKind.Json;
+                payload = raw.ToArray();
+            }
+            else if (enc == "base64" && payloadIsString)
+            {
+                var reader = new Utf8JsonReader(raw);
+                reader.Read();
+                if (!reader.TryGetBytesFromBase64(out var bytes))
+                {
+                    error = new DecodeError("payload is not valid base64", id);
+                    return null;
+                }
+
+                kind = PayloadKind.Binary;
+                payload = bytes;
+            }
+            else
+            {
+                error = new DecodeError("enc must be \"base64\" with a string payload", id);
+                return null;
+            }
+        }
+
+        error = default;
+        return new InboundFrame { Type = type, Room = room, Id = id, PayloadKind = kind, Payload = payload };
+    }
+
+    private static string? ReadString(ref Utf8JsonReader reader, string field)
+    {
+        reader.Read();
+        return reader.TokenType switch
+        {
+            JsonTokenType.String => reader.GetString(),
+            JsonTokenType.Null => null,
+            _ => throw new FieldKindException($"field '{field}' must be a string"),
+        };
+    }
+
+    public byte[] EncodeMessage(RoomMessage message)
+    {
+        var writer = RentWriter(out var buffer);
+        writer.WriteStartObject();
+        writer.WriteString(TypeKey, message.Type);
+        writer.WriteString(RoomKey, message.Room);
+        if (message.Id is not null)
+        {
+            writer.WriteString(IdKey, message.Id);
+        }
+
+        writer.WriteNumber(SeqKey, message.Seq);
+        writer.WriteNumber(TsKey, message.Timestamp);
+        if (message.From is not null)
+        {
+            writer.WriteString(FromKey, message.From);
+        }
+
+        switch (message.PayloadKind)
+        {
+            case PayloadKind.Json:
+                writer.WritePropertyName(PayloadKey);
+                // Validated when the message was read off the stream.
+                writer.WriteRawValue(message.Payload.Span, skipInputValidation: true);
+                break;
+            case PayloadKind.Binary:
+                writer.WriteString(EncKey, Base64);
+                writer.WriteBase64String(PayloadKey, message.Payload.Span);
+                break;
+        }
+
+        writer.WriteEndObject();
+        return Complete(writer, buffer);
+    }
+
+    public byte[] EncodeControl(ControlFrame frame)
+    {
+        var writer = RentWriter(out var buffer);
+        writer.WriteStartObject();
+        writer.WriteString(TypeKey, frame.Type);
+        if (frame.Room is not null)
+        {
+            writer.WriteString(RoomKey, frame.Room);
+        }
+
+        if (frame.Id is not null)
+        {
+            writer.WriteString(IdKey, frame.Id);
+        }
+
+        if (frame.Seq is { } seq)
+        {
+            writer.WriteNumber(SeqKey, seq);
+        }
+
+        if (frame.Payload is not null)
+        {
+            writer.WritePropertyName(PayloadKey);
+            WriteValue(writer, frame.Payload);
+        }
+
+        writer.WriteEndObject();
+        return Complete(writer, buffer);
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case null:
+                writer.WriteNullValue();
+                break;
+            case string s:
+                writer.WriteStringValue(s);
+                break;
+            case bool b:
+                writer.WriteBooleanValue(b);
+                break;
+            case int i:
+                writer.WriteNumberValue(i);
+                break;
+            case long l:
+                writer.WriteNumberValue(l);
+                break;
+            case ulong ul:
+                writer.WriteNumberValue(ul);
+                break;
+            case IReadOnlyDictionary<string, object?> map:
+                writer.WriteStartObject();
+                foreach (var (key, item) in map)
+                {
+                    writer.WritePropertyName(key);
+                    WriteValue(writer, item);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case System.Collections.IEnumerable list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                {
+                    WriteValue(writer, item);
+                }
+
+                writer.WriteEndArray();
+                break;
+            default:
+                throw new InvalidOperationException($"control payload value of type {value.GetType()} is not supported");
+        }
+    }
+
+    private static Utf8JsonWriter RentWriter(out ArrayBufferWriter<byte> buffer)
+    {
+        buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = false });
+        writer.Reset(buffer);
+        return writer;
+    }
+
+    private static byte[] Complete(Utf8JsonWriter writer, ArrayBufferWriter<byte> buffer)
+    {
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private sealed class FieldKindException(string message) : Exception(message);
+}

@@ -1,0 +1,266 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Bridge.Contracts;
+using Bridge.Worker.Rooms;
+using MessagePack;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>
+/// <c>bridge.v1.msgpack</c>: one MessagePack map per binary frame with the JSON envelope's keys.
+/// A binary payload travels as MessagePack bin; any other payload as the MessagePack form of its JSON value.
+/// </summary>
+internal sealed class MessagePackFrameCodec : IFrameCodec
+{
+    public static readonly MessagePackFrameCodec Instance = new();
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_jsonBuffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_jsonWriter;
+
+    private MessagePackFrameCodec()
+    {
+    }
+
+    public WireFormat Format => WireFormat.MessagePack;
+
+    public string Subprotocol => Subprotocols.MessagePack;
+
+    public WebSocketMessageType MessageType => WebSocketMessageType.Binary;
+
+    public InboundFrame? Decode(ReadOnlySpan<byte> data, out DecodeError error)
+    {
+        // MessagePackReader reads from ReadOnlyMemory/Sequence; frames are small and bounded by the frame limit.
+        var memory = new ReadOnlyMemory<byte>(data.ToArray());
+        string? type = null, room = null, id = null;
+        var kind = PayloadKind.None;
+        ReadOnlyMemory<byte> payload = default;
+        try
+        {
+            var reader = new MessagePackReader(memory);
+            if (reader.NextMessagePackType != MessagePackType.Map)
+            {
+                error = new DecodeError("frame must be a MessagePack map", null);
+                return null;
+            }
+
+            var entries = reader.ReadMapHeader();
+            for (var i = 0; i < entries; i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String)
+                {
+                    error = new DecodeError("envelope keys must be strings", id);
+                    return null;
+                }
+
+                var key = reader.ReadString();
+                switch (key)
+                {
+                    case "type":
+                        type = ReadString(ref reader, key);
+                        break;
+                    case "room":
+                        room = ReadString(ref reader, key);
+                        break;
+                    case "id":
+                        id = ReadString(ref reader, key);
+                        break;
+                    case "payload":
+                        if (reader.NextMessagePackType == MessagePackType.Binary)
+                        {
+                            kind = PayloadKind.Binary;
+                            payload = (reader.ReadBytes() ?? default).ToArray();
+                        }
+                        else
+                        {
+                            kind = PayloadKind.Json;
+                            payload = ToJson(ref reader);
+                        }
+
+                        break;
+                    default:
+                        PayloadTranscoder.Skip(ref reader);
+                        break;
+                }
+            }
+
+            if (!reader.End)
+            {
+                error = new DecodeError("unexpected data after the MessagePack map", id);
+                return null;
+            }
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
+                                       or OverflowException or InvalidOperationException or ArgumentException)
+        {
+            error = new DecodeError($"malformed MessagePack: {ex.Message}", id);
+            return null;
+        }
+
+        error = default;
+        return new InboundFrame { Type = type, Room = room, Id = id, PayloadKind = kind, Payload = payload };
+    }
+
+    private static string? ReadString(ref MessagePackReader reader, string field)
+    {
+        if (reader.TryReadNil())
+        {
+            return null;
+        }
+
+        if (reader.NextMessagePackType != MessagePackType.String)
+        {
+            throw new FormatException($"field '{field}' must be a string");
+        }
+
+        return reader.ReadString();
+    }
+
+    private static byte[] ToJson(ref MessagePackReader reader)
+    {
+        var buffer = t_jsonBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_jsonWriter ??= new Utf8JsonWriter(buffer);
+        writer.Reset(buffer);
+        PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public byte[] EncodeMessage(RoomMessage message)
+    {
+        var buffer = RentBuffer();
+        var writer = new MessagePackWriter(buffer);
+        var count = 5 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) +
+                    (message.PayloadKind == PayloadKind.None ? 0 : 1);
+        writer.WriteMapHeader(count);
+        writer.Write("type");
+        writer.Write(message.Type);
+        writer.Write("room");
+        writer.Write(message.Room);
+        if (message.Id is not null)
+        {
+            writer.Write("id");
+            writer.Write(message.Id);
+        }
+
+        writer.Write("seq");
+        writer.Write(message.Seq);
+        writer.Write("ts");
+        writer.Write(message.Timestamp);
+        if (message.From is not null)
+        {
+            writer.Write("from");
+            writer.Write(message.From);
+        }
+
+        switch (message.PayloadKind)
+        {
+            case PayloadKind.Json:
+                writer.Write("payload");
+                PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer);
+                break;
+            case PayloadKind.Binary:
+                writer.Write("payload");
+                writer.Write(message.Payload.Span);
+                break;
+        }
+
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public byte[] EncodeControl(ControlFrame frame)
+    {
+        var buffer = RentBuffer();
+        var writer = new MessagePackWriter(buffer);
+        var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) + (frame.Seq is null ? 0 : 1) +
+                    (frame.Payload is null ? 0 : 1);
+        writer.WriteMapHeader(count);
+        writer.Write("type");
+        writer.Write(frame.Type);
+        if (frame.Room is not null)
+        {
+            writer.Write("room");
+            writer.Write(frame.Room);
+        }
+
+        if (frame.Id is not null)
+        {
+            writer.Write("id");
+            writer.Write(frame.Id);
+        }
+
+        if (frame.Seq is { } seq)
+        {
+            writer.Write("seq");
+            writer.Write(seq);
+        }
+
+        if (frame.Payload is not null)
+        {
+            writer.Write("payload");
+            WriteValue(ref writer, frame.Payload);
+        }
+
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteValue(ref MessagePackWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case null:
+                writer.WriteNil();
+                break;
+            case string s:
+                writer.Write(s);
+                break;
+            case bool b:
+                writer.Write(b);
+                break;
+            case int i:
+                writer.Write(i);
+                break;
+            case long l:
+                writer.Write(l);
+                break;
+            case ulong ul:
+                writer.Write(ul);
+                break;
+            case IReadOnlyDictionary<string, object?> map:
+                writer.WriteMapHeader(map.Count);
+                foreach (var (key, item) in map)
+                {
+                    writer.Write(key);
+                    WriteValue(ref writer, item);
+                }
+
+                break;
+            case System.Collections.ICollection list:
+                writer.WriteArrayHeader(list.Count);
+                foreach (var item in list)
+                {
+                    WriteValue(ref writer, item);
+                }
+
+                break;
+            default:
+                throw new InvalidOperationException($"control payload value of type {value.GetType()} is not supported");
+        }
+    }
+
+    private static ArrayBufferWriter<byte> RentBuffer()
+    {
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        return buffer;
+    }
+}

@@ -1,0 +1,215 @@
+using System.Text.Json;
+using MessagePack;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>
+/// Converts payloads between JSON (how they are stored) and MessagePack (how msgpack clients see them).
+/// The mapping is documented in docs/protocol.md: maps need string keys, extension types and NaN/Infinity
+/// have no JSON form and are refused, nested bin becomes a base64 string.
+/// </summary>
+internal static class PayloadTranscoder
+{
+    // Deep enough for any sane document, shallow enough that recursion can never exhaust the stack.
+    public const int MaxDepth = 32;
+
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
+
+    /// <summary>True when <paramref name="json"/> is exactly one valid JSON value.</summary>
+    public static bool IsValidJson(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json, ReaderOptions);
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Writes the JSON value <paramref name="json"/> as one MessagePack value.</summary>
+    public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
+    {
+        using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        WriteElement(document.RootElement, ref writer);
+    }
+
+    private static void WriteElement(JsonElement element, ref MessagePackWriter writer)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var count = 0;
+                foreach (var unused in element.EnumerateObject())
+                {
+                    count++;
+                }
+
+                writer.WriteMapHeader(count);
+                foreach (var property in element.EnumerateObject())
+                {
+                    writer.Write(property.Name);
+                    WriteElement(property.Value, ref writer);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                writer.WriteArrayHeader(element.GetArrayLength());
+                foreach (var item in element.EnumerateArray())
+                {
+                    WriteElement(item, ref writer);
+                }
+
+                break;
+            case JsonValueKind.String:
+                writer.Write(element.GetString());
+                break;
+            case JsonValueKind.Number:
+                if (element.TryGetInt64(out var l))
+                {
+                    writer.Write(l);
+                }
+                else if (element.TryGetUInt64(out var ul))
+                {
+                    writer.Write(ul);
+                }
+                else
+                {
+                    writer.Write(element.GetDouble());
+                }
+
+                break;
+            case JsonValueKind.True:
+                writer.Write(true);
+                break;
+            case JsonValueKind.False:
+                writer.Write(false);
+                break;
+            default:
+                writer.WriteNil();
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Reads one MessagePack value and writes it as JSON.
+    /// Throws <see cref="FormatException"/> when the value has no JSON form, and MessagePack's own
+    /// exceptions when it is truncated or malformed.
+    /// </summary>
+    public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new FormatException($"payload nests deeper than {MaxDepth} levels");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Nil:
+                reader.ReadNil();
+                writer.WriteNullValue();
+                break;
+            case MessagePackType.Boolean:
+                writer.WriteBooleanValue(reader.ReadBoolean());
+                break;
+            case MessagePackType.Integer:
+                if (reader.NextCode == MessagePackCode.UInt64)
+                {
+                    writer.WriteNumberValue(reader.ReadUInt64());
+                }
+                else
+                {
+                    writer.WriteNumberValue(reader.ReadInt64());
+                }
+
+                break;
+            case MessagePackType.Float:
+                var d = reader.ReadDouble();
+                if (!double.IsFinite(d))
+                {
+                    throw new FormatException("NaN and Infinity have no JSON form");
+                }
+
+                writer.WriteNumberValue(d);
+                break;
+            case MessagePackType.String:
+                writer.WriteStringValue(reader.ReadString());
+                break;
+            case MessagePackType.Binary:
+                var bytes = reader.ReadBytes() ?? default;
+                writer.WriteBase64StringValue(bytes.IsSingleSegment ? bytes.FirstSpan : System.Buffers.BuffersExtensions.ToArray(bytes));
+                break;
+            case MessagePackType.Array:
+                var length = reader.ReadArrayHeader();
+                writer.WriteStartArray();
+                for (var i = 0; i < length; i++)
+                {
+                    WriteMessagePackAsJson(ref reader, writer, depth + 1);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case MessagePackType.Map:
+                var entries = reader.ReadMapHeader();
+                writer.WriteStartObject();
+                for (var i = 0; i < entries; i++)
+                {
+                    if (reader.NextMessagePackType != MessagePackType.String)
+                    {
+                        throw new FormatException("payload map keys must be strings");
+                    }
+
+                    writer.WritePropertyName(reader.ReadString()!);
+                    WriteMessagePackAsJson(ref reader, writer, depth + 1);
+                }
+
+                writer.WriteEndObject();
+                break;
+            default:
+                throw new FormatException("MessagePack extension types are not supported in payloads");
+        }
+    }
+
+    /// <summary>
+    /// Skips one MessagePack value with the same depth limit as the converters. MessagePackReader.Skip
+    /// recurses without a limit, so a frame of nested one-byte arrays could otherwise exhaust the stack.
+    /// </summary>
+    public static void Skip(ref MessagePackReader reader, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new FormatException($"frame nests deeper than {MaxDepth} levels");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Array:
+                var length = reader.ReadArrayHeader();
+                for (var i = 0; i < length; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            case MessagePackType.Map:
+                var entries = reader.ReadMapHeader();
+                for (var i = 0; i < entries * 2; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            default:
+                reader.Skip();
+                break;
+        }
+    }
+}

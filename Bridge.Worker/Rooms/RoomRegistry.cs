@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+
+namespace Bridge.Worker.Rooms;
+
+/// <summary>
+/// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
+/// opens on the first join and closes on the last leave.
+/// </summary>
+internal sealed class RoomRegistry(IRoomFeedFactory feeds) : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+
+    public int ActiveRooms => _rooms.Count;
+
+    public bool TryGet(string name, out Room room) => _rooms.TryGetValue(name, out room!);
+
+    /// <summary>Adds <paramref name="member"/> to the room, returning once the room's live feed is open.</summary>
+    public async ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var room = _rooms.GetOrAdd(name, static n => new Room(n));
+            if (!room.TryAdd(member))
+            {
+                // Its last member left a moment ago; drop the closed instance and take a fresh one.
+                _rooms.TryRemove(new KeyValuePair<string, Room>(name, room));
+                continue;
+            }
+
+            try
+            {
+                await room.EnsureFeedAsync(feeds, cancellationToken);
+                return room;
+            }
+            catch
+            {
+                await LeaveAsync(room, member);
+                throw;
+            }
+        }
+    }
+
+    public async ValueTask LeaveAsync(Room room, IRoomMember member)
+    {
+        if (room.Remove(member))
+        {
+            _rooms.TryRemove(new KeyValuePair<string, Room>(room.Name, room));
+            await room.CloseFeedAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var room in _rooms.Values)
+        {
+            await room.CloseFeedAsync();
+        }
+
+        _rooms.Clear();
+    }
+}

@@ -1,0 +1,190 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+
+namespace Bridge.Worker.Transports.WebSockets;
+
+/// <summary>
+/// Pumps one WebSocket: a receive loop that decodes and dispatches frames, and a send loop that drains the
+/// session's bounded queue. Whatever ends first asks the session to close; the close frame is then written
+/// with a timeout, after which the socket is aborted.
+/// </summary>
+internal sealed partial class WebSocketConnection(
+    WebSocket socket,
+    ClientSession session,
+    FrameDispatcher dispatcher,
+    ConnectionOptions options,
+    TimeProvider time,
+    ILogger<WebSocketConnection> logger)
+{
+    // Small first buffer: most frames are small; it grows (up to the frame limit) only for larger ones.
+    private const int InitialReceiveBuffer = 4096;
+
+    public async Task RunAsync(CancellationToken aborted)
+    {
+        LogOpened(session.ConnectionId, session.Codec.Subprotocol);
+        // Once a close is requested, an unresponsive peer gets CloseTimeout to finish the handshake.
+        using var armAbort = session.Closing.Register(static state => ((WebSocketConnection)state!).ArmAbortTimer(), this);
+        var sending = SendLoopAsync(aborted);
+        try
+        {
+            await ReceiveLoopAsync(aborted);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        {
+            // The peer vanished without a close handshake: a normal way for a connection to end.
+        }
+        catch (Exception ex)
+        {
+            LogReceiveFailed(ex, session.ConnectionId);
+            session.RequestClose(CloseCodes.InternalError, "internal error");
+        }
+        finally
+        {
+            session.RequestClose(CloseCodes.Normal, "closed");
+            await sending;
+            var close = session.CloseRequested!;
+            LogClosed(session.ConnectionId, close.Code, close.Reason);
+            Volatile.Read(ref _abortTimer)?.Dispose();
+        }
+    }
+
+    private ITimer? _abortTimer;
+
+    private void ArmAbortTimer() =>
+        Volatile.Write(ref _abortTimer, time.CreateTimer(static s => ((WebSocket)s!).Abort(), socket, options.CloseTimeout, Timeout.InfiniteTimeSpan));
+
+    private async Task ReceiveLoopAsync(CancellationToken aborted)
+    {
+        var max = options.MaxFrameBytes;
+        while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+        {
+            // Zero-byte read: an idle socket holds no receive buffer.
+            var peek = await socket.ReceiveAsync(Memory<byte>.Empty, aborted);
+            if (peek.MessageType == WebSocketMessageType.Close)
+            {
+                return;
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+            try
+            {
+                var count = 0;
+                while (true)
+                {
+                    if (count == buffer.Length)
+                    {
+                        var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, max + 1));
+                        buffer.AsSpan(0, count).CopyTo(larger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+
+                    var result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, max + 1) - count), aborted);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        return;
+                    }
+
+                    count += result.Count;
+                    if (count > max)
+                    {
+                        LogFrameTooBig(session.ConnectionId, max);
+                        session.RequestClose(CloseCodes.MessageTooBig, $"frame larger than {max} bytes");
+                        await DrainUntilClosedAsync(buffer, aborted);
+                        return;
+                    }
+
+                    if (result.EndOfMessage)
+                    {
+                        break;
+                    }
+                }
+
+                if (session.CloseRequested is not null)
+                {
+                    // Closing: frames that arrive now are not acted on.
+                    continue;
+                }
+
+                await dispatcher.DispatchAsync(session, buffer.AsSpan(0, count), aborted);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>After refusing a frame, reads and discards until the peer answers the close (or is aborted).</summary>
+    private async Task DrainUntilClosedAsync(byte[] scratch, CancellationToken aborted)
+    {
+        while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+        {
+            var result = await socket.ReceiveAsync(scratch.AsMemory(), aborted);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task SendLoopAsync(CancellationToken aborted)
+    {
+        var reader = session.Queue.Reader;
+        var type = session.Codec.MessageType;
+        try
+        {
+            while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
+            {
+                while (session.CloseRequested is null && reader.TryRead(out var frame))
+                {
+                    await socket.SendAsync(frame, type, endOfMessage: true, aborted);
+                    session.Queue.OnSent(frame);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (session.Closing.IsCancellationRequested || aborted.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException)
+        {
+            session.RequestClose(CloseCodes.Normal, "connection lost");
+            return;
+        }
+
+        await CloseAsync(aborted);
+    }
+
+    private async Task CloseAsync(CancellationToken aborted)
+    {
+        var request = session.CloseRequested ?? new CloseRequest(CloseCodes.Normal, "closed");
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            return;
+        }
+
+        try
+        {
+            // Bounded by the abort timer armed when the close was requested.
+            await socket.CloseOutputAsync((WebSocketCloseStatus)request.Code, request.Reason, aborted);
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "WebSocket {ConnectionId} opened ({Subprotocol})")]
+    private partial void LogOpened(string connectionId, string subprotocol);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "WebSocket {ConnectionId} closed with {CloseCode}: {Reason}")]
+    private partial void LogClosed(string connectionId, int closeCode, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "WebSocket {ConnectionId} sent a frame over {MaxFrameBytes} bytes; closing with 1009")]
+    private partial void LogFrameTooBig(string connectionId, int maxFrameBytes);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "WebSocket {ConnectionId} receive loop failed")]
+    private partial void LogReceiveFailed(Exception exception, string connectionId);
+}

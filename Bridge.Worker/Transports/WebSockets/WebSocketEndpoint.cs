@@ -1,0 +1,99 @@
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+using Bridge.Worker.Hosting;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Transports.WebSockets;
+
+/// <summary><c>GET /ws</c>: negotiates the subprotocol, accepts the socket and runs the connection until it ends.</summary>
+internal sealed partial class WebSocketEndpoint(
+    FrameDispatcher dispatcher,
+    RoomRegistry rooms,
+    ConnectionTracker tracker,
+    IOptions<ConnectionOptions> options,
+    IOptions<WorkerOptions> worker,
+    TimeProvider time,
+    ILogger<WebSocketConnection> logger)
+{
+    public const string Path = "/ws";
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync("WebSocket upgrade expected on /ws", context.RequestAborted);
+            return;
+        }
+
+        var codec = SelectCodec(context.WebSockets.WebSocketRequestedProtocols, out var subprotocol);
+        if (codec is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync(
+                $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}", context.RequestAborted);
+            return;
+        }
+
+        var o = options.Value;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            SubProtocol = subprotocol,
+            KeepAliveInterval = o.HeartbeatInterval,
+            KeepAliveTimeout = o.HeartbeatTimeout,
+        });
+
+        var session = new ClientSession(
+            ConnectionTracker.NewConnectionId(),
+            user: "anonymous",
+            codec,
+            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes));
+        tracker.Add(session);
+        try
+        {
+            session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.HeartbeatInterval, session.User));
+            var connection = new WebSocketConnection(socket, session, dispatcher, o, time, logger);
+            await connection.RunAsync(context.RequestAborted);
+        }
+        finally
+        {
+            foreach (var room in session.Rooms.Values)
+            {
+                await rooms.LeaveAsync(room, session);
+            }
+
+            session.Rooms.Clear();
+            tracker.Remove(session);
+        }
+    }
+
+    /// <summary>The first subprotocol the client offers that the gateway speaks; no offer means JSON; offers of neither are refused.</summary>
+    private static IFrameCodec? SelectCodec(IList<string> requested, out string? subprotocol)
+    {
+        subprotocol = null;
+        if (requested.Count == 0)
+        {
+            return JsonFrameCodec.Instance;
+        }
+
+        foreach (var candidate in requested)
+        {
+            IFrameCodec? codec = candidate switch
+            {
+                Subprotocols.Json => JsonFrameCodec.Instance,
+                Subprotocols.MessagePack => MessagePackFrameCodec.Instance,
+                _ => null,
+            };
+            if (codec is not null)
+            {
+                subprotocol = candidate;
+                return codec;
+            }
+        }
+
+        return null;
+    }
+}
