@@ -34,7 +34,12 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
         timeout.CancelAfter(o.PublishTimeout);
         var ack = await nats.JetStream.PublishAsync(
             o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: timeout.Token);
-        ack.EnsureSuccess();
+        // Not EnsureSuccess(): it throws on duplicates, which are a success here (the retry is answered with the original seq).
+        if (ack.Error is { } error)
+        {
+            throw new NatsJSApiException(error);
+        }
+
         return new PublishResult(ack.Seq, ack.Duplicate);
     }
 }

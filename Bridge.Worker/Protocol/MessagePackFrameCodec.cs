@@ -137,7 +137,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
     {
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
-        var count = 5 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) +
+        var count = 4 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) +
                     (message.PayloadKind == PayloadKind.None ? 0 : 1);
         writer.WriteMapHeader(count);
         writer.Write("type");

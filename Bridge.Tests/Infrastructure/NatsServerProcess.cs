@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Bridge.Tests.Infrastructure;
+
+/// <summary>
+/// A real nats-server with JetStream on random loopback ports and its own temp storage; killed and cleaned up
+/// on dispose. It can be killed and restarted on the same ports and storage.
+/// </summary>
+public sealed class NatsServerProcess : IAsyncDisposable
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private readonly string _dir;
+    private Process? _process;
+
+    private NatsServerProcess(string dir) => _dir = dir;
+
+    public string Url { get; private set; } = "";
+
+    public int Port { get; private set; }
+
+    public Uri MonitorUrl { get; private set; } = null!;
+
+    public static async Task<NatsServerProcess> StartAsync()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "bridge-tests", "nats-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(dir);
+        var server = new NatsServerProcess(dir);
+        await server.LaunchAsync(port: -1, monitorPort: -1);
+        return server;
+    }
+
+    private async Task LaunchAsync(int port, int monitorPort)
+    {
+        foreach (var old in Directory.GetFiles(_dir, "*.ports"))
+        {
+            File.Delete(old);
+        }
+
+        var psi = new ProcessStartInfo(RepoPaths.NatsServer())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[]
+                 {
+                     "-a", "127.0.0.1", "-p", port.ToString(), "-m", monitorPort.ToString(), "-js",
+                     "-sd", Path.Combine(_dir, "js"), "--ports_file_dir", _dir,
+                 })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("nats-server did not start");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        string? portsFile = null;
+        while (DateTime.UtcNow < deadline && (portsFile = Directory.GetFiles(_dir, "*.ports").FirstOrDefault()) is null)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"nats-server exited with {_process.ExitCode}");
+            }
+
+            await Task.Delay(20);
+        }
+
+        if (portsFile is null)
+        {
+            throw new TimeoutException("nats-server wrote no ports file");
+        }
+
+        JsonNode ports = null!;
+        for (var i = 0; i < 50; i++)
+        {
+            try
+            {
+                ports = JsonNode.Parse(await File.ReadAllTextAsync(portsFile))!;
+                break;
+            }
+            catch (JsonException)
+            {
+                await Task.Delay(20); // written but not yet complete
+            }
+        }
+
+        Url = ports["nats"]![0]!.GetValue<string>();
+        Port = new Uri(Url).Port;
+        MonitorUrl = new Uri(ports["monitoring"]![0]!.GetValue<string>());
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var health = await Http.GetAsync(new Uri(MonitorUrl, "/healthz?js-enabled-only=true"));
+                if (health.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException("nats-server did not become healthy");
+    }
+
+    /// <summary>Kills the server (SIGKILL) and starts it again on the same ports and storage.</summary>
+    public async Task RestartAsync(TimeSpan downtime)
+    {
+        var port = Port;
+        var monitor = MonitorUrl.Port;
+        Kill();
+        await Task.Delay(downtime);
+        await LaunchAsync(port, monitor);
+    }
+
+    public void Kill()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+
+        _process?.Dispose();
+        _process = null;
+    }
+
+    public async Task<JsonNode> MonitorAsync(string pathAndQuery) =>
+        (await Http.GetFromJsonAsync<JsonNode>(new Uri(MonitorUrl, pathAndQuery)))!;
+
+    /// <summary>Subjects the named client connection (e.g. a worker) is subscribed to, from /connz.</summary>
+    public async Task<IReadOnlyList<string>> SubscriptionsOfAsync(string connectionNameContains)
+    {
+        var connz = await MonitorAsync("/connz?subs=1&limit=1000");
+        var conn = connz["connections"]!.AsArray()
+            .FirstOrDefault(c => (c!["name"]?.GetValue<string>() ?? "").Contains(connectionNameContains, StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"no connection named like '{connectionNameContains}'");
+        return conn["subscriptions_list"]?.AsArray().Select(s => s!.GetValue<string>()).ToList() ?? [];
+    }
+
+    /// <summary>Messages the server has sent to the named client connection, from /connz.</summary>
+    public async Task<long> OutMsgsOfAsync(string connectionNameContains)
+    {
+        var connz = await MonitorAsync("/connz?limit=1000");
+        var conn = connz["connections"]!.AsArray()
+            .First(c => (c!["name"]?.GetValue<string>() ?? "").Contains(connectionNameContains, StringComparison.Ordinal));
+        return conn!["out_msgs"]!.GetValue<long>();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Kill();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>One nats-server per test class (classes run in parallel); each test uses its own rooms.</summary>
+public sealed class NatsServerFixture : IAsyncLifetime
+{
+    public NatsServerProcess Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await NatsServerProcess.StartAsync();
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}

@@ -1,0 +1,70 @@
+using Bridge.Worker.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Tests.Infrastructure;
+
+/// <summary>The real worker on real Kestrel at 127.0.0.1:0, in this process.</summary>
+public sealed class WorkerHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private WorkerHost(WebApplication app, string id)
+    {
+        _app = app;
+        Id = id;
+    }
+
+    public string Id { get; }
+
+    public Uri HttpUrl { get; private set; } = null!;
+
+    public Uri WebSocketUrl => new($"ws://{HttpUrl.Authority}/ws");
+
+    public IServiceProvider Services => _app.Services;
+
+    public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
+
+    public static async Task<WorkerHost> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings)
+    {
+        var id = "w-" + Guid.NewGuid().ToString("N")[..8];
+        var args = new List<string>
+        {
+            "--urls=http://127.0.0.1:0",
+            $"--Bridge:Nats:Url={nats.Url}",
+            $"--Bridge:Worker:Id={id}",
+        };
+        args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
+        var app = BridgeApp.Build([.. args], builder =>
+        {
+            builder.Logging.ClearProviders();
+            // BRIDGE_TEST_LOGS=1 shows the worker's logs on the test console.
+            if (Environment.GetEnvironmentVariable("BRIDGE_TEST_LOGS") == "1")
+            {
+                builder.Logging.AddSimpleConsole();
+                builder.Logging.SetMinimumLevel(LogLevel.Debug);
+            }
+        });
+        var host = new WorkerHost(app, id);
+        await app.StartAsync();
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        host.HttpUrl = new Uri(addresses.First());
+        return host;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await _app.StopAsync(cts.Token);
+        }
+        finally
+        {
+            await _app.DisposeAsync();
+        }
+    }
+}
