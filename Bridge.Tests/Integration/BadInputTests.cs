@@ -1,0 +1,189 @@
+using System.Net.WebSockets;
+using System.Text;
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using MessagePack;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>Bad input gets its documented answer, the connection stays usable, and nothing reaches any subject.</summary>
+public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IAsyncLifetime
+{
+    private WorkerHost _worker = null!;
+    private NatsConnection _observer = null!;
+    private INatsSub<byte[]> _everything = null!;
+
+    public async Task InitializeAsync()
+    {
+        _worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxFrameBytes", "4096"));
+        _observer = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
+        // Sees every message on every subject of the server (bar its own inbox traffic).
+        _everything = await _observer.SubscribeCoreAsync<byte[]>(">");
+        await _observer.PingAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _everything.DisposeAsync();
+        await _observer.DisposeAsync();
+        await _worker.DisposeAsync();
+    }
+
+    public static TheoryData<string> BadRoomNames() =>
+    [
+        "a.>", "a.*", "*", ">", "a..b", ".a", "a.", "a b", " a", "a\tb", "a\nb", "a\u0000b", "a\u007fb",
+        "caf\u00e9", "\uff41", "a\u200bb", "\u0430", new string('a', RoomName.MaxLength + 1),
+        string.Join('.', Enumerable.Repeat("a", RoomName.MaxTokens + 1)), "",
+    ];
+
+    [Theory]
+    [MemberData(nameof(BadRoomNames))]
+    public async Task Invalid_room_names_are_refused_for_join_and_publish_in_both_formats(string room)
+    {
+        foreach (var protocol in new[] { Subprotocols.Json, Subprotocols.MessagePack })
+        {
+            await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, protocol);
+            await client.SendAsync(new() { ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["id"] = "j1" });
+            var joinError = await client.WaitForAsync(f => f.Type == MessageTypes.Error);
+            Assert.Equal(ErrorCodes.InvalidRoom, joinError.ErrorCode);
+            Assert.Equal("j1", joinError.Payload!["ref"]!.GetValue<string>());
+
+            await client.PublishAsync(room, "x", id: "p1");
+            var publishError = await client.WaitForAsync(f => f.Type == MessageTypes.Error);
+            Assert.Equal(ErrorCodes.InvalidRoom, publishError.ErrorCode);
+            await AssertStillServesAsync(client);
+        }
+
+        await AssertNothingPublishedAsync();
+    }
+
+    public static TheoryData<string, string> BadJsonFrames() => new()
+    {
+        { "not json at all", ErrorCodes.BadFrame },
+        { "[1,2,3]", ErrorCodes.BadFrame },
+        { "\"just a string\"", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\"} trailing", ErrorCodes.BadFrame },
+        { "{\"type\":5,\"room\":\"ok\"}", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",\"room\":[\"ok\"]}", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\",\"enc\":\"base64\",\"payload\":\"@@not base64@@\"}", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\",\"enc\":\"rot13\",\"payload\":\"x\"}", ErrorCodes.BadFrame },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\",\"payload\":" + new string('[', 100) + new string(']', 100) + "}", ErrorCodes.BadFrame },
+        { "{\"room\":\"ok\",\"payload\":1}", ErrorCodes.MissingField },
+        { "{\"type\":\"chat.message\",\"payload\":1}", ErrorCodes.MissingField },
+        { "{\"type\":\"room.join\"}", ErrorCodes.MissingField },
+        { "{\"type\":\"room.bogus\",\"room\":\"ok\"}", ErrorCodes.UnknownType },
+        { "{\"type\":\"welcome\",\"room\":\"ok\"}", ErrorCodes.UnknownType },
+        { "{\"type\":\"ack\",\"room\":\"ok\"}", ErrorCodes.UnknownType },
+        { "{\"type\":\"server.shutdown\",\"room\":\"ok\"}", ErrorCodes.UnknownType },
+        { "{\"type\":\"bad type!\",\"room\":\"ok\"}", ErrorCodes.InvalidType },
+        { "{\"type\":\"a..b\",\"room\":\"ok\"}", ErrorCodes.InvalidType },
+        { "{\"type\":\"\",\"room\":\"ok\"}", ErrorCodes.InvalidType },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\",\"id\":\"has space\"}", ErrorCodes.InvalidId },
+        { "{\"type\":\"chat.message\",\"room\":\"ok\",\"id\":\"" + new string('i', 65) + "\"}", ErrorCodes.InvalidId },
+        { "{\"type\":\"room.leave\",\"room\":\"never.joined\"}", ErrorCodes.NotJoined },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadJsonFrames))]
+    public async Task Bad_json_frames_get_their_error_code_and_the_connection_stays(string frame, string code)
+    {
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, Subprotocols.Json);
+        await client.SendRawAsync(Encoding.UTF8.GetBytes(frame));
+        var error = await client.WaitForAsync(f => f.Type == MessageTypes.Error);
+        Assert.Equal(code, error.ErrorCode);
+        Assert.False(string.IsNullOrEmpty(error.Payload!["message"]!.GetValue<string>()));
+        await AssertStillServesAsync(client);
+        await AssertNothingPublishedAsync();
+    }
+
+    public static TheoryData<string, string> BadMsgPackFrames() => new()
+    {
+        { "c1", ErrorCodes.BadFrame },                          // "never used" byte
+        { "93010203", ErrorCodes.BadFrame },                    // array, not map
+        { "a474657374", ErrorCodes.BadFrame },                  // a string
+        { "82a474797065", ErrorCodes.BadFrame },                // truncated map
+        { "810102", ErrorCodes.BadFrame },                      // integer key
+        { "81a47479706505", ErrorCodes.BadFrame },              // type is an int
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164d40102", ErrorCodes.BadFrame }, // ext payload
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f616481010a", ErrorCodes.BadFrame }, // int map key in payload
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164cb7ff8000000000000", ErrorCodes.BadFrame }, // NaN
+        { "82a474797065ac636861742e6d657373616765a4726f6f6da26f6b00", ErrorCodes.BadFrame }, // trailing byte
+        { "81a4726f6f6da26f6b", ErrorCodes.MissingField },      // {room: ok}
+        { "82a474797065aa726f6f6d2e626f677573a4726f6f6da26f6b", ErrorCodes.UnknownType }, // room.bogus
+    };
+
+    [Theory]
+    [MemberData(nameof(BadMsgPackFrames))]
+    public async Task Bad_msgpack_frames_get_their_error_code_and_the_connection_stays(string hex, string code)
+    {
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, Subprotocols.MessagePack);
+        await client.SendRawAsync(Convert.FromHexString(hex));
+        var error = await client.WaitForAsync(f => f.Type == MessageTypes.Error);
+        Assert.Equal(code, error.ErrorCode);
+        await AssertStillServesAsync(client);
+        await AssertNothingPublishedAsync();
+    }
+
+    [Fact]
+    public async Task Deeply_nested_msgpack_is_refused_without_exhausting_the_stack()
+    {
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, Subprotocols.MessagePack);
+        // An unknown key whose value is 3,000 nested one-element arrays, and the same as a payload.
+        var nested = Enumerable.Repeat((byte)0x91, 3000).Append((byte)0x01).ToArray();
+        await client.SendRawAsync([0x81, 0xa1, (byte)'x', .. nested]);
+        Assert.Equal(ErrorCodes.BadFrame, (await client.WaitForAsync(f => f.Type == MessageTypes.Error)).ErrorCode);
+        var header = Convert.FromHexString("83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164");
+        await client.SendRawAsync([.. header, .. nested]);
+        Assert.Equal(ErrorCodes.BadFrame, (await client.WaitForAsync(f => f.Type == MessageTypes.Error)).ErrorCode);
+        await AssertStillServesAsync(client);
+    }
+
+    [Theory]
+    [InlineData(Subprotocols.Json)]
+    [InlineData(Subprotocols.MessagePack)]
+    public async Task A_frame_over_the_size_limit_closes_the_connection_with_1009_and_others_are_unaffected(string protocol)
+    {
+        await using var bystander = await TestClient.ConnectAsync(_worker.WebSocketUrl);
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, protocol);
+        var big = new string('x', 5000);
+        await client.PublishAsync("ok.room", big);
+        Assert.Equal(WebSocketCloseStatus.MessageTooBig, await client.Closed.WaitAsync(TimeSpan.FromSeconds(10)));
+        await AssertStillServesAsync(bystander);
+        await AssertNothingPublishedAsync();
+    }
+
+    [Fact]
+    public async Task An_unsupported_subprotocol_is_refused_before_the_upgrade()
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol("mqtt");
+        var ex = await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(_worker.WebSocketUrl, CancellationToken.None));
+        Assert.Contains("400", ex.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task AssertStillServesAsync(TestClient client)
+    {
+        var room = Names.Room("alive");
+        await client.JoinAndWaitAsync(room);
+        await client.PublishAsync(room, "still here");
+        var echo = await client.WaitForAsync(f => f.Type == "chat.message" && f.Room == room);
+        Assert.Equal("still here", echo.Payload!.GetValue<string>());
+    }
+
+    /// <summary>Only the liveness probes' rooms ever see traffic.</summary>
+    private async Task AssertNothingPublishedAsync()
+    {
+        await _observer.PingAsync();
+        while (_everything.Msgs.TryRead(out var msg))
+        {
+            var allowed = msg.Subject.StartsWith("rooms.alive.", StringComparison.Ordinal) ||
+                          msg.Subject.StartsWith("live.rooms.alive.", StringComparison.Ordinal) ||
+                          msg.Subject.StartsWith("$JS.", StringComparison.Ordinal) ||
+                          msg.Subject.StartsWith("_INBOX.", StringComparison.Ordinal);
+            Assert.True(allowed, $"unexpected message on {msg.Subject}");
+        }
+    }
+}
