@@ -1,4 +1,4 @@
-# Bridge: realtime gateway (WebSocket/SSE) over NATS JetStream.
+# Bridge: realtime gateway (WebSocket) over NATS JetStream.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
@@ -24,8 +24,10 @@ test: nats-server build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 
-bench-rooms: nats-server
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) -- rooms
+bench-rooms: nats-server build
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms-compare
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout
 
 format:
 	dotnet format Bridge.sln

@@ -9,7 +9,7 @@ public static class ErrorCodes
     /// <summary>A required field (<c>type</c>, <c>room</c>) is missing.</summary>
     public const string MissingField = "missing_field";
 
-    /// <summary>The type is malformed or reserved for the gateway.</summary>
+    /// <summary>The type is malformed (see <see cref="MessageTypes.IsValid"/>).</summary>
     public const string InvalidType = "invalid_type";
 
     /// <summary>The type is reserved for the gateway but not one it accepts from clients.</summary>

@@ -1,3 +1,4 @@
+using Bridge.Testing;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+using Bridge.Testing;
 using Bridge.Worker.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;

@@ -1,3 +1,4 @@
+using Bridge.Testing;
 using System.Net.WebSockets;
 using System.Text;
 using Bridge.Contracts;

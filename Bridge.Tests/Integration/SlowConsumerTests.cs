@@ -1,3 +1,4 @@
+using Bridge.Testing;
 using System.Net.WebSockets;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;

@@ -1,3 +1,4 @@
+using Bridge.Testing;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
@@ -227,5 +228,35 @@ public sealed class WebSocketBridgeTests(NatsServerFixture nats) : IClassFixture
         var messages = frames.Where(f => f.Type == "chat.message").ToList();
         Assert.Equal(["dup-1", "dup-2"], messages.Select(m => m.Id));
         Assert.True(await client.NothingArrivesAsync(f => f.Type == "chat.message", TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
+    public async Task Room_joined_always_precedes_the_rooms_messages_even_while_it_is_busy()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var publisher = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        var room = Names.Room();
+        await publisher.JoinAndWaitAsync(room);
+        using var stop = new CancellationTokenSource();
+        var flood = Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested && i < 5000; i++)
+            {
+                await publisher.PublishAsync(room, i);
+            }
+        });
+
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            await using var joiner = await TestClient.ConnectAsync(worker.WebSocketUrl, attempt % 2 == 0 ? Subprotocols.Json : Subprotocols.MessagePack);
+            await joiner.JoinAsync(room);
+            var first = await joiner.WaitForAsync(f => f.Room == room);
+            Assert.Equal(MessageTypes.RoomJoined, first.Type);
+            var next = await joiner.WaitForAsync(f => f.Room == room);
+            Assert.Equal("chat.message", next.Type);
+        }
+
+        stop.Cancel();
+        await flood;
     }
 }

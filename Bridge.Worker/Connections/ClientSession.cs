@@ -10,10 +10,10 @@ internal sealed record CloseRequest(int Code, string Reason);
 /// One client connection, whatever its transport: who it is, which rooms it is in, and its bounded send queue.
 /// The transport pumps the queue to the wire and watches <see cref="Closing"/>.
 /// </summary>
-internal sealed class ClientSession : IRoomMember
+internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
-    private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RoomMembership> _rooms = new(StringComparer.Ordinal);
     private CloseRequest? _closeRequest;
     private int _closeRequested;
 
@@ -38,7 +38,7 @@ internal sealed class ClientSession : IRoomMember
     public OutboundQueue Queue { get; }
 
     /// <summary>Rooms this connection is in. Touched only by the connection's receive loop and its final clean-up.</summary>
-    public IDictionary<string, Room> Rooms => _rooms;
+    public IDictionary<string, RoomMembership> Rooms => _rooms;
 
     /// <summary>Cancelled once the connection must close; <see cref="CloseRequested"/> says why.</summary>
     public CancellationToken Closing => _closing.Token;

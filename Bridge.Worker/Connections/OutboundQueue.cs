@@ -23,7 +23,10 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
 
     public bool TryEnqueue(byte[] frame)
     {
-        if (Interlocked.Add(ref _bytes, frame.Length) > maxBytes)
+        // The byte limit bounds the backlog: one frame larger than the limit (a big backend message) is still
+        // accepted into an otherwise empty queue, so a fast reader is never closed for a single large message.
+        var total = Interlocked.Add(ref _bytes, frame.Length);
+        if (total > maxBytes && total != frame.Length)
         {
             Interlocked.Add(ref _bytes, -frame.Length);
             return false;

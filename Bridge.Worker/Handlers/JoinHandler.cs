@@ -19,29 +19,33 @@ internal sealed partial class JoinHandler(RoomRegistry rooms, IOptions<Connectio
             return;
         }
 
-        if (!session.Rooms.TryGetValue(name, out var room))
+        if (session.Rooms.ContainsKey(name))
         {
-            if (session.Rooms.Count >= options.Value.MaxRoomsPerConnection)
-            {
-                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {options.Value.MaxRoomsPerConnection} rooms", frame.Id);
-                return;
-            }
-
-            try
-            {
-                room = await rooms.JoinAsync(name, session, cancellationToken);
-            }
-            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                LogJoinFailed(ex, session.ConnectionId, name);
-                session.SendError(ErrorCodes.Unavailable, "the room could not be joined now; retry", frame.Id);
-                return;
-            }
-
-            session.Rooms[name] = room;
+            // Already in: joining again is harmless and answered the same way.
+            session.Send(ControlFrames.RoomJoined(name));
+            return;
         }
 
-        session.Send(ControlFrames.RoomJoined(name));
+        if (session.Rooms.Count >= options.Value.MaxRoomsPerConnection)
+        {
+            session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {options.Value.MaxRoomsPerConnection} rooms", frame.Id);
+            return;
+        }
+
+        var membership = new RoomMembership(session, name, options.Value.SendQueueCapacity);
+        try
+        {
+            membership.Room = await rooms.JoinAsync(name, membership, cancellationToken);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogJoinFailed(ex, session.ConnectionId, name);
+            session.SendError(ErrorCodes.Unavailable, "the room could not be joined now; retry", frame.Id);
+            return;
+        }
+
+        session.Rooms[name] = membership;
+        membership.Activate(ControlFrames.RoomJoined(name), afterSeq: 0);
     }
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Connection {ConnectionId} could not join {Room}")]

@@ -17,13 +17,14 @@ internal sealed class LeaveHandler(RoomRegistry rooms) : IFrameHandler
             return;
         }
 
-        if (!session.Rooms.Remove(name, out var room))
+        if (!session.Rooms.Remove(name, out var membership))
         {
             session.SendError(ErrorCodes.NotJoined, $"not in room '{name}'", frame.Id);
             return;
         }
 
-        await rooms.LeaveAsync(room, session);
+        membership.Close();
+        await rooms.LeaveAsync(membership.Room!, membership);
         session.Send(ControlFrames.RoomLeft(name));
     }
 }

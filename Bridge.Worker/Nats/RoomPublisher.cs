@@ -26,8 +26,9 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
         if (id is not null)
         {
             headers[NatsSubjects.IdHeader] = id;
-            // Ids are scoped by sender, so two users picking the same id never drop each other's messages.
-            pubOpts = new NatsJSPubOpts { MsgId = $"{from}:{id}" };
+            // JetStream de-duplicates across the whole stream; scoping the id by room and sender means only a
+            // retry of the same sender to the same room can collide with an earlier publish.
+            pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

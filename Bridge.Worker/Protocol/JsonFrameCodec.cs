@@ -22,7 +22,8 @@ internal sealed class JsonFrameCodec : IFrameCodec
     private static readonly JsonEncodedText EncKey = JsonEncodedText.Encode("enc");
     private static readonly JsonEncodedText Base64 = JsonEncodedText.Encode("base64");
 
-    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = PayloadTranscoder.MaxDepth };
+    // The envelope object is one level; its payload may nest PayloadTranscoder.MaxDepth more.
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = PayloadTranscoder.MaxDepth + 1 };
 
     // Encoding happens on a room's reader thread or a connection's receive loop; one scratch buffer per thread
     // means no allocation but the final frame array.

@@ -100,13 +100,14 @@ internal static class PayloadTranscoder
     }
 
     /// <summary>
-    /// Reads one MessagePack value and writes it as JSON.
+    /// Reads one MessagePack value and writes it as JSON. Containers may nest <see cref="MaxDepth"/> levels,
+    /// the same limit a JSON payload has.
     /// Throws <see cref="FormatException"/> when the value has no JSON form, and MessagePack's own
     /// exceptions when it is truncated or malformed.
     /// </summary>
     public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int depth = 0)
     {
-        if (depth > MaxDepth)
+        if (depth >= MaxDepth && reader.NextMessagePackType is MessagePackType.Array or MessagePackType.Map)
         {
             throw new FormatException($"payload nests deeper than {MaxDepth} levels");
         }
@@ -184,7 +185,7 @@ internal static class PayloadTranscoder
     /// </summary>
     public static void Skip(ref MessagePackReader reader, int depth = 0)
     {
-        if (depth > MaxDepth)
+        if (depth >= MaxDepth && reader.NextMessagePackType is MessagePackType.Array or MessagePackType.Map)
         {
             throw new FormatException($"frame nests deeper than {MaxDepth} levels");
         }

@@ -60,9 +60,10 @@ internal sealed partial class WebSocketEndpoint(
         }
         finally
         {
-            foreach (var room in session.Rooms.Values)
+            foreach (var membership in session.Rooms.Values)
             {
-                await rooms.LeaveAsync(room, session);
+                membership.Close();
+                await rooms.LeaveAsync(membership.Room!, membership);
             }
 
             session.Rooms.Clear();

@@ -1,4 +1,5 @@
-namespace Bridge.Tests.Infrastructure;
+// Shared with Bridge.LoadTests (linked): starting real processes for tests and benchmarks.
+namespace Bridge.Testing;
 
 internal static class RepoPaths
 {

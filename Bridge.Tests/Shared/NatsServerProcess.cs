@@ -1,9 +1,10 @@
+// Shared with Bridge.LoadTests (linked): starting real processes for tests and benchmarks.
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Bridge.Tests.Infrastructure;
+namespace Bridge.Testing;
 
 /// <summary>
 /// A real nats-server with JetStream on random loopback ports and its own temp storage; killed and cleaned up
@@ -171,14 +172,4 @@ public sealed class NatsServerProcess : IAsyncDisposable
 
         return ValueTask.CompletedTask;
     }
-}
-
-/// <summary>One nats-server per test class (classes run in parallel); each test uses its own rooms.</summary>
-public sealed class NatsServerFixture : IAsyncLifetime
-{
-    public NatsServerProcess Server { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Server = await NatsServerProcess.StartAsync();
-
-    public async Task DisposeAsync() => await Server.DisposeAsync();
 }

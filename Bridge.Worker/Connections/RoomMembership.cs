@@ -1,0 +1,86 @@
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+
+namespace Bridge.Worker.Connections;
+
+/// <summary>
+/// One connection's place in one room: the member the room fans out to. While the join is in progress,
+/// live messages are held back (bounded) so that <c>room.joined</c> always precedes them; after a leave,
+/// nothing more is delivered, even by a fan-out already under way.
+/// </summary>
+internal sealed class RoomMembership(ClientSession session, string room, int maxPending) : IRoomMember
+{
+    private readonly Lock _gate = new();
+    private List<RoomMessage>? _pending = [];
+    private bool _closed;
+
+    public ClientSession Session { get; } = session;
+
+    public string RoomName { get; } = room;
+
+    /// <summary>The room, once joined.</summary>
+    public Room? Room { get; set; }
+
+    public string ConnectionId => Session.ConnectionId;
+
+    public void Deliver(RoomMessage message)
+    {
+        // The lock orders a delivery against Activate/Close; it is uncontended except during those.
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            if (_pending is null)
+            {
+                Session.Deliver(message);
+                return;
+            }
+
+            if (_pending.Count >= maxPending)
+            {
+                _closed = true;
+                _pending = null;
+                Session.RequestClose(Bridge.Contracts.CloseCodes.SlowConsumer, "slow consumer: too many messages while joining");
+                return;
+            }
+
+            _pending.Add(message);
+        }
+    }
+
+    /// <summary>Sends <paramref name="joined"/>, then the messages held back while joining (those after <paramref name="afterSeq"/>), then goes live.</summary>
+    public void Activate(ControlFrame joined, ulong afterSeq)
+    {
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            Session.Send(joined);
+            foreach (var message in _pending!)
+            {
+                if (message.Seq > afterSeq)
+                {
+                    Session.Deliver(message);
+                }
+            }
+
+            _pending = null;
+        }
+    }
+
+    /// <summary>Stops delivery for good; returns once no fan-out can deliver to this membership any more.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            _pending = null;
+        }
+    }
+}
