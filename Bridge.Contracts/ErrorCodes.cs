@@ -15,6 +15,9 @@ public static class ErrorCodes
     /// <summary>The type is reserved for the gateway but not one it accepts from clients.</summary>
     public const string UnknownType = "unknown_type";
 
+    /// <summary>An argument in the payload has the wrong kind or range (e.g. <c>since</c> not a non-negative integer).</summary>
+    public const string InvalidArgument = "invalid_argument";
+
     /// <summary>The room name is outside the documented alphabet or length.</summary>
     public const string InvalidRoom = "invalid_room";
 

@@ -24,6 +24,12 @@ public static class MessageTypes
     /// <summary>Server to client: the room is left.</summary>
     public const string RoomLeft = "room.left";
 
+    /// <summary>Client to server: ask for a room's latest messages and position.</summary>
+    public const string RoomSync = "room.sync";
+
+    /// <summary>Server to client: answer to <c>room.sync</c>.</summary>
+    public const string RoomState = "room.state";
+
     /// <summary>Longest accepted type, in characters.</summary>
     public const int MaxLength = 64;
 

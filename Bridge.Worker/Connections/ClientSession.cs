@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -13,12 +14,16 @@ internal sealed record CloseRequest(int Code, string Reason);
 internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
-    private readonly Dictionary<string, RoomMembership> _rooms = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RoomMembership> _rooms = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _backgroundSlots;
+    private readonly Lock _backgroundGate = new();
+    private readonly HashSet<Task> _background = [];
     private CloseRequest? _closeRequest;
     private int _closeRequested;
 
-    public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue)
+    public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16)
     {
+        _backgroundSlots = new SemaphoreSlim(maxConcurrentRequests, maxConcurrentRequests);
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         ArgumentException.ThrowIfNullOrEmpty(user);
         ArgumentNullException.ThrowIfNull(codec);
@@ -37,8 +42,8 @@ internal sealed class ClientSession
 
     public OutboundQueue Queue { get; }
 
-    /// <summary>Rooms this connection is in. Touched only by the connection's receive loop and its final clean-up.</summary>
-    public IDictionary<string, RoomMembership> Rooms => _rooms;
+    /// <summary>Rooms this connection is in or joining.</summary>
+    public ConcurrentDictionary<string, RoomMembership> Rooms => _rooms;
 
     /// <summary>Cancelled once the connection must close; <see cref="CloseRequested"/> says why.</summary>
     public CancellationToken Closing => _closing.Token;
@@ -46,6 +51,65 @@ internal sealed class ClientSession
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
     public void Deliver(RoomMessage message) => Send(message.GetFrame(Codec));
+
+    /// <summary>
+    /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never
+    /// holds up the connection's other frames. At most a fixed number run at once: the caller waits for a slot,
+    /// which pushes back on a client that floods requests.
+    /// </summary>
+    public async ValueTask StartBackgroundAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken)
+    {
+        await _backgroundSlots.WaitAsync(cancellationToken);
+        Task task;
+        lock (_backgroundGate)
+        {
+            task = Task.Run(async () =>
+            {
+                try
+                {
+                    await work(Closing);
+                }
+                finally
+                {
+                    _backgroundSlots.Release();
+                }
+            }, CancellationToken.None);
+            _background.Add(task);
+        }
+
+        _ = task.ContinueWith(
+            static (t, state) =>
+            {
+                var session = (ClientSession)state!;
+                lock (session._backgroundGate)
+                {
+                    session._background.Remove(t);
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>Waits for the background requests to finish (they observe <see cref="Closing"/>).</summary>
+    public async Task DrainBackgroundAsync()
+    {
+        Task[] pending;
+        lock (_backgroundGate)
+        {
+            pending = [.. _background];
+        }
+
+        try
+        {
+            await Task.WhenAll(pending);
+        }
+        catch (Exception)
+        {
+            // Each request reports its own failures; here we only wait for them to end.
+        }
+    }
 
     public void Send(ControlFrame frame) => Send(Codec.EncodeControl(frame));
 

@@ -16,6 +16,12 @@ internal sealed class ConnectionOptions
     /// <summary>Bytes a connection may have queued for sending before it is closed as a slow consumer (4008).</summary>
     public long SendQueueMaxBytes { get; set; } = 4L * 1024 * 1024;
 
+    /// <summary>Live messages a room may hold back for a connection while its join (and replay) is in progress; past this the connection is closed with 4008.</summary>
+    public int JoinBufferCapacity { get; set; } = 4096;
+
+    /// <summary>Joins and syncs one connection may have in progress at once; further requests wait.</summary>
+    public int MaxConcurrentRequests { get; set; } = 16;
+
     /// <summary>Rooms one connection may be in at once.</summary>
     public int MaxRoomsPerConnection { get; set; } = 1000;
 
@@ -47,6 +53,11 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.SendQueueMaxBytes < o.MaxFrameBytes)
         {
             failures.Add("Bridge:Connections:SendQueueMaxBytes must be at least MaxFrameBytes.");
+        }
+
+        if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1)
+        {
+            failures.Add("Bridge:Connections:JoinBufferCapacity and MaxConcurrentRequests must be at least 1.");
         }
 
         if (o.MaxRoomsPerConnection < 1)

@@ -15,7 +15,11 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
         FullMode = BoundedChannelFullMode.Wait,
     });
 
+    private readonly Lock _gate = new();
+    private readonly int _lowWater = Math.Max(1, capacity / 2);
+    private TaskCompletionSource? _headroom;
     private long _bytes;
+    private volatile bool _completed;
 
     public ChannelReader<byte[]> Reader => _channel.Reader;
 
@@ -42,7 +46,57 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
     }
 
     /// <summary>Called by the sender once a dequeued frame has been written.</summary>
-    public void OnSent(byte[] frame) => Interlocked.Add(ref _bytes, -frame.Length);
+    public void OnSent(byte[] frame)
+    {
+        Interlocked.Add(ref _bytes, -frame.Length);
+        if (Volatile.Read(ref _headroom) is not null && HasHeadroom)
+        {
+            ReleaseWaiter();
+        }
+    }
 
-    public void Complete() => _channel.Writer.TryComplete();
+    private bool HasHeadroom => _channel.Reader.Count < _lowWater && QueuedBytes < maxBytes / 2;
+
+    /// <summary>
+    /// Waits until the queue is at most half full. Bulk senders (replay, sync) call this before each frame so
+    /// history never crowds out live traffic into a slow-consumer close.
+    /// </summary>
+    public ValueTask WaitForHeadroomAsync(CancellationToken cancellationToken)
+    {
+        if (HasHeadroom)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        Task wait;
+        lock (_gate)
+        {
+            _headroom ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            wait = _headroom.Task;
+        }
+
+        // Re-check: the sender may have drained the queue before the waiter was registered.
+        if (HasHeadroom || _completed)
+        {
+            ReleaseWaiter();
+        }
+
+        return new ValueTask(wait.WaitAsync(cancellationToken));
+    }
+
+    private void ReleaseWaiter()
+    {
+        lock (_gate)
+        {
+            _headroom?.TrySetResult();
+            _headroom = null;
+        }
+    }
+
+    public void Complete()
+    {
+        _completed = true;
+        _channel.Writer.TryComplete();
+        ReleaseWaiter();
+    }
 }

@@ -18,8 +18,39 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
 
     public string RoomName { get; } = room;
 
-    /// <summary>The room, once joined.</summary>
-    public Room? Room { get; set; }
+    private Room? _room;
+
+    /// <summary>The room, once the join reached it.</summary>
+    public Room? Room
+    {
+        get => Volatile.Read(ref _room);
+        set => Volatile.Write(ref _room, value);
+    }
+
+    /// <summary>The connection's position in the room once live (see <c>room.joined</c>).</summary>
+    public ulong Position { get; private set; }
+
+    public bool IsLive
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return !_closed && _pending is null;
+            }
+        }
+    }
+
+    public bool IsClosed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _closed;
+            }
+        }
+    }
 
     public string ConnectionId => Session.ConnectionId;
 
@@ -51,6 +82,21 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
         }
     }
 
+    /// <summary>Sends a message read from the stream during the join; false once the membership is closed.</summary>
+    public bool DeliverReplayed(RoomMessage message)
+    {
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+
+            Session.Deliver(message);
+            return true;
+        }
+    }
+
     /// <summary>Sends <paramref name="joined"/>, then the messages held back while joining (those after <paramref name="afterSeq"/>), then goes live.</summary>
     public void Activate(ControlFrame joined, ulong afterSeq)
     {
@@ -61,6 +107,7 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
                 return;
             }
 
+            Position = afterSeq;
             Session.Send(joined);
             foreach (var message in _pending!)
             {

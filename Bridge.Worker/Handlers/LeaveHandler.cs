@@ -24,7 +24,11 @@ internal sealed class LeaveHandler(RoomRegistry rooms) : IFrameHandler
         }
 
         membership.Close();
-        await rooms.LeaveAsync(membership.Room!, membership);
+        if (membership.Room is { } room)
+        {
+            // Otherwise the join is still in flight and leaves the room itself when it sees the membership closed.
+            await rooms.LeaveAsync(room, membership);
+        }
         session.Send(ControlFrames.RoomLeft(name));
     }
 }

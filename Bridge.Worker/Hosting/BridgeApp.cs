@@ -32,7 +32,10 @@ internal static class BridgeApp
         services.AddSingleton<NatsContext>();
         services.AddHostedService<StreamSetup>();
         services.AddSingleton<RoomPublisher>();
-        services.AddSingleton<IRoomFeedFactory, NatsRoomFeedFactory>();
+        services.AddSingleton<RoomHistory>();
+        services.AddSingleton<NatsRoomFeedFactory>();
+        services.AddSingleton<IRoomFeedFactory>(sp => sp.GetRequiredService<NatsRoomFeedFactory>());
+        services.AddHostedService<FeedCatchUp>();
 
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
@@ -41,6 +44,7 @@ internal static class BridgeApp
         // Protocol: the handler table
         services.AddSingleton<IFrameHandler, JoinHandler>();
         services.AddSingleton<IFrameHandler, LeaveHandler>();
+        services.AddSingleton<IFrameHandler, SyncHandler>();
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 

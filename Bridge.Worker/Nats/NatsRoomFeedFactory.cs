@@ -7,15 +7,50 @@ namespace Bridge.Worker.Nats;
 /// <summary>
 /// A room's live feed is one core NATS subscription on the stream's republish subject for that room:
 /// nearly free on the server (no consumer state), so a worker can hold tens of thousands.
+/// Republished messages carry the room's previous sequence, so a skipped message (a drop in the client's
+/// buffer, a reconnect) is seen at the next one and filled from the stream before anything later is delivered.
 /// </summary>
 internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, IOptions<NatsOptions> options, TimeProvider time, ILogger<NatsRoomFeedFactory> logger) : IRoomFeedFactory
+    NatsContext nats, RoomHistory history, IOptions<NatsOptions> options, TimeProvider time, ILogger<NatsRoomFeedFactory> logger)
+    : IRoomFeedFactory
 {
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
         var subject = options.Value.LiveSubject(room.Name);
         var subscription = await nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
+        try
+        {
+            // Once the server has answered a ping it has processed the SUB: every message stored from now on
+            // comes live, so the room's current last sequence is a seam with nothing missing on either side.
+            await nats.Connection.PingAsync(cancellationToken);
+            room.LastSeq = await history.GetLastSeqAsync(room.Name, cancellationToken);
+        }
+        catch
+        {
+            await subscription.DisposeAsync();
+            throw;
+        }
+
         return new Feed(this, room, subscription);
+    }
+
+    /// <summary>Delivers whatever the room stored that the live feed has not (after a reconnect).</summary>
+    public async Task CatchUpAsync(Room room, CancellationToken cancellationToken)
+    {
+        await room.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            var last = await history.GetLastSeqAsync(room.Name, cancellationToken);
+            if (last > room.LastSeq)
+            {
+                LogCatchUp(room.Name, room.LastSeq, last);
+                await FillAsync(room, last, cancellationToken);
+            }
+        }
+        finally
+        {
+            room.Gate.Release();
+        }
     }
 
     private async Task PumpAsync(Room room, INatsSub<byte[]> subscription)
@@ -23,20 +58,50 @@ internal sealed partial class NatsRoomFeedFactory(
         // Ends when the subscription is disposed (last member left, or shutdown).
         await foreach (var msg in subscription.Msgs.ReadAllAsync())
         {
+            var message = RoomMessageReader.ReadStamped(room.Name, msg, time);
+            if (message is null)
+            {
+                LogNotFromStream(msg.Subject);
+                continue;
+            }
+
+            await room.Gate.WaitAsync();
             try
             {
-                var message = RoomMessageReader.ReadLive(room.Name, msg, time);
-                if (message is null)
+                if (message.Seq <= room.LastSeq)
                 {
-                    LogNotFromStream(msg.Subject);
-                    continue;
+                    continue; // already delivered by a fill
                 }
 
+                if (message.PreviousSeq > room.LastSeq)
+                {
+                    LogGap(room.Name, room.LastSeq, message.PreviousSeq);
+                    await FillAsync(room, message.PreviousSeq, CancellationToken.None);
+                }
+
+                room.LastSeq = message.Seq;
                 room.Dispatch(message);
             }
             catch (Exception ex)
             {
                 LogDispatchFailed(ex, room.Name);
+            }
+            finally
+            {
+                room.Gate.Release();
+            }
+        }
+    }
+
+    /// <summary>Dispatches the room's stored messages after its <see cref="Room.LastSeq"/> up to <paramref name="upTo"/>. Called under the room's gate.</summary>
+    private async Task FillAsync(Room room, ulong upTo, CancellationToken cancellationToken)
+    {
+        await foreach (var stored in history.ReadAsync(room.Name, room.LastSeq, upTo, cancellationToken))
+        {
+            if (stored.Seq > room.LastSeq)
+            {
+                room.LastSeq = stored.Seq;
+                room.Dispatch(stored);
             }
         }
     }
@@ -64,4 +129,10 @@ internal sealed partial class NatsRoomFeedFactory(
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Dispatching a message of room {Room} failed")]
     private partial void LogDispatchFailed(Exception exception, string room);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Gap in room {Room}: delivered up to {LastSeq}, next follows {PreviousSeq}; filling from the stream")]
+    private partial void LogGap(string room, ulong lastSeq, ulong previousSeq);
+
+    [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Catching up room {Room} from {LastSeq} to {StoredSeq}")]
+    private partial void LogCatchUp(string room, ulong lastSeq, ulong storedSeq);
 }

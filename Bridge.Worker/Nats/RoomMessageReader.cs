@@ -14,8 +14,11 @@ internal static class RoomMessageReader
     public const string LastSequenceHeader = "Nats-Last-Sequence";
     public const string TimeStampHeader = "Nats-Time-Stamp";
 
-    /// <summary>Reads a republished message; null when it lacks the stream sequence (not from the stream).</summary>
-    public static RoomMessage? ReadLive(string room, in NatsMsg<byte[]> msg, TimeProvider time)
+    /// <summary>
+    /// Reads a message that carries the stream's own headers: republished live, or fetched by direct get.
+    /// Null when it lacks the stream sequence (not from the stream).
+    /// </summary>
+    public static RoomMessage? ReadStamped(string room, in NatsMsg<byte[]> msg, TimeProvider time)
     {
         var headers = msg.Headers;
         if (headers is null || !TryGetUInt64(headers, SequenceHeader, out var seq))
@@ -30,6 +33,9 @@ internal static class RoomMessageReader
             : time.GetUtcNow().ToUnixTimeMilliseconds();
         return Create(room, seq, previous, timestamp, headers, msg.Data ?? []);
     }
+
+    public static ulong SequenceOf(NatsHeaders? headers) =>
+        headers is not null && TryGetUInt64(headers, SequenceHeader, out var seq) ? seq : 0;
 
     public static RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
     {

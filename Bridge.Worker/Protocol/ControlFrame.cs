@@ -1,4 +1,5 @@
 using Bridge.Contracts;
+using Bridge.Worker.Rooms;
 
 namespace Bridge.Worker.Protocol;
 
@@ -37,7 +38,23 @@ internal static class ControlFrames
             ["ref"] = reference,
         });
 
-    public static ControlFrame RoomJoined(string room) => new(MessageTypes.RoomJoined, room);
+    /// <summary>
+    /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
+    /// after it is (or will be) delivered, so it is the <c>since</c> to resume from if nothing newer arrives.
+    /// </summary>
+    public static ControlFrame RoomJoined(string room, ulong seq, int replayed, bool truncated) =>
+        new(MessageTypes.RoomJoined, room, Seq: seq, Payload: new Dictionary<string, object?>
+        {
+            ["replayed"] = replayed,
+            ["truncated"] = truncated,
+        });
+
+    /// <summary>A room's latest messages (each a complete envelope) and the position to resume live from.</summary>
+    public static ControlFrame RoomState(string room, ulong seq, IReadOnlyList<RoomMessage> messages) =>
+        new(MessageTypes.RoomState, room, Seq: seq, Payload: new Dictionary<string, object?>
+        {
+            ["messages"] = messages,
+        });
 
     public static ControlFrame RoomLeft(string room) => new(MessageTypes.RoomLeft, room);
 }

@@ -243,6 +243,10 @@ internal sealed class JsonFrameCodec : IFrameCodec
             case ulong ul:
                 writer.WriteNumberValue(ul);
                 break;
+            case RoomMessage message:
+                // A stored message inside a control frame (room.state): its own envelope, encoded once.
+                writer.WriteRawValue(message.GetFrame(Instance), skipInputValidation: true);
+                break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteStartObject();
                 foreach (var (key, item) in map)

@@ -235,6 +235,9 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
             case ulong ul:
                 writer.Write(ul);
                 break;
+            case RoomMessage message:
+                writer.WriteRaw(message.GetFrame(Instance));
+                break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteMapHeader(map.Count);
                 foreach (var (key, item) in map)

@@ -15,8 +15,14 @@ internal sealed class Room(string name)
 
     public int MemberCount => Volatile.Read(ref _members).Length;
 
-    /// <summary>Sequence of the last message dispatched (0 before the first).</summary>
-    public ulong LastSeq { get; private set; }
+    /// <summary>
+    /// Stream sequence up to which this room's messages have been dispatched: set from the stream when the feed
+    /// opens, then advanced by every dispatch. Read and written under <see cref="Gate"/> by the feed.
+    /// </summary>
+    public ulong LastSeq { get; set; }
+
+    /// <summary>Serializes what dispatches into the room: the live feed, and gap fills after a reconnect.</summary>
+    public SemaphoreSlim Gate { get; } = new(1, 1);
 
     /// <summary>Adds a member; false when the room is closing and the caller must look it up again.</summary>
     public bool TryAdd(IRoomMember member)
@@ -108,7 +114,6 @@ internal sealed class Room(string name)
     /// <summary>Fans one message out to every local member; called by the room's feed, one message at a time.</summary>
     public void Dispatch(RoomMessage message)
     {
-        LastSeq = message.Seq;
         foreach (var member in Volatile.Read(ref _members))
         {
             member.Deliver(message);

@@ -14,6 +14,9 @@ internal sealed class RoomRegistry(IRoomFeedFactory feeds) : IAsyncDisposable
 
     public bool TryGet(string name, out Room room) => _rooms.TryGetValue(name, out room!);
 
+    /// <summary>A snapshot of the active rooms.</summary>
+    public IReadOnlyCollection<Room> Snapshot() => [.. _rooms.Values];
+
     /// <summary>Adds <paramref name="member"/> to the room, returning once the room's live feed is open.</summary>
     public async ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
     {

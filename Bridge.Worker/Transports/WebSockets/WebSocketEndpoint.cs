@@ -50,7 +50,8 @@ internal sealed partial class WebSocketEndpoint(
             ConnectionTracker.NewConnectionId(),
             user: "anonymous",
             codec,
-            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes));
+            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
+            o.MaxConcurrentRequests);
         tracker.Add(session);
         try
         {
@@ -60,10 +61,14 @@ internal sealed partial class WebSocketEndpoint(
         }
         finally
         {
+            await session.DrainBackgroundAsync();
             foreach (var membership in session.Rooms.Values)
             {
                 membership.Close();
-                await rooms.LeaveAsync(membership.Room!, membership);
+                if (membership.Room is { } room)
+                {
+                    await rooms.LeaveAsync(room, membership);
+                }
             }
 
             session.Rooms.Clear();

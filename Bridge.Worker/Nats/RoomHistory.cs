@@ -1,0 +1,127 @@
+using System.Runtime.CompilerServices;
+using Bridge.Worker.Rooms;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Bridge.Worker.Nats;
+
+/// <summary>
+/// Reads a room's stored messages: positions and single messages by direct get (no consumer), ranges by a
+/// short-lived ordered consumer filtered on the room's subject. Nothing here holds server state after a call.
+/// </summary>
+internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time)
+{
+    // Messages per pull while replaying; large enough to stream fast, small enough to keep memory flat.
+    private const int Batch = 256;
+
+    private INatsJSStream? _stream;
+
+    private async ValueTask<INatsJSStream> StreamAsync(CancellationToken cancellationToken) =>
+        _stream ??= await nats.JetStream.GetStreamAsync(options.Value.StreamName, cancellationToken: cancellationToken);
+
+    /// <summary>The stream sequence of the room's last stored message; 0 when it has none.</summary>
+    public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
+    {
+        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
+        return message is null ? 0 : RoomMessageReader.SequenceOf(message.Value.Headers);
+    }
+
+    /// <summary>The room's last stored message, or null.</summary>
+    public async ValueTask<RoomMessage?> GetLastAsync(string room, CancellationToken cancellationToken)
+    {
+        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
+        return message is null ? null : RoomMessageReader.ReadStamped(room, message.Value, time);
+    }
+
+    /// <summary>True when the message <paramref name="seq"/> is still stored and belongs to <paramref name="room"/>.</summary>
+    public async ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken)
+    {
+        var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
+        return message is { } m && m.Headers is { } h && h.TryGetValue("Nats-Subject", out var subject) &&
+               subject.ToString() == options.Value.RoomSubject(room);
+    }
+
+    private async ValueTask<NatsMsg<byte[]>?> GetDirectAsync(StreamMsgGetRequest request, CancellationToken cancellationToken)
+    {
+        var stream = await StreamAsync(cancellationToken);
+        try
+        {
+            var message = await stream.GetDirectAsync<byte[]>(request, cancellationToken: cancellationToken);
+            // Direct get answers "not found" as a 404 status message rather than an exception.
+            return message.Headers is { Code: 404 } ? null : message;
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The room's stored messages after <paramref name="afterSeq"/>, in order, up to <paramref name="upToSeq"/>
+    /// (inclusive) or, when null, up to the end of the stream as it is while reading.
+    /// </summary>
+    public async IAsyncEnumerable<RoomMessage> ReadAsync(
+        string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var consumer = await nats.JetStream.CreateOrderedConsumerAsync(
+            options.Value.StreamName,
+            new NatsJSOrderedConsumerOpts
+            {
+                FilterSubjects = [options.Value.RoomSubject(room)],
+                DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
+                OptStartSeq = afterSeq + 1,
+            },
+            cancellationToken);
+        while (true)
+        {
+            var received = 0;
+            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Batch }, cancellationToken: cancellationToken))
+            {
+                received++;
+                var seq = msg.Metadata?.Sequence.Stream ?? 0;
+                if (upToSeq is { } last && seq > last)
+                {
+                    yield break;
+                }
+
+                var timestamp = msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
+                yield return RoomMessageReader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
+                if (upToSeq is { } end && seq >= end)
+                {
+                    yield break;
+                }
+            }
+
+            if (received == 0)
+            {
+                yield break;
+            }
+        }
+    }
+
+    /// <summary>The room's latest <paramref name="limit"/> messages, oldest first.</summary>
+    public async ValueTask<IReadOnlyList<RoomMessage>> ReadLatestAsync(string room, int limit, CancellationToken cancellationToken)
+    {
+        if (limit == 1)
+        {
+            // The common "current value" case: one direct get, no consumer.
+            return await GetLastAsync(room, cancellationToken) is { } last ? [last] : [];
+        }
+
+        // JetStream cannot read a subject backwards; read what is kept and keep the tail.
+        var tail = new Queue<RoomMessage>(limit);
+        await foreach (var message in ReadAsync(room, 0, null, cancellationToken))
+        {
+            if (tail.Count == limit)
+            {
+                tail.Dequeue();
+            }
+
+            tail.Enqueue(message);
+        }
+
+        return [.. tail];
+    }
+}
