@@ -57,4 +57,32 @@ internal static class ControlFrames
         });
 
     public static ControlFrame RoomLeft(string room) => new(MessageTypes.RoomLeft, room);
+
+    /// <summary>
+    /// Encodes (and caches) the room messages a control frame carries before the frame itself is written:
+    /// a codec writes one frame at a time into its scratch buffer, so nested encoding must happen first.
+    /// </summary>
+    public static void EncodeNestedMessages(object? value, IFrameCodec codec)
+    {
+        switch (value)
+        {
+            case RoomMessage message:
+                message.GetFrame(codec);
+                break;
+            case IReadOnlyDictionary<string, object?> map:
+                foreach (var item in map.Values)
+                {
+                    EncodeNestedMessages(item, codec);
+                }
+
+                break;
+            case System.Collections.IEnumerable list and not string:
+                foreach (var item in list)
+                {
+                    EncodeNestedMessages(item, codec);
+                }
+
+                break;
+        }
+    }
 }

@@ -193,6 +193,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
     public byte[] EncodeControl(ControlFrame frame)
     {
+        ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var writer = RentWriter(out var buffer);
         writer.WriteStartObject();
         writer.WriteString(TypeKey, frame.Type);

@@ -178,6 +178,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
     public byte[] EncodeControl(ControlFrame frame)
     {
+        ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
         var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) + (frame.Seq is null ? 0 : 1) +
