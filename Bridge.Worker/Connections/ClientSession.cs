@@ -50,7 +50,8 @@ internal sealed class ClientSession
 
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
-    public void Deliver(RoomMessage message) => Send(message.GetFrame(Codec));
+    public void Deliver(RoomMessage message) =>
+        Send(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq));
 
     /// <summary>
     /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never
@@ -111,12 +112,19 @@ internal sealed class ClientSession
         }
     }
 
-    public void Send(ControlFrame frame) => Send(Codec.EncodeControl(frame));
+    public void Send(ControlFrame frame) =>
+        Send(new OutboundFrame(
+            Codec.EncodeControl(frame),
+            frame.Type,
+            // room.joined carries the connection's position in the room.
+            frame.Type == MessageTypes.RoomJoined ? frame.Room : null,
+            frame.Seq ?? 0));
 
     public void SendError(string code, string message, string? reference) =>
         Send(ControlFrames.Error(code, message, reference));
 
-    private void Send(byte[] frame)
+    /// <summary>Queues a frame; a full queue closes the connection as a slow consumer.</summary>
+    public void Send(OutboundFrame frame)
     {
         if (!Queue.TryEnqueue(frame))
         {

@@ -33,6 +33,18 @@ internal sealed class ConnectionOptions
 
     /// <summary>How long a ping may go unanswered before the connection is dropped.</summary>
     public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Interval of SSE comment heartbeats, which keep proxies from closing idle streams.</summary>
+    public TimeSpan SseHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Reconnect delay suggested to EventSource clients (the SSE <c>retry:</c> field).</summary>
+    public TimeSpan SseRetry { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a long-poll request waits for messages before answering with none.</summary>
+    public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Most messages one long-poll response carries; the cursor continues from the last one.</summary>
+    public int PollMaxMessages { get; set; } = 500;
 }
 
 internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOptions>
@@ -63,6 +75,11 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.MaxRoomsPerConnection < 1)
         {
             failures.Add("Bridge:Connections:MaxRoomsPerConnection must be at least 1.");
+        }
+
+        if (o.PollMaxMessages < 1 || o.PollTimeout <= TimeSpan.Zero || o.SseHeartbeatInterval <= TimeSpan.Zero || o.SseRetry <= TimeSpan.Zero)
+        {
+            failures.Add("Bridge:Connections:PollMaxMessages, PollTimeout, SseHeartbeatInterval and SseRetry must be positive.");
         }
 
         if (o.CloseTimeout <= TimeSpan.Zero || o.HeartbeatInterval <= TimeSpan.Zero || o.HeartbeatTimeout <= TimeSpan.Zero)

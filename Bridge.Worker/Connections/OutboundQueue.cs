@@ -8,7 +8,7 @@ namespace Bridge.Worker.Connections;
 /// </summary>
 internal sealed class OutboundQueue(int capacity, long maxBytes)
 {
-    private readonly Channel<byte[]> _channel = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(capacity)
+    private readonly Channel<OutboundFrame> _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(capacity)
     {
         SingleReader = true,
         SingleWriter = false,
@@ -21,12 +21,13 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
     private long _bytes;
     private volatile bool _completed;
 
-    public ChannelReader<byte[]> Reader => _channel.Reader;
+    public ChannelReader<OutboundFrame> Reader => _channel.Reader;
 
     public long QueuedBytes => Interlocked.Read(ref _bytes);
 
-    public bool TryEnqueue(byte[] frame)
+    public bool TryEnqueue(OutboundFrame item)
     {
+        var frame = item.Bytes;
         // The byte limit bounds the backlog: one frame larger than the limit (a big backend message) is still
         // accepted into an otherwise empty queue, so a fast reader is never closed for a single large message.
         var total = Interlocked.Add(ref _bytes, frame.Length);
@@ -36,7 +37,7 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
             return false;
         }
 
-        if (!_channel.Writer.TryWrite(frame))
+        if (!_channel.Writer.TryWrite(item))
         {
             Interlocked.Add(ref _bytes, -frame.Length);
             return false;
@@ -46,9 +47,9 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
     }
 
     /// <summary>Called by the sender once a dequeued frame has been written.</summary>
-    public void OnSent(byte[] frame)
+    public void OnSent(in OutboundFrame frame)
     {
-        Interlocked.Add(ref _bytes, -frame.Length);
+        Interlocked.Add(ref _bytes, -frame.Bytes.Length);
         if (Volatile.Read(ref _headroom) is not null && HasHeadroom)
         {
             ReleaseWaiter();

@@ -44,23 +44,8 @@ internal sealed class FrameDispatcher
             return ValueTask.CompletedTask;
         }
 
-        if (_handlers.TryGetValue(type, out var handler))
-        {
-            return handler.HandleAsync(session, frame, cancellationToken);
-        }
-
-        if (!MessageTypes.IsValid(type))
-        {
-            session.SendError(ErrorCodes.InvalidType, $"type must be 1-{MessageTypes.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens", frame.Id);
-            return ValueTask.CompletedTask;
-        }
-
-        if (MessageTypes.IsReserved(type))
-        {
-            session.SendError(ErrorCodes.UnknownType, $"'{type}' is reserved for the gateway and not a client message type", frame.Id);
-            return ValueTask.CompletedTask;
-        }
-
-        return _publish.HandleAsync(session, frame, cancellationToken);
+        return _handlers.TryGetValue(type, out var handler)
+            ? handler.HandleAsync(session, frame, cancellationToken)
+            : _publish.HandleAsync(session, frame, cancellationToken);
     }
 }

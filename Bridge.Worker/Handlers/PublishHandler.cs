@@ -7,38 +7,74 @@ namespace Bridge.Worker.Handlers;
 
 /// <summary>
 /// Any application type with a room: stored in the room's subject and answered with <c>ack {id, seq}</c>.
-/// Publishes of one connection are stored in the order they were sent (one at a time).
+/// Publishes of one connection are stored in the order they were sent (one at a time). The same rules apply to
+/// <c>POST /api/rooms/{room}/messages</c>.
 /// </summary>
 internal sealed partial class PublishHandler(RoomPublisher publisher, ILogger<PublishHandler> logger)
 {
-    public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
+    /// <summary>Why a publish is refused (code and message), or null when it may be stored.</summary>
+    public static (string Code, string Message)? Check(InboundFrame frame)
     {
-        if (RoomFrames.RequireRoom(session, frame) is not { } room)
+        if (frame.Type is null)
         {
-            return;
+            return (ErrorCodes.MissingField, "field 'type' is required");
+        }
+
+        if (!MessageTypes.IsValid(frame.Type))
+        {
+            return (ErrorCodes.InvalidType, $"type must be 1-{MessageTypes.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens");
+        }
+
+        if (MessageTypes.IsReserved(frame.Type))
+        {
+            return (ErrorCodes.UnknownType, $"'{frame.Type}' is reserved for the gateway and not a client message type");
+        }
+
+        if (frame.Room is null)
+        {
+            return (ErrorCodes.MissingField, "field 'room' is required");
+        }
+
+        if (!RoomName.IsValid(frame.Room))
+        {
+            return (ErrorCodes.InvalidRoom, $"room must be 1-{RoomName.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens");
         }
 
         if (frame.Id is not null && !MessageId.IsValid(frame.Id))
         {
-            session.SendError(ErrorCodes.InvalidId, $"id must be 1-{MessageId.MaxLength} printable ASCII characters without spaces", null);
+            return (ErrorCodes.InvalidId, $"id must be 1-{MessageId.MaxLength} printable ASCII characters without spaces");
+        }
+
+        return null;
+    }
+
+    /// <summary>Stores a checked frame.</summary>
+    public ValueTask<PublishResult> PublishAsync(InboundFrame frame, string from, CancellationToken cancellationToken) =>
+        publisher.PublishAsync(frame.Room!, frame.Type!, from, frame.Id, frame.PayloadKind, frame.Payload, cancellationToken);
+
+    public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
+    {
+        if (Check(frame) is { } refused)
+        {
+            session.SendError(refused.Code, refused.Message, frame.Id is not null && MessageId.IsValid(frame.Id) ? frame.Id : null);
             return;
         }
 
         PublishResult result;
         try
         {
-            result = await publisher.PublishAsync(room, frame.Type!, session.User, frame.Id, frame.PayloadKind, frame.Payload, cancellationToken);
+            result = await PublishAsync(frame, session.User, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            LogPublishFailed(ex, session.ConnectionId, room);
+            LogPublishFailed(ex, session.ConnectionId, frame.Room!);
             session.SendError(ErrorCodes.PublishFailed, "the message was not stored; retry with the same id", frame.Id);
             return;
         }
 
-        session.Send(ControlFrames.Ack(room, frame.Id, result.Seq, result.Duplicate));
+        session.Send(ControlFrames.Ack(frame.Room!, frame.Id, result.Seq, result.Duplicate));
     }
 
-    [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Publish from connection {ConnectionId} to {Room} failed")]
-    private partial void LogPublishFailed(Exception exception, string connectionId, string room);
+    [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Publish from {ConnectionId} to {Room} failed")]
+    public partial void LogPublishFailed(Exception exception, string connectionId, string room);
 }

@@ -2,6 +2,9 @@ using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
+using Bridge.Worker.Transports.Http;
+using Bridge.Worker.Transports.LongPolling;
+using Bridge.Worker.Transports.Sse;
 using Bridge.Worker.Transports.WebSockets;
 using Microsoft.Extensions.Options;
 
@@ -40,6 +43,7 @@ internal static class BridgeApp
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
         services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<RoomJoiner>();
 
         // Protocol: the handler table
         services.AddSingleton<IFrameHandler, JoinHandler>();
@@ -50,6 +54,9 @@ internal static class BridgeApp
 
         // Transports
         services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton<SseEndpoint>();
+        services.AddSingleton<PollEndpoint>();
+        services.AddSingleton<PublishEndpoint>();
         return services;
     }
 
@@ -57,6 +64,9 @@ internal static class BridgeApp
     {
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
+        app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));
+        app.MapGet(PollEndpoint.Path, (HttpContext context, PollEndpoint endpoint) => endpoint.HandleAsync(context));
+        app.MapPost(PublishEndpoint.Pattern, (HttpContext context, string room, PublishEndpoint endpoint) => endpoint.HandleAsync(context, room));
         app.MapGet("/healthz", () => Results.Text("ok"));
         return app;
     }

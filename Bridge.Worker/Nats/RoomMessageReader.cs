@@ -59,6 +59,14 @@ internal static class RoomMessageReader
             id = null;
         }
 
+        var kind = ClassifyPayload(contentType, body);
+        if (kind == PayloadKind.Json && body.AsSpan().IndexOfAny((byte)'\n', (byte)'\r') >= 0)
+        {
+            // Line breaks between tokens (pretty-printed JSON from a backend) would split an SSE data line;
+            // compacting once here keeps every envelope on one line for every transport.
+            body = Compact(body);
+        }
+
         return new RoomMessage
         {
             Room = room,
@@ -68,7 +76,7 @@ internal static class RoomMessageReader
             Type = type!,
             From = from,
             Id = id,
-            PayloadKind = ClassifyPayload(contentType, body),
+            PayloadKind = kind,
             Payload = body,
         };
     }
@@ -90,6 +98,18 @@ internal static class RoomMessageReader
         }
 
         return PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary;
+    }
+
+    private static byte[] Compact(byte[] json)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(json.Length);
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            document.RootElement.WriteTo(writer);
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     private static string? Get(NatsHeaders headers, string key) =>

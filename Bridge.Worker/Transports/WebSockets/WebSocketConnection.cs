@@ -141,7 +141,7 @@ internal sealed partial class WebSocketConnection(
             {
                 while (session.CloseRequested is null && reader.TryRead(out var frame))
                 {
-                    await socket.SendAsync(frame, type, endOfMessage: true, aborted);
+                    await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
                     session.Queue.OnSent(frame);
                 }
             }

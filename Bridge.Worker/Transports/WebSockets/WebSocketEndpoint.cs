@@ -11,7 +11,7 @@ namespace Bridge.Worker.Transports.WebSockets;
 /// <summary><c>GET /ws</c>: negotiates the subprotocol, accepts the socket and runs the connection until it ends.</summary>
 internal sealed partial class WebSocketEndpoint(
     FrameDispatcher dispatcher,
-    RoomRegistry rooms,
+    RoomJoiner joiner,
     ConnectionTracker tracker,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
@@ -61,17 +61,7 @@ internal sealed partial class WebSocketEndpoint(
         }
         finally
         {
-            await session.DrainBackgroundAsync();
-            foreach (var membership in session.Rooms.Values)
-            {
-                membership.Close();
-                if (membership.Room is { } room)
-                {
-                    await rooms.LeaveAsync(room, membership);
-                }
-            }
-
-            session.Rooms.Clear();
+            await joiner.LeaveAllAsync(session);
             tracker.Remove(session);
         }
     }

@@ -1,0 +1,12 @@
+namespace Bridge.Worker.Connections;
+
+/// <summary>
+/// A frame queued for a connection: the encoded bytes (shared by every receiver of a room message) plus what a
+/// transport needs to frame it. <see cref="Room"/> and <see cref="Seq"/> are set when the frame advances the
+/// connection's position in a room (a room message, or <c>room.joined</c>): SSE and long-poll build their
+/// resume ids from them.
+/// </summary>
+internal readonly record struct OutboundFrame(byte[] Bytes, string Type, string? Room = null, ulong Seq = 0)
+{
+    public bool AdvancesPosition => Room is not null;
+}

@@ -1,0 +1,84 @@
+using System.Globalization;
+using System.Text;
+using Bridge.Contracts;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>
+/// A resume position over one or more rooms: the SSE event id and the long-poll cursor.
+/// One room: the room's seq (<c>42</c>). Several rooms: <c>room=seq</c> pairs joined by commas
+/// (<c>a=42,b.c=7</c>); room names cannot contain '=' or ','. Each room's seq is the last of its messages
+/// the client has received (or its <c>room.joined</c> position), so resuming every room from its own seq
+/// loses nothing, whichever worker serves the reconnect: a single highest seq would not be safe, because
+/// different rooms reach a worker through different subscriptions.
+/// </summary>
+internal static class Cursor
+{
+    /// <summary>Most characters accepted in a cursor (100 rooms of maximal names with 20-digit seqs fit).</summary>
+    public const int MaxLength = 16 * 1024;
+
+    /// <summary>Parses a cursor for <paramref name="rooms"/>; rooms it does not name get no position.</summary>
+    public static bool TryParse(string? text, IReadOnlyList<string> rooms, out Dictionary<string, ulong> positions)
+    {
+        positions = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        if (string.IsNullOrEmpty(text))
+        {
+            return true;
+        }
+
+        if (text.Length > MaxLength)
+        {
+            return false;
+        }
+
+        if (!text.Contains('=', StringComparison.Ordinal))
+        {
+            if (rooms.Count != 1 || !ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var single))
+            {
+                return false;
+            }
+
+            positions[rooms[0]] = single;
+            return true;
+        }
+
+        foreach (var pair in text.Split(','))
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || !RoomName.IsValid(pair[..eq]) ||
+                !ulong.TryParse(pair.AsSpan(eq + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+            {
+                return false;
+            }
+
+            positions[pair[..eq]] = seq;
+        }
+
+        return true;
+    }
+
+    /// <summary>Formats the positions of <paramref name="rooms"/> (in that order) that are known.</summary>
+    public static string Format(IReadOnlyList<string> rooms, IReadOnlyDictionary<string, ulong> positions)
+    {
+        if (rooms.Count == 1)
+        {
+            return positions.TryGetValue(rooms[0], out var only) ? only.ToString(CultureInfo.InvariantCulture) : "";
+        }
+
+        var sb = new StringBuilder();
+        foreach (var room in rooms)
+        {
+            if (positions.TryGetValue(room, out var seq))
+            {
+                if (sb.Length > 0)
+                {
+                    sb.Append(',');
+                }
+
+                sb.Append(room).Append('=').Append(seq.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+
+        return sb.ToString();
+    }
+}

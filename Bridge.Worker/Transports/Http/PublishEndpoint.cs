@@ -1,0 +1,73 @@
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+using Bridge.Worker.Nats;
+using Bridge.Worker.Protocol;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Transports.Http;
+
+/// <summary>
+/// <c>POST /api/rooms/{room}/messages</c>: publish for one-way transports (SSE, long-poll) and for backends
+/// without a NATS client. The body is the JSON envelope (<c>type</c>, <c>id</c>, <c>payload</c>, <c>enc</c>);
+/// the same checks as a WebSocket publish apply. Answers <c>{id, seq, duplicate}</c>.
+/// </summary>
+internal sealed class PublishEndpoint(PublishHandler publish, IOptions<ConnectionOptions> options)
+{
+    public const string Pattern = "/api/rooms/{room}/messages";
+
+    public async Task<IResult> HandleAsync(HttpContext context, string room)
+    {
+        var max = options.Value.MaxFrameBytes;
+        if (context.Request.ContentLength > max)
+        {
+            return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
+        }
+
+        var body = new MemoryStream();
+        var buffer = new byte[8192];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+        {
+            if (body.Length + read > max)
+            {
+                return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
+            }
+
+            body.Write(buffer, 0, read);
+        }
+
+        var decoded = JsonFrameCodec.Instance.Decode(body.GetBuffer().AsSpan(0, (int)body.Length), out var error);
+        if (decoded is null)
+        {
+            return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.BadFrame, error.Message);
+        }
+
+        if (decoded.Room is not null && decoded.Room != room)
+        {
+            return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRoom, "the body's room differs from the URL's");
+        }
+
+        var frame = new InboundFrame
+        {
+            Type = decoded.Type, Room = room, Id = decoded.Id, PayloadKind = decoded.PayloadKind, Payload = decoded.Payload,
+        };
+        if (PublishHandler.Check(frame) is { } refused)
+        {
+            return HttpErrors.Problem(StatusCodes.Status400BadRequest, refused.Code, refused.Message);
+        }
+
+        PublishResult result;
+        try
+        {
+            result = await publish.PublishAsync(frame, "anonymous", context.RequestAborted);
+        }
+        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            publish.LogPublishFailed(ex, context.TraceIdentifier, room);
+            return HttpErrors.Problem(StatusCodes.Status503ServiceUnavailable, ErrorCodes.PublishFailed, "the message was not stored; retry with the same id");
+        }
+
+        return Results.Json(new Dictionary<string, object?> { ["id"] = frame.Id, ["seq"] = result.Seq, ["duplicate"] = result.Duplicate });
+    }
+}

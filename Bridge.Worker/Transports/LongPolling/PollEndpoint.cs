@@ -1,0 +1,124 @@
+using System.Text;
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Transports.Http;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Transports.LongPolling;
+
+/// <summary>
+/// <c>GET /poll?rooms=a,b&amp;cursor=...</c>: the fallback when neither WebSocket nor SSE gets through. The request
+/// joins the rooms from the cursor's positions (exactly like an SSE resume), waits until at least one message
+/// is there or <c>PollTimeout</c> passes, and answers <c>{cursor, messages}</c>; the next poll passes that
+/// cursor. A sequence of polls sees every message exactly once.
+/// </summary>
+internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions> options, TimeProvider time)
+{
+    public const string Path = "/poll";
+
+    public async Task<IResult> HandleAsync(HttpContext context)
+    {
+        var o = options.Value;
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerConnection, out var rooms, out var refused))
+        {
+            return refused!;
+        }
+
+        if (!Cursor.TryParse(context.Request.Query["cursor"], rooms, out var positions))
+        {
+            return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
+                "cursor must be a seq (one room) or room=seq pairs separated by commas");
+        }
+
+        // Room for one full answer plus a join answer per room; a replay beyond it waits (and is cut off when
+        // the poll answers: the next poll resumes from the cursor).
+        var session = new ClientSession(
+            ConnectionTracker.NewConnectionId(),
+            "anonymous",
+            JsonFrameCodec.Instance,
+            new OutboundQueue(o.PollMaxMessages + rooms.Count + 16, Math.Max(o.SendQueueMaxBytes, (long)o.PollMaxMessages * o.MaxFrameBytes)),
+            o.MaxConcurrentRequests);
+        var messages = new List<byte[]>();
+        var errors = new List<byte[]>();
+        try
+        {
+            foreach (var room in rooms)
+            {
+                await joiner.StartJoinAsync(session, room, positions.TryGetValue(room, out var p) ? p : null, null, context.RequestAborted);
+            }
+
+            using var expiry = new CancellationTokenSource(o.PollTimeout, time);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token);
+            var reader = session.Queue.Reader;
+            try
+            {
+                // Answer once something arrived and every room has a position (so the cursor resumes them all).
+                while (messages.Count < o.PollMaxMessages &&
+                       (messages.Count == 0 || !rooms.All(positions.ContainsKey) || reader.Count > 0))
+                {
+                    if (!reader.TryRead(out var frame))
+                    {
+                        if (messages.Count > 0 && rooms.All(positions.ContainsKey))
+                        {
+                            break;
+                        }
+
+                        await reader.WaitToReadAsync(timeout.Token);
+                        continue;
+                    }
+
+                    session.Queue.OnSent(frame);
+                    if (frame.AdvancesPosition)
+                    {
+                        positions[frame.Room!] = frame.Seq;
+                    }
+
+                    if (frame.Type == MessageTypes.Error)
+                    {
+                        errors.Add(frame.Bytes);
+                    }
+                    else if (frame.Room is not null && frame.Type != MessageTypes.RoomJoined)
+                    {
+                        messages.Add(frame.Bytes);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+            {
+                // PollTimeout: answer with what there is (possibly nothing) and the cursor.
+            }
+        }
+        finally
+        {
+            session.RequestClose(CloseCodes.Normal, "poll answered");
+            await joiner.LeaveAllAsync(session);
+        }
+
+        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors), "application/json", Encoding.UTF8);
+    }
+
+    private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors)
+    {
+        var sb = new StringBuilder();
+        sb.Append("{\"cursor\":\"").Append(cursor).Append("\",\"messages\":[");
+        AppendAll(sb, messages);
+        sb.Append("],\"errors\":[");
+        AppendAll(sb, errors);
+        sb.Append("]}");
+        return sb.ToString();
+    }
+
+    private static void AppendAll(StringBuilder sb, List<byte[]> frames)
+    {
+        for (var i = 0; i < frames.Count; i++)
+        {
+            if (i > 0)
+            {
+                sb.Append(',');
+            }
+
+            sb.Append(Encoding.UTF8.GetString(frames[i]));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Hosting;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Transports.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Transports.Sse;
+
+/// <summary>
+/// <c>GET /sse?rooms=a,b</c>: Server-Sent Events. Each frame is <c>event: &lt;type&gt;</c> and <c>data: &lt;JSON
+/// envelope&gt;</c>; frames that advance a room (its messages, <c>room.joined</c>) carry <c>id: &lt;cursor&gt;</c>,
+/// the position of every room of the stream (see <see cref="Cursor"/>). A reconnect with <c>Last-Event-ID</c>
+/// (sent by EventSource itself) or <c>?lastEventId=</c> resumes each room from its own position, on any worker.
+/// </summary>
+internal sealed partial class SseEndpoint(
+    RoomJoiner joiner,
+    ConnectionTracker tracker,
+    IOptions<ConnectionOptions> options,
+    IOptions<WorkerOptions> worker,
+    ILogger<SseEndpoint> logger)
+{
+    public const string Path = "/sse";
+
+    /// <summary>Marks a queued heartbeat: written as an SSE comment.</summary>
+    private const string HeartbeatType = ":";
+
+    private static readonly byte[] HeartbeatBytes = ": heartbeat\n\n"u8.ToArray();
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var o = options.Value;
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerConnection, out var rooms, out var refused))
+        {
+            await refused!.ExecuteAsync(context);
+            return;
+        }
+
+        var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
+        if (string.IsNullOrEmpty(lastEventId))
+        {
+            lastEventId = context.Request.Query["lastEventId"].ToString();
+        }
+
+        if (!Cursor.TryParse(lastEventId, rooms, out var positions))
+        {
+            await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
+                "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
+            return;
+        }
+
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache, no-transform";
+        response.Headers.ContentEncoding = "identity";
+        // nginx and similar proxies: do not buffer this response.
+        response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        var session = new ClientSession(
+            ConnectionTracker.NewConnectionId(),
+            "anonymous",
+            JsonFrameCodec.Instance,
+            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
+            o.MaxConcurrentRequests);
+        tracker.Add(session);
+        LogOpened(session.ConnectionId, rooms.Count, positions.Count);
+        try
+        {
+            await WriteAsync(response, $"retry: {(long)o.SseRetry.TotalMilliseconds}\n: {worker.Value.Id}\n\n", context.RequestAborted);
+            await response.Body.FlushAsync(context.RequestAborted);
+            session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.SseHeartbeatInterval, session.User));
+            foreach (var room in rooms)
+            {
+                await joiner.StartJoinAsync(session, room, positions.TryGetValue(room, out var p) ? p : null, null, context.RequestAborted);
+            }
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
+            var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
+            try
+            {
+                await SendLoopAsync(response, session, rooms, positions, context.RequestAborted);
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                await heartbeat;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The client went away: the normal end of an event stream.
+        }
+        finally
+        {
+            session.RequestClose(CloseCodes.Normal, "closed");
+            await joiner.LeaveAllAsync(session);
+            tracker.Remove(session);
+            LogClosed(session.ConnectionId, session.CloseRequested?.Reason ?? "closed");
+        }
+    }
+
+    private static async Task SendLoopAsync(
+        HttpResponse response, ClientSession session, List<string> rooms, Dictionary<string, ulong> positions, CancellationToken aborted)
+    {
+        var reader = session.Queue.Reader;
+        var writer = response.BodyWriter;
+        try
+        {
+            while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
+            {
+                while (session.CloseRequested is null && reader.TryRead(out var frame))
+                {
+                    if (frame.Type == HeartbeatType)
+                    {
+                        writer.Write(frame.Bytes);
+                    }
+                    else
+                    {
+                        if (frame.AdvancesPosition)
+                        {
+                            positions[frame.Room!] = frame.Seq;
+                            WriteAscii(writer, "id: ");
+                            WriteAscii(writer, Cursor.Format(rooms, positions));
+                            WriteAscii(writer, "\n");
+                        }
+
+                        WriteAscii(writer, "event: ");
+                        WriteAscii(writer, frame.Type);
+                        WriteAscii(writer, "\ndata: ");
+                        // Envelopes are single-line JSON (payloads are compacted when read off the stream).
+                        writer.Write(frame.Bytes);
+                        WriteAscii(writer, "\n\n");
+                    }
+
+                    session.Queue.OnSent(frame);
+                }
+
+                await writer.FlushAsync(aborted);
+            }
+        }
+        catch (OperationCanceledException) when (session.Closing.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                session.Send(new OutboundFrame(HeartbeatBytes, HeartbeatType));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static void WriteAscii(System.IO.Pipelines.PipeWriter writer, string text)
+    {
+        var span = writer.GetSpan(text.Length);
+        var written = Encoding.ASCII.GetBytes(text, span);
+        writer.Advance(written);
+    }
+
+    private static Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken) =>
+        response.Body.WriteAsync(Encoding.ASCII.GetBytes(text), cancellationToken).AsTask();
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Debug, Message = "SSE {ConnectionId} opened: {Rooms} rooms, {Resumed} resumed")]
+    private partial void LogOpened(string connectionId, int rooms, int resumed);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Debug, Message = "SSE {ConnectionId} closed: {Reason}")]
+    private partial void LogClosed(string connectionId, string reason);
+}
