@@ -22,6 +22,7 @@ var ok = command switch
 {
     "rooms" => await RoomActivationScenario.RunAsync(Arg("--rooms", 10_000), Arg("--connections", 100), Arg("--messages", 20_000), configuration, cts.Token),
     "rooms-compare" => await RoomActivationScenario.CompareAsync(Arg("--rooms", 1_000), cts.Token),
+    "resume" => await ResumeScenario.RunAsync(Arg("--messages", 10_000), Arg("--rooms", 500), Arg("--per-room", 20), configuration, cts.Token),
     "fanout" => await FanoutScenario.RunAsync(Arg("--connections", 1_000), Arg("--messages", 200), Arg("--rate", 20), TimeSpan.FromSeconds(Arg("--seconds", 5)), configuration, cts.Token),
     _ => Help(),
 };
@@ -34,6 +35,7 @@ static bool Help()
           rooms          --rooms 10000 --connections 100 --messages 20000  activate N rooms on one worker; server memory, time, delivery
           rooms-compare  --rooms 1000                     core subscriptions vs JetStream consumers per room
           fanout         --connections 1000 --messages 200 --rate 20 --seconds 5
+          resume         --messages 10000 --rooms 500 --per-room 20     replay rate; dashboard resuming many rooms
         """);
     return false;
 }

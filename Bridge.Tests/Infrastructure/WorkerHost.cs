@@ -45,7 +45,7 @@ public sealed class WorkerHost : IAsyncDisposable
             // BRIDGE_TEST_LOGS=1 shows the worker's logs on the test console.
             if (Environment.GetEnvironmentVariable("BRIDGE_TEST_LOGS") == "1")
             {
-                builder.Logging.AddSimpleConsole();
+                builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
                 builder.Logging.SetMinimumLevel(LogLevel.Debug);
             }
         });

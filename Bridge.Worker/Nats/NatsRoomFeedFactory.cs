@@ -20,9 +20,9 @@ internal sealed partial class NatsRoomFeedFactory(
         var subscription = await nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
         try
         {
-            // Once the server has answered a ping it has processed the SUB: every message stored from now on
-            // comes live, so the room's current last sequence is a seam with nothing missing on either side.
-            await nats.Connection.PingAsync(cancellationToken);
+            // The seam: the server handles one connection's commands in order, so by the time it answers this
+            // request (written after the SUB) the subscription is in place. Every message stored after the answer
+            // comes live; everything up to it is the room's history. No extra PING round trip is needed.
             room.LastSeq = await history.GetLastSeqAsync(room.Name, cancellationToken);
         }
         catch
