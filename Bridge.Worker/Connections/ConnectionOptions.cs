@@ -22,6 +22,12 @@ internal sealed class ConnectionOptions
     /// <summary>Joins and syncs one connection may have in progress at once; further requests wait.</summary>
     public int MaxConcurrentRequests { get; set; } = 16;
 
+    /// <summary>
+    /// Rooms one SSE stream or long-poll may name. Their resume id carries every room's position, so it must fit
+    /// in a request line and a header (100 rooms of the longest names: about 15 KiB).
+    /// </summary>
+    public int MaxRoomsPerStream { get; set; } = 100;
+
     /// <summary>Rooms one connection may be in at once.</summary>
     public int MaxRoomsPerConnection { get; set; } = 1000;
 
@@ -70,6 +76,11 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1)
         {
             failures.Add("Bridge:Connections:JoinBufferCapacity and MaxConcurrentRequests must be at least 1.");
+        }
+
+        if (o.MaxRoomsPerStream is < 1 or > 100)
+        {
+            failures.Add("Bridge:Connections:MaxRoomsPerStream must be between 1 and 100 (the resume id must fit in a header).");
         }
 
         if (o.MaxRoomsPerConnection < 1)

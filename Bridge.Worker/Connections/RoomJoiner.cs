@@ -41,6 +41,26 @@ internal sealed partial class RoomJoiner(
         await session.StartBackgroundAsync(ct => JoinAsync(membership, since, reference, ct), cancellationToken);
     }
 
+    /// <summary>
+    /// Starts the joins of a stream transport (SSE, long-poll) that gets all its rooms at once. It returns at once:
+    /// the joins wait for the session's request slots in the background while the caller already drains the
+    /// queue; waiting here would deadlock once replays fill the queue that nobody reads yet.
+    /// </summary>
+    public Task StartJoinsAsync(ClientSession session, IReadOnlyList<string> names, IReadOnlyDictionary<string, ulong> positions) =>
+        Task.Run(async () =>
+        {
+            try
+            {
+                foreach (var name in names)
+                {
+                    await StartJoinAsync(session, name, positions.TryGetValue(name, out var p) ? p : null, null, session.Closing);
+                }
+            }
+            catch (OperationCanceledException) when (session.Closing.IsCancellationRequested)
+            {
+            }
+        });
+
     /// <summary>Leaves every room of a closing session (after its background joins ended).</summary>
     public async Task LeaveAllAsync(ClientSession session)
     {
@@ -92,7 +112,7 @@ internal sealed partial class RoomJoiner(
                 // everything after it. If it is gone (or never was this room's), something may be missing.
                 truncated = from > 0 && !await history.IsStoredInRoomAsync(name, from, cancellationToken);
                 ulong last = 0;
-                await foreach (var message in history.ReadAsync(name, from, null, cancellationToken))
+                await foreach (var message in history.ReadAsync(name, from, null, cancellationToken, mustReach: position))
                 {
                     await session.Queue.WaitForHeadroomAsync(cancellationToken);
                     if (!membership.DeliverReplayed(message))

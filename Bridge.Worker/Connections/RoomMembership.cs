@@ -27,7 +27,7 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
         set => Volatile.Write(ref _room, value);
     }
 
-    /// <summary>The connection's position in the room once live (see <c>room.joined</c>).</summary>
+    /// <summary>The connection's position in the room once live: the seq of the last message it was sent (or of <c>room.joined</c>).</summary>
     public ulong Position { get; private set; }
 
     public bool IsLive
@@ -66,6 +66,14 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
 
             if (_pending is null)
             {
+                // Once live, the position only moves forward: a message at or below it (already replayed, or
+                // re-dispatched by a gap fill the replay had already covered) is never sent twice.
+                if (message.Seq <= Position)
+                {
+                    return;
+                }
+
+                Position = message.Seq;
                 Session.Deliver(message);
                 return;
             }
@@ -111,8 +119,9 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
             Session.Send(joined);
             foreach (var message in _pending!)
             {
-                if (message.Seq > afterSeq)
+                if (message.Seq > Position)
                 {
+                    Position = message.Seq;
                     Session.Deliver(message);
                 }
             }

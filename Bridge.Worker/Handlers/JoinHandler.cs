@@ -43,9 +43,9 @@ internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
             return requests;
         }
 
-        if (list.ValueKind != JsonValueKind.Array)
+        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
         {
-            session.SendError(ErrorCodes.InvalidArgument, "rooms must be an array of {room, since}", frame.Id);
+            session.SendError(ErrorCodes.InvalidArgument, "rooms must be a non-empty array of {room, since}", frame.Id);
             return requests;
         }
 

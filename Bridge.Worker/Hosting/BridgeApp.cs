@@ -18,6 +18,12 @@ internal static class BridgeApp
         // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddBridge();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // Long-poll cursors travel in the query and SSE resume ids in a header: room for 100 rooms' positions.
+            kestrel.Limits.MaxRequestLineSize = 32 * 1024;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
+        });
         configure?.Invoke(builder);
         var app = builder.Build();
         app.MapBridge();
@@ -44,6 +50,7 @@ internal static class BridgeApp
         services.AddSingleton<RoomRegistry>();
         services.AddSingleton<ConnectionTracker>();
         services.AddSingleton<RoomJoiner>();
+        services.AddHostedService<ConnectionDrainer>();
 
         // Protocol: the handler table
         services.AddSingleton<IFrameHandler, JoinHandler>();

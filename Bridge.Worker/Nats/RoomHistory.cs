@@ -62,9 +62,14 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     /// The room's stored messages after <paramref name="afterSeq"/>, in order, up to <paramref name="upToSeq"/>
     /// (inclusive) or, when null, up to the end of the stream as it is while reading.
     /// </summary>
+    // mustReach: a seq known to be stored for the room (e.g. its last seq when the caller's live feed opened):
+    // reading does not stop at an empty fetch before reaching it, since a fetch can come back empty while messages
+    // are still on their way. Given up after a few empty tries (retention may have dropped it meanwhile).
     public async IAsyncEnumerable<RoomMessage> ReadAsync(
-        string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken)
+        string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0)
     {
+        var last = afterSeq;
+        var emptyTries = 0;
         var consumer = await nats.JetStream.CreateOrderedConsumerAsync(
             options.Value.StreamName,
             new NatsJSOrderedConsumerOpts
@@ -81,12 +86,13 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
             {
                 received++;
                 var seq = msg.Metadata?.Sequence.Stream ?? 0;
-                if (upToSeq is { } last && seq > last)
+                if (upToSeq is { } limit && seq > limit)
                 {
                     yield break;
                 }
 
                 var timestamp = msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
+                last = seq;
                 yield return RoomMessageReader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
                 if (upToSeq is { } end && seq >= end)
                 {
@@ -96,7 +102,17 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
 
             if (received == 0)
             {
-                yield break;
+                // Short of a seq known to be stored: try again (20 x 10 ms at most).
+                if (last >= mustReach || ++emptyTries > 20)
+                {
+                    yield break;
+                }
+
+                await Task.Delay(10, cancellationToken);
+            }
+            else
+            {
+                emptyTries = 0;
             }
         }
     }

@@ -20,7 +20,7 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
     public async Task<IResult> HandleAsync(HttpContext context)
     {
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerConnection, out var rooms, out var refused))
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused))
         {
             return refused!;
         }
@@ -41,15 +41,12 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
             o.MaxConcurrentRequests);
         var messages = new List<byte[]>();
         var errors = new List<byte[]>();
+        var truncated = new List<string>();
+        using var expiry = new CancellationTokenSource(o.PollTimeout, time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token);
+        var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
         try
         {
-            foreach (var room in rooms)
-            {
-                await joiner.StartJoinAsync(session, room, positions.TryGetValue(room, out var p) ? p : null, null, context.RequestAborted);
-            }
-
-            using var expiry = new CancellationTokenSource(o.PollTimeout, time);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token);
             var reader = session.Queue.Reader;
             try
             {
@@ -64,7 +61,11 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
                             break;
                         }
 
-                        await reader.WaitToReadAsync(timeout.Token);
+                        if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))
+                        {
+                            break; // the session closed (e.g. a join buffer overflowed): answer with what there is
+                        }
+
                         continue;
                     }
 
@@ -72,6 +73,11 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
                     if (frame.AdvancesPosition)
                     {
                         positions[frame.Room!] = frame.Seq;
+                    }
+
+                    if (frame.Type == MessageTypes.RoomJoined && IsTruncated(frame.Bytes))
+                    {
+                        truncated.Add(frame.Room!);
                     }
 
                     if (frame.Type == MessageTypes.Error)
@@ -92,19 +98,29 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
         finally
         {
             session.RequestClose(CloseCodes.Normal, "poll answered");
+            await joining;
             await joiner.LeaveAllAsync(session);
         }
 
-        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors), "application/json", Encoding.UTF8);
+        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors, truncated), "application/json", Encoding.UTF8);
     }
 
-    private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors)
+    private static bool IsTruncated(byte[] joined)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(joined);
+        return document.RootElement.TryGetProperty("payload", out var payload) &&
+               payload.TryGetProperty("truncated", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.True;
+    }
+
+    private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors, List<string> truncated)
     {
         var sb = new StringBuilder();
         sb.Append("{\"cursor\":\"").Append(cursor).Append("\",\"messages\":[");
         AppendAll(sb, messages);
         sb.Append("],\"errors\":[");
         AppendAll(sb, errors);
+        sb.Append("],\"truncated\":[");
+        sb.Append(string.Join(',', truncated.Select(r => $"\"{r}\"")));
         sb.Append("]}");
         return sb.ToString();
     }

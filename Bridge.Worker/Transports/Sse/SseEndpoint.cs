@@ -34,7 +34,7 @@ internal sealed partial class SseEndpoint(
     public async Task HandleAsync(HttpContext context)
     {
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerConnection, out var rooms, out var refused))
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused))
         {
             await refused!.ExecuteAsync(context);
             return;
@@ -74,11 +74,7 @@ internal sealed partial class SseEndpoint(
             await WriteAsync(response, $"retry: {(long)o.SseRetry.TotalMilliseconds}\n: {worker.Value.Id}\n\n", context.RequestAborted);
             await response.Body.FlushAsync(context.RequestAborted);
             session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.SseHeartbeatInterval, session.User));
-            foreach (var room in rooms)
-            {
-                await joiner.StartJoinAsync(session, room, positions.TryGetValue(room, out var p) ? p : null, null, context.RequestAborted);
-            }
-
+            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
             var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
             try
@@ -87,8 +83,10 @@ internal sealed partial class SseEndpoint(
             }
             finally
             {
+                session.RequestClose(CloseCodes.Normal, "closed");
                 await stop.CancelAsync();
                 await heartbeat;
+                await joining;
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
