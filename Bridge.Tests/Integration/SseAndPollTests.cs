@@ -189,4 +189,39 @@ public sealed class SseAndPollTests(NatsServerFixture nats) : IClassFixture<Nats
         Assert.Equal(seen.Count, seen.Distinct().Count());
         Assert.Equal(published.Where(p => p.Seq > start[p.Room]).Select(p => p.Seq).Order(), seen.Order());
     }
+
+    [Fact]
+    public async Task Sse_and_poll_resume_more_rooms_than_concurrent_joins_each_with_a_backlog()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:SendQueueCapacity", "64"));
+        var rooms = Enumerable.Range(0, 30).Select(_ => Names.Room("many")).ToList();
+        var positions = new Dictionary<string, ulong>();
+        foreach (var room in rooms)
+        {
+            positions[room] = (await PublishAsync(room, 1))[0];
+        }
+
+        var missed = new List<ulong>();
+        foreach (var room in rooms)
+        {
+            missed.AddRange(await PublishAsync(room, 40, offset: 1));
+        }
+
+        var cursor = string.Join(',', rooms.Select(r => $"{r}={positions[r]}"));
+        await using (var sse = await SseClient.ConnectAsync(worker.HttpUrl, string.Join(',', rooms), cursor))
+        {
+            var got = await sse.CollectAsync(missed.Count, e => e.Event == "feed.item", TimeSpan.FromSeconds(30));
+            Assert.Equal(missed.Order(), got.Select(e => e.Json["seq"]!.GetValue<ulong>()).Order());
+        }
+
+        var seen = new List<ulong>();
+        for (var poll = 0; poll < 100 && seen.Count < missed.Count; poll++)
+        {
+            var answer = await Http.GetFromJsonAsync<JsonObject>(new Uri(worker.HttpUrl, $"/poll?rooms={string.Join(',', rooms)}&cursor={cursor}"));
+            cursor = answer!["cursor"]!.GetValue<string>();
+            seen.AddRange(answer["messages"]!.AsArray().Select(m => m!["seq"]!.GetValue<ulong>()));
+        }
+
+        Assert.Equal(missed.Order(), seen.Order());
+    }
 }
