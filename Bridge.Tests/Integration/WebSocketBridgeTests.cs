@@ -259,4 +259,32 @@ public sealed class WebSocketBridgeTests(NatsServerFixture nats) : IClassFixture
         stop.Cancel();
         await flood;
     }
+
+    [Fact]
+    public async Task A_worker_that_shuts_down_closes_websockets_with_1012_and_a_resume_elsewhere_loses_nothing()
+    {
+        var workerA = await WorkerHost.StartAsync(nats.Server);
+        await using var workerB = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room();
+        var client = await TestClient.ConnectAsync(workerA.WebSocketUrl);
+        await client.JoinAndWaitAsync(room);
+        await client.PublishAsync(room, "before");
+        var seen = await client.WaitForAsync(f => f.Type == "chat.message");
+
+        await workerA.DisposeAsync();
+        Assert.Equal((System.Net.WebSockets.WebSocketCloseStatus)CloseCodes.ServiceRestart, await client.Closed.WaitAsync(TimeSpan.FromSeconds(10)));
+        await client.DisposeAsync();
+
+        await using var publisher = await TestClient.ConnectAsync(workerB.WebSocketUrl);
+        await publisher.PublishAsync(room, "while away");
+        await publisher.WaitForAsync(f => f.Type == MessageTypes.Ack);
+
+        await using var resumed = await TestClient.ConnectAsync(workerB.WebSocketUrl);
+        await resumed.SendAsync(new()
+        {
+            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = seen.Seq },
+        });
+        var missed = await resumed.WaitForAsync(f => f.Type == "chat.message");
+        Assert.Equal("while away", missed.Payload!.GetValue<string>());
+    }
 }
