@@ -15,7 +15,7 @@ internal static class FanoutScenario
 {
     public static async Task<bool> RunAsync(int connections, int burst, int rate, TimeSpan duration, string configuration, CancellationToken cancellationToken)
     {
-        var report = new Report("fanout", $"make bench-rooms (dotnet run --project Bridge.LoadTests -c {configuration} -- fanout --connections {connections} --messages {burst} --rate {rate})");
+        var report = new Report("fanout", $"make bench (dotnet run --project Bridge.LoadTests -c {configuration} -- fanout --connections {connections} --messages {burst} --rate {rate})");
         await using var nats = await NatsServerProcess.StartAsync();
         await using var worker = await WorkerProcess.StartAsync(nats.Url, configuration);
         var latency = new LongConcurrentHistogram(1, 60_000_000, 3) /* microseconds, up to a minute */;

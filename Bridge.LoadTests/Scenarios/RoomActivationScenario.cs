@@ -16,7 +16,7 @@ internal static class RoomActivationScenario
 {
     public static async Task<bool> RunAsync(int rooms, int connections, int messages, string configuration, CancellationToken cancellationToken)
     {
-        var report = new Report("rooms-activation", $"make bench-rooms (dotnet run --project Bridge.LoadTests -c {configuration} -- rooms --rooms {rooms} --connections {connections})");
+        var report = new Report("rooms-activation", $"make bench (dotnet run --project Bridge.LoadTests -c {configuration} -- rooms --rooms {rooms} --connections {connections})");
         await using var nats = await NatsServerProcess.StartAsync();
         await using var worker = await WorkerProcess.StartAsync(
             nats.Url, configuration, ("Bridge:Connections:MaxRoomsPerConnection", rooms.ToString()));
