@@ -122,4 +122,30 @@ public sealed class DurabilityTests : IAsyncLifetime
         }
 
     }
+
+    [Fact]
+    public async Task Messages_dropped_from_a_full_live_feed_are_filled_from_the_stream_in_order()
+    {
+        // A live feed that buffers only 16 messages drops most of a fast burst; the room's sequence chain
+        // (Nats-Last-Sequence) shows each gap and the worker fills it from the stream before going on.
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Nats:RoomFeedCapacity", "16"));
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
+        await client.JoinAndWaitAsync(room);
+
+        await using var backend = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        var js = new NatsJSContext(backend);
+        const int total = 3000;
+        var pending = new List<Task<NATS.Client.JetStream.Models.PubAckResponse>>();
+        for (var i = 0; i < total; i++)
+        {
+            pending.Add(js.PublishAsync($"rooms.{room}", new byte[200]).AsTask());
+        }
+
+        var acks = await Task.WhenAll(pending);
+        var stored = acks.Select(a => a.Seq).Order().ToList();
+        var received = await client.CollectAsync(total, f => f.Room == room && f.Type == NatsSubjects.DefaultType, TimeSpan.FromSeconds(60));
+        Assert.Equal(stored, received.Select(f => f.Seq));
+        Assert.True(await client.NothingArrivesAsync(f => f.Type == NatsSubjects.DefaultType, TimeSpan.FromMilliseconds(300)));
+    }
 }
