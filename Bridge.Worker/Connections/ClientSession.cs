@@ -21,6 +21,12 @@ internal sealed class ClientSession
     private CloseRequest? _closeRequest;
     private int _closeRequested;
 
+    /// <summary>
+    /// The user of every connection until authentication is built (issue 5): all clients share it, so message
+    /// ids must be unique per room among them.
+    /// </summary>
+    public const string AnonymousUser = "anonymous";
+
     public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16)
     {
         _backgroundSlots = new SemaphoreSlim(maxConcurrentRequests, maxConcurrentRequests);

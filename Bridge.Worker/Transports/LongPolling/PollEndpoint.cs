@@ -35,7 +35,7 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
         // the poll answers: the next poll resumes from the cursor).
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            "anonymous",
+            ClientSession.AnonymousUser,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.PollMaxMessages + rooms.Count + 16, Math.Max(o.SendQueueMaxBytes, (long)o.PollMaxMessages * o.MaxFrameBytes)),
             o.MaxConcurrentRequests);

@@ -63,7 +63,7 @@ internal sealed partial class SseEndpoint(
 
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            "anonymous",
+            ClientSession.AnonymousUser,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
             o.MaxConcurrentRequests);

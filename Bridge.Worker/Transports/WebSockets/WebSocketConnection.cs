@@ -22,6 +22,8 @@ internal sealed partial class WebSocketConnection(
     // Small first buffer: most frames are small; it grows (up to the frame limit) only for larger ones.
     private const int InitialReceiveBuffer = 4096;
 
+    private ITimer? _abortTimer;
+
     public async Task RunAsync(CancellationToken aborted)
     {
         LogOpened(session.ConnectionId, session.Codec.Subprotocol);
@@ -50,8 +52,6 @@ internal sealed partial class WebSocketConnection(
             Volatile.Read(ref _abortTimer)?.Dispose();
         }
     }
-
-    private ITimer? _abortTimer;
 
     private void ArmAbortTimer() =>
         Volatile.Write(ref _abortTimer, time.CreateTimer(static s => ((WebSocket)s!).Abort(), socket, options.CloseTimeout, Timeout.InfiniteTimeSpan));

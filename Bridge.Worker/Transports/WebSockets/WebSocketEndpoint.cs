@@ -48,7 +48,7 @@ internal sealed partial class WebSocketEndpoint(
 
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            user: "anonymous",
+            ClientSession.AnonymousUser,
             codec,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
             o.MaxConcurrentRequests);
