@@ -148,4 +148,21 @@ public sealed class DurabilityTests : IAsyncLifetime
         Assert.Equal(stored, received.Select(f => f.Seq));
         Assert.True(await client.NothingArrivesAsync(f => f.Type == NatsSubjects.DefaultType, TimeSpan.FromMilliseconds(300)));
     }
+
+    [Fact]
+    public async Task Readiness_follows_the_nats_connection_while_liveness_stays_up()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/readyz")).StatusCode);
+
+        _nats.Kill();
+        await Eventually.TrueAsync(async () => (await http.GetAsync("/readyz")).StatusCode == System.Net.HttpStatusCode.ServiceUnavailable);
+        var body = await (await http.GetAsync("/readyz")).Content.ReadAsStringAsync();
+        Assert.Contains("nats", body, StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
+
+        await _nats.RestartAsync(TimeSpan.Zero);
+        await Eventually.TrueAsync(async () => (await http.GetAsync("/readyz")).StatusCode == System.Net.HttpStatusCode.OK, TimeSpan.FromSeconds(20));
+    }
 }

@@ -1,6 +1,7 @@
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Nats;
+using Bridge.Worker.Operations;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
@@ -59,6 +60,9 @@ internal static class BridgeApp
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 
+        // Operations
+        services.AddSingleton<HealthEndpoints>();
+
         // Transports
         services.AddSingleton<WebSocketEndpoint>();
         services.AddSingleton<SseEndpoint>();
@@ -74,7 +78,8 @@ internal static class BridgeApp
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(PollEndpoint.Path, (HttpContext context, PollEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapPost(PublishEndpoint.Pattern, (HttpContext context, string room, PublishEndpoint endpoint) => endpoint.HandleAsync(context, room));
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/healthz", HealthEndpoints.Live);
+        app.MapGet("/readyz", (HealthEndpoints health, HttpContext context) => health.ReadyAsync(context.RequestAborted));
         return app;
     }
 
