@@ -15,8 +15,10 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     {
         await using var worker = await WorkerHost.StartAsync(
             nats.Server,
-            ("Bridge:Connections:SendQueueCapacity", "16"),
-            ("Bridge:Connections:SendQueueMaxBytes", "262144"),
+            // Room enough for healthy readers on a busy CI machine; far less than what is published (16 MB), which
+            // also exceeds the socket buffers a stalled reader can hide behind.
+            ("Bridge:Connections:SendQueueCapacity", "256"),
+            ("Bridge:Connections:SendQueueMaxBytes", "2097152"),
             ("Bridge:Connections:CloseTimeout", "00:00:30"));
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl);
         await using var healthy2 = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
@@ -30,7 +32,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         var tracker = worker.Get<ConnectionTracker>();
         await Eventually.TrueAsync(() => worker.Get<Bridge.Worker.Rooms.RoomRegistry>().TryGet(room, out var r) && r.MemberCount == 3);
 
-        const int count = 400;
+        const int count = 1000;
         var body = new byte[16 * 1024];
         Random.Shared.NextBytes(body);
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
