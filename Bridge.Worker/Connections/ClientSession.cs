@@ -27,8 +27,9 @@ internal sealed class ClientSession
     /// </summary>
     public const string AnonymousUser = "anonymous";
 
-    public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16)
+    public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket")
     {
+        Transport = transport;
         _backgroundSlots = new SemaphoreSlim(maxConcurrentRequests, maxConcurrentRequests);
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         ArgumentException.ThrowIfNullOrEmpty(user);
@@ -41,6 +42,9 @@ internal sealed class ClientSession
     }
 
     public string ConnectionId { get; }
+
+    /// <summary><c>websocket</c>, <c>sse</c> or <c>poll</c>: the label of this connection's metrics.</summary>
+    public string Transport { get; }
 
     public string User { get; }
 
@@ -57,7 +61,7 @@ internal sealed class ClientSession
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
     public void Deliver(RoomMessage message) =>
-        Send(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq));
+        Send(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
 
     /// <summary>
     /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never

@@ -1,10 +1,11 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using Bridge.Worker.Operations;
 
 namespace Bridge.Worker.Connections;
 
 /// <summary>The connections open on this worker, by id.</summary>
-internal sealed class ConnectionTracker
+internal sealed class ConnectionTracker(BridgeMetrics metrics)
 {
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
 
@@ -16,7 +17,19 @@ internal sealed class ConnectionTracker
     public static string NewConnectionId() =>
         Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('+', '-').Replace('/', '_');
 
-    public void Add(ClientSession session) => _sessions[session.ConnectionId] = session;
+    public BridgeMetrics Metrics => metrics;
 
-    public void Remove(ClientSession session) => _sessions.TryRemove(session.ConnectionId, out _);
+    public void Add(ClientSession session)
+    {
+        _sessions[session.ConnectionId] = session;
+        metrics.ConnectionOpened(session.Transport);
+    }
+
+    public void Remove(ClientSession session)
+    {
+        if (_sessions.TryRemove(session.ConnectionId, out _))
+        {
+            metrics.ConnectionClosed(session.Transport, session.CloseRequested?.Code ?? Bridge.Contracts.CloseCodes.Normal);
+        }
+    }
 }

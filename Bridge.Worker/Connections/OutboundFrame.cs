@@ -6,7 +6,10 @@ namespace Bridge.Worker.Connections;
 /// connection's position in a room (a room message, or <c>room.joined</c>): SSE and long-poll build their
 /// resume ids from them.
 /// </summary>
-internal readonly record struct OutboundFrame(byte[] Bytes, string Type, string? Room = null, ulong Seq = 0)
+internal readonly record struct OutboundFrame(byte[] Bytes, string Type, string? Room = null, ulong Seq = 0, long Timestamp = 0)
 {
     public bool AdvancesPosition => Room is not null;
+
+    /// <summary>A stored room message (not a control frame): counted and timed when written.</summary>
+    public bool IsRoomMessage => Timestamp > 0;
 }

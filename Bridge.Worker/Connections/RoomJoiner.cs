@@ -14,7 +14,7 @@ namespace Bridge.Worker.Connections;
 /// loop, so one room's replay never holds up the connection's other rooms.
 /// </summary>
 internal sealed partial class RoomJoiner(
-    RoomRegistry rooms, RoomHistory history, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
+    RoomRegistry rooms, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
 {
     /// <summary>Starts a join; answers <c>room.joined</c> (or an error) on the session when done.</summary>
     public async ValueTask StartJoinAsync(ClientSession session, string name, ulong? since, string? reference, CancellationToken cancellationToken)
@@ -123,6 +123,8 @@ internal sealed partial class RoomJoiner(
                     last = message.Seq;
                     replayed++;
                 }
+
+                metrics.Resumed(replayed, truncated);
 
                 // A `since` from a stream that no longer exists (truncated, nothing replayed) is not trusted.
                 position = Math.Max(position, Math.Max(truncated ? 0 : from, last));

@@ -10,7 +10,7 @@ namespace Bridge.Worker.Handlers;
 /// Publishes of one connection are stored in the order they were sent (one at a time). The same rules apply to
 /// <c>POST /api/rooms/{room}/messages</c>.
 /// </summary>
-internal sealed partial class PublishHandler(RoomPublisher publisher, ILogger<PublishHandler> logger)
+internal sealed partial class PublishHandler(RoomPublisher publisher, Operations.BridgeMetrics metrics, ILogger<PublishHandler> logger)
 {
     /// <summary>Why a publish is refused (code and message), or null when it may be stored.</summary>
     public static (string Code, string Message)? Check(InboundFrame frame)
@@ -49,8 +49,11 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, ILogger<Pu
     }
 
     /// <summary>Stores a checked frame.</summary>
-    public ValueTask<PublishResult> PublishAsync(InboundFrame frame, string from, CancellationToken cancellationToken) =>
-        publisher.PublishAsync(frame.Room!, frame.Type!, from, frame.Id, frame.PayloadKind, frame.Payload, cancellationToken);
+    public ValueTask<PublishResult> PublishAsync(InboundFrame frame, string from, string transport, CancellationToken cancellationToken)
+    {
+        metrics.MessageIn(transport);
+        return publisher.PublishAsync(frame.Room!, frame.Type!, from, frame.Id, frame.PayloadKind, frame.Payload, cancellationToken);
+    }
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
@@ -63,7 +66,7 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, ILogger<Pu
         PublishResult result;
         try
         {
-            result = await PublishAsync(frame, session.User, cancellationToken);
+            result = await PublishAsync(frame, session.User, session.Transport, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {

@@ -8,6 +8,7 @@ using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
 using Bridge.Worker.Transports.WebSockets;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace Bridge.Worker.Hosting;
 
@@ -19,6 +20,17 @@ internal static class BridgeApp
         // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddBridge();
+        // Structured logs: JSON lines in production (for the log pipeline), readable lines in development.
+        builder.Logging.ClearProviders();
+        if (builder.Environment.IsDevelopment())
+        {
+            builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
+        }
+        else
+        {
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "O");
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             // Long-poll cursors travel in the query and SSE resume ids in a header: room for 100 rooms' positions.
@@ -62,6 +74,8 @@ internal static class BridgeApp
 
         // Operations
         services.AddSingleton<HealthEndpoints>();
+        services.AddSingleton<BridgeMetrics>();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());
 
         // Transports
         services.AddSingleton<WebSocketEndpoint>();
@@ -79,6 +93,7 @@ internal static class BridgeApp
         app.MapGet(PollEndpoint.Path, (HttpContext context, PollEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapPost(PublishEndpoint.Pattern, (HttpContext context, string room, PublishEndpoint endpoint) => endpoint.HandleAsync(context, room));
         app.MapGet("/healthz", HealthEndpoints.Live);
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/readyz", (HealthEndpoints health, HttpContext context) => health.ReadyAsync(context.RequestAborted));
         return app;
     }

@@ -8,7 +8,8 @@ namespace Bridge.Worker.Nats;
 /// the stream and whatever was stored while the feed was away is delivered before anything newer.
 /// </summary>
 internal sealed partial class FeedCatchUp(
-    NatsContext nats, RoomRegistry rooms, NatsRoomFeedFactory feeds, ILogger<FeedCatchUp> logger) : IHostedService
+    NatsContext nats, RoomRegistry rooms, NatsRoomFeedFactory feeds, Operations.BridgeMetrics metrics, ILogger<FeedCatchUp> logger)
+    : IHostedService
 {
     // Rooms checked at once after a reconnect: enough to catch up thousands of rooms in seconds without
     // flooding the server with requests the moment it is back.
@@ -17,6 +18,7 @@ internal sealed partial class FeedCatchUp(
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
     private Task _running = Task.CompletedTask;
+    private int _opened;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -26,6 +28,11 @@ internal sealed partial class FeedCatchUp(
 
     private ValueTask OnConnectionOpenedAsync(object? sender, NatsEventArgs args)
     {
+        if (Interlocked.Increment(ref _opened) > 1)
+        {
+            metrics.NatsReconnected();
+        }
+
         lock (_gate)
         {
             // Chained, so two quick reconnects never run two catch-ups of a room at once.

@@ -11,7 +11,8 @@ namespace Bridge.Worker.Nats;
 /// buffer, a reconnect) is seen at the next one and filled from the stream before anything later is delivered.
 /// </summary>
 internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, RoomHistory history, IOptions<NatsOptions> options, TimeProvider time, ILogger<NatsRoomFeedFactory> logger)
+    NatsContext nats, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<NatsOptions> options, TimeProvider time,
+    ILogger<NatsRoomFeedFactory> logger)
     : IRoomFeedFactory
 {
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
@@ -76,6 +77,7 @@ internal sealed partial class NatsRoomFeedFactory(
                 if (message.PreviousSeq > room.LastSeq)
                 {
                     LogGap(room.Name, room.LastSeq, message.PreviousSeq);
+                    metrics.GapFilled();
                     await FillAsync(room, message.PreviousSeq, CancellationToken.None);
                 }
 

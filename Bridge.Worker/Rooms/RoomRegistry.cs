@@ -6,9 +6,17 @@ namespace Bridge.Worker.Rooms;
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
 /// opens on the first join and closes on the last leave.
 /// </summary>
-internal sealed class RoomRegistry(IRoomFeedFactory feeds) : IAsyncDisposable
+internal sealed class RoomRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+    private readonly IRoomFeedFactory _feeds;
+
+    public RoomRegistry(IRoomFeedFactory feeds, Operations.BridgeMetrics metrics)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        _feeds = feeds;
+        metrics.ObserveActiveRooms(() => _rooms.Count);
+    }
 
     public int ActiveRooms => _rooms.Count;
 
@@ -32,7 +40,7 @@ internal sealed class RoomRegistry(IRoomFeedFactory feeds) : IAsyncDisposable
 
             try
             {
-                await room.EnsureFeedAsync(feeds, cancellationToken);
+                await room.EnsureFeedAsync(_feeds, cancellationToken);
                 return room;
             }
             catch

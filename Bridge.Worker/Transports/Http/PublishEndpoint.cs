@@ -60,7 +60,7 @@ internal sealed class PublishEndpoint(PublishHandler publish, IOptions<Connectio
         PublishResult result;
         try
         {
-            result = await publish.PublishAsync(frame, ClientSession.AnonymousUser, context.RequestAborted);
+            result = await publish.PublishAsync(frame, ClientSession.AnonymousUser, "http", context.RequestAborted);
         }
         catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
         {

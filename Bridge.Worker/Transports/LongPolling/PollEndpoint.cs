@@ -13,7 +13,7 @@ namespace Bridge.Worker.Transports.LongPolling;
 /// is there or <c>PollTimeout</c> passes, and answers <c>{cursor, messages}</c>; the next poll passes that
 /// cursor. A sequence of polls sees every message exactly once.
 /// </summary>
-internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions> options, TimeProvider time)
+internal sealed class PollEndpoint(RoomJoiner joiner, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time)
 {
     public const string Path = "/poll";
 
@@ -38,7 +38,8 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
             ClientSession.AnonymousUser,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.PollMaxMessages + rooms.Count + 16, Math.Max(o.SendQueueMaxBytes, (long)o.PollMaxMessages * o.MaxFrameBytes)),
-            o.MaxConcurrentRequests);
+            o.MaxConcurrentRequests,
+            transport: "poll");
         var messages = new List<byte[]>();
         var errors = new List<byte[]>();
         var truncated = new List<string>();
@@ -84,9 +85,10 @@ internal sealed class PollEndpoint(RoomJoiner joiner, IOptions<ConnectionOptions
                     {
                         errors.Add(frame.Bytes);
                     }
-                    else if (frame.Room is not null && frame.Type != MessageTypes.RoomJoined)
+                    else if (frame.IsRoomMessage)
                     {
                         messages.Add(frame.Bytes);
+                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
                     }
                 }
             }

@@ -66,7 +66,8 @@ internal sealed partial class SseEndpoint(
             ClientSession.AnonymousUser,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
-            o.MaxConcurrentRequests);
+            o.MaxConcurrentRequests,
+            transport: "sse");
         tracker.Add(session);
         LogOpened(session.ConnectionId, rooms.Count, positions.Count);
         try
@@ -79,7 +80,7 @@ internal sealed partial class SseEndpoint(
             var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
             try
             {
-                await SendLoopAsync(response, session, rooms, positions, context.RequestAborted);
+                await SendLoopAsync(response, session, rooms, positions, tracker.Metrics, context.RequestAborted);
             }
             finally
             {
@@ -103,7 +104,8 @@ internal sealed partial class SseEndpoint(
     }
 
     private static async Task SendLoopAsync(
-        HttpResponse response, ClientSession session, List<string> rooms, Dictionary<string, ulong> positions, CancellationToken aborted)
+        HttpResponse response, ClientSession session, List<string> rooms, Dictionary<string, ulong> positions, Operations.BridgeMetrics metrics,
+        CancellationToken aborted)
     {
         var reader = session.Queue.Reader;
         var writer = response.BodyWriter;
@@ -136,6 +138,10 @@ internal sealed partial class SseEndpoint(
                     }
 
                     session.Queue.OnSent(frame);
+                    if (frame.IsRoomMessage)
+                    {
+                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                    }
                 }
 
                 await writer.FlushAsync(aborted);

@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
+using Bridge.Worker.Operations;
 
 namespace Bridge.Worker.Transports.WebSockets;
 
@@ -16,6 +17,7 @@ internal sealed partial class WebSocketConnection(
     ClientSession session,
     FrameDispatcher dispatcher,
     ConnectionOptions options,
+    BridgeMetrics metrics,
     TimeProvider time,
     ILogger<WebSocketConnection> logger)
 {
@@ -143,6 +145,10 @@ internal sealed partial class WebSocketConnection(
                 {
                     await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
                     session.Queue.OnSent(frame);
+                    if (frame.IsRoomMessage)
+                    {
+                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                    }
                 }
             }
         }

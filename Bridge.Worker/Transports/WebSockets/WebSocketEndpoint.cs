@@ -56,7 +56,7 @@ internal sealed partial class WebSocketEndpoint(
         try
         {
             session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.HeartbeatInterval, session.User));
-            var connection = new WebSocketConnection(socket, session, dispatcher, o, time, logger);
+            var connection = new WebSocketConnection(socket, session, dispatcher, o, tracker.Metrics, time, logger);
             await connection.RunAsync(context.RequestAborted);
         }
         finally

@@ -1,0 +1,82 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+
+namespace Bridge.Tests.Integration;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetricsCollection
+{
+    // Instruments are observed by meter name across the process: scraped alone, with no other worker running.
+    public const string Name = "metrics";
+}
+
+[Collection(MetricsCollection.Name)]
+public sealed class MetricsTests : IAsyncLifetime
+{
+    private Bridge.Testing.NatsServerProcess _nats = null!;
+
+    public async Task InitializeAsync() => _nats = await Bridge.Testing.NatsServerProcess.StartAsync();
+
+    public async Task DisposeAsync() => await _nats.DisposeAsync();
+
+    [Fact]
+    public async Task Metrics_endpoint_counters_move_as_a_scripted_scenario_runs()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:SendQueueCapacity", "64"), ("Bridge:Connections:SendQueueMaxBytes", "1048576"));
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
+        async Task<double> Metric(string name, string labels = "")
+        {
+            var text = await http.GetStringAsync("/metrics");
+            var total = 0.0;
+            foreach (Match m in Regex.Matches(text, $@"^{Regex.Escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)", RegexOptions.Multiline))
+            {
+                if (m.Groups[1].Value.Contains(labels, StringComparison.Ordinal))
+                {
+                    total += double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+                }
+            }
+
+            return total;
+        }
+
+        var room = Names.Room();
+        await using var ws = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, room);
+        await ws.JoinAndWaitAsync(room);
+        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        for (var i = 0; i < 3; i++)
+        {
+            await ws.PublishAsync(room, i);
+        }
+
+        await ws.CollectAsync(3, f => f.Type == "chat.message");
+        await sse.CollectAsync(3, e => e.Event == "chat.message");
+        await ws.SendAsync(new() { ["type"] = MessageTypes.RoomJoin, ["room"] = room + "x", ["payload"] = new Dictionary<string, object?> { ["since"] = 0 } });
+        await ws.WaitForAsync(f => f.Type == MessageTypes.RoomJoined && f.Room == room + "x");
+
+        await Eventually.TrueAsync(async () => await Metric("bridge_connections_opened_total", "transport=\"websocket\"") >= 1 &&
+                                              await Metric("bridge_connections_active", "transport=\"sse\"") == 1 &&
+                                              await Metric("bridge_messages_in_total", "transport=\"websocket\"") == 3 &&
+                                              await Metric("bridge_messages_out_total", "transport=\"websocket\"") == 3 &&
+                                              await Metric("bridge_messages_out_total", "transport=\"sse\"") == 3 &&
+                                              await Metric("bridge_rooms_active") == 2 &&
+                                              await Metric("bridge_resumes_total") == 1 &&
+                                              await Metric("bridge_delivery_latency_seconds_count") == 6 &&
+                                              await Metric("bridge_sent_bytes_total") > 0);
+
+        // A stalled client overflows its tiny queue: a slow-consumer close is counted, and active drops.
+        await using var stalled = await TestClient.ConnectAsync(worker.WebSocketUrl, startReading: false, receiveBufferBytes: 4096);
+        await stalled.JoinAsync(room);
+        await Eventually.TrueAsync(() => worker.Get<Bridge.Worker.Rooms.RoomRegistry>().TryGet(room, out var r) && r.MemberCount == 3);
+        // 8 MB: more than the queue (1 MB) plus what the stalled client's socket buffers can hide.
+        for (var i = 0; i < 500; i++)
+        {
+            await ws.PublishAsync(room, new string('x', 16_000));
+        }
+
+        await Eventually.TrueAsync(async () => await Metric("bridge_slow_consumer_closes_total") >= 1 &&
+                                              await Metric("bridge_connections_closed_total", "code=\"4008\"") >= 1, TimeSpan.FromSeconds(20));
+    }
+}

@@ -1,0 +1,96 @@
+using System.Diagnostics.Metrics;
+using Bridge.Contracts;
+
+namespace Bridge.Worker.Operations;
+
+/// <summary>
+/// The worker's instruments (System.Diagnostics.Metrics, exported in Prometheus format on <c>/metrics</c>).
+/// Names are listed with what each alarm means in docs/operations.md.
+/// </summary>
+internal sealed class BridgeMetrics
+{
+    public const string MeterName = "Bridge.Worker";
+
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _closed;
+    private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _slowConsumers;
+    private readonly Counter<long> _messagesIn;
+    private readonly Counter<long> _messagesOut;
+    private readonly Counter<long> _bytesOut;
+    private readonly Histogram<double> _deliveryLatency;
+    private readonly Counter<long> _resumes;
+    private readonly Counter<long> _replayed;
+    private readonly Counter<long> _gapFills;
+    private readonly Counter<long> _natsReconnects;
+
+    private readonly Meter _meter;
+
+    public BridgeMetrics(IMeterFactory meters, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(meters);
+        Time = time;
+        var meter = _meter = meters.Create(MeterName);
+        _opened = meter.CreateCounter<long>("bridge.connections.opened", description: "Connections accepted, by transport.");
+        _closed = meter.CreateCounter<long>("bridge.connections.closed", description: "Connections ended, by transport and close code.");
+        _active = meter.CreateUpDownCounter<long>("bridge.connections.active", description: "Open connections, by transport.");
+        _slowConsumers = meter.CreateCounter<long>("bridge.slow_consumer.closes", description: "Connections closed because their send queue overflowed (4008).");
+        _messagesIn = meter.CreateCounter<long>("bridge.messages.in", description: "Messages published by clients, by transport.");
+        _messagesOut = meter.CreateCounter<long>("bridge.messages.out", description: "Room messages written to clients, by transport.");
+        _bytesOut = meter.CreateCounter<long>("bridge.sent", unit: "By", description: "Bytes of room messages written to clients, by transport.");
+        _deliveryLatency = meter.CreateHistogram<double>("bridge.delivery.latency", unit: "s",
+            description: "Stream timestamp to socket write, per delivered message.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
+        _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
+        _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's live feed filled from the stream.");
+        _natsReconnects = meter.CreateCounter<long>("bridge.nats.reconnects", description: "Times the NATS connection was re-established.");
+    }
+
+    /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
+    public void ObserveActiveRooms(Func<int> activeRooms) =>
+        _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms with at least one local member (one NATS subscription each).");
+
+    public TimeProvider Time { get; }
+
+    public void ConnectionOpened(string transport)
+    {
+        var tag = new KeyValuePair<string, object?>("transport", transport);
+        _opened.Add(1, tag);
+        _active.Add(1, tag);
+    }
+
+    public void ConnectionClosed(string transport, int code)
+    {
+        _active.Add(-1, new KeyValuePair<string, object?>("transport", transport));
+        _closed.Add(1, new KeyValuePair<string, object?>("transport", transport), new KeyValuePair<string, object?>("code", code));
+        if (code == CloseCodes.SlowConsumer)
+        {
+            _slowConsumers.Add(1, new KeyValuePair<string, object?>("transport", transport));
+        }
+    }
+
+    public void MessageIn(string transport) => _messagesIn.Add(1, new KeyValuePair<string, object?>("transport", transport));
+
+    /// <summary>A room message was written to a client; <paramref name="timestamp"/> is its stream time (ms).</summary>
+    public void MessageOut(string transport, int bytes, long timestamp)
+    {
+        var tag = new KeyValuePair<string, object?>("transport", transport);
+        _messagesOut.Add(1, tag);
+        _bytesOut.Add(bytes, tag);
+        if (timestamp > 0)
+        {
+            _deliveryLatency.Record(Math.Max(0, Time.GetUtcNow().ToUnixTimeMilliseconds() - timestamp) / 1000.0, tag);
+        }
+    }
+
+    public void Resumed(int replayed, bool truncated)
+    {
+        _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
+        _replayed.Add(replayed);
+    }
+
+    public void GapFilled() => _gapFills.Add(1);
+
+    public void NatsReconnected() => _natsReconnects.Add(1);
+}
