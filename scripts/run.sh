@@ -49,7 +49,9 @@ cat <<MSG
 
 Bridge is running.
   WebSocket   ws://$host/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack)
-  Health      $WORKER_URL/healthz
+  Health      $WORKER_URL/healthz   $WORKER_URL/readyz
+  SSE         $WORKER_URL/sse?rooms=demo
+  Metrics     $WORKER_URL/metrics
   NATS        nats://127.0.0.1:$NATS_PORT   (JetStream data in .data/nats)
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
