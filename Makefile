@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server bench bench-rooms format format-check clean
+.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"
+	@echo "make load-smoke   short load run with thresholds (part of make test)"
 	@echo "make bench        benchmarks: 10,000 rooms, core subs vs consumers, fan-out to 1,000, resume"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
@@ -23,12 +24,22 @@ run: nats-server
 test: nats-server build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
+	$(MAKE) --no-print-directory load-smoke
+
+# A short load run (small N) whose thresholds catch breakage: zero loss everywhere, delivery within a generous
+# latency bound. Each scenario starts its own nats-server and worker on loopback and stops by itself.
+load-smoke: nats-server build
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms --rooms 2000 --connections 20 --messages 4000
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout --connections 100 --messages 50 --rate 20 --seconds 3 --p99-ms 500
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- resume --messages 2000 --rooms 100 --per-room 10
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- storm --clients 100 --rate 50 --seconds 6
 
 bench: nats-server build
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms-compare
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- resume
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- storm
 
 bench-rooms: bench
 

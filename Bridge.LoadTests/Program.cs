@@ -23,7 +23,8 @@ var ok = command switch
     "rooms" => await RoomActivationScenario.RunAsync(Arg("--rooms", 10_000), Arg("--connections", 100), Arg("--messages", 20_000), configuration, cts.Token),
     "rooms-compare" => await RoomActivationScenario.CompareAsync(Arg("--rooms", 1_000), cts.Token),
     "resume" => await ResumeScenario.RunAsync(Arg("--messages", 10_000), Arg("--rooms", 500), Arg("--per-room", 20), configuration, cts.Token),
-    "fanout" => await FanoutScenario.RunAsync(Arg("--connections", 1_000), Arg("--messages", 200), Arg("--rate", 20), TimeSpan.FromSeconds(Arg("--seconds", 5)), configuration, cts.Token),
+    "storm" => await ReconnectStormScenario.RunAsync(Arg("--clients", 200), Arg("--rate", 50), Arg("--seconds", 6), configuration, cts.Token),
+    "fanout" => await FanoutScenario.RunAsync(Arg("--connections", 1_000), Arg("--messages", 200), Arg("--rate", 20), TimeSpan.FromSeconds(Arg("--seconds", 5)), Arg("--p99-ms", 250), configuration, cts.Token),
     _ => Help(),
 };
 return ok ? 0 : 1;
@@ -34,7 +35,8 @@ static bool Help()
         usage: dotnet run --project Bridge.LoadTests -c Release -- <scenario> [options]
           rooms          --rooms 10000 --connections 100 --messages 20000  activate N rooms on one worker; server memory, time, delivery
           rooms-compare  --rooms 1000                     core subscriptions vs JetStream consumers per room
-          fanout         --connections 1000 --messages 200 --rate 20 --seconds 5
+          fanout         --connections 1000 --messages 200 --rate 20 --seconds 5 --p99-ms 250
+          storm          --clients 200 --rate 50 --seconds 6                every client drops and resumes elsewhere: lost/duplicated
           resume         --messages 10000 --rooms 500 --per-room 20     replay rate; dashboard resuming many rooms
         """);
     return false;

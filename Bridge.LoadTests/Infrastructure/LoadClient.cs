@@ -14,17 +14,20 @@ internal sealed class LoadClient : IAsyncDisposable
 {
     private static readonly byte[] TypeMarker = "\"type\":\""u8.ToArray();
     private static readonly byte[] SentMarker = "\"sent\":"u8.ToArray();
+    private static readonly byte[] SeqMarker = "\"seq\":"u8.ToArray();
 
     private readonly ClientWebSocket _socket = new();
     private readonly Task _reader;
     private readonly HistogramBase? _latency;
+    private readonly List<ulong>? _seqs;
     private long _messages;
     private long _joined;
 
-    private LoadClient(ClientWebSocket socket, HistogramBase? latency, bool start)
+    private LoadClient(ClientWebSocket socket, HistogramBase? latency, bool start, bool trackSeqs)
     {
         _socket = socket;
         _latency = latency;
+        _seqs = trackSeqs ? [] : null;
         _reader = start ? Task.Run(ReadLoopAsync) : Task.CompletedTask;
     }
 
@@ -35,13 +38,31 @@ internal sealed class LoadClient : IAsyncDisposable
     /// <summary>The close code the server sent, if it closed the connection.</summary>
     public int? CloseStatus { get; private set; }
 
-    public static async Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken)
+    public static async Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken, bool trackSeqs = false)
     {
         var socket = new ClientWebSocket();
         socket.Options.AddSubProtocol("bridge.v1.json");
         await socket.ConnectAsync(url, cancellationToken);
-        return new LoadClient(socket, latency, start: true);
+        return new LoadClient(socket, latency, start: true, trackSeqs);
     }
+
+    /// <summary>With seq tracking: the seqs of the room messages received, in arrival order.</summary>
+    public IReadOnlyList<ulong> Seqs
+    {
+        get
+        {
+            lock (_seqs!)
+            {
+                return [.. _seqs];
+            }
+        }
+    }
+
+    /// <summary>The position of the last <c>room.joined</c>.</summary>
+    public ulong JoinedSeq { get; private set; }
+
+    /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
+    public void Abort() => _socket.Abort();
 
     public Task SendAsync(string json, CancellationToken cancellationToken) =>
         _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, cancellationToken);
@@ -90,6 +111,11 @@ internal sealed class LoadClient : IAsyncDisposable
         var type = frame[(typeAt + TypeMarker.Length)..];
         if (type.StartsWith("room.joined"u8))
         {
+            if (_seqs is not null)
+            {
+                JoinedSeq = ReadSeq(frame);
+            }
+
             Interlocked.Increment(ref _joined);
             return;
         }
@@ -101,6 +127,15 @@ internal sealed class LoadClient : IAsyncDisposable
 
         var now = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _messages);
+        if (_seqs is not null)
+        {
+            var seq = ReadSeq(frame);
+            lock (_seqs)
+            {
+                _seqs.Add(seq);
+            }
+        }
+
         if (_latency is null)
         {
             return;
@@ -113,6 +148,12 @@ internal sealed class LoadClient : IAsyncDisposable
             // A LongConcurrentHistogram: recorded from every client's reader without a lock.
             _latency.RecordValue(Math.Max(0, micros));
         }
+    }
+
+    private static ulong ReadSeq(ReadOnlySpan<byte> frame)
+    {
+        var at = frame.IndexOf(SeqMarker);
+        return at >= 0 && Utf8Parser.TryParse(frame[(at + SeqMarker.Length)..], out ulong seq, out _) ? seq : 0;
     }
 
     public async ValueTask DisposeAsync()

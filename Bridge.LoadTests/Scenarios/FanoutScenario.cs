@@ -13,7 +13,7 @@ namespace Bridge.LoadTests.Scenarios;
 /// </summary>
 internal static class FanoutScenario
 {
-    public static async Task<bool> RunAsync(int connections, int burst, int rate, TimeSpan duration, string configuration, CancellationToken cancellationToken)
+    public static async Task<bool> RunAsync(int connections, int burst, int rate, TimeSpan duration, double p99LimitMs, string configuration, CancellationToken cancellationToken)
     {
         var report = new Report("fanout", $"make bench (dotnet run --project Bridge.LoadTests -c {configuration} -- fanout --connections {connections} --messages {burst} --rate {rate})");
         await using var nats = await NatsServerProcess.StartAsync();
@@ -105,6 +105,8 @@ internal static class FanoutScenario
             report.AddLatency("fixed rate", latency);
             report.Add("worker RSS after", worker.RssBytes() / 1048576.0, "MB");
             report.Check("every fixed-rate message delivered", delivered == (long)total * connections, $"{delivered:N0}");
+            var p99 = latency.TotalCount == 0 ? double.MaxValue : latency.GetValueAtPercentile(99) / 1000.0;
+            report.Check($"fixed-rate p99 < {p99LimitMs:N0} ms", p99 < p99LimitMs, $"{p99:N1} ms");
         }
         finally
         {
