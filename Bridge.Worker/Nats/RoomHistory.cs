@@ -49,8 +49,14 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
         try
         {
             var message = await stream.GetDirectAsync<byte[]>(request, cancellationToken: cancellationToken);
-            // Direct get answers "not found" as a 404 status message rather than an exception.
-            return message.Headers is { Code: 404 } ? null : message;
+            // Direct get answers "not found" as a 404 status message rather than an exception. Any other status
+            // (408, 503 under load) is a failure, never "no message": callers must not mistake it for the end.
+            return message.Headers switch
+            {
+                { Code: 404 } => null,
+                { Code: > 0 and not 200 } h => throw new NatsJSException($"direct get failed with status {h.Code} {h.MessageText}"),
+                _ => message,
+            };
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
