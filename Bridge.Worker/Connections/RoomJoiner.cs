@@ -112,7 +112,8 @@ internal sealed partial class RoomJoiner(
                 // everything after it. If it is gone (or never was this room's), something may be missing.
                 truncated = from > 0 && !await history.IsStoredInRoomAsync(name, from, cancellationToken);
                 ulong last = 0;
-                await foreach (var message in history.ReadAsync(name, from, null, cancellationToken, mustReach: position))
+                // Only (since, position] is history: everything after the position is held in the membership.
+                await foreach (var message in history.ReadAsync(name, from, position, cancellationToken, mustReach: position))
                 {
                     await session.Queue.WaitForHeadroomAsync(cancellationToken);
                     if (!membership.DeliverReplayed(message))
