@@ -30,14 +30,9 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
             return (ErrorCodes.UnknownType, $"'{frame.Type}' is reserved for the gateway and not a client message type");
         }
 
-        if (frame.Room is null)
+        if (RoomFrames.CheckRoom(frame.Room) is { } refused)
         {
-            return (ErrorCodes.MissingField, "field 'room' is required");
-        }
-
-        if (!RoomName.IsValid(frame.Room))
-        {
-            return (ErrorCodes.InvalidRoom, $"room must be 1-{RoomName.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens");
+            return refused;
         }
 
         if (frame.Id is not null && !MessageId.IsValid(frame.Id))

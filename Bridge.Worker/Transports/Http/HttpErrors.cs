@@ -23,8 +23,7 @@ internal static class HttpErrors
         {
             if (!RoomName.IsValid(room))
             {
-                error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRoom,
-                    $"room must be 1-{RoomName.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens");
+                error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRoom, Handlers.RoomFrames.InvalidRoomMessage);
                 return false;
             }
 
