@@ -17,4 +17,13 @@ public static class CloseCodes
 
     /// <summary>The client did not read fast enough and its send queue overflowed: reconnect and resume.</summary>
     public const int SlowConsumer = 4008;
+
+    /// <summary>The token expired (and was not refreshed with <c>auth.refresh</c>): get a new token, then reconnect.</summary>
+    public const int TokenExpired = 4001;
+
+    /// <summary>The connection is not allowed (its origin, or a revoked grant): do not reconnect without a new token.</summary>
+    public const int Forbidden = 4003;
+
+    /// <summary>Too many connections (per user, per IP or per worker): reconnect later, with backoff.</summary>
+    public const int TooManyConnections = 4029;
 }
