@@ -35,4 +35,16 @@ public static class ErrorCodes
 
     /// <summary>The room could not be activated (NATS unavailable). Retry the join.</summary>
     public const string Unavailable = "unavailable";
+
+    /// <summary>A token in <c>auth.refresh</c> was refused (the connection keeps its current token until it expires).</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>The user's token does not grant the room (join or publish); the connection stays.</summary>
+    public const string Forbidden = "forbidden";
+
+    /// <summary>The connection sent frames faster than its rate limit; the frame was not acted on: retry it later with the same id.</summary>
+    public const string RateLimited = "rate_limited";
+
+    /// <summary>HTTP only: a connection limit (per user, per IP address) refused the request.</summary>
+    public const string TooManyConnections = "too_many_connections";
 }

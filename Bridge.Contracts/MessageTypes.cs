@@ -30,6 +30,12 @@ public static class MessageTypes
     /// <summary>Server to client: answer to <c>room.sync</c>.</summary>
     public const string RoomState = "room.state";
 
+    /// <summary>Client to server: replace the connection's token before it expires; payload <c>{token}</c>.</summary>
+    public const string AuthRefresh = "auth.refresh";
+
+    /// <summary>Server to client: the token was replaced; payload <c>{exp}</c> (unix seconds).</summary>
+    public const string AuthRefreshed = "auth.refreshed";
+
     /// <summary>Longest accepted type, in characters.</summary>
     public const int MaxLength = 64;
 

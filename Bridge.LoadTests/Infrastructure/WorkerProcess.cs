@@ -41,6 +41,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
         psi.ArgumentList.Add($"--Bridge:Nats:Url={natsUrl}");
         psi.ArgumentList.Add($"--Bridge:Worker:Id={id}");
         psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
+        // Load from one loopback address, anonymous unless a scenario configures keys (later settings win).
+        psi.ArgumentList.Add("--Bridge:Auth:AllowAnonymous=true");
+        psi.ArgumentList.Add("--Bridge:Limits:MaxConnectionsPerIp=0");
+        psi.ArgumentList.Add("--Bridge:Limits:MessagesPerSecond=1000000");
+        psi.ArgumentList.Add("--Bridge:Limits:MessageBurst=1000000");
         foreach (var (key, value) in settings)
         {
             psi.ArgumentList.Add($"--{key}={value}");

@@ -37,6 +37,12 @@ public sealed class WorkerHost : IAsyncDisposable
             "--urls=http://127.0.0.1:0",
             $"--Bridge:Nats:Url={nats.Url}",
             $"--Bridge:Worker:Id={id}",
+            // Defaults for the tests that are not about security (those override them: later settings win):
+            // anonymous users, and no IP or rate limits for tests that open many connections from loopback.
+            "--Bridge:Auth:AllowAnonymous=true",
+            "--Bridge:Limits:MaxConnectionsPerIp=0",
+            "--Bridge:Limits:MessagesPerSecond=1000000",
+            "--Bridge:Limits:MessageBurst=1000000",
         };
         args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
         var app = BridgeApp.Build([.. args], builder =>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
+using Bridge.Worker.Security;
 
 namespace Bridge.Worker.Connections;
 
@@ -20,23 +21,19 @@ internal sealed class ClientSession
     private readonly HashSet<Task> _background = [];
     private CloseRequest? _closeRequest;
     private int _closeRequested;
+    private UserIdentity _identity;
+    private ITimer? _expiry;
 
-    /// <summary>
-    /// The user of every connection until authentication is built (issue 5): all clients share it, so message
-    /// ids must be unique per room among them.
-    /// </summary>
-    public const string AnonymousUser = "anonymous";
-
-    public ClientSession(string connectionId, string user, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket")
+    public ClientSession(string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket")
     {
         Transport = transport;
         _backgroundSlots = new SemaphoreSlim(maxConcurrentRequests, maxConcurrentRequests);
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
-        ArgumentException.ThrowIfNullOrEmpty(user);
+        ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(codec);
         ArgumentNullException.ThrowIfNull(queue);
         ConnectionId = connectionId;
-        User = user;
+        _identity = identity;
         Codec = codec;
         Queue = queue;
     }
@@ -46,7 +43,11 @@ internal sealed class ClientSession
     /// <summary><c>websocket</c>, <c>sse</c> or <c>poll</c>: the label of this connection's metrics.</summary>
     public string Transport { get; }
 
-    public string User { get; }
+    /// <summary>Who the connection is and what it may join and publish; replaced as a whole by <c>auth.refresh</c>.</summary>
+    public UserIdentity Identity => Volatile.Read(ref _identity);
+
+    /// <summary>The user's subject (<c>sub</c>): the <c>from</c> of what the connection publishes.</summary>
+    public string User => Identity.Subject;
 
     public IFrameCodec Codec { get; }
 
@@ -142,6 +143,35 @@ internal sealed class ClientSession
         }
     }
 
+    /// <summary>
+    /// Replaces the identity (same subject, new token) and closes the connection with 4001 once the token's
+    /// <c>exp</c> (plus <paramref name="clockSkew"/>) has passed.
+    /// </summary>
+    public void SetIdentity(UserIdentity identity, TimeProvider time, TimeSpan clockSkew)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(time);
+        if (!string.Equals(identity.Subject, Identity.Subject, StringComparison.Ordinal))
+        {
+            throw new ArgumentException("a connection's user cannot change", nameof(identity));
+        }
+
+        Volatile.Write(ref _identity, identity);
+        var previous = Interlocked.Exchange(ref _expiry, null);
+        previous?.Dispose();
+        if (identity.Expires is { } expires)
+        {
+            var due = expires + clockSkew - time.GetUtcNow();
+            var timer = time.CreateTimer(
+                static state => ((ClientSession)state!).RequestClose(CloseCodes.TokenExpired, "token expired"),
+                this, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+            if (Interlocked.CompareExchange(ref _expiry, timer, null) is not null || CloseRequested is not null)
+            {
+                timer.Dispose();
+            }
+        }
+    }
+
     /// <summary>Asks the transport to close; the first request wins and later ones are ignored.</summary>
     public bool RequestClose(int code, string reason)
     {
@@ -151,6 +181,7 @@ internal sealed class ClientSession
         }
 
         Volatile.Write(ref _closeRequest, new CloseRequest(code, reason));
+        Interlocked.Exchange(ref _expiry, null)?.Dispose();
         Queue.Complete();
         _closing.Cancel();
         return true;

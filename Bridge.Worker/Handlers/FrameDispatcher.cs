@@ -1,6 +1,8 @@
 using System.Collections.Frozen;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
+using Bridge.Worker.Limits;
+using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 
 namespace Bridge.Worker.Handlers;
@@ -13,19 +15,34 @@ internal sealed class FrameDispatcher
 {
     private readonly FrozenDictionary<string, IFrameHandler> _handlers;
     private readonly PublishHandler _publish;
+    private readonly MessageRateLimiter _rate;
+    private readonly BridgeMetrics _metrics;
 
-    public FrameDispatcher(IEnumerable<IFrameHandler> handlers, PublishHandler publish)
+    public FrameDispatcher(IEnumerable<IFrameHandler> handlers, PublishHandler publish, MessageRateLimiter rate, BridgeMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(handlers);
         ArgumentNullException.ThrowIfNull(publish);
         _handlers = handlers.ToFrozenDictionary(h => h.Type, StringComparer.Ordinal);
         _publish = publish;
+        _rate = rate;
+        _metrics = metrics;
     }
 
-    /// <summary>Decodes one frame and handles it; every refusal is an <c>error</c> frame and the connection stays.</summary>
+    /// <summary>
+    /// Decodes one frame and handles it; every refusal is an <c>error</c> frame and the connection stays. Every
+    /// frame, well-formed or not, takes a token from the connection's rate limit; over it, the frame is refused
+    /// with <c>rate_limited</c> (carrying its id, so the client can retry it later).
+    /// </summary>
     public ValueTask DispatchAsync(ClientSession session, ReadOnlySpan<byte> data, CancellationToken cancellationToken)
     {
         var frame = session.Codec.Decode(data, out var error);
+        if (!_rate.TryAcquire(session.ConnectionId))
+        {
+            _metrics.RateLimited("messages");
+            session.SendError(ErrorCodes.RateLimited, "too many frames; slow down and retry with the same id", frame?.Id);
+            return ValueTask.CompletedTask;
+        }
+
         if (frame is null)
         {
             session.SendError(ErrorCodes.BadFrame, error.Message, error.Reference);

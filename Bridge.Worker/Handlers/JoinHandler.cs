@@ -17,6 +17,12 @@ internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
     {
         foreach (var (name, since) in ReadRequests(session, frame))
         {
+            if (!session.Identity.MayJoin(name))
+            {
+                session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{name}'", frame.Id);
+                continue;
+            }
+
             await joiner.StartJoinAsync(session, name, since, frame.Id, cancellationToken);
         }
     }

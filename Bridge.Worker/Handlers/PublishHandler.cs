@@ -58,6 +58,12 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
             return;
         }
 
+        if (!session.Identity.MayPublish(frame.Room!))
+        {
+            session.SendError(ErrorCodes.Forbidden, $"the token does not grant publishing to '{frame.Room}'", frame.Id);
+            return;
+        }
+
         PublishResult result;
         try
         {

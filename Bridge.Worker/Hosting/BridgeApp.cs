@@ -1,8 +1,10 @@
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
+using Bridge.Worker.Limits;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Rooms;
+using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
@@ -28,8 +30,15 @@ internal static class BridgeApp
         }
         else
         {
-            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "O");
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.TimestampFormat = "O";
+                o.IncludeScopes = true;
+            });
         }
+
+        // Request-start logs print the URL, and a URL may carry ?access_token=: tokens never reach the logs.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -49,6 +58,19 @@ internal static class BridgeApp
         AddValidatedOptions<WorkerOptions, WorkerOptionsValidator>(services, WorkerOptions.Section);
         AddValidatedOptions<NatsOptions, NatsOptionsValidator>(services, NatsOptions.Section);
         AddValidatedOptions<ConnectionOptions, ConnectionOptionsValidator>(services, ConnectionOptions.Section);
+        AddValidatedOptions<AuthOptions, AuthOptionsValidator>(services, AuthOptions.Section);
+        AddValidatedOptions<LimitOptions, LimitOptionsValidator>(services, LimitOptions.Section);
+        services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>, KestrelLimits>();
+        services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>, ForwardedHeadersSetup>();
+
+        // Security and limits: the admission gate every transport passes first
+        services.AddSingleton<SigningKeys>();
+        services.AddHostedService(sp => sp.GetRequiredService<SigningKeys>());
+        services.AddSingleton<TokenValidator>();
+        services.AddSingleton<OriginPolicy>();
+        services.AddSingleton<ConnectionLimits>();
+        services.AddSingleton<MessageRateLimiter>();
+        services.AddSingleton<ConnectionAdmission>();
 
         // NATS side
         services.AddSingleton<NatsContext>();
@@ -58,6 +80,9 @@ internal static class BridgeApp
         services.AddSingleton<NatsRoomFeedFactory>();
         services.AddSingleton<IRoomFeedFactory>(sp => sp.GetRequiredService<NatsRoomFeedFactory>());
         services.AddHostedService<FeedCatchUp>();
+        // After StreamSetup (which connects): creates its key-value bucket at start.
+        services.AddSingleton<UserConnectionCounter>();
+        services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
 
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
@@ -69,6 +94,7 @@ internal static class BridgeApp
         services.AddSingleton<IFrameHandler, JoinHandler>();
         services.AddSingleton<IFrameHandler, LeaveHandler>();
         services.AddSingleton<IFrameHandler, SyncHandler>();
+        services.AddSingleton<IFrameHandler, AuthRefreshHandler>();
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 
@@ -87,6 +113,8 @@ internal static class BridgeApp
 
     public static WebApplication MapBridge(this WebApplication app)
     {
+        // Client IPs (for the per-IP limit) from X-Forwarded-For, trusted only from Bridge:Limits:TrustedProxies.
+        app.UseForwardedHeaders();
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));

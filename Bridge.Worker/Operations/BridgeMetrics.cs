@@ -23,6 +23,8 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
     private readonly Counter<long> _natsReconnects;
+    private readonly Counter<long> _authFailures;
+    private readonly Counter<long> _rateLimited;
 
     private readonly Meter _meter;
 
@@ -45,6 +47,8 @@ internal sealed class BridgeMetrics
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
         _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's live feed filled from the stream.");
         _natsReconnects = meter.CreateCounter<long>("bridge.nats.reconnects", description: "Times the NATS connection was re-established.");
+        _authFailures = meter.CreateCounter<long>("bridge.auth.failures", description: "Requests and refreshes refused for their token or origin, by reason.");
+        _rateLimited = meter.CreateCounter<long>("bridge.rate_limited", description: "Frames and connections refused by a limit, by limit.");
     }
 
     /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
@@ -93,4 +97,10 @@ internal sealed class BridgeMetrics
     public void GapFilled() => _gapFills.Add(1);
 
     public void NatsReconnected() => _natsReconnects.Add(1);
+
+    /// <summary>A token or origin was refused; <paramref name="reason"/> is e.g. missing, expired, signature, origin.</summary>
+    public void AuthFailed(string reason) => _authFailures.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>A limit refused something: messages, user_connections, ip_connections, worker_connections.</summary>
+    public void RateLimited(string limit) => _rateLimited.Add(1, new KeyValuePair<string, object?>("limit", limit));
 }

@@ -58,6 +58,14 @@ internal static class ControlFrames
 
     public static ControlFrame RoomLeft(string room) => new(MessageTypes.RoomLeft, room);
 
+    /// <summary>The server left the room for the client: the refreshed token no longer grants it.</summary>
+    public static ControlFrame RoomLeftForbidden(string room) =>
+        new(MessageTypes.RoomLeft, room, Payload: new Dictionary<string, object?> { ["reason"] = ErrorCodes.Forbidden });
+
+    /// <summary>The connection's token was replaced; <paramref name="expires"/> is its new <c>exp</c> (unix seconds).</summary>
+    public static ControlFrame AuthRefreshed(string? id, DateTimeOffset? expires) =>
+        new(MessageTypes.AuthRefreshed, Id: id, Payload: new Dictionary<string, object?> { ["exp"] = expires?.ToUnixTimeSeconds() });
+
     /// <summary>
     /// Encodes (and caches) the room messages a control frame carries before the frame itself is written:
     /// a codec writes one frame at a time into its scratch buffer, so nested encoding must happen first.

@@ -8,6 +8,22 @@ internal static class HttpErrors
     public static IResult Problem(int status, string code, string message) =>
         Results.Json(new Dictionary<string, string> { ["code"] = code, ["message"] = message }, statusCode: status);
 
+    /// <summary>Refuses (403 <c>forbidden</c>) when the user may not join one of the rooms.</summary>
+    public static bool CheckJoin(Security.UserIdentity identity, List<string> rooms, out IResult? error)
+    {
+        error = null;
+        foreach (var room in rooms)
+        {
+            if (!identity.MayJoin(room))
+            {
+                error = Problem(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden, $"the token does not grant joining '{room}'");
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Reads <c>rooms=a,b</c>: 1 to <paramref name="max"/> valid, distinct room names.</summary>
     public static bool TryParseRooms(string? csv, int max, out List<string> rooms, out IResult? error)
     {

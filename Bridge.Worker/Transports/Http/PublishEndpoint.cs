@@ -3,6 +3,7 @@ using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports.Http;
@@ -12,12 +13,18 @@ namespace Bridge.Worker.Transports.Http;
 /// without a NATS client. The body is the JSON envelope (<c>type</c>, <c>id</c>, <c>payload</c>, <c>enc</c>);
 /// the same checks as a WebSocket publish apply. Answers <c>{id, seq, duplicate}</c>.
 /// </summary>
-internal sealed class PublishEndpoint(PublishHandler publish, IOptions<ConnectionOptions> options)
+internal sealed class PublishEndpoint(PublishHandler publish, ConnectionAdmission admission, IOptions<ConnectionOptions> options)
 {
     public const string Pattern = "/api/rooms/{room}/messages";
 
     public async Task<IResult> HandleAsync(HttpContext context, string room)
     {
+        var (identity, refusal) = await admission.AuthenticateAsync(context);
+        if (identity is null)
+        {
+            return refusal!;
+        }
+
         var max = options.Value.MaxFrameBytes;
         if (context.Request.ContentLength > max)
         {
@@ -57,10 +64,15 @@ internal sealed class PublishEndpoint(PublishHandler publish, IOptions<Connectio
             return HttpErrors.Problem(StatusCodes.Status400BadRequest, refused.Code, refused.Message);
         }
 
+        if (!identity.MayPublish(room))
+        {
+            return HttpErrors.Problem(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden, $"the token does not grant publishing to '{room}'");
+        }
+
         PublishResult result;
         try
         {
-            result = await publish.PublishAsync(frame, ClientSession.AnonymousUser, "http", context.RequestAborted);
+            result = await publish.PublishAsync(frame, identity.Subject, "http", context.RequestAborted);
         }
         catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
         {

@@ -2,6 +2,7 @@ using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
 using Microsoft.Extensions.Options;
 
@@ -13,14 +14,23 @@ namespace Bridge.Worker.Transports.LongPolling;
 /// is there or <c>PollTimeout</c> passes, and answers <c>{cursor, messages}</c>; the next poll passes that
 /// cursor. A sequence of polls sees every message exactly once.
 /// </summary>
-internal sealed class PollEndpoint(RoomJoiner joiner, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time)
+internal sealed class PollEndpoint(
+    RoomJoiner joiner, ConnectionAdmission admission, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time)
 {
     public const string Path = "/poll";
 
     public async Task<IResult> HandleAsync(HttpContext context)
     {
+        var (admitted, refusal) = await admission.AdmitAsync(context);
+        if (admitted is null)
+        {
+            return refusal!;
+        }
+
+        await using var _ = admitted;
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused))
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused) ||
+            !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
         {
             return refused!;
         }
@@ -35,7 +45,7 @@ internal sealed class PollEndpoint(RoomJoiner joiner, Operations.BridgeMetrics m
         // the poll answers: the next poll resumes from the cursor).
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            ClientSession.AnonymousUser,
+            admitted.Identity,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.PollMaxMessages + rooms.Count + 16, Math.Max(o.SendQueueMaxBytes, (long)o.PollMaxMessages * o.MaxFrameBytes)),
             o.MaxConcurrentRequests,

@@ -5,6 +5,7 @@ using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Hosting;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
@@ -20,6 +21,7 @@ namespace Bridge.Worker.Transports.Sse;
 internal sealed partial class SseEndpoint(
     RoomJoiner joiner,
     ConnectionTracker tracker,
+    ConnectionAdmission admission,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
     ILogger<SseEndpoint> logger)
@@ -33,8 +35,17 @@ internal sealed partial class SseEndpoint(
 
     public async Task HandleAsync(HttpContext context)
     {
+        var (admitted, refusal) = await admission.AdmitAsync(context);
+        if (admitted is null)
+        {
+            await refusal!.ExecuteAsync(context);
+            return;
+        }
+
+        await using var _ = admitted;
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused))
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused) ||
+            !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
         {
             await refused!.ExecuteAsync(context);
             return;
@@ -63,11 +74,14 @@ internal sealed partial class SseEndpoint(
 
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            ClientSession.AnonymousUser,
+            admitted.Identity,
             JsonFrameCodec.Instance,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
             o.MaxConcurrentRequests,
             transport: "sse");
+        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
+        // The stream ends when the token expires; EventSource reconnects, with a fresh token in its URL.
+        admission.WatchExpiry(session);
         tracker.Add(session);
         LogOpened(session.ConnectionId, rooms.Count, positions.Count);
         try

@@ -4,6 +4,7 @@ using Bridge.Worker.Handlers;
 using Bridge.Worker.Hosting;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
+using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports.WebSockets;
@@ -13,6 +14,7 @@ internal sealed partial class WebSocketEndpoint(
     FrameDispatcher dispatcher,
     RoomJoiner joiner,
     ConnectionTracker tracker,
+    ConnectionAdmission admission,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
     TimeProvider time,
@@ -38,6 +40,15 @@ internal sealed partial class WebSocketEndpoint(
             return;
         }
 
+        // Origin, token and connection limits before the upgrade: a refused client gets an HTTP answer and no socket.
+        var (admitted, refusal) = await admission.AdmitAsync(context);
+        if (admitted is null)
+        {
+            await refusal!.ExecuteAsync(context);
+            return;
+        }
+
+        await using var _ = admitted;
         var o = options.Value;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
@@ -48,10 +59,12 @@ internal sealed partial class WebSocketEndpoint(
 
         var session = new ClientSession(
             ConnectionTracker.NewConnectionId(),
-            ClientSession.AnonymousUser,
+            admitted.Identity,
             codec,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
             o.MaxConcurrentRequests);
+        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
+        admission.WatchExpiry(session);
         tracker.Add(session);
         try
         {

@@ -1,0 +1,64 @@
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using Bridge.Worker.Security;
+
+namespace Bridge.Worker.Handlers;
+
+/// <summary>
+/// <c>auth.refresh {payload: {token}}</c>: replaces the connection's token before it expires, for the same user.
+/// The answer is <c>auth.refreshed {exp}</c>; a refused token is an <c>unauthorized</c> error and the connection
+/// keeps its current token (and its expiry). Rooms the new token no longer grants are left (<c>room.left</c> with
+/// reason <c>forbidden</c>).
+/// </summary>
+internal sealed class AuthRefreshHandler(ConnectionAdmission admission, RoomRegistry rooms) : IFrameHandler
+{
+    public string Type => MessageTypes.AuthRefresh;
+
+    public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
+    {
+        string? token;
+        using (var args = PayloadArgs.Parse(frame))
+        {
+            token = args?.RootElement is { ValueKind: System.Text.Json.JsonValueKind.Object } root &&
+                    root.TryGetProperty("token", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String
+                ? t.GetString()
+                : null;
+        }
+
+        if (string.IsNullOrEmpty(token))
+        {
+            session.SendError(ErrorCodes.MissingField, "payload.token is required", frame.Id);
+            return;
+        }
+
+        if (session.Identity.Anonymous)
+        {
+            session.SendError(ErrorCodes.Unauthorized, "an anonymous connection cannot take a token; open a new connection with it", frame.Id);
+            return;
+        }
+
+        var check = await admission.RefreshAsync(session, token);
+        if (check.Identity is not { } identity)
+        {
+            session.SendError(ErrorCodes.Unauthorized, check.Message, frame.Id);
+            return;
+        }
+
+        session.Send(ControlFrames.AuthRefreshed(frame.Id, identity.Expires));
+        foreach (var (name, membership) in session.Rooms)
+        {
+            if (!identity.MayJoin(name) && session.Rooms.TryRemove(new KeyValuePair<string, RoomMembership>(name, membership)))
+            {
+                membership.Close();
+                if (membership.Room is { } room)
+                {
+                    await rooms.LeaveAsync(room, membership);
+                }
+
+                session.Send(ControlFrames.RoomLeftForbidden(name));
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Limits;
+
+/// <summary>
+/// Inbound frames per connection: a token bucket per connection id (System.Threading.RateLimiting's partitioned
+/// limiter, which refills every bucket from one timer and drops buckets of connections that went idle).
+/// </summary>
+internal sealed class MessageRateLimiter : IDisposable
+{
+    private readonly PartitionedRateLimiter<string> _limiter;
+
+    public MessageRateLimiter(IOptions<LimitOptions> options)
+    {
+        var o = options.Value;
+        // Refill ten times a second so a connection at its sustained rate never waits a whole second.
+        var perTick = Math.Max(1, (int)Math.Ceiling(o.MessagesPerSecond / 10.0));
+        var period = TimeSpan.FromSeconds(perTick / (double)o.MessagesPerSecond);
+        var bucket = new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = o.MessageBurst,
+            TokensPerPeriod = perTick,
+            ReplenishmentPeriod = period,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
+        _limiter = PartitionedRateLimiter.Create<string, string>(id => RateLimitPartition.GetTokenBucketLimiter(id, _ => bucket));
+    }
+
+    /// <summary>Takes one token for the connection; false when its bucket is empty.</summary>
+    public bool TryAcquire(string connectionId)
+    {
+        using var lease = _limiter.AttemptAcquire(connectionId);
+        return lease.IsAcquired;
+    }
+
+    public void Dispose() => _limiter.Dispose();
+}

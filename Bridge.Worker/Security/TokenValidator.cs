@@ -1,0 +1,121 @@
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Bridge.Worker.Security;
+
+/// <summary>The result of checking a token: an identity, or why it was refused (a metric label and a message).</summary>
+internal sealed record TokenCheck(UserIdentity? Identity, string Reason, string Message)
+{
+    public static TokenCheck Valid(UserIdentity identity) => new(identity, "", "");
+
+    public static TokenCheck Refused(string reason, string message) => new(null, reason, message);
+}
+
+/// <summary>
+/// Validates JWTs with Microsoft.IdentityModel: signature against <see cref="SigningKeys"/> with HS256, RS256 or
+/// ES256 only (an unsigned <c>alg: none</c> token, or a token whose algorithm does not fit the key's type, fails
+/// the signature check), <c>exp</c> required, <c>nbf</c>, and <c>iss</c>/<c>aud</c> when configured. Reads the
+/// subject and the room grants.
+/// </summary>
+internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> options)
+{
+    /// <summary>Longest accepted token: it travels in a header or the query string.</summary>
+    public const int MaxTokenLength = 8192;
+
+    /// <summary>Longest accepted subject (it becomes part of message ids and room names).</summary>
+    public const int MaxSubjectLength = 256;
+
+    private static readonly string[] Algorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256];
+
+    private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+
+    public async Task<TokenCheck> ValidateAsync(string token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        if (token.Length > MaxTokenLength)
+        {
+            return TokenCheck.Refused("malformed", $"token longer than {MaxTokenLength} characters");
+        }
+
+        var o = options.Value;
+        var parameters = new TokenValidationParameters
+        {
+            IssuerSigningKeys = keys.Current,
+            ValidAlgorithms = Algorithms,
+            RequireSignedTokens = true,
+            RequireExpirationTime = true,
+            ValidateLifetime = true,
+            ClockSkew = o.ClockSkew,
+            ValidateIssuer = !string.IsNullOrEmpty(o.Issuer),
+            ValidIssuer = o.Issuer,
+            ValidateAudience = !string.IsNullOrEmpty(o.Audience),
+            ValidAudience = o.Audience,
+            ValidateIssuerSigningKey = true,
+        };
+
+        var result = await _handler.ValidateTokenAsync(token, parameters);
+        if (!result.IsValid)
+        {
+            return Refusal(result.Exception);
+        }
+
+        var jwt = (JsonWebToken)result.SecurityToken;
+        var subject = jwt.Subject;
+        if (string.IsNullOrEmpty(subject) || subject.Length > MaxSubjectLength || subject.Any(char.IsControl))
+        {
+            return TokenCheck.Refused("claims", $"the token needs a 'sub' claim of 1-{MaxSubjectLength} characters");
+        }
+
+        if (!TryReadGrant(jwt, o.SubscribeClaim, out var subscribe, out var bad) || !TryReadGrant(jwt, o.PublishClaim, out var publish, out bad))
+        {
+            return TokenCheck.Refused("claims", bad!);
+        }
+
+        return TokenCheck.Valid(new UserIdentity(subject, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero), subscribe!, publish!));
+    }
+
+    /// <summary>A grant claim: an array of patterns, or one string of patterns separated by spaces. Missing: no rooms.</summary>
+    private static bool TryReadGrant(JsonWebToken jwt, string claim, out RoomGrant? grant, out string? error)
+    {
+        grant = RoomGrant.None;
+        error = null;
+        var texts = new List<string>();
+        foreach (var c in jwt.Claims)
+        {
+            if (c.Type == claim)
+            {
+                texts.AddRange(c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            }
+        }
+
+        var patterns = new List<RoomPattern>(texts.Count);
+        foreach (var text in texts)
+        {
+            if (!RoomPattern.TryParse(text, out var pattern))
+            {
+                error = $"claim '{claim}' has an invalid room pattern; patterns are dot-separated [A-Za-z0-9_-] tokens, '*' and a final '>'";
+                return false;
+            }
+
+            patterns.Add(pattern!);
+        }
+
+        grant = new RoomGrant(patterns);
+        return true;
+    }
+
+    private static TokenCheck Refusal(Exception? exception) => exception switch
+    {
+        SecurityTokenExpiredException => TokenCheck.Refused("expired", "the token has expired"),
+        SecurityTokenNotYetValidException => TokenCheck.Refused("not_yet_valid", "the token is not valid yet (nbf)"),
+        SecurityTokenNoExpirationException => TokenCheck.Refused("claims", "the token has no 'exp' claim"),
+        SecurityTokenInvalidAudienceException => TokenCheck.Refused("audience", "the token's audience is not accepted"),
+        SecurityTokenInvalidIssuerException => TokenCheck.Refused("issuer", "the token's issuer is not accepted"),
+        SecurityTokenInvalidAlgorithmException => TokenCheck.Refused("algorithm", "the token's algorithm is not accepted (HS256, RS256, ES256)"),
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException =>
+            TokenCheck.Refused("signature", "the token's signature is not valid"),
+        SecurityTokenMalformedException or ArgumentException => TokenCheck.Refused("malformed", "the token is not a well-formed JWT"),
+        _ => TokenCheck.Refused("invalid", "the token is not valid"),
+    };
+}

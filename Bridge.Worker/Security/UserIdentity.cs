@@ -1,0 +1,26 @@
+namespace Bridge.Worker.Security;
+
+/// <summary>
+/// Who a connection is and what it may do, from a validated token (or the development anonymous user).
+/// Immutable: <c>auth.refresh</c> replaces a connection's identity as a whole.
+/// </summary>
+internal sealed record UserIdentity(string Subject, DateTimeOffset? Expires, RoomGrant Subscribe, RoomGrant Publish, bool Anonymous = false)
+{
+    /// <summary>The subject every connection has when anonymous access is allowed (development only).</summary>
+    public const string AnonymousSubject = "anonymous";
+
+    public static readonly UserIdentity AnonymousUser = new(AnonymousSubject, null, RoomGrant.All, RoomGrant.All, Anonymous: true);
+
+    /// <summary>The user's private room, <c>user.{sub}</c>, or null when the subject is not a valid room token.</summary>
+    public string? PrivateRoom { get; } = Contracts.RoomName.IsValid(Subject) && !Subject.Contains('.', StringComparison.Ordinal)
+        ? AuthOptions.UserRoomPrefix + "." + Subject
+        : null;
+
+    public bool MayJoin(string room) => IsPrivate(room) || Subscribe.Allows(room);
+
+    public bool MayPublish(string room) => IsPrivate(room) || Publish.Allows(room);
+
+    /// <summary><c>user.{sub}</c> and the rooms below it belong to the user without being listed in the token.</summary>
+    private bool IsPrivate(string room) =>
+        PrivateRoom is { } own && room.StartsWith(own, StringComparison.Ordinal) && (room.Length == own.Length || room[own.Length] == '.');
+}
