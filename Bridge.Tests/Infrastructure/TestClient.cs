@@ -147,7 +147,8 @@ public sealed class TestClient : IAsyncDisposable
             return new Frame { Json = JsonNode.Parse(data)!.AsObject() };
         }
 
-        var json = MessagePackSerializer.ConvertToJson(data);
+        // ConvertToJson writes control characters in strings as they are; JSON needs them escaped.
+        var json = string.Concat(MessagePackSerializer.ConvertToJson(data).Select(c => c < ' ' ? $"\\u{(int)c:x4}" : c.ToString()));
         var map = MessagePackSerializer.Deserialize<Dictionary<object, object?>>(data);
         return new Frame { Json = JsonNode.Parse(json)!.AsObject(), MsgPack = map };
     }
