@@ -36,6 +36,9 @@ public static class MessageTypes
     /// <summary>Server to client: the token was replaced; payload <c>{exp}</c> (unix seconds).</summary>
     public const string AuthRefreshed = "auth.refreshed";
 
+    /// <summary>Server to client (SSE, long-poll): the worker is shutting down; payload <c>{reconnect_after_ms}</c>.</summary>
+    public const string ServerShutdown = "server.shutdown";
+
     /// <summary>Longest accepted type, in characters.</summary>
     public const int MaxLength = 64;
 

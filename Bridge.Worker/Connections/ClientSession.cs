@@ -172,6 +172,22 @@ internal sealed class ClientSession
         }
     }
 
+    /// <summary>
+    /// The worker is shutting down: a WebSocket is closed with 1012 and a reason carrying the delay; a one-way
+    /// stream is sent a <c>server.shutdown</c> event first (its transport closes after writing it).
+    /// </summary>
+    public void Shutdown(int reconnectAfterMs)
+    {
+        if (Transport == "websocket")
+        {
+            RequestClose(CloseCodes.ServiceRestart, $"service restart; reconnect_after_ms={reconnectAfterMs}");
+        }
+        else
+        {
+            Send(ControlFrames.ServerShutdown(reconnectAfterMs));
+        }
+    }
+
     /// <summary>Asks the transport to close; the first request wins and later ones are ignored.</summary>
     public bool RequestClose(int code, string reason)
     {

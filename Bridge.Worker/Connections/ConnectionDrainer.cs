@@ -4,15 +4,17 @@ using Microsoft.Extensions.Options;
 namespace Bridge.Worker.Connections;
 
 /// <summary>
-/// On shutdown, asks every open connection to close with 1012 (service restart: reconnect at once and resume)
-/// and waits, up to <see cref="ConnectionOptions.CloseTimeout"/>, for them to end, so the server never has to
-/// abort streams that would otherwise run for ever. It acts on ApplicationStopping, which fires before any
-/// hosted service (the server included) is stopped.
+/// On shutdown (ApplicationStopping, which fires before any hosted service, the server included, is stopped;
+/// readiness is already false then): tells every connection to reconnect elsewhere, each after its own random
+/// delay within <see cref="ShutdownOptions.ReconnectSpread"/>, and waits up to four fifths of
+/// <see cref="ShutdownOptions.DrainTimeout"/> for them to end. WebSockets are closed with 1012 and reason
+/// <c>service restart; reconnect_after_ms=N</c>; SSE streams get a <c>server.shutdown</c> event and end.
+/// Leaving their rooms removes their presence. The rest of the drain timeout is for in-flight requests.
 /// </summary>
 internal sealed partial class ConnectionDrainer(
     ConnectionTracker tracker,
     IHostApplicationLifetime lifetime,
-    IOptions<ConnectionOptions> options,
+    IOptions<ShutdownOptions> options,
     TimeProvider time,
     ILogger<ConnectionDrainer> logger) : IHostedService
 {
@@ -40,12 +42,13 @@ internal sealed partial class ConnectionDrainer(
         }
 
         LogDraining(open);
+        var spread = (int)options.Value.ReconnectSpread.TotalMilliseconds;
         foreach (var session in tracker.Sessions)
         {
-            session.RequestClose(CloseCodes.ServiceRestart, "service restart");
+            session.Shutdown(spread == 0 ? 0 : Random.Shared.Next(spread));
         }
 
-        using var timeout = new CancellationTokenSource(options.Value.CloseTimeout, time);
+        using var timeout = new CancellationTokenSource(options.Value.DrainTimeout * 0.8, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         try
         {
@@ -60,9 +63,9 @@ internal sealed partial class ConnectionDrainer(
         }
     }
 
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Shutting down: closing {Connections} connections with 1012")]
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Shutting down: telling {Connections} connections to reconnect elsewhere (1012 / server.shutdown)")]
     private partial void LogDraining(int connections);
 
-    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Shutdown: {Connections} connections still open after the close timeout")]
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Shutdown: {Connections} connections still open after the drain time; they are aborted")]
     private partial void LogDrainIncomplete(int connections);
 }

@@ -60,6 +60,8 @@ internal static class BridgeApp
         AddValidatedOptions<ConnectionOptions, ConnectionOptionsValidator>(services, ConnectionOptions.Section);
         AddValidatedOptions<AuthOptions, AuthOptionsValidator>(services, AuthOptions.Section);
         AddValidatedOptions<LimitOptions, LimitOptionsValidator>(services, LimitOptions.Section);
+        AddValidatedOptions<ShutdownOptions, ShutdownOptionsValidator>(services, ShutdownOptions.Section);
+        services.AddSingleton<IConfigureOptions<HostOptions>, HostShutdownTimeout>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>, KestrelLimits>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>, ForwardedHeadersSetup>();
 

@@ -62,6 +62,10 @@ internal static class ControlFrames
     public static ControlFrame RoomLeftForbidden(string room) =>
         new(MessageTypes.RoomLeft, room, Payload: new Dictionary<string, object?> { ["reason"] = ErrorCodes.Forbidden });
 
+    /// <summary>The worker is shutting down: reconnect (to any worker) after <paramref name="reconnectAfterMs"/> and resume.</summary>
+    public static ControlFrame ServerShutdown(int reconnectAfterMs) =>
+        new(MessageTypes.ServerShutdown, Payload: new Dictionary<string, object?> { ["reconnect_after_ms"] = reconnectAfterMs });
+
     /// <summary>The connection's token was replaced; <paramref name="expires"/> is its new <c>exp</c> (unix seconds).</summary>
     public static ControlFrame AuthRefreshed(string? id, DateTimeOffset? expires) =>
         new(MessageTypes.AuthRefreshed, Id: id, Payload: new Dictionary<string, object?> { ["exp"] = expires?.ToUnixTimeSeconds() });

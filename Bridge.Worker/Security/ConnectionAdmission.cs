@@ -44,6 +44,7 @@ internal sealed partial class ConnectionAdmission(
     IOptions<AuthOptions> options,
     BridgeMetrics metrics,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<ConnectionAdmission> logger)
 {
     public const string TokenQueryParameter = "access_token";
@@ -106,6 +107,13 @@ internal sealed partial class ConnectionAdmission(
         if (identity is null)
         {
             return (null, refusal);
+        }
+
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return (null, HttpErrors.Problem(StatusCodes.Status503ServiceUnavailable, ErrorCodes.Unavailable,
+                "this worker is shutting down; connect to another"));
         }
 
         var ip = context.Connection.RemoteIpAddress;

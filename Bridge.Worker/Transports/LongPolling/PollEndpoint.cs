@@ -15,7 +15,13 @@ namespace Bridge.Worker.Transports.LongPolling;
 /// cursor. A sequence of polls sees every message exactly once.
 /// </summary>
 internal sealed class PollEndpoint(
-    RoomJoiner joiner, ConnectionAdmission admission, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time)
+    RoomJoiner joiner,
+    ConnectionAdmission admission,
+    Operations.BridgeMetrics metrics,
+    IOptions<ConnectionOptions> options,
+    IOptions<ShutdownOptions> shutdown,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time)
 {
     public const string Path = "/poll";
 
@@ -54,7 +60,8 @@ internal sealed class PollEndpoint(
         var errors = new List<byte[]>();
         var truncated = new List<string>();
         using var expiry = new CancellationTokenSource(o.PollTimeout, time);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token);
+        // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
         var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
         try
         {
@@ -114,7 +121,10 @@ internal sealed class PollEndpoint(
             await joiner.LeaveAllAsync(session);
         }
 
-        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors, truncated), "application/json", Encoding.UTF8);
+        int? reconnectAfterMs = lifetime.ApplicationStopping.IsCancellationRequested
+            ? Random.Shared.Next(Math.Max(1, (int)shutdown.Value.ReconnectSpread.TotalMilliseconds))
+            : null;
+        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors, truncated, reconnectAfterMs), "application/json", Encoding.UTF8);
     }
 
     private static bool IsTruncated(byte[] joined)
@@ -124,7 +134,7 @@ internal sealed class PollEndpoint(
                payload.TryGetProperty("truncated", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.True;
     }
 
-    private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors, List<string> truncated)
+    private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors, List<string> truncated, int? reconnectAfterMs)
     {
         var sb = new StringBuilder();
         sb.Append("{\"cursor\":\"").Append(cursor).Append("\",\"messages\":[");
@@ -133,7 +143,14 @@ internal sealed class PollEndpoint(
         AppendAll(sb, errors);
         sb.Append("],\"truncated\":[");
         sb.Append(string.Join(',', truncated.Select(r => $"\"{r}\"")));
-        sb.Append("]}");
+        sb.Append(']');
+        if (reconnectAfterMs is { } delay)
+        {
+            sb.Append(",\"shutdown\":{\"type\":\"").Append(MessageTypes.ServerShutdown)
+              .Append("\",\"payload\":{\"reconnect_after_ms\":").Append(delay).Append("}}");
+        }
+
+        sb.Append('}');
         return sb.ToString();
     }
 

@@ -158,6 +158,12 @@ internal sealed partial class SseEndpoint(
                     {
                         metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
                     }
+
+                    if (frame.Type == MessageTypes.ServerShutdown)
+                    {
+                        await writer.FlushAsync(aborted);
+                        session.RequestClose(CloseCodes.ServiceRestart, "service restart");
+                    }
                 }
 
                 await writer.FlushAsync(aborted);
