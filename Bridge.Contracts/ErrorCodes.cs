@@ -47,4 +47,7 @@ public static class ErrorCodes
 
     /// <summary>HTTP only: a connection limit (per user, per IP address) refused the request.</summary>
     public const string TooManyConnections = "too_many_connections";
+
+    /// <summary><c>presence.query</c> for a room outside the worker's presence patterns (<c>Bridge:Presence:Rooms</c>).</summary>
+    public const string PresenceDisabled = "presence_disabled";
 }

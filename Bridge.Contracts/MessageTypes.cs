@@ -39,6 +39,15 @@ public static class MessageTypes
     /// <summary>Server to client (SSE, long-poll): the worker is shutting down; payload <c>{reconnect_after_ms}</c>.</summary>
     public const string ServerShutdown = "server.shutdown";
 
+    /// <summary>Client to server: who is in a room (presence-enabled rooms only).</summary>
+    public const string PresenceQuery = "presence.query";
+
+    /// <summary>Server to client: answer to <c>presence.query</c>; payload <c>{members: [{user, connections, since}]}</c>.</summary>
+    public const string PresenceState = "presence.state";
+
+    /// <summary>A room message the gateway publishes when a user comes online or goes offline in a presence room; payload <c>{user, status}</c>.</summary>
+    public const string PresenceUpdate = "presence.update";
+
     /// <summary>Longest accepted type, in characters.</summary>
     public const int MaxLength = 64;
 

@@ -54,6 +54,8 @@ internal sealed class RoomMembership(ClientSession session, string room, int max
 
     public string ConnectionId => Session.ConnectionId;
 
+    public string User => Session.User;
+
     public void Deliver(RoomMessage message)
     {
         // The lock orders a delivery against Activate/Close; it is uncontended except during those.

@@ -24,6 +24,13 @@ internal sealed partial class SyncHandler(RoomHistory history, ILogger<SyncHandl
             return;
         }
 
+        // Reading a room's history needs the same grant as joining it.
+        if (!session.Identity.MayJoin(room))
+        {
+            session.SendError(ErrorCodes.Forbidden, $"the token does not grant reading '{room}'", frame.Id);
+            return;
+        }
+
         var limit = 1;
         using (var args = PayloadArgs.Parse(frame))
         {

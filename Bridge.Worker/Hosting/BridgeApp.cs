@@ -3,6 +3,7 @@ using Bridge.Worker.Handlers;
 using Bridge.Worker.Limits;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Operations;
+using Bridge.Worker.Presence;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
@@ -61,6 +62,7 @@ internal static class BridgeApp
         AddValidatedOptions<AuthOptions, AuthOptionsValidator>(services, AuthOptions.Section);
         AddValidatedOptions<LimitOptions, LimitOptionsValidator>(services, LimitOptions.Section);
         AddValidatedOptions<ShutdownOptions, ShutdownOptionsValidator>(services, ShutdownOptions.Section);
+        AddValidatedOptions<PresenceOptions, PresenceOptionsValidator>(services, PresenceOptions.Section);
         services.AddSingleton<IConfigureOptions<HostOptions>, HostShutdownTimeout>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>, KestrelLimits>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>, ForwardedHeadersSetup>();
@@ -85,6 +87,8 @@ internal static class BridgeApp
         // After StreamSetup (which connects): creates its key-value bucket at start.
         services.AddSingleton<UserConnectionCounter>();
         services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
+        services.AddSingleton<PresenceTracker>();
+        services.AddHostedService(sp => sp.GetRequiredService<PresenceTracker>());
 
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
@@ -97,6 +101,7 @@ internal static class BridgeApp
         services.AddSingleton<IFrameHandler, LeaveHandler>();
         services.AddSingleton<IFrameHandler, SyncHandler>();
         services.AddSingleton<IFrameHandler, AuthRefreshHandler>();
+        services.AddSingleton<IFrameHandler, PresenceQueryHandler>();
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 

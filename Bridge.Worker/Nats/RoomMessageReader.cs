@@ -48,8 +48,9 @@ internal static class RoomMessageReader
             contentType = Get(headers, NatsSubjects.ContentTypeHeader);
         }
 
-        // A backend may write anything; only a well-formed, non-reserved type reaches clients as such.
-        if (!MessageTypes.IsValid(type) || MessageTypes.IsReserved(type!))
+        // A backend may write anything; only a well-formed, non-reserved type reaches clients as such, and
+        // presence.update, which the gateway itself stores in presence rooms (clients cannot publish it).
+        if (!MessageTypes.IsValid(type) || (MessageTypes.IsReserved(type!) && type != MessageTypes.PresenceUpdate))
         {
             type = NatsSubjects.DefaultType;
         }

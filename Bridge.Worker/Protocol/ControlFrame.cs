@@ -62,6 +62,18 @@ internal static class ControlFrames
     public static ControlFrame RoomLeftForbidden(string room) =>
         new(MessageTypes.RoomLeft, room, Payload: new Dictionary<string, object?> { ["reason"] = ErrorCodes.Forbidden });
 
+    /// <summary>Everyone in a presence room, on every worker.</summary>
+    public static ControlFrame PresenceState(string room, string? id, IReadOnlyList<Presence.PresenceMember> members) =>
+        new(MessageTypes.PresenceState, room, id, Payload: new Dictionary<string, object?>
+        {
+            ["members"] = members.Select(m => (object?)new Dictionary<string, object?>
+            {
+                ["user"] = m.User,
+                ["connections"] = m.Connections,
+                ["since"] = m.Since,
+            }).ToList(),
+        });
+
     /// <summary>The worker is shutting down: reconnect (to any worker) after <paramref name="reconnectAfterMs"/> and resume.</summary>
     public static ControlFrame ServerShutdown(int reconnectAfterMs) =>
         new(MessageTypes.ServerShutdown, Payload: new Dictionary<string, object?> { ["reconnect_after_ms"] = reconnectAfterMs });

@@ -5,6 +5,9 @@ internal interface IRoomMember
 {
     string ConnectionId { get; }
 
+    /// <summary>The connection's user (for presence).</summary>
+    string User { get; }
+
     /// <summary>
     /// Queues the message without waiting. A member whose queue is full closes itself (slow consumer);
     /// it never blocks the room's other members.

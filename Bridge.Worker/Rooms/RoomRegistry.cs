@@ -1,20 +1,24 @@
 using System.Collections.Concurrent;
+using Bridge.Worker.Presence;
 
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
-/// opens on the first join and closes on the last leave.
+/// opens on the first join and closes on the last leave. Every join and leave of a member is reported to
+/// presence (which ignores rooms without it).
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly IRoomFeedFactory _feeds;
+    private readonly PresenceTracker? _presence;
 
-    public RoomRegistry(IRoomFeedFactory feeds, Operations.BridgeMetrics metrics)
+    public RoomRegistry(IRoomFeedFactory feeds, Operations.BridgeMetrics metrics, PresenceTracker? presence = null)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
+        _presence = presence;
         metrics.ObserveActiveRooms(() => _rooms.Count);
     }
 
@@ -41,17 +45,32 @@ internal sealed class RoomRegistry : IAsyncDisposable
             try
             {
                 await room.EnsureFeedAsync(_feeds, cancellationToken);
-                return room;
             }
             catch
             {
-                await LeaveAsync(room, member);
+                await RemoveAsync(room, member);
                 throw;
             }
+
+            if (_presence is not null)
+            {
+                await _presence.JoinedAsync(name, member.User);
+            }
+
+            return room;
         }
     }
 
     public async ValueTask LeaveAsync(Room room, IRoomMember member)
+    {
+        await RemoveAsync(room, member);
+        if (_presence is not null)
+        {
+            await _presence.LeftAsync(room.Name, member.User);
+        }
+    }
+
+    private async ValueTask RemoveAsync(Room room, IRoomMember member)
     {
         if (room.Remove(member))
         {

@@ -1,0 +1,102 @@
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>Presence across workers, once per user (not per tab), and expiry of a killed worker's users.</summary>
+public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
+{
+    private readonly Tokens _tokens = new();
+
+    public void Dispose() => _tokens.Dispose();
+
+    private (string, string)[] Settings(params (string, string)[] more) =>
+        _tokens.WorkerSettings([("Bridge:Presence:Rooms:0", "p.>"), .. more]);
+
+    private Task<TestClient> ConnectAsync(Uri ws, string user) =>
+        TestClient.ConnectAsync(new Uri($"{ws}?access_token={_tokens.Create(user, subRooms: [">"], pubRooms: [">"])}"));
+
+    [Fact]
+    public async Task A_join_on_one_worker_is_seen_from_another_once_per_user()
+    {
+        await using var a = await WorkerHost.StartAsync(nats.Server, Settings());
+        await using var b = await WorkerHost.StartAsync(nats.Server, Settings());
+        var room = Names.Room("p");
+        var alice = "alice-" + Guid.NewGuid().ToString("N")[..6];
+        await using var watcher = await ConnectAsync(b.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(room);
+
+        var tab1 = await ConnectAsync(a.WebSocketUrl, alice);
+        await tab1.JoinAndWaitAsync(room);
+        var online = await watcher.WaitForAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == alice);
+        Assert.Equal("online", online.Payload!["status"]!.GetValue<string>());
+        Assert.Equal(room, online.Room);
+
+        // A second tab, on the other worker: no second update.
+        var tab2 = await ConnectAsync(b.WebSocketUrl, alice);
+        await tab2.JoinAndWaitAsync(room);
+        Assert.True(await watcher.NothingArrivesAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == alice,
+            TimeSpan.FromMilliseconds(500)));
+
+        await watcher.SendAsync(new() { ["type"] = MessageTypes.PresenceQuery, ["room"] = room, ["id"] = "q1" });
+        var state = await watcher.WaitForAsync(f => f.Type == MessageTypes.PresenceState);
+        Assert.Equal("q1", state.Id);
+        var members = state.Payload!["members"]!.AsArray().Select(m => (User: m!["user"]!.GetValue<string>(), Connections: m["connections"]!.GetValue<int>())).ToList();
+        Assert.Contains((alice, 2), members);
+        Assert.Contains(("watcher", 1), members);
+
+        // The first tab going leaves alice online; the last one takes her offline.
+        await tab1.DisposeAsync();
+        Assert.True(await watcher.NothingArrivesAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == alice,
+            TimeSpan.FromMilliseconds(500)));
+        await tab2.DisposeAsync();
+        var offline = await watcher.WaitForAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == alice);
+        Assert.Equal("offline", offline.Payload!["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Presence_is_opt_in_per_room_pattern_and_needs_the_grant()
+    {
+        await using var a = await WorkerHost.StartAsync(nats.Server, Settings());
+        await using var client = await TestClient.ConnectAsync(new Uri($"{a.WebSocketUrl}?access_token={_tokens.Create("bob", subRooms: ["p.mine", "other.>"])}"));
+        await client.SendAsync(new() { ["type"] = MessageTypes.PresenceQuery, ["room"] = "other.room", ["id"] = "q" });
+        Assert.Equal(ErrorCodes.PresenceDisabled, (await client.WaitForAsync(f => f.Type == MessageTypes.Error)).ErrorCode);
+        await client.SendAsync(new() { ["type"] = MessageTypes.PresenceQuery, ["room"] = "p.secret", ["id"] = "q" });
+        Assert.Equal(ErrorCodes.Forbidden, (await client.WaitForAsync(f => f.Type == MessageTypes.Error)).ErrorCode);
+
+        // Joining a room without presence publishes nothing into it.
+        await client.JoinAndWaitAsync("other.room");
+        Assert.True(await client.NothingArrivesAsync(f => f.Type == MessageTypes.PresenceUpdate, TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
+    public async Task A_SIGKILLed_workers_users_disappear_after_the_ttl()
+    {
+        var settings = Settings(("Bridge:Presence:Ttl", "00:00:03"));
+        await using var a = await WorkerHost.StartAsync(nats.Server, settings);
+        await using var doomed = await WorkerChildProcess.StartAsync(nats.Server, settings);
+        var room = Names.Room("p");
+        var carol = "carol-" + Guid.NewGuid().ToString("N")[..6];
+        await using var watcher = await ConnectAsync(a.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(room);
+        var victim = await ConnectAsync(doomed.WebSocketUrl, carol);
+        await victim.JoinAndWaitAsync(room);
+        await watcher.WaitForAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == carol);
+        Assert.Contains(carol, await QueryAsync(watcher, room));
+
+        await doomed.KillAsync();
+        var killed = DateTime.UtcNow;
+        await Eventually.TrueAsync(async () => !(await QueryAsync(watcher, room)).Contains(carol), TimeSpan.FromSeconds(20),
+            "the killed worker's entry expired");
+        Assert.InRange(DateTime.UtcNow - killed, TimeSpan.Zero, TimeSpan.FromSeconds(3 + 5));
+        await victim.DisposeAsync();
+    }
+
+    private static async Task<List<string>> QueryAsync(TestClient client, string room)
+    {
+        var id = Guid.NewGuid().ToString("N")[..8];
+        await client.SendAsync(new() { ["type"] = MessageTypes.PresenceQuery, ["room"] = room, ["id"] = id });
+        var state = await client.WaitForAsync(f => f.Type == MessageTypes.PresenceState && f.Id == id);
+        return [.. state.Payload!["members"]!.AsArray().Select(m => m!["user"]!.GetValue<string>())];
+    }
+}
