@@ -87,6 +87,10 @@ internal static class BridgeApp
 
     public static WebApplication MapBridge(this WebApplication app)
     {
+        // The demo dashboard at / (wwwroot: index.html, its script and the clients/js bundle); see README.
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));

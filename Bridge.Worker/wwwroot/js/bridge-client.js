@@ -2042,8 +2042,11 @@ var BridgeClient = class {
   get positions() {
     return new Map([...this.rooms.values()].map((r) => [r.name, r.position]));
   }
-  /** Handlers by frame type: a room message type (`chat.message`), a control type (`room.joined`, `error`,
-   * `presence.update`...), or `*` for every room message. Returns a function that removes the handler. */
+  /**
+   * Handlers by frame type: a room message type (`chat.message`), a control type (`welcome`, `room.joined`,
+   * `room.state`, `ack`, `error`, `presence.update`...), a prefix (`presence.*`, `sensor.*`), or `*` for every room
+   * message (after de-duplication). Returns a function that removes the handler.
+   */
   on(type, handler) {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, set = /* @__PURE__ */ new Set());
@@ -2594,6 +2597,12 @@ var BridgeClient = class {
   }
   // ---- events ------------------------------------------------------------------------------------------
   emit(type, env) {
+    this.emitTo(type, env);
+    for (let dot = type.indexOf("."); dot > 0 && type !== "*"; dot = type.indexOf(".", dot + 1)) {
+      this.emitTo(`${type.slice(0, dot)}.*`, env);
+    }
+  }
+  emitTo(type, env) {
     const set = this.handlers.get(type);
     if (!set) return;
     for (const h of [...set]) {

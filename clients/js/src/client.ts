@@ -184,8 +184,11 @@ export class BridgeClient {
     return new Map([...this.rooms.values()].map((r) => [r.name, r.position]));
   }
 
-  /** Handlers by frame type: a room message type (`chat.message`), a control type (`room.joined`, `error`,
-   * `presence.update`...), or `*` for every room message. Returns a function that removes the handler. */
+  /**
+   * Handlers by frame type: a room message type (`chat.message`), a control type (`welcome`, `room.joined`,
+   * `room.state`, `ack`, `error`, `presence.update`...), a prefix (`presence.*`, `sensor.*`), or `*` for every room
+   * message (after de-duplication). Returns a function that removes the handler.
+   */
   on(type: string, handler: Handler): () => void {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
@@ -783,6 +786,14 @@ export class BridgeClient {
   // ---- events ------------------------------------------------------------------------------------------
 
   private emit(type: string, env: Envelope): void {
+    this.emitTo(type, env);
+    // `presence.*` handlers get presence.update, presence.state...; `a.*` gets a.b and a.b.c.
+    for (let dot = type.indexOf('.'); dot > 0 && type !== '*'; dot = type.indexOf('.', dot + 1)) {
+      this.emitTo(`${type.slice(0, dot)}.*`, env);
+    }
+  }
+
+  private emitTo(type: string, env: Envelope): void {
     const set = this.handlers.get(type);
     if (!set) return;
     for (const h of [...set]) {

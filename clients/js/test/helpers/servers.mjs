@@ -99,7 +99,8 @@ export async function startNats() {
   };
 }
 
-const workerDll = join(repoRoot, 'Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll');
+// The Makefile passes the build it made (its CONFIG); by default the Release build.
+const workerDll = resolve(repoRoot, process.env.BRIDGE_WORKER_DLL ?? 'Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll');
 
 /**
  * The worker on http://127.0.0.1:<port>. `restart()` stops it with SIGTERM (its clients get close 1012) and
