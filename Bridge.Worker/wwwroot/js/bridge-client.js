@@ -1708,6 +1708,7 @@ var PollTransport = class {
 };
 
 // src/transports/sse.ts
+var DEFAULT_IDLE_MS = 45e3;
 var SseTransport = class {
   constructor(host) {
     __publicField(this, "host", host);
@@ -1788,10 +1789,22 @@ var SseTransport = class {
         const reader = res.body.getReader();
         const decoder = new TextDecoder();
         let buffer = "";
+        let idleMs = DEFAULT_IDLE_MS;
+        let idle;
+        let stalled = false;
+        const watch = () => {
+          clearTimeout(idle);
+          idle = setTimeout(() => {
+            stalled = true;
+            abort.abort();
+          }, idleMs);
+        };
+        watch();
         try {
           for (; ; ) {
             const { value, done } = await reader.read();
             if (done) break;
+            watch();
             buffer += decoder.decode(value, { stream: true });
             let end;
             while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -1799,6 +1812,10 @@ var SseTransport = class {
               buffer = buffer.slice(end + 2);
               const env = parseEvent(block);
               if (!env || generation !== this.generation || this.closed) continue;
+              if (env.type === "welcome") {
+                const beat = env.payload?.heartbeatMs;
+                if (typeof beat === "number" && beat > 0) idleMs = 2 * beat + 2e3;
+              }
               if (!opened && env.type === "welcome") {
                 opened = true;
                 clearTimeout(timer);
@@ -1809,8 +1826,14 @@ var SseTransport = class {
           }
           fail(new OpenError("SSE stream ended"));
         } catch (e) {
+          if (stalled) {
+            fail(new OpenError(`SSE stream silent for ${idleMs} ms`));
+            return;
+          }
           if (abort.signal.aborted && (this.closed || generation !== this.generation)) return;
           fail(new OpenError(`SSE stream broke: ${e.message}`));
+        } finally {
+          clearTimeout(idle);
         }
       })();
       if (!first) {

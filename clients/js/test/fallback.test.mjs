@@ -15,7 +15,10 @@ const clients = [];
 before(async () => {
   nats = await startNats();
   // A short PollTimeout keeps quiet long-polls (and so the poll tests) short.
-  worker = await startWorker(nats.url, { settings: { 'Bridge:Connections:PollTimeout': '00:00:02' } });
+  // A short SSE heartbeat lets the stalled-stream test see the client's watchdog (2 heartbeats + 2 s) quickly.
+  worker = await startWorker(nats.url, {
+    settings: { 'Bridge:Connections:PollTimeout': '00:00:02', 'Bridge:Connections:SseHeartbeatInterval': '00:00:00.500' },
+  });
 });
 
 afterEach(async () => {
@@ -33,6 +36,7 @@ after(async () => {
 async function startProxy(target, { blockSse = false } = {}) {
   const seen = [];
   const open = new Set();
+  const upstreams = new Set();
   const upstream = new URL(target);
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -46,6 +50,11 @@ async function startProxy(target, { blockSse = false } = {}) {
       (up) => {
         res.writeHead(up.statusCode, up.headers);
         up.pipe(res);
+        upstreams.add({ up, res });
+        res.on('close', () => {
+          for (const u of upstreams) if (u.res === res) upstreams.delete(u);
+          up.destroy();
+        });
       },
     );
     out.on('error', () => res.destroy());
@@ -61,6 +70,13 @@ async function startProxy(target, { blockSse = false } = {}) {
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     seen,
+    /** Stops passing bytes on every response in flight without closing anything: a connection gone silent. */
+    stallAll() {
+      for (const { up, res } of upstreams) {
+        up.unpipe(res);
+        up.pause();
+      }
+    },
     /** Cuts every response in flight, as a dropped network would. */
     cutAll() {
       for (const res of open) res.destroy();
@@ -158,4 +174,27 @@ test('long-poll: a run of polls delivers a steady stream once each, in order, ac
   await waitFor(() => a.messages.length >= 30, { timeoutMs: 15_000, message: 'every message' });
   await sleep(300);
   for (const room of rooms) assert.deepEqual(idsOf(a.messages, room), expected[room]);
+});
+
+test('SSE: a stream that goes silent (no heartbeat) is dropped by the client and resumed', async () => {
+  proxy = await startProxy(worker.url);
+  const room = uniqueRoom('fb');
+  const a = recordingClient(proxy.url);
+  clients.push(a.client);
+  await a.client.connect();
+  await a.client.join(room);
+  assert.equal(a.client.transportKind, 'sse');
+  const first = await httpPublish(worker.url, room, { type: 'chat.message', id: 'before' });
+  await waitFor(() => a.messages.length === 1, { message: 'the first message' });
+
+  const stalledAt = Date.now();
+  proxy.stallAll(); // the TCP connection stays up; nothing more arrives, heartbeats included
+  const during = await httpPublish(worker.url, room, { type: 'chat.message', id: 'during' });
+  await waitFor(() => a.client.state === 'reconnecting', { timeoutMs: 10_000, message: 'the watchdog' });
+  const noticed = Date.now() - stalledAt;
+  // heartbeatMs is 500: the watchdog allows 2 heartbeats + 2 s = 3 s of silence.
+  assert.ok(noticed >= 2_500 && noticed < 8_000, `noticed after ${noticed} ms`);
+  assert.match(a.states.find((s) => s.state === 'reconnecting').reason, /silent/);
+  await waitFor(() => a.messages.length === 2, { timeoutMs: 10_000, message: 'the resumed message' });
+  assert.deepEqual(a.messages.map((m) => m.seq), [first.seq, during.seq]);
 });

@@ -6,6 +6,9 @@ import { authHeaders, formatCursor, OpenError, probe, problemText, type Transpor
  * leave reconnecting to the client, which EventSource cannot). The rooms are part of the URL: a join or leave
  * reopens the stream with every room's position, which loses nothing (protocol §6).
  */
+/** Silence allowed before the welcome says the heartbeat interval. */
+const DEFAULT_IDLE_MS = 45_000;
+
 export class SseTransport implements Transport {
   readonly kind = 'sse' as const;
   readonly twoWay = false;
@@ -94,10 +97,24 @@ export class SseTransport implements Transport {
         const reader = res.body.getReader();
         const decoder = new TextDecoder();
         let buffer = '';
+        // The worker writes a heartbeat comment every heartbeatMs (welcome): a stream silent for much longer is a
+        // dead connection that TCP has not noticed yet.
+        let idleMs = DEFAULT_IDLE_MS;
+        let idle: ReturnType<typeof setTimeout> | undefined;
+        let stalled = false;
+        const watch = () => {
+          clearTimeout(idle);
+          idle = setTimeout(() => {
+            stalled = true;
+            abort.abort();
+          }, idleMs);
+        };
+        watch();
         try {
           for (;;) {
             const { value, done } = await reader.read();
             if (done) break;
+            watch();
             buffer += decoder.decode(value, { stream: true });
             let end: number;
             while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -105,6 +122,10 @@ export class SseTransport implements Transport {
               buffer = buffer.slice(end + 2);
               const env = parseEvent(block);
               if (!env || generation !== this.generation || this.closed) continue;
+              if (env.type === 'welcome') {
+                const beat = (env.payload as { heartbeatMs?: unknown } | undefined)?.heartbeatMs;
+                if (typeof beat === 'number' && beat > 0) idleMs = 2 * beat + 2_000;
+              }
               if (!opened && env.type === 'welcome') {
                 opened = true;
                 clearTimeout(timer);
@@ -115,8 +136,14 @@ export class SseTransport implements Transport {
           }
           fail(new OpenError('SSE stream ended'));
         } catch (e) {
+          if (stalled) {
+            fail(new OpenError(`SSE stream silent for ${idleMs} ms`));
+            return;
+          }
           if (abort.signal.aborted && (this.closed || generation !== this.generation)) return;
           fail(new OpenError(`SSE stream broke: ${(e as Error).message}`));
+        } finally {
+          clearTimeout(idle);
         }
       })();
       if (!first) {
