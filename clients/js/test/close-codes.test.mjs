@@ -130,3 +130,19 @@ test('reconnect_after_ms is read from a close reason', () => {
   assert.equal(reconnectAfterMs('service restart'), undefined);
   assert.equal(reconnectAfterMs(''), undefined);
 });
+
+test('a JWT is renewed before its exp and announced with auth.refresh', async () => {
+  const frames = [];
+  const s = await scriptedServer((ws) => ws.on('message', (d) => frames.push(JSON.parse(String(d)))));
+  const jwt = (exp) => `${btoa('{"alg":"none"}')}.${btoa(JSON.stringify({ sub: 'u', exp }))}.sig`;
+  const first = jwt(Math.floor(Date.now() / 1000) + 2); // expires in ~2 s
+  const second = jwt(Math.floor(Date.now() / 1000) + 3600);
+  let calls = 0;
+  const c = newClient(s.url, { token: first, refreshBeforeExpiryMs: 1500, getToken: () => (++calls, second) });
+  await c.connect();
+  await waitFor(() => frames.some((f) => f.type === 'auth.refresh'), { timeoutMs: 5000, message: 'auth.refresh' });
+  const refresh = frames.find((f) => f.type === 'auth.refresh');
+  assert.equal(refresh.payload.token, second);
+  assert.equal(calls, 1);
+  assert.equal(s.connections.length, 1, 'renewed on the open connection, no reconnect');
+});
