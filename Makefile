@@ -3,12 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean
+.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
+	@echo "make test-js      the browser client's tests (Node, real worker) and the dashboard in headless Chromium"
+	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
 	@echo "make bench        benchmarks: 10,000 rooms, core subs vs consumers, fan-out to 1,000, resume"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
@@ -25,6 +27,7 @@ test: nats-server build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 	$(MAKE) --no-print-directory load-smoke
+	$(MAKE) --no-print-directory js-test-run
 
 # A short load run (small N) whose thresholds catch breakage: zero loss everywhere, delivery within a generous
 # latency bound. Each scenario starts its own nats-server and worker on loopback and stops by itself.
@@ -33,6 +36,25 @@ load-smoke: nats-server build
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout --connections 100 --messages 50 --rate 20 --seconds 3 --p99-ms 500
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- resume --messages 2000 --rooms 100 --per-room 10
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- storm --clients 100 --rate 50 --seconds 6
+
+# The JavaScript client (clients/js): npm ci, type check, build, check that the committed dashboard bundle is what
+# the sources build, then node --test against a real worker + nats-server, then the dashboard in Debian's headless
+# Chromium (installed by scripts/ensure-chromium.sh; Playwright's browser download is not used).
+WORKER_DLL := Bridge.Worker/bin/$(CONFIG)/net10.0/Bridge.Worker.dll
+
+test-js: nats-server
+	dotnet build Bridge.Worker -c $(CONFIG) -nologo -v q
+	$(MAKE) --no-print-directory js-test-run
+
+js-test-run:
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	cd clients/js && npm run --silent typecheck && npx tsc -p tsconfig.json && node scripts/bundle.mjs --check
+	nats="$$(scripts/ensure-nats-server.sh)" && chromium="$$(scripts/ensure-chromium.sh)" && \
+	  export NATS_SERVER_BIN="$$nats" CHROMIUM_BIN="$$chromium" BRIDGE_WORKER_DLL="$(CURDIR)/$(WORKER_DLL)" && \
+	  cd clients/js && node --test --test-concurrency=1 test/*.test.mjs && node --test test-browser/*.test.mjs
+
+js-bundle:
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 bench: nats-server build
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms
@@ -51,4 +73,4 @@ format-check:
 
 clean:
 	dotnet clean Bridge.sln -nologo -v q
-	rm -rf TestResults results .data
+	rm -rf TestResults results .data clients/js/dist

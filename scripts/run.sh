@@ -48,6 +48,7 @@ done
 cat <<MSG
 
 Bridge is running.
+  Dashboard   $WORKER_URL/             (the demo page: rooms, live messages, simulated devices)
   WebSocket   ws://$host/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack)
   Health      $WORKER_URL/healthz   $WORKER_URL/readyz
   SSE         $WORKER_URL/sse?rooms=demo

@@ -122,6 +122,12 @@ internal static class BridgeApp
     {
         // Client IPs (for the per-IP limit) from X-Forwarded-For, trusted only from Bridge:Limits:TrustedProxies.
         app.UseForwardedHeaders();
+
+        // The demo dashboard at / (wwwroot: index.html, its script and the clients/js bundle); see README.
+        // Static files need no token: the page gets one (or runs anonymous in development) before it connects.
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));

@@ -1,0 +1,825 @@
+import { backoffDelay, jwtExpiryMs, randomId, reconnectAfterMs } from './backoff.js';
+import { encodeFrame, encodedSize, toJsonFrame, type OutboundFrame } from './codec.js';
+import { PollTransport } from './transports/poll.js';
+import { SseTransport } from './transports/sse.js';
+import { authHeaders, OpenError, type EndInfo, type RoomPosition, type Transport, type TransportHost } from './transports/transport.js';
+import { WebSocketTransport } from './transports/websocket.js';
+import {
+  BridgeError,
+  type Ack,
+  type BridgeClientOptions,
+  type ConnectionState,
+  type Envelope,
+  type FetchLike,
+  type Format,
+  type JoinResult,
+  type StateChange,
+  type TransportKind,
+  type WebSocketConstructor,
+} from './types.js';
+
+/** Close codes the client acts on (docs/protocol.md §8). */
+export const CloseCodes = {
+  Normal: 1000,
+  ServiceRestart: 1012,
+  TokenExpired: 4001,
+  Forbidden: 4003,
+  SlowConsumer: 4008,
+  TooManyConnections: 4029,
+  /** Sent by this client when an ack is overdue: it treats the connection as dead. */
+  AckTimeout: 4000,
+} as const;
+
+const NAME_TOKEN = /^[A-Za-z0-9_-]+$/;
+const RESERVED_PREFIXES = ['room.', 'auth.', 'presence.', 'server.', 'bridge.'];
+const RESERVED_NAMES = ['welcome', 'ack', 'error'];
+
+function isDotted(name: string, maxLength: number, maxTokens: number): boolean {
+  if (name.length < 1 || name.length > maxLength) return false;
+  const tokens = name.split('.');
+  return tokens.length <= maxTokens && tokens.every((t) => NAME_TOKEN.test(t));
+}
+
+/** Room name rules (protocol §2): 1-128 chars, 1-16 dot-separated tokens of [A-Za-z0-9_-]. */
+export function isValidRoom(room: string): boolean {
+  return typeof room === 'string' && isDotted(room, 128, 16);
+}
+
+/** An application type the server accepts for publishing: well-formed and not reserved. */
+export function isPublishableType(type: string): boolean {
+  return typeof type === 'string' && isDotted(type, 64, 8) &&
+    !RESERVED_NAMES.includes(type) && !RESERVED_PREFIXES.some((p) => type.startsWith(p));
+}
+
+interface RoomEntry {
+  name: string;
+  /** Last seq received, or the `room.joined` position: what a resume asks for with `since`. */
+  position: number | undefined;
+  /** `room.joined` seen on the current connection. */
+  joined: boolean;
+  joinId: string | undefined;
+  joinAttempts: number;
+  waiters: Array<{ resolve: (r: JoinResult) => void; reject: (e: Error) => void }>;
+}
+
+interface PendingSend {
+  frame: OutboundFrame & { id: string; room: string };
+  resolve: (ack: Ack) => void;
+  reject: (e: Error) => void;
+  /** Connection epoch it was last sent on; -1 when it still has to be (re)sent. */
+  sentEpoch: number;
+  /** `publish_failed` answers so far. */
+  failures: number;
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
+  ackTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+type Handler = (env: Envelope) => void;
+type StateHandler = (change: StateChange) => void;
+
+/**
+ * A Bridge connection that survives drops: it reconnects with backoff (at once after a 1012), resumes every
+ * joined room from its last seq, drops duplicates by seq, and resends unacknowledged publishes in order with
+ * their original ids (so the server stores each once).
+ */
+export class BridgeClient {
+  private readonly baseUrl: string;
+  private readonly format: Format;
+  private readonly transports: TransportKind[];
+  private readonly WebSocketCtor: WebSocketConstructor | undefined;
+  private readonly fetchFn: FetchLike;
+  private readonly getToken: BridgeClientOptions['getToken'];
+  private readonly minDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly maxQueue: number;
+  private readonly ackTimeoutMs: number;
+  private readonly openTimeoutMs: number;
+  private readonly maxPublishAttempts: number;
+  private readonly maxFrameBytes: number;
+  private readonly syncLimit: number;
+  private readonly pollRequestTimeoutMs: number;
+  private readonly refreshBeforeExpiryMs: number;
+  private readonly random: () => number;
+  private readonly newId: () => string;
+
+  private currentToken: string | undefined;
+  private stateValue: ConnectionState = 'closed';
+  private transport: Transport | undefined;
+  private epoch = 0;
+  private attempt = 0;
+  private ready = false;
+  private userClosed = false;
+  private running = false;
+  private pumping = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private readyTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private welcomePayload: Record<string, unknown> | undefined;
+  private firstOpen: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  private readonly rooms = new Map<string, RoomEntry>();
+  /** Sends not yet acknowledged, in the order they were made. */
+  private readonly outbox = new Map<string, PendingSend>();
+  private readonly batchJoins = new Map<string, Set<string>>();
+  private readonly leaves = new Map<string, { resolve: () => void }>();
+  private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
+  private readonly handlers = new Map<string, Set<Handler>>();
+  private readonly stateHandlers = new Set<StateHandler>();
+
+  constructor(options: BridgeClientOptions) {
+    if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
+    this.baseUrl = options.url.replace(/\/+$/, '');
+    this.format = options.format ?? 'json';
+    this.transports = options.transports ?? ['websocket', 'sse', 'poll'];
+    this.WebSocketCtor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const f = options.fetch ?? (globalThis.fetch ? globalThis.fetch.bind(globalThis) : undefined);
+    this.fetchFn = f ?? (() => Promise.reject(new Error('no fetch available')));
+    this.getToken = options.getToken;
+    this.currentToken = options.token;
+    this.minDelayMs = options.reconnect?.minDelayMs ?? 500;
+    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 20_000;
+    this.maxQueue = options.maxQueue ?? 1000;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 20_000;
+    this.openTimeoutMs = options.openTimeoutMs ?? 10_000;
+    this.maxPublishAttempts = options.maxPublishAttempts ?? 5;
+    this.maxFrameBytes = options.maxFrameBytes ?? 65_536;
+    this.syncLimit = options.syncLimit ?? 100;
+    this.pollRequestTimeoutMs = options.pollRequestTimeoutMs ?? 35_000;
+    this.refreshBeforeExpiryMs = options.refreshBeforeExpiryMs ?? 30_000;
+    this.random = options.random ?? Math.random;
+    this.newId = options.newId ?? randomId;
+    if (this.format !== 'json' && this.format !== 'msgpack') throw new TypeError(`unknown format ${String(this.format)}`);
+    if (!(this.minDelayMs > 0) || !(this.maxDelayMs >= this.minDelayMs)) {
+      throw new RangeError('reconnect: need 0 < minDelayMs <= maxDelayMs');
+    }
+    if (!(this.maxQueue >= 1)) throw new RangeError('maxQueue must be at least 1');
+    if (!(this.syncLimit >= 1 && this.syncLimit <= 100)) throw new RangeError('syncLimit must be 1-100');
+    for (const t of this.transports) {
+      if (t !== 'websocket' && t !== 'sse' && t !== 'poll') throw new TypeError(`unknown transport ${String(t)}`);
+    }
+  }
+
+  /** The current connection state. */
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** The transport of the open connection, if any. */
+  get transportKind(): TransportKind | undefined {
+    return this.stateValue === 'open' ? this.transport?.kind : undefined;
+  }
+
+  /** The last `welcome` payload (connectionId, serverId, heartbeatMs, protocol, user). */
+  get welcome(): Record<string, unknown> | undefined {
+    return this.welcomePayload;
+  }
+
+  /** Sends waiting for an ack (queued or in flight). */
+  get pending(): number {
+    return this.outbox.size;
+  }
+
+  /** Rooms wanted, with the position each resumes from. */
+  get positions(): Map<string, number | undefined> {
+    return new Map([...this.rooms.values()].map((r) => [r.name, r.position]));
+  }
+
+  /**
+   * Handlers by frame type: a room message type (`chat.message`), a control type (`welcome`, `room.joined`,
+   * `room.state`, `ack`, `error`, `presence.update`...), a prefix (`presence.*`, `sensor.*`), or `*` for every room
+   * message (after de-duplication). Returns a function that removes the handler.
+   */
+  on(type: string, handler: Handler): () => void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(handler);
+    return () => set!.delete(handler);
+  }
+
+  /** Connection state changes. Returns a function that removes the handler. */
+  onState(handler: StateHandler): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  /** Starts connecting; resolves on the first open connection, rejects if the client is closed first. */
+  connect(): Promise<void> {
+    if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
+    if (!this.firstOpen) {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => undefined);
+      this.firstOpen = { promise, resolve, reject };
+    }
+    if (!this.running) {
+      this.running = true;
+      this.attempt = 0;
+      this.setState('connecting', {});
+      void this.connectOnce();
+    }
+    return this.firstOpen.promise;
+  }
+
+  /** Closes the connection for good: pending sends and joins reject with `closed`. */
+  close(): void {
+    if (this.userClosed) return;
+    this.userClosed = true;
+    this.shutdown({ code: CloseCodes.Normal, reason: 'closed by the client' }, new BridgeError('closed', 'the client was closed'));
+  }
+
+  /**
+   * Joins a room (now, or when connected) and keeps it joined across reconnects, resuming from its last seq.
+   * `since` resumes from a position the application kept (e.g. in storage). Resolves with `room.joined`.
+   */
+  join(room: string, options: { since?: number } = {}): Promise<JoinResult> {
+    if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
+    if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
+    let entry = this.rooms.get(room);
+    const isNew = !entry;
+    if (!entry) {
+      entry = { name: room, position: options.since, joined: false, joinId: undefined, joinAttempts: 0, waiters: [] };
+      this.rooms.set(room, entry);
+    }
+    if (entry.joined) {
+      return Promise.resolve({ room, seq: entry.position ?? 0, replayed: 0, truncated: false });
+    }
+    const result = new Promise<JoinResult>((resolve, reject) => entry!.waiters.push({ resolve, reject }));
+    if (this.transport && this.stateValue === 'open') {
+      if (this.transport.twoWay) {
+        if (!entry.joinId) this.sendJoin(entry);
+      } else if (isNew) {
+        this.transport.roomsChanged();
+      }
+    }
+    return result;
+  }
+
+  /** Leaves a room: no more of its messages are delivered, and it is not resumed on reconnect. */
+  leave(room: string): Promise<void> {
+    const entry = this.rooms.get(room);
+    if (!entry) return Promise.resolve();
+    this.rooms.delete(room);
+    for (const w of entry.waiters) w.reject(new BridgeError('left', `left room '${room}' before it was joined`));
+    const t = this.transport;
+    if (!t || this.stateValue !== 'open') return Promise.resolve();
+    if (!t.twoWay) {
+      t.roomsChanged();
+      return Promise.resolve();
+    }
+    const id = this.newId();
+    return new Promise<void>((resolve) => {
+      this.leaves.set(id, { resolve });
+      if (!t.send({ type: 'room.leave', room, id })) {
+        this.leaves.delete(id);
+        resolve();
+      }
+    });
+  }
+
+  /**
+   * Publishes `payload` (any JSON value, or a Uint8Array for binary) to `room` as `type`. Resolves with the `ack`
+   * once the message is stored. Offline, the send waits in a bounded queue; it is (re)sent in order after each
+   * reconnect with the same id, so the server stores it once (protocol §9).
+   */
+  send(type: string, room: string, payload?: unknown, options: { id?: string } = {}): Promise<Ack> {
+    if (!isPublishableType(type)) return Promise.reject(new BridgeError('invalid_type', `'${type}' cannot be published`));
+    if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
+    if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
+    const id = options.id ?? this.newId();
+    const existing = this.outbox.get(id);
+    if (existing) {
+      return Promise.reject(new BridgeError('duplicate_id', `a send with id '${id}' is already pending`));
+    }
+    if (this.outbox.size >= this.maxQueue) {
+      return Promise.reject(new BridgeError('queue_full', `${this.maxQueue} sends are already waiting for their ack`));
+    }
+    const frame = { type, room, id, payload };
+    const size = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
+    if (size > this.maxFrameBytes) {
+      return Promise.reject(new BridgeError('frame_too_big', `frame of ${size} bytes is over ${this.maxFrameBytes}`));
+    }
+    return new Promise<Ack>((resolve, reject) => {
+      this.outbox.set(id, { frame, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined });
+      if (this.ready) this.flush();
+    });
+  }
+
+  /** `room.sync` (WebSocket only): the room's last `limit` messages and position, as the `room.state` frame. */
+  sync(room: string, limit = 1): Promise<Envelope> {
+    if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
+    const t = this.transport;
+    if (!t || !t.twoWay || this.stateValue !== 'open') {
+      return Promise.reject(new BridgeError('not_connected', 'room.sync needs an open WebSocket'));
+    }
+    const id = this.newId();
+    return new Promise<Envelope>((resolve, reject) => {
+      this.syncs.set(id, { room, resolve, reject });
+      t.send({ type: 'room.sync', room, id, payload: { limit } });
+    });
+  }
+
+  /**
+   * Sends a raw frame on an open WebSocket (for frames without an ack, such as `presence.query`). Answers come to
+   * `on(type)` handlers; refusals to `on('error')` with `ref` = the frame's id. False when not possible now.
+   */
+  sendFrame(frame: { type: string; room?: string; id?: string; payload?: unknown }): boolean {
+    const t = this.transport;
+    if (!t || !t.twoWay || this.stateValue !== 'open') return false;
+    return t.send(frame);
+  }
+
+  // ---- connection life cycle -------------------------------------------------------------------------------
+
+  private async connectOnce(): Promise<void> {
+    const epoch = ++this.epoch;
+    let last: EndInfo = {};
+    for (const kind of this.transports) {
+      if (this.userClosed || epoch !== this.epoch) return;
+      const transport = this.createTransport(kind, epoch);
+      if (!transport) continue;
+      try {
+        await transport.open();
+      } catch (e) {
+        transport.close();
+        last = e instanceof OpenError ? e.info : { reason: String(e) };
+        if (last.httpStatus === 401 || last.httpStatus === 403) {
+          if (epoch === this.epoch) await this.onAuthRefused(last);
+          return;
+        }
+        continue;
+      }
+      if (this.userClosed || epoch !== this.epoch) {
+        transport.close();
+        return;
+      }
+      this.transport = transport;
+      this.onOpen(transport, epoch);
+      return;
+    }
+    if (epoch === this.epoch) this.scheduleReconnect(last);
+  }
+
+  private createTransport(kind: TransportKind, epoch: number): Transport | undefined {
+    const host: TransportHost = {
+      frame: (env) => {
+        if (epoch === this.epoch) this.onFrame(env);
+      },
+      lost: (info) => {
+        if (epoch === this.epoch) this.onLost(info);
+      },
+      rooms: (): RoomPosition[] => [...this.rooms.values()].map((r) => ({ room: r.name, position: r.position })),
+      advance: (room, seq) => {
+        const entry = this.rooms.get(room);
+        if (epoch === this.epoch && entry && (entry.position === undefined || seq > entry.position)) entry.position = seq;
+      },
+      token: () => this.currentToken,
+      fetch: this.fetchFn,
+      baseUrl: this.baseUrl,
+      openTimeoutMs: this.openTimeoutMs,
+    };
+    switch (kind) {
+      case 'websocket':
+        return this.WebSocketCtor ? new WebSocketTransport(host, this.WebSocketCtor, this.format) : undefined;
+      case 'sse':
+        return new SseTransport(host);
+      case 'poll':
+        return new PollTransport(host, this.pollRequestTimeoutMs);
+    }
+  }
+
+  private onOpen(transport: Transport, epoch: number): void {
+    this.ready = false;
+    for (const r of this.rooms.values()) {
+      r.joined = false;
+      r.joinId = undefined;
+      r.joinAttempts = 0;
+    }
+    this.setState('open', { transport: transport.kind });
+    this.firstOpen?.resolve();
+    this.scheduleRefresh();
+    if (transport.twoWay && this.rooms.size > 0) this.sendBatchJoin([...this.rooms.values()]);
+    // Publish once the rooms that join live (no position yet) are in, so the sender gets its own messages;
+    // rooms resuming from a position lose nothing whatever the order. Bounded by openTimeoutMs.
+    this.readyTimer = setTimeout(() => {
+      if (epoch === this.epoch) this.markReady();
+    }, this.openTimeoutMs);
+    this.checkReady();
+  }
+
+  private checkReady(): void {
+    if (this.ready || this.stateValue !== 'open') return;
+    for (const r of this.rooms.values()) {
+      if (!r.joined && r.position === undefined) return;
+    }
+    this.markReady();
+  }
+
+  private markReady(): void {
+    if (this.ready) return;
+    clearTimeout(this.readyTimer);
+    this.ready = true;
+    this.attempt = 0;
+    this.flush();
+  }
+
+  private onLost(info: EndInfo): void {
+    this.dropTransport(info.code === CloseCodes.AckTimeout ? CloseCodes.AckTimeout : CloseCodes.Normal);
+    if (this.userClosed) return;
+    const code = info.code;
+    if (code === CloseCodes.TokenExpired || code === CloseCodes.Forbidden || info.httpStatus === 401 || info.httpStatus === 403) {
+      void this.onAuthRefused(info);
+      return;
+    }
+    if (code === CloseCodes.ServiceRestart) {
+      // The worker is going away on purpose: come back at once (to any worker), after the server's spread delay.
+      this.attempt = 0;
+      this.scheduleReconnect(info, reconnectAfterMs(info.reason) ?? backoffDelay(0, this.minDelayMs, this.maxDelayMs, this.random));
+      return;
+    }
+    this.scheduleReconnect(info);
+  }
+
+  /** Forgets the current transport; unacknowledged sends will be sent again on the next one. */
+  private dropTransport(code: number = CloseCodes.Normal): void {
+    this.epoch++;
+    this.transport?.close(code);
+    this.transport = undefined;
+    this.ready = false;
+    clearTimeout(this.readyTimer);
+    clearTimeout(this.refreshTimer);
+    for (const r of this.rooms.values()) {
+      r.joined = false;
+      r.joinId = undefined;
+    }
+    this.batchJoins.clear();
+    for (const l of this.leaves.values()) l.resolve();
+    this.leaves.clear();
+    for (const s of this.syncs.values()) s.reject(new BridgeError('disconnected', 'the connection ended before room.state'));
+    this.syncs.clear();
+    for (const p of this.outbox.values()) {
+      p.sentEpoch = -1;
+      clearTimeout(p.ackTimer);
+      p.ackTimer = undefined;
+    }
+  }
+
+  private scheduleReconnect(info: EndInfo, delayMs?: number): void {
+    if (this.userClosed) return;
+    const delay = delayMs ?? backoffDelay(this.attempt, this.minDelayMs, this.maxDelayMs, this.random);
+    this.setState('reconnecting', { attempt: this.attempt, delayMs: delay, closeCode: info.code ?? info.httpStatus, reason: info.reason });
+    this.attempt++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.connectOnce();
+    }, delay);
+  }
+
+  /** 4001/4003 or HTTP 401/403: only a new token from getToken justifies another attempt. */
+  private async onAuthRefused(info: EndInfo): Promise<void> {
+    this.dropTransport();
+    const epoch = this.epoch;
+    let token: string | undefined | null;
+    try {
+      token = this.getToken ? await this.getToken() : undefined;
+    } catch {
+      token = undefined;
+    }
+    if (this.userClosed || epoch !== this.epoch) return;
+    if (token && token !== this.currentToken) {
+      this.currentToken = token;
+      this.attempt = 0;
+      this.scheduleReconnect(info, 0);
+      return;
+    }
+    this.shutdown(info, new BridgeError('unauthorized', `the server refused the token (${info.code ?? info.httpStatus}) and no new one was given`));
+  }
+
+  private shutdown(info: EndInfo, error: BridgeError): void {
+    this.running = false;
+    clearTimeout(this.reconnectTimer);
+    this.dropTransport();
+    for (const p of this.outbox.values()) {
+      clearTimeout(p.retryTimer);
+      p.reject(error);
+    }
+    this.outbox.clear();
+    for (const r of this.rooms.values()) {
+      for (const w of r.waiters) w.reject(error);
+      r.waiters = [];
+    }
+    if (this.userClosed) this.rooms.clear();
+    this.firstOpen?.reject(error);
+    this.firstOpen = undefined;
+    this.setState('closed', { closeCode: info.code ?? info.httpStatus, reason: info.reason });
+  }
+
+  private scheduleRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    const exp = jwtExpiryMs(this.currentToken);
+    if (exp === undefined || !this.getToken) return;
+    const epoch = this.epoch;
+    const due = exp - this.refreshBeforeExpiryMs;
+    // setTimeout holds at most ~24.8 days; a later expiry is reached in steps.
+    const delay = Math.min(Math.max(0, due - Date.now()), 0x7fffffff);
+    this.refreshTimer = setTimeout(() => {
+      if (epoch !== this.epoch) return;
+      if (Date.now() < due) {
+        this.scheduleRefresh();
+        return;
+      }
+      void this.refreshToken(epoch);
+    }, delay);
+  }
+
+  private async refreshToken(epoch: number): Promise<void> {
+    let token: string | undefined | null;
+    try {
+      token = await this.getToken!();
+    } catch {
+      return;
+    }
+    if (epoch !== this.epoch || !token || token === this.currentToken) return;
+    this.currentToken = token;
+    // One-way transports send the token with every request; a WebSocket is told with auth.refresh.
+    this.sendFrame({ type: 'auth.refresh', payload: { token } });
+    this.scheduleRefresh();
+  }
+
+  // ---- frames ------------------------------------------------------------------------------------------
+
+  private onFrame(env: Envelope): void {
+    switch (env.type) {
+      case 'welcome':
+        this.welcomePayload = (env.payload ?? {}) as Record<string, unknown>;
+        this.emit(env.type, env);
+        return;
+      case 'room.joined':
+        this.onJoined(env);
+        return;
+      case 'room.left':
+        this.emit(env.type, env);
+        return;
+      case 'room.state':
+        this.onRoomState(env);
+        return;
+      case 'ack':
+        this.onAck(env);
+        return;
+      case 'error':
+        this.onError(env);
+        return;
+    }
+    if (env.room !== undefined && typeof env.seq === 'number') {
+      const entry = this.rooms.get(env.room);
+      if (!entry) return; // left, or never asked for
+      if (entry.position !== undefined && env.seq <= entry.position) return; // a duplicate (or already covered)
+      entry.position = env.seq;
+      this.emit(env.type, env);
+      this.emit('*', env);
+      return;
+    }
+    this.emit(env.type, env); // presence.*, server.*, auth.*: whatever the server adds
+  }
+
+  private onJoined(env: Envelope): void {
+    const entry = env.room ? this.rooms.get(env.room) : undefined;
+    if (!entry || typeof env.seq !== 'number') return;
+    const p = (env.payload ?? {}) as { replayed?: number; truncated?: boolean };
+    if (entry.position === undefined || env.seq > entry.position) entry.position = env.seq;
+    entry.joined = true;
+    entry.joinId = undefined;
+    const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
+    for (const w of entry.waiters) w.resolve(result);
+    entry.waiters = [];
+    for (const [id, rooms] of this.batchJoins) {
+      rooms.delete(entry.name);
+      if (rooms.size === 0) this.batchJoins.delete(id);
+    }
+    this.emit('room.joined', env);
+    if (result.truncated && this.transport?.twoWay) {
+      // The resume point is gone (retention): fetch the room's latest state so the application can rebuild.
+      this.sync(entry.name, this.syncLimit).catch(() => undefined);
+    }
+    this.checkReady();
+  }
+
+  private onRoomState(env: Envelope): void {
+    for (const [id, s] of this.syncs) {
+      if (s.room === env.room) {
+        this.syncs.delete(id);
+        s.resolve(env);
+        break;
+      }
+    }
+    this.emit('room.state', env);
+  }
+
+  private onAck(env: Envelope): void {
+    const p = env.id ? this.outbox.get(env.id) : undefined;
+    if (!p || typeof env.seq !== 'number') return;
+    this.outbox.delete(p.frame.id);
+    clearTimeout(p.ackTimer);
+    clearTimeout(p.retryTimer);
+    const duplicate = ((env.payload ?? {}) as { duplicate?: boolean }).duplicate === true;
+    p.resolve({ room: p.frame.room, id: p.frame.id, seq: env.seq, duplicate });
+    this.emit('ack', env);
+  }
+
+  private onError(env: Envelope): void {
+    const e = (env.payload ?? {}) as { code?: string; message?: string; ref?: string | null };
+    const code = e.code ?? 'error';
+    const ref = e.ref ?? null;
+    if (ref !== null) {
+      const p = this.outbox.get(ref);
+      if (p) {
+        this.onSendRefused(p, code, e.message ?? '');
+      } else if (this.batchJoins.has(ref)) {
+        // Which entry of a batch failed is not said: join the rest one by one, so each error names its room.
+        const rooms = this.batchJoins.get(ref)!;
+        this.batchJoins.delete(ref);
+        for (const name of rooms) {
+          const entry = this.rooms.get(name);
+          if (entry && !entry.joined) this.sendJoin(entry);
+        }
+      } else if (this.leaves.has(ref)) {
+        this.leaves.get(ref)!.resolve();
+        this.leaves.delete(ref);
+      } else if (this.syncs.has(ref)) {
+        this.syncs.get(ref)!.reject(new BridgeError(code, e.message ?? '', ref));
+        this.syncs.delete(ref);
+      } else {
+        const entry = [...this.rooms.values()].find((r) => r.joinId === ref);
+        if (entry) this.onJoinRefused(entry, code, e.message ?? '');
+      }
+    }
+    this.emit('error', env);
+  }
+
+  private onSendRefused(p: PendingSend, code: string, message: string): void {
+    clearTimeout(p.ackTimer);
+    p.ackTimer = undefined;
+    if (code === 'publish_failed' && ++p.failures < this.maxPublishAttempts) {
+      // May or may not be stored: retry with the same id (the server answers the original seq if it was).
+      p.sentEpoch = -1;
+      clearTimeout(p.retryTimer);
+      p.retryTimer = setTimeout(() => {
+        p.retryTimer = undefined;
+        this.flush();
+      }, backoffDelay(p.failures, this.minDelayMs, this.maxDelayMs, this.random));
+      return;
+    }
+    this.outbox.delete(p.frame.id);
+    clearTimeout(p.retryTimer);
+    p.reject(new BridgeError(code, message, p.frame.id));
+  }
+
+  private onJoinRefused(entry: RoomEntry, code: string, message: string): void {
+    entry.joinId = undefined;
+    if (code === 'unavailable' && ++entry.joinAttempts < 5) {
+      const epoch = this.epoch;
+      setTimeout(() => {
+        if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
+      }, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
+      return;
+    }
+    this.rooms.delete(entry.name);
+    for (const w of entry.waiters) w.reject(new BridgeError(code, message));
+    entry.waiters = [];
+    this.checkReady();
+  }
+
+  private sendJoin(entry: RoomEntry): void {
+    const id = this.newId();
+    entry.joinId = id;
+    const payload = entry.position !== undefined ? { since: entry.position } : undefined;
+    this.transport?.send({ type: 'room.join', room: entry.name, id, payload });
+  }
+
+  /** One `room.join` frame for many rooms, each with its own `since` (protocol §4, batch form). */
+  private sendBatchJoin(entries: RoomEntry[]): void {
+    const t = this.transport;
+    if (!t) return;
+    if (entries.length === 1) {
+      this.sendJoin(entries[0]!);
+      return;
+    }
+    const id = this.newId();
+    this.batchJoins.set(id, new Set(entries.map((e) => e.name)));
+    const rooms = entries.map((e) => (e.position !== undefined ? { room: e.name, since: e.position } : { room: e.name }));
+    t.send({ type: 'room.join', id, payload: { rooms } });
+  }
+
+  // ---- publishing --------------------------------------------------------------------------------------
+
+  /** Sends every unsent publish, oldest first, over the open transport. */
+  private flush(): void {
+    const t = this.transport;
+    if (!t || !this.ready) return;
+    if (!t.twoWay) {
+      void this.pumpHttp(t, this.epoch);
+      return;
+    }
+    const epoch = this.epoch;
+    for (const p of this.outbox.values()) {
+      if (p.sentEpoch === epoch || p.retryTimer !== undefined) continue;
+      if (!t.send(p.frame)) return;
+      p.sentEpoch = epoch;
+      p.ackTimer = setTimeout(() => {
+        if (epoch !== this.epoch || !this.outbox.has(p.frame.id)) return;
+        // No ack in time: the connection is probably dead without having said so. Start over; the resend
+        // carries the same id, so a message that was in fact stored is not stored again.
+        this.onLost({ code: CloseCodes.AckTimeout, reason: 'ack timeout' });
+      }, this.ackTimeoutMs);
+    }
+  }
+
+  /** One-way transports: `POST /api/rooms/{room}/messages`, one at a time so they are stored in order. */
+  private async pumpHttp(t: Transport, epoch: number): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (epoch === this.epoch && this.ready) {
+        const p = [...this.outbox.values()].find((x) => x.retryTimer === undefined);
+        if (!p) return;
+        let res: Response;
+        const abort = new AbortController();
+        const timer = setTimeout(() => abort.abort(), this.ackTimeoutMs);
+        try {
+          res = await this.fetchFn(`${this.baseUrl}/api/rooms/${encodeURIComponent(p.frame.room)}/messages`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', ...authHeaders(this.currentToken) },
+            body: JSON.stringify(toJsonFrame({ type: p.frame.type, id: p.frame.id, payload: p.frame.payload })),
+            signal: abort.signal,
+          });
+        } catch (e) {
+          clearTimeout(timer);
+          if (epoch === this.epoch && this.transport === t) this.onLost({ reason: `publish failed: ${(e as Error).message}` });
+          return;
+        }
+        clearTimeout(timer);
+        let body: { seq?: number; duplicate?: boolean; code?: string; message?: string } = {};
+        try {
+          body = (await res.json()) as typeof body;
+        } catch {
+          // an empty or non-JSON answer: the status decides
+        }
+        if (!this.outbox.has(p.frame.id)) continue;
+        if (res.ok && typeof body.seq === 'number') {
+          this.outbox.delete(p.frame.id);
+          p.resolve({ room: p.frame.room, id: p.frame.id, seq: body.seq, duplicate: body.duplicate === true });
+        } else if (res.status === 401 || res.status === 403) {
+          if (epoch === this.epoch) this.onLost({ httpStatus: res.status, reason: body.message });
+          return;
+        } else if (res.status === 503 || res.status >= 500) {
+          this.onSendRefused(p, 'publish_failed', body.message ?? `HTTP ${res.status}`);
+        } else {
+          this.onSendRefused(p, body.code ?? `http_${res.status}`, body.message ?? `HTTP ${res.status}`);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  // ---- events ------------------------------------------------------------------------------------------
+
+  private emit(type: string, env: Envelope): void {
+    this.emitTo(type, env);
+    // `presence.*` handlers get presence.update, presence.state...; `a.*` gets a.b and a.b.c.
+    for (let dot = type.indexOf('.'); dot > 0 && type !== '*'; dot = type.indexOf('.', dot + 1)) {
+      this.emitTo(`${type.slice(0, dot)}.*`, env);
+    }
+  }
+
+  private emitTo(type: string, env: Envelope): void {
+    const set = this.handlers.get(type);
+    if (!set) return;
+    for (const h of [...set]) {
+      try {
+        h(env);
+      } catch (e) {
+        // A handler's bug must not break the connection; report it where it can be seen.
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  private setState(state: ConnectionState, extra: Omit<StateChange, 'state' | 'previous'>): void {
+    const previous = this.stateValue;
+    this.stateValue = state;
+    const change: StateChange = { state, previous, ...extra };
+    for (const h of [...this.stateHandlers]) {
+      try {
+        h(change);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}

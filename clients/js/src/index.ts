@@ -1,0 +1,18 @@
+export { BridgeClient, CloseCodes, isPublishableType, isValidRoom } from './client.js';
+export { backoffDelay, reconnectAfterMs } from './backoff.js';
+export { Subprotocols } from './codec.js';
+export {
+  BridgeError,
+  type Ack,
+  type BridgeClientOptions,
+  type ConnectionState,
+  type Envelope,
+  type FetchLike,
+  type Format,
+  type JoinResult,
+  type ReconnectOptions,
+  type StateChange,
+  type TransportKind,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './types.js';
