@@ -56,7 +56,7 @@ internal sealed class Report(string scenario, string command)
     public void Check(string check, bool passed, string detail) => _checks.Add((check, passed, detail));
 
     public static string Format(double value) =>
-        value.ToString(Math.Abs(value) >= 100 ? "N0" : "N2", CultureInfo.InvariantCulture);
+        value.ToString(Math.Abs(value) >= 100 || value == Math.Floor(value) ? "N0" : "N2", CultureInfo.InvariantCulture);
 
     public static string MachineLine() =>
         $"{Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";

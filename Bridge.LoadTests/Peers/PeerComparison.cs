@@ -18,7 +18,7 @@ internal static class PeerComparison
     {
         var subscribers = a.Int("--subscribers", 200);
         var rate = a.Int("--rate", 100);
-        var bound = a.Double("--p99-bound-ms", 50);
+        var bound = a.Double("--p99-bound-ms", 100);
         var burst = a.Int("--messages", 1000);
         var idle = a.Int("--idle", 20_000);
         var rooms = a.Int("--rooms", 10_000);
@@ -239,5 +239,6 @@ internal sealed class PeerFanoutScenario(ScenarioSpec spec, Func<IFanoutTarget> 
         }
     }
 
-    private static int[] Steps() => [100, 200, 400, 800, 1600];
+    // Doubling from a rate a busy two-core machine sustains for every peer, up to past the fastest one's saturation.
+    private static int[] Steps() => [25, 50, 100, 200, 400, 800, 1600];
 }

@@ -24,7 +24,7 @@ internal static class Catalog
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
           bench          the scenarios above at full size
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
-                         --subscribers 200 --rate 100 --p99-bound-ms 50 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
+                         --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
         """;
 
     public static IScenario? Create(string name, Args a, string configuration)
@@ -146,10 +146,10 @@ internal static class Catalog
         Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
         Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
         Create("resume", new Args(["resume", "--messages", "2000", "--rooms", "100", "--per-room", "10"]), configuration)!,
-        Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "6"]), configuration)!,
+        Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,
-        Create("idle", new Args(["idle", "--connections", "2000", "--max-kb", "200"]), configuration)!,
+        Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>

@@ -30,7 +30,9 @@ internal sealed class SlowConsumerScenario(ScenarioSpec spec, string configurati
         try
         {
             await using var publisher = await target.CreatePublisherAsync(ctx.Stats, ctx.Token);
-            ValueTask Publish(long n, long ts) => publisher.PublishAsync(0, LoadPayload.Create(ts, n, 0), ctx.Token);
+            // One sequence across both phases: receivers check the room's order over the whole run.
+            long seq = 0;
+            ValueTask Publish(long n, long ts) => publisher.PublishAsync(0, LoadPayload.Create(ts, seq++, 0), ctx.Token);
 
             ctx.Status = "phase A: healthy clients only";
             var a = await ctx.InjectAsync(Publish, healthy.Count, () => publisher.FlushAsync(ctx.Token));
