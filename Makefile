@@ -11,7 +11,7 @@ help:
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
 	@echo "make test-js      the browser client's tests (Node, real worker) and the dashboard in headless Chromium"
 	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
-	@echo "make bench        benchmarks: 10,000 rooms, core subs vs consumers, fan-out to 1,000, resume"
+	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
 nats-server:
@@ -29,13 +29,13 @@ test: nats-server build
 	$(MAKE) --no-print-directory load-smoke
 	$(MAKE) --no-print-directory js-test-run
 
-# A short load run (small N) whose thresholds catch breakage: zero loss everywhere, delivery within a generous
-# latency bound. Each scenario starts its own nats-server and worker on loopback and stops by itself.
+# A short load run (small N) of every main scenario whose thresholds catch breakage: zero loss and duplicates
+# everywhere, delivery within a generous latency bound, generous memory bound. Each scenario starts its own
+# nats-server and worker(s) on loopback and stops by itself; about 75 s. Reports: results/load-smoke.{md,html,csv}.
+# Open files: raised to the hard limit (idle connections hold one descriptor per connection on each side).
 load-smoke: nats-server build
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms --rooms 2000 --connections 20 --messages 4000
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout --connections 100 --messages 50 --rate 20 --seconds 3 --p99-ms 500
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- resume --messages 2000 --rooms 100 --per-room 10
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- storm --clients 100 --rate 50 --seconds 6
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; \
+	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- smoke
 
 # The JavaScript client (clients/js): npm ci, type check, build, check that the committed dashboard bundle is what
 # the sources build, then node --test against a real worker + nats-server, then the dashboard in Debian's headless
@@ -56,12 +56,15 @@ js-test-run:
 js-bundle:
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
+# Peers: Bridge (JSON, msgpack) vs ASP.NET Core SignalR + Redis vs nats-server's own WebSocket listener, same
+# workload in the same run (docs/benchmarks.md); then every Bridge scenario at full size. BENCH_ARGS adds options,
+# e.g. BENCH_ARGS="--repeat 3".
 bench: nats-server build
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- rooms-compare
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- fanout
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- resume
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- storm
+	scripts/ensure-redis.sh >/dev/null
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; ulimit -n 65536 2>/dev/null || true; \
+	export NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)"; \
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- peers $(BENCH_ARGS) && \
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- bench
 
 bench-rooms: bench
 

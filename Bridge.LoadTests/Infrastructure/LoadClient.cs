@@ -1,14 +1,17 @@
 using System.Buffers.Text;
-using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text;
+using Bridge.LoadTests.Harness;
 using HdrHistogram;
+using MessagePack;
 
 namespace Bridge.LoadTests.Infrastructure;
 
 /// <summary>
-/// A load-test WebSocket client kept cheap on purpose (the load generator shares the machine with the worker):
-/// frames are not fully parsed; it counts them by type and reads the publish timestamp out of the payload.
+/// A load-test WebSocket client of the worker, kept cheap on purpose (the load generator shares the machine with
+/// the worker): JSON frames are not fully parsed, only scanned for the fields it needs; MessagePack frames are
+/// read key by key. Counts <c>room.joined</c> and <c>load.*</c> messages, hands the latter to a
+/// <see cref="DeliveryTracker"/> and/or records latency into a histogram.
 /// </summary>
 internal sealed class LoadClient : IAsyncDisposable
 {
@@ -16,34 +19,52 @@ internal sealed class LoadClient : IAsyncDisposable
     private static readonly byte[] SentMarker = "\"sent\":"u8.ToArray();
     private static readonly byte[] SeqMarker = "\"seq\":"u8.ToArray();
 
-    private readonly ClientWebSocket _socket = new();
+    private readonly ClientWebSocket _socket;
+    private readonly LoadClientOptions _options;
     private readonly Task _reader;
-    private readonly HistogramBase? _latency;
     private readonly List<ulong>? _seqs;
+    private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _messages;
     private long _joined;
 
-    private LoadClient(ClientWebSocket socket, HistogramBase? latency, bool start, bool trackSeqs)
+    private LoadClient(ClientWebSocket socket, LoadClientOptions options)
     {
         _socket = socket;
-        _latency = latency;
-        _seqs = trackSeqs ? [] : null;
-        _reader = start ? Task.Run(ReadLoopAsync) : Task.CompletedTask;
+        _options = options;
+        _seqs = options.TrackSeqs ? [] : null;
+        _reader = Task.Run(ReadLoopAsync);
     }
 
     public long Messages => Interlocked.Read(ref _messages);
+
+    /// <summary>Completes when the first frame (the worker's <c>welcome</c>) arrived; faults if the connection ended first.</summary>
+    public Task FirstFrame => _firstFrame.Task;
 
     public long Joined => Interlocked.Read(ref _joined);
 
     /// <summary>The close code the server sent, if it closed the connection.</summary>
     public int? CloseStatus { get; private set; }
 
-    public static async Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken, bool trackSeqs = false)
+    public bool IsOpen => _socket.State == WebSocketState.Open;
+
+    public static Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken, bool trackSeqs = false) =>
+        ConnectAsync(url, new LoadClientOptions { Latency = latency, TrackSeqs = trackSeqs }, cancellationToken);
+
+    public static async Task<LoadClient> ConnectAsync(Uri url, LoadClientOptions options, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
-        socket.Options.AddSubProtocol("bridge.v1.json");
-        await socket.ConnectAsync(url, cancellationToken);
-        return new LoadClient(socket, latency, start: true, trackSeqs);
+        socket.Options.AddSubProtocol(options.MessagePack ? "bridge.v1.msgpack" : "bridge.v1.json");
+        try
+        {
+            await socket.ConnectAsync(BenchTokens.WithToken(url, options.Token), cancellationToken);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return new LoadClient(socket, options);
     }
 
     /// <summary>With seq tracking: the seqs of the room messages received, in arrival order.</summary>
@@ -64,11 +85,23 @@ internal sealed class LoadClient : IAsyncDisposable
     /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
     public void Abort() => _socket.Abort();
 
-    public Task SendAsync(string json, CancellationToken cancellationToken) =>
-        _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, cancellationToken);
+    public Task SendAsync(string json, CancellationToken cancellationToken)
+    {
+        if (!_options.MessagePack)
+        {
+            return _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, cancellationToken);
+        }
+
+        // Control frames are written as JSON by the scenarios; the msgpack subprotocol gets the same map.
+        return _socket.SendAsync(MessagePackSerializer.ConvertFromJson(json), WebSocketMessageType.Binary, true, cancellationToken);
+    }
 
     public Task JoinAsync(string room, CancellationToken cancellationToken) =>
         SendAsync($$"""{"type":"room.join","room":"{{room}}"}""", cancellationToken);
+
+    /// <summary>Joins several rooms in one frame (the batch form).</summary>
+    public Task JoinAsync(IEnumerable<string> rooms, CancellationToken cancellationToken) =>
+        SendAsync("{\"type\":\"room.join\",\"payload\":{\"rooms\":[" + string.Join(',', rooms.Select(r => $$"""{"room":"{{r}}"}""")) + "]}}", cancellationToken);
 
     private async Task ReadLoopAsync()
     {
@@ -83,24 +116,40 @@ internal sealed class LoadClient : IAsyncDisposable
                 {
                     result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
                     count += result.Count;
+                    if (count == buffer.Length)
+                    {
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
                 }
                 while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
 
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     CloseStatus = (int?)_socket.CloseStatus;
-                    return;
+                    break;
                 }
 
-                OnFrame(buffer.AsSpan(0, count));
+                _firstFrame.TrySetResult();
+
+                if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    OnMessagePackFrame(buffer.AsMemory(0, count));
+                }
+                else
+                {
+                    OnJsonFrame(buffer.AsSpan(0, count));
+                }
             }
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
         {
         }
+
+        _firstFrame.TrySetException(new WebSocketException($"closed before the first frame ({CloseStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no close frame"})"));
+        _options.OnClosed?.Invoke(this);
     }
 
-    private void OnFrame(ReadOnlySpan<byte> frame)
+    private void OnJsonFrame(ReadOnlySpan<byte> frame)
     {
         var typeAt = frame.IndexOf(TypeMarker);
         if (typeAt < 0)
@@ -125,7 +174,7 @@ internal sealed class LoadClient : IAsyncDisposable
             return;
         }
 
-        var now = Stopwatch.GetTimestamp();
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _messages);
         if (_seqs is not null)
         {
@@ -136,17 +185,77 @@ internal sealed class LoadClient : IAsyncDisposable
             }
         }
 
-        if (_latency is null)
+        _options.Tracker?.OnJsonBody(frame);
+        var sentAt = frame.IndexOf(SentMarker);
+        if (_options.Latency is not null && sentAt >= 0 && Utf8Parser.TryParse(frame[(sentAt + SentMarker.Length)..], out long sent, out _))
+        {
+            // A LongConcurrentHistogram: recorded from every client's reader without a lock.
+            _options.Latency.RecordValue(Math.Max(0, (long)System.Diagnostics.Stopwatch.GetElapsedTime(sent, now).TotalMicroseconds));
+        }
+    }
+
+    private void OnMessagePackFrame(ReadOnlyMemory<byte> frame)
+    {
+        var reader = new MessagePackReader(frame);
+        string? type = null;
+        ulong seq = 0;
+        long sent = -1, lseq = 0, lroom = 0;
+        var fields = reader.ReadMapHeader();
+        for (var i = 0; i < fields; i++)
+        {
+            switch (reader.ReadString())
+            {
+                case "type":
+                    type = reader.ReadString();
+                    break;
+                case "seq":
+                    seq = reader.ReadUInt64();
+                    break;
+                case "payload" when reader.NextMessagePackType == MessagePackType.Map:
+                    var inner = reader.ReadMapHeader();
+                    for (var j = 0; j < inner; j++)
+                    {
+                        switch (reader.ReadString())
+                        {
+                            case "sent": sent = reader.ReadInt64(); break;
+                            case "lseq": lseq = reader.ReadInt64(); break;
+                            case "lroom": lroom = reader.ReadInt64(); break;
+                            default: reader.Skip(); break;
+                        }
+                    }
+
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+
+        if (type == "room.joined")
+        {
+            JoinedSeq = seq;
+            Interlocked.Increment(ref _joined);
+            return;
+        }
+
+        if (type is null || !type.StartsWith("load.", StringComparison.Ordinal))
         {
             return;
         }
 
-        var sentAt = frame.IndexOf(SentMarker);
-        if (sentAt >= 0 && Utf8Parser.TryParse(frame[(sentAt + SentMarker.Length)..], out long sent, out _))
+        Interlocked.Increment(ref _messages);
+        if (_seqs is not null)
         {
-            var micros = (long)Stopwatch.GetElapsedTime(sent, now).TotalMicroseconds;
-            // A LongConcurrentHistogram: recorded from every client's reader without a lock.
-            _latency.RecordValue(Math.Max(0, micros));
+            lock (_seqs)
+            {
+                _seqs.Add(seq);
+            }
+        }
+
+        if (sent >= 0)
+        {
+            _options.Tracker?.OnMessage(sent, lseq, (int)lroom);
+            _options.Latency?.RecordValue(Math.Max(0, (long)System.Diagnostics.Stopwatch.GetElapsedTime(sent).TotalMicroseconds));
         }
     }
 
@@ -174,4 +283,20 @@ internal sealed class LoadClient : IAsyncDisposable
         await _reader;
         _socket.Dispose();
     }
+}
+
+internal sealed record LoadClientOptions
+{
+    public bool MessagePack { get; init; }
+
+    /// <summary>Sent as <c>access_token</c>; the shared bench token unless set (null: none).</summary>
+    public string? Token { get; init; } = BenchTokens.Default;
+
+    public DeliveryTracker? Tracker { get; init; }
+
+    public HistogramBase? Latency { get; init; }
+
+    public bool TrackSeqs { get; init; }
+
+    public Action<LoadClient>? OnClosed { get; init; }
 }

@@ -17,6 +17,23 @@ internal sealed class WorkerProcess : IAsyncDisposable
         Id = id;
     }
 
+    /// <summary>
+    /// Set on every worker the harness starts (command-line settings override them): tokens are required and
+    /// checked against <see cref="BenchTokens.Secret"/>; connection and message-rate limits, which protect a
+    /// worker from one abusive client, are off because every load client here shares one IP and one user.
+    /// A worker without the auth feature ignores all of these, so the scenarios run either way.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> BenchEnvironment { get; } = new Dictionary<string, string>
+    {
+        ["Bridge__Auth__HmacSecret"] = BenchTokens.Secret,
+        ["Bridge__Auth__AllowAnonymous"] = "false",
+        ["Bridge__Limits__MaxConnectionsPerUser"] = "0",
+        ["Bridge__Limits__MaxConnectionsPerIp"] = "0",
+        ["Bridge__Limits__MaxConnections"] = "0",
+        ["Bridge__Limits__MessagesPerSecond"] = "1000000",
+        ["Bridge__Limits__MessageBurst"] = "1000000",
+    };
+
     public Uri HttpUrl { get; }
 
     public Uri WebSocketUrl => new($"ws://{HttpUrl.Authority}/ws");
@@ -41,11 +58,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
         psi.ArgumentList.Add($"--Bridge:Nats:Url={natsUrl}");
         psi.ArgumentList.Add($"--Bridge:Worker:Id={id}");
         psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
-        // Load from one loopback address, anonymous unless a scenario configures keys (later settings win).
-        psi.ArgumentList.Add("--Bridge:Auth:AllowAnonymous=true");
-        psi.ArgumentList.Add("--Bridge:Limits:MaxConnectionsPerIp=0");
-        psi.ArgumentList.Add("--Bridge:Limits:MessagesPerSecond=1000000");
-        psi.ArgumentList.Add("--Bridge:Limits:MessageBurst=1000000");
+        foreach (var (key, value) in BenchEnvironment)
+        {
+            psi.Environment[key] = value;
+        }
+
         foreach (var (key, value) in settings)
         {
             psi.ArgumentList.Add($"--{key}={value}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Infrastructure;
 using Bridge.Testing;
 using NATS.Client.Core;
@@ -11,14 +12,20 @@ namespace Bridge.LoadTests.Scenarios;
 /// drops (no close handshake) and reconnects at once to worker B with <c>since</c> = the last seq it saw.
 /// Every client must end with every message published after its first join, once: lost = 0, duplicated = 0.
 /// </summary>
-internal static class ReconnectStormScenario
+internal sealed class ReconnectStormScenario(ScenarioSpec spec, string configuration, int clients, int rate, int seconds) : IScenario
 {
-    public static async Task<bool> RunAsync(int clients, int rate, int seconds, string configuration, CancellationToken cancellationToken)
+    public ScenarioSpec Spec => spec;
+
+    public async Task RunAsync(ScenarioContext ctx)
     {
-        var report = new Report("reconnect-storm", $"dotnet run --project Bridge.LoadTests -c {configuration} -- storm --clients {clients} --rate {rate} --seconds {seconds}");
+        var cancellationToken = ctx.Token;
+        var report = ctx.Report;
         await using var nats = await NatsServerProcess.StartAsync();
         await using var workerA = await WorkerProcess.StartAsync(nats.Url, configuration);
         await using var workerB = await WorkerProcess.StartAsync(nats.Url, configuration);
+        ctx.Watch("worker-a", workerA.Pid);
+        ctx.Watch("worker-b", workerB.Pid);
+        ctx.Watch("nats-server", nats.Pid);
         const string room = "bench.storm";
 
         var first = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => LoadClient.ConnectAsync(workerA.WebSocketUrl, null, cancellationToken, trackSeqs: true)));
@@ -29,6 +36,8 @@ internal static class ReconnectStormScenario
         }
 
         var startPositions = first.Select(c => c.JoinedSeq).ToArray();
+        ctx.BeginMeasure();
+        ctx.Status = $"{rate} msg/s to {clients} clients; all drop and resume at {seconds / 3.0:N1} s";
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
         var js = new NatsJSContext(backend);
         var headers = new NatsHeaders { ["Bridge-Type"] = "load.tick" };
@@ -91,20 +100,15 @@ internal static class ReconnectStormScenario
             lost += expected.Count(s => !got.Contains(s));
         }
 
+        ctx.EndMeasure();
         report.Add("clients (all drop and resume on another worker at once)", clients.ToString("N0"));
         report.Add("messages published", acked.Count.ToString("N0"));
-        report.Add("deliveries", delivered.ToString("N0"));
-        report.Add("time for every client to reconnect and resume", resumeTime.TotalMilliseconds, "ms");
-        report.Add("lost", lost.ToString("N0"));
-        report.Add("duplicated", duplicated.ToString("N0"));
-        report.Check("lost = 0", lost == 0, lost.ToString("N0"));
-        report.Check("duplicated = 0", duplicated == 0, duplicated.ToString("N0"));
+        report.Metric("resume_ms", "time for every client to reconnect and resume", resumeTime.TotalMilliseconds, "ms");
+        ctx.Stats.Add(sent: acked.Count, expected: delivered - duplicated + lost, delivered: delivered - duplicated, duplicated: duplicated);
+        ctx.Stats.Lost = lost;
         foreach (var c in first.Concat(second))
         {
             await c.DisposeAsync();
         }
-
-        report.Write();
-        return report.Passed;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Infrastructure;
 using Bridge.Testing;
 using NATS.Client.Core;
@@ -11,13 +12,18 @@ namespace Bridge.LoadTests.Scenarios;
 /// Durable delivery costs (issue 3): the replay rate for one resuming client, and how long a dashboard
 /// connection takes to resume many rooms in one <c>room.join</c>.
 /// </summary>
-internal static class ResumeScenario
+internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom) : IScenario
 {
-    public static async Task<bool> RunAsync(int replayMessages, int dashboardRooms, int perRoom, string configuration, CancellationToken cancellationToken)
+    public ScenarioSpec Spec => spec;
+
+    public async Task RunAsync(ScenarioContext ctx)
     {
-        var report = new Report("resume", $"dotnet run --project Bridge.LoadTests -c {configuration} -- resume --messages {replayMessages} --rooms {dashboardRooms} --per-room {perRoom}");
+        var cancellationToken = ctx.Token;
+        var report = ctx.Report;
         await using var nats = await NatsServerProcess.StartAsync();
         await using var worker = await WorkerProcess.StartAsync(nats.Url, configuration, ("Bridge:Connections:MaxRoomsPerConnection", Math.Max(1000, dashboardRooms).ToString()));
+        ctx.Watch("worker", worker.Pid);
+        ctx.Watch("nats-server", nats.Pid);
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
         var js = new NatsJSContext(backend);
         var headers = new NatsHeaders { ["Bridge-Type"] = "load.tick" };
@@ -39,18 +45,22 @@ internal static class ResumeScenario
             await Task.WhenAll(pending);
         }
 
+        ctx.Status = "publishing the backlog";
         // 1. One client resumes a room from the start of a long backlog.
         await PublishAsync(Enumerable.Repeat("rooms.bench.replay", replayMessages));
-        await using (var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, null, cancellationToken))
+        await using (var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions(), cancellationToken))
         {
+            ctx.Status = "one client resumes from since 0";
+            ctx.BeginMeasure();
             var sw = Stopwatch.StartNew();
             await client.SendAsync("""{"type":"room.join","room":"bench.replay","payload":{"since":0}}""", cancellationToken);
             await WaitAsync(() => client.Joined >= 1, cancellationToken);
             var elapsed = sw.Elapsed;
             report.Add("replay: messages replayed to one client", client.Messages.ToString("N0"));
-            report.Add("replay: time until room.joined", elapsed.TotalMilliseconds, "ms");
-            report.Add("replay: rate", client.Messages / elapsed.TotalSeconds, "msg/s");
-            report.Check("replay delivers the whole backlog", client.Messages == replayMessages, $"{client.Messages:N0} of {replayMessages:N0}");
+            report.Metric("replay_ms", "replay: time until room.joined", elapsed.TotalMilliseconds, "ms");
+            report.Metric("replay_rate", "replay: rate", client.Messages / elapsed.TotalSeconds, "msg/s");
+            report.Metric("replay_missing", "replay: backlog messages missing or extra", Math.Abs(replayMessages - client.Messages));
+            ctx.Stats.Add(expected: replayMessages, delivered: client.Messages);
         }
 
         // 2. A dashboard resumes many rooms in one message: with a backlog in each, then with nothing missed.
@@ -58,7 +68,7 @@ internal static class ResumeScenario
         await PublishAsync(rooms.SelectMany(r => Enumerable.Repeat($"rooms.{r}", perRoom)));
         foreach (var (label, since) in new[] { ("backlog", "0"), ("caught up", "LAST") })
         {
-            await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, null, cancellationToken);
+            await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions(), cancellationToken);
             var entries = new StringBuilder();
             foreach (var room in rooms)
             {
@@ -71,13 +81,14 @@ internal static class ResumeScenario
             await WaitAsync(() => client.Joined >= dashboardRooms, cancellationToken);
             var elapsed = sw.Elapsed;
             var expected = since == "LAST" ? 0 : (long)dashboardRooms * perRoom;
-            report.Add($"dashboard ({label}): {dashboardRooms} rooms resumed in one room.join", elapsed.TotalMilliseconds, "ms");
+            report.Metric(label == "backlog" ? "dashboard_backlog_ms" : "dashboard_caught_up_ms", $"dashboard ({label}): {dashboardRooms} rooms resumed in one room.join", elapsed.TotalMilliseconds, "ms");
             report.Add($"dashboard ({label}): messages replayed", client.Messages.ToString("N0"));
-            report.Check($"dashboard ({label}) replays exactly what was missed", client.Messages == expected, $"{client.Messages:N0} of {expected:N0}");
+            report.Metric(label == "backlog" ? "dashboard_backlog_wrong" : "dashboard_caught_up_wrong", $"dashboard ({label}): |replayed − missed| (must be 0)", Math.Abs(client.Messages - expected));
+            ctx.Stats.Add(expected: expected, delivered: Math.Min(client.Messages, expected));
         }
 
-        report.Write();
-        return report.Passed;
+        ctx.EndMeasure();
+        ctx.Stats.Lost = ctx.Stats.Expected - ctx.Stats.Delivered;
     }
 
     private static async Task<ulong> LastSeqAsync(NatsJSContext js, string room, CancellationToken cancellationToken)

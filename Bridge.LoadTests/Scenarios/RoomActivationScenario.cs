@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Infrastructure;
+using Bridge.LoadTests.Peers;
 using Bridge.Testing;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -8,106 +10,105 @@ using NATS.Client.JetStream.Models;
 namespace Bridge.LoadTests.Scenarios;
 
 /// <summary>
-/// Many rooms on one worker: one connection joins N rooms; measures activation time, the nats-server's memory
-/// growth and subscription count, then checks that traffic spread over all rooms is delivered exactly.
+/// Many rooms on one worker: the spec's connections join <paramref name="rooms"/> rooms between them (one
+/// subscriber per room) in one burst; measures activation time, the nats-server's memory growth and
+/// subscription count, then a backend publishes per the spec's message simulation spread over every room.
 /// Thresholds (issue 2): 10,000 rooms activate in under 2 s with the server growing by at most 50 MB.
 /// </summary>
-internal static class RoomActivationScenario
+internal sealed class RoomActivationScenario(ScenarioSpec spec, string configuration, int rooms) : IScenario
 {
-    public static async Task<bool> RunAsync(int rooms, int connections, int messages, string configuration, CancellationToken cancellationToken)
+    public ScenarioSpec Spec => spec;
+
+    public async Task RunAsync(ScenarioContext ctx)
     {
-        var report = new Report("rooms-activation", $"make bench (dotnet run --project Bridge.LoadTests -c {configuration} -- rooms --rooms {rooms} --connections {connections})");
-        await using var nats = await NatsServerProcess.StartAsync();
-        await using var worker = await WorkerProcess.StartAsync(
-            nats.Url, configuration, ("Bridge:Connections:MaxRoomsPerConnection", rooms.ToString()));
-
-        var memBefore = await ServerMemoryAsync(nats);
-        var clients = await Task.WhenAll(Enumerable.Range(0, connections)
-            .Select(_ => LoadClient.ConnectAsync(worker.WebSocketUrl, null, cancellationToken)));
-        var names = Enumerable.Range(0, rooms).Select(i => $"bench.r{i}").ToArray();
-
-        // Each connection joins its share of the rooms in one burst, all connections at once.
-        var sw = Stopwatch.StartNew();
-        await Task.WhenAll(clients.Select(async (client, c) =>
+        await using var target = new BridgeTarget(configuration, BridgeTransport.Json);
+        await target.StartAsync(ctx);
+        var memBefore = await ServerMemoryAsync(target.Nats);
+        var trackers = new List<DeliveryTracker>();
+        var clients = await ctx.ConnectAsync((_, ct) =>
         {
-            for (var i = c; i < rooms; i += connections)
+            var tracker = new DeliveryTracker(ctx.Stats);
+            lock (trackers)
             {
-                await client.JoinAsync(names[i], cancellationToken);
+                trackers.Add(tracker);
             }
-        }));
 
-        while (clients.Sum(c => c.Joined) < rooms)
+            return LoadClient.ConnectAsync(target.Worker.WebSocketUrl, new LoadClientOptions { Tracker = tracker }, ct);
+        });
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            await Task.Delay(5, cancellationToken);
-        }
+            var connections = clients.Count;
 
-        var activation = sw.Elapsed;
-        var memAfter = await ServerMemoryAsync(nats);
-        var subs = await WorkerSubscriptionsAsync(nats, worker.Id);
-
-        report.Add("rooms", rooms.ToString("N0"));
-        report.Add("connections (each joins rooms/connections rooms)", connections.ToString("N0"));
-        report.Add("activation time (all room.joined received)", activation.TotalMilliseconds, "ms");
-        report.Add("nats-server RSS before", memBefore / 1048576.0, "MB");
-        report.Add("nats-server RSS after", memAfter / 1048576.0, "MB");
-        report.Add("nats-server RSS growth per room", (memAfter - memBefore) / (double)rooms, "bytes");
-        report.Add("worker subscriptions on the server", subs.ToString("N0"));
-        report.Add("worker RSS", worker.RssBytes() / 1048576.0, "MB");
-
-        // Traffic spread over every room, published by a backend: each message reaches the one subscriber.
-        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
-        var js = new NatsJSContext(backend);
-        var body = "{\"sent\":0,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"u8.ToArray();
-        var headers = new NatsHeaders { ["Bridge-Type"] = "load.tick" };
-        sw.Restart();
-        var pending = new List<Task>(256);
-        for (var i = 0; i < messages; i++)
-        {
-            pending.Add(js.PublishAsync($"rooms.{names[i % rooms]}", body, headers: headers, cancellationToken: cancellationToken).AsTask());
-            if (pending.Count == 256)
+            // Each connection joins its share of the rooms, one room.join each, all connections at once.
+            ctx.Status = $"joining {rooms:N0} rooms";
+            var sw = Stopwatch.StartNew();
+            await Task.WhenAll(clients.Select(async (client, c) =>
             {
-                await Task.WhenAll(pending);
-                pending.Clear();
-            }
-        }
+                for (var i = c; i < rooms; i += connections)
+                {
+                    await client.JoinAsync(Rooms.Name(i), ctx.Token);
+                }
+            }));
+            await Rooms.WaitAsync(() => clients.Sum(c => c.Joined) >= rooms, "every room.joined", ctx.Token);
+            var activation = sw.Elapsed;
+            var memAfter = await ServerMemoryAsync(target.Nats);
+            var subs = await WorkerSubscriptionsAsync(target.Nats, target.Worker.Id);
 
-        await Task.WhenAll(pending);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (clients.Sum(c => c.Messages) < messages && DateTime.UtcNow < deadline)
+            ctx.Metric("rooms", "rooms", rooms);
+            ctx.Metric("connections", "connections (each joins rooms/connections rooms)", connections);
+            ctx.Metric("activation_ms", "activation time (all room.joined received)", activation.TotalMilliseconds, "ms");
+            ctx.Report.Add("nats-server RSS before", memBefore / 1048576.0, "MB");
+            ctx.Report.Add("nats-server RSS after", memAfter / 1048576.0, "MB");
+            ctx.Metric("nats_growth_mb", "nats-server RSS growth", (memAfter - memBefore) / 1048576.0, "MB");
+            ctx.Report.Add("nats-server RSS growth per room", (memAfter - memBefore) / (double)rooms, "bytes");
+            ctx.Metric("extra_subscriptions", "worker subscriptions on the server beyond one per room", subs - rooms);
+            ctx.Report.Add("worker RSS with every room active", target.Worker.RssBytes() / 1048576.0, "MB");
+
+            ctx.Status = $"publishing over {rooms:N0} rooms";
+            await using var publisher = await target.CreatePublisherAsync(ctx.Stats, ctx.Token);
+            var delivery = await ctx.InjectAsync(
+                (n, ts) =>
+                {
+                    var room = (int)(n % rooms);
+                    return publisher.PublishAsync(room, LoadPayload.Create(ts, n / rooms, room), ctx.Token);
+                },
+                1,
+                () => publisher.FlushAsync(ctx.Token));
+            ctx.Metric("closed_by_worker", "connections closed by the worker", clients.Count(c => c.CloseStatus is not null));
+            ctx.Report.Add("stored and delivered per second (JetStream publish → WebSocket)", delivery.DeliveredPerSecond, "msg/s");
+        }
+        finally
         {
-            await Task.Delay(5, cancellationToken);
+            ctx.Phase = "teardown";
+            await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask()));
         }
-
-        var delivery = sw.Elapsed;
-        report.Add($"messages spread over {rooms:N0} rooms", messages.ToString("N0"));
-        var delivered = clients.Sum(c => c.Messages);
-        report.Add("delivered", delivered.ToString("N0"));
-        report.Add("connections closed by the worker", clients.Count(c => c.CloseStatus is not null).ToString());
-        report.Add("stored and delivered per second", delivered / delivery.TotalSeconds, "msg/s");
-
-        report.Check("activation < 2 s", activation < TimeSpan.FromSeconds(2), $"{activation.TotalMilliseconds:N0} ms");
-        report.Check("nats-server growth <= 50 MB", memAfter - memBefore <= 50L * 1024 * 1024, $"{(memAfter - memBefore) / 1048576.0:N1} MB");
-        report.Check("one server subscription per room", subs >= rooms && subs <= rooms + 8, $"{subs:N0}");
-        report.Check("every message delivered once", delivered == messages, $"{delivered:N0} of {messages:N0}");
-        report.Write();
-        foreach (var client in clients)
-        {
-            await client.DisposeAsync();
-        }
-
-        return report.Passed;
     }
 
-    /// <summary>
-    /// The alternative the design rejected, measured in the same run: one JetStream ordered consumer per room
-    /// versus one core subscription per room on the republish subjects, at the same room count.
-    /// </summary>
-    public static async Task<bool> CompareAsync(int rooms, CancellationToken cancellationToken)
+    internal static async Task<long> ServerMemoryAsync(NatsServerProcess nats) =>
+        (await nats.MonitorAsync("/varz"))["mem"]!.GetValue<long>();
+
+    private static async Task<long> WorkerSubscriptionsAsync(NatsServerProcess nats, string workerId)
     {
-        var report = new Report("rooms-mechanism", $"dotnet run --project Bridge.LoadTests -c Release -- rooms-compare --rooms {rooms}");
-        foreach (var mechanism in new[] { "core subscription on republish subject", "JetStream consumer" })
+        var connz = await nats.MonitorAsync("/connz?limit=1000");
+        return connz["connections"]!.AsArray()
+            .Where(c => (c!["name"]?.GetValue<string>() ?? "").Contains(workerId, StringComparison.Ordinal))
+            .Sum(c => c!["subscriptions"]!.GetValue<long>());
+    }
+}
+
+/// <summary>
+/// The alternative the design rejected, measured in the same run: one JetStream consumer per room versus one core
+/// subscription per room on the republish subjects, at the same room count.
+/// </summary>
+internal sealed class RoomMechanismScenario(ScenarioSpec spec, int rooms) : IScenario
+{
+    public ScenarioSpec Spec => spec;
+
+    public async Task RunAsync(ScenarioContext ctx)
+    {
+        foreach (var (key, mechanism) in new[] { ("core", "core subscription on republish subject"), ("consumer", "JetStream consumer") })
         {
+            ctx.Status = mechanism;
             await using var nats = await NatsServerProcess.StartAsync();
             await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, SubPendingChannelCapacity = 16 });
             var js = new NatsJSContext(connection);
@@ -115,15 +116,15 @@ internal static class RoomActivationScenario
             {
                 MaxConsumers = -1,
                 Republish = new Republish { Src = "rooms.>", Dest = "live.rooms.>" },
-            }, cancellationToken);
-            var before = await ServerMemoryAsync(nats);
+            }, ctx.Token);
+            var before = await RoomActivationScenario.ServerMemoryAsync(nats);
             var sw = Stopwatch.StartNew();
             var handles = new List<object>(rooms);
             for (var i = 0; i < rooms; i++)
             {
-                if (mechanism.StartsWith("core", StringComparison.Ordinal))
+                if (key == "core")
                 {
-                    handles.Add(await connection.SubscribeCoreAsync<byte[]>($"live.rooms.bench.r{i}", cancellationToken: cancellationToken));
+                    handles.Add(await connection.SubscribeCoreAsync<byte[]>($"live.rooms.bench.r{i}", cancellationToken: ctx.Token));
                 }
                 else
                 {
@@ -135,30 +136,16 @@ internal static class RoomActivationScenario
                         DeliverPolicy = ConsumerConfigDeliverPolicy.New,
                         AckPolicy = ConsumerConfigAckPolicy.None,
                         InactiveThreshold = TimeSpan.FromMinutes(5),
-                    }, cancellationToken));
+                    }, ctx.Token));
                 }
             }
 
-            await connection.PingAsync(cancellationToken);
+            await connection.PingAsync(ctx.Token);
             var elapsed = sw.Elapsed;
-            var after = await ServerMemoryAsync(nats);
-            report.Add($"{mechanism}: create {rooms:N0}", elapsed.TotalMilliseconds, "ms");
-            report.Add($"{mechanism}: server RSS growth", (after - before) / 1048576.0, "MB");
-            report.Add($"{mechanism}: per room", (after - before) / (double)rooms, "bytes");
+            var after = await RoomActivationScenario.ServerMemoryAsync(nats);
+            ctx.Metric($"{key}_create_ms", $"{mechanism}: create {rooms:N0}", elapsed.TotalMilliseconds, "ms");
+            ctx.Metric($"{key}_growth_mb", $"{mechanism}: server RSS growth", (after - before) / 1048576.0, "MB");
+            ctx.Report.Add($"{mechanism}: per room", (after - before) / (double)rooms, "bytes");
         }
-
-        report.Write();
-        return true;
-    }
-
-    private static async Task<long> ServerMemoryAsync(NatsServerProcess nats) =>
-        (await nats.MonitorAsync("/varz"))["mem"]!.GetValue<long>();
-
-    private static async Task<long> WorkerSubscriptionsAsync(NatsServerProcess nats, string workerId)
-    {
-        var connz = await nats.MonitorAsync("/connz?limit=1000");
-        return connz["connections"]!.AsArray()
-            .Where(c => (c!["name"]?.GetValue<string>() ?? "").Contains(workerId, StringComparison.Ordinal))
-            .Sum(c => c!["subscriptions"]!.GetValue<long>());
     }
 }

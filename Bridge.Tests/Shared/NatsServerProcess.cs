@@ -24,6 +24,9 @@ public sealed class NatsServerProcess : IAsyncDisposable
 
     public Uri MonitorUrl { get; private set; } = null!;
 
+    /// <summary>The server's process id (0 while it is not running), for load tests that sample its CPU and memory.</summary>
+    public int Pid => _process?.Id ?? 0;
+
     public static async Task<NatsServerProcess> StartAsync()
     {
         var dir = Path.Combine(Path.GetTempPath(), "bridge-tests", "nats-" + Guid.NewGuid().ToString("N")[..10]);

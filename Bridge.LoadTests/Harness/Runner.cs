@@ -1,0 +1,59 @@
+using Bridge.LoadTests.Infrastructure;
+
+namespace Bridge.LoadTests.Harness;
+
+/// <summary>
+/// Runs scenarios one after another, each bounded by its spec's hard limit, shows live progress, writes each
+/// scenario's report and a suite report (results/&lt;suite&gt;.md, .html, .csv), and says whether every
+/// threshold held.
+/// </summary>
+internal static class Runner
+{
+    public static async Task<bool> RunAsync(string suite, IReadOnlyList<IScenario> scenarios, CancellationToken cancellationToken)
+    {
+        var reports = new List<Report>();
+        foreach (var scenario in scenarios)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            reports.Add(await RunOneAsync(scenario, cancellationToken));
+        }
+
+        if (reports.Count > 1)
+        {
+            Report.WriteFiles(suite, reports);
+            Console.WriteLine($"{suite}: {reports.Count(r => r.Passed)} of {reports.Count} scenarios passed");
+            foreach (var r in reports.Where(r => !r.Passed))
+            {
+                Console.WriteLine($"  FAILED {r.Scenario}: {string.Join("; ", r.Checks.Where(c => !c.Passed).Select(c => $"{c.Check} ({c.Detail})"))}");
+            }
+        }
+
+        return reports.All(r => r.Passed);
+    }
+
+    public static async Task<Report> RunOneAsync(IScenario scenario, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(scenario.Spec.MaxTime);
+        using var ctx = new ScenarioContext(scenario.Spec, cts.Token);
+        var aborted = false;
+        try
+        {
+            await ProgressView.RunAsync(ctx, () => scenario.RunAsync(ctx));
+        }
+        catch (Exception ex)
+        {
+            aborted = true;
+            var why = cts.IsCancellationRequested && !cancellationToken.IsCancellationRequested
+                ? $"over its {scenario.Spec.MaxTime.TotalSeconds:N0} s limit"
+                : ex.GetType().Name;
+            ctx.Stats.Error("aborted: " + why);
+            ctx.Report.Add("aborted", $"{why}: {ex.Message}");
+            Console.Error.WriteLine($"{scenario.Spec.Name}: {ex}");
+        }
+
+        var report = ctx.Complete(aborted);
+        report.Write();
+        return report;
+    }
+}

@@ -1,0 +1,159 @@
+using Bridge.LoadTests.Harness;
+using Bridge.LoadTests.Peers;
+using static Bridge.LoadTests.Harness.LoadSimulation;
+
+namespace Bridge.LoadTests.Scenarios;
+
+/// <summary>Every scenario by name, built from its command-line options; and the suites that run several.</summary>
+internal static class Catalog
+{
+    public const string Usage = """
+        usage: dotnet run --project Bridge.LoadTests -c Release -- <scenario | suite> [options]
+        scenarios (each starts its own nats-server and worker on loopback):
+          fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
+          fanout-burst   --connections 1000 --messages 200                                saturated fan-out
+          sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
+          rooms          --rooms 10000 --connections 100 --messages 20000                 activation, server memory, delivery
+          rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
+          resume         --messages 10000 --rooms 500 --per-room 20                       replay rate; dashboard resuming many rooms
+          storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
+          connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
+          slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 3  healthy p99 with clients that never read
+          idle           --connections 20000 --max-kb 64                                  worker memory per idle WebSocket
+        suites:
+          smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
+          bench          the scenarios above at full size
+          peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
+                         --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
+        """;
+
+    public static IScenario? Create(string name, Args a, string configuration)
+    {
+        var command = a.Line;
+        switch (name)
+        {
+            case "fanout":
+            {
+                var msgpack = a.Has("--msgpack");
+                return new FanoutScenario(new ScenarioSpec(msgpack ? "fanout-msgpack" : "fanout", "WebSocket fan-out: one room, N subscribers, fixed rate")
+                {
+                    Duration = a.Seconds("--seconds", 5),
+                    Load = [new KeepConstant(a.Int("--connections", 1000)), new InjectAtRate(a.Int("--rate", 20))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms")],
+                    Command = command,
+                }, () => new BridgeTarget(configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
+            }
+
+            case "fanout-burst":
+                return new FanoutScenario(new ScenarioSpec("fanout-burst", "WebSocket fan-out: one room, N subscribers, saturated")
+                {
+                    WarmUp = TimeSpan.FromSeconds(2),
+                    Duration = TimeSpan.FromSeconds(60),
+                    Load = [new KeepConstant(a.Int("--connections", 1000)), new Burst(a.Int("--messages", 200))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, () => new BridgeTarget(configuration, BridgeTransport.Json));
+
+            case "sse-fanout":
+                return new FanoutScenario(new ScenarioSpec("sse-fanout", "SSE fan-out: one room, N event streams, fixed rate")
+                {
+                    Duration = a.Seconds("--seconds", 5),
+                    Load = [new KeepConstant(a.Int("--connections", 500)), new InjectAtRate(a.Int("--rate", 20))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms")],
+                    Command = command,
+                }, () => new BridgeTarget(configuration, BridgeTransport.Sse));
+
+            case "rooms":
+            {
+                var rooms = a.Int("--rooms", 10_000);
+                return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
+                {
+                    WarmUp = TimeSpan.FromSeconds(1),
+                    Duration = TimeSpan.FromSeconds(60),
+                    Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
+                    Thresholds =
+                    [
+                        Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB"),
+                        Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8),
+                        Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
+                    ],
+                    Command = command,
+                }, configuration, rooms);
+            }
+
+            case "rooms-compare":
+                return new RoomMechanismScenario(new ScenarioSpec("rooms-mechanism", "core subscriptions vs JetStream consumers per room") { Command = command }, a.Int("--rooms", 1000));
+
+            case "resume":
+                return new ResumeScenario(new ScenarioSpec("resume", "replay rate; a dashboard resuming many rooms in one join")
+                {
+                    Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
+                    Command = command,
+                }, configuration, a.Int("--messages", 10_000), a.Int("--rooms", 500), a.Int("--per-room", 20));
+
+            case "storm":
+            {
+                var seconds = a.Int("--seconds", 6);
+                return new ReconnectStormScenario(new ScenarioSpec("reconnect-storm", "every client drops and resumes on another worker at once")
+                {
+                    WarmUp = TimeSpan.Zero,
+                    Duration = TimeSpan.FromSeconds(seconds),
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, configuration, a.Int("--clients", 200), a.Int("--rate", 50), seconds);
+            }
+
+            case "connect-storm":
+                return new ConnectionStormScenario(new ScenarioSpec("connect-storm", "authenticated connects per second")
+                {
+                    Load = [new RampConnections(a.Int("--rate", 200), a.Int("--connections", 2000))],
+                    Thresholds = [Threshold.AtLeast("accepted_ratio", 1), Threshold.Zero("errors"), Threshold.Zero("foreign_token_accepted"), Threshold.AtMost("connect_p99_ms", a.Double("--p99-ms", 1000), "ms")],
+                    Command = command,
+                }, configuration);
+
+            case "slow-consumer":
+                return new SlowConsumerScenario(new ScenarioSpec("slow-consumer", "healthy clients' p99 with clients that never read mixed in")
+                {
+                    Duration = a.Seconds("--seconds", 5),
+                    Load = [new KeepConstant(a.Int("--connections", 200)), new InjectAtRate(a.Int("--rate", 50))],
+                    Thresholds = [Threshold.Zero("lost_a"), Threshold.Zero("lost_b"), Threshold.Zero("duplicated"), Threshold.AtMost("p99_ratio", a.Double("--max-ratio", 3))],
+                    Command = command,
+                }, configuration, a.Int("--slow", 20));
+
+            case "idle":
+                return new IdleConnectionsScenario(new ScenarioSpec("idle", "worker memory per idle WebSocket")
+                {
+                    Duration = TimeSpan.FromSeconds(3),
+                    MaxTime = TimeSpan.FromMinutes(5),
+                    Load = [new KeepConstant(a.Int("--connections", 20_000))],
+                    Thresholds = [Threshold.Zero("errors"), Threshold.Zero("closed_while_idle"), Threshold.AtMost("kb_per_connection", a.Double("--max-kb", 64), "KB")],
+                    Command = command,
+                }, () => new BridgeTarget(configuration, BridgeTransport.Json));
+
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// make load-smoke: every main scenario, small, in about a minute and a half, with thresholds that catch
+    /// breakage (zero loss and duplicates, generous latency and memory bounds), not performance drift.
+    /// </summary>
+    public static IReadOnlyList<IScenario> Smoke(string configuration) =>
+    [
+        Create("rooms", new Args(["rooms", "--rooms", "2000", "--connections", "20", "--messages", "4000"]), configuration)!,
+        Create("fanout", new Args(["fanout", "--connections", "100", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
+        Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
+        Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
+        Create("resume", new Args(["resume", "--messages", "2000", "--rooms", "100", "--per-room", "10"]), configuration)!,
+        Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
+        Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
+        Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,
+        Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
+    ];
+
+    /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
+    public static IReadOnlyList<IScenario> Bench(string configuration) =>
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle" }
+            .Select(n => Create(n, new Args([n]), configuration)!)];
+}
