@@ -3,12 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean
+.PHONY: help run test build nats-server lint-k8s load-smoke bench bench-rooms format format-check clean
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
+	@echo "make lint-k8s     yamllint the Kubernetes manifests in k8s/ (part of make test)"
 	@echo "make bench        benchmarks: 10,000 rooms, core subs vs consumers, fan-out to 1,000, resume"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
@@ -21,7 +22,11 @@ build:
 run: nats-server
 	scripts/run.sh
 
-test: nats-server build
+# yamllint from Debian's packages, unpacked into tools/ when missing (scripts/ensure-yamllint.sh).
+lint-k8s:
+	"$$(scripts/ensure-yamllint.sh)" -s k8s .yamllint
+
+test: nats-server lint-k8s build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 	$(MAKE) --no-print-directory load-smoke

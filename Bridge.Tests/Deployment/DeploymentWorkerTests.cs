@@ -30,6 +30,40 @@ public sealed class DeploymentWorkerTests(NatsServerFixture nats) : IClassFixtur
     }
 
     [Fact]
+    public async Task Worker_starts_with_the_production_configuration_and_requires_a_token()
+    {
+        var b = KubernetesManifestTests.Load(KubernetesManifestTests.Production);
+        var settings = new List<(string, string)>();
+        var env = b.Single<V1ConfigMap>("bridge-worker-config").Data
+            .Concat(b.Single<V1Secret>("bridge-auth").StringData)
+            .Where(kv => kv.Key.StartsWith("Bridge__", StringComparison.Ordinal));
+        foreach (var (key, value) in env)
+        {
+            var setting = key switch
+            {
+                // This test's single nats-server on loopback stands in for the cluster, which stores 3 replicas.
+                "Bridge__Nats__Url" or "Bridge__Nats__Replicas" => ((string, string)?)null,
+                // auth.env is not committed; the example leaves the secret empty.
+                "Bridge__Auth__HmacSecret" => (key, "a-test-only-secret-of-more-than-32-bytes-0123456789"),
+                _ => (key, value),
+            };
+            if (setting is (string k, string v))
+            {
+                settings.Add((k.Replace("__", ":", StringComparison.Ordinal), v));
+            }
+        }
+
+        // Every setting passes the worker's own validation at start (a bad value would stop it naming the key)...
+        settings.Add(("Bridge:Auth:AllowAnonymous", "false"));
+        await using var host = await WorkerHost.StartAsync(nats.Server, [.. settings]);
+        using var http = new HttpClient { BaseAddress = host.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
+        await Eventually.TrueAsync(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK);
+
+        // ...and without a token nobody gets in.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/sse?rooms=demo")).StatusCode);
+    }
+
+    [Fact]
     public async Task Grafana_dashboard_queries_only_metrics_the_worker_exports()
     {
         await using var host = await WorkerHost.StartAsync(nats.Server);
