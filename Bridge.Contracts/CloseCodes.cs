@@ -6,6 +6,9 @@ public static class CloseCodes
     /// <summary>Normal closure.</summary>
     public const int Normal = 1000;
 
+    /// <summary>A text frame was not valid UTF-8 (RFC 6455 §8.1; the WebSocket layer closes the connection).</summary>
+    public const int InvalidPayload = 1007;
+
     /// <summary>A frame exceeded the maximum frame size.</summary>
     public const int MessageTooBig = 1009;
 

@@ -26,10 +26,11 @@ public sealed class SseClient : IAsyncDisposable
 
     public int? Retry { get; private set; }
 
-    public static async Task<SseClient> ConnectAsync(Uri baseUrl, string rooms, string? lastEventId = null)
+    public static async Task<SseClient> ConnectAsync(Uri baseUrl, string rooms, string? lastEventId = null, string? token = null)
     {
         var client = new SseClient { LastEventId = lastEventId };
-        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, $"/sse?rooms={rooms}"));
+        var query = token is null ? $"/sse?rooms={rooms}" : $"/sse?rooms={rooms}&access_token={Uri.EscapeDataString(token)}";
+        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, query));
         request.Headers.Accept.ParseAdd("text/event-stream");
         if (lastEventId is not null)
         {

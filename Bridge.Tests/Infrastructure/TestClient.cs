@@ -56,9 +56,11 @@ public sealed class TestClient : IAsyncDisposable
     /// <param name="receiveBufferBytes">When set, the TCP receive buffer of the client socket: a small one makes a
     /// client that stops reading back up the server quickly.</param>
     public static async Task<TestClient> ConnectAsync(
-        Uri url, string? subprotocol = null, bool startReading = true, int? receiveBufferBytes = null)
+        Uri url, string? subprotocol = null, bool startReading = true, int? receiveBufferBytes = null,
+        Action<ClientWebSocketOptions>? configure = null)
     {
         var socket = new ClientWebSocket();
+        configure?.Invoke(socket.Options);
         if (subprotocol is not null)
         {
             socket.Options.AddSubProtocol(subprotocol);
@@ -145,7 +147,8 @@ public sealed class TestClient : IAsyncDisposable
             return new Frame { Json = JsonNode.Parse(data)!.AsObject() };
         }
 
-        var json = MessagePackSerializer.ConvertToJson(data);
+        // ConvertToJson writes control characters in strings as they are; JSON needs them escaped.
+        var json = string.Concat(MessagePackSerializer.ConvertToJson(data).Select(c => c < ' ' ? $"\\u{(int)c:x4}" : c.ToString()));
         var map = MessagePackSerializer.Deserialize<Dictionary<object, object?>>(data);
         return new Frame { Json = JsonNode.Parse(json)!.AsObject(), MsgPack = map };
     }

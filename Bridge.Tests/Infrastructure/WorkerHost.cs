@@ -29,7 +29,11 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
 
-    public static async Task<WorkerHost> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings)
+    public static Task<WorkerHost> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings) =>
+        StartAsync(nats, null, settings);
+
+    /// <param name="configure">Runs after the test logging setup: e.g. adds a logger provider.</param>
+    public static async Task<WorkerHost> StartAsync(NatsServerProcess nats, Action<WebApplicationBuilder>? configure, params (string Key, string Value)[] settings)
     {
         var id = "w-" + Guid.NewGuid().ToString("N")[..8];
         var args = new List<string>
@@ -54,6 +58,8 @@ public sealed class WorkerHost : IAsyncDisposable
                 builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ");
                 builder.Logging.SetMinimumLevel(LogLevel.Debug);
             }
+
+            configure?.Invoke(builder);
         });
         var host = new WorkerHost(app, id);
         await app.StartAsync();

@@ -110,6 +110,12 @@ internal sealed class JsonFrameCodec : IFrameCodec
             error = new DecodeError(ex.Message, id);
             return null;
         }
+        catch (InvalidOperationException)
+        {
+            // A string field that is not valid UTF-8 (found by the decoder fuzz tests).
+            error = new DecodeError("malformed JSON: a string is not valid UTF-8", id);
+            return null;
+        }
 
         var kind = PayloadKind.None;
         ReadOnlyMemory<byte> payload = default;

@@ -83,6 +83,8 @@ internal sealed partial class SseEndpoint(
         // The stream ends when the token expires; EventSource reconnects, with a fresh token in its URL.
         admission.WatchExpiry(session);
         tracker.Add(session);
+        // A client that goes away ends the stream at once, not at the next write.
+        using var gone = context.RequestAborted.Register(static s => ((ClientSession)s!).RequestClose(CloseCodes.Normal, "client went away"), session);
         LogOpened(session.ConnectionId, rooms.Count, positions.Count);
         try
         {

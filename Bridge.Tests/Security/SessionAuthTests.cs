@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Worker.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Tests.Security;
+
+/// <summary>Token expiry and refresh during a connection, start-up refusals, slowloris guards, and tokens kept out of logs.</summary>
+public sealed class SessionAuthTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
+{
+    private readonly Tokens _tokens = new();
+
+    public void Dispose() => _tokens.Dispose();
+
+    [Fact]
+    public async Task A_connection_is_closed_with_4001_when_its_token_expires()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var token = _tokens.Create(expiresIn: TimeSpan.FromSeconds(2), subRooms: ["r.>"]);
+        await using var client = await TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"));
+        await client.JoinAndWaitAsync("r.x");
+
+        var closed = await client.Closed.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((WebSocketCloseStatus)CloseCodes.TokenExpired, closed);
+    }
+
+    [Fact]
+    public async Task Auth_refresh_extends_the_connection_and_a_narrower_grant_leaves_rooms()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var token = _tokens.Create(expiresIn: TimeSpan.FromSeconds(3), subRooms: ["r.>"], pubRooms: ["r.>"]);
+        await using var client = await TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"));
+        await client.JoinAndWaitAsync("r.keep");
+        await client.JoinAndWaitAsync("r.drop.me");
+
+        // Another user's token is refused and changes nothing.
+        await client.SendAsync(new() { ["type"] = MessageTypes.AuthRefresh, ["id"] = "a0", ["payload"] = new Dictionary<string, object?> { ["token"] = _tokens.Create("mallory") } });
+        var refused = await client.WaitForAsync(f => f.Type == MessageTypes.Error);
+        Assert.Equal(ErrorCodes.Unauthorized, refused.ErrorCode);
+
+        var fresh = _tokens.Create(expiresIn: TimeSpan.FromMinutes(5), subRooms: ["r.keep"], pubRooms: ["r.keep"]);
+        await client.SendAsync(new() { ["type"] = MessageTypes.AuthRefresh, ["id"] = "a1", ["payload"] = new Dictionary<string, object?> { ["token"] = fresh } });
+        var refreshed = await client.WaitForAsync(f => f.Type == MessageTypes.AuthRefreshed);
+        Assert.Equal("a1", refreshed.Id);
+        Assert.True(refreshed.Payload!["exp"]!.GetValue<long>() > DateTimeOffset.UtcNow.AddMinutes(4).ToUnixTimeSeconds());
+        var left = await client.WaitForAsync(f => f.Type == MessageTypes.RoomLeft);
+        Assert.Equal("r.drop.me", left.Room);
+        Assert.Equal(ErrorCodes.Forbidden, left.Payload?["reason"]?.GetValue<string>());
+
+        // Past the first token's expiry the connection is still open and works.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        Assert.False(client.Closed.IsCompleted);
+        await client.PublishAsync("r.keep", new { n = 1 }, id: "after");
+        // The ack and the message itself may arrive in either order.
+        var both = await client.CollectAsync(2, f => (f.Type == MessageTypes.Ack && f.Id == "after") || (f.Type == "chat.message" && f.Room == "r.keep"));
+        Assert.Contains(both, f => f.Type == MessageTypes.Ack);
+        Assert.True(await client.NothingArrivesAsync(f => f.Room == "r.drop.me", TimeSpan.FromMilliseconds(200)));
+    }
+
+    [Fact]
+    public async Task An_sse_stream_ends_when_its_token_expires()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var token = _tokens.Create(expiresIn: TimeSpan.FromSeconds(2), subRooms: ["r.>"]);
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, "r.x", token: token);
+        Assert.True(sse.Response.IsSuccessStatusCode);
+        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        await Eventually.TrueAsync(() => worker.Get<Bridge.Worker.Connections.ConnectionTracker>().Count == 0,
+            TimeSpan.FromSeconds(10), "the stream of an expired token is closed");
+    }
+
+    [Fact]
+    public async Task Production_configuration_without_a_key_refuses_to_start()
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() =>
+            WorkerHost.StartAsync(nats.Server, ("Bridge:Auth:AllowAnonymous", "false")));
+        Assert.Contains("no signing key", Flatten(error), StringComparison.Ordinal);
+
+        var shortKey = await Assert.ThrowsAnyAsync<Exception>(() =>
+            WorkerHost.StartAsync(nats.Server, ("Bridge:Auth:AllowAnonymous", "false"), ("Bridge:Auth:HmacSecret", "short")));
+        Assert.Contains("at least 32 bytes", Flatten(shortKey), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_client_that_sends_its_headers_slowly_is_cut_off()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings(("Bridge:Limits:HandshakeTimeout", "00:00:01")));
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, worker.HttpUrl.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("GET /ws HTTP/1.1\r\nHost: x\r\n"));
+        var started = DateTime.UtcNow;
+        var buffer = new byte[1024];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        int read;
+        try
+        {
+            // Kestrel answers 408 and closes; reading until the end of the stream proves the close.
+            while ((read = await stream.ReadAsync(buffer, cts.Token)) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.Zero, TimeSpan.FromSeconds(8));
+    }
+
+    [Fact]
+    public async Task Tokens_never_reach_the_logs()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var worker = await WorkerHost.StartAsync(nats.Server, builder =>
+        {
+            builder.Logging.AddProvider(logs);
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+        }, _tokens.WorkerSettings(("Logging:LogLevel:Default", "Trace")));
+
+        var good = _tokens.Create(subRooms: ["r.>"]);
+        var expired = _tokens.Create(expiresIn: TimeSpan.FromMinutes(-1), notBefore: DateTime.UtcNow.AddMinutes(-5));
+        await using (var client = await TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={good}")))
+        {
+            await client.JoinAndWaitAsync("r.x");
+        }
+
+        using var socket = new ClientWebSocket();
+        await Assert.ThrowsAnyAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={expired}"), CancellationToken.None));
+        using var http = new HttpClient();
+        using var _ = await http.GetAsync(new Uri(worker.HttpUrl, $"/poll?rooms=r.x&access_token={expired}"));
+
+        Assert.NotEmpty(logs.Lines);
+        Assert.Contains(logs.Lines, l => l.Contains("expired", StringComparison.Ordinal));
+        foreach (var token in new[] { good, expired })
+        {
+            var signature = token[(token.LastIndexOf('.') + 1)..];
+            Assert.DoesNotContain(logs.Lines, l => l.Contains(signature, StringComparison.Ordinal));
+        }
+    }
+
+    private static string Flatten(Exception e) => e is AggregateException a ? string.Join(" | ", a.Flatten().InnerExceptions.Select(Flatten)) : e.Message + " " + e.InnerException?.Message;
+
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IReadOnlyCollection<string> Lines => _lines;
+
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull
+            {
+                lines.Enqueue($"{category} scope {state}");
+                return null;
+            }
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                var fields = state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join(";", pairs.Select(p => $"{p.Key}={p.Value}")) : "";
+                lines.Enqueue($"{category} {logLevel} {formatter(state, exception)} {fields} {exception}");
+            }
+        }
+    }
+}
