@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Bridge.Testing;
 using Bridge.Worker.Connections;
+using Bridge.Worker.Nats;
 using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
@@ -240,12 +241,18 @@ public sealed class KubernetesManifestTests
         }
 
         var storeDir = Regex.Match(conf, @"store_dir:\s*(\S+)").Groups[1].Value;
+        // Each node holds one copy of the stream, capped by Bridge:Nats:MaxBytes: it must fit the node's store.
+        var maxFileStore = Regex.Match(conf, @"max_file_store:\s*(\d+)G\b");
+        Assert.True(maxFileStore.Success, "nats.conf sets no max_file_store in G");
+        var workerEnv = Env(b, b.Single<V1Deployment>(WorkerName).Spec.Template.Spec.Containers[0]);
+        var streamBytes = workerEnv.TryGetValue("Bridge__Nats__MaxBytes", out var mb) ? long.Parse(mb, CultureInfo.InvariantCulture) : new NatsOptions().MaxBytes;
+        Assert.True(streamBytes > 0 && streamBytes < long.Parse(maxFileStore.Groups[1].Value, CultureInfo.InvariantCulture) << 30,
+            "the stream's MaxBytes must be bounded and below max_file_store");
         Assert.Equal(Assert.Single(container.VolumeMounts, m => m.Name == claim.Metadata.Name).MountPath, storeDir);
 
         // The worker's stream (and key-value buckets) replicate over all three, through a Service that exists.
-        var env = Env(b, b.Single<V1Deployment>(WorkerName).Spec.Template.Spec.Containers[0]);
-        Assert.Equal(nats.Spec.Replicas.ToString(), env["Bridge__Nats__Replicas"]);
-        foreach (var url in env["Bridge__Nats__Url"].Split(','))
+        Assert.Equal(nats.Spec.Replicas.ToString(), workerEnv["Bridge__Nats__Replicas"]);
+        foreach (var url in workerEnv["Bridge__Nats__Url"].Split(','))
         {
             var uri = new Uri(url.Trim());
             var service = b.Single<V1Service>(uri.Host);
