@@ -20,7 +20,7 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble-chiseled AS runtime
 WORKDIR /app
 COPY --from=build /app ./
 USER 1654
-# Where the worker listens (ASPNETCORE_URLS in k8s/base/worker/worker.env says the same).
-ENV ASPNETCORE_URLS=http://+:8080
+# Where the worker listens, on all interfaces (k8s/base/worker/worker.env says the same).
+ENV ASPNETCORE_HTTP_PORTS=8080
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "Bridge.Worker.dll"]

@@ -85,9 +85,12 @@ public sealed class KubernetesManifestTests
         var worker = Assert.Single(spec.Containers);
         var env = Env(b, worker);
 
-        // The worker listens where ASPNETCORE_URLS says; that is the container port the probes and Service use.
-        Assert.True(env.TryGetValue("ASPNETCORE_URLS", out var urls), "ASPNETCORE_URLS is not configured");
-        var listening = int.Parse(Regex.Match(urls!, @":(\d+)/?$").Groups[1].Value, CultureInfo.InvariantCulture);
+        // The worker listens where ASPNETCORE_URLS (or else ASPNETCORE_HTTP_PORTS) says; that is the container port
+        // the probes and Service use.
+        var listening = env.TryGetValue("ASPNETCORE_URLS", out var urls) ? int.Parse(Regex.Match(urls, @":(\d+)/?$").Groups[1].Value, CultureInfo.InvariantCulture)
+            : env.TryGetValue("ASPNETCORE_HTTP_PORTS", out var ports) ? int.Parse(ports, CultureInfo.InvariantCulture)
+            : 0;
+        Assert.True(listening > 0, "neither ASPNETCORE_URLS nor ASPNETCORE_HTTP_PORTS names the worker's one port");
         var port = Assert.Single(worker.Ports);
         Assert.Equal(listening, port.ContainerPort);
 
