@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle
+.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
@@ -11,6 +11,7 @@ help:
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
 	@echo "make test-js      the browser client's tests (Node, real worker) and the dashboard in headless Chromium"
 	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
+	@echo "make lint-k8s     yamllint the Kubernetes manifests in k8s/ (part of make test)"
 	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
@@ -23,7 +24,11 @@ build:
 run: nats-server
 	scripts/run.sh
 
-test: nats-server build
+# yamllint from Debian's packages, unpacked into tools/ when missing (scripts/ensure-yamllint.sh).
+lint-k8s:
+	"$$(scripts/ensure-yamllint.sh)" -s k8s .yamllint
+
+test: nats-server lint-k8s build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 	$(MAKE) --no-print-directory load-smoke
