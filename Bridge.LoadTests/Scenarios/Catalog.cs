@@ -20,6 +20,7 @@ internal static class Catalog
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 3  healthy p99 with clients that never read
           idle           --connections 20000 --max-kb 64                                  worker memory per idle WebSocket
+          presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
           bench          the scenarios above at full size
@@ -130,6 +131,20 @@ internal static class Catalog
                     Command = command,
                 }, () => new BridgeTarget(configuration, BridgeTransport.Json));
 
+            case "presence":
+            {
+                var connections = a.Int("--connections", 200);
+                var perClient = a.Int("--rooms-per-client", 10);
+                return new PresenceCostScenario(new ScenarioSpec("presence", "cost of presence per join: rooms with it vs without, same users, same run")
+                {
+                    Duration = TimeSpan.FromSeconds(1),
+                    MaxTime = TimeSpan.FromMinutes(3),
+                    Load = [new KeepConstant(connections)],
+                    Thresholds = [Threshold.Zero("errors"), Threshold.AtLeast("answered", 2.0 * connections * perClient)],
+                    Command = command,
+                }, configuration, perClient);
+            }
+
             default:
                 return null;
         }
@@ -150,10 +165,11 @@ internal static class Catalog
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
+        Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

@@ -13,9 +13,9 @@ namespace Bridge.Tests.Security;
 /// a decode error, never an exception; over a real socket the worker answers, closes only with documented codes,
 /// keeps serving other clients, and its memory stays flat.
 /// </summary>
-public sealed class FuzzTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+public sealed class FuzzTests
 {
-    private static readonly byte[][] JsonSeeds =
+    internal static readonly byte[][] JsonSeeds =
     [
         """{"type":"room.join","room":"fz.a","payload":{"since":0}}"""u8.ToArray(),
         """{"type":"chat.message","room":"fz.a","id":"m1","payload":{"text":"hi","n":[1,2,{"x":null}]}}"""u8.ToArray(),
@@ -25,7 +25,7 @@ public sealed class FuzzTests(NatsServerFixture nats) : IClassFixture<NatsServer
         """{"type":"auth.refresh","payload":{"token":"x.y.z"}}"""u8.ToArray(),
     ];
 
-    private static readonly byte[][] MsgPackSeeds =
+    internal static readonly byte[][] MsgPackSeeds =
     [
         MessagePackSerializer.Serialize(new Dictionary<string, object?> { ["type"] = "room.join", ["room"] = "fz.a" }),
         MessagePackSerializer.Serialize(new Dictionary<string, object?>
@@ -37,7 +37,7 @@ public sealed class FuzzTests(NatsServerFixture nats) : IClassFixture<NatsServer
     ];
 
     /// <summary>Random bytes, or a seed frame with one of several mutations (byte flips, cuts, splices, nesting bombs).</summary>
-    private static Gen<byte[]> Frames(byte[][] seeds) =>
+    internal static Gen<byte[]> Frames(byte[][] seeds) =>
         Gen.Frequency(
             (1, Gen.Byte.Array[0, 300]),
             (4, Gen.Select(Gen.Int[0, seeds.Length - 1], Gen.Int[0, 5], Gen.Int[0, 1000], Gen.Byte.Array[1, 8], (s, op, at, bytes) => Mutate(seeds[s], op, at, bytes))));
@@ -92,18 +92,26 @@ public sealed class FuzzTests(NatsServerFixture nats) : IClassFixture<NatsServer
             Assert.False(string.IsNullOrEmpty(error.Message));
         }
     }
+}
 
+/// <summary>
+/// The fuzzed frames over live sockets. Runs in the non-parallel collection: the managed-heap check measures the
+/// whole test process, so no other test may run beside it.
+/// </summary>
+[Collection(Integration.MetricsCollection.Name)]
+public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
     [Theory]
     [InlineData(Subprotocols.Json)]
     [InlineData(Subprotocols.MessagePack)]
     public async Task The_worker_survives_a_stream_of_fuzzed_frames_and_keeps_serving_others(string subprotocol)
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
-        var seeds = subprotocol == Subprotocols.Json ? JsonSeeds : MsgPackSeeds;
+        var seeds = subprotocol == Subprotocols.Json ? FuzzTests.JsonSeeds : FuzzTests.MsgPackSeeds;
         var type = subprotocol == Subprotocols.Json ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
         // Text frames must be UTF-8 (the WebSocket layer closes with 1007 otherwise; the decoder tests above cover
         // invalid UTF-8): the JSON connection gets the valid-UTF-8 ones, so all of them reach the decoder.
-        var frames = Frames(seeds).Array[2000].Single()
+        var frames = FuzzTests.Frames(seeds).Array[2000].Single()
             .Where(f => type == WebSocketMessageType.Binary || System.Text.Unicode.Utf8.IsValid(f)).ToArray();
         Assert.True(frames.Length > 500, $"only {frames.Length} frames to send");
         var room = Names.Room("fz");
