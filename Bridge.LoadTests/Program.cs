@@ -25,6 +25,8 @@ var ok = command switch
     "resume" => await ResumeScenario.RunAsync(Arg("--messages", 10_000), Arg("--rooms", 500), Arg("--per-room", 20), configuration, cts.Token),
     "storm" => await ReconnectStormScenario.RunAsync(Arg("--clients", 200), Arg("--rate", 50), Arg("--seconds", 6), configuration, cts.Token),
     "fanout" => await FanoutScenario.RunAsync(Arg("--connections", 1_000), Arg("--messages", 200), Arg("--rate", 20), TimeSpan.FromSeconds(Arg("--seconds", 5)), Arg("--p99-ms", 250), configuration, cts.Token),
+    // Failure tests on a local 3+3+nginx cluster: Bridge.LoadTests/Cluster/ (make cluster-test).
+    "cluster" => await Bridge.LoadTests.Cluster.ClusterFailureTests.RunAsync(args, configuration, cts.Token),
     _ => Help(),
 };
 return ok ? 0 : 1;
@@ -38,6 +40,8 @@ static bool Help()
           fanout         --connections 1000 --messages 200 --rate 20 --seconds 5 --p99-ms 250
           storm          --clients 200 --rate 50 --seconds 6                every client drops and resumes elsewhere: lost/duplicated
           resume         --messages 10000 --rooms 500 --per-room 20     replay rate; dashboard resuming many rooms
+          cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
+                         failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
         """);
     return false;
 }
