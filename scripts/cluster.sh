@@ -106,8 +106,7 @@ for i in $(seq 1 $N); do
     >"$logs/worker-$i.log" 2>&1 &
   pids+=($!)
   names+=("worker-$i")
-done
-for i in $(seq 1 $N); do
+  # One after the other: workers starting together on a fresh cluster race to create their key-value bucket.
   wait_for "http://127.0.0.1:$((WORKER_PORT_BASE + i))/readyz" "worker-$i" "$logs/worker-$i.log"
 done
 
@@ -115,7 +114,7 @@ done
 prefix="$data/nginx"
 mkdir -p "$prefix/logs" "$prefix/temp"
 workers=""
-for i in $(seq 1 $N); do workers+="server 127.0.0.1:$((WORKER_PORT_BASE + i)) max_fails=1 fail_timeout=5s; "; done
+for i in $(seq 1 $N); do workers+="server 127.0.0.1:$((WORKER_PORT_BASE + i)) max_fails=0; "; done
 sed -e "s|\${BRIDGE_LISTEN}|$CLUSTER_LISTEN|" -e "s|\${BRIDGE_WORKERS}|$workers|" \
   deploy/nginx/bridge.conf.template >"$prefix/bridge.conf"
 cp deploy/nginx/nginx.local.conf "$prefix/nginx.conf"

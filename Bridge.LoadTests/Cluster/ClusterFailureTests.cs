@@ -56,6 +56,8 @@ internal static class ClusterFailureTests
         }
 
         report.StartupTime = total.Elapsed;
+        // --keep: leave the cluster's folder (logs of every process, nginx's access log) for a look afterwards.
+        cluster.KeepFiles = args.Contains("--keep");
         await using (cluster)
         {
             foreach (var test in selected)
@@ -205,7 +207,10 @@ internal static class ClusterFailureTests
             f.Cluster.StartWorker(i);
             var ready = await f.Cluster.WaitWorkerReadyAsync(i, TimeSpan.FromSeconds(60), f.CancellationToken);
             f.Result.Notes.Add($"SIGTERM {LocalCluster.WorkerId(i)}: exited after {took.TotalSeconds:N1} s{(killed ? " (did not exit in 40 s: SIGKILL)" : "")}, ready again after {ready.TotalSeconds:N1} s");
-            f.Result.Check($"{LocalCluster.WorkerId(i)} exits on SIGTERM", !killed, $"{took.TotalSeconds:N1} s");
+            // The shutdown contract (docs/operations.md): the process exits within the drain timeout.
+            var bound = LocalCluster.DrainTimeout + TimeSpan.FromSeconds(5);
+            f.Result.Check($"{LocalCluster.WorkerId(i)} exits on SIGTERM within the drain timeout ({LocalCluster.DrainTimeout.TotalSeconds:N0} s) + 5 s",
+                !killed && took <= bound, $"{took.TotalSeconds:N1} s");
         }
     }
 
