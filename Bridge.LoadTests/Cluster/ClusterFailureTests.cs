@@ -191,12 +191,12 @@ internal static class ClusterFailureTests
         var victim = leader >= 0 ? leader : 0;
         await f.Cluster.KillNatsAsync(victim);
         await Task.Delay(TimeSpan.FromSeconds(5), f.CancellationToken);
-        var newLeader = await f.Cluster.StreamLeaderAsync(Stream, f.CancellationToken);
         f.Cluster.StartNats(victim);
         var formed = await f.Cluster.WaitNatsClusterAsync(TimeSpan.FromSeconds(60), f.CancellationToken);
-        f.Result.Notes.Add($"SIGKILL {LocalCluster.NatsName(victim)}{(leader >= 0 ? " (the stream leader)" : "")}; " +
-                           $"5 s later the stream leader was {(newLeader >= 0 ? LocalCluster.NatsName(newLeader) : "unknown")}; " +
-                           $"started again, cluster whole after {formed.TotalSeconds:N1} s");
+        var newLeader = await f.Cluster.StreamLeaderAsync(Stream, f.CancellationToken);
+        f.Result.Notes.Add($"SIGKILL {LocalCluster.NatsName(victim)}{(leader >= 0 ? " (the stream leader)" : "")}, down 5 s; " +
+                           $"started again, cluster whole after {formed.TotalSeconds:N1} s; stream leader now " +
+                           (newLeader >= 0 ? LocalCluster.NatsName(newLeader) : "unknown"));
     }
 
     private static async Task RollingRestartAsync(FaultContext f)
