@@ -67,10 +67,23 @@ internal sealed class LocalCluster : IAsyncDisposable
         var natsBin = RepoPaths.NatsServer();
         var clientPorts = new int[Size];
         var routePorts = new int[Size];
+        var taken = new HashSet<int>();
+        int Port()
+        {
+            // Fixed up front (each server's routes name the others), and never the same one twice in this cluster.
+            while (true)
+            {
+                var port = ChildProcess.FreePort();
+                if (taken.Add(port))
+                {
+                    return port;
+                }
+            }
+        }
+
         for (var i = 0; i < Size; i++)
         {
-            (clientPorts[i], routePorts[i], _natsMonitorPorts[i], _workerPorts[i]) =
-                (ChildProcess.FreePort(), ChildProcess.FreePort(), ChildProcess.FreePort(), ChildProcess.FreePort());
+            (clientPorts[i], routePorts[i], _natsMonitorPorts[i], _workerPorts[i]) = (Port(), Port(), Port(), Port());
         }
 
         // 1. NATS, with the same flags as scripts/cluster.sh.
@@ -197,32 +210,41 @@ internal sealed class LocalCluster : IAsyncDisposable
     public async Task<TimeSpan> WaitNatsClusterAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
+        var seen = "";
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (_nats.FirstOrDefault(n => !n.Running) is { } exited)
+            {
+                throw new InvalidOperationException($"{exited.Name} exited:{Environment.NewLine}{exited.LogTail()}");
+            }
+
             if (sw.Elapsed > timeout)
             {
-                throw new TimeoutException($"the NATS cluster did not form within {timeout}:{Environment.NewLine}" +
-                                           string.Join(Environment.NewLine, _nats.Select(n => $"[{n.Name}]{Environment.NewLine}{n.LogTail(10)}")));
+                throw new TimeoutException($"the NATS cluster did not form within {timeout} (last seen: {seen}):{Environment.NewLine}" +
+                                           string.Join(Environment.NewLine, _nats.Select(n => $"[{n.Name}]{Environment.NewLine}{n.LogTail(15)}")));
             }
 
             var healthy = 0;
             var formed = false;
+            var views = new List<string>();
             for (var i = 0; i < Size; i++)
             {
-                if (await IsOkAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/healthz"), cancellationToken))
-                {
-                    healthy++;
-                }
-
+                var ok = await IsOkAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/healthz"), cancellationToken);
+                healthy += ok ? 1 : 0;
+                // Answered by the meta leader only.
                 var jsz = await GetJsonAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/jsz?leader-only=true"), cancellationToken);
                 var peers = jsz?["meta_cluster"]?["replicas"]?.AsArray();
                 if (peers is not null && peers.Count == Size - 1 && peers.All(p => p!["current"]?.GetValue<bool>() == true))
                 {
                     formed = true;
                 }
+
+                views.Add($"{NatsName(i)} healthz {(ok ? "ok" : "failing")}" +
+                          (peers is null ? "" : $", meta leader seeing {string.Join(' ', peers.Select(p => $"{p!["name"]}:{(p["current"]?.GetValue<bool>() == true ? "current" : "behind")}"))}"));
             }
 
+            seen = string.Join("; ", views);
             if (healthy == Size && formed)
             {
                 return sw.Elapsed;
