@@ -132,7 +132,7 @@ Bridge cluster is running (everything on loopback).
   Through nginx  ws://$CLUSTER_LISTEN/ws   http://$CLUSTER_LISTEN/sse?rooms=demo   http://$CLUSTER_LISTEN/readyz
   Workers        $(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s ' $((WORKER_PORT_BASE + i)); done)(each: /readyz /metrics)
   NATS           $(IFS=,; echo "${nats_urls[*]}")
-  NATS monitor   $(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s ' $((MONITOR_PORT_BASE + i - 1)); done)(/jsz?streams=1 shows the replicas)
+  NATS monitor   $(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s ' $((MONITOR_PORT_BASE + i - 1)); done)(/jsz?streams=true&config=true: ROOMS with num_replicas 3)
   Processes      $processes
   Logs           .data/cluster/logs/, nginx: .data/cluster/nginx/logs/
 

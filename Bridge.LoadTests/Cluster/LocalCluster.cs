@@ -128,6 +128,13 @@ internal sealed class LocalCluster : IAsyncDisposable
             await WaitWorkerReadyAsync(i, TimeSpan.FromSeconds(60), cancellationToken);
         }
 
+        // What the cluster is for: every message on three servers.
+        var replicas = await StreamReplicasAsync("ROOMS", cancellationToken);
+        if (replicas != Size)
+        {
+            throw new InvalidOperationException($"the ROOMS stream has {replicas} replicas, expected {Size}");
+        }
+
         // 3. nginx in front, with the production proxy settings.
         var nginxBin = await EnsureNginxAsync(cancellationToken);
         var prefix = Path.Combine(_dir, "nginx");
@@ -175,6 +182,24 @@ internal sealed class LocalCluster : IAsyncDisposable
     public Task KillNatsAsync(int i) => _nats[i].KillAsync();
 
     public void StartNats(int i) => _nats[i].Start();
+
+    /// <summary>The stream's configured replica count, from the monitoring endpoint of a running server.</summary>
+    public async Task<int> StreamReplicasAsync(string stream, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < Size; i++)
+        {
+            var jsz = await GetJsonAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/jsz?streams=true&config=true"), cancellationToken);
+            var replicas = jsz?["account_details"]?.AsArray()
+                .SelectMany(a => a!["stream_detail"]?.AsArray() ?? [])
+                .FirstOrDefault(s => s!["name"]?.GetValue<string>() == stream)?["config"]?["num_replicas"]?.GetValue<int>();
+            if (replicas is { } n)
+            {
+                return n;
+            }
+        }
+
+        return 0;
+    }
 
     /// <summary>Which server leads the stream's RAFT group (the one that orders and acknowledges writes).</summary>
     public async Task<int> StreamLeaderAsync(string stream, CancellationToken cancellationToken)
