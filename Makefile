@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s
+.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s cluster cluster-test
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
@@ -13,6 +13,8 @@ help:
 	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
 	@echo "make lint-k8s     yamllint the Kubernetes manifests in k8s/ (part of make test)"
 	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
+	@echo "make cluster      3 nats-server (JetStream cluster) + 3 workers + nginx on loopback, like production"
+	@echo "make cluster-test failure tests on that cluster: kill/restart workers and NATS, nothing lost (part of make test)"
 	@echo "make format       apply dotnet format; make format-check verifies"
 
 nats-server:
@@ -33,6 +35,7 @@ test: nats-server lint-k8s build
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 	$(MAKE) --no-print-directory load-smoke
 	$(MAKE) --no-print-directory js-test-run
+	$(MAKE) --no-print-directory cluster-test
 
 # A short load run (small N) of every main scenario whose thresholds catch breakage: zero loss and duplicates
 # everywhere, delivery within a generous latency bound, generous memory bound. Each scenario starts its own
@@ -64,6 +67,17 @@ js-bundle:
 # Peers: Bridge (JSON, msgpack) vs ASP.NET Core SignalR + Redis vs nats-server's own WebSocket listener, same
 # workload in the same run (docs/benchmarks.md); then every Bridge scenario at full size. BENCH_ARGS adds options,
 # e.g. BENCH_ARGS="--repeat 3".
+
+cluster: nats-server
+	scripts/cluster.sh
+
+# Failure tests on the local cluster (docs/cluster.md): a worker SIGKILLed, a nats-server SIGKILLed, a rolling
+# restart of the workers, the whole NATS cluster restarted, each while clients publish and receive through nginx;
+# lost and duplicated must be 0. Loopback only, bounded, about 2 minutes.
+cluster-test: nats-server build
+	@scripts/ensure-nginx.sh >/dev/null
+	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- cluster
+
 bench: nats-server build
 	scripts/ensure-redis.sh >/dev/null
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; ulimit -n 65536 2>/dev/null || true; \

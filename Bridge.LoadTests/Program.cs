@@ -21,6 +21,8 @@ var ok = a.Command switch
     "bench" => await Runner.RunAsync("bench", Catalog.Bench(configuration), cts.Token),
     "peers" => await PeerComparison.RunAsync(a, configuration, cts.Token),
     var name when Catalog.Create(name, a, configuration) is { } scenario => (await Runner.RunOneAsync(scenario, cts.Token)).Passed,
+    // Failure tests on a local 3+3+nginx cluster: Bridge.LoadTests/Cluster/ (make cluster-test).
+    "cluster" => await Bridge.LoadTests.Cluster.ClusterFailureTests.RunAsync(args, configuration, cts.Token),
     _ => Help(),
 };
 return ok ? 0 : 1;

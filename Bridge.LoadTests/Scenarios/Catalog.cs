@@ -20,6 +20,8 @@ internal static class Catalog
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 3  healthy p99 with clients that never read
           idle           --connections 20000 --max-kb 64                                  worker memory per idle WebSocket
+          cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
+                         failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)

@@ -40,8 +40,8 @@ internal sealed partial class UserConnectionCounter(
         if (Enabled)
         {
             var o = limits.Value;
-            var kv = new NatsKVContext(nats.JetStream);
-            _store = await kv.CreateOrUpdateStoreAsync(
+            _store = await KeyValueBuckets.CreateOrUpdateAsync(
+                nats,
                 new NatsKVConfig(o.ConnectionsBucket)
                 {
                     Description = "Bridge: connections per user per worker",
@@ -51,6 +51,8 @@ internal sealed partial class UserConnectionCounter(
                     Storage = NatsKVStorageType.Memory,
                     NumberOfReplicas = natsOptions.Value.Replicas,
                 },
+                natsOptions.Value.StartupTimeout,
+                time,
                 cancellationToken);
         }
 

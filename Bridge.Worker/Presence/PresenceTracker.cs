@@ -49,7 +49,8 @@ internal sealed partial class PresenceTracker(
         var o = options.Value;
         if (o.Rooms.Length > 0)
         {
-            _store = await new NatsKVContext(nats.JetStream).CreateOrUpdateStoreAsync(
+            _store = await KeyValueBuckets.CreateOrUpdateAsync(
+                nats,
                 new NatsKVConfig(o.Bucket)
                 {
                     Description = "Bridge: presence per room, user and worker",
@@ -58,6 +59,8 @@ internal sealed partial class PresenceTracker(
                     Storage = NatsKVStorageType.Memory,
                     NumberOfReplicas = natsOptions.Value.Replicas,
                 },
+                natsOptions.Value.StartupTimeout,
+                time,
                 cancellationToken);
         }
 

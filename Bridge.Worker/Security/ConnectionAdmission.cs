@@ -103,17 +103,19 @@ internal sealed partial class ConnectionAdmission(
     /// <summary>Checks origin and token, then counts the connection against the worker, IP and user limits.</summary>
     public async Task<(Admission? Admission, IResult? Refusal)> AdmitAsync(HttpContext context)
     {
-        var (identity, refusal) = await AuthenticateAsync(context);
-        if (identity is null)
-        {
-            return (null, refusal);
-        }
-
+        // Shutting down: a connection accepted now would miss the 1012 drain and hold the process until the host's
+        // shutdown timeout (30 s). A 503 sends it elsewhere (a balancer retries another worker on 503).
         if (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             context.Response.Headers.RetryAfter = "1";
             return (null, HttpErrors.Problem(StatusCodes.Status503ServiceUnavailable, ErrorCodes.Unavailable,
-                "this worker is shutting down; connect to another"));
+                "this worker is shutting down; connect again (another worker will take it)"));
+        }
+
+        var (identity, refusal) = await AuthenticateAsync(context);
+        if (identity is null)
+        {
+            return (null, refusal);
         }
 
         var ip = context.Connection.RemoteIpAddress;
