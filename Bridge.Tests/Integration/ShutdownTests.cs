@@ -68,3 +68,28 @@ public sealed partial class ShutdownTests(NatsServerFixture nats) : IClassFixtur
         await stopping.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }
+
+/// <summary>Long-poll heartbeats keep an idle poll's response alive through proxies.</summary>
+public sealed class PollHeartbeatTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    [Fact]
+    public async Task A_waiting_poll_sends_whitespace_heartbeats_before_its_answer()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server,
+            ("Bridge:Connections:SseHeartbeatInterval", "00:00:01"), ("Bridge:Connections:PollTimeout", "00:00:04"));
+        using var http = new HttpClient();
+        var started = DateTime.UtcNow;
+        using var response = await http.GetAsync(new Uri(worker.HttpUrl, $"/poll?rooms={Names.Room("hb")}"), HttpCompletionOption.ResponseHeadersRead);
+        var headers = DateTime.UtcNow - started;
+        var body = await response.Content.ReadAsStringAsync();
+        var total = DateTime.UtcNow - started;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(headers < TimeSpan.FromSeconds(3), $"headers after {headers}: no heartbeat before the 4 s answer");
+        Assert.True(total >= TimeSpan.FromSeconds(3.5), $"answered after {total}");
+        Assert.StartsWith("\n", body, StringComparison.Ordinal);
+        var answer = JsonNode.Parse(body)!;
+        Assert.Empty(answer["messages"]!.AsArray());
+        Assert.False(string.IsNullOrEmpty(answer["cursor"]!.GetValue<string>()));
+    }
+}

@@ -63,6 +63,8 @@ internal sealed class PollEndpoint(
         // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
         var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
+        using var heartbeatStop = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(context.Response, o.SseHeartbeatInterval, heartbeatStop.Token);
         try
         {
             var reader = session.Queue.Reader;
@@ -121,10 +123,49 @@ internal sealed class PollEndpoint(
             await joiner.LeaveAllAsync(session);
         }
 
+        await heartbeatStop.CancelAsync();
+        await heartbeat;
         int? reconnectAfterMs = lifetime.ApplicationStopping.IsCancellationRequested
             ? Random.Shared.Next(Math.Max(1, (int)shutdown.Value.ReconnectSpread.TotalMilliseconds))
             : null;
-        return Results.Text(Body(Cursor.Format(rooms, positions), messages, errors, truncated, reconnectAfterMs), "application/json", Encoding.UTF8);
+        var body = Body(Cursor.Format(rooms, positions), messages, errors, truncated, reconnectAfterMs);
+        if (context.Response.HasStarted)
+        {
+            // Heartbeats went out: the status and headers are sent, the body follows them.
+            await context.Response.WriteAsync(body, Encoding.UTF8, CancellationToken.None);
+            return Results.Empty;
+        }
+
+        return Results.Text(body, "application/json", Encoding.UTF8);
+    }
+
+    /// <summary>
+    /// While a poll waits, a newline every heartbeat interval (JSON allows whitespace before the value) keeps
+    /// proxies from closing the idle response. The first one sends the status and headers.
+    /// </summary>
+    private static async Task HeartbeatAsync(HttpResponse response, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                if (!response.HasStarted)
+                {
+                    response.StatusCode = StatusCodes.Status200OK;
+                    response.ContentType = "application/json; charset=utf-8";
+                    response.Headers.CacheControl = "no-cache, no-transform";
+                }
+
+                // Not cancelled mid-write: the body must follow a whole heartbeat.
+                await response.Body.WriteAsync("\n"u8.ToArray(), CancellationToken.None);
+                await response.Body.FlushAsync(CancellationToken.None);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Answered, or the client went away.
+        }
     }
 
     private static bool IsTruncated(byte[] joined)
