@@ -78,5 +78,46 @@ public sealed class MetricsTests : IAsyncLifetime
 
         await Eventually.TrueAsync(async () => await Metric("bridge_slow_consumer_closes_total") >= 1 &&
                                               await Metric("bridge_connections_closed_total", "code=\"4008\"") >= 1, TimeSpan.FromSeconds(20));
+
+        // A refused token and a refused origin are counted by reason.
+        using (var refused = await http.GetAsync($"/poll?rooms={room}&access_token=not-a-jwt"))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/poll?rooms={room}"))
+        {
+            request.Headers.Add("Origin", "https://evil.example");
+            using var refused = await http.SendAsync(request);
+            Assert.Equal(System.Net.HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        await Eventually.TrueAsync(async () => await Metric("bridge_auth_failures_total", "reason=\"malformed\"") +
+                                              await Metric("bridge_auth_failures_total", "reason=\"signature\"") == 1 &&
+                                              await Metric("bridge_auth_failures_total", "reason=\"origin\"") == 1);
+    }
+
+    [Fact]
+    public async Task Rate_limit_refusals_are_counted_by_limit()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Limits:MessagesPerSecond", "5"), ("Bridge:Limits:MessageBurst", "5"),
+            ("Bridge:Limits:MaxConnectionsPerIp", "1"));
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
+        await using var ws = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        for (var i = 0; i < 20; i++)
+        {
+            await ws.PublishAsync(Names.Room(), i, id: $"m{i}");
+        }
+
+        var limited = (await ws.CollectAsync(20, f => f.Type is MessageTypes.Ack or MessageTypes.Error)).Count(f => f.ErrorCode == ErrorCodes.RateLimited);
+        Assert.True(limited >= 10, $"{limited} refused");
+        using (var second = await http.GetAsync($"/poll?rooms={Names.Room()}"))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, second.StatusCode);
+        }
+
+        var text = await http.GetStringAsync("/metrics");
+        Assert.Matches($@"bridge_rate_limited_total\{{[^}}]*limit=""messages""[^}}]*\}} {limited}\b", text);
+        Assert.Matches(@"bridge_rate_limited_total\{[^}]*limit=""ip_connections""[^}]*\} 1\b", text);
     }
 }
