@@ -202,21 +202,29 @@ internal sealed class PeerFanoutScenario(ScenarioSpec spec, Func<IFanoutTarget> 
             ctx.Metric("rate_p50_ms", $"p50 at {rate} msg/s", fixedRate.P50Ms, "ms");
             ctx.Metric("rate_p99_ms", $"p99 at {rate} msg/s", fixedRate.P99Ms, "ms");
 
+            // Steps go on past a step over the p99 bound (on a shared machine one noisy step must not end the
+            // search); they stop when the target no longer keeps up (under 90% delivered, or loss) or after two
+            // steps over the bound in a row. The result is the best delivered/s among steps within the bound.
             double best = 0;
+            var overInARow = 0;
             foreach (var step in Steps())
             {
                 ctx.Status = $"rate step {step} msg/s";
                 var s = await Phase(new LoadSimulation.InjectAtRate(step));
                 var offered = (double)step * subscribers.Count;
-                var ok = s.P99Ms <= bound && s.Lost == 0 && s.DeliveredPerSecond >= 0.9 * offered;
+                var keepsUp = s.Lost == 0 && s.DeliveredPerSecond >= 0.9 * offered;
+                var within = keepsUp && s.P99Ms <= bound;
                 ctx.Report.Add($"step {step} msg/s ({offered:N0} deliveries/s offered)",
-                    string.Create(CultureInfo.InvariantCulture, $"{s.DeliveredPerSecond:N0}/s delivered, p99 {s.P99Ms:N1} ms, lost {s.Lost:N0}: {(ok ? "within" : "over")} the bound"));
-                if (!ok)
+                    string.Create(CultureInfo.InvariantCulture, $"{s.DeliveredPerSecond:N0}/s delivered, p99 {s.P99Ms:N1} ms, lost {s.Lost:N0}: {(within ? "within" : keepsUp ? "over" : "saturated, beyond")} the bound"));
+                if (within)
+                {
+                    best = Math.Max(best, s.DeliveredPerSecond);
+                    overInARow = 0;
+                }
+                else if (!keepsUp || ++overInARow == 2)
                 {
                     break;
                 }
-
-                best = Math.Max(best, s.DeliveredPerSecond);
             }
 
             ctx.Metric("bound_delivered_per_s", $"highest delivered/s with p99 ≤ {bound:N0} ms", best, "msg/s");
