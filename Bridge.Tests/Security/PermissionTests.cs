@@ -74,6 +74,23 @@ public sealed class PermissionTests(NatsServerFixture nats) : IClassFixture<Nats
     }
 
     [Fact]
+    public async Task Reading_history_with_room_sync_needs_the_join_grant()
+    {
+        await using var backend = await ConnectAsync(_tokens.Create("backend", subRooms: [">"], pubRooms: [">"]));
+        await backend.PublishAsync("secret.plans", new { text = "not for alice" }, id: "s1");
+        await backend.WaitForAsync(f => f.Type == MessageTypes.Ack);
+
+        await using var alice = await ConnectAsync();
+        await alice.SendAsync(new() { ["type"] = MessageTypes.RoomSync, ["room"] = "secret.plans", ["id"] = "sync-1" });
+        var answer = await alice.WaitForAsync(f => f.Type is MessageTypes.RoomState or MessageTypes.Error);
+        Assert.Equal(ErrorCodes.Forbidden, answer.ErrorCode);
+        Assert.DoesNotContain("not for alice", answer.ToString(), StringComparison.Ordinal);
+
+        await alice.SendAsync(new() { ["type"] = MessageTypes.RoomSync, ["room"] = "chat.general", ["id"] = "sync-2" });
+        Assert.Equal(MessageTypes.RoomState, (await alice.WaitForAsync(f => f.Type is MessageTypes.RoomState or MessageTypes.Error)).Type);
+    }
+
+    [Fact]
     public async Task Publish_follows_the_grant_and_nothing_outside_it_reaches_NATS()
     {
         await using var client = await ConnectAsync();
