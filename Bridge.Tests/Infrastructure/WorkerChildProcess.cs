@@ -5,7 +5,7 @@ using Bridge.Testing;
 
 namespace Bridge.Tests.Infrastructure;
 
-/// <summary>The real worker as a separate process (the Debug build the tests depend on), for tests that SIGKILL it.</summary>
+/// <summary>The real worker as a separate process (the build the tests depend on), for tests that SIGKILL it.</summary>
 public sealed class WorkerChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -22,7 +22,16 @@ public sealed class WorkerChildProcess : IAsyncDisposable
 
     public static async Task<WorkerChildProcess> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings)
     {
-        var dll = Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", "Debug", "net10.0", "Bridge.Worker.dll");
+        // The worker built with the tests' own configuration (Debug locally, Release under make test).
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+            ? "Release"
+            : "Debug";
+        var dll = Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", configuration, "net10.0", "Bridge.Worker.dll");
+        if (!File.Exists(dll))
+        {
+            throw new InvalidOperationException($"{dll} not found: build Bridge.Worker in {configuration} first");
+        }
+
         int port;
         using (var listener = new TcpListener(IPAddress.Loopback, 0))
         {
