@@ -27,6 +27,9 @@ public sealed class Tokens : IDisposable
 
     public string JwksPath { get; }
 
+    /// <summary>The public key set (RSA and EC) these tokens are signed with, as a JWKS document.</summary>
+    public string JwksJson => Jwks();
+
     /// <summary>Worker settings that trust these keys, with issuer, audience and no clock skew.</summary>
     public (string, string)[] WorkerSettings(params (string, string)[] more) =>
     [

@@ -1,0 +1,119 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+using Bridge.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Tests.Security;
+
+/// <summary>Public keys from a JWKS URL, and key rotation through a reloaded key set.</summary>
+public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
+{
+    private readonly Tokens _tokens = new();
+    private readonly Tokens _next = new();
+
+    public void Dispose()
+    {
+        _tokens.Dispose();
+        _next.Dispose();
+    }
+
+    [Fact]
+    public async Task Keys_from_a_jwks_url_verify_rs256_and_es256_tokens()
+    {
+        var jwks = _tokens.JwksJson;
+        await using var server = await ServeAsync(() => jwks);
+        await using var worker = await WorkerHost.StartAsync(nats.Server,
+            ("Bridge:Auth:AllowAnonymous", "false"), ("Bridge:Auth:JwksUrl", server.Url + "jwks.json"), ("Bridge:Auth:ClockSkew", "00:00:00"));
+
+        Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
+        Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Es256)));
+        // No HMAC secret is configured: an HS256 token cannot be verified, whatever its secret.
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Hs256)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(worker, _next.Create(credentials: _next.Rs256)));
+    }
+
+    [Fact]
+    public async Task A_rotated_key_set_is_picked_up_without_a_restart()
+    {
+        var dir = Directory.CreateTempSubdirectory("bridge-rotate-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "jwks.json");
+            await File.WriteAllTextAsync(path, _tokens.JwksJson);
+            await using var worker = await WorkerHost.StartAsync(nats.Server,
+                ("Bridge:Auth:AllowAnonymous", "false"), ("Bridge:Auth:JwksPath", path), ("Bridge:Auth:JwksRefreshInterval", "00:00:01"));
+            var newKeyToken = _next.Create(credentials: _next.Rs256);
+            Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
+            Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(worker, newKeyToken));
+
+            // Step 1 of a rotation: publish the new key next to the old one (different kid).
+            var both = JsonNode.Parse(_tokens.JwksJson)!;
+            foreach (var key in JsonNode.Parse(_next.JwksJson)!["keys"]!.AsArray())
+            {
+                key!["kid"] = key["kid"]!.GetValue<string>() + "-next";
+                both["keys"]!.AsArray().Add(key.DeepClone());
+            }
+
+            await File.WriteAllTextAsync(path, both.ToJsonString());
+            var rotated = _next.Create(credentials: new Microsoft.IdentityModel.Tokens.SigningCredentials(
+                new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
+                Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256));
+            await Eventually.TrueAsync(async () => await StatusAsync(worker, rotated) == HttpStatusCode.SwitchingProtocols,
+                TimeSpan.FromSeconds(10), "the new key is loaded");
+            Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
+
+            // Step 2: drop the old key; its tokens are refused from then on.
+            await File.WriteAllTextAsync(path, _next.JwksJson.Replace("\"rsa-1\"", "\"rsa-1-next\"", StringComparison.Ordinal));
+            await Eventually.TrueAsync(async () => await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)) == HttpStatusCode.Unauthorized,
+                TimeSpan.FromSeconds(10), "the old key is dropped");
+            Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, rotated));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<HttpStatusCode> StatusAsync(WorkerHost worker, string token)
+    {
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        try
+        {
+            await socket.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"), CancellationToken.None);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "probe", CancellationToken.None);
+        }
+        catch (WebSocketException)
+        {
+        }
+
+        return socket.HttpStatusCode;
+    }
+
+    /// <summary>A small real HTTP server on loopback serving the key set, like an identity provider's JWKS endpoint.</summary>
+    private static async Task<KeyServer> ServeAsync(Func<string> jwks)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.MapGet("/jwks.json", () => Results.Text(jwks(), "application/json"));
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new KeyServer(app, address.TrimEnd('/') + "/");
+    }
+
+    private sealed class KeyServer(WebApplication app, string url) : IAsyncDisposable
+    {
+        public string Url => url;
+
+        public async ValueTask DisposeAsync() => await app.DisposeAsync();
+    }
+}
