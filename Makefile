@@ -59,7 +59,7 @@ js-test-run:
 	cd clients/js && npm run --silent typecheck && npx tsc -p tsconfig.json && node scripts/bundle.mjs --check
 	nats="$$(scripts/ensure-nats-server.sh)" && chromium="$$(scripts/ensure-chromium.sh)" && \
 	  export NATS_SERVER_BIN="$$nats" CHROMIUM_BIN="$$chromium" BRIDGE_WORKER_DLL="$(CURDIR)/$(WORKER_DLL)" && \
-	  cd clients/js && node --test --test-concurrency=1 test/*.test.mjs && node --test test-browser/*.test.mjs
+	  cd clients/js && node --test --test-concurrency=1 --test-timeout=120000 test/*.test.mjs && node --test --test-timeout=180000 test-browser/*.test.mjs
 
 js-bundle:
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build
