@@ -115,6 +115,34 @@ public sealed class SessionAuthTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     [Fact]
+    public async Task An_idle_keep_alive_connection_is_closed_after_the_idle_timeout()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings(("Bridge:Limits:IdleTimeout", "00:00:01")));
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, worker.HttpUrl.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+        var buffer = new byte[4096];
+        var read = await stream.ReadAsync(buffer);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(buffer, 0, read), StringComparison.Ordinal);
+
+        // Then nothing: Kestrel closes the idle connection (reads return 0) within the timeout plus its 1 s heartbeat.
+        var started = DateTime.UtcNow;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try
+        {
+            while (await stream.ReadAsync(buffer, cts.Token) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.Zero, TimeSpan.FromSeconds(6));
+    }
+
+    [Fact]
     public async Task Tokens_never_reach_the_logs()
     {
         var logs = new CapturingLoggerProvider();
