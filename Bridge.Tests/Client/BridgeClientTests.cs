@@ -9,7 +9,7 @@ namespace Bridge.Tests.Client;
 /// <summary>The .NET client (Bridge.Client) against real workers on Kestrel and a real nats-server.</summary>
 public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    internal static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(20);
 
     [Theory]
     [InlineData(BridgeFormat.Json)]
@@ -18,8 +18,8 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Presence:Rooms:0", "pr.>"));
         var room = Names.Room("pr");
-        await using var sender = Client(worker.WebSocketUrl, format);
-        await using var receiver = Client(worker.HttpUrl, format); // the base URL works too (→ ws://host/ws)
+        await using var sender = NewClient(worker.WebSocketUrl, format);
+        await using var receiver = NewClient(worker.HttpUrl, format); // the base URL works too (→ ws://host/ws)
         await Task.WhenAll(sender.ConnectAsync(), receiver.ConnectAsync());
         var subscription = await receiver.JoinAsync(room);
         Assert.NotNull(subscription.LastJoin);
@@ -61,7 +61,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
 
         // Leaving ends the enumerable.
         await subscription.DisposeAsync();
-        await foreach (var _ in subscription.ReadAllAsync().WithCancellation(new CancellationTokenSource(Timeout).Token))
+        await foreach (var _ in subscription.ReadAllAsync().WithCancellation(new CancellationTokenSource(WaitLimit).Token))
         {
             Assert.Fail("no message after leaving");
         }
@@ -75,13 +75,13 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         await using var workerB = await WorkerHost.StartAsync(nats.Server, spread);
         var room = Names.Room("fo");
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var reader = Client(null, BridgeFormat.MessagePack, o => o.Uris = [workerA.WebSocketUrl, workerB.WebSocketUrl]);
+        await using var reader = NewClient(null, BridgeFormat.MessagePack, o => o.Uris = [workerA.WebSocketUrl, workerB.WebSocketUrl]);
         reader.StateChanged += (_, e) => states.Enqueue(e);
         await reader.ConnectAsync();
         Assert.Equal(workerA.Id, reader.ServerId);
         var subscription = await reader.JoinAsync(room);
 
-        await using var publisher = Client(workerB.WebSocketUrl, BridgeFormat.Json);
+        await using var publisher = NewClient(workerB.WebSocketUrl, BridgeFormat.Json);
         await publisher.ConnectAsync();
         const int Total = 150;
         var acks = new List<Ack>();
@@ -94,9 +94,9 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
             }
         });
 
-        await Eventually.TrueAsync(() => acks.Count >= 40, Timeout, "the publisher got going");
+        await Eventually.TrueAsync(() => acks.Count >= 40, WaitLimit, "the publisher got going");
         await workerA.DisposeAsync(); // 1012 with reconnect_after_ms ≤ 300
-        await publishing.WaitAsync(Timeout);
+        await publishing.WaitAsync(WaitLimit);
 
         var messages = await ReadAsync(subscription, Total);
         Assert.Equal(acks.Select(a => a.Seq), messages.Select(m => m.Seq));
@@ -120,7 +120,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         await using var workerB = await WorkerHost.StartAsync(nats.Server);
         var room = Names.Room("q");
         var target = workerA.WebSocketUrl;
-        await using var client = Client(null, BridgeFormat.Json, o =>
+        await using var client = NewClient(null, BridgeFormat.Json, o =>
         {
             o.UriProvider = _ => ValueTask.FromResult(Volatile.Read(ref target));
             o.ReconnectMinDelay = TimeSpan.FromMilliseconds(50);
@@ -128,12 +128,12 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
             o.MaxQueuedPublishes = 25;
         });
         await client.ConnectAsync();
-        await using var watcher = Client(workerB.WebSocketUrl, BridgeFormat.Json);
+        await using var watcher = NewClient(workerB.WebSocketUrl, BridgeFormat.Json);
         await watcher.ConnectAsync();
         var watched = await watcher.JoinAsync(room);
 
         await workerA.DisposeAsync(); // the client's worker is gone and its URL refuses connections
-        await Eventually.TrueAsync(() => client.State == ConnectionState.Reconnecting, Timeout);
+        await Eventually.TrueAsync(() => client.State == ConnectionState.Reconnecting, WaitLimit);
         var publishes = Enumerable.Range(0, 25).Select(i => client.PublishAsync(room, "queued.message", new { n = i })).ToList();
         var overflow = await Assert.ThrowsAsync<BridgeException>(() => client.PublishAsync(room, "queued.message", new { n = 99 }));
         Assert.Equal("queue_full", overflow.Code);
@@ -143,7 +143,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Equal(25, client.PendingPublishes);
 
         Volatile.Write(ref target, workerB.WebSocketUrl);
-        var acks = await Task.WhenAll(publishes).WaitAsync(Timeout);
+        var acks = await Task.WhenAll(publishes).WaitAsync(WaitLimit);
         Assert.Equal(acks.Select(a => a.Seq).Order(), acks.Select(a => a.Seq)); // stored in the order published
         Assert.All(acks, a => Assert.False(a.Duplicate));
         Assert.Equal(0, client.PendingPublishes);
@@ -155,104 +155,11 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
     }
 
     [Fact]
-    public async Task Token_expiry_4001_makes_the_client_fetch_a_new_token_and_resume()
-    {
-        using var tokens = new Tokens();
-        await using var worker = await WorkerHost.StartAsync(nats.Server, tokens.WorkerSettings());
-        var room = Names.Room("tk");
-        var issued = 0;
-        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = Client(worker.WebSocketUrl, BridgeFormat.Json, o =>
-        {
-            o.TokenProvider = _ =>
-            {
-                // The first token runs out within ~2-3 s (exp has whole seconds), the next ones last.
-                var lifetime = Interlocked.Increment(ref issued) == 1 ? TimeSpan.FromSeconds(3) : TimeSpan.FromMinutes(10);
-                return ValueTask.FromResult<string?>(tokens.Create("alice", expiresIn: lifetime, subRooms: [room]));
-            };
-            o.RefreshBeforeExpiry = TimeSpan.Zero; // no auth.refresh: let the server close with 4001
-        });
-        client.StateChanged += (_, e) => states.Enqueue(e);
-        await client.ConnectAsync();
-        Assert.Equal("alice", client.User);
-        var subscription = await client.JoinAsync(room);
-
-        await using var publisher = Client(worker.WebSocketUrl, BridgeFormat.Json, o =>
-            o.TokenProvider = _ => ValueTask.FromResult<string?>(tokens.Create("bob", pubRooms: [room])));
-        await publisher.ConnectAsync();
-        var before = await publisher.PublishAsync(room, "chat.message", new { text = "before" });
-        await Eventually.TrueAsync(() => states.Any(s => s.CloseCode == CloseCodes.TokenExpired), TimeSpan.FromSeconds(10), "closed with 4001");
-        var during = await publisher.PublishAsync(room, "chat.message", new { text = "during" }); // maybe while reconnecting
-        await Eventually.TrueAsync(() => client.State == ConnectionState.Open, Timeout);
-        var after = await publisher.PublishAsync(room, "chat.message", new { text = "after" });
-
-        var messages = await ReadAsync(subscription, 3);
-        Assert.Equal([before.Seq, during.Seq, after.Seq], messages.Select(m => m.Seq));
-        Assert.Equal("bob", messages[0].From);
-        Assert.Equal(2, Volatile.Read(ref issued));
-        var reconnect = Assert.Single(states, s => s.State == ConnectionState.Reconnecting);
-        Assert.Equal(CloseCodes.TokenExpired, reconnect.CloseCode);
-        Assert.Equal(TimeSpan.Zero, reconnect.Delay); // a new token: at once, no backoff
-    }
-
-    [Fact]
-    public async Task A_token_is_renewed_with_auth_refresh_before_it_expires_and_the_connection_stays()
-    {
-        using var tokens = new Tokens();
-        await using var worker = await WorkerHost.StartAsync(nats.Server, tokens.WorkerSettings());
-        var issued = 0;
-        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = Client(worker.WebSocketUrl, BridgeFormat.MessagePack, o =>
-        {
-            o.TokenProvider = _ =>
-            {
-                Interlocked.Increment(ref issued);
-                return ValueTask.FromResult<string?>(tokens.Create("carol", expiresIn: TimeSpan.FromSeconds(3)));
-            };
-            o.RefreshBeforeExpiry = TimeSpan.FromSeconds(2);
-        });
-        client.StateChanged += (_, e) => states.Enqueue(e);
-        await client.ConnectAsync();
-        var connection = client.ConnectionId;
-
-        // Past the first token's expiry (≤ 3 s): without auth.refresh the server would have closed with 4001.
-        await Task.Delay(TimeSpan.FromSeconds(4));
-        Assert.True(Volatile.Read(ref issued) >= 2, $"tokens issued: {issued}");
-        Assert.Equal([ConnectionState.Connecting, ConnectionState.Open], states.Select(s => s.State));
-        Assert.Equal(connection, client.ConnectionId);
-        var ack = await client.PublishAsync("user.carol", "note.saved", new { ok = true });
-        Assert.True(ack.Seq > 0);
-    }
-
-    [Fact]
-    public async Task A_refused_token_without_a_new_one_closes_the_client_for_good()
-    {
-        using var tokens = new Tokens();
-        await using var worker = await WorkerHost.StartAsync(nats.Server, tokens.WorkerSettings());
-        var expired = tokens.Create("dave", expiresIn: TimeSpan.FromMinutes(-5), notBefore: DateTime.UtcNow.AddMinutes(-10));
-        var asked = 0;
-        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = Client(worker.WebSocketUrl, BridgeFormat.Json, o => o.TokenProvider = _ =>
-        {
-            Interlocked.Increment(ref asked);
-            return ValueTask.FromResult<string?>(expired);
-        });
-        client.StateChanged += (_, e) => states.Enqueue(e);
-
-        var refused = await Assert.ThrowsAsync<BridgeException>(() => client.ConnectAsync().WaitAsync(Timeout));
-        Assert.Equal(ErrorCodes.Unauthorized, refused.Code);
-        Assert.Equal(ConnectionState.Closed, client.State);
-        Assert.Equal(401, states.Last().HttpStatus);
-        Assert.Equal(2, Volatile.Read(ref asked)); // once to connect, once after the 401: same token, so no retry
-        Assert.Equal(ErrorCodes.Unauthorized, (await Assert.ThrowsAsync<BridgeException>(() => client.PublishAsync("user.dave", "a.b", 1))).Code);
-    }
-
-    [Fact]
     public async Task A_resume_from_a_position_the_room_does_not_hold_is_reported_as_truncated()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var room = Names.Room("tr");
-        await using var client = Client(worker.WebSocketUrl, BridgeFormat.Json);
+        await using var client = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
         await client.ConnectAsync();
         var kept = await client.PublishAsync(room, "chat.message", new { text = "kept" });
         var elsewhere = await client.PublishAsync(Names.Room("other"), "chat.message", new { text = "another room" });
@@ -263,7 +170,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Equal(kept.Seq, Assert.Single(state.Messages).Seq);
 
         // A resume from a stored position of the room is not truncated, and replays what came after it.
-        await using var other = Client(worker.WebSocketUrl, BridgeFormat.Json);
+        await using var other = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
         await other.ConnectAsync();
         var later = await other.PublishAsync(room, "chat.message", new { text = "later" });
         var resumed = await other.JoinAsync(room, since: kept.Seq);
@@ -279,7 +186,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         var accepts = new ConcurrentQueue<long>();
-        using var stop = new CancellationTokenSource(Timeout);
+        using var stop = new CancellationTokenSource(WaitLimit);
         var accepting = Task.Run(async () =>
         {
             try
@@ -305,7 +212,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         });
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
         var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        await using (var client = Client(new Uri($"ws://127.0.0.1:{port}/ws"), BridgeFormat.Json, o =>
+        await using (var client = NewClient(new Uri($"ws://127.0.0.1:{port}/ws"), BridgeFormat.Json, o =>
         {
             o.ReconnectMinDelay = TimeSpan.FromMilliseconds(40);
             o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(200);
@@ -314,7 +221,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         {
             client.StateChanged += (_, e) => states.Enqueue(e);
             _ = client.ConnectAsync();
-            await Eventually.TrueAsync(() => accepts.Count >= 6, Timeout);
+            await Eventually.TrueAsync(() => accepts.Count >= 6, WaitLimit);
         }
 
         await stop.CancelAsync();
@@ -350,16 +257,16 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Null(Bridge.Client.Protocol.Backoff.ReconnectAfter(null));
     }
 
-    private static BridgeClient Client(Uri? uri, BridgeFormat format, Action<BridgeClientOptions>? configure = null)
+    internal static BridgeClient NewClient(Uri? uri, BridgeFormat format, Action<BridgeClientOptions>? configure = null)
     {
         var options = new BridgeClientOptions { Uri = uri, Format = format };
         configure?.Invoke(options);
         return new BridgeClient(options);
     }
 
-    private static async Task<List<BridgeMessage>> ReadAsync(RoomSubscription subscription, int count)
+    internal static async Task<List<BridgeMessage>> ReadAsync(RoomSubscription subscription, int count)
     {
-        using var cts = new CancellationTokenSource(Timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         var messages = new List<BridgeMessage>();
         try
         {
