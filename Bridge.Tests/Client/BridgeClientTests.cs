@@ -257,6 +257,57 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Null(Bridge.Client.Protocol.Backoff.ReconnectAfter(null));
     }
 
+    [Fact]
+    public async Task Readme_example_runs_against_a_real_worker()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        string? token = null; // the test worker allows anonymous users
+        var received = new List<BridgeMessage>();
+        Ack? stored = null;
+
+        async Task Example()
+        {
+            // ---- README.md "Use it from .NET" (the URL is the test worker's) ----
+            await using var client = new BridgeClient(new BridgeClientOptions
+            {
+                Uri = worker.WebSocketUrl, // or Uris = [a, b]: the next worker after a drop
+                Format = BridgeFormat.MessagePack,
+                TokenProvider = ct => ValueTask.FromResult<string?>(token), // a JWT; null in development
+            });
+            client.StateChanged += (_, e) => Console.WriteLine($"{e.State} {e.CloseCode} {e.Delay}");
+            await client.ConnectAsync();
+
+            var room = await client.JoinAsync("demo"); // kept across reconnects, resumed from its last seq
+            room.Joined += (_, join) => { if (join.Truncated) Console.WriteLine("history lost: call SyncAsync"); };
+            var ack = await client.PublishAsync("demo", "chat.message", new { text = "hi" }); // queued while offline
+            Console.WriteLine($"stored as seq {ack.Seq}");
+
+            await foreach (var message in room.ReadAllAsync())
+            {
+                Console.WriteLine($"#{message.Seq} {message.From}: {message.Payload}");
+                received.Add(message);
+                if (message.Id == ack.Id) break;
+            }
+
+            stored = ack;
+        }
+
+        await Example().WaitAsync(WaitLimit);
+        Assert.Equal(stored!.Seq, received.Last().Seq);
+        Assert.Equal("hi", received.Last().Payload!.Value.GetProperty("text").GetString());
+
+        // The README shows this code: every line of its example is a line of this test.
+        var readme = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "README.md"));
+        var block = readme[readme.IndexOf("<!-- dotnet-example:", StringComparison.Ordinal)..];
+        block = block[(block.IndexOf("```csharp", StringComparison.Ordinal) + 9)..];
+        block = block[..block.IndexOf("```", StringComparison.Ordinal)];
+        var source = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "Bridge.Tests", "Client", "BridgeClientTests.cs"));
+        foreach (var line in block.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0))
+        {
+            Assert.Contains(line.Replace("new Uri(\"ws://127.0.0.1:8080/ws\")", "worker.WebSocketUrl", StringComparison.Ordinal), source, StringComparison.Ordinal);
+        }
+    }
+
     internal static BridgeClient NewClient(Uri? uri, BridgeFormat format, Action<BridgeClientOptions>? configure = null)
     {
         var options = new BridgeClientOptions { Uri = uri, Format = format };
