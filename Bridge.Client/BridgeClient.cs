@@ -894,6 +894,7 @@ public sealed class BridgeClient : IAsyncDisposable
         }
 
         var info = new RoomJoinInfo(envelope.Room, seq, (int)(envelope.PayloadInt64("replayed") ?? 0), envelope.PayloadBool("truncated"));
+        subscription.LastJoin = info; // before JoinAsync returns
         subscription.FirstJoin.TrySetResult();
         live?.TrySetResult();
         try
@@ -1136,29 +1137,41 @@ public sealed class BridgeClient : IAsyncDisposable
         return request;
     }
 
+    /// <summary>Sends an idempotent request (sync, presence) on the open connection; a connection lost before the
+    /// answer came is waited out and the request sent again on the next one.</summary>
     private async Task<Envelope> RequestAsync(RequestKind kind, string type, string room, byte[]? payload, CancellationToken ct)
     {
-        Task<Connection> ready;
-        lock (Gate)
+        while (true)
         {
-            ThrowIfClosedLocked();
-            ready = _ready.Task;
-        }
-
-        var connection = await ready.WaitAsync(ct).ConfigureAwait(false);
-        PendingRequest request;
-        lock (Gate)
-        {
-            if (_connection != connection)
+            Task<Connection> ready;
+            lock (Gate)
             {
-                throw new BridgeException("disconnected", "the connection ended before the request was sent");
+                ThrowIfClosedLocked();
+                ready = _ready.Task;
             }
 
-            request = AddRequestLocked(connection, kind, room);
-            connection.Enqueue(new OutboundFrame(type, room, request.Id, payload));
-        }
+            var connection = await ready.WaitAsync(ct).ConfigureAwait(false);
+            PendingRequest request;
+            lock (Gate)
+            {
+                if (_connection != connection || connection.Token.IsCancellationRequested)
+                {
+                    continue;
+                }
 
-        return await request.Completion.Task.WaitAsync(ct).ConfigureAwait(false);
+                request = AddRequestLocked(connection, kind, room);
+                connection.Enqueue(new OutboundFrame(type, room, request.Id, payload));
+            }
+
+            try
+            {
+                return await request.Completion.Task.WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (BridgeException ex) when (ex.Code == "disconnected")
+            {
+                // The next connection answers.
+            }
+        }
     }
 
     private void ThrowIfClosedLocked()

@@ -77,7 +77,8 @@ public sealed class BridgeClientOptions
     /// dead connection is noticed). <see cref="TimeSpan.Zero"/> turns it off. Default 15 s.</summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Serializer options for payloads (<see cref="BridgeClient.PublishAsync{T}"/>, <see cref="BridgeMessage.PayloadAs{T}"/>).</summary>
+    /// <summary>Serializer options for <see cref="BridgeClient.PublishAsync{T}"/> payloads (default: the web defaults,
+    /// camelCase, which <see cref="BridgeMessage.PayloadAs{T}"/> also uses unless given other options).</summary>
     public JsonSerializerOptions JsonSerializerOptions { get; set; } = new(JsonSerializerDefaults.Web);
 
     /// <summary>Clock for delays and timeouts; tests pass a fake one.</summary>
