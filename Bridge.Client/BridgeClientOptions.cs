@@ -1,0 +1,116 @@
+using System.Text.Json;
+
+namespace Bridge.Client;
+
+/// <summary>Wire format of the WebSocket connection (its subprotocol).</summary>
+public enum BridgeFormat
+{
+    /// <summary><c>bridge.v1.json</c>: text frames, one JSON envelope each.</summary>
+    Json,
+
+    /// <summary><c>bridge.v1.msgpack</c>: binary frames, one MessagePack map each.</summary>
+    MessagePack,
+}
+
+/// <summary>Settings of a <see cref="BridgeClient"/>. Checked when the client is created.</summary>
+public sealed class BridgeClientOptions
+{
+    /// <summary>
+    /// The worker to connect to: <c>ws://host:port/ws</c>, or the worker's base URL (<c>http://host:port</c>,
+    /// mapped to <c>ws://host:port/ws</c>). Ignored when <see cref="Uris"/> or <see cref="UriProvider"/> is set.
+    /// </summary>
+    public Uri? Uri { get; set; }
+
+    /// <summary>Several workers, tried in turn: every connection attempt takes the next one, so a client whose
+    /// worker went away (close 1012) reconnects to another.</summary>
+    public IReadOnlyList<Uri>? Uris { get; set; }
+
+    /// <summary>Asked for the URL before every connection attempt (service discovery, a load balancer's
+    /// address...). Wins over <see cref="Uri"/> and <see cref="Uris"/>.</summary>
+    public Func<CancellationToken, ValueTask<Uri>>? UriProvider { get; set; }
+
+    /// <summary>Subprotocol: JSON (default) or MessagePack. Payloads are JSON values to the application either way.</summary>
+    public BridgeFormat Format { get; set; } = BridgeFormat.Json;
+
+    /// <summary>
+    /// Returns the access token (a JWT, sent as the <c>access_token</c> query parameter), or null for none. Asked
+    /// before the first connection, when the server refuses the token (close 4001/4003, HTTP 401/403: only a token
+    /// different from the current one brings a reconnect, otherwise the client closes), and
+    /// <see cref="RefreshBeforeExpiry"/> before the token's <c>exp</c>.
+    /// </summary>
+    public Func<CancellationToken, ValueTask<string?>>? TokenProvider { get; set; }
+
+    /// <summary>Renew the token this long before its <c>exp</c> and send it with <c>auth.refresh</c>, so the
+    /// connection is not closed with 4001. <see cref="TimeSpan.Zero"/> turns renewal off. Default 30 s.</summary>
+    public TimeSpan RefreshBeforeExpiry { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Ceiling of the first retry's random delay. Attempt n waits uniform(0, min(max, min·2ⁿ)). Default 0.5 s.</summary>
+    public TimeSpan ReconnectMinDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Largest delay between reconnect attempts. Default 20 s.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Most publishes waiting for their ack (queued while disconnected, or in flight); beyond it
+    /// <see cref="BridgeClient.PublishAsync{T}"/> throws <see cref="BridgeException"/> <c>queue_full</c>. Default 1000.</summary>
+    public int MaxQueuedPublishes { get; set; } = 1000;
+
+    /// <summary>Messages buffered per room for <see cref="RoomSubscription.ReadAllAsync"/>. When full, the client
+    /// stops reading the socket until the application catches up (the server may then close with 4008, and the
+    /// client resumes). Default 1024.</summary>
+    public int RoomBufferCapacity { get; set; } = 1024;
+
+    /// <summary>A publish (or request) without an answer after this long is taken as a dead connection: the client
+    /// reconnects and sends it again with the same id. Default 20 s.</summary>
+    public TimeSpan AckTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>A connection that has not said <c>welcome</c> after this long counts as failed. Default 10 s.</summary>
+    public TimeSpan OpenTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary><c>publish_failed</c> / <c>rate_limited</c> answers retried (same id) before the publish fails. Default 5.</summary>
+    public int MaxPublishAttempts { get; set; } = 5;
+
+    /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB); a larger
+    /// publish throws <c>frame_too_big</c> before it is queued.</summary>
+    public int MaxFrameBytes { get; set; } = 65_536;
+
+    /// <summary>Client-side WebSocket ping interval (the client expects a pong within the same time, so a silent
+    /// dead connection is noticed). <see cref="TimeSpan.Zero"/> turns it off. Default 15 s.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Serializer options for <see cref="BridgeClient.PublishAsync{T}"/> payloads (default: the web defaults,
+    /// camelCase, which <see cref="BridgeMessage.PayloadAs{T}"/> also uses unless given other options).</summary>
+    public JsonSerializerOptions JsonSerializerOptions { get; set; } = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Clock for delays and timeouts; tests pass a fake one.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Random source in [0, 1) for the backoff jitter; tests pass a fixed one.</summary>
+    public Func<double> Random { get; set; } = System.Random.Shared.NextDouble;
+
+    internal void Validate()
+    {
+        if (UriProvider is null && (Uris is null || Uris.Count == 0) && Uri is null)
+        {
+            throw new ArgumentException("BridgeClientOptions: set Uri, Uris or UriProvider.");
+        }
+
+        if (ReconnectMinDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectMinDelay)
+        {
+            throw new ArgumentException("BridgeClientOptions: need 0 < ReconnectMinDelay <= ReconnectMaxDelay.");
+        }
+
+        if (MaxQueuedPublishes < 1 || RoomBufferCapacity < 1 || MaxPublishAttempts < 1 || MaxFrameBytes < 256)
+        {
+            throw new ArgumentException("BridgeClientOptions: MaxQueuedPublishes, RoomBufferCapacity and MaxPublishAttempts must be at least 1, MaxFrameBytes at least 256.");
+        }
+
+        if (AckTimeout <= TimeSpan.Zero || OpenTimeout <= TimeSpan.Zero || RefreshBeforeExpiry < TimeSpan.Zero || KeepAliveInterval < TimeSpan.Zero)
+        {
+            throw new ArgumentException("BridgeClientOptions: AckTimeout and OpenTimeout must be positive; RefreshBeforeExpiry and KeepAliveInterval not negative.");
+        }
+
+        ArgumentNullException.ThrowIfNull(JsonSerializerOptions);
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+        ArgumentNullException.ThrowIfNull(Random);
+    }
+}

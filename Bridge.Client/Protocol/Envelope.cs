@@ -1,0 +1,47 @@
+using System.Text.Json;
+
+namespace Bridge.Client.Protocol;
+
+/// <summary>A frame from the server, in either format, with its payload as JSON (or bytes when binary).</summary>
+internal sealed class Envelope
+{
+    public string? Type { get; set; }
+
+    public string? Room { get; set; }
+
+    public string? Id { get; set; }
+
+    public ulong? Seq { get; set; }
+
+    public long? Ts { get; set; }
+
+    public string? From { get; set; }
+
+    public JsonElement? Payload { get; set; }
+
+    public byte[]? Binary { get; set; }
+
+    /// <summary><c>room.state</c>: its messages, decoded like room messages (binary payloads kept).</summary>
+    public List<Envelope>? Messages { get; set; }
+
+    public string? PayloadString(string name) =>
+        Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    public bool PayloadBool(string name) =>
+        Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
+
+    public long? PayloadInt64(string name) =>
+        Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : null;
+
+    public BridgeMessage ToMessage() => new()
+    {
+        Type = Type!,
+        Room = Room!,
+        Id = Id,
+        Seq = Seq ?? 0,
+        Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(Ts ?? 0),
+        From = From,
+        Payload = Binary is null ? Payload : null,
+        BinaryPayload = Binary,
+    };
+}
