@@ -23,6 +23,7 @@ internal static class Catalog
                          worker memory per idle WebSocket; --profile: gcdump + counters before/after, bytes by type
           cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
+          publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -137,6 +138,20 @@ internal static class Catalog
                 a.String("--join") == "shared" ? IdleJoin.Shared : IdleJoin.None,
                 a.Has("--profile"),
                 a.Seconds("--hold-seconds", 0));
+
+            case "publish-path":
+            {
+                var messages = a.Int("--messages", 20_000);
+                return new PublishPathScenario(new ScenarioSpec("publish-path", "many rooms: JetStream publish alone vs delivered/s, same run")
+                {
+                    WarmUp = TimeSpan.FromSeconds(2),
+                    Duration = TimeSpan.FromSeconds(30),
+                    MaxTime = TimeSpan.FromMinutes(4),
+                    Load = [new KeepConstant(100), new Burst(messages)],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, configuration, a.Int("--rooms", 10_000), messages);
+            }
 
             case "presence":
             {
