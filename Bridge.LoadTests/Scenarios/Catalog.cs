@@ -19,9 +19,11 @@ internal static class Catalog
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 3  healthy p99 with clients that never read
-          idle           --connections 20000 --max-kb 64                                  worker memory per idle WebSocket
+          idle           --connections 20000 --max-kb 64 [--join shared] [--profile] [--hold-seconds 0]
+                         worker memory per idle WebSocket; --profile: gcdump + counters before/after, bytes by type
           cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
+          publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -126,12 +128,30 @@ internal static class Catalog
             case "idle":
                 return new IdleConnectionsScenario(new ScenarioSpec("idle", "worker memory per idle WebSocket")
                 {
-                    Duration = TimeSpan.FromSeconds(3),
-                    MaxTime = TimeSpan.FromMinutes(5),
+                    Duration = a.Seconds("--settle-seconds", 3),
+                    MaxTime = TimeSpan.FromMinutes(5) + a.Seconds("--hold-seconds", 0),
                     Load = [new KeepConstant(a.Int("--connections", 20_000))],
                     Thresholds = [Threshold.Zero("errors"), Threshold.Zero("closed_while_idle"), Threshold.AtMost("kb_per_connection", a.Double("--max-kb", 64), "KB")],
                     Command = command,
-                }, () => new BridgeTarget(configuration, BridgeTransport.Json));
+                },
+                () => new BridgeTarget(configuration, BridgeTransport.Json),
+                a.String("--join") == "shared" ? IdleJoin.Shared : IdleJoin.None,
+                a.Has("--profile"),
+                a.Seconds("--hold-seconds", 0));
+
+            case "publish-path":
+            {
+                var messages = a.Int("--messages", 20_000);
+                return new PublishPathScenario(new ScenarioSpec("publish-path", "many rooms: JetStream publish alone vs delivered/s, same run")
+                {
+                    WarmUp = TimeSpan.FromSeconds(2),
+                    Duration = TimeSpan.FromSeconds(30),
+                    MaxTime = TimeSpan.FromMinutes(4),
+                    Load = [new KeepConstant(100), new Burst(messages)],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, configuration, a.Int("--rooms", 10_000), messages);
+            }
 
             case "presence":
             {

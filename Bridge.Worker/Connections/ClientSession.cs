@@ -15,10 +15,17 @@ internal sealed record CloseRequest(int Code, string Reason);
 internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
-    private readonly ConcurrentDictionary<string, RoomMembership> _rooms = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _backgroundSlots;
+
+    // Sized for an idle connection, which is most of them (docs/benchmarks.md, memory per idle WebSocket): the
+    // defaults (31 buckets, one lock per CPU) cost ~0.4 KB per connection on 2 cores and more on bigger machines.
+    // One lock is enough: a connection's rooms change from its own receive loop and its few background joins.
+    private readonly ConcurrentDictionary<string, RoomMembership> _rooms = new(concurrencyLevel: 1, capacity: 1, StringComparer.Ordinal);
+    private readonly int _maxConcurrentRequests;
     private readonly Lock _backgroundGate = new();
-    private readonly HashSet<Task> _background = [];
+
+    // Created by the first background request (a join with replay, a sync): idle connections never need them.
+    private SemaphoreSlim? _backgroundSlots;
+    private HashSet<Task>? _background;
     private CloseRequest? _closeRequest;
     private int _closeRequested;
     private UserIdentity _identity;
@@ -27,7 +34,8 @@ internal sealed class ClientSession
     public ClientSession(string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket")
     {
         Transport = transport;
-        _backgroundSlots = new SemaphoreSlim(maxConcurrentRequests, maxConcurrentRequests);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentRequests, 1);
+        _maxConcurrentRequests = maxConcurrentRequests;
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(codec);
@@ -71,7 +79,8 @@ internal sealed class ClientSession
     /// </summary>
     public async ValueTask StartBackgroundAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken)
     {
-        await _backgroundSlots.WaitAsync(cancellationToken);
+        var slots = BackgroundSlots();
+        await slots.WaitAsync(cancellationToken);
         Task task;
         lock (_backgroundGate)
         {
@@ -83,10 +92,10 @@ internal sealed class ClientSession
                 }
                 finally
                 {
-                    _backgroundSlots.Release();
+                    slots.Release();
                 }
             }, CancellationToken.None);
-            _background.Add(task);
+            (_background ??= []).Add(task);
         }
 
         _ = task.ContinueWith(
@@ -95,7 +104,7 @@ internal sealed class ClientSession
                 var session = (ClientSession)state!;
                 lock (session._backgroundGate)
                 {
-                    session._background.Remove(t);
+                    session._background?.Remove(t);
                 }
             },
             this,
@@ -104,13 +113,21 @@ internal sealed class ClientSession
             TaskScheduler.Default);
     }
 
+    private SemaphoreSlim BackgroundSlots()
+    {
+        lock (_backgroundGate)
+        {
+            return _backgroundSlots ??= new SemaphoreSlim(_maxConcurrentRequests, _maxConcurrentRequests);
+        }
+    }
+
     /// <summary>Waits for the background requests to finish (they observe <see cref="Closing"/>).</summary>
     public async Task DrainBackgroundAsync()
     {
         Task[] pending;
         lock (_backgroundGate)
         {
-            pending = [.. _background];
+            pending = _background is null ? [] : [.. _background];
         }
 
         try

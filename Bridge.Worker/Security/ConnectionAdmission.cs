@@ -3,6 +3,7 @@ using Bridge.Contracts;
 using Bridge.Worker.Limits;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Transports.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Security;
@@ -164,14 +165,26 @@ internal sealed partial class ConnectionAdmission(
             return header[Bearer.Length..].Trim();
         }
 
-        var query = request.Query[TokenQueryParameter];
-        if (query.Count > 1)
+        // Read from the raw query, not request.Query: the parsed collection (with a second copy of the token) would
+        // stay cached on the request, and a WebSocket's request lives as long as the connection (~0.7 KB each).
+        string? token = null;
+        foreach (var pair in new QueryStringEnumerable(request.QueryString.Value))
         {
-            malformed = $"{TokenQueryParameter} given more than once";
-            return null;
+            if (!pair.DecodeName().Span.Equals(TokenQueryParameter, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (token is not null)
+            {
+                malformed = $"{TokenQueryParameter} given more than once";
+                return null;
+            }
+
+            token = pair.DecodeValue().ToString();
         }
 
-        return string.IsNullOrEmpty(query.ToString()) ? null : query.ToString();
+        return string.IsNullOrEmpty(token) ? null : token;
     }
 
     private IResult Unauthorized(HttpContext context, string reason, string message)
