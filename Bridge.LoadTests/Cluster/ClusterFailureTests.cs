@@ -44,16 +44,27 @@ internal static class ClusterFailureTests
                       (only is null ? "" : $" --only {only}");
         var report = new FailureReport(command, options);
         var total = Stopwatch.StartNew();
-        LocalCluster cluster;
-        try
+        // A fresh 3-node JetStream cluster on a loaded machine sometimes keeps one peer out of the meta group past
+        // the 30 s formation wait (seen twice in ~10 runs; the servers were healthy and routed). That is start-up
+        // of the test bed, not a failure under test: start it again, at most three times in all.
+        LocalCluster? cluster = null;
+        for (var attempt = 1; cluster is null; attempt++)
         {
-            cluster = await LocalCluster.StartAsync(configuration, cancellationToken);
+            try
+            {
+                cluster = await LocalCluster.StartAsync(configuration, cancellationToken);
+            }
+            catch (TimeoutException ex) when (attempt < 3)
+            {
+                Console.Error.WriteLine($"the local cluster did not form (attempt {attempt} of 3), starting it again: {ex.Message.Split(Environment.NewLine)[0]}");
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
+            {
+                Console.Error.WriteLine($"the local cluster did not start: {ex.Message}");
+                return false;
+            }
         }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
-        {
-            Console.Error.WriteLine($"the local cluster did not start: {ex.Message}");
-            return false;
-        }
+
 
         report.StartupTime = total.Elapsed;
         // --keep: leave the cluster's folder (logs of every process, nginx's access log) for a look afterwards.
