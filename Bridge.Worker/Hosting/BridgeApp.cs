@@ -10,6 +10,7 @@ using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
 using Bridge.Worker.Transports.WebSockets;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
@@ -37,6 +38,11 @@ internal static class BridgeApp
                 o.IncludeScopes = true;
             });
         }
+
+        // A failed start is reported by WorkerStartup in one line; the host's own record (a stack trace) is dropped.
+        var console = builder.Services.Single(d => d.ServiceType == typeof(ILoggerProvider) && d.ImplementationType == typeof(ConsoleLoggerProvider));
+        builder.Services.Remove(console);
+        builder.Services.AddSingleton<ILoggerProvider>(sp => new HostStartFailureFilter(ActivatorUtilities.CreateInstance<ConsoleLoggerProvider>(sp)));
 
         // Request-start logs print the URL, and a URL may carry ?access_token=: tokens never reach the logs.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
