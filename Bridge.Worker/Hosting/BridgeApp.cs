@@ -19,10 +19,14 @@ namespace Bridge.Worker.Hosting;
 /// <summary>Composition root: what the worker is made of and which endpoints it serves.</summary>
 internal static class BridgeApp
 {
-    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="args">Command-line arguments: configuration keys (<c>--Bridge:Nats:Url=…</c>), <c>--urls</c>, <c>--environment</c>.</param>
+    /// <param name="configure">Runs after the worker's own setup (tests replace the logging).</param>
+    /// <param name="contentRoot">Where appsettings*.json are read from. The worker's own folder by default, so they are
+    /// found whatever the working directory; the <c>bridge</c> tool reads a deployment's folder with the worker's
+    /// sources (appsettings, environment variables, command line) to check its configuration and tokens.</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null, string? contentRoot = null)
     {
-        // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = contentRoot ?? AppContext.BaseDirectory });
         builder.Services.AddBridge();
         // Structured logs: JSON lines in production (for the log pipeline), readable lines in development.
         builder.Logging.ClearProviders();
