@@ -261,7 +261,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
     public async Task Readme_example_runs_against_a_real_worker()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
-        string? token = null; // the test worker allows anonymous users
+        string? token = null; // a JWT from your auth server; null for a development worker (make run)
         var received = new List<BridgeMessage>();
         Ack? stored = null;
 
@@ -278,6 +278,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
             await client.ConnectAsync();
 
             var room = await client.JoinAsync("demo"); // kept across reconnects, resumed from its last seq
+            Console.WriteLine($"joined at seq {room.LastJoin!.Seq}"); // this join; Joined reports each rejoin after a reconnect:
             room.Joined += (_, join) => { if (join.Truncated) Console.WriteLine("history lost: call SyncAsync"); };
             var ack = await client.PublishAsync("demo", "chat.message", new { text = "hi" }); // queued while offline
             Console.WriteLine($"stored as seq {ack.Seq}");
@@ -298,7 +299,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
 
         // The README shows this code: every line of its example is a line of this test.
         var readme = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "README.md"));
-        var block = readme[readme.IndexOf("<!-- dotnet-example:", StringComparison.Ordinal)..];
+        var block = readme[readme.IndexOf("<!-- example: dotnet-client ", StringComparison.Ordinal)..];
         block = block[(block.IndexOf("```csharp", StringComparison.Ordinal) + 9)..];
         block = block[..block.IndexOf("```", StringComparison.Ordinal)];
         var source = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "Bridge.Tests", "Client", "BridgeClientTests.cs"));

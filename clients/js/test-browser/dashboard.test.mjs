@@ -151,7 +151,7 @@ test('SSE and long-poll pages (WebSocket switched off) exchange messages through
 
 test("README's browser example runs as written", async () => {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const html = /<!-- browser-example[^>]*-->\s*```html\n([\s\S]*?)```/.exec(readme)?.[1];
+  const html = /<!-- example: browser-client [^>]*-->\s*```html\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(html, 'README has the browser example');
   const page = await browser.newPage();
   const logs = [];
