@@ -8,10 +8,13 @@ public sealed partial class BridgeClient
 {
     /// <summary>
     /// Joins <paramref name="room"/> (now, or once connected) and keeps it joined across reconnects. Completes on the
-    /// room's first <c>room.joined</c> (<see cref="RoomSubscription.LastJoin"/> is set by then).
-    /// <paramref name="since"/> resumes from a position the caller kept (a stream <c>seq</c>, 0 to 2⁶⁴-1; 0 replays
-    /// everything the server still holds): every later message is replayed first. Without it the room is joined live.
-    /// Joining a room already joined returns its subscription and ignores <paramref name="since"/>.
+    /// room's first <c>room.joined</c> (<see cref="RoomSubscription.LastJoin"/> is set by then), or earlier when a
+    /// resume replays more messages than <see cref="BridgeClientOptions.RoomBufferCapacity"/> (the replay comes before
+    /// <c>room.joined</c>): read them to let the rest come; <see cref="RoomSubscription.Joined"/> is raised when
+    /// <c>room.joined</c> follows. <paramref name="since"/> resumes from a position the caller kept (a stream
+    /// <c>seq</c>, 0 to 2⁶⁴-1; 0 replays everything the server still holds): every later message is replayed first.
+    /// Without it the room is joined live. Joining a room already joined returns its subscription and ignores
+    /// <paramref name="since"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="room"/> is not a valid room name (docs/protocol.md §2).</exception>
     /// <exception cref="BridgeException">The server refused the join (its error code: <c>forbidden</c>,

@@ -46,7 +46,11 @@ internal sealed class RoomFeed
 
     public RoomJoinInfo? LastJoin => _lastJoin;
 
-    /// <summary>Completes on the first <c>room.joined</c>; fails when the room ends before it.</summary>
+    /// <summary>
+    /// Completes when <see cref="BridgeClient.JoinAsync"/> returns: on the first <c>room.joined</c>, or earlier when
+    /// the buffer fills before it (a resume replaying more than the buffer holds: the replay comes before
+    /// <c>room.joined</c>, and only the application reading it lets the rest come). Fails when the room ends first.
+    /// </summary>
     public Task FirstJoin => _firstJoin.Task;
 
     public ChannelReader<BridgeMessage> Reader => _buffer.Reader;
@@ -63,13 +67,19 @@ internal sealed class RoomFeed
             return;
         }
 
-        try
+        var item = message();
+        if (!_buffer.Writer.TryWrite(item))
         {
-            await _buffer.Writer.WriteAsync(message(), cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            return; // left meanwhile
+            // Full: only the application can make room, so it must have the subscription now.
+            _firstJoin.TrySetResult();
+            try
+            {
+                await _buffer.Writer.WriteAsync(item, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException)
+            {
+                return; // left meanwhile
+            }
         }
 
         Advance(seq);
