@@ -85,13 +85,15 @@ internal sealed class RoomFeed
         Advance(seq);
     }
 
-    /// <summary>A <c>room.joined</c>: moves the position to its <c>seq</c> (never back), keeps what it said, completes the first join.</summary>
+    /// <summary>A <c>room.joined</c>: moves the position to its <c>seq</c> (never back) and keeps what it said.</summary>
     public void OnJoined(RoomJoinInfo info)
     {
         Advance(info.Seq);
-        _lastJoin = info; // before JoinAsync returns
-        _firstJoin.TrySetResult();
+        _lastJoin = info;
     }
+
+    /// <summary>Lets <see cref="BridgeClient.JoinAsync"/> return (after the first <c>room.joined</c> was taken in).</summary>
+    public void CompleteFirstJoin() => _firstJoin.TrySetResult();
 
     /// <summary>
     /// The room ended: a join still waiting fails with <paramref name="joinError"/>; the buffer completes (the

@@ -38,8 +38,9 @@ public sealed class RoomSubscription : IAsyncDisposable
     public RoomJoinInfo? LastJoin => Feed.LastJoin;
 
     /// <summary>
-    /// Raised on every <c>room.joined</c> of the room: the first join, each resume after a reconnect, and any the
-    /// server sends for the room while it stays joined. When <see cref="RoomJoinInfo.Truncated"/> is true, messages
+    /// Raised on every <c>room.joined</c> of the room that comes after <see cref="BridgeClient.JoinAsync"/> returned
+    /// (<see cref="LastJoin"/> holds the one it returned on): each resume after a reconnect, any the server sends
+    /// for the room while it stays joined, and the first one when a long replay made JoinAsync return before it. When <see cref="RoomJoinInfo.Truncated"/> is true, messages
     /// between the client's position and <see cref="RoomJoinInfo.Seq"/> may be gone (retention dropped them before
     /// they reached this client): rebuild the room's state with <see cref="BridgeClient.SyncAsync"/>. Messages
     /// already in the buffer are still delivered. Runs on the client's receive loop: keep it short; an exception it
@@ -62,7 +63,11 @@ public sealed class RoomSubscription : IAsyncDisposable
 
     internal RoomFeed Feed { get; }
 
-    /// <summary>A <c>room.joined</c>: updates the feed (position, <see cref="LastJoin"/>), then tells the application.</summary>
+    /// <summary>
+    /// A <c>room.joined</c>: updates the feed (position, <see cref="LastJoin"/>), tells the handlers, then lets a
+    /// waiting <see cref="BridgeClient.JoinAsync"/> return: a handler added after it returned sees every later one,
+    /// never the one it returned on.
+    /// </summary>
     internal void OnJoined(RoomJoinInfo info, Action<Exception> handlerFailed)
     {
         Feed.OnJoined(info);
@@ -75,5 +80,7 @@ public sealed class RoomSubscription : IAsyncDisposable
             // An application handler's bug must not break the connection.
             handlerFailed(ex);
         }
+
+        Feed.CompleteFirstJoin();
     }
 }

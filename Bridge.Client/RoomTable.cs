@@ -146,8 +146,8 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
-    /// A <c>room.joined</c>: the join in flight is answered (a live join lets publishes go), and the room's feed
-    /// takes the position. Returns the subscription (to tell the application), or null when the room is not held.
+    /// A <c>room.joined</c>: the join in flight is answered (a live join lets publishes go). Returns the subscription
+    /// (which takes the position and tells the application), or null when the room is not held.
     /// A <c>room.joined</c> for a room already joined (the server may send one when the room's retention dropped
     /// messages this connection had not received) is handled the same way.
     /// </summary>
@@ -168,7 +168,6 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             subscription = entry.Subscription;
         }
 
-        subscription.Feed.OnJoined(info);
         live?.TrySetResult();
         if (info.Truncated)
         {
