@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
 using Bridge.Client.Protocol;
+using Bridge.Contracts;
 using MessagePack;
 using Microsoft.Extensions.Logging;
 
@@ -43,7 +44,7 @@ internal sealed class Connection : IDisposable
         Epoch = epoch;
         Socket = socket;
         Uri = uri;
-        Format = socket.SubProtocol == Bridge.Contracts.Subprotocols.MessagePack ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        Format = socket.SubProtocol == Subprotocols.MessagePack ? BridgeFormat.MessagePack : BridgeFormat.Json;
         _ids = ids;
         _time = time;
         _logger = logger;

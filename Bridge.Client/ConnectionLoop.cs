@@ -43,12 +43,15 @@ internal sealed class ConnectionLoop
         _dispatcher = new FrameDispatcher(rooms, outbox, logger);
     }
 
-    /// <summary>Starts the loop once; later calls do nothing.</summary>
+    /// <summary>Starts the loop once; later calls, and calls once it is stopping, do nothing.</summary>
     public void Start()
     {
         lock (_lock)
         {
-            _run ??= Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+            if (!_stopping)
+            {
+                _run ??= Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+            }
         }
     }
 
@@ -58,10 +61,10 @@ internal sealed class ConnectionLoop
         Task? run;
         lock (_lock)
         {
+            _stopping = true; // the close below ends the connection: no reconnect after it
             run = _run;
         }
 
-        _stopping = true; // the close below ends the connection: no reconnect after it
         if (_status.Current is { } connection)
         {
             await connection.CloseAsync().ConfigureAwait(false);

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Bridge.Client;
 
-/// <summary>A publish waiting for its ack: queued, in flight, or waiting to be retried. Its fields belong to the <see cref="Outbox"/>.</summary>
+/// <summary>A publish waiting for its ack: queued, in flight, or waiting to be retried (its send state is the <see cref="Outbox"/>'s).</summary>
 internal sealed class PendingPublish(string room, string id, byte[] frame)
 {
     public string Room { get; } = room;
@@ -17,18 +17,6 @@ internal sealed class PendingPublish(string room, string id, byte[] frame)
     public Task<Ack> Acked => Completion.Task;
 
     internal TaskCompletionSource<Ack> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>The connection epoch it was last sent on; -1 when it still has to be (re)sent.</summary>
-    internal int SentEpoch { get; set; } = -1;
-
-    internal long SentAt { get; set; }
-
-    internal bool EverSent { get; set; }
-
-    internal int Failures { get; set; }
-
-    /// <summary>After <c>publish_failed</c>: not before this TimeProvider timestamp.</summary>
-    internal long? RetryAt { get; set; }
 }
 
 /// <summary>
@@ -39,8 +27,8 @@ internal sealed class PendingPublish(string room, string id, byte[] frame)
 internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 {
     private readonly Lock _lock = new();
-    private readonly LinkedList<PendingPublish> _queue = new();
-    private readonly Dictionary<string, LinkedListNode<PendingPublish>> _byId = new(StringComparer.Ordinal);
+    private readonly LinkedList<Entry> _queue = new();
+    private readonly Dictionary<string, LinkedListNode<Entry>> _byId = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = options.TimeProvider;
 
     // The connection publishes go out on: set once it is ready (welcomed, live rooms joined).
@@ -79,7 +67,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
                 throw new BridgeException("queue_full", $"{options.MaxQueuedPublishes} publishes are already waiting for their ack", publish.Id);
             }
 
-            _byId[publish.Id] = _queue.AddLast(publish);
+            _byId[publish.Id] = _queue.AddLast(new Entry(publish));
             FlushLocked();
         }
     }
@@ -89,8 +77,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     {
         lock (_lock)
         {
-            if (!publish.EverSent && _byId.Remove(publish.Id, out var node))
+            if (_byId.TryGetValue(publish.Id, out var node) && node.Value.Publish == publish && !node.Value.EverSent)
             {
+                _byId.Remove(publish.Id);
                 _queue.Remove(node);
             }
         }
@@ -116,9 +105,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
                 _connection = null;
             }
 
-            foreach (var publish in _queue)
+            foreach (var entry in _queue)
             {
-                publish.SentEpoch = -1;
+                entry.SentEpoch = -1;
             }
         }
     }
@@ -135,7 +124,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             }
 
             _queue.Remove(node);
-            publish = node.Value;
+            publish = node.Value.Publish;
         }
 
         publish.Completion.TrySetResult(new Ack(publish.Room, publish.Id, seq, duplicate));
@@ -157,14 +146,15 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
                 return false;
             }
 
-            publish = node.Value;
-            publish.SentEpoch = -1;
-            if (error.Code is ErrorCodes.PublishFailed or ErrorCodes.RateLimited && ++publish.Failures < options.MaxPublishAttempts)
+            var entry = node.Value;
+            publish = entry.Publish;
+            entry.SentEpoch = -1;
+            if (error.Code is ErrorCodes.PublishFailed or ErrorCodes.RateLimited && ++entry.Failures < options.MaxPublishAttempts)
             {
                 // May or may not be stored: retry later with the same id (the server answers the original seq if it was).
-                var delay = Backoff.Delay(options, publish.Failures);
-                publish.RetryAt = Backoff.TimestampAfter(_time, delay);
-                logger.PublishRetry(publish.Id, publish.Room, error.Code, publish.Failures, (long)delay.TotalMilliseconds);
+                var delay = Backoff.Delay(options, entry.Failures);
+                entry.RetryAt = Backoff.TimestampAfter(_time, delay);
+                logger.PublishRetry(publish.Id, publish.Room, error.Code, entry.Failures, (long)delay.TotalMilliseconds);
                 return true;
             }
 
@@ -186,15 +176,15 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         lock (_lock)
         {
             long? oldest = null;
-            foreach (var publish in _queue)
+            foreach (var entry in _queue)
             {
-                if (publish.RetryAt is { } at && now >= at)
+                if (entry.RetryAt is { } at && now >= at)
                 {
-                    publish.RetryAt = null;
+                    entry.RetryAt = null;
                 }
-                else if (publish.SentEpoch == connection.Epoch && (oldest is null || publish.SentAt < oldest))
+                else if (entry.SentEpoch == connection.Epoch && (oldest is null || entry.SentAt < oldest))
                 {
-                    oldest = publish.SentAt;
+                    oldest = entry.SentAt;
                 }
             }
 
@@ -210,7 +200,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         lock (_lock)
         {
             _closed ??= error;
-            failed = [.. _queue];
+            failed = [.. _queue.Select(e => e.Publish)];
             _queue.Clear();
             _byId.Clear();
         }
@@ -230,17 +220,37 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
 
         var now = _time.GetTimestamp();
-        foreach (var publish in _queue)
+        foreach (var entry in _queue)
         {
-            if (publish.SentEpoch == connection.Epoch || publish.RetryAt is not null)
+            if (entry.SentEpoch == connection.Epoch || entry.RetryAt is not null)
             {
                 continue;
             }
 
-            connection.Send(publish.Frame);
-            publish.SentEpoch = connection.Epoch;
-            publish.SentAt = now;
-            publish.EverSent = true;
+            connection.Send(entry.Publish.Frame);
+            entry.SentEpoch = connection.Epoch;
+            entry.SentAt = now;
+            entry.EverSent = true;
         }
+    }
+
+    /// <summary>A queued publish and its send state; guarded by the outbox's lock.</summary>
+    private sealed class Entry(PendingPublish publish)
+    {
+        public PendingPublish Publish { get; } = publish;
+
+        /// <summary>The connection epoch it was last sent on; -1 when it still has to be (re)sent.</summary>
+        public int SentEpoch { get; set; } = -1;
+
+        /// <summary>TimeProvider timestamp of the last send.</summary>
+        public long SentAt { get; set; }
+
+        /// <summary>Sent at least once: it may be stored, so cancelling no longer drops it.</summary>
+        public bool EverSent { get; set; }
+
+        public int Failures { get; set; }
+
+        /// <summary>After <c>publish_failed</c>: not before this TimeProvider timestamp.</summary>
+        public long? RetryAt { get; set; }
     }
 }
