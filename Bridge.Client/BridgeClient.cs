@@ -8,14 +8,13 @@ namespace Bridge.Client;
 /// after 4001/4003/HTTP 401, resumes every joined room from its last <c>seq</c> and drops duplicates, and sends
 /// unacknowledged publishes again in order with their original ids, so the server stores each once.
 /// </summary>
-/// <remarks>
-/// Thread-safe. Events run on the client's loops: keep handlers short; exceptions they throw are logged and ignored.
-/// The client is a thin facade: the connection loop (<c>ConnectionLoop</c>), the rooms (<c>RoomTable</c>, one
-/// <c>RoomFeed</c> per room), the publishes (<c>Outbox</c>) and each connection's requests (<c>RequestTracker</c>)
-/// each own their state.
-/// </remarks>
+/// <remarks>Thread-safe. Events run on the client's loops: keep handlers short; exceptions they throw are logged and ignored.</remarks>
 public sealed partial class BridgeClient : IAsyncDisposable
 {
+    // A thin facade: it validates arguments and asks the owners. ConnectionLoop owns the connections (and through them
+    // the socket loops, the watchdog and the token); RoomTable the rooms held and their joins, a RoomFeed each room's
+    // position and buffer; Outbox the publishes waiting for their ack; each Connection's RequestTracker its requests;
+    // ConnectionStatus the state, the current connection and the error the client closed with.
     private readonly BridgeClientOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
