@@ -16,11 +16,7 @@ internal static class GoalTable
     {
         var measured = reports.SelectMany(r => r.Goals.Select(g => (g.Goal, g.Measured, r.Scenario))).ToList();
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"## Goals ({suite})");
-        md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`  ");
-        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Report.MachineLine()}");
-        md.AppendLine();
+        Report.AppendHeading(md, $"Goals ({suite})", command);
         md.AppendLine("| goal | target | measured | result | scenario |");
         md.AppendLine("|---|---|---|---|---|");
         var csv = new List<string> { "goal,target,measured,result,scenario" };
@@ -47,7 +43,8 @@ internal static class GoalTable
         return allMet;
     }
 
-    private static double? Median(List<double> values)
+    /// <summary>The median, or null for no values.</summary>
+    public static double? Median(IReadOnlyList<double> values)
     {
         if (values.Count == 0)
         {

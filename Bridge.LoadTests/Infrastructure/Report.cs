@@ -73,14 +73,20 @@ internal sealed class Report(string scenario, string command)
     public static string MachineLine() =>
         $"{Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
 
-    public string ToMarkdown()
+    /// <summary>A Markdown section's heading: title, the command that made it, the machine.</summary>
+    public static void AppendHeading(StringBuilder sb, string title, string command)
     {
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"## {scenario}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"## {title}");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`  ");
         sb.AppendLine(CultureInfo.InvariantCulture, $"Machine: {MachineLine()}");
         sb.AppendLine();
+    }
+
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        AppendHeading(sb, scenario, command);
         sb.AppendLine("| metric | value |");
         sb.AppendLine("|---|---|");
         foreach (var row in _rows)

@@ -170,16 +170,8 @@ internal static class PeerComparison
     private static double? Ratio(Dictionary<(string, string), List<double>> values, string a, string b, string metric) =>
         Median(values, a, metric) is { } x && Median(values, b, metric) is { } y && y > 0 ? x / y : null;
 
-    private static double? Median(Dictionary<(string, string), List<double>> values, string target, string metric)
-    {
-        if (!values.TryGetValue((target, metric), out var list) || list.Count == 0)
-        {
-            return null;
-        }
-
-        var sorted = list.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
+    private static double? Median(Dictionary<(string, string), List<double>> values, string target, string metric) =>
+        values.TryGetValue((target, metric), out var list) ? GoalTable.Median(list) : null;
 
     private static string Cell(Dictionary<(string, string), List<double>> values, string target, string metric) =>
         Median(values, target, metric) is { } m
