@@ -89,8 +89,13 @@ public sealed class BridgeClientOptions
     /// publish throws <c>frame_too_big</c> before it is queued.</summary>
     public int MaxFrameBytes { get; set; } = 65_536;
 
-    /// <summary>Client-side WebSocket ping interval (the client expects a pong within the same time, so a silent
-    /// dead connection is noticed). <see cref="TimeSpan.Zero"/> turns it off. Default 15 s.</summary>
+    /// <summary>
+    /// Client-side WebSocket ping interval: after this long without data from the server the client sends a ping and
+    /// expects the pong within the same time, so a silent dead connection is noticed. A backlog streaming to a slow
+    /// reader sends no ping (data keeps arriving); an application that stops reading a room for about twice this
+    /// long loses the connection, and the client resumes from the room's position. <see cref="TimeSpan.Zero"/> turns
+    /// it off. Default 15 s.
+    /// </summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Serializer options for <see cref="BridgeClient.PublishAsync{T}"/> payloads (default: the web defaults,
