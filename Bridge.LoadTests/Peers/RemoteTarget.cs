@@ -34,28 +34,7 @@ internal sealed class RemoteTarget(TargetOptions target, BridgeTransport transpo
     {
         var n = Interlocked.Increment(ref _next) - 1;
         var token = await target.Tokens.ForConnectionAsync(n, cancellationToken);
-        var names = rooms.Select(target.Room).ToList();
-        if (transport == BridgeTransport.Sse)
-        {
-            var sse = await SseClient.ConnectAsync(target.Http, names, new DeliveryTracker(stats), token, cancellationToken);
-            await Rooms.WaitAsync(() => sse.Joined >= names.Count, "SSE room.joined", cancellationToken);
-            return sse;
-        }
-
-        var client = await LoadClient.ConnectAsync(target.WebSocket, new LoadClientOptions
-        {
-            MessagePack = transport == BridgeTransport.MessagePack,
-            Token = token,
-            Tracker = new DeliveryTracker(stats),
-            OnClosed = c => { if (c.CloseStatus is { } code and not 1000) stats.Error($"closed by server: {code}"); },
-        }, cancellationToken);
-        for (var i = 0; i < names.Count; i += 100)
-        {
-            await client.JoinAsync(names.Skip(i).Take(100), cancellationToken);
-        }
-
-        await Rooms.WaitAsync(() => client.Joined >= names.Count, "room.joined", cancellationToken);
-        return client;
+        return await BridgeTarget.SubscribeAsync(target.Http, target.WebSocket, transport, [.. rooms.Select(target.Room)], token, stats, cancellationToken);
     }
 
     public async Task<IRoomPublisher> CreatePublisherAsync(ScenarioStats stats, CancellationToken cancellationToken) =>
