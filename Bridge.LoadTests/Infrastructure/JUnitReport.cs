@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text;
+using System.Xml;
 using System.Xml.Linq;
 
 namespace Bridge.LoadTests.Infrastructure;
@@ -58,5 +60,10 @@ internal static class JUnitReport
         return new XDocument(new XDeclaration("1.0", "utf-8", null), suites);
     }
 
-    public static void Write(string path, string name, IReadOnlyList<Report> reports) => Build(name, reports).Save(path);
+    /// <summary>Writes the file as UTF-8 without a byte-order mark (some CI parsers stumble on one).</summary>
+    public static void Write(string path, string name, IReadOnlyList<Report> reports)
+    {
+        using var writer = XmlWriter.Create(path, new XmlWriterSettings { Encoding = new UTF8Encoding(false), Indent = true });
+        Build(name, reports).Save(writer);
+    }
 }

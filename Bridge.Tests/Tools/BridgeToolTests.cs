@@ -143,7 +143,9 @@ public sealed class BridgeToolTests(NatsServerFixture nats) : IClassFixture<Nats
         ], WorkerEnvironment);
         Assert.True(code == 0, output);
 
-        var junit = XDocument.Load(Path.Combine(reports, "fanout.junit.xml"));
+        var junitPath = Path.Combine(reports, "fanout.junit.xml");
+        Assert.Equal((byte)'<', File.ReadAllBytes(junitPath)[0]); // no byte-order mark
+        var junit = XDocument.Load(junitPath);
         var suite = AssertJUnitShape(junit);
         Assert.Equal("0", suite.Attribute("failures")!.Value);
         Assert.Contains(suite.Elements("testcase"), t => t.Attribute("name")!.Value == "delivered >= 1");
