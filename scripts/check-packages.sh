@@ -36,15 +36,23 @@ done
 [ -f "$out/bridge-client-$version.tgz" ] || { say "missing bridge-client-$version.tgz"; exit 1; }
 
 # A worker to talk to: make run's script on free ports, its own data folder.
+# Three distinct free ports, picked in this shell (a $(subshell) would repeat the same $RANDOM each time).
+used=" "
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    [[ "$used" == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    used+="$p "
+    printf -v "$1" '%s' "$p"
+    return
   done
 }
-port="$(free_port)"
-WORKER_URL="http://127.0.0.1:$port" NATS_PORT="$(free_port)" NATS_MONITOR_PORT="$(free_port)" BRIDGE_DATA="$tmp/data" \
+free_port port
+free_port nats_port
+free_port monitor_port
+WORKER_URL="http://127.0.0.1:$port" NATS_PORT="$nats_port" NATS_MONITOR_PORT="$monitor_port" BRIDGE_DATA="$tmp/data" \
   BRIDGE_WORKER_DLL="$root/Bridge.Worker/bin/$config/net10.0/Bridge.Worker.dll" scripts/run.sh >"$tmp/run.log" 2>&1 &
 run_pid=$!
 for _ in $(seq 1 300); do
