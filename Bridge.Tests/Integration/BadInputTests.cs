@@ -128,6 +128,32 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await AssertNothingPublishedAsync();
     }
 
+    [Theory]
+    [InlineData(Subprotocols.Json, WebSocketMessageType.Text)]
+    [InlineData(Subprotocols.Json, WebSocketMessageType.Binary)]
+    [InlineData(Subprotocols.MessagePack, WebSocketMessageType.Binary)]
+    [InlineData(Subprotocols.MessagePack, WebSocketMessageType.Text)]
+    public async Task Each_empty_and_each_whitespace_message_gets_its_own_bad_frame(string protocol, WebSocketMessageType type)
+    {
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, protocol);
+        // Three empty messages and one of whitespace: four frames, four answers (the empty ones used to vanish).
+        foreach (var frame in new[] { ""u8.ToArray(), ""u8.ToArray(), ""u8.ToArray(), " \t\r\n"u8.ToArray() })
+        {
+            await client.SendRawAsync(frame, type);
+        }
+
+        // The publish's ack comes after the answers to every frame sent before it.
+        await client.SendAsync(new() { ["type"] = "chat.message", ["room"] = Names.Room("alive"), ["id"] = "after" });
+        var answers = new List<Frame>();
+        while (answers.LastOrDefault() is not { Type: MessageTypes.Ack })
+        {
+            answers.Add(await client.NextAsync());
+        }
+
+        Assert.Equal(4, answers.Count(f => f.ErrorCode == ErrorCodes.BadFrame));
+        await AssertStillServesAsync(client);
+    }
+
     [Fact]
     public async Task Deeply_nested_msgpack_is_refused_without_exhausting_the_stack()
     {

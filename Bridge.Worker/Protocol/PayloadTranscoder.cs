@@ -15,7 +15,10 @@ internal static class PayloadTranscoder
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
 
-    /// <summary>True when <paramref name="json"/> is exactly one valid JSON value.</summary>
+    /// <summary>
+    /// True when <paramref name="json"/> is exactly one valid JSON value, nested at most <see cref="MaxDepth"/>
+    /// levels, whose strings are all Unicode text (<see cref="UnicodeText"/>): the payloads both codecs can encode.
+    /// </summary>
     public static bool IsValidJson(ReadOnlySpan<byte> json)
     {
         try
@@ -27,7 +30,7 @@ internal static class PayloadTranscoder
             }
 
             reader.Skip();
-            return !reader.Read();
+            return !reader.Read() && UnicodeText.HasOnlyUnicodeStrings(json);
         }
         catch (JsonException)
         {
@@ -142,7 +145,7 @@ internal static class PayloadTranscoder
                 writer.WriteNumberValue(d);
                 break;
             case MessagePackType.String:
-                writer.WriteStringValue(reader.ReadString());
+                writer.WriteStringValue(UnicodeText.ReadString(ref reader));
                 break;
             case MessagePackType.Binary:
                 var bytes = reader.ReadBytes() ?? default;
@@ -168,7 +171,7 @@ internal static class PayloadTranscoder
                         throw new FormatException("payload map keys must be strings");
                     }
 
-                    writer.WritePropertyName(reader.ReadString()!);
+                    writer.WritePropertyName(UnicodeText.ReadString(ref reader));
                     WriteMessagePackAsJson(ref reader, writer, depth + 1);
                 }
 
@@ -182,6 +185,7 @@ internal static class PayloadTranscoder
     /// <summary>
     /// Skips one MessagePack value with the same depth limit as the converters. MessagePackReader.Skip
     /// recurses without a limit, so a frame of nested one-byte arrays could otherwise exhaust the stack.
+    /// Strings are checked as they are skipped: a frame is Unicode text wherever it has a str, as a JSON frame is.
     /// </summary>
     public static void Skip(ref MessagePackReader reader, int depth = 0)
     {
@@ -207,6 +211,9 @@ internal static class PayloadTranscoder
                     Skip(ref reader, depth + 1);
                 }
 
+                break;
+            case MessagePackType.String:
+                UnicodeText.SkipString(ref reader);
                 break;
             default:
                 reader.Skip();
