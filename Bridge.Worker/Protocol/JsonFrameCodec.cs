@@ -193,7 +193,14 @@ internal sealed class JsonFrameCodec : IFrameCodec
         {
             case PayloadKind.Json:
                 writer.WritePropertyName(PayloadKey);
-                // Validated when the message was read off the stream.
+                // Validated when the message was read off the stream. The UTF-8 check (one vectorized pass per message,
+                // not per member) keeps a text frame that is not UTF-8 from ever leaving, whatever went wrong before:
+                // the throw sends the message as binary instead (RoomMessage.GetFrame).
+                if (!UnicodeText.IsUtf8(message.Payload.Span))
+                {
+                    throw new FormatException("the stored JSON payload is not UTF-8");
+                }
+
                 writer.WriteRawValue(message.Payload.Span, skipInputValidation: true);
                 break;
             case PayloadKind.Binary:
