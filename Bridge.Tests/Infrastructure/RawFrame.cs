@@ -256,5 +256,8 @@ public static class Raw
     public static RawValue MK(RawValue key, RawValue value) => new RawValue.Map([(key, value)]);
 
     /// <summary>JSON text for a number no integer type holds; in MessagePack the largest float64.</summary>
-    public static readonly RawValue HugeNumber = new RawValue.Literal("1e400", F(double.MaxValue));
+    public static readonly RawValue HugeNumber = new RawValue.Literal("1e300", F(double.MaxValue));
+
+    /// <summary>JSON text for a number beyond float64's range (MessagePack cannot say it: use only with JSON).</summary>
+    public static readonly RawValue BeyondFloat64 = new RawValue.Literal("-1e400", F(double.MinValue));
 }

@@ -74,7 +74,7 @@ public sealed class UnicodeTextTests
         var frame = Encoding.UTF8.GetBytes("{\"type\":\"chat.message\",\"room\":\"r\",\"payload\":" + payload + "}");
         var decoded = JsonFrameCodec.Instance.Decode(frame, out var error);
         Assert.True(decoded is not null, error.Message);
-        Assert.True(PayloadTranscoder.IsValidJson(decoded.Payload.Span));
+        Assert.True(PayloadTranscoder.IsValidJson(decoded.Payload));
         Assert.Equal(payload, Encoding.UTF8.GetString(decoded.Payload.Span));
     }
 
@@ -99,6 +99,32 @@ public sealed class UnicodeTextTests
         var json = System.Text.Json.Nodes.JsonNode.Parse(decoded.Payload.Span)!;
         Assert.Equal("caf\u00e9 \U0001F600", json["s"]!.GetValue<string>());
         Assert.Equal(1, json["caf\u00e9"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void Both_decoders_refuse_a_payload_name_twice_in_one_object_and_numbers_beyond_float64()
+    {
+        foreach (var payload in new[] { M(("a", N(1)), ("a", N(2))), L(N(1), M(("k", Null), ("j", Null), ("k", Null))) })
+        {
+            Assert.Null(JsonFrameCodec.Instance.Decode(Envelope(payload).ToJson(), out var error));
+            Assert.Contains("duplicate", error.Message, StringComparison.OrdinalIgnoreCase);
+            Assert.Null(MessagePackFrameCodec.Instance.Decode(Envelope(payload).ToMsgPack(), out error));
+            Assert.Contains("duplicate", error.Message, StringComparison.OrdinalIgnoreCase);
+        }
+
+        Assert.Null(JsonFrameCodec.Instance.Decode(Envelope(new RawValue.Literal("""{"a":1,"\u0061":2}""", Null)).ToJson(), out _));
+        foreach (var number in new[] { "1e400", "-1e400", "1E+309", "1" + new string('0', 400) })
+        {
+            Assert.Null(JsonFrameCodec.Instance.Decode(Envelope(L(new RawValue.Literal(number, Null))).ToJson(), out var error));
+            Assert.Equal(PayloadTranscoder.NumberOutOfRange, error.Message);
+            Assert.False(PayloadTranscoder.IsValidJson(Encoding.ASCII.GetBytes(number)));
+        }
+
+        // The edges of the range, and what only loses precision, pass.
+        foreach (var number in new[] { "1e308", "-1.7976931348623157e308", "1e-400", "18446744073709551616", "1" + new string('0', 300) })
+        {
+            Assert.NotNull(JsonFrameCodec.Instance.Decode(Envelope(L(new RawValue.Literal(number, Null))).ToJson(), out var error));
+        }
     }
 
     [Theory]

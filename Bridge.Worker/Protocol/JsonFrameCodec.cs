@@ -135,6 +135,11 @@ internal sealed class JsonFrameCodec : IFrameCodec
             {
                 kind = PayloadKind.Json;
                 payload = raw.ToArray();
+                if (PayloadTranscoder.CheckJson(payload) is { } problem)
+                {
+                    error = new DecodeError(problem, id);
+                    return null;
+                }
             }
             else if (enc == "base64" && payloadIsString)
             {

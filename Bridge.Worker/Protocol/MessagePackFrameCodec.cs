@@ -81,6 +81,12 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                         {
                             kind = PayloadKind.Json;
                             payload = ToJson(ref reader);
+                            // Its strings were checked as read; what is left is what only the whole can show (a map key twice).
+                            if (PayloadTranscoder.CheckJson(payload) is { } problem)
+                            {
+                                error = new DecodeError(problem, id);
+                                return null;
+                            }
                         }
 
                         break;

@@ -13,29 +13,54 @@ internal static class PayloadTranscoder
     // Deep enough for any sane document, shallow enough that recursion can never exhaust the stack.
     public const int MaxDepth = 32;
 
-    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
+    /// <summary>The message of the <c>bad_frame</c> error for a number no float64 holds.</summary>
+    public const string NumberOutOfRange = "a number is beyond the float64 range (about 1.8e308)";
+
+    // Checking a payload: one value, MaxDepth levels, and unique property names (a MessagePack map with a key twice
+    // breaks decoders that read maps into dictionaries, and JSON says names SHOULD be unique).
+    private static readonly JsonDocumentOptions CheckOptions = new() { MaxDepth = MaxDepth, AllowDuplicateProperties = false };
 
     /// <summary>
-    /// True when <paramref name="json"/> is exactly one valid JSON value, nested at most <see cref="MaxDepth"/>
-    /// levels, whose strings are all Unicode text (<see cref="UnicodeText"/>): the payloads both codecs can encode.
+    /// True when <paramref name="json"/> is a payload both formats can carry: see <see cref="CheckJson"/>.
     /// </summary>
-    public static bool IsValidJson(ReadOnlySpan<byte> json)
+    public static bool IsValidJson(ReadOnlyMemory<byte> json) => CheckJson(json) is null;
+
+    /// <summary>
+    /// Why <paramref name="json"/> is not a payload both formats can carry, or null when it is: exactly one JSON value,
+    /// nested at most <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), no property
+    /// name twice in an object, and every number within float64's range (MessagePack has no form for <c>1e400</c>,
+    /// which would arrive as Infinity, as JSON has none for MessagePack's NaN and Infinity).
+    /// </summary>
+    public static string? CheckJson(ReadOnlyMemory<byte> json)
     {
+        if (!UnicodeText.HasOnlyUnicodeStrings(json.Span))
+        {
+            return UnicodeText.InvalidMessage;
+        }
+
         try
         {
-            var reader = new Utf8JsonReader(json, ReaderOptions);
-            if (!reader.Read())
-            {
-                return false;
-            }
-
-            reader.Skip();
-            return !reader.Read() && UnicodeText.HasOnlyUnicodeStrings(json);
+            // System.Text.Json checks the structure, the depth and the names; disposing returns its pooled buffers.
+            JsonDocument.Parse(json, CheckOptions).Dispose();
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            return false;
+            return $"malformed JSON payload: {ex.Message}";
         }
+
+        var reader = new Utf8JsonReader(json.Span, new JsonReaderOptions { MaxDepth = MaxDepth });
+        while (reader.Read())
+        {
+            // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
+            if (reader.TokenType == JsonTokenType.Number &&
+                (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
+                (!reader.TryGetDouble(out var value) || !double.IsFinite(value)))
+            {
+                return NumberOutOfRange;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Writes the JSON value <paramref name="json"/> as one MessagePack value.</summary>
@@ -86,7 +111,9 @@ internal static class PayloadTranscoder
                 }
                 else
                 {
-                    writer.Write(element.GetDouble());
+                    // Checked at the edge (SkipValue); a stored body is checked when read. Never write Infinity.
+                    var d = element.GetDouble();
+                    writer.Write(double.IsFinite(d) ? d : throw new FormatException(NumberOutOfRange));
                 }
 
                 break;
