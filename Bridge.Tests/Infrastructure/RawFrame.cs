@@ -66,6 +66,19 @@ public abstract record RawValue
         return bytes.Length > 24 ? $"{text}…({bytes.Length} bytes)" : text;
     }
 
+    /// <summary>
+    /// True when some string of the value (a key included) is not Unicode text: its bytes are not UTF-8, or it is a
+    /// <see cref="Literal"/> whose MessagePack form is such a string (an escaped lone surrogate in JSON).
+    /// </summary>
+    public bool HasInvalidText() => this switch
+    {
+        Text t => !System.Text.Unicode.Utf8.IsValid(t.Bytes),
+        Literal l => l.MsgPack is Text && l.MsgPack.HasInvalidText(),
+        List list => list.Items.Any(i => i.HasInvalidText()),
+        Map map => map.Entries.Any(e => e.Key.HasInvalidText() || e.Value.HasInvalidText()),
+        _ => false,
+    };
+
     /// <summary>The value as JSON text bytes. String bytes are copied as they are, with only the characters JSON must escape escaped.</summary>
     public byte[] ToJson()
     {

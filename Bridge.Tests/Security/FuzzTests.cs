@@ -202,12 +202,23 @@ public sealed class FuzzTests
         Frames(MsgPackSeeds).Sample(frame => DecodesOrRefuses(MessagePackFrameCodec.Instance, frame), iter: MutatedFrames);
 
     [Fact]
-    public void Json_decoder_accepts_only_what_every_encoder_and_argument_reader_can_take() =>
-        Envelopes.Select(e => e.ToJson()).Sample(frame => DecodesOrRefuses(JsonFrameCodec.Instance, frame), iter: GeneratedFrames);
+    public void Json_decoder_refuses_any_bad_text_and_accepts_only_what_every_encoder_and_argument_reader_can_take() =>
+        Envelopes.Sample(frame => RefusesBadText(JsonFrameCodec.Instance, frame, frame.ToJson()), iter: GeneratedFrames);
 
     [Fact]
-    public void MessagePack_decoder_accepts_only_what_every_encoder_and_argument_reader_can_take() =>
-        Envelopes.Select(e => e.ToMsgPack()).Sample(frame => DecodesOrRefuses(MessagePackFrameCodec.Instance, frame), iter: GeneratedFrames);
+    public void MessagePack_decoder_refuses_any_bad_text_and_accepts_only_what_every_encoder_and_argument_reader_can_take() =>
+        Envelopes.Sample(frame => RefusesBadText(MessagePackFrameCodec.Instance, frame, frame.ToMsgPack()), iter: GeneratedFrames);
+
+    /// <summary>A frame with bad text anywhere (a key, an unknown field, a payload at depth) is refused, never altered.</summary>
+    private static void RefusesBadText(IFrameCodec codec, RawValue frame, byte[] bytes)
+    {
+        if (frame.HasInvalidText())
+        {
+            Assert.Null(codec.Decode(bytes, out _));
+        }
+
+        DecodesOrRefuses(codec, bytes);
+    }
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
