@@ -388,6 +388,8 @@ public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsSe
             baseline ??= now;
             Assert.True(now - baseline < 32L * 1024 * 1024, $"round {round}: managed heap grew from {baseline} to {now} bytes");
         }
+
+        await AssertMetricLabelsAreBoundedAsync(worker);
     }
 
     [Fact]
@@ -423,6 +425,7 @@ public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsSe
 
         Assert.True(stored > 20, $"only {stored} of {bodies.Length} bodies were valid publishes");
         await AssertEveryMemberReadsAsync(worker, room, stored, jsonMember, packMember, sse);
+        await AssertMetricLabelsAreBoundedAsync(worker);
     }
 
     [Fact]
@@ -458,6 +461,39 @@ public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsSe
         }
 
         await AssertEveryMemberReadsAsync(worker, room, messages.Length, jsonMember, packMember, sse);
+        await AssertMetricLabelsAreBoundedAsync(worker);
+    }
+
+    /// <summary>
+    /// Every label of every Bridge series on <c>/metrics</c> has a value from its fixed, documented set
+    /// (docs/operations.md): whatever the fuzzed clients and backends sent, they cannot create new series.
+    /// </summary>
+    private static async Task AssertMetricLabelsAreBoundedAsync(WorkerHost worker)
+    {
+        var allowed = new Dictionary<string, string[]>
+        {
+            ["transport"] = ["websocket", "sse", "poll", "http"],
+            ["code"] = [.. new[] { CloseCodes.Normal, CloseCodes.InvalidPayload, CloseCodes.MessageTooBig, CloseCodes.InternalError, CloseCodes.ServiceRestart, CloseCodes.TokenExpired, CloseCodes.SlowConsumer }.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))],
+            ["reason"] = ["missing", "malformed", "signature", "expired", "not_yet_valid", "audience", "issuer", "algorithm", "claims", "subject", "origin", "invalid"],
+            ["limit"] = ["messages", "user_connections", "ip_connections", "worker_connections"],
+            ["truncated"] = ["true", "false"],
+            ["format"] = ["json", "msgpack", "all"],
+            ["outcome"] = ["binary", "skipped"],
+        };
+        string[] scope = ["otel_scope_name", "otel_scope_version", "otel_scope_schema_url", "le"];
+        var text = await Http.GetStringAsync(new Uri(worker.HttpUrl, "/metrics"));
+        var series = 0;
+        foreach (System.Text.RegularExpressions.Match line in System.Text.RegularExpressions.Regex.Matches(text, @"^bridge_\w+\{([^}]*)\}", System.Text.RegularExpressions.RegexOptions.Multiline))
+        {
+            series++;
+            foreach (System.Text.RegularExpressions.Match label in System.Text.RegularExpressions.Regex.Matches(line.Groups[1].Value, @"(\w+)=""([^""]*)"""))
+            {
+                var (key, value) = (label.Groups[1].Value, label.Groups[2].Value);
+                Assert.True(scope.Contains(key) || (allowed.TryGetValue(key, out var values) && values.Contains(value)), $"label {key}=\"{value}\" in {line.Value}");
+            }
+        }
+
+        Assert.True(series > 10, $"only {series} series on /metrics");
     }
 
     /// <summary>A JSON and a MessagePack WebSocket member and an SSE stream in <paramref name="room"/>.</summary>
