@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using Xunit.Abstractions;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using NATS.Client.Core;
@@ -11,7 +12,7 @@ namespace Bridge.Tests.Integration;
 /// kind and extreme sizes, on both subprotocols: each gets its one documented error frame, the connection stays
 /// open, the next request is answered, and nothing is stored (issue 12, kinds 1 and 4).
 /// </summary>
-public sealed class RequestArgumentTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IAsyncLifetime, IDisposable
+public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelper output) : IClassFixture<NatsServerFixture>, IAsyncLifetime, IDisposable
 {
     private const string Alive = "a.alive";
 
@@ -242,6 +243,7 @@ public sealed class RequestArgumentTests(NatsServerFixture nats) : IClassFixture
     {
         var cases = Cases().Where(c => protocol == Subprotocols.Json || !c.JsonOnly).ToList();
         Assert.True(cases.Count > 150, $"{cases.Count} cases");
+        output.WriteLine($"{cases.Count} cases on {protocol}");
         var token = _tokens.Create("alice", subRooms: ["a.>", "p.>"], pubRooms: ["a.>"]);
         await using var client = await TestClient.ConnectAsync(new Uri($"{_worker.WebSocketUrl}?access_token={token}"), protocol);
         await client.WaitForAsync(f => f.Type == MessageTypes.Welcome);
