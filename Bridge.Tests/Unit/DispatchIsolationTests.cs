@@ -93,6 +93,36 @@ public sealed class DispatchIsolationTests : IDisposable
     }
 
     [Fact]
+    public void A_backend_body_labelled_json_that_is_not_utf8_is_read_as_binary_for_everyone_and_counted()
+    {
+        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
+        var headers = new NATS.Client.Core.NatsHeaders { [NatsSubjects.ContentTypeHeader] = "application/json; charset=utf-8" };
+        byte[] body = [.. """{"s":"A"""u8, 0xC0, 0xAF, .. "\"}"u8];
+        var message = reader.Create("r", 9, 8, 1_700_000_000_000, headers, body);
+        Assert.Equal(PayloadKind.Binary, message.PayloadKind);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("all/binary"));
+
+        // Unlabelled bytes that are not JSON are binary as documented, and not a fallback.
+        Assert.Equal(PayloadKind.Binary, reader.Create("r", 10, 9, 1, null, [0xFF, 0x00]).PayloadKind);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("all/binary"));
+    }
+
+    [Fact]
+    public void A_backend_body_with_a_name_twice_is_json_for_json_members_and_binary_for_msgpack_members()
+    {
+        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
+        var body = """{"a":1,"b":[{"k":1,"k":2}]}"""u8.ToArray();
+        var message = reader.Create("r", 9, 8, 1_700_000_000_000, null, body);
+        Assert.Equal(PayloadKind.Json, message.PayloadKind);
+
+        var json = System.Text.Encoding.UTF8.GetString(message.GetFrame(JsonFrameCodec.Instance)!);
+        Assert.EndsWith("\"payload\":{\"a\":1,\"b\":[{\"k\":1,\"k\":2}]}}", json, StringComparison.Ordinal);
+        var pack = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance)!);
+        Assert.Equal(body, pack["payload"]);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("msgpack/binary"));
+    }
+
+    [Fact]
     public void A_message_a_codec_cannot_encode_in_any_form_is_skipped_for_that_format_and_counted()
     {
         var message = Message("{}"u8.ToArray());

@@ -16,57 +16,92 @@ internal static class PayloadTranscoder
     /// <summary>The message of the <c>bad_frame</c> error for a number no float64 holds.</summary>
     public const string NumberOutOfRange = "a number is beyond the float64 range (about 1.8e308)";
 
-    // Checking a payload: one value, MaxDepth levels, and unique property names (a MessagePack map with a key twice
-    // breaks decoders that read maps into dictionaries, and JSON says names SHOULD be unique).
-    private static readonly JsonDocumentOptions CheckOptions = new() { MaxDepth = MaxDepth, AllowDuplicateProperties = false };
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
+
+    // Names must be unique: a MessagePack map with a key twice breaks decoders that read maps into dictionaries (and
+    // JSON says names SHOULD be unique). System.Text.Json checks it while it parses (hashing large objects).
+    private static readonly JsonDocumentOptions UniqueNames = new() { MaxDepth = MaxDepth, AllowDuplicateProperties = false };
 
     /// <summary>
-    /// True when <paramref name="json"/> is a payload both formats can carry: see <see cref="CheckJson"/>.
+    /// True when <paramref name="json"/> is a stored payload: exactly one JSON value, nested at most
+    /// <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), every number within
+    /// float64's range (MessagePack has no form for <c>1e400</c>, which would arrive as Infinity, as JSON has none for
+    /// MessagePack's NaN and Infinity). One reader pass, no allocation: it runs on every message read off the stream.
+    /// Names are not checked here: a backend's body with a name twice goes to MessagePack members as binary (the
+    /// encoder refuses it, <see cref="WriteJsonAsMessagePack"/>).
     /// </summary>
-    public static bool IsValidJson(ReadOnlyMemory<byte> json) => CheckJson(json) is null;
+    public static bool IsValidJson(ReadOnlyMemory<byte> json) => CheckStored(json.Span) is null;
 
     /// <summary>
-    /// Why <paramref name="json"/> is not a payload both formats can carry, or null when it is: exactly one JSON value,
-    /// nested at most <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), no property
-    /// name twice in an object, and every number within float64's range (MessagePack has no form for <c>1e400</c>,
-    /// which would arrive as Infinity, as JSON has none for MessagePack's NaN and Infinity).
+    /// Why a client's payload is refused, or null when it may be stored: the rules of <see cref="IsValidJson"/>, and
+    /// no name twice in an object (so every client payload reaches every format as JSON).
     /// </summary>
     public static string? CheckJson(ReadOnlyMemory<byte> json)
     {
-        if (!UnicodeText.HasOnlyUnicodeStrings(json.Span))
+        if (CheckStored(json.Span) is { } problem)
+        {
+            return problem;
+        }
+
+        try
+        {
+            JsonDocument.Parse(json, UniqueNames).Dispose(); // returns its pooled buffers
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            return $"malformed JSON payload: {ex.Message}";
+        }
+    }
+
+    private static string? CheckStored(ReadOnlySpan<byte> json)
+    {
+        if (!UnicodeText.HasOnlyUnicodeStrings(json))
         {
             return UnicodeText.InvalidMessage;
         }
 
         try
         {
-            // System.Text.Json checks the structure, the depth and the names; disposing returns its pooled buffers.
-            JsonDocument.Parse(json, CheckOptions).Dispose();
+            var reader = new Utf8JsonReader(json, ReaderOptions);
+            if (!reader.Read())
+            {
+                return "the payload is empty";
+            }
+
+            // The reader checks structure and depth as it goes (and throws on a truncated value).
+            while (true)
+            {
+                // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
+                if (reader.TokenType == JsonTokenType.Number &&
+                    (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
+                    (!reader.TryGetDouble(out var value) || !double.IsFinite(value)))
+                {
+                    return NumberOutOfRange;
+                }
+
+                // A scalar at the top, or the top container's end, ends the value.
+                if (reader.CurrentDepth == 0 && reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+                {
+                    break;
+                }
+
+                reader.Read();
+            }
+
+            return reader.Read() ? "unexpected data after the JSON value" : null;
         }
         catch (JsonException ex)
         {
             return $"malformed JSON payload: {ex.Message}";
         }
-
-        var reader = new Utf8JsonReader(json.Span, new JsonReaderOptions { MaxDepth = MaxDepth });
-        while (reader.Read())
-        {
-            // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
-            if (reader.TokenType == JsonTokenType.Number &&
-                (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
-                (!reader.TryGetDouble(out var value) || !double.IsFinite(value)))
-            {
-                return NumberOutOfRange;
-            }
-        }
-
-        return null;
     }
 
     /// <summary>Writes the JSON value <paramref name="json"/> as one MessagePack value.</summary>
     public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
     {
-        using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        // A name twice (possible only in a backend's body) throws: the message goes to MessagePack members as binary.
+        using var document = JsonDocument.Parse(json, UniqueNames);
         WriteElement(document.RootElement, ref writer);
     }
 
