@@ -13,22 +13,18 @@ namespace Bridge.Tests.Integration;
 public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IAsyncLifetime
 {
     private WorkerHost _worker = null!;
-    private NatsConnection _observer = null!;
-    private INatsSub<byte[]> _everything = null!;
+    private SubjectObserver _everything = null!;
 
     public async Task InitializeAsync()
     {
         _worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxFrameBytes", "4096"));
-        _observer = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
         // Sees every message on every subject of the server (bar its own inbox traffic).
-        _everything = await _observer.SubscribeCoreAsync<byte[]>(">");
-        await _observer.PingAsync();
+        _everything = await SubjectObserver.StartAsync(nats.Server.Url);
     }
 
     public async Task DisposeAsync()
     {
         await _everything.DisposeAsync();
-        await _observer.DisposeAsync();
         await _worker.DisposeAsync();
     }
 
@@ -203,14 +199,13 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
     /// <summary>Only the liveness probes' rooms ever see traffic.</summary>
     private async Task AssertNothingPublishedAsync()
     {
-        await _observer.PingAsync();
-        while (_everything.Msgs.TryRead(out var msg))
+        foreach (var subject in await _everything.DrainAsync())
         {
-            var allowed = msg.Subject.StartsWith("rooms.alive.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("live.rooms.alive.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("$JS.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("_INBOX.", StringComparison.Ordinal);
-            Assert.True(allowed, $"unexpected message on {msg.Subject}");
+            var allowed = subject.StartsWith("rooms.alive.", StringComparison.Ordinal) ||
+                          subject.StartsWith("live.rooms.alive.", StringComparison.Ordinal) ||
+                          subject.StartsWith("$JS.", StringComparison.Ordinal) ||
+                          subject.StartsWith("_INBOX.", StringComparison.Ordinal);
+            Assert.True(allowed, $"unexpected message on {subject}");
         }
     }
 }

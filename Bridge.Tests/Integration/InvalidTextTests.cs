@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
-using System.Text.RegularExpressions;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using NATS.Client.Core;
@@ -20,21 +18,17 @@ public sealed class InvalidTextTests(NatsServerFixture nats) : IClassFixture<Nat
 {
     private static readonly HttpClient Http = new();
     private WorkerHost _worker = null!;
-    private NatsConnection _observer = null!;
-    private INatsSub<byte[]> _stored = null!;
+    private SubjectObserver _stored = null!;
 
     public async Task InitializeAsync()
     {
         _worker = await WorkerHost.StartAsync(nats.Server);
-        _observer = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
-        _stored = await _observer.SubscribeCoreAsync<byte[]>("rooms.>");
-        await _observer.PingAsync();
+        _stored = await SubjectObserver.StartAsync(nats.Server.Url, "rooms.>");
     }
 
     public async Task DisposeAsync()
     {
         await _stored.DisposeAsync();
-        await _observer.DisposeAsync();
         await _worker.DisposeAsync();
     }
 
@@ -151,14 +145,7 @@ public sealed class InvalidTextTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Equal("still here", echo.Payload!.GetValue<string>());
     }
 
-    private async Task AssertNothingStoredAsync(string room)
-    {
-        await _observer.PingAsync();
-        while (_stored.Msgs.TryRead(out var msg))
-        {
-            Assert.NotEqual($"rooms.{room}", msg.Subject);
-        }
-    }
+    private async Task AssertNothingStoredAsync(string room) => Assert.DoesNotContain($"rooms.{room}", await _stored.DrainAsync());
 }
 
 /// <summary>
@@ -179,7 +166,7 @@ public sealed class BackendInvalidTextTests : IAsyncLifetime
     {
         await using var worker = await WorkerHost.StartAsync(_nats);
         using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
-        var fallbacksBefore = await MetricAsync(http, "bridge_messages_fallback_total", "outcome=\"binary\"");
+        var fallbacksBefore = await MetricsScrape.SumAsync(http, "bridge_messages_fallback_total", "outcome=\"binary\"");
         var room = Names.Room("be");
         await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.Json);
         await using var pack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
@@ -239,7 +226,7 @@ public sealed class BackendInvalidTextTests : IAsyncLifetime
         }
 
         // Counted: each read of a body that claimed JSON and was delivered as binary.
-        await Eventually.TrueAsync(async () => await MetricAsync(http, "bridge_messages_fallback_total", "outcome=\"binary\"") >= fallbacksBefore + 2,
+        await Eventually.TrueAsync(async () => await MetricsScrape.SumAsync(http, "bridge_messages_fallback_total", "outcome=\"binary\"") >= fallbacksBefore + 2,
             because: "bridge_messages_fallback_total did not count the two bodies");
     }
 
@@ -247,20 +234,5 @@ public sealed class BackendInvalidTextTests : IAsyncLifetime
     {
         Assert.Equal("base64", frame.Json["enc"]?.GetValue<string>());
         Assert.Equal(expected, Convert.FromBase64String(frame.Payload!.GetValue<string>()));
-    }
-
-    private static async Task<double> MetricAsync(HttpClient http, string name, string labels)
-    {
-        var text = await http.GetStringAsync("/metrics");
-        var total = 0.0;
-        foreach (Match m in Regex.Matches(text, $@"^{Regex.Escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)", RegexOptions.Multiline))
-        {
-            if (m.Groups[1].Value.Contains(labels, StringComparison.Ordinal))
-            {
-                total += double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
-            }
-        }
-
-        return total;
     }
 }

@@ -2,7 +2,6 @@ using System.Net.WebSockets;
 using Xunit.Abstractions;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
-using NATS.Client.Core;
 using static Bridge.Tests.Infrastructure.Raw;
 
 namespace Bridge.Tests.Integration;
@@ -21,21 +20,17 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
 
     private readonly Tokens _tokens = new();
     private WorkerHost _worker = null!;
-    private NatsConnection _observer = null!;
-    private INatsSub<byte[]> _stored = null!;
+    private SubjectObserver _stored = null!;
 
     public async Task InitializeAsync()
     {
         _worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings(("Bridge:Presence:Rooms:0", "p.>")));
-        _observer = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
-        _stored = await _observer.SubscribeCoreAsync<byte[]>("rooms.>");
-        await _observer.PingAsync();
+        _stored = await SubjectObserver.StartAsync(nats.Server.Url, "rooms.>");
     }
 
     public async Task DisposeAsync()
     {
         await _stored.DisposeAsync();
-        await _observer.DisposeAsync();
         await _worker.DisposeAsync();
     }
 
@@ -283,10 +278,6 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
         Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Count} cases failed:\n{string.Join('\n', failures)}");
 
         // Nothing but the probes was stored.
-        await _observer.PingAsync();
-        while (_stored.Msgs.TryRead(out var msg))
-        {
-            Assert.Equal($"rooms.{Alive}", msg.Subject);
-        }
+        Assert.All(await _stored.DrainAsync(), subject => Assert.Equal($"rooms.{Alive}", subject));
     }
 }

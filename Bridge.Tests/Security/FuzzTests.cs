@@ -481,19 +481,17 @@ public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsSe
             ["outcome"] = ["binary", "skipped"],
         };
         string[] scope = ["otel_scope_name", "otel_scope_version", "otel_scope_schema_url", "le"];
-        var text = await Http.GetStringAsync(new Uri(worker.HttpUrl, "/metrics"));
-        var series = 0;
-        foreach (System.Text.RegularExpressions.Match line in System.Text.RegularExpressions.Regex.Matches(text, @"^bridge_\w+\{([^}]*)\}", System.Text.RegularExpressions.RegexOptions.Multiline))
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(10) };
+        var series = await MetricsScrape.SeriesAsync(http, "bridge_");
+        foreach (var (line, labels) in series)
         {
-            series++;
-            foreach (System.Text.RegularExpressions.Match label in System.Text.RegularExpressions.Regex.Matches(line.Groups[1].Value, @"(\w+)=""([^""]*)"""))
+            foreach (var (key, value) in labels)
             {
-                var (key, value) = (label.Groups[1].Value, label.Groups[2].Value);
-                Assert.True(scope.Contains(key) || (allowed.TryGetValue(key, out var values) && values.Contains(value)), $"label {key}=\"{value}\" in {line.Value}");
+                Assert.True(scope.Contains(key) || (allowed.TryGetValue(key, out var values) && values.Contains(value)), $"label {key}=\"{value}\" in {line}");
             }
         }
 
-        Assert.True(series > 10, $"only {series} series on /metrics");
+        Assert.True(series.Count > 10, $"only {series.Count} series on /metrics");
     }
 
     /// <summary>A JSON and a MessagePack WebSocket member and an SSE stream in <paramref name="room"/>.</summary>
