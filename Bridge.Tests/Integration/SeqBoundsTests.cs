@@ -79,7 +79,9 @@ public sealed class SeqBoundsTests : IAsyncLifetime
                 clients.Add(client);
                 await client.SendAsync(new()
                 {
-                    ["type"] = MessageTypes.RoomJoin, ["room"] = _room, ["payload"] = new Dictionary<string, object?> { ["since"] = since },
+                    ["type"] = MessageTypes.RoomJoin,
+                    ["room"] = _room,
+                    ["payload"] = new Dictionary<string, object?> { ["since"] = since },
                 });
                 var answer = await client.WaitForAsync(f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(20));
                 Assert.True(answer.Type == MessageTypes.RoomJoined, $"since {since}: {answer}");

@@ -249,7 +249,13 @@ public sealed class FuzzTests
 
         var message = new RoomMessage
         {
-            Room = "fz.a", Type = "chat.message", Id = decoded.Id, Seq = 1, Timestamp = 1, PayloadKind = decoded.PayloadKind, Payload = decoded.Payload,
+            Room = "fz.a",
+            Type = "chat.message",
+            Id = decoded.Id,
+            Seq = 1,
+            Timestamp = 1,
+            PayloadKind = decoded.PayloadKind,
+            Payload = decoded.Payload,
         };
         Assert.True(UnicodeText.IsUtf8(JsonFrameCodec.Instance.EncodeMessage(message)));
         _ = MessagePackFrameCodec.Instance.EncodeMessage(message);

@@ -52,8 +52,15 @@ public sealed class DispatchIsolationTests : IDisposable
 
     private RoomMessage Message(byte[] payload, PayloadKind kind = PayloadKind.Json, ulong seq = 7) => new()
     {
-        Room = "r", Type = "chat.message", Id = "m1", From = "backend", Seq = seq, Timestamp = 1_700_000_000_000,
-        PayloadKind = kind, Payload = payload, Fallbacks = _reporter,
+        Room = "r",
+        Type = "chat.message",
+        Id = "m1",
+        From = "backend",
+        Seq = seq,
+        Timestamp = 1_700_000_000_000,
+        PayloadKind = kind,
+        Payload = payload,
+        Fallbacks = _reporter,
     };
 
     [Fact]

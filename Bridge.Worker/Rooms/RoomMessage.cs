@@ -84,7 +84,14 @@ internal sealed class RoomMessage
 
     private RoomMessage AsBinary() => new()
     {
-        Room = Room, Type = Type, Id = Id, From = From, Seq = Seq, PreviousSeq = PreviousSeq, Timestamp = Timestamp,
-        PayloadKind = PayloadKind.Binary, Payload = Payload,
+        Room = Room,
+        Type = Type,
+        Id = Id,
+        From = From,
+        Seq = Seq,
+        PreviousSeq = PreviousSeq,
+        Timestamp = Timestamp,
+        PayloadKind = PayloadKind.Binary,
+        Payload = Payload,
     };
 }
