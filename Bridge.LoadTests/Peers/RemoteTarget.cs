@@ -11,7 +11,8 @@ namespace Bridge.LoadTests.Peers;
 /// A deployment the user names with <c>--target</c> (a staging Bridge behind its ingress, or any worker): never
 /// started or stopped here, reached only at the address given. Subscribers are WebSocket clients (JSON or
 /// MessagePack) or SSE streams; the publisher is a backend publishing over HTTP (<c>POST /api/rooms/{room}/messages</c>,
-/// 64 in flight), since a deployment's NATS is not reachable from outside. Each run uses rooms of its own,
+/// since a deployment's NATS is not reachable from outside): one request in flight per room, so each room's
+/// messages are stored in publish order, and up to 64 rooms at once. Each run uses rooms of its own,
 /// <c>{prefix}.{run}.r{n}</c>, so runs never see each other's messages.
 /// </summary>
 internal sealed class RemoteTarget(TargetOptions target, BridgeTransport transport) : IFanoutTarget
@@ -54,6 +55,11 @@ internal sealed class RemoteTarget(TargetOptions target, BridgeTransport transpo
 
         private readonly SemaphoreSlim _window = new(InFlight, InFlight);
 
+        // The last publish of each room: the next one starts after it. Concurrent requests could be stored in any
+        // order, and the receivers' loss and duplicate check counts on each room's publish order. Touched only by
+        // PublishAsync, which the harness calls from one loop.
+        private readonly Dictionary<int, Task> _tails = [];
+
         public async ValueTask PublishAsync(int room, byte[] body, CancellationToken cancellationToken)
         {
             await _window.WaitAsync(cancellationToken);
@@ -61,13 +67,15 @@ internal sealed class RemoteTarget(TargetOptions target, BridgeTransport transpo
             Head.CopyTo(json, 0);
             body.CopyTo(json, Head.Length);
             json[^1] = (byte)'}';
-            _ = SendAsync(new Uri(target.Http, $"api/rooms/{target.Room(room)}/messages"), json, cancellationToken);
+            _tails[room] = SendAsync(_tails.GetValueOrDefault(room, Task.CompletedTask), new Uri(target.Http, $"api/rooms/{target.Room(room)}/messages"), json, cancellationToken);
         }
 
-        private async Task SendAsync(Uri url, byte[] json, CancellationToken cancellationToken)
+        private async Task SendAsync(Task previous, Uri url, byte[] json, CancellationToken cancellationToken)
         {
             try
             {
+                await previous; // never faults: each send catches its own errors
+
                 using var content = new ByteArrayContent(json) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
                 using var response = await _http.PostAsync(url, content, cancellationToken);
                 if (!response.IsSuccessStatusCode)
