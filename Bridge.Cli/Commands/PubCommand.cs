@@ -28,7 +28,6 @@ internal static class PubCommand
         }
 
         await using var client = await WorkerClient.ConnectAsync(args, cancellationToken);
-        args.RejectUnknown();
         try
         {
             var ack = await client.PublishAsync(room, type, payload, id, cancellationToken);

@@ -39,7 +39,6 @@ internal static class SubCommand
         }
 
         await using var client = await WorkerClient.ConnectAsync(args, cancellationToken);
-        args.RejectUnknown();
         var messages = Channel.CreateBounded<BridgeMessage>(1024);
         var readers = new List<Task>();
         foreach (var room in args.Positional)

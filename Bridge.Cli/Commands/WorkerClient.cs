@@ -6,7 +6,8 @@ namespace Bridge.Cli.Commands;
 /// A <see cref="BridgeClient"/> for <c>pub</c> and <c>sub</c>: the worker's URL (<c>--url</c>, else
 /// <c>$BRIDGE_URL</c>, else <c>ws://127.0.0.1:8080/ws</c>; an http(s) address of the worker means its <c>/ws</c>),
 /// the token (<c>--token</c>, else <c>$BRIDGE_TOKEN</c>; none for a development worker), the subprotocol, and a
-/// connect that gives up after <c>--timeout</c> with the last refusal the client saw.
+/// connect that gives up after <c>--timeout</c> with the last refusal the client saw. Called after the command has
+/// read its own options: unknown ones are refused here, before connecting.
 /// </summary>
 internal static class WorkerClient
 {
@@ -20,10 +21,12 @@ internal static class WorkerClient
         var url = Url(args.String("url") ?? Environment.GetEnvironmentVariable("BRIDGE_URL") ?? "ws://127.0.0.1:8080/ws");
         var token = args.String("token") ?? Environment.GetEnvironmentVariable("BRIDGE_TOKEN");
         var timeout = args.Duration("timeout", TimeSpan.FromSeconds(10));
+        var format = args.Has("msgpack") ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        args.RejectUnknown(); // the command read its own options first: a typo stops it before it connects
         var client = new BridgeClient(new BridgeClientOptions
         {
             Uri = url,
-            Format = args.Has("msgpack") ? BridgeFormat.MessagePack : BridgeFormat.Json,
+            Format = format,
             TokenProvider = string.IsNullOrEmpty(token) ? null : _ => ValueTask.FromResult<string?>(token),
         });
         ConnectionStateChangedEventArgs? last = null;

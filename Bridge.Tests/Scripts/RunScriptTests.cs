@@ -50,7 +50,21 @@ public sealed class RunScriptTests : IDisposable
 
         // A client that does not answer the worker's close keeps the drain open (CloseTimeout): if nats-server were
         // stopped at the same time as the worker, it would be gone long before the worker.
-        await using var client = await TestClient.ConnectAsync(new Uri($"ws://127.0.0.1:{_workerPort}/ws"), startReading: false);
+        // It reads (so the worker's close frame is taken in before the worker gives up and resets the connection) but
+        // never answers the close.
+        using var client = new ClientWebSocket();
+        await client.ConnectAsync(new Uri($"ws://127.0.0.1:{_workerPort}/ws"), CancellationToken.None);
+        var closed = Task.Run(async () =>
+        {
+            var buffer = new byte[4096];
+            WebSocketReceiveResult r;
+            do
+            {
+                r = await client.ReceiveAsync(buffer, CancellationToken.None); // welcome first
+            }
+            while (r.MessageType != WebSocketMessageType.Close);
+            return r.CloseStatus;
+        });
         await run.SignalAsync("INT");
 
         var natsAliveWhileWorkerRan = true;
@@ -67,15 +81,7 @@ public sealed class RunScriptTests : IDisposable
         Assert.False(ChildRun.IsAlive(nats.Value), "nats-server is still running");
 
         // The drain reached the client: it was told to reconnect (1012), not dropped.
-        using var read = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        WebSocketReceiveResult receive;
-        do
-        {
-            receive = await client.Socket.ReceiveAsync(new ArraySegment<byte>(new byte[4096]), read.Token); // welcome first
-        }
-        while (receive.MessageType != WebSocketMessageType.Close);
-
-        Assert.Equal((WebSocketCloseStatus)CloseCodes.ServiceRestart, receive.CloseStatus);
+        Assert.Equal((WebSocketCloseStatus)CloseCodes.ServiceRestart, await closed.WaitAsync(TimeSpan.FromSeconds(10)));
         var output = run.Output;
         Assert.True(output.IndexOf("stopping the worker", StringComparison.Ordinal) < output.IndexOf("stopping nats-server", StringComparison.Ordinal), output);
     }

@@ -126,6 +126,11 @@ public sealed class BridgeToolTests(NatsServerFixture nats) : IClassFixture<Nats
         (code, output) = await Bridge(["pub", room, "1", "--url", worker.HttpUrl.ToString(), "--timeout", "20s"]);
         Assert.Equal(1, code);
         Assert.Contains("HTTP 401", output, StringComparison.Ordinal);
+
+        // A mistyped option is refused before anything is sent (exit code 2), not ignored.
+        (code, output) = await Bridge(["pub", room, "1", "--url", worker.HttpUrl.ToString(), "--tokne", token.Trim()]);
+        Assert.Equal(2, code);
+        Assert.Contains("unknown option for 'pub': --tokne", output, StringComparison.Ordinal);
     }
 
     [Fact]
