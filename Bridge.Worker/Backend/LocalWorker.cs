@@ -20,6 +20,12 @@ internal sealed partial class LocalWorker
     private static readonly string Version =
         typeof(LocalWorker).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    // Sessions this worker has told to close: a ban reaches a worker twice (its watch, and the banning worker's order),
+    // and the session must be told, and counted, once.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<ClientSession, object> _told = [];
+    // Connections closed here per ban (user and ban time), so that the banning worker's order, which often arrives after
+    // the watch has closed them and they are gone, is still answered with the count. Entries are kept a few minutes.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string User, long BannedAt), (int Closed, long At)> _banCloses = new();
     private readonly ConnectionTracker _connections;
     private readonly RoomRegistry _rooms;
     private readonly NatsContext _nats;
@@ -42,6 +48,8 @@ internal sealed partial class LocalWorker
         Id = worker.Value.Id;
         bans.Banned += ban => Disconnect(new DisconnectOrder(ban.User, ban.Reason, ban));
     }
+
+    private static readonly TimeSpan BanCountsKept = TimeSpan.FromMinutes(5);
 
     public string Id { get; }
 
@@ -113,8 +121,13 @@ internal sealed partial class LocalWorker
         {
             var identity = session.Identity;
             if (!string.Equals(identity.Subject, order.User, StringComparison.Ordinal) ||
-                (order.Ban is { } ban && !ban.Revokes(identity.IssuedAt, now)) ||
-                session.CloseRequested is not null)
+                (order.Ban is { } ban && !ban.Revokes(identity.IssuedAt, now)))
+            {
+                continue;
+            }
+
+            // Told already (a ban seen by the watch first: counted in _banCloses), or closing for another reason.
+            if (session.CloseRequested is not null || !_told.TryAdd(session, order))
             {
                 continue;
             }
@@ -138,6 +151,19 @@ internal sealed partial class LocalWorker
         if (closed > 0)
         {
             LogDisconnected(closed, order.User, code);
+        }
+
+        if (order.Ban is { } done)
+        {
+            foreach (var (key, entry) in _banCloses)
+            {
+                if (now - entry.At > BanCountsKept.TotalMilliseconds)
+                {
+                    _banCloses.TryRemove(key, out _);
+                }
+            }
+
+            closed = _banCloses.AddOrUpdate((done.User, done.BannedAt), (closed, now), (_, before) => (before.Closed + closed, now)).Closed;
         }
 
         return new WorkerDisconnects(Id, closed);
