@@ -29,6 +29,13 @@ internal sealed class ApiArgs : IDisposable
             return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()));
         }
 
+        // JSON text is UTF-8 (RFC 8259): checked once for the whole body, payload strings included, which the
+        // envelope decoder skips without reading.
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+        {
+            throw ApiException.Invalid(ErrorCodes.BadFrame, "the body is not valid UTF-8");
+        }
+
         JsonDocument document;
         try
         {

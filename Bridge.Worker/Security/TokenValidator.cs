@@ -80,7 +80,9 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
             return TokenCheck.Refused("banned", "the user is banned and this token was issued before the ban; get a new token");
         }
 
-        var admin = jwt.TryGetPayloadValue<bool>(o.AdminClaim, out var isAdmin) && isAdmin;
+        // The JSON boolean true only: a string "true" (or 1) is not an admin grant.
+        var admin = jwt.TryGetClaim(o.AdminClaim, out var claim) && claim.ValueType == System.Security.Claims.ClaimValueTypes.Boolean &&
+                    string.Equals(claim.Value, "true", StringComparison.OrdinalIgnoreCase);
         return TokenCheck.Valid(new UserIdentity(
             subject, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero), subscribe!, publish!, IssuedAt: issuedAt, Admin: admin));
     }
