@@ -25,12 +25,14 @@ public sealed class ApiClient : IAsyncDisposable
     private readonly Uri? _worker;
     private readonly Action<HttpRequestMessage>? _authorize;
     private readonly NatsConnection? _nats;
+    private readonly TimeSpan _natsTimeout;
 
-    private ApiClient(Uri? worker, Action<HttpRequestMessage>? authorize, NatsConnection? nats)
+    private ApiClient(Uri? worker, Action<HttpRequestMessage>? authorize, NatsConnection? nats, TimeSpan? natsTimeout = null)
     {
         _worker = worker;
         _authorize = authorize;
         _nats = nats;
+        _natsTimeout = natsTimeout ?? TimeSpan.FromSeconds(20);
     }
 
     public string Adapter => _nats is null ? "http" : "nats";
@@ -42,8 +44,8 @@ public sealed class ApiClient : IAsyncDisposable
 
     public static ApiClient Anonymous(Uri worker) => new(worker, null, null);
 
-    public static ApiClient OverNats(string natsUrl, NatsOpts? opts = null) =>
-        new(null, null, new NatsConnection((opts ?? NatsOpts.Default) with { Url = natsUrl }));
+    public static ApiClient OverNats(string natsUrl, NatsOpts? opts = null, TimeSpan? timeout = null) =>
+        new(null, null, new NatsConnection((opts ?? NatsOpts.Default) with { Url = natsUrl }), timeout);
 
     /// <summary>The same operation over HTTP (key) or NATS, by name: the adapters' tests run once per adapter.</summary>
     public static ApiClient For(string adapter, Uri worker, string key, string natsUrl) =>
@@ -57,7 +59,7 @@ public sealed class ApiClient : IAsyncDisposable
         if (_nats is not null)
         {
             var reply = await _nats.RequestAsync<byte[], byte[]>(
-                $"bridge.api.{op}", body, replyOpts: new NatsSubOpts { Timeout = TimeSpan.FromSeconds(20) });
+                $"bridge.api.{op}", body, replyOpts: new NatsSubOpts { Timeout = _natsTimeout });
             var headers = reply.Headers;
             var status = headers is not null && headers.TryGetValue("Bridge-Status", out var s) ? int.Parse(s.ToString()) : 0;
             var retry = headers is not null && headers.TryGetValue("Retry-After", out var r) ? r.ToString() : null;
