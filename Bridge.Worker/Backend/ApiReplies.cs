@@ -41,7 +41,7 @@ internal sealed record UnbanReply(string User, int Removed, IReadOnlyList<string
 internal sealed record ConnectionCounts(int Total, int Websocket, int Sse);
 
 internal sealed record NatsInfo(
-    string State, string? ServerId, string? ServerName, string? ServerVersion, string? Cluster, long? MaxPayload, bool? JetStream);
+    string State, string? ServerId, string? ServerName, string? ServerVersion, string? Cluster, long? MaxPayload, bool? Jetstream);
 
 /// <summary>One worker: identity, version, uptime, load, and the NATS server it is connected to.</summary>
 internal sealed record WorkerInfo(
