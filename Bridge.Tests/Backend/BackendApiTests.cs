@@ -307,36 +307,36 @@ public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<Nats
         var bStopped = false;
         try
         {
-        await using var api = Api(adapter, a);
-        var mallory = "mallory-" + Guid.NewGuid().ToString("N")[..6];
-        var oldToken = _tokens.Create(mallory, subRooms: [">"], pubRooms: [">"]);
-        await using var open = await TestClient.ConnectAsync(new Uri($"{b.WebSocketUrl}?access_token={oldToken}"));
-        await open.JoinAndWaitAsync(Names.Room("ban"));
+            await using var api = Api(adapter, a);
+            var mallory = "mallory-" + Guid.NewGuid().ToString("N")[..6];
+            var oldToken = _tokens.Create(mallory, subRooms: [">"], pubRooms: [">"]);
+            await using var open = await TestClient.ConnectAsync(new Uri($"{b.WebSocketUrl}?access_token={oldToken}"));
+            await open.JoinAndWaitAsync(Names.Room("ban"));
 
-        var ban = await api.OkAsync("ban", new { user = mallory, ttl_seconds = 3600, reason = "abuse" });
-        Assert.True(ban["connections"]!.GetValue<int>() == 1, ban.ToJsonString());
-        var bannedAt = ban["banned_at"]!.GetValue<long>();
-        Assert.Equal(bannedAt + 3_600_000, ban["expires_at"]!.GetValue<long>());
-        Assert.Equal((WebSocketCloseStatus)CloseCodes.Forbidden, await open.Closed.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Equal("banned", open.Socket.CloseStatusDescription);
+            var ban = await api.OkAsync("ban", new { user = mallory, ttl_seconds = 3600, reason = "abuse" });
+            Assert.True(ban["connections"]!.GetValue<int>() == 1, ban.ToJsonString());
+            var bannedAt = ban["banned_at"]!.GetValue<long>();
+            Assert.Equal(bannedAt + 3_600_000, ban["expires_at"]!.GetValue<long>());
+            Assert.Equal((WebSocketCloseStatus)CloseCodes.Forbidden, await open.Closed.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal("banned", open.Socket.CloseStatusDescription);
 
-        // The old token is refused on both workers, for every transport; a token issued after the ban is accepted.
-        Assert.Equal(401, await UpgradeStatusAsync(b, oldToken));
-        Assert.Equal(401, await UpgradeStatusAsync(a, oldToken));
-        Assert.Equal(401, await HttpPublishStatusAsync(a, oldToken));
-        var newer = _tokens.Create(mallory, subRooms: [">"], issuedAt: DateTimeOffset.FromUnixTimeMilliseconds(bannedAt).UtcDateTime.AddSeconds(1));
-        Assert.Equal(101, await UpgradeStatusAsync(b, newer));
+            // The old token is refused on both workers, for every transport; a token issued after the ban is accepted.
+            Assert.Equal(401, await UpgradeStatusAsync(b, oldToken));
+            Assert.Equal(401, await UpgradeStatusAsync(a, oldToken));
+            Assert.Equal(401, await HttpPublishStatusAsync(a, oldToken));
+            var newer = _tokens.Create(mallory, subRooms: [">"], issuedAt: DateTimeOffset.FromUnixTimeMilliseconds(bannedAt).UtcDateTime.AddSeconds(1));
+            Assert.Equal(101, await UpgradeStatusAsync(b, newer));
 
-        // A worker started after the ban reads it from the bucket.
-        await b.DisposeAsync();
-        bStopped = true;
-        await using var restarted = await WorkerHost.StartAsync(nats.Server, Settings());
-        Assert.Equal(401, await UpgradeStatusAsync(restarted, oldToken));
+            // A worker started after the ban reads it from the bucket.
+            await b.DisposeAsync();
+            bStopped = true;
+            await using var restarted = await WorkerHost.StartAsync(nats.Server, Settings());
+            Assert.Equal(401, await UpgradeStatusAsync(restarted, oldToken));
 
-        var unban = await api.OkAsync("unban", new { user = mallory });
-        Assert.Equal(1, unban["removed"]!.GetValue<int>());
-        Assert.Equal(101, await UpgradeStatusAsync(restarted, oldToken));
-        Assert.Equal(101, await UpgradeStatusAsync(a, oldToken));
+            var unban = await api.OkAsync("unban", new { user = mallory });
+            Assert.Equal(1, unban["removed"]!.GetValue<int>());
+            Assert.Equal(101, await UpgradeStatusAsync(restarted, oldToken));
+            Assert.Equal(101, await UpgradeStatusAsync(a, oldToken));
         }
         finally
         {

@@ -65,103 +65,103 @@ internal sealed partial class ApiDispatcher(
         switch (op)
         {
             case "publish":
-            {
-                var room = args.Room();
-                var message = Message(args, body, caller, room);
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.PublishAsync(room, message, cancellationToken));
-            }
+                {
+                    var room = args.Room();
+                    var message = Message(args, body, caller, room);
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.PublishAsync(room, message, cancellationToken));
+                }
 
             case "broadcast":
-            {
-                var rooms = args.Rooms("rooms", o.MaxBroadcastRooms);
-                var message = Message(args, body, caller, rooms[0]);
-                Limit(caller, rooms.Count);
-                return ApiJson.Serialize(await api.BroadcastAsync(rooms, message, cancellationToken));
-            }
+                {
+                    var rooms = args.Rooms("rooms", o.MaxBroadcastRooms);
+                    var message = Message(args, body, caller, rooms[0]);
+                    Limit(caller, rooms.Count);
+                    return ApiJson.Serialize(await api.BroadcastAsync(rooms, message, cancellationToken));
+                }
 
             case "history":
-            {
-                var room = args.Room();
-                var after = args.UInt64("after_seq");
-                var to = args.UInt64("to_seq");
-                var latest = args.Int("latest", 1, o.MaxHistoryPage);
-                var limit = args.Int("limit", 1, o.MaxHistoryPage) ?? Math.Min(100, o.MaxHistoryPage);
-                args.EnsureNoOthers();
-                if (latest is not null && (after is not null || to is not null))
                 {
-                    throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'latest' cannot be combined with 'after_seq' or 'to_seq'");
-                }
+                    var room = args.Room();
+                    var after = args.UInt64("after_seq");
+                    var to = args.UInt64("to_seq");
+                    var latest = args.Int("latest", 1, o.MaxHistoryPage);
+                    var limit = args.Int("limit", 1, o.MaxHistoryPage) ?? Math.Min(100, o.MaxHistoryPage);
+                    args.EnsureNoOthers();
+                    if (latest is not null && (after is not null || to is not null))
+                    {
+                        throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'latest' cannot be combined with 'after_seq' or 'to_seq'");
+                    }
 
-                if (to is { } end && after is { } start && end <= start)
-                {
-                    throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'to_seq' must be greater than 'after_seq'");
-                }
+                    if (to is { } end && after is { } start && end <= start)
+                    {
+                        throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'to_seq' must be greater than 'after_seq'");
+                    }
 
-                Limit(caller, 1);
-                var maxBytes = Math.Min(o.MaxHistoryPageBytes, Math.Max(1, maxReplyBytes - ReplyOverheadBytes));
-                return ApiJson.Serialize(await api.HistoryAsync(new HistoryQuery(room, after ?? 0, to, latest, limit), maxBytes, cancellationToken));
-            }
+                    Limit(caller, 1);
+                    var maxBytes = Math.Min(o.MaxHistoryPageBytes, Math.Max(1, maxReplyBytes - ReplyOverheadBytes));
+                    return ApiJson.Serialize(await api.HistoryAsync(new HistoryQuery(room, after ?? 0, to, latest, limit), maxBytes, cancellationToken));
+                }
 
             case "presence":
-            {
-                var room = args.Room();
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.PresenceAsync(room, cancellationToken));
-            }
-
-            case "rooms":
-            {
-                var cluster = Scope(args);
-                var text = args.Text("pattern", RoomName.MaxLength);
-                RoomPattern? pattern = null;
-                if (text is not null && !RoomPattern.TryParse(text, out pattern))
                 {
-                    throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'pattern' must be a room pattern: dot-separated [A-Za-z0-9_-] tokens, '*' and a final '>'");
+                    var room = args.Room();
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.PresenceAsync(room, cancellationToken));
                 }
 
-                var limit = args.Int("limit", 1, o.MaxRoomsListed) ?? Math.Min(1000, o.MaxRoomsListed);
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.RoomsAsync(cluster, pattern, limit, cancellationToken));
-            }
+            case "rooms":
+                {
+                    var cluster = Scope(args);
+                    var text = args.Text("pattern", RoomName.MaxLength);
+                    RoomPattern? pattern = null;
+                    if (text is not null && !RoomPattern.TryParse(text, out pattern))
+                    {
+                        throw ApiException.Invalid(ErrorCodes.InvalidArgument, "'pattern' must be a room pattern: dot-separated [A-Za-z0-9_-] tokens, '*' and a final '>'");
+                    }
+
+                    var limit = args.Int("limit", 1, o.MaxRoomsListed) ?? Math.Min(1000, o.MaxRoomsListed);
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.RoomsAsync(cluster, pattern, limit, cancellationToken));
+                }
 
             case "info":
-            {
-                var cluster = Scope(args);
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.InfoAsync(cluster, cancellationToken));
-            }
+                {
+                    var cluster = Scope(args);
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.InfoAsync(cluster, cancellationToken));
+                }
 
             case "disconnect":
-            {
-                var user = args.User();
-                var reason = args.Text("reason", MaxReasonBytes);
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.DisconnectAsync(user, reason, cancellationToken));
-            }
+                {
+                    var user = args.User();
+                    var reason = args.Text("reason", MaxReasonBytes);
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.DisconnectAsync(user, reason, cancellationToken));
+                }
 
             case "ban":
-            {
-                var user = args.User();
-                var reason = args.Text("reason", MaxReasonBytes);
-                var maxSeconds = (int)Math.Min(int.MaxValue, o.MaxBanTtl.TotalSeconds);
-                var ttl = args.Int("ttl_seconds", 1, maxSeconds) is { } seconds ? TimeSpan.FromSeconds(seconds) : o.DefaultBanTtl;
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.BanAsync(user, ttl, reason, cancellationToken));
-            }
+                {
+                    var user = args.User();
+                    var reason = args.Text("reason", MaxReasonBytes);
+                    var maxSeconds = (int)Math.Min(int.MaxValue, o.MaxBanTtl.TotalSeconds);
+                    var ttl = args.Int("ttl_seconds", 1, maxSeconds) is { } seconds ? TimeSpan.FromSeconds(seconds) : o.DefaultBanTtl;
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.BanAsync(user, ttl, reason, cancellationToken));
+                }
 
             case "unban":
-            {
-                var user = args.User();
-                args.EnsureNoOthers();
-                Limit(caller, 1);
-                return ApiJson.Serialize(await api.UnbanAsync(user, cancellationToken));
-            }
+                {
+                    var user = args.User();
+                    args.EnsureNoOthers();
+                    Limit(caller, 1);
+                    return ApiJson.Serialize(await api.UnbanAsync(user, cancellationToken));
+                }
 
             default:
                 throw new ApiException(StatusCodes.Status404NotFound, ErrorCodes.NotFound,

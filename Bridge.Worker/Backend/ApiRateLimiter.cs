@@ -5,7 +5,7 @@ namespace Bridge.Worker.Backend;
 
 /// <summary>
 /// Requests per caller of the backend API: a token bucket per caller (System.Threading.RateLimiting's partitioned
-/// limiter), refilled ten times a second. A broadcast takes one token per room.
+/// limiter, <see cref="Limits.TokenBuckets"/>). A broadcast takes one token per room.
 /// </summary>
 internal sealed class ApiRateLimiter : IDisposable
 {
@@ -14,15 +14,7 @@ internal sealed class ApiRateLimiter : IDisposable
     public ApiRateLimiter(IOptions<ApiOptions> options)
     {
         var o = options.Value;
-        var perTick = Math.Max(1, (int)Math.Ceiling(o.RequestsPerSecond / 10.0));
-        var bucket = new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = o.Burst,
-            TokensPerPeriod = perTick,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(perTick / (double)o.RequestsPerSecond),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        };
+        var bucket = Limits.TokenBuckets.PerSecond(o.RequestsPerSecond, o.Burst);
         _limiter = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => bucket));
     }
 

@@ -34,27 +34,14 @@ internal sealed partial class HttpApiEndpoint(
         }
 
         var max = options.Value.MaxRequestBytes;
-        if (context.Request.ContentLength > max)
+        if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {
-            await TooLarge(max).ExecuteAsync(context);
+            await HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.TooLarge, $"body larger than {max} bytes (Bridge:Api:MaxRequestBytes)")
+                .ExecuteAsync(context);
             return;
         }
 
-        var body = new MemoryStream();
-        var buffer = new byte[8192];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
-        {
-            if (body.Length + read > max)
-            {
-                await TooLarge(max).ExecuteAsync(context);
-                return;
-            }
-
-            body.Write(buffer, 0, read);
-        }
-
-        var reply = await dispatcher.HandleAsync(op, body.GetBuffer().AsMemory(0, (int)body.Length), caller, int.MaxValue, context.RequestAborted);
+        var reply = await dispatcher.HandleAsync(op, body, caller, int.MaxValue, context.RequestAborted);
         if (reply.RetryAfter is { } wait)
         {
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -122,9 +109,6 @@ internal sealed partial class HttpApiEndpoint(
         context.Response.Headers.WWWAuthenticate = "ApiKey, Bearer";
         return HttpErrors.Problem(StatusCodes.Status401Unauthorized, ErrorCodes.Unauthorized, message);
     }
-
-    private static IResult TooLarge(int max) =>
-        HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.TooLarge, $"body larger than {max} bytes (Bridge:Api:MaxRequestBytes)");
 
     [LoggerMessage(EventId = 6301, Level = LogLevel.Information, Message = "Refused a backend API request from {RemoteIp}: {Reason}")]
     private partial void LogRefused(System.Net.IPAddress? remoteIp, string reason);

@@ -61,20 +61,19 @@ internal sealed partial class UserBans(
             return;
         }
 
-        _store = await KeyValueBuckets.CreateOrUpdateAsync(
+        await _bucket.OpenAsync(
             nats,
             new NatsKVConfig(o.BansBucket)
             {
                 Description = "Bridge: banned users (tokens issued before the ban are refused)",
                 History = 1,
                 Storage = NatsKVStorageType.File,
-                NumberOfReplicas = natsOptions.Value.Replicas,
                 // Allows a TTL per key (each ban's own); the marker left when one expires tells the watchers.
                 LimitMarkerTTL = TimeSpan.FromMinutes(5),
             },
-            natsOptions.Value.StartupTimeout,
-            time,
+            natsOptions.Value,
             cancellationToken);
+        _store = _bucket.Store;
         _bucket.Rebuilt = Reindex;
         _bucket.Changed = (_, ban) =>
         {
@@ -85,11 +84,11 @@ internal sealed partial class UserBans(
         };
         await base.StartAsync(cancellationToken);
         // A worker must not admit a banned user's old token because it has not read the bans yet.
-        await _bucket.Loaded.WaitAsync(natsOptions.Value.StartupTimeout, time, cancellationToken);
+        await _bucket.WaitLoadedAsync(natsOptions.Value.StartupTimeout, cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        _store is null ? Task.CompletedTask : _bucket.RunAsync(_store, LogWatchFailed, stoppingToken);
+        _store is null ? Task.CompletedTask : _bucket.RunAsync(LogWatchFailed, stoppingToken);
 
     /// <summary>True when <paramref name="user"/> is banned and a token issued at <paramref name="issuedAt"/> predates the ban.</summary>
     public bool IsRevoked(string user, DateTimeOffset? issuedAt)

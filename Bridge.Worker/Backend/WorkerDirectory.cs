@@ -53,22 +53,15 @@ internal sealed partial class WorkerDirectory(
             return;
         }
 
-        _store = await KeyValueBuckets.CreateOrUpdateAsync(
+        await _bucket.OpenAsync(
             nats,
-            new NatsKVConfig(o.WorkersBucket)
-            {
-                Description = "Bridge: running workers",
-                History = 1,
-                MaxAge = o.WorkerTtl,
-                Storage = NatsKVStorageType.Memory,
-                NumberOfReplicas = natsOptions.Value.Replicas,
-            },
-            natsOptions.Value.StartupTimeout,
-            time,
+            new NatsKVConfig(o.WorkersBucket) { Description = "Bridge: running workers", History = 1, MaxAge = o.WorkerTtl, Storage = NatsKVStorageType.Memory },
+            natsOptions.Value,
             cancellationToken);
+        _store = _bucket.Store;
         await RenewAsync(cancellationToken);
         await base.StartAsync(cancellationToken);
-        await _bucket.Loaded.WaitAsync(natsOptions.Value.StartupTimeout, time, cancellationToken);
+        await _bucket.WaitLoadedAsync(natsOptions.Value.StartupTimeout, cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -78,7 +71,7 @@ internal sealed partial class WorkerDirectory(
             return;
         }
 
-        var watch = _bucket.RunAsync(_store, LogFailed, stoppingToken);
+        var watch = _bucket.RunAsync(LogFailed, stoppingToken);
         using var timer = new PeriodicTimer(options.Value.WorkerTtl / 3, time);
         try
         {
