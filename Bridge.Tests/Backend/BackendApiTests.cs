@@ -326,6 +326,13 @@ public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<Nats
             Assert.Equal(401, await HttpPublishStatusAsync(a, oldToken));
             var newer = _tokens.Create(mallory, subRooms: [">"], issuedAt: DateTimeOffset.FromUnixTimeMilliseconds(bannedAt).UtcDateTime.AddSeconds(1));
             Assert.Equal(101, await UpgradeStatusAsync(b, newer));
+            await using (var fresh = await TestClient.ConnectAsync(new Uri($"{a.WebSocketUrl}?access_token={newer}")))
+            {
+                // ... and a connection with the newer token cannot go back to an old one with auth.refresh.
+                await fresh.SendAsync(new() { ["type"] = MessageTypes.AuthRefresh, ["id"] = "r", ["payload"] = new Dictionary<string, object?> { ["token"] = oldToken } });
+                Assert.Equal(ErrorCodes.Unauthorized, (await fresh.WaitForAsync(f => f.Type == MessageTypes.Error)).ErrorCode);
+            }
+
 
             // A worker started after the ban reads it from the bucket.
             await b.DisposeAsync();
