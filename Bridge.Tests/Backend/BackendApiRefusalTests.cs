@@ -15,19 +15,13 @@ namespace Bridge.Tests.Backend;
 public sealed class BackendApiRefusalTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
 {
     private readonly Tokens _tokens = new();
-    private readonly string _key = "key-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
-    private readonly string _otherKey = "other-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+    private readonly string _key = ApiClient.NewKey();
+    private readonly string _otherKey = ApiClient.NewKey("other");
 
     public void Dispose() => _tokens.Dispose();
 
-    private (string, string)[] Settings(params (string, string)[] more) => _tokens.WorkerSettings(
-    [
-        ("Bridge:Api:Keys:0:Name", "tests"),
-        ("Bridge:Api:Keys:0:Sha256", ApiKeys.HashOf(_key)),
-        ("Bridge:Api:Keys:1:Name", "other"),
-        ("Bridge:Api:Keys:1:Sha256", ApiKeys.HashOf(_otherKey)),
-        .. more,
-    ]);
+    private (string, string)[] Settings(params (string, string)[] more) =>
+        _tokens.WorkerSettings([.. ApiClient.KeySettings("tests", _key), .. ApiClient.KeySettings("other", _otherKey, index: 1), .. more]);
 
     [Fact]
     public async Task Requests_without_a_valid_api_key_get_401_and_store_nothing()

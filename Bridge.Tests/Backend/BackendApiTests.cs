@@ -2,7 +2,6 @@ using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
-using Bridge.Worker.Backend;
 
 namespace Bridge.Tests.Backend;
 
@@ -13,17 +12,12 @@ namespace Bridge.Tests.Backend;
 public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
 {
     private readonly Tokens _tokens = new();
-    private readonly string _key = "key-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+    private readonly string _key = ApiClient.NewKey();
 
     public void Dispose() => _tokens.Dispose();
 
-    private (string, string)[] Settings(params (string, string)[] more) => _tokens.WorkerSettings(
-    [
-        ("Bridge:Api:Keys:0:Name", "tests"),
-        ("Bridge:Api:Keys:0:Sha256", ApiKeys.HashOf(_key)),
-        ("Bridge:Presence:Rooms:0", "p.>"),
-        .. more,
-    ]);
+    private (string, string)[] Settings(params (string, string)[] more) =>
+        _tokens.WorkerSettings([.. ApiClient.KeySettings("tests", _key), ("Bridge:Presence:Rooms:0", "p.>"), .. more]);
 
     private ApiClient Api(string adapter, WorkerHost worker) => ApiClient.For(adapter, worker.HttpUrl, _key, nats.Server.Url);
 

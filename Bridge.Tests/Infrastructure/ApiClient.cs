@@ -37,6 +37,16 @@ public sealed class ApiClient : IAsyncDisposable
 
     public string Adapter => _nats is null ? "http" : "nats";
 
+    /// <summary>A random API key (the worker accepts keys of 32 characters or more).</summary>
+    public static string NewKey(string prefix = "key") => $"{prefix}-{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20))}";
+
+    /// <summary>Worker settings that configure <paramref name="key"/> as API key number <paramref name="index"/>.</summary>
+    public static (string, string)[] KeySettings(string name, string key, int index = 0) =>
+    [
+        ($"Bridge:Api:Keys:{index}:Name", name),
+        ($"Bridge:Api:Keys:{index}:Sha256", Bridge.Worker.Backend.ApiKeys.HashOf(key)),
+    ];
+
     public static ApiClient WithKey(Uri worker, string key) => new(worker, r => r.Headers.Add("X-Api-Key", key), null);
 
     public static ApiClient WithToken(Uri worker, string token) =>
