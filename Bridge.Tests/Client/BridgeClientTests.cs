@@ -179,6 +179,27 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Equal(later.Seq, (await ReadAsync(resumed, 1))[0].Seq);
     }
 
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_resume_from_beyond_the_rooms_end_takes_the_rooms_position_and_delivers_what_comes_next(BridgeFormat format)
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room("beyond");
+        await using var client = NewClient(worker.WebSocketUrl, format);
+        await client.ConnectAsync();
+        var stored = await client.PublishAsync(room, "chat.message", new { text = "stored" });
+
+        // A position from a stream that was reset (or another deployment): far beyond anything the room holds.
+        var subscription = await client.JoinAsync(room, since: stored.Seq + 1_000_000);
+        Assert.True(subscription.LastJoin!.Truncated);
+        Assert.Equal(stored.Seq, subscription.LastJoin.Seq);
+        Assert.Equal(stored.Seq, subscription.Position); // the room's position replaces the untrusted since
+
+        var next = await client.PublishAsync(room, "chat.message", new { text = "next" });
+        Assert.Equal(next.Seq, (await ReadAsync(subscription, 1))[0].Seq);
+    }
+
     [Fact]
     public async Task Reconnect_attempts_back_off_exponentially_with_full_jitter()
     {

@@ -77,8 +77,27 @@ internal sealed class ClientSession
 
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
-    public void Deliver(RoomMessage message) =>
-        Send(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+    /// <summary>
+    /// Queues a room message. Should anything here fail, the connection has missed the message: it is closed with
+    /// 1011, so its client resumes from its own position (a gap is signalled, never silent), and the exception goes
+    /// to the caller, which goes on with the room's other members.
+    /// </summary>
+    public void Deliver(RoomMessage message)
+    {
+        try
+        {
+            // No frame: the message cannot be encoded for this format at all; skipped (counted) for all its members.
+            if (message.GetFrame(Codec) is { } frame)
+            {
+                Send(new OutboundFrame(frame, message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+            }
+        }
+        catch (Exception)
+        {
+            RequestClose(CloseCodes.InternalError, "internal error; reconnect and resume");
+            throw;
+        }
+    }
 
     /// <summary>
     /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never

@@ -81,6 +81,8 @@ internal static class BridgeApp
         services.AddSingleton<NatsContext>();
         services.AddHostedService<StreamSetup>();
         services.AddSingleton<RoomPublisher>();
+        services.AddSingleton<MessageFallbacks>();
+        services.AddSingleton<RoomMessageReader>();
         services.AddSingleton<RoomHistory>();
         services.AddSingleton<NatsRoomFeedFactory>();
         services.AddSingleton<IRoomFeedFactory>(sp => sp.GetRequiredService<NatsRoomFeedFactory>());

@@ -11,7 +11,7 @@ namespace Bridge.Worker.Nats;
 /// buffer, a reconnect) is seen at the next one and filled from the stream before anything later is delivered.
 /// </summary>
 internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<NatsOptions> options, TimeProvider time,
+    NatsContext nats, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<NatsOptions> options, RoomMessageReader reader,
     ILogger<NatsRoomFeedFactory> logger)
     : IRoomFeedFactory
 {
@@ -59,7 +59,7 @@ internal sealed partial class NatsRoomFeedFactory(
         // Ends when the subscription is disposed (last member left, or shutdown).
         await foreach (var msg in subscription.Msgs.ReadAllAsync())
         {
-            var message = RoomMessageReader.ReadStamped(room.Name, msg, time);
+            var message = reader.ReadStamped(room.Name, msg);
             if (message is null)
             {
                 LogNotFromStream(msg.Subject);
