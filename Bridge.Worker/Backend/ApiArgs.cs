@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Bridge.Contracts;
 using Bridge.Worker.Handlers;
+using Bridge.Worker.Protocol;
 
 namespace Bridge.Worker.Backend;
 
@@ -9,7 +10,7 @@ namespace Bridge.Worker.Backend;
 /// Reads a request's JSON object field by field, each with its own rule, and refuses what breaks one with
 /// <see cref="ErrorCodes.InvalidArgument"/> (or <see cref="ErrorCodes.InvalidRoom"/>, <see cref="ErrorCodes.MissingField"/>)
 /// naming the field. Unknown fields are refused too (<see cref="EnsureNoOthers"/>): a typo must not be silently ignored.
-/// Strings must be valid Unicode (UTF-8 on the wire, no lone surrogates in escapes) without control characters.
+/// Strings must be Unicode text (<see cref="UnicodeText"/>: UTF-8, no lone surrogates in escapes) without control characters.
 /// </summary>
 internal sealed class ApiArgs : IDisposable
 {
@@ -29,13 +30,6 @@ internal sealed class ApiArgs : IDisposable
             return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()));
         }
 
-        // JSON text is UTF-8 (RFC 8259): checked once for the whole body, payload strings included, which the
-        // envelope decoder skips without reading.
-        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
-        {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, "the body is not valid UTF-8");
-        }
-
         JsonDocument document;
         try
         {
@@ -45,11 +39,19 @@ internal sealed class ApiArgs : IDisposable
         {
             throw ApiException.Invalid(ErrorCodes.BadFrame, $"the body is not valid JSON: {ex.Message}");
         }
+        catch (InvalidOperationException)
+        {
+            // A property name escaping a lone surrogate, met by the duplicate-name check while parsing.
+            throw ApiException.Invalid(ErrorCodes.BadFrame, UnicodeText.InvalidMessage);
+        }
 
-        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        // The rule for all text entering Bridge (issue 12), once for the whole body: every string, names and payload
+        // included, is UTF-8 without lone surrogates.
+        var isObject = document.RootElement.ValueKind == JsonValueKind.Object;
+        if (!isObject || !UnicodeText.HasOnlyUnicodeStrings(body.Span))
         {
             document.Dispose();
-            throw ApiException.Invalid(ErrorCodes.BadFrame, "the body must be a JSON object");
+            throw ApiException.Invalid(ErrorCodes.BadFrame, isObject ? UnicodeText.InvalidMessage : "the body must be a JSON object");
         }
 
         return new ApiArgs(document);
@@ -106,17 +108,9 @@ internal sealed class ApiArgs : IDisposable
             throw ApiException.Invalid(ErrorCodes.InvalidArgument, $"field '{name}' must be a string");
         }
 
-        string text;
-        try
-        {
-            text = value.GetString()!;
-        }
-        catch (InvalidOperationException)
-        {
-            throw ApiException.Invalid(ErrorCodes.InvalidArgument, $"field '{name}' is not valid Unicode text");
-        }
-
-        if (Encoding.UTF8.GetByteCount(text) > maxUtf8Bytes || text.Any(char.IsControl) || HasLoneSurrogate(text))
+        // Valid Unicode: Parse checked every string of the body.
+        var text = value.GetString()!;
+        if (Encoding.UTF8.GetByteCount(text) > maxUtf8Bytes || text.Any(char.IsControl))
         {
             throw ApiException.Invalid(ErrorCodes.InvalidArgument,
                 $"field '{name}' must be at most {maxUtf8Bytes} bytes of UTF-8 text without control characters");
@@ -187,23 +181,6 @@ internal sealed class ApiArgs : IDisposable
     {
         _read.Add(name);
         return _document.RootElement.TryGetProperty(name, out value);
-    }
-
-    private static bool HasLoneSurrogate(string text)
-    {
-        for (var i = 0; i < text.Length; i++)
-        {
-            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(text[i]))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private static string Shorten(string name)

@@ -47,10 +47,11 @@ internal sealed partial class ApiDispatcher(
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            // NATS unavailable, a timeout: nothing of the request is known to have happened except what its answer says.
+            // NATS unavailable, a timeout (or a bug, in the log): the caller learns that the operation may not have
+            // happened, never a stack trace.
             LogFailed(ex, op);
             status = StatusCodes.Status503ServiceUnavailable;
-            return new ApiReply(status, ApiJson.Problem(ErrorCodes.Unavailable, $"'{op}' could not be completed (NATS unavailable); retry"));
+            return new ApiReply(status, ApiJson.Problem(ErrorCodes.Unavailable, $"'{op}' could not be completed; retry"));
         }
         finally
         {

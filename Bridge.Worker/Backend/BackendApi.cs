@@ -111,7 +111,12 @@ internal sealed partial class BackendApi(
                 // Newest first into the budget, then back to oldest first.
                 for (var i = tail.Count - 1; i >= 0; i--)
                 {
-                    var frame = tail[i].GetFrame(JsonFrameCodec.Instance);
+                    // A message no JSON client can be sent (counted and logged by the reader) is left out here too.
+                    if (tail[i].GetFrame(JsonFrameCodec.Instance) is not { } frame)
+                    {
+                        continue;
+                    }
+
                     if (kept.Count > 0 && bytes + frame.Length > maxBytes)
                     {
                         break;
@@ -132,7 +137,12 @@ internal sealed partial class BackendApi(
             var cut = false;
             await foreach (var message in history.ReadAsync(room, query.AfterSeq, query.ToSeq, cancellationToken))
             {
-                var frame = message.GetFrame(JsonFrameCodec.Instance);
+                if (message.GetFrame(JsonFrameCodec.Instance) is not { } frame)
+                {
+                    last = message.Seq; // skipped as for JSON clients, and paged past
+                    continue;
+                }
+
                 if (messages.Count > 0 && size + frame.Length > maxBytes)
                 {
                     cut = true;

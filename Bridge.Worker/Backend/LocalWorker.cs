@@ -25,7 +25,11 @@ internal sealed partial class LocalWorker
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<ClientSession, object> _told = [];
     // Connections closed here per ban (user and ban time), so that the banning worker's order, which often arrives after
     // the watch has closed them and they are gone, is still answered with the count. Entries are kept a few minutes.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string User, long BannedAt), (int Closed, long At)> _banCloses = new();
+    private readonly Dictionary<(string User, long BannedAt), (int Closed, long At)> _banCloses = [];
+
+    // One disconnect at a time: a ban's two routes run on different threads, and the second must see what the first
+    // closed and counted.
+    private readonly Lock _gate = new();
     private readonly ConnectionTracker _connections;
     private readonly RoomRegistry _rooms;
     private readonly NatsContext _nats;
@@ -115,6 +119,14 @@ internal sealed partial class LocalWorker
         var (code, reason) = order.Ban is null
             ? (CloseCodes.Disconnected, string.IsNullOrEmpty(order.Reason) ? "disconnected" : order.Reason)
             : (CloseCodes.Forbidden, "banned");
+        lock (_gate)
+        {
+            return new WorkerDisconnects(Id, CloseLocked(order, code, reason));
+        }
+    }
+
+    private int CloseLocked(DisconnectOrder order, int code, string reason)
+    {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var closed = 0;
         foreach (var session in _connections.Sessions)
@@ -155,18 +167,20 @@ internal sealed partial class LocalWorker
 
         if (order.Ban is { } done)
         {
-            foreach (var (key, entry) in _banCloses)
+            foreach (var (old, entry) in _banCloses)
             {
                 if (now - entry.At > BanCountsKept.TotalMilliseconds)
                 {
-                    _banCloses.TryRemove(key, out _);
+                    _banCloses.Remove(old); // allowed while enumerating a Dictionary
                 }
             }
 
-            closed = _banCloses.AddOrUpdate((done.User, done.BannedAt), (closed, now), (_, before) => (before.Closed + closed, now)).Closed;
+            var key = (done.User, done.BannedAt);
+            closed += _banCloses.TryGetValue(key, out var before) ? before.Closed : 0;
+            _banCloses[key] = (closed, now);
         }
 
-        return new WorkerDisconnects(Id, closed);
+        return closed;
     }
 
     [LoggerMessage(EventId = 6201, Level = LogLevel.Information, Message = "Closed {Connections} connections of user {User} ({Code}) for the backend API")]
