@@ -474,14 +474,21 @@ public sealed class LiveFuzzTests(NatsServerFixture nats) : IClassFixture<NatsSe
     /// Every label of every Bridge series on <c>/metrics</c> has a value from its fixed, documented set
     /// (docs/operations.md): whatever the fuzzed clients and backends sent, they cannot create new series.
     /// </summary>
+    private static readonly string[] TokenReasons =
+        ["missing", "malformed", "signature", "expired", "not_yet_valid", "audience", "issuer", "algorithm", "claims", "subject", "origin", "invalid", "banned"];
+
     private static async Task AssertMetricLabelsAreBoundedAsync(WorkerHost worker)
     {
         var allowed = new Dictionary<string, string[]>
         {
             ["transport"] = ["websocket", "sse", "poll", "http"],
-            ["code"] = [.. new[] { CloseCodes.Normal, CloseCodes.InvalidPayload, CloseCodes.MessageTooBig, CloseCodes.InternalError, CloseCodes.ServiceRestart, CloseCodes.TokenExpired, CloseCodes.SlowConsumer }.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))],
-            ["reason"] = ["missing", "malformed", "signature", "expired", "not_yet_valid", "audience", "issuer", "algorithm", "claims", "subject", "origin", "invalid"],
-            ["limit"] = ["messages", "user_connections", "ip_connections", "worker_connections"],
+            ["code"] = [.. new[] { CloseCodes.Normal, CloseCodes.InvalidPayload, CloseCodes.MessageTooBig, CloseCodes.InternalError, CloseCodes.ServiceRestart, CloseCodes.TokenExpired, CloseCodes.Forbidden, CloseCodes.SlowConsumer, CloseCodes.Disconnected }.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))],
+            ["reason"] = [.. TokenReasons, .. TokenReasons.Select(r => "api_" + r), "api_key", "api_not_admin"],
+            ["limit"] = ["messages", "user_connections", "ip_connections", "worker_connections", "api"],
+            // The backend API's requests (docs/operations.md).
+            ["op"] = [.. Bridge.Worker.Backend.ApiDispatcher.Operations, "unknown"],
+            ["via"] = ["api_key", "admin_token", "nats"],
+            ["status"] = ["200", "400", "404", "413", "429", "503"],
             ["truncated"] = ["true", "false"],
             ["format"] = ["json", "msgpack", "all"],
             ["outcome"] = ["binary", "skipped"],

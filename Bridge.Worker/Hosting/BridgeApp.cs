@@ -1,3 +1,4 @@
+using Bridge.Worker.Backend;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Limits;
@@ -101,6 +102,8 @@ internal static class BridgeApp
         services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
         services.AddSingleton<PresenceTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<PresenceTracker>());
+        // Bans, the workers' directory and the NATS side of the backend API (after StreamSetup: they need NATS).
+        services.AddBackendApi();
 
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
@@ -145,13 +148,14 @@ internal static class BridgeApp
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(PollEndpoint.Path, (HttpContext context, PollEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapPost(PublishEndpoint.Pattern, (HttpContext context, string room, PublishEndpoint endpoint) => endpoint.HandleAsync(context, room));
+        app.MapBackendApi();
         app.MapGet("/healthz", HealthEndpoints.Live);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/readyz", (HealthEndpoints health, HttpContext context) => health.ReadyAsync(context.RequestAborted));
         return app;
     }
 
-    private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, string section)
+    internal static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, string section)
         where TOptions : class
         where TValidator : class, IValidateOptions<TOptions>
     {
