@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -15,11 +14,6 @@ internal sealed record CloseRequest(int Code, string Reason);
 internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
-
-    // Sized for an idle connection, which is most of them (docs/benchmarks.md, memory per idle WebSocket): the
-    // defaults (31 buckets, one lock per CPU) cost ~0.4 KB per connection on 2 cores and more on bigger machines.
-    // One lock is enough: a connection's rooms change from its own receive loop and its few background joins.
-    private readonly ConcurrentDictionary<string, RoomMembership> _rooms = new(concurrencyLevel: 1, capacity: 1, StringComparer.Ordinal);
     private readonly int _maxConcurrentRequests;
     private readonly Lock _backgroundGate = new();
 
@@ -61,16 +55,20 @@ internal sealed class ClientSession
 
     public OutboundQueue Queue { get; }
 
-    /// <summary>Rooms this connection is in or joining.</summary>
-    public ConcurrentDictionary<string, RoomMembership> Rooms => _rooms;
+    /// <summary>Rooms this connection is in or joining: join, leave, revoke and leave-all go through it.</summary>
+    public SessionRooms Rooms { get; } = new();
 
     /// <summary>Cancelled once the connection must close; <see cref="CloseRequested"/> says why.</summary>
     public CancellationToken Closing => _closing.Token;
 
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
-    public void Deliver(RoomMessage message) =>
-        Send(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+    /// <summary>
+    /// Queues a room message if the send queue is below its high-water mark; false when it is not (the member then
+    /// reads the room from the stream when there is room again) or the connection is closing.
+    /// </summary>
+    public bool TryDeliver(RoomMessage message) =>
+        Queue.TryEnqueueMessage(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
 
     /// <summary>
     /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never
@@ -81,20 +79,29 @@ internal sealed class ClientSession
     {
         var slots = BackgroundSlots();
         await slots.WaitAsync(cancellationToken);
+        StartBackground(async ct =>
+        {
+            try
+            {
+                await work(ct);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        });
+    }
+
+    /// <summary>
+    /// Runs work of the worker's own beside the receive loop without taking a request slot (a member catching up
+    /// after falling behind); never waits. Leaving all rooms waits for it like for requests.
+    /// </summary>
+    public void StartBackground(Func<CancellationToken, Task> work)
+    {
         Task task;
         lock (_backgroundGate)
         {
-            task = Task.Run(async () =>
-            {
-                try
-                {
-                    await work(Closing);
-                }
-                finally
-                {
-                    slots.Release();
-                }
-            }, CancellationToken.None);
+            task = Task.Run(() => work(Closing), CancellationToken.None);
             (_background ??= []).Add(task);
         }
 
@@ -121,8 +128,8 @@ internal sealed class ClientSession
         }
     }
 
-    /// <summary>Waits for the background requests to finish (they observe <see cref="Closing"/>).</summary>
-    public async Task DrainBackgroundAsync()
+    /// <summary>Waits for the background work to finish (it observes <see cref="Closing"/>).</summary>
+    private async Task DrainBackgroundAsync()
     {
         Task[] pending;
         lock (_backgroundGate)
@@ -140,6 +147,13 @@ internal sealed class ClientSession
         }
     }
 
+    /// <summary>Leaves every room of the closing connection, once its background joins and catch-ups have ended.</summary>
+    public async Task LeaveAllRoomsAsync()
+    {
+        await DrainBackgroundAsync();
+        await Rooms.LeaveAllAsync();
+    }
+
     public void Send(ControlFrame frame) =>
         Send(new OutboundFrame(
             Codec.EncodeControl(frame),
@@ -151,12 +165,16 @@ internal sealed class ClientSession
     public void SendError(string code, string message, string? reference) =>
         Send(ControlFrames.Error(code, message, reference));
 
-    /// <summary>Queues a frame; a full queue closes the connection as a slow consumer.</summary>
+    /// <summary>
+    /// Queues a control frame (an answer, an error, a heartbeat). Room messages pause at the queue's high-water mark,
+    /// leaving a reserve for these; a client that overflows even that (it keeps asking and does not read) is closed
+    /// with 4008.
+    /// </summary>
     public void Send(OutboundFrame frame)
     {
         if (!Queue.TryEnqueue(frame))
         {
-            RequestClose(CloseCodes.SlowConsumer, "slow consumer: send queue full");
+            RequestClose(CloseCodes.SlowConsumer, "stalled: send queue full");
         }
     }
 

@@ -81,6 +81,7 @@ internal static class BridgeApp
         services.AddHostedService<StreamSetup>();
         services.AddSingleton<RoomPublisher>();
         services.AddSingleton<RoomHistory>();
+        services.AddSingleton<IRoomLog>(sp => sp.GetRequiredService<RoomHistory>());
         services.AddSingleton<NatsRoomFeedFactory>();
         services.AddSingleton<IRoomFeedFactory>(sp => sp.GetRequiredService<NatsRoomFeedFactory>());
         services.AddHostedService<FeedCatchUp>();
@@ -93,7 +94,9 @@ internal static class BridgeApp
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
         services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<RoomReader>();
         services.AddSingleton<RoomJoiner>();
+        services.AddHostedService<StallDetector>();
         services.AddHostedService<ConnectionDrainer>();
 
         // Protocol: the handler table

@@ -83,7 +83,7 @@ internal sealed class PollEndpoint(
 
                         if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))
                         {
-                            break; // the session closed (e.g. a join buffer overflowed): answer with what there is
+                            break; // the session closed (e.g. the worker is shutting down): answer with what there is
                         }
 
                         continue;
@@ -120,7 +120,7 @@ internal sealed class PollEndpoint(
         {
             session.RequestClose(CloseCodes.Normal, "poll answered");
             await joining;
-            await joiner.LeaveAllAsync(session);
+            await session.LeaveAllRoomsAsync();
         }
 
         await heartbeatStop.CancelAsync();
