@@ -72,7 +72,7 @@ internal sealed partial class RoomJoiner(
 
             if (since is not null)
             {
-                metrics.Resumed(joined.Replayed, joined.Truncated);
+                metrics.Resumed(joined.Truncated);
             }
 
             LogJoined(session.ConnectionId, name, joined.Position, joined.Replayed, joined.Truncated);

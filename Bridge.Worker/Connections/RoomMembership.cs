@@ -71,6 +71,18 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
         }
     }
 
+    /// <summary>True until the join has answered <c>room.joined</c> (or the membership closed).</summary>
+    public bool IsJoining
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return !_answered && _state != MemberState.Closed;
+            }
+        }
+    }
+
     public string ConnectionId => Session.ConnectionId;
 
     public string User => Session.User;

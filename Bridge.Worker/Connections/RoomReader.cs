@@ -195,6 +195,7 @@ internal sealed partial class RoomReader
         var start = member.Position;
         var count = 0;
         var full = false;
+        var closed = false;
         long oldest = 0;
         bool startKept;
         await _reads.WaitAsync(cancellationToken);
@@ -204,14 +205,10 @@ internal sealed partial class RoomReader
                                new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes))))
             {
                 var result = member.DeliverRead(message);
-                if (result == ReadResult.Closed)
+                if (result != ReadResult.Sent)
                 {
-                    return ReadOutcome.Closed;
-                }
-
-                if (result == ReadResult.Full)
-                {
-                    full = true;
+                    closed = result == ReadResult.Closed;
+                    full = result == ReadResult.Full;
                     break;
                 }
 
@@ -223,21 +220,18 @@ internal sealed partial class RoomReader
 
             // Retention drops a room's oldest messages first: if the read's start is still stored now, nothing after
             // it was dropped before this read got to it. Otherwise messages may have been skipped.
-            startKept = start == 0 || await _log.IsStoredInRoomAsync(room.Name, start, cancellationToken);
+            startKept = closed || start == 0 || await _log.IsStoredInRoomAsync(room.Name, start, cancellationToken);
         }
         finally
         {
             _reads.Release();
+            // Counted also when the read ends early (the connection closing): what was queued was read.
+            Account(progress, start, count, oldest);
         }
 
-        if (progress.IsJoin && !progress.Answered)
+        if (closed)
         {
-            progress.Replayed += count;
-            progress.SinceChecked |= start == progress.Since;
-        }
-        else
-        {
-            _metrics.CatchUpRead(count, oldest);
+            return ReadOutcome.Closed;
         }
 
         if (!startKept)
@@ -252,6 +246,20 @@ internal sealed partial class RoomReader
         }
 
         return full || count > 0 && member.Position < target ? ReadOutcome.More : ReadOutcome.ReachedTarget;
+    }
+
+    private void Account(Progress progress, ulong start, int count, long oldest)
+    {
+        if (progress.IsJoin && !progress.Answered)
+        {
+            progress.Replayed += count;
+            progress.SinceChecked |= start == progress.Since;
+            _metrics.Replayed(count);
+        }
+        else
+        {
+            _metrics.CatchUpRead(count, oldest);
+        }
     }
 
     private void OnTruncated(RoomMembership member, Room room, Progress progress, ulong start)

@@ -27,6 +27,18 @@ internal sealed class SessionRooms
         }
     }
 
+    /// <summary>True while a join has not answered yet (it is reading its backlog, or waiting to start).</summary>
+    public bool AnyJoining
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rooms is not null && _rooms.Values.Any(m => m.IsJoining);
+            }
+        }
+    }
+
     /// <summary>The membership in <paramref name="room"/>, joined or joining; null when none.</summary>
     public RoomMembership? Find(string room)
     {

@@ -104,11 +104,11 @@ internal sealed class BridgeMetrics
         }
     }
 
-    public void Resumed(int replayed, bool truncated)
-    {
-        _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
-        _replayed.Add(replayed);
-    }
+    /// <summary>A join with <c>since</c> answered <c>room.joined</c>.</summary>
+    public void Resumed(bool truncated) => _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
+
+    /// <summary>Messages read from the stream for a join with <c>since</c> (counted as they are read, also for joins cut short).</summary>
+    public void Replayed(int messages) => _replayed.Add(messages);
 
     public void GapFilled() => _gapFills.Add(1);
 

@@ -70,13 +70,14 @@ internal sealed class PollEndpoint(
             var reader = session.Queue.Reader;
             try
             {
-                // Answer once something arrived and every room has a position (so the cursor resumes them all).
-                while (messages.Count < o.PollMaxMessages &&
-                       (messages.Count == 0 || !rooms.All(positions.ContainsKey) || reader.Count > 0))
+                // Answer once something arrived, every room has a position (so the cursor resumes them all) and no
+                // join is still reading its backlog (so a long backlog comes in full pages).
+                bool Settled() => messages.Count > 0 && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
+                while (messages.Count < o.PollMaxMessages && (!Settled() || reader.Count > 0))
                 {
                     if (!reader.TryRead(out var frame))
                     {
-                        if (messages.Count > 0 && rooms.All(positions.ContainsKey))
+                        if (Settled())
                         {
                             break;
                         }
