@@ -1,0 +1,61 @@
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Worker.Connections;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>
+/// A member so far behind that retention drops messages before it reads them is told, as a resume would be
+/// (<c>room.joined</c> with <c>truncated</c>), then goes on from what is kept. Its own nats-server: the stream here
+/// keeps only 100 messages per room.
+/// </summary>
+public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
+
+    [Fact]
+    public async Task A_member_behind_beyond_retention_gets_room_joined_truncated_then_what_is_kept_and_ends_live()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server,
+            ("Bridge:Nats:MaxMessagesPerRoom", "100"),
+            ("Bridge:Connections:SendQueueCapacity", "64"),
+            ("Bridge:Connections:SendQueueMaxBytes", "262144"));
+        using var meters = new WorkerMeters(worker);
+        var room = Names.Room();
+        await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096, startReading: false);
+        await paused.JoinAsync(room);
+        await Eventually.TrueAsync(() => worker.Get<ConnectionTracker>().Sessions.Count(s => s.Rooms.Find(room)?.State == MemberState.Live) == 1);
+
+        // 3,000 messages of 4 KiB (12 MB): the paused member's queue and sockets hold a small part; the stream keeps
+        // the last 100, so where it stopped is long gone when it reads again.
+        var publishing = Backend.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
+        var seqs = await publishing;
+
+        paused.StartReading();
+        var frames = new List<Frame>();
+        while (frames.LastOrDefault()?.Seq != seqs[^1] || frames.Last().Type != Backend.Type)
+        {
+            frames.Add(await paused.WaitForAsync(f => f.Room == room, Long));
+        }
+
+        var received = frames.Where(f => f.Type == Backend.Type).Select(f => f.Seq).ToList();
+        var notices = frames.Where(f => f.Type == MessageTypes.RoomJoined).ToList();
+        Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
+        Assert.Subset(received.ToHashSet(), seqs.TakeLast(100).ToHashSet());
+        Assert.True(received.Count < seqs.Count, "retention dropped some of what it missed");
+        Assert.Equal(2, notices.Count);
+        Assert.False(notices[0].Payload!["truncated"]!.GetValue<bool>());
+        Assert.True(notices[1].Payload!["truncated"]!.GetValue<bool>());
+        // The notice follows the gap: every message after it is one the stream still kept.
+        var noticeAt = frames.IndexOf(notices[1]);
+        Assert.True(frames.Skip(noticeAt + 1).All(f => seqs.TakeLast(100).Contains(f.Seq)));
+        Assert.True(notices[1].Seq <= received[^1]);
+        Assert.True(meters.Total("bridge.catchup.truncated") >= 1);
+
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind == 0, Long);
+        var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Backend.Type)).Seq);
+        Assert.False(paused.Closed.IsCompleted);
+    }
+}
