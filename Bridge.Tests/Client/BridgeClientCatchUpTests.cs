@@ -12,29 +12,37 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
-    // 3,000 messages of 4 KiB (12 MB): far more than the worker's send queue (1,024 frames, 4 MiB), the client's room
-    // buffer (1,024 messages) and the sockets' buffers together.
+    // 3,000 messages of 8 KiB (24 MB): far more than the worker's send queue (64 frames, 256 KiB here), the client's
+    // room buffer (64 messages here) and what the sockets' buffers hold (a few MB each way on loopback) together.
     private const int Burst = 3000;
+
+    private const int BodyBytes = 8192;
+
+    private static readonly (string Key, string Value)[] SmallQueue =
+    [
+        ("Bridge:Connections:SendQueueCapacity", "64"),
+        ("Bridge:Connections:SendQueueMaxBytes", "262144"),
+    ];
 
     [Theory]
     [InlineData(BridgeFormat.Json)]
     [InlineData(BridgeFormat.MessagePack)]
     public async Task A_burst_to_an_application_that_reads_slowly_streams_as_a_catch_up_with_no_timeout_or_reconnect(BridgeFormat format)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room("cu");
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = BridgeClientTests.NewClient(worker.WebSocketUrl, format);
+        await using var client = BridgeClientTests.NewClient(worker.WebSocketUrl, format, o => o.RoomBufferCapacity = 64);
         await client.ConnectAsync();
         client.StateChanged += (_, e) => states.Enqueue(e);
         var subscription = await client.JoinAsync(room);
 
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
-        // While the backlog streams, the application publishes and waits for its ack (well past AckTimeout's
-        // share of the backlog if acks waited behind all of it).
+        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, BodyBytes);
+        // While the backlog streams, the application publishes (from another task: awaiting the ack without reading
+        // the room would wait on frames queued behind it) and gets its ack while it reads on.
         var received = new List<ulong>();
-        Ack? ack = null;
+        Task<Ack>? ack = null;
         using var cts = new CancellationTokenSource(Long);
         await foreach (var message in subscription.ReadAllAsync(cts.Token))
         {
@@ -45,7 +53,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
 
             if (received.Count == Burst / 2 && ack is null)
             {
-                ack = await client.PublishAsync(room, "chat.message", new { text = "while catching up" });
+                ack = client.PublishAsync(room, "chat.message", new { text = "while catching up" }, cancellationToken: cts.Token);
             }
 
             if (received.Count == Burst)
@@ -58,6 +66,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
 
         Assert.Equal(seqs, received);
         Assert.NotNull(ack);
+        Assert.True((await ack).Seq > seqs[^1]);
         Assert.True(meters.Total("bridge.catchups") >= 1, "the client never fell behind: the burst did not test a catch-up");
         Assert.True(states.IsEmpty, string.Join("; ", states.Select(e => $"{e.State} code={e.CloseCode} reason={e.Reason}")));
         Assert.Equal(ConnectionState.Open, client.State);
@@ -71,11 +80,11 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
     [InlineData(BridgeFormat.MessagePack)]
     public async Task A_resume_with_a_backlog_larger_than_every_buffer_completes_the_join_and_yields_it_all_without_a_reconnect(BridgeFormat format)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
         var room = Names.Room("cu");
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
+        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, BodyBytes);
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = BridgeClientTests.NewClient(worker.WebSocketUrl, format);
+        await using var client = BridgeClientTests.NewClient(worker.WebSocketUrl, format, o => o.RoomBufferCapacity = 64);
         await client.ConnectAsync();
         client.StateChanged += (_, e) => states.Enqueue(e);
 

@@ -27,6 +27,7 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _catchUpMessages;
     private readonly Counter<long> _catchUpTruncated;
     private readonly Histogram<double> _behind;
+    private Func<int>? _lagging;
     private readonly Counter<long> _natsReconnects;
     private readonly Counter<long> _authFailures;
     private readonly Counter<long> _rateLimited;
@@ -58,6 +59,9 @@ internal sealed class BridgeMetrics
         _behind = meter.CreateHistogram<double>("bridge.catchup.behind", unit: "s",
             description: "How far behind its room a member was at each catch-up read: stream time of the first message read to now.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600] });
+        // Created here (not by its source, which is made on the first connection) so it is exported from the start.
+        meter.CreateObservableGauge("bridge.members.lagging", () => Volatile.Read(ref _lagging)?.Invoke() ?? 0,
+            description: "Members behind their room's live dispatch, reading it from the stream.");
         _natsReconnects = meter.CreateCounter<long>("bridge.nats.reconnects", description: "Times the NATS connection was re-established.");
         _authFailures = meter.CreateCounter<long>("bridge.auth.failures", description: "Requests and refreshes refused for their token or origin, by reason.");
         _rateLimited = meter.CreateCounter<long>("bridge.rate_limited", description: "Frames and connections refused by a limit, by limit.");
@@ -68,8 +72,7 @@ internal sealed class BridgeMetrics
         _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms with at least one local member (one NATS subscription each).");
 
     /// <summary>Called by the room reader: members currently behind their room's live dispatch.</summary>
-    public void ObserveLaggingMembers(Func<int> lagging) =>
-        _meter.CreateObservableGauge("bridge.members.lagging", lagging, description: "Members behind their room's live dispatch, reading it from the stream.");
+    public void ObserveLaggingMembers(Func<int> lagging) => Volatile.Write(ref _lagging, lagging);
 
     public TimeProvider Time { get; }
 
