@@ -65,8 +65,9 @@ js-bundle:
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 # Peers: Bridge (JSON, msgpack) vs ASP.NET Core SignalR + Redis vs nats-server's own WebSocket listener, same
-# workload in the same run (docs/benchmarks.md); then every Bridge scenario at full size. BENCH_ARGS adds options,
-# e.g. BENCH_ARGS="--repeat 3".
+# workload in the same run (docs/benchmarks.md); then every Bridge scenario at full size; then one table of every
+# goal (issue 14's ratios, Bridge.LoadTests/Harness/Goals.cs) in results/goals-bench.md. BENCH_ARGS adds options,
+# e.g. BENCH_ARGS="--repeat 3"; "--fail-on-goals" makes a missed goal fail the run.
 
 cluster: nats-server
 	scripts/cluster.sh
@@ -82,8 +83,7 @@ bench: nats-server build
 	scripts/ensure-redis.sh >/dev/null
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; ulimit -n 65536 2>/dev/null || true; \
 	export NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)"; \
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- peers $(BENCH_ARGS) && \
-	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- bench
+	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- bench $(BENCH_ARGS)
 
 bench-rooms: bench
 

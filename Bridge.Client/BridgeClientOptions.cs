@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Bridge.Client;
 
@@ -12,7 +14,10 @@ public enum BridgeFormat
     MessagePack,
 }
 
-/// <summary>Settings of a <see cref="BridgeClient"/>. Checked when the client is created.</summary>
+/// <summary>
+/// Settings of a <see cref="BridgeClient"/>. Checked once, when the client is created: a value out of range makes
+/// the constructor throw <see cref="ArgumentException"/> naming it. The client reads them then; later changes do nothing.
+/// </summary>
 public sealed class BridgeClientOptions
 {
     /// <summary>
@@ -54,16 +59,27 @@ public sealed class BridgeClientOptions
     /// <see cref="BridgeClient.PublishAsync{T}"/> throws <see cref="BridgeException"/> <c>queue_full</c>. Default 1000.</summary>
     public int MaxQueuedPublishes { get; set; } = 1000;
 
-    /// <summary>Messages buffered per room for <see cref="RoomSubscription.ReadAllAsync"/>. When full, the client
-    /// stops reading the socket until the application catches up (the server may then close with 4008, and the
-    /// client resumes). Default 1024.</summary>
+    /// <summary>
+    /// Messages held per room for <see cref="RoomSubscription.ReadAllAsync"/> that the application has not read yet
+    /// (at least 1; default 1024). The buffer is bounded and never drops: when one room's buffer is full the client
+    /// stops reading its socket until the application takes a message, so the server sends at the application's
+    /// pace (every room of the client waits: one socket, in order). A backlog of any length (a resume, a burst)
+    /// therefore costs at most this many messages per room on the client, plus the socket's buffers. No client-side
+    /// timeout runs while the socket is delivering: <see cref="AckTimeout"/> and <see cref="OpenTimeout"/> count only
+    /// the time the socket is silent. An application that stops reading altogether for longer than the server's
+    /// stall limit (or twice <see cref="KeepAliveInterval"/>) loses the connection; the client resumes from
+    /// <see cref="RoomSubscription.Position"/> when it reads again, with nothing lost or repeated.
+    /// </summary>
     public int RoomBufferCapacity { get; set; } = 1024;
 
-    /// <summary>A publish (or request) without an answer after this long is taken as a dead connection: the client
-    /// reconnects and sends it again with the same id. Default 20 s.</summary>
+    /// <summary>A publish (or request) without an answer after this long, while the socket has also said nothing for
+    /// this long, is taken as a dead connection: the client reconnects and sends it again with the same id. An answer
+    /// queued behind a backlog that is still arriving does not count as missing. Default 20 s.</summary>
     public TimeSpan AckTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>A connection that has not said <c>welcome</c> after this long counts as failed. Default 10 s.</summary>
+    /// <summary>A connection attempt that has not opened and said <c>welcome</c> after this long counts as failed;
+    /// after <c>welcome</c>, the <c>room.joined</c> of rooms joined live must come before the socket has been
+    /// silent this long. Default 10 s.</summary>
     public TimeSpan OpenTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary><c>publish_failed</c> / <c>rate_limited</c> answers retried (same id) before the publish fails. Default 5.</summary>
@@ -73,8 +89,13 @@ public sealed class BridgeClientOptions
     /// publish throws <c>frame_too_big</c> before it is queued.</summary>
     public int MaxFrameBytes { get; set; } = 65_536;
 
-    /// <summary>Client-side WebSocket ping interval (the client expects a pong within the same time, so a silent
-    /// dead connection is noticed). <see cref="TimeSpan.Zero"/> turns it off. Default 15 s.</summary>
+    /// <summary>
+    /// Client-side WebSocket ping interval: after this long without data from the server the client sends a ping and
+    /// expects the pong within the same time, so a silent dead connection is noticed. A backlog streaming to a slow
+    /// reader sends no ping (data keeps arriving); an application that stops reading a room for about twice this
+    /// long loses the connection, and the client resumes from the room's position. <see cref="TimeSpan.Zero"/> turns
+    /// it off. Default 15 s.
+    /// </summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Serializer options for <see cref="BridgeClient.PublishAsync{T}"/> payloads (default: the web defaults,
@@ -83,6 +104,13 @@ public sealed class BridgeClientOptions
 
     /// <summary>Clock for delays and timeouts; tests pass a fake one.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>
+    /// Where the client logs (category <c>Bridge.Client.BridgeClient</c>, event ids 7001-7017): connects and
+    /// reconnects with their reason and delay, dead connections, resumes and truncated rooms, token renewals, refused
+    /// publishes and joins, closing for good. Default: no logging.
+    /// </summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
 
     /// <summary>Random source in [0, 1) for the backoff jitter; tests pass a fixed one.</summary>
     public Func<double> Random { get; set; } = System.Random.Shared.NextDouble;
@@ -111,6 +139,7 @@ public sealed class BridgeClientOptions
 
         ArgumentNullException.ThrowIfNull(JsonSerializerOptions);
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        ArgumentNullException.ThrowIfNull(LoggerFactory);
         ArgumentNullException.ThrowIfNull(Random);
     }
 }

@@ -1,23 +1,56 @@
+using System.Buffers;
 using System.Net.WebSockets;
+using System.Text.Json;
 using System.Threading.Channels;
 using Bridge.Client.Protocol;
+using Bridge.Contracts;
+using MessagePack;
+using Microsoft.Extensions.Logging;
 
 namespace Bridge.Client;
 
-/// <summary>One WebSocket connection of a <see cref="BridgeClient"/>; a reconnect makes a new one (a new epoch).</summary>
+/// <summary>
+/// One WebSocket connection of a <see cref="BridgeClient"/> (a reconnect makes a new one, with the next epoch): its
+/// socket, its two loops (send, receive), the requests waiting for an answer on it, and how long its socket has
+/// been silent.
+/// </summary>
 internal sealed class Connection : IDisposable
 {
-    private readonly CancellationTokenSource _cts;
+    // The largest frame accepted from the server: a 1 MiB stored message grows by 4/3 in base64, plus its envelope.
+    private const int MaxReceiveBytes = 16 * 1024 * 1024;
 
-    public Connection(int epoch, ClientWebSocket socket, Uri uri, BridgeFormat format, CancellationToken clientToken)
+    // Time for the close handshake when the client answers the server's close or refuses a frame.
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly CancellationTokenSource _cts;
+    private readonly RequestIds _ids;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource<WelcomeInfo> _welcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Encoded frames for the send loop, in order. Unbounded on purpose: what goes in is bounded elsewhere (publishes
+    /// by MaxQueuedPublishes, joins by the rooms held, requests by their awaiting callers), and a frame written under
+    /// an owner's lock must never wait.
+    /// </summary>
+    private readonly Channel<byte[]> _outbound = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+
+    // TimeProvider timestamp since which the receive loop has been waiting on the socket; 0 while it is handing a
+    // frame on (which may wait for the application: that is not the socket's silence).
+    private long _waitingSince;
+
+    public Connection(int epoch, ClientWebSocket socket, Uri uri, RequestIds ids, TimeProvider time, ILogger logger, CancellationToken clientToken)
     {
         Epoch = epoch;
         Socket = socket;
         Uri = uri;
-        Format = format;
-        MessageType = format == BridgeFormat.Json ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+        Format = socket.SubProtocol == Subprotocols.MessagePack ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        _ids = ids;
+        _time = time;
+        _logger = logger;
         _cts = CancellationTokenSource.CreateLinkedTokenSource(clientToken);
         Token = _cts.Token;
+        Requests = new RequestTracker(time);
     }
 
     public int Epoch { get; }
@@ -26,37 +59,53 @@ internal sealed class Connection : IDisposable
 
     public Uri Uri { get; }
 
+    /// <summary>The subprotocol the server chose.</summary>
     public BridgeFormat Format { get; }
-
-    public WebSocketMessageType MessageType { get; }
 
     /// <summary>Cancelled when the connection ends, for any reason.</summary>
     public CancellationToken Token { get; }
 
-    /// <summary>
-    /// Encoded frames for the send loop, in order. Unbounded on purpose: what goes in is bounded elsewhere (publishes
-    /// by MaxQueuedPublishes, joins by the rooms held, requests by their awaiting callers), and a frame written under
-    /// the client's lock must never wait.
-    /// </summary>
-    public Channel<byte[]> Outbound { get; } = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Control requests (leave, sync, presence, refresh) waiting for their answer on this connection.</summary>
+    public RequestTracker Requests { get; }
 
-    public TaskCompletionSource Welcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    // Guarded by BridgeClient.Gate.
-    public bool Welcomed { get; set; }
-
-    /// <summary>Welcomed and the rooms that join live are joined: publishes may go out.</summary>
-    public bool Ready { get; set; }
-
-    public Dictionary<string, TaskCompletionSource> LiveJoins { get; } = new(StringComparer.Ordinal);
-
-    public Dictionary<string, PendingRequest> Requests { get; } = new(StringComparer.Ordinal);
+    /// <summary>Completes with the server's <c>welcome</c>; cancelled when the connection ends before it.</summary>
+    public Task<WelcomeInfo> Welcome => _welcome.Task;
 
     public string? AbortReason { get; private set; }
 
-    public void Enqueue(in OutboundFrame frame) => Outbound.Writer.TryWrite(FrameCodec.Encode(frame, Format));
+    /// <summary>A request id ("c" and a number): unique within the client, matched against an error's <c>ref</c>.</summary>
+    public string NextId() => _ids.Next();
 
-    public void Enqueue(byte[] encoded) => Outbound.Writer.TryWrite(encoded);
+    /// <summary>Queues a frame for the send loop; never waits (see <see cref="_outbound"/>).</summary>
+    public void Send(in OutboundFrame frame) => _outbound.Writer.TryWrite(FrameCodec.Encode(frame, Format));
+
+    /// <summary>Queues an already encoded frame (a publish, encoded once for every attempt).</summary>
+    public void Send(byte[] encoded) => _outbound.Writer.TryWrite(encoded);
+
+    /// <summary>Registers a request and sends its frame; null when the connection has ended (ask the next one).</summary>
+    public PendingRequest? TrySendRequest(RequestKind kind, string type, string? room, byte[]? payload)
+    {
+        var request = Requests.TryAdd(kind, NextId(), room);
+        if (request is not null)
+        {
+            Send(new OutboundFrame(type, room, request.Id, payload));
+        }
+
+        return request;
+    }
+
+    public void OnWelcome(WelcomeInfo welcome) => _welcome.TrySetResult(welcome);
+
+    /// <summary>
+    /// How long the socket has said nothing while the client was waiting to read it: zero while the receive loop is
+    /// handing a frame on, however long the application takes to make room for it. A connection that streams a long
+    /// backlog to a slow reader is therefore never silent; a dead one is.
+    /// </summary>
+    public TimeSpan SilentFor(long now)
+    {
+        var since = Interlocked.Read(ref _waitingSince);
+        return since == 0 ? TimeSpan.Zero : _time.GetElapsedTime(since, now);
+    }
 
     /// <summary>Ends the connection from the client's side (ack timeout, no welcome, a send failed).</summary>
     public void Abort(string reason)
@@ -71,6 +120,115 @@ internal sealed class Connection : IDisposable
         }
     }
 
+    public async Task SendLoopAsync()
+    {
+        var type = Format == BridgeFormat.Json ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+        try
+        {
+            await foreach (var frame in _outbound.Reader.ReadAllAsync(Token).ConfigureAwait(false))
+            {
+                await Socket.SendAsync(frame, type, endOfMessage: true, Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            Abort($"send failed: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Reads frames until the connection ends and hands each to <paramref name="dispatch"/>, one at a time, in order.
+    /// A dispatch that waits (a room's buffer is full) holds the next read back: the application's pace reaches the
+    /// server through the socket, and nothing is dropped or buffered beyond the rooms' bounds.
+    /// </summary>
+    public async Task<EndInfo> ReceiveLoopAsync(Func<Connection, Envelope, ValueTask> dispatch)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        var count = 0;
+        try
+        {
+            while (true)
+            {
+                if (count == buffer.Length)
+                {
+                    if (buffer.Length >= MaxReceiveBytes)
+                    {
+                        await CloseQuietlyAsync(WebSocketCloseStatus.MessageTooBig).ConfigureAwait(false);
+                        return new EndInfo { Reason = $"a frame from the server is larger than {MaxReceiveBytes} bytes" };
+                    }
+
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, count).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                Interlocked.Exchange(ref _waitingSince, _time.GetTimestamp());
+                var result = await Socket.ReceiveAsync(buffer.AsMemory(count), Token).ConfigureAwait(false);
+                Interlocked.Exchange(ref _waitingSince, 0);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure).ConfigureAwait(false);
+                    return new EndInfo { CloseCode = (int?)Socket.CloseStatus, Reason = Socket.CloseStatusDescription };
+                }
+
+                count += result.Count;
+                if (!result.EndOfMessage)
+                {
+                    continue;
+                }
+
+                Envelope? envelope = null;
+                try
+                {
+                    envelope = FrameCodec.Decode(buffer.AsMemory(0, count), Format);
+                }
+                catch (Exception ex) when (ex is FormatException or JsonException or MessagePackSerializationException
+                                               or EndOfStreamException or InvalidOperationException or OverflowException)
+                {
+                    // A frame this client cannot read (a newer server?): skip it rather than drop the connection.
+                    _logger.FrameSkipped(count, ex);
+                }
+
+                count = 0;
+                if (envelope?.Type is not null)
+                {
+                    await dispatch(this, envelope).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return new EndInfo { Reason = AbortReason ?? "closed" };
+        }
+        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            return new EndInfo { Reason = ex.Message };
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _waitingSince, 0);
+            ArrayPool<byte>.Shared.Return(buffer);
+            _welcome.TrySetCanceled();
+            Abort("closed");
+        }
+    }
+
+    /// <summary>Starts the close handshake (the client is disposed): at most <see cref="CloseTimeout"/>.</summary>
+    public Task CloseAsync() => CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "client closed");
+
+    private async Task CloseQuietlyAsync(WebSocketCloseStatus status, string? description = null)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(CloseTimeout);
+            await Socket.CloseOutputAsync(status, description, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+    }
+
     public void Dispose()
     {
         _cts.Dispose();
@@ -78,53 +236,8 @@ internal sealed class Connection : IDisposable
     }
 }
 
-internal enum RequestKind
-{
-    Leave,
-    Sync,
-    Presence,
-    Refresh,
-}
-
-/// <summary>A control request waiting for its answer on one connection.</summary>
-internal sealed class PendingRequest(RequestKind kind, string id, string? room, long sentAt)
-{
-    public RequestKind Kind { get; } = kind;
-
-    public string Id { get; } = id;
-
-    public string? Room { get; } = room;
-
-    public long SentAt { get; } = sentAt;
-
-    public TaskCompletionSource<Envelope> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-}
-
-/// <summary>A publish waiting for its ack: queued, in flight, or waiting to be retried.</summary>
-internal sealed class PendingPublish(string room, string id, byte[] frame)
-{
-    public string Room { get; } = room;
-
-    public string Id { get; } = id;
-
-    /// <summary>The encoded frame, sent as is on every attempt (same id, so the server stores it once).</summary>
-    public byte[] Frame { get; } = frame;
-
-    public TaskCompletionSource<Ack> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    // Guarded by BridgeClient.Gate.
-    /// <summary>The connection epoch it was last sent on; -1 when it still has to be (re)sent.</summary>
-    public int SentEpoch { get; set; } = -1;
-
-    public long SentAt { get; set; }
-
-    public bool EverSent { get; set; }
-
-    public int Failures { get; set; }
-
-    /// <summary>After <c>publish_failed</c>: not before this TimeProvider timestamp.</summary>
-    public long? RetryAt { get; set; }
-}
+/// <summary>What the server said in <c>welcome</c> (docs/protocol.md §1).</summary>
+internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User);
 
 /// <summary>How a connection (or an attempt) ended.</summary>
 internal sealed class EndInfo
@@ -135,5 +248,14 @@ internal sealed class EndInfo
 
     public string? Reason { get; init; }
 
+    /// <summary>The connection got as far as sending publishes: the next attempt starts the backoff over.</summary>
     public bool WasReady { get; set; }
+}
+
+/// <summary>Request ids of one client ("c1", "c2"...): joins and control requests, matched against errors' <c>ref</c>.</summary>
+internal sealed class RequestIds
+{
+    private long _counter;
+
+    public string Next() => "c" + Interlocked.Increment(ref _counter).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,86 +1,86 @@
-using System.Threading.Channels;
-
 namespace Bridge.Client;
 
 /// <summary>
-/// A joined room. The client keeps it joined across reconnects, resuming from <see cref="Position"/>, and hands
-/// its messages to <see cref="ReadAllAsync"/> once each, in <c>seq</c> order. Disposing it leaves the room.
+/// A joined room, from <see cref="BridgeClient.JoinAsync"/>. The client keeps it joined across reconnects, resuming
+/// from <see cref="Position"/>, and hands its messages to <see cref="ReadAllAsync"/> once each, in <c>seq</c> order.
+/// Disposing it leaves the room.
 /// </summary>
+/// <remarks>
+/// Buffering: the client holds at most <see cref="BridgeClientOptions.RoomBufferCapacity"/> messages of the room
+/// that the application has not read yet. When that buffer is full the client stops reading its socket until the
+/// application takes a message, so a slow reader slows the connection down (and with it every room of the client)
+/// instead of growing memory or losing messages; the server keeps the rest (docs/protocol.md §5).
+/// </remarks>
 public sealed class RoomSubscription : IAsyncDisposable
 {
     private readonly BridgeClient _client;
 
-    internal RoomSubscription(BridgeClient client, string room, ulong? since, int capacity)
+    internal RoomSubscription(BridgeClient client, string room, RoomFeed feed)
     {
         _client = client;
         Room = room;
-        PositionValue = since;
-        // Wait, not drop: a full buffer holds the socket's reader back (the server may then close with 4008 and the
-        // client resumes), so no message is ever skipped silently.
-        Messages = Channel.CreateBounded<BridgeMessage>(new BoundedChannelOptions(capacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleWriter = true,
-        });
+        Feed = feed;
     }
 
+    /// <summary>The room's name, as given to <see cref="BridgeClient.JoinAsync"/> (docs/protocol.md §2).</summary>
     public string Room { get; }
 
-    /// <summary>The <c>seq</c> of the last message handed to the buffer, or the last <c>room.joined</c> position:
-    /// what a resume asks for with <c>since</c>. Null until the room is first joined (when joined without <c>since</c>).</summary>
-    public ulong? Position
-    {
-        get
-        {
-            lock (_client.Gate)
-            {
-                return PositionValue;
-            }
-        }
-    }
+    /// <summary>
+    /// The stream <c>seq</c> (unsigned 64-bit) of the last message of this room put in the buffer, or the last
+    /// <c>room.joined</c> position if that is greater: what the next resume asks for with <c>since</c>. Null until
+    /// the room's first <c>room.joined</c> when it was joined without <c>since</c>. Keep it to resume in a later
+    /// process (<see cref="BridgeClient.JoinAsync"/>'s <c>since</c>).
+    /// </summary>
+    public ulong? Position => Feed.Position;
 
-    /// <summary>The last <c>room.joined</c> (the first join, or the latest resume).</summary>
-    public RoomJoinInfo? LastJoin { get; internal set; }
+    /// <summary>What the last <c>room.joined</c> said (the first join, the latest resume, or a later one the server
+    /// sent on its own, see <see cref="Joined"/>); null until the first.</summary>
+    public RoomJoinInfo? LastJoin => Feed.LastJoin;
 
     /// <summary>
-    /// Raised on every <c>room.joined</c>: the first join and each resume after a reconnect. When
-    /// <see cref="RoomJoinInfo.Truncated"/> is true, messages after the resume point may be gone (retention): rebuild
-    /// the room's state with <see cref="BridgeClient.SyncAsync"/>. Runs on the client's receive loop: keep it short.
+    /// Raised on every <c>room.joined</c> of the room that comes after <see cref="BridgeClient.JoinAsync"/> returned
+    /// (<see cref="LastJoin"/> holds the one it returned on): each resume after a reconnect, any the server sends
+    /// for the room while it stays joined, and the first one when a long replay made JoinAsync return before it. When <see cref="RoomJoinInfo.Truncated"/> is true, messages
+    /// between the client's position and <see cref="RoomJoinInfo.Seq"/> may be gone (retention dropped them before
+    /// they reached this client): rebuild the room's state with <see cref="BridgeClient.SyncAsync"/>. Messages
+    /// already in the buffer are still delivered. Runs on the client's receive loop: keep it short; an exception it
+    /// throws is logged and ignored.
     /// </summary>
     public event EventHandler<RoomJoinInfo>? Joined;
 
     /// <summary>
     /// The room's messages, each once, in <c>seq</c> order, across reconnects. Ends when the room is left or the
-    /// client disposed; throws <see cref="BridgeException"/> when the client closes for good (e.g. <c>unauthorized</c>)
-    /// or the server removes the room (<c>forbidden</c>). Read it from one consumer.
+    /// client disposed; throws <see cref="BridgeException"/> when the client closes for good (e.g.
+    /// <c>unauthorized</c>), the server removes the room (<c>forbidden</c>), or its join fails for good; throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled. Read it from
+    /// one consumer.
     /// </summary>
     public IAsyncEnumerable<BridgeMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
-        Messages.Reader.ReadAllAsync(cancellationToken);
+        Feed.Reader.ReadAllAsync(cancellationToken);
 
-    /// <summary>Leaves the room.</summary>
-    public async ValueTask DisposeAsync() => await _client.LeaveAsync(Room).ConfigureAwait(false);
+    /// <summary>Leaves the room (as <see cref="BridgeClient.LeaveAsync"/>), unless it was left already.</summary>
+    public async ValueTask DisposeAsync() => await _client.LeaveCoreAsync(this, CancellationToken.None).ConfigureAwait(false);
 
-    internal Channel<BridgeMessage> Messages { get; }
+    internal RoomFeed Feed { get; }
 
-    // The fields below are guarded by BridgeClient.Gate.
-    internal ulong? PositionValue { get; set; }
-
-    /// <summary>Id of the join frame in flight on the current connection (matches an error's <c>ref</c>).</summary>
-    internal string? JoinId { get; set; }
-
-    /// <summary>The connection epoch the room's join was last sent on.</summary>
-    internal int JoinEpoch { get; set; } = -1;
-
-    internal int JoinFailures { get; set; }
-
-    /// <summary>When a refused join (<c>unavailable</c>) is tried again (TimeProvider timestamp), or null.</summary>
-    internal long? RetryJoinAt { get; set; }
-
-    internal TaskCompletionSource FirstJoin { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    internal void RaiseJoined(RoomJoinInfo info)
+    /// <summary>
+    /// A <c>room.joined</c>: updates the feed (position, <see cref="LastJoin"/>), tells the handlers, then lets a
+    /// waiting <see cref="BridgeClient.JoinAsync"/> return: a handler added after it returned sees every later one,
+    /// never the one it returned on.
+    /// </summary>
+    internal void OnJoined(RoomJoinInfo info, Action<Exception> handlerFailed)
     {
-        LastJoin = info;
-        Joined?.Invoke(this, info);
+        Feed.OnJoined(info);
+        try
+        {
+            Joined?.Invoke(this, info);
+        }
+        catch (Exception ex)
+        {
+            // An application handler's bug must not break the connection.
+            handlerFailed(ex);
+        }
+
+        Feed.CompleteFirstJoin();
     }
 }

@@ -22,10 +22,14 @@ public enum ConnectionState
 }
 
 /// <summary>A state change, with why the last connection ended and when the next attempt comes.</summary>
+/// <param name="state">The new state.</param>
+/// <param name="previous">The state before the change.</param>
 public sealed class ConnectionStateChangedEventArgs(ConnectionState state, ConnectionState previous) : EventArgs
 {
+    /// <summary>The new state.</summary>
     public ConnectionState State { get; } = state;
 
+    /// <summary>The state before the change.</summary>
     public ConnectionState Previous { get; } = previous;
 
     /// <summary><see cref="ConnectionState.Reconnecting"/>: the attempt number (0 for the first retry after a drop).</summary>
@@ -34,13 +38,15 @@ public sealed class ConnectionStateChangedEventArgs(ConnectionState state, Conne
     /// <summary><see cref="ConnectionState.Reconnecting"/>: the wait before the next attempt.</summary>
     public TimeSpan? Delay { get; init; }
 
-    /// <summary>The WebSocket close code of the connection that ended, if it sent one.</summary>
+    /// <summary>The WebSocket close code of the connection that ended, if the server sent one (docs/protocol.md §8:
+    /// 1012 restart, 4001 token expired, 4008 slow consumer...).</summary>
     public int? CloseCode { get; init; }
 
     /// <summary>The HTTP status of a refused upgrade (401, 429, 503...).</summary>
     public int? HttpStatus { get; init; }
 
-    /// <summary>The close reason, or the error text of a failed attempt.</summary>
+    /// <summary>The server's close reason, or the error text of a failed attempt (e.g. <c>ack timeout</c> when the
+    /// client dropped a connection that looked dead).</summary>
     public string? Reason { get; init; }
 
     /// <summary><see cref="ConnectionState.Open"/>: the worker's URL.</summary>
@@ -50,17 +56,20 @@ public sealed class ConnectionStateChangedEventArgs(ConnectionState state, Conne
 /// <summary>A room message: an application message, or a gateway message stored in the room (<c>presence.update</c>).</summary>
 public sealed class BridgeMessage
 {
+    /// <summary>The message type (<c>chat.message</c>...; docs/protocol.md §2), as the publisher gave it.</summary>
     public required string Type { get; init; }
 
+    /// <summary>The room it was stored in.</summary>
     public required string Room { get; init; }
 
     /// <summary>The publisher's message id, when it gave one.</summary>
     public string? Id { get; init; }
 
-    /// <summary>The stream sequence: increases within a room, not contiguous.</summary>
+    /// <summary>The stream sequence (unsigned 64-bit, from the server's <c>seq</c>): increases within a room, not
+    /// contiguous (other rooms' messages share the stream). What a resume's <c>since</c> takes.</summary>
     public ulong Seq { get; init; }
 
-    /// <summary>When the message was stored.</summary>
+    /// <summary>When the server stored the message (its <c>ts</c>, unix milliseconds, UTC), to the millisecond.</summary>
     public DateTimeOffset Timestamp { get; init; }
 
     /// <summary>The sender (token <c>sub</c>, <c>anonymous</c>, or a backend's name); null when unknown.</summary>
@@ -72,64 +81,90 @@ public sealed class BridgeMessage
     /// <summary>The binary payload (<c>enc: base64</c> in JSON, <c>bin</c> in MessagePack); null otherwise.</summary>
     public ReadOnlyMemory<byte>? BinaryPayload { get; init; }
 
-    /// <summary>The JSON payload deserialized as <typeparamref name="T"/> (default when there is none).</summary>
+    /// <summary>
+    /// The JSON payload deserialized as <typeparamref name="T"/> with <paramref name="options"/> (default: the web
+    /// defaults, camelCase); default(<typeparamref name="T"/>) when there is none. Throws <see cref="JsonException"/>
+    /// when the payload does not fit <typeparamref name="T"/>.
+    /// </summary>
     public T? PayloadAs<T>(JsonSerializerOptions? options = null) =>
         Payload is { } payload ? payload.Deserialize<T>(options ?? JsonSerializerOptions.Web) : default;
 
+    /// <summary>One line for logs: type, room, seq, id, sender and the payload (JSON text, or its length when binary).</summary>
     public override string ToString() => $"{Type} {Room} seq={Seq} id={Id} from={From} payload={Payload?.GetRawText() ?? (BinaryPayload is { } b ? $"{b.Length} bytes" : "none")}";
 }
 
 /// <summary>A stored publish.</summary>
 /// <param name="Room">The room it was stored in.</param>
 /// <param name="Id">The publish id (generated when the caller gave none), reused on every retry.</param>
-/// <param name="Seq">The stream sequence of the stored message.</param>
+/// <param name="Seq">The stream sequence of the stored message (the <c>ack</c>'s <c>seq</c>).</param>
 /// <param name="Duplicate">True when the server had already stored a message with this id (a retry): <paramref name="Seq"/> is the original's.</param>
 public sealed record Ack(string Room, string Id, ulong Seq, bool Duplicate);
 
-/// <summary>What a <c>room.joined</c> said.</summary>
+/// <summary>What a <c>room.joined</c> said (docs/protocol.md §4).</summary>
 /// <param name="Room">The room.</param>
-/// <param name="Seq">The room position: every later message of the room is or will be delivered.</param>
-/// <param name="Replayed">Messages replayed before it (a resume).</param>
-/// <param name="Truncated">The resume point is no longer stored (retention): messages may be missing. Rebuild the
-/// room's state with <see cref="BridgeClient.SyncAsync"/>.</param>
+/// <param name="Seq">The room position (a stream <c>seq</c>): every later message of the room is or will be delivered.</param>
+/// <param name="Replayed">Messages replayed before it (a resume), 0 for a live join.</param>
+/// <param name="Truncated">The client's position is no longer stored (retention dropped it, on a resume or while
+/// the room stayed joined): messages may be missing. Rebuild the room's state with <see cref="BridgeClient.SyncAsync"/>.</param>
 public sealed record RoomJoinInfo(string Room, ulong Seq, int Replayed, bool Truncated);
 
 /// <summary>The answer to <c>room.sync</c>: the room's latest messages, oldest first, and its position.</summary>
+/// <param name="Room">The room.</param>
+/// <param name="Seq">The room's position (a stream <c>seq</c>; 0 when the room holds nothing): join with <c>since</c> = it to continue from there.</param>
+/// <param name="Messages">At most the requested limit (1-100) of the room's latest stored messages, oldest first.</param>
 public sealed record RoomState(string Room, ulong Seq, IReadOnlyList<BridgeMessage> Messages);
 
-/// <summary>One user present in a room, over all workers.</summary>
+/// <summary>One user present in a room, over all workers (an entry of <c>presence.state</c>).</summary>
+/// <param name="User">The user (the token's <c>sub</c>, or <c>anonymous</c>).</param>
+/// <param name="Connections">Their connections in the room, summed over workers and tabs.</param>
+/// <param name="Since">When the earliest of them joined (from unix milliseconds, UTC).</param>
 public sealed record PresenceMember(string User, int Connections, DateTimeOffset Since);
 
 /// <summary>An <c>error</c> frame from the server, or a client-side refusal (<c>queue_full</c>, <c>closed</c>...).</summary>
 public sealed class BridgeException : Exception
 {
+    /// <summary>An exception with <see cref="Code"/> <c>error</c> and a generic message.</summary>
     public BridgeException()
         : this("error", "bridge error")
     {
     }
 
+    /// <summary>An exception with <see cref="Code"/> <c>error</c> and <paramref name="message"/>.</summary>
     public BridgeException(string message)
         : this("error", message)
     {
     }
 
+    /// <summary>An exception with <see cref="Code"/> <c>error</c>, <paramref name="message"/> and its cause.</summary>
     public BridgeException(string message, Exception innerException)
         : base(message, innerException)
     {
         Code = "error";
+        Detail = message;
     }
 
+    /// <summary>An exception with <paramref name="code"/>; <see cref="Exception.Message"/> is "code: message".</summary>
+    /// <param name="code">See <see cref="Code"/>.</param>
+    /// <param name="message">What happened, for people.</param>
+    /// <param name="reference">See <see cref="Reference"/>.</param>
     public BridgeException(string code, string message, string? reference = null)
         : base($"{code}: {message}")
     {
         Code = code;
+        Detail = message;
         Reference = reference;
     }
 
     /// <summary>An error code of docs/protocol.md §8, or a client one: <c>queue_full</c>, <c>frame_too_big</c>,
-    /// <c>duplicate_id</c>, <c>closed</c>, <c>disconnected</c>, <c>unauthorized</c>, <c>timeout</c>.</summary>
+    /// <c>duplicate_id</c>, <c>closed</c>, <c>disconnected</c>, <c>left</c>, <c>unauthorized</c>.</summary>
     public string Code { get; }
 
-    /// <summary>The id of the refused frame, when known.</summary>
+    /// <summary>The id of the refused frame (the error's <c>ref</c>, or the publish id), when known.</summary>
     public string? Reference { get; }
+
+    /// <summary>The message without the code.</summary>
+    internal string Detail { get; }
+
+    /// <summary>A new exception with the same code and message, for another caller (an exception is thrown once).</summary>
+    internal BridgeException Again(string? reference = null) => new(Code, Detail, reference);
 }

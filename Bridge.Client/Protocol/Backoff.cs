@@ -15,6 +15,14 @@ internal static class Backoff
         return TimeSpan.FromMilliseconds(Math.Floor(Math.Clamp(random, 0, 1) * ceiling));
     }
 
+    /// <summary>The client's one backoff: attempt n of a reconnect, or of a refused publish or join, with the options' bounds and random source.</summary>
+    public static TimeSpan Delay(BridgeClientOptions options, int attempt) =>
+        Delay(attempt, options.ReconnectMinDelay, options.ReconnectMaxDelay, options.Random());
+
+    /// <summary>The <see cref="TimeProvider"/> timestamp <paramref name="delay"/> from now.</summary>
+    public static long TimestampAfter(TimeProvider time, TimeSpan delay) =>
+        time.GetTimestamp() + (long)(delay.TotalSeconds * time.TimestampFrequency);
+
     /// <summary>The spread delay in a 1012 close reason (<c>service restart; reconnect_after_ms=N</c>), or null.</summary>
     public static TimeSpan? ReconnectAfter(string? reason)
     {

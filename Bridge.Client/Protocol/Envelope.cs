@@ -5,6 +5,9 @@ namespace Bridge.Client.Protocol;
 /// <summary>A frame from the server, in either format, with its payload as JSON (or bytes when binary).</summary>
 internal sealed class Envelope
 {
+    private static readonly long MinUnixMs = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+    private static readonly long MaxUnixMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+
     public string? Type { get; set; }
 
     public string? Room { get; set; }
@@ -33,13 +36,18 @@ internal sealed class Envelope
     public long? PayloadInt64(string name) =>
         Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : null;
 
+    /// <summary>Unix milliseconds from the server as a time; a value outside DateTimeOffset's range (a server bug)
+    /// is clamped to it rather than thrown on the receive loop.</summary>
+    public static DateTimeOffset FromUnixMs(long ms) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(ms, MinUnixMs, MaxUnixMs));
+
     public BridgeMessage ToMessage() => new()
     {
         Type = Type!,
         Room = Room!,
         Id = Id,
         Seq = Seq ?? 0,
-        Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(Ts ?? 0),
+        Timestamp = FromUnixMs(Ts ?? 0),
         From = From,
         Payload = Binary is null ? Payload : null,
         BinaryPayload = Binary,

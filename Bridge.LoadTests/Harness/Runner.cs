@@ -9,7 +9,11 @@ namespace Bridge.LoadTests.Harness;
 /// </summary>
 internal static class Runner
 {
-    public static async Task<bool> RunAsync(string suite, IReadOnlyList<IScenario> scenarios, CancellationToken cancellationToken)
+    public static async Task<bool> RunAsync(string suite, IReadOnlyList<IScenario> scenarios, CancellationToken cancellationToken) =>
+        (await RunSuiteAsync(suite, scenarios, cancellationToken)).All(r => r.Passed);
+
+    /// <summary>Runs every scenario and writes the suite report; returns the reports.</summary>
+    public static async Task<IReadOnlyList<Report>> RunSuiteAsync(string suite, IReadOnlyList<IScenario> scenarios, CancellationToken cancellationToken)
     {
         var reports = new List<Report>();
         foreach (var scenario in scenarios)
@@ -28,7 +32,7 @@ internal static class Runner
             }
         }
 
-        return reports.All(r => r.Passed);
+        return reports;
     }
 
     public static async Task<Report> RunOneAsync(IScenario scenario, CancellationToken cancellationToken)

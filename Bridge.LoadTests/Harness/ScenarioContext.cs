@@ -51,6 +51,9 @@ internal sealed partial class ScenarioContext : IDisposable
     /// <summary>A number thresholds can refer to by <paramref name="key"/>, also shown in the report.</summary>
     public void Metric(string key, string label, double value, string unit = "") => Report.Metric(key, label, value, unit);
 
+    /// <summary>A measured value of one of <see cref="Goals"/>: shown in the report and in the run's goal table.</summary>
+    public void Goal(Goal goal, double measured) => Report.Goal(goal, measured);
+
     /// <summary>
     /// Opens connections as the spec's connection simulation says: all at once in batches of 50
     /// (<see cref="LoadSimulation.KeepConstant"/>) or at a rate (<see cref="LoadSimulation.RampConnections"/>).

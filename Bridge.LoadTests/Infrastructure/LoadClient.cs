@@ -158,6 +158,12 @@ internal sealed class LoadClient : IAsyncDisposable
         }
 
         var type = frame[(typeAt + TypeMarker.Length)..];
+        if (_options.OnPublishAnswer is { } answered && (type.StartsWith("ack\""u8) || type.StartsWith("error\""u8)))
+        {
+            answered(type[0] == (byte)'a');
+            return;
+        }
+
         if (type.StartsWith("room.joined"u8))
         {
             if (_seqs is not null)
@@ -299,4 +305,7 @@ internal sealed record LoadClientOptions
     public bool TrackSeqs { get; init; }
 
     public Action<LoadClient>? OnClosed { get; init; }
+
+    /// <summary>Called for each answer to a publish (JSON subprotocol): true for <c>ack</c>, false for <c>error</c>.</summary>
+    public Action<bool>? OnPublishAnswer { get; init; }
 }

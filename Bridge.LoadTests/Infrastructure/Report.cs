@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Bridge.LoadTests.Harness;
 using Bridge.Testing;
 using HdrHistogram;
 
@@ -15,6 +16,7 @@ internal sealed class Report(string scenario, string command)
     private readonly List<Row> _rows = [];
     private readonly List<(string Check, bool Passed, string Detail)> _checks = [];
     private readonly Dictionary<string, double> _metrics = new(StringComparer.Ordinal);
+    private readonly List<(Goal Goal, double Measured)> _goals = [];
 
     public string Scenario => scenario;
 
@@ -26,6 +28,9 @@ internal sealed class Report(string scenario, string command)
 
     public IReadOnlyList<(string Check, bool Passed, string Detail)> Checks => _checks;
 
+    /// <summary>Goals this scenario measured (<see cref="GoalTable"/> gathers them).</summary>
+    public IReadOnlyList<(Goal Goal, double Measured)> Goals => _goals;
+
     public void Add(string metric, string value) => _rows.Add(new Row(metric, value, null, ""));
 
     public void Add(string metric, double value, string unit) => _rows.Add(new Row(metric, Format(value) + (unit.Length > 0 ? " " + unit : ""), value, unit));
@@ -35,6 +40,13 @@ internal sealed class Report(string scenario, string command)
     {
         _metrics[key] = value;
         Add(label, value, unit);
+    }
+
+    public void Goal(Goal goal, double measured)
+    {
+        _goals.Add((goal, measured));
+        _metrics["goal_" + goal.Key] = measured;
+        Add("goal: " + goal.Name, $"{Format(measured)}{(goal.Unit == "×" ? "×" : " " + goal.Unit)} (goal {goal.Describe()}: {(goal.IsMet(measured) ? "met" : "MISSED")})");
     }
 
     public void AddLatency(string prefix, HistogramBase histogram)
@@ -61,14 +73,20 @@ internal sealed class Report(string scenario, string command)
     public static string MachineLine() =>
         $"{Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
 
-    public string ToMarkdown()
+    /// <summary>A Markdown section's heading: title, the command that made it, the machine.</summary>
+    public static void AppendHeading(StringBuilder sb, string title, string command)
     {
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"## {scenario}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"## {title}");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`  ");
         sb.AppendLine(CultureInfo.InvariantCulture, $"Machine: {MachineLine()}");
         sb.AppendLine();
+    }
+
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        AppendHeading(sb, scenario, command);
         sb.AppendLine("| metric | value |");
         sb.AppendLine("|---|---|");
         foreach (var row in _rows)

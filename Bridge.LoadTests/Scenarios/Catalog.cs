@@ -27,9 +27,11 @@ internal static class Catalog
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
+          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
-          bench          the scenarios above at full size
+          bench          peers, then the scenarios above at full size, then the goal table (results/goals-bench.md)
+                         [peers options] [--no-peers] [--fail-on-goals: exit non-zero when a goal is missed]
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
                          --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
         """;
@@ -184,6 +186,17 @@ internal static class Catalog
                 }, configuration, a.Int("--rooms", 10_000), messages);
             }
 
+            case "ingest":
+            {
+                var clients = a.Int("--clients", 20);
+                return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
+                {
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
+                    Command = command,
+                }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
+            }
+
             case "presence":
             {
                 var connections = a.Int("--connections", 200);
@@ -220,10 +233,11 @@ internal static class Catalog
         Create("burst", new Args(["burst", "--connections", "100", "--bursts", "5000", "--drain-seconds", "90"]), configuration)!,
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
+        Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

@@ -5,8 +5,9 @@ using Bridge.Tests.Infrastructure;
 namespace Bridge.Tests.Client;
 
 /// <summary>
-/// The .NET client needs no change to benefit from members catching up from the stream: a long catch-up streams
-/// to it with no client-side timeout firing and no reconnect, whatever its speed.
+/// The .NET client needs no change to benefit from members catching up from the stream: a live member that falls
+/// behind a burst gets it all with no client-side timeout firing and no reconnect (a resume's long replay:
+/// <see cref="BridgeClientBacklogTests"/>).
 /// </summary>
 public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
@@ -70,39 +71,5 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
         Assert.True(meters.Total("bridge.catchups") >= 1, "the client never fell behind: the burst did not test a catch-up");
         Assert.True(states.IsEmpty, string.Join("; ", states.Select(e => $"{e.State} code={e.CloseCode} reason={e.Reason}")));
         Assert.Equal(ConnectionState.Open, client.State);
-    }
-
-    // Needs the client's fix for a resume larger than its room buffer (JoinAsync returns once the replay fills the
-    // buffer, branch h15c); without it the join waits for a room.joined queued behind a replay the application
-    // cannot read yet.
-    [Theory]
-    [InlineData(BridgeFormat.Json)]
-    [InlineData(BridgeFormat.MessagePack)]
-    public async Task A_resume_with_a_backlog_larger_than_every_buffer_completes_the_join_and_yields_it_all_without_a_reconnect(BridgeFormat format)
-    {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
-        var room = Names.Room("cu");
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, BodyBytes);
-        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
-        await using var client = BridgeClientTests.NewClient(worker.WebSocketUrl, format, o => o.RoomBufferCapacity = 64);
-        await client.ConnectAsync();
-        client.StateChanged += (_, e) => states.Enqueue(e);
-
-        using var cts = new CancellationTokenSource(Long);
-        var subscription = await client.JoinAsync(room, since: 0, cts.Token);
-        var received = new List<ulong>();
-        await foreach (var message in subscription.ReadAllAsync(cts.Token))
-        {
-            received.Add(message.Seq);
-            if (received.Count == Burst)
-            {
-                break;
-            }
-        }
-
-        Assert.Equal(seqs, received);
-        await Eventually.TrueAsync(() => subscription.LastJoin is not null, Long);
-        Assert.Equal(Burst, subscription.LastJoin!.Replayed);
-        Assert.True(states.IsEmpty, string.Join("; ", states.Select(e => $"{e.State} code={e.CloseCode} reason={e.Reason}")));
     }
 }

@@ -1,23 +1,17 @@
 using System.Collections.Concurrent;
-using System.Net.WebSockets;
-using System.Text;
 using System.Text.Json.Nodes;
 using Bridge.Client;
 using Bridge.Contracts;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
+using Bridge.Tests.Infrastructure;
 using Microsoft.Extensions.Logging;
 using static Bridge.Tests.Client.BridgeClientTests;
 
 namespace Bridge.Tests.Client;
 
 /// <summary>
-/// Frames the real worker never sends (a repeated or older seq) from a scripted WebSocket server on loopback Kestrel:
-/// the only way to show that the client itself drops them.
+/// Frames the real worker never sends (a repeated or older seq, seqs at the top of the unsigned range, a second
+/// room.joined) and timings it rarely produces, from a scripted WebSocket server on loopback Kestrel: the only way to
+/// show what the client itself does with them.
 /// </summary>
 public sealed class BridgeClientScriptedServerTests
 {
@@ -25,47 +19,36 @@ public sealed class BridgeClientScriptedServerTests
     public async Task Duplicate_and_older_seqs_are_dropped_and_a_4008_resumes_from_the_last_seq_delivered()
     {
         var joins = new ConcurrentQueue<JsonObject>();
-        var connections = 0;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        await using var app = builder.Build();
-        app.UseWebSockets();
-        app.Map("/ws", async (HttpContext context) =>
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
         {
-            using var socket = await context.WebSockets.AcceptWebSocketAsync(Subprotocols.Json);
-            var n = Interlocked.Increment(ref connections);
-            await SendAsync(socket, """{"type":"welcome","payload":{"connectionId":"c","serverId":"scripted","heartbeatMs":30000,"protocol":1,"user":"anonymous"}}""");
-            var join = await ReceiveAsync(socket);
+            await socket.SendTextAsync("""{"type":"welcome","payload":{"connectionId":"c","serverId":"scripted","heartbeatMs":30000,"protocol":1,"user":"anonymous"}}""");
+            var join = await socket.ReceiveAsync();
             joins.Enqueue(join!);
             if (n == 1)
             {
-                await SendAsync(socket, """{"type":"room.joined","room":"dup","seq":10,"payload":{"replayed":0,"truncated":false}}""");
+                await socket.SendTextAsync("""{"type":"room.joined","room":"dup","seq":10,"payload":{"replayed":0,"truncated":false}}""");
                 foreach (var seq in new[] { 11, 11, 9, 12 })
                 {
-                    await SendAsync(socket, $$$"""{"type":"chat.message","room":"dup","seq":{{{seq}}},"ts":1767225600000,"payload":{"seq":{{{seq}}}}}""");
+                    await socket.SendTextAsync($$$"""{"type":"chat.message","room":"dup","seq":{{{seq}}},"ts":1767225600000,"payload":{"seq":{{{seq}}}}}""");
                 }
 
-                await socket.CloseOutputAsync((WebSocketCloseStatus)CloseCodes.SlowConsumer, "slow consumer: send queue full", CancellationToken.None);
+                await socket.CloseAsync(CloseCodes.SlowConsumer, "slow consumer: send queue full");
             }
             else
             {
-                await SendAsync(socket, """{"type":"chat.message","room":"dup","seq":12,"ts":1767225600000,"payload":{"seq":12}}""");
-                await SendAsync(socket, """{"type":"room.joined","room":"dup","seq":12,"payload":{"replayed":0,"truncated":false}}""");
-                await SendAsync(socket, """{"type":"chat.message","room":"dup","seq":13,"ts":1767225600000,"payload":{"seq":13}}""");
+                await socket.SendTextAsync("""{"type":"chat.message","room":"dup","seq":12,"ts":1767225600000,"payload":{"seq":12}}""");
+                await socket.SendTextAsync("""{"type":"room.joined","room":"dup","seq":12,"payload":{"replayed":0,"truncated":false}}""");
+                await socket.SendTextAsync("""{"type":"chat.message","room":"dup","seq":13,"ts":1767225600000,"payload":{"seq":13}}""");
             }
 
-            while (await ReceiveAsync(socket) is not null)
-            {
-            }
+            await socket.DrainAsync();
         });
-        await app.StartAsync();
-        var url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
-        await using var client = NewClient(url, BridgeFormat.Json, o => o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20));
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o => o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20));
         await client.ConnectAsync();
         var subscription = await client.JoinAsync("dup");
         var messages = await ReadAsync(subscription, 3);
+        var connections = server.Connections;
 
         Assert.Equal([11UL, 12UL, 13UL], messages.Select(m => m.Seq));
         Assert.Equal(2, connections);
@@ -73,35 +56,299 @@ public sealed class BridgeClientScriptedServerTests
         Assert.Equal(12, joins.Last()["payload"]!["since"]!.GetValue<int>()); // the resume asks for what came after 12
     }
 
-    private static Task SendAsync(WebSocket socket, string json) =>
-        socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+    private const ulong Max = ulong.MaxValue;
 
-    private static async Task<JsonObject?> ReceiveAsync(WebSocket socket)
+    /// <summary>Positions at the bounds of the unsigned range (issue 12 §2): 0, 1, a room's last and last+1, 2⁶³-1, 2⁶³, 2⁶⁴-2, 2⁶⁴-1.</summary>
+    public static TheoryData<BridgeFormat, ulong, bool> SeqBounds()
     {
-        var buffer = new byte[64 * 1024];
-        var count = 0;
-        while (true)
+        var data = new TheoryData<BridgeFormat, ulong, bool>();
+        foreach (var format in new[] { BridgeFormat.Json, BridgeFormat.MessagePack })
         {
-            WebSocketReceiveResult result;
-            try
+            foreach (var seq in new ulong[] { 0, 1, 41, 42, (ulong)long.MaxValue, (ulong)long.MaxValue + 1, Max - 1, Max })
             {
-                result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer, count, buffer.Length - count), CancellationToken.None);
-            }
-            catch (WebSocketException)
-            {
-                return null;
-            }
-
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                return null;
-            }
-
-            count += result.Count;
-            if (result.EndOfMessage)
-            {
-                return JsonNode.Parse(buffer.AsSpan(0, count))!.AsObject();
+                data.Add(format, seq, true);
+                data.Add(format, seq, false); // joined live: the position comes from room.joined
             }
         }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SeqBounds))]
+    public async Task Positions_at_the_bounds_of_the_unsigned_range_resume_and_drop_duplicates_without_wrapping(BridgeFormat format, ulong position, bool joinWithSince)
+    {
+        var room = "bounds.p" + position.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var next = position == Max ? (ulong?)null : position + 1;
+        var sinces = new ConcurrentQueue<JsonNode?>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var join = await socket.ReceiveAsync();
+            sinces.Enqueue(join!["payload"]?["since"]?.DeepClone());
+            if (n == 1)
+            {
+                // A replayed count beyond int: clamped, not wrapped.
+                await socket.SendAsync(Joined(room, position, replayed: 1L << 40));
+                if (position > 0)
+                {
+                    await socket.SendAsync(Message(room, position - 1)); // older: dropped
+                }
+
+                await socket.SendAsync(Message(room, position)); // the position itself: a duplicate, dropped
+                await socket.SendAsync(Message(room, -1)); // not an unsigned seq: the frame is skipped
+                if (!socket.IsMsgPack)
+                {
+                    await socket.SendAsync(Message(room, 18446744073709551616m)); // 2⁶⁴: skipped
+                }
+
+                if (next is { } after)
+                {
+                    await socket.SendAsync(Message(room, after, ts: long.MaxValue)); // a ts beyond DateTimeOffset: clamped
+                    await socket.SendAsync(Message(room, after)); // a duplicate
+                }
+
+                await socket.SendAsync(Message(room, 0)); // below every position: dropped
+                await socket.CloseAsync(CloseCodes.SlowConsumer, "slow consumer: send queue full");
+            }
+            else
+            {
+                await socket.SendAsync(Joined(room, next ?? position, replayed: 0));
+            }
+
+            await socket.DrainAsync();
+        });
+
+        await using var client = NewClient(server.Url, format, o => o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20));
+        await client.ConnectAsync();
+        var subscription = await client.JoinAsync(room, joinWithSince ? position : null);
+        Assert.Equal(int.MaxValue, subscription.LastJoin!.Replayed);
+        if (next is { } expected)
+        {
+            var message = Assert.Single(await ReadAsync(subscription, 1));
+            Assert.Equal(expected, message.Seq);
+            Assert.Equal(DateTimeOffset.MaxValue.ToUnixTimeMilliseconds(), message.Timestamp.ToUnixTimeMilliseconds());
+        }
+
+        await Eventually.TrueAsync(() => sinces.Count == 2 && client.State == ConnectionState.Open, WaitLimit, "resumed after 4008");
+        await Eventually.TrueAsync(() => subscription.LastJoin!.Replayed == 0, WaitLimit, "the resume's room.joined");
+        await AssertNothingMoreAsync(subscription); // the older, duplicate and malformed seqs were dropped
+        Assert.Equal(next ?? position, subscription.Position);
+        Assert.Equal(2, server.Connections); // none of the frames above broke the connection: only the 4008 did
+
+        var first = sinces.First();
+        if (joinWithSince)
+        {
+            Assert.Equal(position, first!.GetValue<ulong>()); // sent exactly, in both formats
+        }
+        else
+        {
+            Assert.Null(first);
+        }
+
+        Assert.Equal(next ?? position, sinces.Last()!.GetValue<ulong>()); // the resume: the last seq delivered, or the position at 2⁶⁴-1
+    }
+
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_second_room_joined_with_truncated_for_a_joined_room_is_surfaced_as_a_truncation_and_moves_the_position(BridgeFormat format)
+    {
+        var sinces = new ConcurrentQueue<JsonNode?>();
+        var observing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var join = await socket.ReceiveAsync();
+            sinces.Enqueue(join!["payload"]?["since"]?.DeepClone());
+            if (n == 1)
+            {
+                await socket.SendAsync(Joined("lag", 10, replayed: 0));
+                await socket.SendAsync(Message("lag", 11));
+                await observing.Task; // the application has its Joined handler in place
+                // The member fell behind and retention dropped 12-19 before they reached it (issue 13).
+                await socket.SendAsync(Joined("lag", 20, replayed: 0, truncated: true));
+                await socket.SendAsync(Message("lag", 15)); // at or before the new position: never delivered after it
+                await socket.SendAsync(Message("lag", 21));
+                await socket.SendAsync(Message("lag", 22));
+                await socket.CloseAsync(CloseCodes.SlowConsumer, "slow consumer: send queue full");
+            }
+            else
+            {
+                await socket.SendAsync(Joined("lag", 22, replayed: 0));
+            }
+
+            await socket.DrainAsync();
+        });
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var client = NewClient(server.Url, format, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.LoggerFactory = loggerFactory;
+        });
+        await client.ConnectAsync();
+        var subscription = await client.JoinAsync("lag");
+        var joins = new ConcurrentQueue<RoomJoinInfo>();
+        subscription.Joined += (_, info) => joins.Enqueue(info);
+        observing.SetResult();
+
+        var messages = await ReadAsync(subscription, 3);
+        Assert.Equal([11UL, 21UL, 22UL], messages.Select(m => m.Seq));
+        await Eventually.TrueAsync(() => joins.Count == 2, WaitLimit, "the truncation signal, then the resume");
+        Assert.Equal([(20UL, true), (22UL, false)], joins.Select(j => (j.Seq, j.Truncated)));
+        Assert.Equal(22UL, subscription.Position);
+        Assert.Equal(22, sinces.Last()!.GetValue<int>()); // resumed after the last message, past the lost ones
+
+        // The logs name each step with its event id: connected, the truncation, the reconnect.
+        Assert.Contains(logs.Events, e => e.Id == 7002 && e.Message.Contains("scripted", StringComparison.Ordinal));
+        Assert.Contains(logs.Events, e => e.Id == 7006 && e.Message.Contains("lag", StringComparison.Ordinal) && e.Level == LogLevel.Warning);
+        Assert.Contains(logs.Events, e => e.Id == 7003 && e.Message.Contains("4008", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_live_join_answered_behind_another_rooms_long_replay_read_slowly_does_not_time_out_the_connection()
+    {
+        const int Backlog = 2000;
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var first = await socket.ReceiveAsync();
+            var second = await socket.ReceiveAsync();
+            Assert.Equal(["history", "live"], new[] { first!["room"]!.GetValue<string>(), second!["room"]!.GetValue<string>() });
+            for (var seq = 1UL; seq <= Backlog; seq++)
+            {
+                await socket.SendAsync(Message("history", seq)); // the replay comes before room.joined
+            }
+
+            await socket.SendAsync(Joined("live", 5000, replayed: 0)); // queued behind the replay
+            await socket.SendAsync(Joined("history", Backlog, replayed: Backlog));
+            await socket.DrainAsync();
+        });
+        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.OpenTimeout = TimeSpan.FromSeconds(2);
+            o.RoomBufferCapacity = 100;
+        });
+        client.StateChanged += (_, e) => states.Enqueue(e);
+        var history = client.JoinAsync("history", since: 0);
+        var live = client.JoinAsync("live");
+        await client.ConnectAsync();
+
+        // The replay is larger than the room's buffer: JoinAsync returns once it is full, so the application can read.
+        var subscription = await history.WaitAsync(WaitLimit);
+        var seen = new List<ulong>();
+        await foreach (var message in subscription.ReadAllAsync(new CancellationTokenSource(WaitLimit * 2).Token))
+        {
+            seen.Add(message.Seq);
+            if (seen.Count % 20 == 0)
+            {
+                await Task.Delay(50); // 5 s or more in all: over twice OpenTimeout, with frames arriving all the while
+            }
+
+            if (seen.Count == Backlog)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, Backlog).Select(i => (ulong)i), seen);
+        Assert.Equal(5000UL, (await live.WaitAsync(WaitLimit)).Position);
+        await Eventually.TrueAsync(() => subscription.LastJoin is not null, WaitLimit);
+        Assert.Equal(Backlog, subscription.LastJoin!.Replayed);
+        Assert.Equal([ConnectionState.Connecting, ConnectionState.Open], states.Select(s => s.State));
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
+    public async Task A_connection_that_goes_silent_with_a_publish_unanswered_is_dropped_and_the_publish_sent_again_with_its_id()
+    {
+        var publishes = new ConcurrentQueue<JsonObject>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var publish = (await socket.ReceiveAsync())!;
+            publishes.Enqueue(publish);
+            if (n == 1)
+            {
+                await socket.DrainAsync(); // no ack, no frame: a frozen peer
+                return;
+            }
+
+            await socket.SendAsync(new() { ["type"] = MessageTypes.Ack, ["room"] = "quiet", ["id"] = publish["id"]!.GetValue<string>(), ["seq"] = 7 });
+            await socket.DrainAsync();
+        });
+        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.AckTimeout = TimeSpan.FromMilliseconds(500);
+            o.KeepAliveInterval = TimeSpan.Zero; // the watchdog alone notices it
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+        });
+        client.StateChanged += (_, e) => states.Enqueue(e);
+        await client.ConnectAsync();
+
+        var ack = await client.PublishAsync("quiet", "chat.message", new { text = "hello?" }).WaitAsync(WaitLimit);
+
+        Assert.Equal(7UL, ack.Seq);
+        Assert.Equal(2, server.Connections);
+        Assert.Equal("ack timeout", Assert.Single(states, s => s.State == ConnectionState.Reconnecting).Reason);
+        Assert.Equal(publishes.First()["id"]!.GetValue<string>(), publishes.Last()["id"]!.GetValue<string>());
+    }
+
+    private static Dictionary<string, object?> Joined(string room, ulong seq, long replayed, bool truncated = false) => new()
+    {
+        ["type"] = MessageTypes.RoomJoined,
+        ["room"] = room,
+        ["seq"] = seq,
+        ["payload"] = new Dictionary<string, object?> { ["replayed"] = replayed, ["truncated"] = truncated },
+    };
+
+    private static Dictionary<string, object?> Message(string room, object seq, long ts = 1767225600000) => new()
+    {
+        ["type"] = "chat.message",
+        ["room"] = room,
+        ["seq"] = seq,
+        ["ts"] = ts,
+        ["payload"] = new Dictionary<string, object?> { ["n"] = 1 },
+    };
+
+    private static async Task AssertNothingMoreAsync(RoomSubscription subscription)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        try
+        {
+            await foreach (var message in subscription.ReadAllAsync(cts.Token))
+            {
+                Assert.Fail($"unexpected extra message {message}");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
+
+/// <summary>Keeps every log event (id, level, text) of the loggers it makes.</summary>
+internal sealed class CapturingLoggerProvider : ILoggerProvider
+{
+    public ConcurrentQueue<(int Id, LogLevel Level, string Message)> Events { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new Logger(Events);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(ConcurrentQueue<(int, LogLevel, string)> events) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            events.Enqueue((eventId.Id, logLevel, formatter(state, exception)));
     }
 }

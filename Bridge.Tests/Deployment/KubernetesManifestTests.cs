@@ -288,6 +288,26 @@ public sealed class KubernetesManifestTests
 
     [Theory]
     [MemberData(nameof(Builds))]
+    public async Task Nats_image_is_a_version_the_worker_accepts_and_the_release_line_the_tests_run(string build)
+    {
+        var nats = Load(build).Single<V1StatefulSet>(NatsName);
+        var image = Assert.Single(nats.Spec.Template.Spec.Containers).Image;
+        var tag = Regex.Match(image, @":(\d+\.\d+\.\d+)(-[a-z0-9.]+)?$");
+        Assert.True(tag.Success, $"the NATS image {image} carries no version tag");
+        var version = tag.Groups[1].Value;
+        Assert.Null(NatsServerRequirement.Refusal(version, image));
+
+        // The manifests run the release line (major.minor) the tests and benchmarks run.
+        var start = new ProcessStartInfo(RepoPaths.NatsServer(), ["--version"]) { RedirectStandardOutput = true };
+        using var process = Process.Start(start)!;
+        var tested = Regex.Match(await process.StandardOutput.ReadToEndAsync(), @"v(\d+\.\d+)\.");
+        await process.WaitForExitAsync();
+        Assert.True(tested.Success, "nats-server --version printed no version");
+        Assert.StartsWith(tested.Groups[1].Value + ".", version, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Builds))]
     public void Network_policies_let_the_workers_reach_nats_and_the_nats_nodes_each_other(string build)
     {
         var b = Load(build);

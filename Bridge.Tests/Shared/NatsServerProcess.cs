@@ -14,9 +14,14 @@ public sealed class NatsServerProcess : IAsyncDisposable
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private readonly string _dir;
+    private readonly string _binary;
     private Process? _process;
 
-    private NatsServerProcess(string dir) => _dir = dir;
+    private NatsServerProcess(string dir, string binary)
+    {
+        _dir = dir;
+        _binary = binary;
+    }
 
     public string Url { get; private set; } = "";
 
@@ -27,11 +32,12 @@ public sealed class NatsServerProcess : IAsyncDisposable
     /// <summary>The server's process id (0 while it is not running), for load tests that sample its CPU and memory.</summary>
     public int Pid => _process?.Id ?? 0;
 
-    public static async Task<NatsServerProcess> StartAsync()
+    /// <param name="binary">The nats-server to run; by default <see cref="RepoPaths.NatsServer"/>.</param>
+    public static async Task<NatsServerProcess> StartAsync(string? binary = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "bridge-tests", "nats-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(dir);
-        var server = new NatsServerProcess(dir);
+        var server = new NatsServerProcess(dir, binary ?? RepoPaths.NatsServer());
         await server.LaunchAsync(port: -1, monitorPort: -1);
         return server;
     }
@@ -43,7 +49,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
             File.Delete(old);
         }
 
-        var psi = new ProcessStartInfo(RepoPaths.NatsServer())
+        var psi = new ProcessStartInfo(_binary)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

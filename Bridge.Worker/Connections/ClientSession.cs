@@ -15,21 +15,29 @@ internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
     private readonly int _maxConcurrentRequests;
+    private readonly int _maxPublishesInFlight;
     private readonly Lock _backgroundGate = new();
 
     // Created by the first background request (a join with replay, a sync): idle connections never need them.
     private SemaphoreSlim? _backgroundSlots;
     private HashSet<Task>? _background;
+
+    // Created by the first publish: most connections only listen.
+    private PublishPipeline? _publishes;
     private CloseRequest? _closeRequest;
     private int _closeRequested;
     private UserIdentity _identity;
     private ITimer? _expiry;
 
-    public ClientSession(string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket")
+    public ClientSession(
+        string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket",
+        int maxPublishesInFlight = 64)
     {
         Transport = transport;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentRequests, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPublishesInFlight, 1);
         _maxConcurrentRequests = maxConcurrentRequests;
+        _maxPublishesInFlight = maxPublishesInFlight;
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(codec);
@@ -120,6 +128,18 @@ internal sealed class ClientSession
             TaskScheduler.Default);
     }
 
+    /// <summary>The connection's publishes waiting for their ack (<see cref="PublishPipeline"/>).</summary>
+    public PublishPipeline Publishes
+    {
+        get
+        {
+            lock (_backgroundGate)
+            {
+                return _publishes ??= new PublishPipeline(_maxPublishesInFlight, Closing);
+            }
+        }
+    }
+
     private SemaphoreSlim BackgroundSlots()
     {
         lock (_backgroundGate)
@@ -128,13 +148,20 @@ internal sealed class ClientSession
         }
     }
 
-    /// <summary>Waits for the background work to finish (it observes <see cref="Closing"/>).</summary>
+    /// <summary>
+    /// Waits for the background work (requests, catch-ups) to finish and the publishes in flight to be answered (all
+    /// observe <see cref="Closing"/>).
+    /// </summary>
     private async Task DrainBackgroundAsync()
     {
         Task[] pending;
         lock (_backgroundGate)
         {
             pending = _background is null ? [] : [.. _background];
+            if (_publishes is not null)
+            {
+                pending = [.. pending, _publishes.Completion];
+            }
         }
 
         try

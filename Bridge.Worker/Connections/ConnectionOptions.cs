@@ -43,6 +43,12 @@ internal sealed class ConnectionOptions
     public int MaxConcurrentRequests { get; set; } = 16;
 
     /// <summary>
+    /// Publishes one WebSocket connection may have written to NATS and not yet acknowledged; with that many
+    /// outstanding, its next frame is read only when an ack comes back.
+    /// </summary>
+    public int MaxPublishesInFlight { get; set; } = 64;
+
+    /// <summary>
     /// Rooms one SSE stream or long-poll may name. Their resume id carries every room's position, so it must fit
     /// in a request line and a header (100 rooms of the longest names: about 15 KiB).
     /// </summary>
@@ -93,9 +99,9 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
             failures.Add("Bridge:Connections:SendQueueMaxBytes must be at least MaxFrameBytes.");
         }
 
-        if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxConcurrentStreamReads < 1)
+        if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxPublishesInFlight < 1 || o.MaxConcurrentStreamReads < 1)
         {
-            failures.Add("Bridge:Connections:JoinBufferCapacity, MaxConcurrentRequests and MaxConcurrentStreamReads must be at least 1.");
+            failures.Add("Bridge:Connections:JoinBufferCapacity, MaxConcurrentRequests, MaxPublishesInFlight and MaxConcurrentStreamReads must be at least 1.");
         }
 
         if (o.StallTimeout < TimeSpan.FromSeconds(1) || o.StallTimeout > TimeSpan.FromHours(1))

@@ -7,8 +7,9 @@ namespace Bridge.Worker.Handlers;
 
 /// <summary>
 /// Any application type with a room: stored in the room's subject and answered with <c>ack {id, seq}</c>.
-/// Publishes of one connection are stored in the order they were sent (one at a time). The same rules apply to
-/// <c>POST /api/rooms/{room}/messages</c>.
+/// A connection's publishes are written to NATS one after another, in the order sent (so stored in that order), and
+/// their acks awaited beside the receive loop (<see cref="PublishPipeline"/>), up to
+/// <c>MaxPublishesInFlight</c> at once. The same checks apply to <c>POST /api/rooms/{room}/messages</c>.
 /// </summary>
 internal sealed partial class PublishHandler(RoomPublisher publisher, Operations.BridgeMetrics metrics, ILogger<PublishHandler> logger)
 {
@@ -64,19 +65,49 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
             return;
         }
 
-        PublishResult result;
+        // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
+        var pipeline = session.Publishes;
+        if (!await pipeline.WaitForPlaceAsync(cancellationToken))
+        {
+            return; // closing: frames that arrive now are not acted on
+        }
+
+        var room = frame.Room!;
+        var id = frame.Id;
+        PendingPublish pending;
         try
         {
-            result = await PublishAsync(frame, session.User, session.Transport, cancellationToken);
+            metrics.MessageIn(session.Transport);
+            pending = await publisher.StartAsync(room, frame.Type!, session.User, id, frame.PayloadKind, frame.Payload, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            LogPublishFailed(ex, session.ConnectionId, frame.Room!);
-            session.SendError(ErrorCodes.PublishFailed, "the message was not stored; retry with the same id", frame.Id);
+            FailPublish(session, ex, room, id);
             return;
         }
 
-        session.Send(ControlFrames.Ack(frame.Room!, frame.Id, result.Seq, result.Duplicate));
+        await pipeline.AddAsync(async closing =>
+        {
+            try
+            {
+                var result = await pending.CompleteAsync(closing);
+                session.Send(ControlFrames.Ack(room, id, result.Seq, result.Duplicate));
+            }
+            catch (Exception ex) when (!closing.IsCancellationRequested)
+            {
+                FailPublish(session, ex, room, id);
+            }
+            catch (Exception)
+            {
+                // Closing: nothing more is sent; the client retries with the same id after reconnecting.
+            }
+        });
+    }
+
+    private void FailPublish(ClientSession session, Exception ex, string room, string? id)
+    {
+        LogPublishFailed(ex, session.ConnectionId, room);
+        session.SendError(ErrorCodes.PublishFailed, "the message was not stored; retry with the same id", id);
     }
 
     [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Publish from {ConnectionId} to {Room} failed")]

@@ -41,6 +41,14 @@ internal sealed class NatsOptions
     /// <summary>Window in which a retried publish with the same message id is stored once.</summary>
     public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Consumers the room stream allows at once (its <c>max_consumers</c>). The worker holds one per history read in
+    /// progress (replay, <c>room.sync</c> with <c>limit</c> &gt; 1, gap fill) for the length of one batch; backends'
+    /// consumers count too. nats-server 2.15 allows only 1,000 when the stream does not say, which a reconnect
+    /// storm of resuming clients passes. Past this limit a read fails (<c>unavailable</c>; the client retries).
+    /// </summary>
+    public int MaxConsumers { get; set; } = 100_000;
+
     /// <summary>How long a publish waits for the stream's acknowledgement.</summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -111,6 +119,11 @@ internal sealed class NatsOptionsValidator : IValidateOptions<NatsOptions>
         if (options.Replicas is < 1 or > 5)
         {
             failures.Add("Bridge:Nats:Replicas must be between 1 and 5.");
+        }
+
+        if (options.MaxConsumers < 1)
+        {
+            failures.Add("Bridge:Nats:MaxConsumers must be at least 1.");
         }
 
         if (options.DuplicateWindow <= TimeSpan.Zero || options.DuplicateWindow > options.MaxAge)

@@ -88,6 +88,9 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
                 FilterSubjects = [options.Value.RoomSubject(room)],
                 DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
                 OptStartSeq = afterSeq + 1,
+                // Each batch's consumer is deleted after it; one left behind by a cancelled read (a client that
+                // closed mid-replay) would hold a place under the stream's MaxConsumers for 5 minutes by default.
+                InactiveThreshold = TimeSpan.FromSeconds(30),
             },
             cancellationToken);
         while (left > 0 && bytesLeft > 0)

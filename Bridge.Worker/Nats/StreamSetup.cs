@@ -23,6 +23,13 @@ internal sealed partial class StreamSetup(NatsContext nats, IOptions<NatsOptions
             try
             {
                 await nats.Connection.ConnectAsync();
+                if (NatsServerRequirement.Refusal(nats.Connection.ServerInfo?.Version, o.Url) is { } refusal)
+                {
+                    // Not retried: the same server would be refused again. The host stops with this message.
+                    LogServerRefused(refusal);
+                    throw new InvalidOperationException(refusal);
+                }
+
                 await nats.JetStream.CreateOrUpdateStreamAsync(BuildConfig(o), timeout.Token);
                 LogStreamReady(o.StreamName, o.RoomPrefix, o.LivePrefix, o.Url);
                 return;
@@ -37,7 +44,7 @@ internal sealed partial class StreamSetup(NatsContext nats, IOptions<NatsOptions
             {
                 throw new InvalidOperationException(
                     $"NATS JetStream at {o.Url} was not reachable within {o.StartupTimeout} (Bridge:Nats:StartupTimeout). " +
-                    "Is nats-server (>= 2.10, with -js) running?");
+                    $"Is nats-server (>= {NatsServerRequirement.Minimum}, with -js) running?");
             }
         }
     }
@@ -57,6 +64,8 @@ internal sealed partial class StreamSetup(NatsContext nats, IOptions<NatsOptions
             Storage = o.Storage == StreamStorage.Memory ? StreamConfigStorage.Memory : StreamConfigStorage.File,
             NumReplicas = o.Replicas,
             DuplicateWindow = o.DuplicateWindow,
+            // Unset, nats-server 2.15 allows 1,000 consumers per stream; every history read in progress holds one.
+            MaxConsumers = o.MaxConsumers,
             // Direct gets serve history reads (sync, replay) from any replica without a consumer.
             AllowDirect = true,
             // Live delivery: every stored message is republished with its stream sequence and the room's
@@ -66,6 +75,9 @@ internal sealed partial class StreamSetup(NatsContext nats, IOptions<NatsOptions
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Stream {Stream} ready at {Url}: rooms on {RoomPrefix}.>, live on {LivePrefix}.>")]
     private partial void LogStreamReady(string stream, string roomPrefix, string livePrefix, string url);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Critical, Message = "{Refusal}")]
+    private partial void LogServerRefused(string refusal);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "NATS JetStream at {Url} not ready (attempt {Attempt}); retrying")]
     private partial void LogStreamRetry(Exception exception, string url, int attempt);

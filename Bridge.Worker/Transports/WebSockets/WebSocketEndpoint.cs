@@ -61,7 +61,8 @@ internal sealed partial class WebSocketEndpoint(
             admitted.Identity,
             codec,
             new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
-            o.MaxConcurrentRequests);
+            o.MaxConcurrentRequests,
+            maxPublishesInFlight: o.MaxPublishesInFlight);
         using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
         admission.WatchExpiry(session);
         tracker.Add(session);

@@ -1,0 +1,156 @@
+using System.Text.Json;
+using Bridge.Client.Protocol;
+using Bridge.Contracts;
+
+namespace Bridge.Client;
+
+public sealed partial class BridgeClient
+{
+    /// <summary>
+    /// Joins <paramref name="room"/> (now, or once connected) and keeps it joined across reconnects. Completes on the
+    /// room's first <c>room.joined</c> (<see cref="RoomSubscription.LastJoin"/> is set by then), or earlier when a
+    /// resume replays more messages than <see cref="BridgeClientOptions.RoomBufferCapacity"/> (the replay comes before
+    /// <c>room.joined</c>): read them to let the rest come; <see cref="RoomSubscription.Joined"/> is raised when
+    /// <c>room.joined</c> follows. <paramref name="since"/> resumes from a position the caller kept (a stream
+    /// <c>seq</c>, 0 to 2⁶⁴-1; 0 replays everything the server still holds): every later message is replayed first.
+    /// Without it the room is joined live. Joining a room already joined returns its subscription and ignores
+    /// <paramref name="since"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="room"/> is not a valid room name (docs/protocol.md §2).</exception>
+    /// <exception cref="BridgeException">The server refused the join (its error code: <c>forbidden</c>,
+    /// <c>too_many_rooms</c>..., or <c>unavailable</c> after 5 tries), the room was left meanwhile (<c>left</c>), or the
+    /// client closed for good (<c>unauthorized</c>, <c>closed</c>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled: the room is left.</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+    public async Task<RoomSubscription> JoinAsync(string room, ulong? since = null, CancellationToken cancellationToken = default)
+    {
+        if (!RoomName.IsValid(room))
+        {
+            throw new ArgumentException($"'{room}' is not a valid room name (docs/protocol.md §2)", nameof(room));
+        }
+
+        ThrowIfClosed();
+        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, new RoomFeed(since, _options.RoomBufferCapacity)));
+        try
+        {
+            await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await LeaveCoreAsync(subscription, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        return subscription;
+    }
+
+    /// <summary>
+    /// Leaves a room: its enumerable ends (after the messages it already holds), no more of its messages are
+    /// delivered, and it is not resumed. Waits at most <see cref="BridgeClientOptions.AckTimeout"/> for the server's
+    /// <c>room.left</c> (the room is left on the client's side at once either way). Leaving a room not joined does
+    /// nothing. Throws only <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    public Task LeaveAsync(string room, CancellationToken cancellationToken = default) =>
+        _rooms.Find(room) is { } subscription ? LeaveCoreAsync(subscription, cancellationToken) : Task.CompletedTask;
+
+    internal async Task LeaveCoreAsync(RoomSubscription subscription, CancellationToken cancellationToken)
+    {
+        if (!_rooms.TryRemove(subscription, out var connection) ||
+            connection?.TrySendRequest(RequestKind.Leave, MessageTypes.RoomLeave, subscription.Room, null) is not { } request)
+        {
+            return;
+        }
+
+        try
+        {
+            await request.Answer.WaitAsync(_options.AckTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is BridgeException or TimeoutException)
+        {
+            // Left on our side already; the connection going away leaves the room on the server too.
+        }
+    }
+
+    /// <summary>
+    /// <c>room.sync</c>: the room's last <paramref name="limit"/> (1-100) stored messages, oldest first, and its
+    /// position (<see cref="RoomState.Seq"/>: join with <c>since</c> = it to continue from there). Waits for a
+    /// connection, and asks again on the next one if the connection ends before the answer.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="room"/> is not a valid room name.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limit"/> is outside 1-100.</exception>
+    /// <exception cref="BridgeException">The server refused it (<c>forbidden</c>, <c>unavailable</c>...) or the client closed for good.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+    public async Task<RoomState> SyncAsync(string room, int limit = 1, CancellationToken cancellationToken = default)
+    {
+        if (!RoomName.IsValid(room))
+        {
+            throw new ArgumentException($"'{room}' is not a valid room name", nameof(room));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 100);
+        var payload = System.Text.Encoding.UTF8.GetBytes($"{{\"limit\":{limit}}}");
+        var state = await RequestAsync(RequestKind.Sync, MessageTypes.RoomSync, room, payload, cancellationToken).ConfigureAwait(false);
+        var messages = state.Messages?.Where(m => m.Type is not null && m.Room is not null).Select(m => m.ToMessage()).ToList() ?? [];
+        return new RoomState(room, state.Seq ?? 0, messages);
+    }
+
+    /// <summary>
+    /// <c>presence.query</c>: who is in a presence room, over all workers (at most the server's <c>MaxMembers</c>).
+    /// Waits for a connection, and asks again on the next one if the connection ends before the answer.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="room"/> is not a valid room name.</exception>
+    /// <exception cref="BridgeException">The server refused it (<c>forbidden</c>, <c>presence_disabled</c>...) or the client closed for good.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+    public async Task<IReadOnlyList<PresenceMember>> QueryPresenceAsync(string room, CancellationToken cancellationToken = default)
+    {
+        if (!RoomName.IsValid(room))
+        {
+            throw new ArgumentException($"'{room}' is not a valid room name", nameof(room));
+        }
+
+        var state = await RequestAsync(RequestKind.Presence, MessageTypes.PresenceQuery, room, null, cancellationToken).ConfigureAwait(false);
+        var members = new List<PresenceMember>();
+        if (state.Payload is { ValueKind: JsonValueKind.Object } payload &&
+            payload.TryGetProperty("members", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var m in list.EnumerateArray())
+            {
+                if (m.ValueKind == JsonValueKind.Object && m.TryGetProperty("user", out var user) && user.ValueKind == JsonValueKind.String)
+                {
+                    var connections = m.TryGetProperty("connections", out var c) && c.TryGetInt32(out var n) ? n : 0;
+                    var since = m.TryGetProperty("since", out var s) && s.TryGetInt64(out var ms) ? Envelope.FromUnixMs(ms) : default;
+                    members.Add(new PresenceMember(user.GetString()!, connections, since));
+                }
+            }
+        }
+
+        return members;
+    }
+
+    /// <summary>Sends an idempotent request (sync, presence) on the ready connection; a connection lost before the
+    /// answer came is waited out and the request sent again on the next one.</summary>
+    private async Task<Envelope> RequestAsync(RequestKind kind, string type, string room, byte[]? payload, CancellationToken ct)
+    {
+        while (true)
+        {
+            ThrowIfClosed();
+            var connection = await _status.WhenReady().WaitAsync(ct).ConfigureAwait(false);
+            if (connection.TrySendRequest(kind, type, room, payload) is not { } request)
+            {
+                continue; // it ended meanwhile: the next one answers
+            }
+
+            try
+            {
+                return await request.Answer.WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (BridgeException ex) when (ex.Code == "disconnected")
+            {
+                // The next connection answers.
+            }
+        }
+    }
+}

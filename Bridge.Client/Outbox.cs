@@ -1,0 +1,256 @@
+using Bridge.Client.Protocol;
+using Bridge.Contracts;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Client;
+
+/// <summary>A publish waiting for its ack: queued, in flight, or waiting to be retried (its send state is the <see cref="Outbox"/>'s).</summary>
+internal sealed class PendingPublish(string room, string id, byte[] frame)
+{
+    public string Room { get; } = room;
+
+    public string Id { get; } = id;
+
+    /// <summary>The encoded frame, sent as is on every attempt (same id, so the server stores it once).</summary>
+    public byte[] Frame { get; } = frame;
+
+    public Task<Ack> Acked => Completion.Task;
+
+    internal TaskCompletionSource<Ack> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>
+/// The publishes waiting for their ack, oldest first, bounded by <see cref="BridgeClientOptions.MaxQueuedPublishes"/>.
+/// It sends each on the ready connection once (in order, under its lock), again on every new connection until the
+/// ack comes, and again after a retryable refusal, always with the same id, so the server stores it once (§9).
+/// </summary>
+internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<Entry> _queue = new();
+    private readonly Dictionary<string, LinkedListNode<Entry>> _byId = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = options.TimeProvider;
+
+    // The connection publishes go out on: set once it is ready (welcomed, live rooms joined).
+    private Connection? _connection;
+    private BridgeException? _closed;
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Queues a publish and sends it at once when a connection is ready. Throws <see cref="BridgeException"/>
+    /// <c>duplicate_id</c>, <c>queue_full</c>, or the code the client closed with.</summary>
+    public void Add(PendingPublish publish)
+    {
+        lock (_lock)
+        {
+            if (_closed is { } closed)
+            {
+                throw closed.Again(publish.Id);
+            }
+
+            if (_byId.ContainsKey(publish.Id))
+            {
+                throw new BridgeException("duplicate_id", $"a publish with id '{publish.Id}' is already waiting for its ack", publish.Id);
+            }
+
+            if (_queue.Count >= options.MaxQueuedPublishes)
+            {
+                throw new BridgeException("queue_full", $"{options.MaxQueuedPublishes} publishes are already waiting for their ack", publish.Id);
+            }
+
+            _byId[publish.Id] = _queue.AddLast(new Entry(publish));
+            FlushLocked();
+        }
+    }
+
+    /// <summary>The caller stopped waiting: drops the publish if it was never sent (a sent one may be stored, so it stays).</summary>
+    public void CancelUnsent(PendingPublish publish)
+    {
+        lock (_lock)
+        {
+            if (_byId.TryGetValue(publish.Id, out var node) && node.Value.Publish == publish && !node.Value.EverSent)
+            {
+                _byId.Remove(publish.Id);
+                _queue.Remove(node);
+            }
+        }
+    }
+
+    /// <summary>The connection is ready: sends everything waiting on it, oldest first.</summary>
+    public void Attach(Connection connection)
+    {
+        lock (_lock)
+        {
+            _connection = connection;
+            FlushLocked();
+        }
+    }
+
+    /// <summary>The connection ended: everything not acked is sent again on the next one.</summary>
+    public void Detach(Connection connection)
+    {
+        lock (_lock)
+        {
+            if (_connection == connection)
+            {
+                _connection = null;
+            }
+
+            foreach (var entry in _queue)
+            {
+                entry.SentEpoch = -1;
+            }
+        }
+    }
+
+    /// <summary>An <c>ack</c>: completes its publish; false when none waits for it.</summary>
+    public bool TryAck(string? id, ulong seq, bool duplicate)
+    {
+        PendingPublish publish;
+        lock (_lock)
+        {
+            if (id is null || !_byId.Remove(id, out var node))
+            {
+                return false;
+            }
+
+            _queue.Remove(node);
+            publish = node.Value.Publish;
+        }
+
+        publish.Completion.TrySetResult(new Ack(publish.Room, publish.Id, seq, duplicate));
+        return true;
+    }
+
+    /// <summary>
+    /// An <c>error</c> whose <c>ref</c> is a publish: <c>publish_failed</c> and <c>rate_limited</c> are retried with
+    /// the same id after a backoff (up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>), anything else fails
+    /// the publish. False when no publish has that id.
+    /// </summary>
+    public bool TryFail(string reference, BridgeException error)
+    {
+        PendingPublish publish;
+        lock (_lock)
+        {
+            if (!_byId.TryGetValue(reference, out var node))
+            {
+                return false;
+            }
+
+            var entry = node.Value;
+            publish = entry.Publish;
+            entry.SentEpoch = -1;
+            if (error.Code is ErrorCodes.PublishFailed or ErrorCodes.RateLimited && ++entry.Failures < options.MaxPublishAttempts)
+            {
+                // May or may not be stored: retry later with the same id (the server answers the original seq if it was).
+                var delay = Backoff.Delay(options, entry.Failures);
+                entry.RetryAt = Backoff.TimestampAfter(_time, delay);
+                logger.PublishRetry(publish.Id, publish.Room, error.Code, entry.Failures, (long)delay.TotalMilliseconds);
+                return true;
+            }
+
+            _byId.Remove(reference);
+            _queue.Remove(node);
+        }
+
+        logger.PublishFailed(publish.Id, publish.Room, error.Code);
+        publish.Completion.TrySetException(error);
+        return true;
+    }
+
+    /// <summary>
+    /// The watchdog's tick: releases publishes whose retry time has come and sends them. Returns the TimeProvider
+    /// timestamp of the oldest publish in flight on <paramref name="connection"/> (sent, no ack yet), or null.
+    /// </summary>
+    public long? Tick(Connection connection, long now)
+    {
+        lock (_lock)
+        {
+            long? oldest = null;
+            foreach (var entry in _queue)
+            {
+                if (entry.RetryAt is { } at && now >= at)
+                {
+                    entry.RetryAt = null;
+                }
+                else if (entry.SentEpoch == connection.Epoch && (oldest is null || entry.SentAt < oldest))
+                {
+                    oldest = entry.SentAt;
+                }
+            }
+
+            FlushLocked();
+            return oldest;
+        }
+    }
+
+    /// <summary>The client closed for good: fails every publish with <paramref name="error"/>'s code and takes no new one.</summary>
+    public void Close(BridgeException error)
+    {
+        List<PendingPublish> failed;
+        lock (_lock)
+        {
+            _closed ??= error;
+            failed = [.. _queue.Select(e => e.Publish)];
+            _queue.Clear();
+            _byId.Clear();
+        }
+
+        foreach (var publish in failed)
+        {
+            publish.Completion.TrySetException(error.Again(publish.Id));
+        }
+    }
+
+    /// <summary>Sends every publish not yet sent on the ready connection, oldest first (one FIFO, under the lock: in order).</summary>
+    private void FlushLocked()
+    {
+        if (_connection is not { } connection)
+        {
+            return;
+        }
+
+        var now = _time.GetTimestamp();
+        foreach (var entry in _queue)
+        {
+            if (entry.SentEpoch == connection.Epoch || entry.RetryAt is not null)
+            {
+                continue;
+            }
+
+            connection.Send(entry.Publish.Frame);
+            entry.SentEpoch = connection.Epoch;
+            entry.SentAt = now;
+            entry.EverSent = true;
+        }
+    }
+
+    /// <summary>A queued publish and its send state; guarded by the outbox's lock.</summary>
+    private sealed class Entry(PendingPublish publish)
+    {
+        public PendingPublish Publish { get; } = publish;
+
+        /// <summary>The connection epoch it was last sent on; -1 when it still has to be (re)sent.</summary>
+        public int SentEpoch { get; set; } = -1;
+
+        /// <summary>TimeProvider timestamp of the last send.</summary>
+        public long SentAt { get; set; }
+
+        /// <summary>Sent at least once: it may be stored, so cancelling no longer drops it.</summary>
+        public bool EverSent { get; set; }
+
+        public int Failures { get; set; }
+
+        /// <summary>After <c>publish_failed</c>: not before this TimeProvider timestamp.</summary>
+        public long? RetryAt { get; set; }
+    }
+}

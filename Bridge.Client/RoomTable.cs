@@ -1,0 +1,325 @@
+using System.Globalization;
+using Bridge.Client.Protocol;
+using Bridge.Contracts;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Client;
+
+/// <summary>
+/// The rooms the client holds and their joins: which rooms are joined, the join frame in flight for each on the
+/// welcomed connection, its retries after <c>unavailable</c>, and the live joins a new connection waits for before
+/// publishing. Each room's position and buffer belong to its <see cref="RoomFeed"/>.
+/// </summary>
+internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
+{
+    // Joins refused with `unavailable` (or `rate_limited`) are tried this often before the join fails.
+    private const int MaxJoinAttempts = 5;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = options.TimeProvider;
+
+    // The welcomed connection joins go out on; null between connections.
+    private Connection? _connection;
+    private BridgeException? _closed;
+
+    /// <summary>
+    /// The subscription of <paramref name="room"/>: the one held, or a new one made by <paramref name="create"/>,
+    /// whose join is sent at once when a connection is welcomed (else on the next welcome). Throws
+    /// <see cref="BridgeException"/> with the code the client closed with.
+    /// </summary>
+    public RoomSubscription GetOrAdd(string room, Func<RoomSubscription> create)
+    {
+        lock (_lock)
+        {
+            if (_closed is { } closed)
+            {
+                throw closed.Again();
+            }
+
+            if (_rooms.TryGetValue(room, out var entry))
+            {
+                return entry.Subscription;
+            }
+
+            entry = new Entry(create());
+            _rooms.Add(room, entry);
+            if (_connection is { } connection)
+            {
+                SendJoinLocked(connection, entry);
+            }
+
+            return entry.Subscription;
+        }
+    }
+
+    /// <summary>
+    /// A connection was welcomed: joins every room on it (resuming from each room's position). Returns the joins of
+    /// rooms without a position (live joins): publishes wait for them, so the sender receives its own messages.
+    /// </summary>
+    public Task[] Attach(Connection connection)
+    {
+        List<Task> liveJoins = [];
+        lock (_lock)
+        {
+            _connection = connection;
+            foreach (var entry in _rooms.Values)
+            {
+                SendJoinLocked(connection, entry);
+                if (entry.Subscription.Position is null)
+                {
+                    entry.LiveJoin = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    liveJoins.Add(entry.LiveJoin.Task);
+                }
+            }
+        }
+
+        return [.. liveJoins];
+    }
+
+    /// <summary>The connection ended: no join is in flight any more; the next welcome joins every room again.</summary>
+    public void Detach(Connection connection)
+    {
+        List<TaskCompletionSource> liveJoins = [];
+        lock (_lock)
+        {
+            if (_connection == connection)
+            {
+                _connection = null;
+            }
+
+            foreach (var entry in _rooms.Values)
+            {
+                entry.JoinId = null;
+                entry.RetryJoinAt = null;
+                if (entry.TakeLiveJoin() is { } live)
+                {
+                    liveJoins.Add(live);
+                }
+            }
+        }
+
+        foreach (var live in liveJoins)
+        {
+            live.TrySetResult();
+        }
+    }
+
+    /// <summary>The subscription of a joined room, for its messages; null when the room is not held.</summary>
+    public RoomSubscription? Find(string room)
+    {
+        lock (_lock)
+        {
+            return _rooms.TryGetValue(room, out var entry) ? entry.Subscription : null;
+        }
+    }
+
+    /// <summary>
+    /// The application leaves <paramref name="subscription"/>'s room: its buffer ends normally. False when it was not
+    /// held (left already). <paramref name="leaveOn"/> is the connection the room is joined on, to send
+    /// <c>room.leave</c> on, or null when no join was sent on the current connection.
+    /// </summary>
+    public bool TryRemove(RoomSubscription subscription, out Connection? leaveOn)
+    {
+        TaskCompletionSource? live;
+        lock (_lock)
+        {
+            leaveOn = null;
+            if (!_rooms.TryGetValue(subscription.Room, out var entry) || entry.Subscription != subscription)
+            {
+                return false;
+            }
+
+            _rooms.Remove(subscription.Room);
+            if (_connection is { } connection && entry.JoinEpoch == connection.Epoch)
+            {
+                leaveOn = connection;
+            }
+
+            // A join answered by room.left instead (§4): the connection must not wait for its room.joined.
+            live = entry.TakeLiveJoin();
+        }
+
+        subscription.Feed.End(new BridgeException("left", $"left room '{subscription.Room}' before it was joined"), null);
+        live?.TrySetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// A <c>room.joined</c>: the join in flight is answered (a live join lets publishes go). Returns the subscription
+    /// (which takes the position and tells the application), or null when the room is not held.
+    /// A <c>room.joined</c> for a room already joined (the server may send one when the room's retention dropped
+    /// messages this connection had not received) is handled the same way.
+    /// </summary>
+    public RoomSubscription? OnJoined(RoomJoinInfo info)
+    {
+        RoomSubscription subscription;
+        TaskCompletionSource? live;
+        lock (_lock)
+        {
+            if (!_rooms.TryGetValue(info.Room, out var entry))
+            {
+                return null;
+            }
+
+            entry.JoinId = null;
+            entry.JoinFailures = 0;
+            live = entry.TakeLiveJoin();
+            subscription = entry.Subscription;
+        }
+
+        live?.TrySetResult();
+        if (info.Truncated)
+        {
+            logger.RoomTruncated(info.Room, info.Seq);
+        }
+        else
+        {
+            logger.RoomJoined(info.Room, info.Seq, info.Replayed);
+        }
+
+        return subscription;
+    }
+
+    /// <summary>A <c>room.left</c> nobody asked for: the server removed the room (§1.1: a refreshed token no longer grants it).</summary>
+    public void RemovedByServer(string room, string reason)
+    {
+        Entry? entry;
+        TaskCompletionSource? live;
+        lock (_lock)
+        {
+            if (!_rooms.Remove(room, out entry))
+            {
+                return;
+            }
+
+            live = entry.TakeLiveJoin();
+        }
+
+        var error = new BridgeException(reason, $"the server left room '{room}' ({reason})");
+        logger.RoomEnded(room, reason);
+        entry.Subscription.Feed.End(error, error);
+        live?.TrySetResult();
+    }
+
+    /// <summary>
+    /// An <c>error</c> whose <c>ref</c> is a join in flight: <c>unavailable</c> and <c>rate_limited</c> are retried
+    /// after a backoff (the watchdog sends it), anything else (or too many) ends the room with the error. False when
+    /// no join has that id.
+    /// </summary>
+    public bool TryFailJoin(string reference, BridgeException error)
+    {
+        Entry? failed = null;
+        TaskCompletionSource? live = null;
+        lock (_lock)
+        {
+            var entry = _rooms.Values.FirstOrDefault(e => e.JoinId == reference);
+            if (entry is null)
+            {
+                return false;
+            }
+
+            entry.JoinId = null;
+            if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited && ++entry.JoinFailures < MaxJoinAttempts)
+            {
+                var delay = Backoff.Delay(options, entry.JoinFailures);
+                entry.RetryJoinAt = Backoff.TimestampAfter(_time, delay);
+                logger.JoinRetry(entry.Subscription.Room, error.Code, entry.JoinFailures, (long)delay.TotalMilliseconds);
+            }
+            else
+            {
+                _rooms.Remove(entry.Subscription.Room);
+                live = entry.TakeLiveJoin();
+                failed = entry;
+            }
+        }
+
+        if (failed is not null)
+        {
+            logger.RoomEnded(failed.Subscription.Room, error.Code);
+            failed.Subscription.Feed.End(error, error);
+            live?.TrySetResult();
+        }
+
+        return true;
+    }
+
+    /// <summary>The watchdog's tick: sends again the joins whose retry time has come.</summary>
+    public void RetryDue(Connection connection, long now)
+    {
+        lock (_lock)
+        {
+            if (_connection != connection)
+            {
+                return;
+            }
+
+            foreach (var entry in _rooms.Values)
+            {
+                if (entry.RetryJoinAt is { } at && now >= at)
+                {
+                    SendJoinLocked(connection, entry);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The client closed for good: every room ends and no new one is taken. <paramref name="endNormally"/> (the
+    /// client was disposed) ends the buffers without an error; otherwise reading them throws <paramref name="error"/>.
+    /// </summary>
+    public void Close(BridgeException error, bool endNormally)
+    {
+        List<(Entry Entry, TaskCompletionSource? Live)> ended;
+        lock (_lock)
+        {
+            _closed ??= error;
+            ended = [.. _rooms.Values.Select(e => (e, e.TakeLiveJoin()))];
+            _rooms.Clear();
+        }
+
+        foreach (var (entry, live) in ended)
+        {
+            entry.Subscription.Feed.End(error, endNormally ? null : error);
+            live?.TrySetResult();
+        }
+    }
+
+    private static void SendJoinLocked(Connection connection, Entry entry)
+    {
+        entry.JoinId = connection.NextId();
+        entry.JoinEpoch = connection.Epoch;
+        entry.RetryJoinAt = null;
+        var payload = entry.Subscription.Position is { } since
+            ? System.Text.Encoding.UTF8.GetBytes("{\"since\":" + since.ToString(CultureInfo.InvariantCulture) + "}")
+            : null;
+        connection.Send(new OutboundFrame(MessageTypes.RoomJoin, entry.Subscription.Room, entry.JoinId, payload));
+    }
+
+    /// <summary>A held room's join state; guarded by the table's lock.</summary>
+    private sealed class Entry(RoomSubscription subscription)
+    {
+        public RoomSubscription Subscription { get; } = subscription;
+
+        /// <summary>Id of the join frame in flight on the current connection (matches an error's <c>ref</c>).</summary>
+        public string? JoinId { get; set; }
+
+        /// <summary>The connection epoch the room's join was last sent on.</summary>
+        public int JoinEpoch { get; set; } = -1;
+
+        public int JoinFailures { get; set; }
+
+        /// <summary>When a refused join is tried again (TimeProvider timestamp), or null.</summary>
+        public long? RetryJoinAt { get; set; }
+
+        /// <summary>A live join the current connection waits for before it sends publishes.</summary>
+        public TaskCompletionSource? LiveJoin { get; set; }
+
+        public TaskCompletionSource? TakeLiveJoin()
+        {
+            var live = LiveJoin;
+            LiveJoin = null;
+            return live;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using System.Globalization;
+
+namespace Bridge.LoadTests.Harness;
+
+/// <summary>
+/// One row of the goal table `make bench` prints (issue 14): a number measured in one run, usually Bridge ÷ a bare
+/// baseline measured in the same run, and the bound it should meet. Unlike a <see cref="Threshold"/>, a missed goal
+/// fails the run only when asked (<c>--fail-on-goals</c>).
+/// </summary>
+internal sealed record Goal(string Key, string Name, double Limit, bool AtLeast, string Unit = "×")
+{
+    public string Describe() => $"{(AtLeast ? "≥" : "≤")} {Limit.ToString("0.##", CultureInfo.InvariantCulture)}{(Unit == "×" ? "×" : " " + Unit)}";
+
+    public bool IsMet(double measured) => !double.IsNaN(measured) && (AtLeast ? measured >= Limit : measured <= Limit);
+}
+
+/// <summary>
+/// Every goal of the table, in its order. Adding a row is one line here, plus <c>ctx.Goal(Goals.X, value)</c> where a
+/// scenario measures it. A goal no scenario of the run reported shows as "not measured".
+/// </summary>
+internal static class Goals
+{
+    public static readonly Goal Ingest = new("ingest", "ingest: Bridge WebSocket publishes acked/s ÷ best bare NATS.Net JetStream publisher", 0.7, true);
+
+    public static readonly Goal Fanout = new("fanout", "fan-out, 1 room × 200 subscribers, burst: Bridge (JSON) ÷ nats-server's WebSocket listener (core subject)", 1.0, true);
+
+    public static IReadOnlyList<Goal> All { get; } = [Ingest, Fanout];
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Testing;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>
+/// A connection's publishes are pipelined: written to NATS in the order sent, acks awaited beside the receive loop,
+/// at most <c>MaxPublishesInFlight</c> outstanding. Each test has its own nats-server, since one freezes it.
+/// </summary>
+public sealed class PublishPipelineTests : IAsyncLifetime
+{
+    private NatsServerProcess _nats = null!;
+
+    public async Task InitializeAsync() => _nats = await NatsServerProcess.StartAsync();
+
+    public async Task DisposeAsync() => await _nats.DisposeAsync();
+
+    [Fact]
+    public async Task Publishes_sent_without_waiting_are_each_acked_once_and_stored_in_the_order_each_connection_sent_them()
+    {
+        const int perClient = 300;
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        var room = Names.Room();
+        await using var a = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await using var b = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
+
+        // Both connections publish to the same room at once, nobody waiting for an ack before the next.
+        async Task<List<Frame>> PublishAllAsync(TestClient client, string prefix)
+        {
+            for (var i = 0; i < perClient; i++)
+            {
+                await client.PublishAsync(room, i, id: $"{prefix}{i}");
+            }
+
+            return await client.CollectAsync(perClient, f => f.Type is MessageTypes.Ack or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        }
+
+        var answers = await Task.WhenAll(PublishAllAsync(a, "a"), PublishAllAsync(b, "b"));
+        foreach (var (frames, prefix) in new[] { (answers[0], "a"), (answers[1], "b") })
+        {
+            Assert.All(frames, f => Assert.Equal(MessageTypes.Ack, f.Type));
+            Assert.Equal(Enumerable.Range(0, perClient).Select(i => $"{prefix}{i}").ToHashSet(), frames.Select(f => f.Id!).ToHashSet());
+            var seqById = frames.ToDictionary(f => f.Id!, f => f.Seq);
+            var seqs = Enumerable.Range(0, perClient).Select(i => seqById[$"{prefix}{i}"]).ToList();
+            Assert.Equal(seqs.Order(), seqs); // stored in the order sent
+            Assert.All(frames, f => Assert.False(f.Payload!["duplicate"]!.GetValue<bool>()));
+        }
+
+        Assert.Equal(2 * perClient, answers.SelectMany(f => f).Select(f => f.Seq).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_retried_pipelined_publish_is_answered_with_the_original_seq_as_a_duplicate()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        for (var i = 0; i < 20; i++)
+        {
+            await client.PublishAsync(room, i, id: $"m{i % 10}"); // m0..m9 twice, back to back
+        }
+
+        var acks = await client.CollectAsync(20, f => f.Type == MessageTypes.Ack);
+        foreach (var group in acks.GroupBy(f => f.Id))
+        {
+            var pair = group.ToList();
+            Assert.Equal(2, pair.Count);
+            Assert.Equal(pair[0].Seq, pair[1].Seq);
+            Assert.Equal([false, true], pair.Select(f => f.Payload!["duplicate"]!.GetValue<bool>()).Order());
+        }
+    }
+
+    [Fact]
+    public async Task With_the_stream_unresponsive_every_publish_gets_publish_failed_and_the_receive_loop_waits_at_the_in_flight_limit()
+    {
+        // MaxPublishesInFlight 2: two wait in the queue and one is being answered; the fourth publish is read only
+        // once the first is answered. nats-server is frozen (SIGSTOP), so no ack comes and each fails at its timeout.
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:MaxPublishesInFlight", "2"), ("Bridge:Nats:PublishTimeout", "00:00:01"));
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        Signal("STOP");
+        try
+        {
+            for (var i = 0; i < 6; i++)
+            {
+                await client.PublishAsync(room, i, id: $"p{i}");
+            }
+
+            // A frame answered at once (no type): its error can only come once the receive loop has read it.
+            await client.SendAsync(new() { ["room"] = room, ["id"] = "marker" });
+            var answers = await client.CollectAsync(7, f => f.Type == MessageTypes.Error, TimeSpan.FromSeconds(60));
+            var order = answers.Select(f => f.Payload!["ref"]?.GetValue<string>()).ToList();
+            Assert.All(answers.Where(f => f.Payload!["ref"]?.GetValue<string>() != "marker"), f => Assert.Equal(ErrorCodes.PublishFailed, f.ErrorCode));
+            Assert.Equal(["marker", "p0", "p1", "p2", "p3", "p4", "p5"], order.Order(StringComparer.Ordinal));
+            // p3, p4 and p5 each waited for a place, freed as p0, p1 and p2 were answered; the marker came after p5.
+            var marker = order.IndexOf("marker");
+            Assert.True(marker > order.IndexOf("p0") && marker > order.IndexOf("p1") && marker > order.IndexOf("p2"), string.Join(",", order));
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        // Once the server answers again, a retry with the same id is stored.
+        await client.PublishAsync(room, "again", id: "p0");
+        var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "p0", TimeSpan.FromSeconds(30));
+        Assert.True(ack.Seq > 0);
+    }
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", _nats.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+}
