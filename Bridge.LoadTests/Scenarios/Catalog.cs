@@ -153,7 +153,7 @@ internal static class Catalog
                     Thresholds =
                     [
                         Threshold.Zero("lost_a"), Threshold.Zero("lost_b"), Threshold.Zero("duplicated"), Threshold.Zero("slow_closed"),
-                        Threshold.AtLeast("slow_fell_behind", 1), Threshold.AtMost("p99_ratio", a.Double("--max-ratio", 1.5)),
+                        Threshold.AtLeast("lagging_start_b", 1), Threshold.AtMost("p99_ratio", a.Double("--max-ratio", 1.5)),
                     ],
                     Command = command,
                 }, configuration, a.Int("--slow", 20));

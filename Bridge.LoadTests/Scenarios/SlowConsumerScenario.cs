@@ -10,8 +10,8 @@ namespace Bridge.LoadTests.Scenarios;
 /// <summary>
 /// Lagging members mixed in: healthy clients in one room receive a steady rate; phase A measures their latency
 /// alone, then clients that join the same room and read far slower than it (one frame every 200 ms, 4 KB socket
-/// receive buffers) are added, a short burst makes sure they have fallen behind (the worker counts their catch-ups),
-/// and phase B measures the healthy clients again while the lagging ones keep reading the room from the stream, same
+/// receive buffers) are added, a burst puts them behind (the worker's lagging gauge counts them; the healthy ones,
+/// behind for a moment too, catch up before phase B starts), and phase B measures the healthy clients again while the lagging ones keep reading the room from the stream, same
 /// run, same servers. The healthy p99 must not move: the threshold is on the ratio B/A (with 5 ms added to both, so
 /// that noise at a few ms cannot fail it), plus zero loss for the healthy clients and no lagging client closed. The
 /// worker runs with a small send queue so slow clients fall behind quickly.
@@ -64,20 +64,27 @@ internal sealed class SlowConsumerScenario(ScenarioSpec spec, string configurati
                 slowReaders.Add(ReadSlowlyAsync(ws, stopReading.Token));
             }
 
-            // A short burst (not measured) puts them behind at once; they stay behind at 5 frames/s.
-            ctx.Status = "a short burst so that the slow clients fall behind";
+            // A burst (not measured) larger than their queues and what loopback sockets buffer (a few MB) puts the
+            // slow clients behind at once, and the healthy ones for a moment (the send queue is small here). Phase B
+            // starts once the healthy ones have caught up: only the slow ones are left lagging, and at 5 frames/s
+            // (400 frames of 16 KB to read) they stay behind the whole phase.
+            ctx.Status = "a burst that puts the slow clients behind";
             var catchUpsBefore = await target.Worker.MetricAsync("bridge_catchups_total", ctx.Token);
-            for (var i = 0; i < 1000; i++)
+            for (var i = 0; i < 400; i++)
             {
-                await Publish(i, System.Diagnostics.Stopwatch.GetTimestamp());
+                await publisher.PublishAsync(0, LoadPayload.Create(System.Diagnostics.Stopwatch.GetTimestamp(), seq++, 0, size: 16 * 1024), ctx.Token);
             }
 
             await publisher.FlushAsync(ctx.Token);
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await target.Worker.MetricAsync("bridge_members_lagging", ctx.Token) < slow && DateTime.UtcNow < deadline)
+            ctx.Status = "waiting until only the slow clients lag";
+            var settled = DateTime.UtcNow.AddSeconds(60);
+            double laggingAtStart;
+            while (((laggingAtStart = await target.Worker.MetricAsync("bridge_members_lagging", ctx.Token)) > slow || laggingAtStart < 1) && DateTime.UtcNow < settled)
             {
                 await Task.Delay(100, ctx.Token);
             }
+
+            await Task.Delay(500, ctx.Token);
 
             ctx.Status = "phase B: healthy and lagging clients";
             var b = await ctx.InjectAsync(Publish, healthy.Count, () => publisher.FlushAsync(ctx.Token));
@@ -86,6 +93,7 @@ internal sealed class SlowConsumerScenario(ScenarioSpec spec, string configurati
             ctx.Metric("healthy", "healthy clients", healthy.Count);
             ctx.Metric("slow", "clients reading slower than the room (phase B)", slowClients.Count);
             ctx.Metric("slow_fell_behind", "catch-ups counted by the worker since the slow clients joined", await target.Worker.MetricAsync("bridge_catchups_total", ctx.Token) - catchUpsBefore);
+            ctx.Metric("lagging_start_b", "members lagging at the start of phase B (worker gauge)", laggingAtStart);
             ctx.Metric("lagging_end_b", "members lagging at the end of phase B (worker gauge)", lagging);
             ctx.Metric("p99_without_ms", "healthy p99, phase A (no lagging clients)", a.P99Ms, "ms");
             ctx.Metric("p99_with_ms", "healthy p99, phase B (lagging clients mixed in)", b.P99Ms, "ms");

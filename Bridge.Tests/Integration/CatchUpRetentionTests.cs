@@ -61,7 +61,9 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
             var i = index[frames[at].Seq];
             if (i > previous + 1)
             {
-                Assert.Contains(frames.Skip(at), f => f.Type == MessageTypes.RoomJoined && f.Payload!["truncated"]!.GetValue<bool>());
+                Assert.True(frames.Skip(at).Any(f => f.Type == MessageTypes.RoomJoined && f.Payload!["truncated"]!.GetValue<bool>()),
+                    $"a gap before {frames[at].Seq} (index {i}, previous {previous}) with no truncated notice after it; frames: " +
+                    string.Join(" ", frames.Select(f => f.Type == MessageTypes.RoomJoined ? $"[joined {f.Seq} {f.Payload!["truncated"]}]" : $"{index[f.Seq]}")));
             }
 
             previous = i;

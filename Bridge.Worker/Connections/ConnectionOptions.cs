@@ -11,13 +11,13 @@ internal sealed class ConnectionOptions
     public int MaxFrameBytes { get; set; } = 64 * 1024;
 
     /// <summary>
-    /// Frames a connection may have queued for sending. Room messages fill at most three quarters of it: a member
-    /// whose queue is that full reads the room from the stream until it has caught up; the rest is a reserve for
-    /// answers (acks, errors, <c>room.joined</c>), and a client that overflows even that is closed with 4008.
+    /// Room messages a connection may have queued for sending (its high-water mark): a member whose queue is that full
+    /// reads the room from the stream until it has caught up. A quarter more is kept for answers (acks, errors,
+    /// <c>room.joined</c>); a client that overflows even that (it asks and does not read) is closed with 4008.
     /// </summary>
     public int SendQueueCapacity { get; set; } = 1024;
 
-    /// <summary>Bytes a connection may have queued for sending; room messages fill at most three quarters (as <see cref="SendQueueCapacity"/>).</summary>
+    /// <summary>Bytes of room messages a connection may have queued (plus one frame), with a quarter more for answers (as <see cref="SendQueueCapacity"/>).</summary>
     public long SendQueueMaxBytes { get; set; } = 4L * 1024 * 1024;
 
     /// <summary>
@@ -89,9 +89,9 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
             failures.Add("Bridge:Connections:MaxFrameBytes must be between 256 and 16 MiB.");
         }
 
-        if (o.SendQueueCapacity < 4)
+        if (o.SendQueueCapacity < 1)
         {
-            failures.Add("Bridge:Connections:SendQueueCapacity must be at least 4 (a quarter is kept for answers).");
+            failures.Add("Bridge:Connections:SendQueueCapacity must be at least 1.");
         }
 
         if (o.SendQueueMaxBytes < o.MaxFrameBytes)

@@ -7,13 +7,12 @@ namespace Bridge.Worker.Connections;
 /// that much memory. Enqueueing never waits.
 /// </summary>
 /// <remarks>
-/// Room messages may fill it only up to a high-water mark (three quarters of either bound, plus one frame for the
-/// bytes): a room member whose
-/// message does not fit falls behind and reads the room from the stream when there is room again (see
-/// <see cref="RoomMembership"/>). The last quarter is a reserve for control frames (acks, errors,
-/// <c>room.joined</c>, heartbeats), so answers still go out while room messages are paused; only a client that keeps
-/// asking while it does not read overflows it (the caller closes it with 4008). The queue also counts the frames
-/// written, for the stall check.
+/// Room messages may fill it up to its bounds (frames, and bytes plus one frame): a room member whose message does
+/// not fit falls behind and reads the room from the stream when there is room again (see
+/// <see cref="RoomMembership"/>). Beyond that, a reserve of a quarter more is kept for control frames (acks,
+/// errors, <c>room.joined</c>, heartbeats), so answers still go out while room messages are paused; only a client
+/// that keeps asking while it does not read overflows it (the caller closes it with 4008). The queue also counts
+/// the frames written, for the stall check.
 /// </remarks>
 internal sealed class OutboundQueue
 {
@@ -24,6 +23,7 @@ internal sealed class OutboundQueue
     private readonly int _messageFrames;
     private readonly long _messageBytes;
     private readonly int _lowWater;
+    private readonly long _headroomBytes;
     private TaskCompletionSource? _headroom;
     private long _bytes;
     private int _count;
@@ -34,21 +34,24 @@ internal sealed class OutboundQueue
     private long _checkedWritten;
     private long _progressAt;
 
+    /// <param name="capacity">Frames of room messages it holds; control frames may take a quarter more.</param>
+    /// <param name="maxBytes">Bytes of room messages it holds (plus one frame); control frames may take a quarter more.</param>
     public OutboundQueue(int capacity, long maxBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
-        _capacity = capacity;
-        _maxBytes = maxBytes;
-        _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(capacity)
+        _messageFrames = capacity;
+        _messageBytes = maxBytes;
+        _capacity = capacity + Math.Max(1, capacity / 4);
+        _maxBytes = maxBytes + maxBytes / 4;
+        _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(_capacity)
         {
             SingleReader = true,
             SingleWriter = false,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _messageFrames = Math.Max(1, capacity - capacity / 4);
-        _messageBytes = Math.Max(1, maxBytes - maxBytes / 4);
         _lowWater = Math.Max(1, capacity / 2);
+        _headroomBytes = maxBytes / 2;
     }
 
     public ChannelReader<OutboundFrame> Reader => _channel.Reader;
@@ -59,16 +62,16 @@ internal sealed class OutboundQueue
     /// <summary>Frames queued or being written.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Room messages that fit now, below the high-water mark: what a member catching up may read at once.</summary>
+    /// <summary>Room messages that fit now: what a member catching up may read at once.</summary>
     public (int Frames, long Bytes) RoomForMessages =>
         (Math.Max(0, _messageFrames - Count), Math.Max(0, _messageBytes - QueuedBytes));
 
-    /// <summary>Queues a control frame; false when the queue is full (the caller closes the connection).</summary>
+    /// <summary>Queues a control frame, into the reserve if room messages filled the rest; false when even that is full (the caller closes the connection).</summary>
     public bool TryEnqueue(OutboundFrame item) => TryAdd(item, _capacity, _maxBytes);
 
     /// <summary>
-    /// Queues a room message if the queue is below its high-water mark; false otherwise (the member falls behind and
-    /// reads it from the stream later).
+    /// Queues a room message if the queue is below its bounds for room messages; false otherwise (the member falls
+    /// behind and reads it from the stream later).
     /// </summary>
     public bool TryEnqueueMessage(OutboundFrame item) => TryAdd(item, _messageFrames, _messageBytes);
 
@@ -108,7 +111,7 @@ internal sealed class OutboundQueue
         }
     }
 
-    private bool HasHeadroom => Count < _lowWater && QueuedBytes < _maxBytes / 2;
+    private bool HasHeadroom => Count < _lowWater && QueuedBytes < _headroomBytes;
 
     /// <summary>
     /// Waits until the queue is at most half full. Bulk senders (replay, catch-up, sync) wait here before each batch

@@ -197,6 +197,18 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
         }
     }
 
+    /// <summary>Moves the position past messages the stream no longer holds (retention dropped them before they were read).</summary>
+    public void SkipTo(ulong position)
+    {
+        lock (_gate)
+        {
+            if (_state != MemberState.Closed && position > Position)
+            {
+                Position = position;
+            }
+        }
+    }
+
     /// <summary>Queues a control frame for this room (e.g. a truncation notice) unless the membership is closed.</summary>
     public bool Send(ControlFrame frame)
     {

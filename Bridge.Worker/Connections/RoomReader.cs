@@ -236,6 +236,12 @@ internal sealed partial class RoomReader
 
         if (!startKept)
         {
+            if (count == 0 && !full)
+            {
+                // Retention dropped everything up to the target: that is the position now (the notice follows the gap).
+                member.SkipTo(target);
+            }
+
             OnTruncated(member, room, progress, start);
         }
         else if (count == 0 && !full && start > 0 && start < target)
