@@ -68,6 +68,10 @@ internal sealed class BurstScenario(ScenarioSpec spec, string configuration, IRe
                 ctx.Metric(Key("fell_behind", burst), $"{label}: catch-ups (members that fell behind and read the stream)", fellBehind);
                 ctx.Metric(Key("rss_growth_mb", burst), $"{label}: worker RSS growth (peak during − before)", (rssPeak - rssBefore) / 1048576.0, "MB");
                 ctx.Metric(Key("p99_ms", burst), $"{label}: latency p99 (publish → receive)", result.P99Ms, "ms");
+                if (burst == bursts[^1] && bursts.Count > 1)
+                {
+                    ctx.Goal(Goals.Burst, Closed(ctx.Stats) == 0 ? result.DeliveredPerSecond / baseline.Value : 0);
+                }
             }
         }
         finally

@@ -98,6 +98,7 @@ internal sealed class SlowConsumerScenario(ScenarioSpec spec, string configurati
             ctx.Metric("p99_without_ms", "healthy p99, phase A (no lagging clients)", a.P99Ms, "ms");
             ctx.Metric("p99_with_ms", "healthy p99, phase B (lagging clients mixed in)", b.P99Ms, "ms");
             ctx.Metric("p99_ratio", "healthy p99 ratio B/A (+5 ms each)", (b.P99Ms + 5) / (a.P99Ms + 5));
+            ctx.Goal(Goals.SlowConsumer, (b.P99Ms + 5) / (a.P99Ms + 5));
             ctx.Metric("lost_a", "healthy lost, phase A", a.Lost);
             ctx.Metric("lost_b", "healthy lost, phase B", b.Lost);
 
