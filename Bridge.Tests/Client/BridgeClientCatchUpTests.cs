@@ -13,24 +13,18 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
-    // 3,000 messages of 8 KiB (24 MB): far more than the worker's send queue (64 frames, 256 KiB here), the client's
+    // 3,000 messages of 8 KiB (24 MB): far more than the worker's send queue (Backend.SmallSendQueue), the client's
     // room buffer (64 messages here) and what the sockets' buffers hold (a few MB each way on loopback) together.
     private const int Burst = 3000;
 
     private const int BodyBytes = 8192;
-
-    private static readonly (string Key, string Value)[] SmallQueue =
-    [
-        ("Bridge:Connections:SendQueueCapacity", "64"),
-        ("Bridge:Connections:SendQueueMaxBytes", "262144"),
-    ];
 
     [Theory]
     [InlineData(BridgeFormat.Json)]
     [InlineData(BridgeFormat.MessagePack)]
     public async Task A_burst_to_an_application_that_reads_slowly_streams_as_a_catch_up_with_no_timeout_or_reconnect(BridgeFormat format)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room("cu");
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();

@@ -15,6 +15,16 @@ internal static class Backend
     public const string Type = "burst.item";
 
     /// <summary>
+    /// A small send queue (64 frames, 256 KiB of room messages) for the worker, so that a burst of a few thousand
+    /// 4-8 KiB messages (12 MB and more: beyond what loopback sockets buffer, a few MB) really puts a member behind.
+    /// </summary>
+    public static readonly (string Key, string Value)[] SmallSendQueue =
+    [
+        ("Bridge:Connections:SendQueueCapacity", "64"),
+        ("Bridge:Connections:SendQueueMaxBytes", "262144"),
+    ];
+
+    /// <summary>
     /// Publishes <paramref name="count"/> messages (a JSON string of about <paramref name="bodyBytes"/> bytes) as fast
     /// as JetStream takes them, 256 in flight. Returns their seqs in stream order: the order members must see them in.
     /// </summary>

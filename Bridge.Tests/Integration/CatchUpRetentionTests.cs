@@ -16,10 +16,7 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
     [Fact]
     public async Task A_member_behind_beyond_retention_gets_room_joined_truncated_then_what_is_kept_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server,
-            ("Bridge:Nats:MaxMessagesPerRoom", "100"),
-            ("Bridge:Connections:SendQueueCapacity", "64"),
-            ("Bridge:Connections:SendQueueMaxBytes", "262144"));
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [("Bridge:Nats:MaxMessagesPerRoom", "100"), .. Backend.SmallSendQueue]);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096, startReading: false);

@@ -13,15 +13,8 @@ namespace Bridge.Tests.Integration;
 /// </summary>
 public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
-    // A small send queue (64 frames, 256 KiB of room messages) and a burst of 3,000
-    // messages of 4 KiB: 12 MB, far more than the queue plus what the sockets buffer (4 MiB at most on the sending
-    // side here, 4 KiB on a slow client's receiving side), so a member that reads slower than the burst falls behind.
-    private static readonly (string Key, string Value)[] SmallQueue =
-    [
-        ("Bridge:Connections:SendQueueCapacity", "64"),
-        ("Bridge:Connections:SendQueueMaxBytes", "262144"),
-    ];
-
+    // A burst of 3,000 messages of 4 KiB (12 MB) against a small send queue (Backend.SmallSendQueue): far more than
+    // the queue plus what the sockets buffer, so a member that reads slower than the burst falls behind.
     private const int Burst = 3000;
 
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
@@ -31,7 +24,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [InlineData(Subprotocols.MessagePack)]
     public async Task A_burst_larger_than_the_queue_to_a_slow_reader_closes_nobody_and_it_ends_live_with_every_message_once_in_order(string protocol)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl, protocol);
@@ -62,7 +55,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_member_that_pauses_longer_than_its_queue_then_reads_again_gets_every_message_once_in_order_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl);
@@ -92,7 +85,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_member_that_never_reads_is_closed_with_4008_after_the_stall_timeout_its_queue_bounded_and_the_others_get_everything()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, [.. SmallQueue, ("Bridge:Connections:StallTimeout", "00:00:02"), ("Bridge:Connections:CloseTimeout", "00:00:30")]);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [.. Backend.SmallSendQueue, ("Bridge:Connections:StallTimeout", "00:00:02"), ("Bridge:Connections:CloseTimeout", "00:00:30")]);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl);
@@ -151,7 +144,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_slow_sse_reader_gets_a_burst_larger_than_its_queue_once_in_order_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, SmallQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await SseClient.ConnectAsync(worker.HttpUrl, room);

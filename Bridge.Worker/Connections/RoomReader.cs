@@ -7,15 +7,14 @@ namespace Bridge.Worker.Connections;
 
 /// <summary>
 /// Reads a room from the stream for a member until it is on the live dispatch: a join with <c>since</c> (a resume),
-/// and a live member that fell behind (its queue reached its high-water mark), are the same path. The member reads
+/// and a live member that fell behind (its queue was full of room messages), are the same path. The member reads
 /// from its position towards the room's live position without holding live messages; once it has caught up with
 /// where the room was, it takes the seam, reads the rest up to it while live messages after the seam are held, and
 /// goes live. A member still slower than the room overflows its hold and goes round again, reading, never closed:
 /// only a connection that writes nothing for <see cref="ConnectionOptions.StallTimeout"/> is closed (4008).
 /// </summary>
 /// <remarks>
-/// Reads are paced, not shared: each read brings in no more than the member's queue has room for below its
-/// high-water mark (so memory per member behind is its queue bytes plus that one read, however far behind), a
+/// Reads are paced, not shared: each read brings in no more than the member's queue has room for (so memory per member behind is its queue bytes plus that one read, however far behind), a
 /// member waits for headroom in its queue before its next read without holding anything, and at most
 /// <see cref="ConnectionOptions.MaxConcurrentStreamReads"/> reads run on a worker at once: the others wait their
 /// turn. Sharing one reader per room would save stream reads when many members of one room are at the same
@@ -110,8 +109,9 @@ internal sealed partial class RoomReader
 
                     retry = RetryMin;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
                 {
+                    // The NATS side failing (timeouts included): the member stays, and reads again later.
                     LogReadFailed(ex, member.ConnectionId, member.RoomName, retry);
                     await Task.Delay(retry, _time, cancellationToken);
                     retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, RetryMax.Ticks));
@@ -130,38 +130,18 @@ internal sealed partial class RoomReader
     /// </summary>
     private async Task<bool> RoundAsync(RoomMembership member, Room room, Progress progress, CancellationToken cancellationToken)
     {
-        // A live join reads nothing: its position is the seam.
+        // A live join reads nothing: its position is the seam. Otherwise: towards the room's live position without
+        // holding, then (past the seam) the rest up to the seam.
         var reads = !progress.IsJoin || progress.Since is not null;
-        if (reads)
+        if (reads && !await ReadTowardsAsync(member, room, null, progress, cancellationToken))
         {
-            while (member.Position < room.Sequence.Position)
-            {
-                var read = await ReadAsync(member, room, room.Sequence.Position, progress, cancellationToken);
-                if (read is ReadOutcome.Closed)
-                {
-                    return false;
-                }
-
-                if (read is ReadOutcome.ReachedTarget)
-                {
-                    break;
-                }
-            }
+            return false;
         }
 
         var seam = await room.Sequence.SeamAsync(member, cancellationToken);
-        while (reads && member.Position < seam)
+        if (reads && !await ReadTowardsAsync(member, room, seam, progress, cancellationToken))
         {
-            var read = await ReadAsync(member, room, seam, progress, cancellationToken);
-            if (read is ReadOutcome.Closed)
-            {
-                return false;
-            }
-
-            if (read is ReadOutcome.ReachedTarget)
-            {
-                break;
-            }
+            return false;
         }
 
         ControlFrame? joined = null;
@@ -184,8 +164,28 @@ internal sealed partial class RoomReader
     }
 
     /// <summary>
+    /// Reads until the member's position reaches <paramref name="seam"/> (null: the room's live position, looked up
+    /// again before each read); false when the membership closed meanwhile.
+    /// </summary>
+    private async Task<bool> ReadTowardsAsync(RoomMembership member, Room room, ulong? seam, Progress progress, CancellationToken cancellationToken)
+    {
+        while (member.Position < (seam ?? room.Sequence.Position))
+        {
+            switch (await ReadAsync(member, room, seam ?? room.Sequence.Position, progress, cancellationToken))
+            {
+                case ReadOutcome.Closed:
+                    return false;
+                case ReadOutcome.ReachedTarget:
+                    return true;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
     /// One paced read for <paramref name="member"/>, from its position towards <paramref name="target"/>: waits for
-    /// headroom in its queue, then for a read slot, then queues what fits below the high-water mark.
+    /// headroom in its queue, then for a read slot, then queues what fits.
     /// </summary>
     private async Task<ReadOutcome> ReadAsync(RoomMembership member, Room room, ulong target, Progress progress, CancellationToken cancellationToken)
     {
