@@ -3,6 +3,8 @@ using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Rooms;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Bridge.Tests.Integration;
 
@@ -80,6 +82,34 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
         Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Backend.Type)).Seq);
         Assert.Equal(0, meters.Total("bridge.slow_consumer.closes"));
+    }
+
+    [Fact]
+    public async Task A_message_that_cannot_be_encoded_for_a_member_behind_is_skipped_for_it_and_its_catch_up_goes_on()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        var room = Names.Room();
+        await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack, receiveBufferBytes: 4096, startReading: false);
+        await paused.JoinAsync(room);
+        await Eventually.TrueAsync(() => MemberStates(worker, room).Count(s => s == MemberState.Live) == 1);
+
+        // A JSON body with a byte that is not UTF-8, in the middle of a burst the member reads from the stream (the
+        // MessagePack encoder cannot transcode it, unless the worker refuses it as JSON where it enters).
+        var before = await Backend.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
+        await using (var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
+        {
+            var js = new NatsJSContext(backend);
+            byte[] poison = [.. "{\"s\":\"A"u8, 0xFF, .. "B\"}"u8];
+            (await js.PublishAsync($"rooms.{room}", poison,
+                headers: new NatsHeaders { [NatsSubjects.TypeHeader] = "poison", [NatsSubjects.ContentTypeHeader] = NatsSubjects.JsonContentType })).EnsureSuccess();
+        }
+
+        var after = await Backend.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
+        paused.StartReading();
+        var got = await paused.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+        Assert.Equal([.. before, .. after], got.Select(f => f.Seq));
+        await Eventually.TrueAsync(() => MemberStates(worker, room).All(s => s == MemberState.Live) && worker.Get<RoomReader>().Behind == 0, Long);
     }
 
     [Fact]
