@@ -3,15 +3,20 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s cluster cluster-test
+.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s lint-docker cluster cluster-test pack pack-check pack-check-run
 
 help:
-	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080"
+	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080; Ctrl-C stops both"
+	@echo "                  WORKER_URL=http://127.0.0.1:8081 (or ASPNETCORE_URLS) moves the worker,"
+	@echo "                  NATS_PORT=4222 NATS_MONITOR_PORT=8222 move nats-server, BRIDGE_DATA=.data its storage"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
 	@echo "make test-js      the browser client's tests (Node, real worker) and the dashboard in headless Chromium"
 	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
 	@echo "make lint-k8s     yamllint the Kubernetes manifests in k8s/ (part of make test)"
+	@echo "make lint-docker  lint the Dockerfile with dockerfile-utils (part of make test)"
+	@echo "make pack         NuGet packages Bridge.Client, Bridge.Contracts, the bridge tool, and the JS client's npm tarball in artifacts/packages"
+	@echo "make pack-check   pack, then install each package in a fresh project and talk to a worker (part of make test)"
 	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
 	@echo "make cluster      3 nats-server (JetStream cluster) + 3 workers + nginx on loopback, like production"
 	@echo "make cluster-test failure tests on that cluster: kill/restart workers and NATS, nothing lost (part of make test)"
@@ -30,11 +35,26 @@ run: nats-server
 lint-k8s:
 	"$$(scripts/ensure-yamllint.sh)" -s k8s .yamllint
 
-test: nats-server lint-k8s build
+# dockerfile-utils from npm, unpacked into tools/ when missing (scripts/ensure-dockerfile-lint.sh).
+lint-docker:
+	"$$(scripts/ensure-dockerfile-lint.sh)" lint Dockerfile
+
+pack:
+	CONFIG=$(CONFIG) scripts/pack.sh
+
+# Packs what the build made (--no-build), then checks the packages from a fresh .NET and Node project (about 1 min).
+pack-check: nats-server build
+	$(MAKE) --no-print-directory pack-check-run
+
+pack-check-run:
+	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" CONFIG=$(CONFIG) scripts/check-packages.sh --no-build
+
+test: nats-server lint-k8s lint-docker build
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
 	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
 	$(MAKE) --no-print-directory load-smoke
 	$(MAKE) --no-print-directory js-test-run
+	$(MAKE) --no-print-directory pack-check-run
 	$(MAKE) --no-print-directory cluster-test
 
 # A short load run (small N) of every main scenario whose thresholds catch breakage: zero loss and duplicates
@@ -95,4 +115,4 @@ format-check:
 
 clean:
 	dotnet clean Bridge.sln -nologo -v q
-	rm -rf TestResults results .data clients/js/dist
+	rm -rf TestResults results .data clients/js/dist artifacts

@@ -88,7 +88,18 @@ internal sealed class RoomFeed
     /// <summary>A <c>room.joined</c>: moves the position to its <c>seq</c> (never back) and keeps what it said.</summary>
     public void OnJoined(RoomJoinInfo info)
     {
-        Advance(info.Seq);
+        if (info.Truncated)
+        {
+            // The worker could not honour the position (a since beyond the room's end, or messages lost to
+            // retention): its seq is the room's position from now on, even when it is below ours, or every message
+            // up to our old position would be dropped as already seen.
+            Reset(info.Seq);
+        }
+        else
+        {
+            Advance(info.Seq);
+        }
+
         _lastJoin = info;
     }
 
@@ -111,6 +122,15 @@ internal sealed class RoomFeed
         lock (_lock)
         {
             return !_hasPosition || seq > _position;
+        }
+    }
+
+    private void Reset(ulong seq)
+    {
+        lock (_lock)
+        {
+            _position = seq;
+            _hasPosition = true;
         }
     }
 

@@ -24,8 +24,14 @@ public static class CloseCodes
     /// <summary>The token expired (and was not refreshed with <c>auth.refresh</c>): get a new token, then reconnect.</summary>
     public const int TokenExpired = 4001;
 
-    /// <summary>The connection is not allowed (its origin, or a revoked grant): do not reconnect without a new token.</summary>
+    /// <summary>
+    /// The connection is not allowed any more: its user was banned through the backend API (reason <c>banned</c>).
+    /// Do not reconnect without a new token; tokens issued before the ban are refused with 401.
+    /// </summary>
     public const int Forbidden = 4003;
+
+    /// <summary>A backend disconnected the user through the backend API: reconnect with backoff, as after a drop.</summary>
+    public const int Disconnected = 4010;
 
     /// <summary>Too many connections (per user, per IP or per worker): reconnect later, with backoff.</summary>
     public const int TooManyConnections = 4029;

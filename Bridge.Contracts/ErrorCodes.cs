@@ -50,4 +50,10 @@ public static class ErrorCodes
 
     /// <summary><c>presence.query</c> for a room outside the worker's presence patterns (<c>Bridge:Presence:Rooms</c>).</summary>
     public const string PresenceDisabled = "presence_disabled";
+
+    /// <summary>Backend API only: no such operation (HTTP 404).</summary>
+    public const string NotFound = "not_found";
+
+    /// <summary>Backend API only: the request, or the answer it asks for, is larger than allowed (HTTP 413).</summary>
+    public const string TooLarge = "too_large";
 }

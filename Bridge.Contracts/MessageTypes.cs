@@ -39,6 +39,12 @@ public static class MessageTypes
     /// <summary>Server to client (SSE, long-poll): the worker is shutting down; payload <c>{reconnect_after_ms}</c>.</summary>
     public const string ServerShutdown = "server.shutdown";
 
+    /// <summary>
+    /// Server to client (SSE): a backend disconnected or banned the user; payload <c>{code, reason}</c> with the
+    /// WebSocket close code (<see cref="CloseCodes.Disconnected"/> or <see cref="CloseCodes.Forbidden"/>). The stream ends after it.
+    /// </summary>
+    public const string ServerDisconnect = "server.disconnect";
+
     /// <summary>Client to server: who is in a room (presence-enabled rooms only).</summary>
     public const string PresenceQuery = "presence.query";
 

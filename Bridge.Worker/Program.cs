@@ -1,3 +1,3 @@
 using Bridge.Worker.Hosting;
 
-await BridgeApp.Build(args).RunAsync();
+return await WorkerStartup.RunAsync(args);

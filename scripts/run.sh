@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# `make run`: nats-server with JetStream on an ignored data folder, then the worker on http://127.0.0.1:8080.
-# Ctrl-C stops both.
+# `make run`: nats-server with JetStream, then the worker (Development: anonymous users allowed).
+#
+# Variables (all optional):
+#   WORKER_URL         where the worker listens (default: the first of ASPNETCORE_URLS, else http://127.0.0.1:8080);
+#                      ASPNETCORE_URLS, when set and WORKER_URL is not, is passed to the worker whole
+#   NATS_PORT          nats-server client port (default 4222)
+#   NATS_MONITOR_PORT  nats-server monitoring port (default 8222)
+#   BRIDGE_DATA        where JetStream stores and the logs go (default .data in the repository)
+#   BRIDGE_WORKER_DLL  run this worker build instead of building Bridge.Worker (Release)
+#
+# "Bridge is running" is printed only once this script's own worker answers. A port that is taken stops the start
+# with one line naming it and the variable that moves it; everything started is stopped and the exit code is 1.
+# Ctrl-C (or SIGTERM) stops the worker first (it drains: clients get 1012 and reconnect elsewhere), then
+# nats-server, and exits 0.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,54 +20,136 @@ cd "$root"
 
 NATS_PORT="${NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
-WORKER_URL="${WORKER_URL:-http://127.0.0.1:8080}"
+urls="${WORKER_URL:-${ASPNETCORE_URLS:-http://127.0.0.1:8080}}"
+WORKER_URL="${urls%%;*}"
+data="${BRIDGE_DATA:-$root/.data}"
+
+say() { echo "run.sh: $*" >&2; }
+
+# scheme, host and port of WORKER_URL; wildcard hosts (+, *, 0.0.0.0, [::]) are reached on loopback.
+if [[ ! "$WORKER_URL" =~ ^(https?)://(\[[^]]*\]|[^:/]+)(:([0-9]+))?(/.*)?$ ]]; then
+  say "WORKER_URL='$WORKER_URL' is not an http(s)://host:port address"
+  exit 1
+fi
+scheme="${BASH_REMATCH[1]}"
+host="${BASH_REMATCH[2]}"
+port="${BASH_REMATCH[4]:-$([ "$scheme" = https ] && echo 443 || echo 80)}"
+case "$host" in
+  '+' | '*' | 0.0.0.0 | localhost) host=127.0.0.1 ;;
+  '[::]') host='[::1]' ;;
+esac
+base="$scheme://$host:$port"
+
+# Something already answering on a port we are about to use: say which and how to move it, start nothing.
+in_use() { (exec 3<>"/dev/tcp/${1//[\[\]]/}/$2") 2>/dev/null; }
+taken() {
+  say "port $2 ($1) is in use by another process. Stop it, or pick another port: $3 make run"
+  exit 1
+}
+in_use 127.0.0.1 "$NATS_PORT" && taken "nats-server, NATS_PORT" "$NATS_PORT" "NATS_PORT=$((NATS_PORT + 1))"
+in_use 127.0.0.1 "$NATS_MONITOR_PORT" && taken "nats-server monitoring, NATS_MONITOR_PORT" "$NATS_MONITOR_PORT" "NATS_MONITOR_PORT=$((NATS_MONITOR_PORT + 1))"
+in_use "$host" "$port" && taken "the worker, WORKER_URL=$WORKER_URL" "$port" "WORKER_URL=$scheme://$host:$((port + 1))"
 
 nats_bin="$(scripts/ensure-nats-server.sh)"
-data="$root/.data/nats"
-mkdir -p "$data"
+mkdir -p "$data/nats"
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  echo
-  echo "stopping..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+nats_pid=""
+worker_pid=""
+# Stops one child: SIGTERM, then SIGKILL if it is still there after $2 seconds.
+stop() {
+  local pid="$1" grace="$2"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((grace * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+# The worker first (its drain takes at most Bridge:Shutdown:DrainTimeout plus the host's stop), then nats-server.
+shutdown() {
+  trap - INT TERM EXIT
+  if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+    say "stopping the worker (it drains its connections)..."
+    stop "$worker_pid" 45
+  fi
+  if [ -n "$nats_pid" ] && kill -0 "$nats_pid" 2>/dev/null; then
+    say "stopping nats-server..."
+    stop "$nats_pid" 10
+  fi
+}
+on_signal() {
+  echo >&2
+  shutdown
+  say "stopped."
+  exit 0
+}
+trap on_signal INT TERM
+trap shutdown EXIT
 
-"$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$data" >"$root/.data/nats-server.log" 2>&1 &
-pids+=($!)
+# Each child in its own session: a Ctrl-C in the terminal reaches this script only, which stops them in order.
+setsid "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$data/nats" >"$data/nats-server.log" 2>&1 &
+nats_pid=$!
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" >/dev/null 2>&1 && break
+  kill -0 "$nats_pid" 2>/dev/null || break
+  curl -fsS --max-time 2 "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" >/dev/null ||
-  { echo "nats-server did not start; see .data/nats-server.log"; exit 1; }
+if ! kill -0 "$nats_pid" 2>/dev/null ||
+  ! curl -fsS --max-time 2 "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" >/dev/null 2>&1; then
+  say "nats-server did not start; its log ($data/nats-server.log) ends with:"
+  tail -n 5 "$data/nats-server.log" >&2 || true
+  exit 1
+fi
 
-dotnet build Bridge.Worker -c Release -v q -nologo
+dll="${BRIDGE_WORKER_DLL:-}"
+if [ -z "$dll" ]; then
+  dotnet build Bridge.Worker -c Release -v q -nologo
+  dll=Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll
+fi
+
 ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" \
-  dotnet Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll \
-  --urls "$WORKER_URL" --Bridge:Nats:Url "nats://127.0.0.1:$NATS_PORT" &
-pids+=($!)
+  setsid dotnet "$dll" --urls "$urls" --Bridge:Nats:Url "nats://127.0.0.1:$NATS_PORT" &
+worker_pid=$!
 
-host="${WORKER_URL#http://}"
-for _ in $(seq 1 150); do
-  curl -fsS "$WORKER_URL/healthz" >/dev/null 2>&1 && break
+# Up when this worker answers; if it exits first, say why (its exit code: 2 invalid settings, 3 address in use).
+for _ in $(seq 1 300); do
+  if ! kill -0 "$worker_pid" 2>/dev/null; then
+    code=0
+    wait "$worker_pid" || code=$?
+    worker_pid=""
+    case "$code" in
+      3) say "the worker's port $port is in use by another process. Stop it, or pick another port: WORKER_URL=$scheme://$host:$((port + 1)) make run" ;;
+      2) say "the worker refused its configuration (the lines above name the setting)" ;;
+      *) say "the worker exited with code $code before it answered (see above)" ;;
+    esac
+    exit 1
+  fi
+  curl -fsSk --max-time 2 "$base/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
+if ! curl -fsSk --max-time 2 "$base/healthz" >/dev/null 2>&1; then
+  say "the worker did not answer on $base/healthz within 60 s"
+  exit 1
+fi
 
+ws="ws"
+[ "$scheme" = https ] && ws="wss"
 cat <<MSG
 
 Bridge is running.
-  Dashboard   $WORKER_URL/             (the demo page: rooms, live messages, simulated devices)
-  WebSocket   ws://$host/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack)
-  Health      $WORKER_URL/healthz   $WORKER_URL/readyz
-  SSE         $WORKER_URL/sse?rooms=demo
-  Metrics     $WORKER_URL/metrics
-  NATS        nats://127.0.0.1:$NATS_PORT   (JetStream data in .data/nats)
+  Dashboard    $base/             (the demo page: rooms, live messages, simulated devices)
+  WebSocket    $ws://$host:$port/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack)
+  Health       $base/healthz   $base/readyz
+  SSE          $base/sse?rooms=demo
+  Metrics      $base/metrics
+  NATS         nats://127.0.0.1:$NATS_PORT   (JetStream data in $data/nats)
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
-Try it:  see README.md ("Try it"). Ctrl-C stops both.
+Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server.
 MSG
-wait -n "${pids[@]}"
+
+# Either one ending on its own ends the run (the EXIT trap stops the other).
+code=0
+wait -n "$worker_pid" "$nats_pid" || code=$?
+kill -0 "$worker_pid" 2>/dev/null || { say "the worker exited (code $code)"; worker_pid=""; }
+kill -0 "$nats_pid" 2>/dev/null || { say "nats-server exited (code $code); its log: $data/nats-server.log"; nats_pid=""; }
+exit 1

@@ -36,7 +36,7 @@ internal static class GoalTable
         }
 
         Console.WriteLine(md.ToString());
-        var dir = Path.Combine(RepoPaths.Root, "results");
+        var dir = Report.Directory;
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, $"goals-{suite}.md"), md.ToString());
         File.WriteAllLines(Path.Combine(dir, $"goals-{suite}.csv"), csv);

@@ -231,6 +231,7 @@ internal sealed partial class ScenarioContext : IDisposable
     {
         Phase = "done";
         var r = Report;
+        r.Elapsed = Elapsed;
         var s = Stats;
         r.Add("load", string.Join("; ", Spec.Load.Select(l => l.ToString())) is { Length: > 0 } load ? load : "custom (see rows)");
         if (s.Sent > 0 || s.Delivered > 0 || s.Expected > 0)

@@ -14,6 +14,25 @@ internal sealed record Threshold(string Metric, double Limit, bool UpperBound, s
 
     public static Threshold Zero(string metric) => new(metric, 0, true, "");
 
+    /// <summary>
+    /// A threshold from the command line: <c>metric&lt;=value</c>, <c>metric&gt;=value</c> or <c>metric=0</c>, with a
+    /// metric key of the report (e.g. <c>latency_p99_ms&lt;=200</c>, <c>delivered_per_s&gt;=5000</c>, <c>errors=0</c>).
+    /// </summary>
+    public static Threshold Parse(string text)
+    {
+        foreach (var (op, upper) in new[] { ("<=", true), (">=", false), ("=", true) })
+        {
+            var at = text.IndexOf(op, StringComparison.Ordinal);
+            if (at > 0 && double.TryParse(text[(at + op.Length)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var limit) &&
+                (op != "=" || limit == 0))
+            {
+                return new Threshold(text[..at].Trim(), limit, upper, "");
+            }
+        }
+
+        throw new ArgumentException($"--threshold '{text}' must be metric<=value, metric>=value or metric=0 (metric keys: docs/benchmarks.md)");
+    }
+
     public string Describe() =>
         Limit == 0 && UpperBound ? $"{Metric} = 0" : $"{Metric} {(UpperBound ? "<=" : ">=")} {Format(Limit)}{Suffix}";
 

@@ -27,7 +27,10 @@ internal static class BenchTokens
     /// <summary>One token shared by the clients of scenarios that do not measure authentication.</summary>
     public static string Default => Shared.Value;
 
-    public static string Mint(string subject, TimeSpan? lifetime = null, string? secret = null)
+    /// <param name="rooms">The join and publish grants; <see cref="Rooms"/> unless given.</param>
+    /// <param name="issuer">The <c>iss</c> claim, for a deployment that requires one.</param>
+    /// <param name="audience">The <c>aud</c> claim, for a deployment that requires one.</param>
+    public static string Mint(string subject, TimeSpan? lifetime = null, string? secret = null, string[]? rooms = null, string? issuer = null, string? audience = null)
     {
         var now = DateTime.UtcNow;
         return Handler.CreateToken(new SecurityTokenDescriptor
@@ -35,9 +38,11 @@ internal static class BenchTokens
             Claims = new Dictionary<string, object>
             {
                 ["sub"] = subject,
-                ["sub_rooms"] = Rooms,
-                ["pub_rooms"] = Rooms,
+                ["sub_rooms"] = rooms ?? Rooms,
+                ["pub_rooms"] = rooms ?? Rooms,
             },
+            Issuer = issuer,
+            Audience = audience,
             IssuedAt = now,
             NotBefore = now,
             Expires = now + (lifetime ?? TimeSpan.FromHours(1)),

@@ -18,7 +18,13 @@ internal sealed class Report(string scenario, string command)
     private readonly Dictionary<string, double> _metrics = new(StringComparer.Ordinal);
     private readonly List<(Goal Goal, double Measured)> _goals = [];
 
+    /// <summary>Where reports are written: <c>--report-dir</c>, else results/ of the checkout, else ./results.</summary>
+    public static string Directory { get; set; } = RepoPaths.InCheckout ? Path.Combine(RepoPaths.Root, "results") : Path.GetFullPath("results");
+
     public string Scenario => scenario;
+
+    /// <summary>How long the scenario ran, setup to teardown (the JUnit report's time).</summary>
+    public TimeSpan Elapsed { get; set; }
 
     public string Command => command;
 
@@ -152,7 +158,7 @@ internal sealed class Report(string scenario, string command)
         }
     }
 
-    /// <summary>Prints the Markdown and writes results/&lt;scenario&gt;.md, .html and .csv.</summary>
+    /// <summary>Prints the Markdown and writes results/&lt;scenario&gt;.md, .html, .csv and .junit.xml.</summary>
     public void Write()
     {
         Console.WriteLine(ToMarkdown());
@@ -163,8 +169,9 @@ internal sealed class Report(string scenario, string command)
 
     public static void WriteFiles(string name, IReadOnlyList<Report> reports)
     {
-        var dir = Path.Combine(RepoPaths.Root, "results");
-        Directory.CreateDirectory(dir);
+        var dir = Directory;
+        System.IO.Directory.CreateDirectory(dir);
+        JUnitReport.Write(Path.Combine(dir, $"{name}.junit.xml"), name, reports);
         File.WriteAllText(Path.Combine(dir, $"{name}.md"), string.Join(Environment.NewLine, reports.Select(r => r.ToMarkdown())));
         File.WriteAllLines(Path.Combine(dir, $"{name}.csv"), reports.SelectMany(r => r.ToCsvRows()).Prepend(CsvHeader));
         var html = new StringBuilder();

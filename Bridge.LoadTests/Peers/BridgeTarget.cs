@@ -42,19 +42,27 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
         context.Status = "";
     }
 
-    public async Task<IAsyncDisposable> SubscribeAsync(IReadOnlyList<int> rooms, ScenarioStats stats, CancellationToken cancellationToken)
+    public Task<IAsyncDisposable> SubscribeAsync(IReadOnlyList<int> rooms, ScenarioStats stats, CancellationToken cancellationToken) =>
+        SubscribeAsync(Worker.HttpUrl, Worker.WebSocketUrl, transport, [.. rooms.Select(Rooms.Name)], BenchTokens.Default, stats, cancellationToken);
+
+    /// <summary>
+    /// One subscriber of a Bridge worker (the harness's own, or a deployment's): an SSE stream of <paramref name="names"/>,
+    /// or a WebSocket that joins them in batches of 100; returns once every room is joined.
+    /// </summary>
+    internal static async Task<IAsyncDisposable> SubscribeAsync(
+        Uri http, Uri webSocket, BridgeTransport transport, IReadOnlyList<string> names, string? token, ScenarioStats stats, CancellationToken cancellationToken)
     {
-        var names = rooms.Select(Rooms.Name).ToList();
         if (transport == BridgeTransport.Sse)
         {
-            var sse = await SseClient.ConnectAsync(Worker.HttpUrl, names, new DeliveryTracker(stats), BenchTokens.Default, cancellationToken);
+            var sse = await SseClient.ConnectAsync(http, names, new DeliveryTracker(stats), token, cancellationToken);
             await Rooms.WaitAsync(() => sse.Joined >= names.Count, "SSE room.joined", cancellationToken);
             return sse;
         }
 
-        var client = await LoadClient.ConnectAsync(Worker.WebSocketUrl, new LoadClientOptions
+        var client = await LoadClient.ConnectAsync(webSocket, new LoadClientOptions
         {
             MessagePack = transport == BridgeTransport.MessagePack,
+            Token = token,
             Tracker = new DeliveryTracker(stats),
             OnClosed = c => { if (c.CloseStatus is { } code and not 1000) stats.Error($"closed by server: {code}"); },
         }, cancellationToken);

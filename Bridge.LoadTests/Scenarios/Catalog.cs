@@ -7,7 +7,7 @@ namespace Bridge.LoadTests.Scenarios;
 /// <summary>Every scenario by name, built from its command-line options; and the suites that run several.</summary>
 internal static class Catalog
 {
-    public const string Usage = """
+    public static readonly string Usage = """
         usage: dotnet run --project Bridge.LoadTests -c Release -- <scenario | suite> [options]
         scenarios (each starts its own nats-server and worker on loopback):
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
@@ -28,49 +28,70 @@ internal static class Catalog
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
           ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync
+          fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
           bench          peers, then the scenarios above at full size, then the goal table (results/goals-bench.md)
                          [peers options] [--no-peers] [--fail-on-goals: exit non-zero when a goal is missed]
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
                          --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
-        """;
+        """ + TargetOptions.Usage;
+
+    /// <summary>The scenarios that can load a deployment named with <c>--target</c>; the others measure servers they start.</summary>
+    public static readonly string[] TargetScenarios = ["fanout", "fanout-burst", "sse-fanout"];
 
     public static IScenario? Create(string name, Args a, string configuration)
     {
         var command = a.Line;
+        if (a.Has("--target") && !TargetScenarios.Contains(name, StringComparer.Ordinal))
+        {
+            throw new ArgumentException($"--target works with {string.Join(", ", TargetScenarios)}; '{name}' measures servers it starts itself");
+        }
+
         switch (name)
         {
             case "fanout":
             {
                 var msgpack = a.Has("--msgpack");
+                var connections = a.Int("--connections", 1000);
                 return new FanoutScenario(new ScenarioSpec(msgpack ? "fanout-msgpack" : "fanout", "WebSocket fan-out: one room, N subscribers, fixed rate")
                 {
+                    WarmUp = a.Seconds("--warmup", 1),
                     Duration = a.Seconds("--seconds", 5),
-                    Load = [new KeepConstant(a.Int("--connections", 1000)), new InjectAtRate(a.Int("--rate", 20))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms")],
+                    Drain = a.Seconds("--drain", 15),
+                    Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
                     Command = command,
-                }, () => new BridgeTarget(configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
+                }, Target(a, connections, configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
             }
 
             case "fanout-burst":
+            {
+                var connections = a.Int("--connections", 1000);
                 return new FanoutScenario(new ScenarioSpec("fanout-burst", "WebSocket fan-out: one room, N subscribers, saturated")
                 {
-                    WarmUp = TimeSpan.FromSeconds(2),
+                    WarmUp = a.Seconds("--warmup", 2),
                     Duration = TimeSpan.FromSeconds(60),
-                    Load = [new KeepConstant(a.Int("--connections", 1000)), new Burst(a.Int("--messages", 200))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Drain = a.Seconds("--drain", 15),
+                    Load = [Connections(a, connections), new Burst(a.Int("--messages", 200))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), .. Extra(a)],
                     Command = command,
-                }, () => new BridgeTarget(configuration, BridgeTransport.Json));
+                }, Target(a, connections, configuration, a.Has("--msgpack") ? BridgeTransport.MessagePack : BridgeTransport.Json));
+            }
 
             case "sse-fanout":
+            {
+                var connections = a.Int("--connections", 500);
                 return new FanoutScenario(new ScenarioSpec("sse-fanout", "SSE fan-out: one room, N event streams, fixed rate")
                 {
+                    WarmUp = a.Seconds("--warmup", 1),
                     Duration = a.Seconds("--seconds", 5),
-                    Load = [new KeepConstant(a.Int("--connections", 500)), new InjectAtRate(a.Int("--rate", 20))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms")],
+                    Drain = a.Seconds("--drain", 15),
+                    Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
                     Command = command,
-                }, () => new BridgeTarget(configuration, BridgeTransport.Sse));
+                }, Target(a, connections, configuration, BridgeTransport.Sse));
+            }
 
             case "rooms":
             {
@@ -214,6 +235,20 @@ internal static class Catalog
             default:
                 return null;
         }
+    }
+
+    /// <summary>All connections at once (in batches), or <c>--ramp N</c> a second.</summary>
+    private static LoadSimulation Connections(Args a, int connections) =>
+        a.Has("--ramp") ? new RampConnections(a.Int("--ramp", 100), connections) : new KeepConstant(connections);
+
+    /// <summary>The user's own thresholds (<c>--threshold</c>, repeatable), after the scenario's.</summary>
+    private static IEnumerable<Threshold> Extra(Args a) => a.All("--threshold").Select(Threshold.Parse);
+
+    /// <summary>The deployment named with <c>--target</c>, else a nats-server and worker of the scenario's own.</summary>
+    private static Func<IFanoutTarget> Target(Args a, int connections, string configuration, BridgeTransport transport)
+    {
+        var remote = TargetOptions.From(a, connections);
+        return remote is null ? () => new BridgeTarget(configuration, transport) : () => new RemoteTarget(remote, transport);
     }
 
     /// <summary>

@@ -49,7 +49,7 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
         }
 
         var gateway = ctx.Processes.Processes.First(p => p.Name == t.GatewayProcess);
-        var dumps = Path.Combine(RepoPaths.Root, "results");
+        var dumps = Report.Directory;
         Directory.CreateDirectory(dumps);
         (long Total, IReadOnlyDictionary<string, (long Bytes, long Count)> Types)? typesBefore = null;
         IReadOnlyDictionary<string, double>? countersBefore = null;
@@ -152,7 +152,7 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
             text.AppendLine(CultureInfo.InvariantCulture, $"{(double)r.Bytes / open,10:N1} B  {(double)r.Count / open,6:N2} objects  [{Owner(r.Type)}]  {r.Type}");
         }
 
-        File.WriteAllText(Path.Combine(RepoPaths.Root, "results", "idle-per-connection.txt"), text.ToString());
+        File.WriteAllText(Path.Combine(Report.Directory, "idle-per-connection.txt"), text.ToString());
         foreach (var r in rows.Take(12))
         {
             ctx.Report.Add("  " + r.Type, $"{(double)r.Bytes / open:N0} B, {(double)r.Count / open:N2} objects per connection");

@@ -13,7 +13,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
-    // 3,000 messages of 8 KiB (24 MB): far more than the worker's send queue (Backend.SmallSendQueue), the client's
+    // 3,000 messages of 8 KiB (24 MB): far more than the worker's send queue (Bursts.SmallSendQueue), the client's
     // room buffer (64 messages here) and what the sockets' buffers hold (a few MB each way on loopback) together.
     private const int Burst = 3000;
 
@@ -24,7 +24,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
     [InlineData(BridgeFormat.MessagePack)]
     public async Task A_burst_to_an_application_that_reads_slowly_streams_as_a_catch_up_with_no_timeout_or_reconnect(BridgeFormat format)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Bursts.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room("cu");
         var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
@@ -33,7 +33,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
         client.StateChanged += (_, e) => states.Enqueue(e);
         var subscription = await client.JoinAsync(room);
 
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, BodyBytes);
+        var seqs = await Bursts.PublishAsync(nats.Server, room, Burst, BodyBytes);
         // While the backlog streams, the application publishes (from another task: awaiting the ack without reading
         // the room would wait on frames queued behind it) and gets its ack while it reads on.
         var received = new List<ulong>();
@@ -41,7 +41,7 @@ public sealed class BridgeClientCatchUpTests(NatsServerFixture nats) : IClassFix
         using var cts = new CancellationTokenSource(Long);
         await foreach (var message in subscription.ReadAllAsync(cts.Token))
         {
-            if (message.Type == Backend.Type)
+            if (message.Type == Bursts.Type)
             {
                 received.Add(message.Seq);
             }

@@ -179,6 +179,27 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.Equal(later.Seq, (await ReadAsync(resumed, 1))[0].Seq);
     }
 
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_resume_from_beyond_the_rooms_end_takes_the_rooms_position_and_delivers_what_comes_next(BridgeFormat format)
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room("beyond");
+        await using var client = NewClient(worker.WebSocketUrl, format);
+        await client.ConnectAsync();
+        var stored = await client.PublishAsync(room, "chat.message", new { text = "stored" });
+
+        // A position from a stream that was reset (or another deployment): far beyond anything the room holds.
+        var subscription = await client.JoinAsync(room, since: stored.Seq + 1_000_000);
+        Assert.True(subscription.LastJoin!.Truncated);
+        Assert.Equal(stored.Seq, subscription.LastJoin.Seq);
+        Assert.Equal(stored.Seq, subscription.Position); // the room's position replaces the untrusted since
+
+        var next = await client.PublishAsync(room, "chat.message", new { text = "next" });
+        Assert.Equal(next.Seq, (await ReadAsync(subscription, 1))[0].Seq);
+    }
+
     [Fact]
     public async Task Reconnect_attempts_back_off_exponentially_with_full_jitter()
     {
@@ -261,7 +282,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
     public async Task Readme_example_runs_against_a_real_worker()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
-        string? token = null; // the test worker allows anonymous users
+        string? token = null; // a JWT from your auth server; null for a development worker (make run)
         var received = new List<BridgeMessage>();
         Ack? stored = null;
 
@@ -278,6 +299,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
             await client.ConnectAsync();
 
             var room = await client.JoinAsync("demo"); // kept across reconnects, resumed from its last seq
+            Console.WriteLine($"joined at seq {room.LastJoin!.Seq}"); // this join; Joined reports each rejoin after a reconnect:
             room.Joined += (_, join) => { if (join.Truncated) Console.WriteLine("history lost: call SyncAsync"); };
             var ack = await client.PublishAsync("demo", "chat.message", new { text = "hi" }); // queued while offline
             Console.WriteLine($"stored as seq {ack.Seq}");
@@ -298,7 +320,7 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
 
         // The README shows this code: every line of its example is a line of this test.
         var readme = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "README.md"));
-        var block = readme[readme.IndexOf("<!-- dotnet-example:", StringComparison.Ordinal)..];
+        var block = readme[readme.IndexOf("<!-- example: dotnet-client ", StringComparison.Ordinal)..];
         block = block[(block.IndexOf("```csharp", StringComparison.Ordinal) + 9)..];
         block = block[..block.IndexOf("```", StringComparison.Ordinal)];
         var source = await File.ReadAllTextAsync(Path.Combine(Bridge.Testing.RepoPaths.Root, "Bridge.Tests", "Client", "BridgeClientTests.cs"));

@@ -358,6 +358,29 @@ public sealed class KubernetesManifestTests
     }
 
     [Fact]
+    public void The_overlay_the_docs_and_the_Dockerfile_name_one_worker_image_tagged_with_the_package_version()
+    {
+        var props = File.ReadAllText(Path.Combine(RepoPaths.Root, "Directory.Build.props"));
+        var version = Regex.Match(props, "<VersionPrefix>(.+)</VersionPrefix>").Groups[1].Value;
+        var image = Load(Production).Single<V1Deployment>(WorkerName).Spec.Template.Spec.Containers.Single(c => c.Name == "worker").Image;
+        Assert.Equal($"registry.example.com/bridge/worker:{version}", image);
+        foreach (var doc in new[] { "docs/deployment.md", "Dockerfile", Production + "/kustomization.yaml" })
+        {
+            Assert.Contains($"docker build -t {image} .", File.ReadAllText(Path.Combine(RepoPaths.Root, doc)), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Auth_env_example_sets_only_the_keys_the_deployment_steps_fill_in()
+    {
+        var example = File.ReadAllLines(Path.Combine(RepoPaths.Root, Production, "auth.env.example"));
+        var steps = File.ReadAllText(Path.Combine(RepoPaths.Root, "docs", "deployment.md"));
+        var active = example.Where(l => l.Length > 0 && !l.StartsWith('#')).Select(l => l[..l.IndexOf('=', StringComparison.Ordinal)]).ToList();
+        Assert.Equal(["Bridge__Auth__HmacSecret"], active);
+        Assert.All(active, key => Assert.Contains($"s|^{key}=", steps, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Every_file_under_k8s_is_part_of_a_kustomization()
     {
         var root = Path.Combine(RepoPaths.Root, "k8s");

@@ -59,26 +59,33 @@ public sealed class Tokens : IDisposable
         string? audience = Audience,
         string? issuer = Issuer,
         string[]? subRooms = null,
-        string[]? pubRooms = null)
+        string[]? pubRooms = null,
+        DateTime? issuedAt = null,
+        IReadOnlyDictionary<string, object>? claims = null)
     {
         var now = DateTime.UtcNow;
-        var claims = new Dictionary<string, object> { ["sub"] = subject };
+        var all = new Dictionary<string, object> { ["sub"] = subject };
+        foreach (var (name, value) in claims ?? new Dictionary<string, object>())
+        {
+            all[name] = value;
+        }
+
         if (subRooms is not null)
         {
-            claims["sub_rooms"] = subRooms;
+            all["sub_rooms"] = subRooms;
         }
 
         if (pubRooms is not null)
         {
-            claims["pub_rooms"] = pubRooms;
+            all["pub_rooms"] = pubRooms;
         }
 
         var descriptor = new SecurityTokenDescriptor
         {
-            Claims = claims,
+            Claims = all,
             Issuer = issuer,
             Audience = audience,
-            IssuedAt = now.AddMinutes(-1),
+            IssuedAt = issuedAt ?? now.AddMinutes(-1),
             NotBefore = notBefore ?? now.AddMinutes(-1),
             Expires = now + (expiresIn ?? TimeSpan.FromMinutes(10)),
             SigningCredentials = credentials ?? Hs256,

@@ -20,17 +20,23 @@ public sealed class WorkerChildProcess : IAsyncDisposable
 
     public Uri WebSocketUrl => new($"ws://{HttpUrl.Authority}/ws");
 
+    /// <summary>The tests' own configuration: Debug locally, Release under make test.</summary>
+    public static string Configuration { get; } =
+        AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+
+    /// <summary>The worker built with the tests' configuration.</summary>
+    public static string Dll => Built("Bridge.Worker");
+
+    /// <summary>The main assembly of a project of the solution, built with the tests' configuration.</summary>
+    public static string Built(string project)
+    {
+        var dll = Path.Combine(RepoPaths.Root, project, "bin", Configuration, "net10.0", project + ".dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} not found: build {project} in {Configuration} first");
+    }
+
     public static async Task<WorkerChildProcess> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings)
     {
-        // The worker built with the tests' own configuration (Debug locally, Release under make test).
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
-            ? "Release"
-            : "Debug";
-        var dll = Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", configuration, "net10.0", "Bridge.Worker.dll");
-        if (!File.Exists(dll))
-        {
-            throw new InvalidOperationException($"{dll} not found: build Bridge.Worker in {configuration} first");
-        }
+        var dll = Dll;
 
         int port;
         using (var listener = new TcpListener(IPAddress.Loopback, 0))

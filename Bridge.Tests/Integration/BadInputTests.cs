@@ -13,22 +13,18 @@ namespace Bridge.Tests.Integration;
 public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IAsyncLifetime
 {
     private WorkerHost _worker = null!;
-    private NatsConnection _observer = null!;
-    private INatsSub<byte[]> _everything = null!;
+    private SubjectObserver _everything = null!;
 
     public async Task InitializeAsync()
     {
         _worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxFrameBytes", "4096"));
-        _observer = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
         // Sees every message on every subject of the server (bar its own inbox traffic).
-        _everything = await _observer.SubscribeCoreAsync<byte[]>(">");
-        await _observer.PingAsync();
+        _everything = await SubjectObserver.StartAsync(nats.Server.Url);
     }
 
     public async Task DisposeAsync()
     {
         await _everything.DisposeAsync();
-        await _observer.DisposeAsync();
         await _worker.DisposeAsync();
     }
 
@@ -128,6 +124,32 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await AssertNothingPublishedAsync();
     }
 
+    [Theory]
+    [InlineData(Subprotocols.Json, WebSocketMessageType.Text)]
+    [InlineData(Subprotocols.Json, WebSocketMessageType.Binary)]
+    [InlineData(Subprotocols.MessagePack, WebSocketMessageType.Binary)]
+    [InlineData(Subprotocols.MessagePack, WebSocketMessageType.Text)]
+    public async Task Each_empty_and_each_whitespace_message_gets_its_own_bad_frame(string protocol, WebSocketMessageType type)
+    {
+        await using var client = await TestClient.ConnectAsync(_worker.WebSocketUrl, protocol);
+        // Three empty messages and one of whitespace: four frames, four answers (the empty ones used to vanish).
+        foreach (var frame in new[] { ""u8.ToArray(), ""u8.ToArray(), ""u8.ToArray(), " \t\r\n"u8.ToArray() })
+        {
+            await client.SendRawAsync(frame, type);
+        }
+
+        // The publish's ack comes after the answers to every frame sent before it.
+        await client.SendAsync(new() { ["type"] = "chat.message", ["room"] = Names.Room("alive"), ["id"] = "after" });
+        var answers = new List<Frame>();
+        while (answers.LastOrDefault() is not { Type: MessageTypes.Ack })
+        {
+            answers.Add(await client.NextAsync());
+        }
+
+        Assert.Equal(4, answers.Count(f => f.ErrorCode == ErrorCodes.BadFrame));
+        await AssertStillServesAsync(client);
+    }
+
     [Fact]
     public async Task Deeply_nested_msgpack_is_refused_without_exhausting_the_stack()
     {
@@ -177,14 +199,13 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
     /// <summary>Only the liveness probes' rooms ever see traffic.</summary>
     private async Task AssertNothingPublishedAsync()
     {
-        await _observer.PingAsync();
-        while (_everything.Msgs.TryRead(out var msg))
+        foreach (var subject in await _everything.DrainAsync())
         {
-            var allowed = msg.Subject.StartsWith("rooms.alive.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("live.rooms.alive.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("$JS.", StringComparison.Ordinal) ||
-                          msg.Subject.StartsWith("_INBOX.", StringComparison.Ordinal);
-            Assert.True(allowed, $"unexpected message on {msg.Subject}");
+            var allowed = subject.StartsWith("rooms.alive.", StringComparison.Ordinal) ||
+                          subject.StartsWith("live.rooms.alive.", StringComparison.Ordinal) ||
+                          subject.StartsWith("$JS.", StringComparison.Ordinal) ||
+                          subject.StartsWith("_INBOX.", StringComparison.Ordinal);
+            Assert.True(allowed, $"unexpected message on {subject}");
         }
     }
 }

@@ -16,7 +16,7 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
     [Fact]
     public async Task A_member_behind_beyond_retention_gets_room_joined_truncated_then_what_is_kept_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, [("Bridge:Nats:MaxMessagesPerRoom", "100"), .. Backend.SmallSendQueue]);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [("Bridge:Nats:MaxMessagesPerRoom", "100"), .. Bursts.SmallSendQueue]);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096, startReading: false);
@@ -25,18 +25,18 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
 
         // 3,000 messages of 4 KiB (12 MB): the paused member's queue and sockets hold a small part; the stream keeps
         // the last 100, so where it stopped is long gone when it reads again.
-        var publishing = Backend.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
+        var publishing = Bursts.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
         await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
         var seqs = await publishing;
 
         paused.StartReading();
         var frames = new List<Frame>();
-        while (frames.LastOrDefault()?.Seq != seqs[^1] || frames.Last().Type != Backend.Type)
+        while (frames.LastOrDefault()?.Seq != seqs[^1] || frames.Last().Type != Bursts.Type)
         {
             frames.Add(await paused.WaitForAsync(f => f.Room == room, Long));
         }
 
-        var received = frames.Where(f => f.Type == Backend.Type).Select(f => f.Seq).ToList();
+        var received = frames.Where(f => f.Type == Bursts.Type).Select(f => f.Seq).ToList();
         var notices = frames.Where(f => f.Type == MessageTypes.RoomJoined).ToList();
         Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
         Assert.Subset(received.ToHashSet(), seqs.TakeLast(100).ToHashSet());
@@ -50,7 +50,7 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         var previous = -1;
         for (var at = 0; at < frames.Count; at++)
         {
-            if (frames[at].Type != Backend.Type)
+            if (frames[at].Type != Bursts.Type)
             {
                 continue;
             }
@@ -69,8 +69,8 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         Assert.True(meters.Total("bridge.catchup.truncated") >= 1);
 
         await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind == 0, Long);
-        var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
-        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Backend.Type)).Seq);
+        var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Bursts.Type)).Seq);
         Assert.False(paused.Closed.IsCompleted);
     }
 }

@@ -27,20 +27,7 @@ public sealed class MetricsTests : IAsyncLifetime
         await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:SendQueueCapacity", "64"), ("Bridge:Connections:SendQueueMaxBytes", "1048576"),
             ("Bridge:Connections:StallTimeout", "00:00:02"));
         using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
-        async Task<double> Metric(string name, string labels = "")
-        {
-            var text = await http.GetStringAsync("/metrics");
-            var total = 0.0;
-            foreach (Match m in Regex.Matches(text, $@"^{Regex.Escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)", RegexOptions.Multiline))
-            {
-                if (m.Groups[1].Value.Contains(labels, StringComparison.Ordinal))
-                {
-                    total += double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
-                }
-            }
-
-            return total;
-        }
+        Task<double> Metric(string name, string labels = "") => MetricsScrape.SumAsync(http, name, labels);
 
         var room = Names.Room();
         await using var ws = await TestClient.ConnectAsync(worker.WebSocketUrl);

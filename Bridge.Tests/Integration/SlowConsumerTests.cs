@@ -15,7 +15,7 @@ namespace Bridge.Tests.Integration;
 /// </summary>
 public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
-    // A burst of 3,000 messages of 4 KiB (12 MB) against a small send queue (Backend.SmallSendQueue): far more than
+    // A burst of 3,000 messages of 4 KiB (12 MB) against a small send queue (Bursts.SmallSendQueue): far more than
     // the queue plus what the sockets buffer, so a member that reads slower than the burst falls behind.
     private const int Burst = 3000;
 
@@ -26,7 +26,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [InlineData(Subprotocols.MessagePack)]
     public async Task A_burst_larger_than_the_queue_to_a_slow_reader_closes_nobody_and_it_ends_live_with_every_message_once_in_order(string protocol)
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Bursts.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl, protocol);
@@ -35,11 +35,11 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await healthy.JoinAndWaitAsync(room);
         await slow.JoinAndWaitAsync(room);
 
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
+        var seqs = await Bursts.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
 
         foreach (var client in new[] { healthy, slow })
         {
-            var got = await client.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+            var got = await client.CollectAsync(Burst, f => f.Type == Bursts.Type, Long);
             Assert.Equal(seqs, got.Select(f => f.Seq));
         }
 
@@ -48,8 +48,8 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.True(meters.Total("bridge.catchup.messages") >= 1);
         await Eventually.TrueAsync(() => MemberStates(worker, room).All(s => s == MemberState.Live) && worker.Get<RoomReader>().Behind == 0, Long);
         Assert.Equal(0, meters.Gauge("bridge.members.lagging"));
-        var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
-        Assert.Equal(live[0], (await slow.WaitForAsync(f => f.Type == Backend.Type)).Seq);
+        var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0], (await slow.WaitForAsync(f => f.Type == Bursts.Type)).Seq);
         Assert.False(slow.Closed.IsCompleted || healthy.Closed.IsCompleted);
         Assert.Equal(0, meters.Total("bridge.slow_consumer.closes"));
     }
@@ -57,7 +57,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_member_that_pauses_longer_than_its_queue_then_reads_again_gets_every_message_once_in_order_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Bursts.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl);
@@ -66,36 +66,36 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await paused.JoinAsync(room);
         await Eventually.TrueAsync(() => MemberStates(worker, room).Count(s => s == MemberState.Live) == 2);
 
-        var publishing = Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
+        var publishing = Bursts.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
         // It is behind while it does not read (its queue is full), and stays open.
         await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
         var seqs = await publishing;
-        var healthyGot = await healthy.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+        var healthyGot = await healthy.CollectAsync(Burst, f => f.Type == Bursts.Type, Long);
         Assert.Equal(seqs, healthyGot.Select(f => f.Seq));
         Assert.True(worker.Get<RoomReader>().Behind >= 1);
         Assert.False(paused.Closed.IsCompleted);
 
         paused.StartReading();
-        var got = await paused.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+        var got = await paused.CollectAsync(Burst, f => f.Type == Bursts.Type, Long);
         Assert.Equal(seqs, got.Select(f => f.Seq));
         await Eventually.TrueAsync(() => MemberStates(worker, room).All(s => s == MemberState.Live) && worker.Get<RoomReader>().Behind == 0, Long);
-        var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
-        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Backend.Type)).Seq);
+        var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Bursts.Type)).Seq);
         Assert.Equal(0, meters.Total("bridge.slow_consumer.closes"));
     }
 
     [Fact]
-    public async Task A_message_that_cannot_be_encoded_for_a_member_behind_is_skipped_for_it_and_its_catch_up_goes_on()
+    public async Task A_message_a_backend_mislabelled_as_json_in_a_burst_does_not_stop_a_member_catching_up()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Bursts.SmallSendQueue);
         var room = Names.Room();
         await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack, receiveBufferBytes: 4096, startReading: false);
         await paused.JoinAsync(room);
         await Eventually.TrueAsync(() => MemberStates(worker, room).Count(s => s == MemberState.Live) == 1);
 
-        // A JSON body with a byte that is not UTF-8, in the middle of a burst the member reads from the stream (the
-        // MessagePack encoder cannot transcode it, unless the worker refuses it as JSON where it enters).
-        var before = await Backend.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
+        // A body labelled JSON with a byte that is not UTF-8, in the middle of a burst the member reads from the stream
+        // (issue 12: it goes out as binary; before, the MessagePack encoder threw on it at every read).
+        var before = await Bursts.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
         await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
         await using (var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
         {
@@ -105,9 +105,9 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
                 headers: new NatsHeaders { [NatsSubjects.TypeHeader] = "poison", [NatsSubjects.ContentTypeHeader] = NatsSubjects.JsonContentType })).EnsureSuccess();
         }
 
-        var after = await Backend.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
+        var after = await Bursts.PublishAsync(nats.Server, room, Burst / 2, bodyBytes: 4096);
         paused.StartReading();
-        var got = await paused.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+        var got = await paused.CollectAsync(Burst, f => f.Type == Bursts.Type, Long);
         Assert.Equal([.. before, .. after], got.Select(f => f.Seq));
         await Eventually.TrueAsync(() => MemberStates(worker, room).All(s => s == MemberState.Live) && worker.Get<RoomReader>().Behind == 0, Long);
     }
@@ -115,7 +115,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_member_that_never_reads_is_closed_with_4008_after_the_stall_timeout_its_queue_bounded_and_the_others_get_everything()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, [.. Backend.SmallSendQueue, ("Bridge:Connections:StallTimeout", "00:00:02"), ("Bridge:Connections:CloseTimeout", "00:00:30")]);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [.. Bursts.SmallSendQueue, ("Bridge:Connections:StallTimeout", "00:00:02"), ("Bridge:Connections:CloseTimeout", "00:00:30")]);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await TestClient.ConnectAsync(worker.WebSocketUrl);
@@ -146,10 +146,10 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
             }
         });
 
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
+        var seqs = await Bursts.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
         foreach (var client in new[] { healthy, healthy2 })
         {
-            var got = await client.CollectAsync(Burst, f => f.Type == Backend.Type, Long);
+            var got = await client.CollectAsync(Burst, f => f.Type == Bursts.Type, Long);
             Assert.Equal(seqs, got.Select(f => f.Seq));
         }
 
@@ -174,7 +174,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     [Fact]
     public async Task A_slow_sse_reader_gets_a_burst_larger_than_its_queue_once_in_order_and_ends_live()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, Backend.SmallSendQueue);
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Bursts.SmallSendQueue);
         using var meters = new WorkerMeters(worker);
         var room = Names.Room();
         await using var healthy = await SseClient.ConnectAsync(worker.HttpUrl, room);
@@ -183,17 +183,17 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await healthy.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
         await slow.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
 
-        var seqs = await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
+        var seqs = await Bursts.PublishAsync(nats.Server, room, Burst, bodyBytes: 4096);
         foreach (var client in new[] { healthy, slow })
         {
-            var got = await client.CollectAsync(Burst, e => e.Event == Backend.Type, Long);
+            var got = await client.CollectAsync(Burst, e => e.Event == Bursts.Type, Long);
             Assert.Equal(seqs, got.Select(e => e.Json["seq"]!.GetValue<ulong>()));
         }
 
         Assert.True(meters.Total("bridge.catchups") >= 1, "no member fell behind: the burst did not test anything");
         await Eventually.TrueAsync(() => MemberStates(worker, room).All(s => s == MemberState.Live) && worker.Get<RoomReader>().Behind == 0, Long);
-        var live = await Backend.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
-        Assert.Equal(live[0].ToString(), (await slow.WaitForAsync(e => e.Event == Backend.Type)).Id);
+        var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0].ToString(), (await slow.WaitForAsync(e => e.Event == Bursts.Type)).Id);
         Assert.Equal(2, worker.Get<ConnectionTracker>().Count);
     }
 
@@ -206,15 +206,15 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         using var http = new HttpClient { Timeout = Long };
         var room = Names.Room();
         // The first poll joins live: it answers with the first messages published after its join.
-        var (cursor, firstPage, pings) = await Backend.PollWhilePublishingAsync(http, worker, nats.Server, room, null);
+        var (cursor, firstPage, pings) = await Bursts.PollWhilePublishingAsync(http, worker, nats.Server, room, null);
         Assert.NotEmpty(firstPage);
 
         // The burst comes while no poll is in flight: the next polls read it from the stream, a page at a time.
-        var expected = pings.Where(s => s > ulong.Parse(cursor)).Concat(await Backend.PublishAsync(nats.Server, room, Burst, bodyBytes: 256)).ToList();
+        var expected = pings.Where(s => s > ulong.Parse(cursor)).Concat(await Bursts.PublishAsync(nats.Server, room, Burst, bodyBytes: 256)).ToList();
         var seen = new List<ulong>();
         for (var poll = 0; poll < 100 && seen.Count < expected.Count; poll++)
         {
-            var (next, page) = await Backend.PollAsync(http, worker, room, cursor);
+            var (next, page) = await Bursts.PollAsync(http, worker, room, cursor);
             Assert.InRange(page.Count, 1, pageSize);
             seen.AddRange(page);
             cursor = next;
@@ -224,7 +224,7 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.True(meters.Total("bridge.replayed.messages") >= Burst);
 
         // Caught up: the next poll waits live and answers with what comes next, nothing older.
-        var (_, after, _) = await Backend.PollWhilePublishingAsync(http, worker, nats.Server, room, cursor);
+        var (_, after, _) = await Bursts.PollWhilePublishingAsync(http, worker, nats.Server, room, cursor);
         Assert.NotEmpty(after);
         Assert.True(after[0] > expected[^1]);
         Assert.Equal(0, worker.Get<RoomReader>().Behind);

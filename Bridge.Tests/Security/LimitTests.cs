@@ -141,6 +141,31 @@ public sealed class LimitTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.False(flooder.Closed.IsCompleted);
     }
 
+    [Fact]
+    public async Task Empty_messages_count_against_the_frame_rate_like_any_other_frame()
+    {
+        // A bucket of 3 that refills one token a second; six frames sent at once: at most 4 are let through
+        // (3, and 1 if a refill falls inside the burst), so at least 2 are refused. Were the empty messages not
+        // counted, the three publishes would fit in the bucket.
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings(
+            ("Bridge:Limits:MessagesPerSecond", "1"), ("Bridge:Limits:MessageBurst", "3")));
+        await using var client = await ConnectAsync(worker, _tokens.Create("empty", subRooms: ["r.>"], pubRooms: ["r.>"]));
+        var room = "r." + Guid.NewGuid().ToString("N")[..8];
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendRawAsync([]);
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            await client.PublishAsync(room, i, id: $"p{i}");
+        }
+
+        var answers = await client.CollectAsync(6, f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+        Assert.True(answers.Count(f => f.ErrorCode == ErrorCodes.RateLimited) >= 2, string.Join(" | ", answers));
+        Assert.Equal(6, answers.Count(f => f.Type == MessageTypes.Ack || f.ErrorCode is ErrorCodes.BadFrame or ErrorCodes.RateLimited));
+    }
+
     private static Task<TestClient> ConnectAsync(WorkerHost worker, string token) =>
         TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"));
 

@@ -15,12 +15,14 @@ public sealed class NatsServerProcess : IAsyncDisposable
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private readonly string _dir;
     private readonly string _binary;
+    private readonly string? _config;
     private Process? _process;
 
-    private NatsServerProcess(string dir, string binary)
+    private NatsServerProcess(string dir, string binary, string? config)
     {
         _dir = dir;
         _binary = binary;
+        _config = config;
     }
 
     public string Url { get; private set; } = "";
@@ -33,11 +35,20 @@ public sealed class NatsServerProcess : IAsyncDisposable
     public int Pid => _process?.Id ?? 0;
 
     /// <param name="binary">The nats-server to run; by default <see cref="RepoPaths.NatsServer"/>.</param>
-    public static async Task<NatsServerProcess> StartAsync(string? binary = null)
+    /// <param name="config">A configuration file's text (e.g. accounts and permissions), given with <c>-c</c>; the
+    /// command line's address, ports and storage still apply.</param>
+    public static async Task<NatsServerProcess> StartAsync(string? binary = null, string? config = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "bridge-tests", "nats-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(dir);
-        var server = new NatsServerProcess(dir, binary ?? RepoPaths.NatsServer());
+        string? configPath = null;
+        if (config is not null)
+        {
+            configPath = Path.Combine(dir, "nats.conf");
+            await File.WriteAllTextAsync(configPath, config);
+        }
+
+        var server = new NatsServerProcess(dir, binary ?? RepoPaths.NatsServer(), configPath);
         await server.LaunchAsync(port: -1, monitorPort: -1);
         return server;
     }
@@ -62,6 +73,12 @@ public sealed class NatsServerProcess : IAsyncDisposable
                  })
         {
             psi.ArgumentList.Add(arg);
+        }
+
+        if (_config is not null)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(_config);
         }
 
         _process = Process.Start(psi) ?? throw new InvalidOperationException("nats-server did not start");

@@ -3,10 +3,15 @@ namespace Bridge.Testing;
 
 internal static class RepoPaths
 {
-    /// <summary>The repository root: the nearest folder above the test binaries holding Bridge.sln.</summary>
-    public static string Root { get; } = FindRoot();
+    private static readonly string? Found = FindRoot();
 
-    private static string FindRoot()
+    /// <summary>The repository root: the nearest folder above the test binaries holding Bridge.sln.</summary>
+    public static string Root => Found ?? throw new InvalidOperationException("Bridge.sln not found above " + AppContext.BaseDirectory);
+
+    /// <summary>False when these binaries run outside a checkout (e.g. the load harness installed as the bridge tool).</summary>
+    public static bool InCheckout => Found is not null;
+
+    private static string? FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Bridge.sln")))
@@ -14,7 +19,7 @@ internal static class RepoPaths
             dir = dir.Parent;
         }
 
-        return dir?.FullName ?? throw new InvalidOperationException("Bridge.sln not found above " + AppContext.BaseDirectory);
+        return dir?.FullName;
     }
 
     /// <summary>

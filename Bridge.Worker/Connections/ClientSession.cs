@@ -72,11 +72,26 @@ internal sealed class ClientSession
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
     /// <summary>
-    /// Queues a room message if the send queue is below its high-water mark; false when it is not (the member then
-    /// reads the room from the stream when there is room again) or the connection is closing.
+    /// Queues a room message if the send queue has room for it; false when it has not (the member then reads the
+    /// room from the stream when there is room again) or the connection is closing. A message that cannot be encoded
+    /// for this format at all (no frame) counts as sent: it is skipped (counted) for all its members of this format.
+    /// Should anything here fail, the connection has missed the message: it is closed with 1011, so its client
+    /// resumes from its own position (a gap is signalled, never silent), and the exception goes to the caller, which
+    /// goes on with the room's other members.
     /// </summary>
-    public bool TryDeliver(RoomMessage message) =>
-        Queue.TryEnqueueMessage(new OutboundFrame(message.GetFrame(Codec), message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+    public bool TryDeliver(RoomMessage message)
+    {
+        try
+        {
+            return message.GetFrame(Codec) is not { } frame ||
+                   Queue.TryEnqueueMessage(new OutboundFrame(frame, message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+        }
+        catch (Exception)
+        {
+            RequestClose(CloseCodes.InternalError, "internal error; reconnect and resume");
+            throw;
+        }
+    }
 
     /// <summary>
     /// Runs a slow request (a join with replay, a sync) beside the receive loop, so one room's history never

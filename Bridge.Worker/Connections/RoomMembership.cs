@@ -187,7 +187,7 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                 return ReadResult.Sent;
             }
 
-            if (!TryQueue(message))
+            if (!Session.TryDeliver(message))
             {
                 return ReadResult.Full;
             }
@@ -271,7 +271,7 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                     continue;
                 }
 
-                if (!TryQueue(message))
+                if (!Session.TryDeliver(message))
                 {
                     _state = MemberState.Reading;
                     _held = null;
@@ -290,24 +290,6 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                 reader.CaughtUp(this);
             }
 
-            return true;
-        }
-    }
-
-    /// <summary>
-    /// Queues a message read from the stream or held at the seam (called under the gate). One that cannot be encoded
-    /// for this connection counts as sent and is skipped for it, as the live dispatch isolates a member's failure:
-    /// otherwise the same message would stop its catch-up at every try.
-    /// </summary>
-    private bool TryQueue(RoomMessage message)
-    {
-        try
-        {
-            return Session.TryDeliver(message);
-        }
-        catch (Exception ex)
-        {
-            reader.Skipped(this, message, ex);
             return true;
         }
     }

@@ -296,9 +296,6 @@ internal sealed partial class RoomReader
 
     internal void CaughtUp(RoomMembership member) => Interlocked.Decrement(ref _behind);
 
-    internal void Skipped(RoomMembership member, RoomMessage message, Exception exception) =>
-        LogSkipped(exception, member.ConnectionId, member.RoomName, message.Seq);
-
     private enum ReadOutcome
     {
         /// <summary>The read reached its target (or the stream has nothing more up to it).</summary>
@@ -341,9 +338,6 @@ internal sealed partial class RoomReader
 
     [LoggerMessage(EventId = 2113, Level = LogLevel.Debug, Message = "Connection {ConnectionId} is behind {Room} beyond retention: messages after {Start} may be gone (now at {Seq}); sent truncated")]
     private partial void LogTruncated(string connectionId, string room, ulong start, ulong seq);
-
-    [LoggerMessage(EventId = 2115, Level = LogLevel.Warning, Message = "Connection {ConnectionId} could not be sent message {Seq} of {Room}; skipped for it")]
-    private partial void LogSkipped(Exception exception, string connectionId, string room, ulong seq);
 
     [LoggerMessage(EventId = 2114, Level = LogLevel.Warning, Message = "Connection {ConnectionId} could not read {Room} from the stream; retrying in {Delay}")]
     private partial void LogReadFailed(Exception exception, string connectionId, string room, TimeSpan delay);

@@ -17,13 +17,10 @@ internal sealed class AuthRefreshHandler(ConnectionAdmission admission) : IFrame
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
-        string? token;
-        using (var args = PayloadArgs.Parse(frame))
+        if (!PayloadArgs.TryGetString(frame, "token", out var token))
         {
-            token = args?.RootElement is { ValueKind: System.Text.Json.JsonValueKind.Object } root &&
-                    root.TryGetProperty("token", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String
-                ? t.GetString()
-                : null;
+            session.SendError(ErrorCodes.InvalidArgument, "payload.token must be a string", frame.Id);
+            return;
         }
 
         if (string.IsNullOrEmpty(token))

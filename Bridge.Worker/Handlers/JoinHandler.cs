@@ -2,6 +2,7 @@ using System.Text.Json;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
+using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Handlers;
 
@@ -9,7 +10,7 @@ namespace Bridge.Worker.Handlers;
 /// <c>room.join {room, payload: {since}}</c>, or many rooms at once with <c>payload: {rooms: [{room, since}]}</c>.
 /// The join itself (replay and seam) is <see cref="RoomJoiner"/>'s.
 /// </summary>
-internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
+internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions> options) : IFrameHandler
 {
     public string Type => MessageTypes.RoomJoin;
 
@@ -27,7 +28,7 @@ internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
         }
     }
 
-    private static List<(string Room, ulong? Since)> ReadRequests(ClientSession session, InboundFrame frame)
+    private List<(string Room, ulong? Since)> ReadRequests(ClientSession session, InboundFrame frame)
     {
         var requests = new List<(string, ulong?)>();
         using var args = PayloadArgs.Parse(frame);
@@ -55,14 +56,26 @@ internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
             return requests;
         }
 
+        // More entries than a connection may join can never all succeed; refused whole, before any error per entry
+        // (one frame must not be able to fill the connection's send queue with its answers).
+        var max = options.Value.MaxRoomsPerConnection;
+        if (list.GetArrayLength() > max)
+        {
+            session.SendError(ErrorCodes.TooManyRooms, $"rooms has more than {max} entries; a connection may be in at most {max} rooms", frame.Id);
+            return requests;
+        }
+
+        var index = -1;
         foreach (var item in list.EnumerateArray())
         {
+            index++;
             var name = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("room", out var r) && r.ValueKind == JsonValueKind.String
                 ? r.GetString()
                 : null;
             if (!RoomName.IsValid(name))
             {
-                session.SendError(ErrorCodes.InvalidRoom, $"rooms[] entry without a valid room: {Truncate(item.GetRawText())}", frame.Id);
+                // The entry is named by its index, not echoed: client text does not go back into error messages.
+                session.SendError(ErrorCodes.InvalidRoom, $"rooms[{index}] has no valid room; {RoomFrames.InvalidRoomMessage}", frame.Id);
                 continue;
             }
 
@@ -77,6 +90,4 @@ internal sealed class JoinHandler(RoomJoiner joiner) : IFrameHandler
 
         return requests;
     }
-
-    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "...";
 }

@@ -1,3 +1,4 @@
+using Bridge.Worker.Backend;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Limits;
@@ -10,6 +11,7 @@ using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
 using Bridge.Worker.Transports.WebSockets;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
@@ -18,10 +20,14 @@ namespace Bridge.Worker.Hosting;
 /// <summary>Composition root: what the worker is made of and which endpoints it serves.</summary>
 internal static class BridgeApp
 {
-    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="args">Command-line arguments: configuration keys (<c>--Bridge:Nats:Url=…</c>), <c>--urls</c>, <c>--environment</c>.</param>
+    /// <param name="configure">Runs after the worker's own setup (tests replace the logging).</param>
+    /// <param name="contentRoot">Where appsettings*.json are read from. The worker's own folder by default, so they are
+    /// found whatever the working directory; the <c>bridge</c> tool reads a deployment's folder with the worker's
+    /// sources (appsettings, environment variables, command line) to check its configuration and tokens.</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null, string? contentRoot = null)
     {
-        // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = contentRoot ?? AppContext.BaseDirectory });
         builder.Services.AddBridge();
         // Structured logs: JSON lines in production (for the log pipeline), readable lines in development.
         builder.Logging.ClearProviders();
@@ -37,6 +43,11 @@ internal static class BridgeApp
                 o.IncludeScopes = true;
             });
         }
+
+        // A failed start is reported by WorkerStartup in one line; the host's own record (a stack trace) is dropped.
+        var console = builder.Services.Single(d => d.ServiceType == typeof(ILoggerProvider) && d.ImplementationType == typeof(ConsoleLoggerProvider));
+        builder.Services.Remove(console);
+        builder.Services.AddSingleton<ILoggerProvider>(sp => new HostStartFailureFilter(ActivatorUtilities.CreateInstance<ConsoleLoggerProvider>(sp)));
 
         // Request-start logs print the URL, and a URL may carry ?access_token=: tokens never reach the logs.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
@@ -80,6 +91,8 @@ internal static class BridgeApp
         services.AddSingleton<NatsContext>();
         services.AddHostedService<StreamSetup>();
         services.AddSingleton<RoomPublisher>();
+        services.AddSingleton<MessageFallbacks>();
+        services.AddSingleton<RoomMessageReader>();
         services.AddSingleton<RoomHistory>();
         services.AddSingleton<IRoomLog>(sp => sp.GetRequiredService<RoomHistory>());
         services.AddSingleton<NatsRoomFeedFactory>();
@@ -90,6 +103,8 @@ internal static class BridgeApp
         services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
         services.AddSingleton<PresenceTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<PresenceTracker>());
+        // Bans, the workers' directory and the NATS side of the backend API (after StreamSetup: they need NATS).
+        services.AddBackendApi();
 
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
@@ -136,13 +151,14 @@ internal static class BridgeApp
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(PollEndpoint.Path, (HttpContext context, PollEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapPost(PublishEndpoint.Pattern, (HttpContext context, string room, PublishEndpoint endpoint) => endpoint.HandleAsync(context, room));
+        app.MapBackendApi();
         app.MapGet("/healthz", HealthEndpoints.Live);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/readyz", (HealthEndpoints health, HttpContext context) => health.ReadyAsync(context.RequestAborted));
         return app;
     }
 
-    private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, string section)
+    internal static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, string section)
         where TOptions : class
         where TValidator : class, IValidateOptions<TOptions>
     {

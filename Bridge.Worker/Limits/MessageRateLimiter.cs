@@ -14,17 +14,7 @@ internal sealed class MessageRateLimiter : IDisposable
     public MessageRateLimiter(IOptions<LimitOptions> options)
     {
         var o = options.Value;
-        // Refill ten times a second so a connection at its sustained rate never waits a whole second.
-        var perTick = Math.Max(1, (int)Math.Ceiling(o.MessagesPerSecond / 10.0));
-        var period = TimeSpan.FromSeconds(perTick / (double)o.MessagesPerSecond);
-        var bucket = new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = o.MessageBurst,
-            TokensPerPeriod = perTick,
-            ReplenishmentPeriod = period,
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        };
+        var bucket = TokenBuckets.PerSecond(o.MessagesPerSecond, o.MessageBurst);
         _limiter = PartitionedRateLimiter.Create<string, string>(id => RateLimitPartition.GetTokenBucketLimiter(id, _ => bucket));
     }
 

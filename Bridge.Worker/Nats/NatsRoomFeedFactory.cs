@@ -10,7 +10,7 @@ namespace Bridge.Worker.Nats;
 /// handed to the room's <see cref="RoomSequence"/>, which fills gaps and dispatches.
 /// </summary>
 internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, IOptions<NatsOptions> options, TimeProvider time, ILogger<NatsRoomFeedFactory> logger)
+    NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
     : IRoomFeedFactory
 {
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
@@ -38,7 +38,7 @@ internal sealed partial class NatsRoomFeedFactory(
         // Ends when the subscription is disposed (last member left, or shutdown).
         await foreach (var msg in subscription.Msgs.ReadAllAsync())
         {
-            var message = RoomMessageReader.ReadStamped(room.Name, msg, time);
+            var message = reader.ReadStamped(room.Name, msg);
             if (message is null)
             {
                 LogNotFromStream(msg.Subject);

@@ -11,7 +11,7 @@ namespace Bridge.Worker.Nats;
 /// Reads a room's stored messages: positions and single messages by direct get (no consumer), ranges by a
 /// short-lived ordered consumer filtered on the room's subject. Nothing here holds server state after a call.
 /// </summary>
-internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time) : IRoomLog
+internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader) : IRoomLog
 {
     // Messages per pull while replaying; large enough to stream fast, small enough to keep memory flat.
     private const int Batch = 256;
@@ -35,7 +35,7 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     public async ValueTask<RoomMessage?> GetLastAsync(string room, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
-        return message is null ? null : RoomMessageReader.ReadStamped(room, message.Value, time);
+        return message is null ? null : reader.ReadStamped(room, message.Value);
     }
 
     /// <inheritdoc />
@@ -74,6 +74,13 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
         string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0,
         ReadLimit limit = default)
     {
+        // Nothing is after the top of the unsigned range (afterSeq + 1 would wrap to 0, which JetStream reads as
+        // "no start sequence"), and nothing is in (afterSeq, upToSeq] when afterSeq >= upToSeq: no consumer then.
+        if (afterSeq == ulong.MaxValue || afterSeq >= upToSeq)
+        {
+            yield break;
+        }
+
         var last = afterSeq;
         var emptyTries = 0;
         var left = limit.MaxMessages;
@@ -116,7 +123,7 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
                 largest = Math.Max(largest, msg.Size);
                 bytesLeft -= msg.Size;
                 left--;
-                yield return RoomMessageReader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
+                yield return reader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
                 if ((upToSeq is { } end && seq >= end) || left == 0 || bytesLeft <= 0)
                 {
                     yield break;

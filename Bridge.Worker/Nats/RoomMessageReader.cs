@@ -6,8 +6,11 @@ using NATS.Client.Core;
 
 namespace Bridge.Worker.Nats;
 
-/// <summary>Turns a message from the stream (republished live, or read back from history) into a <see cref="RoomMessage"/>.</summary>
-internal static class RoomMessageReader
+/// <summary>
+/// Turns a message from the stream (republished live, or read back from history) into a <see cref="RoomMessage"/>:
+/// the edge for what backends write into NATS. Whatever the bytes, the result can be delivered to every member.
+/// </summary>
+internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider time)
 {
     // Headers the stream adds to republished messages.
     public const string SequenceHeader = "Nats-Sequence";
@@ -18,7 +21,7 @@ internal static class RoomMessageReader
     /// Reads a message that carries the stream's own headers: republished live, or fetched by direct get.
     /// Null when it lacks the stream sequence (not from the stream).
     /// </summary>
-    public static RoomMessage? ReadStamped(string room, in NatsMsg<byte[]> msg, TimeProvider time)
+    public RoomMessage? ReadStamped(string room, in NatsMsg<byte[]> msg)
     {
         var headers = msg.Headers;
         if (headers is null || !TryGetUInt64(headers, SequenceHeader, out var seq))
@@ -37,7 +40,7 @@ internal static class RoomMessageReader
     public static ulong SequenceOf(NatsHeaders? headers) =>
         headers is not null && TryGetUInt64(headers, SequenceHeader, out var seq) ? seq : 0;
 
-    public static RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
     {
         string? type = null, from = null, id = null, contentType = null;
         if (headers is not null)
@@ -61,6 +64,12 @@ internal static class RoomMessageReader
         }
 
         var kind = ClassifyPayload(contentType, body);
+        if (kind == PayloadKind.Binary && IsJsonContentType(contentType))
+        {
+            // Labelled JSON, but not Unicode JSON: as binary, every member can read it (counted, issue 12).
+            fallbacks.NotUnicodeJson(room, seq);
+        }
+
         if (kind == PayloadKind.Json && body.AsSpan().IndexOfAny((byte)'\n', (byte)'\r') >= 0)
         {
             // Line breaks between tokens (pretty-printed JSON from a backend) would split an SSE data line;
@@ -79,12 +88,14 @@ internal static class RoomMessageReader
             Id = id,
             PayloadKind = kind,
             Payload = body,
+            Fallbacks = fallbacks,
         };
     }
 
     /// <summary>
     /// JSON bodies are embedded as they are in JSON frames, so they are validated once here, per message and
-    /// not per connection. A body that is not valid JSON travels as binary, whatever its header claims.
+    /// not per connection. A body that is not valid JSON, or whose strings are not Unicode text (bytes that are not
+    /// UTF-8, an escaped lone surrogate), travels as binary, whatever its header claims.
     /// </summary>
     private static PayloadKind ClassifyPayload(string? contentType, byte[] body)
     {
@@ -100,6 +111,9 @@ internal static class RoomMessageReader
 
         return PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary;
     }
+
+    private static bool IsJsonContentType(string? contentType) =>
+        contentType is not null && contentType.StartsWith(NatsSubjects.JsonContentType, StringComparison.OrdinalIgnoreCase);
 
     private static byte[] Compact(byte[] json)
     {

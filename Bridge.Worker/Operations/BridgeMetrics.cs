@@ -31,6 +31,7 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _natsReconnects;
     private readonly Counter<long> _authFailures;
     private readonly Counter<long> _rateLimited;
+    private readonly Counter<long> _fallbacks;
 
     private readonly Meter _meter;
 
@@ -65,6 +66,8 @@ internal sealed class BridgeMetrics
         _natsReconnects = meter.CreateCounter<long>("bridge.nats.reconnects", description: "Times the NATS connection was re-established.");
         _authFailures = meter.CreateCounter<long>("bridge.auth.failures", description: "Requests and refreshes refused for their token or origin, by reason.");
         _rateLimited = meter.CreateCounter<long>("bridge.rate_limited", description: "Frames and connections refused by a limit, by limit.");
+        _fallbacks = meter.CreateCounter<long>("bridge.messages.fallback",
+            description: "Stored messages not delivered in their stored form, by format (json, msgpack, all) and outcome (binary, skipped).");
     }
 
     /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
@@ -137,4 +140,11 @@ internal sealed class BridgeMetrics
 
     /// <summary>A limit refused something: messages, user_connections, ip_connections, worker_connections.</summary>
     public void RateLimited(string limit) => _rateLimited.Add(1, new KeyValuePair<string, object?>("limit", limit));
+
+    /// <summary>
+    /// A stored message went out in a fallback form: <paramref name="format"/> is <c>json</c>, <c>msgpack</c> or
+    /// <c>all</c>; <paramref name="outcome"/> is <c>binary</c> or <c>skipped</c> (a fixed set: no client value).
+    /// </summary>
+    public void MessageFallback(string format, string outcome) =>
+        _fallbacks.Add(1, new KeyValuePair<string, object?>("format", format), new KeyValuePair<string, object?>("outcome", outcome));
 }

@@ -83,6 +83,12 @@ internal static class ControlFrames
         new(MessageTypes.AuthRefreshed, Id: id, Payload: new Dictionary<string, object?> { ["exp"] = expires?.ToUnixTimeSeconds() });
 
     /// <summary>
+    /// True for a room message that cannot be encoded for <paramref name="codec"/>'s format at all: a list of
+    /// messages (room.state) leaves it out, as the live dispatch and a replay do.
+    /// </summary>
+    public static bool IsSkipped(object? item, IFrameCodec codec) => item is RoomMessage message && message.GetFrame(codec) is null;
+
+    /// <summary>
     /// Encodes (and caches) the room messages a control frame carries before the frame itself is written:
     /// a codec writes one frame at a time into its scratch buffer, so nested encoding must happen first.
     /// </summary>

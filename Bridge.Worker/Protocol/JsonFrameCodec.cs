@@ -99,6 +99,15 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 error = new DecodeError("unexpected data after the JSON object", id);
                 return null;
             }
+
+            // The reader passes string bytes through unchecked, and a binary frame was never checked as UTF-8 by
+            // the WebSocket layer: every string of the frame is checked here, once, after the id is known, so the
+            // client learns which frame was refused.
+            if (!UnicodeText.HasOnlyUnicodeStrings(data))
+            {
+                error = new DecodeError(UnicodeText.InvalidMessage, id);
+                return null;
+            }
         }
         catch (JsonException ex)
         {
@@ -112,8 +121,8 @@ internal sealed class JsonFrameCodec : IFrameCodec
         }
         catch (InvalidOperationException)
         {
-            // A string field that is not valid UTF-8 (found by the decoder fuzz tests).
-            error = new DecodeError("malformed JSON: a string is not valid UTF-8", id);
+            // An envelope field (type, room, id, enc) that is not Unicode text: GetString refuses to transcode it.
+            error = new DecodeError(UnicodeText.InvalidMessage, id);
             return null;
         }
 
@@ -126,6 +135,11 @@ internal sealed class JsonFrameCodec : IFrameCodec
             {
                 kind = PayloadKind.Json;
                 payload = raw.ToArray();
+                if (PayloadTranscoder.CheckJson(payload) is { } problem)
+                {
+                    error = new DecodeError(problem, id);
+                    return null;
+                }
             }
             else if (enc == "base64" && payloadIsString)
             {
@@ -184,7 +198,14 @@ internal sealed class JsonFrameCodec : IFrameCodec
         {
             case PayloadKind.Json:
                 writer.WritePropertyName(PayloadKey);
-                // Validated when the message was read off the stream.
+                // Validated when the message was read off the stream. The UTF-8 check (one vectorized pass per message,
+                // not per member) keeps a text frame that is not UTF-8 from ever leaving, whatever went wrong before:
+                // the throw sends the message as binary instead (RoomMessage.GetFrame).
+                if (!UnicodeText.IsUtf8(message.Payload.Span))
+                {
+                    throw new FormatException("the stored JSON payload is not UTF-8");
+                }
+
                 writer.WriteRawValue(message.Payload.Span, skipInputValidation: true);
                 break;
             case PayloadKind.Binary:
@@ -252,7 +273,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 break;
             case RoomMessage message:
                 // A stored message inside a control frame (room.state): its own envelope, encoded once.
-                writer.WriteRawValue(message.GetFrame(Instance), skipInputValidation: true);
+                writer.WriteRawValue(message.GetFrame(Instance)!, skipInputValidation: true);
                 break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteStartObject();
@@ -268,7 +289,10 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 writer.WriteStartArray();
                 foreach (var item in list)
                 {
-                    WriteValue(writer, item);
+                    if (!ControlFrames.IsSkipped(item, Instance))
+                    {
+                        WriteValue(writer, item);
+                    }
                 }
 
                 writer.WriteEndArray();

@@ -59,7 +59,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                     return null;
                 }
 
-                var key = reader.ReadString();
+                var key = UnicodeText.ReadString(ref reader);
                 switch (key)
                 {
                     case "type":
@@ -81,6 +81,12 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                         {
                             kind = PayloadKind.Json;
                             payload = ToJson(ref reader);
+                            // Its strings were checked as read; what is left is what only the whole can show (a map key twice).
+                            if (PayloadTranscoder.CheckJson(payload) is { } problem)
+                            {
+                                error = new DecodeError(problem, id);
+                                return null;
+                            }
                         }
 
                         break;
@@ -119,7 +125,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
             throw new FormatException($"field '{field}' must be a string");
         }
 
-        return reader.ReadString();
+        return UnicodeText.ReadString(ref reader);
     }
 
     private static byte[] ToJson(ref MessagePackReader reader)
@@ -237,7 +243,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                 writer.Write(ul);
                 break;
             case RoomMessage message:
-                writer.WriteRaw(message.GetFrame(Instance));
+                writer.WriteRaw(message.GetFrame(Instance)!);
                 break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteMapHeader(map.Count);
@@ -249,10 +255,19 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
                 break;
             case System.Collections.ICollection list:
-                writer.WriteArrayHeader(list.Count);
+                var count = 0;
                 foreach (var item in list)
                 {
-                    WriteValue(ref writer, item);
+                    count += ControlFrames.IsSkipped(item, Instance) ? 0 : 1;
+                }
+
+                writer.WriteArrayHeader(count);
+                foreach (var item in list)
+                {
+                    if (!ControlFrames.IsSkipped(item, Instance))
+                    {
+                        WriteValue(ref writer, item);
+                    }
                 }
 
                 break;

@@ -2,7 +2,11 @@ using System.Text.Json;
 
 namespace Bridge.Worker.Protocol;
 
-/// <summary>Arguments of a control frame, read from its JSON payload (a msgpack payload arrives here as JSON too).</summary>
+/// <summary>
+/// Arguments of a control frame, read from its JSON payload (a msgpack payload arrives here as JSON too). The payload
+/// was checked by the codec (well-formed, at most 32 levels deep, every string Unicode text), and every read here
+/// checks the value's kind first: no call can throw on client input.
+/// </summary>
 internal static class PayloadArgs
 {
     /// <summary>Parses the payload as a JSON object; null when there is none or it is not an object.</summary>
@@ -21,6 +25,28 @@ internal static class PayloadArgs
 
         document.Dispose();
         return null;
+    }
+
+    /// <summary>
+    /// Reads an optional string argument of the frame's payload; false when present but not a string. The codecs
+    /// have checked every string as Unicode text, so reading it cannot fail.
+    /// </summary>
+    public static bool TryGetString(InboundFrame frame, string name, out string? value)
+    {
+        value = null;
+        using var args = Parse(frame);
+        if (args is null || !args.RootElement.TryGetProperty(name, out var property) || property.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (property.ValueKind != JsonValueKind.String)
+        {
+            return false;
+        }
+
+        value = property.GetString();
+        return true;
     }
 
     /// <summary>Reads an optional non-negative integer; false when present but not one.</summary>

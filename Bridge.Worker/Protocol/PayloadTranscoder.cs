@@ -13,32 +13,95 @@ internal static class PayloadTranscoder
     // Deep enough for any sane document, shallow enough that recursion can never exhaust the stack.
     public const int MaxDepth = 32;
 
+    /// <summary>The message of the <c>bad_frame</c> error for a number no float64 holds.</summary>
+    public const string NumberOutOfRange = "a number is beyond the float64 range (about 1.8e308)";
+
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
 
-    /// <summary>True when <paramref name="json"/> is exactly one valid JSON value.</summary>
-    public static bool IsValidJson(ReadOnlySpan<byte> json)
+    // Names must be unique: a MessagePack map with a key twice breaks decoders that read maps into dictionaries (and
+    // JSON says names SHOULD be unique). System.Text.Json checks it while it parses (hashing large objects).
+    private static readonly JsonDocumentOptions UniqueNames = new() { MaxDepth = MaxDepth, AllowDuplicateProperties = false };
+
+    /// <summary>
+    /// True when <paramref name="json"/> is a stored payload: exactly one JSON value, nested at most
+    /// <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), every number within
+    /// float64's range (MessagePack has no form for <c>1e400</c>, which would arrive as Infinity, as JSON has none for
+    /// MessagePack's NaN and Infinity). One reader pass, no allocation: it runs on every message read off the stream.
+    /// Names are not checked here: a backend's body with a name twice goes to MessagePack members as binary (the
+    /// encoder refuses it, <see cref="WriteJsonAsMessagePack"/>).
+    /// </summary>
+    public static bool IsValidJson(ReadOnlyMemory<byte> json) => CheckStored(json.Span) is null;
+
+    /// <summary>
+    /// Why a client's payload is refused, or null when it may be stored: the rules of <see cref="IsValidJson"/>, and
+    /// no name twice in an object (so every client payload reaches every format as JSON).
+    /// </summary>
+    public static string? CheckJson(ReadOnlyMemory<byte> json)
     {
+        if (CheckStored(json.Span) is { } problem)
+        {
+            return problem;
+        }
+
+        try
+        {
+            JsonDocument.Parse(json, UniqueNames).Dispose(); // returns its pooled buffers
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            return $"malformed JSON payload: {ex.Message}";
+        }
+    }
+
+    private static string? CheckStored(ReadOnlySpan<byte> json)
+    {
+        if (!UnicodeText.HasOnlyUnicodeStrings(json))
+        {
+            return UnicodeText.InvalidMessage;
+        }
+
         try
         {
             var reader = new Utf8JsonReader(json, ReaderOptions);
             if (!reader.Read())
             {
-                return false;
+                return "the payload is empty";
             }
 
-            reader.Skip();
-            return !reader.Read();
+            // The reader checks structure and depth as it goes (and throws on a truncated value).
+            while (true)
+            {
+                // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
+                if (reader.TokenType == JsonTokenType.Number &&
+                    (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
+                    (!reader.TryGetDouble(out var value) || !double.IsFinite(value)))
+                {
+                    return NumberOutOfRange;
+                }
+
+                // A scalar at the top, or the top container's end, ends the value.
+                if (reader.CurrentDepth == 0 && reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+                {
+                    break;
+                }
+
+                reader.Read();
+            }
+
+            return reader.Read() ? "unexpected data after the JSON value" : null;
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            return false;
+            return $"malformed JSON payload: {ex.Message}";
         }
     }
 
     /// <summary>Writes the JSON value <paramref name="json"/> as one MessagePack value.</summary>
     public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
     {
-        using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        // A name twice (possible only in a backend's body) throws: the message goes to MessagePack members as binary.
+        using var document = JsonDocument.Parse(json, UniqueNames);
         WriteElement(document.RootElement, ref writer);
     }
 
@@ -83,7 +146,9 @@ internal static class PayloadTranscoder
                 }
                 else
                 {
-                    writer.Write(element.GetDouble());
+                    // Checked at the edge (SkipValue); a stored body is checked when read. Never write Infinity.
+                    var d = element.GetDouble();
+                    writer.Write(double.IsFinite(d) ? d : throw new FormatException(NumberOutOfRange));
                 }
 
                 break;
@@ -142,7 +207,7 @@ internal static class PayloadTranscoder
                 writer.WriteNumberValue(d);
                 break;
             case MessagePackType.String:
-                writer.WriteStringValue(reader.ReadString());
+                writer.WriteStringValue(UnicodeText.ReadString(ref reader));
                 break;
             case MessagePackType.Binary:
                 var bytes = reader.ReadBytes() ?? default;
@@ -168,7 +233,7 @@ internal static class PayloadTranscoder
                         throw new FormatException("payload map keys must be strings");
                     }
 
-                    writer.WritePropertyName(reader.ReadString()!);
+                    writer.WritePropertyName(UnicodeText.ReadString(ref reader));
                     WriteMessagePackAsJson(ref reader, writer, depth + 1);
                 }
 
@@ -182,6 +247,7 @@ internal static class PayloadTranscoder
     /// <summary>
     /// Skips one MessagePack value with the same depth limit as the converters. MessagePackReader.Skip
     /// recurses without a limit, so a frame of nested one-byte arrays could otherwise exhaust the stack.
+    /// Strings are checked as they are skipped: a frame is Unicode text wherever it has a str, as a JSON frame is.
     /// </summary>
     public static void Skip(ref MessagePackReader reader, int depth = 0)
     {
@@ -207,6 +273,9 @@ internal static class PayloadTranscoder
                     Skip(ref reader, depth + 1);
                 }
 
+                break;
+            case MessagePackType.String:
+                UnicodeText.SkipString(ref reader);
                 break;
             default:
                 reader.Skip();

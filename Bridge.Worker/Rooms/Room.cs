@@ -123,12 +123,29 @@ internal sealed class Room
         }
     }
 
-    /// <summary>Fans one message out to every local member; called by <see cref="Sequence"/>, one message at a time.</summary>
+    /// <summary>
+    /// Fans one message out to every local member; called by <see cref="Sequence"/>, one message at a time. One member
+    /// that throws does not cost the others the message (issue 12): every member gets its turn, then the failures
+    /// are thrown together for the sequence to log.
+    /// </summary>
     public void Dispatch(RoomMessage message)
     {
+        List<Exception>? failures = null;
         foreach (var member in Volatile.Read(ref _snapshot) ?? Snapshot())
         {
-            member.Deliver(message);
+            try
+            {
+                member.Deliver(message);
+            }
+            catch (Exception ex)
+            {
+                (failures ??= []).Add(ex);
+            }
+        }
+
+        if (failures is not null)
+        {
+            throw new AggregateException($"delivering message {message.Seq} of room '{Name}' failed for {failures.Count} member(s)", failures);
         }
     }
 

@@ -8,6 +8,9 @@ namespace Bridge.Worker.Rooms;
 /// </summary>
 internal sealed class RoomMessage
 {
+    // Marks a format this message could not be encoded for at all; never a frame (a frame is never empty).
+    private static readonly byte[] Skipped = [];
+
     // One slot per WireFormat. A room's messages are dispatched by that room's single reader, so the
     // cache is filled from one thread; a racing reader would only encode the same bytes twice.
     private readonly byte[]?[] _frames = new byte[WireFormats.Count][];
@@ -33,9 +36,62 @@ internal sealed class RoomMessage
 
     public ReadOnlyMemory<byte> Payload { get; init; }
 
-    public byte[] GetFrame(IFrameCodec codec)
+    /// <summary>Where a fallback is counted and logged (set by <c>RoomMessageReader</c>; null in unit tests).</summary>
+    public MessageFallbacks? Fallbacks { get; init; }
+
+    /// <summary>
+    /// The message as one frame of <paramref name="codec"/>'s format, or null when it cannot be encoded for that
+    /// format at all (then it is skipped for every member of the format, counted and logged). Never throws: one
+    /// message that cannot be encoded must not stop a room's dispatch, a replay or a sync (issue 12).
+    /// </summary>
+    public byte[]? GetFrame(IFrameCodec codec)
     {
         var slot = (int)codec.Format;
-        return _frames[slot] ??= codec.EncodeMessage(this);
+        var frame = _frames[slot] ??= Encode(codec) ?? Skipped;
+        return ReferenceEquals(frame, Skipped) ? null : frame;
     }
+
+    private byte[]? Encode(IFrameCodec codec)
+    {
+        Exception failure;
+        try
+        {
+            return codec.EncodeMessage(this);
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+
+        // The payload's bytes as a binary payload: every format can carry any bytes, so every member can read it.
+        if (PayloadKind == PayloadKind.Json)
+        {
+            try
+            {
+                var frame = codec.EncodeMessage(AsBinary());
+                Fallbacks?.EncodeFailed(this, codec.Format, FallbackOutcome.Binary, failure);
+                return frame;
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+        }
+
+        Fallbacks?.EncodeFailed(this, codec.Format, FallbackOutcome.Skipped, failure);
+        return null;
+    }
+
+    private RoomMessage AsBinary() => new()
+    {
+        Room = Room,
+        Type = Type,
+        Id = Id,
+        From = From,
+        Seq = Seq,
+        PreviousSeq = PreviousSeq,
+        Timestamp = Timestamp,
+        PayloadKind = PayloadKind.Binary,
+        Payload = Payload,
+    };
 }

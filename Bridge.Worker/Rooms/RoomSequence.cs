@@ -45,8 +45,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
                 await FillAsync(message.PreviousSeq, CancellationToken.None);
             }
 
-            Volatile.Write(ref _position, message.Seq);
-            room.Dispatch(message);
+            DispatchAt(message);
         }
         finally
         {
@@ -99,14 +98,33 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
         {
             if (stored.Seq > _position)
             {
-                Volatile.Write(ref _position, stored.Seq);
-                room.Dispatch(stored);
+                DispatchAt(stored);
             }
+        }
+    }
+
+    /// <summary>
+    /// Moves the position to <paramref name="message"/> and fans it out. Members that failed it were closed (their
+    /// clients resume); the others have it, so the position moves on and a gap fill goes on with the next message.
+    /// </summary>
+    private void DispatchAt(RoomMessage message)
+    {
+        Volatile.Write(ref _position, message.Seq);
+        try
+        {
+            room.Dispatch(message);
+        }
+        catch (AggregateException ex)
+        {
+            LogDispatchFailed(services.Logger, ex, room.Name, message.Seq);
         }
     }
 
     [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Gap in room {Room}: delivered up to {LastSeq}, next follows {PreviousSeq}; filling from the stream")]
     private static partial void LogGap(ILogger logger, string room, ulong lastSeq, ulong previousSeq);
+
+    [LoggerMessage(EventId = 1208, Level = LogLevel.Error, Message = "Delivering message {Seq} of room {Room} failed for some members")]
+    private static partial void LogDispatchFailed(ILogger logger, Exception exception, string room, ulong seq);
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Catching up room {Room} from {LastSeq} to {StoredSeq}")]
     private static partial void LogCatchUp(ILogger logger, string room, ulong lastSeq, ulong storedSeq);

@@ -44,6 +44,12 @@ internal sealed class AuthOptions
     public string PublishClaim { get; set; } = "pub_rooms";
 
     /// <summary>
+    /// Claim that makes a token an admin token for the backend API when its value is the JSON boolean <c>true</c>.
+    /// Admin tokens connect like any other; only the API reads the claim.
+    /// </summary>
+    public string AdminClaim { get; set; } = "bridge_admin";
+
+    /// <summary>
     /// Origins allowed to open connections from a browser (exact <c>scheme://host[:port]</c>). Empty: same-origin
     /// requests and requests without an Origin header (non-browser clients) only. <c>*</c>: any origin.
     /// </summary>
@@ -79,9 +85,9 @@ internal sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
             failures.Add("Bridge:Auth:JwksRefreshInterval must be at least 1 s and ClockSkew between 0 and 5 minutes.");
         }
 
-        if (string.IsNullOrWhiteSpace(o.SubscribeClaim) || string.IsNullOrWhiteSpace(o.PublishClaim))
+        if (string.IsNullOrWhiteSpace(o.SubscribeClaim) || string.IsNullOrWhiteSpace(o.PublishClaim) || string.IsNullOrWhiteSpace(o.AdminClaim))
         {
-            failures.Add("Bridge:Auth:SubscribeClaim and PublishClaim must be set.");
+            failures.Add("Bridge:Auth:SubscribeClaim, PublishClaim and AdminClaim must be set.");
         }
 
         foreach (var origin in o.AllowedOrigins)

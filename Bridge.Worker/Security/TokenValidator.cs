@@ -16,9 +16,10 @@ internal sealed record TokenCheck(UserIdentity? Identity, string Reason, string 
 /// Validates JWTs with Microsoft.IdentityModel: signature against <see cref="SigningKeys"/> with HS256, RS256 or
 /// ES256 only (an unsigned <c>alg: none</c> token, or a token whose algorithm does not fit the key's type, fails
 /// the signature check), <c>exp</c> required, <c>nbf</c>, and <c>iss</c>/<c>aud</c> when configured. Reads the
-/// subject and the room grants.
+/// subject, the room grants, <c>iat</c> and the admin claim. A token of a banned user issued before the ban is
+/// refused (<see cref="Backend.UserBans"/>).
 /// </summary>
-internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> options)
+internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> options, Backend.UserBans bans)
 {
     /// <summary>Longest accepted token: it travels in a header or the query string.</summary>
     public const int MaxTokenLength = 8192;
@@ -72,7 +73,18 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
             return TokenCheck.Refused("claims", bad!);
         }
 
-        return TokenCheck.Valid(new UserIdentity(subject, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero), subscribe!, publish!));
+        // iat is optional in JWTs; without it a banned user's token cannot be shown to postdate the ban.
+        DateTimeOffset? issuedAt = jwt.IssuedAt == DateTime.MinValue ? null : new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero);
+        if (bans.IsRevoked(subject, issuedAt))
+        {
+            return TokenCheck.Refused("banned", "the user is banned and this token was issued before the ban; get a new token");
+        }
+
+        // The JSON boolean true only: a string "true" (or 1) is not an admin grant.
+        var admin = jwt.TryGetClaim(o.AdminClaim, out var claim) && claim.ValueType == System.Security.Claims.ClaimValueTypes.Boolean &&
+                    string.Equals(claim.Value, "true", StringComparison.OrdinalIgnoreCase);
+        return TokenCheck.Valid(new UserIdentity(
+            subject, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero), subscribe!, publish!, IssuedAt: issuedAt, Admin: admin));
     }
 
     /// <summary>A grant claim: an array of patterns, or one string of patterns separated by spaces. Missing: no rooms.</summary>

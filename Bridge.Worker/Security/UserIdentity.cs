@@ -2,9 +2,12 @@ namespace Bridge.Worker.Security;
 
 /// <summary>
 /// Who a connection is and what it may do, from a validated token (or the development anonymous user).
-/// Immutable: <c>auth.refresh</c> replaces a connection's identity as a whole.
+/// Immutable: <c>auth.refresh</c> replaces a connection's identity as a whole. <see cref="IssuedAt"/> is the token's
+/// <c>iat</c> (a ban closes connections whose token is older); <see cref="Admin"/> is its admin claim (backend API).
 /// </summary>
-internal sealed record UserIdentity(string Subject, DateTimeOffset? Expires, RoomGrant Subscribe, RoomGrant Publish, bool Anonymous = false)
+internal sealed record UserIdentity(
+    string Subject, DateTimeOffset? Expires, RoomGrant Subscribe, RoomGrant Publish, bool Anonymous = false,
+    DateTimeOffset? IssuedAt = null, bool Admin = false)
 {
     /// <summary>The subject every connection has when anonymous access is allowed (development only).</summary>
     public const string AnonymousSubject = "anonymous";

@@ -26,25 +26,12 @@ internal sealed class PublishEndpoint(PublishHandler publish, ConnectionAdmissio
         }
 
         var max = options.Value.MaxFrameBytes;
-        if (context.Request.ContentLength > max)
+        if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {
             return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
         }
 
-        var body = new MemoryStream();
-        var buffer = new byte[8192];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
-        {
-            if (body.Length + read > max)
-            {
-                return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
-            }
-
-            body.Write(buffer, 0, read);
-        }
-
-        var decoded = JsonFrameCodec.Instance.Decode(body.GetBuffer().AsSpan(0, (int)body.Length), out var error);
+        var decoded = JsonFrameCodec.Instance.Decode(body.Span, out var error);
         if (decoded is null)
         {
             return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.BadFrame, error.Message);
@@ -57,7 +44,11 @@ internal sealed class PublishEndpoint(PublishHandler publish, ConnectionAdmissio
 
         var frame = new InboundFrame
         {
-            Type = decoded.Type, Room = room, Id = decoded.Id, PayloadKind = decoded.PayloadKind, Payload = decoded.Payload,
+            Type = decoded.Type,
+            Room = room,
+            Id = decoded.Id,
+            PayloadKind = decoded.PayloadKind,
+            Payload = decoded.Payload,
         };
         if (PublishHandler.Check(frame) is { } refused)
         {

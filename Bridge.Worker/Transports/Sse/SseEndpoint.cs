@@ -172,10 +172,13 @@ internal sealed partial class SseEndpoint(
                         metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
                     }
 
-                    if (frame.Type == MessageTypes.ServerShutdown)
+                    // Both end the stream once written (a backend's disconnect: docs/protocol.md §13).
+                    if (frame.Type is MessageTypes.ServerShutdown or MessageTypes.ServerDisconnect)
                     {
                         await writer.FlushAsync(aborted);
-                        session.RequestClose(CloseCodes.ServiceRestart, "service restart");
+                        session.RequestClose(
+                            frame.Type == MessageTypes.ServerShutdown ? CloseCodes.ServiceRestart : CloseCodes.Disconnected,
+                            frame.Type == MessageTypes.ServerShutdown ? "service restart" : "disconnected by the backend");
                     }
                 }
 

@@ -70,6 +70,18 @@ internal sealed partial class WebSocketConnection(
                 return;
             }
 
+            if (peek.EndOfMessage)
+            {
+                // The zero-byte read took a whole message: an empty one. It is a frame like any other (rate limit,
+                // then bad_frame), never swallowed.
+                if (session.CloseRequested is null)
+                {
+                    await dispatcher.DispatchAsync(session, ReadOnlySpan<byte>.Empty, aborted);
+                }
+
+                continue;
+            }
+
             var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
             try
             {

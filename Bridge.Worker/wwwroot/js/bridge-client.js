@@ -1969,10 +1969,13 @@ function isDotted(name, maxLength, maxTokens) {
 function isValidRoom(room) {
   return typeof room === "string" && isDotted(room, 128, 16);
 }
+function isExactSeq(seq) {
+  return typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 0;
+}
 function isPublishableType(type) {
   return typeof type === "string" && isDotted(type, 64, 8) && !RESERVED_NAMES.includes(type) && !RESERVED_PREFIXES.some((p) => type.startsWith(p));
 }
-var BridgeClient = class {
+var BridgeClient = class _BridgeClient {
   constructor(options) {
     __publicField(this, "baseUrl");
     __publicField(this, "format");
@@ -2111,6 +2114,9 @@ var BridgeClient = class {
    */
   join(room, options = {}) {
     if (!isValidRoom(room)) return Promise.reject(new BridgeError("invalid_room", `bad room name '${room}'`));
+    if (options.since !== void 0 && !isExactSeq(options.since)) {
+      return Promise.reject(new BridgeError("invalid_argument", "since must be an integer from 0 to 2^53 - 1 (Number.MAX_SAFE_INTEGER)"));
+    }
     if (this.userClosed) return Promise.reject(new BridgeError("closed", "the client was closed"));
     let entry = this.rooms.get(room);
     const isNew = !entry;
@@ -2241,7 +2247,7 @@ var BridgeClient = class {
       rooms: () => [...this.rooms.values()].map((r) => ({ room: r.name, position: r.position })),
       advance: (room, seq) => {
         const entry = this.rooms.get(room);
-        if (epoch === this.epoch && entry && (entry.position === void 0 || seq > entry.position)) entry.position = seq;
+        if (epoch === this.epoch && entry) _BridgeClient.advance(entry, seq);
       },
       token: () => this.currentToken,
       fetch: this.fetchFn,
@@ -2427,8 +2433,7 @@ var BridgeClient = class {
     if (env.room !== void 0 && typeof env.seq === "number") {
       const entry = this.rooms.get(env.room);
       if (!entry) return;
-      if (entry.position !== void 0 && env.seq <= entry.position) return;
-      entry.position = env.seq;
+      if (!_BridgeClient.advance(entry, env.seq)) return;
       this.emit(env.type, env);
       this.emit("*", env);
       return;
@@ -2439,7 +2444,11 @@ var BridgeClient = class {
     const entry = env.room ? this.rooms.get(env.room) : void 0;
     if (!entry || typeof env.seq !== "number") return;
     const p = env.payload ?? {};
-    if (entry.position === void 0 || env.seq > entry.position) entry.position = env.seq;
+    if (p.truncated === true && isExactSeq(env.seq)) {
+      entry.position = env.seq;
+    } else {
+      _BridgeClient.advance(entry, env.seq);
+    }
     entry.joined = true;
     entry.joinId = void 0;
     const result = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
@@ -2454,6 +2463,13 @@ var BridgeClient = class {
       this.sync(entry.name, this.syncLimit).catch(() => void 0);
     }
     this.checkReady();
+  }
+  /** Moves a room's position forward to `seq` when it is exact and newer; false when it is not newer. */
+  static advance(entry, seq) {
+    if (!isExactSeq(seq)) return true;
+    if (entry.position !== void 0 && seq <= entry.position) return false;
+    entry.position = seq;
+    return true;
   }
   onRoomState(env) {
     for (const [id, s] of this.syncs) {
@@ -2659,6 +2675,7 @@ export {
   CloseCodes,
   Subprotocols,
   backoffDelay,
+  isExactSeq,
   isPublishableType,
   isValidRoom,
   reconnectAfterMs

@@ -45,6 +45,17 @@ export function isValidRoom(room: string): boolean {
   return typeof room === 'string' && isDotted(room, 128, 16);
 }
 
+/**
+ * A seq the client can compare and send back exactly: an integer from 0 to 2⁵³ − 1 (`Number.MAX_SAFE_INTEGER`).
+ * The wire carries unsigned 64-bit seqs, but a JavaScript number (what `JSON.parse` and the MessagePack decoder
+ * give) rounds above 2⁵³, so two seqs there can compare equal. The client keeps only exact seqs as a room's
+ * position: a message whose seq is beyond them is delivered without de-duplication and does not move the
+ * position, so a resume repeats it rather than skips anything (README, "Limits worth knowing").
+ */
+export function isExactSeq(seq: unknown): seq is number {
+  return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0;
+}
+
 /** An application type the server accepts for publishing: well-formed and not reserved. */
 export function isPublishableType(type: string): boolean {
   return typeof type === 'string' && isDotted(type, 64, 8) &&
@@ -234,6 +245,9 @@ export class BridgeClient {
    */
   join(room: string, options: { since?: number } = {}): Promise<JoinResult> {
     if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
+    if (options.since !== undefined && !isExactSeq(options.since)) {
+      return Promise.reject(new BridgeError('invalid_argument', 'since must be an integer from 0 to 2^53 - 1 (Number.MAX_SAFE_INTEGER)'));
+    }
     if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
     let entry = this.rooms.get(room);
     const isNew = !entry;
@@ -371,7 +385,7 @@ export class BridgeClient {
       rooms: (): RoomPosition[] => [...this.rooms.values()].map((r) => ({ room: r.name, position: r.position })),
       advance: (room, seq) => {
         const entry = this.rooms.get(room);
-        if (epoch === this.epoch && entry && (entry.position === undefined || seq > entry.position)) entry.position = seq;
+        if (epoch === this.epoch && entry) BridgeClient.advance(entry, seq);
       },
       token: () => this.currentToken,
       fetch: this.fetchFn,
@@ -574,8 +588,7 @@ export class BridgeClient {
     if (env.room !== undefined && typeof env.seq === 'number') {
       const entry = this.rooms.get(env.room);
       if (!entry) return; // left, or never asked for
-      if (entry.position !== undefined && env.seq <= entry.position) return; // a duplicate (or already covered)
-      entry.position = env.seq;
+      if (!BridgeClient.advance(entry, env.seq)) return; // a duplicate (or already covered)
       this.emit(env.type, env);
       this.emit('*', env);
       return;
@@ -587,7 +600,13 @@ export class BridgeClient {
     const entry = env.room ? this.rooms.get(env.room) : undefined;
     if (!entry || typeof env.seq !== 'number') return;
     const p = (env.payload ?? {}) as { replayed?: number; truncated?: boolean };
-    if (entry.position === undefined || env.seq > entry.position) entry.position = env.seq;
+    if (p.truncated === true && isExactSeq(env.seq)) {
+      // The since was not this room's (retention dropped it, or it came from elsewhere, e.g. beyond the room's last
+      // seq): the server's position replaces it, even when lower, or the messages up to the old since are dropped.
+      entry.position = env.seq;
+    } else {
+      BridgeClient.advance(entry, env.seq);
+    }
     entry.joined = true;
     entry.joinId = undefined;
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
@@ -603,6 +622,14 @@ export class BridgeClient {
       this.sync(entry.name, this.syncLimit).catch(() => undefined);
     }
     this.checkReady();
+  }
+
+  /** Moves a room's position forward to `seq` when it is exact and newer; false when it is not newer. */
+  private static advance(entry: RoomEntry, seq: number): boolean {
+    if (!isExactSeq(seq)) return true; // not comparable: never a position, never taken for a duplicate
+    if (entry.position !== undefined && seq <= entry.position) return false;
+    entry.position = seq;
+    return true;
   }
 
   private onRoomState(env: Envelope): void {

@@ -1,4 +1,4 @@
-export { BridgeClient, CloseCodes, isPublishableType, isValidRoom } from './client.js';
+export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidRoom } from './client.js';
 export { backoffDelay, reconnectAfterMs } from './backoff.js';
 export { Subprotocols } from './codec.js';
 export {

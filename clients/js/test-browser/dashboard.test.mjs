@@ -1,6 +1,9 @@
 // The dashboard the worker serves at /, in Debian's headless Chromium driven by playwright-core (no browser
 // download): two pages talk through a real worker; the worker is restarted (close 1012) and both pages reconnect
-// and catch up on what was published meanwhile, once each. Screenshots go to TestResults/browser/.
+// and catch up on what was published meanwhile, once each (replayed messages show their age, and count as a
+// reconnect); the room filter, per-room rates and latency percentiles, the device simulation switch (off by
+// default: checked on the stream), a phone-width layout and the favicon. A screenshot of each state goes to
+// TestResults/browser/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -38,14 +41,28 @@ after(async () => {
   await nats?.stop();
 });
 
-async function openDashboard(room, name, { query = '', waitJoined = true } = {}) {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+// The Development worker's backend API key (appsettings.Development.json; docs/protocol.md §13).
+const DEV_API_KEY = 'bridge-dev-api-key-not-for-production';
+
+/** The room's latest stored seq, read from the stream through the worker's backend API. */
+async function lastStoredSeq(room) {
+  const response = await fetch(`${worker.url}/api/backend/history`, {
+    method: 'POST',
+    headers: { 'X-Api-Key': DEV_API_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ room, latest: 1 }),
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  return (await response.json()).last_seq;
+}
+
+async function openDashboard(room, name, { query = '', waitJoined = true, viewport = { width: 1200, height: 700 }, rooms = room } = {}) {
+  const page = await browser.newPage({ viewport });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => {
     if (m.type() === 'error' && !/WebSocket connection|ERR_CONNECTION_REFUSED|Failed to load resource/.test(m.text())) errors.push(m.text());
   });
-  await page.goto(`${worker.url}/?rooms=${room}&simulate=0&minDelayMs=100&maxDelayMs=1000${query}`);
+  await page.goto(`${worker.url}/?rooms=${rooms}&minDelayMs=100&maxDelayMs=1000${query}`);
   await page.locator('[data-testid=state][data-state=open]').waitFor({ timeout: 15_000 });
   // Joined: the room shows its position.
   if (waitJoined) await page.locator(`li[data-room="${room}"] .seq`).filter({ hasText: /\d+/ }).waitFor();
@@ -54,10 +71,17 @@ async function openDashboard(room, name, { query = '', waitJoined = true } = {})
   return page;
 }
 
-/** The message ids in the page's table, oldest first, and their seqs. */
+/** The rows of the page's table for a room, oldest first: id, seq, payload text, latency cell, replayed. */
 async function rows(page, room) {
   const all = await page.locator(`#messages tr[data-room="${room}"]`).evaluateAll((trs) =>
-    trs.map((tr) => ({ id: tr.dataset.id, seq: Number(tr.dataset.seq), text: tr.lastElementChild.textContent })));
+    trs.map((tr) => ({
+      id: tr.dataset.id,
+      seq: Number(tr.dataset.seq),
+      text: tr.lastElementChild.textContent,
+      latency: tr.children[4].textContent,
+      replayed: tr.dataset.replayed === '1',
+      hidden: tr.hidden,
+    })));
   return all.reverse();
 }
 
@@ -112,21 +136,127 @@ test('two pages: a message from one appears in the other; after a worker restart
     const seqs = got.map((r) => r.seq);
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `${page.label}: in seq order`);
     assert.ok(got.findIndex((r) => r.text.includes('missed 0')) > 0);
+
+    // The five missed messages were replayed on the resume: shown with their age, not as latency samples. The
+    // two live ones (hello, and the queued send, which goes out after the room is joined again) are samples.
+    for (const r of got) {
+      assert.equal(r.replayed, r.id?.startsWith('missed-') ?? false, `${page.label}: ${r.id} replayed?`);
+      assert.match(r.latency, r.replayed ? /^age \d+(\.\d)? (ms|s)$/ : /^\d+ ms$/, `${page.label}: ${r.id} ${r.latency}`);
+    }
+    const stats = page.locator(`li[data-room="${room}"] [data-testid=room-stats]`);
+    await stats.and(page.locator('[data-replayed="5"]')).waitFor({ timeout: 5_000 });
+    assert.equal(await stats.getAttribute('data-samples'), '2', `${page.label}: live samples only`);
+    assert.equal(await page.getByTestId('reconnects').textContent(), '1', `${page.label}: one reconnect`);
     assert.deepEqual(page.errors, [], `${page.label}: no script errors`);
   }
   await b.screenshot({ path: join(shots, 'dashboard-caught-up.png') });
+  await Promise.all([a.close(), b.close()]);
 });
 
-test('the simulate switch publishes device readings that the page shows live', async () => {
+test('device simulation is off by default, behind a visible switch, and publishes only while on', async () => {
   const room = uniqueRoom('web');
+  const before = await lastStoredSeq('devices.demo');
   const page = await openDashboard(room, 'sim');
-  await page.getByTestId('simulate').check();
+  const toggle = page.getByTestId('simulate');
+  assert.equal(await toggle.isVisible(), true);
+  assert.equal(await toggle.isChecked(), false);
+  assert.match(await page.locator('label.switch').textContent(), /simulate devices/);
+  // Off: the page stores nothing in the devices room (three readings a second would be there by now).
+  await new Promise((r) => setTimeout(r, 3_500));
+  assert.equal(await lastStoredSeq('devices.demo'), before, 'nothing published while the switch is off');
+  await page.screenshot({ path: join(shots, 'dashboard-simulate-off.png') });
+
+  await toggle.check();
   await page.locator('#messages tr[data-room="devices.demo"]', { hasText: 'thermo-3' }).waitFor({ timeout: 10_000 });
-  await page.getByTestId('simulate').uncheck();
+  assert.ok((await lastStoredSeq('devices.demo')) > before, 'readings stored while on');
   const latency = await page.locator('#messages tr[data-room="devices.demo"] td:nth-child(5)').first().textContent();
   assert.match(latency, /^\d+ ms$/);
-  await page.screenshot({ path: join(shots, 'dashboard-simulate.png') });
+  await page.screenshot({ path: join(shots, 'dashboard-simulate-on.png') });
+
+  await toggle.uncheck();
+  await new Promise((r) => setTimeout(r, 1_200)); // a send already on its way is stored
+  const off = await lastStoredSeq('devices.demo');
+  await new Promise((r) => setTimeout(r, 2_500));
+  assert.equal(await lastStoredSeq('devices.demo'), off, 'nothing more once switched off');
   assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the room filter hides the other rooms and each room shows its own rate and latency percentiles', async () => {
+  const busy = uniqueRoom('busy');
+  const quiet = uniqueRoom('quiet');
+  const page = await openDashboard(busy, 'filter', { rooms: `${busy},${quiet}` });
+  await page.locator(`li[data-room="${quiet}"] .seq`).filter({ hasText: /\d+/ }).waitFor();
+  await httpPublish(worker.url, quiet, { type: 'chat.message', id: 'q-1', payload: { text: 'quiet one' } });
+  for (let i = 0; i < 20; i++) {
+    await httpPublish(worker.url, busy, { type: 'chat.message', id: `b-${i}`, payload: { text: `busy ${i}` } });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await page.locator('#messages tr', { hasText: 'busy 19' }).waitFor({ timeout: 10_000 });
+  await page.locator('#messages tr', { hasText: 'quiet one' }).waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(shots, 'dashboard-filter-all.png') });
+
+  // Per room: the busy room's numbers moved, the quiet room has its one sample.
+  const busyStats = page.locator(`li[data-room="${busy}"] [data-testid=room-stats]`);
+  await busyStats.and(page.locator('[data-samples="20"]')).waitFor({ timeout: 5_000 });
+  assert.ok(Number(await busyStats.getAttribute('data-rate')) > 0.5, 'busy: msgs/s');
+  const p50 = Number(await busyStats.getAttribute('data-p50'));
+  const p99 = Number(await busyStats.getAttribute('data-p99'));
+  assert.ok(p50 >= 0 && p99 >= p50, `busy: p50 ${p50} <= p99 ${p99}`);
+  assert.match(await busyStats.textContent(), /msg\/s · p50 \d+ ms · p99 \d+ ms/);
+  const quietStats = page.locator(`li[data-room="${quiet}"] [data-testid=room-stats]`);
+  assert.equal(await quietStats.getAttribute('data-samples'), '1');
+
+  await page.getByTestId('filter').selectOption(quiet);
+  const filtered = [...(await rows(page, busy)), ...(await rows(page, quiet))];
+  assert.ok(filtered.filter((r) => r.text.includes('busy')).every((r) => r.hidden), 'busy rows hidden');
+  assert.deepEqual(filtered.filter((r) => !r.hidden).map((r) => r.id), ['q-1']);
+  assert.equal(await page.locator('#messages tr:visible').count(), 1);
+  assert.match(await page.getByTestId('shown').textContent(), /^1 of 21 messages$/);
+  // A message that arrives while filtered follows the filter too.
+  await httpPublish(worker.url, busy, { type: 'chat.message', id: 'b-late', payload: { text: 'busy late' } });
+  await page.locator('#messages tr[data-id="b-late"]').waitFor({ state: 'attached', timeout: 10_000 });
+  assert.equal(await page.locator('#messages tr[data-id="b-late"]').isVisible(), false);
+  await page.screenshot({ path: join(shots, 'dashboard-filter-one-room.png') });
+
+  await page.getByTestId('filter').selectOption('');
+  assert.equal(await page.locator('#messages tr:visible').count(), 22);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('at a phone width (375 px) nothing scrolls sideways and the controls stay on screen', async () => {
+  const room = `${uniqueRoom('phone')}.with.a.rather.long.name`;
+  const page = await openDashboard(room, 'phone', { viewport: { width: 375, height: 740 } });
+  await httpPublish(worker.url, room, {
+    type: 'chat.message', id: 'long', payload: { text: 'x'.repeat(300), nested: { list: [1, 2, 3], words: 'a rather long payload '.repeat(5) } },
+  });
+  await page.locator('#messages tr[data-id="long"]').waitFor({ timeout: 10_000 });
+  const size = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+  assert.ok(size.scroll <= size.view, `no horizontal scroll: content ${size.scroll} px, viewport ${size.view} px`);
+  for (const id of ['simulate', 'publish-text', 'publish', 'filter', 'join-room']) {
+    const box = await page.getByTestId(id).boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= size.view, `${id} within the viewport: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: join(shots, 'dashboard-phone.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the favicon is linked and served', async () => {
+  const page = await openDashboard(uniqueRoom('icon'), 'icon');
+  const icons = await page.locator('link[rel~="icon"]').evaluateAll((links) => links.map((l) => l.href));
+  assert.ok(icons.length >= 1);
+  for (const href of icons) {
+    const response = await fetch(href);
+    assert.equal(response.status, 200, href);
+    assert.match(response.headers.get('content-type'), /^image\/(svg\+xml|x-icon|vnd\.microsoft\.icon)/, href);
+    assert.ok((await response.arrayBuffer()).byteLength > 100, href);
+  }
+  // Browsers that ignore the link still ask for /favicon.ico.
+  const ico = await fetch(`${worker.url}/favicon.ico`);
+  assert.equal(ico.status, 200);
+  await page.close();
 });
 
 test('SSE and long-poll pages (WebSocket switched off) exchange messages through the worker', async () => {
@@ -151,7 +281,7 @@ test('SSE and long-poll pages (WebSocket switched off) exchange messages through
 
 test("README's browser example runs as written", async () => {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const html = /<!-- browser-example[^>]*-->\s*```html\n([\s\S]*?)```/.exec(readme)?.[1];
+  const html = /<!-- example: browser-client [^>]*-->\s*```html\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(html, 'README has the browser example');
   const page = await browser.newPage();
   const logs = [];

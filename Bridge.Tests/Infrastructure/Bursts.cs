@@ -8,8 +8,8 @@ using NATS.Client.JetStream;
 
 namespace Bridge.Tests.Infrastructure;
 
-/// <summary>A backend publishing bursts straight to the stream, and a long-poll client.</summary>
-internal static class Backend
+/// <summary>A backend publishing bursts straight to the stream (and a long-poll client reading them).</summary>
+internal static class Bursts
 {
     /// <summary>The type of every message published here.</summary>
     public const string Type = "burst.item";

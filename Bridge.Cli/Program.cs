@@ -1,0 +1,3 @@
+using Bridge.Cli;
+
+return await Cli.RunAsync(args);

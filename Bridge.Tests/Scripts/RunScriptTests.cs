@@ -1,0 +1,135 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Bridge.Contracts;
+using Bridge.Testing;
+using Bridge.Tests.Infrastructure;
+
+namespace Bridge.Tests.Scripts;
+
+/// <summary>
+/// <c>scripts/run.sh</c> (<c>make run</c>) as a new user meets it: the real script, the real nats-server and the
+/// worker build of these tests, on free loopback ports (never 8080) and a temp data folder.
+/// </summary>
+public sealed class RunScriptTests : IDisposable
+{
+    private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(90);
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    private readonly string _data = Path.Combine(Path.GetTempPath(), "bridge-tests", "run-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly int _natsPort = ChildRun.FreePort();
+    private readonly int _monitorPort = ChildRun.FreePort();
+    private readonly int _workerPort = ChildRun.FreePort();
+
+    private Dictionary<string, string?> Environment(string workerVariable = "WORKER_URL") => new()
+    {
+        [workerVariable] = $"http://127.0.0.1:{_workerPort}",
+        ["NATS_PORT"] = _natsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["NATS_MONITOR_PORT"] = _monitorPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["BRIDGE_DATA"] = _data,
+        ["BRIDGE_WORKER_DLL"] = WorkerChildProcess.Dll,
+    };
+
+    private static ChildRun Run(Dictionary<string, string?> environment) =>
+        ChildRun.Start("bash", [Path.Combine(RepoPaths.Root, "scripts", "run.sh")], environment);
+
+    [Fact]
+    public async Task Run_says_running_once_its_worker_answers_on_ASPNETCORE_URLS_and_ctrl_c_stops_the_worker_before_nats()
+    {
+        await using var run = Run(Environment("ASPNETCORE_URLS"));
+        var url = new Uri($"http://127.0.0.1:{_workerPort}");
+
+        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        // By the time it says so, its worker answers at the address it prints.
+        Assert.Equal("ok", await Http.GetStringAsync(new Uri(url, "/healthz")));
+        Assert.Contains(run.Lines, l => l.StartsWith($"  WebSocket    ws://127.0.0.1:{_workerPort}/ws ", StringComparison.Ordinal));
+        var worker = ChildRun.FindProcess("Bridge.Worker.dll", $"--urls http://127.0.0.1:{_workerPort}");
+        var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
+        Assert.NotNull(worker);
+        Assert.NotNull(nats);
+
+        // A client that does not answer the worker's close keeps the drain open (CloseTimeout): if nats-server were
+        // stopped at the same time as the worker, it would be gone long before the worker.
+        // It reads (so the worker's close frame is taken in before the worker gives up and resets the connection) but
+        // never answers the close.
+        using var client = new ClientWebSocket();
+        await client.ConnectAsync(new Uri($"ws://127.0.0.1:{_workerPort}/ws"), CancellationToken.None);
+        var closed = Task.Run(async () =>
+        {
+            var buffer = new byte[4096];
+            WebSocketReceiveResult r;
+            do
+            {
+                r = await client.ReceiveAsync(buffer, CancellationToken.None); // welcome first
+            }
+            while (r.MessageType != WebSocketMessageType.Close);
+            return r.CloseStatus;
+        });
+        await run.SignalAsync("INT");
+
+        var natsAliveWhileWorkerRan = true;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (ChildRun.IsAlive(worker.Value) && DateTime.UtcNow < deadline)
+        {
+            natsAliveWhileWorkerRan &= ChildRun.IsAlive(nats.Value);
+            await Task.Delay(20);
+        }
+
+        Assert.False(ChildRun.IsAlive(worker.Value), "the worker did not stop");
+        Assert.True(natsAliveWhileWorkerRan, "nats-server stopped while the worker was still draining");
+        Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.False(ChildRun.IsAlive(nats.Value), "nats-server is still running");
+
+        // The drain reached the client: it was told to reconnect (1012), not dropped.
+        Assert.Equal((WebSocketCloseStatus)CloseCodes.ServiceRestart, await closed.WaitAsync(TimeSpan.FromSeconds(10)));
+        var output = run.Output;
+        Assert.True(output.IndexOf("stopping the worker", StringComparison.Ordinal) < output.IndexOf("stopping nats-server", StringComparison.Ordinal), output);
+    }
+
+    [Fact]
+    public async Task A_worker_port_taken_after_the_check_stops_everything_with_one_line_naming_the_port_and_WORKER_URL()
+    {
+        // Taken once nats-server runs: after the script's own check of the port, before the worker (a .NET start,
+        // a second or more) binds it. So the worker itself meets the taken address.
+        await using var run = Run(Environment());
+        await Eventually.TrueAsync(() => ChildRun.FindProcess("nats-server", $"-p {_natsPort}") is not null, StartLimit, "nats-server starts");
+        using var other = new TcpListener(IPAddress.Loopback, _workerPort);
+        other.Start();
+        Assert.Equal(1, await run.WaitForExitAsync(StartLimit));
+
+        var output = run.Output;
+        Assert.DoesNotContain("Bridge is running", output, StringComparison.Ordinal);
+        // The worker's own line (exit code 3) and the script's, both naming the port; no stack trace.
+        Assert.Contains(run.Lines, l => l.Contains($"Failed to bind to address http://127.0.0.1:{_workerPort}: address already in use.", StringComparison.Ordinal));
+        Assert.Contains(run.Lines, l => l.StartsWith($"run.sh: the worker's port {_workerPort} is in use by another process.", StringComparison.Ordinal) && l.Contains("WORKER_URL=http://127.0.0.1:", StringComparison.Ordinal));
+        Assert.DoesNotContain(run.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+        Assert.Null(ChildRun.FindProcess("nats-server", $"-p {_natsPort}"));
+    }
+
+    [Fact]
+    public async Task A_nats_port_in_use_is_named_with_its_variable_before_anything_starts()
+    {
+        using var other = new TcpListener(IPAddress.Loopback, _natsPort);
+        other.Start();
+
+        await using var run = Run(Environment());
+        Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal(
+            $"run.sh: port {_natsPort} (nats-server, NATS_PORT) is in use by another process. Stop it, or pick another port: NATS_PORT={_natsPort + 1} make run",
+            Assert.Single(run.Lines));
+        Assert.Null(ChildRun.FindProcess("nats-server", $"-m {_monitorPort}"));
+        Assert.Null(ChildRun.FindProcess("Bridge.Worker.dll", $"127.0.0.1:{_workerPort}"));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_data, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+}

@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Net.WebSockets;
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Operations;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using Bridge.Worker.Security;
+using MessagePack;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Bridge.Tests.Unit;
+
+/// <summary>
+/// One message that cannot be encoded, or one member that fails, never costs anyone else anything: the message goes
+/// out in a form every member can read (or is skipped, counted), and the room's other members still get it.
+/// </summary>
+public sealed class DispatchIsolationTests : IDisposable
+{
+    private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentDictionary<string, long> _fallbacks = new();
+    private readonly MessageFallbacks _reporter;
+    private readonly BridgeMetrics _metrics;
+
+    public DispatchIsolationTests()
+    {
+        var meters = _services.GetRequiredService<IMeterFactory>();
+        // Only this test's meter: other tests' workers report under the same name in this process.
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name == "bridge.messages.fallback")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            var key = string.Join('/', tags.ToArray().OrderBy(t => t.Key).Select(t => t.Value));
+            _fallbacks.AddOrUpdate(key, value, (_, total) => total + value);
+        });
+        _listener.Start();
+        _metrics = new BridgeMetrics(meters, TimeProvider.System);
+        _reporter = new MessageFallbacks(_metrics, NullLogger<MessageFallbacks>.Instance);
+    }
+
+    public void Dispose()
+    {
+        _listener.Dispose();
+        _services.Dispose();
+    }
+
+    private RoomMessage Message(byte[] payload, PayloadKind kind = PayloadKind.Json, ulong seq = 7) => new()
+    {
+        Room = "r",
+        Type = "chat.message",
+        Id = "m1",
+        From = "backend",
+        Seq = seq,
+        Timestamp = 1_700_000_000_000,
+        PayloadKind = kind,
+        Payload = payload,
+        Fallbacks = _reporter,
+    };
+
+    [Fact]
+    public void A_stored_json_payload_that_is_not_utf8_goes_to_both_formats_as_binary_once_and_is_counted()
+    {
+        // Bypasses RoomMessageReader (which would already have made it binary): the codecs' own last line of defence.
+        byte[] payload = [.. """{"s":"A"""u8, 0xFF, .. "B\"}"u8];
+        var message = Message(payload);
+
+        var json = message.GetFrame(JsonFrameCodec.Instance)!;
+        Assert.True(System.Text.Unicode.Utf8.IsValid(json), "a JSON frame that is not UTF-8 left the codec");
+        var envelope = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        Assert.Equal("base64", envelope["enc"]!.GetValue<string>());
+        Assert.Equal(payload, Convert.FromBase64String(envelope["payload"]!.GetValue<string>()));
+        Assert.Equal(7UL, envelope["seq"]!.GetValue<ulong>());
+
+        var pack = message.GetFrame(MessagePackFrameCodec.Instance)!;
+        var map = MessagePackSerializer.Deserialize<Dictionary<string, object>>(pack);
+        Assert.Equal(payload, map["payload"]);
+        Assert.Equal("backend", map["from"]);
+
+        // Encoded once per format: a room's thousand members cost one fallback each, not a thousand.
+        Assert.Same(json, message.GetFrame(JsonFrameCodec.Instance));
+        Assert.Same(pack, message.GetFrame(MessagePackFrameCodec.Instance));
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("json/binary"));
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("msgpack/binary"));
+    }
+
+    [Fact]
+    public void A_stored_json_payload_with_an_escaped_lone_surrogate_goes_to_msgpack_members_as_binary()
+    {
+        var payload = """{"s":"\ud800"}"""u8.ToArray();
+        var message = Message(payload);
+        var pack = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance)!);
+        Assert.Equal(payload, pack["payload"]);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("msgpack/binary"));
+    }
+
+    [Fact]
+    public void A_backend_body_labelled_json_that_is_not_utf8_is_read_as_binary_for_everyone_and_counted()
+    {
+        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
+        var headers = new NATS.Client.Core.NatsHeaders { [NatsSubjects.ContentTypeHeader] = "application/json; charset=utf-8" };
+        byte[] body = [.. """{"s":"A"""u8, 0xC0, 0xAF, .. "\"}"u8];
+        var message = reader.Create("r", 9, 8, 1_700_000_000_000, headers, body);
+        Assert.Equal(PayloadKind.Binary, message.PayloadKind);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("all/binary"));
+
+        // Unlabelled bytes that are not JSON are binary as documented, and not a fallback.
+        Assert.Equal(PayloadKind.Binary, reader.Create("r", 10, 9, 1, null, [0xFF, 0x00]).PayloadKind);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("all/binary"));
+    }
+
+    [Fact]
+    public void A_backend_body_with_a_name_twice_is_json_for_json_members_and_binary_for_msgpack_members()
+    {
+        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
+        var body = """{"a":1,"b":[{"k":1,"k":2}]}"""u8.ToArray();
+        var message = reader.Create("r", 9, 8, 1_700_000_000_000, null, body);
+        Assert.Equal(PayloadKind.Json, message.PayloadKind);
+
+        var json = System.Text.Encoding.UTF8.GetString(message.GetFrame(JsonFrameCodec.Instance)!);
+        Assert.EndsWith("\"payload\":{\"a\":1,\"b\":[{\"k\":1,\"k\":2}]}}", json, StringComparison.Ordinal);
+        var pack = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance)!);
+        Assert.Equal(body, pack["payload"]);
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("msgpack/binary"));
+    }
+
+    [Fact]
+    public void A_message_a_codec_cannot_encode_in_any_form_is_skipped_for_that_format_and_counted()
+    {
+        var message = Message("{}"u8.ToArray());
+        Assert.Null(message.GetFrame(new BrokenCodec()));
+        Assert.Null(message.GetFrame(new BrokenCodec()));
+        Assert.Equal(1, _fallbacks.GetValueOrDefault("json/skipped"));
+
+        // A connection of that format is sent nothing for it, and stays open.
+        var session = Session(new BrokenCodec());
+        Assert.True(session.TryDeliver(message)); // skipped counts as done: the member stays live
+        Assert.Equal(0, session.Queue.Reader.Count);
+        Assert.Null(session.CloseRequested);
+    }
+
+    [Fact]
+    public void One_member_that_throws_does_not_cost_the_others_the_message()
+    {
+        // Dispatch alone: no registry, no stream behind this room.
+        var room = new Room("r", new RoomServices(null!, null!, _metrics, NullLogger.Instance));
+        var first = new Member("a");
+        var broken = new Member("b") { Fails = true };
+        var last = new Member("c");
+        foreach (var member in new[] { first, broken, last })
+        {
+            Assert.True(room.TryAdd(member));
+        }
+
+        var message = Message("{}"u8.ToArray());
+        var failure = Assert.Throws<AggregateException>(() => room.Dispatch(message));
+        Assert.Single(failure.InnerExceptions);
+        Assert.Equal([7UL], first.Received);
+        Assert.Equal([7UL], last.Received);
+
+        // The next message reaches everyone who can take it, in order.
+        Assert.Throws<AggregateException>(() => room.Dispatch(Message("{}"u8.ToArray(), seq: 8)));
+        Assert.Equal([7UL, 8UL], first.Received);
+        Assert.Equal([7UL, 8UL], last.Received);
+    }
+
+    [Fact]
+    public void A_connection_that_could_not_queue_a_message_is_closed_with_1011_so_its_client_resumes()
+    {
+        var session = Session(new BrokenCodec { FormatThrows = true });
+        Assert.ThrowsAny<InvalidOperationException>(() => session.TryDeliver(Message("{}"u8.ToArray())));
+        Assert.Equal(CloseCodes.InternalError, session.CloseRequested?.Code);
+    }
+
+    private static ClientSession Session(IFrameCodec codec) =>
+        new("c1", UserIdentity.AnonymousUser, codec, new OutboundQueue(16, 1 << 20));
+
+    private sealed class Member(string id) : IRoomMember
+    {
+        public List<ulong> Received { get; } = [];
+
+        public bool Fails { get; init; }
+
+        public string ConnectionId => id;
+
+        public string User => id;
+
+        public void Deliver(RoomMessage message)
+        {
+            if (Fails)
+            {
+                throw new InvalidOperationException("this member is broken");
+            }
+
+            Received.Add(message.Seq);
+        }
+
+        public void Hold()
+        {
+        }
+    }
+
+    /// <summary>A codec that cannot encode anything (and, optionally, not even say its format).</summary>
+    private sealed class BrokenCodec : IFrameCodec
+    {
+        public bool FormatThrows { get; init; }
+
+        public WireFormat Format => FormatThrows ? throw new InvalidOperationException("broken codec") : WireFormat.Json;
+
+        public string Subprotocol => Subprotocols.Json;
+
+        public WebSocketMessageType MessageType => WebSocketMessageType.Text;
+
+        public InboundFrame? Decode(ReadOnlySpan<byte> data, out DecodeError error) => throw new NotSupportedException();
+
+        public byte[] EncodeMessage(RoomMessage message) => throw new FormatException("cannot encode");
+
+        public byte[] EncodeControl(ControlFrame frame) => JsonFrameCodec.Instance.EncodeControl(frame);
+    }
+}

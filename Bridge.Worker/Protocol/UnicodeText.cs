@@ -1,0 +1,110 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Unicode;
+using MessagePack;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>
+/// The one rule for text entering Bridge: every string, at any depth, in any format, is Unicode text. Its bytes are
+/// UTF-8 (no invalid, overlong, truncated or surrogate sequences), and in JSON no <c>\u</c> escape spells a lone
+/// surrogate. Neither System.Text.Json's reader nor MessagePack's checks this by itself: the reader passes string
+/// bytes through unread, <c>JsonElement.GetString</c> throws on them later, and MessagePack replaces them with
+/// U+FFFD. So the codecs check once, at the edge, and nothing behind it can meet a string it cannot transcode.
+/// </summary>
+internal static class UnicodeText
+{
+    /// <summary>The message of the <c>bad_frame</c> error for text that breaks the rule.</summary>
+    public const string InvalidMessage = "a string is not valid UTF-8 text (or escapes a lone surrogate)";
+
+    // Only a \u escape can spell a surrogate; \n, \" and the like cannot.
+    private static ReadOnlySpan<byte> UnicodeEscape => "\\u"u8;
+
+    /// <summary>True when the bytes are UTF-8 (vectorized: one pass, no allocation).</summary>
+    public static bool IsUtf8(ReadOnlySpan<byte> bytes) => Utf8.IsValid(bytes);
+
+    /// <summary>
+    /// True when every string of the JSON text (values and property names) is Unicode text. The text is assumed
+    /// well-formed (callers parse it); malformed JSON is reported as false too.
+    /// </summary>
+    public static bool HasOnlyUnicodeStrings(ReadOnlySpan<byte> json)
+    {
+        // Outside strings, valid JSON is ASCII: checking the whole text as UTF-8 checks every string's bytes.
+        if (!Utf8.IsValid(json))
+        {
+            return false;
+        }
+
+        if (json.IndexOf(UnicodeEscape) < 0)
+        {
+            return true; // the common case: nothing left to check
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = PayloadTranscoder.MaxDepth + 1 });
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped &&
+                    reader.ValueSpan.IndexOf(UnicodeEscape) >= 0 && !UnescapesToUnicode(ref reader))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static bool UnescapesToUnicode(ref Utf8JsonReader reader)
+    {
+        // Unescaping never makes a string longer than its escaped bytes. CopyString throws on a lone surrogate.
+        var length = reader.ValueSpan.Length;
+        var rented = length > 256 ? ArrayPool<char>.Shared.Rent(length) : null;
+        Span<char> scratch = rented ?? stackalloc char[256];
+        try
+        {
+            reader.CopyString(scratch);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads a MessagePack <c>str</c> whose bytes must be UTF-8 (the reader's own <c>ReadString</c> would replace bad
+    /// bytes with U+FFFD). Throws <see cref="FormatException"/> when they are not.
+    /// </summary>
+    public static string ReadString(ref MessagePackReader reader) => Encoding.UTF8.GetString(ReadStringBytes(ref reader));
+
+    /// <summary>Skips a MessagePack <c>str</c>, checking its bytes like <see cref="ReadString"/>.</summary>
+    public static void SkipString(ref MessagePackReader reader) => ReadStringBytes(ref reader);
+
+    private static ReadOnlySpan<byte> ReadStringBytes(ref MessagePackReader reader)
+    {
+        // Frames are decoded from one array, so a str is always contiguous; the copy is for any other input.
+        ReadOnlySpan<byte> bytes = reader.TryReadStringSpan(out var span)
+            ? span
+            : BuffersExtensions.ToArray(reader.ReadStringSequence() ?? default);
+        if (!Utf8.IsValid(bytes))
+        {
+            throw new FormatException(InvalidMessage);
+        }
+
+        return bytes;
+    }
+}
