@@ -14,10 +14,11 @@ internal static class LoadPayload
     private static readonly byte[] SeqKey = "\"lseq\":"u8.ToArray();
     private static readonly byte[] RoomKey = "\"lroom\":"u8.ToArray();
 
-    public static byte[] Create(long sentTs, long n, int room)
+    /// <param name="size">About how many bytes the body takes (64 unless a scenario needs larger messages).</param>
+    public static byte[] Create(long sentTs, long n, int room, int size = 64)
     {
         var body = $"{{\"sent\":{sentTs},\"lseq\":{n},\"lroom\":{room},\"pad\":\"";
-        return Encoding.UTF8.GetBytes(body + new string('x', Math.Max(4, 62 - body.Length)) + "\"}");
+        return Encoding.UTF8.GetBytes(body + new string('x', Math.Max(4, size - 2 - body.Length)) + "\"}");
     }
 
     /// <summary>Finds the three fields anywhere in <paramref name="json"/> (a bare body, or an envelope around it).</summary>

@@ -107,6 +107,23 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     public TimeSpan CpuTime() => ProcessStats.CpuTime(_process.Id);
 
+    /// <summary>The sum of every series of one of the worker's metrics on <c>/metrics</c> (Prometheus names, e.g. <c>bridge_catchups_total</c>).</summary>
+    public async Task<double> MetricAsync(string name, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var text = await http.GetStringAsync(new Uri(HttpUrl, "/metrics"), cancellationToken);
+        var total = 0.0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(name, StringComparison.Ordinal) && line.Length > name.Length && line[name.Length] is ' ' or '{')
+            {
+                total += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return total;
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

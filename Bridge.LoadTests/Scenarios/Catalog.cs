@@ -18,7 +18,9 @@ internal static class Catalog
           resume         --messages 10000 --rooms 500 --per-room 20                       replay rate; dashboard resuming many rooms
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
-          slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 3  healthy p99 with clients that never read
+          burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
+                         bursts larger than the send queue: nobody closed, nothing lost or doubled; delivered/s vs the first
+          slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 1.5  healthy p99 with 20 members lagging
           idle           --connections 20000 --max-kb 64 [--join shared] [--profile] [--hold-seconds 0]
                          worker memory per idle WebSocket; --profile: gcdump + counters before/after, bytes by type
           cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
@@ -139,12 +141,41 @@ internal static class Catalog
                     Command = command,
                 }, configuration);
 
+            case "burst":
+            {
+                var bursts = (a.String("--bursts") ?? "1000,2000,10000,100000").Split(',').Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                var largest = bursts.Max();
+                var transport = a.Has("--sse") ? BridgeTransport.Sse : a.Has("--json") ? BridgeTransport.Json : BridgeTransport.MessagePack;
+                return new BurstScenario(new ScenarioSpec("burst", "bursts larger than the send queue: members behind read the stream, nobody is closed")
+                {
+                    WarmUp = TimeSpan.FromSeconds(1),
+                    // Bounds, not targets: publishing the largest burst, and its deliveries trailing it.
+                    Duration = TimeSpan.FromMinutes(10),
+                    Drain = a.Seconds("--drain-seconds", 600),
+                    MaxTime = TimeSpan.FromMinutes(40),
+                    Load = [new KeepConstant(a.Int("--connections", 200)), new Burst(largest)],
+                    Thresholds =
+                    [
+                        .. bursts.SelectMany(b => new[]
+                        {
+                            Threshold.Zero(BurstScenario.Key("closed", b)), Threshold.Zero(BurstScenario.Key("lost", b)), Threshold.Zero(BurstScenario.Key("duplicated", b)),
+                        }),
+                        Threshold.AtMost(BurstScenario.Key("rss_growth_mb", largest), a.Double("--max-rss-growth-mb", 512), "MB"),
+                    ],
+                    Command = command,
+                }, configuration, bursts, transport);
+            }
+
             case "slow-consumer":
-                return new SlowConsumerScenario(new ScenarioSpec("slow-consumer", "healthy clients' p99 with clients that never read mixed in")
+                return new SlowConsumerScenario(new ScenarioSpec("slow-consumer", "healthy clients' p99 with members lagging (reading slower than the room) mixed in")
                 {
                     Duration = a.Seconds("--seconds", 5),
                     Load = [new KeepConstant(a.Int("--connections", 200)), new InjectAtRate(a.Int("--rate", 50))],
-                    Thresholds = [Threshold.Zero("lost_a"), Threshold.Zero("lost_b"), Threshold.Zero("duplicated"), Threshold.AtMost("p99_ratio", a.Double("--max-ratio", 3))],
+                    Thresholds =
+                    [
+                        Threshold.Zero("lost_a"), Threshold.Zero("lost_b"), Threshold.Zero("duplicated"), Threshold.Zero("slow_closed"),
+                        Threshold.AtLeast("lagging_start_b", 1), Threshold.AtMost("p99_ratio", a.Double("--max-ratio", 1.5)),
+                    ],
                     Command = command,
                 }, configuration, a.Int("--slow", 20));
 
@@ -234,6 +265,7 @@ internal static class Catalog
         Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,
+        Create("burst", new Args(["burst", "--connections", "100", "--bursts", "5000", "--drain-seconds", "90"]), configuration)!,
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
         Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000"]), configuration)!,
@@ -241,6 +273,6 @@ internal static class Catalog
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

@@ -75,7 +75,9 @@ public sealed class BridgeClientBacklogTests(NatsServerFixture nats) : IClassFix
         Assert.Equal("after.backlog", received[^1].Type);
         Assert.True((await sync.WaitAsync(WaitLimit)).Seq >= stored[^1]);
         await Eventually.TrueAsync(() => !joins.IsEmpty, WaitLimit, "room.joined after the replay");
-        Assert.Equal((Stored, false), (joins.First().Replayed, joins.First().Truncated));
+        // The replay reads up to the room's position when it has caught up: the publish made meanwhile may be part of it.
+        Assert.InRange(joins.First().Replayed, Stored, Stored + 1);
+        Assert.False(joins.First().Truncated);
         Assert.Equal(ack.Seq, subscription.Position);
 
         // One connection all along: no ack, request, keep-alive or join timeout fired while the backlog streamed.

@@ -26,9 +26,30 @@ public sealed class SseClient : IAsyncDisposable
 
     public int? Retry { get; private set; }
 
-    public static async Task<SseClient> ConnectAsync(Uri baseUrl, string rooms, string? lastEventId = null, string? token = null)
+    /// <summary>A pause after each event read: a client that reads, but slower than its rooms publish.</summary>
+    public TimeSpan ReadDelay { get; set; }
+
+    private HttpClient? _ownHttp;
+
+    /// <param name="receiveBufferBytes">When set, the TCP receive buffer of this client's socket: a small one makes a
+    /// slow reader back up the server quickly.</param>
+    public static async Task<SseClient> ConnectAsync(Uri baseUrl, string rooms, string? lastEventId = null, string? token = null, int? receiveBufferBytes = null)
     {
         var client = new SseClient { LastEventId = lastEventId };
+        var http = Http;
+        if (receiveBufferBytes is { } size)
+        {
+            http = client._ownHttp = new HttpClient(new SocketsHttpHandler
+            {
+                ConnectCallback = async (context, ct) =>
+                {
+                    var s = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { ReceiveBufferSize = size };
+                    await s.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+                },
+            }) { Timeout = Timeout.InfiniteTimeSpan };
+        }
+
         var query = token is null ? $"/sse?rooms={rooms}" : $"/sse?rooms={rooms}&access_token={Uri.EscapeDataString(token)}";
         var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, query));
         request.Headers.Accept.ParseAdd("text/event-stream");
@@ -37,7 +58,7 @@ public sealed class SseClient : IAsyncDisposable
             request.Headers.Add("Last-Event-ID", lastEventId);
         }
 
-        client.Response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        client.Response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         if (client.Response.IsSuccessStatusCode)
         {
             client._reader = Task.Run(client.ReadAsync);
@@ -66,6 +87,10 @@ public sealed class SseClient : IAsyncDisposable
                         }
 
                         _events.Writer.TryWrite(new SseEvent(id, type ?? "message", string.Join('\n', data)));
+                        if (ReadDelay > TimeSpan.Zero)
+                        {
+                            await Task.Delay(ReadDelay);
+                        }
                     }
 
                     id = null;
@@ -146,5 +171,6 @@ public sealed class SseClient : IAsyncDisposable
         await _stop.CancelAsync();
         Response?.Dispose();
         await _reader;
+        _ownHttp?.Dispose();
     }
 }

@@ -46,6 +46,12 @@ public sealed class TestClient : IAsyncDisposable
         IsMsgPack = msgpack;
     }
 
+    /// <summary>A pause after each frame read: a client that reads, but slower than its rooms publish.</summary>
+    public TimeSpan ReadDelay { get; set; }
+
+    /// <summary>The reason of the server's close frame, once closed.</summary>
+    public string? CloseReason => _socket.CloseStatusDescription;
+
     public bool IsMsgPack { get; }
 
     public WebSocket Socket => _socket;
@@ -127,6 +133,10 @@ public sealed class TestClient : IAsyncDisposable
                 }
 
                 _frames.Writer.TryWrite(Decode(buffer.AsSpan(0, count).ToArray()));
+                if (ReadDelay > TimeSpan.Zero)
+                {
+                    await Task.Delay(ReadDelay);
+                }
             }
         }
         catch (Exception ex)

@@ -24,7 +24,8 @@ public sealed class MetricsTests : IAsyncLifetime
     [Fact]
     public async Task Metrics_endpoint_counters_move_as_a_scripted_scenario_runs()
     {
-        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:SendQueueCapacity", "64"), ("Bridge:Connections:SendQueueMaxBytes", "1048576"));
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:SendQueueCapacity", "64"), ("Bridge:Connections:SendQueueMaxBytes", "1048576"),
+            ("Bridge:Connections:StallTimeout", "00:00:02"));
         using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
         Task<double> Metric(string name, string labels = "") => MetricsScrape.SumAsync(http, name, labels);
 
@@ -53,7 +54,8 @@ public sealed class MetricsTests : IAsyncLifetime
                                               await Metric("bridge_delivery_latency_seconds_count") == 6 &&
                                               await Metric("bridge_sent_bytes_total") > 0);
 
-        // A stalled client overflows its tiny queue: a slow-consumer close is counted, and active drops.
+        // A stalled client fills its queue: it falls behind (a catch-up is counted and it lags), then, having had
+        // nothing written for StallTimeout, it is closed with 4008: a stalled close is counted, and active drops.
         await using var stalled = await TestClient.ConnectAsync(worker.WebSocketUrl, startReading: false, receiveBufferBytes: 4096);
         await stalled.JoinAsync(room);
         await Eventually.TrueAsync(() => worker.Get<Bridge.Worker.Rooms.RoomRegistry>().TryGet(room, out var r) && r.MemberCount == 3);
@@ -67,8 +69,10 @@ public sealed class MetricsTests : IAsyncLifetime
             await ws.PublishAsync(room, new string('x', 16_000));
         }
 
+        await Eventually.TrueAsync(async () => await Metric("bridge_catchups_total", "transport=\"websocket\"") >= 1, TimeSpan.FromSeconds(20));
         await Eventually.TrueAsync(async () => await Metric("bridge_slow_consumer_closes_total") >= 1 &&
-                                              await Metric("bridge_connections_closed_total", "code=\"4008\"") >= 1, TimeSpan.FromSeconds(20));
+                                              await Metric("bridge_connections_closed_total", "code=\"4008\"") >= 1 &&
+                                              await Metric("bridge_members_lagging") == 0, TimeSpan.FromSeconds(20));
 
         // A refused token and a refused origin are counted by reason.
         using (var refused = await http.GetAsync($"/poll?rooms={room}&access_token=not-a-jwt"))

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -15,11 +14,6 @@ internal sealed record CloseRequest(int Code, string Reason);
 internal sealed class ClientSession
 {
     private readonly CancellationTokenSource _closing = new();
-
-    // Sized for an idle connection, which is most of them (docs/benchmarks.md, memory per idle WebSocket): the
-    // defaults (31 buckets, one lock per CPU) cost ~0.4 KB per connection on 2 cores and more on bigger machines.
-    // One lock is enough: a connection's rooms change from its own receive loop and its few background joins.
-    private readonly ConcurrentDictionary<string, RoomMembership> _rooms = new(concurrencyLevel: 1, capacity: 1, StringComparer.Ordinal);
     private readonly int _maxConcurrentRequests;
     private readonly int _maxPublishesInFlight;
     private readonly Lock _backgroundGate = new();
@@ -69,8 +63,8 @@ internal sealed class ClientSession
 
     public OutboundQueue Queue { get; }
 
-    /// <summary>Rooms this connection is in or joining.</summary>
-    public ConcurrentDictionary<string, RoomMembership> Rooms => _rooms;
+    /// <summary>Rooms this connection is in or joining: join, leave, revoke and leave-all go through it.</summary>
+    public SessionRooms Rooms { get; } = new();
 
     /// <summary>Cancelled once the connection must close; <see cref="CloseRequested"/> says why.</summary>
     public CancellationToken Closing => _closing.Token;
@@ -78,19 +72,19 @@ internal sealed class ClientSession
     public CloseRequest? CloseRequested => Volatile.Read(ref _closeRequest);
 
     /// <summary>
-    /// Queues a room message. Should anything here fail, the connection has missed the message: it is closed with
-    /// 1011, so its client resumes from its own position (a gap is signalled, never silent), and the exception goes
-    /// to the caller, which goes on with the room's other members.
+    /// Queues a room message if the send queue has room for it; false when it has not (the member then reads the
+    /// room from the stream when there is room again) or the connection is closing. A message that cannot be encoded
+    /// for this format at all (no frame) counts as sent: it is skipped (counted) for all its members of this format.
+    /// Should anything here fail, the connection has missed the message: it is closed with 1011, so its client
+    /// resumes from its own position (a gap is signalled, never silent), and the exception goes to the caller, which
+    /// goes on with the room's other members.
     /// </summary>
-    public void Deliver(RoomMessage message)
+    public bool TryDeliver(RoomMessage message)
     {
         try
         {
-            // No frame: the message cannot be encoded for this format at all; skipped (counted) for all its members.
-            if (message.GetFrame(Codec) is { } frame)
-            {
-                Send(new OutboundFrame(frame, message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
-            }
+            return message.GetFrame(Codec) is not { } frame ||
+                   Queue.TryEnqueueMessage(new OutboundFrame(frame, message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
         }
         catch (Exception)
         {
@@ -108,20 +102,29 @@ internal sealed class ClientSession
     {
         var slots = BackgroundSlots();
         await slots.WaitAsync(cancellationToken);
+        StartBackground(async ct =>
+        {
+            try
+            {
+                await work(ct);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        });
+    }
+
+    /// <summary>
+    /// Runs work of the worker's own beside the receive loop without taking a request slot (a member catching up
+    /// after falling behind); never waits. Leaving all rooms waits for it like for requests.
+    /// </summary>
+    public void StartBackground(Func<CancellationToken, Task> work)
+    {
         Task task;
         lock (_backgroundGate)
         {
-            task = Task.Run(async () =>
-            {
-                try
-                {
-                    await work(Closing);
-                }
-                finally
-                {
-                    slots.Release();
-                }
-            }, CancellationToken.None);
+            task = Task.Run(() => work(Closing), CancellationToken.None);
             (_background ??= []).Add(task);
         }
 
@@ -161,10 +164,10 @@ internal sealed class ClientSession
     }
 
     /// <summary>
-    /// Waits for the background requests to finish and the publishes in flight to be answered (both observe
-    /// <see cref="Closing"/>).
+    /// Waits for the background work (requests, catch-ups) to finish and the publishes in flight to be answered (all
+    /// observe <see cref="Closing"/>).
     /// </summary>
-    public async Task DrainBackgroundAsync()
+    private async Task DrainBackgroundAsync()
     {
         Task[] pending;
         lock (_backgroundGate)
@@ -186,6 +189,13 @@ internal sealed class ClientSession
         }
     }
 
+    /// <summary>Leaves every room of the closing connection, once its background joins and catch-ups have ended.</summary>
+    public async Task LeaveAllRoomsAsync()
+    {
+        await DrainBackgroundAsync();
+        await Rooms.LeaveAllAsync();
+    }
+
     public void Send(ControlFrame frame) =>
         Send(new OutboundFrame(
             Codec.EncodeControl(frame),
@@ -197,12 +207,16 @@ internal sealed class ClientSession
     public void SendError(string code, string message, string? reference) =>
         Send(ControlFrames.Error(code, message, reference));
 
-    /// <summary>Queues a frame; a full queue closes the connection as a slow consumer.</summary>
+    /// <summary>
+    /// Queues a control frame (an answer, an error, a heartbeat). Room messages pause at the queue's high-water mark,
+    /// leaving a reserve for these; a client that overflows even that (it keeps asking and does not read) is closed
+    /// with 4008.
+    /// </summary>
     public void Send(OutboundFrame frame)
     {
         if (!Queue.TryEnqueue(frame))
         {
-            RequestClose(CloseCodes.SlowConsumer, "slow consumer: send queue full");
+            RequestClose(CloseCodes.SlowConsumer, "stalled: send queue full");
         }
     }
 

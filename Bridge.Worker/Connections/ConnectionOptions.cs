@@ -10,14 +10,34 @@ internal sealed class ConnectionOptions
     /// <summary>Largest inbound frame in bytes; a larger one closes a WebSocket with 1009.</summary>
     public int MaxFrameBytes { get; set; } = 64 * 1024;
 
-    /// <summary>Frames a connection may have queued for sending before it is closed as a slow consumer (4008).</summary>
+    /// <summary>
+    /// Room messages a connection may have queued for sending (its high-water mark): a member whose queue is that full
+    /// reads the room from the stream until it has caught up. A quarter more is kept for answers (acks, errors,
+    /// <c>room.joined</c>); a client that overflows even that (it asks and does not read) is closed with 4008.
+    /// </summary>
     public int SendQueueCapacity { get; set; } = 1024;
 
-    /// <summary>Bytes a connection may have queued for sending before it is closed as a slow consumer (4008).</summary>
+    /// <summary>Bytes of room messages a connection may have queued (plus one frame), with a quarter more for answers (as <see cref="SendQueueCapacity"/>).</summary>
     public long SendQueueMaxBytes { get; set; } = 4L * 1024 * 1024;
 
-    /// <summary>Live messages a room may hold back for a connection while its join (and replay) is in progress; past this the connection is closed with 4008.</summary>
+    /// <summary>
+    /// Live messages a member holds at its seam while it reads the last of the stream up to it (joining with
+    /// <c>since</c>, or catching up). Past this (or <see cref="SendQueueMaxBytes"/> of payload) it drops the hold and
+    /// reads again: it is slower than the room, and the stream has every message.
+    /// </summary>
     public int JoinBufferCapacity { get; set; } = 4096;
+
+    /// <summary>
+    /// How long a connection may have frames waiting with none written before it is closed with 4008 (stalled). A
+    /// client that reads, however slowly, is never closed for it: it reads the room from the stream.
+    /// </summary>
+    public TimeSpan StallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Stream reads (for joins with <c>since</c> and members catching up) running at once on the worker; others wait
+    /// their turn. Each read brings in at most what the member's queue has room for.
+    /// </summary>
+    public int MaxConcurrentStreamReads { get; set; } = 64;
 
     /// <summary>Joins and syncs one connection may have in progress at once; further requests wait.</summary>
     public int MaxConcurrentRequests { get; set; } = 16;
@@ -79,9 +99,14 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
             failures.Add("Bridge:Connections:SendQueueMaxBytes must be at least MaxFrameBytes.");
         }
 
-        if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxPublishesInFlight < 1)
+        if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxPublishesInFlight < 1 || o.MaxConcurrentStreamReads < 1)
         {
-            failures.Add("Bridge:Connections:JoinBufferCapacity, MaxConcurrentRequests and MaxPublishesInFlight must be at least 1.");
+            failures.Add("Bridge:Connections:JoinBufferCapacity, MaxConcurrentRequests, MaxPublishesInFlight and MaxConcurrentStreamReads must be at least 1.");
+        }
+
+        if (o.StallTimeout < TimeSpan.FromSeconds(1) || o.StallTimeout > TimeSpan.FromHours(1))
+        {
+            failures.Add("Bridge:Connections:StallTimeout must be between 1 second and 1 hour.");
         }
 
         if (o.MaxRoomsPerStream is < 1 or > 100)

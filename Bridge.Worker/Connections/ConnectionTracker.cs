@@ -11,7 +11,17 @@ internal sealed class ConnectionTracker(BridgeMetrics metrics)
 
     public int Count => _sessions.Count;
 
-    public IEnumerable<ClientSession> Sessions => _sessions.Values;
+    /// <summary>The open sessions, enumerated without a copy (a session opened or closed meanwhile may or may not be seen).</summary>
+    public IEnumerable<ClientSession> Sessions
+    {
+        get
+        {
+            foreach (var pair in _sessions)
+            {
+                yield return pair.Value;
+            }
+        }
+    }
 
     /// <summary>A new connection id: 96 random bits, URL-safe.</summary>
     public static string NewConnectionId() =>

@@ -4,42 +4,94 @@ namespace Bridge.Worker.Connections;
 
 /// <summary>
 /// A connection's send queue, bounded both in frames and in bytes, so a client that stops reading holds at most
-/// that much memory. Enqueueing never waits: a full queue is the caller's signal that the client is too slow.
+/// that much memory. Enqueueing never waits.
 /// </summary>
-internal sealed class OutboundQueue(int capacity, long maxBytes)
+/// <remarks>
+/// Room messages may fill it up to its bounds (frames, and bytes plus one frame): a room member whose message does
+/// not fit falls behind and reads the room from the stream when there is room again (see
+/// <see cref="RoomMembership"/>). Beyond that, a reserve of a quarter more is kept for control frames (acks,
+/// errors, <c>room.joined</c>, heartbeats), so answers still go out while room messages are paused; only a client
+/// that keeps asking while it does not read overflows it (the caller closes it with 4008). The queue also counts
+/// the frames written, for the stall check.
+/// </remarks>
+internal sealed class OutboundQueue
 {
-    private readonly Channel<OutboundFrame> _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(capacity)
-    {
-        SingleReader = true,
-        SingleWriter = false,
-        FullMode = BoundedChannelFullMode.Wait,
-    });
-
+    private readonly Channel<OutboundFrame> _channel;
     private readonly Lock _gate = new();
-    private readonly int _lowWater = Math.Max(1, capacity / 2);
+    private readonly int _capacity;
+    private readonly long _maxBytes;
+    private readonly int _messageFrames;
+    private readonly long _messageBytes;
+    private readonly int _lowWater;
+    private readonly long _headroomBytes;
     private TaskCompletionSource? _headroom;
     private long _bytes;
+    private int _count;
+    private long _written;
     private volatile bool _completed;
+
+    // The stall check's own state: touched only by the one sweeper thread.
+    private long _checkedWritten;
+    private long _progressAt;
+
+    /// <param name="capacity">Frames of room messages it holds; control frames may take a quarter more.</param>
+    /// <param name="maxBytes">Bytes of room messages it holds (plus one frame); control frames may take a quarter more.</param>
+    public OutboundQueue(int capacity, long maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        _messageFrames = capacity;
+        _messageBytes = maxBytes;
+        _capacity = capacity + Math.Max(1, capacity / 4);
+        _maxBytes = maxBytes + maxBytes / 4;
+        _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(_capacity)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _lowWater = Math.Max(1, capacity / 2);
+        _headroomBytes = maxBytes / 2;
+    }
 
     public ChannelReader<OutboundFrame> Reader => _channel.Reader;
 
+    /// <summary>Bytes queued or being written.</summary>
     public long QueuedBytes => Interlocked.Read(ref _bytes);
 
-    public bool TryEnqueue(OutboundFrame item)
+    /// <summary>Frames queued or being written.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Room messages that fit now: what a member catching up may read at once.</summary>
+    public (int Frames, long Bytes) RoomForMessages =>
+        (Math.Max(0, _messageFrames - Count), Math.Max(0, _messageBytes - QueuedBytes));
+
+    /// <summary>Queues a control frame, into the reserve if room messages filled the rest; false when even that is full (the caller closes the connection).</summary>
+    public bool TryEnqueue(OutboundFrame item) => TryAdd(item, _capacity, _maxBytes);
+
+    /// <summary>
+    /// Queues a room message if the queue is below its bounds for room messages; false otherwise (the member falls
+    /// behind and reads it from the stream later).
+    /// </summary>
+    public bool TryEnqueueMessage(OutboundFrame item) => TryAdd(item, _messageFrames, _messageBytes);
+
+    private bool TryAdd(OutboundFrame item, int maxFrames, long maxBytes)
     {
-        var frame = item.Bytes;
-        // The byte limit bounds the backlog: one frame larger than the limit (a big backend message) is still
-        // accepted into an otherwise empty queue, so a fast reader is never closed for a single large message.
-        var total = Interlocked.Add(ref _bytes, frame.Length);
-        if (total > maxBytes && total != frame.Length)
+        var length = item.Bytes.Length;
+        if (Interlocked.Increment(ref _count) > maxFrames)
         {
-            Interlocked.Add(ref _bytes, -frame.Length);
+            Interlocked.Decrement(ref _count);
             return false;
         }
 
-        if (!_channel.Writer.TryWrite(item))
+        // The byte bound applies to what is queued before the frame: a frame larger than the room left (a big backend
+        // message) still goes in, so a reader is never stuck on one large message and the queue holds at most its
+        // bound plus one frame.
+        var total = Interlocked.Add(ref _bytes, length);
+        if (total - length >= maxBytes || !_channel.Writer.TryWrite(item))
         {
-            Interlocked.Add(ref _bytes, -frame.Length);
+            Interlocked.Add(ref _bytes, -length);
+            Interlocked.Decrement(ref _count);
             return false;
         }
 
@@ -50,17 +102,20 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
     public void OnSent(in OutboundFrame frame)
     {
         Interlocked.Add(ref _bytes, -frame.Bytes.Length);
+        Interlocked.Decrement(ref _count);
+        // One sender per queue: a plain increment, published for the stall check.
+        Volatile.Write(ref _written, _written + 1);
         if (Volatile.Read(ref _headroom) is not null && HasHeadroom)
         {
             ReleaseWaiter();
         }
     }
 
-    private bool HasHeadroom => _channel.Reader.Count < _lowWater && QueuedBytes < maxBytes / 2;
+    private bool HasHeadroom => Count < _lowWater && QueuedBytes < _headroomBytes;
 
     /// <summary>
-    /// Waits until the queue is at most half full. Bulk senders (replay, sync) call this before each frame so
-    /// history never crowds out live traffic into a slow-consumer close.
+    /// Waits until the queue is at most half full. Bulk senders (replay, catch-up, sync) wait here before each batch
+    /// so history never crowds out live traffic or control frames.
     /// </summary>
     public ValueTask WaitForHeadroomAsync(CancellationToken cancellationToken)
     {
@@ -92,6 +147,23 @@ internal sealed class OutboundQueue(int capacity, long maxBytes)
             _headroom?.TrySetResult();
             _headroom = null;
         }
+    }
+
+    /// <summary>
+    /// The stall check, called by one sweeper at intervals with its clock's timestamp: true when frames have been
+    /// waiting and none was written for at least <paramref name="timeout"/>.
+    /// </summary>
+    public bool IsStalled(long now, TimeSpan timeout, TimeProvider time)
+    {
+        var written = Volatile.Read(ref _written);
+        if (Count == 0 || written != _checkedWritten || _progressAt == 0)
+        {
+            _checkedWritten = written;
+            _progressAt = now;
+            return false;
+        }
+
+        return time.GetElapsedTime(_progressAt, now) >= timeout;
     }
 
     public void Complete()

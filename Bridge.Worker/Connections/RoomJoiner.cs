@@ -1,5 +1,4 @@
 using Bridge.Contracts;
-using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.Options;
@@ -7,35 +6,27 @@ using Microsoft.Extensions.Options;
 namespace Bridge.Worker.Connections;
 
 /// <summary>
-/// Joins a connection (of any transport) to a room. Without <c>since</c> the connection is live from now on.
-/// With it, the room's stored messages after <c>since</c> are replayed, then the connection switches to the
-/// live feed with no gap and no duplicate at the seam: live messages arriving during the replay are held back
-/// in the membership and only those after the replay are sent. Each join runs beside the connection's receive
-/// loop, so one room's replay never holds up the connection's other rooms.
+/// Joins a connection (of any transport) to a room. Without <c>since</c> the connection is live from now on. With
+/// it, the room's stored messages after <c>since</c> are read from the stream first, then the connection switches
+/// to the live feed with no gap and no duplicate at the seam (<see cref="RoomReader"/>). Each join runs beside the
+/// connection's receive loop, so one room's replay never holds up the connection's other rooms.
 /// </summary>
 internal sealed partial class RoomJoiner(
-    RoomRegistry rooms, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
+    RoomRegistry rooms, RoomReader reader, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
 {
     /// <summary>Starts a join; answers <c>room.joined</c> (or an error) on the session when done.</summary>
     public async ValueTask StartJoinAsync(ClientSession session, string name, ulong? since, string? reference, CancellationToken cancellationToken)
     {
-        var membership = new RoomMembership(session, name, options.Value.JoinBufferCapacity);
-        if (!session.Rooms.TryAdd(name, membership))
+        var membership = new RoomMembership(session, name, reader);
+        switch (session.Rooms.TryAdd(membership, options.Value.MaxRoomsPerConnection, out var existing))
         {
-            // Already in (or joining): a live membership answers with its position; a join in flight answers itself.
-            if (session.Rooms.TryGetValue(name, out var existing) && existing.IsLive)
-            {
-                session.Send(ControlFrames.RoomJoined(name, existing.Position, 0, false));
-            }
-
-            return;
-        }
-
-        if (session.Rooms.Count > options.Value.MaxRoomsPerConnection)
-        {
-            session.Rooms.TryRemove(new KeyValuePair<string, RoomMembership>(name, membership));
-            session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {options.Value.MaxRoomsPerConnection} rooms", reference);
-            return;
+            case AddResult.AlreadyIn:
+                // Already in: answers with its position; a join in flight answers itself.
+                existing!.AnswerAgain();
+                return;
+            case AddResult.TooManyRooms:
+                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {options.Value.MaxRoomsPerConnection} rooms", reference);
+                return;
         }
 
         await session.StartBackgroundAsync(ct => JoinAsync(membership, since, reference, ct), cancellationToken);
@@ -61,22 +52,6 @@ internal sealed partial class RoomJoiner(
             }
         });
 
-    /// <summary>Leaves every room of a closing session (after its background joins ended).</summary>
-    public async Task LeaveAllAsync(ClientSession session)
-    {
-        await session.DrainBackgroundAsync();
-        foreach (var membership in session.Rooms.Values)
-        {
-            membership.Close();
-            if (membership.Room is { } room)
-            {
-                await rooms.LeaveAsync(room, membership);
-            }
-        }
-
-        session.Rooms.Clear();
-    }
-
     private async Task JoinAsync(RoomMembership membership, ulong? since, string? reference, CancellationToken cancellationToken)
     {
         var session = membership.Session;
@@ -84,55 +59,23 @@ internal sealed partial class RoomJoiner(
         try
         {
             var room = await rooms.JoinAsync(name, membership, cancellationToken);
-            membership.Room = room;
-            if (membership.IsClosed)
+            if (!membership.Attach(room, since ?? 0))
             {
-                await rooms.LeaveAsync(room, membership); // left while joining
+                await room.LeaveAsync(membership); // left while joining
                 return;
             }
 
-            // The seam: everything the feed dispatched up to here is history; everything after it is held in the
-            // membership. A replay reads the stream to its end, so together they miss nothing.
-            ulong position;
-            await room.Gate.WaitAsync(cancellationToken);
-            try
+            if (await reader.JoinAsync(membership, room, since, cancellationToken) is not { } joined)
             {
-                position = room.LastSeq;
-            }
-            finally
-            {
-                room.Gate.Release();
+                return; // left while joining
             }
 
-            var replayed = 0;
-            var truncated = false;
-            if (since is { } from)
+            if (since is not null)
             {
-                // Retention drops a room's oldest messages first: if `since` itself is still stored, so is
-                // everything after it. If it is gone (or never was this room's), something may be missing.
-                truncated = from > 0 && !await history.IsStoredInRoomAsync(name, from, cancellationToken);
-                ulong last = 0;
-                // Only (since, position] is history: everything after the position is held in the membership.
-                await foreach (var message in history.ReadAsync(name, from, position, cancellationToken, mustReach: position))
-                {
-                    await session.Queue.WaitForHeadroomAsync(cancellationToken);
-                    if (!membership.DeliverReplayed(message))
-                    {
-                        return;
-                    }
-
-                    last = message.Seq;
-                    replayed++;
-                }
-
-                metrics.Resumed(replayed, truncated);
-
-                // A `since` from a stream that no longer exists (truncated, nothing replayed) is not trusted.
-                position = Math.Max(position, Math.Max(truncated ? 0 : from, last));
+                metrics.Resumed(joined.Truncated);
             }
 
-            membership.Activate(ControlFrames.RoomJoined(name, position, replayed, truncated), position);
-            LogJoined(session.ConnectionId, name, position, replayed, truncated);
+            LogJoined(session.ConnectionId, name, joined.Position, joined.Replayed, joined.Truncated);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -141,13 +84,7 @@ internal sealed partial class RoomJoiner(
         catch (Exception ex)
         {
             LogJoinFailed(ex, session.ConnectionId, name);
-            session.Rooms.TryRemove(new KeyValuePair<string, RoomMembership>(name, membership));
-            membership.Close();
-            if (membership.Room is { } joined)
-            {
-                await rooms.LeaveAsync(joined, membership);
-            }
-
+            await session.Rooms.LeaveAsync(membership);
             session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference);
         }
     }

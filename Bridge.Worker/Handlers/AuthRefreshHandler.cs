@@ -1,7 +1,6 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
-using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
 
 namespace Bridge.Worker.Handlers;
@@ -12,7 +11,7 @@ namespace Bridge.Worker.Handlers;
 /// keeps its current token (and its expiry). Rooms the new token no longer grants are left (<c>room.left</c> with
 /// reason <c>forbidden</c>).
 /// </summary>
-internal sealed class AuthRefreshHandler(ConnectionAdmission admission, RoomRegistry rooms) : IFrameHandler
+internal sealed class AuthRefreshHandler(ConnectionAdmission admission) : IFrameHandler
 {
     public string Type => MessageTypes.AuthRefresh;
 
@@ -44,18 +43,6 @@ internal sealed class AuthRefreshHandler(ConnectionAdmission admission, RoomRegi
         }
 
         session.Send(ControlFrames.AuthRefreshed(frame.Id, identity.Expires));
-        foreach (var (name, membership) in session.Rooms)
-        {
-            if (!identity.MayJoin(name) && session.Rooms.TryRemove(new KeyValuePair<string, RoomMembership>(name, membership)))
-            {
-                membership.Close();
-                if (membership.Room is { } room)
-                {
-                    await rooms.LeaveAsync(room, membership);
-                }
-
-                session.Send(ControlFrames.RoomLeftForbidden(name));
-            }
-        }
+        await session.Rooms.RevokeAsync(identity.MayJoin, session);
     }
 }

@@ -94,6 +94,7 @@ internal static class BridgeApp
         services.AddSingleton<MessageFallbacks>();
         services.AddSingleton<RoomMessageReader>();
         services.AddSingleton<RoomHistory>();
+        services.AddSingleton<IRoomLog>(sp => sp.GetRequiredService<RoomHistory>());
         services.AddSingleton<NatsRoomFeedFactory>();
         services.AddSingleton<IRoomFeedFactory>(sp => sp.GetRequiredService<NatsRoomFeedFactory>());
         services.AddHostedService<FeedCatchUp>();
@@ -108,7 +109,9 @@ internal static class BridgeApp
         // Rooms and connections
         services.AddSingleton<RoomRegistry>();
         services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<RoomReader>();
         services.AddSingleton<RoomJoiner>();
+        services.AddHostedService<StallDetector>();
         services.AddHostedService<ConnectionDrainer>();
 
         // Protocol: the handler table

@@ -8,7 +8,7 @@ namespace Bridge.Worker.Nats;
 /// the stream and whatever was stored while the feed was away is delivered before anything newer.
 /// </summary>
 internal sealed partial class FeedCatchUp(
-    NatsContext nats, RoomRegistry rooms, NatsRoomFeedFactory feeds, Operations.BridgeMetrics metrics, ILogger<FeedCatchUp> logger)
+    NatsContext nats, RoomRegistry rooms, Operations.BridgeMetrics metrics, ILogger<FeedCatchUp> logger)
     : IHostedService
 {
     // Rooms checked at once after a reconnect: enough to catch up thousands of rooms in seconds without
@@ -60,7 +60,7 @@ internal sealed partial class FeedCatchUp(
                 {
                     try
                     {
-                        await feeds.CatchUpAsync(room, ct);
+                        await room.Sequence.CatchUpAsync(ct);
                     }
                     catch (Exception ex) when (ex is not OperationCanceledException)
                     {

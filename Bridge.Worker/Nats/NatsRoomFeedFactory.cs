@@ -6,13 +6,11 @@ namespace Bridge.Worker.Nats;
 
 /// <summary>
 /// A room's live feed is one core NATS subscription on the stream's republish subject for that room:
-/// nearly free on the server (no consumer state), so a worker can hold tens of thousands.
-/// Republished messages carry the room's previous sequence, so a skipped message (a drop in the client's
-/// buffer, a reconnect) is seen at the next one and filled from the stream before anything later is delivered.
+/// nearly free on the server (no consumer state), so a worker can hold tens of thousands. Each stamped message is
+/// handed to the room's <see cref="RoomSequence"/>, which fills gaps and dispatches.
 /// </summary>
 internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, RoomHistory history, Operations.BridgeMetrics metrics, IOptions<NatsOptions> options, RoomMessageReader reader,
-    ILogger<NatsRoomFeedFactory> logger)
+    NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
     : IRoomFeedFactory
 {
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
@@ -21,10 +19,10 @@ internal sealed partial class NatsRoomFeedFactory(
         var subscription = await nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
         try
         {
-            // The seam: the server handles one connection's commands in order, so by the time it answers this
-            // request (written after the SUB) the subscription is in place. Every message stored after the answer
-            // comes live; everything up to it is the room's history. No extra PING round trip is needed.
-            room.LastSeq = await history.GetLastSeqAsync(room.Name, cancellationToken);
+            // The seam: the server handles one connection's commands in order, so by the time it answers the
+            // sequence's request for the room's last seq (written after the SUB) the subscription is in place.
+            // Every message stored after the answer comes live; everything up to it is the room's history.
+            await room.Sequence.StartAsync(cancellationToken);
         }
         catch
         {
@@ -33,25 +31,6 @@ internal sealed partial class NatsRoomFeedFactory(
         }
 
         return new Feed(this, room, subscription);
-    }
-
-    /// <summary>Delivers whatever the room stored that the live feed has not (after a reconnect).</summary>
-    public async Task CatchUpAsync(Room room, CancellationToken cancellationToken)
-    {
-        await room.Gate.WaitAsync(cancellationToken);
-        try
-        {
-            var last = await history.GetLastSeqAsync(room.Name, cancellationToken);
-            if (last > room.LastSeq)
-            {
-                LogCatchUp(room.Name, room.LastSeq, last);
-                await FillAsync(room, last, cancellationToken);
-            }
-        }
-        finally
-        {
-            room.Gate.Release();
-        }
     }
 
     private async Task PumpAsync(Room room, INatsSub<byte[]> subscription)
@@ -66,44 +45,14 @@ internal sealed partial class NatsRoomFeedFactory(
                 continue;
             }
 
-            await room.Gate.WaitAsync();
             try
             {
-                if (message.Seq <= room.LastSeq)
-                {
-                    continue; // already delivered by a fill
-                }
-
-                if (message.PreviousSeq > room.LastSeq)
-                {
-                    LogGap(room.Name, room.LastSeq, message.PreviousSeq);
-                    metrics.GapFilled();
-                    await FillAsync(room, message.PreviousSeq, CancellationToken.None);
-                }
-
-                room.LastSeq = message.Seq;
-                room.Dispatch(message);
+                await room.Sequence.OnLiveAsync(message);
             }
             catch (Exception ex)
             {
+                // A failed gap fill: the room's next message shows the gap again and fills it.
                 LogDispatchFailed(ex, room.Name);
-            }
-            finally
-            {
-                room.Gate.Release();
-            }
-        }
-    }
-
-    /// <summary>Dispatches the room's stored messages after its <see cref="Room.LastSeq"/> up to <paramref name="upTo"/>. Called under the room's gate.</summary>
-    private async Task FillAsync(Room room, ulong upTo, CancellationToken cancellationToken)
-    {
-        await foreach (var stored in history.ReadAsync(room.Name, room.LastSeq, upTo, cancellationToken))
-        {
-            if (stored.Seq > room.LastSeq)
-            {
-                room.LastSeq = stored.Seq;
-                room.Dispatch(stored);
             }
         }
     }
@@ -131,10 +80,4 @@ internal sealed partial class NatsRoomFeedFactory(
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Dispatching a message of room {Room} failed")]
     private partial void LogDispatchFailed(Exception exception, string room);
-
-    [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Gap in room {Room}: delivered up to {LastSeq}, next follows {PreviousSeq}; filling from the stream")]
-    private partial void LogGap(string room, ulong lastSeq, ulong previousSeq);
-
-    [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Catching up room {Room} from {LastSeq} to {StoredSeq}")]
-    private partial void LogCatchUp(string room, ulong lastSeq, ulong storedSeq);
 }

@@ -11,17 +11,20 @@ namespace Bridge.Worker.Nats;
 /// Reads a room's stored messages: positions and single messages by direct get (no consumer), ranges by a
 /// short-lived ordered consumer filtered on the room's subject. Nothing here holds server state after a call.
 /// </summary>
-internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader)
+internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader) : IRoomLog
 {
     // Messages per pull while replaying; large enough to stream fast, small enough to keep memory flat.
     private const int Batch = 256;
+
+    // The first pull of a read limited in bytes, before the room's message size is known.
+    private const int FirstBatch = 16;
 
     private INatsJSStream? _stream;
 
     private async ValueTask<INatsJSStream> StreamAsync(CancellationToken cancellationToken) =>
         _stream ??= await nats.JetStream.GetStreamAsync(options.Value.StreamName, cancellationToken: cancellationToken);
 
-    /// <summary>The stream sequence of the room's last stored message; 0 when it has none.</summary>
+    /// <inheritdoc />
     public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
@@ -35,7 +38,7 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
         return message is null ? null : reader.ReadStamped(room, message.Value);
     }
 
-    /// <summary>True when the message <paramref name="seq"/> is still stored and belongs to <paramref name="room"/>.</summary>
+    /// <inheritdoc />
     public async ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
@@ -64,15 +67,12 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
         }
     }
 
-    /// <summary>
-    /// The room's stored messages after <paramref name="afterSeq"/>, in order, up to <paramref name="upToSeq"/>
-    /// (inclusive) or, when null, up to the end of the stream as it is while reading.
-    /// </summary>
-    // mustReach: a seq known to be stored for the room (e.g. its last seq when the caller's live feed opened):
-    // reading does not stop at an empty fetch before reaching it, since a fetch can come back empty while messages
-    // are still on their way. Given up after a few empty tries (retention may have dropped it meanwhile).
+    /// <inheritdoc />
+    // mustReach: a fetch can come back empty while messages are still on their way, so reading does not stop at an
+    // empty fetch before reaching it. Given up after a few empty tries (retention may have dropped it meanwhile).
     public async IAsyncEnumerable<RoomMessage> ReadAsync(
-        string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0)
+        string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0,
+        ReadLimit limit = default)
     {
         // Nothing is after the top of the unsigned range (afterSeq + 1 would wrap to 0, which JetStream reads as
         // "no start sequence"), and nothing is in (afterSeq, upToSeq] when afterSeq >= upToSeq: no consumer then.
@@ -83,6 +83,11 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
 
         var last = afterSeq;
         var emptyTries = 0;
+        var left = limit.MaxMessages;
+        var bytesLeft = limit.MaxBytes;
+        // The largest message seen so far sizes the next fetch, so what one fetch brings into memory stays near the
+        // byte limit whatever the room's message size. Before any is seen, a small first fetch.
+        var largest = 0;
         var consumer = await nats.JetStream.CreateOrderedConsumerAsync(
             options.Value.StreamName,
             new NatsJSOrderedConsumerOpts
@@ -95,22 +100,31 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
                 InactiveThreshold = TimeSpan.FromSeconds(30),
             },
             cancellationToken);
-        while (true)
+        while (left > 0 && bytesLeft > 0)
         {
+            var batch = Math.Min(Batch, left);
+            if (limit.Bytes > 0)
+            {
+                batch = largest == 0 ? Math.Min(batch, FirstBatch) : (int)Math.Clamp(bytesLeft / largest, 1, batch);
+            }
+
             var received = 0;
-            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Batch }, cancellationToken: cancellationToken))
+            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken))
             {
                 received++;
                 var seq = msg.Metadata?.Sequence.Stream ?? 0;
-                if (upToSeq is { } limit && seq > limit)
+                if (upToSeq is { } limitSeq && seq > limitSeq)
                 {
                     yield break;
                 }
 
                 var timestamp = msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
                 last = seq;
+                largest = Math.Max(largest, msg.Size);
+                bytesLeft -= msg.Size;
+                left--;
                 yield return reader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
-                if (upToSeq is { } end && seq >= end)
+                if ((upToSeq is { } end && seq >= end) || left == 0 || bytesLeft <= 0)
                 {
                     yield break;
                 }

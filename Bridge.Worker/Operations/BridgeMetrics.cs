@@ -22,6 +22,12 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _resumes;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
+    private readonly Counter<long> _catchUps;
+    private readonly Counter<long> _catchUpReads;
+    private readonly Counter<long> _catchUpMessages;
+    private readonly Counter<long> _catchUpTruncated;
+    private readonly Histogram<double> _behind;
+    private Func<int>? _lagging;
     private readonly Counter<long> _natsReconnects;
     private readonly Counter<long> _authFailures;
     private readonly Counter<long> _rateLimited;
@@ -37,7 +43,7 @@ internal sealed class BridgeMetrics
         _opened = meter.CreateCounter<long>("bridge.connections.opened", description: "Connections accepted, by transport.");
         _closed = meter.CreateCounter<long>("bridge.connections.closed", description: "Connections ended, by transport and close code.");
         _active = meter.CreateUpDownCounter<long>("bridge.connections.active", description: "Open connections, by transport.");
-        _slowConsumers = meter.CreateCounter<long>("bridge.slow_consumer.closes", description: "Connections closed because their send queue overflowed (4008).");
+        _slowConsumers = meter.CreateCounter<long>("bridge.slow_consumer.closes", description: "Connections closed as stalled (4008): nothing written to them for StallTimeout, or answers overflowing a queue they do not read.");
         _messagesIn = meter.CreateCounter<long>("bridge.messages.in", description: "Messages published by clients, by transport.");
         _messagesOut = meter.CreateCounter<long>("bridge.messages.out", description: "Room messages written to clients, by transport.");
         _bytesOut = meter.CreateCounter<long>("bridge.sent", unit: "By", description: "Bytes of room messages written to clients, by transport.");
@@ -47,6 +53,16 @@ internal sealed class BridgeMetrics
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
         _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's live feed filled from the stream.");
+        _catchUps = meter.CreateCounter<long>("bridge.catchups", description: "Members that fell behind their room's live dispatch and read it from the stream, by transport.");
+        _catchUpReads = meter.CreateCounter<long>("bridge.catchup.reads", description: "Stream reads made for members behind their room.");
+        _catchUpMessages = meter.CreateCounter<long>("bridge.catchup.messages", description: "Messages read from the stream for members behind their room.");
+        _catchUpTruncated = meter.CreateCounter<long>("bridge.catchup.truncated", description: "Members so far behind that retention dropped messages before they read them (sent room.joined truncated).");
+        _behind = meter.CreateHistogram<double>("bridge.catchup.behind", unit: "s",
+            description: "How far behind its room a member was at each catch-up read: stream time of the first message read to now.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600] });
+        // Created here (not by its source, which is made on the first connection) so it is exported from the start.
+        meter.CreateObservableGauge("bridge.members.lagging", () => Volatile.Read(ref _lagging)?.Invoke() ?? 0,
+            description: "Members behind their room's live dispatch, reading it from the stream.");
         _natsReconnects = meter.CreateCounter<long>("bridge.nats.reconnects", description: "Times the NATS connection was re-established.");
         _authFailures = meter.CreateCounter<long>("bridge.auth.failures", description: "Requests and refreshes refused for their token or origin, by reason.");
         _rateLimited = meter.CreateCounter<long>("bridge.rate_limited", description: "Frames and connections refused by a limit, by limit.");
@@ -57,6 +73,9 @@ internal sealed class BridgeMetrics
     /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
     public void ObserveActiveRooms(Func<int> activeRooms) =>
         _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms with at least one local member (one NATS subscription each).");
+
+    /// <summary>Called by the room reader: members currently behind their room's live dispatch.</summary>
+    public void ObserveLaggingMembers(Func<int> lagging) => Volatile.Write(ref _lagging, lagging);
 
     public TimeProvider Time { get; }
 
@@ -91,13 +110,28 @@ internal sealed class BridgeMetrics
         }
     }
 
-    public void Resumed(int replayed, bool truncated)
-    {
-        _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
-        _replayed.Add(replayed);
-    }
+    /// <summary>A join with <c>since</c> answered <c>room.joined</c>.</summary>
+    public void Resumed(bool truncated) => _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
+
+    /// <summary>Messages read from the stream for a join with <c>since</c> (counted as they are read, also for joins cut short).</summary>
+    public void Replayed(int messages) => _replayed.Add(messages);
 
     public void GapFilled() => _gapFills.Add(1);
+
+    public void FellBehind(string transport) => _catchUps.Add(1, new KeyValuePair<string, object?>("transport", transport));
+
+    /// <summary>A stream read for a member behind: <paramref name="messages"/> read, the first stamped <paramref name="oldest"/> (ms).</summary>
+    public void CatchUpRead(int messages, long oldest)
+    {
+        _catchUpReads.Add(1);
+        _catchUpMessages.Add(messages);
+        if (oldest > 0)
+        {
+            _behind.Record(Math.Max(0, Time.GetUtcNow().ToUnixTimeMilliseconds() - oldest) / 1000.0);
+        }
+    }
+
+    public void CatchUpTruncated() => _catchUpTruncated.Add(1);
 
     public void NatsReconnected() => _natsReconnects.Add(1);
 

@@ -9,8 +9,14 @@ internal interface IRoomMember
     string User { get; }
 
     /// <summary>
-    /// Queues the message without waiting. A member whose queue is full closes itself (slow consumer);
-    /// it never blocks the room's other members.
+    /// A message from the room's live dispatch. Never waits and never throws: a member that cannot take it now
+    /// (joining, or behind) ignores or holds it, and reads what it missed from the stream.
     /// </summary>
     void Deliver(RoomMessage message);
+
+    /// <summary>
+    /// Called at the seam, under the room's sequencing gate: from now on, live messages are held (bounded) until the
+    /// member has read the stream up to the seam.
+    /// </summary>
+    void Hold();
 }

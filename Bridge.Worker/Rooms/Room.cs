@@ -1,15 +1,16 @@
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
-/// A room active on this worker: its local members and its one live feed. Members are held in a set; the
-/// fan-out path reads an array snapshot of it without a lock, rebuilt by the first dispatch after a change.
+/// A room active on this worker: its local members, its one live feed and its <see cref="Sequence"/>. Members are
+/// held in a set; the fan-out path reads an array snapshot of it without a lock, rebuilt by the first dispatch
+/// after a change.
 /// </summary>
 /// <remarks>
 /// Not copy-on-write per join: N members joining one room copied N²/2 references (1.4 GB of garbage, most of it
 /// on the large-object heap, for 18,500 joins), which added ~11 KB of RSS per idle member until a full GC
 /// (docs/benchmarks.md). Now a join or leave is O(1) and a burst of them costs one copy at the next message.
 /// </remarks>
-internal sealed class Room(string name)
+internal sealed class Room
 {
     private readonly Lock _gate = new();
     private readonly HashSet<IRoomMember> _members = new(ReferenceEqualityComparer.Instance);
@@ -18,18 +19,21 @@ internal sealed class Room(string name)
     private bool _closed;
     private Task<IAsyncDisposable>? _feed;
 
-    public string Name { get; } = name;
+    private readonly RoomServices _services;
+
+    public Room(string name, RoomServices services)
+    {
+        Name = name;
+        _services = services;
+        Sequence = new RoomSequence(this, services);
+    }
+
+    public string Name { get; }
 
     public int MemberCount => Volatile.Read(ref _memberCount);
 
-    /// <summary>
-    /// Stream sequence up to which this room's messages have been dispatched: set from the stream when the feed
-    /// opens, then advanced by every dispatch. Read and written under <see cref="Gate"/> by the feed.
-    /// </summary>
-    public ulong LastSeq { get; set; }
-
-    /// <summary>Serializes what dispatches into the room: the live feed, and gap fills after a reconnect.</summary>
-    public SemaphoreSlim Gate { get; } = new(1, 1);
+    /// <summary>The room's position, gap fills and seams: everything that dispatches goes through it.</summary>
+    public RoomSequence Sequence { get; }
 
     /// <summary>Adds a member; false when the room is closing and the caller must look it up again.</summary>
     public bool TryAdd(IRoomMember member)
@@ -72,6 +76,9 @@ internal sealed class Room(string name)
             return false;
         }
     }
+
+    /// <summary>Takes <paramref name="member"/> out of the room (its registry closes the room after the last one).</summary>
+    public ValueTask LeaveAsync(IRoomMember member) => _services.Registry.LeaveAsync(this, member);
 
     /// <summary>Opens the live feed once; every joiner awaits the same subscription, and a failed one is retried by the next joiner.</summary>
     public async ValueTask EnsureFeedAsync(IRoomFeedFactory factory, CancellationToken cancellationToken)
@@ -117,9 +124,9 @@ internal sealed class Room(string name)
     }
 
     /// <summary>
-    /// Fans one message out to every local member; called by the room's feed, one message at a time. One member
+    /// Fans one message out to every local member; called by <see cref="Sequence"/>, one message at a time. One member
     /// that throws does not cost the others the message (issue 12): every member gets its turn, then the failures
-    /// are thrown together for the feed to log.
+    /// are thrown together for the sequence to log.
     /// </summary>
     public void Dispatch(RoomMessage message)
     {

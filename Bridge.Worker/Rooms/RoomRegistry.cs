@@ -13,12 +13,14 @@ internal sealed class RoomRegistry : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly IRoomFeedFactory _feeds;
     private readonly PresenceTracker? _presence;
+    private readonly RoomServices _services;
 
-    public RoomRegistry(IRoomFeedFactory feeds, Operations.BridgeMetrics metrics, PresenceTracker? presence = null)
+    public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, PresenceTracker? presence = null)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
         _presence = presence;
+        _services = new RoomServices(this, log, metrics, logger);
         metrics.ObserveActiveRooms(() => _rooms.Count);
     }
 
@@ -34,7 +36,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
     {
         while (true)
         {
-            var room = _rooms.GetOrAdd(name, static n => new Room(n));
+            var room = _rooms.GetOrAdd(name, static (n, services) => new Room(n, services), _services);
             if (!room.TryAdd(member))
             {
                 // Its last member left a moment ago; drop the closed instance and take a fresh one.

@@ -70,20 +70,21 @@ internal sealed class PollEndpoint(
             var reader = session.Queue.Reader;
             try
             {
-                // Answer once something arrived and every room has a position (so the cursor resumes them all).
-                while (messages.Count < o.PollMaxMessages &&
-                       (messages.Count == 0 || !rooms.All(positions.ContainsKey) || reader.Count > 0))
+                // Answer once something arrived, every room has a position (so the cursor resumes them all) and no
+                // join is still reading its backlog (so a long backlog comes in full pages).
+                bool Settled() => messages.Count > 0 && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
+                while (messages.Count < o.PollMaxMessages && (!Settled() || reader.Count > 0))
                 {
                     if (!reader.TryRead(out var frame))
                     {
-                        if (messages.Count > 0 && rooms.All(positions.ContainsKey))
+                        if (Settled())
                         {
                             break;
                         }
 
                         if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))
                         {
-                            break; // the session closed (e.g. a join buffer overflowed): answer with what there is
+                            break; // the session closed (e.g. the worker is shutting down): answer with what there is
                         }
 
                         continue;
@@ -120,7 +121,7 @@ internal sealed class PollEndpoint(
         {
             session.RequestClose(CloseCodes.Normal, "poll answered");
             await joining;
-            await joiner.LeaveAllAsync(session);
+            await session.LeaveAllRoomsAsync();
         }
 
         await heartbeatStop.CancelAsync();

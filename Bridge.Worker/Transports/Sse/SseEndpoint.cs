@@ -33,6 +33,9 @@ internal sealed partial class SseEndpoint(
 
     private static readonly byte[] HeartbeatBytes = ": heartbeat\n\n"u8.ToArray();
 
+    // Bytes written to the response between flushes while a backlog drains.
+    private const int FlushEvery = 32 * 1024;
+
     public async Task HandleAsync(HttpContext context)
     {
         var (admitted, refusal) = await admission.AdmitAsync(context);
@@ -113,7 +116,7 @@ internal sealed partial class SseEndpoint(
         finally
         {
             session.RequestClose(CloseCodes.Normal, "closed");
-            await joiner.LeaveAllAsync(session);
+            await session.LeaveAllRoomsAsync();
             tracker.Remove(session);
             LogClosed(session.ConnectionId, session.CloseRequested?.Reason ?? "closed");
         }
@@ -129,8 +132,18 @@ internal sealed partial class SseEndpoint(
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
             {
+                var unflushed = 0;
                 while (session.CloseRequested is null && reader.TryRead(out var frame))
                 {
+                    // A frame counts as sent once written to the response; flushing every so often keeps what the
+                    // response holds unsent small, so a client that stops reading backs up into the bounded queue.
+                    if (unflushed > FlushEvery)
+                    {
+                        await writer.FlushAsync(aborted);
+                        unflushed = 0;
+                    }
+
+                    unflushed += frame.Bytes.Length;
                     if (frame.Type == HeartbeatType)
                     {
                         writer.Write(frame.Bytes);

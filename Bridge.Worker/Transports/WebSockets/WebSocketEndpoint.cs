@@ -12,7 +12,6 @@ namespace Bridge.Worker.Transports.WebSockets;
 /// <summary><c>GET /ws</c>: negotiates the subprotocol, accepts the socket and runs the connection until it ends.</summary>
 internal sealed partial class WebSocketEndpoint(
     FrameDispatcher dispatcher,
-    RoomJoiner joiner,
     ConnectionTracker tracker,
     ConnectionAdmission admission,
     IOptions<ConnectionOptions> options,
@@ -75,7 +74,7 @@ internal sealed partial class WebSocketEndpoint(
         }
         finally
         {
-            await joiner.LeaveAllAsync(session);
+            await session.LeaveAllRoomsAsync();
             tracker.Remove(session);
         }
     }

@@ -1,0 +1,76 @@
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Worker.Connections;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>
+/// A member so far behind that retention drops messages before it reads them is told, as a resume would be
+/// (<c>room.joined</c> with <c>truncated</c>), then goes on from what is kept. Its own nats-server: the stream here
+/// keeps only 100 messages per room.
+/// </summary>
+public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
+
+    [Fact]
+    public async Task A_member_behind_beyond_retention_gets_room_joined_truncated_then_what_is_kept_and_ends_live()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [("Bridge:Nats:MaxMessagesPerRoom", "100"), .. Bursts.SmallSendQueue]);
+        using var meters = new WorkerMeters(worker);
+        var room = Names.Room();
+        await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096, startReading: false);
+        await paused.JoinAsync(room);
+        await Eventually.TrueAsync(() => worker.Get<ConnectionTracker>().Sessions.Count(s => s.Rooms.Find(room)?.State == MemberState.Live) == 1);
+
+        // 3,000 messages of 4 KiB (12 MB): the paused member's queue and sockets hold a small part; the stream keeps
+        // the last 100, so where it stopped is long gone when it reads again.
+        var publishing = Bursts.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
+        var seqs = await publishing;
+
+        paused.StartReading();
+        var frames = new List<Frame>();
+        while (frames.LastOrDefault()?.Seq != seqs[^1] || frames.Last().Type != Bursts.Type)
+        {
+            frames.Add(await paused.WaitForAsync(f => f.Room == room, Long));
+        }
+
+        var received = frames.Where(f => f.Type == Bursts.Type).Select(f => f.Seq).ToList();
+        var notices = frames.Where(f => f.Type == MessageTypes.RoomJoined).ToList();
+        Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
+        Assert.Subset(received.ToHashSet(), seqs.TakeLast(100).ToHashSet());
+        Assert.True(received.Count < seqs.Count, "retention dropped some of what it missed");
+        Assert.False(notices[0].Payload!["truncated"]!.GetValue<bool>()); // the join's
+        Assert.NotEmpty(notices.Skip(1));
+        Assert.All(notices.Skip(1), n => Assert.True(n.Payload!["truncated"]!.GetValue<bool>()));
+
+        // No silent loss: after every gap (burst messages it never got), a truncated notice follows.
+        var index = seqs.Select((seq, i) => (seq, i)).ToDictionary(p => p.seq, p => p.i);
+        var previous = -1;
+        for (var at = 0; at < frames.Count; at++)
+        {
+            if (frames[at].Type != Bursts.Type)
+            {
+                continue;
+            }
+
+            var i = index[frames[at].Seq];
+            if (i > previous + 1)
+            {
+                Assert.True(frames.Skip(at).Any(f => f.Type == MessageTypes.RoomJoined && f.Payload!["truncated"]!.GetValue<bool>()),
+                    $"a gap before {frames[at].Seq} (index {i}, previous {previous}) with no truncated notice after it; frames: " +
+                    string.Join(" ", frames.Select(f => f.Type == MessageTypes.RoomJoined ? $"[joined {f.Seq} {f.Payload!["truncated"]}]" : $"{index[f.Seq]}")));
+            }
+
+            previous = i;
+        }
+
+        Assert.True(meters.Total("bridge.catchup.truncated") >= 1);
+
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind == 0, Long);
+        var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
+        Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Bursts.Type)).Seq);
+        Assert.False(paused.Closed.IsCompleted);
+    }
+}

@@ -1,0 +1,103 @@
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Operations;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Bridge.Tests.Unit;
+
+public sealed class SendQueueTests
+{
+    private static OutboundFrame Frame(int bytes = 10, string type = "x") => new(new byte[bytes], type);
+
+    [Fact]
+    public void Room_messages_stop_at_the_high_water_mark_and_answers_still_go_into_the_reserve_above_it()
+    {
+        var queue = new OutboundQueue(capacity: 8, maxBytes: 1000);
+        var messages = 0;
+        while (queue.TryEnqueueMessage(Frame()))
+        {
+            messages++;
+        }
+
+        Assert.Equal(8, messages);
+        Assert.Equal((0, 1000 - 80), queue.RoomForMessages);
+        Assert.True(queue.TryEnqueue(Frame()));
+        Assert.True(queue.TryEnqueue(Frame()));
+        Assert.False(queue.TryEnqueue(Frame()));
+        Assert.Equal(10, queue.Count);
+
+        // Written frames make room again, for answers first: room messages wait until the queue is below its mark.
+        Assert.True(queue.Reader.TryRead(out var sent));
+        queue.OnSent(sent);
+        Assert.False(queue.TryEnqueueMessage(Frame()));
+        Assert.True(queue.TryEnqueue(Frame()));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(queue.Reader.TryRead(out sent));
+            queue.OnSent(sent);
+        }
+
+        Assert.True(queue.TryEnqueueMessage(Frame()));
+    }
+
+    [Fact]
+    public void A_message_larger_than_the_room_left_still_goes_into_a_queue_below_its_mark_and_the_bytes_stay_bounded()
+    {
+        var queue = new OutboundQueue(capacity: 100, maxBytes: 1000);
+        Assert.True(queue.TryEnqueueMessage(Frame(700)));
+        Assert.True(queue.TryEnqueueMessage(Frame(700)));
+        Assert.False(queue.TryEnqueueMessage(Frame(1)));
+        Assert.False(queue.TryEnqueue(Frame(1)));
+        Assert.Equal(1400, queue.QueuedBytes);
+    }
+
+    [Fact]
+    public async Task A_connection_with_frames_waiting_and_none_written_for_the_stall_timeout_is_closed_with_4008_and_others_are_not()
+    {
+        var time = new FakeTimeProvider();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), time));
+        var options = Options.Create(new ConnectionOptions { StallTimeout = TimeSpan.FromSeconds(30) });
+        using var detector = new StallDetector(tracker, options, time, NullLogger<StallDetector>.Instance);
+        ClientSession Open(string id)
+        {
+            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+            tracker.Add(session);
+            return session;
+        }
+
+        var stalled = Open("stalled");
+        var slow = Open("slow");
+        var idle = Open("idle");
+        stalled.Send(Frame());
+        slow.Send(Frame());
+        slow.Send(Frame());
+        await detector.StartAsync(CancellationToken.None);
+
+        // The detector sweeps every second of the fake clock; the slow one writes a frame every 20 s.
+        for (var second = 1; second <= 29; second++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            if (second == 20)
+            {
+                Assert.True(slow.Queue.Reader.TryRead(out var frame));
+                slow.Queue.OnSent(frame);
+            }
+        }
+
+        Assert.Null(stalled.CloseRequested);
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(CloseCodes.SlowConsumer, stalled.CloseRequested?.Code);
+        Assert.StartsWith("stalled", stalled.CloseRequested!.Reason, StringComparison.Ordinal);
+
+        time.Advance(TimeSpan.FromSeconds(60));
+        Assert.Null(idle.CloseRequested);
+        // The slow one still had a frame waiting and wrote nothing after second 20: stalled too, by second 51.
+        Assert.Equal(CloseCodes.SlowConsumer, slow.CloseRequested?.Code);
+    }
+}

@@ -1,0 +1,347 @@
+using Bridge.Worker.Operations;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Connections;
+
+/// <summary>
+/// Reads a room from the stream for a member until it is on the live dispatch: a join with <c>since</c> (a resume),
+/// and a live member that fell behind (its queue was full of room messages), are the same path. The member reads
+/// from its position towards the room's live position without holding live messages; once it has caught up with
+/// where the room was, it takes the seam, reads the rest up to it while live messages after the seam are held, and
+/// goes live. A member still slower than the room overflows its hold and goes round again, reading, never closed:
+/// only a connection that writes nothing for <see cref="ConnectionOptions.StallTimeout"/> is closed (4008).
+/// </summary>
+/// <remarks>
+/// Reads are paced, not shared: each read brings in no more than the member's queue has room for (so memory per member behind is its queue bytes plus that one read, however far behind), a
+/// member waits for headroom in its queue before its next read without holding anything, and at most
+/// <see cref="ConnectionOptions.MaxConcurrentStreamReads"/> reads run on a worker at once: the others wait their
+/// turn. Sharing one reader per room would save stream reads when many members of one room are at the same
+/// position, but members fall behind at different positions and read at their own speed; pacing keeps each
+/// member's memory bounded and the stream's load capped without coupling members to each other.
+/// </remarks>
+internal sealed partial class RoomReader
+{
+    // After a failed read of a member already joined: wait, then read again (the connection stays).
+    private static readonly TimeSpan RetryMin = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan RetryMax = TimeSpan.FromSeconds(5);
+
+    private readonly IRoomLog _log;
+    private readonly BridgeMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RoomReader> _logger;
+    private readonly SemaphoreSlim _reads;
+    private int _behind;
+
+    public RoomReader(IRoomLog log, BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time, ILogger<RoomReader> logger)
+    {
+        _log = log;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        var o = options.Value;
+        _reads = new SemaphoreSlim(o.MaxConcurrentStreamReads, o.MaxConcurrentStreamReads);
+        HoldCapacity = o.JoinBufferCapacity;
+        HoldBytes = o.SendQueueMaxBytes;
+        metrics.ObserveLaggingMembers(() => Behind);
+    }
+
+    /// <summary>Live messages a member holds past the seam before it gives up and reads again.</summary>
+    public int HoldCapacity { get; }
+
+    /// <summary>Payload bytes a member holds past the seam before it gives up and reads again.</summary>
+    public long HoldBytes { get; }
+
+    /// <summary>Members on this worker that fell behind the live dispatch and are not live again yet.</summary>
+    public int Behind => Volatile.Read(ref _behind);
+
+    /// <summary>
+    /// Joins <paramref name="member"/> (attached to <paramref name="room"/> at its <c>since</c>, or at 0 to join live):
+    /// reads the room from <paramref name="since"/> if given, sends <c>room.joined</c> at the first seam, and goes live
+    /// (or, when it is slower than the room, goes on reading until it is). Returns once <c>room.joined</c> is queued;
+    /// a failure before that is thrown (the caller answers <c>unavailable</c>), a failure after it is retried.
+    /// </summary>
+    public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, ulong? since, CancellationToken cancellationToken)
+    {
+        var join = new Progress(isJoin: true, since);
+        var live = await RoundAsync(member, room, join, cancellationToken);
+        if (!join.Answered)
+        {
+            return null; // closed while joining
+        }
+
+        if (!live && member.State != MemberState.Closed)
+        {
+            // Slower than the room already: the same catch-up a live member gets when it falls behind.
+            StartCatchUp(member);
+        }
+
+        return new JoinResult(join.Position, join.Replayed, join.Truncated);
+    }
+
+    /// <summary>Starts reading for a member that fell behind; never waits (called from the live dispatch).</summary>
+    public void StartCatchUp(RoomMembership member) =>
+        member.Session.StartBackground(ct => CatchUpAsync(member, ct));
+
+    private async Task CatchUpAsync(RoomMembership member, CancellationToken cancellationToken)
+    {
+        if (member.Room is not { } room)
+        {
+            return;
+        }
+
+        LogFellBehind(member.ConnectionId, member.RoomName, member.Position);
+        var progress = new Progress(isJoin: false, since: null);
+        var retry = RetryMin;
+        try
+        {
+            // Holding too: a round that failed after its seam goes round again (the hold stays valid).
+            while (member.State is MemberState.Reading or MemberState.Holding)
+            {
+                try
+                {
+                    if (await RoundAsync(member, room, progress, cancellationToken))
+                    {
+                        LogCaughtUp(member.ConnectionId, member.RoomName, member.Position);
+                        return;
+                    }
+
+                    retry = RetryMin;
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // The NATS side failing (timeouts included): the member stays, and reads again later.
+                    LogReadFailed(ex, member.ConnectionId, member.RoomName, retry);
+                    await Task.Delay(retry, _time, cancellationToken);
+                    retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, RetryMax.Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The connection is closing.
+        }
+    }
+
+    /// <summary>
+    /// One round: read towards the live position, take the seam, read up to it, activate. True when the member is
+    /// live at the end; false when it is closed or still behind (a catch-up goes round again).
+    /// </summary>
+    private async Task<bool> RoundAsync(RoomMembership member, Room room, Progress progress, CancellationToken cancellationToken)
+    {
+        // A live join reads nothing: its position is the seam. Otherwise: towards the room's live position without
+        // holding, then (past the seam) the rest up to the seam.
+        var reads = !progress.IsJoin || progress.Since is not null;
+        if (reads && !await ReadTowardsAsync(member, room, null, progress, cancellationToken))
+        {
+            return false;
+        }
+
+        var seam = await room.Sequence.SeamAsync(member, cancellationToken);
+        if (reads && !await ReadTowardsAsync(member, room, seam, progress, cancellationToken))
+        {
+            return false;
+        }
+
+        ControlFrame? joined = null;
+        var position = Math.Max(member.Position, seam);
+        if (progress is { IsJoin: true, Answered: false })
+        {
+            if (progress.Since is > 0 and var since && !progress.SinceChecked)
+            {
+                progress.Truncated = !await _log.IsStoredInRoomAsync(room.Name, since, cancellationToken);
+            }
+
+            // A `since` that is not (or no longer) this room's is not trusted as a position: only what was read is.
+            position = progress.Truncated && progress.Replayed == 0 ? seam : position;
+            progress.Position = position;
+            progress.Answered = true;
+            joined = ControlFrames.RoomJoined(room.Name, position, progress.Replayed, progress.Truncated);
+        }
+
+        return member.Activate(joined, position);
+    }
+
+    /// <summary>
+    /// Reads until the member's position reaches <paramref name="seam"/> (null: the room's live position, looked up
+    /// again before each read); false when the membership closed meanwhile.
+    /// </summary>
+    private async Task<bool> ReadTowardsAsync(RoomMembership member, Room room, ulong? seam, Progress progress, CancellationToken cancellationToken)
+    {
+        while (member.Position < (seam ?? room.Sequence.Position))
+        {
+            switch (await ReadAsync(member, room, seam ?? room.Sequence.Position, progress, cancellationToken))
+            {
+                case ReadOutcome.Closed:
+                    return false;
+                case ReadOutcome.ReachedTarget:
+                    return true;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// One paced read for <paramref name="member"/>, from its position towards <paramref name="target"/>: waits for
+    /// headroom in its queue, then for a read slot, then queues what fits.
+    /// </summary>
+    private async Task<ReadOutcome> ReadAsync(RoomMembership member, Room room, ulong target, Progress progress, CancellationToken cancellationToken)
+    {
+        var queue = member.Session.Queue;
+        await queue.WaitForHeadroomAsync(cancellationToken);
+        var (frames, bytes) = queue.RoomForMessages;
+        var start = member.Position;
+        var count = 0;
+        var full = false;
+        var closed = false;
+        long oldest = 0;
+        bool startKept;
+        await _reads.WaitAsync(cancellationToken);
+        try
+        {
+            await foreach (var message in _log.ReadAsync(room.Name, start, target, cancellationToken, mustReach: target,
+                               new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes))))
+            {
+                var result = member.DeliverRead(message);
+                if (result != ReadResult.Sent)
+                {
+                    closed = result == ReadResult.Closed;
+                    full = result == ReadResult.Full;
+                    break;
+                }
+
+                if (count++ == 0)
+                {
+                    oldest = message.Timestamp;
+                }
+            }
+
+            // Retention drops a room's oldest messages first: if the read's start is still stored now, nothing after
+            // it was dropped before this read got to it. Otherwise messages may have been skipped.
+            startKept = closed || start == 0 || await _log.IsStoredInRoomAsync(room.Name, start, cancellationToken);
+        }
+        finally
+        {
+            _reads.Release();
+            // Counted also when the read ends early (the connection closing): what was queued was read.
+            Account(progress, start, count, oldest);
+        }
+
+        if (closed)
+        {
+            return ReadOutcome.Closed;
+        }
+
+        if (!startKept)
+        {
+            if (count == 0 && !full)
+            {
+                // Retention dropped everything up to the target: that is the position now (the notice follows the gap).
+                member.SkipTo(target);
+            }
+
+            OnTruncated(member, room, progress, start);
+        }
+        else if (count == 0 && !full && start > 0 && start < target)
+        {
+            // The start is kept and the target is a later message of the room, so something is stored between them
+            // that the read did not return (a fetch that came back empty under load): read again.
+            throw new InvalidOperationException($"the stream returned nothing after {start} in room '{room.Name}', short of {target}");
+        }
+
+        return full || count > 0 && member.Position < target ? ReadOutcome.More : ReadOutcome.ReachedTarget;
+    }
+
+    private void Account(Progress progress, ulong start, int count, long oldest)
+    {
+        if (progress.IsJoin && !progress.Answered)
+        {
+            progress.Replayed += count;
+            progress.SinceChecked |= start == progress.Since;
+            _metrics.Replayed(count);
+        }
+        else
+        {
+            _metrics.CatchUpRead(count, oldest);
+        }
+    }
+
+    private void OnTruncated(RoomMembership member, Room room, Progress progress, ulong start)
+    {
+        if (progress.IsJoin && !progress.Answered)
+        {
+            progress.Truncated = true; // reported by room.joined
+            return;
+        }
+
+        if (progress.GoneAfter == start)
+        {
+            return; // already said for this position
+        }
+
+        // Behind the room for longer than retention keeps: say so as a resume would, then go on from what is kept.
+        progress.GoneAfter = start;
+        LogTruncated(member.ConnectionId, room.Name, start, member.Position);
+        _metrics.CatchUpTruncated();
+        member.Send(ControlFrames.RoomJoined(room.Name, member.Position, 0, truncated: true));
+    }
+
+    internal void FellBehind(RoomMembership member)
+    {
+        Interlocked.Increment(ref _behind);
+        _metrics.FellBehind(member.Session.Transport);
+    }
+
+    internal void CaughtUp(RoomMembership member) => Interlocked.Decrement(ref _behind);
+
+    private enum ReadOutcome
+    {
+        /// <summary>The read reached its target (or the stream has nothing more up to it).</summary>
+        ReachedTarget,
+
+        /// <summary>The read stopped short (the queue's room): read again after headroom.</summary>
+        More,
+
+        Closed,
+    }
+
+    /// <summary>
+    /// One member's reading: for a join, what <c>room.joined</c> will say; for a catch-up, the position after which
+    /// it was last told that messages may be gone.
+    /// </summary>
+    private sealed class Progress(bool isJoin, ulong? since)
+    {
+        public bool IsJoin { get; } = isJoin;
+
+        public ulong? Since { get; } = since;
+
+        public ulong? GoneAfter { get; set; }
+
+        public bool SinceChecked { get; set; }
+
+        public int Replayed { get; set; }
+
+        public bool Truncated { get; set; }
+
+        public bool Answered { get; set; }
+
+        public ulong Position { get; set; }
+    }
+
+    [LoggerMessage(EventId = 2111, Level = LogLevel.Debug, Message = "Connection {ConnectionId} fell behind in {Room} at {Seq}; reading the room from the stream")]
+    private partial void LogFellBehind(string connectionId, string room, ulong seq);
+
+    [LoggerMessage(EventId = 2112, Level = LogLevel.Debug, Message = "Connection {ConnectionId} caught up in {Room} at {Seq}; live again")]
+    private partial void LogCaughtUp(string connectionId, string room, ulong seq);
+
+    [LoggerMessage(EventId = 2113, Level = LogLevel.Debug, Message = "Connection {ConnectionId} is behind {Room} beyond retention: messages after {Start} may be gone (now at {Seq}); sent truncated")]
+    private partial void LogTruncated(string connectionId, string room, ulong start, ulong seq);
+
+    [LoggerMessage(EventId = 2114, Level = LogLevel.Warning, Message = "Connection {ConnectionId} could not read {Room} from the stream; retrying in {Delay}")]
+    private partial void LogReadFailed(Exception exception, string connectionId, string room, TimeSpan delay);
+}
+
+/// <summary>What <c>room.joined</c> said: the position, messages replayed before it, and whether retention cut the resume short.</summary>
+internal sealed record JoinResult(ulong Position, int Replayed, bool Truncated);

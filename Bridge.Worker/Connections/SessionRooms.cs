@@ -1,0 +1,167 @@
+using Bridge.Worker.Protocol;
+
+namespace Bridge.Worker.Connections;
+
+/// <summary>
+/// The rooms of one connection, joined or joining: the one owner of that table. Joining adds a membership here,
+/// and leaving a room (asked by the client, refused by a refreshed token, a failed join, the connection closing)
+/// is this one path: out of the table, the membership closed, out of the room.
+/// </summary>
+internal sealed class SessionRooms
+{
+    // A connection's rooms change from its own receive loop and its few background joins: one lock is enough. The
+    // table is created by the first join; most idle connections hold no room (docs/benchmarks.md, memory per idle
+    // WebSocket).
+    private readonly Lock _gate = new();
+    private Dictionary<string, RoomMembership>? _rooms;
+
+    /// <summary>Rooms joined or joining.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rooms?.Count ?? 0;
+            }
+        }
+    }
+
+    /// <summary>True while a join has not answered yet (it is reading its backlog, or waiting to start).</summary>
+    public bool AnyJoining
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rooms is not null && _rooms.Values.Any(m => m.IsJoining);
+            }
+        }
+    }
+
+    /// <summary>The membership in <paramref name="room"/>, joined or joining; null when none.</summary>
+    public RoomMembership? Find(string room)
+    {
+        lock (_gate)
+        {
+            return _rooms is not null && _rooms.TryGetValue(room, out var membership) ? membership : null;
+        }
+    }
+
+    /// <summary>Adds a membership for a join, unless the connection is already in (or joining) its room, or in <paramref name="maxRooms"/> rooms.</summary>
+    public AddResult TryAdd(RoomMembership membership, int maxRooms, out RoomMembership? existing)
+    {
+        lock (_gate)
+        {
+            _rooms ??= new Dictionary<string, RoomMembership>(1, StringComparer.Ordinal);
+            if (_rooms.TryGetValue(membership.RoomName, out existing))
+            {
+                return AddResult.AlreadyIn;
+            }
+
+            if (_rooms.Count >= maxRooms)
+            {
+                return AddResult.TooManyRooms;
+            }
+
+            _rooms.Add(membership.RoomName, membership);
+            return AddResult.Added;
+        }
+    }
+
+    /// <summary>Leaves <paramref name="room"/>; false when the connection was neither in it nor joining it.</summary>
+    public async ValueTask<bool> LeaveAsync(string room)
+    {
+        RoomMembership? membership;
+        lock (_gate)
+        {
+            if (_rooms is null || !_rooms.Remove(room, out membership))
+            {
+                return false;
+            }
+        }
+
+        await CloseAndLeaveAsync(membership);
+        return true;
+    }
+
+    /// <summary>Leaves the room of <paramref name="membership"/> if it is still this connection's membership there (a failed join).</summary>
+    public async ValueTask LeaveAsync(RoomMembership membership)
+    {
+        lock (_gate)
+        {
+            if (_rooms is not null && _rooms.TryGetValue(membership.RoomName, out var current) && ReferenceEquals(current, membership))
+            {
+                _rooms.Remove(membership.RoomName);
+            }
+        }
+
+        await CloseAndLeaveAsync(membership);
+    }
+
+    /// <summary>
+    /// Leaves every room <paramref name="stillGranted"/> refuses (after a token refresh), telling the client with
+    /// <c>room.left {reason: forbidden}</c>; returns how many were left.
+    /// </summary>
+    public async ValueTask<int> RevokeAsync(Func<string, bool> stillGranted, ClientSession session)
+    {
+        List<RoomMembership> revoked = [];
+        lock (_gate)
+        {
+            foreach (var (name, membership) in _rooms ?? [])
+            {
+                if (!stillGranted(name))
+                {
+                    revoked.Add(membership);
+                }
+            }
+
+            foreach (var membership in revoked)
+            {
+                _rooms!.Remove(membership.RoomName);
+            }
+        }
+
+        foreach (var membership in revoked)
+        {
+            await CloseAndLeaveAsync(membership);
+            session.Send(ControlFrames.RoomLeftForbidden(membership.RoomName));
+        }
+
+        return revoked.Count;
+    }
+
+    /// <summary>Leaves every room (the connection is closing; its background joins have ended).</summary>
+    public async Task LeaveAllAsync()
+    {
+        List<RoomMembership> all;
+        lock (_gate)
+        {
+            all = _rooms is null ? [] : [.. _rooms.Values];
+            _rooms = null;
+        }
+
+        foreach (var membership in all)
+        {
+            await CloseAndLeaveAsync(membership);
+        }
+    }
+
+    private static async ValueTask CloseAndLeaveAsync(RoomMembership membership)
+    {
+        // Closing first: no fan-out already under way delivers after this; the room is left exactly once, here or by
+        // a join still in flight (which finds the membership closed when it reaches the room).
+        if (membership.Close() is { } room)
+        {
+            await room.LeaveAsync(membership);
+        }
+    }
+}
+
+/// <summary>What <see cref="SessionRooms.TryAdd"/> did.</summary>
+internal enum AddResult
+{
+    Added,
+    AlreadyIn,
+    TooManyRooms,
+}
