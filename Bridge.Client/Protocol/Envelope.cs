@@ -24,6 +24,9 @@ internal sealed class Envelope
 
     public byte[]? Binary { get; set; }
 
+    /// <summary>A MessagePack connection's non-binary payload as received (<see cref="Payload"/> is its JSON rendering).</summary>
+    public byte[]? MessagePack { get; set; }
+
     /// <summary><c>room.state</c>: its messages, decoded like room messages (binary payloads kept).</summary>
     public List<Envelope>? Messages { get; set; }
 
@@ -51,5 +54,6 @@ internal sealed class Envelope
         From = From,
         Payload = Binary is null ? Payload : null,
         BinaryPayload = Binary,
+        MessagePackPayload = Binary is null ? MessagePack : null,
     };
 }

@@ -23,11 +23,18 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
         CancellationToken cancellationToken)
     {
         var o = options.Value;
+        if (kind == PayloadKind.MessagePack && o.StoreMessagePackAsJson)
+        {
+            // The older storage, for backends that read only JSON from the stream: checked at the edge, so it converts.
+            payload = PayloadTranscoder.MessagePackToJson(payload);
+            kind = PayloadKind.Json;
+        }
+
         var headers = new NatsHeaders
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
-            [NatsSubjects.ContentTypeHeader] = kind == PayloadKind.Binary ? NatsSubjects.BinaryContentType : NatsSubjects.JsonContentType,
+            [NatsSubjects.ContentTypeHeader] = RoomMessageReader.ContentTypeOf(kind),
         };
         NatsJSPubOpts? pubOpts = null;
         if (id is not null)
