@@ -58,7 +58,7 @@ public static class RepoPaths
     /// </summary>
     public static async Task<string> EnsureToolAsync(string script, CancellationToken cancellationToken = default)
     {
-        var (code, output, error) = await ChildProcess.RunAsync(Path.Combine(Root, "scripts", script), [], TimeSpan.FromMinutes(5), cancellationToken);
+        var (code, output, error) = await ChildProcess.RunAsync(Path.Combine(Root, "scripts", script), [], TimeSpan.FromMinutes(5), cancellationToken: cancellationToken);
         var path = output.Trim();
         return code == 0 && File.Exists(path) ? path : throw new InvalidOperationException($"scripts/{script} found nothing (exit code {code}): {error.Trim()}");
     }

@@ -23,7 +23,7 @@ internal static class ServiceProcess
         var url = new Uri($"http://127.0.0.1:{ChildProcess.FreePort().ToString(CultureInfo.InvariantCulture)}");
         var peer = ChildProcess.Start("signalr", "dotnet", [dll, $"--urls={url}", $"--Redis=127.0.0.1:{redisPort.ToString(CultureInfo.InvariantCulture)}"],
             ChildProcessOptions.Echo("signalr", stdout: false));
-        return (await ReadyAsync(peer, new Uri(url, "/healthz"), cancellationToken), url);
+        return (await peer.ReadyOrDisposedAsync(p => p.WaitForHttpAsync(new Uri(url, "/healthz"), TimeSpan.FromSeconds(60), cancellationToken)), url);
     }
 
     /// <summary>nats-server (core only) with its own WebSocket listener, no TLS; returns the nats:// and ws:// URLs.</summary>
@@ -42,21 +42,7 @@ internal static class ServiceProcess
             }
             """, cancellationToken);
         var nats = ChildProcess.Start("nats-ws", RepoPaths.NatsServer(), ["-c", conf], ChildProcessOptions.Echo("nats-ws", stdout: false) with { TempDirectory = dir });
-        await ReadyAsync(nats, new Uri($"http://127.0.0.1:{monitor}/healthz"), cancellationToken);
+        await nats.ReadyOrDisposedAsync(p => p.WaitForHttpAsync(new Uri($"http://127.0.0.1:{monitor}/healthz"), TimeSpan.FromSeconds(60), cancellationToken));
         return (nats, $"nats://127.0.0.1:{port}", new Uri($"ws://127.0.0.1:{ws}"));
-    }
-
-    private static async Task<ChildProcess> ReadyAsync(ChildProcess process, Uri health, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await process.WaitForHttpAsync(health, TimeSpan.FromSeconds(60), cancellationToken);
-            return process;
-        }
-        catch
-        {
-            await process.DisposeAsync();
-            throw;
-        }
     }
 }

@@ -96,13 +96,15 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <see cref="TimeoutException"/> when it takes longer than <paramref name="timeout"/>.
     /// </summary>
     public static async Task<(int ExitCode, string Output, string Error)> RunAsync(
-        string file, IEnumerable<string> args, TimeSpan timeout, CancellationToken cancellationToken = default)
+        string file, IEnumerable<string> args, TimeSpan timeout, IReadOnlyDictionary<string, string?>? environment = null,
+        CancellationToken cancellationToken = default)
     {
         string[] list = [.. args];
         var output = new System.Text.StringBuilder();
         var error = new System.Text.StringBuilder();
         await using var run = Start(Path.GetFileName(file), file, list, new ChildProcessOptions
         {
+            Environment = environment,
             OnOutput = line => { lock (output) { output.AppendLine(line); } },
             OnError = line => { lock (error) { error.AppendLine(line); } },
         });
@@ -284,6 +286,24 @@ public sealed class ChildProcess : IAsyncDisposable
         }
 
         throw new TimeoutException($"{Name} was not ready within {timeout.TotalSeconds:N0} s{Tail()}");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="ready"/> (a wait for the process to be ready) and returns the process; when the wait
+    /// throws, the process is killed and cleaned up before the exception goes on.
+    /// </summary>
+    public async Task<ChildProcess> ReadyOrDisposedAsync(Func<ChildProcess, Task> ready)
+    {
+        try
+        {
+            await ready(this);
+            return this;
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Waits until <paramref name="url"/> answers with a success status (see <see cref="WaitUntilAsync"/>).</summary>

@@ -15,25 +15,17 @@ public static class Services
         var redis = ChildProcess.Start("redis", await RedisServerAsync(cancellationToken),
             ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
             ChildProcessOptions.Echo("redis", stdout: false));
-        try
+        await redis.ReadyOrDisposedAsync(p => p.WaitUntilAsync(async ct =>
         {
-            await redis.WaitUntilAsync(async ct =>
-            {
-                using var tcp = new TcpClient();
-                await tcp.ConnectAsync(IPAddress.Loopback, port, ct);
-                var stream = tcp.GetStream();
-                await stream.WriteAsync("PING\r\n"u8.ToArray(), ct);
-                var buffer = new byte[16];
-                var n = await stream.ReadAsync(buffer, ct);
-                return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
-            }, TimeSpan.FromSeconds(60), cancellationToken);
-            return (redis, port);
-        }
-        catch
-        {
-            await redis.DisposeAsync();
-            throw;
-        }
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, port, ct);
+            var stream = tcp.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray(), ct);
+            var buffer = new byte[16];
+            var n = await stream.ReadAsync(buffer, ct);
+            return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(60), cancellationToken));
+        return (redis, port);
     }
 
     /// <summary>
@@ -45,16 +37,7 @@ public static class Services
         Directory.CreateDirectory(Path.Combine(prefix, "logs"));
         Directory.CreateDirectory(Path.Combine(prefix, "temp"));
         var nginx = ChildProcess.Start("nginx", await RepoPaths.EnsureToolAsync("ensure-nginx.sh", cancellationToken), ["-p", prefix, "-c", configFile], output);
-        try
-        {
-            await nginx.WaitForHttpAsync(health, TimeSpan.FromSeconds(15), cancellationToken);
-            return nginx;
-        }
-        catch
-        {
-            await nginx.DisposeAsync();
-            throw;
-        }
+        return await nginx.ReadyOrDisposedAsync(p => p.WaitForHttpAsync(health, TimeSpan.FromSeconds(15), cancellationToken));
     }
 
     private static async Task<string> RedisServerAsync(CancellationToken cancellationToken)

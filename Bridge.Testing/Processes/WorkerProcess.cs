@@ -94,16 +94,8 @@ public sealed class WorkerProcess : IAsyncDisposable
         ];
         var process = ChildProcess.Start(id, "dotnet", args, (options.Output ?? new ChildProcessOptions()) with { Environment = options.Environment });
         var worker = new WorkerProcess(process, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"), id, options);
-        try
-        {
-            await worker.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-            return worker;
-        }
-        catch
-        {
-            await worker.DisposeAsync();
-            throw;
-        }
+        await process.ReadyOrDisposedAsync(_ => worker.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken));
+        return worker;
     }
 
     /// <summary>Waits until the worker answers on its ready path; returns how long that took.</summary>
