@@ -50,6 +50,9 @@ public sealed class TestClientOptions
     /// back up the server quickly.</summary>
     public int? ReceiveBufferBytes { get; init; }
 
+    /// <summary>The read buffer's first size (it doubles for a longer message): small for many idle connections.</summary>
+    public int ReadBufferBytes { get; init; } = 64 * 1024;
+
     /// <summary>The HTTP handler to connect through (e.g. one binding spread source addresses); ignored with <see cref="ReceiveBufferBytes"/>.</summary>
     public HttpMessageInvoker? Invoker { get; init; }
 
@@ -203,7 +206,7 @@ public sealed class TestClient : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
-        var buffer = new byte[64 * 1024];
+        var buffer = new byte[_options.ReadBufferBytes];
         try
         {
             while (true)
