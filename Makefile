@@ -50,8 +50,7 @@ pack-check-run:
 	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" CONFIG=$(CONFIG) scripts/check-packages.sh --no-build
 
 test: nats-server lint-k8s lint-docker build format-check
-	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" dotnet test Bridge.sln -c $(CONFIG) --no-build -nologo \
-	  --logger "console;verbosity=normal" --results-directory TestResults --blame-hang-timeout 5m
+	NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)" scripts/test-dotnet.sh $(CONFIG)
 	$(MAKE) --no-print-directory load-smoke
 	$(MAKE) --no-print-directory js-test-run
 	$(MAKE) --no-print-directory pack-check-run
