@@ -147,7 +147,11 @@ public sealed class Tokens : IDisposable
         var exp = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeSeconds();
         var payload = Base64UrlEncoder.Encode(JsonSerializer.Serialize(new Dictionary<string, object?>
         {
-            ["sub"] = subject, ["exp"] = exp, ["iss"] = Issuer, ["aud"] = Audience, ["sub_rooms"] = subRooms,
+            ["sub"] = subject,
+            ["exp"] = exp,
+            ["iss"] = Issuer,
+            ["aud"] = Audience,
+            ["sub_rooms"] = subRooms,
         }));
         return $"{header}.{payload}.";
     }
