@@ -53,7 +53,8 @@ internal sealed class Envelope
         Timestamp = FromUnixMs(Ts ?? 0),
         From = From,
         Payload = Binary is null ? Payload : null,
-        BinaryPayload = Binary,
-        MessagePackPayload = Binary is null ? MessagePack : null,
+        // A null byte[] (or a bare null, through the same conversion) would become an empty value: null stays null.
+        BinaryPayload = Binary is { } binary ? new ReadOnlyMemory<byte>(binary) : (ReadOnlyMemory<byte>?)null,
+        MessagePackPayload = Binary is null && MessagePack is { } value ? new ReadOnlyMemory<byte>(value) : (ReadOnlyMemory<byte>?)null,
     };
 }
