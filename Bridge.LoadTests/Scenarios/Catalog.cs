@@ -28,6 +28,7 @@ internal static class Catalog
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
           ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync
+          msgpack-path   --publishers 4 --in-flight 50 --subscribers 1 --messages 40000      MessagePack publish → receive: worker CPU per message, stored as JSON (before) vs as sent (after)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -218,6 +219,15 @@ internal static class Catalog
                     }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
                 }
 
+            case "msgpack-path":
+                return new MessagePackPathScenario(new ScenarioSpec("msgpack-path", "MessagePack publish → MessagePack receive: worker CPU per message before (stored as JSON) vs after (stored as sent), same run")
+                {
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Load = [new KeepConstant(a.Int("--subscribers", 1))],
+                    Thresholds = [Threshold.Zero("failed_before"), Threshold.Zero("failed_after"), Threshold.Zero("gaps_seen"), Threshold.Zero("duplicates_seen"), Threshold.Zero("errors")],
+                    Command = command,
+                }, configuration, a.Int("--publishers", 4), a.Int("--in-flight", 50), a.Int("--messages", 40_000));
+
             case "presence":
                 {
                     var connections = a.Int("--connections", 200);
@@ -269,10 +279,11 @@ internal static class Catalog
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
         Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000"]), configuration)!,
+        Create("msgpack-path", new Args(["msgpack-path", "--publishers", "2", "--messages", "4000"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "msgpack-path" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }
