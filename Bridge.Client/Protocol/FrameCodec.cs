@@ -30,18 +30,7 @@ internal static class FrameCodec
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString(EnvelopeKeys.Type, frame.Type);
-            if (frame.Room is not null)
-            {
-                writer.WriteString(EnvelopeKeys.Room, frame.Room);
-            }
-
-            if (frame.Id is not null)
-            {
-                writer.WriteString(EnvelopeKeys.Id, frame.Id);
-            }
-
+            EnvelopeWriter.WriteStart(writer, frame.Type, frame.Room, frame.Id);
             if (frame.Binary is { } binary)
             {
                 writer.WriteString(EnvelopeKeys.Enc, EnvelopeKeys.Base64);
@@ -70,23 +59,8 @@ internal static class FrameCodec
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) +
-                    (frame.Binary is null && frame.Json is null && frame.MessagePack is null ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write(EnvelopeKeys.Type);
-        writer.Write(frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.Write(EnvelopeKeys.Room);
-            writer.Write(frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.Write(EnvelopeKeys.Id);
-            writer.Write(frame.Id);
-        }
-
+        var hasPayload = frame.Binary is not null || frame.Json is not null || frame.MessagePack is not null;
+        EnvelopeWriter.WriteStart(ref writer, frame.Type, frame.Room, frame.Id, hasPayload ? 1 : 0);
         if (frame.Binary is { } binary)
         {
             writer.Write(EnvelopeKeys.Payload);

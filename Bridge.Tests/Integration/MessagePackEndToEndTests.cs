@@ -72,6 +72,14 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>A stored message as a backend reads it from the stream.</summary>
+    private async Task<NATS.Client.JetStream.Models.StreamMsgGetResponse> StoredAsync(ulong seq)
+    {
+        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
+        var stream = await new NatsJSContext(backend).GetStreamAsync("ROOMS");
+        return await stream.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { Seq = seq });
+    }
+
     private static void AssertRendering(JsonNode? payload) =>
         Assert.True(JsonNode.DeepEquals(Rendering, payload), $"{payload?.ToJsonString()} is not {Rendering.ToJsonString()}");
 
@@ -99,9 +107,7 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         AssertRendering((await sse.WaitForAsync(e => e.Event == "sensor.reading")).Json["payload"]);
 
         // What backends reading the stream see: the bytes as sent, named by their header.
-        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
-        var stream = await new NatsJSContext(backend).GetStreamAsync("ROOMS");
-        var stored = await stream.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { Seq = ack.Seq });
+        var stored = await StoredAsync(ack.Seq);
         Assert.Equal(payload, stored.Message.Data.ToArray());
         Assert.Contains($"{NatsSubjects.ContentTypeHeader}: {NatsSubjects.MessagePackContentType}",
             Encoding.UTF8.GetString(Convert.FromBase64String(stored.Message.Hdrs!)), StringComparison.OrdinalIgnoreCase);
@@ -192,9 +198,7 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         var frames = await pack.CollectAsync(2, f => f.Type is MessageTypes.Ack or "sensor.reading");
         var ack = Assert.Single(frames, f => f.Type == MessageTypes.Ack);
 
-        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
-        var stream = await new NatsJSContext(backend).GetStreamAsync("ROOMS");
-        var stored = await stream.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { Seq = ack.Seq });
+        var stored = await StoredAsync(ack.Seq);
         AssertRendering(JsonNode.Parse(stored.Message.Data.ToArray()));
         // The member gets the MessagePack form of that JSON: the timestamp is now a string.
         var received = Assert.Single(frames, f => f.Type == "sensor.reading");

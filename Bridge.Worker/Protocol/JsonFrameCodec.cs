@@ -15,9 +15,6 @@ internal sealed class JsonFrameCodec : IFrameCodec
     public static readonly JsonFrameCodec Instance = new();
 
     // Envelope keys, pre-encoded once.
-    private static readonly JsonEncodedText TypeKey = JsonEncodedText.Encode(EnvelopeKeys.Type);
-    private static readonly JsonEncodedText RoomKey = JsonEncodedText.Encode(EnvelopeKeys.Room);
-    private static readonly JsonEncodedText IdKey = JsonEncodedText.Encode(EnvelopeKeys.Id);
     private static readonly JsonEncodedText SeqKey = JsonEncodedText.Encode(EnvelopeKeys.Seq);
     private static readonly JsonEncodedText TsKey = JsonEncodedText.Encode(EnvelopeKeys.Ts);
     private static readonly JsonEncodedText FromKey = JsonEncodedText.Encode(EnvelopeKeys.From);
@@ -182,14 +179,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
     public byte[] EncodeMessage(RoomMessage message)
     {
         var writer = RentWriter(out var buffer);
-        writer.WriteStartObject();
-        writer.WriteString(TypeKey, message.Type);
-        writer.WriteString(RoomKey, message.Room);
-        if (message.Id is not null)
-        {
-            writer.WriteString(IdKey, message.Id);
-        }
-
+        EnvelopeWriter.WriteStart(writer, message.Type, message.Room, message.Id);
         writer.WriteNumber(SeqKey, message.Seq);
         writer.WriteNumber(TsKey, message.Timestamp);
         if (message.From is not null)
@@ -232,18 +222,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
     {
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var writer = RentWriter(out var buffer);
-        writer.WriteStartObject();
-        writer.WriteString(TypeKey, frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.WriteString(RoomKey, frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.WriteString(IdKey, frame.Id);
-        }
-
+        EnvelopeWriter.WriteStart(writer, frame.Type, frame.Room, frame.Id);
         if (frame.Seq is { } seq)
         {
             writer.WriteNumber(SeqKey, seq);

@@ -127,19 +127,9 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
     {
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
-        var count = 4 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) +
-                    (message.PayloadKind == PayloadKind.None ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write(EnvelopeKeys.Type);
-        writer.Write(message.Type);
-        writer.Write(EnvelopeKeys.Room);
-        writer.Write(message.Room);
-        if (message.Id is not null)
-        {
-            writer.Write(EnvelopeKeys.Id);
-            writer.Write(message.Id);
-        }
-
+        // seq and ts, then from and payload when there are.
+        var others = 2 + (message.From is null ? 0 : 1) + (message.PayloadKind == PayloadKind.None ? 0 : 1);
+        EnvelopeWriter.WriteStart(ref writer, message.Type, message.Room, message.Id, others);
         writer.Write(EnvelopeKeys.Seq);
         writer.Write(message.Seq);
         writer.Write(EnvelopeKeys.Ts);
@@ -175,23 +165,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
-        var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) + (frame.Seq is null ? 0 : 1) +
-                    (frame.Payload is null ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write(EnvelopeKeys.Type);
-        writer.Write(frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.Write(EnvelopeKeys.Room);
-            writer.Write(frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.Write(EnvelopeKeys.Id);
-            writer.Write(frame.Id);
-        }
-
+        EnvelopeWriter.WriteStart(ref writer, frame.Type, frame.Room, frame.Id, (frame.Seq is null ? 0 : 1) + (frame.Payload is null ? 0 : 1));
         if (frame.Seq is { } seq)
         {
             writer.Write(EnvelopeKeys.Seq);
