@@ -138,7 +138,9 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         await using var again = await TestClient.ConnectAsync(workerB.WebSocketUrl, Subprotocols.MessagePack);
         await again.SendAsync(new()
         {
-            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = since },
+            ["type"] = MessageTypes.RoomJoin,
+            ["room"] = room,
+            ["payload"] = new Dictionary<string, object?> { ["since"] = since },
         });
         var replayed = await again.WaitForAsync(f => f.Type == "sensor.reading");
         Assert.Equal(payload, replayed.RawMsgPackPayload());
@@ -148,7 +150,9 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         await using var jsonAgain = await TestClient.ConnectAsync(workerB.WebSocketUrl, Subprotocols.Json);
         await jsonAgain.SendAsync(new()
         {
-            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = since },
+            ["type"] = MessageTypes.RoomJoin,
+            ["room"] = room,
+            ["payload"] = new Dictionary<string, object?> { ["since"] = since },
         });
         AssertRendering((await jsonAgain.WaitForAsync(f => f.Type == "sensor.reading")).Payload);
         var history = await ApiClient.WithKey(workerB.HttpUrl, key).OkAsync("history", new { room });
