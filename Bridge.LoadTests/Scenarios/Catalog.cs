@@ -27,7 +27,9 @@ internal static class Catalog
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
-          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync
+          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 5 [--baseline-worker DLL]
+                         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
+                         rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -209,13 +211,14 @@ internal static class Catalog
 
             case "ingest":
             {
-                var clients = a.Int("--clients", 20);
+                var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 3));
                 return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                 {
-                    MaxTime = TimeSpan.FromMinutes(6),
+                    WarmUp = a.Seconds("--warmup", 5),
+                    MaxTime = TimeSpan.FromMinutes(8),
                     Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
                     Command = command,
-                }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
+                }, configuration, shape, a.String("--baseline-worker"));
             }
 
             case "presence":
@@ -268,7 +271,7 @@ internal static class Catalog
         Create("burst", new Args(["burst", "--connections", "100", "--bursts", "5000", "--drain-seconds", "90"]), configuration)!,
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
-        Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000"]), configuration)!,
+        Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000", "--rounds", "1", "--warmup", "1"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>

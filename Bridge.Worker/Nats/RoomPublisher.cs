@@ -2,7 +2,6 @@ using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
 
 namespace Bridge.Worker.Nats;
 
@@ -10,9 +9,9 @@ internal readonly record struct PublishResult(ulong Seq, bool Duplicate);
 
 /// <summary>
 /// Stores a message in its room's subject, exactly as a backend would publish it. Publishes are pipelined: one is
-/// written to the NATS connection and its ack awaited later, so the next can go out meanwhile.
+/// written to the NATS connection and its ack awaited later (<see cref="AckInbox"/>), so the next can go out meanwhile.
 /// </summary>
-internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time)
+internal sealed class RoomPublisher(NatsContext nats, AckInbox acks, IOptions<NatsOptions> options)
 {
     /// <summary>
     /// Writes the publish to the worker's NATS connection and returns its pending ack. Publishes started one after
@@ -22,27 +21,35 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
     {
-        var o = options.Value;
-        var headers = new NatsHeaders
+        // Sized for the four headers a publish with an id has, so the dictionary never grows.
+        var headers = new NatsHeaders(4)
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
             [NatsSubjects.ContentTypeHeader] = kind == PayloadKind.Binary ? NatsSubjects.BinaryContentType : NatsSubjects.JsonContentType,
         };
-        NatsJSPubOpts? pubOpts = null;
         if (id is not null)
         {
             headers[NatsSubjects.IdHeader] = id;
             // JetStream de-duplicates across the whole stream; scoping the id by room and sender means only a
             // retry of the same sender to the same room can collide with an earlier publish.
-            pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
+            headers[NatsSubjects.MsgIdHeader] = $"{room}/{from}/{id}";
         }
 
-        var started = time.GetTimestamp();
-        // The payload is copied into the connection's buffer before this returns: the caller may reuse its memory.
-        var future = await nats.JetStream.PublishConcurrentAsync(
-            o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken);
-        return new PendingPublish(future, time, started, o.PublishTimeout);
+        var pending = await acks.RegisterAsync(cancellationToken);
+        try
+        {
+            // The payload and headers are copied into the connection's buffer before this returns: the caller may
+            // reuse its memory. The reply subject is the ack inbox's: the stream answers there.
+            await nats.Connection.PublishAsync(options.Value.RoomSubject(room), payload, headers, pending.ReplyTo, cancellationToken: cancellationToken);
+        }
+        catch (Exception)
+        {
+            acks.Forget(pending);
+            throw;
+        }
+
+        return pending;
     }
 
     /// <summary>Stores one message and waits for its ack (HTTP publish).</summary>
@@ -52,37 +59,5 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
     {
         var pending = await StartAsync(room, type, from, id, kind, payload, cancellationToken);
         return await pending.CompleteAsync(cancellationToken);
-    }
-}
-
-/// <summary>A publish written to NATS whose stream ack has not been read yet.</summary>
-internal sealed class PendingPublish(NatsJSPublishConcurrentFuture future, TimeProvider time, long started, TimeSpan timeout)
-{
-    /// <summary>
-    /// The stream's ack: the stored seq, or the original seq of a duplicate. Throws when the stream refuses the
-    /// message, answers nothing within <c>PublishTimeout</c> of the start, or <paramref name="cancellationToken"/>
-    /// fires. Releases the ack's subscription either way; call once.
-    /// </summary>
-    public async ValueTask<PublishResult> CompleteAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            var left = timeout - time.GetElapsedTime(started);
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            // An ack already here is read even when the time is up (the token is not yet cancelled at the read).
-            deadline.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
-            var ack = await future.GetResponseAsync(deadline.Token);
-            // Not EnsureSuccess(): it throws on duplicates, which are a success here (the retry is answered with the original seq).
-            if (ack.Error is { } error)
-            {
-                throw new NatsJSApiException(error);
-            }
-
-            return new PublishResult(ack.Seq, ack.Duplicate);
-        }
-        finally
-        {
-            await future.DisposeAsync();
-        }
     }
 }
