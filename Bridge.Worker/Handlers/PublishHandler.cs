@@ -13,6 +13,9 @@ namespace Bridge.Worker.Handlers;
 /// </summary>
 internal sealed partial class PublishHandler(RoomPublisher publisher, Operations.BridgeMetrics metrics, ILogger<PublishHandler> logger)
 {
+    // One delegate for every connection's pipeline (made by the first publish).
+    private Func<ClientSession, PublishInFlight, CancellationToken, ValueTask>? _answer;
+
     /// <summary>Why a publish is refused (code and message), or null when it may be stored.</summary>
     public static (string Code, string Message)? Check(InboundFrame frame)
     {
@@ -66,7 +69,7 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
         }
 
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
-        var pipeline = session.Publishes;
+        var pipeline = session.Publishes(_answer ??= AnswerAsync);
         if (!await pipeline.WaitForPlaceAsync(cancellationToken))
         {
             return; // closing: frames that arrive now are not acted on
@@ -86,22 +89,25 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
             return;
         }
 
-        await pipeline.AddAsync(async closing =>
+        await pipeline.AddAsync(new PublishInFlight(pending, room, id));
+    }
+
+    /// <summary>Waits for a publish's ack and answers it: <c>ack</c>, or <c>publish_failed</c>; nothing once the connection is closing.</summary>
+    private async ValueTask AnswerAsync(ClientSession session, PublishInFlight publish, CancellationToken closing)
+    {
+        try
         {
-            try
-            {
-                var result = await pending.CompleteAsync(closing);
-                session.Send(ControlFrames.Ack(room, id, result.Seq, result.Duplicate));
-            }
-            catch (Exception ex) when (!closing.IsCancellationRequested)
-            {
-                FailPublish(session, ex, room, id);
-            }
-            catch (Exception)
-            {
-                // Closing: nothing more is sent; the client retries with the same id after reconnecting.
-            }
-        });
+            var result = await publish.Ack.CompleteAsync(closing);
+            session.Send(ControlFrames.Ack(publish.Room, publish.Id, result.Seq, result.Duplicate));
+        }
+        catch (Exception ex) when (!closing.IsCancellationRequested)
+        {
+            FailPublish(session, ex, publish.Room, publish.Id);
+        }
+        catch (Exception)
+        {
+            // Closing: nothing more is sent; the client retries with the same id after reconnecting.
+        }
     }
 
     private void FailPublish(ClientSession session, Exception ex, string room, string? id)

@@ -90,7 +90,6 @@ internal static class BridgeApp
         // NATS side
         services.AddSingleton<NatsContext>();
         services.AddHostedService<StreamSetup>();
-        services.AddSingleton<AckInbox>();
         services.AddSingleton<RoomPublisher>();
         services.AddSingleton<MessageFallbacks>();
         services.AddSingleton<RoomMessageReader>();

@@ -2,16 +2,18 @@ using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Bridge.Worker.Nats;
 
 internal readonly record struct PublishResult(ulong Seq, bool Duplicate);
 
 /// <summary>
-/// Stores a message in its room's subject, exactly as a backend would publish it. Publishes are pipelined: one is
-/// written to the NATS connection and its ack awaited later (<see cref="AckInbox"/>), so the next can go out meanwhile.
+/// Stores a message in its room's subject, exactly as a backend would publish it. Publishes are pipelined through
+/// NATS.Net's <c>PublishConcurrentAsync</c>: one is written to the NATS connection and its ack awaited later
+/// (<see cref="PendingPublish"/>), so the next can go out meanwhile.
 /// </summary>
-internal sealed class RoomPublisher(NatsContext nats, AckInbox acks, IOptions<NatsOptions> options)
+internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time)
 {
     /// <summary>
     /// Writes the publish to the worker's NATS connection and returns its pending ack. Publishes started one after
@@ -21,35 +23,28 @@ internal sealed class RoomPublisher(NatsContext nats, AckInbox acks, IOptions<Na
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
     {
-        // Sized for the four headers a publish with an id has, so the dictionary never grows.
-        var headers = new NatsHeaders(4)
+        var o = options.Value;
+        // Sized for the headers it gets (NATS.Net adds Nats-Msg-Id for an id), so the dictionary never grows.
+        var headers = new NatsHeaders(id is null ? 3 : 5)
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
             [NatsSubjects.ContentTypeHeader] = kind == PayloadKind.Binary ? NatsSubjects.BinaryContentType : NatsSubjects.JsonContentType,
         };
+        NatsJSPubOpts? pubOpts = null;
         if (id is not null)
         {
             headers[NatsSubjects.IdHeader] = id;
             // JetStream de-duplicates across the whole stream; scoping the id by room and sender means only a
             // retry of the same sender to the same room can collide with an earlier publish.
-            headers[NatsSubjects.MsgIdHeader] = $"{room}/{from}/{id}";
+            pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
         }
 
-        var pending = await acks.RegisterAsync(cancellationToken);
-        try
-        {
-            // The payload and headers are copied into the connection's buffer before this returns: the caller may
-            // reuse its memory. The reply subject is the ack inbox's: the stream answers there.
-            await nats.Connection.PublishAsync(options.Value.RoomSubject(room), payload, headers, pending.ReplyTo, cancellationToken: cancellationToken);
-        }
-        catch (Exception)
-        {
-            acks.Forget(pending);
-            throw;
-        }
-
-        return pending;
+        var started = time.GetTimestamp();
+        // The payload is copied into the connection's buffer before this returns: the caller may reuse its memory.
+        var future = await nats.JetStream.PublishConcurrentAsync(
+            o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken);
+        return new PendingPublish(future, time, started, o.PublishTimeout);
     }
 
     /// <summary>Stores one message and waits for its ack (HTTP publish).</summary>
