@@ -9,21 +9,35 @@ namespace Bridge.Worker.Nats;
 internal readonly record struct PublishResult(ulong Seq, bool Duplicate);
 
 /// <summary>
-/// Stores a message in its room's subject, exactly as a backend would publish it. Publishes are pipelined through
-/// NATS.Net's <c>PublishConcurrentAsync</c>: one is written to the NATS connection and its ack awaited later
-/// (<see cref="PendingPublish"/>), so the next can go out meanwhile.
+/// Stores a message in its room's subject, exactly as a backend would publish it, with NATS.Net's JetStream
+/// <c>PublishAsync</c>. In NATS.Net's default request-reply mode (<c>Direct</c>) every ack comes to the connection's
+/// one inbox subscription and is matched to its publish there, so a publish costs no subscription of its own
+/// (<c>PublishConcurrentAsync</c> subscribes and unsubscribes once per publish). Publishes are pipelined: each is
+/// written as it starts, its ack awaited later (<see cref="PendingPublish"/>).
 /// </summary>
-internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time)
+internal sealed class RoomPublisher
 {
+    private readonly NatsOptions _options;
+    private readonly NatsJSContext _js;
+
+    public RoomPublisher(NatsContext nats, IOptions<NatsOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(nats);
+        _options = options.Value;
+        // Its own context so the ack wait is PublishTimeout, not the connection's request timeout.
+        _js = new NatsJSContext(nats.Connection, new NatsJSOpts(nats.Connection.Opts, requestTimeout: _options.PublishTimeout));
+    }
+
     /// <summary>
     /// Writes the publish to the worker's NATS connection and returns its pending ack. Publishes started one after
-    /// another are stored in that order (one connection, one stream). Throws when it cannot be written.
+    /// another are stored in that order: NATS.Net writes a publish before its call returns, or, while another
+    /// write holds the connection, queues it behind that write's lock, which hands over in arrival order (one
+    /// connection, one stream). <paramref name="cancellationToken"/> ends the wait for the ack.
     /// </summary>
-    public async ValueTask<PendingPublish> StartAsync(
+    public PendingPublish Start(
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
     {
-        var o = options.Value;
         // Sized for the headers it gets (NATS.Net adds Nats-Msg-Id for an id), so the dictionary never grows.
         var headers = new NatsHeaders(id is null ? 3 : 5)
         {
@@ -40,19 +54,14 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
             pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
         }
 
-        var started = time.GetTimestamp();
-        // The payload is copied into the connection's buffer before this returns: the caller may reuse its memory.
-        var future = await nats.JetStream.PublishConcurrentAsync(
-            o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken);
-        return new PendingPublish(future, time, started, o.PublishTimeout);
+        // The payload is copied into the connection's buffer when the publish is written: callers hand over memory
+        // they no longer change (a decoded frame's own array, a request body read whole).
+        return new PendingPublish(_js.PublishAsync(_options.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken));
     }
 
-    /// <summary>Stores one message and waits for its ack (HTTP publish).</summary>
-    public async ValueTask<PublishResult> PublishAsync(
+    /// <summary>Stores one of the gateway's own messages (presence) and waits for its ack.</summary>
+    public ValueTask<PublishResult> PublishAsync(
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
-        CancellationToken cancellationToken)
-    {
-        var pending = await StartAsync(room, type, from, id, kind, payload, cancellationToken);
-        return await pending.CompleteAsync(cancellationToken);
-    }
+        CancellationToken cancellationToken) =>
+        Start(room, type, from, id, kind, payload, cancellationToken).CompleteAsync();
 }
