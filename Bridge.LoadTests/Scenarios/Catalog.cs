@@ -30,6 +30,9 @@ internal static class Catalog
           ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 5 [--baseline-worker DLL]
                          Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
                          rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
+          fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1
+                         1 room, saturating burst: Bridge JSON vs nats-server's WebSocket listener on the stream's RePublish
+                         subject, same server, sides in turns (each side's median)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -66,6 +69,17 @@ internal static class Catalog
                     Command = command,
                 }, Target(a, connections, configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
             }
+
+            case "fanout-vs-nats":
+                return new FanoutVsNatsScenario(new ScenarioSpec("fanout-vs-nats", "fan-out burst: Bridge vs nats-server's WebSocket listener on the RePublish subject, same server, same run")
+                {
+                    WarmUp = a.Seconds("--warmup", 1),
+                    Duration = TimeSpan.FromSeconds(60),
+                    Drain = a.Seconds("--drain", 15),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, configuration, a.Int("--subscribers", 200), a.Int("--messages", 1000), a.Int("--rounds", 3));
 
             case "fanout-burst":
             {
@@ -272,10 +286,11 @@ internal static class Catalog
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
         Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000", "--rounds", "1", "--warmup", "1"]), configuration)!,
+        Create("fanout-vs-nats", new Args(["fanout-vs-nats", "--subscribers", "50", "--messages", "200", "--rounds", "1"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }
