@@ -27,7 +27,7 @@ internal static class Catalog
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
-          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 5 [--baseline-worker DLL]
+          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 10 [--baseline-worker DLL]
                          Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
                          rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
           fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1
@@ -228,7 +228,8 @@ internal static class Catalog
                 var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 3));
                 return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                 {
-                    WarmUp = a.Seconds("--warmup", 5),
+                    // Tiered JIT was still 12% of the worker's CPU 8 s into publishing on a loaded machine (scripts/profile-ingest.sh).
+                    WarmUp = a.Seconds("--warmup", 10),
                     MaxTime = TimeSpan.FromMinutes(8),
                     Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
                     Command = command,
