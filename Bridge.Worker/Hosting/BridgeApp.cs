@@ -93,6 +93,12 @@ internal static class BridgeApp
         services.AddSingleton<RoomPublisher>();
         services.AddSingleton<MessageFallbacks>();
         services.AddSingleton<RoomMessageReader>();
+        // Batch direct gets on the room stream (history reads, the seams of many rooms at once, latest values).
+        services.AddSingleton(sp =>
+        {
+            var connection = sp.GetRequiredService<NatsContext>().Connection;
+            return new StreamDirectGet(connection, sp.GetRequiredService<IOptions<NatsOptions>>().Value.StreamName, connection.Opts.RequestTimeout);
+        });
         services.AddSingleton<RoomHistory>();
         services.AddSingleton<IRoomLog>(sp => sp.GetRequiredService<RoomHistory>());
         services.AddSingleton<NatsRoomFeedFactory>();
