@@ -29,5 +29,11 @@ internal static class Goals
 
     public static readonly Goal SlowConsumer = new("slow-consumer", "healthy members' p99 with 20 members lagging ÷ without (+5 ms each)", 1.5, false);
 
-    public static IReadOnlyList<Goal> All { get; } = [Ingest, Fanout, Burst, SlowConsumer];
+    public static readonly Goal ReplayJson = new("replay-json", "replay, one room of 100,000: Bridge WebSocket JSON resume (join → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ReplayMessagePack = new("replay-msgpack", "replay, one room of 100,000: Bridge WebSocket MessagePack resume ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ReplaySse = new("replay-sse", "replay, one room of 100,000: Bridge SSE resume (request → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static IReadOnlyList<Goal> All { get; } = [Ingest, Fanout, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse];
 }

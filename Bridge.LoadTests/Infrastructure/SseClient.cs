@@ -10,12 +10,13 @@ internal sealed class SseClient : IAsyncDisposable
 {
     private static readonly HttpClient Http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = Timeout.InfiniteTimeSpan };
     private readonly CancellationTokenSource _cts = new();
-    private readonly DeliveryTracker _tracker;
+    private readonly DeliveryTracker? _tracker;
     private readonly Task _reader;
     private readonly HttpResponseMessage _response;
     private long _joined;
+    private long _messages;
 
-    private SseClient(HttpResponseMessage response, Stream stream, DeliveryTracker tracker)
+    private SseClient(HttpResponseMessage response, Stream stream, DeliveryTracker? tracker)
     {
         _response = response;
         _tracker = tracker;
@@ -24,9 +25,15 @@ internal sealed class SseClient : IAsyncDisposable
 
     public long Joined => Interlocked.Read(ref _joined);
 
-    public static async Task<SseClient> ConnectAsync(Uri workerUrl, IEnumerable<string> rooms, DeliveryTracker tracker, string? token, CancellationToken cancellationToken)
+    /// <summary>Events of <c>load.*</c> messages received.</summary>
+    public long Messages => Interlocked.Read(ref _messages);
+
+    /// <param name="lastEventId">A resume position (<c>?lastEventId=</c>), or null to join live.</param>
+    public static async Task<SseClient> ConnectAsync(
+        Uri workerUrl, IEnumerable<string> rooms, DeliveryTracker? tracker, string? token, CancellationToken cancellationToken, string? lastEventId = null)
     {
-        var url = BenchTokens.WithToken(new Uri(workerUrl, "/sse?rooms=" + Uri.EscapeDataString(string.Join(',', rooms))), token);
+        var query = "/sse?rooms=" + Uri.EscapeDataString(string.Join(',', rooms)) + (lastEventId is null ? "" : "&lastEventId=" + Uri.EscapeDataString(lastEventId));
+        var url = BenchTokens.WithToken(new Uri(workerUrl, query), token);
         var response = await Http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
@@ -87,7 +94,8 @@ internal sealed class SseClient : IAsyncDisposable
         }
         else if (line.IndexOf("\"type\":\"load."u8) >= 0)
         {
-            _tracker.OnJsonBody(line);
+            Interlocked.Increment(ref _messages);
+            _tracker?.OnJsonBody(line);
         }
     }
 
