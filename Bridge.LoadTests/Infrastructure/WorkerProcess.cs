@@ -42,12 +42,15 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static async Task<WorkerProcess> StartAsync(string natsUrl, string configuration, params (string Key, string Value)[] settings)
+    public static Task<WorkerProcess> StartAsync(string natsUrl, string configuration, params (string Key, string Value)[] settings) =>
+        StartDllAsync(natsUrl, Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", configuration, "net10.0", "Bridge.Worker.dll"), settings);
+
+    /// <summary>A worker from another build (e.g. main's, for an A/B in one run): <paramref name="dll"/> is its Bridge.Worker.dll.</summary>
+    public static async Task<WorkerProcess> StartDllAsync(string natsUrl, string dll, params (string Key, string Value)[] settings)
     {
-        var dll = Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", configuration, "net10.0", "Bridge.Worker.dll");
         if (!File.Exists(dll))
         {
-            throw new InvalidOperationException($"{dll} not found; build the solution with -c {configuration} first.");
+            throw new InvalidOperationException($"{dll} not found; build the solution (Release) first.");
         }
 
         var port = FreePort();

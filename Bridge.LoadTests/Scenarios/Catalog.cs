@@ -16,7 +16,8 @@ internal static class Catalog
           rooms          --rooms 10000 --connections 100 --messages 20000                 activation, server memory, delivery
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 [--transports json,msgpack,sse]
-                         replay rate of each transport vs a bare ordered consumer, same server; a dashboard resuming many rooms
+                         [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
+                         consumer, same server (and vs another build's worker); a dashboard resuming many rooms
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
@@ -121,7 +122,7 @@ internal static class Catalog
                     Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
                     Command = command,
                 }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 2),
-                    a.String("--transports")?.Split(','));
+                    a.String("--transports")?.Split(','), a.String("--compare-worker"));
 
             case "storm":
             {

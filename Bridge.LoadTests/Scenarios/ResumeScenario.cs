@@ -14,7 +14,7 @@ namespace Bridge.LoadTests.Scenarios;
 /// SSE against a bare NATS.Net ordered consumer reading the same room on the same server (issue 14's goal), and how
 /// long a dashboard connection takes to resume many rooms in one <c>room.join</c>.
 /// </summary>
-internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom, int rounds = 1, IReadOnlyList<string>? transports = null) : IScenario
+internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom, int rounds = 1, IReadOnlyList<string>? transports = null, string? compareWorker = null) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
@@ -23,12 +23,15 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         var cancellationToken = ctx.Token;
         var report = ctx.Report;
         await using var nats = await NatsServerProcess.StartAsync();
-        await using var worker = await WorkerProcess.StartAsync(
-            nats.Url,
-            configuration,
+        (string, string)[] settings =
+        [
             ("Bridge:Connections:MaxRoomsPerConnection", Math.Max(1000, dashboardRooms).ToString(CultureInfo.InvariantCulture)),
             // The whole backlog stays in the room (the default keeps a room's last 10,000).
-            ("Bridge:Nats:MaxMessagesPerRoom", Math.Max(10_000, replayMessages).ToString(CultureInfo.InvariantCulture)));
+            ("Bridge:Nats:MaxMessagesPerRoom", Math.Max(10_000, replayMessages).ToString(CultureInfo.InvariantCulture)),
+        ];
+        await using var worker = await WorkerProcess.StartAsync(nats.Url, configuration, settings);
+        // Another build's worker on the same server (an A/B in one run): the replays run against both, in turn.
+        await using var other = compareWorker is null ? null : await WorkerProcess.StartDllAsync(nats.Url, compareWorker, settings);
         ctx.Watch("worker", worker.Pid);
         ctx.Watch("nats-server", nats.Pid);
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
@@ -64,13 +67,19 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
             foreach (var (key, label) in Runs)
             {
                 ctx.Status = $"replay {round}/{rounds}: {label}";
+                var target = key.EndsWith(CompareSuffix, StringComparison.Ordinal) ? other! : worker;
+                var (workerCpu, natsCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid));
                 var (received, elapsed) = key == "bare"
                     ? await BareReplayAsync(js, replayMessages, cancellationToken)
-                    : await BridgeReplayAsync(worker, key, cancellationToken);
+                    : await BridgeReplayAsync(target, key.Replace(CompareSuffix, "", StringComparison.Ordinal), cancellationToken);
                 missing += Math.Abs(replayMessages - received);
                 ctx.Stats.Add(expected: replayMessages, delivered: Math.Min(received, replayMessages));
                 var rate = received / elapsed.TotalSeconds;
-                report.Add($"replay {round}, {label}: {received:N0} messages", $"{elapsed.TotalMilliseconds:N0} ms, {rate:N0} msg/s");
+                // CPU per message is steadier than time on a shared machine: who did the work, and how much.
+                var perMessage = (TimeSpan cpu) => $"{cpu.TotalMicroseconds / Math.Max(1, received):N1} µs";
+                report.Add(
+                    $"replay {round}, {label}: {received:N0} messages",
+                    $"{elapsed.TotalMilliseconds:N0} ms, {rate:N0} msg/s; CPU per message: worker {perMessage(ProcessStats.CpuTime(target.Pid) - workerCpu)}, nats-server {perMessage(ProcessStats.CpuTime(nats.Pid) - natsCpu)}");
                 best[key] = Math.Max(best.GetValueOrDefault(key), received == replayMessages ? rate : 0);
             }
         }
@@ -124,8 +133,14 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         ("bare", "bare NATS.Net ordered consumer"), ("json", "Bridge WebSocket JSON"), ("msgpack", "Bridge WebSocket MessagePack"), ("sse", "Bridge SSE"),
     ];
 
-    // The baseline always; the transports asked for (all by default).
-    private (string Key, string Label)[] Runs => [.. ReplayRuns.Where(r => r.Key == "bare" || transports is null || transports.Contains(r.Key))];
+    private const string CompareSuffix = "-compared";
+
+    // The baseline always; the transports asked for (all by default); each also against the compared worker if given.
+    private (string Key, string Label)[] Runs =>
+    [
+        .. ReplayRuns.Where(r => r.Key == "bare" || transports is null || transports.Contains(r.Key))
+            .SelectMany(r => r.Key == "bare" || compareWorker is null ? [r] : new[] { r, (r.Key + CompareSuffix, r.Label + " (compared build)") }),
+    ];
 
     /// <summary>The baseline: a bare NATS.Net ordered consumer on the room's subject, from its creation to the last message.</summary>
     private static async Task<(long Received, TimeSpan Elapsed)> BareReplayAsync(NatsJSContext js, int messages, CancellationToken cancellationToken)
