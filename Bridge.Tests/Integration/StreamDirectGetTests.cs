@@ -178,4 +178,46 @@ public sealed class StreamDirectGetTests(NatsServerFixture nats) : IClassFixture
         await Assert.ThrowsAsync<NatsNoRespondersException>(() => missing.GetBatchAsync("x.y", 0, 10).ToListAsync().AsTask());
         await Assert.ThrowsAsync<NatsNoRespondersException>(() => missing.GetLastManyAsync(["x.y"]));
     }
+    [Fact]
+    public async Task Thousands_of_last_seq_asks_at_once_are_answered_each_with_its_own_seq_in_a_few_multi_last_requests()
+    {
+        // The seams of many rooms activating at once (LastSeqBatch): one request per ask would be 3,000 requests.
+        const int rooms = 3_000;
+        var pending = Enumerable.Range(0, rooms).Where(i => i % 4 != 0) // every fourth room has no message
+            .Select(i => _js.PublishAsync(Subject($"seam.{i}"), Encoding.UTF8.GetBytes($"{i}")).AsTask()).ToList();
+        var seqs = new Dictionary<string, ulong>();
+        foreach (var (ack, i) in (await Task.WhenAll(pending)).Zip(Enumerable.Range(0, rooms).Where(i => i % 4 != 0)))
+        {
+            ack.EnsureSuccess();
+            seqs[Subject($"seam.{i}")] = ack.Seq;
+        }
+
+        await using var requests = await SubjectObserver.StartAsync(nats.Server.Url, $"$JS.API.DIRECT.GET.{_stream}");
+        var batch = new LastSeqBatch(DirectGet());
+        var got = await Task.WhenAll(Enumerable.Range(0, rooms).Select(i => batch.GetAsync(Subject($"seam.{i}"), CancellationToken.None).AsTask()));
+
+        for (var i = 0; i < rooms; i++)
+        {
+            Assert.Equal(seqs.GetValueOrDefault(Subject($"seam.{i}")), got[i]);
+        }
+
+        var sent = (await requests.DrainAsync()).Count;
+        Assert.InRange(sent, 3, rooms / 100);
+    }
+
+    [Fact]
+    public async Task A_failed_last_seq_batch_fails_every_ask_in_it()
+    {
+        var batch = new LastSeqBatch(new StreamDirectGet(_connection, "NOSUCH" + Guid.NewGuid().ToString("N")[..6].ToUpperInvariant(), Timeout));
+
+        // Twice: a failed batch gives its place in flight back, so later asks are sent too (and fail, not hang).
+        for (var round = 0; round < 2; round++)
+        {
+            var asks = Enumerable.Range(0, 50).Select(i => batch.GetAsync(Subject($"x{i}"), CancellationToken.None).AsTask()).ToList();
+            foreach (var ask in asks)
+            {
+                await Assert.ThrowsAsync<NatsNoRespondersException>(() => ask.WaitAsync(Timeout));
+            }
+        }
+    }
 }

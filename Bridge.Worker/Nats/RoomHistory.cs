@@ -20,6 +20,8 @@ internal sealed partial class RoomHistory(
     private readonly IOptions<NatsOptions> _options = options;
     private readonly RoomMessageReader _reader = reader;
     private readonly StreamDirectGet _directGet = directGet;
+    // Rooms' last seqs, many in one multi_last (a burst of activations: every room's seam).
+    private readonly LastSeqBatch _lastSeqs = new(directGet);
     private readonly TimeProvider _time = time;
     private readonly ILogger<RoomHistory> _logger = logger;
     private INatsJSStream? _stream;
@@ -28,11 +30,8 @@ internal sealed partial class RoomHistory(
         _stream ??= await _nats.JetStream.GetStreamAsync(_options.Value.StreamName, cancellationToken: cancellationToken);
 
     /// <inheritdoc />
-    public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
-    {
-        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = _options.Value.RoomSubject(room) }, cancellationToken);
-        return message is null ? 0 : RoomMessageReader.SequenceOf(message.Value.Headers);
-    }
+    public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) =>
+        _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken);
 
     /// <summary>The room's last stored message, or null.</summary>
     public async ValueTask<RoomMessage?> GetLastAsync(string room, CancellationToken cancellationToken)
