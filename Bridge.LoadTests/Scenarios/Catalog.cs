@@ -13,7 +13,8 @@ internal static class Catalog
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
-          rooms          --rooms 10000 --connections 100 --messages 20000                 activation, server memory, delivery
+          rooms          --rooms 100000 --connections 100 --messages 20000 [--profile]   activation, server and worker memory per room,
+                         delivery; --profile: the worker's growth by owner and type (gcdump + counters)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
@@ -97,7 +98,8 @@ internal static class Catalog
 
             case "rooms":
             {
-                var rooms = a.Int("--rooms", 10_000);
+                // Issue 14's size by default (its goals are stated at 100,000 rooms over 100 connections).
+                var rooms = a.Int("--rooms", 100_000);
                 return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
                 {
                     WarmUp = TimeSpan.FromSeconds(1),
@@ -105,12 +107,13 @@ internal static class Catalog
                     Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
                     Thresholds =
                     [
-                        Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB"),
+                        // Issue 2's bounds, for up to 10,000 rooms; beyond, issue 14's goals (Goals.Activation*) judge them.
+                        .. rooms <= 10_000 ? [Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB")] : Array.Empty<Threshold>(),
                         Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8),
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                     Command = command,
-                }, configuration, rooms);
+                }, configuration, rooms, a.Has("--profile"));
             }
 
             case "rooms-compare":
