@@ -171,9 +171,22 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         if (transport == "sse")
         {
             var started = Stopwatch.StartNew();
-            await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, [ReplayRoom], null, BenchTokens.Default, cancellationToken, lastEventId: "0");
+            long messages = 0;
+            await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, new SseClientOptions
+            {
+                Rooms = ReplayRoom,
+                LastEventId = "0",
+                Token = BenchTokens.Default,
+                OnEvent = (type, _) =>
+                {
+                    if (type.StartsWith("load."u8))
+                    {
+                        Interlocked.Increment(ref messages);
+                    }
+                },
+            }, cancellationToken);
             await WaitAsync(() => sse.Joined >= 1, cancellationToken);
-            return (sse.Messages, started.Elapsed);
+            return (Interlocked.Read(ref messages), started.Elapsed);
         }
 
         await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions { MessagePack = transport == "msgpack" }, cancellationToken);
