@@ -152,6 +152,8 @@ internal static class BridgeApp
         app.UseDefaultFiles();
         app.UseStaticFiles();
 
+        // Before UseWebSockets: several frames per socket write while a backlog drains (FrameBatchingStream).
+        FrameBatchingStream.UseUnder(app, WebSocketEndpoint.Path);
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));
