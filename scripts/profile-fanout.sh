@@ -15,6 +15,7 @@ connections="${3:-200}"
 seconds=6
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/profile-window.sh
 tools="$(scripts/ensure-dotnet-tools.sh)"
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(scripts/ensure-nats-server.sh)}"
 mkdir -p results
@@ -47,30 +48,10 @@ curl -s "$url/metrics" >results/fanout-metrics-before.txt
 # and everything else on the machine (/proc/stat), in clock ticks.
 loadgen="$(pgrep -n -f "Bridge\.LoadTests(\.dll)? fanout" || true)"
 nats="$(pgrep -n -P "$loadgen" -f nats-server || true)"
-ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-before=("$(ticks "$pid")" "$(ticks "$loadgen")" "$(ticks "$nats")" $(machine))
-
-case "$mode" in
-  counters)
-    "$tools/dotnet-counters" collect -p "$pid" --counters System.Runtime --refresh-interval 1 \
-      --duration "00:00:00:0$seconds" --format csv -o results/fanout-counters.csv >/dev/null & ;;
-  trace)
-    "$tools/dotnet-trace" collect -p "$pid" --profile dotnet-sampled-thread-time --duration "00:00:00:0$seconds" \
-      -o results/fanout.nettrace >/dev/null & ;;
-  perf)
-    perf record -F 499 -g -p "$pid" -o results/fanout.perf -- sleep "$seconds" >/dev/null 2>&1 & ;;
-  *) echo "usage: $0 counters|trace|perf [rate] [connections]" >&2; exit 2 ;;
-esac
-collector=$!
+profile_begin "$mode" "$pid" "$loadgen" "$nats" fanout || { echo "usage: $0 counters|trace|perf [rate] [connections]" >&2; exit 2; }
 sleep "$seconds"
 curl -s "$url/metrics" >results/fanout-metrics-after.txt
-after=("$(ticks "$pid")" "$(ticks "$loadgen")" "$(ticks "$nats")" $(machine))
-wait "$collector"
-awk -v w="$((after[0]-before[0]))" -v l="$((after[1]-before[1]))" -v n="$((after[2]-before[2]))" \
-    -v busy="$((after[3]-before[3]))" -v all="$((after[4]-before[4]))" -v s="$seconds" -v la="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
-  printf "cores busy over the window: %.0f%% of 2; worker %.0f%%, load generator %.0f%%, nats-server %.0f%% of one core; the rest (other processes) %.0f%%; load average %s\n",
-    100*busy/all, w/s, l/s, n/s, 200*busy/all - (w+l+n)/s, la }' 
+profile_end
 wait "$harness" || true
 trap - EXIT
 # Delivery latency inside the worker over the profiled window, from the histogram's bucket counts.
