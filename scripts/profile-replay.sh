@@ -14,14 +14,8 @@ mode="${1:-perf}"
 transport="${2:-json}"
 messages="${3:-100000}"
 seconds=6
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-. scripts/profile-window.sh
-tools="$(scripts/ensure-dotnet-tools.sh)"
-export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(scripts/ensure-nats-server.sh)}"
-mkdir -p results
-dll="$root/Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll"
-[ "$mode" = perf ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 PERF_HZ=999
+name=replay
+source "$(dirname "${BASH_SOURCE[0]}")/profile-lib.sh"
 
 log="results/replay-profile.log"
 dotnet run --project Bridge.LoadTests -c Release --no-build -- resume --messages "$messages" --rounds 12 --transports "$transport" \
@@ -29,23 +23,15 @@ dotnet run --project Bridge.LoadTests -c Release --no-build -- resume --messages
 harness=$!
 trap 'kill "$harness" 2>/dev/null || true' EXIT
 
-pid=""
-for _ in $(seq 1 600); do
-  pid="$(pgrep -n -f "^dotnet $dll" || true)"
-  [ -n "$pid" ] && grep -q "replay 3/12" "$log" && break
-  sleep 0.5
-done
-[ -n "$pid" ] || { echo "profile-replay: no worker found" >&2; exit 1; }
+profile_wait_worker "$log" "replay 3/12"
 echo "profile-replay: worker $pid, $transport, $messages messages, $mode for $seconds s" >&2
-loadgen="$(pgrep -n -f "Bridge\.LoadTests(\.dll)? resume" || true)"
-nats="$(pgrep -n -P "$loadgen" -f nats-server || true)"
-profile_begin "$mode" "$pid" "$loadgen" "$nats" replay || { echo "usage: $0 perf|trace|counters [json|msgpack|sse] [messages]" >&2; exit 2; }
+before="$(profile_sample resume)"
+profile_collect
 sleep "$seconds"
-profile_end
-if [ "$mode" = perf ]; then
-  perf report -i results/replay.perf --no-children --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^$" | grep -v "^#" | head -60 >results/replay-perf.txt || true
-  cat results/replay-perf.txt
-fi
+after="$(profile_sample resume)"
+wait "$collector"
+profile_cores "$before" "$after"
+profile_report
 wait "$harness" || true
 trap - EXIT
 grep -E "^\| (replay rate|goal: replay)" "$log" || tail -20 "$log"

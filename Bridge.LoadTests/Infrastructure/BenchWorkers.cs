@@ -29,7 +29,7 @@ internal static class BenchWorkers
         public static Task<WorkerProcess> StartAsync(string natsUrl, string configuration, params (string Key, string Value)[] settings) =>
             Start(natsUrl, configuration, null, settings);
 
-        /// <summary>As <c>StartAsync</c>, running another build's worker: <paramref name="dll"/> is its Bridge.Worker.dll (an A/B in one run).</summary>
+        /// <summary>As <see cref="StartAsync"/>, but another build's worker (<paramref name="dll"/>): the "before" of a same-run comparison.</summary>
         public static Task<WorkerProcess> StartDllAsync(string natsUrl, string dll, params (string Key, string Value)[] settings) =>
             Start(natsUrl, WorkerProcess.Configuration, dll, settings);
     }
