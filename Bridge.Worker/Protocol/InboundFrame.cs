@@ -10,11 +10,19 @@ internal enum PayloadKind
 
     /// <summary><see cref="InboundFrame.Payload"/> holds raw bytes.</summary>
     Binary = 2,
+
+    /// <summary>
+    /// <see cref="InboundFrame.Payload"/> holds one MessagePack value (not a top-level bin), checked at the edge by
+    /// <see cref="Bridge.Contracts.PayloadTranscoder.CheckMessagePack(ReadOnlyMemory{byte})"/> or, read off the
+    /// stream, by <see cref="Bridge.Contracts.PayloadTranscoder.IsValidMessagePack"/>.
+    /// </summary>
+    MessagePack = 3,
 }
 
 /// <summary>
-/// A decoded client frame. Whatever the wire format, a non-binary payload arrives here as UTF-8 JSON,
-/// which is also how it is stored in the stream, so handlers and backends see one representation.
+/// A decoded client frame. A payload is kept in the encoding it arrived in (JSON text from a JSON client, one
+/// MessagePack value from a MessagePack client, or bytes) and stored that way; handlers that read arguments see JSON
+/// (<see cref="PayloadArgs"/>).
 /// </summary>
 internal sealed class InboundFrame
 {
