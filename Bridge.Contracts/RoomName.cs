@@ -16,6 +16,44 @@ public static class RoomName
 
     /// <summary>True when <paramref name="room"/> is a valid room name.</summary>
     public static bool IsValid(string? room) => Names.IsDotted(room, MaxLength, MaxTokens);
+
+    /// <summary>
+    /// True when <paramref name="name"/> contains a wildcard (<c>*</c> or <c>&gt;</c>): a join names a room pattern
+    /// rather than a room. Room names never contain either, so the two cannot be confused. Says nothing about whether
+    /// the pattern is well formed (<see cref="IsValidPattern"/>).
+    /// </summary>
+    public static bool IsPattern(string? name) => name is not null && name.AsSpan().IndexOfAny('*', '>') >= 0;
+
+    /// <summary>
+    /// True when <paramref name="pattern"/> is a valid room pattern: 1 to <see cref="MaxLength"/> characters of 1 to
+    /// <see cref="MaxTokens"/> dot-separated tokens, each a room token, <c>*</c> (exactly one token) or, as the last
+    /// token only, <c>&gt;</c> (one or more tokens), with at least one wildcard. <c>devices.site-3.*</c> and
+    /// <c>devices.&gt;</c> are patterns; <c>devices.*x</c>, <c>devices.&gt;.a</c> and <c>devices..*</c> are not.
+    /// </summary>
+    public static bool IsValidPattern(string? pattern)
+    {
+        if (!IsPattern(pattern) || pattern!.Length > MaxLength)
+        {
+            return false;
+        }
+
+        var tokens = pattern.Split('.');
+        if (tokens.Length > MaxTokens)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            var token = tokens[i];
+            if (token != "*" && !(token == ">" && i == tokens.Length - 1) && !Names.IsDotted(token, MaxLength, 1))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }
 
 internal static class Names

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
@@ -6,17 +7,38 @@ namespace Bridge.Worker.Nats;
 
 /// <summary>
 /// A room's live feed is one core NATS subscription on the stream's republish subject for that room:
-/// nearly free on the server (no consumer state), so a worker can hold tens of thousands. Each stamped message is
-/// handed to the room's <see cref="RoomSequence"/>, which fills gaps and dispatches.
+/// nearly free on the server (no consumer state), so a worker can hold tens of thousands. A pattern's feed is one
+/// subscription with its wildcards (<c>live.rooms.devices.site-3.&gt;</c>), whatever the number of rooms it matches.
+/// Each stamped message is handed to the room's <see cref="RoomSequence"/>, which fills gaps and dispatches.
 /// </summary>
-internal sealed partial class NatsRoomFeedFactory(
-    NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
-    : IRoomFeedFactory
+internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
 {
+    // Pattern feeds by subscription: a message their buffer drops is told to the pattern's sequence (it cannot see
+    // the gap in its rooms' own chains, RoomSequence).
+    private readonly ConcurrentDictionary<NatsSubBase, Room> _patterns = new(ReferenceEqualityComparer.Instance);
+    private readonly NatsContext _nats;
+    private readonly IOptions<NatsOptions> _options;
+    private readonly RoomMessageReader _reader;
+    private readonly ILogger<NatsRoomFeedFactory> _logger;
+
+    public NatsRoomFeedFactory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
+    {
+        _nats = nats;
+        _options = options;
+        _reader = reader;
+        _logger = logger;
+        nats.Connection.MessageDropped += OnMessageDroppedAsync;
+    }
+
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
-        var subject = options.Value.LiveSubject(room.Name);
-        var subscription = await nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
+        var subject = _options.Value.LiveSubject(room.Name);
+        var subscription = await _nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
+        if (room.Pattern is not null && subscription is NatsSubBase sub)
+        {
+            _patterns[sub] = room;
+        }
+
         try
         {
             // The seam: the server handles one connection's commands in order, so by the time it answers the
@@ -26,6 +48,7 @@ internal sealed partial class NatsRoomFeedFactory(
         }
         catch
         {
+            Forget(subscription);
             await subscription.DisposeAsync();
             throw;
         }
@@ -33,12 +56,38 @@ internal sealed partial class NatsRoomFeedFactory(
         return new Feed(this, room, subscription);
     }
 
+    private void Forget(INatsSub<byte[]> subscription)
+    {
+        if (subscription is NatsSubBase sub)
+        {
+            _patterns.TryRemove(sub, out _);
+        }
+    }
+
+    private ValueTask OnMessageDroppedAsync(object? sender, NatsMessageDroppedEventArgs args)
+    {
+        if (_patterns.TryGetValue(args.Subscription, out var room) && RoomMessageReader.SequenceOf(args.Headers) is > 0 and var seq)
+        {
+            room.Sequence.MarkDropped(seq);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
     private async Task PumpAsync(Room room, INatsSub<byte[]> subscription)
     {
         // Ends when the subscription is disposed (last member left, or shutdown).
         await foreach (var msg in subscription.Msgs.ReadAllAsync())
         {
-            var message = reader.ReadStamped(room.Name, msg);
+            // A pattern's messages are of the rooms it matches, each named by its subject.
+            var name = room.Pattern is null ? room.Name : _options.Value.RoomOf(msg.Subject, live: true);
+            if (name is null)
+            {
+                LogNotARoom(msg.Subject, room.Name);
+                continue;
+            }
+
+            var message = _reader.ReadStamped(name, msg);
             if (message is null)
             {
                 LogNotFromStream(msg.Subject);
@@ -59,17 +108,20 @@ internal sealed partial class NatsRoomFeedFactory(
 
     private sealed class Feed : IAsyncDisposable
     {
+        private readonly NatsRoomFeedFactory _owner;
         private readonly INatsSub<byte[]> _subscription;
         private readonly Task _pump;
 
         public Feed(NatsRoomFeedFactory owner, Room room, INatsSub<byte[]> subscription)
         {
+            _owner = owner;
             _subscription = subscription;
             _pump = Task.Run(() => owner.PumpAsync(room, subscription));
         }
 
         public async ValueTask DisposeAsync()
         {
+            _owner.Forget(_subscription);
             await _subscription.DisposeAsync();
             await _pump;
         }
@@ -77,6 +129,10 @@ internal sealed partial class NatsRoomFeedFactory(
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Ignored a message on {Subject} without stream headers")]
     private partial void LogNotFromStream(string subject);
+
+    // Debug: a backend storing under the prefix on a subject that is no room name is not the worker's concern.
+    [LoggerMessage(EventId = 1210, Level = LogLevel.Debug, Message = "Ignored a message on {Subject} for pattern {Pattern}: not a valid room name")]
+    private partial void LogNotARoom(string subject, string pattern);
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Dispatching a message of room {Room} failed")]
     private partial void LogDispatchFailed(Exception exception, string room);

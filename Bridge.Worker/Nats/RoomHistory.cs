@@ -19,7 +19,11 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     // The first pull of a read limited in bytes, before the room's message size is known.
     private const int FirstBatch = 16;
 
+    // How long one batched direct get may take (a latest read's page).
+    private static readonly TimeSpan DirectGetTimeout = TimeSpan.FromSeconds(10);
+
     private INatsJSStream? _stream;
+    private StreamDirectGet? _directGet;
 
     private async ValueTask<INatsJSStream> StreamAsync(CancellationToken cancellationToken) =>
         _stream ??= await nats.JetStream.GetStreamAsync(options.Value.StreamName, cancellationToken: cancellationToken);
@@ -42,9 +46,19 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     public async ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
-        return message is { } m && m.Headers is { } h && h.TryGetValue("Nats-Subject", out var subject) &&
-               subject.ToString() == options.Value.RoomSubject(room);
+        if (message is not { Headers: { } h } || !h.TryGetValue("Nats-Subject", out var subject))
+        {
+            return false;
+        }
+
+        // A pattern: the message is of one of the rooms it matches.
+        return PatternOf(room) is { } pattern
+            ? options.Value.RoomOf(subject.ToString(), live: false) is { } of && pattern.Matches(of)
+            : subject.ToString() == options.Value.RoomSubject(room);
     }
+
+    private static Security.RoomPattern? PatternOf(string name) =>
+        Bridge.Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
 
     private async ValueTask<NatsMsg<byte[]>?> GetDirectAsync(StreamMsgGetRequest request, CancellationToken cancellationToken)
     {
@@ -81,6 +95,7 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
             yield break;
         }
 
+        var pattern = PatternOf(room);
         var last = afterSeq;
         var emptyTries = 0;
         var left = limit.MaxMessages;
@@ -120,10 +135,17 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
 
                 var timestamp = msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
                 last = seq;
-                largest = Math.Max(largest, msg.Size);
-                bytesLeft -= msg.Size;
-                left--;
-                yield return reader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
+                // A pattern's messages are of the rooms it matches, each named by its subject; one that is no room name
+                // is skipped (not counted against the limit), as its feed skips it live.
+                var of = pattern is null ? room : options.Value.RoomOf(msg.Subject, live: false);
+                if (of is not null)
+                {
+                    largest = Math.Max(largest, msg.Size);
+                    bytesLeft -= msg.Size;
+                    left--;
+                    yield return reader.Create(of, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
+                }
+
                 if ((upToSeq is { } end && seq >= end) || left == 0 || bytesLeft <= 0)
                 {
                     yield break;
@@ -145,6 +167,16 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
                 emptyTries = 0;
             }
         }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken)
+    {
+        var get = _directGet ??= new StreamDirectGet(nats.Connection, options.Value.StreamName, DirectGetTimeout);
+        return await LatestPages.OpenAsync(
+            get, nats.JetStream, options.Value.RoomSubject(room), afterSeq, upToSeq, maxRooms,
+            m => options.Value.RoomOf(m.Subject, live: false) is { } of ? reader.Create(of, m.Seq, 0, m.Timestamp, m.Headers, m.Data) : null,
+            cancellationToken);
     }
 
     /// <summary>The room's latest <paramref name="limit"/> messages, oldest first.</summary>
