@@ -76,33 +76,69 @@ internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
 
     private async Task PumpAsync(Room room, INatsSub<byte[]> subscription)
     {
+        if (room.Pattern is not null)
+        {
+            await PumpPatternAsync(room, subscription);
+            return;
+        }
+
         // Ends when the subscription is disposed (last member left, or shutdown).
         await foreach (var msg in subscription.Msgs.ReadAllAsync())
         {
-            // A pattern's messages are of the rooms it matches, each named by its subject.
-            var name = room.Pattern is null ? room.Name : _options.Value.RoomOf(msg.Subject, live: true);
-            if (name is null)
-            {
-                LogNotARoom(msg.Subject, room.Name);
-                continue;
-            }
+            await HandleAsync(room, room.Name, msg);
+        }
+    }
 
-            var message = _reader.ReadStamped(name, msg);
-            if (message is null)
+    /// <summary>
+    /// A pattern's pump: each time its buffer is drained, whatever the buffer dropped and no later message has filled
+    /// yet (the tail of a burst) is read from the stream, so a quiet pattern is not left short.
+    /// </summary>
+    private async Task PumpPatternAsync(Room room, INatsSub<byte[]> subscription)
+    {
+        var messages = subscription.Msgs;
+        while (await messages.WaitToReadAsync())
+        {
+            while (messages.TryRead(out var msg))
             {
-                LogNotFromStream(msg.Subject);
-                continue;
+                // A pattern's messages are of the rooms it matches, each named by its subject.
+                if (_options.Value.RoomOf(msg.Subject, live: true) is not { } name)
+                {
+                    LogNotARoom(msg.Subject, room.Name);
+                    continue;
+                }
+
+                await HandleAsync(room, name, msg);
             }
 
             try
             {
-                await room.Sequence.OnLiveAsync(message);
+                await room.Sequence.FillDroppedAsync();
             }
             catch (Exception ex)
             {
-                // A failed gap fill: the room's next message shows the gap again and fills it.
+                // The next message (or the next time the buffer drains) fills it.
                 LogDispatchFailed(ex, room.Name);
             }
+        }
+    }
+
+    private async Task HandleAsync(Room room, string name, NatsMsg<byte[]> msg)
+    {
+        var message = _reader.ReadStamped(name, msg);
+        if (message is null)
+        {
+            LogNotFromStream(msg.Subject);
+            return;
+        }
+
+        try
+        {
+            await room.Sequence.OnLiveAsync(message);
+        }
+        catch (Exception ex)
+        {
+            // A failed gap fill: the room's next message shows the gap again and fills it.
+            LogDispatchFailed(ex, room.Name);
         }
     }
 

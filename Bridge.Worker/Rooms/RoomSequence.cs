@@ -17,7 +17,8 @@ namespace Bridge.Worker.Rooms;
 /// <list type="bullet">
 /// <item>the subscription's buffer overflowing (NATS.Net drops the newest and says which, with its headers):
 /// <see cref="MarkDropped"/> records its seq, and the next message after it first has the pattern read from the stream
-/// (a wildcard filter) from the position up to it;</item>
+/// (a wildcard filter) from the position up to it; if none comes, the pattern is read up to it once the buffer is
+/// drained (<see cref="FillDroppedAsync"/>);</item>
 /// <item>the NATS connection dropping (a server that closes a slow consumer drops it too): <see cref="MarkStale"/>,
 /// and until a catch-up has compared the position with the pattern's last stored seq after the reconnect, every
 /// live message first tries that catch-up (the subscription is back before the request, as for a room);</item>
@@ -36,6 +37,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
 
     // Patterns only: the highest seq the subscription dropped, and the connection drops seen / caught up after.
     private ulong _dropped;
+    private ulong _droppedFilled;
     private int _disconnects;
     private int _caughtUpAfter;
 
@@ -120,6 +122,36 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
         }
     }
 
+    /// <summary>
+    /// A pattern's buffer is drained: what it dropped that no later message filled (the tail of a burst) is read from the
+    /// stream now.
+    /// </summary>
+    public async Task FillDroppedAsync()
+    {
+        if (Volatile.Read(ref _dropped) <= Math.Max(Volatile.Read(ref _position), Volatile.Read(ref _droppedFilled)))
+        {
+            return;
+        }
+
+        await _gate.WaitAsync();
+        try
+        {
+            var dropped = Volatile.Read(ref _dropped);
+            if (dropped > _position && dropped > _droppedFilled)
+            {
+                LogDropped(services.Logger, room.Name, _position, dropped);
+                services.Metrics.GapFilled();
+                await FillAsync(dropped, CancellationToken.None);
+                // Read once: a dropped message the stream no longer returns (retention, or no room name) is not read again.
+                _droppedFilled = dropped;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>The NATS connection dropped: a pattern checks the stream before its next dispatch, until a catch-up after the reconnect.</summary>
     public void MarkStale() => Interlocked.Increment(ref _disconnects);
 
@@ -157,6 +189,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
             LogDropped(services.Logger, room.Name, _position, dropped);
             services.Metrics.GapFilled();
             await FillAsync(seq - 1, CancellationToken.None);
+            _droppedFilled = Math.Max(_droppedFilled, dropped);
         }
     }
 
