@@ -71,8 +71,10 @@ internal sealed partial class RoomReader
     /// </summary>
     public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, CancellationToken cancellationToken)
     {
+        // A resume is a resume (§5: every message after since): latest applies to a join without since. A conflated
+        // member never reads the stream: its since asks for each room's newest message after it instead.
         var options = member.Options;
-        if (options.Latest || (member.IsConflated && options.Since is not null))
+        if (member.IsConflated ? options.Latest || options.Since is not null : options.Latest && options.Since is null)
         {
             return await JoinWithLatestAsync(member, room, cancellationToken);
         }
@@ -105,6 +107,7 @@ internal sealed partial class RoomReader
     {
         var options = member.Options;
         var seam = await room.Sequence.SeamAsync(member, cancellationToken);
+        // Latest: every room's newest up to the seam; a conflated resume: only those after its since.
         var after = options.Latest ? 0 : options.Since ?? 0;
         var sent = 0;
         await _reads.WaitAsync(cancellationToken);

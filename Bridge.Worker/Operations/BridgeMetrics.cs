@@ -74,7 +74,7 @@ internal sealed class BridgeMetrics
 
     /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
     public void ObserveActiveRooms(Func<int> activeRooms) =>
-        _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms with at least one local member (one NATS subscription each).");
+        _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms and room patterns with at least one local member (one NATS subscription each).");
 
     /// <summary>Called by the room reader: members currently behind their room's live dispatch.</summary>
     public void ObserveLaggingMembers(Func<int> lagging) => Volatile.Write(ref _lagging, lagging);
