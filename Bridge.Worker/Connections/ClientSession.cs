@@ -26,6 +26,7 @@ internal sealed class ClientSession
     private PublishPipeline? _publishes;
     private CloseRequest? _closeRequest;
     private int _closeRequested;
+    private int _shutdown;
     private UserIdentity _identity;
     private ITimer? _expiry;
 
@@ -257,6 +258,12 @@ internal sealed class ClientSession
     /// </summary>
     public void Shutdown(int reconnectAfterMs)
     {
+        // Once: the drain and a connection added while it begins may both ask (ConnectionTracker.Add).
+        if (Interlocked.Exchange(ref _shutdown, 1) != 0)
+        {
+            return;
+        }
+
         if (Transport == "websocket")
         {
             RequestClose(CloseCodes.ServiceRestart, $"service restart; reconnect_after_ms={reconnectAfterMs}");

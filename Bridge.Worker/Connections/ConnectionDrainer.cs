@@ -36,17 +36,8 @@ internal sealed partial class ConnectionDrainer(
     private async Task DrainAsync(CancellationToken cancellationToken)
     {
         var open = tracker.Count;
-        if (open == 0)
-        {
-            return;
-        }
-
         LogDraining(open);
-        var spread = (int)options.Value.ReconnectSpread.TotalMilliseconds;
-        foreach (var session in tracker.Sessions)
-        {
-            session.Shutdown(spread == 0 ? 0 : Random.Shared.Next(spread));
-        }
+        tracker.ShutdownAll((int)options.Value.ReconnectSpread.TotalMilliseconds);
 
         using var timeout = new CancellationTokenSource(options.Value.DrainTimeout * 0.8, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);

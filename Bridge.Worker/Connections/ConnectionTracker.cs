@@ -9,6 +9,9 @@ internal sealed class ConnectionTracker(BridgeMetrics metrics)
 {
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
 
+    // -1 while the worker runs; the reconnect spread (ms) once it shuts down.
+    private int _shutdownSpreadMs = -1;
+
     public int Count => _sessions.Count;
 
     /// <summary>The open sessions, enumerated without a copy (a session opened or closed meanwhile may or may not be seen).</summary>
@@ -33,7 +36,31 @@ internal sealed class ConnectionTracker(BridgeMetrics metrics)
     {
         _sessions[session.ConnectionId] = session;
         metrics.ConnectionOpened(session.Transport);
+        // A connection upgraded just as the drain began may be missing from the drain's pass over the sessions:
+        // it is told here instead (Shutdown is once per session, so one seen by both is told once). The fence
+        // orders the add before the read, against ShutdownAll's flag write before its pass.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _shutdownSpreadMs) is var spread and >= 0)
+        {
+            session.Shutdown(ReconnectDelay(spread));
+        }
     }
+
+    /// <summary>
+    /// Tells every open connection, and every one added from now on, to reconnect elsewhere: each after its own
+    /// random delay below <paramref name="spreadMs"/> milliseconds (see <see cref="ClientSession.Shutdown"/>).
+    /// </summary>
+    public void ShutdownAll(int spreadMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(spreadMs);
+        Interlocked.Exchange(ref _shutdownSpreadMs, spreadMs);
+        foreach (var session in Sessions)
+        {
+            session.Shutdown(ReconnectDelay(spreadMs));
+        }
+    }
+
+    private static int ReconnectDelay(int spreadMs) => spreadMs == 0 ? 0 : Random.Shared.Next(spreadMs);
 
     public void Remove(ClientSession session)
     {
