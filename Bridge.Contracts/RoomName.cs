@@ -54,6 +54,37 @@ public static class RoomName
 
         return true;
     }
+
+    /// <summary>
+    /// True when some room can be named by both <paramref name="name"/> and <paramref name="other"/>, each a valid room
+    /// or room pattern: two equal rooms, a pattern and a room it matches (<c>devices.*</c> and <c>devices.d1</c>), two
+    /// patterns that share a room (<c>devices.site-3.*</c> and <c>devices.&gt;</c>). A connection joined to both is sent each
+    /// such room's messages once (docs/protocol.md §4), so a client cannot tell which join a message belongs to.
+    /// </summary>
+    public static bool Overlaps(string name, string other)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(other);
+        var a = name.Split('.');
+        var b = other.Split('.');
+        for (var i = 0; ; i++)
+        {
+            if (i == a.Length || i == b.Length)
+            {
+                return a.Length == b.Length;
+            }
+
+            if (a[i] == ">" || b[i] == ">")
+            {
+                return true; // both still have a token here, so a room can go on to satisfy either
+            }
+
+            if (a[i] != "*" && b[i] != "*" && a[i] != b[i])
+            {
+                return false;
+            }
+        }
+    }
 }
 
 internal static class Names

@@ -227,9 +227,19 @@ public sealed class LatestAndConflationTests(NatsServerFixture nats) : IClassFix
 
             var stored = await Store.PublishManyAsync(nats.Server, Enumerable.Range(0, 3000).Select(i => $"{site}.r{i % 7}").ToList());
             var expected = stored.Select(s => s.Seq).Order().ToList();
-            foreach (var client in clients)
+            for (var i = 0; i < clients.Count; i++)
             {
-                Assert.Equal(expected, (await client.CollectAsync(expected.Count, f => f.Type == Store.Type, Long)).Select(f => f.Seq));
+                List<Frame> got;
+                try
+                {
+                    got = await clients[i].CollectAsync(expected.Count, f => f.Type == Store.Type, Long);
+                }
+                catch (TimeoutException ex)
+                {
+                    throw new TimeoutException($"client {i}: {ex.Message}; gap fills {meters.Total("bridge.gap.fills")}", ex);
+                }
+
+                Assert.Equal(expected, got.Select(f => f.Seq));
             }
 
             Assert.True(meters.Total("bridge.gap.fills") >= 1, "the live buffer never overflowed: nothing was tested");

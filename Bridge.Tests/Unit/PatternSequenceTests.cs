@@ -85,6 +85,41 @@ public sealed class PatternSequenceTests : IDisposable
     }
 
     [Fact]
+    public async Task A_drop_reported_after_later_messages_went_out_is_still_filled_in_stream_order_once_the_buffer_was_seen_full()
+    {
+        _log.Store("site.a", "site.b", "site.c", "site.a", "site.b"); // 1..5
+        await LiveAsync(1);
+
+        // The pump found the buffer full (2 and 3 dropped); NATS.Net's drop report has not come yet when 4 is read.
+        _room.Sequence.MarkOverflowed();
+        await LiveAsync(4);
+        Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
+
+        // The report comes late: nothing is read or sent again; 5, buffered before, is skipped.
+        _room.Sequence.MarkDropped(2);
+        _room.Sequence.MarkDropped(3);
+        var reads = _log.Reads;
+        await LiveAsync(5);
+        await _room.Sequence.FillDroppedAsync();
+        Assert.Equal(reads, _log.Reads);
+        Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
+    }
+
+    [Fact]
+    public async Task A_buffer_seen_full_at_the_end_of_a_burst_is_caught_up_once_drained()
+    {
+        _log.Store("site.a", "site.b", "site.c"); // 1..3
+        await LiveAsync(1);
+        _room.Sequence.MarkOverflowed();
+        await _room.Sequence.FillDroppedAsync();
+        Assert.Equal([1UL, 2, 3], _member.Received);
+
+        var reads = _log.Reads;
+        await _room.Sequence.FillDroppedAsync();
+        Assert.Equal(reads, _log.Reads);
+    }
+
+    [Fact]
     public async Task After_a_connection_drop_the_next_message_first_catches_the_pattern_up_to_the_stream()
     {
         _log.Store("site.a", "site.b"); // 1, 2

@@ -96,10 +96,23 @@ internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
     private async Task PumpPatternAsync(Room room, INatsSub<byte[]> subscription)
     {
         var messages = subscription.Msgs;
+        var capacity = _options.Value.RoomFeedCapacity;
         while (await messages.WaitToReadAsync())
         {
-            while (messages.TryRead(out var msg))
+            while (true)
             {
+                // Full: it may have dropped messages since our last read (only reads empty it). NATS.Net's report of
+                // which comes through its event queue, too late to fill them in stream order.
+                if (messages.Count >= capacity)
+                {
+                    room.Sequence.MarkOverflowed();
+                }
+
+                if (!messages.TryRead(out var msg))
+                {
+                    break;
+                }
+
                 // A pattern's messages are of the rooms it matches, each named by its subject.
                 if (_options.Value.RoomOf(msg.Subject, live: true) is not { } name)
                 {

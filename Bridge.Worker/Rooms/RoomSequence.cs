@@ -15,10 +15,13 @@ namespace Bridge.Worker.Rooms;
 /// because a message can only be lost on the worker's side of the subscription, where the worker sees it happen:
 /// </para>
 /// <list type="bullet">
-/// <item>the subscription's buffer overflowing (NATS.Net drops the newest and says which, with its headers):
-/// <see cref="MarkDropped"/> records its seq, and the next message after it first has the pattern read from the stream
-/// (a wildcard filter) from the position up to it; if none comes, the pattern is read up to it once the buffer is
-/// drained (<see cref="FillDroppedAsync"/>);</item>
+/// <item>the subscription's buffer overflowing (NATS.Net drops the newest). NATS.Net tells which message it dropped,
+/// but through its event queue, often after later messages were dispatched: so the pump marks the pattern
+/// (<see cref="MarkOverflowed"/>) whenever it finds the buffer full, which it always does after a drop (only its reads
+/// empty the buffer), and the next message first has the pattern read from the stream (a wildcard filter) up to its last
+/// stored seq; the buffered messages that read covered are skipped. A drop reported in time (<see cref="MarkDropped"/>)
+/// is filled up to the next message alone; if no message comes, either is filled once the buffer is drained
+/// (<see cref="FillDroppedAsync"/>);</item>
 /// <item>the NATS connection dropping (a server that closes a slow consumer drops it too): <see cref="MarkStale"/>,
 /// and until a catch-up has compared the position with the pattern's last stored seq after the reconnect, every
 /// live message first tries that catch-up (the subscription is back before the request, as for a room);</item>
@@ -40,6 +43,8 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
     private ulong _droppedFilled;
     private int _disconnects;
     private int _caughtUpAfter;
+    private int _overflows;
+    private int _overflowsCaughtUp;
 
     /// <summary>
     /// The live position: every message of the room up to it has been dispatched, and is in the stream. Read
@@ -128,7 +133,8 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
     /// </summary>
     public async Task FillDroppedAsync()
     {
-        if (Volatile.Read(ref _dropped) <= Math.Max(Volatile.Read(ref _position), Volatile.Read(ref _droppedFilled)))
+        if (Volatile.Read(ref _dropped) <= Math.Max(Volatile.Read(ref _position), Volatile.Read(ref _droppedFilled)) &&
+            Volatile.Read(ref _overflows) == Volatile.Read(ref _overflowsCaughtUp))
         {
             return;
         }
@@ -136,6 +142,13 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
         await _gate.WaitAsync();
         try
         {
+            if (Volatile.Read(ref _overflows) != _overflowsCaughtUp)
+            {
+                services.Metrics.GapFilled();
+                await CatchUpToLastAsync(CancellationToken.None);
+                return;
+            }
+
             var dropped = Volatile.Read(ref _dropped);
             if (dropped > _position && dropped > _droppedFilled)
             {
@@ -155,11 +168,18 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
     /// <summary>The NATS connection dropped: a pattern checks the stream before its next dispatch, until a catch-up after the reconnect.</summary>
     public void MarkStale() => Interlocked.Increment(ref _disconnects);
 
+    /// <summary>
+    /// A pattern's subscription buffer was found full, so it may have dropped messages: the next dispatch (or the buffer
+    /// draining) first reads the pattern from the stream up to its last stored seq.
+    /// </summary>
+    public void MarkOverflowed() => Interlocked.Increment(ref _overflows);
+
     /// <summary>Called under the gate: compares the position with the last stored seq and fills up to it.</summary>
     private async Task CatchUpToLastAsync(CancellationToken cancellationToken)
     {
-        // A drop seen after this point needs a catch-up of its own: only the count read first is cleared.
+        // A drop or an overflow seen after this point needs a catch-up of its own: only the counts read first are cleared.
         var disconnects = Volatile.Read(ref _disconnects);
+        var overflows = Volatile.Read(ref _overflows);
         var last = await services.Log.GetLastSeqAsync(room.Name, cancellationToken);
         if (last > _position)
         {
@@ -168,6 +188,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
         }
 
         _caughtUpAfter = disconnects;
+        _overflowsCaughtUp = overflows;
     }
 
     /// <summary>
@@ -177,8 +198,13 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
     /// </summary>
     private async Task CheckPatternAsync(ulong seq)
     {
-        if (Volatile.Read(ref _disconnects) != _caughtUpAfter)
+        if (Volatile.Read(ref _disconnects) != _caughtUpAfter || Volatile.Read(ref _overflows) != _overflowsCaughtUp)
         {
+            if (Volatile.Read(ref _overflows) != _overflowsCaughtUp)
+            {
+                services.Metrics.GapFilled();
+            }
+
             await CatchUpToLastAsync(CancellationToken.None);
             return;
         }

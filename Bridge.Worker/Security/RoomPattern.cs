@@ -136,30 +136,7 @@ internal sealed class RoomPattern
     }
 
     /// <summary>True when some room matches both patterns (a connection joined to both would be sent it twice).</summary>
-    public bool Overlaps(RoomPattern other)
-    {
-        for (var i = 0; ; i++)
-        {
-            var mineEnded = i == _tokens.Length;
-            var theirsEnded = i == other._tokens.Length;
-            if (mineEnded || theirsEnded)
-            {
-                return mineEnded && theirsEnded;
-            }
-
-            var mine = _tokens[i];
-            var theirs = other._tokens[i];
-            if (mine == ">" || theirs == ">")
-            {
-                return true; // both still have a token here, so a room can go on to satisfy either
-            }
-
-            if (mine != "*" && theirs != "*" && mine != theirs)
-            {
-                return false;
-            }
-        }
-    }
+    public bool Overlaps(RoomPattern other) => RoomName.Overlaps(Text, other.Text);
 
     public override string ToString() => Text;
 }
