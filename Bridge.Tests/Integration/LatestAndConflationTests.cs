@@ -46,6 +46,26 @@ public sealed class LatestAndConflationTests(NatsServerFixture nats) : IClassFix
     }
 
     [Fact]
+    public async Task Latest_on_a_pattern_of_1000_rooms_over_sse_sends_each_room_s_newest_message_then_room_joined_then_live()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var site = Names.Room("sdash");
+        var rooms = Enumerable.Range(0, 1000).Select(i => $"{site}.d{i}").ToList();
+        await Store.PublishManyAsync(nats.Server, rooms, i => $"\"old-{i}\"");
+        var newest = await Store.PublishManyAsync(nats.Server, rooms, i => $"\"new-{i}\"");
+
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, $"{Uri.EscapeDataString(site + ".*")}&latest=true");
+        var latest = await sse.CollectAsync(1000, e => e.Event == Store.Type, Long);
+        var joined = await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        Assert.Equal(1000, joined.Json["payload"]!["latest"]!.GetValue<int>());
+        Assert.Equal(newest.Select(n => (n.Room, n.Seq)).Order(), latest.Select(e => (e.Json["room"]!.GetValue<string>(), e.Json["seq"]!.GetValue<ulong>())).Order());
+        Assert.All(latest, e => Assert.StartsWith("new-", e.Json["payload"]!.GetValue<string>(), StringComparison.Ordinal));
+
+        var live = await Store.PublishAsync(nats.Server, [rooms[999]]);
+        Assert.Equal(live[0].Seq, (await sse.WaitForAsync(e => e.Event == Store.Type)).Json["seq"]!.GetValue<ulong>());
+    }
+
+    [Fact]
     public async Task Latest_beyond_one_batched_read_lists_the_rooms_and_a_join_over_the_limit_is_refused_whole()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxLatestRooms", "1100"));

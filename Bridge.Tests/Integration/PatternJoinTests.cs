@@ -170,12 +170,30 @@ public sealed class PatternJoinTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     [Fact]
-    public async Task A_grant_of_a_pattern_allows_that_pattern_and_narrower_ones_but_not_a_wider_one()
+    public async Task An_sse_stream_of_overlapping_rooms_and_patterns_gets_each_message_once()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var site = Names.Room("site");
+        var rooms = new[] { $"{site}.a", $"{site}.b", $"{site}.c.d" };
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, Uri.EscapeDataString($"{rooms[0]},{site}.*,{site}.>"));
+        await sse.CollectAsync(3, e => e.Event == MessageTypes.RoomJoined);
+
+        var published = await Store.PublishAsync(nats.Server, Enumerable.Range(0, 60).Select(i => rooms[i % 3]));
+        var got = await sse.CollectAsync(published.Count, e => e.Event == Store.Type);
+        Assert.Equal(published.Select(p => p.Seq).Order(), got.Select(e => e.Json["seq"]!.GetValue<ulong>()).Order());
+        var more = await Store.PublishAsync(nats.Server, [rooms[1]]);
+        Assert.Equal(more[0].Seq, (await sse.WaitForAsync(e => e.Event == Store.Type)).Json["seq"]!.GetValue<ulong>());
+    }
+
+    [Theory]
+    [InlineData(Subprotocols.Json)]
+    [InlineData(Subprotocols.MessagePack)]
+    public async Task A_grant_of_a_pattern_allows_that_pattern_and_narrower_ones_but_not_a_wider_one(string protocol)
     {
         using var tokens = new Tokens();
         await using var worker = await WorkerHost.StartAsync(nats.Server, tokens.WorkerSettings());
         var token = tokens.Create(subRooms: ["devices.site-3.*"]);
-        await using var client = await TestClient.ConnectAsync(new Uri(worker.WebSocketUrl + "?access_token=" + token));
+        await using var client = await TestClient.ConnectAsync(new Uri(worker.WebSocketUrl + "?access_token=" + token), protocol);
         Assert.Equal("devices.site-3.*", (await client.JoinPatternAsync("devices.site-3.*")).Room);
 
         foreach (var wider in new[] { "devices.>", "devices.site-3.>", "devices.*.*", "devices.*" })
