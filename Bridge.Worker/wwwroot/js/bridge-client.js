@@ -2753,5 +2753,6 @@ export {
   isPublishableType,
   isValidPattern,
   isValidRoom,
+  overlaps,
   reconnectAfterMs
 };

@@ -1,4 +1,4 @@
-export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidPattern, isValidRoom } from './client.js';
+export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidPattern, isValidRoom, overlaps } from './client.js';
 export { backoffDelay, reconnectAfterMs } from './backoff.js';
 export { Subprotocols } from './codec.js';
 export {
