@@ -26,6 +26,7 @@ internal sealed class LoadClient : IAsyncDisposable
     private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _messages;
     private long _joined;
+    private long _bytes;
 
     private LoadClient(ClientWebSocket socket, LoadClientOptions options)
     {
@@ -41,6 +42,9 @@ internal sealed class LoadClient : IAsyncDisposable
     public Task FirstFrame => _firstFrame.Task;
 
     public long Joined => Interlocked.Read(ref _joined);
+
+    /// <summary>Bytes of every frame received (WebSocket payloads, without framing).</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
 
     /// <summary>The close code the server sent, if it closed the connection.</summary>
     public int? CloseStatus { get; private set; }
@@ -130,6 +134,7 @@ internal sealed class LoadClient : IAsyncDisposable
                 }
 
                 _firstFrame.TrySetResult();
+                Interlocked.Add(ref _bytes, count);
 
                 if (result.MessageType == WebSocketMessageType.Binary)
                 {
