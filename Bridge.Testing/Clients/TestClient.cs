@@ -1,12 +1,12 @@
-using Bridge.Testing;
 using System.Net.WebSockets;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Bridge.Contracts;
 using MessagePack;
 
-namespace Bridge.Tests.Infrastructure;
+namespace Bridge.Testing;
 
 /// <summary>A frame as a client sees it, decoded with library code independent of the worker's codecs.</summary>
 public sealed class Frame
@@ -31,19 +31,69 @@ public sealed class Frame
     public override string ToString() => Json.ToJsonString();
 }
 
-/// <summary>A real ClientWebSocket speaking either subprotocol.</summary>
+/// <summary>Handed each whole message in raw mode; <paramref name="frame"/> is valid only during the call.</summary>
+public delegate void FrameHandler(ReadOnlyMemory<byte> frame, WebSocketMessageType type);
+
+/// <summary>How a <see cref="TestClient"/> connects and what it does with the frames it receives.</summary>
+public sealed class TestClientOptions
+{
+    /// <summary><c>bridge.v1.json</c>, <c>bridge.v1.msgpack</c>, or null to offer none (or set one of your own in <see cref="Configure"/>).</summary>
+    public string? Subprotocol { get; init; } = Subprotocols.Json;
+
+    /// <summary>Sent as the <c>access_token</c> query parameter; none when null.</summary>
+    public string? Token { get; init; }
+
+    /// <summary>False: nothing is read until <see cref="TestClient.StartReading"/> (a client that does not read).</summary>
+    public bool StartReading { get; init; } = true;
+
+    /// <summary>When set, the TCP receive buffer of the client socket: a small one makes a client that stops reading
+    /// back up the server quickly.</summary>
+    public int? ReceiveBufferBytes { get; init; }
+
+    /// <summary>The read buffer's first size (it doubles for a longer message): small for many idle connections.</summary>
+    public int ReadBufferBytes { get; init; } = 64 * 1024;
+
+    /// <summary>The HTTP handler to connect through (e.g. one binding spread source addresses); ignored with <see cref="ReceiveBufferBytes"/>.</summary>
+    public HttpMessageInvoker? Invoker { get; init; }
+
+    /// <summary>Changes the socket's options before it connects (headers, keep-alive, response details).</summary>
+    public Action<ClientWebSocketOptions>? Configure { get; init; }
+
+    /// <summary>How long the upgrade may take; no limit but the caller's token when null.</summary>
+    public TimeSpan? ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Raw mode, for clients that must stay cheap (the load harness): every whole message goes here, on the read
+    /// loop, and is neither decoded nor queued (<see cref="TestClient.NextAsync"/> then sees nothing).
+    /// </summary>
+    public FrameHandler? OnFrame { get; init; }
+
+    /// <summary>Called once the connection has ended (close frame, drop or abort).</summary>
+    public Action<TestClient>? OnClosed { get; init; }
+}
+
+/// <summary>
+/// The raw protocol client of the tests and the load harness: a real <see cref="ClientWebSocket"/> speaking either
+/// subprotocol that sends whatever bytes it is given (well-formed envelopes or deliberately broken ones) and reads
+/// every frame, decoded with library code independent of the worker's codecs (<see cref="Frame"/>) and queued for
+/// the <c>WaitFor</c> methods, or handed raw to <see cref="TestClientOptions.OnFrame"/>. It never reconnects: the
+/// shipped client (Bridge.Client) is the one that does.
+/// </summary>
 public sealed class TestClient : IAsyncDisposable
 {
     private readonly ClientWebSocket _socket;
+    private readonly TestClientOptions _options;
     private readonly Channel<Frame> _frames = Channel.CreateUnbounded<Frame>();
     private readonly TaskCompletionSource<WebSocketCloseStatus?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _reader;
     private Exception? _readError;
 
-    private TestClient(ClientWebSocket socket, bool msgpack)
+    private TestClient(ClientWebSocket socket, TestClientOptions options)
     {
         _socket = socket;
-        IsMsgPack = msgpack;
+        _options = options;
+        IsMsgPack = options.Subprotocol == Subprotocols.MessagePack;
     }
 
     /// <summary>A pause after each frame read: a client that reads, but slower than its rooms publish.</summary>
@@ -52,50 +102,76 @@ public sealed class TestClient : IAsyncDisposable
     /// <summary>The reason of the server's close frame, once closed.</summary>
     public string? CloseReason => _socket.CloseStatusDescription;
 
+    /// <summary>The close code the server sent, once it closed the connection; null before, or after a drop.</summary>
+    public int? CloseStatus => (int?)_socket.CloseStatus;
+
+    /// <summary>True when connected with <c>bridge.v1.msgpack</c>: envelopes are sent as MessagePack, in binary frames.</summary>
     public bool IsMsgPack { get; }
+
+    public bool IsOpen => _socket.State == WebSocketState.Open;
 
     public WebSocket Socket => _socket;
 
     /// <summary>Completes with the close status the server sent (null when the connection dropped without one).</summary>
     public Task<WebSocketCloseStatus?> Closed => _closed.Task;
 
+    /// <summary>Completes when the first frame (the worker's <c>welcome</c>) arrived; faults if the connection ended first.</summary>
+    public Task FirstFrame => _firstFrame.Task;
+
     /// <param name="receiveBufferBytes">When set, the TCP receive buffer of the client socket: a small one makes a
     /// client that stops reading back up the server quickly.</param>
-    public static async Task<TestClient> ConnectAsync(
+    public static Task<TestClient> ConnectAsync(
         Uri url, string? subprotocol = null, bool startReading = true, int? receiveBufferBytes = null,
-        Action<ClientWebSocketOptions>? configure = null)
+        Action<ClientWebSocketOptions>? configure = null) =>
+        ConnectAsync(url, new TestClientOptions
+        {
+            Subprotocol = subprotocol,
+            StartReading = startReading,
+            ReceiveBufferBytes = receiveBufferBytes,
+            Configure = configure,
+        });
+
+    /// <summary>Connects (throws what <see cref="ClientWebSocket.ConnectAsync(Uri, CancellationToken)"/> throws on a refused upgrade).</summary>
+    public static async Task<TestClient> ConnectAsync(Uri url, TestClientOptions options, CancellationToken cancellationToken = default)
     {
         var socket = new ClientWebSocket();
-        configure?.Invoke(socket.Options);
-        if (subprotocol is not null)
+        try
         {
-            socket.Options.AddSubProtocol(subprotocol);
+            options.Configure?.Invoke(socket.Options);
+            if (options.Subprotocol is not null)
+            {
+                socket.Options.AddSubProtocol(options.Subprotocol);
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            if (options.ConnectTimeout is { } limit)
+            {
+                timeout.CancelAfter(limit);
+            }
+
+            url = Tokens.WithToken(url, options.Token);
+            if (options.ReceiveBufferBytes is { } size)
+            {
+                using var handler = new SocketsHttpHandler { ConnectCallback = SmallBufferConnect(size) };
+                await socket.ConnectAsync(url, new HttpMessageInvoker(handler, disposeHandler: false), timeout.Token);
+            }
+            else if (options.Invoker is { } invoker)
+            {
+                await socket.ConnectAsync(url, invoker, timeout.Token);
+            }
+            else
+            {
+                await socket.ConnectAsync(url, timeout.Token);
+            }
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
         }
 
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        if (receiveBufferBytes is { } size)
-        {
-            using var handler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (context, ct) =>
-                {
-                    var s = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)
-                    {
-                        ReceiveBufferSize = size,
-                        NoDelay = true,
-                    };
-                    await s.ConnectAsync(context.DnsEndPoint, ct);
-                    return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
-                },
-            };
-            await socket.ConnectAsync(url, new HttpMessageInvoker(handler, disposeHandler: false), cts.Token);
-        }
-        else
-        {
-            await socket.ConnectAsync(url, cts.Token);
-        }
-        var client = new TestClient(socket, subprotocol == Subprotocols.MessagePack);
-        if (startReading)
+        var client = new TestClient(socket, options);
+        if (options.StartReading)
         {
             client.StartReading();
         }
@@ -103,11 +179,34 @@ public sealed class TestClient : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A connect callback for a socket whose TCP receive buffer is <paramref name="size"/> bytes.</summary>
+    internal static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> SmallBufferConnect(int size) => async (context, ct) =>
+    {
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)
+        {
+            ReceiveBufferSize = size,
+            NoDelay = true,
+        };
+        try
+        {
+            await s.ConnectAsync(context.DnsEndPoint, ct);
+            return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+    };
+
     public void StartReading() => _reader ??= Task.Run(ReadLoopAsync);
+
+    /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
+    public void Abort() => _socket.Abort();
 
     private async Task ReadLoopAsync()
     {
-        var buffer = new byte[1 << 20];
+        var buffer = new byte[_options.ReadBufferBytes];
         try
         {
             while (true)
@@ -116,6 +215,11 @@ public sealed class TestClient : IAsyncDisposable
                 ValueWebSocketReceiveResult result;
                 do
                 {
+                    if (count == buffer.Length)
+                    {
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
+
                     result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
                     count += result.Count;
                 }
@@ -132,7 +236,16 @@ public sealed class TestClient : IAsyncDisposable
                     break;
                 }
 
-                _frames.Writer.TryWrite(Decode(buffer.AsSpan(0, count).ToArray()));
+                _firstFrame.TrySetResult();
+                if (_options.OnFrame is { } onFrame)
+                {
+                    onFrame(buffer.AsMemory(0, count), result.MessageType);
+                }
+                else
+                {
+                    _frames.Writer.TryWrite(Decode(buffer.AsSpan(0, count).ToArray()));
+                }
+
                 if (ReadDelay > TimeSpan.Zero)
                 {
                     await Task.Delay(ReadDelay);
@@ -147,6 +260,8 @@ public sealed class TestClient : IAsyncDisposable
         finally
         {
             _frames.Writer.TryComplete();
+            _firstFrame.TrySetException(new WebSocketException($"closed before the first frame ({CloseStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no close frame"})"));
+            _options.OnClosed?.Invoke(this);
         }
     }
 
@@ -192,11 +307,21 @@ public sealed class TestClient : IAsyncDisposable
         return SendAsync(envelope);
     }
 
+    /// <summary>Sends <paramref name="bytes"/> as they are, as one message (of this client's format's type unless given); 10 s at most.</summary>
     public async Task SendRawAsync(byte[] bytes, WebSocketMessageType? type = null)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await _socket.SendAsync(bytes, type ?? (IsMsgPack ? WebSocketMessageType.Binary : WebSocketMessageType.Text), true, cts.Token);
+        await SendRawAsync(bytes, type ?? (IsMsgPack ? WebSocketMessageType.Binary : WebSocketMessageType.Text), cts.Token);
     }
+
+    public Task SendRawAsync(ReadOnlyMemory<byte> bytes, WebSocketMessageType type, CancellationToken cancellationToken) =>
+        _socket.SendAsync(bytes, type, true, cancellationToken).AsTask();
+
+    /// <summary>Sends an envelope written as JSON text; on the MessagePack subprotocol, the same map as MessagePack.</summary>
+    public Task SendJsonAsync(string json, CancellationToken cancellationToken) =>
+        IsMsgPack
+            ? SendRawAsync(MessagePackSerializer.ConvertFromJson(json, cancellationToken: cancellationToken), WebSocketMessageType.Binary, cancellationToken)
+            : SendRawAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, cancellationToken);
 
     /// <summary>The next frame, whatever it is.</summary>
     public async Task<Frame> NextAsync(TimeSpan? timeout = null)
@@ -273,6 +398,7 @@ public sealed class TestClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a close frame (2 s at most), then aborts the socket and waits for the read loop to end.</summary>
     public async ValueTask DisposeAsync()
     {
         try
@@ -288,6 +414,11 @@ public sealed class TestClient : IAsyncDisposable
         }
 
         _socket.Abort();
+        if (_reader is not null)
+        {
+            await _reader;
+        }
+
         _socket.Dispose();
     }
 }
