@@ -224,7 +224,8 @@ public sealed class PatternSequenceTests : IDisposable
             ValueTask.FromResult(Of(room).Any(m => m.Seq == seq));
 
         public async IAsyncEnumerable<RoomMessage> ReadAsync(
-            string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0, ReadLimit limit = default)
+            string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0, ReadLimit limit = default,
+            DropCheck? check = null)
         {
             Reads++;
             await Task.Yield();
@@ -233,6 +234,9 @@ public sealed class PatternSequenceTests : IDisposable
                 yield return Message(name, seq, 0);
             }
         }
+
+        // Members' reads: not a room sequence's.
+        public IRoomCursor OpenCursor(string room) => throw new NotSupportedException();
 
         public ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken) =>
             throw new NotSupportedException();

@@ -69,7 +69,9 @@ internal sealed partial class WebSocketEndpoint(
         try
         {
             session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.HeartbeatInterval, session.User));
-            var connection = new WebSocketConnection(socket, session, dispatcher, o, tracker.Metrics, time, logger);
+            // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
+            var batching = context.Features.Get<FrameBatchingStream>();
+            var connection = new WebSocketConnection(socket, batching, session, dispatcher, o, tracker.Metrics, time, logger);
             await connection.RunAsync(context.RequestAborted);
         }
         finally
