@@ -39,6 +39,9 @@ internal static class Catalog
           msgpack-path   --publishers 4 --in-flight 50 --subscribers 1 --messages 20000 --rounds 3
                          MessagePack publish → receive: worker CPU per message, stored as JSON (before) vs as sent (after),
                          sides in turns (each side's median)
+          dashboard      --devices 5000 --rate 5000 --seconds 5                            pattern join vs N single joins with latest (same run)
+          screens        --instruments 1000 --per-instrument 50 --screens 200 --max-rate 4 --seconds 5
+                         trading screens on a pattern: maxRate vs unconflated (bytes, worker CPU, value age; same run)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -268,6 +271,27 @@ internal static class Catalog
                     }, configuration, perClient);
                 }
 
+            case "dashboard":
+                return new DashboardScenario(new ScenarioSpec("dashboard", "a dashboard of many device rooms: one pattern join vs single joins, with latest, same run")
+                {
+                    Duration = a.Seconds("--seconds", 5),
+                    Drain = a.Seconds("--drain", 30),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("single_missing"), Threshold.Zero("pattern_missing"), Threshold.AtMost("pattern_subscriptions", 1)],
+                    Command = command,
+                }, configuration, a.Int("--devices", 5000), a.Int("--rate", 5000));
+
+            case "screens":
+                return new ScreensScenario(new ScenarioSpec("screens", "trading screens on a pattern: conflated (maxRate) vs unconflated, same run")
+                {
+                    WarmUp = a.Seconds("--warmup", 1),
+                    Duration = a.Seconds("--seconds", 5),
+                    Drain = a.Seconds("--drain", 30),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("unconflated_closed"), Threshold.Zero("conflated_closed")],
+                    Command = command,
+                }, configuration, a.Int("--instruments", 1000), a.Int("--per-instrument", 50), a.Int("--screens", 200), a.Double("--max-rate", 4));
+
             default:
                 return null;
         }
@@ -311,6 +335,6 @@ internal static class Catalog
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path", "dashboard", "screens" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

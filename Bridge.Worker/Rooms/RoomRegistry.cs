@@ -5,8 +5,9 @@ namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
-/// opens on the first join and closes on the last leave. Every join and leave of a member is reported to
-/// presence (which ignores rooms without it).
+/// opens on the first join and closes on the last leave. A room pattern joined is active the same way, under its
+/// pattern's text (one subscription with its wildcards). Every join and leave of a room's member is reported to
+/// presence (which ignores rooms without it); a pattern's members take no part in presence.
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
@@ -54,7 +55,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
                 throw;
             }
 
-            if (_presence is not null)
+            if (_presence is not null && room.Pattern is null)
             {
                 await _presence.JoinedAsync(name, member.User);
             }
@@ -66,7 +67,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
     public async ValueTask LeaveAsync(Room room, IRoomMember member)
     {
         await RemoveAsync(room, member);
-        if (_presence is not null)
+        if (_presence is not null && room.Pattern is null)
         {
             await _presence.LeftAsync(room.Name, member.User);
         }

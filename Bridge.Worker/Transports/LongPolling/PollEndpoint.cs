@@ -35,7 +35,8 @@ internal sealed class PollEndpoint(
 
         await using var _ = admitted;
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused) ||
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o, out var rooms, out var refused) ||
+            !HttpErrors.TryParseJoinOptions(context.Request.Query, out var join, out refused) ||
             !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
         {
             return refused!;
@@ -62,7 +63,7 @@ internal sealed class PollEndpoint(
         using var expiry = new CancellationTokenSource(o.PollTimeout, time);
         // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
-        var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
+        var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), join);
         using var heartbeatStop = new CancellationTokenSource();
         var heartbeat = HeartbeatAsync(context.Response, o.SseHeartbeatInterval, heartbeatStop.Token);
         try

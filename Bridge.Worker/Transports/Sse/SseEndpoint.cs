@@ -47,7 +47,8 @@ internal sealed partial class SseEndpoint(
 
         await using var _ = admitted;
         var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o.MaxRoomsPerStream, out var rooms, out var refused) ||
+        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o, out var rooms, out var refused) ||
+            !HttpErrors.TryParseJoinOptions(context.Request.Query, out var join, out refused) ||
             !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
         {
             await refused!.ExecuteAsync(context);
@@ -94,7 +95,7 @@ internal sealed partial class SseEndpoint(
             await WriteAsync(response, $"retry: {(long)o.SseRetry.TotalMilliseconds}\n: {worker.Value.Id}\n\n", context.RequestAborted);
             await response.Body.FlushAsync(context.RequestAborted);
             session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.SseHeartbeatInterval, session.User));
-            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
+            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), join);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
             var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
             try
