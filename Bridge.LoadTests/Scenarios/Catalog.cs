@@ -47,6 +47,7 @@ internal static class Catalog
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
           bench          peers, then the scenarios above at full size, then the goal table (results/goals-bench.md)
                          [peers options] [--no-peers] [--fail-on-goals: exit non-zero when a goal is missed]
+                         [--scenarios burst,resume,...: only these of the full-size scenarios]
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
                          --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
         """ + TargetOptions.Usage;
@@ -333,8 +334,28 @@ internal static class Catalog
         Create("msgpack-path", new Args(["msgpack-path", "--publishers", "2", "--messages", "2000", "--rounds", "1"]), configuration)!,
     ];
 
-    /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
-    public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path", "dashboard", "screens" }
-            .Select(n => Create(n, new Args([n]), configuration)!)];
+    private static readonly string[] BenchScenarios =
+        ["rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path", "dashboard", "screens"];
+
+    /// <summary>
+    /// The scenarios at full size (docs/benchmarks.md); <paramref name="only"/>: a comma-separated subset of them
+    /// (<c>--scenarios</c>), in the suite's order.
+    /// </summary>
+    /// <exception cref="ArgumentException">A name in <paramref name="only"/> is not a bench scenario.</exception>
+    public static IReadOnlyList<IScenario> Bench(string configuration, string? only = null)
+    {
+        var names = BenchScenarios;
+        if (only is not null)
+        {
+            var asked = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (asked.FirstOrDefault(n => !BenchScenarios.Contains(n)) is { } unknown)
+            {
+                throw new ArgumentException($"--scenarios: '{unknown}' is not a bench scenario ({string.Join(", ", BenchScenarios)})");
+            }
+
+            names = [.. BenchScenarios.Where(asked.Contains)];
+        }
+
+        return [.. names.Select(n => Create(n, new Args([n]), configuration)!)];
+    }
 }
