@@ -22,7 +22,10 @@ internal sealed class BurstScenario(ScenarioSpec spec, string configuration, IRe
 
     public async Task RunAsync(ScenarioContext ctx)
     {
-        await using var target = new BridgeTarget(configuration, transport);
+        // Retention holds the largest burst twice over: members behind by a whole burst read it from the stream (at the
+        // default 10,000 per room, a 100,000 burst would leave them truncated, which is retention, not catch-up).
+        var retention = Math.Max(10_000L, 2L * bursts.Max());
+        await using var target = new BridgeTarget(configuration, transport, ("Bridge:Nats:MaxMessagesPerRoom", retention.ToString(CultureInfo.InvariantCulture)));
         await target.StartAsync(ctx);
         var subscribers = await ctx.ConnectAsync((_, ct) => target.SubscribeAsync([0], ctx.Stats, ct));
         try
