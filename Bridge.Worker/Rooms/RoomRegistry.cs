@@ -26,8 +26,6 @@ internal sealed class RoomRegistry : IAsyncDisposable
 
     public int ActiveRooms => _rooms.Count;
 
-    public bool TryGet(string name, out Room room) => _rooms.TryGetValue(name, out room!);
-
     /// <summary>A snapshot of the active rooms.</summary>
     public IReadOnlyCollection<Room> Snapshot() => [.. _rooms.Values];
 

@@ -64,7 +64,7 @@ internal sealed class PollEndpoint(
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
         var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
         using var heartbeatStop = new CancellationTokenSource();
-        var heartbeat = HeartbeatAsync(context.Response, o.SseHeartbeatInterval, heartbeatStop.Token);
+        var heartbeat = HeartbeatAsync(context.Response, o.SseHeartbeatInterval, time, heartbeatStop.Token);
         try
         {
             var reader = session.Queue.Reader;
@@ -144,9 +144,9 @@ internal sealed class PollEndpoint(
     /// While a poll waits, a newline every heartbeat interval (JSON allows whitespace before the value) keeps
     /// proxies from closing the idle response. The first one sends the status and headers.
     /// </summary>
-    private static async Task HeartbeatAsync(HttpResponse response, TimeSpan interval, CancellationToken cancellationToken)
+    private static async Task HeartbeatAsync(HttpResponse response, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))

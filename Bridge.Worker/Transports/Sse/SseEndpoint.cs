@@ -24,6 +24,7 @@ internal sealed partial class SseEndpoint(
     ConnectionAdmission admission,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
+    TimeProvider time,
     ILogger<SseEndpoint> logger)
 {
     public const string Path = "/sse";
@@ -96,7 +97,7 @@ internal sealed partial class SseEndpoint(
             session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.SseHeartbeatInterval, session.User));
             var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
-            var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
+            var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, time, stop.Token);
             try
             {
                 await SendLoopAsync(response, session, rooms, positions, tracker.Metrics, context.RequestAborted);
@@ -190,9 +191,9 @@ internal sealed partial class SseEndpoint(
         }
     }
 
-    private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, CancellationToken cancellationToken)
+    private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
