@@ -79,7 +79,7 @@ internal sealed class FailureReport(string command, ClusterFailureTests.Options 
              $"{options.Steady.TotalSeconds:N0} s of traffic before the fault and after recovery.  ");
         Line($"Cluster start: {StartupTime.TotalSeconds:N1} s; whole run: {TotalTime.TotalSeconds:N0} s.");
         Line("");
-        Line("| test | published (acked) | delivered | lost | duplicated | dup. deliveries dropped by client | longest delivery pause | reconnects | publish retries | result |");
+        Line("| test | published (acked) | delivered | lost | duplicated | seqs delivered twice | longest delivery pause | reconnects | publish retries | result |");
         Line("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in _results)
         {
@@ -91,7 +91,9 @@ internal sealed class FailureReport(string command, ClusterFailureTests.Options 
         Line("- **published**: publishes acknowledged by the stream (a retry with the same id counts once). " +
              "**delivered**: messages received, summed over clients, each seq once. **lost**: acknowledged messages of a room that a " +
              "client in that room never received (after its first join). **duplicated**: message ids the stream holds under more than one seq " +
-             "(a duplicate that de-duplicating by seq cannot remove). **longest delivery pause**: the longest time any one client went " +
+             "(a duplicate that de-duplicating by seq cannot remove). **seqs delivered twice**: messages the client handed to the " +
+             "application twice (its de-duplication by seq failed). **publish retries**: publishes the client sent again after " +
+             "`publish_failed` or `rate_limited` (resends after a reconnect are not counted). **longest delivery pause**: the longest time any one client went " +
              "without a new message while publishing went on (at the rate above a client normally gets one every " +
              $"{(1000.0 / (options.Clients * options.Rate)).ToString("N0", CultureInfo.InvariantCulture)} ms).");
         foreach (var r in _results)

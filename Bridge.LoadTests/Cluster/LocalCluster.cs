@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Bridge.Testing;
 
 namespace Bridge.LoadTests.Cluster;
 
@@ -11,7 +10,8 @@ namespace Bridge.LoadTests.Cluster;
 /// forming a JetStream cluster, three workers with <c>Bridge:Nats:Replicas=3</c> each connected to all three
 /// servers, and nginx in front with deploy/nginx/bridge.conf.template. Unlike <c>make cluster</c>, the workers run
 /// as in production (JSON logs, no anonymous access: clients carry HS256 tokens from <see cref="Token"/>).
-/// Everything lives in one temp folder, removed on dispose unless <see cref="KeepFiles"/> is set.
+/// Every process is a <see cref="ChildProcess"/> logging to its own file. Everything lives in one temp folder,
+/// removed on dispose unless <see cref="KeepFiles"/> is set.
 /// </summary>
 internal sealed class LocalCluster : IAsyncDisposable
 {
@@ -23,12 +23,12 @@ internal sealed class LocalCluster : IAsyncDisposable
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(3) };
 
     private readonly string _dir;
-    private readonly string _hmacSecret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+    private readonly Tokens _tokens = new(Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
     private readonly int[] _natsMonitorPorts = new int[Size];
     private readonly int[] _workerPorts = new int[Size];
     private readonly ChildProcess[] _nats = new ChildProcess[Size];
-    private readonly ChildProcess[] _workers = new ChildProcess[Size];
-    private ChildProcess _nginx = null!;
+    private readonly WorkerProcess[] _workers = new WorkerProcess[Size];
+    private ChildProcess? _nginx;
 
     private LocalCluster(string dir) => _dir = dir;
 
@@ -90,42 +90,36 @@ internal sealed class LocalCluster : IAsyncDisposable
         for (var i = 0; i < Size; i++)
         {
             var routes = string.Join(',', Enumerable.Range(0, Size).Where(j => j != i).Select(j => $"nats://127.0.0.1:{routePorts[j]}"));
-            _nats[i] = new ChildProcess(NatsName(i), Log(NatsName(i)), new Dictionary<string, string>(),
-                natsBin, "-a", "127.0.0.1", "-p", clientPorts[i].ToString(), "-m", _natsMonitorPorts[i].ToString(),
-                "-js", "-sd", Path.Combine(_dir, NatsName(i)), "--server_name", NatsName(i), "--cluster_name", "bridge",
-                "--cluster", $"nats://127.0.0.1:{routePorts[i]}", "--routes", routes);
-            _nats[i].Start();
+            _nats[i] = ChildProcess.Start(NatsName(i), natsBin,
+                ["-a", "127.0.0.1", "-p", clientPorts[i].ToString(CultureInfo.InvariantCulture), "-m", _natsMonitorPorts[i].ToString(CultureInfo.InvariantCulture),
+                 "-js", "-sd", Path.Combine(_dir, NatsName(i)), "--server_name", NatsName(i), "--cluster_name", "bridge",
+                 "--cluster", $"nats://127.0.0.1:{routePorts[i]}", "--routes", routes],
+                new ChildProcessOptions { LogFile = Log(NatsName(i)) });
         }
 
         NatsUrls = string.Join(',', clientPorts.Select(p => $"nats://127.0.0.1:{p}"));
         await WaitNatsClusterAsync(TimeSpan.FromSeconds(30), cancellationToken);
 
-        // 2. Workers.
-        var dll = Path.Combine(RepoPaths.Root, "Bridge.Worker", "bin", configuration, "net10.0", "Bridge.Worker.dll");
-        if (!File.Exists(dll))
-        {
-            throw new InvalidOperationException($"{dll} not found; build the solution with -c {configuration} first.");
-        }
-
+        // 2. Workers, one after the other: workers starting together on a fresh cluster race to create the
+        // connection-count bucket, and that start step has no retry (a JetStream API timeout stops the worker).
         for (var i = 0; i < Size; i++)
         {
-            var environment = new Dictionary<string, string>
+            _workers[i] = await WorkerProcess.StartAsync(new WorkerProcessOptions
             {
-                ["ASPNETCORE_ENVIRONMENT"] = "Production",
-                ["Bridge__Nats__Url"] = NatsUrls,
-                ["Bridge__Nats__Replicas"] = "3",
-                ["Bridge__Worker__Id"] = WorkerId(i),
-                ["Bridge__Auth__HmacSecret"] = _hmacSecret,
-                ["Bridge__Shutdown__DrainTimeout"] = DrainTimeout.ToString("c", CultureInfo.InvariantCulture),
-                ["Logging__LogLevel__Default"] = "Warning",
-                ["Logging__LogLevel__Bridge"] = "Information",
-            };
-            _workers[i] = new ChildProcess(WorkerId(i), Log(WorkerId(i)), environment,
-                "dotnet", dll, $"--urls=http://127.0.0.1:{_workerPorts[i]}");
-            // One after the other: workers starting together on a fresh cluster race to create the connection-count
-            // bucket, and that start step has no retry (a JetStream API timeout stops the worker).
-            _workers[i].Start();
-            await WaitWorkerReadyAsync(i, TimeSpan.FromSeconds(60), cancellationToken);
+                NatsUrl = NatsUrls,
+                Configuration = configuration,
+                Port = _workerPorts[i],
+                Id = WorkerId(i),
+                Environment = new Dictionary<string, string?>
+                {
+                    ["ASPNETCORE_ENVIRONMENT"] = "Production",
+                    ["Bridge__Nats__Replicas"] = "3",
+                    ["Bridge__Auth__HmacSecret"] = _tokens.HmacSecret,
+                    ["Bridge__Shutdown__DrainTimeout"] = DrainTimeout.ToString("c", CultureInfo.InvariantCulture),
+                    ["Logging__LogLevel__Bridge"] = "Information",
+                },
+                Output = new ChildProcessOptions { LogFile = Log(WorkerId(i)) },
+            }, cancellationToken);
         }
 
         // What the cluster is for: every message on three servers.
@@ -136,10 +130,8 @@ internal sealed class LocalCluster : IAsyncDisposable
         }
 
         // 3. nginx in front, with the production proxy settings.
-        var nginxBin = await EnsureNginxAsync(cancellationToken);
         var prefix = Path.Combine(_dir, "nginx");
-        Directory.CreateDirectory(Path.Combine(prefix, "logs"));
-        Directory.CreateDirectory(Path.Combine(prefix, "temp"));
+        Directory.CreateDirectory(prefix);
         var listen = ChildProcess.FreePort();
         var deploy = Path.Combine(RepoPaths.Root, "deploy", "nginx");
         var workers = string.Concat(_workerPorts.Select(p => $"server 127.0.0.1:{p} max_fails=0; "));
@@ -148,17 +140,16 @@ internal sealed class LocalCluster : IAsyncDisposable
             .Replace("${BRIDGE_WORKERS}", workers, StringComparison.Ordinal);
         await File.WriteAllTextAsync(Path.Combine(prefix, "bridge.conf"), conf, cancellationToken);
         File.Copy(Path.Combine(deploy, "nginx.local.conf"), Path.Combine(prefix, "nginx.conf"));
-        _nginx = new ChildProcess("nginx", Log("nginx"), new Dictionary<string, string>(),
-            nginxBin, "-p", prefix, "-c", Path.Combine(prefix, "nginx.conf"));
-        _nginx.Start();
-        await WaitHttpAsync(new Uri($"http://127.0.0.1:{listen}/nginx-healthz"), "nginx", _nginx, TimeSpan.FromSeconds(15), cancellationToken);
+        _nginx = await Services.StartNginxAsync(prefix, Path.Combine(prefix, "nginx.conf"), new Uri($"http://127.0.0.1:{listen}/nginx-healthz"),
+            new ChildProcessOptions { LogFile = Log("nginx") }, cancellationToken);
         WebSocketUrl = new Uri($"ws://127.0.0.1:{listen}/ws");
     }
 
     private string Log(string name) => Path.Combine(_dir, "logs", name + ".log");
 
     /// <summary>An HS256 token for <paramref name="user"/> with grants on every room under <c>cluster.</c>.</summary>
-    public string Token(string user) => Jwt.Hs256(_hmacSecret, user, ["cluster.>"], TimeSpan.FromMinutes(30));
+    public string Token(string user) =>
+        _tokens.Create(user, expiresIn: TimeSpan.FromMinutes(30), issuer: null, audience: null, subRooms: ["cluster.>"], pubRooms: ["cluster.>"]);
 
     public Uri WorkerUrl(int i) => new($"http://127.0.0.1:{_workerPorts[i]}");
 
@@ -168,20 +159,16 @@ internal sealed class LocalCluster : IAsyncDisposable
 
     public Task<(TimeSpan Took, bool Killed)> StopWorkerAsync(int i, TimeSpan grace) => _workers[i].StopAsync(grace);
 
-    public void StartWorker(int i) => _workers[i].Start();
+    public void StartWorker(int i) => _workers[i].Restart();
 
-    public async Task<TimeSpan> WaitWorkerReadyAsync(int i, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var sw = Stopwatch.StartNew();
-        await WaitHttpAsync(new Uri(WorkerUrl(i), "/readyz"), WorkerId(i), _workers[i], timeout, cancellationToken);
-        return sw.Elapsed;
-    }
+    public Task<TimeSpan> WaitWorkerReadyAsync(int i, TimeSpan timeout, CancellationToken cancellationToken) =>
+        _workers[i].WaitReadyAsync(timeout, cancellationToken);
 
     // ---- NATS
 
     public Task KillNatsAsync(int i) => _nats[i].KillAsync();
 
-    public void StartNats(int i) => _nats[i].Start();
+    public void StartNats(int i) => _nats[i].Restart();
 
     /// <summary>The stream's configured replica count, from the monitoring endpoint of a running server.</summary>
     public async Task<int> StreamReplicasAsync(string stream, CancellationToken cancellationToken)
@@ -255,7 +242,7 @@ internal sealed class LocalCluster : IAsyncDisposable
             var views = new List<string>();
             for (var i = 0; i < Size; i++)
             {
-                var ok = await IsOkAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/healthz"), cancellationToken);
+                var ok = await ChildProcess.IsOkAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/healthz"), cancellationToken);
                 healthy += ok ? 1 : 0;
                 // Answered by the meta leader only.
                 var jsz = await GetJsonAsync(new Uri($"http://127.0.0.1:{_natsMonitorPorts[i]}/jsz?leader-only=true"), cancellationToken);
@@ -281,53 +268,6 @@ internal sealed class LocalCluster : IAsyncDisposable
 
     // ---- helpers
 
-    private static async Task<string> EnsureNginxAsync(CancellationToken cancellationToken)
-    {
-        var psi = new ProcessStartInfo(Path.Combine(RepoPaths.Root, "scripts", "ensure-nginx.sh"))
-        {
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        using var p = Process.Start(psi)!;
-        var path = (await p.StandardOutput.ReadToEndAsync(cancellationToken)).Trim();
-        await p.WaitForExitAsync(cancellationToken);
-        return p.ExitCode == 0 && path.Length > 0 ? path : throw new InvalidOperationException("scripts/ensure-nginx.sh found no nginx");
-    }
-
-    private static async Task WaitHttpAsync(Uri url, string what, ChildProcess process, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < timeout)
-        {
-            if (!process.Running)
-            {
-                throw new InvalidOperationException($"{what} exited:{Environment.NewLine}{process.LogTail()}");
-            }
-
-            if (await IsOkAsync(url, cancellationToken))
-            {
-                return;
-            }
-
-            await Task.Delay(100, cancellationToken);
-        }
-
-        throw new TimeoutException($"{what} not ready at {url} within {timeout}:{Environment.NewLine}{process.LogTail()}");
-    }
-
-    private static async Task<bool> IsOkAsync(Uri url, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using var response = await Http.GetAsync(url, cancellationToken);
-            return response.IsSuccessStatusCode;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
-
     private static async Task<JsonNode?> GetJsonAsync(Uri url, CancellationToken cancellationToken)
     {
         try
@@ -347,17 +287,22 @@ internal sealed class LocalCluster : IAsyncDisposable
         foreach (var worker in _workers.Where(w => w is not null))
         {
             await worker.StopAsync(TimeSpan.FromSeconds(15));
+            await worker.DisposeAsync();
         }
 
         if (_nginx is not null)
         {
             await _nginx.StopAsync(TimeSpan.FromSeconds(5));
+            await _nginx.DisposeAsync();
         }
 
         foreach (var nats in _nats.Where(n => n is not null))
         {
             await nats.StopAsync(TimeSpan.FromSeconds(10));
+            await nats.DisposeAsync();
         }
+
+        _tokens.Dispose();
 
         if (KeepFiles)
         {

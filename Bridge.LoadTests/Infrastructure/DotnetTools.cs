@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Bridge.Testing;
 
 namespace Bridge.LoadTests.Infrastructure;
 
@@ -73,27 +71,11 @@ internal static partial class DotnetTools
 
     private static string Run(string file, string[] args, TimeSpan timeout)
     {
-        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(true);
-            throw new TimeoutException($"{Path.GetFileName(file)} did not finish within {timeout}");
-        }
-
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} exited with {p.ExitCode}: {stderr.Result}");
-        }
-
-        return stdout.Result;
+        // Called from synchronous code paths of the report (and once, lazily, for the install): blocking is fine here.
+        var (code, output, error) = ChildProcess.RunAsync(file, args, timeout).GetAwaiter().GetResult();
+        return code == 0
+            ? output
+            : throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} exited with {code}: {error}");
     }
 
     [GeneratedRegex(@"^\s*([\d,]+)\s+([\d,]+)\s+(.+?)(?:\s+\(Bytes > [^)]*\))?\s+\[[^\]]*\]\s*$")]

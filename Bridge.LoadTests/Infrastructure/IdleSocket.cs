@@ -3,74 +3,52 @@ using System.Net.WebSockets;
 namespace Bridge.LoadTests.Infrastructure;
 
 /// <summary>
-/// An idle WebSocket for memory-per-connection runs, the same for every peer: connect (from a spread of loopback
-/// source addresses), send the peer's hello if it needs one, then keep one small receive pending so that pings
-/// are answered, and do nothing else.
+/// An idle WebSocket for memory-per-connection runs, the same for every peer: a <see cref="TestClient"/> in raw
+/// mode that connects (from a spread of loopback source addresses), sends the peer's hello if it needs one, then
+/// keeps a small read pending so that pings are answered, and does nothing else.
 /// </summary>
 internal sealed class IdleSocket : IAsyncDisposable
 {
     private static readonly Lazy<HttpMessageInvoker> Invoker = new(SourceAddresses.CreateInvoker);
-    private readonly ClientWebSocket _socket;
-    private readonly Task _reader;
+    private readonly TestClient _client;
 
-    private IdleSocket(ClientWebSocket socket)
-    {
-        _socket = socket;
-        _reader = Task.Run(ReadAsync);
-    }
+    private IdleSocket(TestClient client) => _client = client;
 
-    public bool IsOpen => _socket.State == WebSocketState.Open;
+    public bool IsOpen => _client.IsOpen;
 
     public static async Task<IdleSocket> ConnectAsync(IdleEndpoint endpoint, CancellationToken cancellationToken)
     {
-        var socket = new ClientWebSocket();
-        socket.Options.KeepAliveInterval = TimeSpan.Zero;
-        if (endpoint.SubProtocol is not null)
+        var client = await TestClient.ConnectAsync(endpoint.Url, new TestClientOptions
         {
-            socket.Options.AddSubProtocol(endpoint.SubProtocol);
-        }
-
-        try
+            Subprotocol = endpoint.SubProtocol,
+            Invoker = Invoker.Value,
+            Configure = o => o.KeepAliveInterval = TimeSpan.Zero,
+            ConnectTimeout = null,
+            ReadBufferBytes = 256,
+            OnFrame = static (_, _) => { },
+        }, cancellationToken);
+        var idle = new IdleSocket(client);
+        if (endpoint.Hello is not null)
         {
-            await socket.ConnectAsync(endpoint.Url, Invoker.Value, cancellationToken);
-            if (endpoint.Hello is not null)
+            try
             {
-                await socket.SendAsync(endpoint.Hello, endpoint.HelloIsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, true, cancellationToken);
+                await client.SendRawAsync(endpoint.Hello, endpoint.HelloIsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, cancellationToken);
+            }
+            catch
+            {
+                await idle.DisposeAsync();
+                throw;
             }
         }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
 
-        return new IdleSocket(socket);
+        return idle;
     }
 
-    private async Task ReadAsync()
+    /// <summary>Drops the connection (no close handshake: thousands of them end at once).</summary>
+    public ValueTask DisposeAsync()
     {
-        var buffer = new byte[256];
-        try
-        {
-            while (true)
-            {
-                var r = await _socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
-                if (r.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _socket.Abort();
-        await _reader;
-        _socket.Dispose();
+        _client.Abort();
+        return _client.DisposeAsync();
     }
 }
 

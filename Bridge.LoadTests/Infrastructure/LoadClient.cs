@@ -1,6 +1,6 @@
 using System.Buffers.Text;
 using System.Net.WebSockets;
-using System.Text;
+using Bridge.Contracts;
 using Bridge.LoadTests.Harness;
 using HdrHistogram;
 using MessagePack;
@@ -8,10 +8,10 @@ using MessagePack;
 namespace Bridge.LoadTests.Infrastructure;
 
 /// <summary>
-/// A load-test WebSocket client of the worker, kept cheap on purpose (the load generator shares the machine with
-/// the worker): JSON frames are not fully parsed, only scanned for the fields it needs; MessagePack frames are
-/// read key by key. Counts <c>room.joined</c> and <c>load.*</c> messages, hands the latter to a
-/// <see cref="DeliveryTracker"/> and/or records latency into a histogram.
+/// The load harness's view of a <see cref="TestClient"/> in raw mode, kept cheap on purpose (the load generator
+/// shares the machine with the worker): JSON frames are not fully parsed, only scanned for the fields it needs;
+/// MessagePack frames are read key by key. Counts <c>room.joined</c> and <c>load.*</c> messages, hands the latter to
+/// a <see cref="DeliveryTracker"/> and/or records latency into a histogram.
 /// </summary>
 internal sealed class LoadClient : IAsyncDisposable
 {
@@ -19,52 +19,45 @@ internal sealed class LoadClient : IAsyncDisposable
     private static readonly byte[] SentMarker = "\"sent\":"u8.ToArray();
     private static readonly byte[] SeqMarker = "\"seq\":"u8.ToArray();
 
-    private readonly ClientWebSocket _socket;
     private readonly LoadClientOptions _options;
-    private readonly Task _reader;
     private readonly List<ulong>? _seqs;
-    private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TestClient _client = null!;
     private long _messages;
     private long _joined;
 
-    private LoadClient(ClientWebSocket socket, LoadClientOptions options)
+    private LoadClient(LoadClientOptions options)
     {
-        _socket = socket;
         _options = options;
         _seqs = options.TrackSeqs ? [] : null;
-        _reader = Task.Run(ReadLoopAsync);
     }
 
     public long Messages => Interlocked.Read(ref _messages);
 
     /// <summary>Completes when the first frame (the worker's <c>welcome</c>) arrived; faults if the connection ended first.</summary>
-    public Task FirstFrame => _firstFrame.Task;
+    public Task FirstFrame => _client.FirstFrame;
 
     public long Joined => Interlocked.Read(ref _joined);
 
     /// <summary>The close code the server sent, if it closed the connection.</summary>
-    public int? CloseStatus { get; private set; }
+    public int? CloseStatus => _client.CloseStatus;
 
-    public bool IsOpen => _socket.State == WebSocketState.Open;
+    public bool IsOpen => _client.IsOpen;
 
     public static Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken, bool trackSeqs = false) =>
         ConnectAsync(url, new LoadClientOptions { Latency = latency, TrackSeqs = trackSeqs }, cancellationToken);
 
     public static async Task<LoadClient> ConnectAsync(Uri url, LoadClientOptions options, CancellationToken cancellationToken)
     {
-        var socket = new ClientWebSocket();
-        socket.Options.AddSubProtocol(options.MessagePack ? "bridge.v1.msgpack" : "bridge.v1.json");
-        try
+        var load = new LoadClient(options);
+        load._client = await TestClient.ConnectAsync(url, new TestClientOptions
         {
-            await socket.ConnectAsync(BenchTokens.WithToken(url, options.Token), cancellationToken);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-
-        return new LoadClient(socket, options);
+            Subprotocol = options.MessagePack ? Subprotocols.MessagePack : Subprotocols.Json,
+            Token = options.Token,
+            ConnectTimeout = null,
+            OnFrame = load.OnFrame,
+            OnClosed = _ => options.OnClosed?.Invoke(load),
+        }, cancellationToken);
+        return load;
     }
 
     /// <summary>With seq tracking: the seqs of the room messages received, in arrival order.</summary>
@@ -83,18 +76,10 @@ internal sealed class LoadClient : IAsyncDisposable
     public ulong JoinedSeq { get; private set; }
 
     /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
-    public void Abort() => _socket.Abort();
+    public void Abort() => _client.Abort();
 
-    public Task SendAsync(string json, CancellationToken cancellationToken)
-    {
-        if (!_options.MessagePack)
-        {
-            return _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, cancellationToken);
-        }
-
-        // Control frames are written as JSON by the scenarios; the msgpack subprotocol gets the same map.
-        return _socket.SendAsync(MessagePackSerializer.ConvertFromJson(json), WebSocketMessageType.Binary, true, cancellationToken);
-    }
+    /// <summary>Sends an envelope written as JSON; the msgpack subprotocol gets the same map.</summary>
+    public Task SendAsync(string json, CancellationToken cancellationToken) => _client.SendJsonAsync(json, cancellationToken);
 
     public Task JoinAsync(string room, CancellationToken cancellationToken) =>
         SendAsync($$"""{"type":"room.join","room":"{{room}}"}""", cancellationToken);
@@ -103,50 +88,16 @@ internal sealed class LoadClient : IAsyncDisposable
     public Task JoinAsync(IEnumerable<string> rooms, CancellationToken cancellationToken) =>
         SendAsync("{\"type\":\"room.join\",\"payload\":{\"rooms\":[" + string.Join(',', rooms.Select(r => $$"""{"room":"{{r}}"}""")) + "]}}", cancellationToken);
 
-    private async Task ReadLoopAsync()
+    private void OnFrame(ReadOnlyMemory<byte> frame, WebSocketMessageType type)
     {
-        var buffer = new byte[64 * 1024];
-        try
+        if (type == WebSocketMessageType.Binary)
         {
-            while (true)
-            {
-                var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
-                    count += result.Count;
-                    if (count == buffer.Length)
-                    {
-                        Array.Resize(ref buffer, buffer.Length * 2);
-                    }
-                }
-                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    CloseStatus = (int?)_socket.CloseStatus;
-                    break;
-                }
-
-                _firstFrame.TrySetResult();
-
-                if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    OnMessagePackFrame(buffer.AsMemory(0, count));
-                }
-                else
-                {
-                    OnJsonFrame(buffer.AsSpan(0, count));
-                }
-            }
+            OnMessagePackFrame(frame);
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        else
         {
+            OnJsonFrame(frame.Span);
         }
-
-        _firstFrame.TrySetException(new WebSocketException($"closed before the first frame ({CloseStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no close frame"})"));
-        _options.OnClosed?.Invoke(this);
     }
 
     private void OnJsonFrame(ReadOnlySpan<byte> frame)
@@ -271,24 +222,7 @@ internal sealed class LoadClient : IAsyncDisposable
         return at >= 0 && Utf8Parser.TryParse(frame[(at + SeqMarker.Length)..], out ulong seq, out _) ? seq : 0;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            if (_socket.State == WebSocketState.Open)
-            {
-                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", cts.Token);
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
-        {
-        }
-
-        _socket.Abort();
-        await _reader;
-        _socket.Dispose();
-    }
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
 }
 
 internal sealed record LoadClientOptions

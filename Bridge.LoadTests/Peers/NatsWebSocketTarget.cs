@@ -11,7 +11,7 @@ namespace Bridge.LoadTests.Peers;
 /// </summary>
 internal sealed class NatsWebSocketTarget : IFanoutTarget
 {
-    private ServiceProcess? _server;
+    private ChildProcess? _server;
     private string _natsUrl = "";
     private Uri? _wsUrl;
 

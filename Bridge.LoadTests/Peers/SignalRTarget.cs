@@ -14,8 +14,8 @@ namespace Bridge.LoadTests.Peers;
 /// </summary>
 internal sealed class SignalRTarget(string configuration) : IFanoutTarget
 {
-    private ServiceProcess? _redis;
-    private ServiceProcess? _peer;
+    private ChildProcess? _redis;
+    private ChildProcess? _peer;
     private Uri? _url;
 
     public string Name => "SignalR + Redis (msgpack)";

@@ -51,65 +51,65 @@ internal static class Catalog
         switch (name)
         {
             case "fanout":
-            {
-                var msgpack = a.Has("--msgpack");
-                var connections = a.Int("--connections", 1000);
-                return new FanoutScenario(new ScenarioSpec(msgpack ? "fanout-msgpack" : "fanout", "WebSocket fan-out: one room, N subscribers, fixed rate")
                 {
-                    WarmUp = a.Seconds("--warmup", 1),
-                    Duration = a.Seconds("--seconds", 5),
-                    Drain = a.Seconds("--drain", 15),
-                    Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
-                    Command = command,
-                }, Target(a, connections, configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
-            }
+                    var msgpack = a.Has("--msgpack");
+                    var connections = a.Int("--connections", 1000);
+                    return new FanoutScenario(new ScenarioSpec(msgpack ? "fanout-msgpack" : "fanout", "WebSocket fan-out: one room, N subscribers, fixed rate")
+                    {
+                        WarmUp = a.Seconds("--warmup", 1),
+                        Duration = a.Seconds("--seconds", 5),
+                        Drain = a.Seconds("--drain", 15),
+                        Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
+                        Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
+                        Command = command,
+                    }, Target(a, connections, configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
+                }
 
             case "fanout-burst":
-            {
-                var connections = a.Int("--connections", 1000);
-                return new FanoutScenario(new ScenarioSpec("fanout-burst", "WebSocket fan-out: one room, N subscribers, saturated")
                 {
-                    WarmUp = a.Seconds("--warmup", 2),
-                    Duration = TimeSpan.FromSeconds(60),
-                    Drain = a.Seconds("--drain", 15),
-                    Load = [Connections(a, connections), new Burst(a.Int("--messages", 200))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), .. Extra(a)],
-                    Command = command,
-                }, Target(a, connections, configuration, a.Has("--msgpack") ? BridgeTransport.MessagePack : BridgeTransport.Json));
-            }
+                    var connections = a.Int("--connections", 1000);
+                    return new FanoutScenario(new ScenarioSpec("fanout-burst", "WebSocket fan-out: one room, N subscribers, saturated")
+                    {
+                        WarmUp = a.Seconds("--warmup", 2),
+                        Duration = TimeSpan.FromSeconds(60),
+                        Drain = a.Seconds("--drain", 15),
+                        Load = [Connections(a, connections), new Burst(a.Int("--messages", 200))],
+                        Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), .. Extra(a)],
+                        Command = command,
+                    }, Target(a, connections, configuration, a.Has("--msgpack") ? BridgeTransport.MessagePack : BridgeTransport.Json));
+                }
 
             case "sse-fanout":
-            {
-                var connections = a.Int("--connections", 500);
-                return new FanoutScenario(new ScenarioSpec("sse-fanout", "SSE fan-out: one room, N event streams, fixed rate")
                 {
-                    WarmUp = a.Seconds("--warmup", 1),
-                    Duration = a.Seconds("--seconds", 5),
-                    Drain = a.Seconds("--drain", 15),
-                    Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
-                    Command = command,
-                }, Target(a, connections, configuration, BridgeTransport.Sse));
-            }
+                    var connections = a.Int("--connections", 500);
+                    return new FanoutScenario(new ScenarioSpec("sse-fanout", "SSE fan-out: one room, N event streams, fixed rate")
+                    {
+                        WarmUp = a.Seconds("--warmup", 1),
+                        Duration = a.Seconds("--seconds", 5),
+                        Drain = a.Seconds("--drain", 15),
+                        Load = [Connections(a, connections), new InjectAtRate(a.Int("--rate", 20))],
+                        Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("errors"), Threshold.AtMost("latency_p99_ms", a.Double("--p99-ms", 250), "ms"), .. Extra(a)],
+                        Command = command,
+                    }, Target(a, connections, configuration, BridgeTransport.Sse));
+                }
 
             case "rooms":
-            {
-                var rooms = a.Int("--rooms", 10_000);
-                return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
                 {
-                    WarmUp = TimeSpan.FromSeconds(1),
-                    Duration = TimeSpan.FromSeconds(60),
-                    Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
-                    Thresholds =
-                    [
-                        Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB"),
+                    var rooms = a.Int("--rooms", 10_000);
+                    return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
+                    {
+                        WarmUp = TimeSpan.FromSeconds(1),
+                        Duration = TimeSpan.FromSeconds(60),
+                        Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
+                        Thresholds =
+                        [
+                            Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB"),
                         Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8),
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
-                    Command = command,
-                }, configuration, rooms);
-            }
+                        Command = command,
+                    }, configuration, rooms);
+                }
 
             case "rooms-compare":
                 return new RoomMechanismScenario(new ScenarioSpec("rooms-mechanism", "core subscriptions vs JetStream consumers per room") { Command = command }, a.Int("--rooms", 1000));
@@ -122,16 +122,16 @@ internal static class Catalog
                 }, configuration, a.Int("--messages", 10_000), a.Int("--rooms", 500), a.Int("--per-room", 20));
 
             case "storm":
-            {
-                var seconds = a.Int("--seconds", 6);
-                return new ReconnectStormScenario(new ScenarioSpec("reconnect-storm", "every client drops and resumes on another worker at once")
                 {
-                    WarmUp = TimeSpan.Zero,
-                    Duration = TimeSpan.FromSeconds(seconds),
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
-                    Command = command,
-                }, configuration, a.Int("--clients", 200), a.Int("--rate", 50), seconds);
-            }
+                    var seconds = a.Int("--seconds", 6);
+                    return new ReconnectStormScenario(new ScenarioSpec("reconnect-storm", "every client drops and resumes on another worker at once")
+                    {
+                        WarmUp = TimeSpan.Zero,
+                        Duration = TimeSpan.FromSeconds(seconds),
+                        Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                        Command = command,
+                    }, configuration, a.Int("--clients", 200), a.Int("--rate", 50), seconds);
+                }
 
             case "connect-storm":
                 return new ConnectionStormScenario(new ScenarioSpec("connect-storm", "authenticated connects per second")
@@ -142,29 +142,29 @@ internal static class Catalog
                 }, configuration);
 
             case "burst":
-            {
-                var bursts = (a.String("--bursts") ?? "1000,2000,10000,100000").Split(',').Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-                var largest = bursts.Max();
-                var transport = a.Has("--sse") ? BridgeTransport.Sse : a.Has("--json") ? BridgeTransport.Json : BridgeTransport.MessagePack;
-                return new BurstScenario(new ScenarioSpec("burst", "bursts larger than the send queue: members behind read the stream, nobody is closed")
                 {
-                    WarmUp = TimeSpan.FromSeconds(1),
-                    // Bounds, not targets: publishing the largest burst, and its deliveries trailing it.
-                    Duration = TimeSpan.FromMinutes(10),
-                    Drain = a.Seconds("--drain-seconds", 600),
-                    MaxTime = TimeSpan.FromMinutes(40),
-                    Load = [new KeepConstant(a.Int("--connections", 200)), new Burst(largest)],
-                    Thresholds =
-                    [
-                        .. bursts.SelectMany(b => new[]
+                    var bursts = (a.String("--bursts") ?? "1000,2000,10000,100000").Split(',').Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                    var largest = bursts.Max();
+                    var transport = a.Has("--sse") ? BridgeTransport.Sse : a.Has("--json") ? BridgeTransport.Json : BridgeTransport.MessagePack;
+                    return new BurstScenario(new ScenarioSpec("burst", "bursts larger than the send queue: members behind read the stream, nobody is closed")
+                    {
+                        WarmUp = TimeSpan.FromSeconds(1),
+                        // Bounds, not targets: publishing the largest burst, and its deliveries trailing it.
+                        Duration = TimeSpan.FromMinutes(10),
+                        Drain = a.Seconds("--drain-seconds", 600),
+                        MaxTime = TimeSpan.FromMinutes(40),
+                        Load = [new KeepConstant(a.Int("--connections", 200)), new Burst(largest)],
+                        Thresholds =
+                        [
+                            .. bursts.SelectMany(b => new[]
                         {
                             Threshold.Zero(BurstScenario.Key("closed", b)), Threshold.Zero(BurstScenario.Key("lost", b)), Threshold.Zero(BurstScenario.Key("duplicated", b)),
                         }),
                         Threshold.AtMost(BurstScenario.Key("rss_growth_mb", largest), a.Double("--max-rss-growth-mb", 512), "MB"),
                     ],
-                    Command = command,
-                }, configuration, bursts, transport);
-            }
+                        Command = command,
+                    }, configuration, bursts, transport);
+                }
 
             case "slow-consumer":
                 return new SlowConsumerScenario(new ScenarioSpec("slow-consumer", "healthy clients' p99 with members lagging (reading slower than the room) mixed in")
@@ -194,43 +194,43 @@ internal static class Catalog
                 a.Seconds("--hold-seconds", 0));
 
             case "publish-path":
-            {
-                var messages = a.Int("--messages", 20_000);
-                return new PublishPathScenario(new ScenarioSpec("publish-path", "many rooms: JetStream publish alone vs delivered/s, same run")
                 {
-                    WarmUp = TimeSpan.FromSeconds(2),
-                    Duration = TimeSpan.FromSeconds(30),
-                    MaxTime = TimeSpan.FromMinutes(4),
-                    Load = [new KeepConstant(100), new Burst(messages)],
-                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
-                    Command = command,
-                }, configuration, a.Int("--rooms", 10_000), messages);
-            }
+                    var messages = a.Int("--messages", 20_000);
+                    return new PublishPathScenario(new ScenarioSpec("publish-path", "many rooms: JetStream publish alone vs delivered/s, same run")
+                    {
+                        WarmUp = TimeSpan.FromSeconds(2),
+                        Duration = TimeSpan.FromSeconds(30),
+                        MaxTime = TimeSpan.FromMinutes(4),
+                        Load = [new KeepConstant(100), new Burst(messages)],
+                        Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                        Command = command,
+                    }, configuration, a.Int("--rooms", 10_000), messages);
+                }
 
             case "ingest":
-            {
-                var clients = a.Int("--clients", 20);
-                return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                 {
-                    MaxTime = TimeSpan.FromMinutes(6),
-                    Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
-                    Command = command,
-                }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
-            }
+                    var clients = a.Int("--clients", 20);
+                    return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
+                    {
+                        MaxTime = TimeSpan.FromMinutes(6),
+                        Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
+                        Command = command,
+                    }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
+                }
 
             case "presence":
-            {
-                var connections = a.Int("--connections", 200);
-                var perClient = a.Int("--rooms-per-client", 10);
-                return new PresenceCostScenario(new ScenarioSpec("presence", "cost of presence per join: rooms with it vs without, same users, same run")
                 {
-                    Duration = TimeSpan.FromSeconds(1),
-                    MaxTime = TimeSpan.FromMinutes(3),
-                    Load = [new KeepConstant(connections)],
-                    Thresholds = [Threshold.Zero("errors"), Threshold.AtLeast("answered", 2.0 * connections * perClient)],
-                    Command = command,
-                }, configuration, perClient);
-            }
+                    var connections = a.Int("--connections", 200);
+                    var perClient = a.Int("--rooms-per-client", 10);
+                    return new PresenceCostScenario(new ScenarioSpec("presence", "cost of presence per join: rooms with it vs without, same users, same run")
+                    {
+                        Duration = TimeSpan.FromSeconds(1),
+                        MaxTime = TimeSpan.FromMinutes(3),
+                        Load = [new KeepConstant(connections)],
+                        Thresholds = [Threshold.Zero("errors"), Threshold.AtLeast("answered", 2.0 * connections * perClient)],
+                        Command = command,
+                    }, configuration, perClient);
+                }
 
             default:
                 return null;

@@ -1,16 +1,19 @@
 using System.Diagnostics;
+using Bridge.Client;
 using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Infrastructure;
-using Bridge.Testing;
+using Bridge.LoadTests.Peers;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 
 namespace Bridge.LoadTests.Scenarios;
 
 /// <summary>
-/// Reconnect storm with resume: N clients on worker A receive a steady publish stream; midway every one of them
-/// drops (no close handshake) and reconnects at once to worker B with <c>since</c> = the last seq it saw.
-/// Every client must end with every message published after its first join, once: lost = 0, duplicated = 0.
+/// Reconnect storm with resume, driven by the shipped .NET client: N <see cref="BridgeClient"/>s (workers A and B
+/// in their <see cref="BridgeClientOptions.Uris"/>, so all start on A) receive a steady publish stream; midway
+/// worker A is SIGKILLed, every connection drops at once (no close handshake), and each client reconnects to B
+/// by itself (its backoff, its URL rotation) and resumes with <c>since</c> = the last seq it has. Every client
+/// must end with every message published after its first join, once: lost = 0, duplicated = 0.
 /// </summary>
 internal sealed class ReconnectStormScenario(ScenarioSpec spec, string configuration, int clients, int rate, int seconds) : IScenario
 {
@@ -28,87 +31,83 @@ internal sealed class ReconnectStormScenario(ScenarioSpec spec, string configura
         ctx.Watch("nats-server", nats.Pid);
         const string room = "bench.storm";
 
-        var first = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => LoadClient.ConnectAsync(workerA.WebSocketUrl, null, cancellationToken, trackSeqs: true)));
-        await Task.WhenAll(first.Select(c => c.JoinAsync(room, cancellationToken)));
-        while (first.Any(c => c.Joined < 1))
+        var apps = new List<AppClient>();
+        try
         {
-            await Task.Delay(5, cancellationToken);
-        }
-
-        var startPositions = first.Select(c => c.JoinedSeq).ToArray();
-        ctx.BeginMeasure();
-        ctx.Status = $"{rate} msg/s to {clients} clients; all drop and resume at {seconds / 3.0:N1} s";
-        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
-        var js = new NatsJSContext(backend);
-        var headers = new NatsHeaders { ["Bridge-Type"] = "load.tick" };
-        var acked = new List<ulong>();
-        var total = rate * seconds;
-        var publishing = Task.Run(async () =>
-        {
-            var sw = Stopwatch.StartNew();
-            for (var i = 0; i < total; i++)
+            ctx.Status = $"connecting {clients} clients to worker A";
+            for (var i = 0; i < clients; i += 50)
             {
-                var wait = TimeSpan.FromSeconds((double)i / rate) - sw.Elapsed;
-                if (wait > TimeSpan.Zero)
+                var batch = Enumerable.Range(i, Math.Min(50, clients - i)).Select(n => new AppClient(n, new BridgeClientOptions
                 {
-                    await Task.Delay(wait, cancellationToken);
-                }
-
-                var ack = await js.PublishAsync($"rooms.{room}", "{\"sent\":0}"u8.ToArray(), headers: headers, cancellationToken: cancellationToken);
-                lock (acked)
-                {
-                    acked.Add(ack.Seq);
-                }
+                    Uris = [workerA.WebSocketUrl, workerB.WebSocketUrl],
+                    TokenProvider = _ => ValueTask.FromResult<string?>(BenchTokens.Default),
+                }, [room])).ToList();
+                apps.AddRange(batch);
+                await Task.WhenAll(batch.Select(a => a.StartAsync(cancellationToken)));
             }
-        }, cancellationToken);
 
-        // The storm: a third of the way in, every client drops and resumes on the other worker.
-        await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancellationToken);
-        var sw = Stopwatch.StartNew();
-        foreach (var client in first)
-        {
-            client.Abort();
+            ctx.BeginMeasure();
+            ctx.Status = $"{rate} msg/s to {clients} clients; worker A is killed at {seconds / 3.0:N1} s";
+            await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
+            var js = new NatsJSContext(backend);
+            var headers = new NatsHeaders { ["Bridge-Type"] = "load.tick" };
+            var acked = new List<ulong>();
+            var total = rate * seconds;
+            var publishing = Task.Run(async () =>
+            {
+                var sw = Stopwatch.StartNew();
+                for (var i = 0; i < total; i++)
+                {
+                    var wait = TimeSpan.FromSeconds((double)i / rate) - sw.Elapsed;
+                    if (wait > TimeSpan.Zero)
+                    {
+                        await Task.Delay(wait, cancellationToken);
+                    }
+
+                    var ack = await js.PublishAsync($"rooms.{room}", "{\"sent\":0}"u8.ToArray(), headers: headers, cancellationToken: cancellationToken);
+                    lock (acked)
+                    {
+                        acked.Add(ack.Seq);
+                    }
+                }
+            }, cancellationToken);
+
+            // The storm: a third of the way in, worker A dies and every client resumes on B at once.
+            await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancellationToken);
+            var sw = Stopwatch.StartNew();
+            await workerA.KillAsync();
+            await Rooms.WaitAsync(() => apps.All(a => a.Ready && a.Server == workerB.Id), "every client resumed on worker B", cancellationToken);
+            var resumeTime = sw.Elapsed;
+            await publishing;
+            var last = acked[^1];
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && apps.Any(a => !a.Received(room).Contains(last)))
+            {
+                await Task.Delay(20, cancellationToken);
+            }
+
+            long lost = 0, duplicated = 0, delivered = 0;
+            foreach (var app in apps)
+            {
+                var start = app.StartOf(room) ?? ulong.MaxValue;
+                var got = app.Received(room);
+                delivered += app.Deliveries;
+                duplicated += app.DuplicateDeliveries;
+                lost += acked.Count(s => s > start && !got.Contains(s));
+            }
+
+            ctx.EndMeasure();
+            report.Add("clients (Bridge.Client; their worker is SIGKILLed, all resume on the other at once)", clients.ToString("N0"));
+            report.Add("messages published", acked.Count.ToString("N0"));
+            report.Add("reconnects", apps.Sum(a => a.Connections - 1).ToString("N0"));
+            report.Metric("resume_ms", "time for every client to reconnect and resume", resumeTime.TotalMilliseconds, "ms");
+            ctx.Stats.Add(sent: acked.Count, expected: delivered - duplicated + lost, delivered: delivered - duplicated, duplicated: duplicated);
+            ctx.Stats.Lost = lost;
         }
-
-        var second = await Task.WhenAll(first.Select(async c =>
+        finally
         {
-            var since = c.Seqs.Count > 0 ? c.Seqs[^1] : c.JoinedSeq;
-            var again = await LoadClient.ConnectAsync(workerB.WebSocketUrl, null, cancellationToken, trackSeqs: true);
-            await again.SendAsync($$$"""{"type":"room.join","room":"{{{room}}}","payload":{"since":{{{since}}}}}""", cancellationToken);
-            return again;
-        }));
-        while (second.Any(c => c.Joined < 1))
-        {
-            await Task.Delay(5, cancellationToken);
-        }
-
-        var resumeTime = sw.Elapsed;
-        await publishing;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && second.Any(c => c.Seqs.Count == 0 || c.Seqs[^1] < acked[^1]))
-        {
-            await Task.Delay(20, cancellationToken);
-        }
-
-        long lost = 0, duplicated = 0, delivered = 0;
-        for (var i = 0; i < clients; i++)
-        {
-            var got = first[i].Seqs.Concat(second[i].Seqs).ToList();
-            var expected = acked.Where(s => s > startPositions[i]).ToHashSet();
-            delivered += got.Count;
-            duplicated += got.Count - got.Distinct().Count();
-            lost += expected.Count(s => !got.Contains(s));
-        }
-
-        ctx.EndMeasure();
-        report.Add("clients (all drop and resume on another worker at once)", clients.ToString("N0"));
-        report.Add("messages published", acked.Count.ToString("N0"));
-        report.Metric("resume_ms", "time for every client to reconnect and resume", resumeTime.TotalMilliseconds, "ms");
-        ctx.Stats.Add(sent: acked.Count, expected: delivered - duplicated + lost, delivered: delivered - duplicated, duplicated: duplicated);
-        ctx.Stats.Lost = lost;
-        foreach (var c in first.Concat(second))
-        {
-            await c.DisposeAsync();
+            ctx.Phase = "teardown";
+            await Task.WhenAll(apps.Select(a => a.DisposeAsync().AsTask()));
         }
     }
 }

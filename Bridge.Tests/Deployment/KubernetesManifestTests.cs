@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -271,14 +270,9 @@ public sealed class KubernetesManifestTests
         File.WriteAllText(conf, NatsConf(Load(build)));
         try
         {
-            var start = new ProcessStartInfo(RepoPaths.NatsServer(), ["-c", conf, "-t"]) { RedirectStandardOutput = true, RedirectStandardError = true };
-            start.Environment["POD_NAME"] = "nats-0";
-            using var process = Process.Start(start)!;
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            var output = process.StandardOutput.ReadToEndAsync(timeout.Token);
-            var error = process.StandardError.ReadToEndAsync(timeout.Token);
-            await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, $"nats-server -t: {await output}{await error}");
+            var (exitCode, output, error) = await ChildProcess.RunAsync(RepoPaths.NatsServer(), ["-c", conf, "-t"], TimeSpan.FromSeconds(10),
+                environment: new Dictionary<string, string?> { ["POD_NAME"] = "nats-0" });
+            Assert.True(exitCode == 0, $"nats-server -t: {output}{error}");
         }
         finally
         {
@@ -298,10 +292,8 @@ public sealed class KubernetesManifestTests
         Assert.Null(NatsServerRequirement.Refusal(version, image));
 
         // The manifests run the release line (major.minor) the tests and benchmarks run.
-        var start = new ProcessStartInfo(RepoPaths.NatsServer(), ["--version"]) { RedirectStandardOutput = true };
-        using var process = Process.Start(start)!;
-        var tested = Regex.Match(await process.StandardOutput.ReadToEndAsync(), @"v(\d+\.\d+)\.");
-        await process.WaitForExitAsync();
+        var (_, printed, _) = await ChildProcess.RunAsync(RepoPaths.NatsServer(), ["--version"], TimeSpan.FromSeconds(10));
+        var tested = Regex.Match(printed, @"v(\d+\.\d+)\.");
         Assert.True(tested.Success, "nats-server --version printed no version");
         Assert.StartsWith(tested.Groups[1].Value + ".", version, StringComparison.Ordinal);
     }

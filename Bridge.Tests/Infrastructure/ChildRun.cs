@@ -1,26 +1,22 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
-using Bridge.Testing;
-
 namespace Bridge.Tests.Infrastructure;
 
 /// <summary>
 /// A command of the repository (a script, the CLI, the load harness) run as its own process with its output
 /// collected line by line (stdout and stderr together), so a test can wait for a line, signal it and read its
-/// exit code. Killed with its process tree on dispose.
+/// exit code. Started through <see cref="ChildProcess"/>; killed with its process tree on dispose.
 /// </summary>
 public sealed class ChildRun : IAsyncDisposable
 {
-    private readonly Process _process;
     private readonly List<string> _lines = [];
+    private ChildProcess _process = null!;
 
-    private ChildRun(Process process) => _process = process;
+    private ChildRun()
+    {
+    }
 
-    public int Pid => _process.Id;
+    public int Pid => _process.Pid;
 
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => !_process.Running;
 
     public string Output
     {
@@ -47,31 +43,21 @@ public sealed class ChildRun : IAsyncDisposable
     /// <summary>Starts <paramref name="file"/> with <paramref name="args"/> in the repository root.</summary>
     public static ChildRun Start(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null, string? workingDirectory = null)
     {
-        var psi = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            WorkingDirectory = workingDirectory ?? RepoPaths.Root,
-            StandardOutputEncoding = Encoding.UTF8,
-        };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["NATS_SERVER_BIN"] = RepoPaths.NatsServer();
+        var env = new Dictionary<string, string?> { ["NATS_SERVER_BIN"] = RepoPaths.NatsServer() };
         foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
         {
-            psi.Environment[key] = value;
+            env[key] = value;
         }
 
-        var run = new ChildRun(Process.Start(psi)!);
-        run._process.OutputDataReceived += (_, e) => run.Add(e.Data);
-        run._process.ErrorDataReceived += (_, e) => run.Add(e.Data);
-        run._process.BeginOutputReadLine();
-        run._process.BeginErrorReadLine();
+        var run = new ChildRun();
+        run._process = ChildProcess.Start(Path.GetFileName(file), file, args, new ChildProcessOptions
+        {
+            Environment = env,
+            WorkingDirectory = workingDirectory ?? RepoPaths.Root,
+            RedirectStandardInput = true,
+            OnOutput = run.Add,
+            OnError = run.Add,
+        });
         return run;
     }
 
@@ -89,13 +75,8 @@ public sealed class ChildRun : IAsyncDisposable
         return (code, run.Output);
     }
 
-    private void Add(string? line)
+    private void Add(string line)
     {
-        if (line is null)
-        {
-            return;
-        }
-
         lock (_lines)
         {
             _lines.Add(line);
@@ -113,7 +94,7 @@ public sealed class ChildRun : IAsyncDisposable
                 return line;
             }
 
-            if (_process.HasExited && Lines.FirstOrDefault(match) is null)
+            if (HasExited && Lines.FirstOrDefault(match) is null)
             {
                 Assert.Fail($"exited with {_process.ExitCode} before the expected line; output:\n{Output}");
             }
@@ -132,44 +113,38 @@ public sealed class ChildRun : IAsyncDisposable
         using var cts = new CancellationTokenSource(timeout);
         try
         {
-            await _process.WaitForExitAsync(cts.Token);
+            return await _process.WaitForExitAsync(cts.Token);
         }
         catch (OperationCanceledException)
         {
             Assert.Fail($"still running after {timeout.TotalSeconds:N0} s; output:\n{Output}");
+            throw;
         }
-
-        return _process.ExitCode;
     }
 
     /// <summary>Sends a signal (e.g. INT, as Ctrl-C in a terminal does to the script).</summary>
-    public Task SignalAsync(string signal) => Signal(_process.Id, signal);
+    public Task SignalAsync(string signal) => Signal(_process.Pid, signal);
 
-    public static async Task Signal(int pid, string signal)
+    /// <summary>Sends the signal named <paramref name="signal"/> (INT, TERM, KILL, STOP, CONT, HUP) to <paramref name="pid"/>.</summary>
+    public static Task Signal(int pid, string signal)
     {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync();
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
+        ChildProcess.Signal(pid, signal switch
         {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(5000);
-        }
-
-        _process.Dispose();
-        return ValueTask.CompletedTask;
+            "HUP" => 1,
+            "INT" => ChildProcess.SigInt,
+            "KILL" => ChildProcess.SigKill,
+            "TERM" => ChildProcess.SigTerm,
+            "CONT" => ChildProcess.SigCont,
+            "STOP" => ChildProcess.SigStop,
+            _ => throw new ArgumentException($"unknown signal {signal}", nameof(signal)),
+        });
+        return Task.CompletedTask;
     }
+
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
 
     /// <summary>A loopback port nothing listens on right now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => ChildProcess.FreePort();
 
     /// <summary>The id of the process whose command line contains every one of <paramref name="parts"/>, if any.</summary>
     public static int? FindProcess(params string[] parts)

@@ -34,7 +34,9 @@ public sealed class DurabilityTests : IAsyncLifetime
         await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
         await client.SendAsync(new()
         {
-            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = seqs[5] },
+            ["type"] = MessageTypes.RoomJoin,
+            ["room"] = room,
+            ["payload"] = new Dictionary<string, object?> { ["since"] = seqs[5] },
         });
         var replayed = await client.CollectAsync(10, f => f.Type == NatsSubjects.DefaultType);
         var joined = await client.WaitForAsync(f => f.Type == MessageTypes.RoomJoined);
@@ -46,7 +48,9 @@ public sealed class DurabilityTests : IAsyncLifetime
         await using var recent = await TestClient.ConnectAsync(worker.WebSocketUrl);
         await recent.SendAsync(new()
         {
-            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = seqs[25] },
+            ["type"] = MessageTypes.RoomJoin,
+            ["room"] = room,
+            ["payload"] = new Dictionary<string, object?> { ["since"] = seqs[25] },
         });
         var recentJoined = await recent.WaitForAsync(f => f.Type == MessageTypes.RoomJoined);
         Assert.False(recentJoined.Payload!["truncated"]!.GetValue<bool>());

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
@@ -115,17 +114,8 @@ public sealed class NatsServerVersionTests(NatsServerFixture nats) : IClassFixtu
     // trixie package) into tools/ once.
     private static async Task<string> BelowMinimumServerAsync()
     {
-        var start = new ProcessStartInfo("bash", [Path.Combine(RepoPaths.Root, "scripts", "ensure-nats-server.sh"), "--below-minimum"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var output = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        var error = process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"ensure-nats-server.sh --below-minimum: {await error}");
-        return (await output).Trim();
+        var (exitCode, output, error) = await ChildProcess.RunAsync("bash", [Path.Combine(RepoPaths.Root, "scripts", "ensure-nats-server.sh"), "--below-minimum"], TimeSpan.FromMinutes(3));
+        Assert.True(exitCode == 0, $"ensure-nats-server.sh --below-minimum: {error}");
+        return output.Trim();
     }
 }

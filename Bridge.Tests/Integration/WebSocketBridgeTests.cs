@@ -282,7 +282,9 @@ public sealed class WebSocketBridgeTests(NatsServerFixture nats) : IClassFixture
         await using var resumed = await TestClient.ConnectAsync(workerB.WebSocketUrl);
         await resumed.SendAsync(new()
         {
-            ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["payload"] = new Dictionary<string, object?> { ["since"] = seen.Seq },
+            ["type"] = MessageTypes.RoomJoin,
+            ["room"] = room,
+            ["payload"] = new Dictionary<string, object?> { ["since"] = seen.Seq },
         });
         var missed = await resumed.WaitForAsync(f => f.Type == "chat.message");
         Assert.Equal("while away", missed.Payload!.GetValue<string>());

@@ -111,52 +111,52 @@ public sealed class TokenMatrixTests(NatsServerFixture nats) : IClassFixture<Nat
         {
             case "ws-query":
             case "ws-header":
-            {
-                using var socket = new ClientWebSocket();
-                socket.Options.CollectHttpResponseDetails = true;
-                if (transport == "ws-header" && token is not null)
                 {
-                    socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
-                }
+                    using var socket = new ClientWebSocket();
+                    socket.Options.CollectHttpResponseDetails = true;
+                    if (transport == "ws-header" && token is not null)
+                    {
+                        socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
+                    }
 
-                var url = transport == "ws-query" && token is not null ? new Uri(_worker.WebSocketUrl + "?" + query) : _worker.WebSocketUrl;
-                try
-                {
-                    await socket.ConnectAsync(url, CancellationToken.None);
-                    await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
-                }
-                catch (WebSocketException)
-                {
-                    // Refused upgrade: the status is in HttpStatusCode.
-                }
+                    var url = transport == "ws-query" && token is not null ? new Uri(_worker.WebSocketUrl + "?" + query) : _worker.WebSocketUrl;
+                    try
+                    {
+                        await socket.ConnectAsync(url, CancellationToken.None);
+                        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+                    }
+                    catch (WebSocketException)
+                    {
+                        // Refused upgrade: the status is in HttpStatusCode.
+                    }
 
-                return (socket.HttpStatusCode, null);
-            }
+                    return (socket.HttpStatusCode, null);
+                }
 
             case "sse":
             case "poll":
-            {
-                var path = transport == "sse" ? "/sse" : "/poll";
-                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, $"{path}?rooms=r.x{(query.Length > 0 ? "&" + query : "")}"));
-                using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-                var body = response.IsSuccessStatusCode ? null : await response.Content.ReadAsStringAsync();
-                return (response.StatusCode, body);
-            }
-
-            case "publish":
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, "/api/rooms/r.x/messages"))
                 {
-                    Content = new StringContent("""{"type":"chat.message","payload":{"text":"hi"}}""", Encoding.UTF8, "application/json"),
-                };
-                if (token is not null)
-                {
-                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                    var path = transport == "sse" ? "/sse" : "/poll";
+                    using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, $"{path}?rooms=r.x{(query.Length > 0 ? "&" + query : "")}"));
+                    using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                    var body = response.IsSuccessStatusCode ? null : await response.Content.ReadAsStringAsync();
+                    return (response.StatusCode, body);
                 }
 
-                using var response = await Http.SendAsync(request);
-                return (response.StatusCode, await response.Content.ReadAsStringAsync());
-            }
+            case "publish":
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, "/api/rooms/r.x/messages"))
+                    {
+                        Content = new StringContent("""{"type":"chat.message","payload":{"text":"hi"}}""", Encoding.UTF8, "application/json"),
+                    };
+                    if (token is not null)
+                    {
+                        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                    }
+
+                    using var response = await Http.SendAsync(request);
+                    return (response.StatusCode, await response.Content.ReadAsStringAsync());
+                }
 
             default:
                 throw new ArgumentOutOfRangeException(nameof(transport));

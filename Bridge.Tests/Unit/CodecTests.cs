@@ -37,8 +37,14 @@ public sealed class CodecTests
     {
         var message = new RoomMessage
         {
-            Room = "a.b", Type = "chat.message", Id = "i1", From = "u1", Seq = 7, Timestamp = 1_700_000_000_000,
-            PayloadKind = PayloadKind.Json, Payload = """{"text":"hi","n":-3,"big":18446744073709551615,"f":1.5,"l":[true,null]}"""u8.ToArray(),
+            Room = "a.b",
+            Type = "chat.message",
+            Id = "i1",
+            From = "u1",
+            Seq = 7,
+            Timestamp = 1_700_000_000_000,
+            PayloadKind = PayloadKind.Json,
+            Payload = """{"text":"hi","n":-3,"big":18446744073709551615,"f":1.5,"l":[true,null]}"""u8.ToArray(),
         };
         var json = message.GetFrame(JsonFrameCodec.Instance);
         Assert.Same(json, message.GetFrame(JsonFrameCodec.Instance));
@@ -58,7 +64,12 @@ public sealed class CodecTests
         byte[] blob = [1, 2, 3, 0, 255];
         var message = new RoomMessage
         {
-            Room = "r", Type = "raw", Seq = 1, Timestamp = 0, PayloadKind = PayloadKind.Binary, Payload = blob,
+            Room = "r",
+            Type = "raw",
+            Seq = 1,
+            Timestamp = 0,
+            PayloadKind = PayloadKind.Binary,
+            Payload = blob,
         };
         var json = System.Text.Json.Nodes.JsonNode.Parse(message.GetFrame(JsonFrameCodec.Instance))!;
         Assert.Equal("base64", json["enc"]!.GetValue<string>());

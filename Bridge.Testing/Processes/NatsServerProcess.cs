@@ -1,5 +1,4 @@
-// Shared with Bridge.LoadTests (linked): starting real processes for tests and benchmarks.
-using System.Diagnostics;
+using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -16,7 +15,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
     private readonly string _dir;
     private readonly string _binary;
     private readonly string? _config;
-    private Process? _process;
+    private ChildProcess? _process;
 
     private NatsServerProcess(string dir, string binary, string? config)
     {
@@ -32,7 +31,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
     public Uri MonitorUrl { get; private set; } = null!;
 
     /// <summary>The server's process id (0 while it is not running), for load tests that sample its CPU and memory.</summary>
-    public int Pid => _process?.Id ?? 0;
+    public int Pid => _process is { Running: true } p ? p.Pid : 0;
 
     /// <param name="binary">The nats-server to run; by default <see cref="RepoPaths.NatsServer"/>.</param>
     /// <param name="config">A configuration file's text (e.g. accounts and permissions), given with <c>-c</c>; the
@@ -60,38 +59,23 @@ public sealed class NatsServerProcess : IAsyncDisposable
             File.Delete(old);
         }
 
-        var psi = new ProcessStartInfo(_binary)
+        string[] args =
+        [
+            "-a", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-m", monitorPort.ToString(CultureInfo.InvariantCulture), "-js",
+            "-sd", Path.Combine(_dir, "js"), "--ports_file_dir", _dir, .. _config is null ? Array.Empty<string>() : ["-c", _config],
+        ];
+        if (_process is not null)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[]
-                 {
-                     "-a", "127.0.0.1", "-p", port.ToString(), "-m", monitorPort.ToString(), "-js",
-                     "-sd", Path.Combine(_dir, "js"), "--ports_file_dir", _dir,
-                 })
-        {
-            psi.ArgumentList.Add(arg);
+            await _process.DisposeAsync();
         }
 
-        if (_config is not null)
-        {
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add(_config);
-        }
-
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("nats-server did not start");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _process = ChildProcess.Start("nats-server", _binary, args);
 
         var deadline = DateTime.UtcNow.AddSeconds(15);
         string? portsFile = null;
         while (DateTime.UtcNow < deadline && (portsFile = Directory.GetFiles(_dir, "*.ports").FirstOrDefault()) is null)
         {
-            if (_process.HasExited)
+            if (!_process.Running)
             {
                 throw new InvalidOperationException($"nats-server exited with {_process.ExitCode}");
             }
@@ -121,24 +105,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
         Url = ports["nats"]![0]!.GetValue<string>();
         Port = new Uri(Url).Port;
         MonitorUrl = new Uri(ports["monitoring"]![0]!.GetValue<string>());
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                var health = await Http.GetAsync(new Uri(MonitorUrl, "/healthz?js-enabled-only=true"));
-                if (health.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException("nats-server did not become healthy");
+        await _process.WaitForHttpAsync(new Uri(MonitorUrl, "/healthz?js-enabled-only=true"), deadline - DateTime.UtcNow);
     }
 
     /// <summary>Kills the server (SIGKILL) and starts it again on the same ports and storage.</summary>
@@ -151,17 +118,8 @@ public sealed class NatsServerProcess : IAsyncDisposable
         await LaunchAsync(port, monitor);
     }
 
-    public void Kill()
-    {
-        if (_process is { HasExited: false })
-        {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(5000);
-        }
-
-        _process?.Dispose();
-        _process = null;
-    }
+    /// <summary>SIGKILL; <see cref="Pid"/> is 0 until it is started again.</summary>
+    public void Kill() => _process?.Kill();
 
     public async Task<JsonNode> MonitorAsync(string pathAndQuery) =>
         (await Http.GetFromJsonAsync<JsonNode>(new Uri(MonitorUrl, pathAndQuery)))!;
@@ -185,9 +143,13 @@ public sealed class NatsServerProcess : IAsyncDisposable
         return conn!["out_msgs"]!.GetValue<long>();
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        Kill();
+        if (_process is not null)
+        {
+            await _process.DisposeAsync();
+        }
+
         try
         {
             Directory.Delete(_dir, recursive: true);
@@ -195,7 +157,5 @@ public sealed class NatsServerProcess : IAsyncDisposable
         catch (IOException)
         {
         }
-
-        return ValueTask.CompletedTask;
     }
 }

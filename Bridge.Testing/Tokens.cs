@@ -5,27 +5,48 @@ using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace Bridge.Tests.Infrastructure;
+namespace Bridge.Testing;
 
-/// <summary>Mints real JWTs (Microsoft.IdentityModel) for the tests: HS256, RS256, ES256, and broken ones.</summary>
+/// <summary>
+/// The one token minter of the tests, the load harness and the cluster tests: real JWTs made with
+/// Microsoft.IdentityModel in the shape docs/security.md describes (<c>sub</c>, <c>exp</c>, <c>sub_rooms</c>,
+/// <c>pub_rooms</c>), signed HS256 with <see cref="HmacSecret"/>, RS256 or ES256 with keys of its own (published as a
+/// JWKS file for the worker), and broken ones (tampered, <c>alg: none</c>, RS/HS confusion).
+/// </summary>
 public sealed class Tokens : IDisposable
 {
     public const string Issuer = "bridge-tests";
     public const string Audience = "bridge";
 
-    private readonly RSA _rsa = RSA.Create(2048);
-    private readonly ECDsa _ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private readonly string _dir = Directory.CreateTempSubdirectory("bridge-jwks-").FullName;
+    private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false };
 
+    // Made when first used: an RSA key takes a while to generate, and most users only sign HS256.
+    private readonly Lazy<RSA> _rsa = new(() => RSA.Create(2048));
+    private readonly Lazy<ECDsa> _ec = new(() => ECDsa.Create(ECCurve.NamedCurves.nistP256));
+    private readonly Lazy<string> _jwksPath;
+
+    /// <summary>A minter with a random HMAC secret.</summary>
     public Tokens()
+        : this("test-secret-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(24)))
     {
-        JwksPath = Path.Combine(_dir, "jwks.json");
-        File.WriteAllText(JwksPath, Jwks());
     }
 
-    public string HmacSecret { get; } = "test-secret-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
+    /// <summary>A minter signing HS256 with <paramref name="hmacSecret"/> (the worker's <c>Bridge:Auth:HmacSecret</c>, 32 bytes or more).</summary>
+    public Tokens(string hmacSecret)
+    {
+        HmacSecret = hmacSecret;
+        _jwksPath = new Lazy<string>(() =>
+        {
+            var path = Path.Combine(Directory.CreateTempSubdirectory("bridge-jwks-").FullName, "jwks.json");
+            File.WriteAllText(path, Jwks());
+            return path;
+        });
+    }
 
-    public string JwksPath { get; }
+    public string HmacSecret { get; }
+
+    /// <summary>A file holding <see cref="JwksJson"/> (written when first asked for, deleted on dispose).</summary>
+    public string JwksPath => _jwksPath.Value;
 
     /// <summary>The public key set (RSA and EC) these tokens are signed with, as a JWKS document.</summary>
     public string JwksJson => Jwks();
@@ -42,14 +63,31 @@ public sealed class Tokens : IDisposable
         .. more,
     ];
 
-    public SigningCredentials Hs256 => new(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(HmacSecret)), SecurityAlgorithms.HmacSha256);
+    public SigningCredentials Hs256 => HmacWith(HmacSecret);
 
-    public SigningCredentials Rs256 => new(new RsaSecurityKey(_rsa) { KeyId = "rsa-1" }, SecurityAlgorithms.RsaSha256);
+    public SigningCredentials Rs256 => new(new RsaSecurityKey(_rsa.Value) { KeyId = "rsa-1" }, SecurityAlgorithms.RsaSha256);
 
-    public SigningCredentials Es256 => new(new ECDsaSecurityKey(_ec) { KeyId = "ec-1" }, SecurityAlgorithms.EcdsaSha256);
+    public SigningCredentials Es256 => new(new ECDsaSecurityKey(_ec.Value) { KeyId = "ec-1" }, SecurityAlgorithms.EcdsaSha256);
 
     /// <summary>The RSA public key as PEM: what an attacker has, and might use as an HMAC secret (RS/HS confusion).</summary>
-    public string RsaPublicPem => _rsa.ExportSubjectPublicKeyInfoPem();
+    public string RsaPublicPem => _rsa.Value.ExportSubjectPublicKeyInfoPem();
+
+    /// <summary>HS256 with another secret (a deployment's, or a foreign one).</summary>
+    public static SigningCredentials HmacWith(string secret) =>
+        new(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret)), SecurityAlgorithms.HmacSha256);
+
+    /// <summary><paramref name="url"/> with <c>access_token</c> added to its query (unchanged when <paramref name="token"/> is null).</summary>
+    public static Uri WithToken(Uri url, string? token)
+    {
+        if (token is null)
+        {
+            return url;
+        }
+
+        var b = new UriBuilder(url);
+        b.Query = (b.Query.Length > 1 ? b.Query[1..] + "&" : "") + "access_token=" + Uri.EscapeDataString(token);
+        return b.Uri;
+    }
 
     public string Create(
         string subject = "alice",
@@ -90,7 +128,7 @@ public sealed class Tokens : IDisposable
             Expires = now + (expiresIn ?? TimeSpan.FromMinutes(10)),
             SigningCredentials = credentials ?? Hs256,
         };
-        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(descriptor);
+        return Handler.CreateToken(descriptor);
     }
 
     /// <summary>The payload of <paramref name="token"/> with one claim changed, signature kept: a tampered token.</summary>
@@ -109,7 +147,11 @@ public sealed class Tokens : IDisposable
         var exp = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeSeconds();
         var payload = Base64UrlEncoder.Encode(JsonSerializer.Serialize(new Dictionary<string, object?>
         {
-            ["sub"] = subject, ["exp"] = exp, ["iss"] = Issuer, ["aud"] = Audience, ["sub_rooms"] = subRooms,
+            ["sub"] = subject,
+            ["exp"] = exp,
+            ["iss"] = Issuer,
+            ["aud"] = Audience,
+            ["sub_rooms"] = subRooms,
         }));
         return $"{header}.{payload}.";
     }
@@ -123,8 +165,8 @@ public sealed class Tokens : IDisposable
 
     private string Jwks()
     {
-        var rsa = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_rsa.ExportParameters(false)) { KeyId = "rsa-1" });
-        var ec = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ECDsa.Create(_ec.ExportParameters(false))) { KeyId = "ec-1" });
+        var rsa = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_rsa.Value.ExportParameters(false)) { KeyId = "rsa-1" });
+        var ec = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ECDsa.Create(_ec.Value.ExportParameters(false))) { KeyId = "ec-1" });
         rsa.Alg = SecurityAlgorithms.RsaSha256;
         ec.Alg = SecurityAlgorithms.EcdsaSha256;
         return JsonSerializer.Serialize(new
@@ -139,8 +181,19 @@ public sealed class Tokens : IDisposable
 
     public void Dispose()
     {
-        _rsa.Dispose();
-        _ec.Dispose();
-        Directory.Delete(_dir, recursive: true);
+        if (_rsa.IsValueCreated)
+        {
+            _rsa.Value.Dispose();
+        }
+
+        if (_ec.IsValueCreated)
+        {
+            _ec.Value.Dispose();
+        }
+
+        if (_jwksPath.IsValueCreated)
+        {
+            Directory.Delete(Path.GetDirectoryName(_jwksPath.Value)!, recursive: true);
+        }
     }
 }

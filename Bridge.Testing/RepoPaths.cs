@@ -1,7 +1,7 @@
-// Shared with Bridge.LoadTests (linked): starting real processes for tests and benchmarks.
 namespace Bridge.Testing;
 
-internal static class RepoPaths
+/// <summary>Where the repository and the tools its scripts install are.</summary>
+public static class RepoPaths
 {
     private static readonly string? Found = FindRoot();
 
@@ -50,5 +50,16 @@ internal static class RepoPaths
         }
 
         throw new InvalidOperationException("nats-server not found: run scripts/ensure-nats-server.sh (make test does).");
+    }
+
+    /// <summary>
+    /// Runs <c>scripts/<paramref name="script"/></c> (an <c>ensure-*.sh</c> that installs a tool into tools/ when it
+    /// is missing and prints its path) and returns the path it printed.
+    /// </summary>
+    public static async Task<string> EnsureToolAsync(string script, CancellationToken cancellationToken = default)
+    {
+        var (code, output, error) = await ChildProcess.RunAsync(Path.Combine(Root, "scripts", script), [], TimeSpan.FromMinutes(5), cancellationToken: cancellationToken);
+        var path = output.Trim();
+        return code == 0 && File.Exists(path) ? path : throw new InvalidOperationException($"scripts/{script} found nothing (exit code {code}): {error.Trim()}");
     }
 }

@@ -1,0 +1,41 @@
+namespace Bridge.LoadTests.Infrastructure;
+
+/// <summary>The harness's workers: the toolkit's <see cref="WorkerProcess"/> set up for load runs.</summary>
+internal static class BenchWorkers
+{
+    /// <summary>
+    /// Set on every worker the harness starts (command-line settings override them): tokens are required and
+    /// checked against <see cref="BenchTokens.Secret"/>; connection and message-rate limits, which protect a
+    /// worker from one abusive client, are off because every load client here shares one IP and one user.
+    /// A worker without the auth feature ignores all of these, so the scenarios run either way.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> BenchEnvironment { get; } = new Dictionary<string, string?>
+    {
+        ["Bridge__Auth__HmacSecret"] = BenchTokens.Secret,
+        ["Bridge__Auth__AllowAnonymous"] = "false",
+        ["Bridge__Limits__MaxConnectionsPerUser"] = "0",
+        ["Bridge__Limits__MaxConnectionsPerIp"] = "0",
+        ["Bridge__Limits__MaxConnections"] = "0",
+        ["Bridge__Limits__MessagesPerSecond"] = "1000000",
+        ["Bridge__Limits__MessageBurst"] = "1000000",
+    };
+
+    extension(WorkerProcess)
+    {
+        /// <summary>
+        /// A worker of <paramref name="configuration"/>'s build on a free loopback port with <see cref="BenchEnvironment"/>
+        /// and <paramref name="settings"/>, its output on stderr as <c>[worker]</c>, once <c>/healthz</c> answers.
+        /// </summary>
+        public static Task<WorkerProcess> StartAsync(string natsUrl, string configuration, params (string Key, string Value)[] settings) =>
+            WorkerProcess.StartAsync(new WorkerProcessOptions
+            {
+                NatsUrl = natsUrl,
+                Configuration = configuration,
+                Settings = settings,
+                Environment = BenchEnvironment,
+                Id = "bench-" + Guid.NewGuid().ToString("N")[..6],
+                ReadyPath = "/healthz",
+                Output = ChildProcessOptions.Echo("worker"),
+            });
+    }
+}
