@@ -1,7 +1,6 @@
 using System.Reflection;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;

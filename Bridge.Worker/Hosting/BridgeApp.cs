@@ -103,6 +103,7 @@ internal static class BridgeApp
         services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
         services.AddSingleton<PresenceTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<PresenceTracker>());
+        services.AddSingleton<IRoomObserver>(sp => sp.GetRequiredService<PresenceTracker>());
         // Bans, the workers' directory and the NATS side of the backend API (after StreamSetup: they need NATS).
         services.AddBackendApi();
 

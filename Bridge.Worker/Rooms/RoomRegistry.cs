@@ -1,25 +1,24 @@
 using System.Collections.Concurrent;
-using Bridge.Worker.Presence;
 
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
-/// opens on the first join and closes on the last leave. Every join and leave of a member is reported to
-/// presence (which ignores rooms without it).
+/// opens on the first join and closes on the last leave. Every join and leave of a member is told to the
+/// <see cref="IRoomObserver"/>s (presence is one; it ignores rooms without it).
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly IRoomFeedFactory _feeds;
-    private readonly PresenceTracker? _presence;
+    private readonly IRoomObserver[] _observers;
     private readonly RoomServices _services;
 
-    public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, PresenceTracker? presence = null)
+    public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, IEnumerable<IRoomObserver> observers)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
-        _presence = presence;
+        _observers = [.. observers];
         _services = new RoomServices(this, log, metrics, logger);
         metrics.ObserveActiveRooms(() => _rooms.Count);
     }
@@ -52,9 +51,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
                 throw;
             }
 
-            if (_presence is not null)
+            foreach (var observer in _observers)
             {
-                await _presence.JoinedAsync(name, member.User);
+                await observer.JoinedAsync(name, member.User);
             }
 
             return room;
@@ -64,9 +63,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
     public async ValueTask LeaveAsync(Room room, IRoomMember member)
     {
         await RemoveAsync(room, member);
-        if (_presence is not null)
+        foreach (var observer in _observers)
         {
-            await _presence.LeftAsync(room.Name, member.User);
+            await observer.LeftAsync(room.Name, member.User);
         }
     }
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;

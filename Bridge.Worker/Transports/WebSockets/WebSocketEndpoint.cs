@@ -1,10 +1,10 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
+using Bridge.Worker.Transports.Http;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports.WebSockets;

@@ -2,7 +2,7 @@ using Bridge.Worker.Nats;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 
-namespace Bridge.Worker.Operations;
+namespace Bridge.Worker.Hosting;
 
 /// <summary>
 /// <c>/healthz</c>: the process is alive. <c>/readyz</c>: the worker should get traffic: NATS connected, the
