@@ -77,7 +77,7 @@ internal sealed partial class PublishHandler(RoomPublisher publisher, Operations
         PendingPublish pending;
         try
         {
-            metrics.MessageIn(session.Transport);
+            metrics.MessageIn(session.Transport.Label());
             pending = await publisher.StartAsync(room, frame.Type!, session.User, id, frame.PayloadKind, frame.Payload, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

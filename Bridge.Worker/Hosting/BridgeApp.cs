@@ -7,6 +7,7 @@ using Bridge.Worker.Operations;
 using Bridge.Worker.Presence;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
+using Bridge.Worker.Transports;
 using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
@@ -129,7 +130,8 @@ internal static class BridgeApp
         services.AddSingleton<BridgeMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());
 
-        // Transports
+        // Transports: one host runs every connection's life; each endpoint adds its reading and writing
+        services.AddSingleton<ConnectionHost>();
         services.AddSingleton<WebSocketEndpoint>();
         services.AddSingleton<SseEndpoint>();
         services.AddSingleton<PollEndpoint>();
