@@ -13,64 +13,29 @@ mode="${1:-counters}"
 rate="${2:-400}"
 connections="${3:-200}"
 seconds=6
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-tools="$(scripts/ensure-dotnet-tools.sh)"
-export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(scripts/ensure-nats-server.sh)}"
-mkdir -p results
-dll="$root/Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll"
-# perf names JIT frames from /tmp/perf-<pid>.map; with W^X on, that code runs from a second mapping perf cannot
-# resolve, so it is turned off for this profile only.
-[ "$mode" = perf ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+name=fanout
+perf_hz=499
+source "$(dirname "${BASH_SOURCE[0]}")/profile-lib.sh"
 
 log="results/fanout-profile.log"
 dotnet run --project Bridge.LoadTests -c Release --no-build -- fanout --connections "$connections" --rate "$rate" --seconds 30 --p99-ms 100000 >"$log" 2>&1 &
 harness=$!
 trap 'kill "$harness" 2>/dev/null || true' EXIT
 
-# The worker this run started (its path is this checkout's): wait for it, then for the measured window.
-pid=""
-for _ in $(seq 1 120); do
-  pid="$(pgrep -n -f "^dotnet $dll" || true)"
-  [ -n "$pid" ] && grep -q "measur" "$log" && break
-  sleep 0.5
-done
-[ -n "$pid" ] || { echo "profile-fanout: no worker found" >&2; exit 1; }
+profile_wait_worker "$log" "measur"
 # 8 s into the measured window: tiered JIT has settled (a profile taken earlier showed 13% of the worker's CPU in
 # libclrjit), as it has in the peers benchmark by the time it measures half the peak rate.
 sleep 8
 echo "profile-fanout: worker $pid, $connections subscribers, $rate msg/s, $mode for $seconds s" >&2
 # The worker's own view of the same window: bridge_delivery_latency (stream timestamp -> frame written to the socket).
-url="$(tr '\0' '\n' </proc/"$pid"/cmdline | sed -n 's/^--urls=//p')"
 curl -s "$url/metrics" >results/fanout-metrics-before.txt
-# Who used the two cores over the window: the worker, the load generator (publisher + receivers), nats-server,
-# and everything else on the machine (/proc/stat), in clock ticks.
-loadgen="$(pgrep -n -f "Bridge\.LoadTests(\.dll)? fanout" || true)"
-nats="$(pgrep -n -P "$loadgen" -f nats-server || true)"
-ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-before=("$(ticks "$pid")" "$(ticks "$loadgen")" "$(ticks "$nats")" $(machine))
-
-case "$mode" in
-  counters)
-    "$tools/dotnet-counters" collect -p "$pid" --counters System.Runtime --refresh-interval 1 \
-      --duration "00:00:00:0$seconds" --format csv -o results/fanout-counters.csv >/dev/null & ;;
-  trace)
-    "$tools/dotnet-trace" collect -p "$pid" --profile dotnet-sampled-thread-time --duration "00:00:00:0$seconds" \
-      -o results/fanout.nettrace >/dev/null & ;;
-  perf)
-    perf record -F 499 -g -p "$pid" -o results/fanout.perf -- sleep "$seconds" >/dev/null 2>&1 & ;;
-  *) echo "usage: $0 counters|trace|perf [rate] [connections]" >&2; exit 2 ;;
-esac
-collector=$!
+before="$(profile_sample fanout)"
+profile_collect
 sleep "$seconds"
 curl -s "$url/metrics" >results/fanout-metrics-after.txt
-after=("$(ticks "$pid")" "$(ticks "$loadgen")" "$(ticks "$nats")" $(machine))
+after="$(profile_sample fanout)"
 wait "$collector"
-awk -v w="$((after[0]-before[0]))" -v l="$((after[1]-before[1]))" -v n="$((after[2]-before[2]))" \
-    -v busy="$((after[3]-before[3]))" -v all="$((after[4]-before[4]))" -v s="$seconds" -v la="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
-  printf "cores busy over the window: %.0f%% of 2; worker %.0f%%, load generator %.0f%%, nats-server %.0f%% of one core; the rest (other processes) %.0f%%; load average %s\n",
-    100*busy/all, w/s, l/s, n/s, 200*busy/all - (w+l+n)/s, la }' 
+profile_cores "$before" "$after"
 wait "$harness" || true
 trap - EXIT
 # Delivery latency inside the worker over the profiled window, from the histogram's bucket counts.

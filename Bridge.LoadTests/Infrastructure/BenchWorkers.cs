@@ -27,15 +27,23 @@ internal static class BenchWorkers
         /// and <paramref name="settings"/>, its output on stderr as <c>[worker]</c>, once <c>/healthz</c> answers.
         /// </summary>
         public static Task<WorkerProcess> StartAsync(string natsUrl, string configuration, params (string Key, string Value)[] settings) =>
-            WorkerProcess.StartAsync(new WorkerProcessOptions
-            {
-                NatsUrl = natsUrl,
-                Configuration = configuration,
-                Settings = settings,
-                Environment = BenchEnvironment,
-                Id = "bench-" + Guid.NewGuid().ToString("N")[..6],
-                ReadyPath = "/healthz",
-                Output = ChildProcessOptions.Echo("worker"),
-            });
+            Start(natsUrl, configuration, null, settings);
+
+        /// <summary>As <see cref="StartAsync"/>, but another build's worker (<paramref name="dll"/>): the "before" of a same-run comparison.</summary>
+        public static Task<WorkerProcess> StartDllAsync(string natsUrl, string dll, params (string Key, string Value)[] settings) =>
+            Start(natsUrl, WorkerProcess.Configuration, dll, settings);
     }
+
+    private static Task<WorkerProcess> Start(string natsUrl, string configuration, string? dll, (string Key, string Value)[] settings) =>
+        WorkerProcess.StartAsync(new WorkerProcessOptions
+        {
+            NatsUrl = natsUrl,
+            Configuration = configuration,
+            Dll = dll,
+            Settings = settings,
+            Environment = BenchEnvironment,
+            Id = "bench-" + Guid.NewGuid().ToString("N")[..6],
+            ReadyPath = "/healthz",
+            Output = ChildProcessOptions.Echo("worker"),
+        });
 }

@@ -29,12 +29,15 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
 
     public WorkerProcess Worker => _worker ?? throw new InvalidOperationException("not started");
 
+    /// <summary>Gives nats-server a WebSocket listener too (<see cref="NatsServerProcess.WebSocketUrl"/>): the peer of <c>fanout-vs-nats</c>.</summary>
+    public bool NatsWebSocket { get; init; }
+
     public IdleEndpoint IdleEndpoint => new(BenchTokens.WithToken(Worker.WebSocketUrl, BenchTokens.Default), "bridge.v1.json", null, false);
 
     public async Task StartAsync(ScenarioContext context)
     {
         context.Status = "starting nats-server and the worker";
-        _nats = await NatsServerProcess.StartAsync();
+        _nats = await NatsServerProcess.StartAsync(config: NatsWebSocket ? NatsServerProcess.WebSocketConfig : null);
         _worker = await WorkerProcess.StartAsync(_nats.Url, configuration,
             [("Bridge:Connections:MaxRoomsPerConnection", "10000"), .. settings]);
         context.Watch("worker", _worker.Pid);

@@ -29,15 +29,23 @@ internal sealed class NatsWebSocketTarget : IFanoutTarget
         context.Status = "";
     }
 
-    public async Task<IAsyncDisposable> SubscribeAsync(IReadOnlyList<int> rooms, ScenarioStats stats, CancellationToken cancellationToken)
+    public Task<IAsyncDisposable> SubscribeAsync(IReadOnlyList<int> rooms, ScenarioStats stats, CancellationToken cancellationToken) =>
+        SubscribeAsync(_wsUrl!, [.. rooms.Select(Rooms.Name)], stats, cancellationToken);
+
+    /// <summary>
+    /// One NATS.Net client connected to a nats-server's WebSocket listener (<paramref name="webSocket"/>), subscribed to
+    /// <paramref name="subjects"/> (core subscriptions; each message body is a load payload); returns once the server
+    /// has them.
+    /// </summary>
+    internal static async Task<IAsyncDisposable> SubscribeAsync(Uri webSocket, IReadOnlyList<string> subjects, ScenarioStats stats, CancellationToken cancellationToken)
     {
         // A large client-side buffer: a drop here would be the load client's fault, not the server's.
-        var connection = new NatsConnection(new NatsOpts { Url = _wsUrl!.ToString(), SubPendingChannelCapacity = 65_536 });
+        var connection = new NatsConnection(new NatsOpts { Url = webSocket.ToString(), SubPendingChannelCapacity = 65_536 });
         await connection.ConnectAsync();
         var subscriber = new Subscriber(connection);
-        foreach (var room in rooms)
+        foreach (var subject in subjects)
         {
-            var sub = await connection.SubscribeCoreAsync<byte[]>(Rooms.Name(room), cancellationToken: cancellationToken);
+            var sub = await connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
             var tracker = new DeliveryTracker(stats);
             subscriber.Loops.Add(Task.Run(async () =>
             {

@@ -27,7 +27,12 @@ internal static class Catalog
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
-          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync
+          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 10 [--baseline-worker DLL]
+                         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
+                         rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
+          fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1
+                         1 room, saturating burst: Bridge JSON vs nats-server's WebSocket listener on the stream's RePublish
+                         subject, same server, sides in turns (each side's median)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -64,6 +69,17 @@ internal static class Catalog
                         Command = command,
                     }, Target(a, connections, configuration, msgpack ? BridgeTransport.MessagePack : BridgeTransport.Json));
                 }
+
+            case "fanout-vs-nats":
+                return new FanoutVsNatsScenario(new ScenarioSpec("fanout-vs-nats", "fan-out burst: Bridge vs nats-server's WebSocket listener on the RePublish subject, same server, same run")
+                {
+                    WarmUp = a.Seconds("--warmup", 1),
+                    Duration = TimeSpan.FromSeconds(60),
+                    Drain = a.Seconds("--drain", 15),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
+                    Command = command,
+                }, configuration, a.Int("--subscribers", 200), a.Int("--messages", 1000), a.Int("--rounds", 3));
 
             case "fanout-burst":
                 {
@@ -209,13 +225,15 @@ internal static class Catalog
 
             case "ingest":
                 {
-                    var clients = a.Int("--clients", 20);
+                    var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 3));
                     return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                     {
-                        MaxTime = TimeSpan.FromMinutes(6),
+                        // Tiered JIT was still 12% of the worker's CPU 8 s into publishing on a loaded machine (scripts/profile-ingest.sh).
+                        WarmUp = a.Seconds("--warmup", 10),
+                        MaxTime = TimeSpan.FromMinutes(8),
                         Thresholds = [Threshold.Zero("publish_failed"), Threshold.Zero("errors")],
                         Command = command,
-                    }, configuration, clients, a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000));
+                    }, configuration, shape, a.String("--baseline-worker"));
                 }
 
             case "presence":
@@ -268,11 +286,12 @@ internal static class Catalog
         Create("burst", new Args(["burst", "--connections", "100", "--bursts", "5000", "--drain-seconds", "90"]), configuration)!,
         Create("idle", new Args(["idle", "--connections", "1000", "--max-kb", "200"]), configuration)!,
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
-        Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000"]), configuration)!,
+        Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000", "--rounds", "1", "--warmup", "1"]), configuration)!,
+        Create("fanout-vs-nats", new Args(["fanout-vs-nats", "--subscribers", "50", "--messages", "200", "--rounds", "1"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

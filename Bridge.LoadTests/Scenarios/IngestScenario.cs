@@ -17,7 +17,13 @@ namespace Bridge.LoadTests.Scenarios;
 /// the same bodies with the same headers and <c>Nats-Msg-Id</c> (so the stream does the same work), with
 /// <c>PublishAsync</c> and a window of 256, and with <c>PublishConcurrentAsync</c>, futures awaited in batches.
 /// </summary>
-internal sealed class IngestScenario(ScenarioSpec spec, string configuration, int clients, int window, int rooms, int messages) : IScenario
+/// <remarks>
+/// Each side is warmed up for <see cref="ScenarioSpec.WarmUp"/> first (the worker's tiered JIT settles in seconds:
+/// measured too early, a third of its CPU went to the JIT), then the sides take turns, <c>rounds</c> times, so a
+/// change in the machine's load touches all of them alike; each side's median counts. With a baseline worker
+/// (another checkout's build, <c>--baseline-worker</c>), it is measured in the same turns, on the same nats-server.
+/// </remarks>
+internal sealed class IngestScenario(ScenarioSpec spec, string configuration, IngestShape shape, string? baselineWorker) : IScenario
 {
     private const int BareWindow = 256;
     private const int BareBatch = 1_000;
@@ -31,35 +37,86 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, in
         await using var bare = new NatsConnection(new NatsOpts { Url = target.Nats.Url, Name = "bare publisher" });
         await bare.ConnectAsync();
         var js = new NatsJSContext(bare);
-        var warm = Math.Max(1, messages / 10);
 
-        ctx.Phase = "warm-up";
-        await BarePublishAsync(js, "warm-a", warm, ctx);
-        await BareConcurrentAsync(js, "warm-b", warm, ctx);
-        ctx.Phase = "measuring";
-        var publishAsync = await BarePublishAsync(js, "pa", messages, ctx);
-        var concurrent = await BareConcurrentAsync(js, "pc", messages, ctx);
-
-        var connections = await ctx.ConnectAsync((i, ct) => IngestClient.ConnectAsync(target.Worker.WebSocketUrl, i, window, ct), clients);
+        var sides = new List<Side>
+        {
+            new("bare NATS.Net PublishAsync", (run, count) => BarePublishAsync(js, run, count, ctx), target.Nats.Pid),
+            new("bare NATS.Net PublishConcurrentAsync", (run, count) => BareConcurrentAsync(js, run, count, ctx), target.Nats.Pid),
+        };
+        var clients = new List<IngestClient>();
+        WorkerProcess? baseline = null;
         try
         {
-            ctx.Phase = "warm-up";
-            await BridgeAsync(connections, "warm", warm, target, ctx);
-            ctx.Phase = "measuring";
-            var bridge = await BridgeAsync(connections, "run", messages, target, ctx);
+            var bridge = await ConnectAsync(target.Worker, target.Nats.Pid, "Bridge", "b", clients, ctx);
+            sides.Add(bridge);
+            Side? before = null;
+            if (baselineWorker is not null)
+            {
+                ctx.Status = "starting the baseline worker";
+                baseline = await WorkerProcess.StartDllAsync(target.Nats.Url, baselineWorker);
+                ctx.Watch("baseline worker", baseline.Pid);
+                before = await ConnectAsync(baseline, target.Nats.Pid, "Bridge, baseline worker", "base", clients, ctx);
+                sides.Add(before);
+            }
 
+            ctx.Phase = "warm-up";
+            foreach (var side in sides)
+            {
+                await side.WarmUpAsync(spec.WarmUp, shape.Messages, ctx);
+            }
+
+            ctx.Phase = "measuring";
+            for (var round = 1; round <= shape.Rounds; round++)
+            {
+                foreach (var side in sides)
+                {
+                    ctx.Status = $"{side.Name}, round {round} of {shape.Rounds}";
+                    await side.MeasureAsync($"r{round}", shape.Messages);
+                }
+            }
+
+            var (publishAsync, concurrent) = (sides[0].Median, sides[1].Median);
             var best = Math.Max(publishAsync, concurrent);
             ctx.Metric("bare_publish_async_per_s", $"bare NATS.Net PublishAsync, {BareWindow} in flight: msg/s", publishAsync, "msg/s");
             ctx.Metric("bare_publish_concurrent_per_s", $"bare NATS.Net PublishConcurrentAsync, awaited in batches of {BareBatch:N0}: msg/s", concurrent, "msg/s");
-            ctx.Metric("bridge_ingest_per_s", $"Bridge: {connections.Count} WebSocket clients × {window} in flight, {rooms} rooms, acked msg/s", bridge, "msg/s");
-            ctx.Metric("publish_failed", "Bridge: publishes answered publish_failed (or not answered)", connections.Sum(c => c.Failed));
-            ctx.Goal(Goals.Ingest, bridge / best);
+            ctx.Metric("bridge_ingest_per_s", $"Bridge: {shape.Clients} WebSocket clients × {shape.Window} in flight, {shape.Rooms} rooms, acked msg/s", bridge.Median, "msg/s");
+            ctx.Metric("worker_cpu_us_per_publish", "Bridge: worker CPU per publish (all cores)", bridge.CpuPerMessage.Worker, "µs");
+            if (before is not null)
+            {
+                ctx.Metric("baseline_ingest_per_s", "Bridge, baseline worker (--baseline-worker): acked msg/s", before.Median, "msg/s");
+                ctx.Metric("baseline_cpu_us_per_publish", "Bridge, baseline worker: worker CPU per publish", before.CpuPerMessage.Worker, "µs");
+                ctx.Metric("ingest_vs_baseline", "Bridge ÷ baseline worker", bridge.Median / before.Median, "×");
+            }
+
+            // On a machine whose cores are all busy, the rate follows the CPU every process spends per message.
+            foreach (var side in sides)
+            {
+                var (load, nats, worker) = side.CpuPerMessage;
+                ctx.Report.Add($"CPU per message, {side.Name}",
+                    string.Create(CultureInfo.InvariantCulture, $"{load + nats + worker:N1} µs: load {load:N1}, nats-server {nats:N1}{(worker > 0 ? $", worker {worker:N1}" : "")}"));
+            }
+
+            ctx.Report.Add("rounds (msg/s each, in order)", string.Join("; ", sides.Select(s => $"{s.Name}: {string.Join(", ", s.Rates.Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))}")));
+            ctx.Metric("publish_failed", "Bridge: publishes answered publish_failed (or not answered)", clients.Sum(c => c.Failed));
+            ctx.Goal(Goals.Ingest, bridge.Median / best);
         }
         finally
         {
             ctx.Phase = "teardown";
-            await Task.WhenAll(connections.Select(c => c.DisposeAsync().AsTask()));
+            await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask()));
+            if (baseline is not null)
+            {
+                await baseline.DisposeAsync();
+            }
         }
+    }
+
+    // Each side's message ids start with its own tag: the stream de-duplicates by id across the whole run.
+    private async Task<Side> ConnectAsync(WorkerProcess worker, int natsPid, string name, string tag, List<IngestClient> all, ScenarioContext ctx)
+    {
+        var connections = await ctx.ConnectAsync((i, ct) => IngestClient.ConnectAsync(worker.WebSocketUrl, i, shape.Window, ct), shape.Clients);
+        all.AddRange(connections);
+        return new Side(name, (run, count) => BridgeAsync(connections, tag + "-" + run, count, ctx), natsPid, worker);
     }
 
     // The headers the worker stores with a WebSocket publish, and its de-duplication key.
@@ -71,23 +128,21 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, in
         [NatsSubjects.IdHeader] = id,
     };
 
-    private string Subject(long n) => "rooms." + Rooms.Name((int)(n % rooms));
+    private string Subject(long n) => "rooms." + Rooms.Name((int)(n % shape.Rooms));
 
-    private async Task<double> BarePublishAsync(NatsJSContext js, string run, int count, ScenarioContext ctx)
+    private async Task<int> BarePublishAsync(NatsJSContext js, string run, int count, ScenarioContext ctx)
     {
-        ctx.Status = $"bare PublishAsync ({run})";
         using var slots = new SemaphoreSlim(BareWindow, BareWindow);
         var pending = new List<Task>(count);
-        var sw = Stopwatch.StartNew();
         for (var n = 0; n < count; n++)
         {
             await slots.WaitAsync(ctx.Token);
-            var id = $"{run}-{n}";
-            pending.Add(CompleteAsync(js.PublishAsync(Subject(n), LoadPayload.Create(0, n, (int)(n % rooms)), opts: new NatsJSPubOpts { MsgId = id }, headers: Headers("bare", id), cancellationToken: ctx.Token)));
+            var id = $"pa-{run}-{n}";
+            pending.Add(CompleteAsync(js.PublishAsync(Subject(n), LoadPayload.Create(0, n, (int)(n % shape.Rooms)), opts: new NatsJSPubOpts { MsgId = id }, headers: Headers("bare", id), cancellationToken: ctx.Token)));
         }
 
         await Task.WhenAll(pending);
-        return count / sw.Elapsed.TotalSeconds;
+        return count;
 
         async Task CompleteAsync(ValueTask<NATS.Client.JetStream.Models.PubAckResponse> publish)
         {
@@ -106,15 +161,13 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, in
         }
     }
 
-    private async Task<double> BareConcurrentAsync(NatsJSContext js, string run, int count, ScenarioContext ctx)
+    private async Task<int> BareConcurrentAsync(NatsJSContext js, string run, int count, ScenarioContext ctx)
     {
-        ctx.Status = $"bare PublishConcurrentAsync ({run})";
         var futures = new List<NatsJSPublishConcurrentFuture>(BareBatch);
-        var sw = Stopwatch.StartNew();
         for (var n = 0; n < count; n++)
         {
-            var id = $"{run}-{n}";
-            futures.Add(await js.PublishConcurrentAsync(Subject(n), LoadPayload.Create(0, n, (int)(n % rooms)), opts: new NatsJSPubOpts { MsgId = id }, headers: Headers("bare", id), cancellationToken: ctx.Token));
+            var id = $"pc-{run}-{n}";
+            futures.Add(await js.PublishConcurrentAsync(Subject(n), LoadPayload.Create(0, n, (int)(n % shape.Rooms)), opts: new NatsJSPubOpts { MsgId = id }, headers: Headers("bare", id), cancellationToken: ctx.Token));
             if (futures.Count == BareBatch || n == count - 1)
             {
                 foreach (var future in futures)
@@ -136,23 +189,71 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, in
             }
         }
 
-        return count / sw.Elapsed.TotalSeconds;
+        return count;
     }
 
-    private async Task<double> BridgeAsync(List<IngestClient> connections, string run, int count, BridgeTarget target, ScenarioContext ctx)
+    private async Task<int> BridgeAsync(List<IngestClient> connections, string run, int count, ScenarioContext ctx)
     {
-        ctx.Status = $"Bridge ingest ({run})";
-        var worker = target.Worker.CpuTime();
-        var sw = Stopwatch.StartNew();
         var share = count / connections.Count;
-        await Task.WhenAll(connections.Select((c, i) => c.PublishAsync(run, share, n => (i * share + n) % rooms, ctx.Token)));
-        var elapsed = sw.Elapsed;
-        if (run != "warm")
+        await Task.WhenAll(connections.Select((c, i) => c.PublishAsync(run, share, n => (i * share + n) % shape.Rooms, ctx.Token)));
+        return share * connections.Count;
+    }
+
+    /// <summary>
+    /// One publisher measured in turns: its rate in each round, and the CPU each process spent per message over the
+    /// measured rounds (the harness, which is the load, nats-server, and its worker if it has one).
+    /// </summary>
+    private sealed class Side(string name, Func<string, int, Task<int>> publish, int natsPid, WorkerProcess? worker = null)
+    {
+        private readonly List<double> _rates = [];
+        private TimeSpan _load;
+        private TimeSpan _nats;
+        private TimeSpan _worker;
+        private long _messages;
+        private int _warmUps;
+
+        public string Name => name;
+
+        public IReadOnlyList<double> Rates => _rates;
+
+        public double Median => _rates.Count == 0 ? double.NaN : _rates.Order().ElementAt(_rates.Count / 2);
+
+        /// <summary>Microseconds of CPU (every core) per message: the load (this process), nats-server, the worker.</summary>
+        public (double Load, double Nats, double Worker) CpuPerMessage => _messages == 0
+            ? (double.NaN, double.NaN, double.NaN)
+            : (_load.TotalMicroseconds / _messages, _nats.TotalMicroseconds / _messages, worker is null ? 0 : _worker.TotalMicroseconds / _messages);
+
+        /// <summary>Publishes in runs of a tenth of a round until <paramref name="duration"/> has passed (at least one run).</summary>
+        public async Task WarmUpAsync(TimeSpan duration, int messages, ScenarioContext ctx)
         {
-            ctx.Report.Add("Bridge: worker CPU", $"{(target.Worker.CpuTime() - worker).TotalSeconds / elapsed.TotalSeconds * 100:N0} % of one core");
+            ctx.Status = $"{name}, warm-up";
+            var clock = Stopwatch.StartNew();
+            do
+            {
+                await publish($"warm{_warmUps++}", Math.Max(1, messages / 10));
+            }
+            while (clock.Elapsed < duration);
         }
 
-        return share * connections.Count / elapsed.TotalSeconds;
+        public async Task MeasureAsync(string run, int messages)
+        {
+            var (load, nats, work) = Cpu();
+            var clock = Stopwatch.StartNew();
+            var sent = await publish(run, messages);
+            var elapsed = clock.Elapsed;
+            _rates.Add(sent / elapsed.TotalSeconds);
+            var after = Cpu();
+            _load += after.Load - load;
+            _nats += after.Nats - nats;
+            _worker += after.Worker - work;
+            _messages += sent;
+        }
+
+        private (TimeSpan Load, TimeSpan Nats, TimeSpan Worker) Cpu()
+        {
+            using var self = Process.GetCurrentProcess();
+            return (self.TotalProcessorTime, ProcessStats.CpuTime(natsPid), worker?.CpuTime() ?? TimeSpan.Zero);
+        }
     }
 
     /// <summary>One WebSocket client publishing with a window of unanswered publishes.</summary>
@@ -230,3 +331,6 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, in
         }
     }
 }
+
+/// <summary>The ingest scenario's load: clients × window over rooms, messages per side and round.</summary>
+internal sealed record IngestShape(int Clients, int Window, int Rooms, int Messages, int Rounds);

@@ -30,6 +30,17 @@ public sealed class NatsServerProcess : IAsyncDisposable
 
     public Uri MonitorUrl { get; private set; } = null!;
 
+    /// <summary>The WebSocket listener (<c>ws://</c>), when the configuration has one (<see cref="WebSocketConfig"/>); else null.</summary>
+    public Uri? WebSocketUrl { get; private set; }
+
+    /// <summary>A configuration adding a WebSocket listener on a random loopback port, without TLS (benchmarks' peer).</summary>
+    public const string WebSocketConfig = """
+        websocket {
+          listen: "127.0.0.1:-1"
+          no_tls: true
+        }
+        """;
+
     /// <summary>The server's process id (0 while it is not running), for load tests that sample its CPU and memory.</summary>
     public int Pid => _process is { Running: true } p ? p.Pid : 0;
 
@@ -105,6 +116,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
         Url = ports["nats"]![0]!.GetValue<string>();
         Port = new Uri(Url).Port;
         MonitorUrl = new Uri(ports["monitoring"]![0]!.GetValue<string>());
+        WebSocketUrl = ports["websocket"]?[0] is { } ws ? new Uri(ws.GetValue<string>()) : null;
         await _process.WaitForHttpAsync(new Uri(MonitorUrl, "/healthz?js-enabled-only=true"), deadline - DateTime.UtcNow);
     }
 

@@ -11,6 +11,9 @@ public sealed class WorkerProcessOptions
     /// <summary>The build of the worker to run (Debug, Release).</summary>
     public string Configuration { get; init; } = WorkerProcess.Configuration;
 
+    /// <summary>Another build's <c>Bridge.Worker.dll</c> to run instead of this solution's (a same-run before/after); null: this solution's.</summary>
+    public string? Dll { get; init; }
+
     /// <summary>Settings given on the command line (<c>--Key=Value</c>): they win over <see cref="Environment"/>.</summary>
     public IReadOnlyList<(string Key, string Value)> Settings { get; init; } = [];
 
@@ -80,7 +83,9 @@ public sealed class WorkerProcess : IAsyncDisposable
     /// <summary>Starts a worker and returns once <see cref="WorkerProcessOptions.ReadyPath"/> answers (at most 60 s).</summary>
     public static async Task<WorkerProcess> StartAsync(WorkerProcessOptions options, CancellationToken cancellationToken = default)
     {
-        var dll = Built("Bridge.Worker", options.Configuration);
+        var dll = options.Dll is { } other
+            ? File.Exists(other) ? other : throw new InvalidOperationException($"{other} not found")
+            : Built("Bridge.Worker", options.Configuration);
         var port = options.Port == 0 ? ChildProcess.FreePort() : options.Port;
         var id = options.Id ?? ("child-" + Guid.NewGuid().ToString("N"))[..21];
         string[] args =

@@ -127,6 +127,22 @@ public sealed class UnicodeTextTests
         }
     }
 
+    [Fact]
+    public void A_name_repeated_in_another_object_passes_and_one_repeated_past_the_first_32_names_is_refused()
+    {
+        var many = string.Join(",", Enumerable.Range(0, 40).Select(n => $"\"n{n}\":{n}"));
+        foreach (var json in new[] { """{"a":{"a":1,"b":2},"b":3}""", """[{"a":1},{"a":2}]""", """{"x":[{"k":1},{"k":2}],"k":3}""", $"{{{many}}}" })
+        {
+            Assert.True(JsonFrameCodec.Instance.Decode(Envelope(new RawValue.Literal(json, Null)).ToJson(), out var error) is not null, json + ": " + error.Message);
+        }
+
+        foreach (var json in new[] { $"{{{many},\"n3\":0}}", $"{{{many},\"n39\":0}}", """{"a":{"b":1,"c":2,"b":3}}""" })
+        {
+            Assert.Null(JsonFrameCodec.Instance.Decode(Envelope(new RawValue.Literal(json, Null)).ToJson(), out var error));
+            Assert.Contains("duplicate", error.Message, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(InvalidTexts))]
     public void A_stored_body_that_is_not_unicode_json_is_not_json(string name, byte[] bad)

@@ -1,6 +1,7 @@
 using Bridge.Contracts;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Publishing;
 using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
@@ -181,12 +182,12 @@ internal sealed partial class ApiDispatcher(
         args.EnsureNoOthers();
         var frame = JsonFrameCodec.Instance.Decode(body.Span, out var error)
             ?? throw ApiException.Invalid(ErrorCodes.BadFrame, error.Message);
-        if (PublishHandler.Check(new InboundFrame { Type = frame.Type, Room = room, Id = frame.Id }) is { } refused)
+        if (PublishService.Check(frame.Type, room, frame.Id) is { } refused)
         {
             throw ApiException.Invalid(refused.Code, refused.Message);
         }
 
-        return new ApiMessage(frame.Type!, frame.Id, frame.PayloadKind, frame.Payload, from);
+        return new ApiMessage(frame, from);
     }
 
     /// <summary><c>scope</c>: <c>cluster</c> (the default: every worker) or <c>worker</c> (the one answering).</summary>

@@ -3,13 +3,14 @@ using Bridge.Worker.Nats;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Presence;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Publishing;
 using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Backend;
 
 /// <summary>A message to store, as the edge decoded and checked it.</summary>
-internal sealed record ApiMessage(string Type, string? Id, PayloadKind Kind, ReadOnlyMemory<byte> Payload, string From);
+internal sealed record ApiMessage(InboundFrame Frame, string From);
 
 /// <summary>
 /// A page of history: after <see cref="AfterSeq"/> (exclusive) up to <see cref="ToSeq"/> (inclusive, or the end), at most
@@ -25,13 +26,12 @@ internal sealed record RoomsOrder(string? Pattern, int Limit);
 /// <see cref="ApiDispatcher"/> has already validated. Refusals are <see cref="ApiException"/>s.
 /// </summary>
 internal sealed partial class BackendApi(
-    RoomPublisher publisher,
+    PublishService publishing,
     RoomHistory history,
     PresenceTracker presence,
     UserBans bans,
     WorkerScatter scatter,
     LocalWorker local,
-    BridgeMetrics metrics,
     ILogger<BackendApi> logger)
 {
     public const string Transport = "api";
@@ -39,17 +39,11 @@ internal sealed partial class BackendApi(
     /// <summary>Stores one message in one room.</summary>
     public async Task<PublishReply> PublishAsync(string room, ApiMessage message, CancellationToken cancellationToken)
     {
-        metrics.MessageIn(Transport);
-        try
-        {
-            var result = await publisher.PublishAsync(room, message.Type, message.From, message.Id, message.Kind, message.Payload, cancellationToken);
-            return new PublishReply(room, message.Id, result.Seq, result.Duplicate);
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            LogPublishFailed(ex, room);
-            throw new ApiException(StatusCodes.Status503ServiceUnavailable, ErrorCodes.PublishFailed, "the message was not stored; retry with the same id");
-        }
+        // Checked where it entered (ApiDispatcher); a backend is trusted to publish anywhere.
+        var outcome = await publishing.PublishAsync(message.Frame, room, identity: null, message.From, Transport, Transport, cancellationToken);
+        return outcome.Status == PublishStatus.Stored
+            ? new PublishReply(room, message.Frame.Id, outcome.Seq, outcome.Duplicate)
+            : throw new ApiException(StatusCodes.Status503ServiceUnavailable, outcome.Code, outcome.Message);
     }
 
     /// <summary>
@@ -59,41 +53,23 @@ internal sealed partial class BackendApi(
     /// </summary>
     public async Task<BroadcastReply> BroadcastAsync(IReadOnlyList<string> rooms, ApiMessage message, CancellationToken cancellationToken)
     {
-        var pending = new PendingPublish?[rooms.Count];
+        var pending = new PendingPublish[rooms.Count];
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            pending[i] = publishing.Start(message.Frame, rooms[i], message.From, Transport, cancellationToken);
+        }
+
         var results = new BroadcastRoomResult[rooms.Count];
         for (var i = 0; i < rooms.Count; i++)
         {
-            metrics.MessageIn(Transport);
-            try
-            {
-                pending[i] = await publisher.StartAsync(rooms[i], message.Type, message.From, message.Id, message.Kind, message.Payload, cancellationToken);
-            }
-            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                results[i] = Failed(ex, rooms[i]);
-            }
-        }
-
-        for (var i = 0; i < rooms.Count; i++)
-        {
-            if (pending[i] is not { } publish)
-            {
-                continue;
-            }
-
-            try
-            {
-                var result = await publish.CompleteAsync(cancellationToken);
-                results[i] = new BroadcastRoomResult(rooms[i], result.Seq, result.Duplicate);
-            }
-            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                results[i] = Failed(ex, rooms[i]);
-            }
+            var outcome = await publishing.CompleteAsync(pending[i], rooms[i], Transport, cancellationToken);
+            results[i] = outcome.Status == PublishStatus.Stored
+                ? new BroadcastRoomResult(rooms[i], outcome.Seq, outcome.Duplicate)
+                : new BroadcastRoomResult(rooms[i], Error: new ApiError(outcome.Code, "the message was not stored in this room; retry with the same id"));
         }
 
         var failed = results.Count(r => r.Error is not null);
-        return new BroadcastReply(message.Id, rooms.Count - failed, failed, results);
+        return new BroadcastReply(message.Frame.Id, rooms.Count - failed, failed, results);
     }
 
     /// <summary>A page of the room's stored messages as client envelopes, at most <paramref name="maxBytes"/> of them (but at least one).</summary>
@@ -243,15 +219,6 @@ internal sealed partial class BackendApi(
             "unban", new DisconnectOrder(user, null, null), a => a.Worker, cancellationToken);
         return new UnbanReply(user, removed, gathered.Workers, gathered.Missing);
     }
-
-    private BroadcastRoomResult Failed(Exception ex, string room)
-    {
-        LogPublishFailed(ex, room);
-        return new BroadcastRoomResult(room, Error: new ApiError(ErrorCodes.PublishFailed, "the message was not stored in this room; retry with the same id"));
-    }
-
-    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Backend API publish to {Room} failed")]
-    private partial void LogPublishFailed(Exception exception, string room);
 
     [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "Backend API history read of {Room} failed")]
     private partial void LogReadFailed(Exception exception, string room);

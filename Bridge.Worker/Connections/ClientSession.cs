@@ -143,15 +143,15 @@ internal sealed class ClientSession
             TaskScheduler.Default);
     }
 
-    /// <summary>The connection's publishes waiting for their ack (<see cref="PublishPipeline"/>).</summary>
-    public PublishPipeline Publishes
+    /// <summary>
+    /// The connection's publishes waiting for their ack (<see cref="PublishPipeline"/>), created by the first publish
+    /// with the handler's <paramref name="answer"/>.
+    /// </summary>
+    public PublishPipeline Publishes(Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> answer)
     {
-        get
+        lock (_backgroundGate)
         {
-            lock (_backgroundGate)
-            {
-                return _publishes ??= new PublishPipeline(_maxPublishesInFlight, Closing);
-            }
+            return _publishes ??= new PublishPipeline(this, _maxPublishesInFlight, answer);
         }
     }
 

@@ -1,57 +1,63 @@
 using System.Threading.Channels;
+using Bridge.Worker.Nats;
 
 namespace Bridge.Worker.Connections;
 
+/// <summary>A publish written to NATS whose answer the client is still owed: its pending ack, and the room and id the answer names.</summary>
+internal readonly record struct PublishInFlight(PendingPublish Ack, string Room, string? Id);
+
 /// <summary>
 /// A connection's publishes waiting for their stream ack. The receive loop writes each publish to NATS (so they are
-/// stored in the order sent) and hands its answer here; one loop awaits the answers in that order and sends them.
-/// At most <c>capacity</c> wait in the queue (plus the one being answered): the receive loop waits for a place before
-/// it publishes the next, which pushes back on a client that sends faster than the stream stores. Created by a
-/// connection's first publish.
+/// stored in the order sent) and hands it here; one loop awaits the acks in that order and answers each (the
+/// handler's <c>answer</c>, given when the first publish created the pipeline). At most <c>capacity</c> wait in the
+/// queue (plus the one being answered): the receive loop waits for a place before it publishes the next, which pushes
+/// back on a client that sends faster than the stream stores.
 /// </summary>
 internal sealed class PublishPipeline
 {
-    private readonly Channel<Func<CancellationToken, ValueTask>> _answers;
-    private readonly CancellationToken _closing;
+    private readonly Channel<PublishInFlight> _waiting;
+    private readonly ClientSession _session;
+    private readonly Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> _answer;
     private readonly Task _loop;
 
-    public PublishPipeline(int capacity, CancellationToken closing)
+    /// <param name="session">The connection; its closing ends the pipeline once what is queued is answered.</param>
+    /// <param name="capacity">Publishes that may wait for their ack at once (<c>MaxPublishesInFlight</c>).</param>
+    /// <param name="answer">Awaits the ack and answers the client; gets a token cancelled when the connection closes, and must not throw.</param>
+    public PublishPipeline(ClientSession session, int capacity, Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> answer)
     {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(answer);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _answers = Channel.CreateBounded<Func<CancellationToken, ValueTask>>(new BoundedChannelOptions(capacity)
+        _session = session;
+        _answer = answer;
+        _waiting = Channel.CreateBounded<PublishInFlight>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _closing = closing;
         // A closing connection sends nothing more: the loop answers what is left at once (with a cancelled token,
-        // which releases each publish's ack subscription) and ends.
-        closing.UnsafeRegister(static s => ((Channel<Func<CancellationToken, ValueTask>>)s!).Writer.TryComplete(), _answers);
+        // which stops waiting for each ack) and ends.
+        session.Closing.UnsafeRegister(static s => ((Channel<PublishInFlight>)s!).Writer.TryComplete(), _waiting);
         _loop = Task.Run(LoopAsync, CancellationToken.None);
     }
 
     /// <summary>Waits until another publish may start; false once the connection is closing.</summary>
-    public ValueTask<bool> WaitForPlaceAsync(CancellationToken cancellationToken) => _answers.Writer.WaitToWriteAsync(cancellationToken);
+    public ValueTask<bool> WaitForPlaceAsync(CancellationToken cancellationToken) => _waiting.Writer.WaitToWriteAsync(cancellationToken);
 
-    /// <summary>
-    /// Queues the answer of a started publish. <paramref name="answer"/> awaits the ack and sends the reply; it gets a
-    /// token cancelled when the connection closes, and must not throw. Answered at once if the connection is closing.
-    /// </summary>
-    public ValueTask AddAsync(Func<CancellationToken, ValueTask> answer)
-    {
-        ArgumentNullException.ThrowIfNull(answer);
-        return _answers.Writer.TryWrite(answer) ? ValueTask.CompletedTask : answer(new CancellationToken(canceled: true));
-    }
+    /// <summary>Queues a started publish for its answer; answered at once (as closing) if the connection is closing.</summary>
+    public ValueTask AddAsync(PublishInFlight publish) =>
+        _waiting.Writer.TryWrite(publish) ? ValueTask.CompletedTask : _answer(_session, publish, new CancellationToken(canceled: true));
 
-    /// <summary>Completes when every queued answer has run (after the connection closed).</summary>
+    /// <summary>Completes when every queued publish has been answered (after the connection closed).</summary>
     public Task Completion => _loop;
 
     private async Task LoopAsync()
     {
-        await foreach (var answer in _answers.Reader.ReadAllAsync(CancellationToken.None))
+        var closing = _session.Closing;
+        await foreach (var publish in _waiting.Reader.ReadAllAsync(CancellationToken.None))
         {
-            await answer(_closing);
+            await _answer(_session, publish, closing);
         }
     }
 }

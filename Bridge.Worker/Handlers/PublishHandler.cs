@@ -1,115 +1,60 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Publishing;
 
 namespace Bridge.Worker.Handlers;
 
 /// <summary>
-/// Any application type with a room: stored in the room's subject and answered with <c>ack {id, seq}</c>.
-/// A connection's publishes are written to NATS one after another, in the order sent (so stored in that order), and
-/// their acks awaited beside the receive loop (<see cref="PublishPipeline"/>), up to
-/// <c>MaxPublishesInFlight</c> at once. The same checks apply to <c>POST /api/rooms/{room}/messages</c>.
+/// Any application type with a room: published by <see cref="PublishService"/> (the rules every edge shares) and
+/// answered with <c>ack {id, seq}</c> or an <c>error</c> frame. A connection's publishes are written to NATS one after
+/// another, in the order sent (so stored in that order), and their acks awaited beside the receive loop
+/// (<see cref="PublishPipeline"/>), up to <c>MaxPublishesInFlight</c> at once.
 /// </summary>
-internal sealed partial class PublishHandler(RoomPublisher publisher, Operations.BridgeMetrics metrics, ILogger<PublishHandler> logger)
+internal sealed class PublishHandler(PublishService publishing)
 {
-    /// <summary>Why a publish is refused (code and message), or null when it may be stored.</summary>
-    public static (string Code, string Message)? Check(InboundFrame frame)
-    {
-        if (frame.Type is null)
-        {
-            return (ErrorCodes.MissingField, "field 'type' is required");
-        }
-
-        if (!MessageTypes.IsValid(frame.Type))
-        {
-            return (ErrorCodes.InvalidType, $"type must be 1-{MessageTypes.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens");
-        }
-
-        if (MessageTypes.IsReserved(frame.Type))
-        {
-            return (ErrorCodes.UnknownType, $"'{frame.Type}' is reserved for the gateway and not a client message type");
-        }
-
-        if (RoomFrames.CheckRoom(frame.Room) is { } refused)
-        {
-            return refused;
-        }
-
-        if (frame.Id is not null && !MessageId.IsValid(frame.Id))
-        {
-            return (ErrorCodes.InvalidId, $"id must be 1-{MessageId.MaxLength} printable ASCII characters without spaces");
-        }
-
-        return null;
-    }
-
-    /// <summary>Stores a checked frame.</summary>
-    public ValueTask<PublishResult> PublishAsync(InboundFrame frame, string from, string transport, CancellationToken cancellationToken)
-    {
-        metrics.MessageIn(transport);
-        return publisher.PublishAsync(frame.Room!, frame.Type!, from, frame.Id, frame.PayloadKind, frame.Payload, cancellationToken);
-    }
+    // One delegate for every connection's pipeline (made by the first publish).
+    private Func<ClientSession, PublishInFlight, CancellationToken, ValueTask>? _answer;
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
-        if (Check(frame) is { } refused)
+        if (PublishService.Admit(frame, frame.Room, session.Identity) is { } refused)
         {
+            // A refused frame's id is named only if it is a valid one (a forbidden frame's always is).
             session.SendError(refused.Code, refused.Message, frame.Id is not null && MessageId.IsValid(frame.Id) ? frame.Id : null);
             return;
         }
 
-        if (!session.Identity.MayPublish(frame.Room!))
-        {
-            session.SendError(ErrorCodes.Forbidden, $"the token does not grant publishing to '{frame.Room}'", frame.Id);
-            return;
-        }
-
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
-        var pipeline = session.Publishes;
+        var pipeline = session.Publishes(_answer ??= AnswerAsync);
         if (!await pipeline.WaitForPlaceAsync(cancellationToken))
         {
             return; // closing: frames that arrive now are not acted on
         }
 
-        var room = frame.Room!;
-        var id = frame.Id;
-        PendingPublish pending;
+        // The ack is awaited until the connection closes: then nobody is left to answer.
+        var pending = publishing.Start(frame, frame.Room!, session.User, session.Transport.Label(), session.Closing);
+        await pipeline.AddAsync(new PublishInFlight(pending, frame.Room!, frame.Id));
+    }
+
+    /// <summary>Waits for a publish's ack and answers it: <c>ack</c>, or <c>publish_failed</c>; nothing once the connection is closing.</summary>
+    private async ValueTask AnswerAsync(ClientSession session, PublishInFlight publish, CancellationToken closing)
+    {
         try
         {
-            metrics.MessageIn(session.Transport.Label());
-            pending = await publisher.StartAsync(room, frame.Type!, session.User, id, frame.PayloadKind, frame.Payload, cancellationToken);
+            var outcome = await publishing.CompleteAsync(publish.Ack, publish.Room, session.ConnectionId, closing);
+            if (outcome.Status == PublishStatus.Stored)
+            {
+                session.Send(ControlFrames.Ack(publish.Room, publish.Id, outcome.Seq, outcome.Duplicate));
+            }
+            else
+            {
+                session.SendError(outcome.Code, outcome.Message, publish.Id);
+            }
         }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            FailPublish(session, ex, room, id);
-            return;
+            // Closing: nothing more is sent; the client retries with the same id after reconnecting.
         }
-
-        await pipeline.AddAsync(async closing =>
-        {
-            try
-            {
-                var result = await pending.CompleteAsync(closing);
-                session.Send(ControlFrames.Ack(room, id, result.Seq, result.Duplicate));
-            }
-            catch (Exception ex) when (!closing.IsCancellationRequested)
-            {
-                FailPublish(session, ex, room, id);
-            }
-            catch (Exception)
-            {
-                // Closing: nothing more is sent; the client retries with the same id after reconnecting.
-            }
-        });
     }
-
-    private void FailPublish(ClientSession session, Exception ex, string room, string? id)
-    {
-        LogPublishFailed(ex, session.ConnectionId, room);
-        session.SendError(ErrorCodes.PublishFailed, "the message was not stored; retry with the same id", id);
-    }
-
-    [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Publish from {ConnectionId} to {Room} failed")]
-    public partial void LogPublishFailed(Exception exception, string connectionId, string room);
 }

@@ -6,15 +6,11 @@ namespace Bridge.Worker.Handlers;
 
 internal static class RoomFrames
 {
-    /// <summary>The one wording of a refused room name, for every transport.</summary>
-    public static readonly string InvalidRoomMessage =
-        $"room must be 1-{RoomName.MaxLength} characters of dot-separated [A-Za-z0-9_-] tokens";
+    /// <summary>The one wording of a refused room name, for every transport (<see cref="RoomField"/>).</summary>
+    public static string InvalidRoomMessage => RoomField.InvalidMessage;
 
     /// <summary>Why a room field is refused (code and message), or null when it names a valid room.</summary>
-    public static (string Code, string Message)? CheckRoom(string? room) =>
-        room is null ? (ErrorCodes.MissingField, "field 'room' is required")
-        : !RoomName.IsValid(room) ? (ErrorCodes.InvalidRoom, InvalidRoomMessage)
-        : null;
+    public static (string Code, string Message)? CheckRoom(string? room) => RoomField.Check(room);
 
     /// <summary>Checks the frame names a valid room; otherwise answers the error and returns null.</summary>
     public static string? RequireRoom(ClientSession session, InboundFrame frame)

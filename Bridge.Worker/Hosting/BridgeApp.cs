@@ -5,6 +5,7 @@ using Bridge.Worker.Limits;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Presence;
+using Bridge.Worker.Publishing;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports;
@@ -92,6 +93,7 @@ internal static class BridgeApp
         services.AddSingleton<NatsContext>();
         services.AddHostedService<StreamSetup>();
         services.AddSingleton<RoomPublisher>();
+        services.AddSingleton<PublishService>();
         services.AddSingleton<MessageFallbacks>();
         services.AddSingleton<RoomMessageReader>();
         services.AddSingleton<RoomHistory>();

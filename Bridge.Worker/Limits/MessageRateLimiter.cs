@@ -15,7 +15,10 @@ internal sealed class MessageRateLimiter : IDisposable
     {
         var o = options.Value;
         var bucket = TokenBuckets.PerSecond(o.MessagesPerSecond, o.MessageBurst);
-        _limiter = PartitionedRateLimiter.Create<string, string>(id => RateLimitPartition.GetTokenBucketLimiter(id, _ => bucket));
+        // One limiter factory for every partition, made once: the partition lookup runs on every frame
+        // (GetTokenBucketLimiter would wrap its factory in a new delegate each time).
+        Func<string, RateLimiter> create = _ => new TokenBucketRateLimiter(bucket);
+        _limiter = PartitionedRateLimiter.Create<string, string>(id => RateLimitPartition.Get(id, create));
     }
 
     /// <summary>Takes one token for the connection; false when its bucket is empty.</summary>

@@ -9,21 +9,38 @@ namespace Bridge.Worker.Nats;
 internal readonly record struct PublishResult(ulong Seq, bool Duplicate);
 
 /// <summary>
-/// Stores a message in its room's subject, exactly as a backend would publish it. Publishes are pipelined: one is
-/// written to the NATS connection and its ack awaited later, so the next can go out meanwhile.
+/// Stores a message in its room's subject, exactly as a backend would publish it, with NATS.Net's JetStream
+/// <c>PublishAsync</c>. In NATS.Net's default request-reply mode (<c>Direct</c>) every ack comes to the connection's
+/// one inbox subscription and is matched to its publish there, so a publish costs no subscription object of its own
+/// (<c>PublishConcurrentAsync</c> builds one per publish: a third more of the worker's CPU per publish, measured in
+/// docs/benchmarks.md, "Ingest"; a hand-rolled ack inbox measured no better than this). Publishes are pipelined: each
+/// is written as it starts, its ack awaited later (<see cref="PendingPublish"/>).
 /// </summary>
-internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> options, TimeProvider time)
+internal sealed class RoomPublisher
 {
+    private readonly NatsOptions _options;
+    private readonly NatsJSContext _js;
+
+    public RoomPublisher(NatsContext nats, IOptions<NatsOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(nats);
+        _options = options.Value;
+        // Its own context so the ack wait is PublishTimeout, not the connection's request timeout.
+        _js = new NatsJSContext(nats.Connection, new NatsJSOpts(nats.Connection.Opts, requestTimeout: _options.PublishTimeout));
+    }
+
     /// <summary>
     /// Writes the publish to the worker's NATS connection and returns its pending ack. Publishes started one after
-    /// another are stored in that order (one connection, one stream). Throws when it cannot be written.
+    /// another are stored in that order: NATS.Net writes a publish before its call returns, or, while another
+    /// write holds the connection, queues it behind that write's lock, which hands over in arrival order (one
+    /// connection, one stream). <paramref name="cancellationToken"/> ends the wait for the ack.
     /// </summary>
-    public async ValueTask<PendingPublish> StartAsync(
+    public PendingPublish Start(
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
     {
-        var o = options.Value;
-        var headers = new NatsHeaders
+        // Sized for the headers it gets (NATS.Net adds Nats-Msg-Id for an id), so the dictionary never grows.
+        var headers = new NatsHeaders(id is null ? 3 : 5)
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
@@ -38,51 +55,14 @@ internal sealed class RoomPublisher(NatsContext nats, IOptions<NatsOptions> opti
             pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
         }
 
-        var started = time.GetTimestamp();
-        // The payload is copied into the connection's buffer before this returns: the caller may reuse its memory.
-        var future = await nats.JetStream.PublishConcurrentAsync(
-            o.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken);
-        return new PendingPublish(future, time, started, o.PublishTimeout);
+        // The payload is copied into the connection's buffer when the publish is written: callers hand over memory
+        // they no longer change (a decoded frame's own array, a request body read whole).
+        return new PendingPublish(_js.PublishAsync(_options.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken));
     }
 
-    /// <summary>Stores one message and waits for its ack (HTTP publish).</summary>
-    public async ValueTask<PublishResult> PublishAsync(
+    /// <summary>Stores one of the gateway's own messages (presence) and waits for its ack.</summary>
+    public ValueTask<PublishResult> PublishAsync(
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
-        CancellationToken cancellationToken)
-    {
-        var pending = await StartAsync(room, type, from, id, kind, payload, cancellationToken);
-        return await pending.CompleteAsync(cancellationToken);
-    }
-}
-
-/// <summary>A publish written to NATS whose stream ack has not been read yet.</summary>
-internal sealed class PendingPublish(NatsJSPublishConcurrentFuture future, TimeProvider time, long started, TimeSpan timeout)
-{
-    /// <summary>
-    /// The stream's ack: the stored seq, or the original seq of a duplicate. Throws when the stream refuses the
-    /// message, answers nothing within <c>PublishTimeout</c> of the start, or <paramref name="cancellationToken"/>
-    /// fires. Releases the ack's subscription either way; call once.
-    /// </summary>
-    public async ValueTask<PublishResult> CompleteAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            var left = timeout - time.GetElapsedTime(started);
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            // An ack already here is read even when the time is up (the token is not yet cancelled at the read).
-            deadline.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
-            var ack = await future.GetResponseAsync(deadline.Token);
-            // Not EnsureSuccess(): it throws on duplicates, which are a success here (the retry is answered with the original seq).
-            if (ack.Error is { } error)
-            {
-                throw new NatsJSApiException(error);
-            }
-
-            return new PublishResult(ack.Seq, ack.Duplicate);
-        }
-        finally
-        {
-            await future.DisposeAsync();
-        }
-    }
+        CancellationToken cancellationToken) =>
+        Start(room, type, from, id, kind, payload, cancellationToken).CompleteAsync();
 }

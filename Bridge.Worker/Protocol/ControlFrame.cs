@@ -27,8 +27,12 @@ internal static class ControlFrames
             ["user"] = user,
         });
 
+    // An ack's payload is one of two: shared, never written to.
+    private static readonly IReadOnlyDictionary<string, object?> Stored = new Dictionary<string, object?> { ["duplicate"] = false }.AsReadOnly();
+    private static readonly IReadOnlyDictionary<string, object?> Duplicate = new Dictionary<string, object?> { ["duplicate"] = true }.AsReadOnly();
+
     public static ControlFrame Ack(string room, string? id, ulong seq, bool duplicate) =>
-        new(MessageTypes.Ack, room, id, seq, new Dictionary<string, object?> { ["duplicate"] = duplicate });
+        new(MessageTypes.Ack, room, id, seq, duplicate ? Duplicate : Stored);
 
     public static ControlFrame Error(string code, string message, string? reference) =>
         new(MessageTypes.Error, Payload: new Dictionary<string, object?>

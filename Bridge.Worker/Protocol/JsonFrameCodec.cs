@@ -135,7 +135,8 @@ internal sealed class JsonFrameCodec : IFrameCodec
             {
                 kind = PayloadKind.Json;
                 payload = raw.ToArray();
-                if (PayloadTranscoder.CheckJson(payload) is { } problem)
+                // Its strings were checked with the whole frame's above.
+                if (PayloadTranscoder.CheckJson(payload, stringsChecked: true) is { } problem)
                 {
                     error = new DecodeError(problem, id);
                     return null;

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using MessagePack;
 
@@ -30,17 +31,23 @@ internal static class PayloadTranscoder
     /// Names are not checked here: a backend's body with a name twice goes to MessagePack members as binary (the
     /// encoder refuses it, <see cref="WriteJsonAsMessagePack"/>).
     /// </summary>
-    public static bool IsValidJson(ReadOnlyMemory<byte> json) => CheckStored(json.Span) is null;
+    public static bool IsValidJson(ReadOnlyMemory<byte> json) => Check(json.Span, stringsChecked: false, uniqueNames: false, out _) is null;
 
     /// <summary>
     /// Why a client's payload is refused, or null when it may be stored: the rules of <see cref="IsValidJson"/>, and
     /// no name twice in an object (so every client payload reaches every format as JSON).
+    /// <paramref name="stringsChecked"/>: the caller already checked every string of these bytes as Unicode text.
     /// </summary>
-    public static string? CheckJson(ReadOnlyMemory<byte> json)
+    public static string? CheckJson(ReadOnlyMemory<byte> json, bool stringsChecked = false)
     {
-        if (CheckStored(json.Span) is { } problem)
+        if (Check(json.Span, stringsChecked, uniqueNames: true, out var namesLeft) is { } problem)
         {
             return problem;
+        }
+
+        if (!namesLeft)
+        {
+            return null;
         }
 
         try
@@ -54,13 +61,28 @@ internal static class PayloadTranscoder
         }
     }
 
-    private static string? CheckStored(ReadOnlySpan<byte> json)
+    // Names compared in the reader's pass (most payloads: a few names, none escaped); beyond these, or with an
+    // escaped name ("\u0061" is "a"), System.Text.Json's own check runs after it.
+    private const int ComparedNames = 32;
+
+    /// <summary>
+    /// The reader pass behind <see cref="IsValidJson"/> and <see cref="CheckJson"/>. With <paramref name="uniqueNames"/>,
+    /// names are compared within each object as it goes; <paramref name="namesLeft"/> says some could not be
+    /// (too many, or escaped) and need the full check.
+    /// </summary>
+    private static string? Check(ReadOnlySpan<byte> json, bool stringsChecked, bool uniqueNames, out bool namesLeft)
     {
-        if (!UnicodeText.HasOnlyUnicodeStrings(json))
+        namesLeft = false;
+        if (!stringsChecked && !UnicodeText.HasOnlyUnicodeStrings(json))
         {
             return UnicodeText.InvalidMessage;
         }
 
+        // Each name as (start, length) in json; firstName[d] is where the names of the object opened at depth d begin.
+        Span<int> nameStart = stackalloc int[ComparedNames];
+        Span<int> nameLength = stackalloc int[ComparedNames];
+        Span<int> firstName = stackalloc int[MaxDepth + 1];
+        var names = 0;
         try
         {
             var reader = new Utf8JsonReader(json, ReaderOptions);
@@ -72,12 +94,41 @@ internal static class PayloadTranscoder
             // The reader checks structure and depth as it goes (and throws on a truncated value).
             while (true)
             {
-                // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
-                if (reader.TokenType == JsonTokenType.Number &&
-                    (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
-                    (!reader.TryGetDouble(out var value) || !double.IsFinite(value)))
+                switch (reader.TokenType)
                 {
-                    return NumberOutOfRange;
+                    // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
+                    case JsonTokenType.Number when
+                        (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
+                        (!reader.TryGetDouble(out var value) || !double.IsFinite(value)):
+                        return NumberOutOfRange;
+                    case JsonTokenType.StartObject when uniqueNames:
+                        firstName[reader.CurrentDepth] = names;
+                        break;
+                    case JsonTokenType.EndObject when uniqueNames:
+                        names = firstName[reader.CurrentDepth];
+                        break;
+                    case JsonTokenType.PropertyName when uniqueNames && !namesLeft:
+                        if (reader.ValueIsEscaped || names == ComparedNames)
+                        {
+                            namesLeft = true;
+                            break;
+                        }
+
+                        // A name's token starts at its opening quote; unescaped, its bytes are its value.
+                        var start = (int)reader.TokenStartIndex + 1;
+                        var name = json.Slice(start, reader.ValueSpan.Length);
+                        for (var i = firstName[reader.CurrentDepth - 1]; i < names; i++)
+                        {
+                            if (json.Slice(nameStart[i], nameLength[i]).SequenceEqual(name))
+                            {
+                                return $"malformed JSON payload: duplicate property '{Encoding.UTF8.GetString(name)}' in one object";
+                            }
+                        }
+
+                        nameStart[names] = start;
+                        nameLength[names] = name.Length;
+                        names++;
+                        break;
                 }
 
                 // A scalar at the top, or the top container's end, ends the value.

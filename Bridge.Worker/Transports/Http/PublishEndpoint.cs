@@ -1,8 +1,7 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Handlers;
-using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
+using Bridge.Worker.Publishing;
 using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
@@ -11,9 +10,9 @@ namespace Bridge.Worker.Transports.Http;
 /// <summary>
 /// <c>POST /api/rooms/{room}/messages</c>: publish for one-way transports (SSE, long-poll) and for backends
 /// without a NATS client. The body is the JSON envelope (<c>type</c>, <c>id</c>, <c>payload</c>, <c>enc</c>);
-/// the same checks as a WebSocket publish apply. Answers <c>{id, seq, duplicate}</c>.
+/// the same rules as a WebSocket publish apply (<see cref="PublishService"/>). Answers <c>{id, seq, duplicate}</c>.
 /// </summary>
-internal sealed class PublishEndpoint(PublishHandler publish, ConnectionAdmission admission, IOptions<ConnectionOptions> options)
+internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmission admission, IOptions<ConnectionOptions> options)
 {
     public const string Pattern = "/api/rooms/{room}/messages";
 
@@ -50,27 +49,13 @@ internal sealed class PublishEndpoint(PublishHandler publish, ConnectionAdmissio
             PayloadKind = decoded.PayloadKind,
             Payload = decoded.Payload,
         };
-        if (PublishHandler.Check(frame) is { } refused)
+        var outcome = await publishing.PublishAsync(frame, room, identity, identity.Subject, "http", context.TraceIdentifier, context.RequestAborted);
+        return outcome.Status switch
         {
-            return HttpErrors.Problem(StatusCodes.Status400BadRequest, refused.Code, refused.Message);
-        }
-
-        if (!identity.MayPublish(room))
-        {
-            return HttpErrors.Problem(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden, $"the token does not grant publishing to '{room}'");
-        }
-
-        PublishResult result;
-        try
-        {
-            result = await publish.PublishAsync(frame, identity.Subject, "http", context.RequestAborted);
-        }
-        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            publish.LogPublishFailed(ex, context.TraceIdentifier, room);
-            return HttpErrors.Problem(StatusCodes.Status503ServiceUnavailable, ErrorCodes.PublishFailed, "the message was not stored; retry with the same id");
-        }
-
-        return Results.Json(new Dictionary<string, object?> { ["id"] = frame.Id, ["seq"] = result.Seq, ["duplicate"] = result.Duplicate });
+            PublishStatus.Stored => Results.Json(new Dictionary<string, object?> { ["id"] = frame.Id, ["seq"] = outcome.Seq, ["duplicate"] = outcome.Duplicate }),
+            PublishStatus.Invalid => HttpErrors.Problem(StatusCodes.Status400BadRequest, outcome.Code, outcome.Message),
+            PublishStatus.Forbidden => HttpErrors.Problem(StatusCodes.Status403Forbidden, outcome.Code, outcome.Message),
+            _ => HttpErrors.Problem(StatusCodes.Status503ServiceUnavailable, outcome.Code, outcome.Message),
+        };
     }
 }
