@@ -31,5 +31,18 @@ internal static class Goals
 
     public static readonly Goal SlowConsumer = new("slow-consumer", "healthy members' p99 with 20 members lagging ÷ without (+5 ms each)", 1.5, false);
 
-    public static IReadOnlyList<Goal> All { get; } = [Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer];
+    public static readonly Goal ReplayJson = new("replay-json", "replay, one room of 100,000: Bridge WebSocket JSON resume (join → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ReplayMessagePack = new("replay-msgpack", "replay, one room of 100,000: Bridge WebSocket MessagePack resume ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ReplaySse = new("replay-sse", "replay, one room of 100,000: Bridge SSE resume (request → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ActivationTime = new("activation-time", "activation, 100,000 rooms over 100 connections: time until every room.joined", 2, false, "s");
+
+    public static readonly Goal ActivationServerGrowth = new("activation-nats", "activation, 100,000 rooms: nats-server RSS growth", 100, false, "MB");
+
+    public static readonly Goal RoomMemory = new("room-memory", "worker memory per active room at 100,000 rooms (RSS growth over the joins ÷ rooms)", 1, false, "KB");
+
+    public static IReadOnlyList<Goal> All { get; } =
+        [Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory];
 }

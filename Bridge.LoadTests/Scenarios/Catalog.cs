@@ -13,9 +13,12 @@ internal static class Catalog
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
-          rooms          --rooms 10000 --connections 100 --messages 20000                 activation, server memory, delivery
+          rooms          --rooms 100000 --connections 100 --messages 20000 [--profile]   activation, server and worker memory per room,
+                         delivery; --profile: the worker's growth by owner and type (gcdump + counters)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
-          resume         --messages 10000 --rooms 500 --per-room 20                       replay rate; dashboard resuming many rooms
+          resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 [--transports json,msgpack,sse]
+                         [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
+                         consumer, same server (and vs another build's worker); a dashboard resuming many rooms
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
@@ -111,7 +114,8 @@ internal static class Catalog
 
             case "rooms":
                 {
-                    var rooms = a.Int("--rooms", 10_000);
+                    // Issue 14's size by default (its goals are stated at 100,000 rooms over 100 connections).
+                    var rooms = a.Int("--rooms", 100_000);
                     return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
                     {
                         WarmUp = TimeSpan.FromSeconds(1),
@@ -119,12 +123,13 @@ internal static class Catalog
                         Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
                         Thresholds =
                         [
-                            Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB"),
+                            // Issue 2's bounds, for up to 10,000 rooms; beyond, issue 14's goals (Goals.Activation*) judge them.
+                            .. rooms <= 10_000 ? [Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB")] : Array.Empty<Threshold>(),
                         Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8),
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                         Command = command,
-                    }, configuration, rooms);
+                    }, configuration, rooms, a.Has("--profile"));
                 }
 
             case "rooms-compare":
@@ -135,7 +140,8 @@ internal static class Catalog
                 {
                     Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
                     Command = command,
-                }, configuration, a.Int("--messages", 10_000), a.Int("--rooms", 500), a.Int("--per-room", 20));
+                }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 2),
+                    a.String("--transports")?.Split(','), a.String("--compare-worker"));
 
             case "storm":
                 {
@@ -279,7 +285,7 @@ internal static class Catalog
         Create("fanout", new Args(["fanout", "--connections", "100", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
         Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
         Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
-        Create("resume", new Args(["resume", "--messages", "2000", "--rooms", "100", "--per-room", "10"]), configuration)!,
+        Create("resume", new Args(["resume", "--messages", "2000", "--rounds", "1", "--rooms", "100", "--per-room", "10"]), configuration)!,
         Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,

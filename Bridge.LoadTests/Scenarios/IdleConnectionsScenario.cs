@@ -91,7 +91,7 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
                 // Counters first: the gcdump forces a full GC, which would shrink what they report.
                 var countersAfter = DotnetTools.RuntimeCounters(gateway.Pid, Path.Combine(dumps, "idle-after-counters.csv"));
                 var typesAfter = DotnetTools.GcDump(gateway.Pid, Path.Combine(dumps, "idle-after.gcdump"));
-                Attribute(ctx, typesBefore!.Value, typesAfter, countersBefore!, countersAfter, after - before, open);
+                MemoryAttribution.Attribute(ctx, "connection", typesBefore!.Value, typesAfter, countersBefore!, countersAfter, after - before, open);
             }
 
             ctx.Metric("closed_while_idle", "connections closed by the server while idle", sockets.Count - sockets.Count(s => s.IsOpen));
@@ -108,69 +108,4 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
             await Task.WhenAll(sockets.Select(s => s.DisposeAsync().AsTask()));
         }
     }
-
-    /// <summary>Splits the RSS growth per connection into managed (GC committed; live bytes by type) and the rest.</summary>
-    private static void Attribute(
-        ScenarioContext ctx,
-        (long Total, IReadOnlyDictionary<string, (long Bytes, long Count)> Types) heapBefore,
-        (long Total, IReadOnlyDictionary<string, (long Bytes, long Count)> Types) heapAfter,
-        IReadOnlyDictionary<string, double> countersBefore,
-        IReadOnlyDictionary<string, double> countersAfter,
-        long rssGrowth,
-        int open)
-    {
-        double Counter(IReadOnlyDictionary<string, double> c, string prefix) =>
-            c.FirstOrDefault(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)) is { Key: not null } kv ? kv.Value : double.NaN;
-        var committedGrowth = Counter(countersAfter, "dotnet.gc.last_collection.memory.committed_size") - Counter(countersBefore, "dotnet.gc.last_collection.memory.committed_size");
-        var (before, after) = (heapBefore.Types, heapAfter.Types);
-        var rows = after
-            .Select(kv => (Type: kv.Key, Bytes: kv.Value.Bytes - (before.TryGetValue(kv.Key, out var b) ? b.Bytes : 0), Count: kv.Value.Count - (before.TryGetValue(kv.Key, out var c) ? c.Count : 0)))
-            .Where(r => r.Bytes > 0)
-            .OrderByDescending(r => r.Bytes)
-            .ToList();
-        var liveGrowth = heapAfter.Total - heapBefore.Total;
-        var byType = after.Values.Sum(v => v.Bytes) - before.Values.Sum(v => v.Bytes);
-        ctx.Metric("managed_live_b_per_connection", "managed live objects per connection (gcdump after − before)", (double)liveGrowth / open, "B");
-        foreach (var group in rows.GroupBy(r => Owner(r.Type)).OrderByDescending(g => g.Sum(r => r.Bytes)))
-        {
-            ctx.Report.Add("  of which " + group.Key, $"{(double)group.Sum(r => r.Bytes) / open:N0} B per connection");
-        }
-
-        ctx.Report.Add("  of which not split by type (string and array sizes the report gives per type)", $"{(double)(liveGrowth - byType) / open:N0} B per connection");
-
-        ctx.Metric("gc_committed_b_per_connection", "GC committed memory per connection (dotnet-counters)", committedGrowth / open, "B");
-        ctx.Metric("native_b_per_connection", "rest of RSS per connection (RSS growth − GC committed growth)", (rssGrowth - committedGrowth) / open, "B");
-        foreach (var name in new[] { "dotnet.thread_pool.thread.count", "dotnet.timer.count" })
-        {
-            ctx.Report.Add(name, $"{Counter(countersBefore, name):N0} before, {Counter(countersAfter, name):N0} after");
-        }
-
-        var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"managed live bytes per connection by type ({open:N0} connections; gcdump after - before)");
-        foreach (var r in rows.Where(r => r.Bytes >= open))
-        {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{(double)r.Bytes / open,10:N1} B  {(double)r.Count / open,6:N2} objects  [{Owner(r.Type)}]  {r.Type}");
-        }
-
-        File.WriteAllText(Path.Combine(Report.Directory, "idle-per-connection.txt"), text.ToString());
-        foreach (var r in rows.Take(12))
-        {
-            ctx.Report.Add("  " + r.Type, $"{(double)r.Bytes / open:N0} B, {(double)r.Count / open:N2} objects per connection");
-        }
-    }
-
-    /// <summary>
-    /// Who a type's instances belong to, by name: Bridge's own code (its types, and generic types or async state
-    /// machines over them, its channel), ASP.NET Core (Kestrel, HTTP context, pipes), the WebSocket, the socket;
-    /// what is left (strings, tasks, locks, token sources, timers) is shared runtime types that any of them allocate.
-    /// </summary>
-    private static string Owner(string type) => type switch
-    {
-        _ when type.Contains("Bridge.", StringComparison.Ordinal) || type.Contains("System.Threading.Channels", StringComparison.Ordinal) => "Bridge (session, queue, room map, loops)",
-        _ when type.Contains("WebSocket", StringComparison.Ordinal) || type.StartsWith("KeepAlivePingState", StringComparison.Ordinal) || type.StartsWith("Utf8MessageState", StringComparison.Ordinal) => "WebSocket (ManagedWebSocket, keep-alive)",
-        _ when type.Contains("Microsoft.AspNetCore", StringComparison.Ordinal) || type.Contains("Pipelines", StringComparison.Ordinal) || type.Contains("StringValues", StringComparison.Ordinal)
-            || type.Contains("Microsoft.Extensions", StringComparison.Ordinal) || type.StartsWith("Context", StringComparison.Ordinal) || type.Contains("Activity", StringComparison.Ordinal) => "ASP.NET Core (Kestrel connection, HTTP context, headers, pipes)",
-        _ when type.Contains("System.Net.Sockets", StringComparison.Ordinal) || type.StartsWith("BufferMemoryReceiveOperation", StringComparison.Ordinal) || type.Contains("System.Net.IP", StringComparison.Ordinal) => "socket",
-        _ => "runtime types any of them allocate (strings, tasks, locks, token sources, timers, execution contexts)",
-    };
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Infrastructure;
@@ -9,10 +10,11 @@ using NATS.Client.JetStream;
 namespace Bridge.LoadTests.Scenarios;
 
 /// <summary>
-/// Durable delivery costs (issue 3): the replay rate for one resuming client, and how long a dashboard
-/// connection takes to resume many rooms in one <c>room.join</c>.
+/// Durable delivery costs (issue 3): the replay rate for one resuming client over WebSocket (JSON, MessagePack) and
+/// SSE against a bare NATS.Net ordered consumer reading the same room on the same server (issue 14's goal), and how
+/// long a dashboard connection takes to resume many rooms in one <c>room.join</c>.
 /// </summary>
-internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom) : IScenario
+internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom, int rounds = 1, IReadOnlyList<string>? transports = null, string? compareWorker = null) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
@@ -21,7 +23,15 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         var cancellationToken = ctx.Token;
         var report = ctx.Report;
         await using var nats = await NatsServerProcess.StartAsync();
-        await using var worker = await WorkerProcess.StartAsync(nats.Url, configuration, ("Bridge:Connections:MaxRoomsPerConnection", Math.Max(1000, dashboardRooms).ToString()));
+        (string, string)[] settings =
+        [
+            ("Bridge:Connections:MaxRoomsPerConnection", Math.Max(1000, dashboardRooms).ToString(CultureInfo.InvariantCulture)),
+            // The whole backlog stays in the room (the default keeps a room's last 10,000).
+            ("Bridge:Nats:MaxMessagesPerRoom", Math.Max(10_000, replayMessages).ToString(CultureInfo.InvariantCulture)),
+        ];
+        await using var worker = await WorkerProcess.StartAsync(nats.Url, configuration, settings);
+        // Another build's worker on the same server (an A/B in one run): the replays run against both, in turn.
+        await using var other = compareWorker is null ? null : await WorkerProcess.StartDllAsync(nats.Url, compareWorker, settings);
         ctx.Watch("worker", worker.Pid);
         ctx.Watch("nats-server", nats.Pid);
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Url });
@@ -46,21 +56,46 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         }
 
         ctx.Status = "publishing the backlog";
-        // 1. One client resumes a room from the start of a long backlog.
-        await PublishAsync(Enumerable.Repeat("rooms.bench.replay", replayMessages));
-        await using (var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions(), cancellationToken))
+        // 1. One client resumes a room from the start of a long backlog: against a bare ordered consumer reading the
+        // same room on the same server, in rounds (bare, then each transport), the best of the rounds each.
+        await PublishAsync(Enumerable.Repeat($"rooms.{ReplayRoom}", replayMessages));
+        ctx.BeginMeasure();
+        var best = new Dictionary<string, double>();
+        long missing = 0;
+        for (var round = 1; round <= rounds; round++)
         {
-            ctx.Status = "one client resumes from since 0";
-            ctx.BeginMeasure();
-            var sw = Stopwatch.StartNew();
-            await client.SendAsync("""{"type":"room.join","room":"bench.replay","payload":{"since":0}}""", cancellationToken);
-            await WaitAsync(() => client.Joined >= 1, cancellationToken);
-            var elapsed = sw.Elapsed;
-            report.Add("replay: messages replayed to one client", client.Messages.ToString("N0"));
-            report.Metric("replay_ms", "replay: time until room.joined", elapsed.TotalMilliseconds, "ms");
-            report.Metric("replay_rate", "replay: rate", client.Messages / elapsed.TotalSeconds, "msg/s");
-            report.Metric("replay_missing", "replay: backlog messages missing or extra", Math.Abs(replayMessages - client.Messages));
-            ctx.Stats.Add(expected: replayMessages, delivered: client.Messages);
+            foreach (var (key, label) in Runs)
+            {
+                ctx.Status = $"replay {round}/{rounds}: {label}";
+                var target = key.EndsWith(CompareSuffix, StringComparison.Ordinal) ? other! : worker;
+                var (workerCpu, natsCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid));
+                var (received, elapsed) = key == "bare"
+                    ? await BareReplayAsync(js, replayMessages, cancellationToken)
+                    : await BridgeReplayAsync(target, key.Replace(CompareSuffix, "", StringComparison.Ordinal), cancellationToken);
+                missing += Math.Abs(replayMessages - received);
+                ctx.Stats.Add(expected: replayMessages, delivered: Math.Min(received, replayMessages));
+                var rate = received / elapsed.TotalSeconds;
+                // CPU per message is steadier than time on a shared machine: who did the work, and how much.
+                var perMessage = (TimeSpan cpu) => $"{cpu.TotalMicroseconds / Math.Max(1, received):N1} µs";
+                report.Add(
+                    $"replay {round}, {label}: {received:N0} messages",
+                    $"{elapsed.TotalMilliseconds:N0} ms, {rate:N0} msg/s; CPU per message: worker {perMessage(ProcessStats.CpuTime(target.Pid) - workerCpu)}, nats-server {perMessage(ProcessStats.CpuTime(nats.Pid) - natsCpu)}");
+                best[key] = Math.Max(best.GetValueOrDefault(key), received == replayMessages ? rate : 0);
+            }
+        }
+
+        report.Metric("replay_missing", "replay: backlog messages missing or extra, every run", missing);
+        foreach (var (key, label) in Runs)
+        {
+            report.Metric($"replay_{key}_rate", $"replay rate, {label} (best of {rounds})", best[key], "msg/s");
+        }
+
+        foreach (var (key, goal) in new[] { ("json", Goals.ReplayJson), ("msgpack", Goals.ReplayMessagePack), ("sse", Goals.ReplaySse) })
+        {
+            if (best.TryGetValue(key, out var rate))
+            {
+                ctx.Goal(goal, rate / best["bare"]);
+            }
         }
 
         // 2. A dashboard resumes many rooms in one message: with a backlog in each, then with nothing missed.
@@ -89,6 +124,77 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
 
         ctx.EndMeasure();
         ctx.Stats.Lost = ctx.Stats.Expected - ctx.Stats.Delivered;
+    }
+
+    private const string ReplayRoom = "bench.replay";
+
+    private static readonly (string Key, string Label)[] ReplayRuns =
+    [
+        ("bare", "bare NATS.Net ordered consumer"), ("json", "Bridge WebSocket JSON"), ("msgpack", "Bridge WebSocket MessagePack"), ("sse", "Bridge SSE"),
+    ];
+
+    private const string CompareSuffix = "-compared";
+
+    // The baseline always; the transports asked for (all by default); each also against the compared worker if given.
+    private (string Key, string Label)[] Runs =>
+    [
+        .. ReplayRuns.Where(r => r.Key == "bare" || transports is null || transports.Contains(r.Key))
+            .SelectMany(r => r.Key == "bare" || compareWorker is null ? [r] : new[] { r, (r.Key + CompareSuffix, r.Label + " (compared build)") }),
+    ];
+
+    /// <summary>The baseline: a bare NATS.Net ordered consumer on the room's subject, from its creation to the last message.</summary>
+    private static async Task<(long Received, TimeSpan Elapsed)> BareReplayAsync(NatsJSContext js, int messages, CancellationToken cancellationToken)
+    {
+        var sw = Stopwatch.StartNew();
+        var consumer = await js.CreateOrderedConsumerAsync("ROOMS", new NatsJSOrderedConsumerOpts { FilterSubjects = [$"rooms.{ReplayRoom}"] }, cancellationToken);
+        long received = 0;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+        await foreach (var _ in consumer.ConsumeAsync<byte[]>(cancellationToken: timeout.Token))
+        {
+            if (++received == messages)
+            {
+                break;
+            }
+        }
+
+        return (received, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// One real client of the worker resumes the room from <c>since: 0</c>: time from sending the join (WebSocket), or
+    /// from the request (SSE: the resume is the request, <c>?lastEventId=0</c>), to <c>room.joined</c>, which follows
+    /// the replayed messages on the connection.
+    /// </summary>
+    private static async Task<(long Received, TimeSpan Elapsed)> BridgeReplayAsync(WorkerProcess worker, string transport, CancellationToken cancellationToken)
+    {
+        if (transport == "sse")
+        {
+            var started = Stopwatch.StartNew();
+            long messages = 0;
+            await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, new SseClientOptions
+            {
+                Rooms = ReplayRoom,
+                LastEventId = "0",
+                Token = BenchTokens.Default,
+                OnEvent = (type, _) =>
+                {
+                    if (type.StartsWith("load."u8))
+                    {
+                        Interlocked.Increment(ref messages);
+                    }
+                },
+            }, cancellationToken);
+            await WaitAsync(() => sse.Joined >= 1, cancellationToken);
+            return (Interlocked.Read(ref messages), started.Elapsed);
+        }
+
+        await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions { MessagePack = transport == "msgpack" }, cancellationToken);
+        await client.FirstFrame;
+        var sw = Stopwatch.StartNew();
+        await client.SendAsync($$$"""{"type":"room.join","room":"{{{ReplayRoom}}}","payload":{"since":0}}""", cancellationToken);
+        await WaitAsync(() => client.Joined >= 1, cancellationToken);
+        return (client.Messages, sw.Elapsed);
     }
 
     private static async Task<ulong> LastSeqAsync(NatsJSContext js, string room, CancellationToken cancellationToken)

@@ -65,7 +65,16 @@ internal sealed partial class RoomReader
     public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, ulong? since, CancellationToken cancellationToken)
     {
         var join = new Progress(isJoin: true, since);
-        var live = await RoundAsync(member, room, join, cancellationToken);
+        bool live;
+        try
+        {
+            live = await RoundAsync(member, room, join, cancellationToken);
+        }
+        finally
+        {
+            await join.DisposeAsync();
+        }
+
         if (!join.Answered)
         {
             return null; // closed while joining
@@ -121,6 +130,10 @@ internal sealed partial class RoomReader
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The connection is closing.
+        }
+        finally
+        {
+            await progress.DisposeAsync();
         }
     }
 
@@ -197,12 +210,15 @@ internal sealed partial class RoomReader
         var full = false;
         var closed = false;
         long oldest = 0;
-        bool startKept;
+        // Whether retention dropped messages after the start before this read got to them (then they were skipped).
+        var check = new DropCheck();
         await _reads.WaitAsync(cancellationToken);
         try
         {
-            await foreach (var message in _log.ReadAsync(room.Name, start, target, cancellationToken, mustReach: target,
-                               new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes))))
+            // One cursor for all of a join's or catch-up's reads: each goes on where the last ended.
+            progress.Cursor ??= _log.OpenCursor(room.Name);
+            await foreach (var message in progress.Cursor.ReadAsync(
+                               start, target, mustReach: target, new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), check, cancellationToken))
             {
                 var result = member.DeliverRead(message);
                 if (result != ReadResult.Sent)
@@ -218,9 +234,10 @@ internal sealed partial class RoomReader
                 }
             }
 
-            // Retention drops a room's oldest messages first: if the read's start is still stored now, nothing after
-            // it was dropped before this read got to it. Otherwise messages may have been skipped.
-            startKept = closed || start == 0 || await _log.IsStoredInRoomAsync(room.Name, start, cancellationToken);
+            if (!closed && check.ConfirmAfterRead is { } kept && !await _log.IsStoredInRoomAsync(room.Name, kept, cancellationToken))
+            {
+                check.Dropped = true;
+            }
         }
         finally
         {
@@ -234,7 +251,7 @@ internal sealed partial class RoomReader
             return ReadOutcome.Closed;
         }
 
-        if (!startKept)
+        if (check.Dropped)
         {
             if (count == 0 && !full)
             {
@@ -309,10 +326,14 @@ internal sealed partial class RoomReader
 
     /// <summary>
     /// One member's reading: for a join, what <c>room.joined</c> will say; for a catch-up, the position after which
-    /// it was last told that messages may be gone.
+    /// it was last told that messages may be gone; and the cursor its reads go through.
     /// </summary>
-    private sealed class Progress(bool isJoin, ulong? since)
+    private sealed class Progress(bool isJoin, ulong? since) : IAsyncDisposable
     {
+        public IRoomCursor? Cursor { get; set; }
+
+        public ValueTask DisposeAsync() => Cursor?.DisposeAsync() ?? ValueTask.CompletedTask;
+
         public bool IsJoin { get; } = isJoin;
 
         public ulong? Since { get; } = since;

@@ -96,6 +96,12 @@ internal static class BridgeApp
         services.AddSingleton<PublishService>();
         services.AddSingleton<MessageFallbacks>();
         services.AddSingleton<RoomMessageReader>();
+        // Batch direct gets on the room stream (history reads, the seams of many rooms at once, latest values).
+        services.AddSingleton(sp =>
+        {
+            var connection = sp.GetRequiredService<NatsContext>().Connection;
+            return new StreamDirectGet(connection, sp.GetRequiredService<IOptions<NatsOptions>>().Value.StreamName, connection.Opts.RequestTimeout);
+        });
         services.AddSingleton<RoomHistory>();
         services.AddSingleton<IRoomLog>(sp => sp.GetRequiredService<RoomHistory>());
         services.AddSingleton<NatsRoomFeedFactory>();
@@ -151,6 +157,8 @@ internal static class BridgeApp
         app.UseDefaultFiles();
         app.UseStaticFiles();
 
+        // Before UseWebSockets: several frames per socket write while a backlog drains (FrameBatchingStream).
+        FrameBatchingStream.UseUnder(app, WebSocketEndpoint.Path);
         app.UseWebSockets();
         app.Map(WebSocketEndpoint.Path, (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
         app.MapGet(SseEndpoint.Path, (HttpContext context, SseEndpoint endpoint) => endpoint.HandleAsync(context));

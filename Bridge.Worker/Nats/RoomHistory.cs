@@ -8,34 +8,36 @@ using NATS.Client.JetStream.Models;
 namespace Bridge.Worker.Nats;
 
 /// <summary>
-/// Reads a room's stored messages: positions and single messages by direct get (no consumer), ranges by a
-/// short-lived ordered consumer filtered on the room's subject. Nothing here holds server state after a call.
+/// Reads a room's stored messages: positions and single messages by direct get; ranges by a <see cref="Cursor"/> (a
+/// batch direct get, then a consumer for long reads). Nothing here holds server state after a call or a cursor.
 /// </summary>
-internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader) : IRoomLog
+internal sealed partial class RoomHistory(
+    NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, StreamDirectGet directGet, TimeProvider time, ILogger<RoomHistory> logger)
+    : IRoomLog
 {
-    // Messages per pull while replaying; large enough to stream fast, small enough to keep memory flat.
-    private const int Batch = 256;
-
-    // The first pull of a read limited in bytes, before the room's message size is known.
-    private const int FirstBatch = 16;
-
+    // Fields, not the primary constructor's parameters: the nested Cursor reads them too.
+    private readonly NatsContext _nats = nats;
+    private readonly IOptions<NatsOptions> _options = options;
+    private readonly RoomMessageReader _reader = reader;
+    private readonly StreamDirectGet _directGet = directGet;
+    // Rooms' last seqs, many in one multi_last (a burst of activations: every room's seam).
+    private readonly LastSeqBatch _lastSeqs = new(directGet);
+    private readonly TimeProvider _time = time;
+    private readonly ILogger<RoomHistory> _logger = logger;
     private INatsJSStream? _stream;
 
     private async ValueTask<INatsJSStream> StreamAsync(CancellationToken cancellationToken) =>
-        _stream ??= await nats.JetStream.GetStreamAsync(options.Value.StreamName, cancellationToken: cancellationToken);
+        _stream ??= await _nats.JetStream.GetStreamAsync(_options.Value.StreamName, cancellationToken: cancellationToken);
 
     /// <inheritdoc />
-    public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
-    {
-        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
-        return message is null ? 0 : RoomMessageReader.SequenceOf(message.Value.Headers);
-    }
+    public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) =>
+        _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken);
 
     /// <summary>The room's last stored message, or null.</summary>
     public async ValueTask<RoomMessage?> GetLastAsync(string room, CancellationToken cancellationToken)
     {
-        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = options.Value.RoomSubject(room) }, cancellationToken);
-        return message is null ? null : reader.ReadStamped(room, message.Value);
+        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = _options.Value.RoomSubject(room) }, cancellationToken);
+        return message is null ? null : _reader.ReadStamped(room, message.Value);
     }
 
     /// <inheritdoc />
@@ -43,7 +45,7 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
         return message is { } m && m.Headers is { } h && h.TryGetValue("Nats-Subject", out var subject) &&
-               subject.ToString() == options.Value.RoomSubject(room);
+               subject.ToString() == _options.Value.RoomSubject(room);
     }
 
     private async ValueTask<NatsMsg<byte[]>?> GetDirectAsync(StreamMsgGetRequest request, CancellationToken cancellationToken)
@@ -68,84 +70,19 @@ internal sealed class RoomHistory(NatsContext nats, IOptions<NatsOptions> option
     }
 
     /// <inheritdoc />
-    // mustReach: a fetch can come back empty while messages are still on their way, so reading does not stop at an
-    // empty fetch before reaching it. Given up after a few empty tries (retention may have dropped it meanwhile).
     public async IAsyncEnumerable<RoomMessage> ReadAsync(
         string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0,
-        ReadLimit limit = default)
+        ReadLimit limit = default, DropCheck? check = null)
     {
-        // Nothing is after the top of the unsigned range (afterSeq + 1 would wrap to 0, which JetStream reads as
-        // "no start sequence"), and nothing is in (afterSeq, upToSeq] when afterSeq >= upToSeq: no consumer then.
-        if (afterSeq == ulong.MaxValue || afterSeq >= upToSeq)
+        await using var cursor = new Cursor(this, room);
+        await foreach (var message in cursor.ReadAsync(afterSeq, upToSeq, mustReach, limit, check, cancellationToken))
         {
-            yield break;
-        }
-
-        var last = afterSeq;
-        var emptyTries = 0;
-        var left = limit.MaxMessages;
-        var bytesLeft = limit.MaxBytes;
-        // The largest message seen so far sizes the next fetch, so what one fetch brings into memory stays near the
-        // byte limit whatever the room's message size. Before any is seen, a small first fetch.
-        var largest = 0;
-        var consumer = await nats.JetStream.CreateOrderedConsumerAsync(
-            options.Value.StreamName,
-            new NatsJSOrderedConsumerOpts
-            {
-                FilterSubjects = [options.Value.RoomSubject(room)],
-                DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
-                OptStartSeq = afterSeq + 1,
-                // Each batch's consumer is deleted after it; one left behind by a cancelled read (a client that
-                // closed mid-replay) would hold a place under the stream's MaxConsumers for 5 minutes by default.
-                InactiveThreshold = TimeSpan.FromSeconds(30),
-            },
-            cancellationToken);
-        while (left > 0 && bytesLeft > 0)
-        {
-            var batch = Math.Min(Batch, left);
-            if (limit.Bytes > 0)
-            {
-                batch = largest == 0 ? Math.Min(batch, FirstBatch) : (int)Math.Clamp(bytesLeft / largest, 1, batch);
-            }
-
-            var received = 0;
-            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken))
-            {
-                received++;
-                var seq = msg.Metadata?.Sequence.Stream ?? 0;
-                if (upToSeq is { } limitSeq && seq > limitSeq)
-                {
-                    yield break;
-                }
-
-                var timestamp = msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
-                last = seq;
-                largest = Math.Max(largest, msg.Size);
-                bytesLeft -= msg.Size;
-                left--;
-                yield return reader.Create(room, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
-                if ((upToSeq is { } end && seq >= end) || left == 0 || bytesLeft <= 0)
-                {
-                    yield break;
-                }
-            }
-
-            if (received == 0)
-            {
-                // Short of a seq known to be stored: try again (20 x 10 ms at most).
-                if (last >= mustReach || ++emptyTries > 20)
-                {
-                    yield break;
-                }
-
-                await Task.Delay(10, cancellationToken);
-            }
-            else
-            {
-                emptyTries = 0;
-            }
+            yield return message;
         }
     }
+
+    /// <inheritdoc />
+    public IRoomCursor OpenCursor(string room) => new Cursor(this, room);
 
     /// <summary>The room's latest <paramref name="limit"/> messages, oldest first.</summary>
     public async ValueTask<IReadOnlyList<RoomMessage>> ReadLatestAsync(string room, int limit, CancellationToken cancellationToken)

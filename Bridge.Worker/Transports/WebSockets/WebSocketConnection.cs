@@ -14,6 +14,7 @@ namespace Bridge.Worker.Transports.WebSockets;
 /// </summary>
 internal sealed partial class WebSocketConnection(
     WebSocket socket,
+    FrameBatchingStream? batching,
     ClientSession session,
     FrameDispatcher dispatcher,
     ConnectionOptions options,
@@ -23,6 +24,10 @@ internal sealed partial class WebSocketConnection(
 {
     // Small first buffer: most frames are small; it grows (up to the frame limit) only for larger ones.
     private const int InitialReceiveBuffer = 4096;
+
+    // Bytes of frames held between socket writes while the queue drains (as SSE's FlushEvery): small enough that a
+    // client that stops reading backs up into the bounded queue, not into this batch.
+    private const int FlushEvery = 32 * 1024;
 
     private ITimer? _abortTimer;
 
@@ -153,13 +158,32 @@ internal sealed partial class WebSocketConnection(
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
             {
-                while (session.CloseRequested is null && reader.TryRead(out var frame))
+                // Whatever is queued goes out in as few socket writes as FlushEvery allows; the batch ends before the
+                // loop waits again, so a keep-alive ping written meanwhile is never held.
+                batching?.BeginBatch();
+                try
                 {
-                    await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
-                    session.Queue.OnSent(frame);
-                    if (frame.IsRoomMessage)
+                    while (session.CloseRequested is null && reader.TryRead(out var frame))
                     {
-                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                        // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most).
+                        await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
+                        session.Queue.OnSent(frame);
+                        if (frame.IsRoomMessage)
+                        {
+                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                        }
+
+                        if (batching is { Buffered: >= FlushEvery })
+                        {
+                            await batching.FlushBatchAsync(aborted);
+                        }
+                    }
+                }
+                finally
+                {
+                    if (batching is not null)
+                    {
+                        await batching.EndBatchAsync(aborted);
                     }
                 }
             }

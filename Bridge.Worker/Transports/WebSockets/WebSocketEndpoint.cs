@@ -79,7 +79,9 @@ internal sealed class WebSocketEndpoint(
         public async Task RunAsync(HttpContext context, ClientSession session)
         {
             using var socket = _socket!;
-            var connection = new WebSocketConnection(socket, session, dispatcher, options, metrics, time, logger);
+            // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
+            var batching = context.Features.Get<FrameBatchingStream>();
+            var connection = new WebSocketConnection(socket, batching, session, dispatcher, options, metrics, time, logger);
             await connection.RunAsync(context.RequestAborted);
         }
 

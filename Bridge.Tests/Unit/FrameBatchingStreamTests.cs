@@ -1,0 +1,141 @@
+using System.Net.WebSockets;
+using System.Text;
+using Bridge.Worker.Transports.WebSockets;
+
+namespace Bridge.Tests.Unit;
+
+/// <summary>
+/// <see cref="FrameBatchingStream"/> under a real server <c>ManagedWebSocket</c> (<see cref="WebSocket.CreateFromStream(Stream, WebSocketCreationOptions)"/>):
+/// what reaches the connection's stream, write by write, and what a client WebSocket reads back from those bytes.
+/// </summary>
+public sealed class FrameBatchingStreamTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Frames_sent_during_a_batch_reach_the_connection_in_one_write_when_it_ends_and_a_client_reads_them_all_in_order()
+    {
+        var connection = new WriteRecorder();
+        var batching = new FrameBatchingStream(connection);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+
+        batching.BeginBatch();
+        for (var i = 0; i < 100; i++)
+        {
+            await server.SendAsync(Encoding.UTF8.GetBytes($"frame {i}"), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).WaitAsync(Timeout);
+        }
+
+        Assert.Empty(connection.Writes);
+        Assert.True(batching.Buffered > 0);
+        await batching.EndBatchAsync(CancellationToken.None);
+
+        Assert.Single(connection.Writes);
+        Assert.Equal(0, batching.Buffered);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"frame {i}"), await ReadAllAsync(connection.Bytes(), 100));
+    }
+
+    [Fact]
+    public async Task Outside_a_batch_each_frame_is_written_at_once_and_a_flush_inside_one_writes_what_it_holds()
+    {
+        var connection = new WriteRecorder();
+        var batching = new FrameBatchingStream(connection);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+
+        await server.SendAsync("a"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        await server.SendAsync("b"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Equal(2, connection.Writes.Count);
+
+        batching.BeginBatch();
+        await server.SendAsync("c"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        await server.SendAsync("d"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        await batching.FlushBatchAsync(CancellationToken.None);
+        Assert.Equal(3, connection.Writes.Count);
+
+        // Still batching after a flush; ended, the next frame goes straight through again.
+        await server.SendAsync("e"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Equal(3, connection.Writes.Count);
+        await batching.EndBatchAsync(CancellationToken.None);
+        await server.SendAsync("f"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Equal(5, connection.Writes.Count);
+
+        Assert.Equal(["a", "b", "c", "d", "e", "f"], await ReadAllAsync(connection.Bytes(), 6));
+    }
+
+    [Fact]
+    public async Task A_batch_larger_than_the_first_buffer_is_kept_whole()
+    {
+        var connection = new WriteRecorder();
+        var batching = new FrameBatchingStream(connection);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        var big = new string('x', 40_000);
+
+        batching.BeginBatch();
+        for (var i = 0; i < 5; i++)
+        {
+            await server.SendAsync(Encoding.UTF8.GetBytes(big + i), WebSocketMessageType.Text, true, CancellationToken.None);
+        }
+
+        await batching.EndBatchAsync(CancellationToken.None);
+
+        Assert.Single(connection.Writes);
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => big + i), await ReadAllAsync(connection.Bytes(), 5));
+    }
+
+    /// <summary>The text messages a client WebSocket reads from <paramref name="bytes"/> (what the server wrote).</summary>
+    private static async Task<List<string>> ReadAllAsync(byte[] bytes, int count)
+    {
+        using var client = WebSocket.CreateFromStream(new MemoryStream(bytes), new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        var messages = new List<string>();
+        var buffer = new byte[64 * 1024];
+        while (messages.Count < count)
+        {
+            using var message = new MemoryStream();
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await client.ReceiveAsync(buffer.AsMemory(), CancellationToken.None).AsTask().WaitAsync(Timeout);
+                message.Write(buffer, 0, result.Count);
+            }
+            while (!result.EndOfMessage);
+            messages.Add(Encoding.UTF8.GetString(message.ToArray()));
+        }
+
+        return messages;
+    }
+
+    /// <summary>The connection's side: keeps each write as it came (how many writes, and the bytes in order).</summary>
+    private sealed class WriteRecorder : Stream
+    {
+        public List<byte[]> Writes { get; } = [];
+
+        public byte[] Bytes() => [.. Writes.SelectMany(w => w)];
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Writes.Add(buffer.ToArray());
+            return ValueTask.CompletedTask;
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Writes.Add(buffer.AsSpan(offset, count).ToArray());
+
+        public override int Read(byte[] buffer, int offset, int count) => 0;
+
+        public override void Flush()
+        {
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,311 @@
+using System.Runtime.CompilerServices;
+using Bridge.Worker.Rooms;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Bridge.Worker.Nats;
+
+internal sealed partial class RoomHistory
+{
+    // Messages of a cursor's first read taken by one batch direct get: a short read (most resumes, a member a little
+    // behind) ends there, in one request, and leaves nothing on the server. nats-server spends about three times the
+    // CPU per message on a direct get as on a consumer's delivery (docs/benchmarks.md), so longer reads go on through
+    // a consumer.
+    private const int DirectBatch = 128;
+
+    // Messages per pull of a cursor's consumer at most: a send queue's worth (1,024 frames by default).
+    private const int ConsumerBatch = 1024;
+
+    // A cursor's consumer unused this long is replaced before its next read: the server deletes it after
+    // ConsumerInactive, and a member may wait that long for room in its queue.
+    private static readonly TimeSpan ConsumerIdle = TimeSpan.FromSeconds(20);
+
+    // The server deletes a consumer left unused this long (a cursor whose reader died without disposing it).
+    private static readonly TimeSpan ConsumerInactive = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Reads one room for one reader from wherever it is (<see cref="IRoomCursor"/>). The first read starts with a
+    /// batch direct get; a read that wants more than that goes on through a consumer of the cursor's own (filtered
+    /// on the room, no acks, in memory), which later reads continue from as long as each starts where the last
+    /// ended: one consumer for a whole replay, however many paced reads it takes, deleted when the cursor is disposed.
+    /// </summary>
+    private sealed class Cursor(RoomHistory history, string room) : IRoomCursor
+    {
+        private readonly string _subject = history._options.Value.RoomSubject(room);
+        private INatsJSConsumer? _consumer;
+
+        // The stream seq of the last message the consumer delivered, and its consumer seq; valid while _consumer is set.
+        private ulong _position;
+        private ulong _delivered;
+        private long _usedAt;
+        private int _largest;
+
+        public async IAsyncEnumerable<RoomMessage> ReadAsync(
+            ulong afterSeq, ulong? upToSeq, ulong mustReach, ReadLimit limit, DropCheck? check, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            // Nothing is after the top of the unsigned range, and nothing is in (afterSeq, upToSeq] when afterSeq >= upToSeq.
+            if (afterSeq == ulong.MaxValue || afterSeq >= upToSeq)
+            {
+                yield break;
+            }
+
+            var read = new ReadState(afterSeq, upToSeq, limit);
+            if (_consumer is null || _position != afterSeq)
+            {
+                // A first read, or one from elsewhere: the direct get, which often is all of it.
+                await DeleteConsumerAsync();
+                await foreach (var message in DirectAsync(read, check, cancellationToken))
+                {
+                    yield return message;
+                }
+
+                if (read.Done || (read.ShortAnswer && read.Last >= mustReach))
+                {
+                    yield break;
+                }
+            }
+
+            // Retention may drop messages while the consumer reads (it skips them): the read checks afterwards whether
+            // the last message known to be stored before it still is.
+            if (check is not null && read.Last > 0)
+            {
+                check.ConfirmAfterRead = read.Last;
+            }
+
+            await foreach (var message in ConsumeAsync(read, mustReach, cancellationToken))
+            {
+                yield return message;
+            }
+        }
+
+        /// <summary>
+        /// The read's first messages in one batch direct get. With a check, it starts at the read's start itself, which
+        /// comes back first exactly when it is still stored in the room; the answer is one consistent read of the
+        /// stream, so then nothing after it was dropped unread.
+        /// </summary>
+        private async IAsyncEnumerable<RoomMessage> DirectAsync(ReadState read, DropCheck? check, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            var start = read.Last;
+            var probing = check is not null && start > 0;
+            var batch = Math.Min(DirectBatch, read.Left);
+            var received = 0;
+            var first = probing;
+            var maxBytes = read.Limited ? read.BytesLeft : 0;
+            await foreach (var stored in history._directGet.GetBatchAsync(_subject, probing ? start - 1 : start, probing ? batch + 1 : batch, maxBytes, cancellationToken))
+            {
+                if (first)
+                {
+                    first = false;
+                    if (stored.Seq == start)
+                    {
+                        continue;
+                    }
+
+                    check!.Dropped = true;
+                }
+
+                received++;
+                if (read.Take(stored.Seq, stored.Data.Length + _subject.Length, ref _largest) is not { } take)
+                {
+                    yield break;
+                }
+
+                yield return history._reader.Create(room, stored.Seq, 0, stored.Timestamp, stored.Headers, stored.Data);
+                if (!take)
+                {
+                    yield break;
+                }
+            }
+
+            if (first)
+            {
+                check!.Dropped = true; // nothing at or after the start in the room: it is gone, and maybe more with it
+            }
+
+            read.ShortAnswer = received < batch;
+        }
+
+        /// <summary>The rest of the read through the cursor's consumer, created where the read is if need be.</summary>
+        // mustReach: a pull can come back empty while messages are still on their way, so reading does not stop at an
+        // empty pull before reaching it. Given up after a few empty tries (retention may have dropped it meanwhile).
+        private async IAsyncEnumerable<RoomMessage> ConsumeAsync(ReadState read, ulong mustReach, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            var emptyTries = 0;
+            while (!read.Done)
+            {
+                var consumer = await ConsumerAtAsync(read.Last, cancellationToken);
+                // The largest message seen so far sizes the pull, so what it brings into memory stays near the read's
+                // byte limit; before any is seen, a small first pull.
+                var batch = Math.Min(read.Left, ConsumerBatch);
+                if (read.Limited)
+                {
+                    batch = _largest == 0 ? Math.Min(batch, 16) : (int)Math.Clamp(read.BytesLeft / _largest, 1, batch);
+                }
+
+                var received = 0;
+                var complete = false;
+                try
+                {
+                    await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken))
+                    {
+                        received++;
+                        if (msg.Metadata is not { } metadata || metadata.Sequence.Consumer != _delivered + 1)
+                        {
+                            // A delivery went missing on the way (or a reply that is not a message): read again from the
+                            // last message taken, on a new consumer.
+                            throw new NatsJSException($"the history consumer of room '{room}' skipped a delivery after {_position}");
+                        }
+
+                        _delivered = metadata.Sequence.Consumer;
+                        _position = metadata.Sequence.Stream;
+                        if (read.Take(metadata.Sequence.Stream, msg.Size, ref _largest) is not { } take)
+                        {
+                            yield break;
+                        }
+
+                        yield return history._reader.Create(room, metadata.Sequence.Stream, 0, metadata.Timestamp.ToUnixTimeMilliseconds(), msg.Headers, msg.Data ?? []);
+                        if (!take)
+                        {
+                            // The read's last: the pull is over only if it delivered all it asked for.
+                            complete = received == batch;
+                            yield break;
+                        }
+                    }
+
+                    complete = true;
+                }
+                finally
+                {
+                    // A pull left before its end (the reader stopped, or failed) has deliveries still on their way that
+                    // nobody takes: the consumer is past what was read, so it is not continued.
+                    if (!complete)
+                    {
+                        await DeleteConsumerAsync();
+                    }
+                }
+
+                if (read.Done)
+                {
+                    yield break;
+                }
+
+                if (received < batch)
+                {
+                    // The room had no more when the pull was answered. Short of a seq known to be stored: try again
+                    // (20 x 10 ms at most).
+                    if (read.Last >= mustReach || ++emptyTries > 20)
+                    {
+                        yield break;
+                    }
+
+                    if (received == 0)
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(10), history._time, cancellationToken);
+                    }
+                }
+                else
+                {
+                    emptyTries = 0;
+                }
+            }
+        }
+
+        /// <summary>The cursor's consumer, delivering the room's messages after <paramref name="afterSeq"/>.</summary>
+        private async ValueTask<INatsJSConsumer> ConsumerAtAsync(ulong afterSeq, CancellationToken cancellationToken)
+        {
+            var now = history._time.GetTimestamp();
+            if (_consumer is not null && (_position != afterSeq || history._time.GetElapsedTime(_usedAt, now) > ConsumerIdle))
+            {
+                await DeleteConsumerAsync();
+            }
+
+            _usedAt = now;
+            if (_consumer is not null)
+            {
+                return _consumer;
+            }
+
+            var o = history._options.Value;
+            _consumer = await history._nats.JetStream.CreateOrUpdateConsumerAsync(
+                o.StreamName,
+                new ConsumerConfig
+                {
+                    Name = "bridge-read-" + Guid.NewGuid().ToString("N"),
+                    FilterSubject = _subject,
+                    DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
+                    OptStartSeq = afterSeq + 1,
+                    AckPolicy = ConsumerConfigAckPolicy.None,
+                    // Reader state only: in memory, one replica, gone by itself if the cursor is never disposed.
+                    MemStorage = true,
+                    NumReplicas = 1,
+                    InactiveThreshold = ConsumerInactive,
+                },
+                cancellationToken);
+            _position = afterSeq;
+            _delivered = 0;
+            return _consumer;
+        }
+
+        private async ValueTask DeleteConsumerAsync()
+        {
+            if (_consumer is not { } consumer)
+            {
+                return;
+            }
+
+            _consumer = null;
+            try
+            {
+                // Not the reader's token: a reader that is closing still removes its consumer (bounded by the request timeout).
+                await history._nats.JetStream.DeleteConsumerAsync(history._options.Value.StreamName, consumer.Info.Name);
+            }
+            catch (Exception ex) when (ex is NatsJSException or NATS.Client.Core.NatsException or OperationCanceledException)
+            {
+                // The server removes it after ConsumerInactive anyway.
+                history.LogConsumerNotDeleted(ex, consumer.Info.Name);
+            }
+        }
+
+        public ValueTask DisposeAsync() => DeleteConsumerAsync();
+    }
+
+    /// <summary>Where one read is: its last message, what it may still take, and whether it is done.</summary>
+    private sealed class ReadState(ulong afterSeq, ulong? upToSeq, ReadLimit limit)
+    {
+        public ulong Last { get; private set; } = afterSeq;
+
+        public int Left { get; private set; } = limit.MaxMessages;
+
+        public long BytesLeft { get; private set; } = limit.MaxBytes;
+
+        public bool Limited { get; } = limit.Bytes > 0;
+
+        public bool Done { get; private set; }
+
+        /// <summary>The direct get's answer held fewer than it asked for: the room had no more then.</summary>
+        public bool ShortAnswer { get; set; }
+
+        /// <summary>
+        /// Takes a message: null when it is past the read's end (not taken; the read is done), true when the read may
+        /// take more after it, false when it was the read's last.
+        /// </summary>
+        public bool? Take(ulong seq, int size, ref int largest)
+        {
+            if (upToSeq is { } end && seq > end)
+            {
+                Done = true;
+                return null;
+            }
+
+            Last = seq;
+            largest = Math.Max(largest, size);
+            BytesLeft -= size;
+            Left--;
+            Done = seq >= upToSeq || Left == 0 || BytesLeft <= 0;
+            return !Done;
+        }
+    }
+
+    [LoggerMessage(EventId = 1231, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
+    private partial void LogConsumerNotDeleted(Exception exception, string consumer);
+}

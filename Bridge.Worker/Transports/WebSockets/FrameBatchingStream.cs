@@ -1,0 +1,213 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Bridge.Worker.Transports.WebSockets;
+
+/// <summary>
+/// The upgraded connection's stream under a server WebSocket, able to hold several frames and write them to the
+/// socket at once. Kestrel's upgraded stream flushes on every write and <c>ManagedWebSocket</c> writes each frame
+/// once, so a backlog (a replay, a burst) cost one flush per frame; between <see cref="BeginBatch"/> and
+/// <see cref="EndBatchAsync"/> the frames written are held in a pooled buffer (taken on use, returned after each
+/// flush: an idle socket holds none) and go out together. Outside a batch every write goes straight through.
+/// </summary>
+/// <remarks>
+/// <c>ManagedWebSocket</c> writes one frame at a time under its own send lock (data, pings, pongs, close) and awaits each
+/// write, so the writes reach this stream in frame order; a write that goes through and a flush of the batch are
+/// ordered by <see cref="_writes"/>, so bytes reach the socket in the order they were written.
+/// </remarks>
+internal sealed class FrameBatchingStream(Stream inner) : Stream
+{
+    // A batch's first buffer; it doubles as frames are added.
+    private const int FirstBuffer = 16 * 1024;
+
+    private readonly SemaphoreSlim _writes = new(1, 1);
+    private readonly Lock _gate = new();
+    private byte[]? _buffer;
+    private int _count;
+    private bool _batching;
+
+    /// <summary>Bytes held by the current batch, not written yet.</summary>
+    public int Buffered
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _count;
+            }
+        }
+    }
+
+    /// <summary>From now on, frames written are held until <see cref="FlushBatchAsync"/> or <see cref="EndBatchAsync"/>.</summary>
+    public void BeginBatch()
+    {
+        lock (_gate)
+        {
+            _batching = true;
+        }
+    }
+
+    /// <summary>Writes what the batch holds to the socket; the batch goes on.</summary>
+    public ValueTask FlushBatchAsync(CancellationToken cancellationToken) => WriteHeldAsync(endBatch: false, cancellationToken);
+
+    /// <summary>Writes what the batch holds to the socket and ends the batch: later writes go straight through.</summary>
+    public ValueTask EndBatchAsync(CancellationToken cancellationToken) => WriteHeldAsync(endBatch: true, cancellationToken);
+
+    private async ValueTask WriteHeldAsync(bool endBatch, CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            byte[]? held;
+            int count;
+            lock (_gate)
+            {
+                (held, count) = (_buffer, _count);
+                (_buffer, _count) = (null, 0);
+                _batching &= !endBatch;
+            }
+
+            if (held is not null)
+            {
+                try
+                {
+                    await inner.WriteAsync(held.AsMemory(0, count), cancellationToken);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(held);
+                }
+            }
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_batching)
+            {
+                Hold(buffer.Span);
+                return ValueTask.CompletedTask;
+            }
+        }
+
+        return WriteThroughAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    // Called under _gate.
+    private void Hold(ReadOnlySpan<byte> bytes)
+    {
+        if (_buffer is null || _buffer.Length - _count < bytes.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(FirstBuffer, Math.Max(_count + bytes.Length, (_buffer?.Length ?? 0) * 2)));
+            if (_buffer is not null)
+            {
+                _buffer.AsSpan(0, _count).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_buffer);
+            }
+
+            _buffer = larger;
+        }
+
+        bytes.CopyTo(_buffer.AsSpan(_count));
+        _count += bytes.Length;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override void Flush() => inner.Flush();
+
+    public override bool CanRead => inner.CanRead;
+
+    public override bool CanWrite => inner.CanWrite;
+
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+            ReturnHeld();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private void ReturnHeld()
+    {
+        lock (_gate)
+        {
+            if (_buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                (_buffer, _count) = (null, 0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Puts a <see cref="FrameBatchingStream"/> under the WebSockets of <paramref name="path"/> (HTTP/1.1 upgrades): must
+    /// run before <c>UseWebSockets</c>, which takes the upgrade feature when a request arrives. The endpoint finds the
+    /// stream with <c>context.Features.Get&lt;FrameBatchingStream&gt;()</c> once the socket is accepted (none over HTTP/2).
+    /// </summary>
+    public static void UseUnder(IApplicationBuilder app, PathString path) =>
+        app.Use((context, next) =>
+        {
+            if (context.Request.Path == path && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+            {
+                context.Features.Set<IHttpUpgradeFeature>(new Upgrade(upgrade, context.Features));
+            }
+
+            return next(context);
+        });
+
+    private sealed class Upgrade(IHttpUpgradeFeature upgrade, IFeatureCollection features) : IHttpUpgradeFeature
+    {
+        public bool IsUpgradableRequest => upgrade.IsUpgradableRequest;
+
+        public async Task<Stream> UpgradeAsync()
+        {
+            var stream = new FrameBatchingStream(await upgrade.UpgradeAsync());
+            features.Set(stream);
+            return stream;
+        }
+    }
+}
