@@ -36,7 +36,34 @@ public sealed partial class BridgeClient
     public Task<Ack> PublishBinaryAsync(string room, string type, ReadOnlyMemory<byte> payload, string? id = null, CancellationToken cancellationToken = default) =>
         PublishCoreAsync(room, type, null, payload, id, cancellationToken);
 
-    private async Task<Ack> PublishCoreAsync(string room, string type, byte[]? json, ReadOnlyMemory<byte>? binary, string? id, CancellationToken ct)
+    /// <summary>
+    /// Publishes one MessagePack value as the payload. On a <see cref="BridgeFormat.MessagePack"/> connection it is
+    /// sent and stored as it is, and MessagePack members receive these bytes unchanged (extension types such as
+    /// timestamps included, <see cref="BridgeMessage.MessagePackPayload"/>); JSON members receive its JSON rendering.
+    /// On a JSON connection the rendering is what is sent. Otherwise as <see cref="PublishAsync{T}"/>, with the same
+    /// exceptions.
+    /// </summary>
+    /// <exception cref="ArgumentException">Also: <paramref name="payload"/> is not one MessagePack value the gateway
+    /// stores (<see cref="PayloadTranscoder.CheckMessagePack(ReadOnlyMemory{byte})"/>: depth, UTF-8 strings, string
+    /// keys unique per map, no NaN, well-formed timestamps), or is a top-level <c>bin</c> (use
+    /// <see cref="PublishBinaryAsync"/>).</exception>
+    public Task<Ack> PublishMessagePackAsync(string room, string type, ReadOnlyMemory<byte> payload, string? id = null, CancellationToken cancellationToken = default)
+    {
+        if (PayloadTranscoder.CheckMessagePack(payload) is { } problem)
+        {
+            throw new ArgumentException($"the payload cannot be published: {problem}", nameof(payload));
+        }
+
+        if (new MessagePack.MessagePackReader(payload).NextMessagePackType == MessagePack.MessagePackType.Binary)
+        {
+            throw new ArgumentException("a top-level bin is a binary payload: use PublishBinaryAsync", nameof(payload));
+        }
+
+        return PublishCoreAsync(room, type, null, null, id, cancellationToken, payload);
+    }
+
+    private async Task<Ack> PublishCoreAsync(
+        string room, string type, byte[]? json, ReadOnlyMemory<byte>? binary, string? id, CancellationToken ct, ReadOnlyMemory<byte>? messagePack = null)
     {
         if (!RoomName.IsValid(room))
         {
@@ -54,7 +81,7 @@ public sealed partial class BridgeClient
             throw new ArgumentException("an id is 1-64 printable ASCII characters without spaces", nameof(id));
         }
 
-        var frame = FrameCodec.Encode(new OutboundFrame(type, room, id, json, binary), _options.Format);
+        var frame = FrameCodec.Encode(new OutboundFrame(type, room, id, json, binary, messagePack), _options.Format);
         if (frame.Length > _options.MaxFrameBytes)
         {
             throw new BridgeException("frame_too_big", $"the frame is {frame.Length} bytes, over MaxFrameBytes ({_options.MaxFrameBytes})", id);

@@ -89,7 +89,7 @@ public sealed partial class BridgeClient
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 100);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, ProtocolLimits.MaxSyncLimit);
         var payload = System.Text.Encoding.UTF8.GetBytes($"{{\"limit\":{limit}}}");
         var state = await RequestAsync(RequestKind.Sync, MessageTypes.RoomSync, room, payload, cancellationToken).ConfigureAwait(false);
         var messages = state.Messages?.Where(m => m.Type is not null && m.Room is not null).Select(m => m.ToMessage()).ToList() ?? [];

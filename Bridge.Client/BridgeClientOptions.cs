@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Bridge.Contracts;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -87,7 +88,7 @@ public sealed class BridgeClientOptions
 
     /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB); a larger
     /// publish throws <c>frame_too_big</c> before it is queued.</summary>
-    public int MaxFrameBytes { get; set; } = 65_536;
+    public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
     /// <summary>
     /// Client-side WebSocket ping interval: after this long without data from the server the client sends a ping and

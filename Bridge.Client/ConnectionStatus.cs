@@ -115,7 +115,10 @@ internal sealed class ConnectionStatus(Action<ConnectionStateChangedEventArgs> r
         }
     }
 
-    /// <summary>The client closed for good: false if it already had. Fails the waits for a connection.</summary>
+    /// <summary>
+    /// The client closed for good: false if it already had. Fails the waits for a ready connection; the first connect's
+    /// wait fails when the state then moves to <see cref="ConnectionState.Closed"/> (<see cref="Set"/>).
+    /// </summary>
     public bool TryClose(BridgeException error)
     {
         lock (_lock)
@@ -130,8 +133,6 @@ internal sealed class ConnectionStatus(Action<ConnectionStateChangedEventArgs> r
             _ = _ready.Task.Exception; // observed: nobody may be waiting for it
         }
 
-        _firstOpen.TrySetException(error);
-        _ = _firstOpen.Task.Exception;
         return true;
     }
 
@@ -159,5 +160,12 @@ internal sealed class ConnectionStatus(Action<ConnectionStateChangedEventArgs> r
             Reason = end?.Reason,
             Uri = uri,
         });
+
+        // The first ConnectAsync fails only once the state says Closed and the change was raised: its caller sees both.
+        if (state == ConnectionState.Closed && _closed is { } error)
+        {
+            _firstOpen.TrySetException(error);
+            _ = _firstOpen.Task.Exception; // observed: nobody may be waiting for it
+        }
     }
 }

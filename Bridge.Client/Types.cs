@@ -82,6 +82,14 @@ public sealed class BridgeMessage
     public ReadOnlyMemory<byte>? BinaryPayload { get; init; }
 
     /// <summary>
+    /// <see cref="BridgeFormat.MessagePack"/> connections: the non-binary payload exactly as the server sent it, one
+    /// MessagePack value (what a MessagePack publisher sent, byte for byte, extension types such as timestamps
+    /// included); <see cref="Payload"/> is its JSON rendering (docs/protocol.md §3), or null when the value has none
+    /// (a backend's NaN or non-string map key). Null on JSON connections and for binary payloads.
+    /// </summary>
+    public ReadOnlyMemory<byte>? MessagePackPayload { get; init; }
+
+    /// <summary>
     /// The JSON payload deserialized as <typeparamref name="T"/> with <paramref name="options"/> (default: the web
     /// defaults, camelCase); default(<typeparamref name="T"/>) when there is none. Throws <see cref="JsonException"/>
     /// when the payload does not fit <typeparamref name="T"/>.

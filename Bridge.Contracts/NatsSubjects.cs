@@ -20,11 +20,21 @@ public static class NatsSubjects
     /// <summary>Header: the client's message id as it sent it (the dedup key is <c>Nats-Msg-Id</c>).</summary>
     public const string IdHeader = "Bridge-Id";
 
-    /// <summary>Header: <c>application/json</c> (the body is one UTF-8 JSON value) or <c>application/octet-stream</c>.</summary>
+    /// <summary>
+    /// Header naming the body's encoding: <see cref="JsonContentType"/> (one UTF-8 JSON value),
+    /// <see cref="MessagePackContentType"/> (one MessagePack value) or <see cref="BinaryContentType"/> (raw bytes).
+    /// </summary>
     public const string ContentTypeHeader = "Content-Type";
 
     /// <summary>Content type of a JSON payload.</summary>
     public const string JsonContentType = "application/json";
+
+    /// <summary>
+    /// Content type of a MessagePack payload: what a MessagePack client published is stored as it sent it, and a
+    /// backend may publish MessagePack with it. MessagePack members receive the bytes as stored, JSON members their
+    /// JSON rendering (<see cref="PayloadTranscoder"/>).
+    /// </summary>
+    public const string MessagePackContentType = "application/msgpack";
 
     /// <summary>Content type of a binary payload.</summary>
     public const string BinaryContentType = "application/octet-stream";

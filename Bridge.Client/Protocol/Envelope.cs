@@ -24,6 +24,9 @@ internal sealed class Envelope
 
     public byte[]? Binary { get; set; }
 
+    /// <summary>A MessagePack connection's non-binary payload as received (<see cref="Payload"/> is its JSON rendering).</summary>
+    public byte[]? MessagePack { get; set; }
+
     /// <summary><c>room.state</c>: its messages, decoded like room messages (binary payloads kept).</summary>
     public List<Envelope>? Messages { get; set; }
 
@@ -50,6 +53,8 @@ internal sealed class Envelope
         Timestamp = FromUnixMs(Ts ?? 0),
         From = From,
         Payload = Binary is null ? Payload : null,
-        BinaryPayload = Binary,
+        // A null byte[] (or a bare null, through the same conversion) would become an empty value: null stays null.
+        BinaryPayload = Binary is { } binary ? new ReadOnlyMemory<byte>(binary) : (ReadOnlyMemory<byte>?)null,
+        MessagePackPayload = Binary is null && MessagePack is { } value ? new ReadOnlyMemory<byte>(value) : (ReadOnlyMemory<byte>?)null,
     };
 }

@@ -1,17 +1,26 @@
 using System.Buffers;
 using System.Text.Json;
+using Bridge.Contracts;
 using MessagePack;
 
 namespace Bridge.Client.Protocol;
 
-/// <summary>A frame the client sends. The payload is JSON text (UTF-8) or bytes (a binary publish).</summary>
-internal readonly record struct OutboundFrame(string Type, string? Room, string? Id, byte[]? Json = null, ReadOnlyMemory<byte>? Binary = null);
+/// <summary>
+/// A frame the client sends. The payload is JSON text (UTF-8), one checked MessagePack value, or bytes (a binary
+/// publish); at most one is set.
+/// </summary>
+internal readonly record struct OutboundFrame(
+    string Type, string? Room, string? Id, byte[]? Json = null, ReadOnlyMemory<byte>? Binary = null, ReadOnlyMemory<byte>? MessagePack = null);
 
-/// <summary>Encodes and decodes envelopes (docs/protocol.md §2, §3) in both subprotocols.</summary>
+/// <summary>
+/// Encodes and decodes envelopes (docs/protocol.md §2, §3) in both subprotocols; payloads are converted by the
+/// gateway's own <see cref="PayloadTranscoder"/>.
+/// </summary>
 internal static class FrameCodec
 {
-    // The server limits payload nesting to 32 levels; the client refuses deeper frames instead of recursing on.
-    private const int MaxDepth = 64;
+    // A payload nests at most 32 levels; a room.state frame carries whole envelopes in its payload, so the client reads
+    // a server frame's payload to twice that before it refuses it instead of recursing on.
+    private const int MaxDepth = 2 * ProtocolLimits.MaxPayloadDepth;
 
     public static byte[] Encode(in OutboundFrame frame, BridgeFormat format) =>
         format == BridgeFormat.Json ? EncodeJson(frame) : EncodeMessagePack(frame);
@@ -21,27 +30,23 @@ internal static class FrameCodec
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("type", frame.Type);
-            if (frame.Room is not null)
-            {
-                writer.WriteString("room", frame.Room);
-            }
-
-            if (frame.Id is not null)
-            {
-                writer.WriteString("id", frame.Id);
-            }
-
+            EnvelopeWriter.WriteStart(writer, frame.Type, frame.Room, frame.Id);
             if (frame.Binary is { } binary)
             {
-                writer.WriteString("enc", "base64");
-                writer.WriteBase64String("payload", binary.Span);
+                writer.WriteString(EnvelopeKeys.Enc, EnvelopeKeys.Base64);
+                writer.WriteBase64String(EnvelopeKeys.Payload, binary.Span);
             }
             else if (frame.Json is { } json)
             {
-                writer.WritePropertyName("payload");
+                writer.WritePropertyName(EnvelopeKeys.Payload);
                 writer.WriteRawValue(json);
+            }
+            else if (frame.MessagePack is { } value)
+            {
+                // A JSON connection publishes the MessagePack value's JSON rendering (checked by the caller).
+                writer.WritePropertyName(EnvelopeKeys.Payload);
+                var reader = new MessagePackReader(value);
+                PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
             }
 
             writer.WriteEndObject();
@@ -54,94 +59,26 @@ internal static class FrameCodec
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) + (frame.Binary is null && frame.Json is null ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write("type");
-        writer.Write(frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.Write("room");
-            writer.Write(frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.Write("id");
-            writer.Write(frame.Id);
-        }
-
+        var hasPayload = frame.Binary is not null || frame.Json is not null || frame.MessagePack is not null;
+        EnvelopeWriter.WriteStart(ref writer, frame.Type, frame.Room, frame.Id, hasPayload ? 1 : 0);
         if (frame.Binary is { } binary)
         {
-            writer.Write("payload");
+            writer.Write(EnvelopeKeys.Payload);
             writer.Write(binary.Span);
         }
         else if (frame.Json is { } json)
         {
-            writer.Write("payload");
-            using var document = JsonDocument.Parse(json);
-            WriteJsonAsMessagePack(ref writer, document.RootElement);
+            writer.Write(EnvelopeKeys.Payload);
+            PayloadTranscoder.WriteJsonAsMessagePack(json, ref writer);
+        }
+        else if (frame.MessagePack is { } value)
+        {
+            writer.Write(EnvelopeKeys.Payload);
+            writer.WriteRaw(value.Span);
         }
 
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary>JSON → MessagePack as the server maps it (§3): int64, then uint64, else float64.</summary>
-    private static void WriteJsonAsMessagePack(ref MessagePackWriter writer, JsonElement element)
-    {
-        switch (element.ValueKind)
-        {
-            case JsonValueKind.Object:
-                var count = 0;
-                foreach (var _ in element.EnumerateObject())
-                {
-                    count++;
-                }
-
-                writer.WriteMapHeader(count);
-                foreach (var property in element.EnumerateObject())
-                {
-                    writer.Write(property.Name);
-                    WriteJsonAsMessagePack(ref writer, property.Value);
-                }
-
-                break;
-            case JsonValueKind.Array:
-                writer.WriteArrayHeader(element.GetArrayLength());
-                foreach (var item in element.EnumerateArray())
-                {
-                    WriteJsonAsMessagePack(ref writer, item);
-                }
-
-                break;
-            case JsonValueKind.String:
-                writer.Write(element.GetString());
-                break;
-            case JsonValueKind.Number:
-                if (element.TryGetInt64(out var l))
-                {
-                    writer.Write(l);
-                }
-                else if (element.TryGetUInt64(out var u))
-                {
-                    writer.Write(u);
-                }
-                else
-                {
-                    writer.Write(element.GetDouble());
-                }
-
-                break;
-            case JsonValueKind.True:
-                writer.Write(true);
-                break;
-            case JsonValueKind.False:
-                writer.Write(false);
-                break;
-            default:
-                writer.WriteNil();
-                break;
-        }
     }
 
     /// <summary>Decodes one server frame; throws <see cref="FormatException"/> (or a JSON/MessagePack error) on a malformed one.</summary>
@@ -168,34 +105,34 @@ internal static class FrameCodec
             var value = property.Value;
             switch (property.Name)
             {
-                case "type":
+                case EnvelopeKeys.Type:
                     envelope.Type = StringOrNull(value);
                     break;
-                case "room":
+                case EnvelopeKeys.Room:
                     envelope.Room = StringOrNull(value);
                     break;
-                case "id":
+                case EnvelopeKeys.Id:
                     envelope.Id = StringOrNull(value);
                     break;
-                case "from":
+                case EnvelopeKeys.From:
                     envelope.From = StringOrNull(value);
                     break;
-                case "enc":
+                case EnvelopeKeys.Enc:
                     enc = StringOrNull(value);
                     break;
-                case "seq" when value.ValueKind == JsonValueKind.Number:
+                case EnvelopeKeys.Seq when value.ValueKind == JsonValueKind.Number:
                     envelope.Seq = value.GetUInt64();
                     break;
-                case "ts" when value.ValueKind == JsonValueKind.Number:
+                case EnvelopeKeys.Ts when value.ValueKind == JsonValueKind.Number:
                     envelope.Ts = value.GetInt64();
                     break;
-                case "payload":
+                case EnvelopeKeys.Payload:
                     envelope.Payload = value.Clone();
                     break;
             }
         }
 
-        if (enc == "base64" && envelope.Payload is { ValueKind: JsonValueKind.String } encoded)
+        if (enc == EnvelopeKeys.Base64 && envelope.Payload is { ValueKind: JsonValueKind.String } encoded)
         {
             envelope.Binary = encoded.GetBytesFromBase64();
             envelope.Payload = null;
@@ -240,25 +177,25 @@ internal static class FrameCodec
             var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : null;
             switch (key)
             {
-                case "type":
+                case EnvelopeKeys.Type:
                     envelope.Type = ReadStringOrSkip(ref reader);
                     break;
-                case "room":
+                case EnvelopeKeys.Room:
                     envelope.Room = ReadStringOrSkip(ref reader);
                     break;
-                case "id":
+                case EnvelopeKeys.Id:
                     envelope.Id = ReadStringOrSkip(ref reader);
                     break;
-                case "from":
+                case EnvelopeKeys.From:
                     envelope.From = ReadStringOrSkip(ref reader);
                     break;
-                case "seq" when reader.NextMessagePackType == MessagePackType.Integer:
+                case EnvelopeKeys.Seq when reader.NextMessagePackType == MessagePackType.Integer:
                     envelope.Seq = reader.ReadUInt64();
                     break;
-                case "ts" when reader.NextMessagePackType == MessagePackType.Integer:
+                case EnvelopeKeys.Ts when reader.NextMessagePackType == MessagePackType.Integer:
                     envelope.Ts = reader.ReadInt64();
                     break;
-                case "payload":
+                case EnvelopeKeys.Payload:
                     payload = reader.ReadRaw();
                     break;
                 default:
@@ -276,6 +213,9 @@ internal static class FrameCodec
             }
             else
             {
+                // The value as the server sent it (a MessagePack publisher's bytes, timestamps included), and its JSON
+                // rendering; a value without one (a backend's NaN) keeps only the bytes.
+                envelope.MessagePack = raw.ToArray();
                 envelope.Payload = ToJsonElement(raw);
                 if (envelope.Type == Bridge.Contracts.MessageTypes.RoomState)
                 {
@@ -328,82 +268,21 @@ internal static class FrameCodec
         return null;
     }
 
-    private static JsonElement ToJsonElement(ReadOnlySequence<byte> raw)
+    private static JsonElement? ToJsonElement(ReadOnlySequence<byte> raw)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        try
         {
+            using var writer = new Utf8JsonWriter(buffer);
             var reader = new MessagePackReader(raw);
-            WriteMessagePackAsJson(ref reader, writer, 0);
+            PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer, MaxDepth);
+        }
+        catch (FormatException)
+        {
+            return null;
         }
 
         using var document = JsonDocument.Parse(buffer.WrittenMemory);
         return document.RootElement.Clone();
-    }
-
-    /// <summary>MessagePack → JSON; a nested <c>bin</c> becomes a base64 string (as the server does, §3).</summary>
-    private static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int depth)
-    {
-        if (depth > MaxDepth)
-        {
-            throw new FormatException($"payload nests deeper than {MaxDepth} levels");
-        }
-
-        switch (reader.NextMessagePackType)
-        {
-            case MessagePackType.Nil:
-                reader.ReadNil();
-                writer.WriteNullValue();
-                break;
-            case MessagePackType.Boolean:
-                writer.WriteBooleanValue(reader.ReadBoolean());
-                break;
-            case MessagePackType.Integer:
-                if (reader.NextCode == MessagePackCode.UInt64)
-                {
-                    writer.WriteNumberValue(reader.ReadUInt64());
-                }
-                else
-                {
-                    writer.WriteNumberValue(reader.ReadInt64());
-                }
-
-                break;
-            case MessagePackType.Float:
-                writer.WriteNumberValue(reader.ReadDouble());
-                break;
-            case MessagePackType.String:
-                writer.WriteStringValue(reader.ReadString());
-                break;
-            case MessagePackType.Binary:
-                var bytes = reader.ReadBytes() ?? default;
-                writer.WriteBase64StringValue(bytes.ToArray());
-                break;
-            case MessagePackType.Array:
-                var length = reader.ReadArrayHeader();
-                writer.WriteStartArray();
-                for (var i = 0; i < length; i++)
-                {
-                    WriteMessagePackAsJson(ref reader, writer, depth + 1);
-                }
-
-                writer.WriteEndArray();
-                break;
-            case MessagePackType.Map:
-                var entries = reader.ReadMapHeader();
-                writer.WriteStartObject();
-                for (var i = 0; i < entries; i++)
-                {
-                    writer.WritePropertyName(reader.NextMessagePackType == MessagePackType.String ? reader.ReadString()! : "?");
-                    WriteMessagePackAsJson(ref reader, writer, depth + 1);
-                }
-
-                writer.WriteEndObject();
-                break;
-            default:
-                reader.Skip();
-                writer.WriteNullValue();
-                break;
-        }
     }
 }

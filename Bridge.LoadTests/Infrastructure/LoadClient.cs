@@ -188,6 +188,12 @@ internal sealed class LoadClient : IAsyncDisposable
             }
         }
 
+        if (_options.OnPublishAnswer is { } answered && type is "ack" or "error")
+        {
+            answered(type == "ack");
+            return;
+        }
+
         if (type == "room.joined")
         {
             JoinedSeq = seq;

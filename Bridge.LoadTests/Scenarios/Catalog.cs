@@ -36,6 +36,9 @@ internal static class Catalog
           fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1
                          1 room, saturating burst: Bridge JSON vs nats-server's WebSocket listener on the stream's RePublish
                          subject, same server, sides in turns (each side's median)
+          msgpack-path   --publishers 4 --in-flight 50 --subscribers 1 --messages 20000 --rounds 3
+                         MessagePack publish → receive: worker CPU per message, stored as JSON (before) vs as sent (after),
+                         sides in turns (each side's median)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
@@ -242,6 +245,15 @@ internal static class Catalog
                     }, configuration, shape, a.String("--baseline-worker"));
                 }
 
+            case "msgpack-path":
+                return new MessagePackPathScenario(new ScenarioSpec("msgpack-path", "MessagePack publish → MessagePack receive: worker CPU per message before (stored as JSON) vs after (stored as sent), same run")
+                {
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Load = [new KeepConstant(a.Int("--subscribers", 1))],
+                    Thresholds = [Threshold.Zero("failed_before"), Threshold.Zero("failed_after"), Threshold.Zero("gaps_seen"), Threshold.Zero("duplicates_seen"), Threshold.Zero("errors")],
+                    Command = command,
+                }, configuration, a.Int("--publishers", 4), a.Int("--in-flight", 50), a.Int("--messages", 20_000), a.Int("--rounds", 3));
+
             case "presence":
                 {
                     var connections = a.Int("--connections", 200);
@@ -294,10 +306,11 @@ internal static class Catalog
         Create("presence", new Args(["presence", "--connections", "50", "--rooms-per-client", "5"]), configuration)!,
         Create("ingest", new Args(["ingest", "--clients", "4", "--in-flight", "20", "--rooms", "20", "--messages", "8000", "--rounds", "1", "--warmup", "1"]), configuration)!,
         Create("fanout-vs-nats", new Args(["fanout-vs-nats", "--subscribers", "50", "--messages", "200", "--rounds", "1"]), configuration)!,
+        Create("msgpack-path", new Args(["msgpack-path", "--publishers", "2", "--messages", "2000", "--rounds", "1"]), configuration)!,
     ];
 
     /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
     public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats" }
+        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path" }
             .Select(n => Create(n, new Args([n]), configuration)!)];
 }

@@ -16,6 +16,28 @@ public sealed class Frame
     /// <summary>For msgpack clients: the frame as MessagePack decoded it (bin stays byte[]).</summary>
     public IDictionary<object, object?>? MsgPack { get; init; }
 
+    /// <summary>The frame's bytes as they arrived.</summary>
+    public byte[] Raw { get; init; } = [];
+
+    /// <summary>For msgpack clients: the bytes of the <c>payload</c> value exactly as the frame holds them; null without one.</summary>
+    public byte[]? RawMsgPackPayload()
+    {
+        var reader = new MessagePackReader(Raw);
+        var entries = reader.ReadMapHeader();
+        for (var i = 0; i < entries; i++)
+        {
+            var key = reader.ReadString();
+            if (key == "payload")
+            {
+                return System.Buffers.BuffersExtensions.ToArray(reader.ReadRaw());
+            }
+
+            reader.Skip();
+        }
+
+        return null;
+    }
+
     public string? Type => Json["type"]?.GetValue<string>();
 
     public string? Room => Json["room"]?.GetValue<string>();
@@ -269,13 +291,35 @@ public sealed class TestClient : IAsyncDisposable
     {
         if (!IsMsgPack)
         {
-            return new Frame { Json = JsonNode.Parse(data)!.AsObject() };
+            return new Frame { Json = JsonNode.Parse(data)!.AsObject(), Raw = data };
         }
 
         // ConvertToJson writes control characters in strings as they are; JSON needs them escaped.
         var json = string.Concat(MessagePackSerializer.ConvertToJson(data).Select(c => c < ' ' ? $"\\u{(int)c:x4}" : c.ToString()));
-        var map = MessagePackSerializer.Deserialize<Dictionary<object, object?>>(data);
-        return new Frame { Json = JsonNode.Parse(json)!.AsObject(), MsgPack = map };
+        Dictionary<object, object?>? map;
+        try
+        {
+            map = MessagePackSerializer.Deserialize<Dictionary<object, object?>>(data);
+        }
+        catch (MessagePackSerializationException)
+        {
+            map = null; // an extension type the typeless reader does not know: Raw still has it
+        }
+
+        JsonObject envelope;
+        try
+        {
+            envelope = JsonNode.Parse(json)!.AsObject();
+        }
+        catch (JsonException) when (map is not null)
+        {
+            // A payload without a JSON form (a backend's NaN, a non-str key): the envelope's scalar fields only.
+            var scalars = map.Where(e => e.Key is string && e.Value is string or long or ulong or int or uint or byte or ushort or short or sbyte)
+                .ToDictionary(e => (string)e.Key, e => e.Value);
+            envelope = JsonNode.Parse(JsonSerializer.Serialize(scalars))!.AsObject();
+        }
+
+        return new Frame { Json = envelope, MsgPack = map, Raw = data };
     }
 
     /// <summary>Sends an envelope in this client's format. Values: strings, numbers, bools, byte[] (msgpack bin), nested dictionaries.</summary>

@@ -68,6 +68,34 @@ public sealed class BridgeClientTests(NatsServerFixture nats) : IClassFixture<Na
     }
 
     [Fact]
+    public async Task A_msgpack_publish_reaches_msgpack_clients_byte_for_byte_and_json_clients_as_its_json_rendering()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room("mp");
+        await using var sender = NewClient(worker.WebSocketUrl, BridgeFormat.MessagePack);
+        await using var pack = NewClient(worker.WebSocketUrl, BridgeFormat.MessagePack);
+        await using var json = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
+        await Task.WhenAll(sender.ConnectAsync(), pack.ConnectAsync(), json.ConnectAsync());
+        var packRoom = await pack.JoinAsync(room);
+        var jsonRoom = await json.JoinAsync(room);
+
+        // {"at": timestamp 2026-01-01T00:00:01.5Z (64-bit form), "v": 21.5}
+        var payload = Convert.FromHexString("82a26174d7ff773594006955b901a176cb4035800000000000");
+        var ack = await sender.PublishMessagePackAsync(room, "sensor.reading", payload);
+        Assert.Throws<ArgumentException>(() => { _ = sender.PublishMessagePackAsync(room, "sensor.reading", Convert.FromHexString("cb7ff8000000000000")); });
+
+        var received = Assert.Single(await ReadAsync(packRoom, 1));
+        Assert.Equal(ack.Seq, received.Seq);
+        Assert.Equal(payload, received.MessagePackPayload!.Value.ToArray());
+        Assert.Equal("2026-01-01T00:00:01.5Z", received.Payload!.Value.GetProperty("at").GetString());
+        var rendered = Assert.Single(await ReadAsync(jsonRoom, 1));
+        Assert.Null(rendered.MessagePackPayload);
+        Assert.Null(rendered.BinaryPayload);
+        Assert.Equal("2026-01-01T00:00:01.5Z", rendered.Payload!.Value.GetProperty("at").GetString());
+        Assert.Equal(21.5, rendered.Payload!.Value.GetProperty("v").GetDouble());
+    }
+
+    [Fact]
     public async Task A_worker_restart_1012_moves_the_client_to_another_worker_and_the_room_yields_every_message_once_in_order()
     {
         var spread = ("Bridge:Shutdown:ReconnectSpread", "00:00:00.300");

@@ -104,7 +104,9 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
         { "82a474797065", ErrorCodes.BadFrame },                // truncated map
         { "810102", ErrorCodes.BadFrame },                      // integer key
         { "81a47479706505", ErrorCodes.BadFrame },              // type is an int
-        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164d40102", ErrorCodes.BadFrame }, // ext payload
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164d4ff02", ErrorCodes.BadFrame }, // a 1-byte timestamp
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164d7ffffffffff00000000", ErrorCodes.BadFrame }, // timestamp nanoseconds >= 10^9
+        { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f616482a16101a16102", ErrorCodes.BadFrame }, // a key twice in the payload
         { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f616481010a", ErrorCodes.BadFrame }, // int map key in payload
         { "83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164cb7ff8000000000000", ErrorCodes.BadFrame }, // NaN
         { "82a474797065ac636861742e6d657373616765a4726f6f6da26f6b00", ErrorCodes.BadFrame }, // trailing byte

@@ -246,6 +246,15 @@ public sealed class FuzzTests
             using var document = JsonDocument.Parse(decoded.Payload);
             ReadEverything(document.RootElement);
         }
+        else if (decoded.PayloadKind == PayloadKind.MessagePack)
+        {
+            // Stored as sent: it passes the stored check, and its JSON rendering (JSON members, handlers' arguments) works.
+            Assert.True(PayloadTranscoder.IsValidMessagePack(decoded.Payload));
+            var rendered = PayloadTranscoder.MessagePackToJson(decoded.Payload);
+            Assert.True(PayloadTranscoder.IsValidJson(rendered));
+            using var document = JsonDocument.Parse(rendered);
+            ReadEverything(document.RootElement);
+        }
 
         var message = new RoomMessage
         {

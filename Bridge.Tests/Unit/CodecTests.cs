@@ -16,7 +16,7 @@ public sealed class CodecTests
         [.. Convert.FromHexString("83a474797065ac636861742e6d657373616765a4726f6f6da26f6ba77061796c6f6164"), .. payload];
 
     [Fact]
-    public void Payloads_may_nest_exactly_the_documented_depth_in_both_formats_and_stay_json_when_stored()
+    public void Payloads_may_nest_exactly_the_documented_depth_in_both_formats_and_keep_their_encoding_when_stored()
     {
         var max = PayloadTranscoder.MaxDepth;
         var ok = JsonFrameCodec.Instance.Decode(Encoding.UTF8.GetBytes($"{{\"type\":\"a\",\"room\":\"r\",\"payload\":{NestedJson(max)}}}"), out _);
@@ -26,8 +26,10 @@ public sealed class CodecTests
 
         var okPack = MessagePackFrameCodec.Instance.Decode(MsgPackPublish(NestedMsgPack(max)), out _);
         Assert.NotNull(okPack);
-        Assert.Equal(NestedJson(max), Encoding.UTF8.GetString(okPack.Payload.Span));
-        Assert.True(PayloadTranscoder.IsValidJson(okPack.Payload));
+        Assert.Equal(PayloadKind.MessagePack, okPack.PayloadKind);
+        Assert.Equal(NestedMsgPack(max), okPack.Payload.ToArray());
+        Assert.True(PayloadTranscoder.IsValidMessagePack(okPack.Payload));
+        Assert.Equal(NestedJson(max), Encoding.UTF8.GetString(PayloadTranscoder.MessagePackToJson(okPack.Payload)));
         Assert.Null(MessagePackFrameCodec.Instance.Decode(MsgPackPublish(NestedMsgPack(max + 1)), out var error));
         Assert.Contains("deeper", error.Message, StringComparison.Ordinal);
     }

@@ -202,7 +202,8 @@ internal sealed class ClientSession
             frame.Type,
             // room.joined carries the connection's position in the room.
             frame.Type == MessageTypes.RoomJoined ? frame.Room : null,
-            frame.Seq ?? 0));
+            frame.Seq ?? 0,
+            Truncated: frame.Truncated));
 
     public void SendError(string code, string message, string? reference) =>
         Send(ControlFrames.Error(code, message, reference));

@@ -1,3 +1,4 @@
+using Bridge.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Connections;
@@ -8,7 +9,7 @@ internal sealed class ConnectionOptions
     public const string Section = "Bridge:Connections";
 
     /// <summary>Largest inbound frame in bytes; a larger one closes a WebSocket with 1009.</summary>
-    public int MaxFrameBytes { get; set; } = 64 * 1024;
+    public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
     /// <summary>
     /// Room messages a connection may have queued for sending (its high-water mark): a member whose queue is that full

@@ -11,4 +11,11 @@ internal enum PayloadKind
 
     /// <summary>The payload holds raw bytes.</summary>
     Binary = 2,
+
+    /// <summary>
+    /// The payload holds one MessagePack value (not a top-level bin), checked at the edge by
+    /// <see cref="Bridge.Contracts.PayloadTranscoder.CheckMessagePack(ReadOnlyMemory{byte})"/> or, read off the
+    /// stream, by <see cref="Bridge.Contracts.PayloadTranscoder.IsValidMessagePack"/>.
+    /// </summary>
+    MessagePack = 3,
 }

@@ -62,7 +62,7 @@ internal sealed class RoomMessage
         }
 
         // The payload's bytes as a binary payload: every format can carry any bytes, so every member can read it.
-        if (PayloadKind == PayloadKind.Json)
+        if (PayloadKind is PayloadKind.Json or PayloadKind.MessagePack)
         {
             try
             {

@@ -13,7 +13,7 @@ namespace Bridge.Worker.Handlers;
 internal sealed partial class SyncHandler(RoomHistory history, ILogger<SyncHandler> logger) : IFrameHandler
 {
     /// <summary>Most messages one sync returns.</summary>
-    public const int MaxLimit = 100;
+    public const int MaxLimit = ProtocolLimits.MaxSyncLimit;
 
     public string Type => MessageTypes.RoomSync;
 

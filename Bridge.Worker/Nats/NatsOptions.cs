@@ -61,6 +61,14 @@ internal sealed class NatsOptions
     /// </summary>
     public int RoomFeedCapacity { get; set; } = 8192;
 
+    /// <summary>
+    /// Store what MessagePack clients publish as its JSON rendering (<c>application/json</c>), as workers before issue
+    /// 16 did, instead of the MessagePack value as sent (<c>application/msgpack</c>). For backends that read only JSON
+    /// from the stream; it costs a conversion per publish and another per message for MessagePack members, and
+    /// extension values (timestamps) reach them as their JSON rendering. The benchmark's "before" (msgpack-path).
+    /// </summary>
+    public bool StoreMessagePackAsJson { get; set; }
+
     public string RoomSubject(string room) => $"{RoomPrefix}.{room}";
 
     public string LiveSubject(string room) => $"{LivePrefix}.{room}";

@@ -60,10 +60,12 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             id = null;
         }
 
-        var kind = ClassifyPayload(contentType, body);
-        if (kind == PayloadKind.Binary && IsJsonContentType(contentType))
+        var encoding = EncodingOf(contentType);
+        var kind = ClassifyPayload(encoding, body);
+        if (kind == PayloadKind.Binary && encoding is PayloadKind.Json or PayloadKind.MessagePack)
         {
-            // Labelled JSON, but not Unicode JSON: as binary, every member can read it (counted, issue 12).
+            // Labelled JSON (MessagePack), but not Unicode JSON (MessagePack): as binary, every member can read it
+            // (counted, issue 12).
             fallbacks.NotUnicodeJson(room, seq);
         }
 
@@ -90,27 +92,59 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
     }
 
     /// <summary>
-    /// JSON bodies are embedded as they are in JSON frames, so they are validated once here, per message and
-    /// not per connection. A body that is not valid JSON, or whose strings are not Unicode text (bytes that are not
-    /// UTF-8, an escaped lone surrogate), travels as binary, whatever its header claims.
+    /// JSON bodies are embedded as they are in JSON frames, and MessagePack bodies in MessagePack frames, so they are
+    /// validated once here, per message and not per connection. A body that is not one valid value of its encoding, or
+    /// whose strings are not Unicode text (bytes that are not UTF-8, an escaped lone surrogate), travels as binary,
+    /// whatever its header claims. Without a header, a body that is valid JSON is JSON (MessagePack is never guessed:
+    /// almost any bytes are some MessagePack value).
     /// </summary>
-    private static PayloadKind ClassifyPayload(string? contentType, byte[] body)
+    private static PayloadKind ClassifyPayload(PayloadKind encoding, byte[] body)
     {
         if (body.Length == 0)
         {
             return PayloadKind.None;
         }
 
-        if (string.Equals(contentType, NatsSubjects.BinaryContentType, StringComparison.OrdinalIgnoreCase))
+        return encoding switch
+        {
+            PayloadKind.Binary => PayloadKind.Binary,
+            PayloadKind.MessagePack => PayloadTranscoder.IsValidMessagePack(body) ? PayloadKind.MessagePack : PayloadKind.Binary,
+            _ => PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary,
+        };
+    }
+
+    /// <summary>
+    /// The encoding a <c>Content-Type</c> names (case-insensitive, parameters ignored): binary, MessagePack
+    /// (<c>application/msgpack</c>, and the <c>application/x-msgpack</c> and <c>application/vnd.msgpack</c> some
+    /// libraries write), JSON, or <see cref="PayloadKind.None"/> when absent or anything else (read as JSON if it is).
+    /// </summary>
+    public static PayloadKind EncodingOf(string? contentType)
+    {
+        var mediaType = contentType.AsSpan();
+        var parameters = mediaType.IndexOf(';');
+        mediaType = (parameters >= 0 ? mediaType[..parameters] : mediaType).Trim();
+        if (mediaType.Equals(NatsSubjects.BinaryContentType, StringComparison.OrdinalIgnoreCase))
         {
             return PayloadKind.Binary;
         }
 
-        return PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary;
+        if (mediaType.Equals(NatsSubjects.MessagePackContentType, StringComparison.OrdinalIgnoreCase) ||
+            mediaType.Equals("application/x-msgpack", StringComparison.OrdinalIgnoreCase) ||
+            mediaType.Equals("application/vnd.msgpack", StringComparison.OrdinalIgnoreCase))
+        {
+            return PayloadKind.MessagePack;
+        }
+
+        return mediaType.Equals(NatsSubjects.JsonContentType, StringComparison.OrdinalIgnoreCase) ? PayloadKind.Json : PayloadKind.None;
     }
 
-    private static bool IsJsonContentType(string? contentType) =>
-        contentType is not null && contentType.StartsWith(NatsSubjects.JsonContentType, StringComparison.OrdinalIgnoreCase);
+    /// <summary>The <c>Content-Type</c> a payload of <paramref name="kind"/> is stored with (none: JSON's).</summary>
+    public static string ContentTypeOf(PayloadKind kind) => kind switch
+    {
+        PayloadKind.Binary => NatsSubjects.BinaryContentType,
+        PayloadKind.MessagePack => NatsSubjects.MessagePackContentType,
+        _ => NatsSubjects.JsonContentType,
+    };
 
     private static byte[] Compact(byte[] json)
     {

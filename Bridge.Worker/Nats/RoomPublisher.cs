@@ -39,12 +39,19 @@ internal sealed class RoomPublisher
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
     {
+        if (kind == PayloadKind.MessagePack && _options.StoreMessagePackAsJson)
+        {
+            // The older storage, for backends that read only JSON from the stream: checked at the edge, so it converts.
+            payload = PayloadTranscoder.MessagePackToJson(payload);
+            kind = PayloadKind.Json;
+        }
+
         // Sized for the headers it gets (NATS.Net adds Nats-Msg-Id for an id), so the dictionary never grows.
         var headers = new NatsHeaders(id is null ? 3 : 5)
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
-            [NatsSubjects.ContentTypeHeader] = kind == PayloadKind.Binary ? NatsSubjects.BinaryContentType : NatsSubjects.JsonContentType,
+            [NatsSubjects.ContentTypeHeader] = RoomMessageReader.ContentTypeOf(kind),
         };
         NatsJSPubOpts? pubOpts = null;
         if (id is not null)

@@ -12,7 +12,14 @@ internal sealed record ControlFrame(
     string? Room = null,
     string? Id = null,
     ulong? Seq = null,
-    IReadOnlyDictionary<string, object?>? Payload = null);
+    IReadOnlyDictionary<string, object?>? Payload = null)
+{
+    /// <summary>
+    /// <c>room.joined</c> that reports a gap (its payload's <c>truncated</c>), kept beside the payload so the
+    /// transports that report it their own way (long-poll's <c>truncated</c> list) need not read the frame back.
+    /// </summary>
+    public bool Truncated { get; init; }
+}
 
 /// <summary>The one place where the shape of each control frame is decided.</summary>
 internal static class ControlFrames
@@ -51,7 +58,10 @@ internal static class ControlFrames
         {
             ["replayed"] = replayed,
             ["truncated"] = truncated,
-        });
+        })
+        {
+            Truncated = truncated,
+        };
 
     /// <summary>A room's latest messages (each a complete envelope) and the position to resume live from.</summary>
     public static ControlFrame RoomState(string room, ulong seq, IReadOnlyList<RoomMessage> messages) =>

@@ -1,8 +1,9 @@
 namespace Bridge.Worker.Protocol;
 
 /// <summary>
-/// A decoded client frame. Whatever the wire format, a non-binary payload arrives here as UTF-8 JSON,
-/// which is also how it is stored in the stream, so handlers and backends see one representation.
+/// A decoded client frame. A payload is kept in the encoding it arrived in (JSON text from a JSON client, one
+/// MessagePack value from a MessagePack client, or bytes) and stored that way; handlers that read arguments see JSON
+/// (<see cref="PayloadArgs"/>).
 /// </summary>
 internal sealed class InboundFrame
 {

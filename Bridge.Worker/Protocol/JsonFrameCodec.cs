@@ -6,21 +6,21 @@ using Bridge.Worker.Rooms;
 
 namespace Bridge.Worker.Protocol;
 
-/// <summary><c>bridge.v1.json</c>: one JSON envelope per text frame; binary payloads as base64 with <c>enc: "base64"</c>.</summary>
+/// <summary>
+/// <c>bridge.v1.json</c>: one JSON envelope per text frame; binary payloads as base64 with <c>enc: "base64"</c>,
+/// MessagePack payloads as their JSON rendering (<see cref="PayloadTranscoder"/>).
+/// </summary>
 internal sealed class JsonFrameCodec : IFrameCodec
 {
     public static readonly JsonFrameCodec Instance = new();
 
     // Envelope keys, pre-encoded once.
-    private static readonly JsonEncodedText TypeKey = JsonEncodedText.Encode("type");
-    private static readonly JsonEncodedText RoomKey = JsonEncodedText.Encode("room");
-    private static readonly JsonEncodedText IdKey = JsonEncodedText.Encode("id");
-    private static readonly JsonEncodedText SeqKey = JsonEncodedText.Encode("seq");
-    private static readonly JsonEncodedText TsKey = JsonEncodedText.Encode("ts");
-    private static readonly JsonEncodedText FromKey = JsonEncodedText.Encode("from");
-    private static readonly JsonEncodedText PayloadKey = JsonEncodedText.Encode("payload");
-    private static readonly JsonEncodedText EncKey = JsonEncodedText.Encode("enc");
-    private static readonly JsonEncodedText Base64 = JsonEncodedText.Encode("base64");
+    private static readonly JsonEncodedText SeqKey = JsonEncodedText.Encode(EnvelopeKeys.Seq);
+    private static readonly JsonEncodedText TsKey = JsonEncodedText.Encode(EnvelopeKeys.Ts);
+    private static readonly JsonEncodedText FromKey = JsonEncodedText.Encode(EnvelopeKeys.From);
+    private static readonly JsonEncodedText PayloadKey = JsonEncodedText.Encode(EnvelopeKeys.Payload);
+    private static readonly JsonEncodedText EncKey = JsonEncodedText.Encode(EnvelopeKeys.Enc);
+    private static readonly JsonEncodedText Base64 = JsonEncodedText.Encode(EnvelopeKeys.Base64);
 
     // The envelope object is one level; its payload may nest PayloadTranscoder.MaxDepth more.
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = PayloadTranscoder.MaxDepth + 1 };
@@ -142,7 +142,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
                     return null;
                 }
             }
-            else if (enc == "base64" && payloadIsString)
+            else if (enc == EnvelopeKeys.Base64 && payloadIsString)
             {
                 var reader = new Utf8JsonReader(raw);
                 reader.Read();
@@ -180,14 +180,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
     public byte[] EncodeMessage(RoomMessage message)
     {
         var writer = RentWriter(out var buffer);
-        writer.WriteStartObject();
-        writer.WriteString(TypeKey, message.Type);
-        writer.WriteString(RoomKey, message.Room);
-        if (message.Id is not null)
-        {
-            writer.WriteString(IdKey, message.Id);
-        }
-
+        EnvelopeWriter.WriteStart(writer, message.Type, message.Room, message.Id);
         writer.WriteNumber(SeqKey, message.Seq);
         writer.WriteNumber(TsKey, message.Timestamp);
         if (message.From is not null)
@@ -209,6 +202,13 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
                 writer.WriteRawValue(message.Payload.Span, skipInputValidation: true);
                 break;
+            case PayloadKind.MessagePack:
+                // The JSON rendering, made once per message (the frame is cached). A value without one (a backend's
+                // NaN or non-str key) throws: the message then goes to JSON members as binary (RoomMessage.GetFrame).
+                writer.WritePropertyName(PayloadKey);
+                var reader = new MessagePack.MessagePackReader(message.Payload);
+                PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
+                break;
             case PayloadKind.Binary:
                 writer.WriteString(EncKey, Base64);
                 writer.WriteBase64String(PayloadKey, message.Payload.Span);
@@ -223,18 +223,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
     {
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var writer = RentWriter(out var buffer);
-        writer.WriteStartObject();
-        writer.WriteString(TypeKey, frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.WriteString(RoomKey, frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.WriteString(IdKey, frame.Id);
-        }
-
+        EnvelopeWriter.WriteStart(writer, frame.Type, frame.Room, frame.Id);
         if (frame.Seq is { } seq)
         {
             writer.WriteNumber(SeqKey, seq);

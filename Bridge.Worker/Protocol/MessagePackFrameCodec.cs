@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net.WebSockets;
-using System.Text.Json;
 using Bridge.Contracts;
 using Bridge.Worker.Rooms;
 using MessagePack;
@@ -9,7 +8,8 @@ namespace Bridge.Worker.Protocol;
 
 /// <summary>
 /// <c>bridge.v1.msgpack</c>: one MessagePack map per binary frame with the JSON envelope's keys.
-/// A binary payload travels as MessagePack bin; any other payload as the MessagePack form of its JSON value.
+/// A binary payload travels as MessagePack bin, a MessagePack payload as stored (byte for byte), a JSON payload as the
+/// MessagePack form of its JSON value.
 /// </summary>
 internal sealed class MessagePackFrameCodec : IFrameCodec
 {
@@ -17,12 +17,6 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
     [ThreadStatic]
     private static ArrayBufferWriter<byte>? t_buffer;
-
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_jsonBuffer;
-
-    [ThreadStatic]
-    private static Utf8JsonWriter? t_jsonWriter;
 
     private MessagePackFrameCodec()
     {
@@ -62,33 +56,34 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                 var key = UnicodeText.ReadString(ref reader);
                 switch (key)
                 {
-                    case "type":
+                    case EnvelopeKeys.Type:
                         type = ReadString(ref reader, key);
                         break;
-                    case "room":
+                    case EnvelopeKeys.Room:
                         room = ReadString(ref reader, key);
                         break;
-                    case "id":
+                    case EnvelopeKeys.Id:
                         id = ReadString(ref reader, key);
                         break;
-                    case "payload":
+                    case EnvelopeKeys.Payload:
                         if (reader.NextMessagePackType == MessagePackType.Binary)
                         {
                             kind = PayloadKind.Binary;
                             payload = (reader.ReadBytes() ?? default).ToArray();
-                        }
-                        else
-                        {
-                            kind = PayloadKind.Json;
-                            payload = ToJson(ref reader);
-                            // Its strings were checked as read; what is left is what only the whole can show (a map key twice).
-                            if (PayloadTranscoder.CheckJson(payload) is { } problem)
-                            {
-                                error = new DecodeError(problem, id);
-                                return null;
-                            }
+                            break;
                         }
 
+                        // Stored as sent: every rule is checked here, once, so that every member can be sent it
+                        // (MessagePack members byte for byte, JSON members its rendering).
+                        var start = (int)reader.Consumed;
+                        if (PayloadTranscoder.CheckMessagePack(ref reader) is { } problem)
+                        {
+                            error = new DecodeError(problem, id);
+                            return null;
+                        }
+
+                        kind = PayloadKind.MessagePack;
+                        payload = memory[start..(int)reader.Consumed];
                         break;
                     default:
                         PayloadTranscoder.Skip(ref reader);
@@ -128,52 +123,35 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         return UnicodeText.ReadString(ref reader);
     }
 
-    private static byte[] ToJson(ref MessagePackReader reader)
-    {
-        var buffer = t_jsonBuffer ??= new ArrayBufferWriter<byte>(1024);
-        buffer.ResetWrittenCount();
-        var writer = t_jsonWriter ??= new Utf8JsonWriter(buffer);
-        writer.Reset(buffer);
-        PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
-    }
-
     public byte[] EncodeMessage(RoomMessage message)
     {
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
-        var count = 4 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) +
-                    (message.PayloadKind == PayloadKind.None ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write("type");
-        writer.Write(message.Type);
-        writer.Write("room");
-        writer.Write(message.Room);
-        if (message.Id is not null)
-        {
-            writer.Write("id");
-            writer.Write(message.Id);
-        }
-
-        writer.Write("seq");
+        // seq and ts, then from and payload when there are.
+        var others = 2 + (message.From is null ? 0 : 1) + (message.PayloadKind == PayloadKind.None ? 0 : 1);
+        EnvelopeWriter.WriteStart(ref writer, message.Type, message.Room, message.Id, others);
+        writer.Write(EnvelopeKeys.Seq);
         writer.Write(message.Seq);
-        writer.Write("ts");
+        writer.Write(EnvelopeKeys.Ts);
         writer.Write(message.Timestamp);
         if (message.From is not null)
         {
-            writer.Write("from");
+            writer.Write(EnvelopeKeys.From);
             writer.Write(message.From);
         }
 
         switch (message.PayloadKind)
         {
             case PayloadKind.Json:
-                writer.Write("payload");
+                writer.Write(EnvelopeKeys.Payload);
                 PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer);
                 break;
+            case PayloadKind.MessagePack:
+                writer.Write(EnvelopeKeys.Payload);
+                writer.WriteRaw(message.Payload.Span);
+                break;
             case PayloadKind.Binary:
-                writer.Write("payload");
+                writer.Write(EnvelopeKeys.Payload);
                 writer.Write(message.Payload.Span);
                 break;
         }
@@ -187,32 +165,16 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
-        var count = 1 + (frame.Room is null ? 0 : 1) + (frame.Id is null ? 0 : 1) + (frame.Seq is null ? 0 : 1) +
-                    (frame.Payload is null ? 0 : 1);
-        writer.WriteMapHeader(count);
-        writer.Write("type");
-        writer.Write(frame.Type);
-        if (frame.Room is not null)
-        {
-            writer.Write("room");
-            writer.Write(frame.Room);
-        }
-
-        if (frame.Id is not null)
-        {
-            writer.Write("id");
-            writer.Write(frame.Id);
-        }
-
+        EnvelopeWriter.WriteStart(ref writer, frame.Type, frame.Room, frame.Id, (frame.Seq is null ? 0 : 1) + (frame.Payload is null ? 0 : 1));
         if (frame.Seq is { } seq)
         {
-            writer.Write("seq");
+            writer.Write(EnvelopeKeys.Seq);
             writer.Write(seq);
         }
 
         if (frame.Payload is not null)
         {
-            writer.Write("payload");
+            writer.Write(EnvelopeKeys.Payload);
             WriteValue(ref writer, frame.Payload);
         }
 

@@ -1,23 +1,31 @@
 using System.Text.Json;
+using Bridge.Contracts;
 
 namespace Bridge.Worker.Protocol;
 
 /// <summary>
-/// Arguments of a control frame, read from its JSON payload (a msgpack payload arrives here as JSON too). The payload
-/// was checked by the codec (well-formed, at most 32 levels deep, every string Unicode text), and every read here
-/// checks the value's kind first: no call can throw on client input.
+/// Arguments of a control frame, read from its payload as JSON (a MessagePack payload is rendered as JSON first:
+/// control frames are few). The payload was checked by the codec (well-formed, at most 32 levels deep, every string
+/// Unicode text, a JSON form for every value), and every read here checks the value's kind first: no call can throw
+/// on client input.
 /// </summary>
 internal static class PayloadArgs
 {
     /// <summary>Parses the payload as a JSON object; null when there is none or it is not an object.</summary>
     public static JsonDocument? Parse(InboundFrame frame)
     {
-        if (frame.PayloadKind != PayloadKind.Json)
+        var json = frame.PayloadKind switch
+        {
+            PayloadKind.Json => frame.Payload,
+            PayloadKind.MessagePack => PayloadTranscoder.MessagePackToJson(frame.Payload),
+            _ => ReadOnlyMemory<byte>.Empty,
+        };
+        if (json.IsEmpty)
         {
             return null;
         }
 
-        var document = JsonDocument.Parse(frame.Payload);
+        var document = JsonDocument.Parse(json);
         if (document.RootElement.ValueKind == JsonValueKind.Object)
         {
             return document;

@@ -115,7 +115,7 @@ internal sealed class PollEndpoint(
                             positions[frame.Room!] = frame.Seq;
                         }
 
-                        if (frame.Type == MessageTypes.RoomJoined && IsTruncated(frame.Bytes))
+                        if (frame.Truncated)
                         {
                             _truncated.Add(frame.Room!);
                         }
@@ -189,13 +189,6 @@ internal sealed class PollEndpoint(
         {
             // Answered, or the client went away.
         }
-    }
-
-    private static bool IsTruncated(byte[] joined)
-    {
-        using var document = System.Text.Json.JsonDocument.Parse(joined);
-        return document.RootElement.TryGetProperty("payload", out var payload) &&
-               payload.TryGetProperty("truncated", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.True;
     }
 
     private static string Body(string cursor, List<byte[]> messages, List<byte[]> errors, List<string> truncated, int? reconnectAfterMs)

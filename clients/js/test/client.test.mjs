@@ -75,6 +75,21 @@ describe('publish and receive', () => {
     }
   });
 
+  test('a MessagePack payload with a timestamp reaches MessagePack clients as a Date and JSON clients as its RFC 3339 rendering', async () => {
+    const room = uniqueRoom();
+    const json = track(recordingClient(worker1.url, { format: 'json' }));
+    const mp = track(recordingClient(worker1.url, { format: 'msgpack' }));
+    await Promise.all([json.client.connect(), mp.client.connect()]);
+    await Promise.all([json.client.join(room), mp.client.join(room)]);
+    // @msgpack/msgpack writes a Date as the timestamp extension; the worker stores it as sent (application/msgpack).
+    const at = new Date(Date.UTC(2026, 0, 1, 0, 0, 1, 500));
+    await mp.client.send('sensor.reading', room, { at, v: 21.5 });
+    await waitFor(() => json.messages.length === 1 && mp.messages.length === 1, { message: 'delivery to both formats' });
+    assert.ok(mp.messages[0].payload.at instanceof Date, 'a Date over MessagePack');
+    assert.equal(mp.messages[0].payload.at.getTime(), at.getTime());
+    assert.deepEqual(json.messages[0].payload, { at: '2026-01-01T00:00:01.5Z', v: 21.5 });
+  });
+
   test('a publish retried with the same id is stored once and acked with the original seq', async () => {
     const room = uniqueRoom();
     const a = track(recordingClient(worker1.url));

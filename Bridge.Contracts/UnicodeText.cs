@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Unicode;
 using MessagePack;
 
-namespace Bridge.Worker.Protocol;
+namespace Bridge.Contracts;
 
 /// <summary>
 /// The one rule for text entering Bridge: every string, at any depth, in any format, is Unicode text. Its bytes are
@@ -13,7 +13,7 @@ namespace Bridge.Worker.Protocol;
 /// bytes through unread, <c>JsonElement.GetString</c> throws on them later, and MessagePack replaces them with
 /// U+FFFD. So the codecs check once, at the edge, and nothing behind it can meet a string it cannot transcode.
 /// </summary>
-internal static class UnicodeText
+public static class UnicodeText
 {
     /// <summary>The message of the <c>bad_frame</c> error for text that breaks the rule.</summary>
     public const string InvalidMessage = "a string is not valid UTF-8 text (or escapes a lone surrogate)";
@@ -22,6 +22,7 @@ internal static class UnicodeText
     private static ReadOnlySpan<byte> UnicodeEscape => "\\u"u8;
 
     /// <summary>True when the bytes are UTF-8 (vectorized: one pass, no allocation).</summary>
+    /// <param name="bytes">Any bytes.</param>
     public static bool IsUtf8(ReadOnlySpan<byte> bytes) => Utf8.IsValid(bytes);
 
     /// <summary>
@@ -43,7 +44,7 @@ internal static class UnicodeText
 
         try
         {
-            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = PayloadTranscoder.MaxDepth + 1 });
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = ProtocolLimits.MaxPayloadDepth + 1 });
             while (reader.Read())
             {
                 if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped &&
@@ -89,18 +90,22 @@ internal static class UnicodeText
     /// Reads a MessagePack <c>str</c> whose bytes must be UTF-8 (the reader's own <c>ReadString</c> would replace bad
     /// bytes with U+FFFD). Throws <see cref="FormatException"/> when they are not.
     /// </summary>
-    public static string ReadString(ref MessagePackReader reader) => Encoding.UTF8.GetString(ReadStringBytes(ref reader));
+    public static string ReadString(ref MessagePackReader reader) => Encoding.UTF8.GetString(ReadStringBytes(ref reader).Span);
 
     /// <summary>Skips a MessagePack <c>str</c>, checking its bytes like <see cref="ReadString"/>.</summary>
     public static void SkipString(ref MessagePackReader reader) => ReadStringBytes(ref reader);
 
-    private static ReadOnlySpan<byte> ReadStringBytes(ref MessagePackReader reader)
+    /// <summary>
+    /// Reads a MessagePack <c>str</c> (or <c>nil</c>, as empty) as its UTF-8 bytes, checked like
+    /// <see cref="ReadString"/>; no copy when the reader's input is one buffer. Throws <see cref="FormatException"/>
+    /// when they are not UTF-8, and MessagePack's exceptions when the next value is not a str.
+    /// </summary>
+    public static ReadOnlyMemory<byte> ReadStringBytes(ref MessagePackReader reader)
     {
-        // Frames are decoded from one array, so a str is always contiguous; the copy is for any other input.
-        ReadOnlySpan<byte> bytes = reader.TryReadStringSpan(out var span)
-            ? span
-            : BuffersExtensions.ToArray(reader.ReadStringSequence() ?? default);
-        if (!Utf8.IsValid(bytes))
+        // Frames and stored bodies are read from one array, so a str is always contiguous; the copy is for other input.
+        var sequence = reader.ReadStringSequence() ?? default;
+        var bytes = sequence.IsSingleSegment ? sequence.First : sequence.ToArray();
+        if (!Utf8.IsValid(bytes.Span))
         {
             throw new FormatException(InvalidMessage);
         }

@@ -1,0 +1,656 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MessagePack;
+
+namespace Bridge.Contracts;
+
+/// <summary>
+/// The one place payloads are checked and converted between JSON and MessagePack (docs/protocol.md §3), used by the
+/// gateway at its edges and when it encodes frames, and by Bridge.Client. A payload is stored in the encoding its
+/// publisher used: JSON text (<see cref="NatsSubjects.JsonContentType"/>) or one MessagePack value
+/// (<see cref="NatsSubjects.MessagePackContentType"/>); each member receives it in its own format, converted once per
+/// message. The rules:
+/// <list type="bullet">
+/// <item>JSON → MessagePack: integers within int64 become ints, larger ones within uint64 become uint64, every other
+/// number float64.</item>
+/// <item>MessagePack → JSON: nil, bool, str, integers and floats map directly (float32 widened); a <c>bin</c> becomes
+/// a base64 string; the timestamp extension (type -1) becomes an RFC 3339 UTC string with up to nine fractional
+/// digits (<c>"2026-11-30T01:22:24.5Z"</c>); any other extension, and a timestamp outside years 1-9999, becomes
+/// <c>{"$ext": type, "$data": "base64 of its bytes"}</c>.</item>
+/// <item>No JSON form, so refused from clients (<see cref="CheckMessagePack(ReadOnlyMemory{byte})"/>) and, in a
+/// stored payload, a reason to send JSON members the bytes as binary: map keys that are not <c>str</c>, NaN and
+/// ±Infinity.</item>
+/// <item>Both formats: at most <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>),
+/// no name twice in one object or map, JSON numbers within float64's range.</item>
+/// </list>
+/// </summary>
+public static class PayloadTranscoder
+{
+    /// <summary>Most levels of nesting in a payload: <see cref="ProtocolLimits.MaxPayloadDepth"/> (32).</summary>
+    public const int MaxDepth = ProtocolLimits.MaxPayloadDepth;
+
+    /// <summary>The message of the <c>bad_frame</c> error for a number no float64 holds.</summary>
+    public const string NumberOutOfRange = "a number is beyond the float64 range (about 1.8e308)";
+
+    /// <summary>The message of the <c>bad_frame</c> error for NaN or ±Infinity (JSON has no form for them).</summary>
+    public const string NotFinite = "NaN and Infinity have no JSON form";
+
+    /// <summary>The message of the <c>bad_frame</c> error for a map key that is not a <c>str</c>.</summary>
+    public const string KeyNotString = "payload map keys must be strings";
+
+    /// <summary>The message of the <c>bad_frame</c> error for a name twice in one object or map.</summary>
+    public const string DuplicateKey = "duplicate name: a name appears twice in one object (map)";
+
+    /// <summary>The MessagePack extension type of timestamps (the MessagePack specification's -1).</summary>
+    public const sbyte TimestampExtension = -1;
+
+    // Timestamps JSON renders as RFC 3339 text: the seconds DateTime holds (0001-01-01 to 9999-12-31).
+    private const long MinRenderedSeconds = -62_135_596_800;
+    private const long MaxRenderedSeconds = 253_402_300_799;
+
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
+
+    // Names must be unique: a MessagePack map with a key twice breaks decoders that read maps into dictionaries (and
+    // JSON says names SHOULD be unique). System.Text.Json checks it while it parses (hashing large objects).
+    private static readonly JsonDocumentOptions UniqueNames = new() { MaxDepth = MaxDepth, AllowDuplicateProperties = false };
+
+    private static readonly JsonEncodedText ExtKey = JsonEncodedText.Encode("$ext");
+    private static readonly JsonEncodedText ExtDataKey = JsonEncodedText.Encode("$data");
+
+    /// <summary>
+    /// True when <paramref name="json"/> may be stored as a JSON payload: exactly one JSON value, nested at most
+    /// <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), every number within
+    /// float64's range. One reader pass, no allocation: it runs on every message read off the stream. Names are not
+    /// checked here: a backend's body with a name twice goes to MessagePack members as binary (the encoder refuses it,
+    /// <see cref="WriteJsonAsMessagePack"/>).
+    /// </summary>
+    public static bool IsValidJson(ReadOnlyMemory<byte> json) => Check(json.Span, stringsChecked: false, uniqueNames: false, out _) is null;
+
+    /// <summary>
+    /// Why a client's JSON payload is refused, or null when it may be stored: the rules of <see cref="IsValidJson"/>,
+    /// and no name twice in an object (so every client payload reaches every format). Never throws.
+    /// </summary>
+    /// <param name="json">The payload: UTF-8 JSON text.</param>
+    /// <param name="stringsChecked">True when the caller already checked every string of these bytes as Unicode text
+    /// (<see cref="UnicodeText.HasOnlyUnicodeStrings"/>), so it is not done twice.</param>
+    public static string? CheckJson(ReadOnlyMemory<byte> json, bool stringsChecked = false)
+    {
+        if (Check(json.Span, stringsChecked, uniqueNames: true, out var namesLeft) is { } problem)
+        {
+            return problem;
+        }
+
+        if (!namesLeft)
+        {
+            return null;
+        }
+
+        try
+        {
+            JsonDocument.Parse(json, UniqueNames).Dispose(); // returns its pooled buffers
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            return $"malformed JSON payload: {ex.Message}";
+        }
+    }
+
+    // Names compared in the reader's pass (most payloads: a few names, none escaped); beyond these, or with an
+    // escaped name ("\u0061" is "a"), System.Text.Json's own check runs after it.
+    private const int ComparedNames = 32;
+
+    /// <summary>
+    /// The reader pass behind <see cref="IsValidJson"/> and <see cref="CheckJson"/>. With <paramref name="uniqueNames"/>,
+    /// names are compared within each object as it goes; <paramref name="namesLeft"/> says some could not be
+    /// (too many, or escaped) and need the full check.
+    /// </summary>
+    private static string? Check(ReadOnlySpan<byte> json, bool stringsChecked, bool uniqueNames, out bool namesLeft)
+    {
+        namesLeft = false;
+        if (!stringsChecked && !UnicodeText.HasOnlyUnicodeStrings(json))
+        {
+            return UnicodeText.InvalidMessage;
+        }
+
+        // Each name as (start, length) in json; firstName[d] is where the names of the object opened at depth d begin.
+        Span<int> nameStart = stackalloc int[ComparedNames];
+        Span<int> nameLength = stackalloc int[ComparedNames];
+        Span<int> firstName = stackalloc int[MaxDepth + 1];
+        var names = 0;
+        try
+        {
+            var reader = new Utf8JsonReader(json, ReaderOptions);
+            if (!reader.Read())
+            {
+                return "the payload is empty";
+            }
+
+            // The reader checks structure and depth as it goes (and throws on a truncated value).
+            while (true)
+            {
+                switch (reader.TokenType)
+                {
+                    // Without an exponent, up to 300 digits are always within range: only other numbers need parsing.
+                    case JsonTokenType.Number when
+                        (reader.ValueSpan.Length > 300 || reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') >= 0) &&
+                        (!reader.TryGetDouble(out var value) || !double.IsFinite(value)):
+                        return NumberOutOfRange;
+                    case JsonTokenType.StartObject when uniqueNames:
+                        firstName[reader.CurrentDepth] = names;
+                        break;
+                    case JsonTokenType.EndObject when uniqueNames:
+                        names = firstName[reader.CurrentDepth];
+                        break;
+                    case JsonTokenType.PropertyName when uniqueNames && !namesLeft:
+                        if (reader.ValueIsEscaped || names == ComparedNames)
+                        {
+                            namesLeft = true;
+                            break;
+                        }
+
+                        // A name's token starts at its opening quote; unescaped, its bytes are its value.
+                        var start = (int)reader.TokenStartIndex + 1;
+                        var name = json.Slice(start, reader.ValueSpan.Length);
+                        for (var i = firstName[reader.CurrentDepth - 1]; i < names; i++)
+                        {
+                            if (json.Slice(nameStart[i], nameLength[i]).SequenceEqual(name))
+                            {
+                                return $"malformed JSON payload: duplicate property '{Encoding.UTF8.GetString(name)}' in one object";
+                            }
+                        }
+
+                        nameStart[names] = start;
+                        nameLength[names] = name.Length;
+                        names++;
+                        break;
+                }
+
+                // A scalar at the top, or the top container's end, ends the value.
+                if (reader.CurrentDepth == 0 && reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+                {
+                    break;
+                }
+
+                reader.Read();
+            }
+
+            return reader.Read() ? "unexpected data after the JSON value" : null;
+        }
+        catch (JsonException ex)
+        {
+            return $"malformed JSON payload: {ex.Message}";
+        }
+    }
+
+    /// <summary>
+    /// Writes the JSON value <paramref name="json"/> as one MessagePack value. Throws <see cref="JsonException"/> on
+    /// malformed JSON or a name twice in one object, and <see cref="FormatException"/> on a number beyond float64's
+    /// range: callers pass checked payloads (<see cref="CheckJson"/>), and the gateway treats a throw as "send this
+    /// message as binary".
+    /// </summary>
+    public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
+    {
+        using var document = JsonDocument.Parse(json, UniqueNames);
+        WriteElement(document.RootElement, ref writer);
+    }
+
+    private static void WriteElement(JsonElement element, ref MessagePackWriter writer)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var count = 0;
+                foreach (var unused in element.EnumerateObject())
+                {
+                    count++;
+                }
+
+                writer.WriteMapHeader(count);
+                foreach (var property in element.EnumerateObject())
+                {
+                    writer.Write(property.Name);
+                    WriteElement(property.Value, ref writer);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                writer.WriteArrayHeader(element.GetArrayLength());
+                foreach (var item in element.EnumerateArray())
+                {
+                    WriteElement(item, ref writer);
+                }
+
+                break;
+            case JsonValueKind.String:
+                writer.Write(element.GetString());
+                break;
+            case JsonValueKind.Number:
+                if (element.TryGetInt64(out var l))
+                {
+                    writer.Write(l);
+                }
+                else if (element.TryGetUInt64(out var ul))
+                {
+                    writer.Write(ul);
+                }
+                else
+                {
+                    // Checked at the edge; a stored body is checked when read. Never write Infinity.
+                    var d = element.GetDouble();
+                    writer.Write(double.IsFinite(d) ? d : throw new FormatException(NumberOutOfRange));
+                }
+
+                break;
+            case JsonValueKind.True:
+                writer.Write(true);
+                break;
+            case JsonValueKind.False:
+                writer.Write(false);
+                break;
+            default:
+                writer.WriteNil();
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Why a client's MessagePack payload is refused, or null when it may be stored as it is: exactly one value, nested
+    /// at most <see cref="MaxDepth"/> levels, every <c>str</c> Unicode text, map keys <c>str</c> and unique within their
+    /// map, no NaN or ±Infinity, timestamps (extension -1) well-formed (4, 8 or 12 bytes, nanoseconds below 10⁹). Other
+    /// extension types are allowed (JSON members get them as <c>{"$ext", "$data"}</c>). Never throws.
+    /// </summary>
+    public static string? CheckMessagePack(ReadOnlyMemory<byte> value)
+    {
+        var reader = new MessagePackReader(value);
+        return CheckMessagePack(ref reader) ?? (reader.End ? null : "unexpected data after the MessagePack value");
+    }
+
+    /// <summary>
+    /// Reads one MessagePack value from <paramref name="reader"/>, checking it by the rules of
+    /// <see cref="CheckMessagePack(ReadOnlyMemory{byte})"/>; returns why it is refused, or null. Never throws: a
+    /// truncated or malformed value is a refusal too (the reader is then left at an unspecified position).
+    /// </summary>
+    public static string? CheckMessagePack(ref MessagePackReader reader) => Walk(ref reader, strict: true);
+
+    /// <summary>
+    /// True when <paramref name="value"/> may be stored and delivered as a MessagePack payload: exactly one value,
+    /// nested at most <see cref="MaxDepth"/> levels, every <c>str</c> Unicode text. The cheaper read of every message
+    /// off the stream: a backend's value that has no JSON form (a non-<c>str</c> key, NaN) still reaches MessagePack
+    /// members as stored, and JSON members as binary (<see cref="WriteMessagePackAsJson"/> throws on it).
+    /// </summary>
+    public static bool IsValidMessagePack(ReadOnlyMemory<byte> value)
+    {
+        if (value.IsEmpty)
+        {
+            return false;
+        }
+
+        var reader = new MessagePackReader(value);
+        return Walk(ref reader, strict: false) is null && reader.End;
+    }
+
+    private static string? Walk(ref MessagePackReader reader, bool strict)
+    {
+        try
+        {
+            WalkValue(ref reader, strict, 0);
+            return null;
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
+                                       or OverflowException or InvalidOperationException or ArgumentException)
+        {
+            return ex is FormatException ? ex.Message : $"malformed MessagePack payload: {ex.Message}";
+        }
+    }
+
+    private static void WalkValue(ref MessagePackReader reader, bool strict, int depth)
+    {
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.String:
+                UnicodeText.SkipString(ref reader);
+                break;
+            case MessagePackType.Float when strict:
+                if (!double.IsFinite(reader.ReadDouble()))
+                {
+                    throw new FormatException(NotFinite);
+                }
+
+                break;
+            case MessagePackType.Array:
+                CheckDepth(depth);
+                var length = reader.ReadArrayHeader();
+                for (var i = 0; i < length; i++)
+                {
+                    WalkValue(ref reader, strict, depth + 1);
+                }
+
+                break;
+            case MessagePackType.Map:
+                CheckDepth(depth);
+                WalkMap(ref reader, strict, depth);
+                break;
+            case MessagePackType.Extension when strict:
+                var header = reader.ReadExtensionFormatHeader();
+                var data = reader.ReadRaw(header.Length);
+                if (header.TypeCode == TimestampExtension && !TryReadTimestamp(data, out _, out _))
+                {
+                    throw new FormatException("a MessagePack timestamp must have 4, 8 or 12 bytes and nanoseconds below 10^9");
+                }
+
+                break;
+            case MessagePackType.Unknown:
+                throw new FormatException("malformed MessagePack payload: a reserved type code");
+            default:
+                reader.Skip(); // a scalar: nil, bool, integer, float, bin, extension (never recurses)
+                break;
+        }
+    }
+
+    private static void WalkMap(ref MessagePackReader reader, bool strict, int depth)
+    {
+        var entries = reader.ReadMapHeader();
+        if (!strict)
+        {
+            for (var i = 0; i < entries * 2; i++)
+            {
+                WalkValue(ref reader, strict, depth + 1);
+            }
+
+            return;
+        }
+
+        // Keys are compared as bytes: a MessagePack str has one spelling, unlike JSON's escapes.
+        var keys = entries > 1 ? ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(entries) : null;
+        try
+        {
+            for (var i = 0; i < entries; i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String)
+                {
+                    throw new FormatException(KeyNotString);
+                }
+
+                var key = UnicodeText.ReadStringBytes(ref reader);
+                if (keys is not null)
+                {
+                    keys[i] = key;
+                }
+
+                WalkValue(ref reader, strict, depth + 1);
+            }
+
+            if (keys is not null && HasDuplicate(keys.AsSpan(0, entries)))
+            {
+                throw new FormatException(DuplicateKey);
+            }
+        }
+        finally
+        {
+            if (keys is not null)
+            {
+                Array.Clear(keys, 0, entries);
+                ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(keys);
+            }
+        }
+    }
+
+    private static bool HasDuplicate(Span<ReadOnlyMemory<byte>> keys)
+    {
+        if (keys.Length <= 16)
+        {
+            for (var i = 1; i < keys.Length; i++)
+            {
+                for (var j = 0; j < i; j++)
+                {
+                    if (keys[i].Span.SequenceEqual(keys[j].Span))
+                    {
+                        return true;
+                    }
+                }
+            }
+
+            return false;
+        }
+
+        keys.Sort(static (a, b) => a.Span.SequenceCompareTo(b.Span));
+        for (var i = 1; i < keys.Length; i++)
+        {
+            if (keys[i].Span.SequenceEqual(keys[i - 1].Span))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static void CheckDepth(int depth)
+    {
+        if (depth >= MaxDepth)
+        {
+            throw new FormatException($"payload nests deeper than {MaxDepth} levels");
+        }
+    }
+
+    /// <summary>
+    /// Reads one MessagePack value and writes it as JSON (the rendering in the summary of this type). Containers may
+    /// nest <paramref name="maxDepth"/> levels (default <see cref="MaxDepth"/>). Throws <see cref="FormatException"/>
+    /// when the value has no JSON form (a non-<c>str</c> key, NaN, ±Infinity, a <c>str</c> that is not UTF-8, deeper
+    /// nesting), and MessagePack's own exceptions when it is truncated or malformed. Never throws for a value
+    /// <see cref="CheckMessagePack(ReadOnlyMemory{byte})"/> accepted.
+    /// </summary>
+    public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth = MaxDepth)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        WriteAsJson(ref reader, writer, maxDepth, 0);
+    }
+
+    /// <summary>
+    /// The JSON rendering of the one MessagePack value <paramref name="value"/>, as UTF-8 bytes; throws as
+    /// <see cref="WriteMessagePackAsJson"/> does, and <see cref="FormatException"/> on data after the value.
+    /// </summary>
+    public static byte[] MessagePackToJson(ReadOnlyMemory<byte> value, int maxDepth = MaxDepth)
+    {
+        var buffer = new ArrayBufferWriter<byte>(Math.Max(16, value.Length * 2));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            var reader = new MessagePackReader(value);
+            WriteAsJson(ref reader, writer, maxDepth, 0);
+            if (!reader.End)
+            {
+                throw new FormatException("unexpected data after the MessagePack value");
+            }
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth, int depth)
+    {
+        if (depth >= maxDepth && reader.NextMessagePackType is MessagePackType.Array or MessagePackType.Map)
+        {
+            throw new FormatException($"payload nests deeper than {maxDepth} levels");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Nil:
+                reader.ReadNil();
+                writer.WriteNullValue();
+                break;
+            case MessagePackType.Boolean:
+                writer.WriteBooleanValue(reader.ReadBoolean());
+                break;
+            case MessagePackType.Integer:
+                if (reader.NextCode == MessagePackCode.UInt64)
+                {
+                    writer.WriteNumberValue(reader.ReadUInt64());
+                }
+                else
+                {
+                    writer.WriteNumberValue(reader.ReadInt64());
+                }
+
+                break;
+            case MessagePackType.Float:
+                var d = reader.ReadDouble();
+                writer.WriteNumberValue(double.IsFinite(d) ? d : throw new FormatException(NotFinite));
+                break;
+            case MessagePackType.String:
+                writer.WriteStringValue(UnicodeText.ReadStringBytes(ref reader).Span);
+                break;
+            case MessagePackType.Binary:
+                var bytes = reader.ReadBytes() ?? default;
+                writer.WriteBase64StringValue(bytes.IsSingleSegment ? bytes.FirstSpan : bytes.ToArray());
+                break;
+            case MessagePackType.Array:
+                var length = reader.ReadArrayHeader();
+                writer.WriteStartArray();
+                for (var i = 0; i < length; i++)
+                {
+                    WriteAsJson(ref reader, writer, maxDepth, depth + 1);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case MessagePackType.Map:
+                var entries = reader.ReadMapHeader();
+                writer.WriteStartObject();
+                for (var i = 0; i < entries; i++)
+                {
+                    if (reader.NextMessagePackType != MessagePackType.String)
+                    {
+                        throw new FormatException(KeyNotString);
+                    }
+
+                    writer.WritePropertyName(UnicodeText.ReadStringBytes(ref reader).Span);
+                    WriteAsJson(ref reader, writer, maxDepth, depth + 1);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case MessagePackType.Extension:
+                WriteExtension(ref reader, writer);
+                break;
+            default:
+                throw new FormatException("malformed MessagePack payload: a reserved type code");
+        }
+    }
+
+    private static void WriteExtension(ref MessagePackReader reader, Utf8JsonWriter writer)
+    {
+        var header = reader.ReadExtensionFormatHeader();
+        var data = reader.ReadRaw(header.Length);
+        if (header.TypeCode == TimestampExtension && TryReadTimestamp(data, out var seconds, out var nanoseconds) &&
+            seconds is >= MinRenderedSeconds and <= MaxRenderedSeconds)
+        {
+            Span<char> text = stackalloc char[40];
+            writer.WriteStringValue(FormatTimestamp(seconds, nanoseconds, text));
+            return;
+        }
+
+        writer.WriteStartObject();
+        writer.WriteNumber(ExtKey, header.TypeCode);
+        writer.WriteBase64String(ExtDataKey, data.IsSingleSegment ? data.FirstSpan : data.ToArray());
+        writer.WriteEndObject();
+    }
+
+    private static ReadOnlySpan<char> FormatTimestamp(long seconds, uint nanoseconds, Span<char> text)
+    {
+        var time = DateTime.UnixEpoch.AddSeconds(seconds);
+        time.TryFormat(text, out var written, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
+        if (nanoseconds > 0)
+        {
+            // RFC 3339 fractional seconds, at most nine digits, trailing zeros left out.
+            text[written++] = '.';
+            nanoseconds.TryFormat(text[written..], out _, "D9", CultureInfo.InvariantCulture);
+            var digits = 9;
+            while (text[written + digits - 1] == '0')
+            {
+                digits--;
+            }
+
+            written += digits;
+        }
+
+        text[written++] = 'Z';
+        return text[..written];
+    }
+
+    /// <summary>The MessagePack timestamp's three forms (32, 64 and 96 bits), as the specification defines them.</summary>
+    private static bool TryReadTimestamp(ReadOnlySequence<byte> data, out long seconds, out uint nanoseconds)
+    {
+        Span<byte> bytes = stackalloc byte[12];
+        seconds = 0;
+        nanoseconds = 0;
+        if (data.Length is not (4 or 8 or 12))
+        {
+            return false;
+        }
+
+        data.CopyTo(bytes);
+        switch (data.Length)
+        {
+            case 4:
+                seconds = BinaryPrimitives.ReadUInt32BigEndian(bytes);
+                return true;
+            case 8:
+                var packed = BinaryPrimitives.ReadUInt64BigEndian(bytes);
+                nanoseconds = (uint)(packed >> 34);
+                seconds = (long)(packed & 0x3_FFFF_FFFFUL);
+                break;
+            default:
+                nanoseconds = BinaryPrimitives.ReadUInt32BigEndian(bytes);
+                seconds = BinaryPrimitives.ReadInt64BigEndian(bytes[4..]);
+                break;
+        }
+
+        return nanoseconds < 1_000_000_000;
+    }
+
+    /// <summary>
+    /// Skips one MessagePack value with the depth limit of the converters (<see cref="MaxDepth"/>):
+    /// <c>MessagePackReader.Skip</c> recurses without a limit, so a frame of nested one-byte arrays could exhaust the
+    /// stack. Strings are checked as they are skipped: a frame is Unicode text wherever it has a str. Throws
+    /// <see cref="FormatException"/> on deeper nesting or a str that is not UTF-8, and MessagePack's own exceptions
+    /// on a truncated or malformed value.
+    /// </summary>
+    public static void Skip(ref MessagePackReader reader, int depth = 0)
+    {
+        if (depth >= MaxDepth && reader.NextMessagePackType is MessagePackType.Array or MessagePackType.Map)
+        {
+            throw new FormatException($"frame nests deeper than {MaxDepth} levels");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Array:
+                var length = reader.ReadArrayHeader();
+                for (var i = 0; i < length; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            case MessagePackType.Map:
+                var entries = reader.ReadMapHeader();
+                for (var i = 0; i < entries * 2; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            case MessagePackType.String:
+                UnicodeText.SkipString(ref reader);
+                break;
+            default:
+                reader.Skip();
+                break;
+        }
+    }
+}
