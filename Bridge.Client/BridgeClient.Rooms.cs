@@ -7,30 +7,64 @@ namespace Bridge.Client;
 public sealed partial class BridgeClient
 {
     /// <summary>
-    /// Joins <paramref name="room"/> (now, or once connected) and keeps it joined across reconnects. Completes on the
-    /// room's first <c>room.joined</c> (<see cref="RoomSubscription.LastJoin"/> is set by then), or earlier when a
-    /// resume replays more messages than <see cref="BridgeClientOptions.RoomBufferCapacity"/> (the replay comes before
-    /// <c>room.joined</c>): read them to let the rest come; <see cref="RoomSubscription.Joined"/> is raised when
-    /// <c>room.joined</c> follows. <paramref name="since"/> resumes from a position the caller kept (a stream
-    /// <c>seq</c>, 0 to 2⁶⁴-1; 0 replays everything the server still holds): every later message is replayed first.
-    /// Without it the room is joined live. Joining a room already joined returns its subscription and ignores
-    /// <paramref name="since"/>.
+    /// Joins <paramref name="room"/> live, or from <paramref name="since"/>: the same as
+    /// <see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/> with <see cref="RoomJoinOptions.Since"/> =
+    /// <paramref name="since"/> (a stream <c>seq</c>, 0 to 2⁶⁴-1; 0 replays everything the server still holds), and
+    /// with the same exceptions.
     /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="room"/> is not a valid room name (docs/protocol.md §2).</exception>
-    /// <exception cref="BridgeException">The server refused the join (its error code: <c>forbidden</c>,
-    /// <c>too_many_rooms</c>..., or <c>unavailable</c> after 5 tries), the room was left meanwhile (<c>left</c>), or the
-    /// client closed for good (<c>unauthorized</c>, <c>closed</c>).</exception>
+    public Task<RoomSubscription> JoinAsync(string room, ulong? since = null, CancellationToken cancellationToken = default) =>
+        JoinAsync(room, new RoomJoinOptions { Since = since }, cancellationToken);
+
+    /// <summary>
+    /// Joins <paramref name="room"/>, a room or a room pattern (<c>devices.site-3.*</c>: <c>*</c> matches exactly one
+    /// token, a final <c>&gt;</c> one or more; docs/protocol.md §4), now or once connected, and keeps it joined across
+    /// reconnects. A pattern delivers the messages of every room it matches, each with its concrete
+    /// <see cref="BridgeMessage.Room"/>, through one subscription; its position is a stream <c>seq</c> like a room's.
+    /// <paramref name="options"/> resume from a position, ask for each room's latest value first, or conflate
+    /// (<see cref="RoomJoinOptions"/>). Completes on the first <c>room.joined</c> (<see cref="RoomSubscription.LastJoin"/>
+    /// is set by then), or earlier when the messages before it (a resume's replay, a <c>latest</c> join's values) are
+    /// more than <see cref="BridgeClientOptions.RoomBufferCapacity"/>: read them to let the rest come;
+    /// <see cref="RoomSubscription.Joined"/> is raised when <c>room.joined</c> follows. Joining a name already joined
+    /// returns its subscription and ignores <paramref name="options"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="room"/> is neither a valid room name nor a valid room pattern
+    /// (docs/protocol.md §2, §4), or <see cref="RoomJoinOptions.Since"/> is combined with
+    /// <see cref="RoomJoinOptions.MaxRate"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="RoomJoinOptions.MaxRate"/> is not above 0 and at most
+    /// <see cref="RoomJoinOptions.MaxRateLimit"/>.</exception>
+    /// <exception cref="BridgeException">The client refused it: <c>overlapping_join</c> when it shares rooms with a room or
+    /// pattern joined already (a room and a pattern matching it, two patterns sharing rooms: the worker sends such a
+    /// message once, so it could not say which join it belongs to; leave one first). Or the server refused it (its
+    /// error code: <c>forbidden</c> when the token's grant does not cover every room the pattern can match,
+    /// <c>pattern_too_broad</c>, <c>too_many_rooms</c> when a <c>latest</c> join would return more rooms than the
+    /// worker allows or the connection holds too many rooms or patterns, or <c>unavailable</c> after 5 tries), the room
+    /// was left meanwhile (<c>left</c>), or the client closed for good (<c>unauthorized</c>, <c>closed</c>).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled: the room is left.</exception>
     /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
-    public async Task<RoomSubscription> JoinAsync(string room, ulong? since = null, CancellationToken cancellationToken = default)
+    public async Task<RoomSubscription> JoinAsync(string room, RoomJoinOptions options, CancellationToken cancellationToken = default)
     {
-        if (!RoomName.IsValid(room))
+        ArgumentNullException.ThrowIfNull(options);
+        if (!RoomName.IsValid(room) && !RoomName.IsValidPattern(room))
         {
-            throw new ArgumentException($"'{room}' is not a valid room name (docs/protocol.md §2)", nameof(room));
+            throw new ArgumentException($"'{room}' is neither a valid room name nor a valid room pattern (docs/protocol.md §2, §4)", nameof(room));
+        }
+
+        if (options.MaxRate is { } rate)
+        {
+            if (!double.IsFinite(rate) || rate <= 0 || rate > RoomJoinOptions.MaxRateLimit)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), rate, $"MaxRate must be above 0 and at most {RoomJoinOptions.MaxRateLimit} messages per second per room");
+            }
+
+            if (options.Since is not null)
+            {
+                throw new ArgumentException("Since cannot be combined with MaxRate: a conflated join gets each room's newest message, never a replay", nameof(options));
+            }
         }
 
         ThrowIfClosed();
-        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, new RoomFeed(since, _options.RoomBufferCapacity)));
+        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
         try
         {
             await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -45,7 +79,7 @@ public sealed partial class BridgeClient
     }
 
     /// <summary>
-    /// Leaves a room: its enumerable ends (after the messages it already holds), no more of its messages are
+    /// Leaves a room or a room pattern (the name as joined): its enumerable ends (after the messages it already holds), no more of its messages are
     /// delivered, and it is not resumed. Waits at most <see cref="BridgeClientOptions.AckTimeout"/> for the server's
     /// <c>room.left</c> (the room is left on the client's side at once either way). Leaving a room not joined does
     /// nothing. Throws only <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled.

@@ -40,8 +40,9 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
                 OnError(connection, envelope);
                 break;
             default:
-                // A room message; server.* and whatever a newer server adds are ignored.
-                if (envelope.Room is { } room && envelope.Seq is { } seq && rooms.Find(room) is { } subscription)
+                // A room message (of a room held, or of a room a held pattern matches); server.* and whatever a
+                // newer server adds are ignored.
+                if (envelope.Room is { } room && envelope.Seq is { } seq && rooms.FindFor(room) is { } subscription)
                 {
                     return subscription.Feed.DeliverAsync(seq, envelope.ToMessage, connection.Token);
                 }
@@ -60,7 +61,8 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
         }
 
         var replayed = (int)Math.Clamp(envelope.PayloadInt64("replayed") ?? 0, 0, int.MaxValue);
-        var info = new RoomJoinInfo(envelope.Room, seq, replayed, envelope.PayloadBool("truncated"));
+        var latest = (int)Math.Clamp(envelope.PayloadInt64("latest") ?? 0, 0, int.MaxValue);
+        var info = new RoomJoinInfo(envelope.Room, seq, replayed, envelope.PayloadBool("truncated")) { Latest = latest };
         rooms.OnJoined(info)?.OnJoined(info, _joinedHandlerFailed);
     }
 

@@ -1,31 +1,43 @@
+using System.Globalization;
+using System.Text;
 using System.Threading.Channels;
 
 namespace Bridge.Client;
 
 /// <summary>
-/// One joined room's position and message buffer: the owner of the <c>seq</c> a resume asks for, of the buffer
-/// <see cref="RoomSubscription.ReadAllAsync"/> reads, and of what the last <c>room.joined</c> said.
+/// One joined room's (or room pattern's) position and message buffer: the owner of the <c>seq</c> a resume asks for,
+/// of the arguments each join sends, of the buffer <see cref="RoomSubscription.ReadAllAsync"/> reads, and of what the
+/// last <c>room.joined</c> said.
 /// </summary>
+/// <remarks>
+/// A pattern's position is a stream <c>seq</c> like a room's: the worker sends the messages of all its rooms in stream
+/// order, so the same de-duplication holds. Two kinds of message are taken without moving the position or being
+/// de-duplicated: the latest values a join with <c>latest</c> gets before its <c>room.joined</c> (one per room, in no
+/// seq order), and every message of a conflated join (each room at its own rate, so not in seq order).
+/// </remarks>
 internal sealed class RoomFeed
 {
     private readonly Lock _lock = new();
     private readonly TaskCompletionSource _firstJoin = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly RoomJoinOptions _options;
 
     // Wait, not drop: a full buffer holds the connection's receive loop back, so the socket (and then the server)
     // waits for the application; no message is ever skipped silently and memory stays bounded.
     private readonly Channel<BridgeMessage> _buffer;
 
     // Guarded by _lock (a ulong? is not read atomically): the seq of the last message put in the buffer, or the
-    // last room.joined position, whichever is greater; none until the first join of a room joined without `since`.
+    // last room.joined position, whichever is greater; none until the first join of a room joined without `since`,
+    // and never for a conflated join.
     private ulong _position;
     private bool _hasPosition;
 
     private volatile RoomJoinInfo? _lastJoin;
 
-    public RoomFeed(ulong? since, int capacity)
+    public RoomFeed(RoomJoinOptions options, int capacity)
     {
-        _hasPosition = since.HasValue;
-        _position = since.GetValueOrDefault();
+        _options = options;
+        _hasPosition = options.Since.HasValue && !options.IsConflated;
+        _position = options.Since.GetValueOrDefault();
         _buffer = Channel.CreateBounded<BridgeMessage>(new BoundedChannelOptions(capacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
@@ -47,7 +59,7 @@ internal sealed class RoomFeed
     public RoomJoinInfo? LastJoin => _lastJoin;
 
     /// <summary>
-    /// Completes when <see cref="BridgeClient.JoinAsync"/> returns: on the first <c>room.joined</c>, or earlier when
+    /// Completes when <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> returns: on the first <c>room.joined</c>, or earlier when
     /// the buffer fills before it (a resume replaying more than the buffer holds: the replay comes before
     /// <c>room.joined</c>, and only the application reading it lets the rest come). Fails when the room ends first.
     /// </summary>
@@ -62,7 +74,8 @@ internal sealed class RoomFeed
     /// </summary>
     public async ValueTask DeliverAsync(ulong seq, Func<BridgeMessage> message, CancellationToken cancellationToken)
     {
-        if (!IsAfterPosition(seq))
+        var positionless = IsPositionless();
+        if (!positionless && !IsAfterPosition(seq))
         {
             return;
         }
@@ -82,13 +95,42 @@ internal sealed class RoomFeed
             }
         }
 
-        Advance(seq);
+        if (!positionless)
+        {
+            Advance(seq);
+        }
+    }
+
+    /// <summary>
+    /// The <c>room.join</c> payload for the next join (UTF-8 JSON), or null for a plain live join: a conflated join
+    /// asks for its rate, with <c>latest</c> as the application asked the first time and always on a re-join (the
+    /// screen wants each room's current value, not a replay); any other join resumes from the position when it has
+    /// one, else asks for <c>latest</c> if the application did.
+    /// </summary>
+    public byte[]? JoinPayload()
+    {
+        if (_options.MaxRate is { } rate)
+        {
+            var latest = _options.Latest || _lastJoin is not null;
+            return Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"latest\":{(latest ? "true" : "false")},\"maxRate\":{rate:R}}}"));
+        }
+
+        if (Position is { } since)
+        {
+            return Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"since\":{since}}}"));
+        }
+
+        return _options.Latest ? "{\"latest\":true}"u8.ToArray() : null;
     }
 
     /// <summary>A <c>room.joined</c>: moves the position to its <c>seq</c> (never back) and keeps what it said.</summary>
     public void OnJoined(RoomJoinInfo info)
     {
-        if (info.Truncated)
+        if (_options.IsConflated)
+        {
+            // No position: a conflated join's messages are not in seq order, and it re-joins with latest.
+        }
+        else if (info.Truncated)
         {
             // The worker could not honour the position (a since beyond the room's end, or messages lost to
             // retention): its seq is the room's position from now on, even when it is below ours, or every message
@@ -103,7 +145,7 @@ internal sealed class RoomFeed
         _lastJoin = info;
     }
 
-    /// <summary>Lets <see cref="BridgeClient.JoinAsync"/> return (after the first <c>room.joined</c> was taken in).</summary>
+    /// <summary>Lets <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> return (after the first <c>room.joined</c> was taken in).</summary>
     public void CompleteFirstJoin() => _firstJoin.TrySetResult();
 
     /// <summary>
@@ -116,6 +158,9 @@ internal sealed class RoomFeed
         _ = _firstJoin.Task.Exception; // observed: nobody may be waiting for it
         _buffer.Writer.TryComplete(readError);
     }
+
+    /// <summary>A conflated join, or the latest values before a <c>latest</c> join's first <c>room.joined</c> (no position yet).</summary>
+    private bool IsPositionless() => _options.IsConflated || (_options.Latest && _lastJoin is null && Position is null);
 
     private bool IsAfterPosition(ulong seq)
     {

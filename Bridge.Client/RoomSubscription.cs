@@ -1,9 +1,10 @@
 namespace Bridge.Client;
 
 /// <summary>
-/// A joined room, from <see cref="BridgeClient.JoinAsync"/>. The client keeps it joined across reconnects, resuming
-/// from <see cref="Position"/>, and hands its messages to <see cref="ReadAllAsync"/> once each, in <c>seq</c> order.
-/// Disposing it leaves the room.
+/// A joined room or room pattern, from <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/>.
+/// The client keeps it joined across reconnects, resuming from <see cref="Position"/>, and hands its messages to
+/// <see cref="ReadAllAsync"/> once each, in <c>seq</c> order (a pattern's: the messages of every room it matches, each
+/// with its own <see cref="BridgeMessage.Room"/>, in stream order). Disposing it leaves the room.
 /// </summary>
 /// <remarks>
 /// Buffering: the client holds at most <see cref="BridgeClientOptions.RoomBufferCapacity"/> messages of the room
@@ -15,21 +16,31 @@ public sealed class RoomSubscription : IAsyncDisposable
 {
     private readonly BridgeClient _client;
 
-    internal RoomSubscription(BridgeClient client, string room, RoomFeed feed)
+    internal RoomSubscription(BridgeClient client, string room, RoomJoinOptions options, RoomFeed feed)
     {
         _client = client;
         Room = room;
+        Options = options;
         Feed = feed;
     }
 
-    /// <summary>The room's name, as given to <see cref="BridgeClient.JoinAsync"/> (docs/protocol.md §2).</summary>
+    /// <summary>The room's name or the room pattern (<c>devices.site-3.*</c>), as given to <c>JoinAsync</c>
+    /// (docs/protocol.md §2, §4).</summary>
     public string Room { get; }
 
+    /// <summary>True when <see cref="Room"/> is a room pattern (it has a <c>*</c> or <c>&gt;</c> wildcard).</summary>
+    public bool IsPattern => Contracts.RoomName.IsPattern(Room);
+
+    /// <summary>The options it was joined with (the first <c>JoinAsync</c>'s; a later join of the same name returns
+    /// this subscription and its options are ignored).</summary>
+    public RoomJoinOptions Options { get; }
+
     /// <summary>
-    /// The stream <c>seq</c> (unsigned 64-bit) of the last message of this room put in the buffer, or the last
-    /// <c>room.joined</c> position if that is greater: what the next resume asks for with <c>since</c>. Null until
-    /// the room's first <c>room.joined</c> when it was joined without <c>since</c>. Keep it to resume in a later
-    /// process (<see cref="BridgeClient.JoinAsync"/>'s <c>since</c>).
+    /// The stream <c>seq</c> (unsigned 64-bit) of the last message put in the buffer (for a pattern, of any room it
+    /// matches), or the last <c>room.joined</c> position if that is greater: what the next resume asks for with
+    /// <c>since</c>. Null until the first <c>room.joined</c> when joined without <see cref="RoomJoinOptions.Since"/>
+    /// (the latest values a <see cref="RoomJoinOptions.Latest"/> join gets before it do not move it), and always for a
+    /// conflated join (<see cref="RoomJoinOptions.MaxRate"/>). Keep it to resume in a later process.
     /// </summary>
     public ulong? Position => Feed.Position;
 
@@ -38,7 +49,7 @@ public sealed class RoomSubscription : IAsyncDisposable
     public RoomJoinInfo? LastJoin => Feed.LastJoin;
 
     /// <summary>
-    /// Raised on every <c>room.joined</c> of the room that comes after <see cref="BridgeClient.JoinAsync"/> returned
+    /// Raised on every <c>room.joined</c> of the room that comes after <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> returned
     /// (<see cref="LastJoin"/> holds the one it returned on): each resume after a reconnect, any the server sends
     /// for the room while it stays joined, and the first one when a long replay made JoinAsync return before it. When <see cref="RoomJoinInfo.Truncated"/> is true, messages
     /// between the client's position and <see cref="RoomJoinInfo.Seq"/> may be gone (retention dropped them before
@@ -49,7 +60,9 @@ public sealed class RoomSubscription : IAsyncDisposable
     public event EventHandler<RoomJoinInfo>? Joined;
 
     /// <summary>
-    /// The room's messages, each once, in <c>seq</c> order, across reconnects. Ends when the room is left or the
+    /// The room's messages, each once, in <c>seq</c> order, across reconnects (a <see cref="RoomJoinOptions.Latest"/>
+    /// join's latest values first, one per room in no seq order; a conflated join's newest values, per room, in no
+    /// order across rooms and possibly once more after a reconnect). Ends when the room is left or the
     /// client disposed; throws <see cref="BridgeException"/> when the client closes for good (e.g.
     /// <c>unauthorized</c>), the server removes the room (<c>forbidden</c>), or its join fails for good; throws
     /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled. Read it from
@@ -65,7 +78,7 @@ public sealed class RoomSubscription : IAsyncDisposable
 
     /// <summary>
     /// A <c>room.joined</c>: updates the feed (position, <see cref="LastJoin"/>), tells the handlers, then lets a
-    /// waiting <see cref="BridgeClient.JoinAsync"/> return: a handler added after it returned sees every later one,
+    /// waiting <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> return: a handler added after it returned sees every later one,
     /// never the one it returned on.
     /// </summary>
     internal void OnJoined(RoomJoinInfo info, Action<Exception> handlerFailed)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Bridge.Client.Protocol;
 using Bridge.Contracts;
 using Microsoft.Extensions.Logging;
@@ -12,11 +11,17 @@ namespace Bridge.Client;
 /// </summary>
 internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 {
+    /// <summary>The code of a join refused because it shares rooms with one held.</summary>
+    public const string OverlappingJoin = "overlapping_join";
+
     // Joins refused with `unavailable` (or `rate_limited`) are tried this often before the join fails.
     private const int MaxJoinAttempts = 5;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
+
+    // The held patterns (also in _rooms), for the messages whose room is not held itself.
+    private readonly List<Entry> _patterns = [];
     private readonly TimeProvider _time = options.TimeProvider;
 
     // The welcomed connection joins go out on; null between connections.
@@ -24,9 +29,11 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     private BridgeException? _closed;
 
     /// <summary>
-    /// The subscription of <paramref name="room"/>: the one held, or a new one made by <paramref name="create"/>,
-    /// whose join is sent at once when a connection is welcomed (else on the next welcome). Throws
-    /// <see cref="BridgeException"/> with the code the client closed with.
+    /// The subscription of <paramref name="room"/> (a room or a pattern): the one held, or a new one made by
+    /// <paramref name="create"/>, whose join is sent at once when a connection is welcomed (else on the next welcome).
+    /// Throws <see cref="BridgeException"/> with the code the client closed with, or <c>overlapping_join</c> when
+    /// <paramref name="room"/> shares rooms with another one held: the worker sends such a room's messages once, so
+    /// they could not be told apart.
     /// </summary>
     public RoomSubscription GetOrAdd(string room, Func<RoomSubscription> create)
     {
@@ -42,8 +49,18 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 return entry.Subscription;
             }
 
+            if (_rooms.Keys.FirstOrDefault(held => RoomName.Overlaps(held, room)) is { } other)
+            {
+                throw new BridgeException(OverlappingJoin, $"'{room}' shares rooms with '{other}', joined already; join one of them");
+            }
+
             entry = new Entry(create());
             _rooms.Add(room, entry);
+            if (entry.Subscription.IsPattern)
+            {
+                _patterns.Add(entry);
+            }
+
             if (_connection is { } connection)
             {
                 SendJoinLocked(connection, entry);
@@ -115,6 +132,31 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
+    /// The subscription a message of <paramref name="room"/> belongs to: the room's own, or the one pattern held that
+    /// matches it (joins never overlap); null when neither is held.
+    /// </summary>
+    public RoomSubscription? FindFor(string room)
+    {
+        lock (_lock)
+        {
+            if (_rooms.TryGetValue(room, out var entry))
+            {
+                return entry.Subscription;
+            }
+
+            foreach (var pattern in _patterns)
+            {
+                if (RoomName.Overlaps(pattern.Subscription.Room, room))
+                {
+                    return pattern.Subscription;
+                }
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>
     /// The application leaves <paramref name="subscription"/>'s room: its buffer ends normally. False when it was not
     /// held (left already). <paramref name="leaveOn"/> is the connection the room is joined on, to send
     /// <c>room.leave</c> on, or null when no join was sent on the current connection.
@@ -130,7 +172,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 return false;
             }
 
-            _rooms.Remove(subscription.Room);
+            RemoveLocked(entry);
             if (_connection is { } connection && entry.JoinEpoch == connection.Epoch)
             {
                 leaveOn = connection;
@@ -188,10 +230,12 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         TaskCompletionSource? live;
         lock (_lock)
         {
-            if (!_rooms.Remove(room, out entry))
+            if (!_rooms.TryGetValue(room, out entry))
             {
                 return;
             }
+
+            RemoveLocked(entry);
 
             live = entry.TakeLiveJoin();
         }
@@ -228,7 +272,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             }
             else
             {
-                _rooms.Remove(entry.Subscription.Room);
+                RemoveLocked(entry);
                 live = entry.TakeLiveJoin();
                 failed = entry;
             }
@@ -276,6 +320,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             _closed ??= error;
             ended = [.. _rooms.Values.Select(e => (e, e.TakeLiveJoin()))];
             _rooms.Clear();
+            _patterns.Clear();
         }
 
         foreach (var (entry, live) in ended)
@@ -290,10 +335,13 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         entry.JoinId = connection.NextId();
         entry.JoinEpoch = connection.Epoch;
         entry.RetryJoinAt = null;
-        var payload = entry.Subscription.Position is { } since
-            ? System.Text.Encoding.UTF8.GetBytes("{\"since\":" + since.ToString(CultureInfo.InvariantCulture) + "}")
-            : null;
-        connection.Send(new OutboundFrame(MessageTypes.RoomJoin, entry.Subscription.Room, entry.JoinId, payload));
+        connection.Send(new OutboundFrame(MessageTypes.RoomJoin, entry.Subscription.Room, entry.JoinId, entry.Subscription.Feed.JoinPayload()));
+    }
+
+    private void RemoveLocked(Entry entry)
+    {
+        _rooms.Remove(entry.Subscription.Room);
+        _patterns.Remove(entry);
     }
 
     /// <summary>A held room's join state; guarded by the table's lock.</summary>

@@ -59,7 +59,7 @@ public sealed class BridgeMessage
     /// <summary>The message type (<c>chat.message</c>...; docs/protocol.md §2), as the publisher gave it.</summary>
     public required string Type { get; init; }
 
-    /// <summary>The room it was stored in.</summary>
+    /// <summary>The room it was stored in: for a pattern join, the concrete room the pattern matched (its <c>room</c>).</summary>
     public required string Room { get; init; }
 
     /// <summary>The publisher's message id, when it gave one.</summary>
@@ -108,13 +108,58 @@ public sealed class BridgeMessage
 /// <param name="Duplicate">True when the server had already stored a message with this id (a retry): <paramref name="Seq"/> is the original's.</param>
 public sealed record Ack(string Room, string Id, ulong Seq, bool Duplicate);
 
+/// <summary>
+/// How <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> joins a room or a room pattern
+/// (docs/protocol.md §4). The default joins live: every message stored from now on, once each, in <c>seq</c> order.
+/// </summary>
+public sealed record RoomJoinOptions
+{
+    /// <summary>The largest <see cref="MaxRate"/> a worker accepts: 1,000 messages per second per room.</summary>
+    public const double MaxRateLimit = 1000;
+
+    /// <summary>
+    /// Resume from this stream <c>seq</c> (unsigned 64-bit; 0 replays everything the server still holds), a position the
+    /// application kept (<see cref="RoomSubscription.Position"/>): every later message of the room, or of every room
+    /// the pattern matches, first, in stream order. Null (the default): join live. Wins over <see cref="Latest"/>;
+    /// cannot be combined with <see cref="MaxRate"/>.
+    /// </summary>
+    public ulong? Since { get; init; }
+
+    /// <summary>
+    /// Before <c>room.joined</c>, deliver the last stored message of the room, or of every room the pattern matches
+    /// (one per room, in no <c>seq</c> order; rooms that hold nothing send none), then live. The worker reads them in
+    /// one batched read and refuses a join that would return more than its <c>Bridge:Connections:MaxLatestRooms</c> (default
+    /// 10,000) with <c>too_many_rooms</c>: join a narrower pattern. Applies to a join without a position only: a resume
+    /// after a reconnect replays every message after the position instead. Default false.
+    /// </summary>
+    public bool Latest { get; init; }
+
+    /// <summary>
+    /// Conflation: at most this many messages per second per room (for a pattern, per concrete room), above 0 and at
+    /// most <see cref="MaxRateLimit"/> (fractions allowed: 0.5 is one every 2 s). The member always gets the newest
+    /// message (older pending ones are replaced, never queued) and the last of a burst always comes, so it never lags.
+    /// Such a join has no <see cref="RoomSubscription.Position"/>: its messages are not in <c>seq</c> order across
+    /// rooms and are not de-duplicated, and after a reconnect it joins again with <c>latest</c> (each room's current
+    /// value, which may repeat one already read) instead of a replay. Null (the default): every message.
+    /// </summary>
+    public double? MaxRate { get; init; }
+
+    /// <summary>True when <see cref="MaxRate"/> is set.</summary>
+    internal bool IsConflated => MaxRate is not null;
+}
+
 /// <summary>What a <c>room.joined</c> said (docs/protocol.md §4).</summary>
-/// <param name="Room">The room.</param>
+/// <param name="Room">The room, or the room pattern, as joined.</param>
 /// <param name="Seq">The room position (a stream <c>seq</c>): every later message of the room is or will be delivered.</param>
 /// <param name="Replayed">Messages replayed before it (a resume), 0 for a live join.</param>
 /// <param name="Truncated">The client's position is no longer stored (retention dropped it, on a resume or while
 /// the room stayed joined): messages may be missing. Rebuild the room's state with <see cref="BridgeClient.SyncAsync"/>.</param>
-public sealed record RoomJoinInfo(string Room, ulong Seq, int Replayed, bool Truncated);
+public sealed record RoomJoinInfo(string Room, ulong Seq, int Replayed, bool Truncated)
+{
+    /// <summary>For a join with <see cref="RoomJoinOptions.Latest"/>: how many latest messages (one per room that holds
+    /// any) came before this <c>room.joined</c> (its <c>latest</c>); 0 otherwise.</summary>
+    public int Latest { get; init; }
+}
 
 /// <summary>The answer to <c>room.sync</c>: the room's latest messages, oldest first, and its position.</summary>
 /// <param name="Room">The room.</param>
@@ -164,7 +209,8 @@ public sealed class BridgeException : Exception
     }
 
     /// <summary>An error code of docs/protocol.md §8, or a client one: <c>queue_full</c>, <c>frame_too_big</c>,
-    /// <c>duplicate_id</c>, <c>closed</c>, <c>disconnected</c>, <c>left</c>, <c>unauthorized</c>.</summary>
+    /// <c>duplicate_id</c>, <c>closed</c>, <c>disconnected</c>, <c>left</c>, <c>unauthorized</c>,
+    /// <c>overlapping_join</c>.</summary>
     public string Code { get; }
 
     /// <summary>The id of the refused frame (the error's <c>ref</c>, or the publish id), when known.</summary>

@@ -21,6 +21,12 @@ public static class ErrorCodes
     /// <summary>The room name is outside the documented alphabet or length.</summary>
     public const string InvalidRoom = "invalid_room";
 
+    /// <summary>
+    /// A join names a room pattern broader than the worker allows (fewer literal tokens before its first wildcard than
+    /// <c>Bridge:Connections:MinPatternPrefixTokens</c>, e.g. a bare <c>&gt;</c>). Join a narrower pattern.
+    /// </summary>
+    public const string PatternTooBroad = "pattern_too_broad";
+
     /// <summary>The message id is too long or has characters outside printable ASCII.</summary>
     public const string InvalidId = "invalid_id";
 

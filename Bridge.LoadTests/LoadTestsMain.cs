@@ -62,7 +62,7 @@ internal static class LoadTestsMain
             reports.AddRange(await PeerComparison.CompareAsync(a, configuration, cancellationToken));
         }
 
-        reports.AddRange(await Runner.RunSuiteAsync("bench", Catalog.Bench(configuration), cancellationToken));
+        reports.AddRange(await Runner.RunSuiteAsync("bench", Catalog.Bench(configuration, a.String("--scenarios")), cancellationToken));
         var goalsMet = GoalTable.Write("bench", reports, a.Line);
         return reports.All(r => r.Passed) && (goalsMet || !a.Has("--fail-on-goals"));
     }

@@ -47,6 +47,23 @@ internal static class Goals
 
     public static readonly Goal RoomMemory = new("room-memory", "worker memory per active room at 100,000 rooms (RSS growth over the joins ÷ rooms)", 1, false, "KB");
 
+    // Issue 16 names no bounds: a pattern join must not be slower than the single joins it replaces, and holds one
+    // subscription whatever the number of devices.
+    public static readonly Goal DashboardFirstScreen = new("dashboard-first-screen", "dashboard, N device rooms with latest: time to the first full screen, pattern join ÷ N single joins", 1.0, false);
+
+    public static readonly Goal DashboardDelivery = new("dashboard-delivery", "dashboard, readings spread over the devices: delivered/s, pattern join ÷ N single joins", 0.9, true);
+
+    public static readonly Goal DashboardSubscriptions = new("dashboard-subscriptions", "dashboard: the worker's nats-server subscriptions for a pattern join of N devices", 1, false, "subscriptions");
+
+    // Conflation to 4/s of 50/s should cut what a screen receives about 12-fold; a third of the unconflated bytes and
+    // CPU is a loose bound that still fails if conflation stops working.
+    public static readonly Goal ScreensBytes = new("screens-bytes", "trading screens: bytes received with maxRate ÷ unconflated", 0.33, false);
+
+    public static readonly Goal ScreensCpu = new("screens-cpu", "trading screens: worker CPU with maxRate ÷ unconflated", 0.75, false);
+
     public static IReadOnlyList<Goal> All { get; } =
-        [Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory, MessagePackPath];
+    [
+        Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory,
+        MessagePackPath, DashboardFirstScreen, DashboardDelivery, DashboardSubscriptions, ScreensBytes, ScreensCpu,
+    ];
 }

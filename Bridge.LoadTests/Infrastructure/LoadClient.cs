@@ -24,6 +24,7 @@ internal sealed class LoadClient : IAsyncDisposable
     private TestClient _client = null!;
     private long _messages;
     private long _joined;
+    private long _bytes;
 
     private LoadClient(LoadClientOptions options)
     {
@@ -37,6 +38,9 @@ internal sealed class LoadClient : IAsyncDisposable
     public Task FirstFrame => _client.FirstFrame;
 
     public long Joined => Interlocked.Read(ref _joined);
+
+    /// <summary>Bytes of every frame received (WebSocket payloads, without framing).</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
 
     /// <summary>The close code the server sent, if it closed the connection.</summary>
     public int? CloseStatus => _client.CloseStatus;
@@ -90,6 +94,7 @@ internal sealed class LoadClient : IAsyncDisposable
 
     private void OnFrame(ReadOnlyMemory<byte> frame, WebSocketMessageType type)
     {
+        Interlocked.Add(ref _bytes, frame.Length);
         if (type == WebSocketMessageType.Binary)
         {
             OnMessagePackFrame(frame);

@@ -39,11 +39,15 @@ internal static class Catalog
           msgpack-path   --publishers 4 --in-flight 50 --subscribers 1 --messages 20000 --rounds 3
                          MessagePack publish → receive: worker CPU per message, stored as JSON (before) vs as sent (after),
                          sides in turns (each side's median)
+          dashboard      --devices 5000 --rate 5000 --seconds 5                            pattern join vs N single joins with latest (same run)
+          screens        --instruments 1000 --per-instrument 50 --screens 200 --max-rate 4 --seconds 5
+                         trading screens on a pattern: maxRate vs unconflated (bytes, worker CPU, value age; same run)
           fanout, fanout-burst and sse-fanout also take --target (below); fanout-burst also --msgpack
         suites:
           smoke          short runs of the main scenarios with breakage thresholds (make load-smoke, part of make test)
           bench          peers, then the scenarios above at full size, then the goal table (results/goals-bench.md)
                          [peers options] [--no-peers] [--fail-on-goals: exit non-zero when a goal is missed]
+                         [--scenarios burst,resume,...: only these of the full-size scenarios]
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
                          --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
         """ + TargetOptions.Usage;
@@ -268,6 +272,27 @@ internal static class Catalog
                     }, configuration, perClient);
                 }
 
+            case "dashboard":
+                return new DashboardScenario(new ScenarioSpec("dashboard", "a dashboard of many device rooms: one pattern join vs single joins, with latest, same run")
+                {
+                    Duration = a.Seconds("--seconds", 5),
+                    Drain = a.Seconds("--drain", 30),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("single_missing"), Threshold.Zero("pattern_missing"), Threshold.AtMost("pattern_subscriptions", 1)],
+                    Command = command,
+                }, configuration, a.Int("--devices", 5000), a.Int("--rate", 5000));
+
+            case "screens":
+                return new ScreensScenario(new ScenarioSpec("screens", "trading screens on a pattern: conflated (maxRate) vs unconflated, same run")
+                {
+                    WarmUp = a.Seconds("--warmup", 1),
+                    Duration = a.Seconds("--seconds", 5),
+                    Drain = a.Seconds("--drain", 30),
+                    MaxTime = TimeSpan.FromMinutes(6),
+                    Thresholds = [Threshold.Zero("unconflated_closed"), Threshold.Zero("conflated_closed")],
+                    Command = command,
+                }, configuration, a.Int("--instruments", 1000), a.Int("--per-instrument", 50), a.Int("--screens", 200), a.Double("--max-rate", 4));
+
             default:
                 return null;
         }
@@ -309,8 +334,28 @@ internal static class Catalog
         Create("msgpack-path", new Args(["msgpack-path", "--publishers", "2", "--messages", "2000", "--rounds", "1"]), configuration)!,
     ];
 
-    /// <summary>The scenarios at full size (docs/benchmarks.md).</summary>
-    public static IReadOnlyList<IScenario> Bench(string configuration) =>
-        [.. new[] { "rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path" }
-            .Select(n => Create(n, new Args([n]), configuration)!)];
+    private static readonly string[] BenchScenarios =
+        ["rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path", "dashboard", "screens"];
+
+    /// <summary>
+    /// The scenarios at full size (docs/benchmarks.md); <paramref name="only"/>: a comma-separated subset of them
+    /// (<c>--scenarios</c>), in the suite's order.
+    /// </summary>
+    /// <exception cref="ArgumentException">A name in <paramref name="only"/> is not a bench scenario.</exception>
+    public static IReadOnlyList<IScenario> Bench(string configuration, string? only = null)
+    {
+        var names = BenchScenarios;
+        if (only is not null)
+        {
+            var asked = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (asked.FirstOrDefault(n => !BenchScenarios.Contains(n)) is { } unknown)
+            {
+                throw new ArgumentException($"--scenarios: '{unknown}' is not a bench scenario ({string.Join(", ", BenchScenarios)})");
+            }
+
+            names = [.. BenchScenarios.Where(asked.Contains)];
+        }
+
+        return [.. names.Select(n => Create(n, new Args([n]), configuration)!)];
+    }
 }

@@ -126,7 +126,8 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
     internal static async Task<long> ServerMemoryAsync(NatsServerProcess nats) =>
         (await nats.MonitorAsync("/varz"))["mem"]!.GetValue<long>();
 
-    private static async Task<long> WorkerSubscriptionsAsync(NatsServerProcess nats, string workerId)
+    /// <summary>The subscriptions the server holds for the worker's connections (their names carry its id).</summary>
+    internal static async Task<long> WorkerSubscriptionsAsync(NatsServerProcess nats, string workerId)
     {
         var connz = await nats.MonitorAsync("/connz?limit=1000");
         return connz["connections"]!.AsArray()

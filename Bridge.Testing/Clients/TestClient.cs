@@ -412,7 +412,17 @@ public sealed class TestClient : IAsyncDisposable
         var frames = new List<Frame>(count);
         while (frames.Count < count)
         {
-            frames.Add(await WaitForAsync(match, deadline - DateTime.UtcNow));
+            try
+            {
+                frames.Add(await WaitForAsync(match, deadline - DateTime.UtcNow));
+            }
+            catch (TimeoutException ex)
+            {
+                var seqs = frames.Select(f => f.Seq).ToList();
+                throw new TimeoutException(
+                    $"got {frames.Count} of {count} frames in time; the last seqs: {string.Join(",", seqs.TakeLast(10))}; " +
+                    $"out of order: {seqs.Zip(seqs.Skip(1)).Count(p => p.Second <= p.First)}", ex);
+            }
         }
 
         return frames;

@@ -142,8 +142,14 @@ public sealed class SseAndPollTests(NatsServerFixture nats) : IClassFixture<Nats
         Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.InvalidRoom), await Post($"/api/rooms/{room}/messages", "{\"type\":\"x\",\"room\":\"other\"}"));
         Assert.Equal((HttpStatusCode.RequestEntityTooLarge, ErrorCodes.BadFrame), await Post($"/api/rooms/{room}/messages", "{\"type\":\"x\",\"payload\":\"" + new string('x', 70_000) + "\"}"));
 
-        var badSse = await Http.GetAsync(new Uri(worker.HttpUrl, "/sse?rooms=a.*"));
-        Assert.Equal(HttpStatusCode.BadRequest, badSse.StatusCode);
+        // A malformed room pattern, and a well-formed one broader than MinPatternPrefixTokens allows (a.* is a pattern).
+        foreach (var (rooms, code) in new[] { ("a.%3E.b", ErrorCodes.InvalidRoom), ("a.*x", ErrorCodes.InvalidRoom), ("%3E", ErrorCodes.PatternTooBroad) })
+        {
+            using var badSse = await Http.GetAsync(new Uri(worker.HttpUrl, $"/sse?rooms={rooms}"));
+            Assert.Equal(HttpStatusCode.BadRequest, badSse.StatusCode);
+            Assert.Contains(code, await badSse.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         var badCursor = await Http.GetAsync(new Uri(worker.HttpUrl, $"/poll?rooms={room}&cursor=not-a-seq"));
         Assert.Equal(HttpStatusCode.BadRequest, badCursor.StatusCode);
     }

@@ -166,8 +166,35 @@ public sealed class StreamDirectGetTests(NatsServerFixture nats) : IClassFixture
         await Task.WhenAll(pending);
 
         var ex = await Assert.ThrowsAsync<NatsJSException>(() => DirectGet().GetLastManyAsync([Subject("wide.*")]));
+        var batch = await DirectGet().GetLastBatchAsync([Subject("wide.*")], 0, 0, 10, 0, CancellationToken.None);
 
         Assert.Contains("413", ex.Message, StringComparison.Ordinal);
+        Assert.True(batch.TooManySubjects);
+        Assert.Empty(batch.Messages);
+    }
+
+    [Fact]
+    public async Task A_last_messages_batch_reads_the_subjects_as_of_up_to_seq_leaves_out_those_not_after_seq_and_counts_what_follows()
+    {
+        await PublishAsync("lv.a", "a1");
+        var b = await PublishAsync("lv.b", "b1");
+        var c = await PublishAsync("lv.c", "c1");
+        var a = await PublishAsync("lv.a", "a2");
+        await PublishAsync("lv.d", "d1"); // after up_to_seq: not there yet
+        await PublishAsync("lv.a", "a3"); // likewise: a's last as of up_to_seq is a2
+
+        // b's last is not after b: left out. Of c and a (stream order), one per batch.
+        var first = await DirectGet().GetLastBatchAsync([Subject("lv.*")], b, a, 1, 0, CancellationToken.None);
+        var second = await DirectGet().GetLastBatchAsync([Subject("lv.*")], first.Messages[^1].Seq, a, 1, 0, CancellationToken.None);
+        var rest = await DirectGet().GetLastBatchAsync([Subject("lv.*")], second.Messages[^1].Seq, a, 1, 0, CancellationToken.None);
+
+        Assert.Equal([c], first.Messages.Select(m => m.Seq));
+        Assert.Equal(1UL, first.Pending);
+        Assert.Equal([a], second.Messages.Select(m => m.Seq));
+        Assert.Equal("a2", Encoding.UTF8.GetString(second.Messages[0].Data));
+        Assert.Equal(0UL, second.Pending);
+        Assert.Empty(rest.Messages);
+        Assert.False(first.TooManySubjects);
     }
 
     [Fact]

@@ -101,8 +101,14 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             var before = keys.Current.Select(k => k.KeyId).ToList();
 
             await File.WriteAllTextAsync(path, NextKeysOnly());
-            time.Advance(TimeSpan.FromMinutes(10));
-            await Eventually.TrueAsync(() => keys.Current.Any(k => k.KeyId == "rsa-1-next"), TimeSpan.FromSeconds(10),
+            // ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    time.Advance(TimeSpan.FromMinutes(10));
+                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
+                },
+                TimeSpan.FromSeconds(10),
                 "the key set was not reloaded when the fake clock passed the refresh interval");
 
             Assert.Contains("rsa-1", before);

@@ -127,7 +127,17 @@ public sealed class PermissionTests(NatsServerFixture nats) : IClassFixture<Nats
         await using var client = await ConnectAsync();
         await client.SendAsync(new() { ["type"] = MessageTypes.RoomJoin, ["room"] = room, ["id"] = "j" });
         var join = await client.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.RoomJoined);
-        Assert.Equal(ErrorCodes.InvalidRoom, join.ErrorCode);
+
+        // A well-formed room pattern is a join of every room it matches (§4): joined only when the grant (chat.>, and
+        // the user's own user.alice.>) covers all of them; too broad or beyond the grant is refused.
+        var expected = room switch
+        {
+            "chat.>" or "chat.*" or "user.alice.>" => MessageTypes.RoomJoined,
+            ">" or "*" => ErrorCodes.PatternTooBroad,
+            "user.*" or "user.>" => ErrorCodes.Forbidden,
+            _ => ErrorCodes.InvalidRoom,
+        };
+        Assert.Equal(expected, join.Type == MessageTypes.RoomJoined ? join.Type : join.ErrorCode);
 
         await client.PublishAsync(room, new { text = "escape" }, id: "p");
         var publish = await client.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);

@@ -141,7 +141,7 @@ public sealed class DispatchIsolationTests : IDisposable
 
         // A connection of that format is sent nothing for it, and stays open.
         var session = Session(new BrokenCodec());
-        Assert.True(session.TryDeliver(message)); // skipped counts as done: the member stays live
+        Assert.True(session.TryDeliver(message, message.Room, message.Seq)); // skipped counts as done: the member stays live
         Assert.Equal(0, session.Queue.Reader.Count);
         Assert.Null(session.CloseRequested);
     }
@@ -175,7 +175,7 @@ public sealed class DispatchIsolationTests : IDisposable
     public void A_connection_that_could_not_queue_a_message_is_closed_with_1011_so_its_client_resumes()
     {
         var session = Session(new BrokenCodec { FormatThrows = true });
-        Assert.ThrowsAny<InvalidOperationException>(() => session.TryDeliver(Message("{}"u8.ToArray())));
+        Assert.ThrowsAny<InvalidOperationException>(() => session.TryDeliver(Message("{}"u8.ToArray()), "r", 7));
         Assert.Equal(CloseCodes.InternalError, session.CloseRequested?.Code);
     }
 

@@ -98,7 +98,7 @@ internal sealed partial class LocalWorker
     public WorkerRooms Rooms(RoomPattern? pattern, int limit)
     {
         var matching = _rooms.Snapshot()
-            .Where(r => r.MemberCount > 0 && (pattern is null || pattern.Matches(r.Name)))
+            .Where(r => r.MemberCount > 0 && r.Pattern is null && (pattern is null || pattern.Matches(r.Name)))
             .OrderBy(r => r.Name, StringComparer.Ordinal)
             .Take(limit + 1)
             .Select(r => new LocalRoom(r.Name, r.MemberCount))

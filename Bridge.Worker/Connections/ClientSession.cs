@@ -77,14 +77,16 @@ internal sealed class ClientSession
     /// for this format at all (no frame) counts as sent: it is skipped (counted) for all its members of this format.
     /// Should anything here fail, the connection has missed the message: it is closed with 1011, so its client
     /// resumes from its own position (a gap is signalled, never silent), and the exception goes to the caller, which
-    /// goes on with the room's other members.
+    /// goes on with the room's other members. <paramref name="positionKey"/> is the room or pattern the member joined and
+    /// <paramref name="position"/> its position once this frame is written (SSE ids and poll cursors are made of them);
+    /// a null key advances no position (a latest value, sent before the join's position).
     /// </summary>
-    public bool TryDeliver(RoomMessage message)
+    public bool TryDeliver(RoomMessage message, string? positionKey, ulong position)
     {
         try
         {
             return message.GetFrame(Codec) is not { } frame ||
-                   Queue.TryEnqueueMessage(new OutboundFrame(frame, message.Type, message.Room, message.Seq, Math.Max(1, message.Timestamp)));
+                   Queue.TryEnqueueMessage(new OutboundFrame(frame, message.Type, positionKey, position, Math.Max(1, message.Timestamp)));
         }
         catch (Exception)
         {

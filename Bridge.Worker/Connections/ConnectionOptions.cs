@@ -55,8 +55,28 @@ internal sealed class ConnectionOptions
     /// </summary>
     public int MaxRoomsPerStream { get; set; } = 100;
 
-    /// <summary>Rooms one connection may be in at once.</summary>
+    /// <summary>Rooms one connection may be in at once (its room patterns count too).</summary>
     public int MaxRoomsPerConnection { get; set; } = 1000;
+
+    /// <summary>
+    /// Room patterns (joins with wildcards, e.g. <c>devices.site-3.&gt;</c>) one connection may be in at once. Each is one
+    /// NATS subscription on the worker whatever the number of rooms it matches; its gap fills and catch-ups read the
+    /// stream with a wildcard filter.
+    /// </summary>
+    public int MaxPatternsPerConnection { get; set; } = 16;
+
+    /// <summary>
+    /// Literal tokens a joined pattern must start with before its first wildcard. The default 1 refuses a bare
+    /// <c>&gt;</c> or <c>*</c> (every room of the stream) and <c>*.x</c>, and allows <c>devices.&gt;</c>; 0 allows any
+    /// pattern the token grants. A broader pattern gets <c>pattern_too_broad</c>.
+    /// </summary>
+    public int MinPatternPrefixTokens { get; set; } = 1;
+
+    /// <summary>
+    /// Rooms one join with <c>latest</c> may return the last message of: a pattern matching more rooms (that have
+    /// stored messages) is refused with <c>too_many_rooms</c>, and nothing is joined.
+    /// </summary>
+    public int MaxLatestRooms { get; set; } = 10_000;
 
     /// <summary>How long a closing connection waits for its close frame to be written and answered before it is aborted.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
@@ -118,6 +138,22 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.MaxRoomsPerConnection < 1)
         {
             failures.Add("Bridge:Connections:MaxRoomsPerConnection must be at least 1.");
+        }
+
+        if (o.MaxPatternsPerConnection < 0 || o.MaxPatternsPerConnection > o.MaxRoomsPerConnection)
+        {
+            failures.Add("Bridge:Connections:MaxPatternsPerConnection must be between 0 (no pattern joins) and MaxRoomsPerConnection.");
+        }
+
+        if (o.MinPatternPrefixTokens is < 0 or > Contracts.RoomName.MaxTokens - 1)
+        {
+            failures.Add($"Bridge:Connections:MinPatternPrefixTokens must be between 0 and {Contracts.RoomName.MaxTokens - 1}.");
+        }
+
+        if (o.MaxLatestRooms is < 1 or > 100_000)
+        {
+            // 100,000: the subjects one stream-info page lists (nats-server), the one read that counts a pattern's rooms.
+            failures.Add("Bridge:Connections:MaxLatestRooms must be between 1 and 100000.");
         }
 
         if (o.PollMaxMessages < 1 || o.PollTimeout <= TimeSpan.Zero || o.SseHeartbeatInterval <= TimeSpan.Zero || o.SseRetry <= TimeSpan.Zero)

@@ -3,8 +3,10 @@ namespace Bridge.Worker.Connections;
 /// <summary>
 /// A frame queued for a connection: the encoded bytes (shared by every receiver of a room message) plus what a
 /// transport needs to frame it. <see cref="Room"/> and <see cref="Seq"/> are set when the frame advances the
-/// connection's position in a room (a room message, or <c>room.joined</c>): SSE and long-poll build their
-/// resume ids from them. <see cref="Truncated"/> is a <c>room.joined</c> that reports a gap (long-poll lists its room).
+/// connection's position in a room or pattern it joined (a room message, or <c>room.joined</c>): SSE and long-poll build
+/// their resume ids from them. For a pattern's message, <see cref="Room"/> is the pattern (the message's own room is in
+/// its bytes). <see cref="Truncated"/> is a
+/// <c>room.joined</c> that reports a gap (long-poll lists its room).
 /// </summary>
 internal readonly record struct OutboundFrame(byte[] Bytes, string Type, string? Room = null, ulong Seq = 0, long Timestamp = 0, bool Truncated = false)
 {

@@ -6,30 +6,35 @@ using Microsoft.Extensions.Options;
 namespace Bridge.Worker.Connections;
 
 /// <summary>
-/// Joins a connection (of any transport) to a room. Without <c>since</c> the connection is live from now on. With
-/// it, the room's stored messages after <c>since</c> are read from the stream first, then the connection switches
-/// to the live feed with no gap and no duplicate at the seam (<see cref="RoomReader"/>). Each join runs beside the
-/// connection's receive loop, so one room's replay never holds up the connection's other rooms.
+/// Joins a connection (of any transport) to a room or room pattern. Without <c>since</c> the connection is live from
+/// now on. With it, the stored messages after <c>since</c> are read from the stream first, then the connection switches
+/// to the live feed with no gap and no duplicate at the seam (<see cref="RoomReader"/>). With <c>latest</c>, the newest
+/// message of each room comes first; with <c>maxRate</c>, the member is conflated (<see cref="Conflater"/>). Each join
+/// runs beside the connection's receive loop, so one room's replay never holds up the connection's other rooms.
 /// </summary>
 internal sealed partial class RoomJoiner(
     RoomRegistry rooms, RoomReader reader, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
 {
     /// <summary>Starts a join; answers <c>room.joined</c> (or an error) on the session when done.</summary>
-    public async ValueTask StartJoinAsync(ClientSession session, string name, ulong? since, string? reference, CancellationToken cancellationToken)
+    public async ValueTask StartJoinAsync(ClientSession session, string name, JoinOptions join, string? reference, CancellationToken cancellationToken)
     {
-        var membership = new RoomMembership(session, name, reader);
-        switch (session.Rooms.TryAdd(membership, options.Value.MaxRoomsPerConnection, out var existing))
+        var o = options.Value;
+        var membership = new RoomMembership(session, name, reader, join);
+        switch (session.Rooms.TryAdd(membership, o.MaxRoomsPerConnection, o.MaxPatternsPerConnection, out var existing))
         {
             case AddResult.AlreadyIn:
                 // Already in: answers with its position; a join in flight answers itself.
                 existing!.AnswerAgain();
                 return;
             case AddResult.TooManyRooms:
-                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {options.Value.MaxRoomsPerConnection} rooms", reference);
+                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxRoomsPerConnection} rooms", reference);
+                return;
+            case AddResult.TooManyPatterns:
+                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxPatternsPerConnection} room patterns", reference);
                 return;
         }
 
-        await session.StartBackgroundAsync(ct => JoinAsync(membership, since, reference, ct), cancellationToken);
+        await session.StartBackgroundAsync(ct => JoinAsync(membership, reference, ct), cancellationToken);
     }
 
     /// <summary>
@@ -37,14 +42,14 @@ internal sealed partial class RoomJoiner(
     /// the joins wait for the session's request slots in the background while the caller already drains the
     /// queue; waiting here would deadlock once replays fill the queue that nobody reads yet.
     /// </summary>
-    public Task StartJoinsAsync(ClientSession session, IReadOnlyList<string> names, IReadOnlyDictionary<string, ulong> positions) =>
+    public Task StartJoinsAsync(ClientSession session, IReadOnlyList<string> names, IReadOnlyDictionary<string, ulong> positions, JoinOptions join) =>
         Task.Run(async () =>
         {
             try
             {
                 foreach (var name in names)
                 {
-                    await StartJoinAsync(session, name, positions.TryGetValue(name, out var p) ? p : null, null, session.Closing);
+                    await StartJoinAsync(session, name, join with { Since = positions.TryGetValue(name, out var p) ? p : null }, null, session.Closing);
                 }
             }
             catch (OperationCanceledException) when (session.Closing.IsCancellationRequested)
@@ -52,10 +57,11 @@ internal sealed partial class RoomJoiner(
             }
         });
 
-    private async Task JoinAsync(RoomMembership membership, ulong? since, string? reference, CancellationToken cancellationToken)
+    private async Task JoinAsync(RoomMembership membership, string? reference, CancellationToken cancellationToken)
     {
         var session = membership.Session;
         var name = membership.RoomName;
+        var since = membership.Options.Since;
         try
         {
             var room = await rooms.JoinAsync(name, membership, cancellationToken);
@@ -65,7 +71,7 @@ internal sealed partial class RoomJoiner(
                 return;
             }
 
-            if (await reader.JoinAsync(membership, room, since, cancellationToken) is not { } joined)
+            if (await reader.JoinAsync(membership, room, cancellationToken) is not { } joined)
             {
                 return; // left while joining
             }
@@ -80,6 +86,13 @@ internal sealed partial class RoomJoiner(
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The connection is closing; its clean-up leaves the room.
+        }
+        catch (LatestLimitException ex)
+        {
+            await session.Rooms.LeaveAsync(membership);
+            session.SendError(
+                ErrorCodes.TooManyRooms,
+                $"latest on '{name}' would return more than {ex.Max} rooms; join a narrower pattern, or without latest", reference);
         }
         catch (Exception ex)
         {

@@ -20,33 +20,125 @@ internal enum MemberState
 }
 
 /// <summary>
-/// One connection's place in one room, and the one owner of its position there (the seq of the last message of
-/// the room it was sent). A small state machine: a member reads the room from the stream (<see cref="MemberState.Reading"/>)
-/// until it reaches the room's seam, holds the live messages after the seam while it reads the rest
-/// (<see cref="MemberState.Holding"/>), then goes <see cref="MemberState.Live"/>. A live member whose send queue is at
-/// its high-water mark does not take the message: it goes back to reading from its position, and the live dispatch
-/// never waits for it nor keeps its frames. A hold that overflows (the member is still slower than the room) also
-/// goes back to reading. Joining with <c>since</c> and catching up are the same path (<see cref="RoomReader"/>).
+/// One connection's place in one room (or room pattern), and the one owner of its position there (the seq of the last
+/// message of the room it was sent; for a pattern, of any of its rooms). A small state machine: a member reads the room
+/// from the stream (<see cref="MemberState.Reading"/>) until it reaches the room's seam, holds the live messages after the
+/// seam while it reads the rest (<see cref="MemberState.Holding"/>), then goes <see cref="MemberState.Live"/>. A live
+/// member whose send queue is at its high-water mark does not take the message: it goes back to reading from its
+/// position, and the live dispatch never waits for it nor keeps its frames. A hold that overflows (the member is still
+/// slower than the room) also goes back to reading. Joining with <c>since</c> and catching up are the same path
+/// (<see cref="RoomReader"/>).
 /// </summary>
-internal sealed class RoomMembership(ClientSession session, string room, RoomReader reader) : IRoomMember
+/// <remarks>
+/// <para>
+/// A member joined with <c>maxRate</c> is conflated instead: its held and live messages go through its
+/// <see cref="Conflater"/> (the newest per room, at most that rate), it never falls behind and never reads the stream;
+/// the unconflated path does not look at it beyond one null check.
+/// </para>
+/// <para>
+/// Overlapping joins of one connection (a room and a pattern matching it, or two patterns that share rooms) share an
+/// <see cref="OverlapGroup"/>: a message is sent once, by whichever member reaches it first. Each member has processed
+/// every message of its rooms in (<see cref="Start"/>, <see cref="Position"/>]: sent it, or skipped it because another
+/// had sent it. So a member skips a message when another (unconflated) member of the group has it in that range, the
+/// check and the send taken under the group's lock.
+/// </para>
+/// </remarks>
+internal sealed class RoomMembership : IRoomMember
 {
     private readonly Lock _gate = new();
+    private readonly RoomReader _reader;
+    private readonly Conflater? _conflater;
     private MemberState _state;
     private List<RoomMessage>? _held;
     private long _heldBytes;
     private Room? _room;
     private bool _behind;
     private bool _answered;
+    private ulong _position;
+    private ulong _start = ulong.MaxValue;
+    private OverlapGroup? _overlaps;
 
-    public ClientSession Session { get; } = session;
+    public RoomMembership(ClientSession session, string room, RoomReader reader, JoinOptions options = default)
+    {
+        Session = session;
+        RoomName = room;
+        _reader = reader;
+        Options = options;
+        Pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var pattern) ? pattern : null;
+        if (options.MaxRate is { } rate)
+        {
+            _conflater = new Conflater(rate, reader.Time, _gate, SendConflated);
+        }
+    }
 
-    public string RoomName { get; } = room;
+    public ClientSession Session { get; }
+
+    /// <summary>The room, or the pattern, joined.</summary>
+    public string RoomName { get; }
+
+    /// <summary>The pattern, when a pattern was joined; null for a room.</summary>
+    public Security.RoomPattern? Pattern { get; }
+
+    /// <summary>What the join asked for besides its room.</summary>
+    public JoinOptions Options { get; }
+
+    /// <summary>True for a <c>maxRate</c> join.</summary>
+    public bool IsConflated => _conflater is not null;
 
     /// <summary>The room, once the join reached it.</summary>
     public Room? Room => Volatile.Read(ref _room);
 
-    /// <summary>The seq of the last message of the room this connection was sent (or of its <c>room.joined</c>).</summary>
-    public ulong Position { get; private set; }
+    /// <summary>
+    /// The seq of the last message of the room this connection was sent (or of its <c>room.joined</c>). A conflated
+    /// member's: every message up to it was sent or replaced by a newer one of its room that was (<see cref="Conflater"/>).
+    /// </summary>
+    public ulong Position
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return CurrentPosition;
+            }
+        }
+    }
+
+    private ulong CurrentPosition => _conflater is { } c ? Math.Max(_position, c.Position) : _position;
+
+    /// <summary>
+    /// Below the first message this member processes: its <c>since</c>, or its position when it went live without one
+    /// (nothing before it is its to send). Read by its <see cref="OverlapGroup"/> under the group's lock.
+    /// </summary>
+    internal ulong Start => _start;
+
+    /// <summary>The last seq processed, read by its <see cref="OverlapGroup"/> under the group's lock.</summary>
+    internal ulong ProcessedUpTo => _position;
+
+    /// <summary>True when <paramref name="room"/> is (one of) this member's room(s).</summary>
+    public bool Covers(string room) => Pattern?.Matches(room) ?? string.Equals(room, RoomName, StringComparison.Ordinal);
+
+    /// <summary>True when some room is both this member's and <paramref name="other"/>'s.</summary>
+    public bool Overlaps(RoomMembership other) =>
+        (Pattern, other.Pattern) switch
+        {
+            (null, null) => string.Equals(RoomName, other.RoomName, StringComparison.Ordinal),
+            (null, { } theirs) => theirs.Matches(RoomName),
+            ({ } mine, null) => mine.Matches(other.RoomName),
+            ({ } mine, { } theirs) => mine.Overlaps(theirs),
+        };
+
+    /// <summary>Puts this member in <paramref name="group"/> (another member of the connection overlaps it).</summary>
+    internal void JoinGroup(OverlapGroup group)
+    {
+        lock (_gate)
+        {
+            lock (group.Gate)
+            {
+                _overlaps = group;
+                group.Add(this);
+            }
+        }
+    }
 
     public MemberState State
     {
@@ -85,7 +177,12 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                 return false;
             }
 
-            Position = position;
+            SetPosition(position);
+            if (Options.Since is { } since && !IsConflated)
+            {
+                SetStart(since); // a resume processes what follows since
+            }
+
             Volatile.Write(ref _room, room);
             return true;
         }
@@ -96,19 +193,29 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
         // The lock orders a delivery against the seam, activation and close; uncontended except during those.
         lock (_gate)
         {
+            if (_conflater is { } conflater)
+            {
+                // Held (joining, not active yet) or sent at the rate: never behind.
+                if (_state is MemberState.Live or MemberState.Holding)
+                {
+                    conflater.Offer(message);
+                }
+
+                return;
+            }
+
             switch (_state)
             {
                 case MemberState.Live:
                     // The position only moves forward: a message at or below it (re-dispatched by a gap fill) is
                     // never sent twice.
-                    if (message.Seq <= Position)
+                    if (message.Seq <= _position)
                     {
                         return;
                     }
 
-                    if (Session.TryDeliver(message))
+                    if (TrySend(message))
                     {
-                        Position = message.Seq;
                         return;
                     }
 
@@ -129,12 +236,84 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
             }
         }
 
-        reader.StartCatchUp(this);
+        _reader.StartCatchUp(this);
+    }
+
+    /// <summary>
+    /// Called under the lock: queues <paramref name="message"/> and moves the position to it; false when the queue has no
+    /// room. A message another member of an overlapping join already sent is not sent again (it counts as sent).
+    /// </summary>
+    private bool TrySend(RoomMessage message)
+    {
+        if (_overlaps is not { } group)
+        {
+            if (!Session.TryDeliver(message, RoomName, message.Seq))
+            {
+                return false;
+            }
+
+            _position = message.Seq;
+            return true;
+        }
+
+        lock (group.Gate)
+        {
+            if (!group.SentByAnother(this, message) && !Session.TryDeliver(message, RoomName, message.Seq))
+            {
+                return false;
+            }
+
+            _position = message.Seq;
+            return true;
+        }
+    }
+
+    /// <summary>The conflater's send (called under the lock): the frame carries the member's position once it is sent.</summary>
+    private bool SendConflated(RoomMessage message, ulong position)
+    {
+        position = Math.Max(_position, position);
+        if (_overlaps is not { } group)
+        {
+            return Session.TryDeliver(message, RoomName, position);
+        }
+
+        lock (group.Gate)
+        {
+            return group.SentByAnother(this, message) || Session.TryDeliver(message, RoomName, position);
+        }
+    }
+
+    private void SetPosition(ulong position)
+    {
+        if (_overlaps is not { } group)
+        {
+            _position = position;
+            return;
+        }
+
+        lock (group.Gate)
+        {
+            _position = position;
+        }
+    }
+
+    private void SetStart(ulong start)
+    {
+        if (_overlaps is not { } group)
+        {
+            _start = start;
+            return;
+        }
+
+        lock (group.Gate)
+        {
+            _start = start;
+        }
     }
 
     private void Hold(RoomMessage message)
     {
-        if (_held!.Count >= reader.HoldCapacity || _heldBytes >= reader.HoldBytes)
+        if (_held!.Count >= _reader.HoldCapacity || _heldBytes >= _reader.HoldBytes)
         {
             // Still slower than the room: drop the hold and read again (the stream has all of it).
             _state = MemberState.Reading;
@@ -170,18 +349,47 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                 return ReadResult.Closed;
             }
 
-            if (message.Seq <= Position)
+            if (message.Seq <= _position)
             {
                 return ReadResult.Sent;
             }
 
-            if (!Session.TryDeliver(message))
+            return TrySend(message) ? ReadResult.Sent : ReadResult.Full;
+        }
+    }
+
+    /// <summary>
+    /// Queues the last stored message of one of the member's rooms (a join with <c>latest</c>), before its
+    /// <c>room.joined</c>: no position moves (the join's position is its seam, after every such message).
+    /// </summary>
+    public ReadResult DeliverLatest(RoomMessage message)
+    {
+        lock (_gate)
+        {
+            if (_state == MemberState.Closed)
             {
-                return ReadResult.Full;
+                return ReadResult.Closed;
             }
 
-            Position = message.Seq;
-            return ReadResult.Sent;
+            bool sent;
+            if (_overlaps is { } group)
+            {
+                lock (group.Gate)
+                {
+                    sent = group.SentByAnother(this, message) || Session.TryDeliver(message, null, 0);
+                }
+            }
+            else
+            {
+                sent = Session.TryDeliver(message, null, 0);
+            }
+
+            if (sent)
+            {
+                _conflater?.Sent(message.Room);
+            }
+
+            return sent ? ReadResult.Sent : ReadResult.Full;
         }
     }
 
@@ -190,9 +398,9 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
     {
         lock (_gate)
         {
-            if (_state != MemberState.Closed && position > Position)
+            if (_state != MemberState.Closed && position > _position)
             {
-                Position = position;
+                SetPosition(position);
             }
         }
     }
@@ -219,7 +427,7 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
         {
             if (_answered && _state != MemberState.Closed)
             {
-                Session.Send(ControlFrames.RoomJoined(RoomName, Position, 0, false));
+                Session.Send(ControlFrames.RoomJoined(RoomName, CurrentPosition, 0, false));
             }
         }
     }
@@ -239,11 +447,24 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
                 return false;
             }
 
-            Position = position;
+            SetPosition(position);
+            if (_start == ulong.MaxValue)
+            {
+                SetStart(position); // joined live: what follows the seam is this member's
+            }
+
             if (joined is not null)
             {
                 Session.Send(joined);
                 _answered = true;
+            }
+
+            if (_conflater is { } conflater)
+            {
+                // What it held is pending in the conflater: sent now as the rate allows, then live. Never behind.
+                _state = MemberState.Live;
+                conflater.Activate();
+                return true;
             }
 
             if (_state != MemberState.Holding)
@@ -254,20 +475,18 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
 
             foreach (var message in _held!)
             {
-                if (message.Seq <= Position)
+                if (message.Seq <= _position)
                 {
                     continue;
                 }
 
-                if (!Session.TryDeliver(message))
+                if (!TrySend(message))
                 {
                     _state = MemberState.Reading;
                     _held = null;
                     SetBehind();
                     return false;
                 }
-
-                Position = message.Seq;
             }
 
             _held = null;
@@ -275,7 +494,7 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
             if (_behind)
             {
                 _behind = false;
-                reader.CaughtUp(this);
+                _reader.CaughtUp(this);
             }
 
             return true;
@@ -297,10 +516,19 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
 
             _state = MemberState.Closed;
             _held = null;
+            _conflater?.Dispose();
+            if (_overlaps is { } group)
+            {
+                lock (group.Gate)
+                {
+                    group.Remove(this);
+                }
+            }
+
             if (_behind)
             {
                 _behind = false;
-                reader.CaughtUp(this);
+                _reader.CaughtUp(this);
             }
 
             return Volatile.Read(ref _room);
@@ -312,7 +540,7 @@ internal sealed class RoomMembership(ClientSession session, string room, RoomRea
         if (!_behind)
         {
             _behind = true;
-            reader.FellBehind(this);
+            _reader.FellBehind(this);
         }
     }
 }

@@ -32,6 +32,7 @@ internal sealed partial class RoomReader
     private readonly TimeProvider _time;
     private readonly ILogger<RoomReader> _logger;
     private readonly SemaphoreSlim _reads;
+    private readonly int _maxLatestRooms;
     private int _behind;
 
     public RoomReader(IRoomLog log, BridgeMetrics metrics, IOptions<ConnectionOptions> options, TimeProvider time, ILogger<RoomReader> logger)
@@ -44,8 +45,12 @@ internal sealed partial class RoomReader
         _reads = new SemaphoreSlim(o.MaxConcurrentStreamReads, o.MaxConcurrentStreamReads);
         HoldCapacity = o.JoinBufferCapacity;
         HoldBytes = o.SendQueueMaxBytes;
+        _maxLatestRooms = o.MaxLatestRooms;
         metrics.ObserveLaggingMembers(() => Behind);
     }
+
+    /// <summary>The clock of members' retries and of conflated members' intervals.</summary>
+    public TimeProvider Time => _time;
 
     /// <summary>Live messages a member holds past the seam before it gives up and reads again.</summary>
     public int HoldCapacity { get; }
@@ -58,12 +63,24 @@ internal sealed partial class RoomReader
 
     /// <summary>
     /// Joins <paramref name="member"/> (attached to <paramref name="room"/> at its <c>since</c>, or at 0 to join live):
-    /// reads the room from <paramref name="since"/> if given, sends <c>room.joined</c> at the first seam, and goes live
-    /// (or, when it is slower than the room, goes on reading until it is). Returns once <c>room.joined</c> is queued;
-    /// a failure before that is thrown (the caller answers <c>unavailable</c>), a failure after it is retried.
+    /// reads the room from its <c>since</c> if given, sends <c>room.joined</c> at the first seam, and goes live
+    /// (or, when it is slower than the room, goes on reading until it is). With <c>latest</c> (or conflated with
+    /// <c>since</c>), it takes the seam first and sends the newest message of each room up to it instead of reading.
+    /// Returns once <c>room.joined</c> is queued; a failure before that is thrown (the caller answers <c>unavailable</c>,
+    /// or <c>too_many_rooms</c> for a <see cref="LatestLimitException"/>), a failure after it is retried.
     /// </summary>
-    public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, ulong? since, CancellationToken cancellationToken)
+    public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, CancellationToken cancellationToken)
     {
+        // A resume is a resume (§5: every message after since): latest applies to a join without since. A conflated
+        // member never reads the stream: its since asks for each room's newest message after it instead.
+        var options = member.Options;
+        if (member.IsConflated ? options.Latest || options.Since is not null : options.Latest && options.Since is null)
+        {
+            return await JoinWithLatestAsync(member, room, cancellationToken);
+        }
+
+        // A conflated member never reads the stream: without since or latest, it joins live.
+        var since = member.IsConflated ? null : options.Since;
         var join = new Progress(isJoin: true, since);
         bool live;
         try
@@ -86,7 +103,87 @@ internal sealed partial class RoomReader
             StartCatchUp(member);
         }
 
-        return new JoinResult(join.Position, join.Replayed, join.Truncated);
+        return new JoinResult(join.Position, join.Replayed, join.Truncated, Latest: null);
+    }
+
+    /// <summary>
+    /// A join with <c>latest</c>: the seam first (live messages after it are held, or pending in a conflated member), then
+    /// the newest message of each room up to the seam (after <c>since</c> for a conflated resume: what it missed, newest
+    /// per room), paced by the member's queue, then <c>room.joined</c> at the seam and live. Nothing is read twice and
+    /// nothing falls between the latest values and the live messages: every message after the seam is held.
+    /// </summary>
+    private async Task<JoinResult?> JoinWithLatestAsync(RoomMembership member, Room room, CancellationToken cancellationToken)
+    {
+        var options = member.Options;
+        var seam = await room.Sequence.SeamAsync(member, cancellationToken);
+        // Latest: every room's newest up to the seam; a conflated resume: only those after its since.
+        var after = options.Latest ? 0 : options.Since ?? 0;
+        var sent = 0;
+        await _reads.WaitAsync(cancellationToken);
+        ILatestPages pages;
+        try
+        {
+            pages = await _log.ReadLatestEachAsync(room.Name, after, seam, _maxLatestRooms, cancellationToken);
+        }
+        finally
+        {
+            _reads.Release();
+        }
+
+        var queue = member.Session.Queue;
+        var page = (IReadOnlyList<RoomMessage>)[];
+        var next = 0;
+        while (true)
+        {
+            if (next == page.Count)
+            {
+                await queue.WaitForHeadroomAsync(cancellationToken);
+                var (frames, bytes) = queue.RoomForMessages;
+                await _reads.WaitAsync(cancellationToken);
+                try
+                {
+                    page = await pages.NextAsync(new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), cancellationToken);
+                }
+                finally
+                {
+                    _reads.Release();
+                }
+
+                next = 0;
+                if (page.Count == 0)
+                {
+                    break;
+                }
+            }
+
+            switch (member.DeliverLatest(page[next]))
+            {
+                case ReadResult.Closed:
+                    return null;
+                case ReadResult.Full:
+                    await queue.WaitForHeadroomAsync(cancellationToken);
+                    continue;
+            }
+
+            next++;
+            sent++;
+        }
+
+        _metrics.LatestSent(sent);
+        var position = Math.Max(member.Position, seam);
+        var joined = ControlFrames.RoomJoined(room.Name, position, 0, false, latest: sent);
+        if (!member.Activate(joined, position))
+        {
+            if (member.State == MemberState.Closed)
+            {
+                return null;
+            }
+
+            // The hold overflowed while the latest values went out: read on from the seam, as a member behind does.
+            StartCatchUp(member);
+        }
+
+        return new JoinResult(position, 0, false, sent);
     }
 
     /// <summary>Starts reading for a member that fell behind; never waits (called from the live dispatch).</summary>
@@ -365,4 +462,4 @@ internal sealed partial class RoomReader
 }
 
 /// <summary>What <c>room.joined</c> said: the position, messages replayed before it, and whether retention cut the resume short.</summary>
-internal sealed record JoinResult(ulong Position, int Replayed, bool Truncated);
+internal sealed record JoinResult(ulong Position, int Replayed, bool Truncated, int? Latest);

@@ -3,7 +3,7 @@ using Bridge.Worker.Protocol;
 namespace Bridge.Worker.Connections;
 
 /// <summary>
-/// The rooms of one connection, joined or joining: the one owner of that table. Joining adds a membership here,
+/// The rooms and room patterns of one connection, joined or joining: the one owner of that table. Joining adds a membership here,
 /// and leaving a room (asked by the client, refused by a refreshed token, a failed join, the connection closing)
 /// is this one path: out of the table, the membership closed, out of the room.
 /// </summary>
@@ -14,6 +14,8 @@ internal sealed class SessionRooms
     // WebSocket).
     private readonly Lock _gate = new();
     private Dictionary<string, RoomMembership>? _rooms;
+    private OverlapGroup? _overlaps;
+    private int _patterns;
 
     /// <summary>Rooms joined or joining.</summary>
     public int Count
@@ -48,8 +50,12 @@ internal sealed class SessionRooms
         }
     }
 
-    /// <summary>Adds a membership for a join, unless the connection is already in (or joining) its room, or in <paramref name="maxRooms"/> rooms.</summary>
-    public AddResult TryAdd(RoomMembership membership, int maxRooms, out RoomMembership? existing)
+    /// <summary>
+    /// Adds a membership for a join, unless the connection is already in (or joining) its room or pattern, or in
+    /// <paramref name="maxRooms"/> rooms and patterns, or (for a pattern) in <paramref name="maxPatterns"/> patterns. A
+    /// membership that overlaps another of the connection's shares their <see cref="OverlapGroup"/> from now on.
+    /// </summary>
+    public AddResult TryAdd(RoomMembership membership, int maxRooms, int maxPatterns, out RoomMembership? existing)
     {
         lock (_gate)
         {
@@ -64,8 +70,41 @@ internal sealed class SessionRooms
                 return AddResult.TooManyRooms;
             }
 
+            if (membership.Pattern is not null && _patterns >= maxPatterns)
+            {
+                return AddResult.TooManyPatterns;
+            }
+
+            // Only a connection with a pattern can have overlapping joins (two rooms never overlap).
+            if (_patterns > 0 || membership.Pattern is not null)
+            {
+                foreach (var other in _rooms.Values)
+                {
+                    if (other.Overlaps(membership))
+                    {
+                        _overlaps ??= new OverlapGroup();
+                        other.JoinGroup(_overlaps);
+                        membership.JoinGroup(_overlaps);
+                    }
+                }
+            }
+
             _rooms.Add(membership.RoomName, membership);
+            if (membership.Pattern is not null)
+            {
+                _patterns++;
+            }
+
             return AddResult.Added;
+        }
+    }
+
+    /// <summary>Called under the lock when a membership leaves the table.</summary>
+    private void Removed(RoomMembership membership)
+    {
+        if (membership.Pattern is not null)
+        {
+            _patterns--;
         }
     }
 
@@ -79,6 +118,8 @@ internal sealed class SessionRooms
             {
                 return false;
             }
+
+            Removed(membership);
         }
 
         await CloseAndLeaveAsync(membership);
@@ -93,6 +134,7 @@ internal sealed class SessionRooms
             if (_rooms is not null && _rooms.TryGetValue(membership.RoomName, out var current) && ReferenceEquals(current, membership))
             {
                 _rooms.Remove(membership.RoomName);
+                Removed(membership);
             }
         }
 
@@ -119,6 +161,7 @@ internal sealed class SessionRooms
             foreach (var membership in revoked)
             {
                 _rooms!.Remove(membership.RoomName);
+                Removed(membership);
             }
         }
 
@@ -139,6 +182,7 @@ internal sealed class SessionRooms
         {
             all = _rooms is null ? [] : [.. _rooms.Values];
             _rooms = null;
+            _patterns = 0;
         }
 
         foreach (var membership in all)
@@ -164,4 +208,5 @@ internal enum AddResult
     Added,
     AlreadyIn,
     TooManyRooms,
+    TooManyPatterns,
 }

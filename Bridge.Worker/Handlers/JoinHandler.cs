@@ -7,8 +7,10 @@ using Microsoft.Extensions.Options;
 namespace Bridge.Worker.Handlers;
 
 /// <summary>
-/// <c>room.join {room, payload: {since}}</c>, or many rooms at once with <c>payload: {rooms: [{room, since}]}</c>.
-/// The join itself (replay and seam) is <see cref="RoomJoiner"/>'s.
+/// <c>room.join {room, payload: {since, latest, maxRate}}</c>, or many at once with
+/// <c>payload: {rooms: [{room, since, latest, maxRate}]}</c>. <c>room</c> is a room or a room pattern
+/// (<c>devices.site-3.&gt;</c>). Everything a client sends is checked here, into a <see cref="JoinOptions"/>; the join itself
+/// (replay, latest values, seam, conflation) is <see cref="RoomJoiner"/>'s.
 /// </summary>
 internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions> options) : IFrameHandler
 {
@@ -16,7 +18,7 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
-        foreach (var (name, since) in ReadRequests(session, frame))
+        foreach (var (name, join) in ReadRequests(session, frame))
         {
             if (!session.Identity.MayJoin(name))
             {
@@ -24,29 +26,30 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
                 continue;
             }
 
-            await joiner.StartJoinAsync(session, name, since, frame.Id, cancellationToken);
+            await joiner.StartJoinAsync(session, name, join, frame.Id, cancellationToken);
         }
     }
 
-    private List<(string Room, ulong? Since)> ReadRequests(ClientSession session, InboundFrame frame)
+    private List<(string Room, JoinOptions Options)> ReadRequests(ClientSession session, InboundFrame frame)
     {
-        var requests = new List<(string, ulong?)>();
+        var requests = new List<(string, JoinOptions)>();
         using var args = PayloadArgs.Parse(frame);
         var root = args?.RootElement;
         if (frame.Room is not null || root is null || !root.Value.TryGetProperty("rooms", out var list))
         {
-            if (RoomFrames.RequireRoom(session, frame) is not { } name)
+            if (RoomFrames.CheckJoinName(frame.Room, options.Value.MinPatternPrefixTokens) is { } refused)
             {
+                session.SendError(refused.Code, refused.Message, frame.Id);
                 return requests;
             }
 
-            if (!PayloadArgs.TryGetUInt64(root, "since", out var since))
+            if (ReadOptions(root, "") is { } bad)
             {
-                session.SendError(ErrorCodes.InvalidArgument, "since must be a non-negative integer (a seq)", frame.Id);
+                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id);
                 return requests;
             }
 
-            requests.Add((name, since));
+            requests.Add((frame.Room!, Options(root)));
             return requests;
         }
 
@@ -72,22 +75,50 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
             var name = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("room", out var r) && r.ValueKind == JsonValueKind.String
                 ? r.GetString()
                 : null;
-            if (!RoomName.IsValid(name))
+            if (RoomFrames.CheckJoinName(name, options.Value.MinPatternPrefixTokens) is { } refused)
             {
                 // The entry is named by its index, not echoed: client text does not go back into error messages.
-                session.SendError(ErrorCodes.InvalidRoom, $"rooms[{index}] has no valid room; {RoomFrames.InvalidRoomMessage}", frame.Id);
+                var code = refused.Code == ErrorCodes.MissingField ? ErrorCodes.InvalidRoom : refused.Code;
+                session.SendError(code, $"rooms[{index}] has no valid room; {refused.Message}", frame.Id);
                 continue;
             }
 
-            if (!PayloadArgs.TryGetUInt64(item, "since", out var since))
+            if (ReadOptions(item, $" of room '{name}'") is { } bad)
             {
-                session.SendError(ErrorCodes.InvalidArgument, $"since of room '{name}' must be a non-negative integer", frame.Id);
+                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id);
                 continue;
             }
 
-            requests.Add((name!, since));
+            requests.Add((name!, Options(item)));
         }
 
         return requests;
+    }
+
+    /// <summary>Why the join's arguments are refused (<paramref name="of"/> names the entry), or null when they are valid.</summary>
+    private static string? ReadOptions(JsonElement? args, string of)
+    {
+        if (!PayloadArgs.TryGetUInt64(args, "since", out _))
+        {
+            return $"since{of} must be a non-negative integer (a seq)";
+        }
+
+        if (!PayloadArgs.TryGetBool(args, "latest", out _))
+        {
+            return $"latest{of} must be true or false";
+        }
+
+        return PayloadArgs.TryGetDouble(args, "maxRate", out var rate) && (rate is null || JoinOptions.IsValidRate(rate.Value))
+            ? null
+            : JoinOptions.MaxRateMessage + of;
+    }
+
+    /// <summary>The options of arguments <see cref="ReadOptions"/> accepted.</summary>
+    private static JoinOptions Options(JsonElement? args)
+    {
+        PayloadArgs.TryGetUInt64(args, "since", out var since);
+        PayloadArgs.TryGetBool(args, "latest", out var latest);
+        PayloadArgs.TryGetDouble(args, "maxRate", out var rate);
+        return new JoinOptions(since, latest ?? false, rate);
     }
 }

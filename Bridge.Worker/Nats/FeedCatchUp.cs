@@ -5,7 +5,9 @@ namespace Bridge.Worker.Nats;
 
 /// <summary>
 /// After NATS.Net reconnects (it re-subscribes every live feed by itself), each active room is checked against
-/// the stream and whatever was stored while the feed was away is delivered before anything newer.
+/// the stream and whatever was stored while the feed was away is delivered before anything newer. A pattern's feed
+/// cannot see such a gap in its messages' own chains (RoomSequence): it is told of the drop when it happens, and checks
+/// the stream before its next dispatch until this catch-up has run.
 /// </summary>
 internal sealed partial class FeedCatchUp(
     NatsContext nats, RoomRegistry rooms, Operations.BridgeMetrics metrics, ILogger<FeedCatchUp> logger)
@@ -23,7 +25,21 @@ internal sealed partial class FeedCatchUp(
     public Task StartAsync(CancellationToken cancellationToken)
     {
         nats.Connection.ConnectionOpened += OnConnectionOpenedAsync;
+        nats.Connection.ConnectionDisconnected += OnConnectionDisconnectedAsync;
         return Task.CompletedTask;
+    }
+
+    private ValueTask OnConnectionDisconnectedAsync(object? sender, NatsEventArgs args)
+    {
+        foreach (var room in rooms.Snapshot())
+        {
+            if (room.Pattern is not null)
+            {
+                room.Sequence.MarkStale();
+            }
+        }
+
+        return ValueTask.CompletedTask;
     }
 
     private ValueTask OnConnectionOpenedAsync(object? sender, NatsEventArgs args)
@@ -77,6 +93,7 @@ internal sealed partial class FeedCatchUp(
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         nats.Connection.ConnectionOpened -= OnConnectionOpenedAsync;
+        nats.Connection.ConnectionDisconnected -= OnConnectionDisconnectedAsync;
         await _stopping.CancelAsync();
         Task running;
         lock (_gate)

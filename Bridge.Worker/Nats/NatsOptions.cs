@@ -72,6 +72,23 @@ internal sealed class NatsOptions
     public string RoomSubject(string room) => $"{RoomPrefix}.{room}";
 
     public string LiveSubject(string room) => $"{LivePrefix}.{room}";
+
+    /// <summary>
+    /// The room a stream subject (<c>{RoomPrefix}.a.b</c>) or live subject (<c>{LivePrefix}.a.b</c>) is of, when it is a
+    /// valid room name; null otherwise (a backend may store on any subject under the prefix, and a pattern's feed
+    /// receives whatever matches).
+    /// </summary>
+    public string? RoomOf(string subject, bool live)
+    {
+        var prefix = live ? LivePrefix : RoomPrefix;
+        if (subject.Length <= prefix.Length + 1 || subject[prefix.Length] != '.' || !subject.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var room = subject[(prefix.Length + 1)..];
+        return RoomName.IsValid(room) ? room : null;
+    }
 }
 
 internal enum StreamStorage

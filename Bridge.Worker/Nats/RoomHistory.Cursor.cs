@@ -32,6 +32,9 @@ internal sealed partial class RoomHistory
     private sealed class Cursor(RoomHistory history, string room) : IRoomCursor
     {
         private readonly string _subject = history._options.Value.RoomSubject(room);
+
+        // A pattern's messages are of the rooms it matches, each named by its subject.
+        private readonly bool _pattern = PatternOf(room) is not null;
         private INatsJSConsumer? _consumer;
 
         // The stream seq of the last message the consumer delivered, and its consumer seq; valid while _consumer is set.
@@ -105,12 +108,17 @@ internal sealed partial class RoomHistory
                 }
 
                 received++;
-                if (read.Take(stored.Seq, stored.Data.Length + _subject.Length, ref _largest) is not { } take)
+                var name = NameOf(stored.Subject);
+                if ((name is null ? read.Pass(stored.Seq) : read.Take(stored.Seq, stored.Data.Length + stored.Subject.Length, ref _largest)) is not { } take)
                 {
                     yield break;
                 }
 
-                yield return history._reader.Create(room, stored.Seq, 0, stored.Timestamp, stored.Headers, stored.Data);
+                if (name is not null)
+                {
+                    yield return history._reader.Create(name, stored.Seq, 0, stored.Timestamp, stored.Headers, stored.Data);
+                }
+
                 if (!take)
                 {
                     yield break;
@@ -158,12 +166,16 @@ internal sealed partial class RoomHistory
 
                         _delivered = metadata.Sequence.Consumer;
                         _position = metadata.Sequence.Stream;
-                        if (read.Take(metadata.Sequence.Stream, msg.Size, ref _largest) is not { } take)
+                        var name = NameOf(msg.Subject);
+                        if ((name is null ? read.Pass(metadata.Sequence.Stream) : read.Take(metadata.Sequence.Stream, msg.Size, ref _largest)) is not { } take)
                         {
                             yield break;
                         }
 
-                        yield return history._reader.Create(room, metadata.Sequence.Stream, 0, metadata.Timestamp.ToUnixTimeMilliseconds(), msg.Headers, msg.Data ?? []);
+                        if (name is not null)
+                        {
+                            yield return history._reader.Create(name, metadata.Sequence.Stream, 0, metadata.Timestamp.ToUnixTimeMilliseconds(), msg.Headers, msg.Data ?? []);
+                        }
                         if (!take)
                         {
                             // The read's last: the pull is over only if it delivered all it asked for.
@@ -267,6 +279,12 @@ internal sealed partial class RoomHistory
         }
 
         public ValueTask DisposeAsync() => DeleteConsumerAsync();
+
+        /// <summary>
+        /// The room a stored message is of: the cursor's own, or for a pattern the room its subject names (null when it
+        /// names none: skipped, not counted against the read's limit, as the pattern's live feed skips it).
+        /// </summary>
+        private string? NameOf(string subject) => _pattern ? history._options.Value.RoomOf(subject, live: false) : room;
     }
 
     /// <summary>Where one read is: its last message, what it may still take, and whether it is done.</summary>
@@ -302,6 +320,20 @@ internal sealed partial class RoomHistory
             BytesLeft -= size;
             Left--;
             Done = seq >= upToSeq || Left == 0 || BytesLeft <= 0;
+            return !Done;
+        }
+
+        /// <summary>Passes over a message the read does not return (a pattern's subject that is no room): as <see cref="Take"/>, uncounted.</summary>
+        public bool? Pass(ulong seq)
+        {
+            if (upToSeq is { } end && seq > end)
+            {
+                Done = true;
+                return null;
+            }
+
+            Last = seq;
+            Done = seq >= upToSeq;
             return !Done;
         }
     }

@@ -30,8 +30,17 @@ internal sealed partial class RoomHistory(
         _stream ??= await _nats.JetStream.GetStreamAsync(_options.Value.StreamName, cancellationToken: cancellationToken);
 
     /// <inheritdoc />
-    public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) =>
-        _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken);
+    public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
+    {
+        if (PatternOf(room) is null)
+        {
+            return await _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken);
+        }
+
+        // A pattern: the last message of any room it matches (a multi_last would answer each room's own).
+        var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = _options.Value.RoomSubject(room) }, cancellationToken);
+        return message is null ? 0 : RoomMessageReader.SequenceOf(message.Value.Headers);
+    }
 
     /// <summary>The room's last stored message, or null.</summary>
     public async ValueTask<RoomMessage?> GetLastAsync(string room, CancellationToken cancellationToken)
@@ -44,9 +53,19 @@ internal sealed partial class RoomHistory(
     public async ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
-        return message is { } m && m.Headers is { } h && h.TryGetValue("Nats-Subject", out var subject) &&
-               subject.ToString() == _options.Value.RoomSubject(room);
+        if (message is not { Headers: { } h } || !h.TryGetValue("Nats-Subject", out var subject))
+        {
+            return false;
+        }
+
+        // A pattern: the message is of one of the rooms it matches.
+        return PatternOf(room) is { } pattern
+            ? _options.Value.RoomOf(subject.ToString(), live: false) is { } of && pattern.Matches(of)
+            : subject.ToString() == _options.Value.RoomSubject(room);
     }
+
+    private static Security.RoomPattern? PatternOf(string name) =>
+        Bridge.Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
 
     private async ValueTask<NatsMsg<byte[]>?> GetDirectAsync(StreamMsgGetRequest request, CancellationToken cancellationToken)
     {
@@ -83,6 +102,13 @@ internal sealed partial class RoomHistory(
 
     /// <inheritdoc />
     public IRoomCursor OpenCursor(string room) => new Cursor(this, room);
+
+    /// <inheritdoc />
+    public async ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken) =>
+        await LatestPages.OpenAsync(
+            _directGet, _nats.JetStream, _options.Value.RoomSubject(room), afterSeq, upToSeq, maxRooms,
+            m => _options.Value.RoomOf(m.Subject, live: false) is { } of ? _reader.Create(of, m.Seq, 0, m.Timestamp, m.Headers, m.Data) : null,
+            cancellationToken);
 
     /// <summary>The room's latest <paramref name="limit"/> messages, oldest first.</summary>
     public async ValueTask<IReadOnlyList<RoomMessage>> ReadLatestAsync(string room, int limit, CancellationToken cancellationToken)

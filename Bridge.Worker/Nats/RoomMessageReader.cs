@@ -37,6 +37,10 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
         return Create(room, seq, previous, timestamp, headers, msg.Data ?? []);
     }
 
+    /// <summary>The stream seq a stored or republished message carries (<c>Nats-Sequence</c>); 0 without one.</summary>
+    public static ulong SequenceOf(NatsHeaders? headers) =>
+        headers is not null && TryGetUInt64(headers, SequenceHeader, out var seq) ? seq : 0;
+
     public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
     {
         string? type = null, from = null, id = null, contentType = null;

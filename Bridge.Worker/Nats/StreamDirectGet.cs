@@ -140,39 +140,79 @@ internal sealed class StreamDirectGet
         ulong after = 0, upTo = 0;
         while (true)
         {
-            var request = Request(w =>
+            var batch = await GetLastBatchAsync(subjects, after, upTo, 0, maxBytes, cancellationToken);
+            if (batch.TooManySubjects)
             {
-                w.WriteStartArray("multi_last");
-                foreach (var subject in subjects)
-                {
-                    w.WriteStringValue(subject);
-                }
-
-                w.WriteEndArray();
-                if (after > 0)
-                {
-                    w.WriteNumber("seq", after + 1);
-                    w.WriteNumber("up_to_seq", upTo);
-                }
-
-                MaxBytes(w, maxBytes);
-            });
-            var end = new BatchEnd();
-            var received = 0;
-            await foreach (var message in RequestAsync(request, subjects.Count, cancellationToken, end))
-            {
-                results.Add(message);
-                after = message.Seq;
-                received++;
+                throw new NatsJSException(
+                    $"direct get on stream {Stream} failed with status 413: more than {MaxSubjectsPerRequest} subjects matched");
             }
 
-            if (end.Pending == 0 || received == 0 || end.UpTo == 0)
+            results.AddRange(batch.Messages);
+            if (batch.Pending == 0 || batch.Messages.Count == 0 || batch.UpTo == 0)
             {
                 return results;
             }
 
-            upTo = upTo == 0 ? end.UpTo : upTo;
+            after = batch.Messages[^1].Seq;
+            upTo = upTo == 0 ? batch.UpTo : upTo;
         }
+    }
+
+    /// <summary>
+    /// One <c>multi_last</c> request: the last message of each of <paramref name="subjects"/> (literal or wildcards)
+    /// as of stream seq <paramref name="upToSeq"/> (0: as the stream is when it answers), leaving out subjects whose
+    /// last message is not after <paramref name="afterSeq"/>, in stream order: at most <paramref name="max"/> of them
+    /// (0: as many as match) and about <paramref name="maxBytes"/> (0: the server's limit). Continue a batch with
+    /// <see cref="LastBatch.Pending"/> above 0 after its last message's seq, up to <see cref="LastBatch.UpTo"/>.
+    /// More than <see cref="MaxSubjectsPerRequest"/> subjects matching is answered as
+    /// <see cref="LastBatch.TooManySubjects"/> (the server's 413), with no messages.
+    /// </summary>
+    /// <exception cref="NatsJSException">The server answered another error status, or not within <see cref="Timeout"/>.</exception>
+    /// <exception cref="NatsNoRespondersException">No server answers direct gets on the stream.</exception>
+    public async Task<LastBatch> GetLastBatchAsync(
+        IReadOnlyCollection<string> subjects, ulong afterSeq, ulong upToSeq, int max, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subjects);
+        ArgumentOutOfRangeException.ThrowIfNegative(max);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        var request = Request(w =>
+        {
+            w.WriteStartArray("multi_last");
+            foreach (var subject in subjects)
+            {
+                w.WriteStringValue(subject);
+            }
+
+            w.WriteEndArray();
+            if (afterSeq > 0)
+            {
+                w.WriteNumber("seq", afterSeq + 1);
+            }
+
+            if (upToSeq > 0)
+            {
+                w.WriteNumber("up_to_seq", upToSeq);
+            }
+
+            if (max > 0)
+            {
+                w.WriteNumber("batch", max);
+            }
+
+            MaxBytes(w, maxBytes);
+        });
+
+        // A wildcard may match up to the server's limit of subjects, a literal one subject.
+        var replies = max > 0 ? Math.Min(max, MaxSubjectsPerRequest)
+            : subjects.Any(s => s.Contains('*') || s.Contains('>')) ? MaxSubjectsPerRequest : subjects.Count;
+        var end = new BatchEnd();
+        var messages = new List<StoredMessage>();
+        await foreach (var message in RequestAsync(request, replies, cancellationToken, end))
+        {
+            messages.Add(message);
+        }
+
+        return end.TooManySubjects ? new LastBatch([], 0, 0, true) : new LastBatch(messages, end.Pending, end.UpTo, false);
     }
 
     private static IEnumerable<List<string>> Chunk(IEnumerable<string> subjects)
@@ -253,6 +293,9 @@ internal sealed class StreamDirectGet
                     yield break;
                 case 404:
                     yield break; // nothing (more) matches
+                case 413 when end is not null:
+                    end.TooManySubjects = true; // a multi_last matching more subjects than the server answers at once
+                    yield break;
                 default:
                     throw new NatsJSException($"direct get on stream {Stream} failed with status {msg.Headers!.Code} {msg.Headers.MessageText}");
             }
@@ -269,14 +312,27 @@ internal sealed class StreamDirectGet
             ? value
             : 0;
 
-    /// <summary>What the end-of-batch status said: matching messages not sent, and (multi_last) the stream position answered at.</summary>
+    /// <summary>
+    /// What the end-of-batch status said: matching messages not sent, and (multi_last) the stream position answered at;
+    /// or that a multi_last matched too many subjects (413).
+    /// </summary>
     private sealed class BatchEnd
     {
         public ulong Pending { get; set; }
 
         public ulong UpTo { get; set; }
+
+        public bool TooManySubjects { get; set; }
     }
 }
+
+/// <summary>
+/// What one <c>multi_last</c> request brought (<see cref="StreamDirectGet.GetLastBatchAsync"/>): its messages in stream
+/// order, how many more matching ones it did not send (<c>Nats-Num-Pending</c> of its end), the stream seq it answered
+/// as of (<c>Nats-UpTo-Sequence</c>; 0 when the server did not say), or that more subjects matched than one request
+/// may answer (413; then no messages).
+/// </summary>
+internal sealed record LastBatch(IReadOnlyList<StoredMessage> Messages, ulong Pending, ulong UpTo, bool TooManySubjects);
 
 /// <summary>
 /// One message as the stream stored it, read by a direct get: its subject, stream sequence and time (from the

@@ -22,6 +22,7 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _resumes;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
+    private readonly Counter<long> _latest;
     private readonly Counter<long> _catchUps;
     private readonly Counter<long> _catchUpReads;
     private readonly Counter<long> _catchUpMessages;
@@ -52,7 +53,8 @@ internal sealed class BridgeMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
-        _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's live feed filled from the stream.");
+        _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's (or pattern's) live feed filled from the stream.");
+        _latest = meter.CreateCounter<long>("bridge.latest.messages", description: "Latest messages (one per room) sent to joins with latest, read by batched direct gets.");
         _catchUps = meter.CreateCounter<long>("bridge.catchups", description: "Members that fell behind their room's live dispatch and read it from the stream, by transport.");
         _catchUpReads = meter.CreateCounter<long>("bridge.catchup.reads", description: "Stream reads made for members behind their room.");
         _catchUpMessages = meter.CreateCounter<long>("bridge.catchup.messages", description: "Messages read from the stream for members behind their room.");
@@ -72,7 +74,7 @@ internal sealed class BridgeMetrics
 
     /// <summary>Called by the room registry (which depends on these metrics, not the other way round).</summary>
     public void ObserveActiveRooms(Func<int> activeRooms) =>
-        _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms with at least one local member (one NATS subscription each).");
+        _meter.CreateObservableGauge("bridge.rooms.active", activeRooms, description: "Rooms and room patterns with at least one local member (one NATS subscription each).");
 
     /// <summary>Called by the room reader: members currently behind their room's live dispatch.</summary>
     public void ObserveLaggingMembers(Func<int> lagging) => Volatile.Write(ref _lagging, lagging);
@@ -118,6 +120,9 @@ internal sealed class BridgeMetrics
     public void Replayed(int messages) => _replayed.Add(messages);
 
     public void GapFilled() => _gapFills.Add(1);
+
+    /// <summary>A join with <c>latest</c> was sent the newest message of <paramref name="messages"/> rooms.</summary>
+    public void LatestSent(int messages) => _latest.Add(messages);
 
     public void FellBehind(TransportKind transport) => _catchUps.Add(1, new KeyValuePair<string, object?>("transport", transport.Label()));
 

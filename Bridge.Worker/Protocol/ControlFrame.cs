@@ -52,16 +52,22 @@ internal static class ControlFrames
     /// <summary>
     /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
     /// after it is (or will be) delivered, so it is the <c>since</c> to resume from if nothing newer arrives.
+    /// <paramref name="latest"/>: for a join with <c>latest</c>, the number of latest messages (one per room) sent before it.
     /// </summary>
-    public static ControlFrame RoomJoined(string room, ulong seq, int replayed, bool truncated) =>
-        new(MessageTypes.RoomJoined, room, Seq: seq, Payload: new Dictionary<string, object?>
+    public static ControlFrame RoomJoined(string room, ulong seq, int replayed, bool truncated, int? latest = null)
+    {
+        var payload = new Dictionary<string, object?>
         {
             ["replayed"] = replayed,
             ["truncated"] = truncated,
-        })
-        {
-            Truncated = truncated,
         };
+        if (latest is { } count)
+        {
+            payload["latest"] = count;
+        }
+
+        return new(MessageTypes.RoomJoined, room, Seq: seq, Payload: payload) { Truncated = truncated };
+    }
 
     /// <summary>A room's latest messages (each a complete envelope) and the position to resume live from.</summary>
     public static ControlFrame RoomState(string room, ulong seq, IReadOnlyList<RoomMessage> messages) =>

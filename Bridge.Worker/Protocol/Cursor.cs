@@ -5,7 +5,8 @@ using Bridge.Contracts;
 namespace Bridge.Worker.Protocol;
 
 /// <summary>
-/// A resume position over one or more rooms: the SSE event id and the long-poll cursor.
+/// A resume position over one or more rooms or room patterns: the SSE event id and the long-poll cursor. A pattern's
+/// position is a stream seq like a room's (<c>devices.site-3.&gt;=42</c>: every message of its rooms after 42).
 /// One room: the room's seq (<c>42</c>). Several rooms: <c>room=seq</c> pairs joined by commas
 /// (<c>a=42,b.c=7</c>); room names cannot contain '=' or ','. Each room's seq is the last of its messages
 /// the client has received (or its <c>room.joined</c> position), so resuming every room from its own seq
@@ -45,7 +46,7 @@ internal static class Cursor
         foreach (var pair in text.Split(','))
         {
             var eq = pair.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0 || !RoomName.IsValid(pair[..eq]) ||
+            if (eq <= 0 || !(RoomName.IsValid(pair[..eq]) || RoomName.IsValidPattern(pair[..eq])) ||
                 !ulong.TryParse(pair.AsSpan(eq + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
             {
                 return false;

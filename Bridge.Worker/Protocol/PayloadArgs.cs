@@ -74,4 +74,40 @@ internal static class PayloadArgs
 
         return false;
     }
+
+    /// <summary>Reads an optional boolean; false when present but not one.</summary>
+    public static bool TryGetBool(JsonElement? args, string name, out bool? value)
+    {
+        value = null;
+        if (args is not { } obj || !obj.TryGetProperty(name, out var property) || property.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (property.ValueKind is JsonValueKind.True or JsonValueKind.False)
+        {
+            value = property.GetBoolean();
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Reads an optional finite number; false when present but not one (a number beyond float64 is not one).</summary>
+    public static bool TryGetDouble(JsonElement? args, string name, out double? value)
+    {
+        value = null;
+        if (args is not { } obj || !obj.TryGetProperty(name, out var property) || property.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (property.ValueKind == JsonValueKind.Number && property.TryGetDouble(out var v) && double.IsFinite(v))
+        {
+            value = v;
+            return true;
+        }
+
+        return false;
+    }
 }

@@ -24,6 +24,14 @@ internal interface IRoomLog
 
     /// <summary>A reader of <paramref name="room"/> for a series of reads that each go on from where the last ended (a replay in paced reads).</summary>
     IRoomCursor OpenCursor(string room);
+
+    /// <summary>
+    /// Starts reading the newest stored message of each room of <paramref name="room"/> (a room, or a pattern: each room
+    /// it matches) as of stream seq <paramref name="upToSeq"/>, leaving out rooms whose newest is not after
+    /// <paramref name="afterSeq"/>: a join with <c>latest</c>, or a conflated resume.
+    /// </summary>
+    /// <exception cref="LatestLimitException">More than <paramref name="maxRooms"/> rooms have a message to return.</exception>
+    ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -51,6 +59,23 @@ internal sealed class DropCheck
     /// after the read, messages after it may have been dropped unread. Null when the read checked everything itself.
     /// </summary>
     public ulong? ConfirmAfterRead { get; set; }
+}
+
+/// <summary>The newest message of each room, read a page at a time (<see cref="IRoomLog.ReadLatestEachAsync"/>).</summary>
+internal interface ILatestPages
+{
+    /// <summary>Rooms with a message to return, counted when the read started (at most the limit it was given).</summary>
+    int Rooms { get; }
+
+    /// <summary>The next page, within <paramref name="limit"/>; empty once every room was returned.</summary>
+    ValueTask<IReadOnlyList<RoomMessage>> NextAsync(ReadLimit limit, CancellationToken cancellationToken);
+}
+
+/// <summary>A join with <c>latest</c> would return the last message of more rooms than one join may (<c>MaxLatestRooms</c>).</summary>
+internal sealed class LatestLimitException(int max)
+    : Exception($"latest would return more than {max} rooms")
+{
+    public int Max { get; } = max;
 }
 
 /// <summary>

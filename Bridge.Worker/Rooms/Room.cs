@@ -1,7 +1,9 @@
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
-/// A room active on this worker: its local members, its one live feed and its <see cref="Sequence"/>. Members are
+/// A room active on this worker, or a room pattern (<see cref="Pattern"/>: a join with wildcards, whose feed carries the
+/// messages of every room it matches, each with its own room): its local members, its one live feed and its
+/// <see cref="Sequence"/>. Members are
 /// held in a set; the fan-out path reads an array snapshot of it without a lock, rebuilt by the first dispatch
 /// after a change.
 /// </summary>
@@ -24,11 +26,16 @@ internal sealed class Room
     public Room(string name, RoomServices services)
     {
         Name = name;
+        Pattern = Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
         _services = services;
         Sequence = new RoomSequence(this, services);
     }
 
+    /// <summary>The room's name, or the pattern's text: what members joined, and the key of the registry.</summary>
     public string Name { get; }
+
+    /// <summary>The pattern, when this is a pattern's feed; null for one room.</summary>
+    public Security.RoomPattern? Pattern { get; }
 
     public int MemberCount => Volatile.Read(ref _memberCount);
 

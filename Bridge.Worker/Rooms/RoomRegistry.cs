@@ -4,8 +4,9 @@ namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
-/// opens on the first join and closes on the last leave. Every join and leave of a member is told to the
-/// <see cref="IRoomObserver"/>s (presence is one; it ignores rooms without it).
+/// opens on the first join and closes on the last leave. A room pattern joined is active the same way, under its
+/// pattern's text (one subscription with its wildcards). Every join and leave of a room's member is told to the
+/// <see cref="IRoomObserver"/>s (presence is one; it ignores rooms without it); a pattern's members take no part.
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
@@ -51,7 +52,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
                 throw;
             }
 
-            foreach (var observer in _observers)
+            foreach (var observer in room.Pattern is null ? _observers : [])
             {
                 await observer.JoinedAsync(name, member.User);
             }
@@ -63,7 +64,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
     public async ValueTask LeaveAsync(Room room, IRoomMember member)
     {
         await RemoveAsync(room, member);
-        foreach (var observer in _observers)
+        foreach (var observer in room.Pattern is null ? _observers : [])
         {
             await observer.LeftAsync(room.Name, member.User);
         }

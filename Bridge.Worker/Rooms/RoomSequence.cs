@@ -6,10 +6,45 @@ namespace Bridge.Worker.Rooms;
 /// after a NATS reconnect), and the seam at which a member moves from reading the stream to the live dispatch. The
 /// NATS side only hands it stamped messages and asks it to catch up; members only ask it for a seam.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Gaps. A room's messages carry <c>Nats-Last-Sequence</c>, its previous message: one beyond the position means a
+/// message was missed, and it is read from the stream before this one. A pattern's feed carries many rooms, and
+/// <c>Nats-Last-Sequence</c> is per room: a message of room <c>a</c> says nothing of a lost message of room <c>b</c>.
+/// Its position is still one stream seq (the last message of any of its rooms dispatched), and it misses nothing
+/// because a message can only be lost on the worker's side of the subscription, where the worker sees it happen:
+/// </para>
+/// <list type="bullet">
+/// <item>the subscription's buffer overflowing (NATS.Net drops the newest). NATS.Net tells which message it dropped,
+/// but through its event queue, often after later messages were dispatched: so the pump marks the pattern
+/// (<see cref="MarkOverflowed"/>) whenever it finds the buffer full, which it always does after a drop (only its reads
+/// empty the buffer), and the next message first has the pattern read from the stream (a wildcard filter) up to its last
+/// stored seq; the buffered messages that read covered are skipped. A drop reported in time (<see cref="MarkDropped"/>)
+/// is filled up to the next message alone; if no message comes, either is filled once the buffer is drained
+/// (<see cref="FillDroppedAsync"/>);</item>
+/// <item>the NATS connection dropping (a server that closes a slow consumer drops it too): <see cref="MarkStale"/>,
+/// and until a catch-up has compared the position with the pattern's last stored seq after the reconnect, every
+/// live message first tries that catch-up (the subscription is back before the request, as for a room);</item>
+/// <item>a message of one of its rooms after a position the room's own <c>Nats-Last-Sequence</c> says it has not
+/// seen: the same fill as a room's.</item>
+/// </list>
+/// <para>
+/// What the server never sends at all is not seen until that room's next message: a pattern does not order it.
+/// Each fill reads the stream in order, so the dispatch stays in stream order.
+/// </para>
+/// </remarks>
 internal sealed partial class RoomSequence(Room room, RoomServices services)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private ulong _position;
+
+    // Patterns only: the highest seq the subscription dropped, and the connection drops seen / caught up after.
+    private ulong _dropped;
+    private ulong _droppedFilled;
+    private int _disconnects;
+    private int _caughtUpAfter;
+    private int _overflows;
+    private int _overflowsCaughtUp;
 
     /// <summary>
     /// The live position: every message of the room up to it has been dispatched, and is in the stream. Read
@@ -38,6 +73,11 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
                 return;
             }
 
+            if (room.Pattern is not null)
+            {
+                await CheckPatternAsync(message.Seq);
+            }
+
             if (message.PreviousSeq > _position)
             {
                 LogGap(services.Logger, room.Name, _position, message.PreviousSeq);
@@ -45,7 +85,11 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
                 await FillAsync(message.PreviousSeq, CancellationToken.None);
             }
 
-            DispatchAt(message);
+            // A pattern's catch-up may have read up to this message already.
+            if (message.Seq > _position)
+            {
+                DispatchAt(message);
+            }
         }
         finally
         {
@@ -59,16 +103,119 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var last = await services.Log.GetLastSeqAsync(room.Name, cancellationToken);
-            if (last > _position)
+            await CatchUpToLastAsync(cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>A pattern's subscription dropped message <paramref name="seq"/> (its buffer was full): the next message after it is preceded by a fill.</summary>
+    public void MarkDropped(ulong seq)
+    {
+        var seen = Volatile.Read(ref _dropped);
+        while (seq > seen)
+        {
+            var was = Interlocked.CompareExchange(ref _dropped, seq, seen);
+            if (was == seen)
             {
-                LogCatchUp(services.Logger, room.Name, _position, last);
-                await FillAsync(last, cancellationToken);
+                return;
+            }
+
+            seen = was;
+        }
+    }
+
+    /// <summary>
+    /// A pattern's buffer is drained: what it dropped that no later message filled (the tail of a burst) is read from the
+    /// stream now.
+    /// </summary>
+    public async Task FillDroppedAsync()
+    {
+        if (Volatile.Read(ref _dropped) <= Math.Max(Volatile.Read(ref _position), Volatile.Read(ref _droppedFilled)) &&
+            Volatile.Read(ref _overflows) == Volatile.Read(ref _overflowsCaughtUp))
+        {
+            return;
+        }
+
+        await _gate.WaitAsync();
+        try
+        {
+            if (Volatile.Read(ref _overflows) != _overflowsCaughtUp)
+            {
+                services.Metrics.GapFilled();
+                await CatchUpToLastAsync(CancellationToken.None);
+                return;
+            }
+
+            var dropped = Volatile.Read(ref _dropped);
+            if (dropped > _position && dropped > _droppedFilled)
+            {
+                LogDropped(services.Logger, room.Name, _position, dropped);
+                services.Metrics.GapFilled();
+                await FillAsync(dropped, CancellationToken.None);
+                // Read once: a dropped message the stream no longer returns (retention, or no room name) is not read again.
+                _droppedFilled = dropped;
             }
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>The NATS connection dropped: a pattern checks the stream before its next dispatch, until a catch-up after the reconnect.</summary>
+    public void MarkStale() => Interlocked.Increment(ref _disconnects);
+
+    /// <summary>
+    /// A pattern's subscription buffer was found full, so it may have dropped messages: the next dispatch (or the buffer
+    /// draining) first reads the pattern from the stream up to its last stored seq.
+    /// </summary>
+    public void MarkOverflowed() => Interlocked.Increment(ref _overflows);
+
+    /// <summary>Called under the gate: compares the position with the last stored seq and fills up to it.</summary>
+    private async Task CatchUpToLastAsync(CancellationToken cancellationToken)
+    {
+        // A drop or an overflow seen after this point needs a catch-up of its own: only the counts read first are cleared.
+        var disconnects = Volatile.Read(ref _disconnects);
+        var overflows = Volatile.Read(ref _overflows);
+        var last = await services.Log.GetLastSeqAsync(room.Name, cancellationToken);
+        if (last > _position)
+        {
+            LogCatchUp(services.Logger, room.Name, _position, last);
+            await FillAsync(last, cancellationToken);
+        }
+
+        _caughtUpAfter = disconnects;
+        _overflowsCaughtUp = overflows;
+    }
+
+    /// <summary>
+    /// Called under the gate for a pattern's live message <paramref name="seq"/>: fills what the subscription dropped
+    /// before it, or everything stored since a connection drop. A failure throws: the message is not dispatched, and the
+    /// next one (or the reconnect's catch-up) reads it from the stream.
+    /// </summary>
+    private async Task CheckPatternAsync(ulong seq)
+    {
+        if (Volatile.Read(ref _disconnects) != _caughtUpAfter || Volatile.Read(ref _overflows) != _overflowsCaughtUp)
+        {
+            if (Volatile.Read(ref _overflows) != _overflowsCaughtUp)
+            {
+                services.Metrics.GapFilled();
+            }
+
+            await CatchUpToLastAsync(CancellationToken.None);
+            return;
+        }
+
+        var dropped = Volatile.Read(ref _dropped);
+        if (dropped > _position && dropped < seq)
+        {
+            LogDropped(services.Logger, room.Name, _position, dropped);
+            services.Metrics.GapFilled();
+            await FillAsync(seq - 1, CancellationToken.None);
+            _droppedFilled = Math.Max(_droppedFilled, dropped);
         }
     }
 
@@ -122,6 +269,9 @@ internal sealed partial class RoomSequence(Room room, RoomServices services)
 
     [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Gap in room {Room}: delivered up to {LastSeq}, next follows {PreviousSeq}; filling from the stream")]
     private static partial void LogGap(ILogger logger, string room, ulong lastSeq, ulong previousSeq);
+
+    [LoggerMessage(EventId = 1209, Level = LogLevel.Information, Message = "Pattern {Room} dropped message {Dropped} from its live buffer (delivered up to {LastSeq}); filling from the stream")]
+    private static partial void LogDropped(ILogger logger, string room, ulong lastSeq, ulong dropped);
 
     [LoggerMessage(EventId = 1208, Level = LogLevel.Error, Message = "Delivering message {Seq} of room {Room} failed for some members")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception, string room, ulong seq);

@@ -19,6 +19,24 @@ internal sealed class RoomPattern
 
     public string Text { get; }
 
+    /// <summary>True when it has a wildcard (a pattern joined as such); false for a plain room name.</summary>
+    public bool IsWildcard => RoomName.IsPattern(Text);
+
+    /// <summary>Literal tokens before the first wildcard: how narrow the pattern is (<c>devices.site-3.&gt;</c>: 2, <c>&gt;</c>: 0).</summary>
+    public int LiteralPrefixTokens
+    {
+        get
+        {
+            var count = 0;
+            while (count < _tokens.Length && _tokens[count] is not ("*" or ">"))
+            {
+                count++;
+            }
+
+            return count;
+        }
+    }
+
     /// <summary>Parses a pattern; false for anything but dot-separated room tokens, <c>*</c> and a final <c>&gt;</c>.</summary>
     public static bool TryParse(string? text, out RoomPattern? pattern)
     {
@@ -83,6 +101,43 @@ internal sealed class RoomPattern
         }
     }
 
+    /// <summary>
+    /// True when every room <paramref name="other"/> can match is matched by this pattern (<c>a.&gt;</c> covers
+    /// <c>a.b.*</c>; <c>a.*</c> does not cover <c>a.&gt;</c>, which also matches <c>a.b.c</c>).
+    /// </summary>
+    public bool Covers(RoomPattern other)
+    {
+        for (var i = 0; i < _tokens.Length; i++)
+        {
+            var mine = _tokens[i];
+            if (i == other._tokens.Length)
+            {
+                return false; // this pattern needs more tokens than the other's rooms have
+            }
+
+            var theirs = other._tokens[i];
+            if (mine == ">")
+            {
+                return true; // the rest, one token or more: the other has at least this one
+            }
+
+            if (theirs == ">")
+            {
+                return false; // the other matches rooms of any length; this pattern's length is bounded
+            }
+
+            if (mine != "*" && (theirs == "*" || mine != theirs))
+            {
+                return false;
+            }
+        }
+
+        return _tokens.Length == other._tokens.Length;
+    }
+
+    /// <summary>True when some room matches both patterns (a connection joined to both would be sent it twice).</summary>
+    public bool Overlaps(RoomPattern other) => RoomName.Overlaps(Text, other.Text);
+
     public override string ToString() => Text;
 }
 
@@ -98,6 +153,24 @@ internal sealed class RoomGrant
     public RoomGrant(IReadOnlyList<RoomPattern> patterns) => _patterns = [.. patterns];
 
     public IReadOnlyList<RoomPattern> Patterns => _patterns;
+
+    /// <summary>
+    /// True when the grant allows every room <paramref name="pattern"/> can match: one of its patterns covers it
+    /// (<c>devices.site-3.*</c> allows <c>devices.site-3.*</c>, not <c>devices.&gt;</c>). A room pattern is a pattern
+    /// of one room, so this is <see cref="Allows"/> for a room.
+    /// </summary>
+    public bool AllowsAll(RoomPattern pattern)
+    {
+        foreach (var granted in _patterns)
+        {
+            if (granted.Covers(pattern))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     public bool Allows(string room)
     {

@@ -19,11 +19,28 @@ internal sealed record UserIdentity(
         ? AuthOptions.UserRoomPrefix + "." + Subject
         : null;
 
-    public bool MayJoin(string room) => IsPrivate(room) || Subscribe.Allows(room);
+    /// <summary>
+    /// True when the user may join <paramref name="room"/>: a room, or a room pattern (a join of a pattern is granted
+    /// only when every room it can match is: <c>devices.site-3.*</c> in <c>sub_rooms</c> allows joining that pattern, not
+    /// <c>devices.&gt;</c>). A name that is neither is refused.
+    /// </summary>
+    public bool MayJoin(string room)
+    {
+        if (!Contracts.RoomName.IsPattern(room))
+        {
+            return IsPrivate(room) || Subscribe.Allows(room);
+        }
+
+        return RoomPattern.TryParse(room, out var pattern) &&
+               (IsPrivatePattern(pattern!) || Subscribe.AllowsAll(pattern!));
+    }
 
     public bool MayPublish(string room) => IsPrivate(room) || Publish.Allows(room);
 
     /// <summary><c>user.{sub}</c> and the rooms below it belong to the user without being listed in the token.</summary>
+    private bool IsPrivatePattern(RoomPattern pattern) =>
+        PrivateRoom is { } own && RoomPattern.TryParse(own + ".>", out var below) && below!.Covers(pattern);
+
     private bool IsPrivate(string room) =>
         PrivateRoom is { } own && room.StartsWith(own, StringComparison.Ordinal) && (room.Length == own.Length || room[own.Length] == '.');
 }

@@ -24,8 +24,11 @@ internal static class HttpErrors
         return true;
     }
 
-    /// <summary>Reads <c>rooms=a,b</c>: 1 to <paramref name="max"/> valid, distinct room names.</summary>
-    public static bool TryParseRooms(string? csv, int max, out List<string> rooms, out IResult? error)
+    /// <summary>
+    /// Reads <c>rooms=a,b</c>: 1 to <paramref name="o"/>'s <c>MaxRoomsPerStream</c> distinct names, each a valid room or a
+    /// valid room pattern that is narrow enough, with at most <c>MaxPatternsPerConnection</c> patterns.
+    /// </summary>
+    public static bool TryParseRooms(string? csv, Connections.ConnectionOptions o, out List<string> rooms, out IResult? error)
     {
         rooms = [];
         error = null;
@@ -35,26 +38,68 @@ internal static class HttpErrors
             return false;
         }
 
+        var patterns = 0;
         foreach (var room in csv.Split(','))
         {
-            if (!RoomName.IsValid(room))
+            if (Handlers.RoomFrames.CheckJoinName(room, o.MinPatternPrefixTokens) is { } refused)
             {
-                error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRoom, Handlers.RoomFrames.InvalidRoomMessage);
+                error = Problem(StatusCodes.Status400BadRequest, refused.Code, refused.Message);
                 return false;
             }
 
             if (!rooms.Contains(room))
             {
                 rooms.Add(room);
+                patterns += RoomName.IsPattern(room) ? 1 : 0;
             }
         }
 
-        if (rooms.Count > max)
+        if (rooms.Count > o.MaxRoomsPerStream)
         {
-            error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.TooManyRooms, $"at most {max} rooms per connection");
+            error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.TooManyRooms, $"at most {o.MaxRoomsPerStream} rooms per connection");
             return false;
         }
 
+        if (patterns > o.MaxPatternsPerConnection)
+        {
+            error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.TooManyRooms, $"at most {o.MaxPatternsPerConnection} room patterns per connection");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Reads the join options of a stream's query (for all its rooms): <c>latest=true|false</c> and <c>maxRate=N</c>
+    /// (messages per second per room). Resume positions come from the cursor, not from here.
+    /// </summary>
+    public static bool TryParseJoinOptions(IQueryCollection query, out Connections.JoinOptions options, out IResult? error)
+    {
+        options = default;
+        error = null;
+        var latest = false;
+        var latestText = query["latest"].ToString();
+        if (latestText.Length > 0 && !bool.TryParse(latestText, out latest))
+        {
+            error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, "latest must be true or false");
+            return false;
+        }
+
+        double? rate = null;
+        var rateText = query["maxRate"].ToString();
+        if (rateText.Length > 0)
+        {
+            if (!double.TryParse(rateText, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var r) ||
+                !Connections.JoinOptions.IsValidRate(r))
+            {
+                error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, Connections.JoinOptions.MaxRateMessage);
+                return false;
+            }
+
+            rate = r;
+        }
+
+        options = new Connections.JoinOptions(null, latest, rate);
         return true;
     }
 }

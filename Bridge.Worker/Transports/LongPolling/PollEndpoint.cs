@@ -42,6 +42,7 @@ internal sealed class PollEndpoint(
         private readonly List<string> _truncated = [];
         private List<string> _rooms = [];
         private Dictionary<string, ulong> _positions = [];
+        private JoinOptions _join;
 
         public TransportKind Kind => TransportKind.Poll;
 
@@ -51,7 +52,8 @@ internal sealed class PollEndpoint(
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options.MaxRoomsPerStream, out _rooms, out var refused) ||
+            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
+                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
                 !HttpErrors.CheckJoin(identity, _rooms, out refused))
             {
                 await refused!.ExecuteAsync(context);
@@ -81,7 +83,7 @@ internal sealed class PollEndpoint(
             using var expiry = new CancellationTokenSource(options.PollTimeout, time);
             // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
-            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions));
+            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), _join);
             using var heartbeatStop = new CancellationTokenSource();
             var heartbeat = HeartbeatAsync(context.Response, options.SseHeartbeatInterval, time, heartbeatStop.Token);
             try

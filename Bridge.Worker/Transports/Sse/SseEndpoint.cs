@@ -45,6 +45,7 @@ internal sealed partial class SseEndpoint(
     {
         private List<string> _rooms = [];
         private Dictionary<string, ulong> _positions = [];
+        private JoinOptions _join;
 
         public TransportKind Kind => TransportKind.Sse;
 
@@ -54,7 +55,8 @@ internal sealed partial class SseEndpoint(
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options.MaxRoomsPerStream, out _rooms, out var refused) ||
+            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
+                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
                 !HttpErrors.CheckJoin(identity, _rooms, out refused))
             {
                 await refused!.ExecuteAsync(context);
@@ -97,7 +99,7 @@ internal sealed partial class SseEndpoint(
                 // Written before the queue (which holds welcome already).
                 await WriteAsync(response, $"retry: {(long)options.SseRetry.TotalMilliseconds}\n: {workerId}\n\n", context.RequestAborted);
                 await response.Body.FlushAsync(context.RequestAborted);
-                var joining = joiner.StartJoinsAsync(session, _rooms, new Dictionary<string, ulong>(_positions));
+                var joining = joiner.StartJoinsAsync(session, _rooms, new Dictionary<string, ulong>(_positions), _join);
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
                 var heartbeat = HeartbeatAsync(session, options.SseHeartbeatInterval, time, stop.Token);
                 try

@@ -1559,6 +1559,12 @@ var OpenError = class extends Error {
     this.info = { reason: message, ...info };
   }
 };
+function setJoinOptions(url, rooms) {
+  if (rooms.some((r) => r.latest)) url.searchParams.set("latest", "true");
+  if (rooms.length > 0 && rooms.every((r) => r.maxRate !== void 0)) {
+    url.searchParams.set("maxRate", String(Math.min(...rooms.map((r) => r.maxRate))));
+  }
+}
 function formatCursor(rooms) {
   return rooms.filter((r) => r.position !== void 0).map((r) => `${r.room}=${r.position}`).join(",");
 }
@@ -1645,6 +1651,7 @@ var PollTransport = class {
       const names = rooms.map((r) => r.room);
       const url = new URL("/poll", this.host.baseUrl + "/");
       url.searchParams.set("rooms", names.join(","));
+      setJoinOptions(url, rooms);
       const cursor = formatCursor(rooms);
       if (cursor) url.searchParams.set("cursor", cursor);
       const abort = new AbortController();
@@ -1755,6 +1762,7 @@ var SseTransport = class {
     const rooms = this.host.rooms();
     const url = new URL("/sse", this.host.baseUrl + "/");
     url.searchParams.set("rooms", rooms.map((r) => r.room).join(","));
+    setJoinOptions(url, rooms);
     const cursor = formatCursor(rooms);
     if (cursor) url.searchParams.set("lastEventId", cursor);
     return new Promise((resolve, reject) => {
@@ -1969,6 +1977,22 @@ function isDotted(name, maxLength, maxTokens) {
 function isValidRoom(room) {
   return typeof room === "string" && isDotted(room, 128, 16);
 }
+function isValidPattern(pattern) {
+  if (typeof pattern !== "string" || pattern.length < 1 || pattern.length > 128 || !/[*>]/.test(pattern)) return false;
+  const tokens = pattern.split(".");
+  return tokens.length <= 16 && tokens.every((t, i) => t === "*" || t === ">" && i === tokens.length - 1 || NAME_TOKEN.test(t));
+}
+function overlaps(name, other) {
+  const a = name.split(".");
+  const b = other.split(".");
+  for (let i = 0; ; i++) {
+    if (i === a.length || i === b.length) return a.length === b.length;
+    const x = a[i];
+    const y = b[i];
+    if (x === ">" || y === ">") return true;
+    if (x !== "*" && y !== "*" && x !== y) return false;
+  }
+}
 function isExactSeq(seq) {
   return typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 0;
 }
@@ -2109,19 +2133,44 @@ var BridgeClient = class _BridgeClient {
     this.shutdown({ code: CloseCodes.Normal, reason: "closed by the client" }, new BridgeError("closed", "the client was closed"));
   }
   /**
-   * Joins a room (now, or when connected) and keeps it joined across reconnects, resuming from its last seq.
-   * `since` resumes from a position the application kept (e.g. in storage). Resolves with `room.joined`.
+   * Joins a room or a room pattern (now, or when connected) and keeps it joined across reconnects, resuming from its
+   * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
+   * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
+   * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
+   * `overlapping_join`.
    */
   join(room, options = {}) {
-    if (!isValidRoom(room)) return Promise.reject(new BridgeError("invalid_room", `bad room name '${room}'`));
+    const pattern = isValidPattern(room);
+    if (!pattern && !isValidRoom(room)) return Promise.reject(new BridgeError("invalid_room", `bad room name or pattern '${room}'`));
     if (options.since !== void 0 && !isExactSeq(options.since)) {
       return Promise.reject(new BridgeError("invalid_argument", "since must be an integer from 0 to 2^53 - 1 (Number.MAX_SAFE_INTEGER)"));
+    }
+    if (options.latest !== void 0 && typeof options.latest !== "boolean") {
+      return Promise.reject(new BridgeError("invalid_argument", "latest must be true or false"));
+    }
+    const rate = options.maxRate;
+    if (rate !== void 0 && !(typeof rate === "number" && Number.isFinite(rate) && rate > 0 && rate <= 1e3)) {
+      return Promise.reject(new BridgeError("invalid_argument", "maxRate must be a number of messages per second above 0 and at most 1000"));
     }
     if (this.userClosed) return Promise.reject(new BridgeError("closed", "the client was closed"));
     let entry = this.rooms.get(room);
     const isNew = !entry;
     if (!entry) {
-      entry = { name: room, position: options.since, joined: false, joinId: void 0, joinAttempts: 0, waiters: [] };
+      const other = [...this.rooms.keys()].find((r) => overlaps(r, room));
+      if (other !== void 0) {
+        return Promise.reject(new BridgeError("overlapping_join", `'${room}' shares rooms with '${other}', joined already; join one of them`));
+      }
+      entry = {
+        name: room,
+        pattern,
+        latest: options.latest === true,
+        maxRate: rate,
+        position: rate === void 0 ? options.since : void 0,
+        joined: false,
+        joinId: void 0,
+        joinAttempts: 0,
+        waiters: []
+      };
       this.rooms.set(room, entry);
     }
     if (entry.joined) {
@@ -2244,7 +2293,12 @@ var BridgeClient = class _BridgeClient {
       lost: (info) => {
         if (epoch === this.epoch) this.onLost(info);
       },
-      rooms: () => [...this.rooms.values()].map((r) => ({ room: r.name, position: r.position })),
+      rooms: () => [...this.rooms.values()].map((r) => ({
+        room: r.name,
+        position: r.position,
+        latest: r.maxRate !== void 0 || r.latest && r.position === void 0,
+        maxRate: r.maxRate
+      })),
       advance: (room, seq) => {
         const entry = this.rooms.get(room);
         if (epoch === this.epoch && entry) _BridgeClient.advance(entry, seq);
@@ -2431,14 +2485,24 @@ var BridgeClient = class _BridgeClient {
         return;
     }
     if (env.room !== void 0 && typeof env.seq === "number") {
-      const entry = this.rooms.get(env.room);
+      const entry = this.entryOf(env.room);
       if (!entry) return;
-      if (!_BridgeClient.advance(entry, env.seq)) return;
+      const positionless = entry.maxRate !== void 0 || !entry.joined && entry.latest && entry.position === void 0;
+      if (!positionless && !_BridgeClient.advance(entry, env.seq)) return;
       this.emit(env.type, env);
       this.emit("*", env);
       return;
     }
     this.emit(env.type, env);
+  }
+  /** The join a message of `room` belongs to: the room itself, or the (one) pattern held that matches it. */
+  entryOf(room) {
+    const exact = this.rooms.get(room);
+    if (exact) return exact;
+    for (const entry of this.rooms.values()) {
+      if (entry.pattern && overlaps(entry.name, room)) return entry;
+    }
+    return void 0;
   }
   onJoined(env) {
     const entry = env.room ? this.rooms.get(env.room) : void 0;
@@ -2451,7 +2515,9 @@ var BridgeClient = class _BridgeClient {
     }
     entry.joined = true;
     entry.joinId = void 0;
+    if (entry.maxRate !== void 0) entry.position = void 0;
     const result = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
+    if (typeof p.latest === "number") result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
     for (const [id, rooms] of this.batchJoins) {
@@ -2552,8 +2618,16 @@ var BridgeClient = class _BridgeClient {
   sendJoin(entry) {
     const id = this.newId();
     entry.joinId = id;
-    const payload = entry.position !== void 0 ? { since: entry.position } : void 0;
-    this.transport?.send({ type: "room.join", room: entry.name, id, payload });
+    this.transport?.send({ type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
+  }
+  /**
+   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
+   * always with `latest` (its screen wants each room's current value, not a replay) and its rate.
+   */
+  static joinArgs(entry) {
+    if (entry.maxRate !== void 0) return { latest: true, maxRate: entry.maxRate };
+    if (entry.position !== void 0) return { since: entry.position };
+    return entry.latest ? { latest: true } : void 0;
   }
   /** One `room.join` frame for many rooms, each with its own `since` (protocol §4, batch form). */
   sendBatchJoin(entries) {
@@ -2565,7 +2639,7 @@ var BridgeClient = class _BridgeClient {
     }
     const id = this.newId();
     this.batchJoins.set(id, new Set(entries.map((e) => e.name)));
-    const rooms = entries.map((e) => e.position !== void 0 ? { room: e.name, since: e.position } : { room: e.name });
+    const rooms = entries.map((e) => ({ room: e.name, ..._BridgeClient.joinArgs(e) }));
     t.send({ type: "room.join", id, payload: { rooms } });
   }
   // ---- publishing --------------------------------------------------------------------------------------
@@ -2677,6 +2751,8 @@ export {
   backoffDelay,
   isExactSeq,
   isPublishableType,
+  isValidPattern,
   isValidRoom,
+  overlaps,
   reconnectAfterMs
 };

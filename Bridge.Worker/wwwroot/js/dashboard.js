@@ -1,5 +1,5 @@
 // The demo dashboard: the clients/js bundle (bridge-client.js) driving a page. No framework, no build step.
-import { BridgeClient } from './bridge-client.js';
+import { BridgeClient, isValidPattern, overlaps } from './bridge-client.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -173,6 +173,10 @@ function formatAge(ms) {
 }
 
 client.on('*', (m) => {
+  if (deviceView && !rooms.has(m.room) && overlaps(deviceView.pattern, m.room)) {
+    showReading(m);
+    return;
+  }
   const room = rooms.get(m.room);
   const replayed = room?.replaying === true;
   setSeq(m.room, m.seq);
@@ -325,9 +329,100 @@ function setSimulate(on) {
 }
 $('simulate').addEventListener('change', (e) => setSimulate(e.target.checked));
 
+// ---- the device view: one pattern joined with `latest` (every matching room's current value first), a tile per room ---
+const SPARK_POINTS = 40;
+let deviceView; // { pattern, tiles: Map(room -> { el, values: [number], text }), dirty: Set(room) }
+
+/** The number a reading shows: a number payload, or its value / celsius / first numeric field; undefined if none. */
+function readingValue(payload) {
+  if (typeof payload === 'number') return payload;
+  if (typeof payload === 'string' && payload.trim() !== '' && Number.isFinite(Number(payload))) return Number(payload);
+  if (payload && typeof payload === 'object' && !(payload instanceof Uint8Array)) {
+    for (const key of ['value', 'celsius']) if (typeof payload[key] === 'number') return payload[key];
+    return Object.values(payload).find((v) => typeof v === 'number');
+  }
+  return undefined;
+}
+
+function showDevices(pattern) {
+  if (!isValidPattern(pattern)) {
+    $('devices-status').textContent = `'${pattern}' is not a room pattern (it needs a '*' or a final '>')`;
+    return;
+  }
+  if (deviceView) client.leave(deviceView.pattern).catch(() => undefined);
+  deviceView = { pattern, tiles: new Map(), dirty: new Set() };
+  $('device-grid').replaceChildren();
+  $('devices-pattern').value = pattern;
+  $('devices-status').textContent = 'joining…';
+  const view = deviceView;
+  client.join(pattern, { latest: true }).then(
+    (r) => {
+      if (view === deviceView) $('devices-status').textContent = `${view.tiles.size} rooms · ${r.latest ?? 0} latest values at join`;
+    },
+    (e) => {
+      if (view === deviceView) $('devices-status').textContent = `not joined: ${e.message}`;
+    },
+  );
+}
+
+function showReading(m) {
+  let tile = deviceView.tiles.get(m.room);
+  if (!tile) {
+    const el = document.createElement('div');
+    el.className = 'device';
+    el.dataset.room = m.room;
+    el.innerHTML = '<div class="room"></div><div class="value" data-testid="device-value"></div>' +
+      `<svg viewBox="0 0 ${SPARK_POINTS - 1} 1" preserveAspectRatio="none"><polyline></polyline></svg>`;
+    // The name without the pattern's literal prefix (devices.site-3.* → d17); the whole room in the tooltip.
+    const prefix = deviceView.pattern.split('.').findIndex((t) => t === '*' || t === '>');
+    el.querySelector('.room').textContent = m.room.split('.').slice(prefix).join('.');
+    el.querySelector('.room').title = m.room;
+    // Tiles stay in room order, so a device keeps its place however its readings arrive.
+    const next = [...deviceView.tiles.keys()].filter((r) => r > m.room).sort()[0];
+    $('device-grid').insertBefore(el, next ? deviceView.tiles.get(next).el : null);
+    tile = { el, values: [], text: '' };
+    deviceView.tiles.set(m.room, tile);
+  }
+  const value = readingValue(m.payload);
+  if (value !== undefined) {
+    tile.values.push(value);
+    if (tile.values.length > SPARK_POINTS) tile.values.shift();
+  }
+  tile.text = value !== undefined ? String(value) : formatPayload(m.payload);
+  tile.seq = m.seq;
+  deviceView.dirty.add(m.room);
+  if (deviceView.dirty.size === 1) requestAnimationFrame(renderDevices);
+}
+
+// At most one repaint a frame: a pattern of thousands of rooms sends its latest values in one burst.
+function renderDevices() {
+  if (!deviceView) return;
+  for (const room of deviceView.dirty) {
+    const tile = deviceView.tiles.get(room);
+    if (!tile) continue;
+    tile.el.querySelector('.value').textContent = tile.text;
+    tile.el.dataset.seq = String(tile.seq);
+    tile.el.dataset.points = String(tile.values.length);
+    const min = Math.min(...tile.values);
+    const span = Math.max(...tile.values) - min || 1;
+    const offset = SPARK_POINTS - tile.values.length;
+    tile.el.querySelector('polyline').setAttribute('points',
+      tile.values.map((v, i) => `${offset + i},${(1 - (v - min) / span).toFixed(3)}`).join(' '));
+  }
+  deviceView.dirty.clear();
+  $('devices-status').textContent = $('devices-status').textContent.replace(/^\d+ rooms/, `${deviceView.tiles.size} rooms`);
+}
+
+$('devices-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const pattern = $('devices-pattern').value.trim();
+  if (pattern) showDevices(pattern);
+});
+
 // ---- start -----------------------------------------------------------------------------------------------
 for (const name of (params.get('rooms') ?? 'demo,devices.demo').split(',').filter(Boolean)) addRoom(name);
 selectRoom(rooms.keys().next().value);
 setSimulate(params.get('simulate') === '1');
+if (params.get('devices')) showDevices(params.get('devices'));
 updateShown();
 client.connect().catch(() => undefined);

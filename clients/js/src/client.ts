@@ -12,6 +12,7 @@ import {
   type Envelope,
   type FetchLike,
   type Format,
+  type JoinOptions,
   type JoinResult,
   type StateChange,
   type TransportKind,
@@ -46,6 +47,30 @@ export function isValidRoom(room: string): boolean {
 }
 
 /**
+ * Room pattern rules (protocol §4): dot-separated tokens as in a room name, `*` for exactly one token and a final `>`
+ * for one or more, with at least one wildcard.
+ */
+export function isValidPattern(pattern: string): boolean {
+  if (typeof pattern !== 'string' || pattern.length < 1 || pattern.length > 128 || !/[*>]/.test(pattern)) return false;
+  const tokens = pattern.split('.');
+  return tokens.length <= 16 &&
+    tokens.every((t, i) => t === '*' || (t === '>' && i === tokens.length - 1) || NAME_TOKEN.test(t));
+}
+
+/** True when the room (or every room of the pattern) `name` names can also be one `other` names. */
+export function overlaps(name: string, other: string): boolean {
+  const a = name.split('.');
+  const b = other.split('.');
+  for (let i = 0; ; i++) {
+    if (i === a.length || i === b.length) return a.length === b.length;
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === '>' || y === '>') return true;
+    if (x !== '*' && y !== '*' && x !== y) return false;
+  }
+}
+
+/**
  * A seq the client can compare and send back exactly: an integer from 0 to 2⁵³ − 1 (`Number.MAX_SAFE_INTEGER`).
  * The wire carries unsigned 64-bit seqs, but a JavaScript number (what `JSON.parse` and the MessagePack decoder
  * give) rounds above 2⁵³, so two seqs there can compare equal. The client keeps only exact seqs as a room's
@@ -63,7 +88,12 @@ export function isPublishableType(type: string): boolean {
 }
 
 interface RoomEntry {
+  /** The room or pattern joined. */
   name: string;
+  /** True for a pattern: its messages are of the rooms it matches. */
+  pattern: boolean;
+  latest: boolean;
+  maxRate: number | undefined;
   /** Last seq received, or the `room.joined` position: what a resume asks for with `since`. */
   position: number | undefined;
   /** `room.joined` seen on the current connection. */
@@ -240,19 +270,40 @@ export class BridgeClient {
   }
 
   /**
-   * Joins a room (now, or when connected) and keeps it joined across reconnects, resuming from its last seq.
-   * `since` resumes from a position the application kept (e.g. in storage). Resolves with `room.joined`.
+   * Joins a room or a room pattern (now, or when connected) and keeps it joined across reconnects, resuming from its
+   * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
+   * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
+   * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
+   * `overlapping_join`.
    */
-  join(room: string, options: { since?: number } = {}): Promise<JoinResult> {
-    if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
+  join(room: string, options: JoinOptions = {}): Promise<JoinResult> {
+    const pattern = isValidPattern(room);
+    if (!pattern && !isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name or pattern '${room}'`));
     if (options.since !== undefined && !isExactSeq(options.since)) {
       return Promise.reject(new BridgeError('invalid_argument', 'since must be an integer from 0 to 2^53 - 1 (Number.MAX_SAFE_INTEGER)'));
+    }
+    if (options.latest !== undefined && typeof options.latest !== 'boolean') {
+      return Promise.reject(new BridgeError('invalid_argument', 'latest must be true or false'));
+    }
+    const rate = options.maxRate;
+    if (rate !== undefined && !(typeof rate === 'number' && Number.isFinite(rate) && rate > 0 && rate <= 1000)) {
+      return Promise.reject(new BridgeError('invalid_argument', 'maxRate must be a number of messages per second above 0 and at most 1000'));
     }
     if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
     let entry = this.rooms.get(room);
     const isNew = !entry;
     if (!entry) {
-      entry = { name: room, position: options.since, joined: false, joinId: undefined, joinAttempts: 0, waiters: [] };
+      // The worker sends each message once per connection however many joins cover it, so a message of two joins
+      // could not say whose position it moves: a join that shares rooms with one held is refused here.
+      const other = [...this.rooms.keys()].find((r) => overlaps(r, room));
+      if (other !== undefined) {
+        return Promise.reject(new BridgeError('overlapping_join', `'${room}' shares rooms with '${other}', joined already; join one of them`));
+      }
+      entry = {
+        name: room, pattern, latest: options.latest === true, maxRate: rate,
+        position: rate === undefined ? options.since : undefined,
+        joined: false, joinId: undefined, joinAttempts: 0, waiters: [],
+      };
       this.rooms.set(room, entry);
     }
     if (entry.joined) {
@@ -382,7 +433,12 @@ export class BridgeClient {
       lost: (info) => {
         if (epoch === this.epoch) this.onLost(info);
       },
-      rooms: (): RoomPosition[] => [...this.rooms.values()].map((r) => ({ room: r.name, position: r.position })),
+      rooms: (): RoomPosition[] => [...this.rooms.values()].map((r) => ({
+        room: r.name,
+        position: r.position,
+        latest: r.maxRate !== undefined || (r.latest && r.position === undefined),
+        maxRate: r.maxRate,
+      })),
       advance: (room, seq) => {
         const entry = this.rooms.get(room);
         if (epoch === this.epoch && entry) BridgeClient.advance(entry, seq);
@@ -586,9 +642,12 @@ export class BridgeClient {
         return;
     }
     if (env.room !== undefined && typeof env.seq === 'number') {
-      const entry = this.rooms.get(env.room);
+      const entry = this.entryOf(env.room);
       if (!entry) return; // left, or never asked for
-      if (!BridgeClient.advance(entry, env.seq)) return; // a duplicate (or already covered)
+      // A conflated join's messages go out of seq order across rooms (each room at its own rate), and a join with
+      // latest gets each room's last message before room.joined: neither moves the position nor is de-duplicated.
+      const positionless = entry.maxRate !== undefined || (!entry.joined && entry.latest && entry.position === undefined);
+      if (!positionless && !BridgeClient.advance(entry, env.seq)) return; // a duplicate (or already covered)
       this.emit(env.type, env);
       this.emit('*', env);
       return;
@@ -596,10 +655,20 @@ export class BridgeClient {
     this.emit(env.type, env); // presence.*, server.*, auth.*: whatever the server adds
   }
 
+  /** The join a message of `room` belongs to: the room itself, or the (one) pattern held that matches it. */
+  private entryOf(room: string): RoomEntry | undefined {
+    const exact = this.rooms.get(room);
+    if (exact) return exact;
+    for (const entry of this.rooms.values()) {
+      if (entry.pattern && overlaps(entry.name, room)) return entry;
+    }
+    return undefined;
+  }
+
   private onJoined(env: Envelope): void {
     const entry = env.room ? this.rooms.get(env.room) : undefined;
     if (!entry || typeof env.seq !== 'number') return;
-    const p = (env.payload ?? {}) as { replayed?: number; truncated?: boolean };
+    const p = (env.payload ?? {}) as { replayed?: number; truncated?: boolean; latest?: number };
     if (p.truncated === true && isExactSeq(env.seq)) {
       // The since was not this room's (retention dropped it, or it came from elsewhere, e.g. beyond the room's last
       // seq): the server's position replaces it, even when lower, or the messages up to the old since are dropped.
@@ -609,7 +678,9 @@ export class BridgeClient {
     }
     entry.joined = true;
     entry.joinId = undefined;
+    if (entry.maxRate !== undefined) entry.position = undefined; // a conflated join resumes with latest, not a position
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
+    if (typeof p.latest === 'number') result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
     for (const [id, rooms] of this.batchJoins) {
@@ -720,8 +791,17 @@ export class BridgeClient {
   private sendJoin(entry: RoomEntry): void {
     const id = this.newId();
     entry.joinId = id;
-    const payload = entry.position !== undefined ? { since: entry.position } : undefined;
-    this.transport?.send({ type: 'room.join', room: entry.name, id, payload });
+    this.transport?.send({ type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
+  }
+
+  /**
+   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
+   * always with `latest` (its screen wants each room's current value, not a replay) and its rate.
+   */
+  private static joinArgs(entry: RoomEntry): { since?: number; latest?: boolean; maxRate?: number } | undefined {
+    if (entry.maxRate !== undefined) return { latest: true, maxRate: entry.maxRate };
+    if (entry.position !== undefined) return { since: entry.position };
+    return entry.latest ? { latest: true } : undefined;
   }
 
   /** One `room.join` frame for many rooms, each with its own `since` (protocol §4, batch form). */
@@ -734,7 +814,7 @@ export class BridgeClient {
     }
     const id = this.newId();
     this.batchJoins.set(id, new Set(entries.map((e) => e.name)));
-    const rooms = entries.map((e) => (e.position !== undefined ? { room: e.name, since: e.position } : { room: e.name }));
+    const rooms = entries.map((e) => ({ room: e.name, ...BridgeClient.joinArgs(e) }));
     t.send({ type: 'room.join', id, payload: { rooms } });
   }
 

@@ -1,4 +1,4 @@
-export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidRoom } from './client.js';
+export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidPattern, isValidRoom, overlaps } from './client.js';
 export { backoffDelay, reconnectAfterMs } from './backoff.js';
 export { Subprotocols } from './codec.js';
 export {
@@ -9,6 +9,7 @@ export {
   type Envelope,
   type FetchLike,
   type Format,
+  type JoinOptions,
   type JoinResult,
   type ReconnectOptions,
   type StateChange,

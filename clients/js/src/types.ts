@@ -35,10 +35,35 @@ export interface Ack {
 
 /** What `room.joined` said: the room's position and whether the resume was cut short by retention. */
 export interface JoinResult {
+  /** The room or pattern joined, as given to {@link BridgeClient.join}. */
   room: string;
   seq: number;
   replayed: number;
   truncated: boolean;
+  /** For a join with `latest`: how many latest messages (one per room) came before it. */
+  latest?: number;
+}
+
+/**
+ * How to join a room or a room pattern (docs/protocol.md §4). A pattern (`devices.site-3.*`, `devices.site-3.>`)
+ * delivers the messages of every room it matches, each with its own `room`; its position is a stream seq.
+ */
+export interface JoinOptions {
+  /** Resume from this seq (0 to 2⁵³ − 1): every later message first. Default: live from now (or the kept position). */
+  since?: number;
+  /**
+   * Before `room.joined`, the last stored message of the room, or of every room the pattern matches (at most the
+   * worker's `MaxLatestRooms`, else the join fails with `too_many_rooms`). Only for a join without a position: a
+   * resume replays every message after its position instead.
+   */
+  latest?: boolean;
+  /**
+   * Conflation: at most this many messages per second per room (above 0, at most 1,000), always the newest; the last
+   * message of a burst always comes. Such a join is not de-duplicated by seq and resumes with `latest` (each room's
+   * current value) rather than from a position. Over SSE and long-poll it applies only when every joined room sets it
+   * (the smallest is used).
+   */
+  maxRate?: number;
 }
 
 export interface StateChange {

@@ -247,6 +247,44 @@ test('at a phone width (375 px) nothing scrolls sideways and the controls stay o
   await page.close();
 });
 
+test("the device view joins a pattern with latest: each room's current value at once, then live, with a sparkline", async () => {
+  const site = uniqueRoom('dev');
+  const devices = ['d1', 'd2', 'd3', 'd4', 'd5'].map((d) => `${site}.${d}`);
+  // Two readings per device before the page opens (the second is the current one), and a room beside the pattern.
+  for (const [i, room] of devices.entries()) {
+    await httpPublish(worker.url, room, { type: 'sensor.reading', payload: { celsius: 10 + i } });
+    await httpPublish(worker.url, room, { type: 'sensor.reading', payload: { celsius: 20 + i } });
+  }
+  await httpPublish(worker.url, `${site}x.d1`, { type: 'sensor.reading', payload: { celsius: 99 } });
+
+  const room = uniqueRoom('web');
+  const page = await openDashboard(room, 'devices', { query: `&devices=${encodeURIComponent(`${site}.*`)}` });
+  const tiles = page.locator('[data-testid=device-grid] .device');
+  await page.getByTestId('devices-status').filter({ hasText: /5 latest values at join/ }).waitFor({ timeout: 10_000 });
+  await tiles.nth(4).waitFor();
+  const shown = async () => tiles.evaluateAll((els) => els.map((el) => ({
+    room: el.dataset.room,
+    value: el.querySelector('[data-testid=device-value]').textContent,
+    points: Number(el.dataset.points),
+    line: el.querySelector('polyline').getAttribute('points') ?? '',
+  })));
+  assert.deepEqual((await shown()).map((t) => [t.room, t.value, t.points]), devices.map((d, i) => [d, String(20 + i), 1]));
+
+  // Live readings move the value and grow the sparkline; the other room never shows up.
+  await httpPublish(worker.url, devices[2], { type: 'sensor.reading', payload: { celsius: 31.5 } });
+  await httpPublish(worker.url, devices[2], { type: 'sensor.reading', payload: { celsius: 27 } });
+  await page.locator(`.device[data-room="${devices[2]}"][data-points="3"]`).waitFor({ timeout: 10_000 });
+  const d3 = (await shown())[2];
+  assert.equal(d3.value, '27');
+  assert.equal(d3.line.split(' ').length, 3, 'three points drawn');
+  assert.equal(await tiles.count(), 5);
+  // The device readings stay out of the message table.
+  assert.equal(await page.locator(`#messages tr[data-room^="${site}"]`).count(), 0);
+  await page.screenshot({ path: join(shots, 'dashboard-devices.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('the favicon is linked and served', async () => {
   const page = await openDashboard(uniqueRoom('icon'), 'icon');
   const icons = await page.locator('link[rel~="icon"]').evaluateAll((links) => links.map((l) => l.href));

@@ -1,6 +1,6 @@
 import { normalize, type OutboundFrame } from '../codec.js';
 import type { Envelope } from '../types.js';
-import { authHeaders, formatCursor, OpenError, parseCursor, probe, problemText, type Transport, type TransportHost } from './transport.js';
+import { authHeaders, formatCursor, setJoinOptions, OpenError, parseCursor, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
 interface PollAnswer {
   cursor?: string;
@@ -65,6 +65,7 @@ export class PollTransport implements Transport {
       const names = rooms.map((r) => r.room);
       const url = new URL('/poll', this.host.baseUrl + '/');
       url.searchParams.set('rooms', names.join(','));
+      setJoinOptions(url, rooms);
       const cursor = formatCursor(rooms);
       if (cursor) url.searchParams.set('cursor', cursor);
       const abort = new AbortController();

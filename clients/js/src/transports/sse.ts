@@ -1,5 +1,5 @@
 import { normalize, type OutboundFrame } from '../codec.js';
-import { authHeaders, formatCursor, OpenError, probe, problemText, type Transport, type TransportHost } from './transport.js';
+import { authHeaders, formatCursor, setJoinOptions, OpenError, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
 /**
  * `GET /sse?rooms=a,b&lastEventId=a=42,b=7`, read with fetch (so it can send a bearer token, see HTTP statuses and
@@ -61,6 +61,7 @@ export class SseTransport implements Transport {
     const rooms = this.host.rooms();
     const url = new URL('/sse', this.host.baseUrl + '/');
     url.searchParams.set('rooms', rooms.map((r) => r.room).join(','));
+    setJoinOptions(url, rooms);
     const cursor = formatCursor(rooms);
     if (cursor) url.searchParams.set('lastEventId', cursor);
 

@@ -19,10 +19,26 @@ export class OpenError extends Error {
   }
 }
 
-/** A room a one-way transport must carry in its URL, with the position to resume it from (if any). */
+/** A room or pattern a one-way transport must carry in its URL, with the position to resume it from (if any). */
 export interface RoomPosition {
   room: string;
   position: number | undefined;
+  /** Wants each room's latest message first (a join without a position that asked for it, or a conflated one). */
+  latest?: boolean;
+  /** Conflated: messages per second per room. */
+  maxRate?: number | undefined;
+}
+
+/**
+ * The join options of a one-way transport's query, which apply to all its rooms (protocol §6): `latest=true` when
+ * a room wants it (the worker applies it only to rooms without a position), `maxRate` only when every room is
+ * conflated (the smallest rate).
+ */
+export function setJoinOptions(url: URL, rooms: RoomPosition[]): void {
+  if (rooms.some((r) => r.latest)) url.searchParams.set('latest', 'true');
+  if (rooms.length > 0 && rooms.every((r) => r.maxRate !== undefined)) {
+    url.searchParams.set('maxRate', String(Math.min(...rooms.map((r) => r.maxRate!))));
+  }
 }
 
 /** What a transport needs from the client. Every callback is ignored once the transport is stale. */

@@ -1,0 +1,189 @@
+using Bridge.Worker.Connections;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Bridge.Tests.Unit;
+
+/// <summary>Conflation's timing on a fake clock (docs/protocol.md §4, <c>maxRate</c>): leading edge, replacement, trailing edge.</summary>
+public sealed class ConflaterTests
+{
+    private readonly FakeTimeProvider _time = new();
+    private readonly Lock _gate = new();
+    private readonly List<(ulong Seq, string Room, ulong Position, TimeSpan At)> _sent = [];
+    private readonly DateTimeOffset _start;
+    private bool _full;
+    private ulong _seq;
+
+    public ConflaterTests() => _start = _time.GetUtcNow();
+
+    private Conflater Create(double rate)
+    {
+        var conflater = new Conflater(rate, _time, _gate, (message, position) =>
+        {
+            if (_full)
+            {
+                return false;
+            }
+
+            _sent.Add((message.Seq, message.Room, position, _time.GetUtcNow() - _start));
+            return true;
+        });
+        lock (_gate)
+        {
+            conflater.Activate();
+        }
+
+        return conflater;
+    }
+
+    private ulong Offer(Conflater conflater, string room = "r")
+    {
+        var seq = ++_seq;
+        lock (_gate)
+        {
+            conflater.Offer(new RoomMessage { Room = room, Seq = seq, Timestamp = 1, Type = "t", PayloadKind = PayloadKind.None });
+        }
+
+        return seq;
+    }
+
+    private void Advance(int milliseconds) => _time.Advance(TimeSpan.FromMilliseconds(milliseconds));
+
+    [Fact]
+    public void The_first_message_goes_at_once_later_ones_replace_each_other_and_the_newest_goes_when_the_interval_ends()
+    {
+        using var conflater = Create(rate: 10); // 100 ms
+        var first = Offer(conflater);
+        Assert.Equal([first], _sent.Select(s => s.Seq));
+
+        Advance(10);
+        Offer(conflater);
+        Advance(10);
+        Offer(conflater);
+        Advance(10);
+        var newest = Offer(conflater);
+        Assert.Single(_sent);
+        Assert.Equal(2, conflater.Replaced);
+
+        Advance(69); // 99 ms after the first send: still inside the interval
+        Assert.Single(_sent);
+        Advance(1);
+        Assert.Equal([first, newest], _sent.Select(s => s.Seq));
+        Assert.Equal(TimeSpan.FromMilliseconds(100), _sent[1].At);
+
+        // Nothing pending: the timer stays quiet, and the next message after a full interval goes at once.
+        Advance(500);
+        Assert.Equal(2, _sent.Count);
+        var later = Offer(conflater);
+        Assert.Equal(later, _sent[^1].Seq);
+        Assert.Equal(TimeSpan.FromMilliseconds(600), _sent[^1].At);
+    }
+
+    [Fact]
+    public void A_burst_of_1000_messages_per_second_at_rate_10_sends_about_10_per_second_ending_on_the_last()
+    {
+        using var conflater = Create(rate: 10);
+        ulong last = 0;
+        for (var ms = 0; ms < 2000; ms++)
+        {
+            last = Offer(conflater);
+            Advance(1);
+        }
+
+        Advance(200);
+        Assert.InRange(_sent.Count, 20, 21);
+        Assert.Equal(last, _sent[^1].Seq);
+        // Never two sends of the room within one interval.
+        Assert.All(_sent.Zip(_sent.Skip(1)), p => Assert.True(p.Second.At - p.First.At >= TimeSpan.FromMilliseconds(100), $"{p.First.At} then {p.Second.At}"));
+        Assert.Equal(_sent.Select(s => s.Seq).Order(), _sent.Select(s => s.Seq));
+    }
+
+    [Fact]
+    public void Each_room_of_a_pattern_has_its_own_interval()
+    {
+        using var conflater = Create(rate: 4); // 250 ms
+        var a1 = Offer(conflater, "a");
+        var b1 = Offer(conflater, "b");
+        var a2 = Offer(conflater, "a");
+        Advance(100);
+        var c1 = Offer(conflater, "c");
+        var b2 = Offer(conflater, "b");
+        Assert.Equal([a1, b1, c1], _sent.Select(s => s.Seq));
+
+        Advance(150);
+        Assert.Equal([a1, b1, c1], _sent.Take(3).Select(s => s.Seq));
+        Assert.Equal([a2, b2], _sent.Skip(3).Select(s => s.Seq).Order());
+    }
+
+    [Fact]
+    public void The_position_stays_below_the_first_message_still_pending_so_a_resume_from_it_misses_no_newest_value()
+    {
+        using var conflater = Create(rate: 10);
+        var a1 = Offer(conflater, "a");
+        Assert.Equal(a1, _sent[^1].Position);
+        var a2 = Offer(conflater, "a"); // pending
+        var b1 = Offer(conflater, "b"); // sent at once, but a2 is still pending
+        Assert.Equal(b1, _sent[^1].Seq);
+        Assert.Equal(a2 - 1, _sent[^1].Position);
+        lock (_gate)
+        {
+            Assert.Equal(a2 - 1, conflater.Position);
+        }
+
+        Advance(100);
+        Assert.Equal(a2, _sent[^1].Seq);
+        Assert.Equal(b1, _sent[^1].Position); // nothing pending: the newest offered
+    }
+
+    [Fact]
+    public void A_full_send_queue_keeps_the_newest_and_tries_again_an_interval_later()
+    {
+        using var conflater = Create(rate: 10);
+        _full = true;
+        Offer(conflater);
+        Advance(50);
+        var newest = Offer(conflater);
+        Assert.Empty(_sent);
+
+        Advance(50); // due, but the queue is still full: tried and kept
+        Assert.Empty(_sent);
+        _full = false;
+        Advance(100);
+        Assert.Equal([newest], _sent.Select(s => s.Seq));
+    }
+
+    [Fact]
+    public void Before_it_is_active_messages_only_become_pending_and_activation_sends_the_newest()
+    {
+        var conflater = new Conflater(10, _time, _gate, (message, _) =>
+        {
+            _sent.Add((message.Seq, message.Room, 0, TimeSpan.Zero));
+            return true;
+        });
+        Offer(conflater, "a");
+        var a = Offer(conflater, "a");
+        var b = Offer(conflater, "b");
+        Advance(1000);
+        Assert.Empty(_sent);
+        lock (_gate)
+        {
+            conflater.Activate();
+        }
+
+        Assert.Equal([a, b], _sent.Select(s => s.Seq));
+        conflater.Dispose();
+        Offer(conflater, "a");
+        Advance(1000);
+        Assert.Equal(2, _sent.Count);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(1001)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void A_rate_outside_what_a_join_accepts_is_refused(double rate) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Conflater(rate, _time, _gate, (_, _) => true));
+}

@@ -1,0 +1,22 @@
+namespace Bridge.Worker.Connections;
+
+/// <summary>
+/// What a join asks for besides its room or pattern, validated where it enters (<c>room.join</c>'s payload, the SSE and
+/// long-poll query): <see cref="Since"/> resumes from a stream seq; <see cref="Latest"/> sends the last stored message of
+/// the room (of every room a pattern matches) before <c>room.joined</c>; <see cref="MaxRate"/> conflates: at most that
+/// many messages per second per room, always the newest.
+/// </summary>
+internal readonly record struct JoinOptions(ulong? Since = null, bool Latest = false, double? MaxRate = null)
+{
+    /// <summary>The largest <c>maxRate</c> accepted, in messages per second per room (one per millisecond).</summary>
+    public const double MaxRateLimit = 1000;
+
+    /// <summary>The one wording of a refused <c>maxRate</c>, for every transport.</summary>
+    public static readonly string MaxRateMessage = $"maxRate must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
+
+    /// <summary>True for a <c>maxRate</c> join: delivered through a <see cref="Conflater"/>, never read from the stream.</summary>
+    public bool IsConflated => MaxRate is not null;
+
+    /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts.</summary>
+    public static bool IsValidRate(double rate) => double.IsFinite(rate) && rate > 0 && rate <= MaxRateLimit;
+}
