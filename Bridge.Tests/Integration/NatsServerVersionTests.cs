@@ -82,7 +82,7 @@ public sealed class NatsServerVersionTests(NatsServerFixture nats) : IClassFixtu
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var history = worker.Get<RoomHistory>();
-        var open = new List<IAsyncEnumerator<Bridge.Worker.Rooms.RoomMessage>>();
+        var open = new List<IAsyncEnumerator<Bridge.Worker.Core.RoomMessage>>();
         try
         {
             // Each read stops inside its first batch (3 messages, 1 taken) and stays open until it is disposed.

@@ -37,7 +37,7 @@ public sealed partial class ShutdownTests(NatsServerFixture nats) : IClassFixtur
         // Readiness is false at once (asked in-process: Kestrel has already stopped listening).
         await Eventually.TrueAsync(async () =>
         {
-            var result = await worker.Get<Bridge.Worker.Operations.HealthEndpoints>().ReadyAsync(CancellationToken.None);
+            var result = await worker.Get<Bridge.Worker.Hosting.HealthEndpoints>().ReadyAsync(CancellationToken.None);
             var context = new Microsoft.AspNetCore.Http.DefaultHttpContext { RequestServices = worker.Services };
             context.Response.Body = new MemoryStream();
             await result.ExecuteAsync(context);

@@ -8,11 +8,15 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Bridge.Worker.Security;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Bridge.Tests.Security;
 
-/// <summary>Public keys from a JWKS URL, and key rotation through a reloaded key set.</summary>
+/// <summary>Public keys from a JWKS URL, and key rotation through a reloaded key set (on a real and a fake clock).</summary>
 public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
 {
     private readonly Tokens _tokens = new();
@@ -70,7 +74,7 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
 
             // Step 2: drop the old key; its tokens are refused from then on.
-            await File.WriteAllTextAsync(path, _next.JwksJson.Replace("\"rsa-1\"", "\"rsa-1-next\"", StringComparison.Ordinal));
+            await File.WriteAllTextAsync(path, NextKeysOnly());
             await Eventually.TrueAsync(async () => await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)) == HttpStatusCode.Unauthorized,
                 TimeSpan.FromSeconds(10), "the old key is dropped");
             Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, rotated));
@@ -80,6 +84,45 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             dir.Delete(recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_changed_key_file_is_loaded_once_the_refresh_interval_has_passed_on_the_workers_clock()
+    {
+        // The reload runs on the worker's TimeProvider: on a fake clock a ten-minute interval passes at once.
+        var dir = Directory.CreateTempSubdirectory("bridge-reload-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "jwks.json");
+            await File.WriteAllTextAsync(path, _tokens.JwksJson);
+            var time = new FakeTimeProvider();
+            var options = Options.Create(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10) });
+            using var keys = new SigningKeys(options, time, NullLogger<SigningKeys>.Instance);
+            await keys.StartAsync(CancellationToken.None);
+            var before = keys.Current.Select(k => k.KeyId).ToList();
+
+            await File.WriteAllTextAsync(path, NextKeysOnly());
+            // ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    time.Advance(TimeSpan.FromMinutes(10));
+                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
+                },
+                TimeSpan.FromSeconds(10),
+                "the key set was not reloaded when the fake clock passed the refresh interval");
+
+            Assert.Contains("rsa-1", before);
+            Assert.DoesNotContain("rsa-1", keys.Current.Select(k => k.KeyId));
+            await keys.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The next key set alone, its RSA key under a new kid: the old key dropped.</summary>
+    private string NextKeysOnly() => _next.JwksJson.Replace("\"rsa-1\"", "\"rsa-1-next\"", StringComparison.Ordinal);
 
     private static async Task<HttpStatusCode> StatusAsync(WorkerHost worker, string token)
     {

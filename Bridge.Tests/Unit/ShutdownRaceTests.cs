@@ -19,14 +19,14 @@ public sealed class ShutdownRaceTests
     {
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), TimeProvider.System));
-        var before = Session("before", "websocket");
-        var stream = Session("stream", "sse");
+        var before = Session("before", TransportKind.WebSocket);
+        var stream = Session("stream", TransportKind.Sse);
         tracker.Add(before);
         tracker.Add(stream);
 
         tracker.ShutdownAll(spreadMs: 0);
-        var late = Session("late", "websocket");
-        var lateStream = Session("late-stream", "sse");
+        var late = Session("late", TransportKind.WebSocket);
+        var lateStream = Session("late-stream", TransportKind.Sse);
         tracker.Add(late);
         tracker.Add(lateStream);
         tracker.ShutdownAll(spreadMs: 0); // a second pass tells nobody twice
@@ -43,14 +43,14 @@ public sealed class ShutdownRaceTests
     {
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), TimeProvider.System));
-        var session = Session("running", "websocket");
+        var session = Session("running", TransportKind.WebSocket);
         tracker.Add(session);
 
         Assert.Null(session.CloseRequested);
         Assert.Equal(0, session.Queue.Reader.Count);
     }
 
-    private static ClientSession Session(string id, string transport) =>
+    private static ClientSession Session(string id, TransportKind transport) =>
         new(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), transport: transport);
 
     private static int ShutdownNotices(ClientSession session)

@@ -1,7 +1,6 @@
 using System.Reflection;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -65,10 +64,10 @@ internal sealed partial class LocalWorker
             total++;
             switch (session.Transport)
             {
-                case "websocket":
+                case TransportKind.WebSocket:
                     websocket++;
                     break;
-                case "sse":
+                case TransportKind.Sse:
                     sse++;
                     break;
             }
@@ -144,18 +143,11 @@ internal sealed partial class LocalWorker
                 continue;
             }
 
-            if (session.Transport == "websocket")
+            session.CloseOrNotify(code, reason, new ControlFrame(MessageTypes.ServerDisconnect, Payload: new Dictionary<string, object?>
             {
-                session.RequestClose(code, reason);
-            }
-            else
-            {
-                session.Send(new ControlFrame(MessageTypes.ServerDisconnect, Payload: new Dictionary<string, object?>
-                {
-                    ["code"] = code,
-                    ["reason"] = reason,
-                }));
-            }
+                ["code"] = code,
+                ["reason"] = reason,
+            }));
 
             closed++;
         }

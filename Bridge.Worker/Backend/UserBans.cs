@@ -41,7 +41,7 @@ internal sealed partial class UserBans(
     IOptions<ApiOptions> options,
     IOptions<NatsOptions> natsOptions,
     TimeProvider time,
-    ILogger<UserBans> logger) : BackgroundService
+    ILogger<UserBans> logger) : BackgroundService, Security.IRevokedTokens
 {
     private readonly WatchedBucket<Ban> _bucket = new(Parse, time);
     private volatile ImmutableDictionary<string, ImmutableArray<Ban>> _byUser = ImmutableDictionary<string, ImmutableArray<Ban>>.Empty;

@@ -31,8 +31,8 @@ internal sealed class ClientSession
     private ITimer? _expiry;
 
     public ClientSession(
-        string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16, string transport = "websocket",
-        int maxPublishesInFlight = 64)
+        string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16,
+        TransportKind transport = TransportKind.WebSocket, int maxPublishesInFlight = 64)
     {
         Transport = transport;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentRequests, 1);
@@ -51,8 +51,7 @@ internal sealed class ClientSession
 
     public string ConnectionId { get; }
 
-    /// <summary><c>websocket</c>, <c>sse</c> or <c>poll</c>: the label of this connection's metrics.</summary>
-    public string Transport { get; }
+    public TransportKind Transport { get; }
 
     /// <summary>Who the connection is and what it may join and publish; replaced as a whole by <c>auth.refresh</c>.</summary>
     public UserIdentity Identity => Volatile.Read(ref _identity);
@@ -265,13 +264,23 @@ internal sealed class ClientSession
             return;
         }
 
-        if (Transport == "websocket")
+        CloseOrNotify(CloseCodes.ServiceRestart, $"service restart; reconnect_after_ms={reconnectAfterMs}", ControlFrames.ServerShutdown(reconnectAfterMs));
+    }
+
+    /// <summary>
+    /// Ends the connection for the server's own reason: a WebSocket is closed with <paramref name="code"/> and
+    /// <paramref name="reason"/>; a one-way stream, which has no close code, is sent <paramref name="notice"/> and its
+    /// transport ends once it wrote it (<see cref="TransportKinds.ClosesWithCode"/>).
+    /// </summary>
+    public void CloseOrNotify(int code, string reason, ControlFrame notice)
+    {
+        if (Transport.ClosesWithCode())
         {
-            RequestClose(CloseCodes.ServiceRestart, $"service restart; reconnect_after_ms={reconnectAfterMs}");
+            RequestClose(code, reason);
         }
         else
         {
-            Send(ControlFrames.ServerShutdown(reconnectAfterMs));
+            Send(notice);
         }
     }
 

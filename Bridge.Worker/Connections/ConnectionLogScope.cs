@@ -6,7 +6,7 @@ namespace Bridge.Worker.Connections;
 /// The log scope of everything a connection does: its id, user and transport become fields of each log entry
 /// (JSON logs include scopes). Never the token, never payloads.
 /// </summary>
-internal sealed class ConnectionLogScope(string connectionId, string user, string transport) : IReadOnlyList<KeyValuePair<string, object?>>
+internal sealed class ConnectionLogScope(string connectionId, string user, TransportKind transport) : IReadOnlyList<KeyValuePair<string, object?>>
 {
     public int Count => 3;
 
@@ -14,7 +14,7 @@ internal sealed class ConnectionLogScope(string connectionId, string user, strin
     {
         0 => new("ConnectionId", connectionId),
         1 => new("User", user),
-        2 => new("Transport", transport),
+        2 => new("Transport", transport.Label()),
         _ => throw new ArgumentOutOfRangeException(nameof(index)),
     };
 
@@ -28,5 +28,5 @@ internal sealed class ConnectionLogScope(string connectionId, string user, strin
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    public override string ToString() => $"{transport} {connectionId} user {user}";
+    public override string ToString() => $"{transport.Label()} {connectionId} user {user}";
 }

@@ -30,8 +30,6 @@ internal sealed class ConnectionTracker(BridgeMetrics metrics)
     public static string NewConnectionId() =>
         Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('+', '-').Replace('/', '_');
 
-    public BridgeMetrics Metrics => metrics;
-
     public void Add(ClientSession session)
     {
         _sessions[session.ConnectionId] = session;

@@ -151,18 +151,6 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    /// <summary>True from falling behind on the live dispatch until live again (what the lagging gauge counts).</summary>
-    public bool IsBehind
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _behind;
-            }
-        }
-    }
-
     /// <summary>True until the join has answered <c>room.joined</c> (or the membership closed).</summary>
     public bool IsJoining
     {

@@ -1,7 +1,9 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
+using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
+using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Handlers;
 
@@ -11,7 +13,7 @@ namespace Bridge.Worker.Handlers;
 /// keeps its current token (and its expiry). Rooms the new token no longer grants are left (<c>room.left</c> with
 /// reason <c>forbidden</c>).
 /// </summary>
-internal sealed class AuthRefreshHandler(ConnectionAdmission admission) : IFrameHandler
+internal sealed class AuthRefreshHandler(TokenValidator tokens, IOptions<AuthOptions> options, BridgeMetrics metrics, TimeProvider time) : IFrameHandler
 {
     public string Type => MessageTypes.AuthRefresh;
 
@@ -35,7 +37,7 @@ internal sealed class AuthRefreshHandler(ConnectionAdmission admission) : IFrame
             return;
         }
 
-        var check = await admission.RefreshAsync(session, token);
+        var check = await RefreshAsync(session, token);
         if (check.Identity is not { } identity)
         {
             session.SendError(ErrorCodes.Unauthorized, check.Message, frame.Id);
@@ -44,5 +46,25 @@ internal sealed class AuthRefreshHandler(ConnectionAdmission admission) : IFrame
 
         session.Send(ControlFrames.AuthRefreshed(frame.Id, identity.Expires));
         await session.Rooms.RevokeAsync(identity.MayJoin, session);
+    }
+
+    /// <summary>Validates the new token for the open session and, when valid, replaces its identity (and expiry).</summary>
+    private async Task<TokenCheck> RefreshAsync(ClientSession session, string token)
+    {
+        var check = await tokens.ValidateAsync(token);
+        if (check.Identity is not { } identity)
+        {
+            metrics.AuthFailed(check.Reason);
+            return check;
+        }
+
+        if (!string.Equals(identity.Subject, session.User, StringComparison.Ordinal))
+        {
+            metrics.AuthFailed("subject");
+            return TokenCheck.Refused("subject", "the new token is for another user; open a new connection for it");
+        }
+
+        session.SetIdentity(identity, time, options.Value.ClockSkew);
+        return check;
     }
 }

@@ -33,7 +33,7 @@ internal sealed class PublishHandler(PublishService publishing)
         }
 
         // The ack is awaited until the connection closes: then nobody is left to answer.
-        var pending = publishing.Start(frame, frame.Room!, session.User, session.Transport, session.Closing);
+        var pending = publishing.Start(frame, frame.Room!, session.User, session.Transport.Label(), session.Closing);
         await pipeline.AddAsync(new PublishInFlight(pending, frame.Room!, frame.Id));
     }
 

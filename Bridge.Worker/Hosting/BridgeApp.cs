@@ -8,6 +8,7 @@ using Bridge.Worker.Presence;
 using Bridge.Worker.Publishing;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
+using Bridge.Worker.Transports;
 using Bridge.Worker.Transports.Http;
 using Bridge.Worker.Transports.LongPolling;
 using Bridge.Worker.Transports.Sse;
@@ -111,6 +112,7 @@ internal static class BridgeApp
         services.AddHostedService(sp => sp.GetRequiredService<UserConnectionCounter>());
         services.AddSingleton<PresenceTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<PresenceTracker>());
+        services.AddSingleton<IRoomObserver>(sp => sp.GetRequiredService<PresenceTracker>());
         // Bans, the workers' directory and the NATS side of the backend API (after StreamSetup: they need NATS).
         services.AddBackendApi();
 
@@ -136,7 +138,8 @@ internal static class BridgeApp
         services.AddSingleton<BridgeMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());
 
-        // Transports
+        // Transports: one host runs every connection's life; each endpoint adds its reading and writing
+        services.AddSingleton<ConnectionHost>();
         services.AddSingleton<WebSocketEndpoint>();
         services.AddSingleton<SseEndpoint>();
         services.AddSingleton<PollEndpoint>();

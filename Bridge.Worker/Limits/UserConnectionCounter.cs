@@ -2,7 +2,6 @@ using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Nats;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;

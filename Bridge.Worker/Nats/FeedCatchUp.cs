@@ -104,9 +104,9 @@ internal sealed partial class FeedCatchUp(
         await running.WaitAsync(cancellationToken);
     }
 
-    [LoggerMessage(EventId = 1301, Level = LogLevel.Information, Message = "NATS connection (re)opened; catching up {Rooms} active rooms")]
+    [LoggerMessage(EventId = 1221, Level = LogLevel.Information, Message = "NATS connection (re)opened; catching up {Rooms} active rooms")]
     private partial void LogCatchingUp(int rooms);
 
-    [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "Catching up room {Room} failed")]
+    [LoggerMessage(EventId = 1222, Level = LogLevel.Warning, Message = "Catching up room {Room} failed")]
     private partial void LogCatchUpFailed(Exception exception, string room);
 }

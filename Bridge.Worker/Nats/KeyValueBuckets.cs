@@ -13,8 +13,8 @@ internal static class KeyValueBuckets
 {
     public static async Task<INatsKVStore> CreateOrUpdateAsync(NatsContext nats, NatsKVConfig config, TimeSpan startupTimeout, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(startupTimeout);
+        using var deadline = new CancellationTokenSource(startupTimeout, time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var kv = new NatsKVContext(nats.JetStream);
         for (var attempt = 1; ; attempt++)
         {

@@ -1,4 +1,3 @@
-using Bridge.Worker.Hosting;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;

@@ -338,6 +338,6 @@ internal sealed partial class RoomHistory
         }
     }
 
-    [LoggerMessage(EventId = 1401, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
+    [LoggerMessage(EventId = 1231, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
     private partial void LogConsumerNotDeleted(Exception exception, string consumer);
 }

@@ -15,8 +15,8 @@ internal sealed partial class StreamSetup(NatsContext nats, IOptions<NatsOptions
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(o.StartupTimeout);
+        using var deadline = new CancellationTokenSource(o.StartupTimeout, time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var attempt = 0;
         while (true)
         {

@@ -81,29 +81,30 @@ internal sealed class BridgeMetrics
 
     public TimeProvider Time { get; }
 
-    public void ConnectionOpened(string transport)
+    public void ConnectionOpened(TransportKind transport)
     {
-        var tag = new KeyValuePair<string, object?>("transport", transport);
+        var tag = new KeyValuePair<string, object?>("transport", transport.Label());
         _opened.Add(1, tag);
         _active.Add(1, tag);
     }
 
-    public void ConnectionClosed(string transport, int code)
+    public void ConnectionClosed(TransportKind transport, int code)
     {
-        _active.Add(-1, new KeyValuePair<string, object?>("transport", transport));
-        _closed.Add(1, new KeyValuePair<string, object?>("transport", transport), new KeyValuePair<string, object?>("code", code));
+        _active.Add(-1, new KeyValuePair<string, object?>("transport", transport.Label()));
+        _closed.Add(1, new KeyValuePair<string, object?>("transport", transport.Label()), new KeyValuePair<string, object?>("code", code));
         if (code == CloseCodes.SlowConsumer)
         {
-            _slowConsumers.Add(1, new KeyValuePair<string, object?>("transport", transport));
+            _slowConsumers.Add(1, new KeyValuePair<string, object?>("transport", transport.Label()));
         }
     }
 
+    /// <summary>A message came in to be published; <paramref name="transport"/> is where from (a connection's <see cref="TransportKinds.Label"/>, <c>http</c>, <c>api</c>).</summary>
     public void MessageIn(string transport) => _messagesIn.Add(1, new KeyValuePair<string, object?>("transport", transport));
 
     /// <summary>A room message was written to a client; <paramref name="timestamp"/> is its stream time (ms).</summary>
-    public void MessageOut(string transport, int bytes, long timestamp)
+    public void MessageOut(TransportKind transport, int bytes, long timestamp)
     {
-        var tag = new KeyValuePair<string, object?>("transport", transport);
+        var tag = new KeyValuePair<string, object?>("transport", transport.Label());
         _messagesOut.Add(1, tag);
         _bytesOut.Add(bytes, tag);
         if (timestamp > 0)
@@ -123,7 +124,7 @@ internal sealed class BridgeMetrics
     /// <summary>A join with <c>latest</c> was sent the newest message of <paramref name="messages"/> rooms.</summary>
     public void LatestSent(int messages) => _latest.Add(messages);
 
-    public void FellBehind(string transport) => _catchUps.Add(1, new KeyValuePair<string, object?>("transport", transport));
+    public void FellBehind(TransportKind transport) => _catchUps.Add(1, new KeyValuePair<string, object?>("transport", transport.Label()));
 
     /// <summary>A stream read for a member behind: <paramref name="messages"/> read, the first stamped <paramref name="oldest"/> (ms).</summary>
     public void CatchUpRead(int messages, long oldest)

@@ -3,18 +3,14 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using Bridge.Contracts;
-using Bridge.Worker.Hosting;
 using Bridge.Worker.Nats;
-using Bridge.Worker.Protocol;
+using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.KeyValueStore;
 
 namespace Bridge.Worker.Presence;
-
-/// <summary>One user in a room, over all workers.</summary>
-internal sealed record PresenceMember(string User, int Connections, long Since);
 
 /// <summary>
 /// Presence per room, visible from every worker, kept in a NATS key-value bucket: one key per room, user and
@@ -32,7 +28,7 @@ internal sealed partial class PresenceTracker(
     IOptions<NatsOptions> natsOptions,
     IOptions<WorkerOptions> worker,
     TimeProvider time,
-    ILogger<PresenceTracker> logger) : BackgroundService
+    ILogger<PresenceTracker> logger) : BackgroundService, IRoomObserver
 {
     public const string Online = "online";
     public const string Offline = "offline";

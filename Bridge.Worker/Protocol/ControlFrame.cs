@@ -83,7 +83,7 @@ internal static class ControlFrames
         new(MessageTypes.RoomLeft, room, Payload: new Dictionary<string, object?> { ["reason"] = ErrorCodes.Forbidden });
 
     /// <summary>Everyone in a presence room, on every worker.</summary>
-    public static ControlFrame PresenceState(string room, string? id, IReadOnlyList<Presence.PresenceMember> members) =>
+    public static ControlFrame PresenceState(string room, string? id, IReadOnlyList<PresenceMember> members) =>
         new(MessageTypes.PresenceState, room, id, Payload: new Dictionary<string, object?>
         {
             ["members"] = members.Select(m => (object?)new Dictionary<string, object?>

@@ -1,17 +1,6 @@
 using Bridge.Worker.Operations;
-using Bridge.Worker.Protocol;
 
 namespace Bridge.Worker.Rooms;
-
-/// <summary>What a stored message was delivered as when its stored form could not be.</summary>
-internal enum FallbackOutcome
-{
-    /// <summary>Delivered as a binary payload (<c>enc: "base64"</c> in JSON, <c>bin</c> in MessagePack).</summary>
-    Binary,
-
-    /// <summary>Not delivered to the members of that format (nor replayed to them).</summary>
-    Skipped,
-}
 
 /// <summary>
 /// Counts and logs the stored messages that could not be delivered as stored: a body labelled JSON that is not
@@ -19,7 +8,7 @@ internal enum FallbackOutcome
 /// <c>bridge.messages.fallback</c> counter has two small fixed labels: <c>format</c> (<c>json</c>, <c>msgpack</c>, or
 /// <c>all</c> for a body read as binary for every format) and <c>outcome</c> (<c>binary</c>, <c>skipped</c>).
 /// </summary>
-internal sealed partial class MessageFallbacks(BridgeMetrics metrics, ILogger<MessageFallbacks> logger)
+internal sealed partial class MessageFallbacks(BridgeMetrics metrics, ILogger<MessageFallbacks> logger) : IEncodingFailures
 {
     /// <summary>A body labelled <c>application/json</c> that is not Unicode JSON is delivered as binary to everyone.</summary>
     public void NotUnicodeJson(string room, ulong seq)

@@ -1,33 +1,30 @@
 using System.Collections.Concurrent;
-using Bridge.Worker.Presence;
 
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// The rooms active on this worker. A room is active while at least one local connection is in it: its feed
 /// opens on the first join and closes on the last leave. A room pattern joined is active the same way, under its
-/// pattern's text (one subscription with its wildcards). Every join and leave of a room's member is reported to
-/// presence (which ignores rooms without it); a pattern's members take no part in presence.
+/// pattern's text (one subscription with its wildcards). Every join and leave of a room's member is told to the
+/// <see cref="IRoomObserver"/>s (presence is one; it ignores rooms without it); a pattern's members take no part.
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
     private readonly IRoomFeedFactory _feeds;
-    private readonly PresenceTracker? _presence;
+    private readonly IRoomObserver[] _observers;
     private readonly RoomServices _services;
 
-    public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, PresenceTracker? presence = null)
+    public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, IEnumerable<IRoomObserver> observers)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
-        _presence = presence;
+        _observers = [.. observers];
         _services = new RoomServices(this, log, metrics, logger);
         metrics.ObserveActiveRooms(() => _rooms.Count);
     }
 
     public int ActiveRooms => _rooms.Count;
-
-    public bool TryGet(string name, out Room room) => _rooms.TryGetValue(name, out room!);
 
     /// <summary>A snapshot of the active rooms.</summary>
     public IReadOnlyCollection<Room> Snapshot() => [.. _rooms.Values];
@@ -55,9 +52,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
                 throw;
             }
 
-            if (_presence is not null && room.Pattern is null)
+            foreach (var observer in room.Pattern is null ? _observers : [])
             {
-                await _presence.JoinedAsync(name, member.User);
+                await observer.JoinedAsync(name, member.User);
             }
 
             return room;
@@ -67,9 +64,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
     public async ValueTask LeaveAsync(Room room, IRoomMember member)
     {
         await RemoveAsync(room, member);
-        if (_presence is not null && room.Pattern is null)
+        foreach (var observer in room.Pattern is null ? _observers : [])
         {
-            await _presence.LeftAsync(room.Name, member.User);
+            await observer.LeftAsync(room.Name, member.User);
         }
     }
 

@@ -10,7 +10,7 @@ namespace Bridge.Worker.Security;
 /// <see cref="AuthOptions.JwksRefreshInterval"/>, so a rotated key set is picked up without a restart. A failed
 /// reload keeps the keys it had.
 /// </summary>
-internal sealed partial class SigningKeys(IOptions<AuthOptions> options, ILogger<SigningKeys> logger) : BackgroundService
+internal sealed partial class SigningKeys(IOptions<AuthOptions> options, TimeProvider time, ILogger<SigningKeys> logger) : BackgroundService
 {
     private static readonly TimeSpan FetchTimeout = TimeSpan.FromSeconds(10);
 
@@ -40,7 +40,7 @@ internal sealed partial class SigningKeys(IOptions<AuthOptions> options, ILogger
             return;
         }
 
-        using var timer = new PeriodicTimer(o.JwksRefreshInterval);
+        using var timer = new PeriodicTimer(o.JwksRefreshInterval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))

@@ -17,9 +17,9 @@ internal sealed record TokenCheck(UserIdentity? Identity, string Reason, string 
 /// ES256 only (an unsigned <c>alg: none</c> token, or a token whose algorithm does not fit the key's type, fails
 /// the signature check), <c>exp</c> required, <c>nbf</c>, and <c>iss</c>/<c>aud</c> when configured. Reads the
 /// subject, the room grants, <c>iat</c> and the admin claim. A token of a banned user issued before the ban is
-/// refused (<see cref="Backend.UserBans"/>).
+/// refused (<see cref="IRevokedTokens"/>: the backend API's bans).
 /// </summary>
-internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> options, Backend.UserBans bans)
+internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> options, IRevokedTokens bans)
 {
     /// <summary>Longest accepted token: it travels in a header or the query string.</summary>
     public const int MaxTokenLength = 8192;

@@ -15,8 +15,8 @@ namespace Bridge.Worker.Transports.LongPolling;
 /// cursor. A sequence of polls sees every message exactly once.
 /// </summary>
 internal sealed class PollEndpoint(
+    ConnectionHost host,
     RoomJoiner joiner,
-    ConnectionAdmission admission,
     Operations.BridgeMetrics metrics,
     IOptions<ConnectionOptions> options,
     IOptions<ShutdownOptions> shutdown,
@@ -25,129 +25,152 @@ internal sealed class PollEndpoint(
 {
     public const string Path = "/poll";
 
-    public async Task<IResult> HandleAsync(HttpContext context)
+    public Task HandleAsync(HttpContext context) =>
+        host.RunAsync(context, new Poll(joiner, metrics, options.Value, shutdown.Value, lifetime, time));
+
+    /// <summary>One poll: its rooms and cursor, and what it answers.</summary>
+    private sealed class Poll(
+        RoomJoiner joiner,
+        Operations.BridgeMetrics metrics,
+        ConnectionOptions options,
+        ShutdownOptions shutdown,
+        IHostApplicationLifetime lifetime,
+        TimeProvider time) : IConnectionTransport
     {
-        var (admitted, refusal) = await admission.AdmitAsync(context);
-        if (admitted is null)
-        {
-            return refusal!;
-        }
+        private readonly List<byte[]> _messages = [];
+        private readonly List<byte[]> _errors = [];
+        private readonly List<string> _truncated = [];
+        private List<string> _rooms = [];
+        private Dictionary<string, ulong> _positions = [];
+        private JoinOptions _join;
 
-        await using var _ = admitted;
-        var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o, out var rooms, out var refused) ||
-            !HttpErrors.TryParseJoinOptions(context.Request.Query, out var join, out refused) ||
-            !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
-        {
-            return refused!;
-        }
+        public TransportKind Kind => TransportKind.Poll;
 
-        if (!Cursor.TryParse(context.Request.Query["cursor"], rooms, out var positions))
+        public IFrameCodec Codec => JsonFrameCodec.Instance;
+
+        public TimeSpan? WelcomeHeartbeat => null;
+
+        public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
-                "cursor must be a seq (one room) or room=seq pairs separated by commas");
+            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
+                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
+                !HttpErrors.CheckJoin(identity, _rooms, out refused))
+            {
+                await refused!.ExecuteAsync(context);
+                return false;
+            }
+
+            if (!Cursor.TryParse(context.Request.Query["cursor"], _rooms, out _positions))
+            {
+                await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
+                    "cursor must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
+                return false;
+            }
+
+            return true;
         }
 
         // Room for one full answer plus a join answer per room; a replay beyond it waits (and is cut off when
         // the poll answers: the next poll resumes from the cursor).
-        var session = new ClientSession(
-            ConnectionTracker.NewConnectionId(),
-            admitted.Identity,
-            JsonFrameCodec.Instance,
-            new OutboundQueue(o.PollMaxMessages + rooms.Count + 16, Math.Max(o.SendQueueMaxBytes, (long)o.PollMaxMessages * o.MaxFrameBytes)),
-            o.MaxConcurrentRequests,
-            transport: "poll");
-        var messages = new List<byte[]>();
-        var errors = new List<byte[]>();
-        var truncated = new List<string>();
-        using var expiry = new CancellationTokenSource(o.PollTimeout, time);
-        // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
-        var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), join);
-        using var heartbeatStop = new CancellationTokenSource();
-        var heartbeat = HeartbeatAsync(context.Response, o.SseHeartbeatInterval, heartbeatStop.Token);
-        try
+        public OutboundQueue CreateQueue() =>
+            new(options.PollMaxMessages + _rooms.Count + 16, Math.Max(options.SendQueueMaxBytes, (long)options.PollMaxMessages * options.MaxFrameBytes));
+
+        public async Task RunAsync(HttpContext context, ClientSession session)
         {
-            var reader = session.Queue.Reader;
+            var rooms = _rooms;
+            var positions = _positions;
+            var messages = _messages;
+            using var expiry = new CancellationTokenSource(options.PollTimeout, time);
+            // A shutting-down worker answers at once, with what it has and a server.shutdown notice.
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token, lifetime.ApplicationStopping);
+            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), _join);
+            using var heartbeatStop = new CancellationTokenSource();
+            var heartbeat = HeartbeatAsync(context.Response, options.SseHeartbeatInterval, time, heartbeatStop.Token);
             try
             {
-                // Answer once something arrived, every room has a position (so the cursor resumes them all) and no
-                // join is still reading its backlog (so a long backlog comes in full pages).
-                bool Settled() => messages.Count > 0 && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
-                while (messages.Count < o.PollMaxMessages && (!Settled() || reader.Count > 0))
+                var reader = session.Queue.Reader;
+                try
                 {
-                    if (!reader.TryRead(out var frame))
+                    // Answer once something arrived, every room has a position (so the cursor resumes them all) and no
+                    // join is still reading its backlog (so a long backlog comes in full pages).
+                    bool Settled() => messages.Count > 0 && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
+                    while (messages.Count < options.PollMaxMessages && (!Settled() || reader.Count > 0))
                     {
-                        if (Settled())
+                        if (!reader.TryRead(out var frame))
                         {
-                            break;
+                            if (Settled())
+                            {
+                                break;
+                            }
+
+                            if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))
+                            {
+                                break; // the session closed (e.g. the worker is shutting down): answer with what there is
+                            }
+
+                            continue;
                         }
 
-                        if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))
+                        session.Queue.OnSent(frame);
+                        if (frame.AdvancesPosition)
                         {
-                            break; // the session closed (e.g. the worker is shutting down): answer with what there is
+                            positions[frame.Room!] = frame.Seq;
                         }
 
-                        continue;
-                    }
+                        if (frame.Truncated)
+                        {
+                            _truncated.Add(frame.Room!);
+                        }
 
-                    session.Queue.OnSent(frame);
-                    if (frame.AdvancesPosition)
-                    {
-                        positions[frame.Room!] = frame.Seq;
-                    }
-
-                    if (frame.Truncated)
-                    {
-                        truncated.Add(frame.Room!);
-                    }
-
-                    if (frame.Type == MessageTypes.Error)
-                    {
-                        errors.Add(frame.Bytes);
-                    }
-                    else if (frame.IsRoomMessage)
-                    {
-                        messages.Add(frame.Bytes);
-                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                        if (frame.Type == MessageTypes.Error)
+                        {
+                            _errors.Add(frame.Bytes);
+                        }
+                        else if (frame.IsRoomMessage)
+                        {
+                            messages.Add(frame.Bytes);
+                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                        }
                     }
                 }
+                catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+                {
+                    // PollTimeout: answer with what there is (possibly nothing) and the cursor.
+                }
             }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+            finally
             {
-                // PollTimeout: answer with what there is (possibly nothing) and the cursor.
+                session.RequestClose(CloseCodes.Normal, "poll answered");
+                await joining;
+                await heartbeatStop.CancelAsync();
+                await heartbeat;
             }
         }
-        finally
-        {
-            session.RequestClose(CloseCodes.Normal, "poll answered");
-            await joining;
-            await session.LeaveAllRoomsAsync();
-        }
 
-        await heartbeatStop.CancelAsync();
-        await heartbeat;
-        int? reconnectAfterMs = lifetime.ApplicationStopping.IsCancellationRequested
-            ? Random.Shared.Next(Math.Max(1, (int)shutdown.Value.ReconnectSpread.TotalMilliseconds))
-            : null;
-        var body = Body(Cursor.Format(rooms, positions), messages, errors, truncated, reconnectAfterMs);
-        if (context.Response.HasStarted)
+        public async Task CompleteAsync(HttpContext context, ClientSession session)
         {
-            // Heartbeats went out: the status and headers are sent, the body follows them.
-            await context.Response.WriteAsync(body, Encoding.UTF8, CancellationToken.None);
-            return Results.Empty;
-        }
+            int? reconnectAfterMs = lifetime.ApplicationStopping.IsCancellationRequested
+                ? Random.Shared.Next(Math.Max(1, (int)shutdown.ReconnectSpread.TotalMilliseconds))
+                : null;
+            var body = Body(Cursor.Format(_rooms, _positions), _messages, _errors, _truncated, reconnectAfterMs);
+            if (context.Response.HasStarted)
+            {
+                // Heartbeats went out: the status and headers are sent, the body follows them.
+                await context.Response.WriteAsync(body, Encoding.UTF8, CancellationToken.None);
+                return;
+            }
 
-        return Results.Text(body, "application/json", Encoding.UTF8);
+            await Results.Text(body, "application/json", Encoding.UTF8).ExecuteAsync(context);
+        }
     }
 
     /// <summary>
     /// While a poll waits, a newline every heartbeat interval (JSON allows whitespace before the value) keeps
     /// proxies from closing the idle response. The first one sends the status and headers.
     /// </summary>
-    private static async Task HeartbeatAsync(HttpResponse response, TimeSpan interval, CancellationToken cancellationToken)
+    private static async Task HeartbeatAsync(HttpResponse response, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))

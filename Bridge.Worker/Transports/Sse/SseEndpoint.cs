@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Hosting;
+using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
@@ -19,11 +19,12 @@ namespace Bridge.Worker.Transports.Sse;
 /// (sent by EventSource itself) or <c>?lastEventId=</c> resumes each room from its own position, on any worker.
 /// </summary>
 internal sealed partial class SseEndpoint(
+    ConnectionHost host,
     RoomJoiner joiner,
-    ConnectionTracker tracker,
-    ConnectionAdmission admission,
+    BridgeMetrics metrics,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
+    TimeProvider time,
     ILogger<SseEndpoint> logger)
 {
     public const string Path = "/sse";
@@ -36,95 +37,99 @@ internal sealed partial class SseEndpoint(
     // Bytes written to the response between flushes while a backlog drains.
     private const int FlushEvery = 32 * 1024;
 
-    public async Task HandleAsync(HttpContext context)
+    public Task HandleAsync(HttpContext context) => host.RunAsync(context, new Stream(this, joiner, metrics, options.Value, worker.Value.Id, time));
+
+    /// <summary>One event stream: its rooms and their positions, from the query and <c>Last-Event-ID</c>.</summary>
+    private sealed class Stream(
+        SseEndpoint endpoint, RoomJoiner joiner, BridgeMetrics metrics, ConnectionOptions options, string workerId, TimeProvider time) : IConnectionTransport
     {
-        var (admitted, refusal) = await admission.AdmitAsync(context);
-        if (admitted is null)
+        private List<string> _rooms = [];
+        private Dictionary<string, ulong> _positions = [];
+        private JoinOptions _join;
+
+        public TransportKind Kind => TransportKind.Sse;
+
+        public IFrameCodec Codec => JsonFrameCodec.Instance;
+
+        public TimeSpan? WelcomeHeartbeat => options.SseHeartbeatInterval;
+
+        public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            await refusal!.ExecuteAsync(context);
-            return;
+            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
+                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
+                !HttpErrors.CheckJoin(identity, _rooms, out refused))
+            {
+                await refused!.ExecuteAsync(context);
+                return false;
+            }
+
+            var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
+            if (string.IsNullOrEmpty(lastEventId))
+            {
+                lastEventId = context.Request.Query["lastEventId"].ToString();
+            }
+
+            if (!Cursor.TryParse(lastEventId, _rooms, out _positions))
+            {
+                await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
+                    "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
+                return false;
+            }
+
+            var response = context.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache, no-transform";
+            response.Headers.ContentEncoding = "identity";
+            // nginx and similar proxies: do not buffer this response.
+            response.Headers["X-Accel-Buffering"] = "no";
+            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            return true;
         }
 
-        await using var _ = admitted;
-        var o = options.Value;
-        if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], o, out var rooms, out var refused) ||
-            !HttpErrors.TryParseJoinOptions(context.Request.Query, out var join, out refused) ||
-            !HttpErrors.CheckJoin(admitted.Identity, rooms, out refused))
-        {
-            await refused!.ExecuteAsync(context);
-            return;
-        }
+        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes);
 
-        var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
-        if (string.IsNullOrEmpty(lastEventId))
+        public async Task RunAsync(HttpContext context, ClientSession session)
         {
-            lastEventId = context.Request.Query["lastEventId"].ToString();
-        }
-
-        if (!Cursor.TryParse(lastEventId, rooms, out var positions))
-        {
-            await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
-                "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
-            return;
-        }
-
-        var response = context.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache, no-transform";
-        response.Headers.ContentEncoding = "identity";
-        // nginx and similar proxies: do not buffer this response.
-        response.Headers["X-Accel-Buffering"] = "no";
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-
-        var session = new ClientSession(
-            ConnectionTracker.NewConnectionId(),
-            admitted.Identity,
-            JsonFrameCodec.Instance,
-            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
-            o.MaxConcurrentRequests,
-            transport: "sse");
-        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
-        // The stream ends when the token expires; EventSource reconnects, with a fresh token in its URL.
-        admission.WatchExpiry(session);
-        tracker.Add(session);
-        // A client that goes away ends the stream at once, not at the next write.
-        using var gone = context.RequestAborted.Register(static s => ((ClientSession)s!).RequestClose(CloseCodes.Normal, "client went away"), session);
-        LogOpened(session.ConnectionId, rooms.Count, positions.Count);
-        try
-        {
-            await WriteAsync(response, $"retry: {(long)o.SseRetry.TotalMilliseconds}\n: {worker.Value.Id}\n\n", context.RequestAborted);
-            await response.Body.FlushAsync(context.RequestAborted);
-            session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.SseHeartbeatInterval, session.User));
-            var joining = joiner.StartJoinsAsync(session, rooms, new Dictionary<string, ulong>(positions), join);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
-            var heartbeat = HeartbeatAsync(session, o.SseHeartbeatInterval, stop.Token);
+            var response = context.Response;
+            // A client that goes away ends the stream at once, not at the next write.
+            using var gone = context.RequestAborted.Register(static s => ((ClientSession)s!).RequestClose(CloseCodes.Normal, "client went away"), session);
+            endpoint.LogOpened(session.ConnectionId, _rooms.Count, _positions.Count);
             try
             {
-                await SendLoopAsync(response, session, rooms, positions, tracker.Metrics, context.RequestAborted);
+                // Written before the queue (which holds welcome already).
+                await WriteAsync(response, $"retry: {(long)options.SseRetry.TotalMilliseconds}\n: {workerId}\n\n", context.RequestAborted);
+                await response.Body.FlushAsync(context.RequestAborted);
+                var joining = joiner.StartJoinsAsync(session, _rooms, new Dictionary<string, ulong>(_positions), _join);
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, session.Closing);
+                var heartbeat = HeartbeatAsync(session, options.SseHeartbeatInterval, time, stop.Token);
+                try
+                {
+                    await SendLoopAsync(response, session, _rooms, _positions, metrics, context.RequestAborted);
+                }
+                finally
+                {
+                    session.RequestClose(CloseCodes.Normal, "closed");
+                    await stop.CancelAsync();
+                    await heartbeat;
+                    await joining;
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException)
+            {
+                // The client went away: the normal end of an event stream.
             }
             finally
             {
                 session.RequestClose(CloseCodes.Normal, "closed");
-                await stop.CancelAsync();
-                await heartbeat;
-                await joining;
+                endpoint.LogClosed(session.ConnectionId, session.CloseRequested?.Reason ?? "closed");
             }
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException)
-        {
-            // The client went away: the normal end of an event stream.
-        }
-        finally
-        {
-            session.RequestClose(CloseCodes.Normal, "closed");
-            await session.LeaveAllRoomsAsync();
-            tracker.Remove(session);
-            LogClosed(session.ConnectionId, session.CloseRequested?.Reason ?? "closed");
-        }
+
+        public Task CompleteAsync(HttpContext context, ClientSession session) => Task.CompletedTask;
     }
 
     private static async Task SendLoopAsync(
-        HttpResponse response, ClientSession session, List<string> rooms, Dictionary<string, ulong> positions, Operations.BridgeMetrics metrics,
+        HttpResponse response, ClientSession session, List<string> rooms, Dictionary<string, ulong> positions, BridgeMetrics metrics,
         CancellationToken aborted)
     {
         var reader = session.Queue.Reader;
@@ -191,9 +196,9 @@ internal sealed partial class SseEndpoint(
         }
     }
 
-    private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, CancellationToken cancellationToken)
+    private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))

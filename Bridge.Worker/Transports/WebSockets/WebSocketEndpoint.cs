@@ -1,21 +1,23 @@
+using System.Net.WebSockets;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Handlers;
-using Bridge.Worker.Hosting;
+using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
-using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports.WebSockets;
 
-/// <summary><c>GET /ws</c>: negotiates the subprotocol, accepts the socket and runs the connection until it ends.</summary>
-internal sealed partial class WebSocketEndpoint(
+/// <summary>
+/// <c>GET /ws</c>: negotiates the subprotocol, then <see cref="ConnectionHost"/> admits the request, and the socket
+/// is accepted and pumped (<see cref="WebSocketConnection"/>) until it ends.
+/// </summary>
+internal sealed class WebSocketEndpoint(
+    ConnectionHost host,
     FrameDispatcher dispatcher,
-    ConnectionTracker tracker,
-    ConnectionAdmission admission,
+    BridgeMetrics metrics,
     IOptions<ConnectionOptions> options,
-    IOptions<WorkerOptions> worker,
     TimeProvider time,
     ILogger<WebSocketConnection> logger)
 {
@@ -40,45 +42,50 @@ internal sealed partial class WebSocketEndpoint(
         }
 
         // Origin, token and connection limits before the upgrade: a refused client gets an HTTP answer and no socket.
-        var (admitted, refusal) = await admission.AdmitAsync(context);
-        if (admitted is null)
+        await host.RunAsync(context, new Upgrade(codec, subprotocol, dispatcher, options.Value, metrics, time, logger));
+    }
+
+    /// <summary>One upgraded connection: the socket is accepted once admitted, and pumped both ways.</summary>
+    private sealed class Upgrade(
+        IFrameCodec codec,
+        string? subprotocol,
+        FrameDispatcher dispatcher,
+        ConnectionOptions options,
+        BridgeMetrics metrics,
+        TimeProvider time,
+        ILogger<WebSocketConnection> logger) : IConnectionTransport
+    {
+        private WebSocket? _socket;
+
+        public TransportKind Kind => TransportKind.WebSocket;
+
+        public IFrameCodec Codec => codec;
+
+        public TimeSpan? WelcomeHeartbeat => options.HeartbeatInterval;
+
+        public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            await refusal!.ExecuteAsync(context);
-            return;
+            _socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+            {
+                SubProtocol = subprotocol,
+                KeepAliveInterval = options.HeartbeatInterval,
+                KeepAliveTimeout = options.HeartbeatTimeout,
+            });
+            return true;
         }
 
-        await using var _ = admitted;
-        var o = options.Value;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-        {
-            SubProtocol = subprotocol,
-            KeepAliveInterval = o.HeartbeatInterval,
-            KeepAliveTimeout = o.HeartbeatTimeout,
-        });
+        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes);
 
-        var session = new ClientSession(
-            ConnectionTracker.NewConnectionId(),
-            admitted.Identity,
-            codec,
-            new OutboundQueue(o.SendQueueCapacity, o.SendQueueMaxBytes),
-            o.MaxConcurrentRequests,
-            maxPublishesInFlight: o.MaxPublishesInFlight);
-        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
-        admission.WatchExpiry(session);
-        tracker.Add(session);
-        try
+        public async Task RunAsync(HttpContext context, ClientSession session)
         {
-            session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, o.HeartbeatInterval, session.User));
+            using var socket = _socket!;
             // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
             var batching = context.Features.Get<FrameBatchingStream>();
-            var connection = new WebSocketConnection(socket, batching, session, dispatcher, o, tracker.Metrics, time, logger);
+            var connection = new WebSocketConnection(socket, batching, session, dispatcher, options, metrics, time, logger);
             await connection.RunAsync(context.RequestAborted);
         }
-        finally
-        {
-            await session.LeaveAllRoomsAsync();
-            tracker.Remove(session);
-        }
+
+        public Task CompleteAsync(HttpContext context, ClientSession session) => Task.CompletedTask;
     }
 
     /// <summary>The first subprotocol the client offers that the gateway speaks; no offer means JSON; offers of neither are refused.</summary>

@@ -2,11 +2,11 @@ using System.Net;
 using Bridge.Contracts;
 using Bridge.Worker.Limits;
 using Bridge.Worker.Operations;
-using Bridge.Worker.Transports.Http;
+using Bridge.Worker.Security;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 
-namespace Bridge.Worker.Security;
+namespace Bridge.Worker.Transports.Http;
 
 /// <summary>
 /// An admitted connection: its user, and the connection counts it holds until it is disposed.
@@ -52,26 +52,6 @@ internal sealed partial class ConnectionAdmission(
 
     /// <summary>Arms the session's token expiry: it is closed with 4001 when its token runs out.</summary>
     public void WatchExpiry(Connections.ClientSession session) => session.SetIdentity(session.Identity, time, options.Value.ClockSkew);
-
-    /// <summary>Validates an <c>auth.refresh</c> token for an open session and, when valid, replaces its identity.</summary>
-    public async Task<TokenCheck> RefreshAsync(Connections.ClientSession session, string token)
-    {
-        var check = await tokens.ValidateAsync(token);
-        if (check.Identity is not { } identity)
-        {
-            metrics.AuthFailed(check.Reason);
-            return check;
-        }
-
-        if (!string.Equals(identity.Subject, session.User, StringComparison.Ordinal))
-        {
-            metrics.AuthFailed("subject");
-            return TokenCheck.Refused("subject", "the new token is for another user; open a new connection for it");
-        }
-
-        session.SetIdentity(identity, time, options.Value.ClockSkew);
-        return check;
-    }
 
     /// <summary>Checks origin and token (for requests that hold no connection, e.g. an HTTP publish).</summary>
     public async Task<(UserIdentity? Identity, IResult? Refusal)> AuthenticateAsync(HttpContext context)

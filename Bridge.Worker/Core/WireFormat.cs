@@ -1,4 +1,4 @@
-namespace Bridge.Worker.Protocol;
+namespace Bridge.Worker.Core;
 
 /// <summary>The encodings a frame can be written in. Each room message is encoded at most once per format.</summary>
 internal enum WireFormat

@@ -1,7 +1,7 @@
-using Bridge.Worker.Hosting;
+using Bridge.Worker.Backend;
 using Microsoft.Extensions.Options;
 
-namespace Bridge.Worker.Backend;
+namespace Bridge.Worker.Hosting;
 
 /// <summary>What the backend API is made of, and where it is served (docs/protocol.md §13).</summary>
 internal static class BackendApiServices
@@ -11,6 +11,7 @@ internal static class BackendApiServices
         BridgeApp.AddValidatedOptions<ApiOptions, ApiOptionsValidator>(services, ApiOptions.Section);
         // Loaded before the worker serves: TokenValidator refuses banned users' old tokens from the first request.
         services.AddSingleton<UserBans>();
+        services.AddSingleton<Security.IRevokedTokens>(sp => sp.GetRequiredService<UserBans>());
         services.AddHostedService(sp => sp.GetRequiredService<UserBans>());
         services.AddSingleton<WorkerDirectory>();
         services.AddSingleton<WorkerScatter>();

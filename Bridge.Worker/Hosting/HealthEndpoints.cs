@@ -2,7 +2,7 @@ using Bridge.Worker.Nats;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 
-namespace Bridge.Worker.Operations;
+namespace Bridge.Worker.Hosting;
 
 /// <summary>
 /// <c>/healthz</c>: the process is alive. <c>/readyz</c>: the worker should get traffic: NATS connected, the
@@ -60,8 +60,8 @@ internal sealed class HealthEndpoints(NatsContext nats, IOptions<NatsOptions> op
             bool ok;
             try
             {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                timeout.CancelAfter(StreamCheckTimeout);
+                using var deadline = new CancellationTokenSource(StreamCheckTimeout, time);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
                 await nats.JetStream.GetStreamAsync(options.Value.StreamName, cancellationToken: timeout.Token);
                 ok = true;
             }

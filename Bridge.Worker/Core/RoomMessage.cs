@@ -1,6 +1,4 @@
-using Bridge.Worker.Protocol;
-
-namespace Bridge.Worker.Rooms;
+namespace Bridge.Worker.Core;
 
 /// <summary>
 /// One stored message of a room, as it came off the stream. It is encoded at most once per wire format and
@@ -37,21 +35,21 @@ internal sealed class RoomMessage
     public ReadOnlyMemory<byte> Payload { get; init; }
 
     /// <summary>Where a fallback is counted and logged (set by <c>RoomMessageReader</c>; null in unit tests).</summary>
-    public MessageFallbacks? Fallbacks { get; init; }
+    public IEncodingFailures? Fallbacks { get; init; }
 
     /// <summary>
     /// The message as one frame of <paramref name="codec"/>'s format, or null when it cannot be encoded for that
     /// format at all (then it is skipped for every member of the format, counted and logged). Never throws: one
     /// message that cannot be encoded must not stop a room's dispatch, a replay or a sync (issue 12).
     /// </summary>
-    public byte[]? GetFrame(IFrameCodec codec)
+    public byte[]? GetFrame(IMessageEncoder codec)
     {
         var slot = (int)codec.Format;
         var frame = _frames[slot] ??= Encode(codec) ?? Skipped;
         return ReferenceEquals(frame, Skipped) ? null : frame;
     }
 
-    private byte[]? Encode(IFrameCodec codec)
+    private byte[]? Encode(IMessageEncoder codec)
     {
         Exception failure;
         try

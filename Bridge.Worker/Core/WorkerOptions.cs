@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Bridge.Worker.Hosting;
+namespace Bridge.Worker.Core;
 
 /// <summary>Identity of this worker (section <c>Bridge:Worker</c>).</summary>
 internal sealed class WorkerOptions
