@@ -100,4 +100,46 @@ public sealed class SendQueueTests
         // The slow one still had a frame waiting and wrote nothing after second 20: stalled too, by second 51.
         Assert.Equal(CloseCodes.SlowConsumer, slow.CloseRequested?.Code);
     }
+
+    [Fact]
+    public async Task A_connection_whose_queue_is_empty_but_whose_batch_flush_is_blocked_is_stalled_and_one_whose_flush_ended_is_not()
+    {
+        var time = new FakeTimeProvider();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), time));
+        var options = Options.Create(new ConnectionOptions { StallTimeout = TimeSpan.FromSeconds(30) });
+        using var detector = new StallDetector(tracker, options, time, NullLogger<StallDetector>.Instance);
+        ClientSession Open(string id)
+        {
+            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+            tracker.Add(session);
+            return session;
+        }
+
+        // Both senders take their last frame and write it into the batch (counted as sent: the queue is empty), then
+        // flush: the blocked one's client stopped reading, so its flush never ends; the other's ends at once.
+        var blocked = Open("blocked");
+        var flushed = Open("flushed");
+        foreach (var session in new[] { blocked, flushed })
+        {
+            session.Send(Frame());
+            Assert.True(session.Queue.Reader.TryRead(out var frame));
+            session.Queue.OnSent(frame);
+            Assert.Equal(0, session.Queue.Count);
+            session.Queue.OnFlushStarted();
+        }
+
+        flushed.Queue.OnFlushEnded();
+        await detector.StartAsync(CancellationToken.None);
+        for (var second = 1; second <= 29; second++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Null(blocked.CloseRequested);
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(CloseCodes.SlowConsumer, blocked.CloseRequested?.Code);
+        time.Advance(TimeSpan.FromSeconds(60));
+        Assert.Null(flushed.CloseRequested);
+    }
 }

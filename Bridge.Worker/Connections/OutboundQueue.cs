@@ -28,6 +28,7 @@ internal sealed class OutboundQueue
     private long _bytes;
     private int _count;
     private long _written;
+    private int _flushing;
     private volatile bool _completed;
 
     // The stall check's own state: touched only by the one sweeper thread.
@@ -111,6 +112,19 @@ internal sealed class OutboundQueue
         }
     }
 
+    /// <summary>
+    /// Called by the sender before a socket write of frames already counted as sent (a batch's flush): while that
+    /// write waits on the socket the connection still has output waiting, so the stall check must not see it as idle.
+    /// </summary>
+    public void OnFlushStarted() => Volatile.Write(ref _flushing, 1);
+
+    /// <summary>Called by the sender once the flush <see cref="OnFlushStarted"/> announced is written: progress.</summary>
+    public void OnFlushEnded()
+    {
+        Volatile.Write(ref _flushing, 0);
+        Volatile.Write(ref _written, _written + 1);
+    }
+
     private bool HasHeadroom => Count < _lowWater && QueuedBytes < _headroomBytes;
 
     /// <summary>
@@ -151,12 +165,13 @@ internal sealed class OutboundQueue
 
     /// <summary>
     /// The stall check, called by one sweeper at intervals with its clock's timestamp: true when frames have been
-    /// waiting and none was written for at least <paramref name="timeout"/>.
+    /// waiting (queued, or written into a batch whose flush is blocked) and none was written for at least
+    /// <paramref name="timeout"/>.
     /// </summary>
     public bool IsStalled(long now, TimeSpan timeout, TimeProvider time)
     {
         var written = Volatile.Read(ref _written);
-        if (Count == 0 || written != _checkedWritten || _progressAt == 0)
+        if ((Count == 0 && Volatile.Read(ref _flushing) == 0) || written != _checkedWritten || _progressAt == 0)
         {
             _checkedWritten = written;
             _progressAt = now;

@@ -175,7 +175,9 @@ internal sealed partial class WebSocketConnection(
 
                         if (batching is { Buffered: >= FlushEvery })
                         {
+                            session.Queue.OnFlushStarted();
                             await batching.FlushBatchAsync(aborted);
+                            session.Queue.OnFlushEnded();
                         }
                     }
                 }
@@ -183,7 +185,10 @@ internal sealed partial class WebSocketConnection(
                 {
                     if (batching is not null)
                     {
+                        // A flush blocked here (the client stopped reading) is a stall even with the queue empty.
+                        session.Queue.OnFlushStarted();
                         await batching.EndBatchAsync(aborted);
+                        session.Queue.OnFlushEnded();
                     }
                 }
             }
