@@ -59,17 +59,9 @@ public sealed class SendQueueTests
     [Fact]
     public async Task A_connection_with_frames_waiting_and_none_written_for_the_stall_timeout_is_closed_with_4008_and_others_are_not()
     {
-        var time = new FakeTimeProvider();
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), time));
-        var options = Options.Create(new ConnectionOptions { StallTimeout = TimeSpan.FromSeconds(30) });
-        using var detector = new StallDetector(tracker, options, time, NullLogger<StallDetector>.Instance);
-        ClientSession Open(string id)
-        {
-            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
-            tracker.Add(session);
-            return session;
-        }
+        using var stalls = new Stalls();
+        var (time, detector) = (stalls.Time, stalls.Detector);
+        ClientSession Open(string id) => stalls.Open(id);
 
         var stalled = Open("stalled");
         var slow = Open("slow");
@@ -104,17 +96,9 @@ public sealed class SendQueueTests
     [Fact]
     public async Task A_connection_whose_queue_is_empty_but_whose_batch_flush_is_blocked_is_stalled_and_one_whose_flush_ended_is_not()
     {
-        var time = new FakeTimeProvider();
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var tracker = new ConnectionTracker(new BridgeMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), time));
-        var options = Options.Create(new ConnectionOptions { StallTimeout = TimeSpan.FromSeconds(30) });
-        using var detector = new StallDetector(tracker, options, time, NullLogger<StallDetector>.Instance);
-        ClientSession Open(string id)
-        {
-            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
-            tracker.Add(session);
-            return session;
-        }
+        using var stalls = new Stalls();
+        var (time, detector) = (stalls.Time, stalls.Detector);
+        ClientSession Open(string id) => stalls.Open(id);
 
         // Both senders take their last frame and write it into the batch (counted as sent: the queue is empty), then
         // flush: the blocked one's client stopped reading, so its flush never ends; the other's ends at once.
@@ -141,5 +125,36 @@ public sealed class SendQueueTests
         Assert.Equal(CloseCodes.SlowConsumer, blocked.CloseRequested?.Code);
         time.Advance(TimeSpan.FromSeconds(60));
         Assert.Null(flushed.CloseRequested);
+    }
+
+    /// <summary>A stall detector (30 s) over a tracker on a fake clock, and the sessions it watches.</summary>
+    private sealed class Stalls : IDisposable
+    {
+        private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        private readonly ConnectionTracker _tracker;
+
+        public Stalls()
+        {
+            _tracker = new ConnectionTracker(new BridgeMetrics(_services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), Time));
+            Detector = new StallDetector(
+                _tracker, Options.Create(new ConnectionOptions { StallTimeout = TimeSpan.FromSeconds(30) }), Time, NullLogger<StallDetector>.Instance);
+        }
+
+        public FakeTimeProvider Time { get; } = new();
+
+        public StallDetector Detector { get; }
+
+        public ClientSession Open(string id)
+        {
+            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+            _tracker.Add(session);
+            return session;
+        }
+
+        public void Dispose()
+        {
+            Detector.Dispose();
+            _services.Dispose();
+        }
     }
 }
