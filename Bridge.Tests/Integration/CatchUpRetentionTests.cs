@@ -30,11 +30,7 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         var seqs = await publishing;
 
         paused.StartReading();
-        var frames = new List<Frame>();
-        while (frames.LastOrDefault()?.Seq != seqs[^1] || frames.Last().Type != Bursts.Type)
-        {
-            frames.Add(await paused.WaitForAsync(f => f.Room == room, Long));
-        }
+        var frames = await Truncations.ReadUpToAsync(paused, room, seqs[^1], Long);
 
         var received = frames.Where(f => f.Type == Bursts.Type).Select(f => f.Seq).ToList();
         var notices = frames.Where(f => f.Type == MessageTypes.RoomJoined).ToList();
@@ -45,27 +41,7 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         Assert.NotEmpty(notices.Skip(1));
         Assert.All(notices.Skip(1), n => Assert.True(n.Payload!["truncated"]!.GetValue<bool>()));
 
-        // No silent loss: after every gap (burst messages it never got), a truncated notice follows.
-        var index = seqs.Select((seq, i) => (seq, i)).ToDictionary(p => p.seq, p => p.i);
-        var previous = -1;
-        for (var at = 0; at < frames.Count; at++)
-        {
-            if (frames[at].Type != Bursts.Type)
-            {
-                continue;
-            }
-
-            var i = index[frames[at].Seq];
-            if (i > previous + 1)
-            {
-                Assert.True(frames.Skip(at).Any(f => f.Type == MessageTypes.RoomJoined && f.Payload!["truncated"]!.GetValue<bool>()),
-                    $"a gap before {frames[at].Seq} (index {i}, previous {previous}) with no truncated notice after it; frames: " +
-                    string.Join(" ", frames.Select(f => f.Type == MessageTypes.RoomJoined ? $"[joined {f.Seq} {f.Payload!["truncated"]}]" : $"{index[f.Seq]}")));
-            }
-
-            previous = i;
-        }
-
+        Truncations.AssertEveryGapIsFollowedByNotice(frames, seqs);
         Assert.True(meters.Total("bridge.catchup.truncated") >= 1);
 
         await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind == 0, Long);
