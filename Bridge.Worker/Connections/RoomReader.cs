@@ -254,6 +254,9 @@ internal sealed partial class RoomReader
             return false;
         }
 
+        // A gap a failed or empty read found and did not report yet is reported before the member goes live.
+        await ConfirmAsync(room, progress, cancellationToken);
+        ReportGap(member, room, progress);
         ControlFrame? joined = null;
         var position = Math.Max(member.Position, seam);
         if (progress is { IsJoin: true, Answered: false })
@@ -307,33 +310,47 @@ internal sealed partial class RoomReader
         var full = false;
         var closed = false;
         long oldest = 0;
-        // Whether retention dropped messages after the start before this read got to them (then they were skipped).
+        // What this read finds out about retention (a start no longer stored, or a message to confirm afterwards).
         var check = new DropCheck();
+        var goneAfterRead = false;
         await _reads.WaitAsync(cancellationToken);
         try
         {
-            // One cursor for all of a join's or catch-up's reads: each goes on where the last ended.
-            progress.Cursor ??= _log.OpenCursor(room.Name);
-            await foreach (var message in progress.Cursor.ReadAsync(
-                               start, target, mustReach: target, new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), check, cancellationToken))
+            try
             {
-                var result = member.DeliverRead(message);
-                if (result != ReadResult.Sent)
+                // One cursor for all of a join's or catch-up's reads: each goes on where the last ended.
+                progress.Cursor ??= _log.OpenCursor(room.Name);
+                await foreach (var message in progress.Cursor.ReadAsync(
+                                   start, target, mustReach: target, new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), check, cancellationToken))
                 {
-                    closed = result == ReadResult.Closed;
-                    full = result == ReadResult.Full;
-                    break;
-                }
+                    var result = member.DeliverRead(message);
+                    if (result != ReadResult.Sent)
+                    {
+                        closed = result == ReadResult.Closed;
+                        full = result == ReadResult.Full;
+                        break;
+                    }
 
-                if (count++ == 0)
+                    if (count++ == 0)
+                    {
+                        oldest = message.Timestamp;
+                    }
+                }
+            }
+            finally
+            {
+                // Kept even when the read fails part way: a gap found is reported once messages after it are queued
+                // (now, failed or not), else by a later read or before the member goes live.
+                progress.Note(check, start);
+                if (count > 0)
                 {
-                    oldest = message.Timestamp;
+                    ReportGap(member, room, progress);
                 }
             }
 
-            if (!closed && check.ConfirmAfterRead is { } kept && !await _log.IsStoredInRoomAsync(room.Name, kept, cancellationToken))
+            if (!closed)
             {
-                check.Dropped = true;
+                goneAfterRead = await ConfirmAsync(room, progress, cancellationToken);
             }
         }
         finally
@@ -348,21 +365,31 @@ internal sealed partial class RoomReader
             return ReadOutcome.Closed;
         }
 
-        if (check.Dropped)
+        if (count == 0 && !full && (check.Dropped || goneAfterRead))
         {
-            if (count == 0 && !full)
+            if (!check.Dropped)
             {
-                // Retention dropped everything up to the target: that is the position now (the notice follows the gap).
-                member.SkipTo(target);
+                // Only the check after the read found the gap: the consumer returned nothing, which proves nothing about
+                // what is stored up to the target. A new cursor's first read answers that in one consistent direct get.
+                await progress.Cursor!.DisposeAsync();
+                progress.Cursor = null;
+                return ReadOutcome.More;
             }
 
-            OnTruncated(member, room, progress, start);
+            // Retention dropped everything up to the target: that is the position now. The notice follows the messages
+            // after the gap (the next read's), or goes before the member is live.
+            member.SkipTo(target);
         }
         else if (count == 0 && !full && start > 0 && start < target)
         {
             // The start is kept and the target is a later message of the room, so something is stored between them
             // that the read did not return (a fetch that came back empty under load): read again.
             throw new InvalidOperationException($"the stream returned nothing after {start} in room '{room.Name}', short of {target}");
+        }
+
+        if (goneAfterRead && count > 0)
+        {
+            ReportGap(member, room, progress);
         }
 
         return full || count > 0 && member.Position < target ? ReadOutcome.More : ReadOutcome.ReachedTarget;
@@ -382,22 +409,48 @@ internal sealed partial class RoomReader
         }
     }
 
-    private void OnTruncated(RoomMembership member, Room room, Progress progress, ulong start)
+    /// <summary>
+    /// Confirms the message a read left to confirm (<see cref="DropCheck.ConfirmAfterRead"/>, kept by the member's
+    /// progress until this succeeds): true when it is no longer stored, so messages after it may have been dropped
+    /// unread (the gap is then kept for <see cref="ReportGap"/>).
+    /// </summary>
+    private async Task<bool> ConfirmAsync(Room room, Progress progress, CancellationToken cancellationToken)
     {
+        if (progress.Unconfirmed is not { } kept)
+        {
+            return false;
+        }
+
+        var gone = !await _log.IsStoredInRoomAsync(room.Name, kept, cancellationToken);
+        progress.Unconfirmed = null;
+        if (gone)
+        {
+            progress.GapAfter = Math.Min(progress.GapAfter ?? kept, kept);
+        }
+
+        return gone;
+    }
+
+    /// <summary>
+    /// Tells the member of a gap found (once the messages after it are queued): a joining member by its <c>room.joined</c>,
+    /// any other by a <c>room.joined</c> with <c>truncated</c> now, as a resume would be.
+    /// </summary>
+    private void ReportGap(RoomMembership member, Room room, Progress progress)
+    {
+        if (progress.GapAfter is not { } after)
+        {
+            return;
+        }
+
+        progress.GapAfter = null;
         if (progress.IsJoin && !progress.Answered)
         {
             progress.Truncated = true; // reported by room.joined
             return;
         }
 
-        if (progress.GoneAfter == start)
-        {
-            return; // already said for this position
-        }
-
         // Behind the room for longer than retention keeps: say so as a resume would, then go on from what is kept.
-        progress.GoneAfter = start;
-        LogTruncated(member.ConnectionId, room.Name, start, member.Position);
+        LogTruncated(member.ConnectionId, room.Name, after, member.Position);
         _metrics.CatchUpTruncated();
         member.Send(ControlFrames.RoomJoined(room.Name, member.Position, 0, truncated: true));
     }
@@ -435,7 +488,25 @@ internal sealed partial class RoomReader
 
         public ulong? Since { get; } = since;
 
-        public ulong? GoneAfter { get; set; }
+        /// <summary>Messages after this position may have been dropped by retention unread; not reported yet.</summary>
+        public ulong? GapAfter { get; set; }
+
+        /// <summary>A message known to be stored before a read went on unchecked: unless it still is, messages after it may be gone.</summary>
+        public ulong? Unconfirmed { get; set; }
+
+        /// <summary>Keeps what a read found out about retention until it is settled (the earliest position wins).</summary>
+        public void Note(DropCheck check, ulong start)
+        {
+            if (check.Dropped)
+            {
+                GapAfter = Math.Min(GapAfter ?? start, start);
+            }
+
+            if (check.ConfirmAfterRead is { } kept)
+            {
+                Unconfirmed = Math.Min(Unconfirmed ?? kept, kept);
+            }
+        }
 
         public bool SinceChecked { get; set; }
 
