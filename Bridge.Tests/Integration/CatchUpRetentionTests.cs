@@ -37,9 +37,9 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
         Assert.Subset(received.ToHashSet(), seqs.TakeLast(100).ToHashSet());
         Assert.True(received.Count < seqs.Count, "retention dropped some of what it missed");
-        Assert.False(notices[0].Payload!["truncated"]!.GetValue<bool>()); // the join's
+        Assert.False(notices[0].Truncated); // the join's
         Assert.NotEmpty(notices.Skip(1));
-        Assert.All(notices.Skip(1), n => Assert.True(n.Payload!["truncated"]!.GetValue<bool>()));
+        Assert.All(notices.Skip(1), n => Assert.True(n.Truncated));
 
         Truncations.AssertEveryGapIsFollowedByNotice(frames, seqs);
         Assert.True(meters.Total("bridge.catchup.truncated") >= 1);
@@ -48,5 +48,31 @@ public sealed class CatchUpRetentionTests(NatsServerFixture nats) : IClassFixtur
         var live = await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16);
         Assert.Equal(live[0], (await paused.WaitForAsync(f => f.Type == Bursts.Type)).Seq);
         Assert.False(paused.Closed.IsCompleted);
+    }
+
+    [Fact]
+    public async Task A_slow_sse_reader_behind_beyond_retention_gets_room_joined_truncated_after_the_gap_then_what_is_kept()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, [("Bridge:Nats:MaxMessagesPerRoom", "100"), .. Bursts.SmallSendQueue]);
+        var room = Names.Room();
+        await using var slow = await SseClient.ConnectAsync(worker.HttpUrl, room, receiveBufferBytes: 4096);
+        await slow.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+
+        // Five events a second while 3,000 messages of 4 KiB are published: where it is goes out of retention.
+        slow.ReadDelay = TimeSpan.FromMilliseconds(200);
+        var publishing = Bursts.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
+        var seqs = await publishing;
+
+        slow.ReadDelay = TimeSpan.Zero;
+        var seen = await Truncations.ReadUpToAsync(slow, seqs[^1], Long);
+
+        var received = seen.Where(s => s.Type == Bursts.Type).Select(s => s.Seq).ToList();
+        Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
+        Assert.Subset(received.ToHashSet(), seqs.TakeLast(100).ToHashSet());
+        Assert.True(received.Count < seqs.Count, "retention dropped some of what it missed");
+        Assert.Contains(seen, s => s.Truncated);
+        Truncations.AssertEveryGapIsFollowedByNotice(seen, seqs);
+        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind == 0, Long);
     }
 }
