@@ -67,7 +67,17 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
             MessagePack = transport == BridgeTransport.MessagePack,
             Token = token,
             Tracker = new DeliveryTracker(stats),
-            OnClosed = c => { if (c.CloseStatus is { } code and not 1000) stats.Error($"closed by server: {code}"); },
+            OnClosed = c =>
+            {
+                if (c.FrameHandlerError is { } failure)
+                {
+                    stats.ClientFailed(failure);
+                }
+                else if (c.CloseStatus is { } code and not 1000)
+                {
+                    stats.Error($"closed by server: {code}");
+                }
+            },
         }, cancellationToken);
         for (var i = 0; i < names.Count; i += 100)
         {
