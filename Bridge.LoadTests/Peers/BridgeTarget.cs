@@ -21,9 +21,12 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
         BridgeTransport.MessagePack => "Bridge (msgpack)",
         BridgeTransport.Sse => "Bridge (SSE)",
         _ => "Bridge (JSON)",
-    };
+    } + (WorkerDll is null ? "" : ", baseline worker");
 
-    public string GatewayProcess => "worker";
+    public string GatewayProcess => WorkerDll is null ? "worker" : "baseline worker";
+
+    /// <summary>Another build's <c>Bridge.Worker.dll</c> (the "before" of a before/after); this build's worker when null.</summary>
+    public string? WorkerDll { get; init; }
 
     public NatsServerProcess Nats => _nats ?? throw new InvalidOperationException("not started");
 
@@ -38,9 +41,11 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
     {
         context.Status = "starting nats-server and the worker";
         _nats = await NatsServerProcess.StartAsync(config: NatsWebSocket ? NatsServerProcess.WebSocketConfig : null);
-        _worker = await WorkerProcess.StartAsync(_nats.Url, configuration,
-            [("Bridge:Connections:MaxRoomsPerConnection", "10000"), .. settings]);
-        context.Watch("worker", _worker.Pid);
+        (string, string)[] workerSettings = [("Bridge:Connections:MaxRoomsPerConnection", "10000"), .. settings];
+        _worker = WorkerDll is null
+            ? await WorkerProcess.StartAsync(_nats.Url, configuration, workerSettings)
+            : await WorkerProcess.StartDllAsync(_nats.Url, WorkerDll, workerSettings);
+        context.Watch(GatewayProcess, _worker.Pid);
         context.Watch("nats-server", _nats.Pid);
         context.Status = "";
     }
