@@ -34,24 +34,11 @@ public sealed class CatchUpReadFailureTests(NatsServerFixture nats) : IClassFixt
 
         var room = Names.Room();
         await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096, startReading: false);
-        await paused.JoinAsync(room);
-        await Eventually.TrueAsync(() => worker.Get<ConnectionTracker>().Sessions.Count(s => s.Rooms.Find(room)?.State == MemberState.Live) == 1);
-
         // 3,000 messages of 4 KiB: the stream keeps the last 300, so where the paused member stopped is gone when it
         // reads again; its first read finds that, queues the first 128 kept, then cannot create its consumer.
-        var publishing = Bursts.PublishAsync(nats.Server, room, 3000, bodyBytes: 4096);
-        await Eventually.TrueAsync(() => worker.Get<RoomReader>().Behind >= 1, Long);
-        var seqs = await publishing;
+        var (seqs, frames) = await Truncations.PauseThroughBurstAsync(worker, nats.Server, paused, room, 3000, Long);
 
-        paused.StartReading();
-        var frames = await Truncations.ReadUpToAsync(paused, room, seqs[^1], Long);
-
-        var received = frames.Where(f => f.Type == Bursts.Type).Select(f => f.Seq).ToList();
-        Assert.True(received.Zip(received.Skip(1)).All(p => p.First < p.Second), "in stream order, each once");
-        Assert.Subset(received.ToHashSet(), seqs.TakeLast(300).ToHashSet());
-        Assert.True(received.Count < seqs.Count, "retention dropped some of what it missed");
-        Assert.Contains(frames, f => f.Truncated);
-        Truncations.AssertEveryGapIsFollowedByNotice(frames, seqs);
+        Truncations.AssertKeptInOrderAndEveryGapNoticed(frames, seqs, kept: 300);
 
         // With the slot free again, it ends live.
         await js.DeleteConsumerAsync("ROOMS", "slot-taken");
