@@ -70,12 +70,7 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var room = Names.Room("hmp");
-        await using var pack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
-        await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.Json);
-        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, room);
-        await pack.JoinAndWaitAsync(room);
-        await json.JoinAndWaitAsync(room);
-        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        await using var members = await MembersOfEachFormat.JoinAsync(worker, room);
 
         var payload = Payload();
         var body = PublishFrame(room, payload, id: "h-1");
@@ -85,11 +80,8 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
         Assert.False(answer["duplicate"]!.GetValue<bool>());
         var seq = answer["seq"]!.GetValue<ulong>();
 
-        var received = await pack.WaitForAsync(f => f.Type == "sensor.reading");
-        Assert.Equal(seq, received.Seq);
-        Assert.Equal(payload, received.RawMsgPackPayload()); // the timestamp extension (type -1) included
-        AssertRendering((await json.WaitForAsync(f => f.Type == "sensor.reading")).Payload);
-        AssertRendering((await sse.WaitForAsync(e => e.Event == "sensor.reading")).Json["payload"]);
+        // The MessagePack member gets the bytes as sent, the timestamp extension (type -1) included.
+        Assert.Equal(seq, await members.AssertReceivedAsync("sensor.reading", payload, Rendering));
         await AssertStoredAsMessagePackAsync(nats.Server, seq, payload);
 
         // The id de-duplicates as in JSON: the retry answers the original seq and stores nothing.

@@ -92,23 +92,13 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var room = Names.Room("mp");
         await using var publisher = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
-        await using var pack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
-        await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.Json);
-        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, room);
-        await pack.JoinAndWaitAsync(room);
-        await json.JoinAndWaitAsync(room);
-        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        await using var members = await MembersOfEachFormat.JoinAsync(worker, room);
 
         var payload = Payload();
         await publisher.SendRawAsync(PublishFrame(room, payload, id: "p-1"));
         var ack = await publisher.WaitForAsync(f => f.Type == MessageTypes.Ack);
 
-        var received = await pack.WaitForAsync(f => f.Type == "sensor.reading");
-        Assert.Equal(ack.Seq, received.Seq);
-        Assert.Equal(payload, received.RawMsgPackPayload());
-        AssertRendering((await json.WaitForAsync(f => f.Type == "sensor.reading")).Payload);
-        AssertRendering((await sse.WaitForAsync(e => e.Event == "sensor.reading")).Json["payload"]);
-
+        Assert.Equal(ack.Seq, await members.AssertReceivedAsync("sensor.reading", payload, Rendering));
         await AssertStoredAsMessagePackAsync(nats.Server, ack.Seq, payload);
     }
 
