@@ -19,7 +19,8 @@ internal sealed class Room
     private IRoomMember[]? _snapshot = [];
     private int _memberCount;
     private bool _closed;
-    private Task<IAsyncDisposable>? _feed;
+    // The task opening the live feed, then the feed once a joiner saw it open.
+    private object? _feed;
 
     private readonly RoomServices _services;
 
@@ -90,41 +91,60 @@ internal sealed class Room
     /// <summary>Opens the live feed once; every joiner awaits the same subscription, and a failed one is retried by the next joiner.</summary>
     public async ValueTask EnsureFeedAsync(IRoomFeedFactory factory, CancellationToken cancellationToken)
     {
-        Task<IAsyncDisposable> feed;
+        Task<IAsyncDisposable> opening;
         lock (_gate)
         {
-            if (_feed is null || _feed.IsFaulted || _feed.IsCanceled)
+            if (_feed is IAsyncDisposable)
             {
-                // Not tied to one joiner's token: other joiners share this subscription.
-                _feed = factory.OpenAsync(this, CancellationToken.None).AsTask();
+                return;
             }
 
-            feed = _feed;
+            if (_feed is not Task<IAsyncDisposable> pending || pending.IsFaulted || pending.IsCanceled)
+            {
+                // Not tied to one joiner's token: other joiners share this subscription.
+                _feed = pending = factory.OpenAsync(this, CancellationToken.None).AsTask();
+            }
+
+            opening = pending;
         }
 
-        await feed.WaitAsync(cancellationToken);
+        var opened = await opening.WaitAsync(cancellationToken);
+        lock (_gate)
+        {
+            // The feed itself from now on, not the task that opened it (its state machine is ~180 B per active room).
+            if (ReferenceEquals(_feed, opening))
+            {
+                _feed = opened;
+            }
+        }
     }
 
     /// <summary>Closes the live feed (after the last member left).</summary>
     public async ValueTask CloseFeedAsync()
     {
-        Task<IAsyncDisposable>? feed;
+        object? feed;
         lock (_gate)
         {
             feed = _feed;
             _feed = null;
         }
 
-        if (feed is null)
+        if (feed is IAsyncDisposable opened)
+        {
+            await opened.DisposeAsync();
+            return;
+        }
+
+        if (feed is not Task<IAsyncDisposable> opening)
         {
             return;
         }
 
         try
         {
-            await (await feed).DisposeAsync();
+            await (await opening).DisposeAsync();
         }
-        catch (Exception) when (feed.IsFaulted || feed.IsCanceled)
+        catch (Exception) when (opening.IsFaulted || opening.IsCanceled)
         {
             // The subscription never opened; nothing to close.
         }
