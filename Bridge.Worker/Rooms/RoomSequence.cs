@@ -35,9 +35,10 @@ namespace Bridge.Worker.Rooms;
 /// Each fill reads the stream in order, so the dispatch stays in stream order.
 /// </para>
 /// </remarks>
-internal sealed partial class RoomSequence(Room room, RoomServices services)
+internal sealed partial class RoomSequence(Room room, RoomServices services, Lock gate)
 {
-    private readonly Lock _gate = new();
+    // The room's own lock (Room): every dispatch takes it, and reads the room's members under it.
+    private readonly Lock _gate = gate;
     private ulong _position;
 
     // True while the position is not known yet (until StartAsync) or a drain owns the dispatch; live messages then wait
