@@ -21,8 +21,8 @@ internal sealed class ScenarioStats
     private long _measureStartTs = long.MaxValue;
     private long _measureEndTs = long.MaxValue;
 
-    /// <summary>Publish-to-receive latency in microseconds, up to a minute; recorded from many readers without a lock.</summary>
-    public LongConcurrentHistogram Latency { get; } = new(1, 60_000_000, 3);
+    /// <summary>Publish-to-receive latency in microseconds (<see cref="Latencies"/>); recorded from many readers without a lock.</summary>
+    public LongConcurrentHistogram Latency { get; } = Latencies.Create();
 
     public long Sent => Interlocked.Read(ref _sent);
 
@@ -82,7 +82,7 @@ internal sealed class ScenarioStats
         }
 
         Interlocked.Increment(ref _delivered);
-        Latency.RecordValue(Math.Max(0, (long)Stopwatch.GetElapsedTime(sentTs, receivedTs).TotalMicroseconds));
+        Latency.RecordElapsed(sentTs, receivedTs);
         long last;
         while ((last = Interlocked.Read(ref _lastDeliveryTs)) < receivedTs && Interlocked.CompareExchange(ref _lastDeliveryTs, receivedTs, last) != last)
         {
@@ -101,6 +101,9 @@ internal sealed class ScenarioStats
 
     /// <summary>Counts an error of a kind (e.g. <c>connect: 401</c>, <c>closed: 4008</c>, <c>publish: timeout</c>).</summary>
     public void Error(string kind) => _errors.AddOrUpdate(kind, 1, (_, n) => n + 1);
+
+    /// <summary>A load client's own code threw while counting (a harness bug): an error of the run, never silence.</summary>
+    public void ClientFailed(Exception exception) => Error($"load client failed: {exception.GetType().Name}: {exception.Message}");
 
     /// <summary>Adds counts measured outside the delivery path (e.g. a reconnect storm's own accounting).</summary>
     public void Add(long sent = 0, long expected = 0, long delivered = 0, long duplicated = 0)
@@ -123,6 +126,9 @@ internal sealed class DeliveryTracker(ScenarioStats stats)
     private long _received;
 
     public long Received => Interlocked.Read(ref _received);
+
+    /// <summary>Counting a message threw (a harness bug): reported as an error of the run.</summary>
+    public void Failed(Exception exception) => stats.ClientFailed(exception);
 
     public void OnJsonBody(ReadOnlySpan<byte> json)
     {

@@ -47,6 +47,9 @@ internal sealed class LoadClient : IAsyncDisposable
 
     public bool IsOpen => _client.IsOpen;
 
+    /// <summary>What counting a frame threw, if it did (the connection was then aborted): a harness bug, reported as an error.</summary>
+    public Exception? FrameHandlerError => _client.FrameHandlerError;
+
     public static Task<LoadClient> ConnectAsync(Uri url, HistogramBase? latency, CancellationToken cancellationToken, bool trackSeqs = false) =>
         ConnectAsync(url, new LoadClientOptions { Latency = latency, TrackSeqs = trackSeqs }, cancellationToken);
 
@@ -152,7 +155,7 @@ internal sealed class LoadClient : IAsyncDisposable
         if (_options.Latency is not null && sentAt >= 0 && Utf8Parser.TryParse(frame[(sentAt + SentMarker.Length)..], out long sent, out _))
         {
             // A LongConcurrentHistogram: recorded from every client's reader without a lock.
-            _options.Latency.RecordValue(Math.Max(0, (long)System.Diagnostics.Stopwatch.GetElapsedTime(sent, now).TotalMicroseconds));
+            _options.Latency.RecordElapsed(sent, now);
         }
     }
 
@@ -223,7 +226,7 @@ internal sealed class LoadClient : IAsyncDisposable
         if (sent >= 0)
         {
             _options.Tracker?.OnMessage(sent, lseq, (int)lroom);
-            _options.Latency?.RecordValue(Math.Max(0, (long)System.Diagnostics.Stopwatch.GetElapsedTime(sent).TotalMicroseconds));
+            _options.Latency?.RecordElapsed(sent, System.Diagnostics.Stopwatch.GetTimestamp());
         }
     }
 

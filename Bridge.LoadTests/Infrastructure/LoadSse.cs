@@ -22,7 +22,17 @@ internal static class LoadSse
                 {
                     if (type.StartsWith("load."u8))
                     {
-                        tracker.OnJsonBody(data);
+                        try
+                        {
+                            tracker.OnJsonBody(data);
+                        }
+                        catch (Exception ex)
+                        {
+                            // Counted, then the client drops its stream (SseClient.EventHandlerError): a harness bug
+                            // must show in the report, not as a subscriber that silently stopped reading.
+                            tracker.Failed(ex);
+                            throw;
+                        }
                     }
                 },
             }, cancellationToken);

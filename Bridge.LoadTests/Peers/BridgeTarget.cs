@@ -21,9 +21,12 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
         BridgeTransport.MessagePack => "Bridge (msgpack)",
         BridgeTransport.Sse => "Bridge (SSE)",
         _ => "Bridge (JSON)",
-    };
+    } + (WorkerDll is null ? "" : ", baseline worker");
 
-    public string GatewayProcess => "worker";
+    public string GatewayProcess => WorkerDll is null ? "worker" : "baseline worker";
+
+    /// <summary>Another build's <c>Bridge.Worker.dll</c> (the "before" of a before/after); this build's worker when null.</summary>
+    public string? WorkerDll { get; init; }
 
     public NatsServerProcess Nats => _nats ?? throw new InvalidOperationException("not started");
 
@@ -38,9 +41,11 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
     {
         context.Status = "starting nats-server and the worker";
         _nats = await NatsServerProcess.StartAsync(config: NatsWebSocket ? NatsServerProcess.WebSocketConfig : null);
-        _worker = await WorkerProcess.StartAsync(_nats.Url, configuration,
-            [("Bridge:Connections:MaxRoomsPerConnection", "10000"), .. settings]);
-        context.Watch("worker", _worker.Pid);
+        (string, string)[] workerSettings = [("Bridge:Connections:MaxRoomsPerConnection", "10000"), .. settings];
+        _worker = WorkerDll is null
+            ? await WorkerProcess.StartAsync(_nats.Url, configuration, workerSettings)
+            : await WorkerProcess.StartDllAsync(_nats.Url, WorkerDll, workerSettings);
+        context.Watch(GatewayProcess, _worker.Pid);
         context.Watch("nats-server", _nats.Pid);
         context.Status = "";
     }
@@ -67,7 +72,17 @@ internal sealed class BridgeTarget(string configuration, BridgeTransport transpo
             MessagePack = transport == BridgeTransport.MessagePack,
             Token = token,
             Tracker = new DeliveryTracker(stats),
-            OnClosed = c => { if (c.CloseStatus is { } code and not 1000) stats.Error($"closed by server: {code}"); },
+            OnClosed = c =>
+            {
+                if (c.FrameHandlerError is { } failure)
+                {
+                    stats.ClientFailed(failure);
+                }
+                else if (c.CloseStatus is { } code and not 1000)
+                {
+                    stats.Error($"closed by server: {code}");
+                }
+            },
         }, cancellationToken);
         for (var i = 0; i < names.Count; i += 100)
         {

@@ -62,6 +62,9 @@ internal sealed class BurstScenario(ScenarioSpec spec, string configuration, IRe
 
                 baseline ??= result.DeliveredPerSecond;
                 var fellBehind = await target.Worker.MetricAsync("bridge_catchups_total", ctx.Token) - catchUpsBefore;
+                // Every delivery has arrived (the drain is over): a member still reading the stream now never rejoined
+                // the live dispatch. The gauge is read a few times, as a member rejoins on its next read.
+                var lagging = await LaggingAfterAsync(target, ctx.Token);
                 var label = $"burst of {burst:N0}";
                 ctx.Metric(Key("delivered_per_s", burst), $"{label}: delivered/s", result.DeliveredPerSecond, "msg/s");
                 ctx.Metric(Key("ratio", burst), $"{label}: delivered/s ÷ the {bursts[0]:N0}-message burst's", result.DeliveredPerSecond / baseline.Value);
@@ -69,6 +72,7 @@ internal sealed class BurstScenario(ScenarioSpec spec, string configuration, IRe
                 ctx.Metric(Key("duplicated", burst), $"{label}: duplicated", ctx.Stats.Duplicated - duplicatedBefore);
                 ctx.Metric(Key("closed", burst), $"{label}: subscribers closed by the worker", Closed(ctx.Stats) - closedBefore);
                 ctx.Metric(Key("fell_behind", burst), $"{label}: catch-ups (members that fell behind and read the stream)", fellBehind);
+                ctx.Metric(Key("lagging_after", burst), $"{label}: members still reading the stream after every delivery arrived (not back on the live dispatch)", lagging);
                 ctx.Metric(Key("rss_growth_mb", burst), $"{label}: worker RSS growth (peak during − before)", (rssPeak - rssBefore) / 1048576.0, "MB");
                 ctx.Metric(Key("p99_ms", burst), $"{label}: latency p99 (publish → receive)", result.P99Ms, "ms");
                 if (burst == bursts[^1] && bursts.Count > 1)
@@ -82,6 +86,23 @@ internal sealed class BurstScenario(ScenarioSpec spec, string configuration, IRe
             ctx.Phase = "teardown";
             await Task.WhenAll(subscribers.Select(s => s.DisposeAsync().AsTask()));
         }
+    }
+
+    private static async Task<double> LaggingAfterAsync(BridgeTarget target, CancellationToken cancellationToken)
+    {
+        var lagging = 0.0;
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            lagging = await target.Worker.MetricAsync("bridge_members_lagging", cancellationToken);
+            if (lagging == 0)
+            {
+                break;
+            }
+
+            await Task.Delay(250, cancellationToken);
+        }
+
+        return lagging;
     }
 
     private static long Closed(ScenarioStats stats) =>

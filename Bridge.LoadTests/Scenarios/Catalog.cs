@@ -24,8 +24,9 @@ internal static class Catalog
           burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
                          bursts larger than the send queue: nobody closed, nothing lost or doubled; delivered/s vs the first
           slow-consumer  --connections 200 --slow 20 --rate 50 --seconds 5 --max-ratio 1.5  healthy p99 with 20 members lagging
-          idle           --connections 20000 --max-kb 64 [--join shared] [--profile] [--hold-seconds 0]
-                         worker memory per idle WebSocket; --profile: gcdump + counters before/after, bytes by type
+          idle           --connections 20000 --max-kb 64 [--join shared] [--profile] [--hold-seconds 0] [--baseline-worker DLL]
+                         worker memory per idle WebSocket; --profile: gcdump + counters before/after, bytes by type;
+                         --baseline-worker: another build's Bridge.Worker.dll measured first in the same run (before/after)
           cluster        --clients 9 --rooms 3 --rate 5 [--only worker-kill,nats-kill,rolling-restart,nats-cluster-restart]
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
@@ -33,9 +34,10 @@ internal static class Catalog
           ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 10 [--baseline-worker DLL]
                          Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
                          rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
-          fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1
+          fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1 [--baseline-worker DLL]
                          1 room, saturating burst: Bridge JSON vs nats-server's WebSocket listener on the stream's RePublish
-                         subject, same server, sides in turns (each side's median)
+                         subject, same server, sides in turns (each side's median); --baseline-worker: another build's
+                         worker on the same server as a third side (before/after)
           msgpack-path   --publishers 4 --in-flight 50 --subscribers 1 --messages 20000 --rounds 3
                          MessagePack publish → receive: worker CPU per message, stored as JSON (before) vs as sent (after),
                          sides in turns (each side's median)
@@ -89,7 +91,7 @@ internal static class Catalog
                     MaxTime = TimeSpan.FromMinutes(6),
                     Thresholds = [Threshold.Zero("lost"), Threshold.Zero("duplicated")],
                     Command = command,
-                }, configuration, a.Int("--subscribers", 200), a.Int("--messages", 1000), a.Int("--rounds", 3));
+                }, configuration, a.Int("--subscribers", 200), a.Int("--messages", 1000), a.Int("--rounds", 3), a.String("--baseline-worker"));
 
             case "fanout-burst":
                 {
@@ -188,6 +190,7 @@ internal static class Catalog
                             .. bursts.SelectMany(b => new[]
                         {
                             Threshold.Zero(BurstScenario.Key("closed", b)), Threshold.Zero(BurstScenario.Key("lost", b)), Threshold.Zero(BurstScenario.Key("duplicated", b)),
+                            Threshold.Zero(BurstScenario.Key("lagging_after", b)),
                         }),
                         Threshold.AtMost(BurstScenario.Key("rss_growth_mb", largest), a.Double("--max-rss-growth-mb", 512), "MB"),
                     ],
@@ -220,7 +223,8 @@ internal static class Catalog
                 () => new BridgeTarget(configuration, BridgeTransport.Json),
                 a.String("--join") == "shared" ? IdleJoin.Shared : IdleJoin.None,
                 a.Has("--profile"),
-                a.Seconds("--hold-seconds", 0));
+                a.Seconds("--hold-seconds", 0),
+                a.String("--baseline-worker") is { } idleBaseline ? () => new BridgeTarget(configuration, BridgeTransport.Json) { WorkerDll = idleBaseline } : null);
 
             case "publish-path":
                 {

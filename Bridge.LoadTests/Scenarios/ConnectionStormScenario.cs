@@ -41,7 +41,7 @@ internal sealed class ConnectionStormScenario(ScenarioSpec spec, string configur
         var tokens = Enumerable.Range(0, ramp.Target).Select(i => BenchTokens.Mint($"storm-{i}")).ToArray();
         ctx.Metric("tokens_minted_per_s", "tokens minted per second (client side, before the storm)", ramp.Target / mint.Elapsed.TotalSeconds, "/s");
 
-        var connectLatency = new LongConcurrentHistogram(1, 60_000_000, 3);
+        var connectLatency = Latencies.Create();
         ctx.BeginMeasure();
         var sw = Stopwatch.StartNew();
         var clients = await ctx.ConnectAsync(async (i, ct) =>
@@ -60,7 +60,7 @@ internal sealed class ConnectionStormScenario(ScenarioSpec spec, string configur
                 throw;
             }
 
-            connectLatency.RecordValue((long)Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+            connectLatency.RecordElapsed(start, Stopwatch.GetTimestamp());
             return client;
         });
         var elapsed = sw.Elapsed;

@@ -23,12 +23,32 @@ internal enum IdleJoin
 /// N is capped below this process's open-file limit; the report says so when it is.
 /// With <c>profile</c>, the worker is also measured from inside (dotnet-gcdump and dotnet-counters, before and
 /// after): managed bytes per connection by type, GC-committed memory, and the rest of RSS (native).
+/// With a <c>baseline</c> (another build's worker), the same measurement runs on it first, with its own nats-server,
+/// in the same run, and the ratio is reported (metrics of the baseline pass are prefixed <c>baseline_</c>).
 /// </summary>
-internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTarget> target, IdleJoin join = IdleJoin.None, bool profile = false, TimeSpan hold = default) : IScenario
+internal sealed class IdleConnectionsScenario(
+    ScenarioSpec spec, Func<IFanoutTarget> target, IdleJoin join = IdleJoin.None, bool profile = false, TimeSpan hold = default,
+    Func<IFanoutTarget>? baseline = null) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
     public async Task RunAsync(ScenarioContext ctx)
+    {
+        if (baseline is null)
+        {
+            await MeasureAsync(ctx, target, "", profile, hold);
+            return;
+        }
+
+        ctx.Phase = "baseline";
+        var before = await MeasureAsync(ctx, baseline, "baseline_", profile: false, hold: TimeSpan.Zero);
+        ctx.Phase = "this build";
+        var after = await MeasureAsync(ctx, target, "", profile, hold);
+        ctx.Metric("kb_per_connection_vs_baseline", "memory per idle connection: this build ÷ the baseline worker", after / before, "×");
+    }
+
+    /// <summary>One target's pass; returns its memory per idle connection in KB (NaN when none stayed open).</summary>
+    private async Task<double> MeasureAsync(ScenarioContext ctx, Func<IFanoutTarget> target, string prefix, bool profile, TimeSpan hold)
     {
         await using var t = target();
         await t.StartAsync(ctx);
@@ -80,11 +100,12 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
             var after = gateway.RssBytes;
             var open = sockets.Count(s => s.IsOpen);
             ctx.EndMeasure();
-            ctx.Metric("idle_connections", $"{t.Name}: idle connections open", open);
-            ctx.Metric("connects_per_s", "connects/s while opening them", sockets.Count / connectTime.TotalSeconds, "/s");
-            ctx.Metric("gateway_rss_before_mb", $"{t.GatewayProcess} RSS before", before / 1048576.0, "MB");
-            ctx.Metric("gateway_rss_after_mb", $"{t.GatewayProcess} RSS with the connections open", after / 1048576.0, "MB");
-            ctx.Metric("kb_per_connection", $"{t.GatewayProcess} memory per idle connection", open > 0 ? (after - before) / 1024.0 / open : double.NaN, "KB");
+            ctx.Metric(prefix + "idle_connections", $"{t.Name}: idle connections open", open);
+            ctx.Metric(prefix + "connects_per_s", $"{t.Name}: connects/s while opening them", sockets.Count / connectTime.TotalSeconds, "/s");
+            ctx.Metric(prefix + "gateway_rss_before_mb", $"{t.GatewayProcess} RSS before", before / 1048576.0, "MB");
+            ctx.Metric(prefix + "gateway_rss_after_mb", $"{t.GatewayProcess} RSS with the connections open", after / 1048576.0, "MB");
+            var kb = open > 0 ? (after - before) / 1024.0 / open : double.NaN;
+            ctx.Metric(prefix + "kb_per_connection", $"{t.GatewayProcess} memory per idle connection", kb, "KB");
             if (profile && open > 0)
             {
                 ctx.Status = "profiling the worker after";
@@ -94,13 +115,15 @@ internal sealed class IdleConnectionsScenario(ScenarioSpec spec, Func<IFanoutTar
                 MemoryAttribution.Attribute(ctx, "connection", typesBefore!.Value, typesAfter, countersBefore!, countersAfter, after - before, open);
             }
 
-            ctx.Metric("closed_while_idle", "connections closed by the server while idle", sockets.Count - sockets.Count(s => s.IsOpen));
+            ctx.Metric(prefix + "closed_while_idle", $"{t.Name}: connections closed by the server while idle", sockets.Count - sockets.Count(s => s.IsOpen));
             if (hold > TimeSpan.Zero)
             {
                 ctx.Status = $"holding {open:N0} connections for {hold.TotalSeconds:N0} s (worker pid {gateway.Pid})";
                 Console.Error.WriteLine($"idle: worker pid {gateway.Pid}, {open:N0} connections held for {hold.TotalSeconds:N0} s");
                 await Task.Delay(hold, ctx.Token);
             }
+
+            return kb;
         }
         finally
         {

@@ -52,7 +52,7 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
     {
         ctx.Phase = name;
         ctx.Status = $"{name}: {screens} screens join {Pattern}";
-        var age = new LongConcurrentHistogram(1, 60_000_000, 3);
+        var age = Latencies.Create();
         var clients = await ctx.ConnectAsync(
             (_, ct) => LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions { MessagePack = true, Latency = age }, ct), screens);
         try

@@ -30,7 +30,8 @@ public sealed class SseClientOptions
     /// <summary>When set, the TCP receive buffer of this client's socket: a small one makes a slow reader back up the server quickly.</summary>
     public int? ReceiveBufferBytes { get; init; }
 
-    /// <summary>Raw mode, for clients that must stay cheap (the load harness): every event goes here and is not queued.</summary>
+    /// <summary>Raw mode, for clients that must stay cheap (the load harness): every event goes here and is not queued.
+    /// If it throws, the stream is closed and the exception kept in <see cref="SseClient.EventHandlerError"/>.</summary>
     public SseEventHandler? OnEvent { get; init; }
 }
 
@@ -49,6 +50,7 @@ public sealed class SseClient : IAsyncDisposable
     private HttpClient? _ownHttp;
     private Task _reader = Task.CompletedTask;
     private long _joined;
+    private Exception? _eventHandlerError;
 
     private SseClient(SseClientOptions options)
     {
@@ -57,6 +59,9 @@ public sealed class SseClient : IAsyncDisposable
     }
 
     public HttpResponseMessage Response { get; private set; } = null!;
+
+    /// <summary>What <see cref="SseClientOptions.OnEvent"/> threw, if it did: reading then stopped and the stream was closed.</summary>
+    public Exception? EventHandlerError => Volatile.Read(ref _eventHandlerError);
 
     public string? LastEventId { get; private set; }
 
@@ -142,6 +147,13 @@ public sealed class SseClient : IAsyncDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or ObjectDisposedException)
         {
+        }
+        catch (Exception ex)
+        {
+            // An event handler that threw: drop the stream (the server sees a gone client, not one that stopped
+            // reading) and keep the reason for the caller.
+            Volatile.Write(ref _eventHandlerError, ex);
+            Response.Dispose();
         }
         finally
         {

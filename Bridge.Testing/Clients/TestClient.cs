@@ -86,7 +86,8 @@ public sealed class TestClientOptions
 
     /// <summary>
     /// Raw mode, for clients that must stay cheap (the load harness): every whole message goes here, on the read
-    /// loop, and is neither decoded nor queued (<see cref="TestClient.NextAsync"/> then sees nothing).
+    /// loop, and is neither decoded nor queued (<see cref="TestClient.NextAsync"/> then sees nothing). If it throws, the
+    /// connection is aborted and the exception kept in <see cref="TestClient.FrameHandlerError"/>.
     /// </summary>
     public FrameHandler? OnFrame { get; init; }
 
@@ -110,6 +111,7 @@ public sealed class TestClient : IAsyncDisposable
     private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _reader;
     private Exception? _readError;
+    private Exception? _frameHandlerError;
 
     private TestClient(ClientWebSocket socket, TestClientOptions options)
     {
@@ -131,6 +133,12 @@ public sealed class TestClient : IAsyncDisposable
     public bool IsMsgPack { get; }
 
     public bool IsOpen => _socket.State == WebSocketState.Open;
+
+    /// <summary>
+    /// What <see cref="TestClientOptions.OnFrame"/> threw, if it did: the read loop then stops and the connection is
+    /// aborted (the server sees a dropped client, not one that stopped reading), and <see cref="Closed"/> completes.
+    /// </summary>
+    public Exception? FrameHandlerError => Volatile.Read(ref _frameHandlerError);
 
     public WebSocket Socket => _socket;
 
@@ -261,7 +269,18 @@ public sealed class TestClient : IAsyncDisposable
                 _firstFrame.TrySetResult();
                 if (_options.OnFrame is { } onFrame)
                 {
-                    onFrame(buffer.AsMemory(0, count), result.MessageType);
+                    try
+                    {
+                        onFrame(buffer.AsMemory(0, count), result.MessageType);
+                    }
+                    catch (Exception ex)
+                    {
+                        // A handler that throws would otherwise leave an open socket nobody reads: the server sees a
+                        // stalled client and the caller silently stops counting. Drop the connection instead.
+                        Volatile.Write(ref _frameHandlerError, ex);
+                        _socket.Abort();
+                        throw;
+                    }
                 }
                 else
                 {
