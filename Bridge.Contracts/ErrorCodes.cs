@@ -62,4 +62,10 @@ public static class ErrorCodes
 
     /// <summary>Backend API only: the request, or the answer it asks for, is larger than allowed (HTTP 413).</summary>
     public const string TooLarge = "too_large";
+
+    /// <summary>
+    /// HTTP only (publish, backend API): the body's <c>Content-Type</c> is neither JSON nor MessagePack (HTTP 415);
+    /// the message names the accepted types.
+    /// </summary>
+    public const string UnsupportedMediaType = "unsupported_media_type";
 }

@@ -64,12 +64,13 @@ public sealed class ApiClient : IAsyncDisposable
     public Task<ApiResponse> CallAsync(string op, object? body = null) =>
         SendAsync(op, body is byte[] raw ? raw : JsonSerializer.SerializeToUtf8Bytes(body ?? new { }));
 
-    public async Task<ApiResponse> SendAsync(string op, byte[] body)
+    /// <summary>Sends <paramref name="body"/> as it is, labelled <paramref name="contentType"/> (HTTP header; NATS: a message header).</summary>
+    public async Task<ApiResponse> SendAsync(string op, byte[] body, string contentType = "application/json")
     {
         if (_nats is not null)
         {
             var reply = await _nats.RequestAsync<byte[], byte[]>(
-                $"bridge.api.{op}", body, replyOpts: new NatsSubOpts { Timeout = _natsTimeout });
+                $"bridge.api.{op}", body, headers: new NatsHeaders { ["Content-Type"] = contentType }, replyOpts: new NatsSubOpts { Timeout = _natsTimeout });
             var headers = reply.Headers;
             var status = headers is not null && headers.TryGetValue("Bridge-Status", out var s) ? int.Parse(s.ToString()) : 0;
             var retry = headers is not null && headers.TryGetValue("Retry-After", out var r) ? r.ToString() : null;
@@ -78,7 +79,7 @@ public sealed class ApiClient : IAsyncDisposable
 
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_worker!, $"/api/backend/{op}"))
         {
-            Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+            Content = new ByteArrayContent(body) { Headers = { ContentType = MediaTypeHeaderValue.Parse(contentType) } },
         };
         _authorize?.Invoke(request);
         using var response = await Http.SendAsync(request);

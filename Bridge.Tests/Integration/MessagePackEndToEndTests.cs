@@ -24,7 +24,7 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
     /// {"t": timestamp, "v": 21.5, "n": -7, "s": "café", "e": ext 5 [1,2,3], "b": bin [0, 255]}, written by hand so
     /// the exact bytes are known.
     /// </summary>
-    private static byte[] Payload()
+    internal static byte[] Payload()
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
@@ -48,10 +48,10 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
     }
 
     // The documented JSON rendering (docs/protocol.md §3) of Payload().
-    private static readonly JsonNode Rendering = JsonNode.Parse(
+    internal static readonly JsonNode Rendering = JsonNode.Parse(
         """{"t":"2026-01-01T00:00:01.123456789Z","v":21.5,"n":-7,"s":"café","e":{"$ext":5,"$data":"AQID"},"b":"AP8="}""")!;
 
-    private static byte[] PublishFrame(string room, byte[] payload, string? id = null)
+    internal static byte[] PublishFrame(string room, byte[] payload, string? id = null)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
@@ -73,14 +73,17 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
     }
 
     /// <summary>A stored message as a backend reads it from the stream.</summary>
-    private async Task<NATS.Client.JetStream.Models.StreamMsgGetResponse> StoredAsync(ulong seq)
+    private Task<NATS.Client.JetStream.Models.StreamMsgGetResponse> StoredAsync(ulong seq) => StoredAsync(nats.Server, seq);
+
+    /// <summary>A stored message as a backend reads it from the stream.</summary>
+    internal static async Task<NATS.Client.JetStream.Models.StreamMsgGetResponse> StoredAsync(NatsServerProcess server, ulong seq)
     {
-        await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
+        await using var backend = new NatsConnection(new NatsOpts { Url = server.Url });
         var stream = await new NatsJSContext(backend).GetStreamAsync("ROOMS");
         return await stream.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { Seq = seq });
     }
 
-    private static void AssertRendering(JsonNode? payload) =>
+    internal static void AssertRendering(JsonNode? payload) =>
         Assert.True(JsonNode.DeepEquals(Rendering, payload), $"{payload?.ToJsonString()} is not {Rendering.ToJsonString()}");
 
     [Fact]
@@ -89,25 +92,20 @@ public sealed class MessagePackEndToEndTests(NatsServerFixture nats) : IClassFix
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var room = Names.Room("mp");
         await using var publisher = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
-        await using var pack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
-        await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.Json);
-        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, room);
-        await pack.JoinAndWaitAsync(room);
-        await json.JoinAndWaitAsync(room);
-        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+        await using var members = await MembersOfEachFormat.JoinAsync(worker, room);
 
         var payload = Payload();
         await publisher.SendRawAsync(PublishFrame(room, payload, id: "p-1"));
         var ack = await publisher.WaitForAsync(f => f.Type == MessageTypes.Ack);
 
-        var received = await pack.WaitForAsync(f => f.Type == "sensor.reading");
-        Assert.Equal(ack.Seq, received.Seq);
-        Assert.Equal(payload, received.RawMsgPackPayload());
-        AssertRendering((await json.WaitForAsync(f => f.Type == "sensor.reading")).Payload);
-        AssertRendering((await sse.WaitForAsync(e => e.Event == "sensor.reading")).Json["payload"]);
+        Assert.Equal(ack.Seq, await members.AssertReceivedAsync("sensor.reading", payload, Rendering));
+        await AssertStoredAsMessagePackAsync(nats.Server, ack.Seq, payload);
+    }
 
-        // What backends reading the stream see: the bytes as sent, named by their header.
-        var stored = await StoredAsync(ack.Seq);
+    /// <summary>What backends reading the stream see: the bytes as sent, named by their header.</summary>
+    internal static async Task AssertStoredAsMessagePackAsync(NatsServerProcess server, ulong seq, byte[] payload)
+    {
+        var stored = await StoredAsync(server, seq);
         Assert.Equal(payload, stored.Message.Data.ToArray());
         Assert.Contains($"{NatsSubjects.ContentTypeHeader}: {NatsSubjects.MessagePackContentType}",
             Encoding.UTF8.GetString(Convert.FromBase64String(stored.Message.Hdrs!)), StringComparison.OrdinalIgnoreCase);

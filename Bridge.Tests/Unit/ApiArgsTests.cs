@@ -13,7 +13,7 @@ public sealed class ApiArgsTests
     [InlineData("""{"\udc00":1}""")]
     public void A_body_with_a_lone_surrogate_escape_anywhere_is_refused_as_bad_frame(string json)
     {
-        var refused = Assert.Throws<ApiException>(() => ApiArgs.Parse(Encoding.UTF8.GetBytes(json)).Dispose());
+        var refused = Assert.Throws<ApiException>(() => ApiArgs.Parse(Encoding.UTF8.GetBytes(json), Bridge.Worker.Core.WireFormat.Json).Dispose());
         Assert.Equal((400, ErrorCodes.BadFrame), (refused.Status, refused.Code));
     }
 }

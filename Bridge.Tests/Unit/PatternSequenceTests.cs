@@ -10,113 +10,126 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Bridge.Tests.Unit;
 
 /// <summary>
-/// A pattern's live sequencing (RoomSequence's remarks): a message lost on the worker's side of its subscription (a
-/// full buffer, a dropped connection) is read from the stream before the next one, so the dispatch stays complete and in
-/// stream order although the rooms' own <c>Nats-Last-Sequence</c> chains cannot show the gap. The stream here is a list
-/// (what is stored), the feed is the test calling <see cref="RoomSequence.OnLiveAsync"/>; the integration tests run the
-/// same paths against nats-server.
+/// A room's and a pattern's live sequencing (RoomSequence's remarks): live messages are dispatched as they come; one whose
+/// predecessor was never seen, or that comes after a connection drop, is preceded by a read of the stream, and whatever
+/// comes live meanwhile waits (a bounded backlog: beyond it, the stream is read instead), so the dispatch stays complete
+/// and in stream order. The stream here is a list (what is stored), the feed is the test calling
+/// <see cref="RoomSequence.OnLive"/>; the integration tests run the same paths against nats-server.
 /// </summary>
 public sealed class PatternSequenceTests : IDisposable
 {
+    private const int Backlog = 4;
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
     private readonly StoredLog _log = new();
     private readonly Member _member = new();
+    private readonly BridgeMetrics _metrics;
     private readonly Room _room;
 
     public PatternSequenceTests()
     {
-        var metrics = new BridgeMetrics(_services.GetRequiredService<IMeterFactory>(), TimeProvider.System);
-        _room = new Room("site.>", new RoomServices(null!, _log, metrics, NullLogger.Instance));
-        Assert.True(_room.TryAdd(_member));
+        _metrics = new BridgeMetrics(_services.GetRequiredService<IMeterFactory>(), TimeProvider.System);
+        _room = Start("site.>");
     }
 
     public void Dispose() => _services.Dispose();
 
-    private async Task LiveAsync(ulong seq)
+    private Room Start(string name)
     {
-        var stored = _log.Messages.Single(m => m.Seq == seq);
-        var previous = _log.Messages.Where(m => m.Room == stored.Room && m.Seq < seq).Select(m => m.Seq).DefaultIfEmpty(0UL).Max();
-        await _room.Sequence.OnLiveAsync(Message(stored.Room, seq, previous));
+        var room = new Room(name, new RoomServices(null!, _log, _metrics, NullLogger.Instance, Backlog));
+        Assert.True(room.TryAdd(_member));
+        room.Sequence.StartAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult(); // the stored log answers at once
+        return room;
+    }
+
+    private static RoomMessage Live(StoredLog log, ulong seq)
+    {
+        var stored = log.Messages.Single(m => m.Seq == seq);
+        var previous = log.Messages.Where(m => m.Room == stored.Room && m.Seq < seq).Select(m => m.Seq).DefaultIfEmpty(0UL).Max();
+        return Message(stored.Room, seq, previous);
+    }
+
+    private async Task LiveAsync(ulong seq, Room? room = null)
+    {
+        room ??= _room;
+        room.Sequence.OnLive(Live(_log, seq));
+        await room.Sequence.IdleAsync();
     }
 
     [Fact]
-    public async Task A_message_its_buffer_dropped_is_read_from_the_stream_before_the_next_one()
+    public void Messages_that_follow_the_position_are_dispatched_at_once_without_a_read()
     {
-        _log.Store("site.a", "site.b", "site.a", "site.c", "site.b"); // seqs 1..5
-        await LiveAsync(1);
-        await LiveAsync(2);
+        _log.Store("site.a", "site.b", "site.a"); // 1..3
+        foreach (var seq in new ulong[] { 1, 2, 3 })
+        {
+            _room.Sequence.OnLive(Live(_log, seq));
+            Assert.Equal(seq, _member.Received[^1]); // on the caller's thread, before OnLive returns
+        }
 
-        // 3 (site.a) and 4 (site.c) never reach the pump; 5's own room chain (site.b: 2 then 5) shows no gap.
-        _room.Sequence.MarkDropped(3);
-        _room.Sequence.MarkDropped(4);
-        await LiveAsync(5);
-        Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
-        Assert.Equal(1, _log.Reads);
-    }
-
-    [Fact]
-    public async Task A_message_after_a_dropped_one_that_was_already_in_the_buffer_goes_out_without_a_read()
-    {
-        _log.Store("site.a", "site.b", "site.c"); // 1..3
-        await LiveAsync(1);
-        _room.Sequence.MarkDropped(3); // dropped after 2 was buffered
-        await LiveAsync(2);
         Assert.Equal(0, _log.Reads);
-        _log.Store("site.a"); // 4
-        await LiveAsync(4);
+    }
+
+    [Fact]
+    public async Task A_room_message_after_a_gap_has_the_gap_read_first_and_what_comes_meanwhile_waits_its_turn()
+    {
+        var room = Start("site.a");
+        _log.Store("site.a", "site.a", "site.a", "site.a"); // 1..4
+        room.Sequence.OnLive(Live(_log, 1));
+        _log.Paused = new TaskCompletionSource();
+
+        // 2 never came: 3 shows the gap (its previous is 2); 4 comes while 2 is being read.
+        room.Sequence.OnLive(Live(_log, 3));
+        room.Sequence.OnLive(Live(_log, 4));
+        Assert.Equal([1UL], _member.Received);
+        _log.Paused.SetResult();
+        await room.Sequence.IdleAsync();
         Assert.Equal([1UL, 2, 3, 4], _member.Received);
         Assert.Equal(1, _log.Reads);
     }
 
     [Fact]
-    public async Task Messages_dropped_at_the_end_of_a_burst_are_read_once_the_buffer_is_drained()
+    public async Task Live_messages_beyond_the_backlog_while_a_gap_is_read_are_read_from_the_stream_in_order()
     {
-        _log.Store("site.a", "site.b", "site.c"); // 1..3
-        await LiveAsync(1);
-        _room.Sequence.MarkDropped(2);
-        _room.Sequence.MarkDropped(3);
-        await _room.Sequence.FillDroppedAsync();
-        Assert.Equal([1UL, 2, 3], _member.Received);
+        var room = Start("site.a");
+        _log.Store(Enumerable.Repeat("site.a", 12).ToArray()); // 1..12
+        room.Sequence.OnLive(Live(_log, 1));
+        _log.Paused = new TaskCompletionSource();
+        room.Sequence.OnLive(Live(_log, 3)); // a gap: 2 is read
+        for (ulong seq = 4; seq <= 11; seq++)
+        {
+            room.Sequence.OnLive(Live(_log, seq)); // 3..6 wait, 7..11 find the backlog full
+        }
 
-        // Nothing dropped since: draining again reads nothing.
+        _log.Paused.SetResult();
+        await room.Sequence.IdleAsync();
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (ulong)i), _member.Received); // 12: stored, read by the catch-up
+
+        // Caught up: the next live message goes out without a read.
         var reads = _log.Reads;
-        await _room.Sequence.FillDroppedAsync();
+        _log.Store("site.a"); // 13
+        room.Sequence.OnLive(Live(_log, 13));
+        Assert.Equal(13UL, _member.Received[^1]);
         Assert.Equal(reads, _log.Reads);
     }
 
     [Fact]
-    public async Task A_drop_reported_after_later_messages_went_out_is_still_filled_in_stream_order_once_the_buffer_was_seen_full()
+    public async Task Messages_that_come_before_the_start_are_history_up_to_it_and_dispatched_after_it()
     {
-        _log.Store("site.a", "site.b", "site.c", "site.a", "site.b"); // 1..5
-        await LiveAsync(1);
+        var room = new Room("site.a", new RoomServices(null!, _log, _metrics, NullLogger.Instance, Backlog));
+        Assert.True(room.TryAdd(_member));
+        _log.Store("site.a", "site.a"); // 1, 2: stored before the start
+        _log.LastPaused = new TaskCompletionSource();
+        var start = room.Sequence.StartAsync(CancellationToken.None).AsTask(); // its answer (2) is on its way
 
-        // The pump found the buffer full (2 and 3 dropped); NATS.Net's drop report has not come yet when 4 is read.
-        _room.Sequence.MarkOverflowed();
-        await LiveAsync(4);
-        Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
+        room.Sequence.OnLive(Live(_log, 2)); // came live before the answer: history
+        _log.Store("site.a"); // 3, after it
+        room.Sequence.OnLive(Live(_log, 3));
+        Assert.Empty(_member.Received);
 
-        // The report comes late: nothing is read or sent again; 5, buffered before, is skipped.
-        _room.Sequence.MarkDropped(2);
-        _room.Sequence.MarkDropped(3);
-        var reads = _log.Reads;
-        await LiveAsync(5);
-        await _room.Sequence.FillDroppedAsync();
-        Assert.Equal(reads, _log.Reads);
-        Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
-    }
-
-    [Fact]
-    public async Task A_buffer_seen_full_at_the_end_of_a_burst_is_caught_up_once_drained()
-    {
-        _log.Store("site.a", "site.b", "site.c"); // 1..3
-        await LiveAsync(1);
-        _room.Sequence.MarkOverflowed();
-        await _room.Sequence.FillDroppedAsync();
-        Assert.Equal([1UL, 2, 3], _member.Received);
-
-        var reads = _log.Reads;
-        await _room.Sequence.FillDroppedAsync();
-        Assert.Equal(reads, _log.Reads);
+        _log.LastPaused.SetResult();
+        await start;
+        await room.Sequence.IdleAsync();
+        Assert.Equal([3UL], _member.Received);
+        Assert.Equal(3UL, room.Sequence.Position);
     }
 
     [Fact]
@@ -130,7 +143,8 @@ public sealed class PatternSequenceTests : IDisposable
         // Stored while the connection was away (never republished to this worker), then a live one of site.b whose own
         // chain (its previous is 2) shows nothing.
         _log.Store("site.a", "site.c", "site.b"); // 3, 4, 5
-        await _room.Sequence.OnLiveAsync(Message("site.b", 5, previous: 2));
+        _room.Sequence.OnLive(Message("site.b", 5, previous: 2));
+        await _room.Sequence.IdleAsync();
         Assert.Equal([1UL, 2, 3, 4, 5], _member.Received);
 
         // Caught up: the next message needs no read.
@@ -149,13 +163,25 @@ public sealed class PatternSequenceTests : IDisposable
         _room.Sequence.MarkStale();
         _log.Store("site.b", "site.c"); // 2, 3
         _log.Failing = true;
-        await Assert.ThrowsAnyAsync<InvalidOperationException>(() => LiveAsync(3));
+        await LiveAsync(3);
         Assert.Equal([1UL], _member.Received);
 
         _log.Failing = false;
         _log.Store("site.a"); // 4
-        await _room.Sequence.OnLiveAsync(Message("site.a", 4, previous: 1));
+        _room.Sequence.OnLive(Message("site.a", 4, previous: 1));
+        await _room.Sequence.IdleAsync();
         Assert.Equal([1UL, 2, 3, 4], _member.Received);
+    }
+
+    [Fact]
+    public async Task A_catch_up_after_a_reconnect_reads_what_was_stored_meanwhile()
+    {
+        var room = Start("site.a");
+        _log.Store("site.a"); // 1
+        await LiveAsync(1, room);
+        _log.Store("site.a", "site.a"); // 2, 3: never came live
+        await room.Sequence.CatchUpAsync(CancellationToken.None);
+        Assert.Equal([1UL, 2, 3], _member.Received);
     }
 
     [Fact]
@@ -206,6 +232,9 @@ public sealed class PatternSequenceTests : IDisposable
 
         public bool Failing { get; set; }
 
+        /// <summary>While set and not completed, reads wait for it (a read in flight).</summary>
+        public TaskCompletionSource? Paused { get; set; }
+
         public void Store(params string[] rooms)
         {
             foreach (var room in rooms)
@@ -217,8 +246,21 @@ public sealed class PatternSequenceTests : IDisposable
         private IEnumerable<(string Room, ulong Seq)> Of(string name) =>
             RoomPattern.TryParse(name, out var pattern) ? Messages.Where(m => pattern!.Matches(m.Room)) : [];
 
+        /// <summary>While set and not completed, the answer to a last-seq ask (as it was when asked) waits for it.</summary>
+        public TaskCompletionSource? LastPaused { get; set; }
+
         public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) =>
-            Failing ? throw new InvalidOperationException("the stream is unreachable") : ValueTask.FromResult(Of(room).Select(m => m.Seq).DefaultIfEmpty(0UL).Max());
+            Failing ? throw new InvalidOperationException("the stream is unreachable") : LastAsync(Of(room).Select(m => m.Seq).DefaultIfEmpty(0UL).Max());
+
+        private async ValueTask<ulong> LastAsync(ulong last)
+        {
+            if (LastPaused is { } paused)
+            {
+                await paused.Task;
+            }
+
+            return last;
+        }
 
         public ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken) =>
             ValueTask.FromResult(Of(room).Any(m => m.Seq == seq));
@@ -229,6 +271,11 @@ public sealed class PatternSequenceTests : IDisposable
         {
             Reads++;
             await Task.Yield();
+            if (Paused is { } paused)
+            {
+                await paused.Task;
+            }
+
             foreach (var (name, seq) in Of(room).Where(m => m.Seq > afterSeq && m.Seq <= (upToSeq ?? ulong.MaxValue)).ToList())
             {
                 yield return Message(name, seq, 0);

@@ -1,13 +1,15 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Bridge.Contracts;
 using Bridge.Worker.Handlers;
 using Bridge.Worker.Protocol;
+using MessagePack;
 
 namespace Bridge.Worker.Backend;
 
 /// <summary>
-/// Reads a request's JSON object field by field, each with its own rule, and refuses what breaks one with
+/// Reads a request's JSON object (or MessagePack map: <see cref="Parse"/>) field by field, each with its own rule, and refuses what breaks one with
 /// <see cref="ErrorCodes.InvalidArgument"/> (or <see cref="ErrorCodes.InvalidRoom"/>, <see cref="ErrorCodes.MissingField"/>)
 /// naming the field. Unknown fields are refused too (<see cref="EnsureNoOthers"/>): a typo must not be silently ignored.
 /// Strings must be Unicode text (<see cref="UnicodeText"/>: UTF-8, no lone surrogates in escapes) without control characters.
@@ -18,22 +20,34 @@ internal sealed class ApiArgs : IDisposable
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     private readonly JsonDocument _document;
+    private readonly ReadOnlyMemory<byte> _body;
+    private readonly WireFormat _format;
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);
 
-    private ApiArgs(JsonDocument document) => _document = document;
+    private ApiArgs(JsonDocument document, ReadOnlyMemory<byte> body, WireFormat format)
+    {
+        _document = document;
+        _body = body;
+        _format = format;
+    }
 
-    /// <summary>Parses the body; an empty body is an empty object.</summary>
-    public static ApiArgs Parse(ReadOnlyMemory<byte> body)
+    /// <summary>
+    /// Parses the body, a JSON object or, in <see cref="WireFormat.MessagePack"/>, a MessagePack map with the same
+    /// keys, whose values other than <c>payload</c> are read as their JSON rendering (<see cref="PayloadTranscoder"/>);
+    /// <c>payload</c> is left to <see cref="Envelope"/>. An empty body is an empty object.
+    /// </summary>
+    public static ApiArgs Parse(ReadOnlyMemory<byte> body, WireFormat format)
     {
         if (body.IsEmpty)
         {
-            return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()));
+            return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()), body, format);
         }
 
+        var json = format == WireFormat.MessagePack ? RenderMap(body) : body;
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, DocumentOptions);
+            document = JsonDocument.Parse(json, DocumentOptions);
         }
         catch (JsonException ex)
         {
@@ -48,13 +62,97 @@ internal sealed class ApiArgs : IDisposable
         // The rule for all text entering Bridge (issue 12), once for the whole body: every string, names and payload
         // included, is UTF-8 without lone surrogates.
         var isObject = document.RootElement.ValueKind == JsonValueKind.Object;
-        if (!isObject || !UnicodeText.HasOnlyUnicodeStrings(body.Span))
+        if (!isObject || !UnicodeText.HasOnlyUnicodeStrings(json.Span))
         {
             document.Dispose();
             throw ApiException.Invalid(ErrorCodes.BadFrame, isObject ? UnicodeText.InvalidMessage : "the body must be a JSON object");
         }
 
-        return new ApiArgs(document);
+        return new ApiArgs(document, body, format);
+    }
+
+    /// <summary>
+    /// The JSON object of a MessagePack body's map: each key's value checked by the client rules
+    /// (<see cref="PayloadTranscoder.CheckMessagePack(ReadOnlyMemory{byte})"/>) and written as its JSON rendering, but
+    /// <c>payload</c>, written <c>null</c>: <see cref="Envelope"/> decodes it from the body, kept as sent.
+    /// </summary>
+    private static ReadOnlyMemory<byte> RenderMap(ReadOnlyMemory<byte> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(body.Length + 16);
+        try
+        {
+            var reader = new MessagePackReader(body);
+            if (reader.NextMessagePackType != MessagePackType.Map)
+            {
+                throw ApiException.Invalid(ErrorCodes.BadFrame, "the body must be a MessagePack map");
+            }
+
+            using var writer = new Utf8JsonWriter(buffer);
+            writer.WriteStartObject();
+            var entries = reader.ReadMapHeader();
+            var keys = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < entries; i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String)
+                {
+                    throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.KeyNotString);
+                }
+
+                var key = UnicodeText.ReadString(ref reader);
+                if (!keys.Add(key))
+                {
+                    throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.DuplicateKey);
+                }
+
+                writer.WritePropertyName(key);
+                if (key == EnvelopeKeys.Payload)
+                {
+                    PayloadTranscoder.Skip(ref reader);
+                    writer.WriteNullValue();
+                    continue;
+                }
+
+                var value = reader;
+                if (PayloadTranscoder.CheckMessagePack(ref value) is { } problem)
+                {
+                    throw ApiException.Invalid(ErrorCodes.BadFrame, $"field '{Shorten(key)}': {problem}");
+                }
+
+                PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
+            }
+
+            writer.WriteEndObject();
+            if (!reader.End)
+            {
+                throw ApiException.Invalid(ErrorCodes.BadFrame, "unexpected data after the MessagePack map");
+            }
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
+                                       or OverflowException or InvalidOperationException or ArgumentException)
+        {
+            throw ApiException.Invalid(ErrorCodes.BadFrame, $"malformed MessagePack: {ex.Message}");
+        }
+
+        return buffer.WrittenMemory;
+    }
+
+    /// <summary>
+    /// The envelope of a publish or broadcast (<c>type</c>, <c>id</c>, <c>payload</c>; <c>enc</c> in JSON), the last
+    /// fields read: refuses the request when it has others (<see cref="EnsureNoOthers"/>), then reads the envelope from
+    /// the body with the decoder of a client's frame in the body's format, and its checks: a MessagePack body's
+    /// payload is kept as sent, a <c>bin</c> payload is binary.
+    /// </summary>
+    public InboundFrame Envelope()
+    {
+        Allow(EnvelopeKeys.Type, EnvelopeKeys.Id, EnvelopeKeys.Payload);
+        if (_format == WireFormat.Json)
+        {
+            Allow(EnvelopeKeys.Enc);
+        }
+
+        EnsureNoOthers();
+        return FrameCodecs.Of(_format).Decode(_body.Span, out var error)
+            ?? throw ApiException.Invalid(ErrorCodes.BadFrame, error.Message);
     }
 
     public void Dispose() => _document.Dispose();

@@ -8,7 +8,8 @@ using Microsoft.Extensions.Options;
 namespace Bridge.Worker.Backend;
 
 /// <summary>
-/// The edge of the backend API, shared by both adapters: reads an operation's JSON body into a checked request
+/// The edge of the backend API, shared by both adapters: reads an operation's body (a JSON object, or a MessagePack
+/// map with the same keys, <see cref="ApiArgs.Parse"/>) into a checked request
 /// (every field validated here, once), applies the caller's rate limit, runs the operation on
 /// <see cref="BackendApi"/> and serializes the answer. Whatever the body, the answer is a status and a JSON body:
 /// the result, or <c>{code, message}</c>.
@@ -30,15 +31,17 @@ internal sealed partial class ApiDispatcher(
     private const int ReplyOverheadBytes = 4096;
 
     /// <summary>
-    /// Runs <paramref name="op"/> with <paramref name="body"/> for <paramref name="caller"/>. A history page is kept
-    /// within <paramref name="maxReplyBytes"/>, the largest answer the adapter can carry (NATS: the server's max_payload).
+    /// Runs <paramref name="op"/> with <paramref name="body"/>, in <paramref name="format"/>, for <paramref name="caller"/>.
+    /// A history page is kept within <paramref name="maxReplyBytes"/>, the largest answer the adapter can carry (NATS:
+    /// the server's max_payload). The answer is JSON whatever the body's format.
     /// </summary>
-    public async Task<ApiReply> HandleAsync(string op, ReadOnlyMemory<byte> body, ApiCaller caller, int maxReplyBytes, CancellationToken cancellationToken)
+    public async Task<ApiReply> HandleAsync(
+        string op, ReadOnlyMemory<byte> body, WireFormat format, ApiCaller caller, int maxReplyBytes, CancellationToken cancellationToken)
     {
         var status = StatusCodes.Status200OK;
         try
         {
-            var reply = await RunAsync(op, body, caller, maxReplyBytes, cancellationToken);
+            var reply = await RunAsync(op, body, format, caller, maxReplyBytes, cancellationToken);
             return new ApiReply(status, reply);
         }
         catch (ApiException ex)
@@ -60,16 +63,17 @@ internal sealed partial class ApiDispatcher(
         }
     }
 
-    private async Task<byte[]> RunAsync(string op, ReadOnlyMemory<byte> body, ApiCaller caller, int maxReplyBytes, CancellationToken cancellationToken)
+    private async Task<byte[]> RunAsync(
+        string op, ReadOnlyMemory<byte> body, WireFormat format, ApiCaller caller, int maxReplyBytes, CancellationToken cancellationToken)
     {
         var o = options.Value;
-        using var args = ApiArgs.Parse(body);
+        using var args = ApiArgs.Parse(body, format);
         switch (op)
         {
             case "publish":
                 {
                     var room = args.Room();
-                    var message = Message(args, body, caller, room);
+                    var message = Message(args, caller, room);
                     Limit(caller, 1);
                     return ApiJson.Serialize(await api.PublishAsync(room, message, cancellationToken));
                 }
@@ -77,7 +81,7 @@ internal sealed partial class ApiDispatcher(
             case "broadcast":
                 {
                     var rooms = args.Rooms("rooms", o.MaxBroadcastRooms);
-                    var message = Message(args, body, caller, rooms[0]);
+                    var message = Message(args, caller, rooms[0]);
                     Limit(caller, rooms.Count);
                     return ApiJson.Serialize(await api.BroadcastAsync(rooms, message, cancellationToken));
                 }
@@ -172,16 +176,13 @@ internal sealed partial class ApiDispatcher(
     }
 
     /// <summary>
-    /// The message of a publish or broadcast: the envelope fields (<c>type</c>, <c>id</c>, <c>payload</c>, <c>enc</c>),
-    /// read by the same decoder and checks as a client's publish, and <c>from</c> (default: the caller's).
+    /// The message of a publish or broadcast: the envelope fields (<see cref="ApiArgs.Envelope"/>), read by the same
+    /// decoder and checks as a client's publish in the body's format, and <c>from</c> (default: the caller's).
     /// </summary>
-    private static ApiMessage Message(ApiArgs args, ReadOnlyMemory<byte> body, ApiCaller caller, string room)
+    private static ApiMessage Message(ApiArgs args, ApiCaller caller, string room)
     {
         var from = args.Text("from", Security.TokenValidator.MaxSubjectLength) is { Length: > 0 } given ? given : caller.From;
-        args.Allow("type", "id", "payload", "enc");
-        args.EnsureNoOthers();
-        var frame = JsonFrameCodec.Instance.Decode(body.Span, out var error)
-            ?? throw ApiException.Invalid(ErrorCodes.BadFrame, error.Message);
+        var frame = args.Envelope();
         if (PublishService.Check(frame.Type, room, frame.Id) is { } refused)
         {
             throw ApiException.Invalid(refused.Code, refused.Message);

@@ -9,7 +9,8 @@ namespace Bridge.Worker.Backend;
 /// <c>POST /api/backend/{op}</c>: the backend API over HTTP. The caller shows an API key (<c>X-Api-Key: &lt;key&gt;</c>
 /// or <c>Authorization: ApiKey &lt;key&gt;</c>) or an admin token (<c>Authorization: Bearer &lt;jwt&gt;</c> whose
 /// admin claim is <c>true</c>); without one: 401, with a token that is not an admin's: 403. The body, at most
-/// <see cref="ApiOptions.MaxRequestBytes"/>, goes to <see cref="ApiDispatcher"/> as it is.
+/// <see cref="ApiOptions.MaxRequestBytes"/>, goes to <see cref="ApiDispatcher"/> as it is, in the format its
+/// <c>Content-Type</c> names (<see cref="ContentTypes.BodyFormatOf"/>: JSON or MessagePack; else 415).
 /// </summary>
 internal sealed partial class HttpApiEndpoint(
     ApiDispatcher dispatcher,
@@ -33,6 +34,13 @@ internal sealed partial class HttpApiEndpoint(
             return;
         }
 
+        var contentType = context.Request.ContentType;
+        if (ContentTypes.BodyFormatOf(contentType) is not { } format)
+        {
+            await HttpErrors.UnsupportedMediaType(contentType).ExecuteAsync(context);
+            return;
+        }
+
         var max = options.Value.MaxRequestBytes;
         if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {
@@ -41,7 +49,7 @@ internal sealed partial class HttpApiEndpoint(
             return;
         }
 
-        var reply = await dispatcher.HandleAsync(op, body, caller, int.MaxValue, context.RequestAborted);
+        var reply = await dispatcher.HandleAsync(op, body, format, caller, int.MaxValue, context.RequestAborted);
         if (reply.RetryAfter is { } wait)
         {
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -151,7 +151,12 @@ internal sealed partial class NatsApiListener(
         ApiReply reply;
         try
         {
-            reply = await dispatcher.HandleAsync(op, msg.Data ?? [], ApiCaller.Nats, maxPayload, stoppingToken);
+            // A MessagePack body says so in its header; any other body is read as JSON, as before the header was read.
+            var format = msg.Headers?.TryGetValue(Contracts.NatsSubjects.ContentTypeHeader, out var contentType) == true &&
+                         ContentTypes.EncodingOf(contentType.ToString()) == PayloadKind.MessagePack
+                ? WireFormat.MessagePack
+                : WireFormat.Json;
+            reply = await dispatcher.HandleAsync(op, msg.Data ?? [], format, ApiCaller.Nats, maxPayload, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -56,8 +56,9 @@ internal sealed class NatsOptions
     public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Messages a room's live subscription buffers before NATS.Net drops new ones. A drop shows up as a gap
-    /// in the room's sequence chain.
+    /// Live messages a room keeps while its sequence fills a gap from the stream (otherwise each is dispatched as it
+    /// comes); one that finds the backlog full is read from the stream too (RoomSequence). Also NATS.Net's buffer for
+    /// the worker's other subscriptions.
     /// </summary>
     public int RoomFeedCapacity { get; set; } = 8192;
 

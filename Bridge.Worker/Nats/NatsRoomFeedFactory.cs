@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Buffers;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
@@ -11,34 +11,18 @@ namespace Bridge.Worker.Nats;
 /// subscription with its wildcards (<c>live.rooms.devices.site-3.&gt;</c>), whatever the number of rooms it matches.
 /// Each stamped message is handed to the room's <see cref="RoomSequence"/>, which fills gaps and dispatches.
 /// </summary>
-internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
+internal sealed partial class NatsRoomFeedFactory(
+    NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
+    : IRoomFeedFactory
 {
-    // Pattern feeds by subscription: a message their buffer drops is told to the pattern's sequence (it cannot see
-    // the gap in its rooms' own chains, RoomSequence).
-    private readonly ConcurrentDictionary<NatsSubBase, Room> _patterns = new(ReferenceEqualityComparer.Instance);
-    private readonly NatsContext _nats;
-    private readonly IOptions<NatsOptions> _options;
-    private readonly RoomMessageReader _reader;
-    private readonly ILogger<NatsRoomFeedFactory> _logger;
+    private readonly INatsDeserialize<byte[]> _bytes = nats.Connection.Opts.SerializerRegistry.GetDeserializer<byte[]>();
 
-    public NatsRoomFeedFactory(NatsContext nats, IOptions<NatsOptions> options, RoomMessageReader reader, ILogger<NatsRoomFeedFactory> logger)
-    {
-        _nats = nats;
-        _options = options;
-        _reader = reader;
-        _logger = logger;
-        nats.Connection.MessageDropped += OnMessageDroppedAsync;
-    }
+    public int BacklogCapacity => options.Value.RoomFeedCapacity;
 
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
-        var subject = _options.Value.LiveSubject(room.Name);
-        var subscription = await _nats.Connection.SubscribeCoreAsync<byte[]>(subject, cancellationToken: cancellationToken);
-        if (room.Pattern is not null && subscription is NatsSubBase sub)
-        {
-            _patterns[sub] = room;
-        }
-
+        var feed = new RoomFeed(this, room, nats.Connection, options.Value.LiveSubject(room.Name));
+        await nats.Connection.AddSubAsync(feed, cancellationToken);
         try
         {
             // The seam: the server handles one connection's commands in order, so by the time it answers the
@@ -48,139 +32,71 @@ internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
         }
         catch
         {
-            Forget(subscription);
-            await subscription.DisposeAsync();
+            await feed.DisposeAsync();
             throw;
         }
 
-        return new Feed(this, room, subscription);
-    }
-
-    private void Forget(INatsSub<byte[]> subscription)
-    {
-        if (subscription is NatsSubBase sub)
-        {
-            _patterns.TryRemove(sub, out _);
-        }
-    }
-
-    private ValueTask OnMessageDroppedAsync(object? sender, NatsMessageDroppedEventArgs args)
-    {
-        if (_patterns.TryGetValue(args.Subscription, out var room) && RoomMessageReader.SequenceOf(args.Headers) is > 0 and var seq)
-        {
-            room.Sequence.MarkDropped(seq);
-        }
-
-        return ValueTask.CompletedTask;
-    }
-
-    private async Task PumpAsync(Room room, INatsSub<byte[]> subscription)
-    {
-        // Off the joiner's path at once (a message already waiting is not dispatched inside the join). Started without
-        // Task.Run, and read without an async enumerator: per active room that saved ~300 B of the 3 KB the worker held
-        // (docs/benchmarks.md, memory per active room).
-        await Task.Yield();
-        if (room.Pattern is not null)
-        {
-            await PumpPatternAsync(room, subscription);
-            return;
-        }
-
-        var msgs = subscription.Msgs;
-        // Ends when the subscription is disposed (last member left, or shutdown).
-        while (await msgs.WaitToReadAsync())
-        {
-            while (msgs.TryRead(out var msg))
-            {
-                await HandleAsync(room, room.Name, msg);
-            }
-        }
+        return feed;
     }
 
     /// <summary>
-    /// A pattern's pump: each time its buffer is drained, whatever the buffer dropped and no later message has filled
-    /// yet (the tail of a burst) is read from the stream, so a quiet pattern is not left short.
+    /// One message of <paramref name="room"/>'s subscription, on NATS.Net's read loop: read into a
+    /// <see cref="RoomMessage"/> and handed to the room's sequence, which dispatches it there or keeps it while it
+    /// fills a gap (never waiting on the stream here: the read loop is what would bring the answer).
     /// </summary>
-    private async Task PumpPatternAsync(Room room, INatsSub<byte[]> subscription)
+    private void Receive(Room room, string subject, in ReadOnlySequence<byte>? headers, in ReadOnlySequence<byte> payload)
     {
-        var messages = subscription.Msgs;
-        var capacity = _options.Value.RoomFeedCapacity;
-        while (await messages.WaitToReadAsync())
-        {
-            while (true)
-            {
-                // Full: it may have dropped messages since our last read (only reads empty it). NATS.Net's report of
-                // which comes through its event queue, too late to fill them in stream order.
-                if (messages.Count >= capacity)
-                {
-                    room.Sequence.MarkOverflowed();
-                }
-
-                if (!messages.TryRead(out var msg))
-                {
-                    break;
-                }
-
-                // A pattern's messages are of the rooms it matches, each named by its subject.
-                if (_options.Value.RoomOf(msg.Subject, live: true) is not { } name)
-                {
-                    LogNotARoom(msg.Subject, room.Name);
-                    continue;
-                }
-
-                await HandleAsync(room, name, msg);
-            }
-
-            try
-            {
-                await room.Sequence.FillDroppedAsync();
-            }
-            catch (Exception ex)
-            {
-                // The next message (or the next time the buffer drains) fills it.
-                LogDispatchFailed(ex, room.Name);
-            }
-        }
-    }
-
-    private async Task HandleAsync(Room room, string name, NatsMsg<byte[]> msg)
-    {
-        var message = _reader.ReadStamped(name, msg);
-        if (message is null)
-        {
-            LogNotFromStream(msg.Subject);
-            return;
-        }
-
         try
         {
-            await room.Sequence.OnLiveAsync(message);
+            var msg = NatsMsg<byte[]>.Build(subject, null, headers, payload, nats.Connection, nats.Connection.HeaderParser, _bytes);
+
+            // A pattern's messages are of the rooms it matches, each named by its subject.
+            var name = room.Pattern is null ? room.Name : options.Value.RoomOf(subject, live: true);
+            if (name is null)
+            {
+                LogNotARoom(subject, room.Name);
+                return;
+            }
+
+            if (reader.ReadStamped(name, msg) is not { } message)
+            {
+                LogNotFromStream(subject);
+                return;
+            }
+
+            room.Sequence.OnLive(message);
         }
         catch (Exception ex)
         {
-            // A failed gap fill: the room's next message shows the gap again and fills it.
+            // Nothing is lost: the room's next message shows the gap and fills it from the stream.
             LogDispatchFailed(ex, room.Name);
         }
     }
 
-    private sealed class Feed : IAsyncDisposable
+    /// <summary>
+    /// The subscription itself, with no buffer or task of its own: NATS.Net's read loop hands each message straight to
+    /// the room (per active room that is ~1.5 KB less than a <c>NatsSub</c> with its channel and a pump task;
+    /// docs/benchmarks.md, memory per active room).
+    /// </summary>
+    private sealed class RoomFeed(NatsRoomFeedFactory owner, Room room, INatsConnection connection, string subject)
+        : NatsSubBase(connection, connection.SubscriptionManager, subject, queueGroup: null, opts: null), IAsyncDisposable
     {
-        private readonly NatsRoomFeedFactory _owner;
-        private readonly INatsSub<byte[]> _subscription;
-        private readonly Task _pump;
-
-        public Feed(NatsRoomFeedFactory owner, Room room, INatsSub<byte[]> subscription)
+        protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
         {
-            _owner = owner;
-            _subscription = subscription;
-            _pump = owner.PumpAsync(room, subscription);
+            owner.Receive(room, subject, headersBuffer, payloadBuffer);
+            return ValueTask.CompletedTask;
         }
 
-        public async ValueTask DisposeAsync()
+        // Nothing buffered to complete.
+        protected override void TryComplete()
         {
-            _owner.Forget(_subscription);
-            await _subscription.DisposeAsync();
-            await _pump;
+        }
+
+        /// <summary>Unsubscribes, then waits for a gap fill of the room still running.</summary>
+        public override async ValueTask DisposeAsync()
+        {
+            await base.DisposeAsync();
+            await room.Sequence.IdleAsync();
         }
     }
 
@@ -191,6 +107,6 @@ internal sealed partial class NatsRoomFeedFactory : IRoomFeedFactory
     [LoggerMessage(EventId = 1210, Level = LogLevel.Debug, Message = "Ignored a message on {Subject} for pattern {Pattern}: not a valid room name")]
     private partial void LogNotARoom(string subject, string pattern);
 
-    [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Dispatching a message of room {Room} failed")]
+    [LoggerMessage(EventId = 1211, Level = LogLevel.Error, Message = "Reading a live message of room {Room} failed")]
     private partial void LogDispatchFailed(Exception exception, string room);
 }

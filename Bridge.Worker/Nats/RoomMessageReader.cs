@@ -64,7 +64,7 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             id = null;
         }
 
-        var encoding = EncodingOf(contentType);
+        var encoding = ContentTypes.EncodingOf(contentType);
         var kind = ClassifyPayload(encoding, body);
         if (kind == PayloadKind.Binary && encoding is PayloadKind.Json or PayloadKind.MessagePack)
         {
@@ -116,39 +116,6 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             _ => PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary,
         };
     }
-
-    /// <summary>
-    /// The encoding a <c>Content-Type</c> names (case-insensitive, parameters ignored): binary, MessagePack
-    /// (<c>application/msgpack</c>, and the <c>application/x-msgpack</c> and <c>application/vnd.msgpack</c> some
-    /// libraries write), JSON, or <see cref="PayloadKind.None"/> when absent or anything else (read as JSON if it is).
-    /// </summary>
-    public static PayloadKind EncodingOf(string? contentType)
-    {
-        var mediaType = contentType.AsSpan();
-        var parameters = mediaType.IndexOf(';');
-        mediaType = (parameters >= 0 ? mediaType[..parameters] : mediaType).Trim();
-        if (mediaType.Equals(NatsSubjects.BinaryContentType, StringComparison.OrdinalIgnoreCase))
-        {
-            return PayloadKind.Binary;
-        }
-
-        if (mediaType.Equals(NatsSubjects.MessagePackContentType, StringComparison.OrdinalIgnoreCase) ||
-            mediaType.Equals("application/x-msgpack", StringComparison.OrdinalIgnoreCase) ||
-            mediaType.Equals("application/vnd.msgpack", StringComparison.OrdinalIgnoreCase))
-        {
-            return PayloadKind.MessagePack;
-        }
-
-        return mediaType.Equals(NatsSubjects.JsonContentType, StringComparison.OrdinalIgnoreCase) ? PayloadKind.Json : PayloadKind.None;
-    }
-
-    /// <summary>The <c>Content-Type</c> a payload of <paramref name="kind"/> is stored with (none: JSON's).</summary>
-    public static string ContentTypeOf(PayloadKind kind) => kind switch
-    {
-        PayloadKind.Binary => NatsSubjects.BinaryContentType,
-        PayloadKind.MessagePack => NatsSubjects.MessagePackContentType,
-        _ => NatsSubjects.JsonContentType,
-    };
 
     private static byte[] Compact(byte[] json)
     {

@@ -51,7 +51,7 @@ internal sealed class RoomPublisher
         {
             [NatsSubjects.TypeHeader] = type,
             [NatsSubjects.FromHeader] = from,
-            [NatsSubjects.ContentTypeHeader] = RoomMessageReader.ContentTypeOf(kind),
+            [NatsSubjects.ContentTypeHeader] = ContentTypes.Of(kind),
         };
         NatsJSPubOpts? pubOpts = null;
         if (id is not null)

@@ -20,7 +20,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
         _observers = [.. observers];
-        _services = new RoomServices(this, log, metrics, logger);
+        _services = new RoomServices(this, log, metrics, logger, feeds.BacklogCapacity);
         metrics.ObserveActiveRooms(() => _rooms.Count);
     }
 

@@ -8,6 +8,14 @@ internal static class HttpErrors
     public static IResult Problem(int status, string code, string message) =>
         Results.Json(new Dictionary<string, string> { ["code"] = code, ["message"] = message }, statusCode: status);
 
+    /// <summary>
+    /// The 415 for a body whose <c>Content-Type</c> (<paramref name="contentType"/>) is neither JSON nor MessagePack
+    /// (<see cref="ContentTypes.BodyFormatOf"/>).
+    /// </summary>
+    public static IResult UnsupportedMediaType(string? contentType) =>
+        Problem(StatusCodes.Status415UnsupportedMediaType, ErrorCodes.UnsupportedMediaType,
+            $"Content-Type '{Printable(contentType)}' is not supported: send a JSON body ({NatsSubjects.JsonContentType}) or a MessagePack map ({NatsSubjects.MessagePackContentType})");
+
     /// <summary>Refuses (403 <c>forbidden</c>) when the user may not join one of the rooms.</summary>
     public static bool CheckJoin(Security.UserIdentity identity, List<string> rooms, out IResult? error)
     {
@@ -22,6 +30,13 @@ internal static class HttpErrors
         }
 
         return true;
+    }
+
+    // A header echoed in a message: printable ASCII, at most 100 characters.
+    private static string Printable(string? text)
+    {
+        var shown = new string([.. (text ?? "").Take(100).Select(c => c is >= ' ' and <= '~' ? c : '?')]);
+        return text?.Length > 100 ? shown + "..." : shown;
     }
 
     /// <summary>

@@ -9,8 +9,10 @@ namespace Bridge.Worker.Transports.Http;
 
 /// <summary>
 /// <c>POST /api/rooms/{room}/messages</c>: publish for one-way transports (SSE, long-poll) and for backends
-/// without a NATS client. The body is the JSON envelope (<c>type</c>, <c>id</c>, <c>payload</c>, <c>enc</c>);
-/// the same rules as a WebSocket publish apply (<see cref="PublishService"/>). Answers <c>{id, seq, duplicate}</c>.
+/// without a NATS client. The body is one envelope (<c>type</c>, <c>id</c>, <c>payload</c>) in either wire format, by
+/// its <c>Content-Type</c> (<see cref="ContentTypes.BodyFormatOf"/>; else 415): a JSON object, decoded as a
+/// <c>bridge.v1.json</c> frame, or a MessagePack map, decoded as a <c>bridge.v1.msgpack</c> frame (its payload stored
+/// as sent). The same rules as a WebSocket publish apply (<see cref="PublishService"/>). Answers <c>{id, seq, duplicate}</c>.
 /// </summary>
 internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmission admission, IOptions<ConnectionOptions> options)
 {
@@ -24,13 +26,19 @@ internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmis
             return refusal!;
         }
 
+        var contentType = context.Request.ContentType;
+        if (ContentTypes.BodyFormatOf(contentType) is not { } format)
+        {
+            return HttpErrors.UnsupportedMediaType(contentType);
+        }
+
         var max = options.Value.MaxFrameBytes;
         if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {
             return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
         }
 
-        var decoded = JsonFrameCodec.Instance.Decode(body.Span, out var error);
+        var decoded = FrameCodecs.Of(format).Decode(body.Span, out var error);
         if (decoded is null)
         {
             return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.BadFrame, error.Message);
