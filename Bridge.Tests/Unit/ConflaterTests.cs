@@ -13,6 +13,7 @@ public sealed class ConflaterTests
     private readonly List<(ulong Seq, string Room, ulong Position, TimeSpan At)> _sent = [];
     private readonly DateTimeOffset _start;
     private bool _full;
+    private int _waits;
     private ulong _seq;
 
     public ConflaterTests() => _start = _time.GetUtcNow();
@@ -28,7 +29,7 @@ public sealed class ConflaterTests
 
             _sent.Add((message.Seq, message.Room, position, _time.GetUtcNow() - _start));
             return true;
-        });
+        }, () => _waits++);
         lock (_gate)
         {
             conflater.Activate();
@@ -137,20 +138,81 @@ public sealed class ConflaterTests
     }
 
     [Fact]
-    public void A_full_send_queue_keeps_the_newest_and_tries_again_an_interval_later()
+    public void A_queue_above_its_mark_keeps_each_rooms_newest_and_sends_them_as_soon_as_it_drains_not_an_interval_later()
     {
         using var conflater = Create(rate: 10);
         _full = true;
-        Offer(conflater);
+        Offer(conflater, "a");
+        Assert.Equal(1, _waits);
         Advance(50);
-        var newest = Offer(conflater);
+        var a = Offer(conflater, "a");
+        var b = Offer(conflater, "b");
         Assert.Empty(_sent);
+        Assert.Equal(1, _waits); // asked once; nothing is offered to the queue until it drains
 
-        Advance(50); // due, but the queue is still full: tried and kept
+        Advance(500); // long past the interval: no timer retries while the queue has not drained
         Assert.Empty(_sent);
         _full = false;
-        Advance(100);
-        Assert.Equal([newest], _sent.Select(s => s.Seq));
+        Advance(1);
+        lock (_gate)
+        {
+            conflater.Drained();
+        }
+
+        Assert.Equal([a, b], _sent.Select(s => s.Seq));
+        Assert.Equal(TimeSpan.FromMilliseconds(551), _sent[^1].At);
+        Assert.Equal(b, _sent[^1].Position);
+    }
+
+    [Fact]
+    public void A_drain_sends_the_rooms_due_first_while_the_queue_takes_them_and_the_rest_wait_for_the_next_drain()
+    {
+        var room = 0; // what the queue takes before it is above its mark again
+        var waits = 0;
+        using var conflater = new Conflater(10, _time, _gate, (message, _) =>
+        {
+            if (room == 0)
+            {
+                return false;
+            }
+
+            room--;
+            _sent.Add((message.Seq, message.Room, 0, _time.GetUtcNow() - _start));
+            return true;
+        }, () => waits++);
+        lock (_gate)
+        {
+            conflater.Activate();
+        }
+
+        var c = Offer(conflater, "c"); // due first
+        Advance(10);
+        var a = Offer(conflater, "a");
+        Advance(10);
+        var b = Offer(conflater, "b");
+        Advance(10);
+        var c2 = Offer(conflater, "c"); // replaces c, and keeps its place in line
+        Assert.Equal(1, waits);
+
+        room = 2;
+        lock (_gate)
+        {
+            conflater.Drained();
+        }
+
+        Assert.Equal([c2, a], _sent.Select(s => s.Seq));
+        Assert.Equal(2, waits); // b was refused: it waits for the next drain, not the clock
+        Advance(1000);
+        Assert.Equal(2, _sent.Count);
+
+        room = 10;
+        lock (_gate)
+        {
+            conflater.Drained();
+        }
+
+        Assert.Equal([c2, a, b], _sent.Select(s => s.Seq));
+        Assert.True(c < c2);
     }
 
     [Fact]
@@ -160,7 +222,7 @@ public sealed class ConflaterTests
         {
             _sent.Add((message.Seq, message.Room, 0, TimeSpan.Zero));
             return true;
-        });
+        }, () => { });
         Offer(conflater, "a");
         var a = Offer(conflater, "a");
         var b = Offer(conflater, "b");
@@ -185,5 +247,5 @@ public sealed class ConflaterTests
     [InlineData(double.NaN)]
     [InlineData(double.PositiveInfinity)]
     public void A_rate_outside_what_a_join_accepts_is_refused(double rate) =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Conflater(rate, _time, _gate, (_, _) => true));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Conflater(rate, _time, _gate, (_, _) => true, () => { }));
 }

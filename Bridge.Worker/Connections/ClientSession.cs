@@ -81,12 +81,27 @@ internal sealed class ClientSession
     /// <paramref name="position"/> its position once this frame is written (SSE ids and poll cursors are made of them);
     /// a null key advances no position (a latest value, sent before the join's position).
     /// </summary>
-    public bool TryDeliver(RoomMessage message, string? positionKey, ulong position)
+    public bool TryDeliver(RoomMessage message, string? positionKey, ulong position) =>
+        TryDeliver(message, positionKey, position, conflated: false);
+
+    /// <summary>
+    /// <see cref="TryDeliver(RoomMessage, string?, ulong)"/> for a conflated member: queued only while the queue is below
+    /// its conflation mark (<see cref="OutboundQueue.TryEnqueueConflated"/>).
+    /// </summary>
+    public bool TryDeliverConflated(RoomMessage message, string positionKey, ulong position) =>
+        TryDeliver(message, positionKey, position, conflated: true);
+
+    private bool TryDeliver(RoomMessage message, string? positionKey, ulong position, bool conflated)
     {
         try
         {
-            return message.GetFrame(Codec) is not { } frame ||
-                   Queue.TryEnqueueMessage(new OutboundFrame(frame, message.Type, positionKey, position, Math.Max(1, message.Timestamp)));
+            if (message.GetFrame(Codec) is not { } bytes)
+            {
+                return true;
+            }
+
+            var frame = new OutboundFrame(bytes, message.Type, positionKey, position, Math.Max(1, message.Timestamp));
+            return conflated ? Queue.TryEnqueueConflated(frame) : Queue.TryEnqueueMessage(frame);
         }
         catch (Exception)
         {

@@ -6,9 +6,12 @@ namespace Bridge.Worker.Connections;
 /// Conflation for one member joined with <c>maxRate</c>: per room (each room a pattern matches on its own), at most one
 /// message per interval (1 / maxRate), always the newest. A message that comes while its room is inside its interval
 /// replaces the room's pending one (never queued behind it), and the pending one is sent when the interval ends (the
-/// trailing edge): the last message of a burst is always delivered, so no stale value stays on a screen. A send the
-/// connection's queue has no room for stays pending and is tried again an interval later: a conflated member never falls
-/// behind and never reads the stream.
+/// trailing edge): the last message of a burst is always delivered, so no stale value stays on a screen. The rate also
+/// follows the connection: a send is handed to the connection's queue only while that is below its conflation mark
+/// (<see cref="OutboundQueue.TryEnqueueConflated"/>), otherwise the room's value stays pending (replaced by newer ones)
+/// and the rooms due go, oldest due first, as soon as the queue has taken what it held (<see cref="Drained"/>), not an
+/// interval later. A screen that reads slowly gets fewer, fresher values; a conflated member never falls behind and
+/// never reads the stream.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -18,7 +21,8 @@ namespace Bridge.Worker.Connections;
 /// </para>
 /// <para>
 /// Its <see cref="Position"/> is the seq up to which every message of its rooms was sent or replaced by a newer one of the
-/// same room that was sent: below the first message still pending. A resume from it (a conflated join's <c>since</c>)
+/// same room that was sent: below the first message still pending (waiting for its interval or for the connection's
+/// queue alike). A resume from it (a conflated join's <c>since</c>)
 /// sends each room's newest message after it, so nothing a screen shows is left stale.
 /// </para>
 /// </remarks>
@@ -34,17 +38,23 @@ internal sealed class Conflater : IDisposable
     private readonly long _interval;
     private readonly Lock _gate;
     private readonly Func<RoomMessage, ulong, bool> _send;
+    private readonly Action _waitForRoom;
     private ITimer? _timer;
     private long _timerDue = long.MaxValue;
     private ulong _offered;
     private bool _active;
+    private bool _waiting;
     private bool _disposed;
 
     /// <param name="maxRate">Messages per second per room (validated by <see cref="JoinOptions.IsValidRate"/>).</param>
     /// <param name="time">The clock of the intervals and of the trailing-edge timer.</param>
     /// <param name="gate">The owner's lock, held around every call and taken by the timer.</param>
-    /// <param name="send">Queues a message with the position it leaves the member at; false when the queue has no room.</param>
-    public Conflater(double maxRate, TimeProvider time, Lock gate, Func<RoomMessage, ulong, bool> send)
+    /// <param name="send">Queues a message with the position it leaves the member at; false when the queue is above its conflation mark.</param>
+    /// <param name="waitForRoom">
+    /// Asks the queue to call <see cref="Drained"/> (under the gate) once it is below its conflation mark again; called
+    /// once after each refused send, until then nothing is offered to <paramref name="send"/>.
+    /// </param>
+    public Conflater(double maxRate, TimeProvider time, Lock gate, Func<RoomMessage, ulong, bool> send, Action waitForRoom)
     {
         if (!JoinOptions.IsValidRate(maxRate))
         {
@@ -54,6 +64,7 @@ internal sealed class Conflater : IDisposable
         _time = time;
         _gate = gate;
         _send = send;
+        _waitForRoom = waitForRoom;
         // In the clock's own timestamp units; at least one.
         _interval = Math.Max(1, (long)(time.TimestampFrequency / maxRate));
     }
@@ -110,19 +121,33 @@ internal sealed class Conflater : IDisposable
         }
 
         // Sent now, it leaves the position at the first message still pending in another room, or at itself.
-        if (_active && now >= slot.NextAllowed)
+        if (_active && !_waiting && now >= slot.NextAllowed)
         {
-            slot.NextAllowed = now + _interval;
             if (_send(message, Position))
             {
+                slot.NextAllowed = now + _interval;
                 return;
             }
 
-            // The queue is full: keep it, and try again an interval later.
+            // The connection has not sent what it holds yet: keep the value (newer ones replace it) until it has.
+            WaitForRoom();
         }
 
         MakePending(slot, message, message.Seq);
         Schedule(slot, Math.Max(slot.NextAllowed, now));
+    }
+
+    /// <summary>The connection's queue is below its conflation mark again: sends the rooms that are due, oldest due first.</summary>
+    public void Drained()
+    {
+        _waiting = false;
+        Flush();
+    }
+
+    private void WaitForRoom()
+    {
+        _waiting = true;
+        _waitForRoom();
     }
 
     private void MakePending(Slot slot, RoomMessage message, ulong firstUnsent)
@@ -157,7 +182,7 @@ internal sealed class Conflater : IDisposable
     /// <summary>Sends every pending room whose interval has ended; re-arms the timer for the next one.</summary>
     private void Flush()
     {
-        if (_disposed || !_active)
+        if (_disposed || !_active || _waiting)
         {
             return;
         }
@@ -174,15 +199,18 @@ internal sealed class Conflater : IDisposable
             // Sent, the room has nothing unsent: the position moves to the next room's first unsent message (or to
             // the newest offered).
             slot.Pending = null;
-            slot.NextAllowed = now + _interval;
             if (_send(message, Position))
             {
+                slot.NextAllowed = now + _interval;
                 continue;
             }
 
-            // The queue is full: every other send would fail too. Keep this one (and the others) for an interval.
+            // The queue is above its mark: every other send would be refused too. Keep this one first in line (and
+            // the others), and go on when the queue has drained.
             MakePending(slot, message, slot.FirstUnsent);
-            Schedule(slot, now + _interval);
+            slot.Due = due;
+            _due.Enqueue(slot, due);
+            WaitForRoom();
             break;
         }
 
@@ -201,6 +229,14 @@ internal sealed class Conflater : IDisposable
 
     private void ArmTimer()
     {
+        if (_waiting)
+        {
+            // Rooms due now wait for the queue, not the clock; the drain's flush re-arms it.
+            _timerDue = long.MaxValue;
+            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            return;
+        }
+
         long next = long.MaxValue;
         while (_due.TryPeek(out var slot, out var due))
         {

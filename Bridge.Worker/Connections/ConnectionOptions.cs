@@ -8,6 +8,12 @@ internal sealed class ConnectionOptions
 {
     public const string Section = "Bridge:Connections";
 
+    /// <summary>Default of <see cref="ConflatedQueueFrames"/>.</summary>
+    public const int DefaultConflatedQueueFrames = 32;
+
+    /// <summary>Default of <see cref="ConflatedQueueBytes"/>.</summary>
+    public const long DefaultConflatedQueueBytes = 32 * 1024;
+
     /// <summary>Largest inbound frame in bytes; a larger one closes a WebSocket with 1009.</summary>
     public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
@@ -20,6 +26,17 @@ internal sealed class ConnectionOptions
 
     /// <summary>Bytes of room messages a connection may have queued (plus one frame), with a quarter more for answers (as <see cref="SendQueueCapacity"/>).</summary>
     public long SendQueueMaxBytes { get; set; } = 4L * 1024 * 1024;
+
+    /// <summary>
+    /// Frames a connection may have queued for a conflated member (<c>maxRate</c>) to add one more (its low-water
+    /// mark): above it the member keeps each room's newest value pending and hands it over as soon as the connection
+    /// has sent enough, so a screen that reads slowly gets fewer, fresher values instead of a backlog of old ones.
+    /// A few dozen keeps the socket busy at full speed; at most <see cref="SendQueueCapacity"/>.
+    /// </summary>
+    public int ConflatedQueueFrames { get; set; } = DefaultConflatedQueueFrames;
+
+    /// <summary>Bytes a connection may have queued for a conflated member to add a frame (as <see cref="ConflatedQueueFrames"/>); at most <see cref="SendQueueMaxBytes"/>.</summary>
+    public long ConflatedQueueBytes { get; set; } = DefaultConflatedQueueBytes;
 
     /// <summary>
     /// Live messages a member holds at its seam while it reads the last of the stream up to it (joining with
@@ -118,6 +135,16 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.SendQueueMaxBytes < o.MaxFrameBytes)
         {
             failures.Add("Bridge:Connections:SendQueueMaxBytes must be at least MaxFrameBytes.");
+        }
+
+        if (o.ConflatedQueueFrames < 1 || o.ConflatedQueueFrames > o.SendQueueCapacity)
+        {
+            failures.Add("Bridge:Connections:ConflatedQueueFrames must be between 1 and SendQueueCapacity.");
+        }
+
+        if (o.ConflatedQueueBytes < 1 || o.ConflatedQueueBytes > o.SendQueueMaxBytes)
+        {
+            failures.Add("Bridge:Connections:ConflatedQueueBytes must be between 1 and SendQueueMaxBytes.");
         }
 
         if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxPublishesInFlight < 1 || o.MaxConcurrentStreamReads < 1)

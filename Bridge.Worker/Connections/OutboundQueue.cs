@@ -7,12 +7,19 @@ namespace Bridge.Worker.Connections;
 /// that much memory. Enqueueing never waits.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Room messages may fill it up to its bounds (frames, and bytes plus one frame): a room member whose message does
 /// not fit falls behind and reads the room from the stream when there is room again (see
 /// <see cref="RoomMembership"/>). Beyond that, a reserve of a quarter more is kept for control frames (acks,
 /// errors, <c>room.joined</c>, heartbeats), so answers still go out while room messages are paused; only a client
 /// that keeps asking while it does not read overflows it (the caller closes it with 4008). The queue also counts
 /// the frames written, for the stall check.
+/// </para>
+/// <para>
+/// Conflated members (<c>maxRate</c>) fill it only up to a much lower mark (<see cref="TryEnqueueConflated"/>): what
+/// they queue is a value that ages while it waits, so they hand over the next one only as the connection takes what
+/// is queued, and are told when it has (<see cref="WhenDrained"/>).
+/// </para>
 /// </remarks>
 internal sealed class OutboundQueue
 {
@@ -24,7 +31,11 @@ internal sealed class OutboundQueue
     private readonly long _messageBytes;
     private readonly int _lowWater;
     private readonly long _headroomBytes;
+    private readonly int _conflatedFrames;
+    private readonly long _conflatedBytes;
     private TaskCompletionSource? _headroom;
+    private List<Action>? _drained;
+    private int _drainWanted;
     private long _bytes;
     private int _count;
     private long _written;
@@ -37,10 +48,16 @@ internal sealed class OutboundQueue
 
     /// <param name="capacity">Frames of room messages it holds; control frames may take a quarter more.</param>
     /// <param name="maxBytes">Bytes of room messages it holds (plus one frame); control frames may take a quarter more.</param>
-    public OutboundQueue(int capacity, long maxBytes)
+    /// <param name="conflatedFrames">Frames queued below which a conflated member may add one (at most <paramref name="capacity"/>).</param>
+    /// <param name="conflatedBytes">Bytes queued below which a conflated member may add a frame (at most <paramref name="maxBytes"/>).</param>
+    public OutboundQueue(int capacity, long maxBytes, int conflatedFrames = ConnectionOptions.DefaultConflatedQueueFrames, long conflatedBytes = ConnectionOptions.DefaultConflatedQueueBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(conflatedFrames, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(conflatedBytes, 1);
+        _conflatedFrames = Math.Min(conflatedFrames, capacity);
+        _conflatedBytes = Math.Min(conflatedBytes, maxBytes);
         _messageFrames = capacity;
         _messageBytes = maxBytes;
         _capacity = capacity + Math.Max(1, capacity / 4);
@@ -76,6 +93,61 @@ internal sealed class OutboundQueue
     /// </summary>
     public bool TryEnqueueMessage(OutboundFrame item) => TryAdd(item, _messageFrames, _messageBytes);
 
+    /// <summary>
+    /// Queues a conflated member's message only while the queue is below its conflation mark (frames and bytes); false
+    /// otherwise: the member keeps the value pending (replaced by newer ones) and asks <see cref="WhenDrained"/>.
+    /// </summary>
+    public bool TryEnqueueConflated(OutboundFrame item) => HasRoomForConflated && TryEnqueueMessage(item);
+
+    private bool HasRoomForConflated => Count < _conflatedFrames && QueuedBytes < _conflatedBytes;
+
+    /// <summary>
+    /// Calls <paramref name="drained"/> once, as soon as the queue is below its conflation mark (from the sender, as it
+    /// takes frames; at once on the thread pool when it already is), or never once the queue is completed. The callback
+    /// must not throw.
+    /// </summary>
+    public void WhenDrained(Action drained)
+    {
+        lock (_gate)
+        {
+            if (_completed)
+            {
+                return;
+            }
+
+            (_drained ??= []).Add(drained);
+            Volatile.Write(ref _drainWanted, 1);
+        }
+
+        // The sender may have taken the frames before the callback was registered; the caller holds its own lock, so
+        // the callback cannot run on this thread.
+        if (HasRoomForConflated)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static queue => queue.SignalDrained(), this, preferLocal: false);
+        }
+    }
+
+    private void SignalDrained()
+    {
+        List<Action>? callbacks;
+        lock (_gate)
+        {
+            callbacks = _drained;
+            _drained = null;
+            Volatile.Write(ref _drainWanted, 0);
+        }
+
+        if (callbacks is null || _completed)
+        {
+            return;
+        }
+
+        foreach (var callback in callbacks)
+        {
+            callback();
+        }
+    }
+
     private bool TryAdd(OutboundFrame item, int maxFrames, long maxBytes)
     {
         var length = item.Bytes.Length;
@@ -109,6 +181,11 @@ internal sealed class OutboundQueue
         if (Volatile.Read(ref _headroom) is not null && HasHeadroom)
         {
             ReleaseWaiter();
+        }
+
+        if (Volatile.Read(ref _drainWanted) != 0 && HasRoomForConflated)
+        {
+            SignalDrained();
         }
     }
 
@@ -186,5 +263,9 @@ internal sealed class OutboundQueue
         _completed = true;
         _channel.Writer.TryComplete();
         ReleaseWaiter();
+        lock (_gate)
+        {
+            _drained = null;
+        }
     }
 }

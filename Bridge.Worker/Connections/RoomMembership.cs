@@ -67,7 +67,20 @@ internal sealed class RoomMembership : IRoomMember
         Pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var pattern) ? pattern : null;
         if (options.MaxRate is { } rate)
         {
-            _conflater = new Conflater(rate, reader.Time, _gate, SendConflated);
+            Action drained = OnQueueDrained;
+            _conflater = new Conflater(rate, reader.Time, _gate, SendConflated, () => session.Queue.WhenDrained(drained));
+        }
+    }
+
+    /// <summary>The connection's queue took what it held: a conflated member sends its rooms that are due.</summary>
+    private void OnQueueDrained()
+    {
+        lock (_gate)
+        {
+            if (_state != MemberState.Closed)
+            {
+                _conflater!.Drained();
+            }
         }
     }
 
@@ -274,12 +287,12 @@ internal sealed class RoomMembership : IRoomMember
         position = Math.Max(_position, position);
         if (_overlaps is not { } group)
         {
-            return Session.TryDeliver(message, RoomName, position);
+            return Session.TryDeliverConflated(message, RoomName, position);
         }
 
         lock (group.Gate)
         {
-            return group.SentByAnother(this, message) || Session.TryDeliver(message, RoomName, position);
+            return group.SentByAnother(this, message) || Session.TryDeliverConflated(message, RoomName, position);
         }
     }
 

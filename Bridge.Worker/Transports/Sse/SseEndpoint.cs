@@ -86,7 +86,7 @@ internal sealed partial class SseEndpoint(
             return true;
         }
 
-        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes);
+        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes, options.ConflatedQueueFrames, options.ConflatedQueueBytes);
 
         public async Task RunAsync(HttpContext context, ClientSession session)
         {

@@ -74,7 +74,7 @@ internal sealed class WebSocketEndpoint(
             return true;
         }
 
-        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes);
+        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes, options.ConflatedQueueFrames, options.ConflatedQueueBytes);
 
         public async Task RunAsync(HttpContext context, ClientSession session)
         {
