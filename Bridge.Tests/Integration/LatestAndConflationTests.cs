@@ -181,6 +181,140 @@ public sealed class LatestAndConflationTests(NatsServerFixture nats) : IClassFix
     }
 
     [Fact]
+    public async Task A_conflated_member_that_reads_slowly_gets_fresh_values_while_an_unconflated_one_lags_and_it_ends_on_each_rooms_last()
+    {
+        // Both read at most ~50 frames a second through a small socket buffer; the rooms publish 200 a second (16 KB
+        // each, so the worker's buffers hold few of them), and the conflated member's rate (10 a second on each of 10
+        // rooms) is twice what it reads. Its values must stay
+        // fresh: it hands a value to its connection only as the connection sends, so what waits in the queue and the
+        // socket is a few frames, not a growing backlog of old ones (the unconflated member's is that backlog).
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var site = Names.Room("slowscreen");
+        var rooms = Enumerable.Range(0, 10).Select(i => $"{site}.i{i}").ToList();
+        await using var conflated = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096);
+        await using var unconflated = await TestClient.ConnectAsync(worker.WebSocketUrl, receiveBufferBytes: 4096);
+        await conflated.JoinPatternAsync($"{site}.*", new() { ["maxRate"] = 10 });
+        await unconflated.JoinPatternAsync($"{site}.*");
+        conflated.ReadDelay = unconflated.ReadDelay = TimeSpan.FromMilliseconds(20);
+
+        var clock = Stopwatch.StartNew();
+        var published = new System.Collections.Concurrent.ConcurrentDictionary<ulong, TimeSpan>();
+        using var stop = new CancellationTokenSource();
+        var conflatedAges = Ages(conflated, published, clock, stop.Token);
+        var unconflatedAges = Ages(unconflated, published, clock, stop.Token);
+
+        var duration = TimeSpan.FromSeconds(6);
+        var pad = new string('x', 16_000);
+        var newest = new Dictionary<string, ulong>();
+        await using (var connection = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
+        {
+            var js = new NatsJSContext(connection);
+            var count = 0;
+            while (clock.Elapsed < duration)
+            {
+                for (var due = (int)(clock.Elapsed.TotalSeconds * 200); count < due; count++)
+                {
+                    var room = rooms[count % rooms.Count];
+                    var at = clock.Elapsed;
+                    var ack = await js.PublishAsync($"rooms.{room}", Encoding.UTF8.GetBytes($"\"{count} {pad}\""), headers: new NatsHeaders { [NatsSubjects.TypeHeader] = Store.Type });
+                    ack.EnsureSuccess();
+                    published[ack.Seq] = at;
+                    newest[room] = ack.Seq;
+                }
+
+                await Task.Delay(10);
+            }
+        }
+
+        // The conflated member ends on every room's last value (the trailing edge), however slowly it reads.
+        var last = new HashSet<ulong>(newest.Values);
+        await Eventually.TrueAsync(() => last.All(conflatedAges.Seqs.Contains), Long);
+        await stop.CancelAsync();
+
+        // Ages of the values received in the second half of the publishing (steady state).
+        var half = duration / 2;
+        var fresh = conflatedAges.Between(half, duration);
+        var lagging = unconflatedAges.Between(half, duration);
+        Assert.True(fresh.Count >= 10 && lagging.Count >= 10, $"too few values to compare: {fresh.Count} conflated, {lagging.Count} unconflated");
+        var freshP90 = Percentile(fresh, 0.9);
+        var laggingP90 = Percentile(lagging, 0.9);
+        Assert.True(
+            freshP90 * 4 < laggingP90,
+            $"conflated values' age p90 {freshP90.TotalMilliseconds:F0} ms, unconflated {laggingP90.TotalMilliseconds:F0} ms: the conflated member's values were not fresh");
+    }
+
+    private static AgeLog Ages(TestClient client, System.Collections.Concurrent.ConcurrentDictionary<ulong, TimeSpan> published, Stopwatch clock, CancellationToken stop)
+    {
+        var log = new AgeLog();
+        _ = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Frame frame;
+                try
+                {
+                    frame = await client.WaitForAsync(f => f.Type == Store.Type, Long).WaitAsync(stop);
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+
+                // A value may arrive before its publish's ack was recorded: it counts as received, without an age.
+                var now = clock.Elapsed;
+                log.Add(frame.Seq, now, published.TryGetValue(frame.Seq, out var at) ? now - at : null);
+            }
+        }, CancellationToken.None);
+        return log;
+    }
+
+    private static TimeSpan Percentile(List<TimeSpan> ages, double p)
+    {
+        ages.Sort();
+        return ages[Math.Min(ages.Count - 1, (int)(ages.Count * p))];
+    }
+
+    /// <summary>What one client received: each value's seq, when, and how old it was then.</summary>
+    private sealed class AgeLog
+    {
+        private readonly Lock _gate = new();
+        private readonly List<(TimeSpan At, TimeSpan Age)> _values = [];
+        private readonly HashSet<ulong> _seqs = [];
+
+        public void Add(ulong seq, TimeSpan at, TimeSpan? age)
+        {
+            lock (_gate)
+            {
+                if (age is { } known)
+                {
+                    _values.Add((at, known));
+                }
+
+                _seqs.Add(seq);
+            }
+        }
+
+        public IReadOnlySet<ulong> Seqs
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _seqs.ToHashSet();
+                }
+            }
+        }
+
+        public List<TimeSpan> Between(TimeSpan from, TimeSpan to)
+        {
+            lock (_gate)
+            {
+                return [.. _values.Where(v => v.At >= from && v.At < to).Select(v => v.Age)];
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_conflated_pattern_with_latest_gets_each_room_s_newest_then_at_most_its_rate_per_room()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);

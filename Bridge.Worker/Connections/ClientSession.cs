@@ -30,6 +30,10 @@ internal sealed class ClientSession
     private UserIdentity _identity;
     private ITimer? _expiry;
 
+    // The socket whose send buffer shrinks when a conflated member joins (null: not shrunk).
+    private System.Net.Sockets.Socket? _socket;
+    private int _conflatedSendBuffer;
+
     public ClientSession(
         string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16,
         TransportKind transport = TransportKind.WebSocket, int maxPublishesInFlight = 64)
@@ -107,6 +111,39 @@ internal sealed class ClientSession
         {
             RequestClose(CloseCodes.InternalError, "internal error; reconnect and resume");
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives the connection's socket, whose kernel send buffer is set to <paramref name="bytes"/> once a conflated member
+    /// joins (<see cref="ConnectionOptions.ConflatedSendBufferBytes"/>).
+    /// </summary>
+    public void SetConflatedSendBuffer(System.Net.Sockets.Socket socket, int bytes)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1);
+        _conflatedSendBuffer = bytes;
+        Volatile.Write(ref _socket, socket);
+    }
+
+    /// <summary>
+    /// A conflated member joined: the socket's send buffer is made small (once), so values wait as pending in the
+    /// member, where newer ones replace them, rather than in the kernel.
+    /// </summary>
+    public void UseConflatedSendBuffer()
+    {
+        if (Interlocked.Exchange(ref _socket, null) is not { } socket)
+        {
+            return;
+        }
+
+        try
+        {
+            socket.SendBufferSize = _conflatedSendBuffer;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // Closed meanwhile, or the system refused: conflation still works, with the system's buffer.
         }
     }
 

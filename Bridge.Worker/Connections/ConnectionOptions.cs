@@ -39,6 +39,14 @@ internal sealed class ConnectionOptions
     public long ConflatedQueueBytes { get; set; } = DefaultConflatedQueueBytes;
 
     /// <summary>
+    /// The kernel send buffer (<c>SO_SNDBUF</c>) of a WebSocket or SSE connection once it has a conflated member, in
+    /// bytes; 0 leaves the operating system's (on Linux it grows to megabytes, so values would wait there seconds
+    /// behind a slow screen). Its cost: a connection's throughput is at most about this much per round trip (32 KiB
+    /// per 50 ms is 640 KiB/s); the connection keeps it after the member leaves.
+    /// </summary>
+    public int ConflatedSendBufferBytes { get; set; } = 32 * 1024;
+
+    /// <summary>
     /// Live messages a member holds at its seam while it reads the last of the stream up to it (joining with
     /// <c>since</c>, or catching up). Past this (or <see cref="SendQueueMaxBytes"/> of payload) it drops the hold and
     /// reads again: it is slower than the room, and the stream has every message.
@@ -145,6 +153,11 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (o.ConflatedQueueBytes < 1 || o.ConflatedQueueBytes > o.SendQueueMaxBytes)
         {
             failures.Add("Bridge:Connections:ConflatedQueueBytes must be between 1 and SendQueueMaxBytes.");
+        }
+
+        if (o.ConflatedSendBufferBytes is not 0 and (< 4096 or > 16 * 1024 * 1024))
+        {
+            failures.Add("Bridge:Connections:ConflatedSendBufferBytes must be 0 (the system's) or between 4096 and 16 MiB.");
         }
 
         if (o.JoinBufferCapacity < 1 || o.MaxConcurrentRequests < 1 || o.MaxPublishesInFlight < 1 || o.MaxConcurrentStreamReads < 1)

@@ -67,6 +67,7 @@ internal sealed class RoomMembership : IRoomMember
         Pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var pattern) ? pattern : null;
         if (options.MaxRate is { } rate)
         {
+            session.UseConflatedSendBuffer();
             Action drained = OnQueueDrained;
             _conflater = new Conflater(rate, reader.Time, _gate, SendConflated, () => session.Queue.WhenDrained(drained));
         }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections.Features;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
@@ -70,6 +71,11 @@ internal sealed class ConnectionHost(
             o.MaxConcurrentRequests,
             transport.Kind,
             o.MaxPublishesInFlight);
+        if (o.ConflatedSendBufferBytes > 0 && context.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
+        {
+            session.SetConflatedSendBuffer(socket, o.ConflatedSendBufferBytes);
+        }
+
         using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
         var staysOpen = session.Transport.StaysOpen();
         if (staysOpen)
