@@ -55,15 +55,21 @@ internal static class Goals
 
     public static readonly Goal DashboardSubscriptions = new("dashboard-subscriptions", "dashboard: the worker's nats-server subscriptions for a pattern join of N devices", 1, false, "subscriptions");
 
-    // Conflation to 4/s of 50/s should cut what a screen receives about 12-fold; a third of the unconflated bytes and
-    // CPU is a loose bound that still fails if conflation stops working.
-    public static readonly Goal ScreensBytes = new("screens-bytes", "trading screens: bytes received with maxRate ÷ unconflated", 0.33, false);
+    // Issue 16 §3 names no bounds; ours, defined so they mean the same when the screens cannot read all they are sent
+    // (docs/benchmarks.md, issue 16). Bytes: what a conflated screen is sent per published update ÷ what an
+    // unconflated one is owed per update (one message each, at the unconflated phase's bytes per message), not ÷ what
+    // an unconflated screen managed to read. Conflation to 4/s of 50/s owes about 12 times less; a third is a loose
+    // bound that still fails if conflation stops working.
+    public static readonly Goal ScreensBytes = new("screens-bytes", "trading screens: bytes sent to a screen per published update with maxRate ÷ unconflated demand (one message per update)", 0.33, false);
 
-    public static readonly Goal ScreensCpu = new("screens-cpu", "trading screens: worker CPU with maxRate ÷ unconflated", 0.75, false);
+    public static readonly Goal ScreensCpu = new("screens-cpu", "trading screens: worker CPU per published update with maxRate ÷ unconflated", 0.75, false);
+
+    // What conflation is for: the prices a screen shows are fresh, however many it can read.
+    public static readonly Goal ScreensFresh = new("screens-fresh", "trading screens with maxRate: p99 age of the values received in the last third of the window", 1000, false, "ms");
 
     public static IReadOnlyList<Goal> All { get; } =
     [
         Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory,
-        MessagePackPath, DashboardFirstScreen, DashboardDelivery, DashboardSubscriptions, ScreensBytes, ScreensCpu,
+        MessagePackPath, DashboardFirstScreen, DashboardDelivery, DashboardSubscriptions, ScreensBytes, ScreensCpu, ScreensFresh,
     ];
 }
