@@ -54,6 +54,9 @@ public sealed class StreamSetupTests(NatsServerFixture nats) : IClassFixture<Nat
     [InlineData("Bridge:Nats:StreamName", "has.dot", "StreamName")]
     [InlineData("Bridge:Connections:MaxFrameBytes", "10", "MaxFrameBytes")]
     [InlineData("Bridge:Connections:SendQueueCapacity", "0", "SendQueueCapacity")]
+    [InlineData("Bridge:Connections:ConflatedQueueFrames", "2000", "ConflatedQueueFrames")]
+    [InlineData("Bridge:Connections:ConflatedQueueBytes", "0", "ConflatedQueueBytes")]
+    [InlineData("Bridge:Connections:ConflatedSendBufferBytes", "100", "ConflatedSendBufferBytes")]
     public async Task Invalid_configuration_stops_the_worker_at_start_with_a_message_naming_the_key(string key, string value, string named)
     {
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => WorkerHost.StartAsync(nats.Server, (key, value)));
