@@ -1,9 +1,9 @@
-using Microsoft.AspNetCore.Connections.Features;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports;
@@ -71,13 +71,15 @@ internal sealed class ConnectionHost(
             o.MaxConcurrentRequests,
             transport.Kind,
             o.MaxPublishesInFlight);
-        if (o.ConflatedSendBufferBytes > 0 && context.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
+        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
+        var staysOpen = session.Transport.StaysOpen();
+        // Only a socket that carries this stream alone: a long-poll's keep-alive connection serves other requests, and
+        // an HTTP/2 connection other streams.
+        if (staysOpen && o.ConflatedSendBufferBytes > 0 && HttpProtocol.IsHttp11(context.Request.Protocol) && context.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
         {
             session.SetConflatedSendBuffer(socket, o.ConflatedSendBufferBytes);
         }
 
-        using var scope = logger.BeginScope(new ConnectionLogScope(session.ConnectionId, session.User, session.Transport));
-        var staysOpen = session.Transport.StaysOpen();
         if (staysOpen)
         {
             // Closed with 4001 when the token runs out; a stream's client reconnects with a fresh token.
