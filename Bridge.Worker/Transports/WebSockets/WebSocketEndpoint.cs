@@ -39,7 +39,7 @@ internal sealed class WebSocketEndpoint(
         }
 
         // Origin, token and connection limits before the upgrade: a refused client gets an HTTP answer and no socket.
-        return host.RunAsync(context, new Upgrade(codec, subprotocol, dispatcher, options.Value, metrics, time, logger));
+        return host.RunAsync(context, new Upgrade(this, codec, subprotocol));
     }
 
     private static Task RefuseAsync(HttpContext context, string reason)
@@ -48,44 +48,45 @@ internal sealed class WebSocketEndpoint(
         return context.Response.WriteAsync(reason, context.RequestAborted);
     }
 
-    /// <summary>One upgraded connection: the socket is accepted once admitted, and pumped both ways.</summary>
-    private sealed class Upgrade(
-        IFrameCodec codec,
-        string? subprotocol,
-        FrameDispatcher dispatcher,
-        ConnectionOptions options,
-        BridgeMetrics metrics,
-        TimeProvider time,
-        ILogger<WebSocketConnection> logger) : IConnectionTransport
+    private ConnectionOptions Options => options.Value;
+
+    private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session) =>
+        new(socket, batching, session, dispatcher, Options, metrics, time, logger);
+
+    /// <summary>
+    /// One upgraded connection: the socket is accepted once admitted, and pumped both ways. Held for the connection's
+    /// life, so it keeps only what is its own and reaches the shared services through the endpoint.
+    /// </summary>
+    private sealed class Upgrade(WebSocketEndpoint endpoint, IFrameCodec codec, string? subprotocol) : IConnectionTransport
     {
         private WebSocket? _socket;
+
+        private ConnectionOptions Options => endpoint.Options;
 
         public TransportKind Kind => TransportKind.WebSocket;
 
         public IFrameCodec Codec => codec;
 
-        public TimeSpan? WelcomeHeartbeat => options.HeartbeatInterval;
+        public TimeSpan? WelcomeHeartbeat => Options.HeartbeatInterval;
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
             _socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
             {
                 SubProtocol = subprotocol,
-                KeepAliveInterval = options.HeartbeatInterval,
-                KeepAliveTimeout = options.HeartbeatTimeout,
+                KeepAliveInterval = Options.HeartbeatInterval,
+                KeepAliveTimeout = Options.HeartbeatTimeout,
             });
             return true;
         }
 
-        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes);
+        public OutboundQueue CreateQueue() => new(Options.SendQueueCapacity, Options.SendQueueMaxBytes);
 
         // Not async (as HandleAsync): the connection disposes its socket when it ends.
         public Task RunAsync(HttpContext context, ClientSession session)
         {
             // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
-            var batching = FrameBatchingStream.Of(context);
-            var connection = new WebSocketConnection(_socket!, batching, session, dispatcher, options, metrics, time, logger);
-            return connection.RunAsync(context.RequestAborted);
+            return endpoint.Pump(_socket!, FrameBatchingStream.Of(context), session).RunAsync(context.RequestAborted);
         }
 
         public Task CompleteAsync(HttpContext context, ClientSession session) => Task.CompletedTask;
