@@ -27,11 +27,15 @@ public sealed class LiveFeedRetentionTests(NatsServerFixture nats) : IClassFixtu
         await using var worker = await WorkerHost.StartAsync(nats.Server,
             ("Bridge:Nats:Url", link.Url), ("Bridge:Nats:MaxMessagesPerRoom", "10"), ("Bridge:Connections:PollTimeout", "00:02:00"));
         using var meters = new WorkerMeters(worker);
-        var room = Names.Room();
+        var site = Names.Room("site");
+        var room = $"{site}.a";
+        var pattern = $"{site}.>";
         await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl);
         await using var msgpack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
+        await using var byPattern = await TestClient.ConnectAsync(worker.WebSocketUrl);
         await json.JoinAndWaitAsync(room);
         await msgpack.JoinAndWaitAsync(room);
+        await byPattern.JoinAndWaitAsync(pattern);
         await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, room);
         await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined, Long);
 
@@ -39,9 +43,10 @@ public sealed class LiveFeedRetentionTests(NatsServerFixture nats) : IClassFixtu
         var first = (await Bursts.PublishAsync(nats.Server, room, 1, bodyBytes: 16))[0];
         await json.WaitForAsync(f => f.Type == Bursts.Type && f.Seq == first, Long);
         await msgpack.WaitForAsync(f => f.Type == Bursts.Type && f.Seq == first, Long);
+        await byPattern.WaitForAsync(f => f.Type == Bursts.Type && f.Seq == first, Long);
         await sse.WaitForAsync(e => e.Event == Bursts.Type, Long);
         var poll = Http.GetFromJsonAsync<JsonObject>(new Uri(worker.HttpUrl, $"/poll?rooms={room}&cursor={first}"));
-        // Four members, and the poll's resume answered (room.joined: it is live then).
+        // Four members of the room, and the poll's resume answered (room.joined: it is live then).
         await Eventually.TrueAsync(
             () => worker.Get<RoomRegistry>().Snapshot().SingleOrDefault(r => r.Name == room)?.MemberCount == 4 && meters.Total("bridge.resumes") == 1, Long);
 
@@ -62,11 +67,26 @@ public sealed class LiveFeedRetentionTests(NatsServerFixture nats) : IClassFixtu
         Assert.Equal(expected, await Truncations.ReadUpToAsync(json, room, seqs[^1], Long));
         Assert.Equal(expected, await Truncations.ReadUpToAsync(msgpack, room, seqs[^1], Long));
         Assert.Equal(expected, await Truncations.ReadUpToAsync(sse, seqs[^1], Long));
+        // The pattern's feed (its position: the same message) is caught up the same way; its notice names the pattern.
+        Assert.Equal(expected, await ReadUpToAsync(byPattern, room, pattern, seqs[^1]));
 
         // The poll answers with what came first after the hole, and lists the room as truncated.
         var answer = (await poll)!;
         Assert.Equal(seqs[20], answer["messages"]!.AsArray()[0]!["seq"]!.GetValue<ulong>());
         Assert.Equal([room], answer["truncated"]!.AsArray().Select(r => r!.GetValue<string>()));
-        Assert.Equal(1, meters.Total("bridge.gap.truncated"));
+        Assert.Equal(2, meters.Total("bridge.gap.truncated")); // the room's and the pattern's
+    }
+
+    /// <summary>A pattern member's messages of <paramref name="room"/> and its notices (of the pattern), up to <paramref name="lastSeq"/>.</summary>
+    private static async Task<List<Truncations.Seen>> ReadUpToAsync(TestClient client, string room, string pattern, ulong lastSeq)
+    {
+        var seen = new List<Truncations.Seen>();
+        while (seen.LastOrDefault() is not { Type: Bursts.Type } last || last.Seq != lastSeq)
+        {
+            var frame = await client.WaitForAsync(f => f.Room == room || f.Room == pattern, Long);
+            seen.Add(new(frame.Type ?? "", frame.Seq, frame.Type == MessageTypes.RoomJoined && frame.Payload!["truncated"]!.GetValue<bool>()));
+        }
+
+        return seen;
     }
 }
