@@ -10,7 +10,8 @@ internal static class MemoryAttribution
     /// <summary>
     /// Splits the RSS growth per <paramref name="unit"/> (a connection, a room) over <paramref name="open"/> of them into
     /// managed (GC committed; live bytes by type, grouped by owner) and the rest; the rows by type go to
-    /// results/&lt;scenario&gt;-per-&lt;unit&gt;.txt.
+    /// results/&lt;scenario&gt;-per-&lt;unit&gt;.txt. A <paramref name="prefix"/> (a baseline pass's <c>baseline_</c>) goes before
+    /// every metric's name and the file's name, so two passes of one run keep both.
     /// </summary>
     public static void Attribute(
         ScenarioContext ctx,
@@ -20,10 +21,11 @@ internal static class MemoryAttribution
         IReadOnlyDictionary<string, double> countersBefore,
         IReadOnlyDictionary<string, double> countersAfter,
         long rssGrowth,
-        int open)
+        int open,
+        string prefix = "")
     {
-        double Counter(IReadOnlyDictionary<string, double> c, string prefix) =>
-            c.FirstOrDefault(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)) is { Key: not null } kv ? kv.Value : double.NaN;
+        double Counter(IReadOnlyDictionary<string, double> c, string key) =>
+            c.FirstOrDefault(kv => kv.Key.StartsWith(key, StringComparison.Ordinal)) is { Key: not null } kv ? kv.Value : double.NaN;
         var committedGrowth = Counter(countersAfter, "dotnet.gc.last_collection.memory.committed_size") - Counter(countersBefore, "dotnet.gc.last_collection.memory.committed_size");
         var (before, after) = (heapBefore.Types, heapAfter.Types);
         var rows = after
@@ -33,19 +35,19 @@ internal static class MemoryAttribution
             .ToList();
         var liveGrowth = heapAfter.Total - heapBefore.Total;
         var byType = after.Values.Sum(v => v.Bytes) - before.Values.Sum(v => v.Bytes);
-        ctx.Metric($"managed_live_b_per_{unit}", $"managed live objects per {unit} (gcdump after − before)", (double)liveGrowth / open, "B");
+        ctx.Metric($"{prefix}managed_live_b_per_{unit}", $"managed live objects per {unit} (gcdump after − before)", (double)liveGrowth / open, "B");
         foreach (var group in rows.GroupBy(r => Owner(r.Type)).OrderByDescending(g => g.Sum(r => r.Bytes)))
         {
-            ctx.Report.Add("  of which " + group.Key, $"{(double)group.Sum(r => r.Bytes) / open:N0} B per {unit}");
+            ctx.Report.Add(prefix + "  of which " + group.Key, $"{(double)group.Sum(r => r.Bytes) / open:N0} B per {unit}");
         }
 
-        ctx.Report.Add("  of which not split by type (string and array sizes the report gives per type)", $"{(double)(liveGrowth - byType) / open:N0} B per {unit}");
+        ctx.Report.Add(prefix + "  of which not split by type (string and array sizes the report gives per type)", $"{(double)(liveGrowth - byType) / open:N0} B per {unit}");
 
-        ctx.Metric($"gc_committed_b_per_{unit}", $"GC committed memory per {unit} (dotnet-counters)", committedGrowth / open, "B");
-        ctx.Metric($"native_b_per_{unit}", $"rest of RSS per {unit} (RSS growth − GC committed growth)", (rssGrowth - committedGrowth) / open, "B");
+        ctx.Metric($"{prefix}gc_committed_b_per_{unit}", $"GC committed memory per {unit} (dotnet-counters)", committedGrowth / open, "B");
+        ctx.Metric($"{prefix}native_b_per_{unit}", $"rest of RSS per {unit} (RSS growth − GC committed growth)", (rssGrowth - committedGrowth) / open, "B");
         foreach (var name in new[] { "dotnet.thread_pool.thread.count", "dotnet.timer.count" })
         {
-            ctx.Report.Add(name, $"{Counter(countersBefore, name):N0} before, {Counter(countersAfter, name):N0} after");
+            ctx.Report.Add(prefix + name, $"{Counter(countersBefore, name):N0} before, {Counter(countersAfter, name):N0} after");
         }
 
         var text = new StringBuilder();
@@ -55,10 +57,10 @@ internal static class MemoryAttribution
             text.AppendLine(CultureInfo.InvariantCulture, $"{(double)r.Bytes / open,10:N1} B  {(double)r.Count / open,6:N2} objects  [{Owner(r.Type)}]  {r.Type}");
         }
 
-        File.WriteAllText(Path.Combine(Report.Directory, $"{ctx.Spec.Name}-per-{unit}.txt"), text.ToString());
+        File.WriteAllText(Path.Combine(Report.Directory, $"{prefix}{ctx.Spec.Name}-per-{unit}.txt"), text.ToString());
         foreach (var r in rows.Take(12))
         {
-            ctx.Report.Add("  " + r.Type, $"{(double)r.Bytes / open:N0} B, {(double)r.Count / open:N2} objects per {unit}");
+            ctx.Report.Add(prefix + "  " + r.Type, $"{(double)r.Bytes / open:N0} B, {(double)r.Count / open:N2} objects per {unit}");
         }
     }
 

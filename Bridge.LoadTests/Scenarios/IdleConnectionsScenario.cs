@@ -24,7 +24,8 @@ internal enum IdleJoin
 /// With <c>profile</c>, the worker is also measured from inside (dotnet-gcdump and dotnet-counters, before and
 /// after): managed bytes per connection by type, GC-committed memory, and the rest of RSS (native).
 /// With a <c>baseline</c> (another build's worker), the same measurement runs on it first, with its own nats-server,
-/// in the same run, and the ratio is reported (metrics of the baseline pass are prefixed <c>baseline_</c>).
+/// in the same run, and the ratio is reported (metrics of the baseline pass are prefixed <c>baseline_</c>; with
+/// <c>profile</c> it is profiled too, its rows by type in results/baseline_idle-per-connection.txt).
 /// </summary>
 internal sealed class IdleConnectionsScenario(
     ScenarioSpec spec, Func<IFanoutTarget> target, IdleJoin join = IdleJoin.None, bool profile = false, TimeSpan hold = default,
@@ -41,7 +42,7 @@ internal sealed class IdleConnectionsScenario(
         }
 
         ctx.Phase = "baseline";
-        var before = await MeasureAsync(ctx, baseline, "baseline_", profile: false, hold: TimeSpan.Zero);
+        var before = await MeasureAsync(ctx, baseline, "baseline_", profile, hold: TimeSpan.Zero);
         ctx.Phase = "this build";
         var after = await MeasureAsync(ctx, target, "", profile, hold);
         ctx.Metric("kb_per_connection_vs_baseline", "memory per idle connection: this build ÷ the baseline worker", after / before, "×");
@@ -81,8 +82,8 @@ internal sealed class IdleConnectionsScenario(
             await Task.Delay(TimeSpan.FromSeconds(1), ctx.Token);
             await warm.DisposeAsync();
             ctx.Status = "profiling the worker before";
-            typesBefore = DotnetTools.GcDump(gateway.Pid, Path.Combine(dumps, "idle-before.gcdump"));
-            countersBefore = DotnetTools.RuntimeCounters(gateway.Pid, Path.Combine(dumps, "idle-before-counters.csv"));
+            typesBefore = DotnetTools.GcDump(gateway.Pid, Path.Combine(dumps, prefix + "idle-before.gcdump"));
+            countersBefore = DotnetTools.RuntimeCounters(gateway.Pid, Path.Combine(dumps, prefix + "idle-before-counters.csv"));
         }
 
         await Task.Delay(TimeSpan.FromSeconds(1), ctx.Token);
@@ -110,9 +111,9 @@ internal sealed class IdleConnectionsScenario(
             {
                 ctx.Status = "profiling the worker after";
                 // Counters first: the gcdump forces a full GC, which would shrink what they report.
-                var countersAfter = DotnetTools.RuntimeCounters(gateway.Pid, Path.Combine(dumps, "idle-after-counters.csv"));
-                var typesAfter = DotnetTools.GcDump(gateway.Pid, Path.Combine(dumps, "idle-after.gcdump"));
-                MemoryAttribution.Attribute(ctx, "connection", typesBefore!.Value, typesAfter, countersBefore!, countersAfter, after - before, open);
+                var countersAfter = DotnetTools.RuntimeCounters(gateway.Pid, Path.Combine(dumps, prefix + "idle-after-counters.csv"));
+                var typesAfter = DotnetTools.GcDump(gateway.Pid, Path.Combine(dumps, prefix + "idle-after.gcdump"));
+                MemoryAttribution.Attribute(ctx, "connection", typesBefore!.Value, typesAfter, countersBefore!, countersAfter, after - before, open, prefix);
             }
 
             ctx.Metric(prefix + "closed_while_idle", $"{t.Name}: connections closed by the server while idle", sockets.Count - sockets.Count(s => s.IsOpen));

@@ -202,6 +202,8 @@ public sealed class DispatchIsolationTests : IDisposable
             Received.Add(message.Seq);
         }
 
+        public void DeliverAfterGap(RoomMessage message) => Deliver(message);
+
         public void Hold()
         {
         }

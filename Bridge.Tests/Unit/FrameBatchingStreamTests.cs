@@ -1,6 +1,13 @@
 using System.Net.WebSockets;
 using System.Text;
 using Bridge.Worker.Transports.WebSockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Bridge.Tests.Unit;
 
@@ -79,6 +86,63 @@ public sealed class FrameBatchingStreamTests
 
         Assert.Single(connection.Writes);
         Assert.Equal(Enumerable.Range(0, 5).Select(i => big + i), await ReadAllAsync(connection.Bytes(), 5));
+    }
+
+    [Fact]
+    public async Task Under_Kestrel_a_WebSocket_accepted_on_the_batched_path_finds_the_stream_under_it_and_one_on_another_path_finds_none()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        await using var app = builder.Build();
+        FrameBatchingStream.UseUnder(app, "/ws");
+        app.UseWebSockets();
+        RequestDelegate report = async context =>
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var batching = FrameBatchingStream.Of(context);
+            // The stream found is the one under this socket: a frame sent during a batch is held by it until the batch ends.
+            batching?.BeginBatch();
+            await socket.SendAsync(Encoding.UTF8.GetBytes(batching is null ? "none" : "batched"), WebSocketMessageType.Text, true, context.RequestAborted);
+            var held = batching?.Buffered ?? 0;
+            if (batching is not null)
+            {
+                await batching.EndBatchAsync(context.RequestAborted);
+            }
+
+            await socket.SendAsync(Encoding.UTF8.GetBytes($"held {held}"), WebSocketMessageType.Text, true, context.RequestAborted);
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", context.RequestAborted);
+        };
+        app.Map("/ws", report);
+        app.Map("/other", report);
+        await app.StartAsync();
+        var url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+        var batched = await ReadFromAsync(new Uri(url, "/ws"));
+        var other = await ReadFromAsync(new Uri(url, "/other"));
+
+        Assert.Equal("batched", batched[0]);
+        Assert.StartsWith("held ", batched[1]);
+        Assert.True(int.Parse(batched[1]["held ".Length..]) > 0, batched[1]);
+        Assert.Equal(["none", "held 0"], other);
+    }
+
+    /// <summary>The two text messages a server sends to a client WebSocket that connects to <paramref name="url"/>.</summary>
+    private static async Task<List<string>> ReadFromAsync(Uri url)
+    {
+        using var client = new ClientWebSocket();
+        using var cts = new CancellationTokenSource(Timeout);
+        await client.ConnectAsync(new UriBuilder(url) { Scheme = "ws" }.Uri, cts.Token);
+        var messages = new List<string>();
+        var buffer = new byte[1024];
+        while (messages.Count < 2)
+        {
+            var result = await client.ReceiveAsync(buffer.AsMemory(), cts.Token);
+            Assert.True(result.EndOfMessage);
+            messages.Add(Encoding.UTF8.GetString(buffer, 0, result.Count));
+        }
+
+        return messages;
     }
 
     /// <summary>The text messages a client WebSocket reads from <paramref name="bytes"/> (what the server wrote).</summary>

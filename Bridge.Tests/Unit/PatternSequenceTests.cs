@@ -218,6 +218,8 @@ public sealed class PatternSequenceTests : IDisposable
 
         public void Deliver(RoomMessage message) => Received.Add(message.Seq);
 
+        public void DeliverAfterGap(RoomMessage message) => Deliver(message);
+
         public void Hold()
         {
         }

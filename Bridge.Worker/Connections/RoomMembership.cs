@@ -51,6 +51,8 @@ internal sealed class RoomMembership : IRoomMember
     private MemberState _state;
     private List<RoomMessage>? _held;
     private long _heldBytes;
+    // The last held message that came after a hole retention made in the live feed: room.joined truncated follows it.
+    private ulong _heldGapNotice;
     private Room? _room;
     private bool _behind;
     private bool _answered;
@@ -202,9 +204,14 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    public void Deliver(RoomMessage message)
+    public void Deliver(RoomMessage message) => Deliver(message, afterGap: false);
+
+    public void DeliverAfterGap(RoomMessage message) => Deliver(message, afterGap: true);
+
+    private void Deliver(RoomMessage message, bool afterGap)
     {
-        // The lock orders a delivery against the seam, activation and close; uncontended except during those.
+        // The lock orders a delivery against the seam, activation and close; uncontended except during those. It also
+        // keeps a gap's notice next to its message: a poll checks IsJoining (this lock) before it answers.
         lock (_gate)
         {
             if (_conflater is { } conflater)
@@ -230,6 +237,11 @@ internal sealed class RoomMembership : IRoomMember
 
                     if (TrySend(message))
                     {
+                        if (afterGap)
+                        {
+                            Session.Send(TruncatedNotice());
+                        }
+
                         return;
                     }
 
@@ -243,7 +255,7 @@ internal sealed class RoomMembership : IRoomMember
                     SetBehind();
                     break;
                 case MemberState.Holding:
-                    Hold(message);
+                    Hold(message, afterGap);
                     return;
                 default:
                     return;
@@ -325,19 +337,25 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    private void Hold(RoomMessage message)
+    private void Hold(RoomMessage message, bool afterGap)
     {
         if (_held!.Count >= _reader.HoldCapacity || _heldBytes >= _reader.HoldBytes)
         {
-            // Still slower than the room: drop the hold and read again (the stream has all of it).
+            // Still slower than the room: drop the hold and read again (the stream has all of it, and its reads find
+            // any hole retention made after this member's position).
             _state = MemberState.Reading;
             _held = null;
             _heldBytes = 0;
+            _heldGapNotice = 0;
             return;
         }
 
         _held.Add(message);
         _heldBytes += message.Payload.Length;
+        if (afterGap)
+        {
+            _heldGapNotice = message.Seq;
+        }
     }
 
     public void Hold()
@@ -349,6 +367,7 @@ internal sealed class RoomMembership : IRoomMember
                 _state = MemberState.Holding;
                 _held = [];
                 _heldBytes = 0;
+                _heldGapNotice = 0;
             }
         }
     }
@@ -419,7 +438,28 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    /// <summary>Queues a control frame for this room (e.g. a truncation notice) unless the membership is closed.</summary>
+    /// <summary>
+    /// Tells the client that retention may have dropped messages of the room it was never sent: <c>room.joined</c> with
+    /// <c>truncated</c> at its position, as a resume from a dropped position says (docs/protocol.md §5). Sent after the
+    /// first messages kept after the hole, unless the membership is closed.
+    /// </summary>
+    public bool SendTruncated()
+    {
+        lock (_gate)
+        {
+            if (_state == MemberState.Closed)
+            {
+                return false;
+            }
+
+            Session.Send(TruncatedNotice());
+            return true;
+        }
+    }
+
+    private ControlFrame TruncatedNotice() => ControlFrames.RoomJoined(RoomName, CurrentPosition, 0, truncated: true);
+
+    /// <summary>Queues a control frame for this room unless the membership is closed.</summary>
     public bool Send(ControlFrame frame)
     {
         lock (_gate)
@@ -498,12 +538,19 @@ internal sealed class RoomMembership : IRoomMember
                 {
                     _state = MemberState.Reading;
                     _held = null;
+                    _heldGapNotice = 0;
                     SetBehind();
                     return false;
+                }
+
+                if (message.Seq == _heldGapNotice)
+                {
+                    Session.Send(TruncatedNotice());
                 }
             }
 
             _held = null;
+            _heldGapNotice = 0;
             _state = MemberState.Live;
             if (_behind)
             {

@@ -341,7 +341,7 @@ internal sealed partial class RoomReader
             {
                 // Kept even when the read fails part way: a gap found is reported once messages after it are queued
                 // (now, failed or not), else by a later read or before the member goes live.
-                progress.Note(check, start);
+                progress.Gap.Note(check, start);
                 if (count > 0)
                 {
                     ReportGap(member, room, progress);
@@ -410,26 +410,11 @@ internal sealed partial class RoomReader
     }
 
     /// <summary>
-    /// Confirms the message a read left to confirm (<see cref="DropCheck.ConfirmAfterRead"/>, kept by the member's
-    /// progress until this succeeds): true when it is no longer stored, so messages after it may have been dropped
-    /// unread (the gap is then kept for <see cref="ReportGap"/>).
+    /// Confirms the message a read left to confirm (kept by the member's progress until this succeeds): true when it is
+    /// no longer stored, so messages after it may have been dropped unread (the gap is then kept for <see cref="ReportGap"/>).
     /// </summary>
-    private async Task<bool> ConfirmAsync(Room room, Progress progress, CancellationToken cancellationToken)
-    {
-        if (progress.Unconfirmed is not { } kept)
-        {
-            return false;
-        }
-
-        var gone = !await _log.IsStoredInRoomAsync(room.Name, kept, cancellationToken);
-        progress.Unconfirmed = null;
-        if (gone)
-        {
-            progress.GapAfter = Math.Min(progress.GapAfter ?? kept, kept);
-        }
-
-        return gone;
-    }
+    private ValueTask<bool> ConfirmAsync(Room room, Progress progress, CancellationToken cancellationToken) =>
+        progress.Gap.ConfirmAsync(_log, room.Name, cancellationToken);
 
     /// <summary>
     /// Tells the member of a gap found (once the messages after it are queued): a joining member by its <c>room.joined</c>,
@@ -437,12 +422,11 @@ internal sealed partial class RoomReader
     /// </summary>
     private void ReportGap(RoomMembership member, Room room, Progress progress)
     {
-        if (progress.GapAfter is not { } after)
+        if (!progress.Gap.TryTake(out var after))
         {
             return;
         }
 
-        progress.GapAfter = null;
         if (progress.IsJoin && !progress.Answered)
         {
             progress.Truncated = true; // reported by room.joined
@@ -452,7 +436,7 @@ internal sealed partial class RoomReader
         // Behind the room for longer than retention keeps: say so as a resume would, then go on from what is kept.
         LogTruncated(member.ConnectionId, room.Name, after, member.Position);
         _metrics.CatchUpTruncated();
-        member.Send(ControlFrames.RoomJoined(room.Name, member.Position, 0, truncated: true));
+        member.SendTruncated();
     }
 
     internal void FellBehind(RoomMembership member)
@@ -488,25 +472,8 @@ internal sealed partial class RoomReader
 
         public ulong? Since { get; } = since;
 
-        /// <summary>Messages after this position may have been dropped by retention unread; not reported yet.</summary>
-        public ulong? GapAfter { get; set; }
-
-        /// <summary>A message known to be stored before a read went on unchecked: unless it still is, messages after it may be gone.</summary>
-        public ulong? Unconfirmed { get; set; }
-
-        /// <summary>Keeps what a read found out about retention until it is settled (the earliest position wins).</summary>
-        public void Note(DropCheck check, ulong start)
-        {
-            if (check.Dropped)
-            {
-                GapAfter = Math.Min(GapAfter ?? start, start);
-            }
-
-            if (check.ConfirmAfterRead is { } kept)
-            {
-                Unconfirmed = Math.Min(Unconfirmed ?? kept, kept);
-            }
-        }
+        /// <summary>What its reads found out about retention, until reported.</summary>
+        public RetentionGap Gap { get; } = new();
 
         public bool SinceChecked { get; set; }
 

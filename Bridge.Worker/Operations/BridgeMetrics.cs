@@ -22,6 +22,7 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _resumes;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
+    private readonly Counter<long> _gapTruncated;
     private readonly Counter<long> _latest;
     private readonly Counter<long> _catchUps;
     private readonly Counter<long> _catchUpReads;
@@ -54,6 +55,8 @@ internal sealed class BridgeMetrics
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
         _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's (or pattern's) live feed filled from the stream.");
+        _gapTruncated = meter.CreateCounter<long>("bridge.gap.truncated",
+            description: "Gaps in a room's live feed that retention had cut into before the fill read them (its live members were sent room.joined truncated).");
         _latest = meter.CreateCounter<long>("bridge.latest.messages", description: "Latest messages (one per room) sent to joins with latest, read by batched direct gets.");
         _catchUps = meter.CreateCounter<long>("bridge.catchups", description: "Members that fell behind their room's live dispatch and read it from the stream, by transport.");
         _catchUpReads = meter.CreateCounter<long>("bridge.catchup.reads", description: "Stream reads made for members behind their room.");
@@ -120,6 +123,9 @@ internal sealed class BridgeMetrics
     public void Replayed(int messages) => _replayed.Add(messages);
 
     public void GapFilled() => _gapFills.Add(1);
+
+    /// <summary>A gap fill found messages dropped by retention before it read them; the room's live members are told.</summary>
+    public void GapTruncated() => _gapTruncated.Add(1);
 
     /// <summary>A join with <c>latest</c> was sent the newest message of <paramref name="messages"/> rooms.</summary>
     public void LatestSent(int messages) => _latest.Add(messages);

@@ -15,6 +15,14 @@ internal interface IRoomMember
     void Deliver(RoomMessage message);
 
     /// <summary>
+    /// As <see cref="Deliver"/>, for the first message dispatched after a hole that retention made in the room before its
+    /// gap fill read it: a member that takes it (sends or holds it) follows it with <c>room.joined</c> <c>truncated</c>,
+    /// under the same lock. A member that does not take it reads the stream from a position before the hole, and finds
+    /// the hole itself. A conflated member is not told (it is sent the newest per room anyway, and its resume never is).
+    /// </summary>
+    void DeliverAfterGap(RoomMessage message);
+
+    /// <summary>
     /// Called at the seam, under the room's sequencing gate: from now on, live messages are held (bounded) until the
     /// member has read the stream up to the seam.
     /// </summary>

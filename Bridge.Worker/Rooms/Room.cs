@@ -158,16 +158,24 @@ internal sealed class Room
     /// <summary>
     /// Fans one message out to every local member; called by <see cref="Sequence"/>, one message at a time. One member
     /// that throws does not cost the others the message (issue 12): every member gets its turn, then the failures
-    /// are thrown together for the sequence to log.
+    /// are thrown together for the sequence to log. <paramref name="afterGap"/>: the first message after a hole retention
+    /// made before a gap fill read it (<see cref="IRoomMember.DeliverAfterGap"/>).
     /// </summary>
-    public void Dispatch(RoomMessage message)
+    public void Dispatch(RoomMessage message, bool afterGap = false)
     {
         List<Exception>? failures = null;
         foreach (var member in Volatile.Read(ref _snapshot) ?? Snapshot())
         {
             try
             {
-                member.Deliver(message);
+                if (afterGap)
+                {
+                    member.DeliverAfterGap(message);
+                }
+                else
+                {
+                    member.Deliver(message);
+                }
             }
             catch (Exception ex)
             {

@@ -34,6 +34,14 @@ namespace Bridge.Worker.Rooms;
 /// What the server never sends at all is not seen until that room's next message: a pattern does not order it.
 /// Each fill reads the stream in order, so the dispatch stays in stream order.
 /// </para>
+/// <para>
+/// Retention. A fill (or catch-up) finds out as a member's catch-up does (<see cref="RetentionGap"/>) whether retention
+/// dropped messages after the position before it read them; the first message dispatched after that hole goes to members
+/// as <see cref="IRoomMember.DeliverAfterGap"/>, so every member that was live (or holding at its seam) across the hole
+/// is sent <c>room.joined</c> <c>truncated</c> right after it, as a resume would be (docs/protocol.md §5). A position of 0
+/// (the room had no message when its feed started, and none was dispatched since) cannot be checked: nothing is known
+/// to be stored before the fill's first message.
+/// </para>
 /// </remarks>
 internal sealed partial class RoomSequence(Room room, RoomServices services, Lock gate)
 {
@@ -47,6 +55,10 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     private Queue<RoomMessage>? _backlog;
     private bool _catchUpWanted;
     private Task? _draining;
+
+    // Only while a fill found (or must still confirm) that retention dropped messages after the position unread: the next
+    // dispatch carries the notice. Touched by the drain, and by a dispatch under the gate once no drain runs.
+    private RetentionGap? _retention;
 
     // Patterns only: connection drops seen, and the count a catch-up last ran after.
     private int _disconnects;
@@ -265,18 +277,43 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         _caughtUpAfter = disconnects;
     }
 
-    /// <summary>Dispatches the room's stored messages after the position up to <paramref name="upTo"/>. Called by the drain.</summary>
+    /// <summary>
+    /// Dispatches the room's stored messages after the position up to <paramref name="upTo"/>, and finds out whether
+    /// retention dropped some before they were read (the first one dispatched after such a hole carries the notice).
+    /// Called by the drain.
+    /// </summary>
     private async Task FillAsync(ulong upTo)
     {
-        await foreach (var stored in services.Log.ReadAsync(room.Name, _position, upTo, CancellationToken.None))
+        var start = _position;
+        var check = new DropCheck();
+        var retention = _retention ??= new RetentionGap();
+        try
         {
-            if (stored.Seq > _position)
+            await foreach (var stored in services.Log.ReadAsync(room.Name, start, upTo, CancellationToken.None, check: check))
             {
-                lock (_gate)
+                if (stored.Seq > _position)
                 {
-                    DispatchAt(stored);
+                    // A start no longer stored is known before the first message after it: that one carries the notice.
+                    retention.Note(check, start);
+                    lock (_gate)
+                    {
+                        DispatchAt(stored);
+                    }
                 }
             }
+        }
+        finally
+        {
+            // Also when the read failed part way: what it found is reported by the next dispatch.
+            retention.Note(check, start);
+        }
+
+        // A long fill read on without checking as it went: unless the last message known stored still is, some after it
+        // may be gone (the notice then goes with the room's next dispatch).
+        await retention.ConfirmAsync(services.Log, room.Name, CancellationToken.None);
+        if (retention.IsSettled)
+        {
+            _retention = null;
         }
     }
 
@@ -288,9 +325,21 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     private void DispatchAt(RoomMessage message)
     {
         Volatile.Write(ref _position, message.Seq);
+        var afterGap = false;
+        if (_retention is { } retention && retention.TryTake(out var after))
+        {
+            afterGap = true;
+            LogTruncated(services.Logger, room.Name, after, message.Seq);
+            services.Metrics.GapTruncated();
+            if (retention.IsSettled)
+            {
+                _retention = null;
+            }
+        }
+
         try
         {
-            room.Dispatch(message);
+            room.Dispatch(message, afterGap);
         }
         catch (AggregateException ex)
         {
@@ -306,6 +355,9 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Catching up room {Room} from {LastSeq} to {StoredSeq}")]
     private static partial void LogCatchUp(ILogger logger, string room, ulong lastSeq, ulong storedSeq);
+
+    [LoggerMessage(EventId = 1209, Level = LogLevel.Debug, Message = "Room {Room}: retention dropped messages after {Start} before the live feed's gap fill read them; its live members are sent truncated after {Seq}")]
+    private static partial void LogTruncated(ILogger logger, string room, ulong start, ulong seq);
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Reading room {Room} from the stream to fill a gap failed; its next message tries again")]
     private static partial void LogFillFailed(ILogger logger, Exception exception, string room);

@@ -98,9 +98,16 @@ internal sealed class PollEndpoint(
                     {
                         if (!reader.TryRead(out var frame))
                         {
+                            // Settled() takes each member's lock, and a member queues a truncated notice under that lock
+                            // with the message it follows (a hole in the live feed): once settled, that notice is queued.
                             if (Settled())
                             {
-                                break;
+                                if (reader.Count == 0)
+                                {
+                                    break;
+                                }
+
+                                continue;
                             }
 
                             if (session.CloseRequested is not null || !await reader.WaitToReadAsync(timeout.Token))

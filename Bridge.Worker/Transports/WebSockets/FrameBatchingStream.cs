@@ -12,40 +12,27 @@ namespace Bridge.Worker.Transports.WebSockets;
 /// </summary>
 /// <remarks>
 /// <c>ManagedWebSocket</c> writes one frame at a time under its own send lock (data, pings, pongs, close) and awaits each
-/// write, so the writes reach this stream in frame order; a write that goes through and a flush of the batch are
-/// ordered by <see cref="_writes"/>, so bytes reach the socket in the order they were written.
+/// write, so the writes reach this stream in frame order; a write (held or gone through) and a flush of the batch are
+/// ordered by <see cref="_writes"/>, the one lock over the batch's buffer, so bytes reach the socket in the order they
+/// were written. Only the send loop begins a batch and reads <see cref="Buffered"/> (a flush threshold).
 /// </remarks>
 internal sealed class FrameBatchingStream(Stream inner) : Stream
 {
     // A batch's first buffer; it doubles as frames are added.
     private const int FirstBuffer = 16 * 1024;
 
+    // One lock per connection (an idle socket's memory, docs/benchmarks.md): the buffer and the count are only
+    // touched under it; _batching is set by the send loop and read under it.
     private readonly SemaphoreSlim _writes = new(1, 1);
-    private readonly Lock _gate = new();
     private byte[]? _buffer;
     private int _count;
-    private bool _batching;
+    private volatile bool _batching;
 
-    /// <summary>Bytes held by the current batch, not written yet.</summary>
-    public int Buffered
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _count;
-            }
-        }
-    }
+    /// <summary>Bytes held by the current batch, not written yet (a ping held meanwhile may be missed: a threshold, not a total).</summary>
+    public int Buffered => Volatile.Read(ref _count);
 
     /// <summary>From now on, frames written are held until <see cref="FlushBatchAsync"/> or <see cref="EndBatchAsync"/>.</summary>
-    public void BeginBatch()
-    {
-        lock (_gate)
-        {
-            _batching = true;
-        }
-    }
+    public void BeginBatch() => _batching = true;
 
     /// <summary>Writes what the batch holds to the socket; the batch goes on.</summary>
     public ValueTask FlushBatchAsync(CancellationToken cancellationToken) => WriteHeldAsync(endBatch: false, cancellationToken);
@@ -58,14 +45,10 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         await _writes.WaitAsync(cancellationToken);
         try
         {
-            byte[]? held;
-            int count;
-            lock (_gate)
-            {
-                (held, count) = (_buffer, _count);
-                (_buffer, _count) = (null, 0);
-                _batching &= !endBatch;
-            }
+            var (held, count) = (_buffer, _count);
+            _buffer = null;
+            Volatile.Write(ref _count, 0);
+            _batching &= !endBatch;
 
             if (held is not null)
             {
@@ -85,26 +68,19 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
     }
 
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            if (_batching)
-            {
-                Hold(buffer.Span);
-                return ValueTask.CompletedTask;
-            }
-        }
-
-        return WriteThroughAsync(buffer, cancellationToken);
-    }
-
-    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         await _writes.WaitAsync(cancellationToken);
         try
         {
-            await inner.WriteAsync(buffer, cancellationToken);
+            if (_batching)
+            {
+                Hold(buffer.Span);
+            }
+            else
+            {
+                await inner.WriteAsync(buffer, cancellationToken);
+            }
         }
         finally
         {
@@ -112,7 +88,7 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
     }
 
-    // Called under _gate.
+    // Called under _writes.
     private void Hold(ReadOnlySpan<byte> bytes)
     {
         if (_buffer is null || _buffer.Length - _count < bytes.Length)
@@ -128,7 +104,7 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
 
         bytes.CopyTo(_buffer.AsSpan(_count));
-        _count += bytes.Length;
+        Volatile.Write(ref _count, _count + bytes.Length);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -171,9 +147,15 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         base.Dispose(disposing);
     }
 
+    // Only when no write holds the lock: a buffer a write may still be filling is left to the GC, never pooled again.
     private void ReturnHeld()
     {
-        lock (_gate)
+        if (!_writes.Wait(0))
+        {
+            return;
+        }
+
+        try
         {
             if (_buffer is not null)
             {
@@ -181,33 +163,38 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
                 (_buffer, _count) = (null, 0);
             }
         }
+        finally
+        {
+            _writes.Release();
+        }
     }
 
     /// <summary>
     /// Puts a <see cref="FrameBatchingStream"/> under the WebSockets of <paramref name="path"/> (HTTP/1.1 upgrades): must
     /// run before <c>UseWebSockets</c>, which takes the upgrade feature when a request arrives. The endpoint finds the
-    /// stream with <c>context.Features.Get&lt;FrameBatchingStream&gt;()</c> once the socket is accepted (none over HTTP/2).
+    /// stream with <see cref="Of"/> once the socket is accepted (none over HTTP/2).
     /// </summary>
     public static void UseUnder(IApplicationBuilder app, PathString path) =>
         app.Use((context, next) =>
         {
             if (context.Request.Path == path && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
             {
-                context.Features.Set<IHttpUpgradeFeature>(new Upgrade(upgrade, context.Features));
+                context.Features.Set<IHttpUpgradeFeature>(new Upgrade(upgrade));
             }
 
             return next(context);
         });
 
-    private sealed class Upgrade(IHttpUpgradeFeature upgrade, IFeatureCollection features) : IHttpUpgradeFeature
+    /// <summary>The stream under the request's accepted WebSocket; null when there is none (not upgraded, or HTTP/2).</summary>
+    public static FrameBatchingStream? Of(HttpContext context) => (context.Features.Get<IHttpUpgradeFeature>() as Upgrade)?.Stream;
+
+    // Keeps the stream itself rather than adding a feature: a request's extra features cost a list per connection.
+    private sealed class Upgrade(IHttpUpgradeFeature upgrade) : IHttpUpgradeFeature
     {
+        public FrameBatchingStream? Stream { get; private set; }
+
         public bool IsUpgradableRequest => upgrade.IsUpgradableRequest;
 
-        public async Task<Stream> UpgradeAsync()
-        {
-            var stream = new FrameBatchingStream(await upgrade.UpgradeAsync());
-            features.Set(stream);
-            return stream;
-        }
+        public async Task<Stream> UpgradeAsync() => Stream = new FrameBatchingStream(await upgrade.UpgradeAsync());
     }
 }

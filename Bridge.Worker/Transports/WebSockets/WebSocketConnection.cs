@@ -31,8 +31,10 @@ internal sealed partial class WebSocketConnection(
 
     private ITimer? _abortTimer;
 
+    /// <summary>Pumps the socket until the connection ends, then disposes it (the connection owns its socket).</summary>
     public async Task RunAsync(CancellationToken aborted)
     {
+        using var owned = socket;
         LogOpened(session.ConnectionId, session.Codec.Subprotocol);
         // Once a close is requested, an unresponsive peer gets CloseTimeout to finish the handshake.
         using var armAbort = session.Closing.Register(static state => ((WebSocketConnection)state!).ArmAbortTimer(), this);

@@ -23,66 +23,70 @@ internal sealed class WebSocketEndpoint(
 {
     public const string Path = "/ws";
 
-    public async Task HandleAsync(HttpContext context)
+    // Not async: the host's task is returned as is, so a connection's life holds no frame of this method (an idle
+    // connection's memory, docs/benchmarks.md).
+    public Task HandleAsync(HttpContext context)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await context.Response.WriteAsync("WebSocket upgrade expected on /ws", context.RequestAborted);
-            return;
+            return RefuseAsync(context, "WebSocket upgrade expected on /ws");
         }
 
         var codec = SelectCodec(context.WebSockets.WebSocketRequestedProtocols, out var subprotocol);
         if (codec is null)
         {
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await context.Response.WriteAsync(
-                $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}", context.RequestAborted);
-            return;
+            return RefuseAsync(context, $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}");
         }
 
         // Origin, token and connection limits before the upgrade: a refused client gets an HTTP answer and no socket.
-        await host.RunAsync(context, new Upgrade(codec, subprotocol, dispatcher, options.Value, metrics, time, logger));
+        return host.RunAsync(context, new Upgrade(this, codec, subprotocol));
     }
 
-    /// <summary>One upgraded connection: the socket is accepted once admitted, and pumped both ways.</summary>
-    private sealed class Upgrade(
-        IFrameCodec codec,
-        string? subprotocol,
-        FrameDispatcher dispatcher,
-        ConnectionOptions options,
-        BridgeMetrics metrics,
-        TimeProvider time,
-        ILogger<WebSocketConnection> logger) : IConnectionTransport
+    private static Task RefuseAsync(HttpContext context, string reason)
+    {
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        return context.Response.WriteAsync(reason, context.RequestAborted);
+    }
+
+    private ConnectionOptions Options => options.Value;
+
+    private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session) =>
+        new(socket, batching, session, dispatcher, Options, metrics, time, logger);
+
+    /// <summary>
+    /// One upgraded connection: the socket is accepted once admitted, and pumped both ways. Held for the connection's
+    /// life, so it keeps only what is its own and reaches the shared services through the endpoint.
+    /// </summary>
+    private sealed class Upgrade(WebSocketEndpoint endpoint, IFrameCodec codec, string? subprotocol) : IConnectionTransport
     {
         private WebSocket? _socket;
+
+        private ConnectionOptions Options => endpoint.Options;
 
         public TransportKind Kind => TransportKind.WebSocket;
 
         public IFrameCodec Codec => codec;
 
-        public TimeSpan? WelcomeHeartbeat => options.HeartbeatInterval;
+        public TimeSpan? WelcomeHeartbeat => Options.HeartbeatInterval;
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
             _socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
             {
                 SubProtocol = subprotocol,
-                KeepAliveInterval = options.HeartbeatInterval,
-                KeepAliveTimeout = options.HeartbeatTimeout,
+                KeepAliveInterval = Options.HeartbeatInterval,
+                KeepAliveTimeout = Options.HeartbeatTimeout,
             });
             return true;
         }
 
-        public OutboundQueue CreateQueue() => new(options.SendQueueCapacity, options.SendQueueMaxBytes, options.ConflatedQueueFrames, options.ConflatedQueueBytes);
+        public OutboundQueue CreateQueue() => new(Options.SendQueueCapacity, Options.SendQueueMaxBytes, Options.ConflatedQueueFrames, Options.ConflatedQueueBytes);
 
-        public async Task RunAsync(HttpContext context, ClientSession session)
+        // Not async (as HandleAsync): the connection disposes its socket when it ends.
+        public Task RunAsync(HttpContext context, ClientSession session)
         {
-            using var socket = _socket!;
             // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
-            var batching = context.Features.Get<FrameBatchingStream>();
-            var connection = new WebSocketConnection(socket, batching, session, dispatcher, options, metrics, time, logger);
-            await connection.RunAsync(context.RequestAborted);
+            return endpoint.Pump(_socket!, FrameBatchingStream.Of(context), session).RunAsync(context.RequestAborted);
         }
 
         public Task CompleteAsync(HttpContext context, ClientSession session) => Task.CompletedTask;
