@@ -112,13 +112,15 @@ internal sealed class Conflater : IDisposable
             _slots.Add(message.Room, slot);
         }
 
-        var now = _time.GetTimestamp();
         if (slot.Pending is not null)
         {
+            // Most offers of a busy room (no clock read: this runs for every member on every update).
             slot.Pending = message;
             Replaced++;
             return;
         }
+
+        var now = _time.GetTimestamp();
 
         // Sent now, it leaves the position at the first message still pending in another room, or at itself.
         if (_active && !_waiting && now >= slot.NextAllowed)
