@@ -17,6 +17,20 @@ internal static class HttpErrors
             $"Content-Type '{Printable(contentType)}' is not supported: send a JSON body ({NatsSubjects.JsonContentType}) or a MessagePack map ({NatsSubjects.MessagePackContentType})");
 
     /// <summary>Refuses (403 <c>forbidden</c>) when the user may not join one of the rooms.</summary>
+    /// <summary>
+    /// The join an HTTP transport (SSE, long-poll) reads from its query: <c>rooms</c>, the join options, and the
+    /// identity's grant for each room; false with the refusal to send when any of them fails.
+    /// </summary>
+    public static bool TryParseJoin(
+        HttpContext context, Security.UserIdentity identity, Connections.ConnectionOptions o,
+        out List<string> rooms, out Connections.JoinOptions join, out IResult? error)
+    {
+        join = default;
+        return TryParseRooms(context.Request.Query["rooms"], o, out rooms, out error) &&
+            TryParseJoinOptions(context.Request.Query, out join, out error) &&
+            CheckJoin(identity, rooms, out error);
+    }
+
     public static bool CheckJoin(Security.UserIdentity identity, List<string> rooms, out IResult? error)
     {
         error = null;

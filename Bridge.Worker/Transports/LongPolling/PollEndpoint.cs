@@ -52,9 +52,7 @@ internal sealed class PollEndpoint(
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
-                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
-                !HttpErrors.CheckJoin(identity, _rooms, out refused))
+            if (!HttpErrors.TryParseJoin(context, identity, options, out _rooms, out _join, out var refused))
             {
                 await refused!.ExecuteAsync(context);
                 return false;

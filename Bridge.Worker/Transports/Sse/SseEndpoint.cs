@@ -55,9 +55,7 @@ internal sealed partial class SseEndpoint(
 
         public async ValueTask<bool> AcceptAsync(HttpContext context, UserIdentity identity)
         {
-            if (!HttpErrors.TryParseRooms(context.Request.Query["rooms"], options, out _rooms, out var refused) ||
-                !HttpErrors.TryParseJoinOptions(context.Request.Query, out _join, out refused) ||
-                !HttpErrors.CheckJoin(identity, _rooms, out refused))
+            if (!HttpErrors.TryParseJoin(context, identity, options, out _rooms, out _join, out var refused))
             {
                 await refused!.ExecuteAsync(context);
                 return false;
