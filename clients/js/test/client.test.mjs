@@ -1,39 +1,21 @@
 // The client against a real worker and a real nats-server: publish/ack, resume after a worker restart (close 1012),
 // the offline queue, truncated resumes, de-duplication by id.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BridgeClient, BridgeError } from '../dist/index.js';
 import { idsOf, recordingClient } from './helpers/recorder.mjs';
-import { httpPublish, startNats, startWorker, uniqueRoom, waitFor } from './helpers/servers.mjs';
+import { httpPublish, twoWorkerBed, uniqueRoom, waitFor } from './helpers/servers.mjs';
 
-let nats;
-let worker1; // the one that is restarted
-let worker2; // stays up: publishers and observers use it
-const clients = [];
-
-function track(c) {
-  clients.push(c.client ?? c);
-  return c;
-}
-
-before(async () => {
-  nats = await startNats();
-  [worker1, worker2] = await Promise.all([startWorker(nats.url), startWorker(nats.url)]);
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all([worker1?.stop('SIGKILL'), worker2?.stop('SIGKILL')]);
-  await nats?.stop();
-});
+const bed = twoWorkerBed();
+const { track } = bed;
 
 describe('publish and receive', () => {
   for (const format of ['json', 'msgpack']) {
     test(`a send is acked with its seq and delivered to the room, sender included (${format})`, async () => {
       const room = uniqueRoom();
-      const a = track(recordingClient(worker1.url, { format }));
-      const b = track(recordingClient(worker2.url, { format }));
+      const a = track(recordingClient(bed.worker1.url, { format }));
+      const b = track(recordingClient(bed.worker2.url, { format }));
       await Promise.all([a.client.connect(), b.client.connect()]);
       assert.equal(a.client.transportKind, 'websocket');
       await Promise.all([a.client.join(room), b.client.join(room)]);
@@ -58,8 +40,8 @@ describe('publish and receive', () => {
 
   test('binary payloads arrive as bytes over JSON and MessagePack alike', async () => {
     const room = uniqueRoom();
-    const json = track(recordingClient(worker1.url, { format: 'json' }));
-    const mp = track(recordingClient(worker1.url, { format: 'msgpack' }));
+    const json = track(recordingClient(bed.worker1.url, { format: 'json' }));
+    const mp = track(recordingClient(bed.worker1.url, { format: 'msgpack' }));
     await Promise.all([json.client.connect(), mp.client.connect()]);
     await Promise.all([json.client.join(room), mp.client.join(room)]);
     const bytes = new Uint8Array([0, 1, 2, 250, 255]);
@@ -77,8 +59,8 @@ describe('publish and receive', () => {
 
   test('a MessagePack payload with a timestamp reaches MessagePack clients as a Date and JSON clients as its RFC 3339 rendering', async () => {
     const room = uniqueRoom();
-    const json = track(recordingClient(worker1.url, { format: 'json' }));
-    const mp = track(recordingClient(worker1.url, { format: 'msgpack' }));
+    const json = track(recordingClient(bed.worker1.url, { format: 'json' }));
+    const mp = track(recordingClient(bed.worker1.url, { format: 'msgpack' }));
     await Promise.all([json.client.connect(), mp.client.connect()]);
     await Promise.all([json.client.join(room), mp.client.join(room)]);
     // @msgpack/msgpack writes a Date as the timestamp extension; the worker stores it as sent (application/msgpack).
@@ -92,8 +74,8 @@ describe('publish and receive', () => {
 
   test('a publish retried with the same id is stored once and acked with the original seq', async () => {
     const room = uniqueRoom();
-    const a = track(recordingClient(worker1.url));
-    const observer = track(recordingClient(worker2.url));
+    const a = track(recordingClient(bed.worker1.url));
+    const observer = track(recordingClient(bed.worker2.url));
     await Promise.all([a.client.connect(), observer.client.connect()]);
     await observer.client.join(room);
     const first = await a.client.send('chat.message', room, { text: 'once' }, { id: 'retry-1' });
@@ -107,7 +89,7 @@ describe('publish and receive', () => {
   });
 
   test('invalid names are refused before anything is sent', async () => {
-    const c = new BridgeClient({ url: worker1.url });
+    const c = new BridgeClient({ url: bed.worker1.url });
     await assert.rejects(c.send('room.join', 'demo', {}), (e) => e instanceof BridgeError && e.code === 'invalid_type');
     await assert.rejects(c.send('chat.message', 'bad room', {}), (e) => e instanceof BridgeError && e.code === 'invalid_room');
     await assert.rejects(c.join('a..b'), (e) => e.code === 'invalid_room');
@@ -118,7 +100,7 @@ describe('publish and receive', () => {
 describe('reconnect and resume', () => {
   test('after the worker restarts (1012) the client reconnects and resumes: every message once, in order', async () => {
     const room = uniqueRoom();
-    const a = track(recordingClient(worker1.url));
+    const a = track(recordingClient(bed.worker1.url));
     await a.client.connect();
     await a.client.join(room);
 
@@ -128,7 +110,7 @@ describe('reconnect and resume', () => {
     const publisher = (async () => {
       for (let i = 0; publishing; i++) {
         const id = `p-${i}`;
-        await httpPublish(worker2.url, room, { type: 'chat.message', id, payload: { i } });
+        await httpPublish(bed.worker2.url, room, { type: 'chat.message', id, payload: { i } });
         published.push(id);
         await sleep(15);
       }
@@ -136,7 +118,7 @@ describe('reconnect and resume', () => {
 
     await waitFor(() => a.messages.length >= 10, { message: 'messages before the restart' });
     const before = a.messages.length;
-    await worker1.restart();
+    await bed.worker1.restart();
     await waitFor(() => a.client.state === 'open', { timeoutMs: 20_000, message: 'reconnect' });
     const reconnected = published.length;
     await waitFor(() => published.length >= reconnected + 10, { message: 'messages after the reconnect' });
@@ -156,13 +138,13 @@ describe('reconnect and resume', () => {
 
   test('sends made while disconnected wait in the queue and are stored in order after the reconnect', async () => {
     const room = uniqueRoom();
-    const a = track(recordingClient(worker1.url));
-    const observer = track(recordingClient(worker2.url));
+    const a = track(recordingClient(bed.worker1.url));
+    const observer = track(recordingClient(bed.worker2.url));
     await Promise.all([a.client.connect(), observer.client.connect()]);
     await Promise.all([a.client.join(room), observer.client.join(room)]);
     await a.client.send('chat.message', room, { n: -1 }, { id: 'q-start' });
 
-    await worker1.stop('SIGTERM');
+    await bed.worker1.stop('SIGTERM');
     await waitFor(() => a.client.state === 'reconnecting', { message: 'the drop' });
     const sends = [];
     for (let n = 0; n < 20; n++) sends.push(a.client.send('chat.message', room, { n }, { id: `q-${n}` }));
@@ -170,7 +152,7 @@ describe('reconnect and resume', () => {
     await sleep(300);
     assert.equal(observer.messages.length, 1, 'nothing is sent while offline');
 
-    await worker1.start();
+    await bed.worker1.start();
     const acks = await Promise.all(sends);
     const seqs = acks.map((x) => x.seq);
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'stored in the order sent');
@@ -185,7 +167,7 @@ describe('reconnect and resume', () => {
   });
 
   test('the offline queue is bounded', async () => {
-    const c = new BridgeClient({ url: worker1.url, maxQueue: 3 });
+    const c = new BridgeClient({ url: bed.worker1.url, maxQueue: 3 });
     const queued = [1, 2, 3].map((n) => c.send('chat.message', 'q.bound', { n }));
     await assert.rejects(c.send('chat.message', 'q.bound', { n: 4 }), (e) => e.code === 'queue_full');
     assert.equal(c.pending, 3);
@@ -196,7 +178,7 @@ describe('reconnect and resume', () => {
   test('a resume from a position the stream no longer holds is truncated, and the client syncs the room', async () => {
     const room = uniqueRoom();
     const other = uniqueRoom();
-    const a = track(recordingClient(worker1.url));
+    const a = track(recordingClient(bed.worker1.url));
     await a.client.connect();
     const foreign = await a.client.send('chat.message', other, { x: 1 }); // a seq of another room
     const kept = [];
@@ -215,7 +197,7 @@ describe('reconnect and resume', () => {
 
   test('a join with since replays what was missed, then goes live', async () => {
     const room = uniqueRoom();
-    const a = track(recordingClient(worker2.url));
+    const a = track(recordingClient(bed.worker2.url));
     await a.client.connect();
     const first = await a.client.send('chat.message', room, { n: 0 });
     const missed = [];

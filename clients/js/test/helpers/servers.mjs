@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -178,4 +179,33 @@ let counter = 0;
 export function uniqueRoom(prefix = 'js') {
   counter += 1;
   return `${prefix}.${process.pid}-${Date.now().toString(36)}-${counter}`;
+}
+
+/**
+ * The bed of the client suites that restart a worker: one nats-server and two workers on it, started before the
+ * file's tests and killed after them, every client a test tracks closed then. `bed.worker1` is the one tests
+ * restart; `bed.worker2` stays up (publishers and observers use it). Call once, at a test file's top level.
+ */
+export function twoWorkerBed() {
+  const clients = [];
+  const bed = {
+    nats: undefined,
+    worker1: undefined,
+    worker2: undefined,
+    /** Closes `c` (a recording client's `client`, or the client itself) after the file's tests; returns `c`. */
+    track(c) {
+      clients.push(c.client ?? c);
+      return c;
+    },
+  };
+  before(async () => {
+    bed.nats = await startNats();
+    [bed.worker1, bed.worker2] = await Promise.all([startWorker(bed.nats.url), startWorker(bed.nats.url)]);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all([bed.worker1?.stop('SIGKILL'), bed.worker2?.stop('SIGKILL')]);
+    await bed.nats?.stop();
+  });
+  return bed;
 }
