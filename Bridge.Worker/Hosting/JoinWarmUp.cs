@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
@@ -31,8 +30,8 @@ internal sealed class WarmUpOptions
     public int MinRounds { get; set; } = 2;
 
     /// <summary>
-    /// Most rounds. Fewer run once a round after <see cref="MinRounds"/> compiled no new method (the join path is
-    /// compiled, optimised, for good) or <see cref="Timeout"/> has passed.
+    /// Most rounds. Fewer run once rounds over 500 ms in a row, after <see cref="MinRounds"/>, compiled no new method
+    /// (the join path is compiled, optimised versions included) or <see cref="Timeout"/> has passed.
     /// </summary>
     public int MaxRounds { get; set; } = 40;
 
@@ -72,6 +71,7 @@ internal sealed partial class JoinWarmUp(
     public const string RoomPrefix = "bridge-warmup";
 
     private const int RoomsPerConnection = 50;
+    private static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(500);
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _joins;
@@ -113,15 +113,17 @@ internal sealed partial class JoinWarmUp(
 
     private async Task RunAsync(WarmUpOptions o, string prefix, CancellationToken cancellationToken, CancellationToken deadline)
     {
-        var started = Stopwatch.GetTimestamp();
+        var started = time.GetTimestamp();
         var perConnection = Math.Min(RoomsPerConnection, connections.Value.MaxRoomsPerConnection);
         var rounds = 0;
         var methodsBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
         try
         {
             var methods = methodsBefore;
+            var quietSince = time.GetTimestamp();
             while (rounds < o.MaxRounds)
             {
+                var roundStarted = time.GetTimestamp();
                 IFrameCodec codec = rounds % 2 == 0 ? JsonFrameCodec.Instance : MessagePackFrameCodec.Instance;
                 var sessions = Enumerable.Range(0, (o.Rooms + perConnection - 1) / perConnection)
                     .Select(s => Enumerable.Range(s * perConnection, Math.Min(perConnection, o.Rooms - (s * perConnection))).Select(n => $"{prefix}.{n}").ToArray());
@@ -129,16 +131,24 @@ internal sealed partial class JoinWarmUp(
                 rounds++;
                 Interlocked.Add(ref _joins, o.Rooms);
                 var now = System.Runtime.JitInfo.GetCompiledMethodCount();
-                // Nothing left to compile (optimised versions included) after both formats ran: the path is warm.
-                if (now == methods && rounds >= o.MinRounds)
+                var roundTime = time.GetElapsedTime(roundStarted);
+                LogRound(logger, rounds, roundTime.TotalMilliseconds, now - methods);
+                // The runtime starts counting calls for optimising only once nothing new was compiled for 100 ms, then
+                // compiles in the background: quiet rounds shorter than that come before it. Rounds without a new
+                // method for QuietTime, after both formats ran, mean the path is compiled, optimised versions included.
+                if (now != methods)
                 {
-                    break;
+                    quietSince = time.GetTimestamp();
                 }
 
                 methods = now;
+                if (time.GetElapsedTime(quietSince) >= QuietTime && rounds >= o.MinRounds)
+                {
+                    break;
+                }
             }
 
-            var elapsed = Stopwatch.GetElapsedTime(started);
+            var elapsed = time.GetElapsedTime(started);
             var compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - methodsBefore;
             LogWarmedUp(logger, Joins, rounds, elapsed.TotalMilliseconds, compiled);
         }
@@ -240,6 +250,9 @@ internal sealed partial class JoinWarmUp(
     [LoggerMessage(EventId = 4110, Level = LogLevel.Information,
         Message = "Join path warmed up: {Joins} joins and leaves in {Rounds} rounds, {ElapsedMs:F0} ms, {Methods} methods compiled")]
     private static partial void LogWarmedUp(ILogger logger, int joins, int rounds, double elapsedMs, long methods);
+
+    [LoggerMessage(EventId = 4114, Level = LogLevel.Debug, Message = "Join path warm-up round {Round}: {ElapsedMs:F0} ms, {Methods} methods compiled")]
+    private static partial void LogRound(ILogger logger, int round, double elapsedMs, long methods);
 
     [LoggerMessage(EventId = 4111, Level = LogLevel.Warning,
         Message = "Join path warm-up stopped after {TimeoutSeconds} s ({Rounds} rounds); the worker is ready without it (Bridge:WarmUp:Timeout)")]
