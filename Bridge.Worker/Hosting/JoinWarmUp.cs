@@ -89,12 +89,13 @@ internal sealed partial class JoinWarmUp(
         try
         {
             var o = options.Value;
-            var prefix = $"{RoomPrefix}.{Guid.NewGuid().ToString("N")[..8]}";
             if (!o.Enabled)
             {
                 return;
             }
 
+            // Random per start: workers starting together do not share warm-up rooms.
+            var prefix = $"{RoomPrefix}.{Guid.NewGuid().ToString("N")[..8]}";
             if (presence.IsEnabled(prefix + ".0"))
             {
                 LogSkippedForPresence(logger, RoomPrefix);
