@@ -34,6 +34,29 @@ internal static class BenchWorkers
             Start(natsUrl, WorkerProcess.Configuration, dll, settings);
     }
 
+    /// <summary>The prefix of the harness's own environment variables that are handed to its workers without it.</summary>
+    public const string WorkerEnvironmentPrefix = "BRIDGE_WORKER_ENV_";
+
+    /// <summary>
+    /// <see cref="BenchEnvironment"/> plus each of the harness's environment variables named
+    /// <see cref="WorkerEnvironmentPrefix"/><c>NAME</c>, set as <c>NAME</c> on the workers only: runtime switches such as
+    /// <c>BRIDGE_WORKER_ENV_DOTNET_JitStdOutFile</c> then reach the worker and not the harness or nats-server
+    /// (docs/benchmarks.md, "What a warm worker still compiles").
+    /// </summary>
+    private static Dictionary<string, string?> WorkerEnvironment()
+    {
+        var environment = new Dictionary<string, string?>(BenchEnvironment);
+        foreach (var entry in System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>())
+        {
+            if (entry.Key is string key && key.StartsWith(WorkerEnvironmentPrefix, StringComparison.Ordinal))
+            {
+                environment[key[WorkerEnvironmentPrefix.Length..]] = entry.Value as string;
+            }
+        }
+
+        return environment;
+    }
+
     private static Task<WorkerProcess> Start(string natsUrl, string configuration, string? dll, (string Key, string Value)[] settings) =>
         WorkerProcess.StartAsync(new WorkerProcessOptions
         {
@@ -41,7 +64,7 @@ internal static class BenchWorkers
             Configuration = configuration,
             Dll = dll,
             Settings = settings,
-            Environment = BenchEnvironment,
+            Environment = WorkerEnvironment(),
             Id = "bench-" + Guid.NewGuid().ToString("N")[..6],
             ReadyPath = "/healthz",
             Output = ChildProcessOptions.Echo("worker"),
