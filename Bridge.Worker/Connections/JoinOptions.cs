@@ -14,7 +14,7 @@ internal readonly record struct JoinOptions(ulong? Since = null, bool Latest = f
     /// <summary>The one wording of a refused <c>maxRate</c>, for every transport.</summary>
     public static readonly string MaxRateMessage = $"maxRate must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
 
-    /// <summary>True for a <c>maxRate</c> join: delivered through a <see cref="Conflater"/>, never read from the stream.</summary>
+    /// <summary>True for a <c>maxRate</c> join: delivered through its room's <see cref="Rooms.ConflationGroup"/>, never read from the stream.</summary>
     public bool IsConflated => MaxRate is not null;
 
     /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts.</summary>
