@@ -66,7 +66,8 @@ load-smoke: nats-server build
 
 # The JavaScript client (clients/js): npm ci, type check, build, check that the committed dashboard bundle is what
 # the sources build, then node --test against a real worker + nats-server, then the dashboard in Debian's headless
-# Chromium (installed by scripts/ensure-chromium.sh; Playwright's browser download is not used).
+# Chromium (installed by scripts/ensure-chromium.sh; Playwright's browser download is not used). A file with a failed
+# test runs once more alone (scripts/test-js.sh): passing then is reported as FLAKY, like scripts/test-dotnet.sh.
 WORKER_DLL := Bridge.Worker/bin/$(CONFIG)/net10.0/Bridge.Worker.dll
 
 test-js: nats-server
@@ -78,7 +79,7 @@ js-test-run:
 	cd clients/js && npm run --silent typecheck && npx tsc -p tsconfig.json && node scripts/bundle.mjs --check
 	nats="$$(scripts/ensure-nats-server.sh)" && chromium="$$(scripts/ensure-chromium.sh)" && \
 	  export NATS_SERVER_BIN="$$nats" CHROMIUM_BIN="$$chromium" BRIDGE_WORKER_DLL="$(CURDIR)/$(WORKER_DLL)" && \
-	  cd clients/js && node --test --test-concurrency=1 --test-timeout=120000 test/*.test.mjs && node --test --test-timeout=180000 test-browser/*.test.mjs
+	  cd clients/js && ../../scripts/test-js.sh 120000 test/*.test.mjs && ../../scripts/test-js.sh 180000 test-browser/*.test.mjs
 
 js-bundle:
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build

@@ -57,6 +57,20 @@ async function lastStoredSeq(room) {
 
 async function openDashboard(room, name, { query = '', waitJoined = true, viewport = { width: 1200, height: 700 }, rooms = room } = {}) {
   const page = await browser.newPage({ viewport });
+  // Every connection state change of the page's client from its first, with close code, reason and transport: a
+  // reconnect count the test did not expect then says which connections ended and why.
+  await page.addInitScript(() => {
+    let client;
+    window.connectionHistory = [];
+    Object.defineProperty(window, 'bridge', {
+      configurable: true,
+      get: () => client,
+      set: (c) => {
+        client = c;
+        c.onState((s) => window.connectionHistory.push({ ms: Math.round(performance.now()), ...s }));
+      },
+    });
+  });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => {
@@ -150,7 +164,8 @@ test('two pages: a message from one appears in the other; after a worker restart
     const stats = page.locator(`li[data-room="${room}"] [data-testid=room-stats]`);
     await stats.and(page.locator(`[data-replayed="${replayedCount}"]`)).waitFor({ timeout: 5_000 });
     assert.equal(await stats.getAttribute('data-samples'), String(7 - replayedCount), `${page.label}: live samples only`);
-    assert.equal(await page.getByTestId('reconnects').textContent(), '1', `${page.label}: one reconnect`);
+    const history = await page.evaluate(() => window.connectionHistory.map((s) => JSON.stringify(s)).join('\n'));
+    assert.equal(await page.getByTestId('reconnects').textContent(), '1', `${page.label}: one reconnect; its connection states:\n${history}`);
     assert.deepEqual(page.errors, [], `${page.label}: no script errors`);
   }
   await b.screenshot({ path: join(shots, 'dashboard-caught-up.png') });
