@@ -43,8 +43,7 @@ internal sealed class ConflatedMember : IDisposable
     private readonly Action _waitForRoom;
     private ConflationGroup? _group;
     private ulong _seam;
-    private ITimer? _timer;
-    private long _timerDue = long.MaxValue;
+    private readonly DueTimer _timer;
     private long _order;
     private bool _active;
     private bool _waiting;
@@ -71,6 +70,7 @@ internal sealed class ConflatedMember : IDisposable
         _send = send;
         _waitForRoom = waitForRoom;
         Interval = IntervalOf(maxRate, time);
+        _timer = new DueTimer(time, static state => ((ConflatedMember)state!).OnTimer(), this);
     }
 
     /// <summary>Messages per second per room: the key of its group in a room.</summary>
@@ -222,7 +222,7 @@ internal sealed class ConflatedMember : IDisposable
 
         entry.Due = due;
         _due.Enqueue(entry, (due, _order++));
-        if (_active && !_waiting && due < _timerDue)
+        if (_active && !_waiting && due < _timer.Due)
         {
             ArmTimer();
         }
@@ -295,38 +295,18 @@ internal sealed class ConflatedMember : IDisposable
 
         if (next == long.MaxValue || _disposed || !_active)
         {
-            _timerDue = long.MaxValue;
-            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Stop();
             return;
         }
 
-        if (next == _timerDue)
-        {
-            return;
-        }
-
-        _timerDue = next;
-        var wait = _time.GetElapsedTime(_time.GetTimestamp(), next);
-        if (wait < TimeSpan.Zero)
-        {
-            wait = TimeSpan.Zero;
-        }
-
-        if (_timer is null)
-        {
-            _timer = _time.CreateTimer(static state => ((ConflatedMember)state!).OnTimer(), this, wait, Timeout.InfiniteTimeSpan);
-        }
-        else
-        {
-            _timer.Change(wait, Timeout.InfiniteTimeSpan);
-        }
+        _timer.Arm(next);
     }
 
     private void OnTimer()
     {
         lock (_gate)
         {
-            _timerDue = long.MaxValue;
+            _timer.Fired();
             Flush();
         }
     }
@@ -335,8 +315,7 @@ internal sealed class ConflatedMember : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        _timer?.Dispose();
-        _timer = null;
+        _timer.Dispose();
         _rooms.Clear();
         _due.Clear();
         _unsent.Clear();

@@ -37,8 +37,7 @@ internal sealed partial class ConflationGroup
     private readonly ILogger _logger;
     private readonly string _name;
     private ConflatedMember[] _snapshot = [];
-    private ITimer? _timer;
-    private long _timerDue = long.MaxValue;
+    private readonly DueTimer _timer;
     private ulong _offered;
     private ulong _position;
     private bool _disposed;
@@ -59,6 +58,7 @@ internal sealed partial class ConflationGroup
         _logger = logger;
         Rate = maxRate;
         Interval = ConflatedMember.IntervalOf(maxRate, time);
+        _timer = new DueTimer(time, static state => ((ConflationGroup)state!).OnTimer(), this);
     }
 
     /// <summary>Messages per second per room.</summary>
@@ -114,8 +114,7 @@ internal sealed partial class ConflationGroup
             }
 
             _disposed = true;
-            _timer?.Dispose();
-            _timer = null;
+            _timer.Dispose();
             _slots.Clear();
             _due.Clear();
             _unsent.Clear();
@@ -130,7 +129,7 @@ internal sealed partial class ConflationGroup
         {
             lock (_gate)
             {
-                return _timer is not null;
+                return _timer.Exists;
             }
         }
     }
@@ -180,7 +179,7 @@ internal sealed partial class ConflationGroup
             slot.Due = slot.NextAllowed;
             _due.Enqueue(slot, slot.Due);
             PublishPosition();
-            if (slot.Due < _timerDue)
+            if (slot.Due < _timer.Due)
             {
                 ArmTimer();
             }
@@ -227,7 +226,7 @@ internal sealed partial class ConflationGroup
         List<Exception>? failures = null;
         lock (_gate)
         {
-            _timerDue = long.MaxValue;
+            _timer.Fired();
             if (_disposed)
             {
                 return;
@@ -275,31 +274,11 @@ internal sealed partial class ConflationGroup
 
         if (next == long.MaxValue || _disposed)
         {
-            _timerDue = long.MaxValue;
-            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Stop();
             return;
         }
 
-        if (next == _timerDue)
-        {
-            return;
-        }
-
-        _timerDue = next;
-        var wait = _time.GetElapsedTime(_time.GetTimestamp(), next);
-        if (wait < TimeSpan.Zero)
-        {
-            wait = TimeSpan.Zero;
-        }
-
-        if (_timer is null)
-        {
-            _timer = _time.CreateTimer(static state => ((ConflationGroup)state!).OnTimer(), this, wait, Timeout.InfiniteTimeSpan);
-        }
-        else
-        {
-            _timer.Change(wait, Timeout.InfiniteTimeSpan);
-        }
+        _timer.Arm(next);
     }
 
     [LoggerMessage(EventId = 1212, Level = LogLevel.Error, Message = "Conflated delivery in {Room} failed for {Count} member(s); the others were sent the values")]
