@@ -1,11 +1,9 @@
-using Bridge.Worker.Connections;
-
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
 /// One member's side of conflation (a join with <c>maxRate</c>), in a <see cref="ConflationGroup"/> that chooses each
 /// room's values for all members of its rate: what this member must do alone. A value it is handed goes to its
-/// connection's queue while that is below its conflation mark (<see cref="OutboundQueue.TryEnqueueConflated"/>);
+/// connection's queue while that is below its conflation mark (<see cref="Connections.OutboundQueue.TryEnqueueConflated"/>);
 /// otherwise (or while joining) the member owes the room, and sends the room's newest value (<see cref="RoomSlot.Latest"/>,
 /// read when it sends, not the one it was handed) as soon as the queue has taken what it held (<see cref="Drained"/>),
 /// oldest owed first. A screen that reads slowly gets fewer, fresher values; the other members of its group are not
@@ -49,7 +47,7 @@ internal sealed class ConflatedMember : IDisposable
     private bool _waiting;
     private bool _disposed;
 
-    /// <param name="maxRate">Messages per second per room (validated by <see cref="JoinOptions.IsValidRate"/>).</param>
+    /// <param name="maxRate">Messages per second per room (<see cref="ConflatedMember.IsValidRate"/>).</param>
     /// <param name="time">The clock of the intervals (the group's is the first member's).</param>
     /// <param name="gate">The owner's lock, held around every call and taken by the group's hand-outs and this timer.</param>
     /// <param name="send">Queues a message with the position it leaves the member at; false when the queue is above its conflation mark.</param>
@@ -59,9 +57,9 @@ internal sealed class ConflatedMember : IDisposable
     /// </param>
     public ConflatedMember(double maxRate, TimeProvider time, Lock gate, Func<RoomMessage, ulong, bool> send, Action waitForRoom)
     {
-        if (!JoinOptions.IsValidRate(maxRate))
+        if (!IsValidRate(maxRate))
         {
-            throw new ArgumentOutOfRangeException(nameof(maxRate), maxRate, JoinOptions.MaxRateMessage);
+            throw new ArgumentOutOfRangeException(nameof(maxRate), maxRate, RateMessage);
         }
 
         Rate = maxRate;
@@ -72,6 +70,15 @@ internal sealed class ConflatedMember : IDisposable
         Interval = IntervalOf(maxRate, time);
         _timer = new DueTimer(time, static state => ((ConflatedMember)state!).OnTimer(), this);
     }
+
+    /// <summary>The largest <c>maxRate</c> accepted, in messages per second per room (one per millisecond).</summary>
+    public const double MaxRateLimit = 1000;
+
+    /// <summary>The one wording of a refused <c>maxRate</c>, for every transport (through JoinOptions).</summary>
+    public static readonly string RateMessage = $"maxRate must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
+
+    /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts: the one place of that decision.</summary>
+    public static bool IsValidRate(double rate) => double.IsFinite(rate) && rate > 0 && rate <= MaxRateLimit;
 
     /// <summary>Messages per second per room: the key of its group in a room.</summary>
     public double Rate { get; }

@@ -1,5 +1,3 @@
-using Bridge.Worker.Connections;
-
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
@@ -43,14 +41,14 @@ internal sealed partial class ConflationGroup
     private bool _disposed;
 
     /// <param name="name">The room or pattern (for logs).</param>
-    /// <param name="maxRate">Messages per second per concrete room (validated by <see cref="JoinOptions.IsValidRate"/>).</param>
+    /// <param name="maxRate">Messages per second per concrete room (<see cref="ConflatedMember.IsValidRate"/>).</param>
     /// <param name="time">The clock of the intervals and of the trailing-edge timer.</param>
     /// <param name="logger">Where a member failing in the timer's tick is logged.</param>
     public ConflationGroup(string name, double maxRate, TimeProvider time, ILogger logger)
     {
-        if (!JoinOptions.IsValidRate(maxRate))
+        if (!ConflatedMember.IsValidRate(maxRate))
         {
-            throw new ArgumentOutOfRangeException(nameof(maxRate), maxRate, JoinOptions.MaxRateMessage);
+            throw new ArgumentOutOfRangeException(nameof(maxRate), maxRate, ConflatedMember.RateMessage);
         }
 
         _name = name;
