@@ -194,8 +194,141 @@ public static class PayloadTranscoder
     /// </summary>
     public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
     {
+        // A value the reader pass finds well-formed with its names compared (nearly every payload): written from two
+        // more reader passes, without a document or strings (a replay to a MessagePack client transcodes every message:
+        // docs/benchmarks.md, "Where the time goes (replay rows)"). Anything else is read as a document, which throws.
+        if (Check(json.Span, stringsChecked: false, uniqueNames: true, out var namesLeft) is null && !namesLeft)
+        {
+            StreamJsonAsMessagePack(json.Span, ref writer);
+            return;
+        }
+
         using var document = JsonDocument.Parse(json, UniqueNames);
         WriteElement(document.RootElement, ref writer);
+    }
+
+    /// <summary>
+    /// Writes a checked JSON value as MessagePack in two reader passes: the first counts each container's entries (a
+    /// MessagePack map or array starts with its count), in the order they open; the second writes.
+    /// </summary>
+    private static void StreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter writer)
+    {
+        var options = new JsonReaderOptions { MaxDepth = MaxDepth };
+        int[]? rented = null;
+        Span<int> counts = stackalloc int[64];
+        // The container open at each depth (its index in counts), and whether it is an object (its entries are names).
+        Span<int> open = stackalloc int[MaxDepth + 1];
+        Span<bool> isObject = stackalloc bool[MaxDepth + 1];
+        try
+        {
+            var containers = 0;
+            var reader = new Utf8JsonReader(json, options);
+            while (reader.Read())
+            {
+                var depth = reader.CurrentDepth;
+                var type = reader.TokenType;
+                if (type is JsonTokenType.EndObject or JsonTokenType.EndArray)
+                {
+                    continue;
+                }
+
+                // An entry of its container: a name in an object, a value in an array (an object's values are not counted).
+                if (depth > 0 && (type == JsonTokenType.PropertyName) == isObject[depth - 1])
+                {
+                    counts[open[depth - 1]]++;
+                }
+
+                if (type is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                {
+                    if (containers == counts.Length)
+                    {
+                        var larger = ArrayPool<int>.Shared.Rent(counts.Length * 2);
+                        counts.CopyTo(larger);
+                        if (rented is not null)
+                        {
+                            ArrayPool<int>.Shared.Return(rented);
+                        }
+
+                        rented = larger;
+                        counts = larger;
+                    }
+
+                    counts[containers] = 0;
+                    open[depth] = containers++;
+                    isObject[depth] = type == JsonTokenType.StartObject;
+                }
+            }
+
+            var next = 0;
+            reader = new Utf8JsonReader(json, options);
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        writer.WriteMapHeader(counts[next++]);
+                        break;
+                    case JsonTokenType.StartArray:
+                        writer.WriteArrayHeader(counts[next++]);
+                        break;
+                    case JsonTokenType.PropertyName or JsonTokenType.String:
+                        WriteText(ref reader, ref writer);
+                        break;
+                    case JsonTokenType.Number:
+                        if (reader.TryGetInt64(out var l))
+                        {
+                            writer.Write(l);
+                        }
+                        else if (reader.TryGetUInt64(out var ul))
+                        {
+                            writer.Write(ul);
+                        }
+                        else
+                        {
+                            writer.Write(reader.TryGetDouble(out var d) && double.IsFinite(d) ? d : throw new FormatException(NumberOutOfRange));
+                        }
+
+                        break;
+                    case JsonTokenType.True:
+                        writer.Write(true);
+                        break;
+                    case JsonTokenType.False:
+                        writer.Write(false);
+                        break;
+                    case JsonTokenType.Null:
+                        writer.WriteNil();
+                        break;
+                }
+            }
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<int>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>A string or name as MessagePack str: its UTF-8 bytes as they are, unescaped first when they need it.</summary>
+    private static void WriteText(ref Utf8JsonReader reader, ref MessagePackWriter writer)
+    {
+        if (!reader.ValueIsEscaped)
+        {
+            writer.WriteString(reader.ValueSpan);
+            return;
+        }
+
+        // Unescaped text is never longer than its escaped form.
+        var buffer = ArrayPool<byte>.Shared.Rent(reader.ValueSpan.Length);
+        try
+        {
+            writer.WriteString(buffer.AsSpan(0, reader.CopyString(buffer)));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static void WriteElement(JsonElement element, ref MessagePackWriter writer)

@@ -31,7 +31,7 @@ machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat
 profile_sample() {
   local loadgen nats
   loadgen="$(pgrep -n -f "Bridge\.LoadTests(\.dll)? $1" || true)"
-  nats="$(pgrep -n -P "$loadgen" -f nats-server || true)"
+  nats="$([ -n "$loadgen" ] && pgrep -n -P "$loadgen" -f nats-server || true)"
   echo "$(ticks "$pid") $(ticks "$loadgen") $(ticks "$nats") $(machine)"
 }
 

@@ -23,7 +23,8 @@ dotnet run --project Bridge.LoadTests -c Release --no-build -- resume --messages
 harness=$!
 trap 'kill "$harness" 2>/dev/null || true' EXIT
 
-profile_wait_worker "$log" "replay 3/12"
+# The status line is printed every few seconds, so a given round may never show: any round from the third on.
+profile_wait_worker "$log" 'replay \([3-9]\|1[0-2]\)/12'
 echo "profile-replay: worker $pid, $transport, $messages messages, $mode for $seconds s" >&2
 before="$(profile_sample resume)"
 profile_collect

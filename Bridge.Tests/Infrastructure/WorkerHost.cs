@@ -47,6 +47,8 @@ public sealed class WorkerHost : IAsyncDisposable
             "--Bridge:Limits:MaxConnectionsPerIp=0",
             "--Bridge:Limits:MessagesPerSecond=1000000",
             "--Bridge:Limits:MessageBurst=1000000",
+            // No join-path warm-up (its rooms would show in tests' counts); the warm-up's own tests turn it on.
+            "--Bridge:WarmUp:Enabled=false",
         };
         args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
         var app = BridgeApp.Build([.. args], builder =>

@@ -57,6 +57,9 @@ public sealed class StreamSetupTests(NatsServerFixture nats) : IClassFixture<Nat
     [InlineData("Bridge:Connections:ConflatedQueueFrames", "2000", "ConflatedQueueFrames")]
     [InlineData("Bridge:Connections:ConflatedQueueBytes", "0", "ConflatedQueueBytes")]
     [InlineData("Bridge:Connections:ConflatedSendBufferBytes", "100", "ConflatedSendBufferBytes")]
+    [InlineData("Bridge:WarmUp:Rooms", "0", "Bridge:WarmUp")]
+    [InlineData("Bridge:WarmUp:MinRounds", "50", "Bridge:WarmUp")]
+    [InlineData("Bridge:WarmUp:Timeout", "00:00:00.5", "Bridge:WarmUp")]
     public async Task Invalid_configuration_stops_the_worker_at_start_with_a_message_naming_the_key(string key, string value, string named)
     {
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => WorkerHost.StartAsync(nats.Server, (key, value)));

@@ -73,4 +73,98 @@ public sealed class PayloadTranscoderTests
         Assert.Null(PayloadTranscoder.CheckMessagePack(body));
         Assert.Equal("{\"t\":\"2026-01-01T00:00:01Z\"}", Encoding.UTF8.GetString(PayloadTranscoder.MessagePackToJson(body)));
     }
+
+    [Theory]
+    [InlineData("{\"sent\":0,\"pad\":\"xxxxxxxx\"}")]
+    [InlineData("[]")]
+    [InlineData("{}")]
+    [InlineData("[{},[],{\"a\":[1,{\"b\":[]}],\"c\":{}},[[[]]]]")]
+    [InlineData("{\"a\":{\"b\":{\"c\":[1,2,{\"d\":null}]},\"e\":true},\"f\":false}")]
+    [InlineData("\"top\"")]
+    [InlineData("42")]
+    [InlineData("-9223372036854775808")]
+    [InlineData("18446744073709551615")]
+    [InlineData("[1.5,-0.0,1e300,12345678901234567890123,3.0]")]
+    [InlineData("{\"\\u00e9t\\u00e9\":\"caf\\u00e9 \\/ \\\"q\\\" \\n \\ud83d\\ude00\",\"plain\":\"é😀\"}")]
+    [InlineData(" { \"spaced\" : [ 1 , 2 ] } ")]
+    public void A_json_payload_becomes_the_same_messagepack_value_its_document_gives(string json) =>
+        Assert.Equal(ByDocument(json), ToMessagePack(json));
+
+    [Fact]
+    public void Payloads_with_many_containers_and_the_deepest_nesting_become_the_same_messagepack_value_as_their_document()
+    {
+        var many = "[" + string.Join(",", Enumerable.Range(0, 300).Select(i => $"{{\"k{i}\":[{i},{{}}]}}")) + "]";
+        Assert.Equal(ByDocument(many), ToMessagePack(many));
+        var deep = new string('[', PayloadTranscoder.MaxDepth) + "7" + new string(']', PayloadTranscoder.MaxDepth);
+        Assert.Equal(ByDocument(deep), ToMessagePack(deep));
+    }
+
+    [Theory]
+    [InlineData("{\"a\":1,\"a\":2}")] // a name twice
+    [InlineData("[1,")] // malformed
+    [InlineData("[1e400]")] // beyond float64
+    public void A_json_payload_without_a_messagepack_form_throws(string json) =>
+        Assert.ThrowsAny<Exception>(() => ToMessagePack(json));
+
+    private static byte[] ToMessagePack(string json)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        PayloadTranscoder.WriteJsonAsMessagePack(Encoding.UTF8.GetBytes(json), ref writer);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The documented mapping (docs/protocol.md §3) read off a parsed document: the reference the encoder must match.</summary>
+    private static byte[] ByDocument(string json)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        Write(document.RootElement, ref writer);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+
+        static void Write(System.Text.Json.JsonElement element, ref MessagePack.MessagePackWriter writer)
+        {
+            switch (element.ValueKind)
+            {
+                case System.Text.Json.JsonValueKind.Object:
+                    writer.WriteMapHeader(element.EnumerateObject().Count());
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        writer.Write(property.Name);
+                        Write(property.Value, ref writer);
+                    }
+
+                    break;
+                case System.Text.Json.JsonValueKind.Array:
+                    writer.WriteArrayHeader(element.GetArrayLength());
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        Write(item, ref writer);
+                    }
+
+                    break;
+                case System.Text.Json.JsonValueKind.String:
+                    writer.Write(element.GetString());
+                    break;
+                case System.Text.Json.JsonValueKind.Number when element.TryGetInt64(out var l):
+                    writer.Write(l);
+                    break;
+                case System.Text.Json.JsonValueKind.Number when element.TryGetUInt64(out var ul):
+                    writer.Write(ul);
+                    break;
+                case System.Text.Json.JsonValueKind.Number:
+                    writer.Write(element.GetDouble());
+                    break;
+                case System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False:
+                    writer.Write(element.GetBoolean());
+                    break;
+                default:
+                    writer.WriteNil();
+                    break;
+            }
+        }
+    }
 }

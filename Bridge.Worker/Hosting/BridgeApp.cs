@@ -76,6 +76,7 @@ internal static class BridgeApp
         AddValidatedOptions<LimitOptions, LimitOptionsValidator>(services, LimitOptions.Section);
         AddValidatedOptions<ShutdownOptions, ShutdownOptionsValidator>(services, ShutdownOptions.Section);
         AddValidatedOptions<PresenceOptions, PresenceOptionsValidator>(services, PresenceOptions.Section);
+        AddValidatedOptions<WarmUpOptions, WarmUpOptionsValidator>(services, WarmUpOptions.Section);
         services.AddSingleton<IConfigureOptions<HostOptions>, HostShutdownTimeout>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>, KestrelLimits>();
         services.AddSingleton<IConfigureOptions<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>, ForwardedHeadersSetup>();
@@ -133,7 +134,9 @@ internal static class BridgeApp
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 
-        // Operations
+        // Operations. The warm-up last: it joins rooms through everything above (readiness waits for it).
+        services.AddSingleton<JoinWarmUp>();
+        services.AddHostedService(sp => sp.GetRequiredService<JoinWarmUp>());
         services.AddSingleton<HealthEndpoints>();
         services.AddSingleton<BridgeMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());

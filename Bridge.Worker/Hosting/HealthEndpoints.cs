@@ -6,10 +6,10 @@ namespace Bridge.Worker.Hosting;
 
 /// <summary>
 /// <c>/healthz</c>: the process is alive. <c>/readyz</c>: the worker should get traffic: NATS connected, the
-/// stream reachable, and not shutting down (readiness turns false the moment shutdown starts, before the
+/// stream reachable, the join path warmed up (<see cref="JoinWarmUp"/>), and not shutting down (readiness turns false the moment shutdown starts, before the
 /// connections are closed, so a load balancer stops sending new ones).
 /// </summary>
-internal sealed class HealthEndpoints(NatsContext nats, IOptions<NatsOptions> options, IHostApplicationLifetime lifetime, TimeProvider time)
+internal sealed class HealthEndpoints(NatsContext nats, JoinWarmUp warmUp, IOptions<NatsOptions> options, IHostApplicationLifetime lifetime, TimeProvider time)
 {
     // The stream check is a JetStream API request: cached briefly so frequent probes cost the server nothing.
     private static readonly TimeSpan StreamCheckTtl = TimeSpan.FromSeconds(2);
@@ -26,6 +26,11 @@ internal sealed class HealthEndpoints(NatsContext nats, IOptions<NatsOptions> op
         if (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             failures.Add("shutting down");
+        }
+
+        if (!warmUp.Completed)
+        {
+            failures.Add("warming up");
         }
 
         if (nats.Connection.ConnectionState != NatsConnectionState.Open)

@@ -157,24 +157,24 @@ internal sealed partial class RoomHistory
                     await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken))
                     {
                         received++;
-                        if (msg.Metadata is not { } metadata || metadata.Sequence.Consumer != _delivered + 1)
+                        if (!AckReply.TryParse(msg.ReplyTo, out var seq, out var delivered, out var timestamp) || delivered != _delivered + 1)
                         {
                             // A delivery went missing on the way (or a reply that is not a message): read again from the
                             // last message taken, on a new consumer.
                             throw new NatsJSException($"the history consumer of room '{room}' skipped a delivery after {_position}");
                         }
 
-                        _delivered = metadata.Sequence.Consumer;
-                        _position = metadata.Sequence.Stream;
+                        _delivered = delivered;
+                        _position = seq;
                         var name = NameOf(msg.Subject);
-                        if ((name is null ? read.Pass(metadata.Sequence.Stream) : read.Take(metadata.Sequence.Stream, msg.Size, ref _largest)) is not { } take)
+                        if ((name is null ? read.Pass(seq) : read.Take(seq, msg.Size, ref _largest)) is not { } take)
                         {
                             yield break;
                         }
 
                         if (name is not null)
                         {
-                            yield return history._reader.Create(name, metadata.Sequence.Stream, 0, metadata.Timestamp.ToUnixTimeMilliseconds(), msg.Headers, msg.Data ?? []);
+                            yield return history._reader.Create(name, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
                         }
                         if (!take)
                         {

@@ -1,0 +1,268 @@
+using System.Buffers;
+using System.Text;
+using Bridge.Contracts;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+using Bridge.Worker.Presence;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
+using MessagePack;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Worker.Hosting;
+
+/// <summary>
+/// Runs the join path before the worker reports ready (section <c>Bridge:WarmUp</c>), so the first burst of joins
+/// after a deploy does not pay for compiling it: the .NET runtime compiles a method quickly (tier 0) on its first call
+/// and again, optimised, only after some thirty calls in a steady state.
+/// </summary>
+internal sealed class WarmUpOptions
+{
+    public const string Section = "Bridge:WarmUp";
+
+    /// <summary>On by default; off, the worker is ready as soon as NATS and the stream are.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Rooms joined and left per round, by internal connections of at most 50 rooms each.</summary>
+    public int Rooms { get; set; } = 200;
+
+    /// <summary>Fewest rounds (rounds alternate JSON and MessagePack frames), unless <see cref="Timeout"/> passes first.</summary>
+    public int MinRounds { get; set; } = 2;
+
+    /// <summary>
+    /// Most rounds. Fewer run once rounds over 500 ms in a row, after <see cref="MinRounds"/>, compiled no new method
+    /// (the join path is compiled, optimised versions included) or <see cref="Timeout"/> has passed.
+    /// </summary>
+    public int MaxRounds { get; set; } = 40;
+
+    /// <summary>The longest the warm-up may hold readiness back; then the worker is ready, warmed or not.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+internal sealed class WarmUpOptionsValidator : IValidateOptions<WarmUpOptions>
+{
+    public ValidateOptionsResult Validate(string? name, WarmUpOptions o) =>
+        o.Rooms is < 1 or > 10_000 || o.MinRounds < 1 || o.MaxRounds < o.MinRounds || o.MaxRounds > 1_000 ||
+        o.Timeout < TimeSpan.FromSeconds(1) || o.Timeout > TimeSpan.FromMinutes(5)
+            ? ValidateOptionsResult.Fail("Bridge:WarmUp:Rooms must be 1-10000, MinRounds at least 1, MaxRounds between MinRounds and 1000, Timeout between 1 s and 5 min.")
+            : ValidateOptionsResult.Success;
+}
+
+/// <summary>
+/// The join path's warm-up: rounds in which internal connections (a session like a client's, with a send queue read
+/// here instead of a socket) send <c>room.join</c> frames for the rooms <c>bridge-warmup.{id}.{n}</c> through the
+/// frame dispatcher, wait for every <c>room.joined</c>, send <c>room.leave</c> for each and wait for every
+/// <c>room.left</c>; rounds alternate JSON and MessagePack frames. It runs the whole path a client's join runs except
+/// the socket: decoding, the grant check, the room registry, the room's core subscription, the seam's batch direct get,
+/// <c>room.joined</c>'s encoding. It publishes nothing and leaves no subscription or consumer behind (every room is
+/// left). <see cref="HealthEndpoints"/> reports not ready until it has finished, failed or timed out. Rooms with
+/// presence are not warmed (presence writes key-value entries): the warm-up is skipped when presence covers its rooms.
+/// </summary>
+internal sealed partial class JoinWarmUp(
+    FrameDispatcher dispatcher,
+    PresenceTracker presence,
+    IOptions<WarmUpOptions> options,
+    IOptions<ConnectionOptions> connections,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time,
+    ILogger<JoinWarmUp> logger) : BackgroundService
+{
+    /// <summary>The first token of the warm-up's rooms.</summary>
+    public const string RoomPrefix = "bridge-warmup";
+
+    private const int RoomsPerConnection = 50;
+    private static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(500);
+
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _joins;
+
+    /// <summary>True once the warm-up has ended (or was off): readiness no longer waits for it.</summary>
+    public bool Completed => _completed.Task.IsCompleted;
+
+    /// <summary>Joins (each answered <c>room.joined</c>, then left) of the rounds finished so far.</summary>
+    public int Joins => Volatile.Read(ref _joins);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Off the host's start: the server listens (and answers not ready) meanwhile.
+        await Task.Yield();
+        try
+        {
+            var o = options.Value;
+            if (!o.Enabled)
+            {
+                return;
+            }
+
+            // Random per start: workers starting together do not share warm-up rooms.
+            var prefix = $"{RoomPrefix}.{Guid.NewGuid().ToString("N")[..8]}";
+            if (presence.IsEnabled(prefix + ".0"))
+            {
+                LogSkippedForPresence(logger, RoomPrefix);
+                return;
+            }
+
+            using var deadline = new CancellationTokenSource(o.Timeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, deadline.Token, lifetime.ApplicationStopping);
+            await RunAsync(o, prefix, linked.Token, deadline.Token);
+        }
+        finally
+        {
+            _completed.TrySetResult();
+        }
+    }
+
+    private async Task RunAsync(WarmUpOptions o, string prefix, CancellationToken cancellationToken, CancellationToken deadline)
+    {
+        var started = time.GetTimestamp();
+        var perConnection = Math.Min(RoomsPerConnection, connections.Value.MaxRoomsPerConnection);
+        var rounds = 0;
+        var methodsBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
+        try
+        {
+            var methods = methodsBefore;
+            var quietSince = time.GetTimestamp();
+            while (rounds < o.MaxRounds)
+            {
+                var roundStarted = time.GetTimestamp();
+                IFrameCodec codec = rounds % 2 == 0 ? JsonFrameCodec.Instance : MessagePackFrameCodec.Instance;
+                var sessions = Enumerable.Range(0, (o.Rooms + perConnection - 1) / perConnection)
+                    .Select(s => Enumerable.Range(s * perConnection, Math.Min(perConnection, o.Rooms - (s * perConnection))).Select(n => $"{prefix}.{n}").ToArray());
+                await Task.WhenAll(sessions.Select(rooms => RoundAsync(codec, rooms, cancellationToken)));
+                rounds++;
+                Interlocked.Add(ref _joins, o.Rooms);
+                var now = System.Runtime.JitInfo.GetCompiledMethodCount();
+                var roundTime = time.GetElapsedTime(roundStarted);
+                LogRound(logger, rounds, roundTime.TotalMilliseconds, now - methods);
+                // The runtime starts counting calls for optimising only once nothing new was compiled for 100 ms, then
+                // compiles in the background: quiet rounds shorter than that come before it. Rounds without a new
+                // method for QuietTime, after both formats ran, mean the path is compiled, optimised versions included.
+                if (now != methods)
+                {
+                    quietSince = time.GetTimestamp();
+                }
+
+                methods = now;
+                if (time.GetElapsedTime(quietSince) >= QuietTime && rounds >= o.MinRounds)
+                {
+                    break;
+                }
+            }
+
+            var elapsed = time.GetElapsedTime(started);
+            var compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - methodsBefore;
+            LogWarmedUp(logger, Joins, rounds, elapsed.TotalMilliseconds, compiled);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            LogTimedOut(logger, o.Timeout.TotalSeconds, rounds);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // NATS unavailable, a join refused: the worker still becomes ready (its own checks say whether it is).
+            LogFailed(logger, ex.Message);
+        }
+    }
+
+    /// <summary>One internal connection joins <paramref name="rooms"/>, then leaves them, answered frame by frame.</summary>
+    private async Task RoundAsync(IFrameCodec codec, string[] rooms, CancellationToken cancellationToken)
+    {
+        var c = connections.Value;
+        var session = new ClientSession(
+            "warmup-" + Guid.NewGuid().ToString("N")[..8],
+            new UserIdentity(RoomPrefix, null, RoomGrant.All, RoomGrant.None),
+            codec,
+            new OutboundQueue(c.SendQueueCapacity, c.SendQueueMaxBytes),
+            c.MaxConcurrentRequests);
+        try
+        {
+            foreach (var room in rooms)
+            {
+                await SendAsync(session, codec, MessageTypes.RoomJoin, room, cancellationToken);
+            }
+
+            await AwaitAnswersAsync(session, MessageTypes.RoomJoined, rooms.Length, cancellationToken);
+            foreach (var room in rooms)
+            {
+                await SendAsync(session, codec, MessageTypes.RoomLeave, room, cancellationToken);
+            }
+
+            await AwaitAnswersAsync(session, MessageTypes.RoomLeft, rooms.Length, cancellationToken);
+        }
+        finally
+        {
+            session.RequestClose(CloseCodes.Normal, "warm-up done");
+            await session.LeaveAllRoomsAsync();
+        }
+    }
+
+    private async ValueTask SendAsync(ClientSession session, IFrameCodec codec, string type, string room, CancellationToken cancellationToken)
+    {
+        var frame = codec.Decode(Encode(codec.Format, type, room), out var error)
+            ?? throw new WarmUpRefusedException($"the worker refused its own {type} frame: {error.Message}");
+        await dispatcher.DispatchAsync(session, frame, cancellationToken);
+    }
+
+    /// <summary>Reads the session's send queue, as a socket would, until <paramref name="count"/> frames of <paramref name="type"/> came.</summary>
+    private static async Task AwaitAnswersAsync(ClientSession session, string type, int count, CancellationToken cancellationToken)
+    {
+        var reader = session.Queue.Reader;
+        while (count > 0)
+        {
+            var frame = await reader.ReadAsync(cancellationToken);
+            session.Queue.OnSent(frame);
+            if (frame.Type == MessageTypes.Error)
+            {
+                var text = session.Codec.Format == WireFormat.Json ? Encoding.UTF8.GetString(frame.Bytes) : "(MessagePack error frame)";
+                throw new WarmUpRefusedException($"a warm-up join was answered with an error: {text}");
+            }
+
+            if (frame.Type == type)
+            {
+                count--;
+            }
+        }
+    }
+
+    private static byte[] Encode(WireFormat format, string type, string room)
+    {
+        if (format == WireFormat.Json)
+        {
+            return Encoding.UTF8.GetBytes($$"""{"type":"{{type}}","room":"{{room}}"}""");
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(64);
+        var writer = new MessagePackWriter(buffer);
+        writer.WriteMapHeader(2);
+        writer.Write(EnvelopeKeys.Type);
+        writer.Write(type);
+        writer.Write(EnvelopeKeys.Room);
+        writer.Write(room);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private sealed class WarmUpRefusedException(string message) : Exception(message);
+
+    [LoggerMessage(EventId = 4110, Level = LogLevel.Information,
+        Message = "Join path warmed up: {Joins} joins and leaves in {Rounds} rounds, {ElapsedMs:F0} ms, {Methods} methods compiled")]
+    private static partial void LogWarmedUp(ILogger logger, int joins, int rounds, double elapsedMs, long methods);
+
+    [LoggerMessage(EventId = 4114, Level = LogLevel.Debug, Message = "Join path warm-up round {Round}: {ElapsedMs:F0} ms, {Methods} methods compiled")]
+    private static partial void LogRound(ILogger logger, int round, double elapsedMs, long methods);
+
+    [LoggerMessage(EventId = 4111, Level = LogLevel.Warning,
+        Message = "Join path warm-up stopped after {TimeoutSeconds} s ({Rounds} rounds); the worker is ready without it (Bridge:WarmUp:Timeout)")]
+    private static partial void LogTimedOut(ILogger logger, double timeoutSeconds, int rounds);
+
+    [LoggerMessage(EventId = 4112, Level = LogLevel.Warning, Message = "Join path warm-up failed, the worker is ready without it: {Reason}")]
+    private static partial void LogFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4113, Level = LogLevel.Information,
+        Message = "Join path warm-up skipped: Bridge:Presence:Rooms covers its rooms ({Prefix}.*), and warming them would write presence")]
+    private static partial void LogSkippedForPresence(ILogger logger, string prefix);
+}
