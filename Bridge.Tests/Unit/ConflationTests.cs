@@ -227,7 +227,7 @@ public sealed class ConflationTests
     [InlineData(double.PositiveInfinity)]
     public void A_rate_outside_what_a_join_accepts_is_refused(double rate)
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ConflatedMember(rate, _time, new Lock(), (_, _) => true, () => { }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ConflatedMember(rate, _time, new object(), (_, _) => true, () => { }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ConflationGroup("r", rate, _time, NullLogger.Instance));
     }
 
@@ -436,7 +436,7 @@ public sealed class ConflationTests
     private sealed class Screen : IRoomMember
     {
         private readonly ConflationTests _test;
-        private readonly Lock _gate = new();
+        private readonly object _gate = new();
 
         public Screen(ConflationTests test, double rate)
         {

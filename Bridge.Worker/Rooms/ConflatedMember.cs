@@ -36,7 +36,7 @@ internal sealed class ConflatedMember : IDisposable
     private readonly PriorityQueue<Owed, (long Due, long Order)> _due = new();
     private readonly PriorityQueue<Owed, ulong> _unsent = new();
     private readonly TimeProvider _time;
-    private readonly Lock _gate;
+    private readonly object _gate;
     private readonly Func<RoomMessage, ulong, bool> _send;
     private readonly Action _waitForRoom;
     private ConflationGroup? _group;
@@ -55,7 +55,7 @@ internal sealed class ConflatedMember : IDisposable
     /// Asks the queue to call <see cref="Drained"/> (under the gate) once it is below its conflation mark again; called
     /// once after each refused send, until then nothing is offered to <paramref name="send"/>.
     /// </param>
-    public ConflatedMember(double maxRate, TimeProvider time, Lock gate, Func<RoomMessage, ulong, bool> send, Action waitForRoom)
+    public ConflatedMember(double maxRate, TimeProvider time, object gate, Func<RoomMessage, ulong, bool> send, Action waitForRoom)
     {
         if (!IsValidRate(maxRate))
         {

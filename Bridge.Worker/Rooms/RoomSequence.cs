@@ -43,10 +43,8 @@ namespace Bridge.Worker.Rooms;
 /// to be stored before the fill's first message.
 /// </para>
 /// </remarks>
-internal sealed partial class RoomSequence(Room room, RoomServices services, Lock gate)
+internal sealed partial class RoomSequence(Room room)
 {
-    // The room's own lock (Room): every dispatch takes it, and reads the room's members under it.
-    private readonly Lock _gate = gate;
     private ulong _position;
 
     // True while the position is not known yet (until StartAsync) or a drain owns the dispatch; live messages then wait
@@ -76,8 +74,8 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     /// </summary>
     public async ValueTask StartAsync(CancellationToken cancellationToken)
     {
-        var last = await services.Log.GetLastSeqAsync(room.Name, cancellationToken);
-        lock (_gate)
+        var last = await room.Services.Log.GetLastSeqAsync(room.Name, cancellationToken);
+        lock (room.Gate)
         {
             Volatile.Write(ref _position, last);
             if (_backlog is not { Count: > 0 } && !_catchUpWanted)
@@ -98,7 +96,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     /// </summary>
     public void OnLive(RoomMessage message)
     {
-        lock (_gate)
+        lock (room.Gate)
         {
             if (_busy)
             {
@@ -130,7 +128,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     public Task CatchUpAsync(CancellationToken cancellationToken)
     {
         Task draining;
-        lock (_gate)
+        lock (room.Gate)
         {
             _catchUpWanted = true;
             if (_busy)
@@ -153,7 +151,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     /// <summary>Completes once no drain runs (what the live feed handed over meanwhile is dispatched): for closing the feed.</summary>
     public Task IdleAsync()
     {
-        lock (_gate)
+        lock (room.Gate)
         {
             return _draining ?? Task.CompletedTask;
         }
@@ -167,7 +165,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     /// </summary>
     public ValueTask<ulong> SeamAsync(IRoomMember member, CancellationToken cancellationToken)
     {
-        lock (_gate)
+        lock (room.Gate)
         {
             member.Hold();
             room.StartConflating(member);
@@ -181,14 +179,14 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     private void AddToBacklog(RoomMessage message)
     {
         _backlog ??= new Queue<RoomMessage>();
-        if (_backlog.Count < services.BacklogCapacity)
+        if (_backlog.Count < room.Services.BacklogCapacity)
         {
             _backlog.Enqueue(message);
         }
         else if (!_catchUpWanted)
         {
             _catchUpWanted = true;
-            services.Metrics.GapFilled();
+            room.Services.Metrics.GapFilled();
         }
     }
 
@@ -202,7 +200,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         {
             RoomMessage? next = null;
             bool catchUp;
-            lock (_gate)
+            lock (room.Gate)
             {
                 catchUp = _catchUpWanted;
                 _catchUpWanted = false;
@@ -228,7 +226,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
             }
             catch (Exception ex)
             {
-                LogFillFailed(services.Logger, ex, room.Name);
+                LogFillFailed(room.Services.Logger, ex, room.Name);
             }
         }
     }
@@ -248,15 +246,15 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
 
         if (message.PreviousSeq > _position)
         {
-            LogGap(services.Logger, room.Name, _position, message.PreviousSeq);
-            services.Metrics.GapFilled();
+            LogGap(room.Services.Logger, room.Name, _position, message.PreviousSeq);
+            room.Services.Metrics.GapFilled();
             await FillAsync(message.PreviousSeq);
         }
 
         // A pattern's catch-up may have read up to this message already.
         if (message.Seq > _position)
         {
-            lock (_gate)
+            lock (room.Gate)
             {
                 DispatchAt(message);
             }
@@ -268,10 +266,10 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
     {
         // A drop seen after this point needs a catch-up of its own: only the count read first is cleared.
         var disconnects = Volatile.Read(ref _disconnects);
-        var last = await services.Log.GetLastSeqAsync(room.Name, CancellationToken.None);
+        var last = await room.Services.Log.GetLastSeqAsync(room.Name, CancellationToken.None);
         if (last > _position)
         {
-            LogCatchUp(services.Logger, room.Name, _position, last);
+            LogCatchUp(room.Services.Logger, room.Name, _position, last);
             await FillAsync(last);
         }
 
@@ -290,13 +288,13 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         var retention = _retention ??= new RetentionGap();
         try
         {
-            await foreach (var stored in services.Log.ReadAsync(room.Name, start, upTo, CancellationToken.None, check: check))
+            await foreach (var stored in room.Services.Log.ReadAsync(room.Name, start, upTo, CancellationToken.None, check: check))
             {
                 if (stored.Seq > _position)
                 {
                     // A start no longer stored is known before the first message after it: that one carries the notice.
                     retention.Note(check, start);
-                    lock (_gate)
+                    lock (room.Gate)
                     {
                         DispatchAt(stored);
                     }
@@ -311,7 +309,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
 
         // A long fill read on without checking as it went: unless the last message known stored still is, some after it
         // may be gone (the notice then goes with the room's next dispatch).
-        await retention.ConfirmAsync(services.Log, room.Name, CancellationToken.None);
+        await retention.ConfirmAsync(room.Services.Log, room.Name, CancellationToken.None);
         if (retention.IsSettled)
         {
             _retention = null;
@@ -330,8 +328,8 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         if (_retention is { } retention && retention.TryTake(out var after))
         {
             afterGap = true;
-            LogTruncated(services.Logger, room.Name, after, message.Seq);
-            services.Metrics.GapTruncated();
+            LogTruncated(room.Services.Logger, room.Name, after, message.Seq);
+            room.Services.Metrics.GapTruncated();
             if (retention.IsSettled)
             {
                 _retention = null;
@@ -344,7 +342,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         }
         catch (AggregateException ex)
         {
-            LogDispatchFailed(services.Logger, ex, room.Name, message.Seq);
+            LogDispatchFailed(room.Services.Logger, ex, room.Name, message.Seq);
         }
     }
 
