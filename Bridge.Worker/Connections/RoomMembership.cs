@@ -47,12 +47,9 @@ internal enum MemberState
 internal sealed class RoomMembership : IRoomMember
 {
     private readonly RoomReader _reader;
-    private readonly ConflatedMember? _conflater;
     private MemberState _state;
-    private List<RoomMessage>? _held;
-    private long _heldBytes;
-    // The last held message that came after a hole retention made in the live feed: room.joined truncated follows it.
-    private ulong _heldGapNotice;
+    // Only while holding (the seam to live): the held messages, their bytes and the gap notice's seq.
+    private HeldMessages? _held;
     private Room? _room;
     private bool _behind;
     private bool _answered;
@@ -60,19 +57,25 @@ internal sealed class RoomMembership : IRoomMember
     private ulong _start = ulong.MaxValue;
     private OverlapGroup? _overlaps;
 
+    // What only some joins have: options, a pattern, conflation. Null for a plain join of one room (most of them, when a
+    // worker holds many rooms): kept inline they cost 56 B per active room.
+    private readonly JoinExtras? _extras;
+
     public RoomMembership(ClientSession session, string room, RoomReader reader, JoinOptions options = default)
     {
         Session = session;
         RoomName = room;
         _reader = reader;
-        Options = options;
-        Pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var pattern) ? pattern : null;
+        var pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var parsed) ? parsed : null;
+        ConflatedMember? conflater = null;
         if (options.MaxRate is { } rate)
         {
             session.UseConflatedSendBuffer();
             Action drained = OnQueueDrained;
-            _conflater = new ConflatedMember(rate, reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
+            conflater = new ConflatedMember(rate, reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
         }
+
+        _extras = options == default && pattern is null ? null : new JoinExtras(options, pattern, conflater);
     }
 
     /// <summary>
@@ -88,7 +91,7 @@ internal sealed class RoomMembership : IRoomMember
         {
             if (_state != MemberState.Closed)
             {
-                _conflater!.Drained();
+                Conflation!.Drained();
             }
         }
     }
@@ -99,16 +102,16 @@ internal sealed class RoomMembership : IRoomMember
     public string RoomName { get; }
 
     /// <summary>The pattern, when a pattern was joined; null for a room.</summary>
-    public Security.RoomPattern? Pattern { get; }
+    public Security.RoomPattern? Pattern => _extras?.Pattern;
 
     /// <summary>What the join asked for besides its room.</summary>
-    public JoinOptions Options { get; }
+    public JoinOptions Options => _extras?.Options ?? default;
 
     /// <summary>True for a <c>maxRate</c> join.</summary>
-    public bool IsConflated => _conflater is not null;
+    public bool IsConflated => Conflation is not null;
 
     /// <summary>This member's side of conflation, for a <c>maxRate</c> join; null otherwise.</summary>
-    public ConflatedMember? Conflation => _conflater;
+    public ConflatedMember? Conflation => _extras?.Conflater;
 
     /// <summary>The room, once the join reached it.</summary>
     public Room? Room => Volatile.Read(ref _room);
@@ -128,7 +131,7 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    private ulong CurrentPosition => _conflater is { } c ? Math.Max(_position, c.Position) : _position;
+    private ulong CurrentPosition => Conflation is { } c ? Math.Max(_position, c.Position) : _position;
 
     /// <summary>
     /// Below the first message this member processes: its <c>since</c>, or its position when it went live without one
@@ -223,7 +226,7 @@ internal sealed class RoomMembership : IRoomMember
         // keeps a gap's notice next to its message: a poll checks IsJoining (this lock) before it answers.
         lock (Gate)
         {
-            if (_conflater is not null)
+            if (Conflation is not null)
             {
                 return; // not on the room's fan-out: its group hands it its values
             }
@@ -342,22 +345,21 @@ internal sealed class RoomMembership : IRoomMember
 
     private void Hold(RoomMessage message, bool afterGap)
     {
-        if (_held!.Count >= _reader.HoldCapacity || _heldBytes >= _reader.HoldBytes)
+        var held = _held!;
+        if (held.Messages.Count >= _reader.HoldCapacity || held.Bytes >= _reader.HoldBytes)
         {
             // Still slower than the room: drop the hold and read again (the stream has all of it, and its reads find
             // any hole retention made after this member's position).
             _state = MemberState.Reading;
             _held = null;
-            _heldBytes = 0;
-            _heldGapNotice = 0;
             return;
         }
 
-        _held.Add(message);
-        _heldBytes += message.Payload.Length;
+        held.Messages.Add(message);
+        held.Bytes += message.Payload.Length;
         if (afterGap)
         {
-            _heldGapNotice = message.Seq;
+            held.GapNotice = message.Seq;
         }
     }
 
@@ -368,9 +370,7 @@ internal sealed class RoomMembership : IRoomMember
             if (_state == MemberState.Reading)
             {
                 _state = MemberState.Holding;
-                _held = [];
-                _heldBytes = 0;
-                _heldGapNotice = 0;
+                _held = new HeldMessages();
             }
         }
     }
@@ -422,7 +422,7 @@ internal sealed class RoomMembership : IRoomMember
 
             if (sent)
             {
-                _conflater?.Sent(message.Room, message.Seq);
+                Conflation?.Sent(message.Room, message.Seq);
             }
 
             return sent ? ReadResult.Sent : ReadResult.Full;
@@ -516,7 +516,7 @@ internal sealed class RoomMembership : IRoomMember
                 _answered = true;
             }
 
-            if (_conflater is { } conflater)
+            if (Conflation is { } conflater)
             {
                 // What it was handed while joining is owed: each room's newest is sent now, then live. Never behind.
                 _state = MemberState.Live;
@@ -530,7 +530,8 @@ internal sealed class RoomMembership : IRoomMember
                 return false;
             }
 
-            foreach (var message in _held!)
+            var held = _held!;
+            foreach (var message in held.Messages)
             {
                 if (message.Seq <= _position)
                 {
@@ -541,19 +542,17 @@ internal sealed class RoomMembership : IRoomMember
                 {
                     _state = MemberState.Reading;
                     _held = null;
-                    _heldGapNotice = 0;
                     SetBehind();
                     return false;
                 }
 
-                if (message.Seq == _heldGapNotice)
+                if (message.Seq == held.GapNotice)
                 {
                     Session.Send(TruncatedNotice());
                 }
             }
 
             _held = null;
-            _heldGapNotice = 0;
             _state = MemberState.Live;
             if (_behind)
             {
@@ -580,7 +579,7 @@ internal sealed class RoomMembership : IRoomMember
 
             _state = MemberState.Closed;
             _held = null;
-            _conflater?.Dispose();
+            Conflation?.Dispose();
             if (_overlaps is { } group)
             {
                 lock (group.Gate)
@@ -606,6 +605,22 @@ internal sealed class RoomMembership : IRoomMember
             _behind = true;
             _reader.FellBehind(this);
         }
+    }
+
+    /// <summary>A join's options, its pattern (a pattern joined) and its conflation (a <c>maxRate</c> join).</summary>
+    private sealed record JoinExtras(JoinOptions Options, Security.RoomPattern? Pattern, ConflatedMember? Conflater);
+
+    /// <summary>
+    /// A holding member's messages after its seam and their payload bytes (both bounded), and the seq of the last one
+    /// that came after a hole retention made in the live feed (room.joined truncated follows it).
+    /// </summary>
+    private sealed class HeldMessages
+    {
+        public List<RoomMessage> Messages { get; } = [];
+
+        public long Bytes { get; set; }
+
+        public ulong GapNotice { get; set; }
     }
 }
 

@@ -3,7 +3,8 @@ namespace Bridge.Worker.Rooms;
 /// <summary>
 /// A room active on this worker, or a room pattern (<see cref="Pattern"/>: a join with wildcards, whose feed carries the
 /// messages of every room it matches, each with its own room): its local members, its one live feed and its
-/// <see cref="Sequence"/>. Members are
+/// <see cref="Sequence"/> (the room object itself: <see cref="RoomSequence"/> is its base class, keeping its own state
+/// private, so an active room is one object and one lock, not three). Members are
 /// held in a set (a room that has had one member holds just it, and dispatches to it with no array); the fan-out path reads an
 /// array snapshot of the set, rebuilt by the first dispatch after a change.
 /// </summary>
@@ -14,7 +15,7 @@ namespace Bridge.Worker.Rooms;
 /// Members joined with <c>maxRate</c> are not in the snapshot: from their seam on they are in the room's
 /// <see cref="ConflationGroup"/> of their rate, one per distinct rate, offered each message once for all its members.
 /// </remarks>
-internal sealed class Room
+internal sealed class Room : RoomSequence
 {
     // The one member, while the room has had no other (most rooms, when a worker holds many): a set from the second
     // member on. A set of one cost ~200 B per active room.
@@ -36,29 +37,20 @@ internal sealed class Room
         Name = name;
         Pattern = Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
         _services = services;
-        Sequence = new RoomSequence(this);
     }
 
-    /// <summary>
-    /// The room's lock, and its sequence's: a dispatch the sequence orders reads the members under it anyway. The room's
-    /// own monitor (a thin lock in its object header, no lock object per room: 40 B less per active room); nothing
-    /// else locks a room.
-    /// </summary>
-    internal object Gate => this;
-
-    /// <summary>What the room and its sequence use of the worker's (log, metrics, logger, registry).</summary>
-    internal RoomServices Services => _services;
+    internal override RoomServices Services => _services;
 
     /// <summary>The room's name, or the pattern's text: what members joined, and the key of the registry.</summary>
-    public string Name { get; }
+    public override string Name { get; }
 
     /// <summary>The pattern, when this is a pattern's feed; null for one room.</summary>
-    public Security.RoomPattern? Pattern { get; }
+    public override Security.RoomPattern? Pattern { get; }
 
     public int MemberCount => Volatile.Read(ref _memberCount);
 
-    /// <summary>The room's position, gap fills and seams: everything that dispatches goes through it.</summary>
-    public RoomSequence Sequence { get; }
+    /// <summary>The room's position, gap fills and seams (its own base class): everything that dispatches goes through it.</summary>
+    public RoomSequence Sequence => this;
 
     /// <summary>Adds a member; false when the room is closing and the caller must look it up again.</summary>
     public bool TryAdd(IRoomMember member)
@@ -111,7 +103,7 @@ internal sealed class Room
     /// Called at a conflated member's seam under the gate (every dispatch takes it): puts it in the room's group of its
     /// rate, created with the first member of that rate. Nothing dispatched before is the member's to send.
     /// </summary>
-    internal void StartConflating(IRoomMember member)
+    internal override void StartConflating(IRoomMember member)
     {
         if (member.Conflation is not { Group: null } conflated || !IsMember(member))
         {
@@ -211,7 +203,7 @@ internal sealed class Room
     /// are thrown together for the sequence to log. <paramref name="afterGap"/>: the first message after a hole retention
     /// made before a gap fill read it (<see cref="IRoomMember.DeliverAfterGap"/>).
     /// </summary>
-    public void Dispatch(RoomMessage message, bool afterGap = false)
+    public override void Dispatch(RoomMessage message, bool afterGap = false)
     {
         List<Exception>? failures = null;
         lock (Gate) // the sequence's dispatch holds it already (a monitor is re-entrant)
