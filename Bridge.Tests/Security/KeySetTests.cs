@@ -121,6 +121,56 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
         }
     }
 
+    [Fact]
+    public async Task Tokens_share_one_set_of_validation_parameters_until_the_key_set_is_reloaded()
+    {
+        var dir = Directory.CreateTempSubdirectory("bridge-parameters-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "jwks.json");
+            await File.WriteAllTextAsync(path, _tokens.JwksJson);
+            var time = new FakeTimeProvider();
+            var options = Options.Create(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10), Issuer = Tokens.Issuer, Audience = Tokens.Audience });
+            using var keys = new SigningKeys(options, time, NullLogger<SigningKeys>.Instance);
+            await keys.StartAsync(CancellationToken.None);
+            var validator = new TokenValidator(keys, options, new NoBans());
+
+            var first = validator.Parameters;
+            Assert.NotNull((await validator.ValidateAsync(_tokens.Create(subject: "alice", credentials: _tokens.Rs256))).Identity);
+            Assert.NotNull((await validator.ValidateAsync(_tokens.Create(subject: "bob", credentials: _tokens.Es256))).Identity);
+            Assert.Same(first, validator.Parameters);
+
+            await File.WriteAllTextAsync(path, NextKeysOnly());
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    time.Advance(TimeSpan.FromMinutes(10));
+                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
+                },
+                TimeSpan.FromSeconds(10),
+                "the key set was not reloaded when the fake clock passed the refresh interval");
+
+            // The rotated set: new parameters holding the new key, and the old key's tokens refused.
+            var rotated = new Microsoft.IdentityModel.Tokens.SigningCredentials(
+                new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
+                Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256);
+            Assert.NotNull((await validator.ValidateAsync(_next.Create(credentials: rotated))).Identity);
+            Assert.Equal("signature", (await validator.ValidateAsync(_tokens.Create(credentials: _tokens.Rs256))).Reason);
+            Assert.NotSame(first, validator.Parameters);
+            Assert.Contains(validator.Parameters.IssuerSigningKeys, k => k.KeyId == "rsa-1-next");
+            await keys.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private sealed class NoBans : IRevokedTokens
+    {
+        public bool IsRevoked(string user, DateTimeOffset? issuedAt) => false;
+    }
+
     /// <summary>The next key set alone, its RSA key under a new kid: the old key dropped.</summary>
     private string NextKeysOnly() => _next.JwksJson.Replace("\"rsa-1\"", "\"rsa-1-next\"", StringComparison.Ordinal);
 
