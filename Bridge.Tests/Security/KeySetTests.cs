@@ -66,9 +66,7 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             }
 
             await File.WriteAllTextAsync(path, both.ToJsonString());
-            var rotated = _next.Create(credentials: new Microsoft.IdentityModel.Tokens.SigningCredentials(
-                new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
-                Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256));
+            var rotated = _next.Create(credentials: NextRs256);
             await Eventually.TrueAsync(async () => await StatusAsync(worker, rotated) == HttpStatusCode.SwitchingProtocols,
                 TimeSpan.FromSeconds(10), "the new key is loaded");
             Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
@@ -100,16 +98,7 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             await keys.StartAsync(CancellationToken.None);
             var before = keys.Current.Select(k => k.KeyId).ToList();
 
-            await File.WriteAllTextAsync(path, NextKeysOnly());
-            // ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
-            await Eventually.TrueAsync(
-                () =>
-                {
-                    time.Advance(TimeSpan.FromMinutes(10));
-                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
-                },
-                TimeSpan.FromSeconds(10),
-                "the key set was not reloaded when the fake clock passed the refresh interval");
+            await RotateOnFakeClockAsync(path, keys, time);
 
             Assert.Contains("rsa-1", before);
             Assert.DoesNotContain("rsa-1", keys.Current.Select(k => k.KeyId));
@@ -140,21 +129,10 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             Assert.NotNull((await validator.ValidateAsync(_tokens.Create(subject: "bob", credentials: _tokens.Es256))).Identity);
             Assert.Same(first, validator.Parameters);
 
-            await File.WriteAllTextAsync(path, NextKeysOnly());
-            await Eventually.TrueAsync(
-                () =>
-                {
-                    time.Advance(TimeSpan.FromMinutes(10));
-                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
-                },
-                TimeSpan.FromSeconds(10),
-                "the key set was not reloaded when the fake clock passed the refresh interval");
+            await RotateOnFakeClockAsync(path, keys, time);
 
             // The rotated set: new parameters holding the new key, and the old key's tokens refused.
-            var rotated = new Microsoft.IdentityModel.Tokens.SigningCredentials(
-                new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
-                Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256);
-            Assert.NotNull((await validator.ValidateAsync(_next.Create(credentials: rotated))).Identity);
+            Assert.NotNull((await validator.ValidateAsync(_next.Create(credentials: NextRs256))).Identity);
             Assert.Equal("signature", (await validator.ValidateAsync(_tokens.Create(credentials: _tokens.Rs256))).Reason);
             Assert.NotSame(first, validator.Parameters);
             Assert.Contains(validator.Parameters.IssuerSigningKeys, k => k.KeyId == "rsa-1-next");
@@ -169,6 +147,28 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
     private sealed class NoBans : IRevokedTokens
     {
         public bool IsRevoked(string user, DateTimeOffset? issuedAt) => false;
+    }
+
+    /// <summary>The next key set's RSA key under the kid it has in <see cref="NextKeysOnly"/>: what a rotated issuer signs with.</summary>
+    private Microsoft.IdentityModel.Tokens.SigningCredentials NextRs256 => new Microsoft.IdentityModel.Tokens.SigningCredentials(
+            new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
+            Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256);
+
+    /// <summary>
+    /// Writes the next key set alone to the key file and moves the fake clock on until <paramref name="keys"/> has loaded
+    /// it. ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
+    /// </summary>
+    private async Task RotateOnFakeClockAsync(string path, SigningKeys keys, FakeTimeProvider time)
+    {
+        await File.WriteAllTextAsync(path, NextKeysOnly());
+        await Eventually.TrueAsync(
+            () =>
+            {
+                time.Advance(TimeSpan.FromMinutes(10));
+                return keys.Current.Any(k => k.KeyId == "rsa-1-next");
+            },
+            TimeSpan.FromSeconds(10),
+            "the key set was not reloaded when the fake clock passed the refresh interval");
     }
 
     /// <summary>The next key set alone, its RSA key under a new kid: the old key dropped.</summary>
