@@ -3,6 +3,8 @@ using System.Text;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Rooms;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 
@@ -243,6 +245,109 @@ public sealed class LatestAndConflationTests(NatsServerFixture nats) : IClassFix
         Assert.True(
             freshP90 * 4 < laggingP90,
             $"conflated values' age p90 {freshP90.TotalMilliseconds:F0} ms ({fresh.Count} values), unconflated {laggingP90.TotalMilliseconds:F0} ms ({lagging.Count}), {published.Count} published in {duration.TotalSeconds:F0} s: the conflated member's values were not fresh");
+    }
+
+    [Fact]
+    public async Task Conflated_members_of_one_pattern_each_get_its_rate_and_one_that_pauses_ends_on_each_rooms_last_while_the_others_keep_theirs()
+    {
+        // Ten members of one pattern at one rate share one conflation group on the worker (WebSocket JSON and
+        // MessagePack, and SSE). One stops reading while the rooms publish (8 KB values, so its queue refuses within
+        // a few): it owes its rooms, and when it reads again it gets each room's newest. The others are not held back.
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var site = Names.Room("screens");
+        var pattern = $"{site}.*";
+        var rooms = Enumerable.Range(0, 10).Select(i => $"{site}.i{i}").ToList();
+        var readers = new List<TestClient>();
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, $"{pattern}&maxRate=4");
+        await using var paused = await TestClient.ConnectAsync(worker.WebSocketUrl, startReading: false, receiveBufferBytes: 4096);
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                var client = await TestClient.ConnectAsync(worker.WebSocketUrl, i % 2 == 0 ? Subprotocols.Json : Subprotocols.MessagePack);
+                readers.Add(client);
+                await client.JoinPatternAsync(pattern, new() { ["maxRate"] = 4 });
+            }
+
+            await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+            await paused.SendAsync(Store.Join(pattern, new() { ["maxRate"] = 4 }));
+            await Eventually.TrueAsync(() => worker.Get<ConnectionTracker>().Sessions.Count(s => s.Rooms.Find(pattern)?.State == MemberState.Live) == 10);
+            var room = worker.Get<RoomRegistry>().Snapshot().Single(r => r.Name == pattern);
+            Assert.Equal([4.0], room.ConflationGroups.Select(g => g.Rate));
+            Assert.Equal(10, room.ConflationGroups[0].MemberCount);
+
+            var clock = Stopwatch.StartNew();
+            var newest = new Dictionary<string, ulong>();
+            var count = 0;
+            var pad = new string('x', 8_000);
+            await using (var connection = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
+            {
+                var js = new NatsJSContext(connection);
+                while (clock.Elapsed < TimeSpan.FromSeconds(3))
+                {
+                    for (var due = (int)(clock.Elapsed.TotalSeconds * 300); count < due; count++)
+                    {
+                        var target = rooms[count % rooms.Count];
+                        var ack = await js.PublishAsync($"rooms.{target}", Encoding.UTF8.GetBytes($"\"{count} {pad}\""), headers: new NatsHeaders { [NatsSubjects.TypeHeader] = Store.Type });
+                        ack.EnsureSuccess();
+                        newest[target] = ack.Seq;
+                    }
+
+                    await Task.Delay(10);
+                }
+            }
+
+            var elapsed = clock.Elapsed;
+            var last = newest.Values.ToHashSet();
+            var most = (int)(elapsed.TotalSeconds * 4) + 2; // per room: the rate, and the trailing edge
+            var others = new List<List<(string Room, ulong Seq)>>();
+            foreach (var client in readers)
+            {
+                others.Add(await ReadUntilAsync(last, () => client.WaitForAsync(f => f.Type == Store.Type, Long).ContinueWith(t => (t.Result.Room!, t.Result.Seq))));
+            }
+
+            others.Add(await ReadUntilAsync(last, () => sse.WaitForAsync(e => e.Event == Store.Type, Long).ContinueWith(t => (t.Result.Json["room"]!.GetValue<string>(), t.Result.Json["seq"]!.GetValue<ulong>()))));
+
+            // The paused member has not read a frame yet: it gets each room's newest once it does.
+            paused.StartReading();
+            var late = await ReadUntilAsync(last, () => paused.WaitForAsync(f => f.Type == Store.Type, Long).ContinueWith(t => (t.Result.Room!, t.Result.Seq)));
+
+            foreach (var got in others.Append(late))
+            {
+                Assert.All(got.GroupBy(g => g.Room), perRoom =>
+                {
+                    Assert.Equal(perRoom.Select(g => g.Seq).Order(), perRoom.Select(g => g.Seq));
+                    Assert.True(perRoom.Count() <= most, $"{perRoom.Count()} values of {perRoom.Key} in {elapsed.TotalSeconds:F1} s at maxRate 4");
+                });
+            }
+
+            // Every member that read kept its rate (several values per room), and the paused one was refused: it was
+            // sent far fewer, yet ends on every room's last value.
+            Assert.All(others, got => Assert.All(rooms, r => Assert.True(got.Count(g => g.Room == r) >= 3, $"{got.Count(g => g.Room == r)} values of {r} for a member that read; {count} published")));
+            Assert.True(late.Count < others.Min(o => o.Count) / 2, $"the paused member got {late.Count} values, the others at least {others.Min(o => o.Count)}: it was not held back");
+        }
+        finally
+        {
+            foreach (var client in readers)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Reads values until every seq of <paramref name="last"/> was among them.</summary>
+    private static async Task<List<(string Room, ulong Seq)>> ReadUntilAsync(HashSet<ulong> last, Func<Task<(string Room, ulong Seq)>> next)
+    {
+        var got = new List<(string Room, ulong Seq)>();
+        var missing = last.ToHashSet();
+        while (missing.Count > 0)
+        {
+            var value = await next();
+            got.Add(value);
+            missing.Remove(value.Seq);
+        }
+
+        return got;
     }
 
     private static AgeLog Ages(TestClient client, System.Collections.Concurrent.ConcurrentDictionary<ulong, TimeSpan> published, Stopwatch clock, CancellationToken stop)

@@ -8,15 +8,12 @@ namespace Bridge.Worker.Connections;
 /// </summary>
 internal readonly record struct JoinOptions(ulong? Since = null, bool Latest = false, double? MaxRate = null)
 {
-    /// <summary>The largest <c>maxRate</c> accepted, in messages per second per room (one per millisecond).</summary>
-    public const double MaxRateLimit = 1000;
-
     /// <summary>The one wording of a refused <c>maxRate</c>, for every transport.</summary>
-    public static readonly string MaxRateMessage = $"maxRate must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
+    public static string MaxRateMessage => Rooms.ConflatedMember.RateMessage;
 
-    /// <summary>True for a <c>maxRate</c> join: delivered through a <see cref="Conflater"/>, never read from the stream.</summary>
+    /// <summary>True for a <c>maxRate</c> join: delivered through its room's <see cref="Rooms.ConflationGroup"/>, never read from the stream.</summary>
     public bool IsConflated => MaxRate is not null;
 
-    /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts.</summary>
-    public static bool IsValidRate(double rate) => double.IsFinite(rate) && rate > 0 && rate <= MaxRateLimit;
+    /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts (<see cref="Rooms.ConflatedMember.IsValidRate"/>).</summary>
+    public static bool IsValidRate(double rate) => Rooms.ConflatedMember.IsValidRate(rate);
 }

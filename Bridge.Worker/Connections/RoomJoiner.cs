@@ -9,7 +9,7 @@ namespace Bridge.Worker.Connections;
 /// Joins a connection (of any transport) to a room or room pattern. Without <c>since</c> the connection is live from
 /// now on. With it, the stored messages after <c>since</c> are read from the stream first, then the connection switches
 /// to the live feed with no gap and no duplicate at the seam (<see cref="RoomReader"/>). With <c>latest</c>, the newest
-/// message of each room comes first; with <c>maxRate</c>, the member is conflated (<see cref="Conflater"/>). Each join
+/// message of each room comes first; with <c>maxRate</c>, the member is conflated (<see cref="Rooms.ConflatedMember"/>). Each join
 /// runs beside the connection's receive loop, so one room's replay never holds up the connection's other rooms.
 /// </summary>
 internal sealed partial class RoomJoiner(

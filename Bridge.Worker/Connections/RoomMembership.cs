@@ -31,9 +31,10 @@ internal enum MemberState
 /// </summary>
 /// <remarks>
 /// <para>
-/// A member joined with <c>maxRate</c> is conflated instead: its held and live messages go through its
-/// <see cref="Conflater"/> (the newest per room, at most that rate), it never falls behind and never reads the stream;
-/// the unconflated path does not look at it beyond one null check.
+/// A member joined with <c>maxRate</c> is conflated instead: from its seam on, the room's <see cref="ConflationGroup"/>
+/// of its rate chooses its values (the newest per room, at most that rate, for every member of that rate at once) and
+/// hands them to its <see cref="ConflatedMember"/>; it never falls behind and never reads the stream, and is not on the
+/// room's unconflated fan-out.
 /// </para>
 /// <para>
 /// Overlapping joins of one connection (a room and a pattern matching it, or two patterns that share rooms) share an
@@ -47,7 +48,7 @@ internal sealed class RoomMembership : IRoomMember
 {
     private readonly Lock _gate = new();
     private readonly RoomReader _reader;
-    private readonly Conflater? _conflater;
+    private readonly ConflatedMember? _conflater;
     private MemberState _state;
     private List<RoomMessage>? _held;
     private long _heldBytes;
@@ -71,7 +72,7 @@ internal sealed class RoomMembership : IRoomMember
         {
             session.UseConflatedSendBuffer();
             Action drained = OnQueueDrained;
-            _conflater = new Conflater(rate, reader.Time, _gate, SendConflated, () => session.Queue.WhenDrained(drained));
+            _conflater = new ConflatedMember(rate, reader.Time, _gate, SendConflated, () => session.Queue.WhenDrained(drained));
         }
     }
 
@@ -101,12 +102,15 @@ internal sealed class RoomMembership : IRoomMember
     /// <summary>True for a <c>maxRate</c> join.</summary>
     public bool IsConflated => _conflater is not null;
 
+    /// <summary>This member's side of conflation, for a <c>maxRate</c> join; null otherwise.</summary>
+    public ConflatedMember? Conflation => _conflater;
+
     /// <summary>The room, once the join reached it.</summary>
     public Room? Room => Volatile.Read(ref _room);
 
     /// <summary>
     /// The seq of the last message of the room this connection was sent (or of its <c>room.joined</c>). A conflated
-    /// member's: every message up to it was sent or replaced by a newer one of its room that was (<see cref="Conflater"/>).
+    /// member's: every message up to it was sent or replaced by a newer one of its room that was (<see cref="ConflatedMember.Position"/>).
     /// </summary>
     public ulong Position
     {
@@ -214,15 +218,9 @@ internal sealed class RoomMembership : IRoomMember
         // keeps a gap's notice next to its message: a poll checks IsJoining (this lock) before it answers.
         lock (_gate)
         {
-            if (_conflater is { } conflater)
+            if (_conflater is not null)
             {
-                // Held (joining, not active yet) or sent at the rate: never behind.
-                if (_state is MemberState.Live or MemberState.Holding)
-                {
-                    conflater.Offer(message);
-                }
-
-                return;
+                return; // not on the room's fan-out: its group hands it its values
             }
 
             switch (_state)
@@ -294,7 +292,7 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    /// <summary>The conflater's send (called under the lock): the frame carries the member's position once it is sent.</summary>
+    /// <summary>The conflated member's send (called under the lock): the frame carries the member's position once it is sent.</summary>
     private bool SendConflated(RoomMessage message, ulong position)
     {
         position = Math.Max(_position, position);
@@ -419,7 +417,7 @@ internal sealed class RoomMembership : IRoomMember
 
             if (sent)
             {
-                _conflater?.Sent(message.Room);
+                _conflater?.Sent(message.Room, message.Seq);
             }
 
             return sent ? ReadResult.Sent : ReadResult.Full;
@@ -515,7 +513,7 @@ internal sealed class RoomMembership : IRoomMember
 
             if (_conflater is { } conflater)
             {
-                // What it held is pending in the conflater: sent now as the rate allows, then live. Never behind.
+                // What it was handed while joining is owed: each room's newest is sent now, then live. Never behind.
                 _state = MemberState.Live;
                 conflater.Activate();
                 return true;

@@ -27,4 +27,10 @@ internal interface IRoomMember
     /// member has read the stream up to the seam.
     /// </summary>
     void Hold();
+
+    /// <summary>
+    /// A member joined with <c>maxRate</c>: not on the room's fan-out but in the room's <see cref="ConflationGroup"/> of its
+    /// rate from its seam on (<see cref="Room.StartConflating"/>); null for every other member.
+    /// </summary>
+    ConflatedMember? Conflation => null;
 }

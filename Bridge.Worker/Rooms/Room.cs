@@ -11,6 +11,8 @@ namespace Bridge.Worker.Rooms;
 /// Not copy-on-write per join: N members joining one room copied N²/2 references (1.4 GB of garbage, most of it
 /// on the large-object heap, for 18,500 joins), which added ~11 KB of RSS per idle member until a full GC
 /// (docs/benchmarks.md). Now a join or leave is O(1) and a burst of them costs one copy at the next message.
+/// Members joined with <c>maxRate</c> are not in the snapshot: from their seam on they are in the room's
+/// <see cref="ConflationGroup"/> of their rate, one per distinct rate, offered each message once for all its members.
 /// </remarks>
 internal sealed class Room
 {
@@ -22,6 +24,8 @@ internal sealed class Room
     private IRoomMember? _only;
     private HashSet<IRoomMember>? _members;
     private IRoomMember[]? _snapshot = [];
+    // One per distinct maxRate among the members past their seam; changed and read under the gate (dispatch holds it).
+    private ConflationGroup[] _groups = [];
     private int _memberCount;
     private bool _closed;
     // The task opening the live feed, then the feed once a joiner saw it open.
@@ -79,6 +83,11 @@ internal sealed class Room
             }
 
             _snapshot = null;
+            if (member.Conflation is { Group: { } group } conflated && group.Remove(conflated))
+            {
+                _groups = [.. _groups.Where(g => g != group)];
+            }
+
             Volatile.Write(ref _memberCount, _memberCount - 1);
             if (_memberCount == 0)
             {
@@ -87,6 +96,39 @@ internal sealed class Room
             }
 
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Called at a conflated member's seam under the gate (every dispatch takes it): puts it in the room's group of its
+    /// rate, created with the first member of that rate. Nothing dispatched before is the member's to send.
+    /// </summary>
+    internal void StartConflating(IRoomMember member)
+    {
+        if (member.Conflation is not { Group: null } conflated || !IsMember(member))
+        {
+            return; // not conflated, already in its group, or left
+        }
+
+        var group = Array.Find(_groups, g => g.Rate.Equals(conflated.Rate));
+        if (group is null)
+        {
+            group = new ConflationGroup(Name, conflated.Rate, conflated.Time, _services.Logger);
+            _groups = [.. _groups, group];
+        }
+
+        group.Add(conflated);
+    }
+
+    /// <summary>The room's conflation groups (for tests).</summary>
+    internal IReadOnlyList<ConflationGroup> ConflationGroups
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _groups;
+            }
         }
     }
 
@@ -183,6 +225,12 @@ internal sealed class Room
             }
         }
 
+        // Conflated members: one offer per distinct rate (a gap's notice is not theirs: IRoomMember.DeliverAfterGap).
+        foreach (var group in _groups)
+        {
+            group.Offer(message, ref failures);
+        }
+
         if (failures is not null)
         {
             throw new AggregateException($"delivering message {message.Seq} of room '{Name}' failed for {failures.Count} member(s)", failures);
@@ -194,7 +242,7 @@ internal sealed class Room
     {
         lock (_gate)
         {
-            return _snapshot ??= _members is not null ? [.. _members] : _only is not null ? [_only] : [];
+            return _snapshot ??= _members is not null ? [.. _members.Where(m => m.Conflation is null)] : _only is { Conflation: null } ? [_only] : [];
         }
     }
 
@@ -221,6 +269,9 @@ internal sealed class Room
         _only = null;
         return true;
     }
+
+    /// <summary>Under the lock: true when <paramref name="member"/> is in the room.</summary>
+    private bool IsMember(IRoomMember member) => _members?.Contains(member) ?? ReferenceEquals(_only, member);
 
     /// <summary>Under the lock: false when <paramref name="member"/> was not in the room.</summary>
     private bool RemoveMember(IRoomMember member)

@@ -170,6 +170,7 @@ internal sealed partial class RoomSequence(Room room, RoomServices services, Loc
         lock (_gate)
         {
             member.Hold();
+            room.StartConflating(member);
             return ValueTask.FromResult(_position);
         }
     }

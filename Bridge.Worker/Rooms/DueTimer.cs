@@ -1,0 +1,58 @@
+namespace Bridge.Worker.Rooms;
+
+/// <summary>
+/// A one-shot timer armed for a clock timestamp (conflation's trailing edges: <see cref="ConflationGroup"/>,
+/// <see cref="ConflatedMember"/>), made on first use. Not thread-safe: its owner calls it under its lock, and its
+/// callback must call <see cref="Fired"/> under that lock first.
+/// </summary>
+internal sealed class DueTimer(TimeProvider time, TimerCallback callback, object state) : IDisposable
+{
+    private ITimer? _timer;
+
+    /// <summary>The timestamp it is armed for; <see cref="long.MaxValue"/> when it is not armed.</summary>
+    public long Due { get; private set; } = long.MaxValue;
+
+    /// <summary>True once it was made, until disposed.</summary>
+    public bool Exists => _timer is not null;
+
+    /// <summary>Arms it for <paramref name="due"/> (at once when that has passed); nothing to do when it is armed for it already.</summary>
+    public void Arm(long due)
+    {
+        if (due == Due)
+        {
+            return;
+        }
+
+        Due = due;
+        var wait = time.GetElapsedTime(time.GetTimestamp(), due);
+        if (wait < TimeSpan.Zero)
+        {
+            wait = TimeSpan.Zero;
+        }
+
+        if (_timer is null)
+        {
+            _timer = time.CreateTimer(callback, state, wait, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _timer.Change(wait, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Called by the callback: it is no longer armed.</summary>
+    public void Fired() => Due = long.MaxValue;
+
+    public void Stop()
+    {
+        Due = long.MaxValue;
+        _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    public void Dispose()
+    {
+        Due = long.MaxValue;
+        _timer?.Dispose();
+        _timer = null;
+    }
+}
