@@ -66,9 +66,7 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             }
 
             await File.WriteAllTextAsync(path, both.ToJsonString());
-            var rotated = _next.Create(credentials: new Microsoft.IdentityModel.Tokens.SigningCredentials(
-                new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
-                Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256));
+            var rotated = _next.Create(credentials: NextRs256);
             await Eventually.TrueAsync(async () => await StatusAsync(worker, rotated) == HttpStatusCode.SwitchingProtocols,
                 TimeSpan.FromSeconds(10), "the new key is loaded");
             Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)));
@@ -100,16 +98,7 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             await keys.StartAsync(CancellationToken.None);
             var before = keys.Current.Select(k => k.KeyId).ToList();
 
-            await File.WriteAllTextAsync(path, NextKeysOnly());
-            // ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
-            await Eventually.TrueAsync(
-                () =>
-                {
-                    time.Advance(TimeSpan.FromMinutes(10));
-                    return keys.Current.Any(k => k.KeyId == "rsa-1-next");
-                },
-                TimeSpan.FromSeconds(10),
-                "the key set was not reloaded when the fake clock passed the refresh interval");
+            await RotateOnFakeClockAsync(path, keys, time);
 
             Assert.Contains("rsa-1", before);
             Assert.DoesNotContain("rsa-1", keys.Current.Select(k => k.KeyId));
@@ -119,6 +108,67 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task Tokens_share_one_set_of_validation_parameters_until_the_key_set_is_reloaded()
+    {
+        var dir = Directory.CreateTempSubdirectory("bridge-parameters-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "jwks.json");
+            await File.WriteAllTextAsync(path, _tokens.JwksJson);
+            var time = new FakeTimeProvider();
+            var options = Options.Create(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10), Issuer = Tokens.Issuer, Audience = Tokens.Audience });
+            using var keys = new SigningKeys(options, time, NullLogger<SigningKeys>.Instance);
+            await keys.StartAsync(CancellationToken.None);
+            var validator = new TokenValidator(keys, options, new NoBans());
+
+            var first = validator.Parameters;
+            Assert.NotNull((await validator.ValidateAsync(_tokens.Create(subject: "alice", credentials: _tokens.Rs256))).Identity);
+            Assert.NotNull((await validator.ValidateAsync(_tokens.Create(subject: "bob", credentials: _tokens.Es256))).Identity);
+            Assert.Same(first, validator.Parameters);
+
+            await RotateOnFakeClockAsync(path, keys, time);
+
+            // The rotated set: new parameters holding the new key, and the old key's tokens refused.
+            Assert.NotNull((await validator.ValidateAsync(_next.Create(credentials: NextRs256))).Identity);
+            Assert.Equal("signature", (await validator.ValidateAsync(_tokens.Create(credentials: _tokens.Rs256))).Reason);
+            Assert.NotSame(first, validator.Parameters);
+            Assert.Contains(validator.Parameters.IssuerSigningKeys, k => k.KeyId == "rsa-1-next");
+            await keys.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private sealed class NoBans : IRevokedTokens
+    {
+        public bool IsRevoked(string user, DateTimeOffset? issuedAt) => false;
+    }
+
+    /// <summary>The next key set's RSA key under the kid it has in <see cref="NextKeysOnly"/>: what a rotated issuer signs with.</summary>
+    private Microsoft.IdentityModel.Tokens.SigningCredentials NextRs256 => new Microsoft.IdentityModel.Tokens.SigningCredentials(
+            new Microsoft.IdentityModel.Tokens.RsaSecurityKey(((Microsoft.IdentityModel.Tokens.RsaSecurityKey)_next.Rs256.Key).Rsa) { KeyId = "rsa-1-next" },
+            Microsoft.IdentityModel.Tokens.SecurityAlgorithms.RsaSha256);
+
+    /// <summary>
+    /// Writes the next key set alone to the key file and moves the fake clock on until <paramref name="keys"/> has loaded
+    /// it. ExecuteAsync starts its timer on a background task (.NET 10): each check moves the clock on by one interval.
+    /// </summary>
+    private async Task RotateOnFakeClockAsync(string path, SigningKeys keys, FakeTimeProvider time)
+    {
+        await File.WriteAllTextAsync(path, NextKeysOnly());
+        await Eventually.TrueAsync(
+            () =>
+            {
+                time.Advance(TimeSpan.FromMinutes(10));
+                return keys.Current.Any(k => k.KeyId == "rsa-1-next");
+            },
+            TimeSpan.FromSeconds(10),
+            "the key set was not reloaded when the fake clock passed the refresh interval");
     }
 
     /// <summary>The next key set alone, its RSA key under a new kid: the old key dropped.</summary>

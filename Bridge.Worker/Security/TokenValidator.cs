@@ -31,6 +31,30 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
 
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
 
+    // The parameters of the key set they were built for: rebuilt when SigningKeys swaps in a reloaded set.
+    private volatile KeyedParameters? _parameters;
+
+    /// <summary>
+    /// What tokens are checked against: built once per key set (the options are fixed at start) and shared by every
+    /// validation; a reloaded key set (<see cref="SigningKeys.Current"/> is a new list) gets new parameters.
+    /// </summary>
+    internal TokenValidationParameters Parameters
+    {
+        get
+        {
+            var current = keys.Current;
+            var cached = _parameters;
+            if (cached is null || !ReferenceEquals(cached.Keys, current))
+            {
+                // Two validations racing a reload may both build: the same parameters, one of them kept.
+                cached = new KeyedParameters(current, Build(current, options.Value));
+                _parameters = cached;
+            }
+
+            return cached.Parameters;
+        }
+    }
+
     public async Task<TokenCheck> ValidateAsync(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
@@ -40,22 +64,7 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
         }
 
         var o = options.Value;
-        var parameters = new TokenValidationParameters
-        {
-            IssuerSigningKeys = keys.Current,
-            ValidAlgorithms = Algorithms,
-            RequireSignedTokens = true,
-            RequireExpirationTime = true,
-            ValidateLifetime = true,
-            ClockSkew = o.ClockSkew,
-            ValidateIssuer = !string.IsNullOrEmpty(o.Issuer),
-            ValidIssuer = o.Issuer,
-            ValidateAudience = !string.IsNullOrEmpty(o.Audience),
-            ValidAudience = o.Audience,
-            ValidateIssuerSigningKey = true,
-        };
-
-        var result = await _handler.ValidateTokenAsync(token, parameters);
+        var result = await _handler.ValidateTokenAsync(token, Parameters);
         if (!result.IsValid)
         {
             return Refusal(result.Exception);
@@ -86,6 +95,23 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
         return TokenCheck.Valid(new UserIdentity(
             subject, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero), subscribe!, publish!, IssuedAt: issuedAt, Admin: admin));
     }
+
+    private static TokenValidationParameters Build(IReadOnlyList<SecurityKey> keys, AuthOptions o) => new()
+    {
+        IssuerSigningKeys = keys,
+        ValidAlgorithms = Algorithms,
+        RequireSignedTokens = true,
+        RequireExpirationTime = true,
+        ValidateLifetime = true,
+        ClockSkew = o.ClockSkew,
+        ValidateIssuer = !string.IsNullOrEmpty(o.Issuer),
+        ValidIssuer = o.Issuer,
+        ValidateAudience = !string.IsNullOrEmpty(o.Audience),
+        ValidAudience = o.Audience,
+        ValidateIssuerSigningKey = true,
+    };
+
+    private sealed record KeyedParameters(IReadOnlyList<SecurityKey> Keys, TokenValidationParameters Parameters);
 
     /// <summary>A grant claim: an array of patterns, or one string of patterns separated by spaces. Missing: no rooms.</summary>
     private static bool TryReadGrant(JsonWebToken jwt, string claim, out RoomGrant? grant, out string? error)
