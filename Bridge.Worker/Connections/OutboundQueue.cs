@@ -101,9 +101,13 @@ internal sealed class OutboundQueue
 
     private bool HasRoomForConflated => Count < _conflatedFrames && QueuedBytes < _conflatedBytes;
 
+    // Drained for conflated members: at half their mark, not one frame below it, so a member woken refills half the mark
+    // in one go (one callback, one flush, one refusal per half mark of values, not per value: issue 16 §3).
+    private bool IsDrainedForConflated => Count <= _conflatedFrames / 2 && QueuedBytes <= _conflatedBytes / 2;
+
     /// <summary>
-    /// Calls <paramref name="drained"/> once, as soon as the queue is below its conflation mark (from the sender, as it
-    /// takes frames; at once on the thread pool when it already is), or never once the queue is completed. The callback
+    /// Calls <paramref name="drained"/> once, as soon as the queue is down to half its conflation mark (from the sender, as
+    /// it takes frames; at once on the thread pool when it already is), or never once the queue is completed. The callback
     /// must not throw.
     /// </summary>
     public void WhenDrained(Action drained)
@@ -121,7 +125,7 @@ internal sealed class OutboundQueue
 
         // The sender may have taken the frames before the callback was registered; the caller holds its own lock, so
         // the callback cannot run on this thread.
-        if (HasRoomForConflated)
+        if (IsDrainedForConflated)
         {
             ThreadPool.UnsafeQueueUserWorkItem(static queue => queue.SignalDrained(), this, preferLocal: false);
         }
@@ -183,7 +187,7 @@ internal sealed class OutboundQueue
             ReleaseWaiter();
         }
 
-        if (Volatile.Read(ref _drainWanted) != 0 && HasRoomForConflated)
+        if (Volatile.Read(ref _drainWanted) != 0 && IsDrainedForConflated)
         {
             SignalDrained();
         }

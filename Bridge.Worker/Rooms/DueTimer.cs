@@ -45,6 +45,14 @@ internal sealed class DueTimer(TimeProvider time, TimerCallback callback, object
 
     public void Stop()
     {
+        if (Due == long.MaxValue)
+        {
+            // Never armed, fired, or stopped already: a one-shot timer that will not fire (or fires once more, which its
+            // owner's callback takes as nothing due). Skipping the change spares the runtime's timer lock on every
+            // refused conflated send (issue 16 §3).
+            return;
+        }
+
         Due = long.MaxValue;
         _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
