@@ -46,6 +46,34 @@ public sealed class SendQueueTests
     }
 
     [Fact]
+    public void A_conflated_member_refused_at_the_mark_is_told_once_when_the_queue_is_down_to_half_the_mark_not_one_frame_below_it()
+    {
+        var queue = new OutboundQueue(capacity: 100, maxBytes: 100_000, conflatedFrames: 8, conflatedBytes: 10_000);
+        while (queue.TryEnqueueConflated(Frame()))
+        {
+        }
+
+        Assert.Equal(8, queue.Count);
+        var told = 0;
+        queue.WhenDrained(() => told++);
+
+        // One frame below the mark a conflated frame fits again, but the member is not woken for one value at a time.
+        for (var sent = 1; sent <= 3; sent++)
+        {
+            Assert.True(queue.Reader.TryRead(out var frame));
+            queue.OnSent(frame);
+            Assert.Equal(0, told);
+        }
+
+        Assert.True(queue.Reader.TryRead(out var fourth));
+        queue.OnSent(fourth);
+        Assert.Equal(1, told);
+        Assert.True(queue.Reader.TryRead(out var fifth));
+        queue.OnSent(fifth);
+        Assert.Equal(1, told);
+    }
+
+    [Fact]
     public void A_message_larger_than_the_room_left_still_goes_into_a_queue_below_its_mark_and_the_bytes_stay_bounded()
     {
         var queue = new OutboundQueue(capacity: 100, maxBytes: 1000);
