@@ -67,7 +67,7 @@ internal sealed class DashboardScenario(ScenarioSpec spec, string configuration,
         ctx.Phase = name;
         await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions(), ctx.Token);
         await client.FirstFrame;
-        var subscriptionsBefore = await RoomActivationScenario.WorkerSubscriptionsAsync(target.Nats, worker.Id);
+        var subscriptionsBefore = await RoomActivationScenario.SettledWorkerSubscriptionsAsync(target.Nats, worker.Id, ctx.Token);
         var rssBefore = worker.RssBytes();
 
         ctx.Status = $"{name}: joining {devices:N0} devices with latest";
@@ -75,7 +75,7 @@ internal sealed class DashboardScenario(ScenarioSpec spec, string configuration,
         await join(client);
         await Rooms.WaitAsync(() => client.Messages >= devices && client.Joined >= joins, $"{name}: every latest value and room.joined", ctx.Token);
         var firstScreen = clock.Elapsed;
-        var subscriptions = await RoomActivationScenario.WorkerSubscriptionsAsync(target.Nats, worker.Id) - subscriptionsBefore;
+        var subscriptions = await RoomActivationScenario.SettledWorkerSubscriptionsAsync(target.Nats, worker.Id, ctx.Token) - subscriptionsBefore;
 
         ctx.Status = $"{name}: publishing {rate:N0} msg/s over {devices:N0} devices";
         var before = client.Messages;

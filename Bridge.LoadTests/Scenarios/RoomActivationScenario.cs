@@ -133,6 +133,30 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
         (await nats.MonitorAsync("/varz"))["mem"]!.GetValue<long>();
 
     /// <summary>The subscriptions the server holds for the worker's connections (their names carry its id).</summary>
+    /// <summary>
+    /// The worker's subscriptions once the count has stopped moving (the same in reads 500 ms apart, at most 10 s):
+    /// a worker that just became ready may still be closing its warm-up rooms' subscriptions and its seam reads' request
+    /// subscriptions, which a single read would count (or, subtracted as a baseline, count negatively).
+    /// </summary>
+    internal static async Task<long> SettledWorkerSubscriptionsAsync(NatsServerProcess nats, string workerId, CancellationToken ct)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var last = await WorkerSubscriptionsAsync(nats, workerId);
+        while (waited.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(500, ct);
+            var now = await WorkerSubscriptionsAsync(nats, workerId);
+            if (now == last)
+            {
+                return now;
+            }
+
+            last = now;
+        }
+
+        return last;
+    }
+
     internal static async Task<long> WorkerSubscriptionsAsync(NatsServerProcess nats, string workerId)
     {
         var connz = await nats.MonitorAsync("/connz?limit=1000");
