@@ -66,7 +66,6 @@ internal static class BenchWorkers
             Settings = settings,
             Environment = WorkerEnvironment(),
             Id = "bench-" + Guid.NewGuid().ToString("N")[..6],
-            ReadyPath = "/healthz",
             Output = ChildProcessOptions.Echo("worker"),
         });
 }

@@ -13,8 +13,10 @@ namespace Bridge.Worker.Hosting;
 
 /// <summary>
 /// Runs the join path before the worker reports ready (section <c>Bridge:WarmUp</c>), so the first burst of joins
-/// after a deploy does not pay for compiling it: the .NET runtime compiles a method quickly (tier 0) on its first call
-/// and again, optimised, only after some thirty calls in a steady state.
+/// after a deploy does not pay for compiling it. The worker's own and NATS.Net's methods are compiled optimised on
+/// their first call (<c>TieredCompilationQuickJit</c> is off in Bridge.Worker.csproj): with the runtime's default
+/// (tier 0 first, optimised after thirty calls counted once compiling has paused, then again with PGO) the rounds end
+/// long before anything is promoted (docs/benchmarks.md, "The warm join path, profiled").
 /// </summary>
 internal sealed class WarmUpOptions
 {
