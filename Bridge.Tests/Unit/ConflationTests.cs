@@ -41,7 +41,10 @@ public sealed class ConflationTests
     private ulong Offer(string room = "r")
     {
         var seq = ++_seq;
-        _room.Dispatch(new RoomMessage { Room = room, Seq = seq, Timestamp = 1, Type = "t", PayloadKind = PayloadKind.None });
+        lock (_room.Gate)
+        {
+            _room.Dispatch(new RoomMessage { Room = room, Seq = seq, Timestamp = 1, Type = "t", PayloadKind = PayloadKind.None });
+        }
         return seq;
     }
 

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
@@ -205,11 +207,9 @@ internal sealed class Room : RoomSequence
     /// </summary>
     public override void Dispatch(RoomMessage message, bool afterGap = false)
     {
+        Debug.Assert(Monitor.IsEntered(Gate), "the room's gate is held by its caller (the sequence's dispatch)");
         List<Exception>? failures = null;
-        lock (Gate) // the sequence's dispatch holds it already (a monitor is re-entrant)
-        {
-            DispatchToMembers(message, afterGap, ref failures);
-        }
+        DispatchToMembers(message, afterGap, ref failures);
 
         if (failures is not null)
         {
