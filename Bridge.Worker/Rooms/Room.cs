@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
-/// A room active on this worker, or a room pattern (<see cref="Pattern"/>: a join with wildcards, whose feed carries the
+/// A room active on this worker, or a room pattern (<see cref="RoomSequence.Pattern"/>: a join with wildcards, whose feed carries the
 /// messages of every room it matches, each with its own room): its local members, its one live feed and its
 /// <see cref="Sequence"/> (the room object itself: <see cref="RoomSequence"/> is its base class, keeping its own state
 /// private, so an active room is one object and one lock, not three). Members are
@@ -33,9 +33,9 @@ internal sealed class Room : RoomSequence
     private readonly RoomServices _services;
 
     public Room(string name, RoomServices services)
+        : base(Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null)
     {
         Name = name;
-        Pattern = Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
         _services = services;
     }
 
@@ -43,9 +43,6 @@ internal sealed class Room : RoomSequence
 
     /// <summary>The room's name, or the pattern's text: what members joined, and the key of the registry.</summary>
     public override string Name { get; }
-
-    /// <summary>The pattern, when this is a pattern's feed; null for one room.</summary>
-    public override Security.RoomPattern? Pattern { get; }
 
     public int MemberCount => Volatile.Read(ref _memberCount);
 

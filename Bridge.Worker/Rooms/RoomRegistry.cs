@@ -21,7 +21,7 @@ internal sealed class RoomRegistry : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
         _observers = [.. observers];
-        _services = new RoomServices(this, log, metrics, logger, feeds.BacklogCapacity);
+        _services = new RoomServices(this, log, metrics, logger, feeds.BacklogCapacity, feeds);
         metrics.ObserveActiveRooms(() => ActiveRooms);
     }
 
