@@ -156,6 +156,11 @@ internal sealed partial class WebSocketConnection(
     {
         var reader = session.Queue.Reader;
         var type = session.Codec.MessageType;
+        // Inside a batch a frame is only copied into the batch's buffer, never waits on the socket: written without a
+        // token, ManagedWebSocket takes its synchronous path (a cancellable send always takes its async one). Socket
+        // writes (the batch's flushes, or every frame without a batch) keep the token.
+        var frameToken = batching is null ? aborted : CancellationToken.None;
+        var sent = new SentMessages(metrics, session.Transport);
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
@@ -167,16 +172,18 @@ internal sealed partial class WebSocketConnection(
                 {
                     while (session.CloseRequested is null && reader.TryRead(out var frame))
                     {
-                        // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most).
-                        await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
+                        // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most);
+                        // the counters are updated per batch.
+                        await socket.SendAsync(frame.Bytes, type, endOfMessage: true, frameToken);
                         session.Queue.OnSent(frame);
-                        if (frame.IsRoomMessage)
+                        sent.Add(frame);
+                        if (batching is null)
                         {
-                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                            sent.Flush();
                         }
-
-                        if (batching is { Buffered: >= FlushEvery })
+                        else if (batching.Buffered >= FlushEvery)
                         {
+                            sent.Flush();
                             session.Queue.OnFlushStarted();
                             await batching.FlushBatchAsync(aborted);
                             session.Queue.OnFlushEnded();
@@ -185,6 +192,7 @@ internal sealed partial class WebSocketConnection(
                 }
                 finally
                 {
+                    sent.Flush();
                     if (batching is not null)
                     {
                         // A flush blocked here (the client stopped reading) is a stall even with the queue empty.
