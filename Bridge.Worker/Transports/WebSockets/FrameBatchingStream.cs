@@ -68,7 +68,29 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
     }
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        // A batch's frame is only copied: held synchronously when the lock is free (a send loop's frames, one by one).
+        if (_batching && _writes.Wait(0, CancellationToken.None))
+        {
+            try
+            {
+                if (_batching)
+                {
+                    Hold(buffer.Span);
+                    return default;
+                }
+            }
+            finally
+            {
+                _writes.Release();
+            }
+        }
+
+        return WriteLockedAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
         await _writes.WaitAsync(cancellationToken);
         try
