@@ -156,6 +156,7 @@ internal sealed partial class WebSocketConnection(
     {
         var reader = session.Queue.Reader;
         var type = session.Codec.MessageType;
+        var text = type == WebSocketMessageType.Text;
         // Inside a batch a frame is only copied into the batch's buffer, never waits on the socket: written without a
         // token, ManagedWebSocket takes its synchronous path (a cancellable send always takes its async one). Socket
         // writes (the batch's flushes, or every frame without a batch) keep the token.
@@ -174,7 +175,14 @@ internal sealed partial class WebSocketConnection(
                     {
                         // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most);
                         // the counters are updated per batch.
-                        await socket.SendAsync(frame.Bytes, type, endOfMessage: true, frameToken);
+                        // Framed straight into the batch while the socket may send data (as ManagedWebSocket checks);
+                        // otherwise (no batch, a ping holding the batch's lock, a closing socket) through the socket.
+                        if (batching is null || socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived) ||
+                            !batching.TryHoldMessage(frame.Bytes, text))
+                        {
+                            await socket.SendAsync(frame.Bytes, type, endOfMessage: true, frameToken);
+                        }
+
                         session.Queue.OnSent(frame);
                         sent.Add(frame);
                         if (batching is null)
