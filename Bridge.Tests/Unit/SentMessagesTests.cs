@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Core;
 using Bridge.Worker.Operations;
+using Bridge.Worker.Transports;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 

@@ -1,7 +1,8 @@
 using Bridge.Worker.Connections;
 using Bridge.Worker.Core;
+using Bridge.Worker.Operations;
 
-namespace Bridge.Worker.Operations;
+namespace Bridge.Worker.Transports;
 
 /// <summary>
 /// A send loop's tally of the room messages it wrote since its last <see cref="Flush"/>: each frame is added once as it
