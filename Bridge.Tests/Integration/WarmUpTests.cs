@@ -93,6 +93,20 @@ public sealed class WarmUpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_warm_up_tokens_are_well_formed_and_refused_by_the_token_check_at_their_signature()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:WarmUp:Enabled", "false"));
+        var validator = worker.Get<Bridge.Worker.Security.TokenValidator>();
+        foreach (var token in JoinWarmUp.RefusedTokens)
+        {
+            var check = await validator.ValidateAsync(token);
+            Assert.Null(check.Identity);
+            // Parsed and refused at the signature (or the key's algorithm): the path a client's token takes, not a shortcut.
+            Assert.Contains(check.Reason, new[] { "signature", "algorithm" });
+        }
+    }
+
+    [Fact]
     public async Task Without_the_warm_up_the_worker_is_ready_with_no_warm_up_join()
     {
         await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:WarmUp:Enabled", "false"));

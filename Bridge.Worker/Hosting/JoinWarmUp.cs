@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Net.WebSockets;
 using System.Text;
 using Bridge.Contracts;
@@ -59,13 +60,16 @@ internal sealed class WarmUpOptionsValidator : IValidateOptions<WarmUpOptions>
 /// for every <c>room.left</c>, then close; rounds alternate JSON and MessagePack frames. It runs the whole path a
 /// client's join runs from the WebSocket frame on: frame reads, the rate limit, decoding, the grant check, the room
 /// registry, the room's core subscription, the seam's batch direct get, <c>room.joined</c>'s encoding and its write.
-/// Kestrel's own connection and upgrade path, and the token check, are not run (no bypass of either is built for it). It publishes nothing and leaves no subscription or consumer behind (every room is
+/// Each round also checks tokens that must fail (random signatures): the token check's parsing, key lookup and
+/// signature check run, and refuse them. Kestrel's own connection and upgrade path, and the reading of an accepted
+/// token's claims, are not run: no token the worker accepts is made, and no request is let past admission. It publishes nothing and leaves no subscription or consumer behind (every room is
 /// left). <see cref="HealthEndpoints"/> reports not ready until it has finished, failed or timed out. Rooms with
 /// presence are not warmed (presence writes key-value entries): the warm-up is skipped when presence covers its rooms.
 /// </summary>
 internal sealed partial class JoinWarmUp(
     WebSocketEndpoint webSockets,
     PresenceTracker presence,
+    TokenValidator tokens,
     IOptions<WarmUpOptions> options,
     IOptions<ConnectionOptions> connections,
     IOptions<LimitOptions> limits,
@@ -77,6 +81,9 @@ internal sealed partial class JoinWarmUp(
     public const string RoomPrefix = "bridge-warmup";
 
     private const int RoomsPerConnection = 50;
+
+    // Refused token checks per round: past the runtime's 30 calls for optimising in the rounds the warm-up runs.
+    private const int TokenChecksPerRound = 16;
     private static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(500);
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -136,6 +143,7 @@ internal sealed partial class JoinWarmUp(
                 var sessions = Enumerable.Range(0, (o.Rooms + perConnection - 1) / perConnection)
                     .Select(s => Enumerable.Range(s * perConnection, Math.Min(perConnection, o.Rooms - (s * perConnection))).Select(n => $"{prefix}.{n}").ToArray());
                 await Task.WhenAll(sessions.Select(rooms => RoundAsync(codec, rooms, cancellationToken)));
+                await CheckRefusedTokensAsync();
                 rounds++;
                 Interlocked.Add(ref _joins, o.Rooms);
                 var now = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -173,6 +181,41 @@ internal sealed partial class JoinWarmUp(
             // NATS unavailable, a join refused: the worker still becomes ready (its own checks say whether it is).
             LogFailed(logger, ex.Message);
         }
+    }
+
+    /// <summary>
+    /// The token check a client's connection starts with, on tokens that must fail (<see cref="RefusedTokens"/>): the
+    /// parsing, the key lookup and the signature check run and refuse them. No token is made that the worker accepts.
+    /// </summary>
+    private async Task CheckRefusedTokensAsync()
+    {
+        for (var i = 0; i < TokenChecksPerRound; i++)
+        {
+            var check = await tokens.ValidateAsync(RefusedTokens[i % RefusedTokens.Length]);
+            if (check.Identity is not null)
+            {
+                throw new WarmUpRefusedException("a warm-up token was accepted; it must never be");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Well-formed JWTs (HS256, RS256, ES256; subject <see cref="RoomPrefix"/>, an <c>exp</c> an hour ahead) whose
+    /// signatures are random bytes made at start: no key signed them, so every key's check refuses them.
+    /// </summary>
+    internal static readonly string[] RefusedTokens =
+    [
+        RefusedToken("HS256", 32),
+        RefusedToken("RS256", 256),
+        RefusedToken("ES256", 64),
+    ];
+
+    private static string RefusedToken(string algorithm, int signatureBytes)
+    {
+        var header = Base64Url.EncodeToString(Encoding.UTF8.GetBytes($$"""{"alg":"{{algorithm}}","typ":"JWT"}"""));
+        var exp = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+        var payload = Base64Url.EncodeToString(Encoding.UTF8.GetBytes($$"""{"sub":"{{RoomPrefix}}","exp":{{exp}}}"""));
+        return $"{header}.{payload}.{Base64Url.EncodeToString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(signatureBytes))}";
     }
 
     /// <summary>
