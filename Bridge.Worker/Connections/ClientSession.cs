@@ -20,7 +20,10 @@ internal sealed class ClientSession
 
     // Created by the first background request (a join with replay, a sync): idle connections never need them.
     private SemaphoreSlim? _backgroundSlots;
-    private HashSet<Task>? _background;
+
+    // Background work started and not ended; _idle (made when the connection drains) is completed when it reaches 0.
+    private int _running;
+    private TaskCompletionSource? _idle;
 
     // Created by the first publish: most connections only listen.
     private PublishPipeline? _publishes;
@@ -152,21 +155,19 @@ internal sealed class ClientSession
     /// holds up the connection's other frames. At most a fixed number run at once: the caller waits for a slot,
     /// which pushes back on a client that floods requests.
     /// </summary>
-    public async ValueTask StartBackgroundAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken)
+    public ValueTask StartBackgroundAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken) =>
+        StartBackgroundAsync(static (work, ct) => work(ct), work, cancellationToken);
+
+    /// <summary>
+    /// <see cref="StartBackgroundAsync(Func{CancellationToken, Task}, CancellationToken)"/> with the work's
+    /// <paramref name="state"/> passed to it, so a caller that starts many (a join per room) needs no closure each.
+    /// </summary>
+    public async ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, CancellationToken cancellationToken)
     {
         var slots = BackgroundSlots();
         await slots.WaitAsync(cancellationToken);
-        StartBackground(async ct =>
-        {
-            try
-            {
-                await work(ct);
-            }
-            finally
-            {
-                slots.Release();
-            }
-        });
+        Interlocked.Increment(ref _running);
+        _ = RunBackgroundAsync(work, state, slots);
     }
 
     /// <summary>
@@ -175,26 +176,34 @@ internal sealed class ClientSession
     /// </summary>
     public void StartBackground(Func<CancellationToken, Task> work)
     {
-        Task task;
-        lock (_backgroundGate)
-        {
-            task = Task.Run(() => work(Closing), CancellationToken.None);
-            (_background ??= []).Add(task);
-        }
+        Interlocked.Increment(ref _running);
+        _ = RunBackgroundAsync(static (work, ct) => work(ct), work, null);
+    }
 
-        _ = task.ContinueWith(
-            static (t, state) =>
+    /// <summary>
+    /// Runs one piece of background work off the caller's thread and counts it out when it ends (its slot, if it has
+    /// one, released first). A counter, not a set of tasks: no continuation, lock or set entry per request.
+    /// </summary>
+    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim? slots)
+    {
+        try
+        {
+            // Beside the receive loop from here on (the caller goes on at once).
+            await Task.Yield();
+            await work(state, Closing);
+        }
+        catch (Exception)
+        {
+            // Each request reports its own failures.
+        }
+        finally
+        {
+            slots?.Release();
+            if (Interlocked.Decrement(ref _running) == 0)
             {
-                var session = (ClientSession)state!;
-                lock (session._backgroundGate)
-                {
-                    session._background?.Remove(t);
-                }
-            },
-            this,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
+                Volatile.Read(ref _idle)?.TrySetResult();
+            }
+        }
     }
 
     /// <summary>
@@ -223,19 +232,34 @@ internal sealed class ClientSession
     /// </summary>
     private async Task DrainBackgroundAsync()
     {
-        Task[] pending;
+        Task? publishes;
         lock (_backgroundGate)
         {
-            pending = _background is null ? [] : [.. _background];
-            if (_publishes is not null)
+            publishes = _publishes?.Completion;
+        }
+
+        // Published before the count is read, so work ending meanwhile completes it (both interlocked); a drain after an
+        // earlier one that has completed waits on a fresh one.
+        var idle = Volatile.Read(ref _idle);
+        while (idle is null || idle.Task.IsCompleted)
+        {
+            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var seen = Interlocked.CompareExchange(ref _idle, fresh, idle);
+            idle = ReferenceEquals(seen, idle) ? fresh : seen;
+            if (ReferenceEquals(idle, fresh))
             {
-                pending = [.. pending, _publishes.Completion];
+                break;
             }
+        }
+
+        if (Volatile.Read(ref _running) == 0)
+        {
+            idle.TrySetResult();
         }
 
         try
         {
-            await Task.WhenAll(pending);
+            await (publishes is null ? idle.Task : Task.WhenAll(idle.Task, publishes));
         }
         catch (Exception)
         {

@@ -34,7 +34,8 @@ internal sealed partial class RoomJoiner(
                 return;
         }
 
-        await session.StartBackgroundAsync(ct => JoinAsync(membership, reference, ct), cancellationToken);
+        await session.StartBackgroundAsync(
+            static (state, ct) => state.Joiner.JoinAsync(state.Membership, state.Reference, ct), (Joiner: this, Membership: membership, Reference: reference), cancellationToken);
     }
 
     /// <summary>
