@@ -167,7 +167,9 @@ internal sealed class ClientSession
         var slots = BackgroundSlots();
         await slots.WaitAsync(cancellationToken);
         Interlocked.Increment(ref _running);
-        _ = RunBackgroundAsync(work, state, slots);
+        // Started here, not queued: it runs on the receive loop only until its first wait (a request's first step is
+        // to ask NATS or the stream), then beside it; one thread-pool hop less per join.
+        _ = RunBackgroundAsync(work, state, slots, offThread: false);
     }
 
     /// <summary>
@@ -177,19 +179,23 @@ internal sealed class ClientSession
     public void StartBackground(Func<CancellationToken, Task> work)
     {
         Interlocked.Increment(ref _running);
-        _ = RunBackgroundAsync(static (work, ct) => work(ct), work, null);
+        _ = RunBackgroundAsync(static (work, ct) => work(ct), work, null, offThread: true);
     }
 
     /// <summary>
-    /// Runs one piece of background work off the caller's thread and counts it out when it ends (its slot, if it has
-    /// one, released first). A counter, not a set of tasks: no continuation, lock or set entry per request.
+    /// Runs one piece of background work (from its start on the caller's thread unless <paramref name="offThread"/>) and
+    /// counts it out when it ends, its slot (if it has one) released first. A counter, not a set of tasks: no continuation,
+    /// lock or set entry per request.
     /// </summary>
-    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim? slots)
+    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim? slots, bool offThread)
     {
         try
         {
-            // Beside the receive loop from here on (the caller goes on at once).
-            await Task.Yield();
+            if (offThread)
+            {
+                await Task.Yield();
+            }
+
             await work(state, Closing);
         }
         catch (Exception)

@@ -1,0 +1,68 @@
+using Bridge.Worker.Connections;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
+
+namespace Bridge.Tests.Unit;
+
+/// <summary>
+/// A connection's background work (joins, syncs, catch-ups) is counted, not kept in a set of tasks: leaving all rooms
+/// must still wait for every piece of it, however it ends, and a request slot must come back when its work ends.
+/// </summary>
+public sealed class BackgroundWorkTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Leaving_all_rooms_waits_for_requests_and_catch_ups_still_running_however_they_end()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        var request = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var catchUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var failing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await session.StartBackgroundAsync(_ => request.Task, CancellationToken.None);
+        await session.StartBackgroundAsync(_ => failing.Task, CancellationToken.None);
+        session.StartBackground(_ => catchUp.Task);
+
+        var leaving = session.LeaveAllRoomsAsync();
+        failing.SetException(new InvalidOperationException("a request that fails"));
+        request.SetResult();
+        await Task.Delay(100);
+        Assert.False(leaving.IsCompleted);
+
+        catchUp.SetResult();
+        await leaving.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_second_leave_all_waits_for_work_started_after_the_first_one_ended()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        await session.LeaveAllRoomsAsync().WaitAsync(Patience); // nothing running: at once
+
+        var later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        session.StartBackground(_ => later.Task);
+        var leaving = session.LeaveAllRoomsAsync();
+        await Task.Delay(100);
+        Assert.False(leaving.IsCompleted);
+
+        later.SetResult();
+        await leaving.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_request_slot_comes_back_when_its_work_ends_and_the_next_request_waits_for_it()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ran = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await session.StartBackgroundAsync(static (state, _) => state, first.Task, CancellationToken.None);
+
+        var second = session.StartBackgroundAsync(static (ran, _) => { ran.SetResult("second"); return Task.CompletedTask; }, ran, CancellationToken.None).AsTask();
+        await Task.Delay(100);
+        Assert.False(second.IsCompleted);
+
+        first.SetException(new InvalidOperationException("the first request fails"));
+        await second.WaitAsync(Patience);
+        Assert.Equal("second", await ran.Task.WaitAsync(Patience));
+    }
+}
