@@ -24,7 +24,7 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
 
     /// <summary>The seq of the last message stored on <paramref name="subject"/> (a literal subject), or 0 when none is.</summary>
     /// <exception cref="NATS.Client.JetStream.NatsJSException">The server answered an error, or not within the direct get's timeout.</exception>
-    public async ValueTask<ulong> GetAsync(string subject, CancellationToken cancellationToken)
+    public ValueTask<ulong> GetAsync(string subject, CancellationToken cancellationToken)
     {
         var ask = new Ask(subject);
         bool send;
@@ -38,11 +38,13 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
             }
         }
 
-        if (send)
-        {
-            await SendWhileWaitingAsync();
-        }
+        // Most asks only wait (no state machine of their own); the few that send await the batches first.
+        return send ? SendThenWaitAsync(ask, cancellationToken) : new ValueTask<ulong>(ask.Task.WaitAsync(cancellationToken));
+    }
 
+    private async ValueTask<ulong> SendThenWaitAsync(Ask ask, CancellationToken cancellationToken)
+    {
+        await SendWhileWaitingAsync();
         return await ask.Task.WaitAsync(cancellationToken);
     }
 

@@ -30,14 +30,13 @@ internal sealed partial class RoomHistory(
         _stream ??= await _nats.JetStream.GetStreamAsync(_options.Value.StreamName, cancellationToken: cancellationToken);
 
     /// <inheritdoc />
-    public async ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken)
-    {
-        if (PatternOf(room) is null)
-        {
-            return await _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken);
-        }
+    public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) =>
+        // A room's is batched with other rooms' (and awaited by the caller: no state machine here per room).
+        PatternOf(room) is null ? _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken) : GetPatternLastSeqAsync(room, cancellationToken);
 
-        // A pattern: the last message of any room it matches (a multi_last would answer each room's own).
+    /// <summary>A pattern's last seq: the last message of any room it matches (a multi_last would answer each room's own).</summary>
+    private async ValueTask<ulong> GetPatternLastSeqAsync(string room, CancellationToken cancellationToken)
+    {
         var message = await GetDirectAsync(new StreamMsgGetRequest { LastBySubj = _options.Value.RoomSubject(room) }, cancellationToken);
         return message is null ? 0 : RoomMessageReader.SequenceOf(message.Value.Headers);
     }
