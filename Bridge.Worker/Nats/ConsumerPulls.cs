@@ -57,6 +57,10 @@ internal sealed class ConsumerPulls : NatsSubBase
     private readonly Queue<Pull> _pulls = new(MaxPullsInFlight);
     private long _lastPull;
 
+    // A pull came back short while another is still open: the consumer had no more than is asked for, so no pull is
+    // sent until the open ones end (a pull sent meanwhile would only be answered 408 Requests Pending).
+    private bool _caughtUp;
+
     private ConsumerPulls(
         INatsConnection connection, string inbox, string nextSubject, int batch, DeliveryReader read, TimeSpan timeout, TimeProvider time)
         : base(connection, connection.SubscriptionManager, inbox + ".*", queueGroup: null, opts: null)
@@ -138,7 +142,12 @@ internal sealed class ConsumerPulls : NatsSubBase
     public async ValueTask<bool> TopUpAsync(int wanted, CancellationToken cancellationToken)
     {
         var ahead = Asked;
-        if (_pulls.Count == MaxPullsInFlight || (_pulls.Count > 0 && ahead > Batch / 2))
+        if (_pulls.Count == 0)
+        {
+            _caughtUp = false;
+        }
+
+        if (_pulls.Count == MaxPullsInFlight || (_pulls.Count > 0 && (_caughtUp || ahead > Batch / 2)))
         {
             return false;
         }
@@ -229,6 +238,7 @@ internal sealed class ConsumerPulls : NatsSubBase
             }
         }
 
+        _caughtUp = true;
         return received < 0 ? await NextOrEndAsync(cancellationToken) : Pulled.Short(received);
     }
 
