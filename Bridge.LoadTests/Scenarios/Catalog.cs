@@ -14,7 +14,8 @@ internal static class Catalog
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
           rooms          --rooms 100000 --connections 100 --messages 20000 [--profile]   activation, server and worker memory per room,
-                         delivery; --profile: the worker's growth by owner and type (gcdump + counters)
+                         delivery; --profile: the worker's growth by owner and type (gcdump + counters);
+                         [--worker DLL]: against another build's Bridge.Worker.dll (the "before" of a before/after)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 --warmup-connections 60 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
@@ -139,7 +140,7 @@ internal static class Catalog
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                         Command = command,
-                    }, configuration, rooms, a.Has("--profile"));
+                    }, configuration, rooms, a.Has("--profile"), a.String("--worker"));
                 }
 
             case "rooms-compare":

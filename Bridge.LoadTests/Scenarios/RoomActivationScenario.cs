@@ -16,15 +16,16 @@ namespace Bridge.LoadTests.Scenarios;
 /// Thresholds (issue 2): 10,000 rooms activate in under 2 s with the server growing by at most 50 MB. Goals (issue 14,
 /// reported at 100,000 rooms and more): every room.joined within 2 s, the server growing by at most 100 MB, the worker
 /// by at most 1 KB per room. With <paramref name="profile"/>, the worker's growth is split by owner and type (gcdump and
-/// dotnet-counters before and after the joins).
+/// dotnet-counters before and after the joins). <paramref name="workerDll"/> runs it against another build's
+/// <c>Bridge.Worker.dll</c> (the "before" of a before/after, one run each).
 /// </summary>
-internal sealed class RoomActivationScenario(ScenarioSpec spec, string configuration, int rooms, bool profile = false) : IScenario
+internal sealed class RoomActivationScenario(ScenarioSpec spec, string configuration, int rooms, bool profile = false, string? workerDll = null) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
     public async Task RunAsync(ScenarioContext ctx)
     {
-        await using var target = new BridgeTarget(configuration, BridgeTransport.Json);
+        await using var target = new BridgeTarget(configuration, BridgeTransport.Json) { WorkerDll = workerDll };
         await target.StartAsync(ctx);
         var memBefore = await ServerMemoryAsync(target.Nats);
         var trackers = new List<DeliveryTracker>();

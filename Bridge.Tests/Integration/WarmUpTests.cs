@@ -1,8 +1,11 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Bridge.Contracts;
+using Bridge.Tests.Client;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
 using Bridge.Worker.Hosting;
+using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 
@@ -60,6 +63,50 @@ public sealed class WarmUpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_warm_up_joins_through_the_WebSocket_transport_in_both_formats_within_the_frame_burst_and_closes_each_socket_normally()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var worker = await WorkerHost.StartAsync(
+            _nats,
+            builder => builder.Logging.AddProvider(logs),
+            // The sockets' open and close events are debug logs.
+            ("Logging:LogLevel:Bridge.Worker.Transports.WebSockets", "Debug"),
+            ("Bridge:WarmUp:Enabled", "true"),
+            ("Bridge:WarmUp:Rooms", "60"),
+            ("Bridge:WarmUp:MinRounds", "2"),
+            ("Bridge:WarmUp:MaxRounds", "2"),
+            ("Bridge:WarmUp:Timeout", "00:02:00"),
+            // A join and a leave per room: 10 rooms per warm-up connection, so none of its frames is rate limited.
+            ("Bridge:Limits:MessageBurst", "20"));
+        var warmUp = worker.Get<JoinWarmUp>();
+        await Eventually.TrueAsync(() => warmUp.Completed, TimeSpan.FromSeconds(120));
+        Assert.Equal(2 * 60, warmUp.Joins);
+
+        // Each round's 60 rooms over 6 sockets pumped by the WebSocket transport's loops: JSON, then MessagePack.
+        var opened = Messages(logs, 3001);
+        Assert.Equal(6, opened.Count(m => m.EndsWith($"({Subprotocols.Json})", StringComparison.Ordinal)));
+        Assert.Equal(6, opened.Count(m => m.EndsWith($"({Subprotocols.MessagePack})", StringComparison.Ordinal)));
+        var closed = Messages(logs, 3002);
+        Assert.Equal(12, closed.Count);
+        Assert.All(closed, m => Assert.Contains("closed with 1000", m, StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Events, e => e.Id is 4111 or 4112);
+    }
+
+    [Fact]
+    public async Task The_warm_up_tokens_are_well_formed_and_refused_by_the_token_check_at_their_signature()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:WarmUp:Enabled", "false"));
+        var validator = worker.Get<Bridge.Worker.Security.TokenValidator>();
+        foreach (var token in JoinWarmUp.RefusedTokens)
+        {
+            var check = await validator.ValidateAsync(token);
+            Assert.Null(check.Identity);
+            // Parsed and refused at the signature (or the key's algorithm): the path a client's token takes, not a shortcut.
+            Assert.Contains(check.Reason, new[] { "signature", "algorithm" });
+        }
+    }
+
+    [Fact]
     public async Task Without_the_warm_up_the_worker_is_ready_with_no_warm_up_join()
     {
         await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:WarmUp:Enabled", "false"));
@@ -68,6 +115,10 @@ public sealed class WarmUpTests : IAsyncLifetime
         Assert.True(worker.Get<JoinWarmUp>().Completed);
         Assert.Equal(0, worker.Get<JoinWarmUp>().Joins);
     }
+
+    /// <summary>The messages of event <paramref name="id"/> about warm-up connections.</summary>
+    private static List<string> Messages(CapturingLoggerProvider logs, int id) =>
+        [.. logs.Events.Where(e => e.Id == id && e.Message.Contains("warmup-", StringComparison.Ordinal)).Select(e => e.Message)];
 
     private async Task<List<string>> SubscriptionsAsync(string workerId)
     {

@@ -89,6 +89,53 @@ public sealed class FrameBatchingStreamTests
     }
 
     [Fact]
+    public async Task Messages_framed_into_a_batch_of_every_length_class_read_back_whole_in_order_between_the_sockets_own_frames()
+    {
+        var connection = new WriteRecorder();
+        var batching = new FrameBatchingStream(connection);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        // The length boundaries of RFC 6455 §5.2: 7 bits up to 125, 16 bits from 126 to 65,535, 64 bits beyond.
+        int[] lengths = [0, 1, 125, 126, 127, 65_535, 65_536, 200_000];
+
+        Assert.False(batching.TryHoldMessage("outside"u8, text: true));
+        Assert.Empty(connection.Writes);
+
+        batching.BeginBatch();
+        var sent = new List<(WebSocketMessageType Type, byte[] Bytes)>();
+        foreach (var length in lengths)
+        {
+            var text = length % 2 == 0;
+            var payload = Enumerable.Range(0, length).Select(i => (byte)('a' + (i % 26))).ToArray();
+            Assert.True(batching.TryHoldMessage(payload, text));
+            sent.Add((text ? WebSocketMessageType.Text : WebSocketMessageType.Binary, payload));
+            // The socket's own frame between two framed here: whole, in its place.
+            await server.SendAsync(Encoding.UTF8.GetBytes($"own {length}"), WebSocketMessageType.Text, true, CancellationToken.None);
+            sent.Add((WebSocketMessageType.Text, Encoding.UTF8.GetBytes($"own {length}")));
+        }
+
+        Assert.Empty(connection.Writes);
+        await batching.EndBatchAsync(CancellationToken.None);
+        Assert.Single(connection.Writes);
+        Assert.False(batching.TryHoldMessage("after"u8, text: true));
+
+        using var client = WebSocket.CreateFromStream(new MemoryStream(connection.Bytes()), new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        var buffer = new byte[256 * 1024];
+        foreach (var (type, bytes) in sent)
+        {
+            using var message = new MemoryStream();
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await client.ReceiveAsync(buffer.AsMemory(), CancellationToken.None).AsTask().WaitAsync(Timeout);
+                Assert.Equal(type, result.MessageType);
+                message.Write(buffer, 0, result.Count);
+            }
+            while (!result.EndOfMessage);
+            Assert.Equal(bytes, message.ToArray());
+        }
+    }
+
+    [Fact]
     public async Task Under_Kestrel_a_WebSocket_accepted_on_the_batched_path_finds_the_stream_under_it_and_one_on_another_path_finds_none()
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -112,6 +112,47 @@ public sealed class PatternSequenceTests : IDisposable
     }
 
     [Fact]
+    public async Task A_room_keeps_drain_state_only_while_it_reads_a_gap_from_the_stream()
+    {
+        var room = Start("site.a");
+        Assert.False(room.HasDrainState); // started with nothing waiting
+        _log.Store("site.a", "site.a", "site.a"); // 1..3
+        room.Sequence.OnLive(Live(_log, 1));
+        Assert.False(room.HasDrainState); // followed the position: dispatched at once
+
+        _log.Paused = new TaskCompletionSource();
+        room.Sequence.OnLive(Live(_log, 3)); // 2 never came: read while 3 waits
+        Assert.True(room.HasDrainState);
+        _log.Paused.SetResult();
+        await room.Sequence.IdleAsync();
+        Assert.Equal([1UL, 2, 3], _member.Received);
+        Assert.False(room.HasDrainState);
+    }
+
+    [Fact]
+    public void A_room_of_one_member_keeps_no_member_set_and_its_second_member_gets_one_both_are_dispatched_from()
+    {
+        var room = Start("site.a");
+        Assert.False(room.HasCrowd);
+        var second = new Member();
+        Assert.True(room.TryAdd(second));
+        Assert.True(room.HasCrowd);
+
+        _log.Store("site.a"); // 1
+        room.Sequence.OnLive(Live(_log, 1));
+        Assert.Equal([1UL], _member.Received);
+        Assert.Equal([1UL], second.Received);
+
+        Assert.False(room.Remove(second));
+        _log.Store("site.a"); // 2
+        room.Sequence.OnLive(Live(_log, 2));
+        Assert.Equal([1UL, 2], _member.Received);
+        Assert.Equal([1UL], second.Received);
+        Assert.True(room.Remove(_member)); // the last one: the room closes
+        Assert.False(room.TryAdd(second));
+    }
+
+    [Fact]
     public async Task Messages_that_come_before_the_start_are_history_up_to_it_and_dispatched_after_it()
     {
         var room = new Room("site.a", new RoomServices(null!, _log, _metrics, NullLogger.Instance, Backlog));

@@ -13,7 +13,9 @@ internal sealed class SessionRooms
     // table is created by the first join; most idle connections hold no room (docs/benchmarks.md, memory per idle
     // WebSocket).
     private readonly Lock _gate = new();
-    private Dictionary<string, RoomMembership>? _rooms;
+    // A set keyed by each membership's room name, not a dictionary of name to membership: an entry is 16 B instead of
+    // 24 (a dashboard connection holds a thousand rooms; docs/benchmarks.md, memory per active room).
+    private HashSet<RoomMembership>? _rooms;
     private OverlapGroup? _overlaps;
     private int _patterns;
 
@@ -36,7 +38,7 @@ internal sealed class SessionRooms
         {
             lock (_gate)
             {
-                return _rooms is not null && _rooms.Values.Any(m => m.IsJoining);
+                return _rooms is not null && _rooms.Any(m => m.IsJoining);
             }
         }
     }
@@ -46,7 +48,7 @@ internal sealed class SessionRooms
     {
         lock (_gate)
         {
-            return _rooms is not null && _rooms.TryGetValue(room, out var membership) ? membership : null;
+            return _rooms is not null && ByName(_rooms).TryGetValue(room, out var membership) ? membership : null;
         }
     }
 
@@ -59,8 +61,8 @@ internal sealed class SessionRooms
     {
         lock (_gate)
         {
-            _rooms ??= new Dictionary<string, RoomMembership>(1, StringComparer.Ordinal);
-            if (_rooms.TryGetValue(membership.RoomName, out existing))
+            _rooms ??= new HashSet<RoomMembership>(1, ByRoomName.Instance);
+            if (_rooms.TryGetValue(membership, out existing))
             {
                 return AddResult.AlreadyIn;
             }
@@ -78,7 +80,7 @@ internal sealed class SessionRooms
             // Only a connection with a pattern can have overlapping joins (two rooms never overlap).
             if (_patterns > 0 || membership.Pattern is not null)
             {
-                foreach (var other in _rooms.Values)
+                foreach (var other in _rooms)
                 {
                     if (other.Overlaps(membership))
                     {
@@ -89,7 +91,7 @@ internal sealed class SessionRooms
                 }
             }
 
-            _rooms.Add(membership.RoomName, membership);
+            _rooms.Add(membership);
             if (membership.Pattern is not null)
             {
                 _patterns++;
@@ -114,10 +116,12 @@ internal sealed class SessionRooms
         RoomMembership? membership;
         lock (_gate)
         {
-            if (_rooms is null || !_rooms.Remove(room, out membership))
+            if (_rooms is null || !ByName(_rooms).TryGetValue(room, out membership))
             {
                 return false;
             }
+
+            _rooms.Remove(membership);
 
             Removed(membership);
         }
@@ -131,9 +135,9 @@ internal sealed class SessionRooms
     {
         lock (_gate)
         {
-            if (_rooms is not null && _rooms.TryGetValue(membership.RoomName, out var current) && ReferenceEquals(current, membership))
+            if (_rooms is not null && _rooms.TryGetValue(membership, out var current) && ReferenceEquals(current, membership))
             {
-                _rooms.Remove(membership.RoomName);
+                _rooms.Remove(membership);
                 Removed(membership);
             }
         }
@@ -150,9 +154,9 @@ internal sealed class SessionRooms
         List<RoomMembership> revoked = [];
         lock (_gate)
         {
-            foreach (var (name, membership) in _rooms ?? [])
+            foreach (var membership in _rooms ?? [])
             {
-                if (!stillGranted(name))
+                if (!stillGranted(membership.RoomName))
                 {
                     revoked.Add(membership);
                 }
@@ -160,7 +164,7 @@ internal sealed class SessionRooms
 
             foreach (var membership in revoked)
             {
-                _rooms!.Remove(membership.RoomName);
+                _rooms!.Remove(membership);
                 Removed(membership);
             }
         }
@@ -180,7 +184,7 @@ internal sealed class SessionRooms
         List<RoomMembership> all;
         lock (_gate)
         {
-            all = _rooms is null ? [] : [.. _rooms.Values];
+            all = _rooms is null ? [] : [.. _rooms];
             _rooms = null;
             _patterns = 0;
         }
@@ -190,6 +194,28 @@ internal sealed class SessionRooms
             await CloseAndLeaveAsync(membership);
         }
     }
+
+    /// <summary>
+    /// Memberships are equal when their room names are (ordinal), and a name finds its membership: the key of
+    /// <see cref="SessionRooms"/>' set.
+    /// </summary>
+    private sealed class ByRoomName : IEqualityComparer<RoomMembership>, IAlternateEqualityComparer<string, RoomMembership>
+    {
+        public static readonly ByRoomName Instance = new();
+
+        public bool Equals(RoomMembership? x, RoomMembership? y) => string.Equals(x?.RoomName, y?.RoomName, StringComparison.Ordinal);
+
+        public int GetHashCode(RoomMembership obj) => string.GetHashCode(obj.RoomName, StringComparison.Ordinal);
+
+        public bool Equals(string alternate, RoomMembership other) => string.Equals(alternate, other.RoomName, StringComparison.Ordinal);
+
+        public int GetHashCode(string alternate) => string.GetHashCode(alternate, StringComparison.Ordinal);
+
+        // Only lookups go by name: a membership is added as itself.
+        public RoomMembership Create(string alternate) => throw new NotSupportedException("memberships are added as themselves");
+    }
+
+    private static HashSet<RoomMembership>.AlternateLookup<string> ByName(HashSet<RoomMembership> rooms) => rooms.GetAlternateLookup<string>();
 
     private static async ValueTask CloseAndLeaveAsync(RoomMembership membership)
     {

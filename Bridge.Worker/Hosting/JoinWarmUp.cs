@@ -1,11 +1,14 @@
 using System.Buffers;
+using System.Buffers.Text;
+using System.Net.WebSockets;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Handlers;
+using Bridge.Worker.Limits;
 using Bridge.Worker.Presence;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
+using Bridge.Worker.Transports.WebSockets;
 using MessagePack;
 using Microsoft.Extensions.Options;
 
@@ -51,20 +54,25 @@ internal sealed class WarmUpOptionsValidator : IValidateOptions<WarmUpOptions>
 }
 
 /// <summary>
-/// The join path's warm-up: rounds in which internal connections (a session like a client's, with a send queue read
-/// here instead of a socket) send <c>room.join</c> frames for the rooms <c>bridge-warmup.{id}.{n}</c> through the
-/// frame dispatcher, wait for every <c>room.joined</c>, send <c>room.leave</c> for each and wait for every
-/// <c>room.left</c>; rounds alternate JSON and MessagePack frames. It runs the whole path a client's join runs except
-/// the socket: decoding, the grant check, the room registry, the room's core subscription, the seam's batch direct get,
-/// <c>room.joined</c>'s encoding. It publishes nothing and leaves no subscription or consumer behind (every room is
+/// The join path's warm-up: rounds in which internal connections (a session like a client's, pumped by the WebSocket
+/// transport's own loops over an in-memory WebSocket pair: no socket, port or token) send <c>room.join</c> frames for
+/// the rooms <c>bridge-warmup.{id}.{n}</c>, wait for every <c>room.joined</c>, send <c>room.leave</c> for each and wait
+/// for every <c>room.left</c>, then close; rounds alternate JSON and MessagePack frames. It runs the whole path a
+/// client's join runs from the WebSocket frame on: frame reads, the rate limit, decoding, the grant check, the room
+/// registry, the room's core subscription, the seam's batch direct get, <c>room.joined</c>'s encoding and its write.
+/// Each round also checks tokens that must fail (random signatures): the token check's parsing, key lookup and
+/// signature check run, and refuse them. Kestrel's own connection and upgrade path, and the reading of an accepted
+/// token's claims, are not run: no token the worker accepts is made, and no request is let past admission. It publishes nothing and leaves no subscription or consumer behind (every room is
 /// left). <see cref="HealthEndpoints"/> reports not ready until it has finished, failed or timed out. Rooms with
 /// presence are not warmed (presence writes key-value entries): the warm-up is skipped when presence covers its rooms.
 /// </summary>
 internal sealed partial class JoinWarmUp(
-    FrameDispatcher dispatcher,
+    WebSocketEndpoint webSockets,
     PresenceTracker presence,
+    TokenValidator tokens,
     IOptions<WarmUpOptions> options,
     IOptions<ConnectionOptions> connections,
+    IOptions<LimitOptions> limits,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<JoinWarmUp> logger) : BackgroundService
@@ -73,6 +81,9 @@ internal sealed partial class JoinWarmUp(
     public const string RoomPrefix = "bridge-warmup";
 
     private const int RoomsPerConnection = 50;
+
+    // Refused token checks per round: past the runtime's 30 calls for optimising in the rounds the warm-up runs.
+    private const int TokenChecksPerRound = 16;
     private static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(500);
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -117,7 +128,8 @@ internal sealed partial class JoinWarmUp(
     private async Task RunAsync(WarmUpOptions o, string prefix, CancellationToken cancellationToken, CancellationToken deadline)
     {
         var started = time.GetTimestamp();
-        var perConnection = Math.Min(RoomsPerConnection, connections.Value.MaxRoomsPerConnection);
+        // Within the connection's rooms and its frame burst (a join and a leave per room), as a client's would have to be.
+        var perConnection = Math.Min(Math.Min(RoomsPerConnection, connections.Value.MaxRoomsPerConnection), Math.Max(1, limits.Value.MessageBurst / 2));
         var rounds = 0;
         var methodsBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
         try
@@ -131,6 +143,7 @@ internal sealed partial class JoinWarmUp(
                 var sessions = Enumerable.Range(0, (o.Rooms + perConnection - 1) / perConnection)
                     .Select(s => Enumerable.Range(s * perConnection, Math.Min(perConnection, o.Rooms - (s * perConnection))).Select(n => $"{prefix}.{n}").ToArray());
                 await Task.WhenAll(sessions.Select(rooms => RoundAsync(codec, rooms, cancellationToken)));
+                await CheckRefusedTokensAsync();
                 rounds++;
                 Interlocked.Add(ref _joins, o.Rooms);
                 var now = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -170,7 +183,46 @@ internal sealed partial class JoinWarmUp(
         }
     }
 
-    /// <summary>One internal connection joins <paramref name="rooms"/>, then leaves them, answered frame by frame.</summary>
+    /// <summary>
+    /// The token check a client's connection starts with, on tokens that must fail (<see cref="RefusedTokens"/>): the
+    /// parsing, the key lookup and the signature check run and refuse them. No token is made that the worker accepts.
+    /// </summary>
+    private async Task CheckRefusedTokensAsync()
+    {
+        for (var i = 0; i < TokenChecksPerRound; i++)
+        {
+            var check = await tokens.ValidateAsync(RefusedTokens[i % RefusedTokens.Length]);
+            if (check.Identity is not null)
+            {
+                throw new WarmUpRefusedException("a warm-up token was accepted; it must never be");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Well-formed JWTs (HS256, RS256, ES256; subject <see cref="RoomPrefix"/>, an <c>exp</c> an hour ahead) whose
+    /// signatures are random bytes made at start: no key signed them, so every key's check refuses them.
+    /// </summary>
+    internal static readonly string[] RefusedTokens =
+    [
+        RefusedToken("HS256", 32),
+        RefusedToken("RS256", 256),
+        RefusedToken("ES256", 64),
+    ];
+
+    private static string RefusedToken(string algorithm, int signatureBytes)
+    {
+        var header = Base64Url.EncodeToString(Encoding.UTF8.GetBytes($$"""{"alg":"{{algorithm}}","typ":"JWT"}"""));
+        var exp = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+        var payload = Base64Url.EncodeToString(Encoding.UTF8.GetBytes($$"""{"sub":"{{RoomPrefix}}","exp":{{exp}}}"""));
+        return $"{header}.{payload}.{Base64Url.EncodeToString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(signatureBytes))}";
+    }
+
+    /// <summary>
+    /// One internal connection joins <paramref name="rooms"/>, then leaves them, over an in-memory WebSocket pair: the
+    /// worker's side is pumped by the same <see cref="WebSocketConnection"/> a client's socket is (frame reads, the rate
+    /// limit, dispatch, the send loop and its batching, the close handshake), the warm-up's side is a client's socket.
+    /// </summary>
     private async Task RoundAsync(IFrameCodec codec, string[] rooms, CancellationToken cancellationToken)
     {
         var c = connections.Value;
@@ -180,47 +232,74 @@ internal sealed partial class JoinWarmUp(
             codec,
             new OutboundQueue(c.SendQueueCapacity, c.SendQueueMaxBytes),
             c.MaxConcurrentRequests);
+        var (serverEnd, clientEnd) = InMemoryDuplex.CreatePair();
+        var batching = new FrameBatchingStream(serverEnd);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, SubProtocol = codec.Subprotocol });
+        using var client = WebSocket.CreateFromStream(clientEnd, new WebSocketCreationOptions { IsServer = false, SubProtocol = codec.Subprotocol });
+        using var aborted = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pumping = webSockets.RunAsync(server, batching, session, aborted.Token);
         try
         {
-            foreach (var room in rooms)
-            {
-                await SendAsync(session, codec, MessageTypes.RoomJoin, room, cancellationToken);
-            }
-
-            await AwaitAnswersAsync(session, MessageTypes.RoomJoined, rooms.Length, cancellationToken);
-            foreach (var room in rooms)
-            {
-                await SendAsync(session, codec, MessageTypes.RoomLeave, room, cancellationToken);
-            }
-
-            await AwaitAnswersAsync(session, MessageTypes.RoomLeft, rooms.Length, cancellationToken);
+            await ExchangeAsync(client, codec, MessageTypes.RoomJoin, MessageTypes.RoomJoined, rooms, cancellationToken);
+            await ExchangeAsync(client, codec, MessageTypes.RoomLeave, MessageTypes.RoomLeft, rooms, cancellationToken);
+            // The close handshake, as a client ends its connection.
+            await client.CloseAsync(WebSocketCloseStatus.NormalClosure, "warm-up done", cancellationToken);
         }
         finally
         {
             session.RequestClose(CloseCodes.Normal, "warm-up done");
+            await aborted.CancelAsync();
+            client.Abort();
+            await pumping;
             await session.LeaveAllRoomsAsync();
+            await clientEnd.DisposeAsync();
+            await serverEnd.DisposeAsync();
         }
     }
 
-    private async ValueTask SendAsync(ClientSession session, IFrameCodec codec, string type, string room, CancellationToken cancellationToken)
+    /// <summary>Sends a <paramref name="type"/> frame for each room while reading the socket until each has its <paramref name="answer"/>.</summary>
+    private static async Task ExchangeAsync(WebSocket client, IFrameCodec codec, string type, string answer, string[] rooms, CancellationToken cancellationToken)
     {
-        var frame = codec.Decode(Encode(codec.Format, type, room), out var error)
-            ?? throw new WarmUpRefusedException($"the worker refused its own {type} frame: {error.Message}");
-        await dispatcher.DispatchAsync(session, frame, cancellationToken);
+        var answers = AwaitAnswersAsync(client, codec, answer, rooms.Length, cancellationToken);
+        foreach (var room in rooms)
+        {
+            await client.SendAsync(Encode(codec.Format, type, room), codec.MessageType, endOfMessage: true, cancellationToken);
+        }
+
+        await answers;
     }
 
-    /// <summary>Reads the session's send queue, as a socket would, until <paramref name="count"/> frames of <paramref name="type"/> came.</summary>
-    private static async Task AwaitAnswersAsync(ClientSession session, string type, int count, CancellationToken cancellationToken)
+    /// <summary>Reads frames from the worker's side of the pair, as a client would, until <paramref name="count"/> frames of <paramref name="type"/> came.</summary>
+    private static async Task AwaitAnswersAsync(WebSocket client, IFrameCodec codec, string type, int count, CancellationToken cancellationToken)
     {
-        var reader = session.Queue.Reader;
+        var buffer = new byte[16 * 1024];
         while (count > 0)
         {
-            var frame = await reader.ReadAsync(cancellationToken);
-            session.Queue.OnSent(frame);
+            var length = 0;
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                if (length == buffer.Length)
+                {
+                    Array.Resize(ref buffer, buffer.Length * 2);
+                }
+
+                result = await client.ReceiveAsync(buffer.AsMemory(length), cancellationToken);
+                length += result.Count;
+            }
+            while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                throw new WarmUpRefusedException($"the worker closed a warm-up connection: {client.CloseStatus} {client.CloseStatusDescription}");
+            }
+
+            var frame = codec.Decode(buffer.AsSpan(0, length), out var error)
+                ?? throw new WarmUpRefusedException($"the worker sent a frame its own codec cannot read: {error.Message}");
             if (frame.Type == MessageTypes.Error)
             {
-                var text = session.Codec.Format == WireFormat.Json ? Encoding.UTF8.GetString(frame.Bytes) : "(MessagePack error frame)";
-                throw new WarmUpRefusedException($"a warm-up join was answered with an error: {text}");
+                var text = codec.Format == WireFormat.Json ? Encoding.UTF8.GetString(buffer, 0, length) : "(MessagePack error frame)";
+                throw new WarmUpRefusedException($"a warm-up frame was answered with an error: {text}");
             }
 
             if (frame.Type == type)

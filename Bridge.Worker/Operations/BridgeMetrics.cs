@@ -107,14 +107,35 @@ internal sealed class BridgeMetrics
     /// <summary>A room message was written to a client; <paramref name="timestamp"/> is its stream time (ms).</summary>
     public void MessageOut(TransportKind transport, int bytes, long timestamp)
     {
+        MessagesOut(transport, 1, bytes);
+        DeliveredAt(transport, timestamp, NowMilliseconds);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> room messages of <paramref name="bytes"/> in all were written to a client (a send loop's
+    /// batch, counted once; each message's latency goes to <see cref="DeliveredAt"/>).
+    /// </summary>
+    public void MessagesOut(TransportKind transport, int count, long bytes)
+    {
         var tag = new KeyValuePair<string, object?>("transport", transport.Label());
-        _messagesOut.Add(1, tag);
+        _messagesOut.Add(count, tag);
         _bytesOut.Add(bytes, tag);
+    }
+
+    /// <summary>
+    /// One room message of stream time <paramref name="timestamp"/> (ms) was written at <paramref name="now"/>
+    /// (<see cref="NowMilliseconds"/>, read once per batch by a send loop).
+    /// </summary>
+    public void DeliveredAt(TransportKind transport, long timestamp, long now)
+    {
         if (timestamp > 0)
         {
-            _deliveryLatency.Record(Math.Max(0, Time.GetUtcNow().ToUnixTimeMilliseconds() - timestamp) / 1000.0, tag);
+            _deliveryLatency.Record(Math.Max(0, now - timestamp) / 1000.0, new KeyValuePair<string, object?>("transport", transport.Label()));
         }
     }
+
+    /// <summary>The metrics' clock as milliseconds since the Unix epoch (stream timestamps' unit).</summary>
+    public long NowMilliseconds => Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>A join with <c>since</c> answered <c>room.joined</c>.</summary>
     public void Resumed(bool truncated) => _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
-/// A room active on this worker, or a room pattern (<see cref="Pattern"/>: a join with wildcards, whose feed carries the
+/// A room active on this worker, or a room pattern (<see cref="RoomSequence.Pattern"/>: a join with wildcards, whose feed carries the
 /// messages of every room it matches, each with its own room): its local members, its one live feed and its
 /// <see cref="Sequence"/> (the room object itself: <see cref="RoomSequence"/> is its base class, keeping its own state
 /// private, so an active room is one object and one lock, not three). Members are
@@ -22,11 +22,9 @@ internal sealed class Room : RoomSequence
     // The one member, while the room has had no other (most rooms, when a worker holds many): a set from the second
     // member on. A set of one cost ~200 B per active room.
     private IRoomMember? _only;
-    private HashSet<IRoomMember>? _members;
-    // The set's unconflated members as an array, rebuilt by the first dispatch after a change (dispatch holds the gate).
-    private IRoomMember[]? _snapshot;
-    // One per distinct maxRate among the members past their seam; changed and read under the gate (dispatch holds it).
-    private ConflationGroup[] _groups = [];
+    // The set, its snapshot and the conflation groups: only from a second member or a first conflated one on (16 B
+    // less per active room than their fields inline).
+    private Crowd? _crowd;
     private int _memberCount;
     private bool _closed;
     // The task opening the live feed, then the feed once a joiner saw it open.
@@ -35,9 +33,9 @@ internal sealed class Room : RoomSequence
     private readonly RoomServices _services;
 
     public Room(string name, RoomServices services)
+        : base(Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null)
     {
         Name = name;
-        Pattern = Contracts.RoomName.IsPattern(name) && Security.RoomPattern.TryParse(name, out var pattern) ? pattern : null;
         _services = services;
     }
 
@@ -45,9 +43,6 @@ internal sealed class Room : RoomSequence
 
     /// <summary>The room's name, or the pattern's text: what members joined, and the key of the registry.</summary>
     public override string Name { get; }
-
-    /// <summary>The pattern, when this is a pattern's feed; null for one room.</summary>
-    public override Security.RoomPattern? Pattern { get; }
 
     public int MemberCount => Volatile.Read(ref _memberCount);
 
@@ -66,7 +61,7 @@ internal sealed class Room : RoomSequence
 
             if (AddMember(member))
             {
-                _snapshot = null;
+                _crowd?.Snapshot = null;
                 Volatile.Write(ref _memberCount, _memberCount + 1);
             }
 
@@ -84,10 +79,10 @@ internal sealed class Room : RoomSequence
                 return false;
             }
 
-            _snapshot = null;
-            if (member.Conflation is { Group: { } group } conflated && group.Remove(conflated))
+            _crowd?.Snapshot = null;
+            if (member.Conflation is { Group: { } group } conflated && group.Remove(conflated) && _crowd is { } crowd)
             {
-                _groups = [.. _groups.Where(g => g != group)];
+                crowd.Groups = [.. crowd.Groups.Where(g => g != group)];
             }
 
             Volatile.Write(ref _memberCount, _memberCount - 1);
@@ -112,11 +107,12 @@ internal sealed class Room : RoomSequence
             return; // not conflated, already in its group, or left
         }
 
-        var group = Array.Find(_groups, g => g.Rate.Equals(conflated.Rate));
+        var crowd = _crowd ??= new Crowd();
+        var group = Array.Find(crowd.Groups, g => g.Rate.Equals(conflated.Rate));
         if (group is null)
         {
             group = new ConflationGroup(Name, conflated.Rate, conflated.Time, _services.Logger);
-            _groups = [.. _groups, group];
+            crowd.Groups = [.. crowd.Groups, group];
         }
 
         group.Add(conflated);
@@ -129,7 +125,7 @@ internal sealed class Room : RoomSequence
         {
             lock (Gate)
             {
-                return _groups;
+                return _crowd?.Groups ?? [];
             }
         }
     }
@@ -220,7 +216,8 @@ internal sealed class Room : RoomSequence
     /// <summary>Under the lock: every unconflated member's turn, then one offer per conflation group.</summary>
     private void DispatchToMembers(RoomMessage message, bool afterGap, ref List<Exception>? failures)
     {
-        if (_members is null)
+        var crowd = _crowd;
+        if (crowd?.Members is null)
         {
             // One member (or none): no snapshot array to build and keep (32 B per active room).
             if (_only is { Conflation: null } only)
@@ -230,14 +227,19 @@ internal sealed class Room : RoomSequence
         }
         else
         {
-            foreach (var member in _snapshot ?? Snapshot())
+            foreach (var member in crowd.Snapshot ??= [.. crowd.Members.Where(m => m.Conflation is null)])
             {
                 Deliver(member, message, afterGap, ref failures);
             }
         }
 
+        if (crowd is null)
+        {
+            return;
+        }
+
         // Conflated members: one offer per distinct rate (a gap's notice is not theirs: IRoomMember.DeliverAfterGap).
-        foreach (var group in _groups)
+        foreach (var group in crowd.Groups)
         {
             group.Offer(message, ref failures);
         }
@@ -263,15 +265,12 @@ internal sealed class Room : RoomSequence
         }
     }
 
-    /// <summary>Under the lock: the unconflated members of the set as an array, made once per change.</summary>
-    private IRoomMember[] Snapshot() => _snapshot ??= [.. _members!.Where(m => m.Conflation is null)];
-
     /// <summary>Under the lock: false when <paramref name="member"/> is in the room already.</summary>
     private bool AddMember(IRoomMember member)
     {
-        if (_members is not null)
+        if (_crowd?.Members is { } members)
         {
-            return _members.Add(member);
+            return members.Add(member);
         }
 
         if (_only is null)
@@ -285,20 +284,20 @@ internal sealed class Room : RoomSequence
             return false;
         }
 
-        _members = new HashSet<IRoomMember>(ReferenceEqualityComparer.Instance) { _only, member };
+        (_crowd ??= new Crowd()).Members = new HashSet<IRoomMember>(ReferenceEqualityComparer.Instance) { _only, member };
         _only = null;
         return true;
     }
 
     /// <summary>Under the lock: true when <paramref name="member"/> is in the room.</summary>
-    private bool IsMember(IRoomMember member) => _members?.Contains(member) ?? ReferenceEquals(_only, member);
+    private bool IsMember(IRoomMember member) => _crowd?.Members?.Contains(member) ?? ReferenceEquals(_only, member);
 
     /// <summary>Under the lock: false when <paramref name="member"/> was not in the room.</summary>
     private bool RemoveMember(IRoomMember member)
     {
-        if (_members is not null)
+        if (_crowd?.Members is { } members)
         {
-            return _members.Remove(member);
+            return members.Remove(member);
         }
 
         if (!ReferenceEquals(_only, member))
@@ -308,5 +307,32 @@ internal sealed class Room : RoomSequence
 
         _only = null;
         return true;
+    }
+
+    /// <summary>True once the room keeps a member set or conflation groups (for tests: a room of one plain member keeps neither).</summary>
+    internal bool HasCrowd
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return _crowd is not null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// What a room has only once it had a second member or a conflated one: the member set (from the second member on;
+    /// null while the room has only conflated members' groups besides its one member), the set's unconflated members as
+    /// an array (rebuilt by the first dispatch after a change), and one <see cref="ConflationGroup"/> per distinct
+    /// <c>maxRate</c> among the members past their seam. Changed and read under the gate (dispatch holds it).
+    /// </summary>
+    private sealed class Crowd
+    {
+        public HashSet<IRoomMember>? Members { get; set; }
+
+        public IRoomMember[]? Snapshot { get; set; }
+
+        public ConflationGroup[] Groups { get; set; } = [];
     }
 }

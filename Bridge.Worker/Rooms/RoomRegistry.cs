@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Bridge.Worker.Rooms;
 
 /// <summary>
@@ -10,7 +8,10 @@ namespace Bridge.Worker.Rooms;
 /// </summary>
 internal sealed class RoomRegistry : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+    // A plain dictionary under its own lock, not a ConcurrentDictionary: an entry is 24 B in its array instead of a 48 B
+    // node and a bucket (~40 B less per active room); a join or leave holds the lock for one lookup.
+    private readonly Dictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
     private readonly IRoomFeedFactory _feeds;
     private readonly IRoomObserver[] _observers;
     private readonly RoomServices _services;
@@ -20,25 +21,40 @@ internal sealed class RoomRegistry : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(metrics);
         _feeds = feeds;
         _observers = [.. observers];
-        _services = new RoomServices(this, log, metrics, logger, feeds.BacklogCapacity);
-        metrics.ObserveActiveRooms(() => _rooms.Count);
+        _services = new RoomServices(this, log, metrics, logger, feeds.BacklogCapacity, feeds);
+        metrics.ObserveActiveRooms(() => ActiveRooms);
     }
 
-    public int ActiveRooms => _rooms.Count;
+    public int ActiveRooms
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rooms.Count;
+            }
+        }
+    }
 
     /// <summary>A snapshot of the active rooms.</summary>
-    public IReadOnlyCollection<Room> Snapshot() => [.. _rooms.Values];
+    public IReadOnlyCollection<Room> Snapshot()
+    {
+        lock (_gate)
+        {
+            return [.. _rooms.Values];
+        }
+    }
 
     /// <summary>Adds <paramref name="member"/> to the room, returning once the room's live feed is open.</summary>
     public async ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var room = _rooms.GetOrAdd(name, static (n, services) => new Room(n, services), _services);
+            var room = GetOrAdd(name);
             if (!room.TryAdd(member))
             {
                 // Its last member left a moment ago; drop the closed instance and take a fresh one.
-                _rooms.TryRemove(new KeyValuePair<string, Room>(name, room));
+                TryRemove(room);
                 continue;
             }
 
@@ -74,18 +90,47 @@ internal sealed class RoomRegistry : IAsyncDisposable
     {
         if (room.Remove(member))
         {
-            _rooms.TryRemove(new KeyValuePair<string, Room>(room.Name, room));
+            TryRemove(room);
             await room.CloseFeedAsync();
+        }
+    }
+
+    private Room GetOrAdd(string name)
+    {
+        lock (_gate)
+        {
+            if (!_rooms.TryGetValue(name, out var room))
+            {
+                room = new Room(name, _services);
+                _rooms.Add(name, room);
+            }
+
+            return room;
+        }
+    }
+
+    /// <summary>Removes <paramref name="room"/>, unless its name is already another (fresh) room's.</summary>
+    private void TryRemove(Room room)
+    {
+        lock (_gate)
+        {
+            if (_rooms.TryGetValue(room.Name, out var current) && ReferenceEquals(current, room))
+            {
+                _rooms.Remove(room.Name);
+            }
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var room in _rooms.Values)
+        foreach (var room in Snapshot())
         {
             await room.CloseFeedAsync();
         }
 
-        _rooms.Clear();
+        lock (_gate)
+        {
+            _rooms.Clear();
+        }
     }
 }

@@ -132,6 +132,7 @@ internal sealed partial class SseEndpoint(
     {
         var reader = session.Queue.Reader;
         var writer = response.BodyWriter;
+        var sent = new SentMessages(metrics, session.Transport);
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
@@ -143,6 +144,7 @@ internal sealed partial class SseEndpoint(
                     // response holds unsent small, so a client that stops reading backs up into the bounded queue.
                     if (unflushed > FlushEvery)
                     {
+                        sent.Flush();
                         await writer.FlushAsync(aborted);
                         unflushed = 0;
                     }
@@ -157,28 +159,26 @@ internal sealed partial class SseEndpoint(
                         if (frame.AdvancesPosition)
                         {
                             positions[frame.Room!] = frame.Seq;
-                            WriteAscii(writer, "id: ");
-                            WriteAscii(writer, Cursor.Format(rooms, positions));
-                            WriteAscii(writer, "\n");
+                            writer.Write("id: "u8);
+                            WriteId(writer, rooms, positions, frame);
+                            writer.Write("\n"u8);
                         }
 
-                        WriteAscii(writer, "event: ");
+                        writer.Write("event: "u8);
                         WriteAscii(writer, frame.Type);
-                        WriteAscii(writer, "\ndata: ");
+                        writer.Write("\ndata: "u8);
                         // Envelopes are single-line JSON (payloads are compacted when read off the stream).
                         writer.Write(frame.Bytes);
-                        WriteAscii(writer, "\n\n");
+                        writer.Write("\n\n"u8);
                     }
 
                     session.Queue.OnSent(frame);
-                    if (frame.IsRoomMessage)
-                    {
-                        metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
-                    }
+                    sent.Add(frame);
 
                     // Both end the stream once written (a backend's disconnect: docs/protocol.md §13).
                     if (frame.Type is MessageTypes.ServerShutdown or MessageTypes.ServerDisconnect)
                     {
+                        sent.Flush();
                         await writer.FlushAsync(aborted);
                         session.RequestClose(
                             frame.Type == MessageTypes.ServerShutdown ? CloseCodes.ServiceRestart : CloseCodes.Disconnected,
@@ -186,12 +186,35 @@ internal sealed partial class SseEndpoint(
                     }
                 }
 
+                sent.Flush();
                 await writer.FlushAsync(aborted);
             }
         }
         catch (OperationCanceledException) when (session.Closing.IsCancellationRequested)
         {
         }
+        finally
+        {
+            // Written into the response but not flushed yet when the loop ended: counted as sent, as before.
+            sent.Flush();
+        }
+    }
+
+    /// <summary>
+    /// The event id: the stream's cursor over every room (<see cref="Cursor.Format"/>); with one room, that is the frame's
+    /// seq, written without a string.
+    /// </summary>
+    private static void WriteId(System.IO.Pipelines.PipeWriter writer, List<string> rooms, Dictionary<string, ulong> positions, in OutboundFrame frame)
+    {
+        if (rooms.Count == 1 && frame.Room == rooms[0])
+        {
+            var span = writer.GetSpan(20);
+            frame.Seq.TryFormat(span, out var written, default, CultureInfo.InvariantCulture);
+            writer.Advance(written);
+            return;
+        }
+
+        WriteAscii(writer, Cursor.Format(rooms, positions));
     }
 
     private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)

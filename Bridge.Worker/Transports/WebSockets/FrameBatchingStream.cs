@@ -68,7 +68,29 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
     }
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        // A batch's frame is only copied: held synchronously when the lock is free (a send loop's frames, one by one).
+        if (_batching && _writes.Wait(0, CancellationToken.None))
+        {
+            try
+            {
+                if (_batching)
+                {
+                    Hold(buffer.Span);
+                    return default;
+                }
+            }
+            finally
+            {
+                _writes.Release();
+            }
+        }
+
+        return WriteLockedAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
         await _writes.WaitAsync(cancellationToken);
         try
@@ -88,12 +110,72 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
     }
 
-    // Called under _writes.
-    private void Hold(ReadOnlySpan<byte> bytes)
+    /// <summary>
+    /// Holds a whole server-to-client WebSocket message (one final, unmasked frame of RFC 6455 §5.2, no extension: the
+    /// endpoint negotiates none) in the current batch, framed here rather than by <c>ManagedWebSocket</c>: false, and
+    /// nothing held, when no batch is open or a write holds the lock (the caller then sends through the socket). Only the
+    /// send loop calls it, between its checks of the socket's state; the socket's own frames (pings, pongs, close) come
+    /// through <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/> whole, under the same lock, so frames
+    /// never interleave.
+    /// </summary>
+    public bool TryHoldMessage(ReadOnlySpan<byte> payload, bool text)
     {
-        if (_buffer is null || _buffer.Length - _count < bytes.Length)
+        if (!_batching || !_writes.Wait(0, CancellationToken.None))
         {
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(FirstBuffer, Math.Max(_count + bytes.Length, (_buffer?.Length ?? 0) * 2)));
+            return false;
+        }
+
+        try
+        {
+            if (!_batching)
+            {
+                return false;
+            }
+
+            Span<byte> header = stackalloc byte[MaxHeader];
+            Hold(header[..WriteHeader(header, payload.Length, text)], payload);
+            return true;
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    // FIN and the opcode, then the payload length in 7 bits, or 126 and 16 bits, or 127 and 64 bits (network order).
+    private const int MaxHeader = 10;
+
+    internal static int WriteHeader(Span<byte> header, int length, bool text)
+    {
+        header[0] = (byte)(0x80 | (text ? 0x1 : 0x2));
+        if (length < 126)
+        {
+            header[1] = (byte)length;
+            return 2;
+        }
+
+        if (length <= ushort.MaxValue)
+        {
+            header[1] = 126;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)length);
+            return 4;
+        }
+
+        header[1] = 127;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(header[2..], (ulong)length);
+        return 10;
+    }
+
+    // Called under _writes.
+    private void Hold(ReadOnlySpan<byte> bytes) => Hold(bytes, []);
+
+    // Called under _writes: the two parts, one after the other.
+    private void Hold(ReadOnlySpan<byte> bytes, ReadOnlySpan<byte> more)
+    {
+        var total = bytes.Length + more.Length;
+        if (_buffer is null || _buffer.Length - _count < total)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(FirstBuffer, Math.Max(_count + total, (_buffer?.Length ?? 0) * 2)));
             if (_buffer is not null)
             {
                 _buffer.AsSpan(0, _count).CopyTo(larger);
@@ -104,7 +186,8 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         }
 
         bytes.CopyTo(_buffer.AsSpan(_count));
-        Volatile.Write(ref _count, _count + bytes.Length);
+        more.CopyTo(_buffer.AsSpan(_count + bytes.Length));
+        Volatile.Write(ref _count, _count + total);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

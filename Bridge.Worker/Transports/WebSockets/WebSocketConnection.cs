@@ -156,6 +156,12 @@ internal sealed partial class WebSocketConnection(
     {
         var reader = session.Queue.Reader;
         var type = session.Codec.MessageType;
+        var text = type == WebSocketMessageType.Text;
+        // Inside a batch a frame is only copied into the batch's buffer, never waits on the socket: written without a
+        // token, ManagedWebSocket takes its synchronous path (a cancellable send always takes its async one). Socket
+        // writes (the batch's flushes, or every frame without a batch) keep the token.
+        var frameToken = batching is null ? aborted : CancellationToken.None;
+        var sent = new SentMessages(metrics, session.Transport);
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
@@ -167,16 +173,25 @@ internal sealed partial class WebSocketConnection(
                 {
                     while (session.CloseRequested is null && reader.TryRead(out var frame))
                     {
-                        // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most).
-                        await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
-                        session.Queue.OnSent(frame);
-                        if (frame.IsRoomMessage)
+                        // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most);
+                        // the counters are updated per batch.
+                        // Framed straight into the batch while the socket may send data (as ManagedWebSocket checks);
+                        // otherwise (no batch, a ping holding the batch's lock, a closing socket) through the socket.
+                        if (batching is null || socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived) ||
+                            !batching.TryHoldMessage(frame.Bytes, text))
                         {
-                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                            await socket.SendAsync(frame.Bytes, type, endOfMessage: true, frameToken);
                         }
 
-                        if (batching is { Buffered: >= FlushEvery })
+                        session.Queue.OnSent(frame);
+                        sent.Add(frame);
+                        if (batching is null)
                         {
+                            sent.Flush();
+                        }
+                        else if (batching.Buffered >= FlushEvery)
+                        {
+                            sent.Flush();
                             session.Queue.OnFlushStarted();
                             await batching.FlushBatchAsync(aborted);
                             session.Queue.OnFlushEnded();
@@ -185,6 +200,7 @@ internal sealed partial class WebSocketConnection(
                 }
                 finally
                 {
+                    sent.Flush();
                     if (batching is not null)
                     {
                         // A flush blocked here (the client stopped reading) is a stall even with the queue empty.

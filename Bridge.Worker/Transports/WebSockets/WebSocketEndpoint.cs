@@ -50,6 +50,13 @@ internal sealed class WebSocketEndpoint(
 
     private ConnectionOptions Options => options.Value;
 
+    /// <summary>
+    /// Pumps a socket of the worker's own (the join warm-up's in-memory pair, <see cref="Hosting.JoinWarmUp"/>) with the
+    /// loops a client's socket gets, until it ends.
+    /// </summary>
+    internal Task RunAsync(WebSocket socket, FrameBatchingStream batching, ClientSession session, CancellationToken aborted) =>
+        Pump(socket, batching, session).RunAsync(aborted);
+
     private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session) =>
         new(socket, batching, session, dispatcher, Options, metrics, time, logger);
 
