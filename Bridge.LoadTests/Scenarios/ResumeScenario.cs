@@ -66,16 +66,18 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         long missing = 0;
 
         // One replay of a room on one side: what it received, how long it took, and the CPU the worker and nats-server spent.
-        async Task<(long Received, TimeSpan Elapsed, TimeSpan WorkerCpu, TimeSpan NatsCpu)> ReplayAsync(string key, string room, int messages)
+        // The client's CPU is this process's: during a replay only the one client reads (the sampler's tick aside).
+        async Task<(long Received, TimeSpan Elapsed, TimeSpan WorkerCpu, TimeSpan NatsCpu, TimeSpan ClientCpu)> ReplayAsync(string key, string room, int messages)
         {
             var target = key.EndsWith(CompareSuffix, StringComparison.Ordinal) ? other! : worker;
-            var (workerCpu, natsCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid));
+            var (workerCpu, natsCpu, clientCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid), ProcessStats.CpuTime(Environment.ProcessId));
             var (received, elapsed) = key == "bare"
                 ? await BareReplayAsync(js, room, messages, cancellationToken)
                 : await BridgeReplayAsync(target, key.Replace(CompareSuffix, "", StringComparison.Ordinal), room, cancellationToken);
             missing += Math.Abs(messages - received);
             ctx.Stats.Add(expected: messages, delivered: Math.Min(received, messages));
-            return (received, elapsed, ProcessStats.CpuTime(target.Pid) - workerCpu, ProcessStats.CpuTime(nats.Pid) - natsCpu);
+            return (received, elapsed, ProcessStats.CpuTime(target.Pid) - workerCpu, ProcessStats.CpuTime(nats.Pid) - natsCpu,
+                ProcessStats.CpuTime(Environment.ProcessId) - clientCpu);
         }
 
         // CPU per message is steadier than time on a shared machine: who did the work, and how much.
@@ -91,7 +93,7 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
                 foreach (var (key, label) in Runs)
                 {
                     ctx.Status = $"warm-up {i}/{warmupConnections}: {label}";
-                    var (received, elapsed, workerCpu, _) = await ReplayAsync(key, WarmupRoom, WarmupMessages);
+                    var (received, elapsed, workerCpu, _, _) = await ReplayAsync(key, WarmupRoom, WarmupMessages);
                     var s = spent[key];
                     spent[key] = (s.Elapsed + elapsed, s.WorkerCpu + workerCpu, s.Received + received);
                 }
@@ -114,11 +116,11 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
             foreach (var (key, label) in Runs)
             {
                 ctx.Status = $"replay {round}/{rounds}: {label}";
-                var (received, elapsed, workerCpu, natsCpu) = await ReplayAsync(key, ReplayRoom, replayMessages);
+                var (received, elapsed, workerCpu, natsCpu, clientCpu) = await ReplayAsync(key, ReplayRoom, replayMessages);
                 var rate = received == replayMessages ? received / elapsed.TotalSeconds : 0;
                 report.Add(
                     $"replay {round}, {label}: {received:N0} messages",
-                    $"{elapsed.TotalMilliseconds:N0} ms, {received / elapsed.TotalSeconds:N0} msg/s; CPU per message: worker {PerMessage(workerCpu, received)}, nats-server {PerMessage(natsCpu, received)}");
+                    $"{elapsed.TotalMilliseconds:N0} ms, {received / elapsed.TotalSeconds:N0} msg/s; CPU per message: worker {PerMessage(workerCpu, received)}, nats-server {PerMessage(natsCpu, received)}, client {PerMessage(clientCpu, received)}");
                 best[key] = Math.Max(best.GetValueOrDefault(key), rate);
                 first.TryAdd(key, rate);
             }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using Bridge.Worker.Rooms;
 using NATS.Client.JetStream;
@@ -13,7 +14,8 @@ internal sealed partial class RoomHistory
     // a consumer.
     private const int DirectBatch = 128;
 
-    // Messages per pull of a cursor's consumer at most: a send queue's worth (1,024 frames by default).
+    // Messages per pull of a cursor's consumer at most: a send queue's worth (1,024 frames by default). Two pulls are
+    // in flight at most (ConsumerPulls), so a read holds at most twice this many messages it has not taken yet.
     private const int ConsumerBatch = 1024;
 
     // A cursor's consumer unused this long is replaced before its next read: the server deletes it after
@@ -28,6 +30,9 @@ internal sealed partial class RoomHistory
     /// batch direct get; a read that wants more than that goes on through a consumer of the cursor's own (filtered
     /// on the room, no acks, in memory), which later reads continue from as long as each starts where the last
     /// ended: one consumer for a whole replay, however many paced reads it takes, deleted when the cursor is disposed.
+    /// The consumer is read by <see cref="ConsumerPulls"/>: pulls of up to <see cref="ConsumerBatch"/> messages, the next
+    /// one sent before the last is used up, each delivery read from its bytes on NATS.Net's read loop into a
+    /// <see cref="RoomMessage"/> (no <c>NatsMsg</c> or <c>NatsHeaders</c>), at most two batches held unread.
     /// </summary>
     private sealed class Cursor(RoomHistory history, string room) : IRoomCursor
     {
@@ -35,7 +40,9 @@ internal sealed partial class RoomHistory
 
         // A pattern's messages are of the rooms it matches, each named by its subject.
         private readonly bool _pattern = PatternOf(room) is not null;
-        private INatsJSConsumer? _consumer;
+        // The cursor's consumer (its name) and the pulls reading it; set together.
+        private string? _consumer;
+        private ConsumerPulls? _pulls;
 
         // The stream seq of the last message the consumer delivered, and its consumer seq; valid while _consumer is set.
         private ulong _position;
@@ -53,7 +60,7 @@ internal sealed partial class RoomHistory
             }
 
             var read = new ReadState(afterSeq, upToSeq, limit);
-            if (_consumer is null || _position != afterSeq)
+            if (_pulls is null || _position != afterSeq)
             {
                 // A first read, or one from elsewhere: the direct get, which often is all of it.
                 await DeleteConsumerAsync();
@@ -138,111 +145,126 @@ internal sealed partial class RoomHistory
         // empty pull before reaching it. Given up after a few empty tries (retention may have dropped it meanwhile).
         private async IAsyncEnumerable<RoomMessage> ConsumeAsync(ReadState read, ulong mustReach, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
+            var pulls = await ConsumerAtAsync(read.Last, cancellationToken);
             var emptyTries = 0;
-            while (!read.Done)
+            var complete = false;
+            try
             {
-                var consumer = await ConsumerAtAsync(read.Last, cancellationToken);
-                // The largest message seen so far sizes the pull, so what it brings into memory stays near the read's
-                // byte limit; before any is seen, a small first pull.
-                var batch = Math.Min(read.Left, ConsumerBatch);
-                if (read.Limited)
+                while (true)
                 {
-                    batch = _largest == 0 ? Math.Min(batch, 16) : (int)Math.Clamp(read.BytesLeft / _largest, 1, batch);
-                }
-
-                var received = 0;
-                var complete = false;
-                try
-                {
-                    await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken))
+                    // Pulls sized by what the read may still take: by the largest message seen so far in a byte-limited
+                    // read, so what they bring into memory stays near its byte limit.
+                    await pulls.TopUpAsync(read.Wanted(_largest), cancellationToken);
+                    var next = await pulls.NextAsync(cancellationToken);
+                    if (!next.IsDelivery)
                     {
-                        received++;
-                        if (!AckReply.TryParse(msg.ReplyTo, out var seq, out var delivered, out var timestamp) || delivered != _delivered + 1)
+                        if (!pulls.Idle)
                         {
-                            // A delivery went missing on the way (or a reply that is not a message): read again from the
-                            // last message taken, on a new consumer.
-                            throw new NatsJSException($"the history consumer of room '{room}' skipped a delivery after {_position}");
+                            continue; // deliveries of an earlier pull are still to take
                         }
 
-                        _delivered = delivered;
-                        _position = seq;
-                        var name = NameOf(msg.Subject);
-                        if ((name is null ? read.Pass(seq) : read.Take(seq, msg.Size, ref _largest)) is not { } take)
+                        // The room had no more when the pull was answered. Short of a seq known to be stored: try again
+                        // (20 x 10 ms at most).
+                        if (read.Last >= mustReach || ++emptyTries > 20)
                         {
+                            complete = true;
                             yield break;
                         }
 
-                        if (name is not null)
+                        if (next.ShortWith == 0)
                         {
-                            yield return history._reader.Create(name, seq, 0, timestamp, msg.Headers, msg.Data ?? []);
+                            await Task.Delay(TimeSpan.FromMilliseconds(10), history._time, cancellationToken);
                         }
-                        if (!take)
-                        {
-                            // The read's last: the pull is over only if it delivered all it asked for.
-                            complete = received == batch;
-                            yield break;
-                        }
+
+                        continue;
                     }
 
-                    complete = true;
-                }
-                finally
-                {
-                    // A pull left before its end (the reader stopped, or failed) has deliveries still on their way that
-                    // nobody takes: the consumer is past what was read, so it is not continued.
-                    if (!complete)
+                    if (next.Delivered != _delivered + 1)
                     {
-                        await DeleteConsumerAsync();
+                        // A delivery went missing on the way: read again from the last message taken, on a new consumer.
+                        throw new NatsJSException($"the history consumer of room '{room}' skipped a delivery after {_position}");
                     }
-                }
 
-                if (read.Done)
-                {
-                    yield break;
-                }
+                    _delivered = next.Delivered;
+                    _position = next.Seq;
+                    if (next.PullFilled)
+                    {
+                        emptyTries = 0;
+                    }
 
-                if (received < batch)
-                {
-                    // The room had no more when the pull was answered. Short of a seq known to be stored: try again
-                    // (20 x 10 ms at most).
-                    if (read.Last >= mustReach || ++emptyTries > 20)
+                    var taken = next.Message is not null ? read.Take(next.Seq, next.Size, ref _largest) : read.Pass(next.Seq);
+                    if (taken is not { } take)
                     {
                         yield break;
                     }
 
-                    if (received == 0)
+                    if (next.Message is not null)
                     {
-                        await Task.Delay(TimeSpan.FromMilliseconds(10), history._time, cancellationToken);
+                        yield return next.Message;
+                    }
+
+                    if (!take)
+                    {
+                        // The read's last: the consumer is where the read ended only if nothing more was asked for.
+                        complete = pulls.Idle;
+                        yield break;
                     }
                 }
-                else
+            }
+            finally
+            {
+                // A read left with pulls open or deliveries unread (the reader stopped, or failed): the consumer is past
+                // what was read, so it is not continued.
+                if (!complete)
                 {
-                    emptyTries = 0;
+                    await DeleteConsumerAsync();
                 }
             }
         }
 
+        /// <summary>
+        /// One delivery of the cursor's consumer, read on NATS.Net's read loop from its bytes: null for a pattern's
+        /// subject that names no room.
+        /// </summary>
+        private RoomMessage? Read(string subject, ulong seq, long timestamp, in ReadOnlySequence<byte>? headers, in ReadOnlySequence<byte> payload)
+        {
+            if (NameOf(subject) is not { } name)
+            {
+                return null;
+            }
+
+            var block = HeaderBlock.Read(headers, history._nats.Connection.Opts.HeaderEncoding);
+            if (block.Malformed)
+            {
+                // Delivered with what could be read (the defaults for the rest), as a message without headers would be.
+                history.LogMalformedHeaders(name, seq);
+            }
+
+            return history._reader.Create(name, seq, 0, timestamp, block, payload);
+        }
+
         /// <summary>The cursor's consumer, delivering the room's messages after <paramref name="afterSeq"/>.</summary>
-        private async ValueTask<INatsJSConsumer> ConsumerAtAsync(ulong afterSeq, CancellationToken cancellationToken)
+        private async ValueTask<ConsumerPulls> ConsumerAtAsync(ulong afterSeq, CancellationToken cancellationToken)
         {
             var now = history._time.GetTimestamp();
-            if (_consumer is not null && (_position != afterSeq || history._time.GetElapsedTime(_usedAt, now) > ConsumerIdle))
+            if (_pulls is not null && (_position != afterSeq || history._time.GetElapsedTime(_usedAt, now) > ConsumerIdle))
             {
                 await DeleteConsumerAsync();
             }
 
             _usedAt = now;
-            if (_consumer is not null)
+            if (_pulls is not null)
             {
-                return _consumer;
+                return _pulls;
             }
 
             var o = history._options.Value;
-            _consumer = await history._nats.JetStream.CreateOrUpdateConsumerAsync(
+            var name = "bridge-read-" + Guid.NewGuid().ToString("N");
+            await history._nats.JetStream.CreateOrUpdateConsumerAsync(
                 o.StreamName,
                 new ConsumerConfig
                 {
-                    Name = "bridge-read-" + Guid.NewGuid().ToString("N"),
+                    Name = name,
                     FilterSubject = _subject,
                     DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
                     OptStartSeq = afterSeq + 1,
@@ -253,9 +275,13 @@ internal sealed partial class RoomHistory
                     InactiveThreshold = ConsumerInactive,
                 },
                 cancellationToken);
+            _consumer = name;
+            _pulls = await ConsumerPulls.OpenAsync(
+                history._nats.Connection, history._nats.JetStream.Opts.Prefix, o.StreamName, name, ConsumerBatch, Read,
+                history._directGet.Timeout, history._time, cancellationToken);
             _position = afterSeq;
             _delivered = 0;
-            return _consumer;
+            return _pulls;
         }
 
         private async ValueTask DeleteConsumerAsync()
@@ -265,16 +291,23 @@ internal sealed partial class RoomHistory
                 return;
             }
 
+            var pulls = _pulls;
             _consumer = null;
+            _pulls = null;
             try
             {
+                if (pulls is not null)
+                {
+                    await pulls.DisposeAsync();
+                }
+
                 // Not the reader's token: a reader that is closing still removes its consumer (bounded by the request timeout).
-                await history._nats.JetStream.DeleteConsumerAsync(history._options.Value.StreamName, consumer.Info.Name);
+                await history._nats.JetStream.DeleteConsumerAsync(history._options.Value.StreamName, consumer);
             }
             catch (Exception ex) when (ex is NatsJSException or NATS.Client.Core.NatsException or OperationCanceledException)
             {
                 // The server removes it after ConsumerInactive anyway.
-                history.LogConsumerNotDeleted(ex, consumer.Info.Name);
+                history.LogConsumerNotDeleted(ex, consumer);
             }
         }
 
@@ -299,6 +332,26 @@ internal sealed partial class RoomHistory
         public bool Limited { get; } = limit.Bytes > 0;
 
         public bool Done { get; private set; }
+
+        /// <summary>
+        /// Messages the read may still take, at most: its count left, the seqs left before its end, and in a byte-limited
+        /// read its bytes left over the largest message seen (16 before any is seen: a small first pull).
+        /// </summary>
+        public int Wanted(int largest)
+        {
+            var wanted = Left;
+            if (upToSeq is { } end)
+            {
+                wanted = (int)Math.Min((ulong)wanted, end - Last);
+            }
+
+            if (Limited)
+            {
+                wanted = largest == 0 ? Math.Min(wanted, 16) : (int)Math.Clamp(BytesLeft / largest, 1, wanted);
+            }
+
+            return wanted;
+        }
 
         /// <summary>The direct get's answer held fewer than it asked for: the room had no more then.</summary>
         public bool ShortAnswer { get; set; }
@@ -337,6 +390,9 @@ internal sealed partial class RoomHistory
             return !Done;
         }
     }
+
+    [LoggerMessage(EventId = 1232, Level = LogLevel.Warning, Message = "Message {Seq} of room {Room} has a malformed header block; delivered with the headers that could be read")]
+    private partial void LogMalformedHeaders(string room, ulong seq);
 
     [LoggerMessage(EventId = 1231, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
     private partial void LogConsumerNotDeleted(Exception exception, string consumer);

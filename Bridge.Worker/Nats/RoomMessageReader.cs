@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
@@ -41,16 +42,27 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
     public static ulong SequenceOf(NatsHeaders? headers) =>
         headers is not null && TryGetUInt64(headers, SequenceHeader, out var seq) ? seq : 0;
 
-    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body)
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, NatsHeaders? headers, byte[] body) =>
+        headers is null
+            ? Create(room, seq, previous, timestamp, default(HeaderBlock), body)
+            : Create(
+                room, seq, previous, timestamp,
+                new HeaderBlock(
+                    headers.Code, Get(headers, NatsSubjects.TypeHeader), Get(headers, NatsSubjects.FromHeader), Get(headers, NatsSubjects.IdHeader),
+                    Get(headers, NatsSubjects.ContentTypeHeader), Malformed: false),
+                body);
+
+    /// <summary>
+    /// A stored message read from the bytes NATS.Net's read loop hands over: its Bridge headers read from the header
+    /// block (<see cref="HeaderBlock"/>), its body copied once into the message's payload.
+    /// </summary>
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, in ReadOnlySequence<byte> body) =>
+        Create(room, seq, previous, timestamp, headers, body.IsEmpty ? [] : body.ToArray());
+
+    /// <summary>The one place where a stored message's header values and body become a <see cref="RoomMessage"/>.</summary>
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, byte[] body)
     {
-        string? type = null, from = null, id = null, contentType = null;
-        if (headers is not null)
-        {
-            type = Get(headers, NatsSubjects.TypeHeader);
-            from = Get(headers, NatsSubjects.FromHeader);
-            id = Get(headers, NatsSubjects.IdHeader);
-            contentType = Get(headers, NatsSubjects.ContentTypeHeader);
-        }
+        var (type, from, id, contentType) = (headers.Type, headers.From, headers.Id, headers.ContentType);
 
         // A backend may write anything; only a well-formed, non-reserved type reaches clients as such, and
         // presence.update, which the gateway itself stores in presence rooms (clients cannot publish it).
