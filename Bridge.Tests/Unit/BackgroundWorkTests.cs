@@ -26,11 +26,7 @@ public sealed class BackgroundWorkTests
         var leaving = session.LeaveAllRoomsAsync();
         failing.SetException(new InvalidOperationException("a request that fails"));
         request.SetResult();
-        await Task.Delay(100);
-        Assert.False(leaving.IsCompleted);
-
-        catchUp.SetResult();
-        await leaving.WaitAsync(Patience);
+        await EndsOnlyAfterAsync(leaving, catchUp);
     }
 
     [Fact]
@@ -41,12 +37,7 @@ public sealed class BackgroundWorkTests
 
         var later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         session.StartBackground(_ => later.Task);
-        var leaving = session.LeaveAllRoomsAsync();
-        await Task.Delay(100);
-        Assert.False(leaving.IsCompleted);
-
-        later.SetResult();
-        await leaving.WaitAsync(Patience);
+        await EndsOnlyAfterAsync(session.LeaveAllRoomsAsync(), later);
     }
 
     [Fact]
@@ -64,5 +55,15 @@ public sealed class BackgroundWorkTests
         first.SetException(new InvalidOperationException("the first request fails"));
         await second.WaitAsync(Patience);
         Assert.Equal("second", await ran.Task.WaitAsync(Patience));
+    }
+
+    /// <summary><paramref name="leaving"/> is still waiting while <paramref name="work"/> runs, and ends once it does.</summary>
+    private static async Task EndsOnlyAfterAsync(Task leaving, TaskCompletionSource work)
+    {
+        await Task.Delay(100);
+        Assert.False(leaving.IsCompleted);
+
+        work.SetResult();
+        await leaving.WaitAsync(Patience);
     }
 }
