@@ -7,6 +7,7 @@ using Bridge.Worker.Rooms;
 using CsCheck;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -73,8 +74,8 @@ public sealed class ConsumerPullsTests(NatsServerFixture nats) : IClassFixture<N
     private static RoomMessage Message(string subject, ulong seq, long timestamp, in ReadOnlySequence<byte>? headers, in ReadOnlySequence<byte> payload) =>
         Reader.Create("r", seq, 0, timestamp, HeaderBlock.Read(headers, Encoding.ASCII), payload);
 
-    private Task<ConsumerPulls> OpenAsync(string consumer, int batch, DeliveryReader? read = null) =>
-        ConsumerPulls.OpenAsync(_connection, "$JS.API", _stream, consumer, batch, read ?? Message, Timeout, TimeProvider.System, _timeout.Token).AsTask();
+    private Task<ConsumerPulls> OpenAsync(string consumer, int batch, DeliveryReader? read = null, TimeProvider? time = null) =>
+        ConsumerPulls.OpenAsync(_connection, "$JS.API", _stream, consumer, batch, read ?? Message, Timeout, time ?? TimeProvider.System, _timeout.Token).AsTask();
 
     /// <summary>Reads until <paramref name="wanted"/> deliveries or the consumer has no more; the most asked ahead at once.</summary>
     private async Task<(List<Pulled> Deliveries, int MostAhead)> ReadAsync(ConsumerPulls pulls, int wanted, CancellationToken cancellationToken)
@@ -231,5 +232,32 @@ public sealed class ConsumerPullsTests(NatsServerFixture nats) : IClassFixture<N
         Assert.False(next.IsCompleted);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next);
+    }
+
+    [Fact]
+    public async Task A_wait_that_gets_nothing_within_the_timeout_fails_and_the_pulls_go_on_after_it_while_a_wait_answered_in_time_is_never_failed_later()
+    {
+        var time = new FakeTimeProvider();
+        var consumer = await ConsumerAsync(Subject("stall"));
+        await using var pulls = await OpenAsync(consumer, batch: 4, time: time);
+
+        // Nothing comes: the wait fails once the timeout has passed on the pulls' clock, not before.
+        var stalled = pulls.NextAsync(_timeout.Token).AsTask();
+        time.Advance(Timeout - TimeSpan.FromSeconds(1));
+        await Task.Delay(100);
+        Assert.False(stalled.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var failure = await Assert.ThrowsAsync<NatsJSException>(() => stalled.WaitAsync(Timeout));
+        Assert.Contains("no answer", failure.Message);
+
+        // The pulls are not broken by it: a wait answered by a delivery returns it, and the timeout passing after that
+        // fails neither that wait nor the next (the pull's end, already on its way).
+        var answered = pulls.NextAsync(_timeout.Token).AsTask();
+        await PublishAsync("stall", "1"u8.ToArray());
+        await pulls.TopUpAsync(4, _timeout.Token);
+        Assert.True((await answered.WaitAsync(Timeout)).IsDelivery);
+        time.Advance(Timeout * 2);
+        Assert.False((await pulls.NextAsync(_timeout.Token).AsTask().WaitAsync(Timeout)).IsDelivery); // 404: the pull came back short
+        Assert.True(pulls.Idle);
     }
 }

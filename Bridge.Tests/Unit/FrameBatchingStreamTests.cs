@@ -136,6 +136,34 @@ public sealed class FrameBatchingStreamTests
     }
 
     [Fact]
+    public async Task Once_the_socket_wrote_its_close_frame_into_a_batch_no_message_is_framed_after_it_and_a_client_reads_the_close_last()
+    {
+        var connection = new WriteRecorder();
+        var batching = new FrameBatchingStream(connection);
+        using var server = WebSocket.CreateFromStream(batching, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+
+        batching.BeginBatch();
+        Assert.True(batching.TryHoldMessage("before"u8, text: true));
+        // As ManagedWebSocket does on its own when a client breaks the protocol: the close, written into the open batch.
+        await server.CloseOutputAsync(WebSocketCloseStatus.ProtocolError, "bad frame", CancellationToken.None);
+        Assert.False(batching.TryHoldMessage("after"u8, text: true));
+        await batching.EndBatchAsync(CancellationToken.None);
+        batching.BeginBatch();
+        Assert.False(batching.TryHoldMessage("later"u8, text: true));
+        await batching.EndBatchAsync(CancellationToken.None);
+
+        using var client = WebSocket.CreateFromStream(new MemoryStream(connection.Bytes()), new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        var buffer = new byte[1024];
+        var first = await client.ReceiveAsync(buffer.AsMemory(), CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.Equal("before", Encoding.UTF8.GetString(buffer, 0, first.Count));
+        var close = await client.ReceiveAsync(buffer.AsMemory(), CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.Equal(WebSocketMessageType.Close, close.MessageType);
+        Assert.Equal(WebSocketCloseStatus.ProtocolError, client.CloseStatus);
+        // Nothing after the close: the connection's bytes end with it.
+        Assert.Equal(2 + "before".Length + 2 + 2 + "bad frame".Length, connection.Bytes().Length);
+    }
+
+    [Fact]
     public async Task Under_Kestrel_a_WebSocket_accepted_on_the_batched_path_finds_the_stream_under_it_and_one_on_another_path_finds_none()
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -51,7 +51,15 @@ internal sealed class ConsumerPulls : NatsSubBase
     private readonly TimeSpan _timeout;
     private readonly Channel<Entry> _entries;
     private readonly ITimer _stall;
-    private int _waiting;
+    private readonly TimeProvider _time;
+
+    // The reader's wait for an entry (a number per wait, 0 while not waiting) and when it began: the stall timer's view.
+    private long _waiting;
+    private long _waitStarted;
+    private long _lastWait;
+
+    // The status of the stall timer's mark (no server status is negative): its pull is the number of the wait it ends.
+    private const int StallMark = -1;
 
     // The reader's: pulls sent and not yet ended, oldest first, and the number of the last one sent.
     private readonly Queue<Pull> _pulls = new(MaxPullsInFlight);
@@ -72,22 +80,30 @@ internal sealed class ConsumerPulls : NatsSubBase
         _read = read;
         _timeout = timeout;
         // Room for every message asked for and one status per pull: the read loop's write never finds it full.
-        _entries = Channel.CreateBounded<Entry>(new BoundedChannelOptions((MaxPullsInFlight * batch) + MaxPullsInFlight)
+        _time = time;
+        // Room for every message asked for, one status per pull and one stall mark: the read loop's write never finds
+        // it full. Two writers: the read loop, and the stall timer's mark.
+        _entries = Channel.CreateBounded<Entry>(new BoundedChannelOptions((MaxPullsInFlight * batch) + MaxPullsInFlight + 1)
         {
             SingleReader = true,
-            SingleWriter = true,
+            SingleWriter = false,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _stall = time.CreateTimer(
-            static state =>
-            {
-                var pulls = (ConsumerPulls)state!;
-                if (Volatile.Read(ref pulls._waiting) == 1)
-                {
-                    pulls._entries.Writer.TryComplete(new NatsJSException($"no answer to a pull of {pulls._nextSubject} within {pulls._timeout}"));
-                }
-            },
-            this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _stall = time.CreateTimer(static state => ((ConsumerPulls)state!).OnStallTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// The stall timer: marks the wait it finds, if that wait has really gone on for the timeout. A callback of an earlier
+    /// wait that runs late (stopping a timer does not stop a callback already queued) finds a later or no wait and marks
+    /// nothing; a mark that a delivery overtook is the mark of a wait already over, which the reader passes over.
+    /// </summary>
+    private void OnStallTimer()
+    {
+        var wait = Volatile.Read(ref _waiting);
+        if (wait != 0 && _time.GetElapsedTime(Volatile.Read(ref _waitStarted)) >= _timeout && Volatile.Read(ref _waiting) == wait)
+        {
+            _entries.Writer.TryWrite(new Entry(default, wait, StallMark, null));
+        }
     }
 
     /// <summary>Messages per pull at most.</summary>
@@ -109,7 +125,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>No pull open and nothing received left to take: the consumer is exactly where the reader is.</summary>
-    public bool Idle => _pulls.Count == 0 && _entries.Reader.Count == 0;
+    public bool Idle => _pulls.Count == 0 && (_entries.Reader.Count == 0 || (_entries.Reader.Count == 1 && _entries.Reader.TryPeek(out var only) && only.Status == StallMark));
 
     /// <summary>Subscribes an inbox for the pulls of consumer <paramref name="consumer"/> of <paramref name="stream"/>.</summary>
     /// <param name="connection">The connection the pulls go out and the deliveries come in on.</param>
@@ -169,6 +185,54 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>
+    /// The next entry the read loop received, waiting for one if need be: a wait that gets nothing within the timeout
+    /// (the stall timer's mark for this very wait comes first) fails. Marks of earlier waits are passed over.
+    /// </summary>
+    private async ValueTask<Entry> TakeAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_entries.Reader.TryRead(out var entry))
+            {
+                if (entry.Status != StallMark)
+                {
+                    return entry;
+                }
+
+                continue; // a mark of a wait that a delivery ended first
+            }
+
+            var wait = ++_lastWait;
+            Volatile.Write(ref _waitStarted, _time.GetTimestamp());
+            Volatile.Write(ref _waiting, wait);
+            _stall.Change(_timeout, Timeout.InfiniteTimeSpan);
+            try
+            {
+                entry = await _entries.Reader.ReadAsync(cancellationToken);
+            }
+            catch (ChannelClosedException ex) when (ex.InnerException is NatsJSException failed)
+            {
+                throw failed; // the read loop got more than the pulls asked for
+            }
+            finally
+            {
+                Volatile.Write(ref _waiting, 0);
+                _stall.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+
+            if (entry.Status != StallMark)
+            {
+                return entry;
+            }
+
+            if (entry.Pull == wait)
+            {
+                throw new NatsJSException($"no answer to a pull of {_nextSubject} within {_timeout}");
+            }
+        }
+    }
+
+    /// <summary>
     /// The next delivery, or the end of a pull that came back short. Call only while not <see cref="Idle"/>.
     /// </summary>
     /// <exception cref="NatsJSException">
@@ -176,25 +240,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     /// </exception>
     public async ValueTask<Pulled> NextAsync(CancellationToken cancellationToken)
     {
-        if (!_entries.Reader.TryRead(out var entry))
-        {
-            // Waiting: the stall timer ends the buffer with a failure if nothing comes in time.
-            Volatile.Write(ref _waiting, 1);
-            _stall.Change(_timeout, Timeout.InfiniteTimeSpan);
-            try
-            {
-                entry = await _entries.Reader.ReadAsync(cancellationToken);
-            }
-            catch (ChannelClosedException ex) when (ex.InnerException is NatsJSException stalled)
-            {
-                throw stalled;
-            }
-            finally
-            {
-                Volatile.Write(ref _waiting, 0);
-                _stall.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            }
-        }
+        var entry = await TakeAsync(cancellationToken);
 
         if (entry.Failure is { } failure)
         {

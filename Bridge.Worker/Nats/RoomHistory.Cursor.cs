@@ -240,7 +240,17 @@ internal sealed partial class RoomHistory
                 history.LogMalformedHeaders(name, seq);
             }
 
-            return history._reader.Create(name, seq, 0, timestamp, block, payload);
+            try
+            {
+                return history._reader.Create(name, seq, 0, timestamp, block, payload);
+            }
+            catch (Exception ex)
+            {
+                // Nothing a backend stores should get here (the reader falls back to binary), but one message that
+                // cannot be read must not stop the read at it for good: passed over, logged, the rest delivered.
+                history.LogUnreadable(ex, name, seq);
+                return null;
+            }
         }
 
         /// <summary>The cursor's consumer, delivering the room's messages after <paramref name="afterSeq"/>.</summary>
@@ -393,6 +403,9 @@ internal sealed partial class RoomHistory
 
     [LoggerMessage(EventId = 1232, Level = LogLevel.Warning, Message = "Message {Seq} of room {Room} has a malformed header block; delivered with the headers that could be read")]
     private partial void LogMalformedHeaders(string room, ulong seq);
+
+    [LoggerMessage(EventId = 1233, Level = LogLevel.Error, Message = "Message {Seq} of room {Room} could not be read from its stored bytes; passed over")]
+    private partial void LogUnreadable(Exception exception, string room, ulong seq);
 
     [LoggerMessage(EventId = 1231, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
     private partial void LogConsumerNotDeleted(Exception exception, string consumer);

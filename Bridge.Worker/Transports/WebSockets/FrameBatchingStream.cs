@@ -28,6 +28,9 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
     private int _count;
     private volatile bool _batching;
 
+    // Set under _writes once ManagedWebSocket wrote a close frame: no message is framed here after it.
+    private volatile bool _closeWritten;
+
     /// <summary>Bytes held by the current batch, not written yet (a ping held meanwhile may be missed: a threshold, not a total).</summary>
     public int Buffered => Volatile.Read(ref _count);
 
@@ -75,6 +78,7 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         {
             try
             {
+                NoteClose(buffer.Span);
                 if (_batching)
                 {
                     Hold(buffer.Span);
@@ -95,6 +99,7 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         await _writes.WaitAsync(cancellationToken);
         try
         {
+            NoteClose(buffer.Span);
             if (_batching)
             {
                 Hold(buffer.Span);
@@ -120,14 +125,16 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
     /// </summary>
     public bool TryHoldMessage(ReadOnlySpan<byte> payload, bool text)
     {
-        if (!_batching || !_writes.Wait(0, CancellationToken.None))
+        if (!_batching || _closeWritten || !_writes.Wait(0, CancellationToken.None))
         {
             return false;
         }
 
         try
         {
-            if (!_batching)
+            // Nothing after a close frame (RFC 6455 §5.5.1): ManagedWebSocket may send one from its receive path (a
+            // client's protocol error) between the send loop's state check and this call.
+            if (!_batching || _closeWritten)
             {
                 return false;
             }
@@ -139,6 +146,16 @@ internal sealed class FrameBatchingStream(Stream inner) : Stream
         finally
         {
             _writes.Release();
+        }
+    }
+
+    // Called under _writes: ManagedWebSocket writes each frame, header and payload, in one call, so a write whose first
+    // byte carries the close opcode (0x8) is a close frame.
+    private void NoteClose(ReadOnlySpan<byte> frame)
+    {
+        if (!frame.IsEmpty && (frame[0] & 0x0F) == 0x8)
+        {
+            _closeWritten = true;
         }
     }
 

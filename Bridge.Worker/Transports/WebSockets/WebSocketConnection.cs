@@ -157,10 +157,6 @@ internal sealed partial class WebSocketConnection(
         var reader = session.Queue.Reader;
         var type = session.Codec.MessageType;
         var text = type == WebSocketMessageType.Text;
-        // Inside a batch a frame is only copied into the batch's buffer, never waits on the socket: written without a
-        // token, ManagedWebSocket takes its synchronous path (a cancellable send always takes its async one). Socket
-        // writes (the batch's flushes, or every frame without a batch) keep the token.
-        var frameToken = batching is null ? aborted : CancellationToken.None;
         var sent = new SentMessages(metrics, session.Transport);
         try
         {
@@ -180,7 +176,9 @@ internal sealed partial class WebSocketConnection(
                         if (batching is null || socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived) ||
                             !batching.TryHoldMessage(frame.Bytes, text))
                         {
-                            await socket.SendAsync(frame.Bytes, type, endOfMessage: true, frameToken);
+                            // Through the socket only when the batch cannot take it: maybe waiting on a ping's write
+                            // to a client that stopped reading, so cancellable.
+                            await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
                         }
 
                         session.Queue.OnSent(frame);
