@@ -194,12 +194,12 @@ public static class PayloadTranscoder
     /// </summary>
     public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
     {
-        // A value the reader pass finds well-formed with its names compared (nearly every payload): written from two
-        // more reader passes, without a document or strings (a replay to a MessagePack client transcodes every message:
-        // docs/benchmarks.md, "Where the time goes (replay rows)"). Anything else is read as a document, which throws.
-        if (Check(json.Span, stringsChecked: false, uniqueNames: true, out var namesLeft) is null && !namesLeft)
+        // A value that is well-formed, with its names compared as it goes (nearly every payload): written in one reader
+        // pass, without a document or strings (a replay to a MessagePack client transcodes every message:
+        // docs/benchmarks.md, "MessagePack replay transcoding (issue 14)"). Anything else is read as a document, which
+        // throws (or, for names the pass cannot compare, writes it).
+        if (UnicodeText.HasOnlyUnicodeStrings(json.Span) && TryStreamJsonAsMessagePack(json.Span, ref writer))
         {
-            StreamJsonAsMessagePack(json.Span, ref writer);
             return;
         }
 
@@ -207,99 +207,135 @@ public static class PayloadTranscoder
         WriteElement(document.RootElement, ref writer);
     }
 
+    // The header of a map32 and of an array32 with a count of 0: a container's placeholder until its count is known.
+    private static ReadOnlySpan<byte> Map32Placeholder => [MessagePackCode.Map32, 0, 0, 0, 0];
+
+    private static ReadOnlySpan<byte> Array32Placeholder => [MessagePackCode.Array32, 0, 0, 0, 0];
+
+    // A thread's scratch for the one-pass transcoding: kept between payloads unless a large one grew it.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_scratch;
+
+    private const int KeptScratch = 64 * 1024;
+
     /// <summary>
-    /// Writes a checked JSON value as MessagePack in two reader passes: the first counts each container's entries (a
-    /// MessagePack map or array starts with its count), in the order they open; the second writes.
+    /// Writes a JSON value as MessagePack in one reader pass, checking it as <see cref="Check"/> does with names
+    /// compared: into a scratch buffer with a placeholder header for each container (a MessagePack map or array starts
+    /// with its count, known only at its end), then to <paramref name="target"/> with each container's shortest header
+    /// in its place, so the bytes are those of the document path. False, with nothing written to
+    /// <paramref name="target"/>, for a value this pass refuses or cannot decide (an escaped name, more names than it
+    /// compares): the caller reads it as a document.
     /// </summary>
-    private static void StreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter writer)
+    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target)
     {
-        var options = new JsonReaderOptions { MaxDepth = MaxDepth };
+        var scratch = t_scratch ??= new ArrayBufferWriter<byte>(256);
+        scratch.ResetWrittenCount();
+        // Each container in the order it opens: where its placeholder is in scratch, then its count of entries.
         int[]? rented = null;
-        Span<int> counts = stackalloc int[64];
-        // The container open at each depth (its index in counts), and whether it is an object (its entries are names).
+        Span<int> containers = stackalloc int[128];
+        // The container open at each depth (its index in containers), and whether it is an object (its entries are names).
         Span<int> open = stackalloc int[MaxDepth + 1];
         Span<bool> isObject = stackalloc bool[MaxDepth + 1];
+        // Each name as (start, length) in json; firstName[d] is where the names of the object opened at depth d begin.
+        Span<int> nameStart = stackalloc int[ComparedNames];
+        Span<int> nameLength = stackalloc int[ComparedNames];
+        Span<int> firstName = stackalloc int[MaxDepth + 1];
+        var names = 0;
+        var count = 0;
         try
         {
-            var containers = 0;
-            var reader = new Utf8JsonReader(json, options);
-            while (reader.Read())
+            var writer = new MessagePackWriter(scratch);
+            var reader = new Utf8JsonReader(json, ReaderOptions);
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            // The reader checks structure and depth as it goes (and throws on a truncated value).
+            while (true)
             {
                 var depth = reader.CurrentDepth;
                 var type = reader.TokenType;
-                if (type is JsonTokenType.EndObject or JsonTokenType.EndArray)
+                if (type == JsonTokenType.EndObject)
                 {
-                    continue;
+                    names = firstName[depth];
                 }
-
-                // An entry of its container: a name in an object, a value in an array (an object's values are not counted).
-                if (depth > 0 && (type == JsonTokenType.PropertyName) == isObject[depth - 1])
+                else if (type != JsonTokenType.EndArray)
                 {
-                    counts[open[depth - 1]]++;
-                }
-
-                if (type is JsonTokenType.StartObject or JsonTokenType.StartArray)
-                {
-                    if (containers == counts.Length)
+                    // An entry of its container: a name in an object, a value in an array (an object's values are not counted).
+                    if (depth > 0 && (type == JsonTokenType.PropertyName) == isObject[depth - 1])
                     {
-                        var larger = ArrayPool<int>.Shared.Rent(counts.Length * 2);
-                        counts.CopyTo(larger);
-                        if (rented is not null)
-                        {
-                            ArrayPool<int>.Shared.Return(rented);
-                        }
-
-                        rented = larger;
-                        counts = larger;
+                        containers[(open[depth - 1] * 2) + 1]++;
                     }
 
-                    counts[containers] = 0;
-                    open[depth] = containers++;
-                    isObject[depth] = type == JsonTokenType.StartObject;
-                }
-            }
+                    if (!TryWriteToken(ref reader, ref writer, json, ref names, nameStart, nameLength, firstName))
+                    {
+                        return false;
+                    }
 
-            var next = 0;
-            reader = new Utf8JsonReader(json, options);
-            while (reader.Read())
-            {
-                switch (reader.TokenType)
+                    if (type is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                    {
+                        if (count * 2 == containers.Length)
+                        {
+                            var larger = ArrayPool<int>.Shared.Rent(containers.Length * 2);
+                            containers.CopyTo(larger);
+                            if (rented is not null)
+                            {
+                                ArrayPool<int>.Shared.Return(rented);
+                            }
+
+                            rented = larger;
+                            containers = larger;
+                        }
+
+                        writer.Flush();
+                        containers[count * 2] = scratch.WrittenCount;
+                        containers[(count * 2) + 1] = 0;
+                        open[depth] = count++;
+                        isObject[depth] = type == JsonTokenType.StartObject;
+                        writer.WriteRaw(type == JsonTokenType.StartObject ? Map32Placeholder : Array32Placeholder);
+                    }
+                }
+
+                // A scalar at the top, or the top container's end, ends the value.
+                if (depth == 0 && type is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
                 {
-                    case JsonTokenType.StartObject:
-                        writer.WriteMapHeader(counts[next++]);
-                        break;
-                    case JsonTokenType.StartArray:
-                        writer.WriteArrayHeader(counts[next++]);
-                        break;
-                    case JsonTokenType.PropertyName or JsonTokenType.String:
-                        WriteText(ref reader, ref writer);
-                        break;
-                    case JsonTokenType.Number:
-                        if (reader.TryGetInt64(out var l))
-                        {
-                            writer.Write(l);
-                        }
-                        else if (reader.TryGetUInt64(out var ul))
-                        {
-                            writer.Write(ul);
-                        }
-                        else
-                        {
-                            writer.Write(reader.TryGetDouble(out var d) && double.IsFinite(d) ? d : throw new FormatException(NumberOutOfRange));
-                        }
-
-                        break;
-                    case JsonTokenType.True:
-                        writer.Write(true);
-                        break;
-                    case JsonTokenType.False:
-                        writer.Write(false);
-                        break;
-                    case JsonTokenType.Null:
-                        writer.WriteNil();
-                        break;
+                    break;
                 }
+
+                reader.Read();
             }
+
+            if (reader.Read())
+            {
+                return false; // data after the value
+            }
+
+            writer.Flush();
+            var bytes = scratch.WrittenSpan;
+            var from = 0;
+            for (var i = 0; i < count; i++)
+            {
+                var at = containers[i * 2];
+                target.WriteRaw(bytes[from..at]);
+                if (bytes[at] == MessagePackCode.Map32)
+                {
+                    target.WriteMapHeader(containers[(i * 2) + 1]);
+                }
+                else
+                {
+                    target.WriteArrayHeader(containers[(i * 2) + 1]);
+                }
+
+                from = at + Map32Placeholder.Length;
+            }
+
+            target.WriteRaw(bytes[from..]);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
         }
         finally
         {
@@ -307,6 +343,82 @@ public static class PayloadTranscoder
             {
                 ArrayPool<int>.Shared.Return(rented);
             }
+
+            if (scratch.Capacity > KeptScratch)
+            {
+                t_scratch = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the reader's token (a container's start writes nothing: its caller writes the placeholder), comparing a
+    /// name with the names before it in its object. False for a name twice, a name it cannot compare (escaped, or
+    /// beyond <see cref="ComparedNames"/>), or a number beyond float64's range.
+    /// </summary>
+    private static bool TryWriteToken(ref Utf8JsonReader reader, ref MessagePackWriter writer, ReadOnlySpan<byte> json,
+        ref int names, scoped Span<int> nameStart, scoped Span<int> nameLength, scoped Span<int> firstName)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.StartObject:
+                firstName[reader.CurrentDepth] = names;
+                return true;
+            case JsonTokenType.PropertyName:
+                if (reader.ValueIsEscaped || names == ComparedNames)
+                {
+                    return false;
+                }
+
+                // A name's token starts at its opening quote; unescaped, its bytes are its value.
+                var start = (int)reader.TokenStartIndex + 1;
+                var name = json.Slice(start, reader.ValueSpan.Length);
+                for (var i = firstName[reader.CurrentDepth - 1]; i < names; i++)
+                {
+                    if (json.Slice(nameStart[i], nameLength[i]).SequenceEqual(name))
+                    {
+                        return false;
+                    }
+                }
+
+                nameStart[names] = start;
+                nameLength[names] = name.Length;
+                names++;
+                writer.WriteString(name);
+                return true;
+            case JsonTokenType.String:
+                WriteText(ref reader, ref writer);
+                return true;
+            case JsonTokenType.Number:
+                if (reader.TryGetInt64(out var l))
+                {
+                    writer.Write(l);
+                }
+                else if (reader.TryGetUInt64(out var ul))
+                {
+                    writer.Write(ul);
+                }
+                else if (reader.TryGetDouble(out var d) && double.IsFinite(d))
+                {
+                    writer.Write(d);
+                }
+                else
+                {
+                    return false;
+                }
+
+                return true;
+            case JsonTokenType.True:
+                writer.Write(true);
+                return true;
+            case JsonTokenType.False:
+                writer.Write(false);
+                return true;
+            case JsonTokenType.Null:
+                writer.WriteNil();
+                return true;
+            default:
+                return true; // StartArray
         }
     }
 

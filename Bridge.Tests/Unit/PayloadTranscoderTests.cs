@@ -1,5 +1,10 @@
 using System.Text;
 using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Tests.Security;
+using CsCheck;
+using MessagePack;
+using static Bridge.Tests.Infrastructure.Raw;
 
 namespace Bridge.Tests.Unit;
 
@@ -99,6 +104,46 @@ public sealed class PayloadTranscoderTests
         Assert.Equal(ByDocument(deep), ToMessagePack(deep));
     }
 
+    /// <summary>
+    /// Any value (nested, with names twice, strings that are not Unicode text, numbers beyond float64), and arrays and
+    /// objects wide enough for every header form up to 16-bit counts.
+    /// </summary>
+    private static readonly Gen<RawValue> JsonValues = Gen.Frequency(
+        (4, FuzzTests.Values),
+        (1, FuzzTests.Values.Array[0, 40].Select(items => L(items))),
+        (1, FuzzTests.Values.Array[0, 40].Select(items => (RawValue)new RawValue.Map([.. items.Select((item, i) => (S($"k{i}"), item))]))));
+
+    [Fact]
+    public void Any_checked_json_value_becomes_the_bytes_of_its_document_and_any_other_throws()
+    {
+        JsonValues.Select(value => value.ToJson()).Sample(json =>
+        {
+            var text = Encoding.UTF8.GetString(json);
+            if (PayloadTranscoder.CheckJson(json) is not null)
+            {
+                // Malformed JSON never reaches a client as MessagePack: the gateway sends the bytes as binary instead.
+                Assert.ThrowsAny<Exception>(() => ToMessagePack(json));
+                return;
+            }
+
+            var bytes = ToMessagePack(json);
+            Assert.Equal(ByDocument(text), bytes);
+            // The MessagePack library reads it as exactly one value.
+            var reader = new MessagePackReader(bytes);
+            _ = MessagePackSerializer.Deserialize<object>(ref reader);
+            Assert.True(reader.End);
+        }, iter: 3000);
+    }
+
+    [Fact]
+    public void Containers_past_16_bit_counts_get_32_bit_headers_as_their_document_gives()
+    {
+        var wide = "[" + string.Join(",", Enumerable.Repeat("0", 70_000)) + "]";
+        var bytes = ToMessagePack(wide);
+        Assert.Equal(ByDocument(wide), bytes);
+        Assert.Equal(70_000, MessagePackSerializer.Deserialize<object[]>(bytes).Length);
+    }
+
     [Theory]
     [InlineData("{\"a\":1,\"a\":2}")] // a name twice
     [InlineData("[1,")] // malformed
@@ -106,11 +151,13 @@ public sealed class PayloadTranscoderTests
     public void A_json_payload_without_a_messagepack_form_throws(string json) =>
         Assert.ThrowsAny<Exception>(() => ToMessagePack(json));
 
-    private static byte[] ToMessagePack(string json)
+    private static byte[] ToMessagePack(string json) => ToMessagePack(Encoding.UTF8.GetBytes(json));
+
+    private static byte[] ToMessagePack(byte[] json)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         var writer = new MessagePack.MessagePackWriter(buffer);
-        PayloadTranscoder.WriteJsonAsMessagePack(Encoding.UTF8.GetBytes(json), ref writer);
+        PayloadTranscoder.WriteJsonAsMessagePack(json, ref writer);
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
