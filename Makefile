@@ -59,6 +59,7 @@ test: nats-server lint-k8s lint-docker build format-check
 # A short load run (small N) of every main scenario whose thresholds catch breakage: zero loss and duplicates
 # everywhere, delivery within a generous latency bound, generous memory bound. Each scenario starts its own
 # nats-server and worker(s) on loopback and stops by itself; about 75 s. Reports: results/load-smoke.{md,html,csv}.
+# A scenario that fails runs once more; passing then, it is named on a FLAKY line at the end (like test-dotnet.sh).
 # Open files: raised to the hard limit (idle connections hold one descriptor per connection on each side).
 load-smoke: nats-server build
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; \

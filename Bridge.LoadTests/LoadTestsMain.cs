@@ -34,7 +34,7 @@ internal static class LoadTestsMain
         {
             var ok = a.Command switch
             {
-                "smoke" => await Runner.RunAsync("load-smoke", Catalog.Smoke(configuration), cts.Token),
+                "smoke" => await Runner.RunAsync("load-smoke", Catalog.Smoke(configuration), cts.Token, again: () => Catalog.Smoke(configuration)),
                 "bench" => await BenchAsync(a, configuration, cts.Token),
                 "peers" => await PeerComparison.RunAsync(a, configuration, cts.Token),
                 var name when Catalog.Create(name, a, configuration) is { } scenario => (await Runner.RunOneAsync(scenario, cts.Token)).Passed,
