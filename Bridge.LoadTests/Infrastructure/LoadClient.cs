@@ -226,6 +226,7 @@ internal sealed class LoadClient : IAsyncDisposable
         if (sent >= 0)
         {
             _options.Tracker?.OnMessage(sent, lseq, (int)lroom);
+            _options.OnValue?.Invoke(sent, (int)lroom);
             _options.Latency?.RecordElapsed(sent, System.Diagnostics.Stopwatch.GetTimestamp());
         }
     }
@@ -249,6 +250,12 @@ internal sealed record LoadClientOptions
     public DeliveryTracker? Tracker { get; init; }
 
     public HistogramBase? Latency { get; init; }
+
+    /// <summary>
+    /// Called for each <c>load.*</c> message read as MessagePack, on the client's reader: its publish time
+    /// (<see cref="System.Diagnostics.Stopwatch"/> ticks) and its room's index (<see cref="LoadPayload"/>).
+    /// </summary>
+    public Action<long, int>? OnValue { get; init; }
 
     public bool TrackSeqs { get; init; }
 

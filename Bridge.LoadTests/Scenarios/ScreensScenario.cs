@@ -38,11 +38,14 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
         ctx.Metric("instruments", "instruments (rooms)", instruments);
         ctx.Metric("updates_per_s", "updates per second asked, all instruments", instruments * perInstrument, "msg/s");
         ctx.Metric("screens", "screens (connections joined to the pattern)", screens);
-        var seconds = spec.Duration.TotalSeconds;
         foreach (var (name, p) in new[] { ("unconflated", full), ("conflated", conflated) })
         {
+            // Per second of the window as it really ran (publishing can outlast the seconds asked when it falls behind).
+            var seconds = p.Window.TotalSeconds;
+            ctx.Metric($"{name}_window_s", $"{name}: the window's length (asked: {spec.Duration.TotalSeconds:0.#} s)", seconds, "s");
             ctx.Metric($"{name}_published_per_s", $"{name}: updates published a second (window)", p.Published / seconds, "msg/s");
             ctx.Metric($"{name}_messages_per_s_per_screen", $"{name}: messages a screen received a second (window)", p.WindowMessages / seconds / screens, "msg/s");
+            ctx.Metric($"{name}_early_per_s_per_screen", $"{name}: of them, values published before the window (a backlog read late)", p.Values.Early / seconds / screens, "msg/s");
             ctx.Metric($"{name}_kb_per_s_per_screen", $"{name}: KB a screen received a second (window)", p.WindowBytes / seconds / screens / 1024.0, "KB/s");
             ctx.Metric($"{name}_mb_received", $"{name}: MB received by all screens (window and drain)", p.Bytes / 1048576.0, "MB");
             ctx.Metric($"{name}_messages", $"{name}: messages received by all screens (window and drain)", p.Messages);
@@ -51,6 +54,18 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
             ctx.Metric($"{name}_worker_cpu_us_per_update", $"{name}: worker CPU per published update (window)", p.Cpu.TotalMicroseconds / Math.Max(1, p.Published), "µs");
             ctx.Metric($"{name}_closed", $"{name}: screens closed by the worker", p.Closed);
         }
+
+        // The rate check: at most one value of an instrument per 1/maxRate on a screen (docs/protocol.md, maxRate).
+        // Counted per screen and instrument over the window; spacing by receive or publish time is shown too, but a screen
+        // that reads late, or a feed whose lag varies, brings values sent apart close together, so only counts judge the worker.
+        var values = conflated.Values;
+        ctx.Metric("conflated_allowed_per_s_per_screen", "conflated: values a screen may receive a second at maxRate (instruments × maxRate)", instruments * maxRate, "msg/s");
+        ctx.Metric("conflated_most_of_one_instrument", $"conflated: most values of one instrument on one screen in the window (maxRate allows {values.Allowed})", values.MostOfOne);
+        ctx.Metric("conflated_over_max_rate", "conflated: values beyond what maxRate allows one instrument on one screen in the window (all screens)", values.OverAllowed);
+        ctx.Metric("conflated_closer_received", "conflated: values of one instrument received closer than 0.9/maxRate on one screen (includes the screen's read lag)", values.CloseReceived);
+        ctx.Metric("conflated_closer_published", "conflated: values of one instrument published closer than 0.9/maxRate, as received by one screen (includes the feed's lag)", values.CloseSent);
+        ctx.Metric("conflated_min_spacing_received_ms", "conflated: closest two values of one instrument on one screen, receive time", values.MinReceivedMs, "ms");
+        ctx.Metric("conflated_min_spacing_published_ms", "conflated: closest two values of one instrument on one screen, publish time", values.MinSentMs, "ms");
 
         // What an unconflated screen is owed per update: one message, at the bytes a message took in that phase.
         var owedPerUpdate = full.Messages > 0 ? full.Bytes / (double)full.Messages : double.NaN;
@@ -66,8 +81,19 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
         ctx.Phase = name;
         ctx.Status = $"{name}: {screens} screens join {Pattern}";
         var age = Latencies.Create();
+        var values = new List<ScreenValues>();
         var clients = await ctx.ConnectAsync(
-            (_, ct) => LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions { MessagePack = true, Latency = age }, ct), screens);
+            (_, ct) =>
+            {
+                var screen = new ScreenValues(instruments, maxRate);
+                lock (values)
+                {
+                    values.Add(screen);
+                }
+
+                return LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions { MessagePack = true, Latency = age, OnValue = screen.OnValue }, ct);
+            },
+            screens);
         try
         {
             await Task.WhenAll(clients.Select(c => c.SendAsync($$"""{"type":"room.join","room":"{{Pattern}}","payload":{{args}}}""", ctx.Token)));
@@ -80,6 +106,9 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
             var bytesBefore = clients.Sum(c => c.Bytes);
             var messagesBefore = clients.Sum(c => c.Messages);
             var cpuBefore = worker.CpuTime();
+            var window = Stopwatch.StartNew();
+            var windowStart = Stopwatch.GetTimestamp();
+            values.ForEach(v => v.Start(windowStart));
 
             ctx.Status = $"{name}: {instruments * perInstrument:N0} updates/s to {screens} screens";
             // Ages count from the window's last third: what a screen shows once it has run a while (steady state).
@@ -89,6 +118,8 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
             var windowBytes = clients.Sum(c => c.Bytes) - bytesBefore;
             var windowMessages = clients.Sum(c => c.Messages) - messagesBefore;
             var cpu = worker.CpuTime() - cpuBefore;
+            values.ForEach(v => v.Stop());
+            window.Stop();
             var (p50, p99) = age.TotalCount > 0 ? (age.GetValueAtPercentile(50) / 1000.0, age.GetValueAtPercentile(99) / 1000.0) : (double.NaN, double.NaN);
 
             // Delivery trails the window: wait until the screens stop receiving (a conflated screen's last values come
@@ -109,8 +140,10 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
 
             return new ScreensPhase(
                 published,
+                window.Elapsed,
                 windowBytes,
                 windowMessages,
+                ScreenValues.Sum(values, window.Elapsed),
                 clients.Sum(c => c.Bytes) - bytesBefore,
                 clients.Sum(c => c.Messages) - messagesBefore,
                 cpu,
@@ -125,16 +158,116 @@ internal sealed class ScreensScenario(ScenarioSpec spec, string configuration, i
         }
     }
 
-    /// <summary>Every instrument <c>perInstrument</c> times a second, round-robin; returns how many were published.</summary>
+    /// <summary>
+    /// Every instrument <c>perInstrument</c> times a second, round-robin, for <paramref name="during"/> and no longer:
+    /// a publisher that falls behind publishes fewer (what is due is not caught up after the time, which stretched the
+    /// window to 2-10 times the seconds asked); returns how many were published.
+    /// </summary>
     private async Task<long> PublishAsync(IRoomPublisher publisher, TimeSpan during, CancellationToken ct)
     {
-        var published = await Pace.RunAsync(instruments * perInstrument, during, n =>
-            publisher.PublishAsync((int)(n % instruments), LoadPayload.Create(Stopwatch.GetTimestamp(), n / instruments, (int)(n % instruments)), ct), ct);
+        var clock = Stopwatch.StartNew();
+        long published = 0;
+        await Pace.RunAsync(instruments * perInstrument, during, n =>
+        {
+            if (clock.Elapsed >= during)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            published++;
+            return publisher.PublishAsync((int)(n % instruments), LoadPayload.Create(Stopwatch.GetTimestamp(), n / instruments, (int)(n % instruments)), ct);
+        }, ct);
         await publisher.FlushAsync(ct);
         return published;
     }
 
+    /// <param name="Window">How long the window really took: publishing and its flush can outlast the seconds asked when the publisher falls behind.</param>
+    /// <param name="Values">What the screens received in the window, per instrument (<see cref="ScreenValues"/>).</param>
     /// <param name="Cpu">The worker's CPU time during the window (not the drain).</param>
     private sealed record ScreensPhase(
-        long Published, long WindowBytes, long WindowMessages, long Bytes, long Messages, TimeSpan Cpu, double AgeP50Ms, double AgeP99Ms, int Closed);
+        long Published, TimeSpan Window, long WindowBytes, long WindowMessages, ScreenValues.Totals Values, long Bytes, long Messages, TimeSpan Cpu, double AgeP50Ms, double AgeP99Ms, int Closed);
+}
+
+/// <summary>
+/// One screen's values per instrument while the window is counted, checked against <c>maxRate</c>: how many, how many
+/// were published before the window (a backlog read late), and how close together two values of one instrument came,
+/// by receive time and by publish time. Called on the screen's reader only (one thread); read after <see cref="Stop"/>.
+/// </summary>
+internal sealed class ScreenValues(int instruments, double maxRate)
+{
+    // Two values of one instrument closer than this (in Stopwatch ticks) break maxRate; 10% under 1/maxRate for jitter.
+    private readonly long _closest = (long)(Stopwatch.Frequency / maxRate * 0.9);
+    private readonly double _rate = maxRate;
+    private readonly int[] _count = new int[instruments];
+    private readonly long[] _lastReceived = new long[instruments];
+    private readonly long[] _lastSent = new long[instruments];
+    private long _start;
+    private volatile bool _counting;
+    private long _values, _early, _closeReceived, _closeSent;
+    private long _minReceived = long.MaxValue, _minSent = long.MaxValue;
+
+    public void Start(long at)
+    {
+        _start = at;
+        _counting = true;
+    }
+
+    public void Stop() => _counting = false;
+
+    public void OnValue(long sent, int instrument)
+    {
+        if (!_counting || (uint)instrument >= (uint)_count.Length)
+        {
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        _values++;
+        _count[instrument]++;
+        if (sent < _start)
+        {
+            _early++;
+        }
+
+        if (_lastReceived[instrument] != 0)
+        {
+            var received = now - _lastReceived[instrument];
+            var published = sent - _lastSent[instrument];
+            _minReceived = Math.Min(_minReceived, received);
+            _minSent = Math.Min(_minSent, published);
+            _closeReceived += received < _closest ? 1 : 0;
+            _closeSent += published < _closest ? 1 : 0;
+        }
+
+        _lastReceived[instrument] = now;
+        _lastSent[instrument] = sent;
+    }
+
+    /// <summary>All screens' counts together.</summary>
+    /// <param name="Values">Values received in the window.</param>
+    /// <param name="Early">Of them, published before the window began.</param>
+    /// <param name="Allowed">The most values of one instrument maxRate lets a screen receive in the window: one per interval begun, and one for a value already on its way when the window began.</param>
+    /// <param name="MostOfOne">The most values of one instrument one screen received in the window.</param>
+    /// <param name="OverAllowed">Values beyond <paramref name="Allowed"/>, summed over screens and instruments: the worker broke maxRate when above 0.</param>
+    /// <param name="CloseReceived">Values received less than 0.9 / maxRate after the previous value of their instrument on their screen (a screen that reads late receives values sent apart close together).</param>
+    /// <param name="CloseSent">Values published less than 0.9 / maxRate after the previous value of their instrument their screen received (the feed's lag varies too).</param>
+    /// <param name="MinReceivedMs">The closest two values of one instrument came on one screen, by receive time.</param>
+    /// <param name="MinSentMs">The same by publish time.</param>
+    public sealed record Totals(long Values, long Early, long Allowed, int MostOfOne, long OverAllowed, long CloseReceived, long CloseSent, double MinReceivedMs, double MinSentMs);
+
+    public static Totals Sum(IReadOnlyList<ScreenValues> screens, TimeSpan window)
+    {
+        static double Ms(long ticks) => ticks == long.MaxValue ? double.NaN : ticks * 1000.0 / Stopwatch.Frequency;
+        var allowed = screens.Count == 0 ? 0 : (long)Math.Ceiling(window.TotalSeconds * screens[0]._rate) + 1;
+        return new Totals(
+            screens.Sum(s => s._values),
+            screens.Sum(s => s._early),
+            allowed,
+            screens.Count == 0 ? 0 : screens.Max(s => s._count.Max()),
+            screens.Sum(s => s._count.Sum(c => Math.Max(0, c - allowed))),
+            screens.Sum(s => s._closeReceived),
+            screens.Sum(s => s._closeSent),
+            Ms(screens.Count == 0 ? long.MaxValue : screens.Min(s => s._minReceived)),
+            Ms(screens.Count == 0 ? long.MaxValue : screens.Min(s => s._minSent)));
+    }
 }
