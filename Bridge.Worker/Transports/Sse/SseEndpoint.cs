@@ -29,9 +29,6 @@ internal sealed partial class SseEndpoint(
 {
     public const string Path = "/sse";
 
-    /// <summary>Marks a queued heartbeat: written as an SSE comment.</summary>
-    private const string HeartbeatType = ":";
-
     private static readonly byte[] HeartbeatBytes = ": heartbeat\n\n"u8.ToArray();
 
     // Bytes written to the response between flushes while a backlog drains.
@@ -132,46 +129,24 @@ internal sealed partial class SseEndpoint(
     {
         var reader = session.Queue.Reader;
         var writer = response.BodyWriter;
+        var events = new SseEventWriter(writer, rooms, positions);
         var sent = new SentMessages(metrics, session.Transport);
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
             {
-                var unflushed = 0;
                 while (session.CloseRequested is null && reader.TryRead(out var frame))
                 {
                     // A frame counts as sent once written to the response; flushing every so often keeps what the
                     // response holds unsent small, so a client that stops reading backs up into the bounded queue.
-                    if (unflushed > FlushEvery)
+                    if (events.Unflushed > FlushEvery)
                     {
                         sent.Flush();
+                        events.Commit();
                         await writer.FlushAsync(aborted);
-                        unflushed = 0;
                     }
 
-                    unflushed += frame.Bytes.Length;
-                    if (frame.Type == HeartbeatType)
-                    {
-                        writer.Write(frame.Bytes);
-                    }
-                    else
-                    {
-                        if (frame.AdvancesPosition)
-                        {
-                            positions[frame.Room!] = frame.Seq;
-                            writer.Write("id: "u8);
-                            WriteId(writer, rooms, positions, frame);
-                            writer.Write("\n"u8);
-                        }
-
-                        writer.Write("event: "u8);
-                        WriteAscii(writer, frame.Type);
-                        writer.Write("\ndata: "u8);
-                        // Envelopes are single-line JSON (payloads are compacted when read off the stream).
-                        writer.Write(frame.Bytes);
-                        writer.Write("\n\n"u8);
-                    }
-
+                    events.Write(frame);
                     session.Queue.OnSent(frame);
                     sent.Add(frame);
 
@@ -179,6 +154,7 @@ internal sealed partial class SseEndpoint(
                     if (frame.Type is MessageTypes.ServerShutdown or MessageTypes.ServerDisconnect)
                     {
                         sent.Flush();
+                        events.Commit();
                         await writer.FlushAsync(aborted);
                         session.RequestClose(
                             frame.Type == MessageTypes.ServerShutdown ? CloseCodes.ServiceRestart : CloseCodes.Disconnected,
@@ -187,6 +163,7 @@ internal sealed partial class SseEndpoint(
                 }
 
                 sent.Flush();
+                events.Commit();
                 await writer.FlushAsync(aborted);
             }
         }
@@ -200,23 +177,6 @@ internal sealed partial class SseEndpoint(
         }
     }
 
-    /// <summary>
-    /// The event id: the stream's cursor over every room (<see cref="Cursor.Format"/>); with one room, that is the frame's
-    /// seq, written without a string.
-    /// </summary>
-    private static void WriteId(System.IO.Pipelines.PipeWriter writer, List<string> rooms, Dictionary<string, ulong> positions, in OutboundFrame frame)
-    {
-        if (rooms.Count == 1 && frame.Room == rooms[0])
-        {
-            var span = writer.GetSpan(20);
-            frame.Seq.TryFormat(span, out var written, default, CultureInfo.InvariantCulture);
-            writer.Advance(written);
-            return;
-        }
-
-        WriteAscii(writer, Cursor.Format(rooms, positions));
-    }
-
     private static async Task HeartbeatAsync(ClientSession session, TimeSpan interval, TimeProvider time, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(interval, time);
@@ -224,19 +184,12 @@ internal sealed partial class SseEndpoint(
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                session.Send(new OutboundFrame(HeartbeatBytes, HeartbeatType));
+                session.Send(new OutboundFrame(HeartbeatBytes, SseEventWriter.HeartbeatType));
             }
         }
         catch (OperationCanceledException)
         {
         }
-    }
-
-    private static void WriteAscii(System.IO.Pipelines.PipeWriter writer, string text)
-    {
-        var span = writer.GetSpan(text.Length);
-        var written = Encoding.ASCII.GetBytes(text, span);
-        writer.Advance(written);
     }
 
     private static Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken) =>
