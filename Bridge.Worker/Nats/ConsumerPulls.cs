@@ -79,7 +79,6 @@ internal sealed class ConsumerPulls : NatsSubBase
         Batch = batch;
         _read = read;
         _timeout = timeout;
-        // Room for every message asked for and one status per pull: the read loop's write never finds it full.
         _time = time;
         // Room for every message asked for, one status per pull and one stall mark: the read loop's write never finds
         // it full. Two writers: the read loop, and the stall timer's mark.
