@@ -34,7 +34,7 @@ profile_collect
 sleep "$seconds"
 curl -s "$url/metrics" >results/fanout-metrics-after.txt
 after="$(profile_sample fanout)"
-wait "$collector"
+wait "$collector" || true # the collector exits non-zero when the worker ends inside the window
 profile_cores "$before" "$after"
 wait "$harness" || true
 trap - EXIT

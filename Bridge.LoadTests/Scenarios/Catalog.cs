@@ -13,7 +13,7 @@ internal static class Catalog
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
-          rooms          --rooms 100000 --connections 100 --messages 20000 [--profile]   activation, server and worker memory per room,
+          rooms          --rooms 100000 --connections 100 --messages 20000 [--join-batch 1] [--profile]   activation, server and worker memory per room,
                          delivery; --profile: the worker's growth by owner and type (gcdump + counters);
                          [--worker DLL]: against another build's Bridge.Worker.dll (the "before" of a before/after)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
@@ -140,7 +140,7 @@ internal static class Catalog
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                         Command = command,
-                    }, configuration, rooms, a.Has("--profile"), a.String("--worker"));
+                    }, configuration, rooms, a.Has("--profile"), a.String("--worker"), a.Int("--join-batch", 1));
                 }
 
             case "rooms-compare":

@@ -19,7 +19,7 @@ namespace Bridge.LoadTests.Scenarios;
 /// dotnet-counters before and after the joins). <paramref name="workerDll"/> runs it against another build's
 /// <c>Bridge.Worker.dll</c> (the "before" of a before/after, one run each).
 /// </summary>
-internal sealed class RoomActivationScenario(ScenarioSpec spec, string configuration, int rooms, bool profile = false, string? workerDll = null) : IScenario
+internal sealed class RoomActivationScenario(ScenarioSpec spec, string configuration, int rooms, bool profile = false, string? workerDll = null, int joinBatch = 1) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
@@ -62,9 +62,31 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
             var sw = Stopwatch.StartNew();
             await Task.WhenAll(clients.Select(async (client, c) =>
             {
+                if (joinBatch <= 1)
+                {
+                    for (var i = c; i < rooms; i += connections)
+                    {
+                        await client.JoinAsync(Rooms.Name(i), ctx.Token);
+                    }
+
+                    return;
+                }
+
+                // The batch form (protocol "Batch form"): joinBatch rooms per room.join frame, each answered by its own room.joined.
+                var batch = new List<string>(joinBatch);
                 for (var i = c; i < rooms; i += connections)
                 {
-                    await client.JoinAsync(Rooms.Name(i), ctx.Token);
+                    batch.Add(Rooms.Name(i));
+                    if (batch.Count == joinBatch)
+                    {
+                        await client.JoinAsync(batch, ctx.Token);
+                        batch.Clear();
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    await client.JoinAsync(batch, ctx.Token);
                 }
             }));
             await Rooms.WaitAsync(() => clients.Sum(c => c.Joined) >= rooms, "every room.joined", ctx.Token);
