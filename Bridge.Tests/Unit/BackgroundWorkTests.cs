@@ -57,6 +57,81 @@ public sealed class BackgroundWorkTests
         Assert.Equal("second", await ran.Task.WaitAsync(Patience));
     }
 
+    [Fact]
+    public async Task A_batch_runs_on_the_free_request_slots_only_each_item_once_and_past_a_failing_one()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);
+        var other = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await session.StartBackgroundAsync(_ => other.Task, CancellationToken.None); // one slot taken: two are free
+
+        var items = Enumerable.Range(0, 7).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var started = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        await session.StartBackgroundBatchAsync(
+            Enumerable.Range(0, items.Length).ToArray(),
+            (i, _) =>
+            {
+                started.Enqueue(i);
+                return items[i].Task;
+            },
+            CancellationToken.None);
+
+        // Two lanes: two items at a time, the next starting when one ends (failed or not).
+        await WaitUntilAsync(() => started.Count == 2);
+        await Task.Delay(100);
+        Assert.Equal(2, started.Count);
+        items[started.First()].SetException(new InvalidOperationException("an item that fails"));
+        await WaitUntilAsync(() => started.Count == 3);
+        foreach (var item in items)
+        {
+            item.TrySetResult();
+        }
+
+        await WaitUntilAsync(() => started.Count == items.Length);
+        Assert.Equal(Enumerable.Range(0, items.Length), started.Order());
+
+        // The lanes gave their slots back: with the other request ended too, three requests start, a fourth waits.
+        other.SetResult();
+        var blocking = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await session.StartBackgroundAsync(_ => blocking.Task, CancellationToken.None).AsTask().WaitAsync(Patience);
+        await session.StartBackgroundAsync(_ => blocking.Task, CancellationToken.None).AsTask().WaitAsync(Patience);
+        await session.StartBackgroundAsync(_ => blocking.Task, CancellationToken.None).AsTask().WaitAsync(Patience);
+        var fourth = session.StartBackgroundAsync(_ => Task.CompletedTask, CancellationToken.None).AsTask();
+        await Task.Delay(100);
+        Assert.False(fourth.IsCompleted);
+        blocking.SetResult();
+        await fourth.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task Leaving_all_rooms_waits_for_a_batch_and_a_closing_connection_starts_none_of_its_items_left()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = 0;
+        await session.StartBackgroundBatchAsync(
+            [first, new TaskCompletionSource(), new TaskCompletionSource()],
+            (item, _) =>
+            {
+                Interlocked.Increment(ref started);
+                return item.Task;
+            },
+            CancellationToken.None);
+
+        session.RequestClose(Bridge.Contracts.CloseCodes.Normal, "done");
+        await EndsOnlyAfterAsync(session.LeaveAllRoomsAsync(), first);
+        Assert.Equal(1, Volatile.Read(ref started));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold in time");
+            await Task.Delay(10);
+        }
+    }
+
     /// <summary><paramref name="leaving"/> is still waiting while <paramref name="work"/> runs, and ends once it does.</summary>
     private static async Task EndsOnlyAfterAsync(Task leaving, TaskCompletionSource work)
     {

@@ -173,6 +173,37 @@ internal sealed class ClientSession
     }
 
     /// <summary>
+    /// Runs many pieces of work (the entries of a batch <c>room.join</c>) as one request: waits for one slot like
+    /// <see cref="StartBackgroundAsync{TState}"/>, takes whatever other slots are free at that moment (never waiting for
+    /// them), and runs the items on that many lanes, each lane taking the next item when its last one ends and giving its
+    /// slot back when none is left. So at most the connection's request slots run at once, as with one request per
+    /// item, without a slot wait, a state machine and a task per item. Each item reports its own failures; once the
+    /// connection is closing, the items not started yet are not started.
+    /// </summary>
+    public async ValueTask StartBackgroundBatchAsync<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, Task> work, CancellationToken cancellationToken)
+    {
+        if (items.Count == 0)
+        {
+            return;
+        }
+
+        var slots = BackgroundSlots();
+        await slots.WaitAsync(cancellationToken);
+        var lanes = 1;
+        while (lanes < items.Count && slots.Wait(0, CancellationToken.None))
+        {
+            lanes++;
+        }
+
+        Interlocked.Add(ref _running, lanes);
+        var batch = new BackgroundBatch<TItem>(items, work);
+        for (var i = 0; i < lanes; i++)
+        {
+            _ = RunBackgroundAsync(static (batch, ct) => batch.RunLaneAsync(ct), batch, slots, offThread: false);
+        }
+    }
+
+    /// <summary>
     /// Runs work of the worker's own beside the receive loop without taking a request slot (a member catching up
     /// after falling behind); never waits. Leaving all rooms waits for it like for requests.
     /// </summary>
@@ -379,5 +410,27 @@ internal sealed class ClientSession
         Queue.Complete();
         _closing.Cancel();
         return true;
+    }
+
+    /// <summary>The items of one <see cref="StartBackgroundBatchAsync{TItem}"/>, taken in order by its lanes.</summary>
+    private sealed class BackgroundBatch<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, Task> work)
+    {
+        private int _next = -1;
+
+        public async Task RunLaneAsync(CancellationToken cancellationToken)
+        {
+            int index;
+            while (!cancellationToken.IsCancellationRequested && (index = Interlocked.Increment(ref _next)) < items.Count)
+            {
+                try
+                {
+                    await work(items[index], cancellationToken);
+                }
+                catch (Exception)
+                {
+                    // Each item reports its own failures; the lane goes on with the next.
+                }
+            }
+        }
     }
 }

@@ -18,6 +18,39 @@ internal sealed partial class RoomJoiner(
     /// <summary>Starts a join; answers <c>room.joined</c> (or an error) on the session when done.</summary>
     public async ValueTask StartJoinAsync(ClientSession session, string name, JoinOptions join, string? reference, CancellationToken cancellationToken)
     {
+        if (TryAdd(session, name, join, reference) is { } membership)
+        {
+            await session.StartBackgroundAsync(
+                static (state, ct) => state.Joiner.JoinAsync(state.Membership, state.Reference, ct), (Joiner: this, Membership: membership, Reference: reference), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Starts the joins of a batch <c>room.join</c> (<paramref name="requests"/>, each already checked) as one request
+    /// of the session (<see cref="ClientSession.StartBackgroundBatchAsync{TItem}"/>); each answers its own
+    /// <c>room.joined</c> (or error) when done, as if joined alone.
+    /// </summary>
+    public ValueTask StartJoinsAsync(ClientSession session, IReadOnlyList<(string Room, JoinOptions Options)> requests, string? reference, CancellationToken cancellationToken)
+    {
+        session.Rooms.Reserve(requests.Count, options.Value.MaxRoomsPerConnection);
+        var memberships = new List<RoomMembership>(requests.Count);
+        foreach (var (name, join) in requests)
+        {
+            if (TryAdd(session, name, join, reference) is { } membership)
+            {
+                memberships.Add(membership);
+            }
+        }
+
+        return session.StartBackgroundBatchAsync(memberships, (membership, ct) => JoinAsync(membership, reference, ct), cancellationToken);
+    }
+
+    /// <summary>
+    /// Adds the membership to the session's rooms: null when it is not to be joined (already in: answered again;
+    /// beyond the connection's limits: answered with the error).
+    /// </summary>
+    private RoomMembership? TryAdd(ClientSession session, string name, JoinOptions join, string? reference)
+    {
         var o = options.Value;
         var membership = new RoomMembership(session, name, reader, join);
         switch (session.Rooms.TryAdd(membership, o.MaxRoomsPerConnection, o.MaxPatternsPerConnection, out var existing))
@@ -25,17 +58,16 @@ internal sealed partial class RoomJoiner(
             case AddResult.AlreadyIn:
                 // Already in: answers with its position; a join in flight answers itself.
                 existing!.AnswerAgain();
-                return;
+                return null;
             case AddResult.TooManyRooms:
                 session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxRoomsPerConnection} rooms", reference);
-                return;
+                return null;
             case AddResult.TooManyPatterns:
                 session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxPatternsPerConnection} room patterns", reference);
-                return;
+                return null;
+            default:
+                return membership;
         }
-
-        await session.StartBackgroundAsync(
-            static (state, ct) => state.Joiner.JoinAsync(state.Membership, state.Reference, ct), (Joiner: this, Membership: membership, Reference: reference), cancellationToken);
     }
 
     /// <summary>

@@ -67,15 +67,17 @@ internal sealed class RoomMembership : IRoomMember
         RoomName = room;
         _reader = reader;
         var pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var parsed) ? parsed : null;
-        ConflatedMember? conflater = null;
-        if (options.MaxRate is { } rate)
-        {
-            session.UseConflatedSendBuffer();
-            Action drained = OnQueueDrained;
-            conflater = new ConflatedMember(rate, reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
-        }
-
+        var conflater = options.MaxRate is { } rate ? Conflater(rate) : null;
         _extras = options == default && pattern is null ? null : new JoinExtras(options, pattern, conflater);
+    }
+
+    /// <summary>A <c>maxRate</c> member's conflation (its own method: its closure is allocated only for such a member).</summary>
+    private ConflatedMember Conflater(double rate)
+    {
+        var session = Session;
+        session.UseConflatedSendBuffer();
+        Action drained = OnQueueDrained;
+        return new ConflatedMember(rate, _reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
     }
 
     /// <summary>
@@ -346,7 +348,7 @@ internal sealed class RoomMembership : IRoomMember
     private void Hold(RoomMessage message, bool afterGap)
     {
         var held = _held!;
-        if (held.Messages.Count >= _reader.HoldCapacity || held.Bytes >= _reader.HoldBytes)
+        if (held.Count >= _reader.HoldCapacity || held.Bytes >= _reader.HoldBytes)
         {
             // Still slower than the room: drop the hold and read again (the stream has all of it, and its reads find
             // any hole retention made after this member's position).
@@ -355,7 +357,7 @@ internal sealed class RoomMembership : IRoomMember
             return;
         }
 
-        held.Messages.Add(message);
+        held.Add(message);
         held.Bytes += message.Payload.Length;
         if (afterGap)
         {
@@ -531,8 +533,9 @@ internal sealed class RoomMembership : IRoomMember
             }
 
             var held = _held!;
-            foreach (var message in held.Messages)
+            for (var i = 0; i < held.Count; i++)
             {
+                var message = held[i];
                 if (message.Seq <= _position)
                 {
                     continue;
@@ -616,11 +619,18 @@ internal sealed class RoomMembership : IRoomMember
     /// </summary>
     private sealed class HeldMessages
     {
-        public List<RoomMessage> Messages { get; } = [];
+        // Created by the first message held: most holds (a live join's, from its seam to room.joined) hold none.
+        private List<RoomMessage>? _messages;
+
+        public int Count => _messages?.Count ?? 0;
+
+        public RoomMessage this[int index] => _messages![index];
 
         public long Bytes { get; set; }
 
         public ulong GapNotice { get; set; }
+
+        public void Add(RoomMessage message) => (_messages ??= []).Add(message);
     }
 }
 

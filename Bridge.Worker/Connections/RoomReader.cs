@@ -69,7 +69,7 @@ internal sealed partial class RoomReader
     /// Returns once <c>room.joined</c> is queued; a failure before that is thrown (the caller answers <c>unavailable</c>,
     /// or <c>too_many_rooms</c> for a <see cref="LatestLimitException"/>), a failure after it is retried.
     /// </summary>
-    public async Task<JoinResult?> JoinAsync(RoomMembership member, Room room, CancellationToken cancellationToken)
+    public async ValueTask<JoinResult?> JoinAsync(RoomMembership member, Room room, CancellationToken cancellationToken)
     {
         // A resume is a resume (§5: every message after since): latest applies to a join without since. A conflated
         // member never reads the stream: its since asks for each room's newest message after it instead.
@@ -500,4 +500,4 @@ internal sealed partial class RoomReader
 }
 
 /// <summary>What <c>room.joined</c> said: the position, messages replayed before it, and whether retention cut the resume short.</summary>
-internal sealed record JoinResult(ulong Position, int Replayed, bool Truncated, int? Latest);
+internal readonly record struct JoinResult(ulong Position, int Replayed, bool Truncated, int? Latest);

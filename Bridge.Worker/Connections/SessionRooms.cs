@@ -53,6 +53,19 @@ internal sealed class SessionRooms
     }
 
     /// <summary>
+    /// Makes room in the table for <paramref name="count"/> more rooms (a batch join's, about to be added one by one),
+    /// never beyond <paramref name="maxRooms"/>: one resize instead of one per doubling.
+    /// </summary>
+    public void Reserve(int count, int maxRooms)
+    {
+        lock (_gate)
+        {
+            _rooms ??= new HashSet<RoomMembership>(1, ByRoomName.Instance);
+            _rooms.EnsureCapacity(Math.Min(_rooms.Count + count, maxRooms));
+        }
+    }
+
+    /// <summary>
     /// Adds a membership for a join, unless the connection is already in (or joining) its room or pattern, or in
     /// <paramref name="maxRooms"/> rooms and patterns, or (for a pattern) in <paramref name="maxPatterns"/> patterns. A
     /// membership that overlaps another of the connection's shares their <see cref="OverlapGroup"/> from now on.

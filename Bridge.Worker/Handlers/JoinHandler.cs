@@ -18,21 +18,33 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
-        foreach (var (name, join) in ReadRequests(session, frame))
+        var requests = ReadRequests(session, frame);
+        // Refused entries are answered here and dropped; the list is only read after this.
+        requests.RemoveAll(request =>
         {
-            if (!session.Identity.MayJoin(name))
+            if (session.Identity.MayJoin(request.Room))
             {
-                session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{name}'", frame.Id);
-                continue;
+                return false;
             }
 
-            await joiner.StartJoinAsync(session, name, join, frame.Id, cancellationToken);
+            session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{request.Room}'", frame.Id);
+            return true;
+        });
+
+        // A batch frame is one request of the connection (protocol §4, "Batch form"), a single join is one too.
+        if (requests.Count == 1)
+        {
+            await joiner.StartJoinAsync(session, requests[0].Room, requests[0].Options, frame.Id, cancellationToken);
+        }
+        else
+        {
+            await joiner.StartJoinsAsync(session, requests, frame.Id, cancellationToken);
         }
     }
 
     private List<(string Room, JoinOptions Options)> ReadRequests(ClientSession session, InboundFrame frame)
     {
-        var requests = new List<(string, JoinOptions)>();
+        List<(string, JoinOptions)> requests = [];
         using var args = PayloadArgs.Parse(frame);
         var root = args?.RootElement;
         if (frame.Room is not null || root is null || !root.Value.TryGetProperty("rooms", out var list))
@@ -68,6 +80,7 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
             return requests;
         }
 
+        requests.Capacity = list.GetArrayLength();
         var index = -1;
         foreach (var item in list.EnumerateArray())
         {

@@ -49,6 +49,9 @@ internal static class ControlFrames
             ["ref"] = reference,
         });
 
+    private static readonly IReadOnlyDictionary<string, object?> JoinedLive =
+        new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false }.AsReadOnly();
+
     /// <summary>
     /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
     /// after it is (or will be) delivered, so it is the <c>since</c> to resume from if nothing newer arrives.
@@ -56,6 +59,12 @@ internal static class ControlFrames
     /// </summary>
     public static ControlFrame RoomJoined(string room, ulong seq, int replayed, bool truncated, int? latest = null)
     {
+        if (replayed == 0 && !truncated && latest is null)
+        {
+            // A live join's (most joins'): one payload for all of them.
+            return new(MessageTypes.RoomJoined, room, Seq: seq, Payload: JoinedLive);
+        }
+
         var payload = new Dictionary<string, object?>
         {
             ["replayed"] = replayed,

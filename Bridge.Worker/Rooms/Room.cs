@@ -108,7 +108,7 @@ internal sealed class Room : RoomSequence
         }
 
         var crowd = _crowd ??= new Crowd();
-        var group = Array.Find(crowd.Groups, g => g.Rate.Equals(conflated.Rate));
+        var group = GroupOf(crowd, conflated.Rate);
         if (group is null)
         {
             group = new ConflationGroup(Name, conflated.Rate, conflated.Time, _services.Logger);
@@ -116,6 +116,20 @@ internal sealed class Room : RoomSequence
         }
 
         group.Add(conflated);
+    }
+
+    /// <summary>The group of members conflated at <paramref name="rate"/>, if any (a loop, not a lambda: no closure per join).</summary>
+    private static ConflationGroup? GroupOf(Crowd crowd, double rate)
+    {
+        foreach (var group in crowd.Groups)
+        {
+            if (group.Rate.Equals(rate))
+            {
+                return group;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The room's conflation groups (for tests).</summary>
