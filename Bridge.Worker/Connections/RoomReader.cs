@@ -414,7 +414,7 @@ internal sealed partial class RoomReader
     /// no longer stored, so messages after it may have been dropped unread (the gap is then kept for <see cref="ReportGap"/>).
     /// </summary>
     private ValueTask<bool> ConfirmAsync(Room room, Progress progress, CancellationToken cancellationToken) =>
-        progress.Gap.ConfirmAsync(_log, room.Name, cancellationToken);
+        progress.FoundGap?.ConfirmAsync(_log, room.Name, cancellationToken) ?? ValueTask.FromResult(false);
 
     /// <summary>
     /// Tells the member of a gap found (once the messages after it are queued): a joining member by its <c>room.joined</c>,
@@ -422,7 +422,7 @@ internal sealed partial class RoomReader
     /// </summary>
     private void ReportGap(RoomMembership member, Room room, Progress progress)
     {
-        if (!progress.Gap.TryTake(out var after))
+        if (progress.FoundGap is not { } gap || !gap.TryTake(out var after))
         {
             return;
         }
@@ -472,8 +472,11 @@ internal sealed partial class RoomReader
 
         public ulong? Since { get; } = since;
 
-        /// <summary>What its reads found out about retention, until reported.</summary>
-        public RetentionGap Gap { get; } = new();
+        /// <summary>What its reads found out about retention, until reported (created by the first read: a live join reads nothing).</summary>
+        public RetentionGap Gap => FoundGap ??= new();
+
+        /// <summary><see cref="Gap"/> if a read created it.</summary>
+        public RetentionGap? FoundGap { get; private set; }
 
         public bool SinceChecked { get; set; }
 

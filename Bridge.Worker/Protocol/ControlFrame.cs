@@ -49,8 +49,8 @@ internal static class ControlFrames
             ["ref"] = reference,
         });
 
-    private static readonly IReadOnlyDictionary<string, object?> JoinedLive =
-        new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false }.AsReadOnly();
+    // Shared, never written to; a plain dictionary, which the codecs enumerate without boxing.
+    private static readonly IReadOnlyDictionary<string, object?> JoinedLive = new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false };
 
     /// <summary>
     /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
@@ -127,6 +127,14 @@ internal static class ControlFrames
         {
             case RoomMessage message:
                 message.GetFrame(codec);
+                break;
+            case Dictionary<string, object?> map:
+                // Most payloads: enumerated without boxing an enumerator.
+                foreach (var item in map.Values)
+                {
+                    EncodeNestedMessages(item, codec);
+                }
+
                 break;
             case IReadOnlyDictionary<string, object?> map:
                 foreach (var item in map.Values)

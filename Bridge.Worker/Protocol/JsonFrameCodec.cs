@@ -265,6 +265,17 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 // A stored message inside a control frame (room.state): its own envelope, encoded once.
                 writer.WriteRawValue(message.GetFrame(Instance)!, skipInputValidation: true);
                 break;
+            case Dictionary<string, object?> map:
+                // Most payloads: enumerated without boxing an enumerator (one per control frame written).
+                writer.WriteStartObject();
+                foreach (var (key, item) in map)
+                {
+                    writer.WritePropertyName(key);
+                    WriteValue(writer, item);
+                }
+
+                writer.WriteEndObject();
+                break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteStartObject();
                 foreach (var (key, item) in map)
