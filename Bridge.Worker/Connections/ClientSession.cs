@@ -162,10 +162,27 @@ internal sealed class ClientSession
     /// <see cref="StartBackgroundAsync(Func{CancellationToken, Task}, CancellationToken)"/> with the work's
     /// <paramref name="state"/> passed to it, so a caller that starts many (a join per room) needs no closure each.
     /// </summary>
-    public async ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, CancellationToken cancellationToken)
+    public ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, CancellationToken cancellationToken)
     {
         var slots = BackgroundSlots();
+        if (!cancellationToken.IsCancellationRequested && slots.Wait(0, CancellationToken.None))
+        {
+            // A free slot: started without a state machine of this method's own.
+            Start(work, state, slots);
+            return ValueTask.CompletedTask;
+        }
+
+        return WaitThenStartAsync(work, state, slots, cancellationToken);
+    }
+
+    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim slots, CancellationToken cancellationToken)
+    {
         await slots.WaitAsync(cancellationToken);
+        Start(work, state, slots);
+    }
+
+    private void Start<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim slots)
+    {
         Interlocked.Increment(ref _running);
         // Started here, not queued: it runs on the receive loop only until its first wait (a request's first step is
         // to ask NATS or the stream), then beside it; one thread-pool hop less per join.

@@ -16,14 +16,11 @@ internal sealed partial class RoomJoiner(
     RoomRegistry rooms, RoomReader reader, Operations.BridgeMetrics metrics, IOptions<ConnectionOptions> options, ILogger<RoomJoiner> logger)
 {
     /// <summary>Starts a join; answers <c>room.joined</c> (or an error) on the session when done.</summary>
-    public async ValueTask StartJoinAsync(ClientSession session, string name, JoinOptions join, string? reference, CancellationToken cancellationToken)
-    {
-        if (TryAdd(session, name, join, reference) is { } membership)
-        {
-            await session.StartBackgroundAsync(
-                static (state, ct) => state.Joiner.JoinAsync(state.Membership, state.Reference, ct), (Joiner: this, Membership: membership, Reference: reference), cancellationToken);
-        }
-    }
+    public ValueTask StartJoinAsync(ClientSession session, string name, JoinOptions join, string? reference, CancellationToken cancellationToken) =>
+        TryAdd(session, name, join, reference) is { } membership
+            ? session.StartBackgroundAsync(
+                static (state, ct) => state.Joiner.JoinAsync(state.Membership, state.Reference, ct), (Joiner: this, Membership: membership, Reference: reference), cancellationToken)
+            : ValueTask.CompletedTask;
 
     /// <summary>
     /// Starts the joins of a batch <c>room.join</c> (<paramref name="requests"/>, each already checked) as one request
