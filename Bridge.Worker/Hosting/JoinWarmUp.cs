@@ -56,8 +56,9 @@ internal sealed class WarmUpOptionsValidator : IValidateOptions<WarmUpOptions>
 /// <summary>
 /// The join path's warm-up: rounds in which internal connections (a session like a client's, pumped by the WebSocket
 /// transport's own loops over an in-memory WebSocket pair: no socket, port or token) send <c>room.join</c> frames for
-/// the rooms <c>bridge-warmup.{id}.{n}</c>, wait for every <c>room.joined</c>, send <c>room.leave</c> for each and wait
-/// for every <c>room.left</c>, then close; rounds alternate JSON and MessagePack frames. It runs the whole path a
+/// the rooms <c>bridge-warmup.{id}.{n}</c> (every other connection all of them in one frame, the batch form), wait for every
+/// <c>room.joined</c>, send <c>room.leave</c> for each and wait for every <c>room.left</c>, then close; rounds alternate
+/// JSON and MessagePack frames. It runs the whole path a
 /// client's join runs from the WebSocket frame on: frame reads, the rate limit, decoding, the grant check, the room
 /// registry, the room's core subscription, the seam's batch direct get, <c>room.joined</c>'s encoding and its write.
 /// Each round also checks tokens that must fail (random signatures): the token check's parsing, key lookup and
@@ -142,7 +143,7 @@ internal sealed partial class JoinWarmUp(
                 IFrameCodec codec = rounds % 2 == 0 ? JsonFrameCodec.Instance : MessagePackFrameCodec.Instance;
                 var sessions = Enumerable.Range(0, (o.Rooms + perConnection - 1) / perConnection)
                     .Select(s => Enumerable.Range(s * perConnection, Math.Min(perConnection, o.Rooms - (s * perConnection))).Select(n => $"{prefix}.{n}").ToArray());
-                await Task.WhenAll(sessions.Select(rooms => RoundAsync(codec, rooms, cancellationToken)));
+                await Task.WhenAll(sessions.Select((rooms, i) => RoundAsync(codec, rooms, batch: i % 2 == 1, cancellationToken)));
                 await CheckRefusedTokensAsync();
                 rounds++;
                 Interlocked.Add(ref _joins, o.Rooms);
@@ -223,7 +224,7 @@ internal sealed partial class JoinWarmUp(
     /// worker's side is pumped by the same <see cref="WebSocketConnection"/> a client's socket is (frame reads, the rate
     /// limit, dispatch, the send loop and its batching, the close handshake), the warm-up's side is a client's socket.
     /// </summary>
-    private async Task RoundAsync(IFrameCodec codec, string[] rooms, CancellationToken cancellationToken)
+    private async Task RoundAsync(IFrameCodec codec, string[] rooms, bool batch, CancellationToken cancellationToken)
     {
         var c = connections.Value;
         var session = new ClientSession(
@@ -240,7 +241,17 @@ internal sealed partial class JoinWarmUp(
         var pumping = webSockets.RunAsync(server, batching, session, aborted.Token);
         try
         {
-            await ExchangeAsync(client, codec, MessageTypes.RoomJoin, MessageTypes.RoomJoined, rooms, cancellationToken);
+            if (batch)
+            {
+                var joined = AwaitAnswersAsync(client, codec, MessageTypes.RoomJoined, rooms.Length, cancellationToken);
+                await client.SendAsync(EncodeBatchJoin(codec.Format, rooms), codec.MessageType, endOfMessage: true, cancellationToken);
+                await joined;
+            }
+            else
+            {
+                await ExchangeAsync(client, codec, MessageTypes.RoomJoin, MessageTypes.RoomJoined, rooms, cancellationToken);
+            }
+
             await ExchangeAsync(client, codec, MessageTypes.RoomLeave, MessageTypes.RoomLeft, rooms, cancellationToken);
             // The close handshake, as a client ends its connection.
             await client.CloseAsync(WebSocketCloseStatus.NormalClosure, "warm-up done", cancellationToken);
@@ -323,6 +334,35 @@ internal sealed partial class JoinWarmUp(
         writer.Write(type);
         writer.Write(EnvelopeKeys.Room);
         writer.Write(room);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A batch <c>room.join</c>: <c>{type, payload: {rooms: [{room}, ...]}}</c>.</summary>
+    private static byte[] EncodeBatchJoin(WireFormat format, string[] rooms)
+    {
+        if (format == WireFormat.Json)
+        {
+            var entries = string.Join(',', rooms.Select(room => $$"""{"room":"{{room}}"}"""));
+            return Encoding.UTF8.GetBytes($$$"""{"type":"{{{MessageTypes.RoomJoin}}}","payload":{"rooms":[{{{entries}}}]}}""");
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(64 * rooms.Length);
+        var writer = new MessagePackWriter(buffer);
+        writer.WriteMapHeader(2);
+        writer.Write(EnvelopeKeys.Type);
+        writer.Write(MessageTypes.RoomJoin);
+        writer.Write(EnvelopeKeys.Payload);
+        writer.WriteMapHeader(1);
+        writer.Write("rooms");
+        writer.WriteArrayHeader(rooms.Length);
+        foreach (var room in rooms)
+        {
+            writer.WriteMapHeader(1);
+            writer.Write(EnvelopeKeys.Room);
+            writer.Write(room);
+        }
+
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
