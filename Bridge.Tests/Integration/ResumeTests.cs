@@ -154,6 +154,51 @@ public sealed class ResumeTests(NatsServerFixture nats) : IClassFixture<NatsServ
     }
 
     [Fact]
+    public async Task A_batch_join_beyond_the_request_slots_answers_each_entry_once_and_each_room_goes_live_with_no_gap_or_duplicate()
+    {
+        // Two request slots: the batch's 30 entries run two at a time, taking the next as one ends.
+        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxConcurrentRequests", "2"));
+        var resumed = Enumerable.Range(0, 15).Select(_ => Names.Room("batch")).ToList();
+        var live = Enumerable.Range(0, 15).Select(_ => Names.Room("batch")).ToList();
+        foreach (var room in resumed)
+        {
+            await PublishBackendAsync(room, 3);
+        }
+
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await client.JoinAndWaitAsync(live[0]); // already in: the batch answers it again
+        var entries = resumed.Select(r => new Dictionary<string, object?> { ["room"] = r, ["since"] = 0 })
+            .Concat(live.Select(r => new Dictionary<string, object?> { ["room"] = r }))
+            .Append(new Dictionary<string, object?> { ["room"] = "not a room" })
+            .ToList();
+        await client.SendAsync(new() { ["type"] = MessageTypes.RoomJoin, ["id"] = "b-1", ["payload"] = new Dictionary<string, object?> { ["rooms"] = entries } });
+        var frames = await client.CollectAsync(
+            resumed.Count * 4 + live.Count + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error or "chat.message", TimeSpan.FromSeconds(30));
+        var answers = frames.Where(f => f.Type != "chat.message").ToList();
+        var error = Assert.Single(answers, f => f.Type == MessageTypes.Error);
+        Assert.Equal((ErrorCodes.InvalidRoom, "b-1"), (error.ErrorCode, error.Payload!["ref"]!.GetValue<string>()));
+        Assert.Equal(resumed.Concat(live).Order(), answers.Where(f => f.Type == MessageTypes.RoomJoined).Select(f => f.Room!).Order());
+        Assert.All(answers.Where(f => resumed.Contains(f.Room!)), j => Assert.Equal(3, j.Payload!["replayed"]!.GetValue<int>()));
+
+        // The connection read on while the batch ran; every room is live: each message after the seam comes once.
+        foreach (var room in resumed.Concat(live))
+        {
+            await PublishBackendAsync(room, 1, offset: 3);
+        }
+
+        var messages = frames.Where(f => f.Type == "chat.message")
+            .Concat(await client.CollectAsync(resumed.Count + live.Count, f => f.Type == "chat.message", TimeSpan.FromSeconds(30)))
+            .ToList();
+        foreach (var room in resumed)
+        {
+            Assert.Equal(["0", "1", "2", "3"], messages.Where(f => f.Room == room).Select(f => f.Payload!.ToJsonString()));
+        }
+
+        Assert.All(live, room => Assert.Equal(["3"], messages.Where(f => f.Room == room).Select(f => f.Payload!.ToJsonString())));
+        Assert.True(await client.NothingArrivesAsync(f => f.Type is "chat.message" or MessageTypes.RoomJoined, TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
     public async Task Room_sync_returns_the_latest_messages_and_the_position_to_resume_from()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);

@@ -29,6 +29,11 @@ internal sealed partial class RoomJoiner(
     /// </summary>
     public ValueTask StartJoinsAsync(ClientSession session, IReadOnlyList<(string Room, JoinOptions Options)> requests, string? reference, CancellationToken cancellationToken)
     {
+        if (requests.Count == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         session.Rooms.Reserve(requests.Count, options.Value.MaxRoomsPerConnection);
         var memberships = new List<RoomMembership>(requests.Count);
         foreach (var (name, join) in requests)

@@ -16,35 +16,18 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
 {
     public string Type => MessageTypes.RoomJoin;
 
-    public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
+    public ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
-        var requests = ReadRequests(session, frame);
-        // Refused entries are answered here and dropped; the list is only read after this.
-        requests.RemoveAll(request =>
-        {
-            if (session.Identity.MayJoin(request.Room))
-            {
-                return false;
-            }
-
-            session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{request.Room}'", frame.Id);
-            return true;
-        });
-
         // A batch frame is one request of the connection (protocol §4, "Batch form"), a single join is one too.
-        if (requests.Count == 1)
-        {
-            await joiner.StartJoinAsync(session, requests[0].Room, requests[0].Options, frame.Id, cancellationToken);
-        }
-        else
-        {
-            await joiner.StartJoinsAsync(session, requests, frame.Id, cancellationToken);
-        }
+        var requests = ReadRequests(session, frame);
+        return requests.Count == 1
+            ? joiner.StartJoinAsync(session, requests[0].Room, requests[0].Options, frame.Id, cancellationToken)
+            : joiner.StartJoinsAsync(session, requests, frame.Id, cancellationToken);
     }
 
+    /// <summary>The joins a frame asks for that may start; every refused one (bad arguments, not granted) is answered here.</summary>
     private List<(string Room, JoinOptions Options)> ReadRequests(ClientSession session, InboundFrame frame)
     {
-        List<(string, JoinOptions)> requests = [];
         using var args = PayloadArgs.Parse(frame);
         var root = args?.RootElement;
         if (frame.Room is not null || root is null || !root.Value.TryGetProperty("rooms", out var list))
@@ -52,23 +35,22 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
             if (RoomFrames.CheckJoinName(frame.Room, options.Value.MinPatternPrefixTokens) is { } refused)
             {
                 session.SendError(refused.Code, refused.Message, frame.Id);
-                return requests;
+                return [];
             }
 
             if (ReadOptions(root, "") is { } bad)
             {
                 session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id);
-                return requests;
+                return [];
             }
 
-            requests.Add((frame.Room!, Options(root)));
-            return requests;
+            return MayJoin(session, frame.Room!, frame.Id) ? [(frame.Room!, Options(root))] : [];
         }
 
         if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
         {
             session.SendError(ErrorCodes.InvalidArgument, "rooms must be a non-empty array of {room, since}", frame.Id);
-            return requests;
+            return [];
         }
 
         // More entries than a connection may join can never all succeed; refused whole, before any error per entry
@@ -77,10 +59,10 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
         if (list.GetArrayLength() > max)
         {
             session.SendError(ErrorCodes.TooManyRooms, $"rooms has more than {max} entries; a connection may be in at most {max} rooms", frame.Id);
-            return requests;
+            return [];
         }
 
-        requests.Capacity = list.GetArrayLength();
+        var requests = new List<(string, JoinOptions)>(list.GetArrayLength());
         var index = -1;
         foreach (var item in list.EnumerateArray())
         {
@@ -102,10 +84,25 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
                 continue;
             }
 
-            requests.Add((name!, Options(item)));
+            if (MayJoin(session, name!, frame.Id))
+            {
+                requests.Add((name!, Options(item)));
+            }
         }
 
         return requests;
+    }
+
+    /// <summary>True when the token grants joining <paramref name="name"/>; otherwise answers <c>forbidden</c>.</summary>
+    private static bool MayJoin(ClientSession session, string name, string? reference)
+    {
+        if (session.Identity.MayJoin(name))
+        {
+            return true;
+        }
+
+        session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{name}'", reference);
+        return false;
     }
 
     /// <summary>Why the join's arguments are refused (<paramref name="of"/> names the entry), or null when they are valid.</summary>
