@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
-using System.Threading.Channels;
 using Bridge.Worker.Rooms;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -44,12 +43,16 @@ internal sealed class ConsumerPulls : NatsSubBase
 {
     private const int MaxPullsInFlight = 2;
 
+    // Deliveries a waiting reader is woken for at most: one thread hand-off per this many, not per delivery (fewer when
+    // its pulls have fewer still to bring; a status or stall mark wakes it at once).
+    internal const int WakeBatch = 64;
+
     private readonly INatsConnection _connection;
     private readonly string _nextSubject;
     private readonly string _inbox;
     private readonly DeliveryReader _read;
     private readonly TimeSpan _timeout;
-    private readonly Channel<Entry> _entries;
+    private readonly WakeBatchBuffer<Entry> _entries;
     private readonly ITimer _stall;
     private readonly TimeProvider _time;
 
@@ -82,12 +85,7 @@ internal sealed class ConsumerPulls : NatsSubBase
         _time = time;
         // Room for every message asked for, one status per pull and one stall mark: the read loop's write never finds
         // it full. Two writers: the read loop, and the stall timer's mark.
-        _entries = Channel.CreateBounded<Entry>(new BoundedChannelOptions((MaxPullsInFlight * batch) + MaxPullsInFlight + 1)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _entries = new WakeBatchBuffer<Entry>((MaxPullsInFlight * batch) + MaxPullsInFlight + 1);
         _stall = time.CreateTimer(static state => ((ConsumerPulls)state!).OnStallTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -101,7 +99,7 @@ internal sealed class ConsumerPulls : NatsSubBase
         var wait = Volatile.Read(ref _waiting);
         if (wait != 0 && _time.GetElapsedTime(Volatile.Read(ref _waitStarted)) >= _timeout && Volatile.Read(ref _waiting) == wait)
         {
-            _entries.Writer.TryWrite(new Entry(default, wait, StallMark, null));
+            _entries.TryWrite(new Entry(default, wait, StallMark, null), urgent: true);
         }
     }
 
@@ -124,7 +122,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>No pull open and nothing received left to take: the consumer is exactly where the reader is.</summary>
-    public bool Idle => _pulls.Count == 0 && (_entries.Reader.Count == 0 || (_entries.Reader.Count == 1 && _entries.Reader.TryPeek(out var only) && only.Status == StallMark));
+    public bool Idle => _pulls.Count == 0 && (_entries.Count == 0 || (_entries.Count == 1 && _entries.TryPeek(out var only) && only.Status == StallMark));
 
     /// <summary>Subscribes an inbox for the pulls of consumer <paramref name="consumer"/> of <paramref name="stream"/>.</summary>
     /// <param name="connection">The connection the pulls go out and the deliveries come in on.</param>
@@ -184,21 +182,34 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>
-    /// The next entry the read loop received, waiting for one if need be: a wait that gets nothing within the timeout
-    /// (the stall timer's mark for this very wait comes first) fails. Marks of earlier waits are passed over.
+    /// The next entry the read loop received, waiting for one if need be (woken once the deliveries the open pulls still
+    /// have to bring are here, a batch at most, or at once by a status): a wait that gets nothing within the timeout (the
+    /// stall timer's mark for this very wait comes first) fails. Marks of earlier waits are passed over.
     /// </summary>
     private async ValueTask<Entry> TakeAsync(CancellationToken cancellationToken)
     {
+        long ended = 0;
         while (true)
         {
-            if (_entries.Reader.TryRead(out var entry))
+            if (_entries.TryRead(out var entry))
             {
                 if (entry.Status != StallMark)
                 {
                     return entry;
                 }
 
+                if (entry.Pull == ended)
+                {
+                    throw new NatsJSException($"no answer to a pull of {_nextSubject} within {_timeout}");
+                }
+
                 continue; // a mark of a wait that a delivery ended first
+            }
+
+            if (_entries.IsCompleted)
+            {
+                // The read loop got more than the pulls asked for, or the pulls were disposed.
+                throw _entries.Error ?? new ObjectDisposedException(nameof(ConsumerPulls));
             }
 
             var wait = ++_lastWait;
@@ -207,11 +218,9 @@ internal sealed class ConsumerPulls : NatsSubBase
             _stall.Change(_timeout, Timeout.InfiniteTimeSpan);
             try
             {
-                entry = await _entries.Reader.ReadAsync(cancellationToken);
-            }
-            catch (ChannelClosedException ex) when (ex.InnerException is NatsJSException failed)
-            {
-                throw failed; // the read loop got more than the pulls asked for
+                // Every delivery asked for and not taken is still to come (nothing is buffered): at least that many, or a
+                // status ending a pull short, will wake this wait.
+                await _entries.WaitAsync(Math.Min(WakeBatch, Asked), cancellationToken);
             }
             finally
             {
@@ -219,15 +228,7 @@ internal sealed class ConsumerPulls : NatsSubBase
                 _stall.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
 
-            if (entry.Status != StallMark)
-            {
-                return entry;
-            }
-
-            if (entry.Pull == wait)
-            {
-                throw new NatsJSException($"no answer to a pull of {_nextSubject} within {_timeout}");
-            }
+            ended = wait;
         }
     }
 
@@ -309,9 +310,10 @@ internal sealed class ConsumerPulls : NatsSubBase
             return ValueTask.CompletedTask; // an idle heartbeat (never asked for): nothing for the reader
         }
 
-        if (!_entries.Writer.TryWrite(entry))
+        // A delivery wakes the reader only with the rest of what it waits for; anything else ends a pull or the read.
+        if (!_entries.TryWrite(entry, urgent: entry.Status != 0 || entry.Failure is not null))
         {
-            _entries.Writer.TryComplete(new NatsJSException($"more deliveries for {_nextSubject} than its pulls asked for"));
+            _entries.Complete(new NatsJSException($"more deliveries for {_nextSubject} than its pulls asked for"));
         }
 
         return ValueTask.CompletedTask;
@@ -351,7 +353,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     {
         await _stall.DisposeAsync();
         await base.DisposeAsync();
-        _entries.Writer.TryComplete();
+        _entries.Complete();
     }
 
     private sealed class Pull(long id, int size)
