@@ -58,4 +58,23 @@ public sealed class WakeBatchBufferTests
         Assert.True(buffer.TryPeek(out var first));
         Assert.Equal(1, first);
     }
+
+    [Fact]
+    public void Items_written_while_the_reader_is_part_way_through_what_it_took_are_read_after_it_in_order()
+    {
+        var buffer = new WakeBatchBuffer<int>(8);
+        buffer.TryWrite(1, urgent: false);
+        buffer.TryWrite(2, urgent: false);
+        Assert.True(buffer.TryRead(out var first));
+        buffer.TryWrite(3, urgent: false);
+        Assert.Equal(2, buffer.Count);
+        var read = new List<int> { first };
+        while (buffer.TryRead(out var item))
+        {
+            read.Add(item);
+        }
+
+        Assert.Equal([1, 2, 3], read);
+        Assert.False(buffer.WaitAsync(1, CancellationToken.None).IsCompleted, "nothing left: the reader waits");
+    }
 }

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Bridge.Worker.Nats;
 
 /// <summary>
@@ -73,10 +75,17 @@ internal static class AckReply
             return false;
         }
 
+        // Up to 19 digits are always within a ulong (a stream time in ns has 19 until 2286); longer ones are rare enough
+        // for the checked parse.
+        if (token.Length > 19)
+        {
+            return ulong.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+        }
+
         foreach (var c in token)
         {
             var digit = (uint)(c - '0');
-            if (digit > 9 || value > (ulong.MaxValue - digit) / 10)
+            if (digit > 9)
             {
                 return false;
             }

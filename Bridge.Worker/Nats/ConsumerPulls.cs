@@ -83,9 +83,10 @@ internal sealed class ConsumerPulls : NatsSubBase
         _read = read;
         _timeout = timeout;
         _time = time;
-        // Room for every message asked for, one status per pull and one stall mark: the read loop's write never finds
-        // it full. Two writers: the read loop, and the stall timer's mark.
-        _entries = new WakeBatchBuffer<Entry>((MaxPullsInFlight * batch) + MaxPullsInFlight + 1);
+        // Room for every message asked for, one status per pull, one stall mark, and one for the reader's count running
+        // one high while it takes an entry: the read loop's write never finds it full. Two writers: the read loop, and
+        // the stall timer's mark.
+        _entries = new WakeBatchBuffer<Entry>((MaxPullsInFlight * batch) + MaxPullsInFlight + 2);
         _stall = time.CreateTimer(static state => ((ConsumerPulls)state!).OnStallTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -238,10 +239,48 @@ internal sealed class ConsumerPulls : NatsSubBase
     /// <exception cref="NatsJSException">
     /// A delivery that is not the consumer's, an error status, or nothing within the timeout while a pull is open.
     /// </exception>
-    public async ValueTask<Pulled> NextAsync(CancellationToken cancellationToken)
+    public ValueTask<Pulled> NextAsync(CancellationToken cancellationToken)
     {
-        var entry = await TakeAsync(cancellationToken);
+        // What the read loop already buffered is taken without an async method's machinery (most calls of a replay:
+        // "Replay, sixth pass (issue 14)"); marks found outside a wait are of waits already over.
+        while (_entries.TryRead(out var entry))
+        {
+            if (entry.Status != StallMark && Handle(entry) is { } taken)
+            {
+                return ValueTask.FromResult(taken);
+            }
 
+            if (entry.Status != StallMark && Idle)
+            {
+                return ValueTask.FromResult(Pulled.Short(0));
+            }
+        }
+
+        return NextWaitingAsync(cancellationToken);
+    }
+
+    private async ValueTask<Pulled> NextWaitingAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (Handle(await TakeAsync(cancellationToken)) is { } taken)
+            {
+                return taken;
+            }
+
+            if (Idle)
+            {
+                return Pulled.Short(0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// What an entry means for the reader: a delivery, the end of a pull that came back short, or null for the status
+    /// of a pull already over (it was filled, then ended): nothing for the reader.
+    /// </summary>
+    private Pulled? Handle(in Entry entry)
+    {
         if (entry.Failure is { } failure)
         {
             throw failure;
@@ -285,12 +324,8 @@ internal sealed class ConsumerPulls : NatsSubBase
         }
 
         _caughtUp = true;
-        return received < 0 ? await NextOrEndAsync(cancellationToken) : Pulled.Short(received);
+        return received < 0 ? null : Pulled.Short(received);
     }
-
-    // A status of a pull already over (it was filled, then ended): nothing for the reader.
-    private ValueTask<Pulled> NextOrEndAsync(CancellationToken cancellationToken) =>
-        Idle ? ValueTask.FromResult(Pulled.Short(0)) : NextAsync(cancellationToken);
 
     protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
     {

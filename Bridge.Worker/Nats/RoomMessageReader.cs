@@ -103,6 +103,8 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             Id = id,
             PayloadKind = kind,
             Payload = body,
+            // ClassifyPayload checked a JSON or MessagePack body (and Compact writes valid JSON).
+            PayloadChecked = true,
             Fallbacks = fallbacks,
         };
     }

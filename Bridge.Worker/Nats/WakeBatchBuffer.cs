@@ -10,24 +10,30 @@ namespace Bridge.Worker.Nats;
 /// </summary>
 /// <remarks>
 /// A reader that waits for more than will ever come is woken only by an urgent write or completion: the waiter must
-/// ask for no more than is certain to come, or else be certain of an urgent write.
+/// ask for no more than is certain to come, or else be certain of an urgent write. The reader takes what the writers
+/// buffered all at once into a queue of its own (one lock per batch, not per item), so the writers seldom meet it at
+/// the lock.
 /// </remarks>
 internal sealed class WakeBatchBuffer<T>(int capacity)
 {
     private readonly Lock _gate = new();
-    private readonly Queue<T> _items = new();
+    private Queue<T> _items = new();
+
+    // The reader's: items taken from the writers' queue and not yet read, and how many (read by writers for the bound).
+    private Queue<T> _taken = new();
+    private int _takenCount;
     private TaskCompletionSource? _waiter;
     private int _wakeAt;
     private bool _completed;
 
-    /// <summary>Items buffered.</summary>
+    /// <summary>Items buffered (the reader's view).</summary>
     public int Count
     {
         get
         {
             lock (_gate)
             {
-                return _items.Count;
+                return _items.Count + _taken.Count;
             }
         }
     }
@@ -56,7 +62,8 @@ internal sealed class WakeBatchBuffer<T>(int capacity)
         TaskCompletionSource? wake = null;
         lock (_gate)
         {
-            if (_completed || _items.Count >= capacity)
+            // The reader's count may be one high while it takes an item (never low): the bound is never overrun.
+            if (_completed || _items.Count + Volatile.Read(ref _takenCount) >= capacity)
             {
                 return false;
             }
@@ -73,21 +80,45 @@ internal sealed class WakeBatchBuffer<T>(int capacity)
         return true;
     }
 
-    /// <summary>The oldest item, taken; false when none is buffered.</summary>
+    /// <summary>The oldest item, taken; false when none is buffered. The reader's only.</summary>
     public bool TryRead(out T item)
     {
-        lock (_gate)
+        if (_taken.Count == 0 && !TakeAll())
         {
-            return _items.TryDequeue(out item!);
+            item = default!;
+            return false;
         }
+
+        item = _taken.Dequeue();
+        Volatile.Write(ref _takenCount, _taken.Count);
+        return true;
     }
 
-    /// <summary>The oldest item, left in place; false when none is buffered.</summary>
+    /// <summary>The oldest item, left in place; false when none is buffered. The reader's only.</summary>
     public bool TryPeek(out T item)
+    {
+        if (_taken.Count == 0 && !TakeAll())
+        {
+            item = default!;
+            return false;
+        }
+
+        return _taken.TryPeek(out item!);
+    }
+
+    // Swaps the writers' queue for the reader's empty one: everything buffered is the reader's, in order.
+    private bool TakeAll()
     {
         lock (_gate)
         {
-            return _items.TryPeek(out item!);
+            if (_items.Count == 0)
+            {
+                return false;
+            }
+
+            (_items, _taken) = (_taken, _items);
+            Volatile.Write(ref _takenCount, _taken.Count);
+            return true;
         }
     }
 
@@ -100,7 +131,7 @@ internal sealed class WakeBatchBuffer<T>(int capacity)
         TaskCompletionSource waiter;
         lock (_gate)
         {
-            if (_completed || _items.Count > 0)
+            if (_completed || _items.Count > 0 || _taken.Count > 0)
             {
                 return Task.CompletedTask;
             }
