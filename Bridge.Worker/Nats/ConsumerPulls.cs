@@ -153,8 +153,9 @@ internal sealed class ConsumerPulls : NatsSubBase
     /// messages in all (what the read may still take, from now), one pull while the open ones have more than half a
     /// batch still to bring. True when it sent one.
     /// </summary>
-    public async ValueTask<bool> TopUpAsync(int wanted, CancellationToken cancellationToken)
+    public ValueTask<bool> TopUpAsync(int wanted, CancellationToken cancellationToken)
     {
+        // Called per message: most calls send nothing and return without an async method's machinery.
         var ahead = Asked;
         if (_pulls.Count == 0)
         {
@@ -163,17 +164,22 @@ internal sealed class ConsumerPulls : NatsSubBase
 
         if (_pulls.Count == MaxPullsInFlight || (_pulls.Count > 0 && (_caughtUp || ahead > Batch / 2)))
         {
-            return false;
+            return ValueTask.FromResult(false);
         }
 
         var size = Math.Min(Batch, Math.Min(wanted, MaxPullsInFlight * Batch) - ahead);
         if (size <= 0)
         {
-            return false;
+            return ValueTask.FromResult(false);
         }
 
         var id = ++_lastPull;
         _pulls.Enqueue(new Pull(id, size));
+        return SendPullAsync(id, size, cancellationToken);
+    }
+
+    private async ValueTask<bool> SendPullAsync(long id, int size, CancellationToken cancellationToken)
+    {
         await _connection.PublishAsync(
             _nextSubject,
             Encoding.ASCII.GetBytes($"{{\"batch\":{size},\"no_wait\":true}}"),
