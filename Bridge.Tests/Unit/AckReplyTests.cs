@@ -1,4 +1,6 @@
+using System.Globalization;
 using Bridge.Worker.Nats;
+using CsCheck;
 
 namespace Bridge.Tests.Unit;
 
@@ -26,4 +28,53 @@ public sealed class AckReplyTests
     [InlineData("$JS.ACK.ROOMS.c.1.42.7.18446744073709551616.3")] // time beyond a long
     public void Anything_else_is_not_read_as_a_position(string reply) =>
         Assert.False(AckReply.TryParse(reply, out _, out _, out _));
+
+    [Fact]
+    public void Any_subject_reads_as_splitting_it_into_tokens_and_parsing_them_reads_it()
+    {
+        // Tokens near every edge: empty, digits at and past the ends of a long and a ulong, signs, spaces, non-ASCII digits.
+        string[] edges =
+        [
+            "", "0", "7", "42", "00", "-7", "+7", " 7", "7 ", "x", "1764489600123456789", "9223372036854775807",
+            "9223372036854775808", "18446744073709551615", "18446744073709551616", "99999999999999999999", "\u0663", "ACK", "$JS",
+        ];
+        var token = Gen.OneOf(Gen.Int[0, edges.Length - 1].Select(i => edges[i]), Gen.ULong.Select(u => u.ToString(CultureInfo.InvariantCulture)),
+            Gen.String[Gen.Char['*', '9'], 0, 6]);
+        var subject = Gen.Select(Gen.Int[0, 3], token.Array[0, 14]).Select((prefix, tokens) =>
+            (prefix switch { 0 => "$JS.ACK.", 1 => "$JS.NAK.", 2 => "", _ => "$JS.ACK" }) + string.Join('.', tokens));
+        subject.Sample(reply =>
+        {
+            var fast = AckReply.TryParse(reply, out var stream, out var consumer, out var time);
+            var slow = SplitAndParse(reply, out var stream2, out var consumer2, out var time2);
+            Assert.Equal(slow, fast);
+            if (slow)
+            {
+                Assert.Equal((stream2, consumer2, time2), (stream, consumer, time));
+            }
+        }, iter: 20_000);
+    }
+
+    // The reading AckReply replaced (string.Split and ulong.TryParse): the reference for the one-pass reading.
+    private static bool SplitAndParse(ReadOnlySpan<char> reply, out ulong streamSeq, out ulong consumerSeq, out long timestampMs)
+    {
+        streamSeq = consumerSeq = 0;
+        timestampMs = 0;
+        Span<Range> tokens = stackalloc Range[13];
+        var count = reply.Split(tokens, '.');
+        var at = count switch { 9 => 5, 12 => 7, _ => -1 };
+        if (at < 0 || !reply[tokens[0]].SequenceEqual("$JS") || !reply[tokens[1]].SequenceEqual("ACK"))
+        {
+            return false;
+        }
+
+        if (!ulong.TryParse(reply[tokens[at]], NumberStyles.None, CultureInfo.InvariantCulture, out streamSeq) ||
+            !ulong.TryParse(reply[tokens[at + 1]], NumberStyles.None, CultureInfo.InvariantCulture, out consumerSeq) ||
+            !long.TryParse(reply[tokens[at + 2]], NumberStyles.None, CultureInfo.InvariantCulture, out var nanoseconds))
+        {
+            return false;
+        }
+
+        timestampMs = nanoseconds / 1_000_000;
+        return true;
+    }
 }

@@ -117,6 +117,23 @@ public sealed class DispatchIsolationTests : IDisposable
     }
 
     [Fact]
+    public void A_type_string_that_passed_the_check_once_skips_it_but_no_other_string_or_a_missing_type_does()
+    {
+        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
+        Bridge.Worker.Nats.HeaderBlock Typed(string? type) => new(0, type, null, null, null, Malformed: false);
+        var type = "chat.message";
+
+        // Before any type passed, a message without one is not taken for one that did.
+        Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 1, 0, 1, Typed(null), "{}"u8.ToArray()).Type);
+        Assert.Same(type, reader.Create("r", 1, 0, 1, Typed(type), "{}"u8.ToArray()).Type);
+        Assert.Same(type, reader.Create("r", 2, 1, 1, Typed(type), "{}"u8.ToArray()).Type);
+        Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 3, 2, 1, Typed(null), "{}"u8.ToArray()).Type);
+        Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 4, 3, 1, Typed("chat..message"), "{}"u8.ToArray()).Type);
+        Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 5, 4, 1, Typed(MessageTypes.RoomJoined), "{}"u8.ToArray()).Type);
+        Assert.Same(type, reader.Create("r", 6, 5, 1, Typed(type), "{}"u8.ToArray()).Type);
+    }
+
+    [Fact]
     public void A_backend_body_with_a_name_twice_is_json_for_json_members_and_binary_for_msgpack_members()
     {
         var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);

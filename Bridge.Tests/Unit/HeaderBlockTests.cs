@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Nats;
+using CsCheck;
 using NATS.Client.Core;
 
 namespace Bridge.Tests.Unit;
@@ -95,5 +96,26 @@ public sealed class HeaderBlockTests
             Next = next;
             return next;
         }
+    }
+
+    [Fact]
+    public void A_known_type_changes_nothing_read_and_a_value_spelling_it_is_that_very_string()
+    {
+        string[] values = ["chat.message", " chat.message\t", "chat.messagE", "chat.message2", "", "ünï", "chat.mess"];
+        string[] encodings = ["utf-8", "us-ascii", "iso-8859-1", "utf-16"];
+        var gen = Gen.Select(Gen.Int[0, values.Length - 1], Gen.Int[0, values.Length - 1], Gen.Int[0, encodings.Length - 1], Gen.Bool);
+        gen.Sample((v, k, e, twice) =>
+        {
+            var encoding = Encoding.GetEncoding(encodings[e]);
+            var text = $"NATS/1.0\r\nBridge-Type: {values[v]}\r\n" + (twice ? "bridge-type: other\r\n" : "") + "Bridge-From: ana\r\n\r\n";
+            var block = new ReadOnlySequence<byte>(encoding.GetBytes(text));
+            var known = values[k].Trim();
+            var plain = HeaderBlock.Read(block, encoding);
+            var withKnown = HeaderBlock.Read(block, encoding, knownType: known);
+            Assert.Equal(plain, withKnown);
+            Assert.Equal(
+                plain.Type == known && encoding.CodePage != 1200 && Ascii.IsValid(known),
+                ReferenceEquals(withKnown.Type, known));
+        }, iter: 2_000);
     }
 }

@@ -34,6 +34,13 @@ internal sealed class RoomMessage
 
     public ReadOnlyMemory<byte> Payload { get; init; }
 
+    /// <summary>
+    /// The payload was checked as what <see cref="PayloadKind"/> says (for JSON: one value, every string Unicode text, so
+    /// the bytes are UTF-8) where it entered: set by <c>RoomMessageReader</c>, so encoders need not check it again per
+    /// message ("Replay, sixth pass (issue 14)"). Messages made elsewhere (unit tests) are checked when encoded.
+    /// </summary>
+    public bool PayloadChecked { get; init; }
+
     /// <summary>Where a fallback is counted and logged (set by <c>RoomMessageReader</c>; null in unit tests).</summary>
     public IEncodingFailures? Fallbacks { get; init; }
 

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
-using System.Threading.Channels;
 using Bridge.Worker.Rooms;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -44,12 +43,16 @@ internal sealed class ConsumerPulls : NatsSubBase
 {
     private const int MaxPullsInFlight = 2;
 
+    // Deliveries a waiting reader is woken for at most: one thread hand-off per this many, not per delivery (fewer when
+    // its pulls have fewer still to bring; a status or stall mark wakes it at once).
+    internal const int WakeBatch = 64;
+
     private readonly INatsConnection _connection;
     private readonly string _nextSubject;
     private readonly string _inbox;
     private readonly DeliveryReader _read;
     private readonly TimeSpan _timeout;
-    private readonly Channel<Entry> _entries;
+    private readonly WakeBatchBuffer<Entry> _entries;
     private readonly ITimer _stall;
     private readonly TimeProvider _time;
 
@@ -80,14 +83,10 @@ internal sealed class ConsumerPulls : NatsSubBase
         _read = read;
         _timeout = timeout;
         _time = time;
-        // Room for every message asked for, one status per pull and one stall mark: the read loop's write never finds
-        // it full. Two writers: the read loop, and the stall timer's mark.
-        _entries = Channel.CreateBounded<Entry>(new BoundedChannelOptions((MaxPullsInFlight * batch) + MaxPullsInFlight + 1)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        // Room for every message asked for, one status per pull, one stall mark, and one for the reader's count running
+        // one high while it takes an entry: the read loop's write never finds it full. Two writers: the read loop, and
+        // the stall timer's mark.
+        _entries = new WakeBatchBuffer<Entry>((MaxPullsInFlight * batch) + MaxPullsInFlight + 2);
         _stall = time.CreateTimer(static state => ((ConsumerPulls)state!).OnStallTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -101,7 +100,7 @@ internal sealed class ConsumerPulls : NatsSubBase
         var wait = Volatile.Read(ref _waiting);
         if (wait != 0 && _time.GetElapsedTime(Volatile.Read(ref _waitStarted)) >= _timeout && Volatile.Read(ref _waiting) == wait)
         {
-            _entries.Writer.TryWrite(new Entry(default, wait, StallMark, null));
+            _entries.TryWrite(new Entry(default, wait, StallMark, null), urgent: true);
         }
     }
 
@@ -124,7 +123,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>No pull open and nothing received left to take: the consumer is exactly where the reader is.</summary>
-    public bool Idle => _pulls.Count == 0 && (_entries.Reader.Count == 0 || (_entries.Reader.Count == 1 && _entries.Reader.TryPeek(out var only) && only.Status == StallMark));
+    public bool Idle => _pulls.Count == 0 && (_entries.Count == 0 || (_entries.Count == 1 && _entries.TryPeek(out var only) && only.Status == StallMark));
 
     /// <summary>Subscribes an inbox for the pulls of consumer <paramref name="consumer"/> of <paramref name="stream"/>.</summary>
     /// <param name="connection">The connection the pulls go out and the deliveries come in on.</param>
@@ -154,8 +153,9 @@ internal sealed class ConsumerPulls : NatsSubBase
     /// messages in all (what the read may still take, from now), one pull while the open ones have more than half a
     /// batch still to bring. True when it sent one.
     /// </summary>
-    public async ValueTask<bool> TopUpAsync(int wanted, CancellationToken cancellationToken)
+    public ValueTask<bool> TopUpAsync(int wanted, CancellationToken cancellationToken)
     {
+        // Called per message: most calls send nothing and return without an async method's machinery.
         var ahead = Asked;
         if (_pulls.Count == 0)
         {
@@ -164,17 +164,22 @@ internal sealed class ConsumerPulls : NatsSubBase
 
         if (_pulls.Count == MaxPullsInFlight || (_pulls.Count > 0 && (_caughtUp || ahead > Batch / 2)))
         {
-            return false;
+            return ValueTask.FromResult(false);
         }
 
         var size = Math.Min(Batch, Math.Min(wanted, MaxPullsInFlight * Batch) - ahead);
         if (size <= 0)
         {
-            return false;
+            return ValueTask.FromResult(false);
         }
 
         var id = ++_lastPull;
         _pulls.Enqueue(new Pull(id, size));
+        return SendPullAsync(id, size, cancellationToken);
+    }
+
+    private async ValueTask<bool> SendPullAsync(long id, int size, CancellationToken cancellationToken)
+    {
         await _connection.PublishAsync(
             _nextSubject,
             Encoding.ASCII.GetBytes($"{{\"batch\":{size},\"no_wait\":true}}"),
@@ -184,21 +189,34 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>
-    /// The next entry the read loop received, waiting for one if need be: a wait that gets nothing within the timeout
-    /// (the stall timer's mark for this very wait comes first) fails. Marks of earlier waits are passed over.
+    /// The next entry the read loop received, waiting for one if need be (woken once the deliveries the open pulls still
+    /// have to bring are here, a batch at most, or at once by a status): a wait that gets nothing within the timeout (the
+    /// stall timer's mark for this very wait comes first) fails. Marks of earlier waits are passed over.
     /// </summary>
     private async ValueTask<Entry> TakeAsync(CancellationToken cancellationToken)
     {
+        long ended = 0;
         while (true)
         {
-            if (_entries.Reader.TryRead(out var entry))
+            if (_entries.TryRead(out var entry))
             {
                 if (entry.Status != StallMark)
                 {
                     return entry;
                 }
 
+                if (entry.Pull == ended)
+                {
+                    throw new NatsJSException($"no answer to a pull of {_nextSubject} within {_timeout}");
+                }
+
                 continue; // a mark of a wait that a delivery ended first
+            }
+
+            if (_entries.IsCompleted)
+            {
+                // The read loop got more than the pulls asked for, or the pulls were disposed.
+                throw _entries.Error ?? new ObjectDisposedException(nameof(ConsumerPulls));
             }
 
             var wait = ++_lastWait;
@@ -207,11 +225,9 @@ internal sealed class ConsumerPulls : NatsSubBase
             _stall.Change(_timeout, Timeout.InfiniteTimeSpan);
             try
             {
-                entry = await _entries.Reader.ReadAsync(cancellationToken);
-            }
-            catch (ChannelClosedException ex) when (ex.InnerException is NatsJSException failed)
-            {
-                throw failed; // the read loop got more than the pulls asked for
+                // Every delivery asked for and not taken is still to come (nothing is buffered): at least that many, or a
+                // status ending a pull short, will wake this wait.
+                await _entries.WaitAsync(Math.Min(WakeBatch, Asked), cancellationToken);
             }
             finally
             {
@@ -219,15 +235,7 @@ internal sealed class ConsumerPulls : NatsSubBase
                 _stall.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
 
-            if (entry.Status != StallMark)
-            {
-                return entry;
-            }
-
-            if (entry.Pull == wait)
-            {
-                throw new NatsJSException($"no answer to a pull of {_nextSubject} within {_timeout}");
-            }
+            ended = wait;
         }
     }
 
@@ -237,10 +245,48 @@ internal sealed class ConsumerPulls : NatsSubBase
     /// <exception cref="NatsJSException">
     /// A delivery that is not the consumer's, an error status, or nothing within the timeout while a pull is open.
     /// </exception>
-    public async ValueTask<Pulled> NextAsync(CancellationToken cancellationToken)
+    public ValueTask<Pulled> NextAsync(CancellationToken cancellationToken)
     {
-        var entry = await TakeAsync(cancellationToken);
+        // What the read loop already buffered is taken without an async method's machinery (most calls of a replay:
+        // "Replay, sixth pass (issue 14)"); marks found outside a wait are of waits already over.
+        while (_entries.TryRead(out var entry))
+        {
+            if (entry.Status != StallMark && Handle(entry) is { } taken)
+            {
+                return ValueTask.FromResult(taken);
+            }
 
+            if (entry.Status != StallMark && Idle)
+            {
+                return ValueTask.FromResult(Pulled.Short(0));
+            }
+        }
+
+        return NextWaitingAsync(cancellationToken);
+    }
+
+    private async ValueTask<Pulled> NextWaitingAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (Handle(await TakeAsync(cancellationToken)) is { } taken)
+            {
+                return taken;
+            }
+
+            if (Idle)
+            {
+                return Pulled.Short(0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// What an entry means for the reader: a delivery, the end of a pull that came back short, or null for the status
+    /// of a pull already over (it was filled, then ended): nothing for the reader.
+    /// </summary>
+    private Pulled? Handle(in Entry entry)
+    {
         if (entry.Failure is { } failure)
         {
             throw failure;
@@ -284,12 +330,8 @@ internal sealed class ConsumerPulls : NatsSubBase
         }
 
         _caughtUp = true;
-        return received < 0 ? await NextOrEndAsync(cancellationToken) : Pulled.Short(received);
+        return received < 0 ? null : Pulled.Short(received);
     }
-
-    // A status of a pull already over (it was filled, then ended): nothing for the reader.
-    private ValueTask<Pulled> NextOrEndAsync(CancellationToken cancellationToken) =>
-        Idle ? ValueTask.FromResult(Pulled.Short(0)) : NextAsync(cancellationToken);
 
     protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
     {
@@ -309,9 +351,10 @@ internal sealed class ConsumerPulls : NatsSubBase
             return ValueTask.CompletedTask; // an idle heartbeat (never asked for): nothing for the reader
         }
 
-        if (!_entries.Writer.TryWrite(entry))
+        // A delivery wakes the reader only with the rest of what it waits for; anything else ends a pull or the read.
+        if (!_entries.TryWrite(entry, urgent: entry.Status != 0 || entry.Failure is not null))
         {
-            _entries.Writer.TryComplete(new NatsJSException($"more deliveries for {_nextSubject} than its pulls asked for"));
+            _entries.Complete(new NatsJSException($"more deliveries for {_nextSubject} than its pulls asked for"));
         }
 
         return ValueTask.CompletedTask;
@@ -351,7 +394,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     {
         await _stall.DisposeAsync();
         await base.DisposeAsync();
-        _entries.Writer.TryComplete();
+        _entries.Complete();
     }
 
     private sealed class Pull(long id, int size)

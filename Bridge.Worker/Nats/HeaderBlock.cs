@@ -29,8 +29,13 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
 
     private static ReadOnlySpan<byte> Version => "NATS/1.0"u8;
 
-    /// <summary>Reads a message's header block; no block at all (a message without headers) reads as empty.</summary>
-    public static HeaderBlock Read(in ReadOnlySequence<byte>? block, Encoding encoding)
+    /// <summary>
+    /// Reads a message's header block; no block at all (a message without headers) reads as empty. A <c>Bridge-Type</c>
+    /// value whose bytes spell <paramref name="knownType"/> (ASCII, decoded by an ASCII-compatible encoding) is that very
+    /// string, not a new one: a reader of one room's messages passes the last type it read, so a run of messages of one
+    /// type makes (and validates, <see cref="RoomMessageReader"/>) its string once ("Replay, sixth pass (issue 14)").
+    /// </summary>
+    public static HeaderBlock Read(in ReadOnlySequence<byte>? block, Encoding encoding, string? knownType = null)
     {
         if (block is not { } bytes || bytes.IsEmpty)
         {
@@ -39,7 +44,7 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
 
         if (bytes.IsSingleSegment)
         {
-            return Read(bytes.FirstSpan, encoding);
+            return Read(bytes.FirstSpan, encoding, knownType);
         }
 
         var length = checked((int)bytes.Length);
@@ -48,7 +53,7 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
         try
         {
             bytes.CopyTo(span);
-            return Read(span, encoding);
+            return Read(span, encoding, knownType);
         }
         finally
         {
@@ -60,7 +65,7 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
     }
 
     /// <summary>Reads a header block from contiguous bytes.</summary>
-    private static HeaderBlock Read(ReadOnlySpan<byte> block, Encoding encoding)
+    private static HeaderBlock Read(ReadOnlySpan<byte> block, Encoding encoding, string? knownType)
     {
         var lineEnd = block.IndexOf("\r\n"u8);
         var first = lineEnd < 0 ? block : block[..lineEnd];
@@ -111,7 +116,7 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
             var value = line[(nameEnd + 1)..];
             if (Ascii.EqualsIgnoreCase(name, "Bridge-Type"u8))
             {
-                type ??= Decode(value, encoding);
+                type ??= Spells(value, knownType, encoding) ? knownType : Decode(value, encoding);
             }
             else if (Ascii.EqualsIgnoreCase(name, "Bridge-From"u8))
             {
@@ -129,6 +134,11 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
 
         return new HeaderBlock(status, type, from, id, contentType, malformed);
     }
+
+    // Whether a value's bytes decode to exactly known: ASCII bytes equal to its characters, in an encoding that decodes
+    // ASCII as ASCII (UTF-8, ASCII, Latin-1: NATS.Net's choices).
+    private static bool Spells(ReadOnlySpan<byte> value, string? known, Encoding encoding) =>
+        known is not null && encoding.CodePage is 65001 or 20127 or 28591 && Ascii.Equals(value.Trim(" \t"u8), known);
 
     // The first of repeated keys is kept, as NatsHeaders' first value; spaces and tabs around it are not part of it.
     private static string Decode(ReadOnlySpan<byte> value, Encoding encoding) => encoding.GetString(value.Trim(" \t"u8));

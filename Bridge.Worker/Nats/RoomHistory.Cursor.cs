@@ -50,6 +50,10 @@ internal sealed partial class RoomHistory
         private long _usedAt;
         private int _largest;
 
+        // The type of the last message the consumer's deliveries were read into (on NATS.Net's read loop only): the next
+        // message of the same type reuses its string (HeaderBlock.Read).
+        private string? _lastType;
+
         public async IAsyncEnumerable<RoomMessage> ReadAsync(
             ulong afterSeq, ulong? upToSeq, ulong mustReach, ReadLimit limit, DropCheck? check, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
@@ -233,7 +237,7 @@ internal sealed partial class RoomHistory
                 return null;
             }
 
-            var block = HeaderBlock.Read(headers, history._nats.Connection.Opts.HeaderEncoding);
+            var block = HeaderBlock.Read(headers, history._nats.Connection.Opts.HeaderEncoding, knownType: _lastType);
             if (block.Malformed)
             {
                 // Delivered with what could be read (the defaults for the rest), as a message without headers would be.
@@ -242,7 +246,9 @@ internal sealed partial class RoomHistory
 
             try
             {
-                return history._reader.Create(name, seq, 0, timestamp, block, payload);
+                var message = history._reader.Create(name, seq, 0, timestamp, block, payload);
+                _lastType = message.Type;
+                return message;
             }
             catch (Exception ex)
             {

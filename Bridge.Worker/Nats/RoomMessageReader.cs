@@ -18,6 +18,9 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
     public const string LastSequenceHeader = "Nats-Last-Sequence";
     public const string TimeStampHeader = "Nats-Time-Stamp";
 
+    // The last type string that passed the type check (any thread's: every string ever here passed it).
+    private volatile string? _lastAllowedType;
+
     /// <summary>
     /// Reads a message that carries the stream's own headers: republished live, or fetched by direct get.
     /// Null when it lacks the stream sequence (not from the stream).
@@ -65,10 +68,18 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
         var (type, from, id, contentType) = (headers.Type, headers.From, headers.Id, headers.ContentType);
 
         // A backend may write anything; only a well-formed, non-reserved type reaches clients as such, and
-        // presence.update, which the gateway itself stores in presence rooms (clients cannot publish it).
-        if (!MessageTypes.IsValid(type) || (MessageTypes.IsReserved(type!) && type != MessageTypes.PresenceUpdate))
+        // presence.update, which the gateway itself stores in presence rooms (clients cannot publish it). The string
+        // that last passed is not checked again (a history read hands the same string on: HeaderBlock.Read).
+        if (type is null || !ReferenceEquals(type, _lastAllowedType))
         {
-            type = NatsSubjects.DefaultType;
+            if (!MessageTypes.IsValid(type) || (MessageTypes.IsReserved(type!) && type != MessageTypes.PresenceUpdate))
+            {
+                type = NatsSubjects.DefaultType;
+            }
+            else
+            {
+                _lastAllowedType = type;
+            }
         }
 
         if (!MessageId.IsValid(id))
@@ -103,6 +114,8 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             Id = id,
             PayloadKind = kind,
             Payload = body,
+            // ClassifyPayload checked a JSON or MessagePack body (and Compact writes valid JSON).
+            PayloadChecked = true,
             Fallbacks = fallbacks,
         };
     }

@@ -192,10 +192,10 @@ internal sealed class JsonFrameCodec : IFrameCodec
         {
             case PayloadKind.Json:
                 writer.WritePropertyName(PayloadKey);
-                // Validated when the message was read off the stream. The UTF-8 check (one vectorized pass per message,
-                // not per member) keeps a text frame that is not UTF-8 from ever leaving, whatever went wrong before:
-                // the throw sends the message as binary instead (RoomMessage.GetFrame).
-                if (!UnicodeText.IsUtf8(message.Payload.Span))
+                // Validated when the message was read off the stream (PayloadChecked). A message made anywhere else is
+                // checked as UTF-8 here, so a text frame that is not UTF-8 never leaves: the throw sends the message as
+                // binary instead (RoomMessage.GetFrame).
+                if (!message.PayloadChecked && !UnicodeText.IsUtf8(message.Payload.Span))
                 {
                     throw new FormatException("the stored JSON payload is not UTF-8");
                 }
