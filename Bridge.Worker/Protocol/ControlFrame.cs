@@ -34,9 +34,9 @@ internal static class ControlFrames
             ["user"] = user,
         });
 
-    // An ack's payload is one of two: shared, never written to.
-    private static readonly IReadOnlyDictionary<string, object?> Stored = new Dictionary<string, object?> { ["duplicate"] = false }.AsReadOnly();
-    private static readonly IReadOnlyDictionary<string, object?> Duplicate = new Dictionary<string, object?> { ["duplicate"] = true }.AsReadOnly();
+    // An ack's payload is one of two: shared, never written to (plain dictionaries, which the codecs enumerate without boxing).
+    private static readonly IReadOnlyDictionary<string, object?> Stored = new Dictionary<string, object?> { ["duplicate"] = false };
+    private static readonly IReadOnlyDictionary<string, object?> Duplicate = new Dictionary<string, object?> { ["duplicate"] = true };
 
     public static ControlFrame Ack(string room, string? id, ulong seq, bool duplicate) =>
         new(MessageTypes.Ack, room, id, seq, duplicate ? Duplicate : Stored);

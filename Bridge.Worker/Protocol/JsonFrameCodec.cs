@@ -265,23 +265,22 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 // A stored message inside a control frame (room.state): its own envelope, encoded once.
                 writer.WriteRawValue(message.GetFrame(Instance)!, skipInputValidation: true);
                 break;
-            case Dictionary<string, object?> map:
-                // Most payloads: enumerated without boxing an enumerator (one per control frame written).
-                writer.WriteStartObject();
-                foreach (var (key, item) in map)
-                {
-                    writer.WritePropertyName(key);
-                    WriteValue(writer, item);
-                }
-
-                writer.WriteEndObject();
-                break;
             case IReadOnlyDictionary<string, object?> map:
                 writer.WriteStartObject();
-                foreach (var (key, item) in map)
+                if (map is Dictionary<string, object?> dictionary)
                 {
-                    writer.WritePropertyName(key);
-                    WriteValue(writer, item);
+                    // Most payloads: enumerated without boxing an enumerator (one per control frame written).
+                    foreach (var (key, item) in dictionary)
+                    {
+                        WriteEntry(writer, key, item);
+                    }
+                }
+                else
+                {
+                    foreach (var (key, item) in map)
+                    {
+                        WriteEntry(writer, key, item);
+                    }
                 }
 
                 writer.WriteEndObject();
@@ -301,6 +300,12 @@ internal sealed class JsonFrameCodec : IFrameCodec
             default:
                 throw new InvalidOperationException($"control payload value of type {value.GetType()} is not supported");
         }
+    }
+
+    private static void WriteEntry(Utf8JsonWriter writer, string key, object? item)
+    {
+        writer.WritePropertyName(key);
+        WriteValue(writer, item);
     }
 
     private static Utf8JsonWriter RentWriter(out ArrayBufferWriter<byte> buffer)
