@@ -58,6 +58,23 @@ public sealed class BackgroundWorkTests
     }
 
     [Fact]
+    public async Task A_request_waiting_for_a_slot_when_the_connection_closes_never_runs_and_leaving_waits_for_the_running_one()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ran = 0;
+        await session.StartBackgroundAsync(_ => first.Task, session.Closing);
+        var waiting = session.StartBackgroundAsync(_ => { Interlocked.Increment(ref ran); return Task.CompletedTask; }, session.Closing).AsTask();
+        await Task.Delay(50);
+        Assert.False(waiting.IsCompleted);
+
+        session.RequestClose(Bridge.Contracts.CloseCodes.Normal, "done");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Patience));
+        await EndsOnlyAfterAsync(session.LeaveAllRoomsAsync(), first);
+        Assert.Equal(0, Volatile.Read(ref ran));
+    }
+
+    [Fact]
     public async Task A_batch_runs_on_the_free_request_slots_only_each_item_once_and_past_a_failing_one()
     {
         var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);

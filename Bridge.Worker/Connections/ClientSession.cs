@@ -19,7 +19,7 @@ internal sealed class ClientSession
     private readonly Lock _backgroundGate = new();
 
     // Created by the first background request (a join with replay, a sync): idle connections never need them.
-    private SemaphoreSlim? _backgroundSlots;
+    private RequestSlots? _backgroundSlots;
 
     // Background work started and not ended; _idle (made when the connection drains) is completed when it reaches 0.
     private int _running;
@@ -165,7 +165,7 @@ internal sealed class ClientSession
     public ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, CancellationToken cancellationToken)
     {
         var slots = BackgroundSlots();
-        if (!cancellationToken.IsCancellationRequested && slots.Wait(0, CancellationToken.None))
+        if (!cancellationToken.IsCancellationRequested && slots.TryTake())
         {
             // A free slot: started without a state machine of this method's own.
             Start(work, state, slots);
@@ -175,13 +175,16 @@ internal sealed class ClientSession
         return WaitThenStartAsync(work, state, slots, cancellationToken);
     }
 
-    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim slots, CancellationToken cancellationToken)
+    // Pooled: the caller (the receive loop) awaits it at once, so while the slots are full each request waits in the box
+    // the last one gave back.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots slots, CancellationToken cancellationToken)
     {
-        await slots.WaitAsync(cancellationToken);
+        await slots.TakeAsync(cancellationToken);
         Start(work, state, slots);
     }
 
-    private void Start<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim slots)
+    private void Start<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots slots)
     {
         Interlocked.Increment(ref _running);
         // Started here, not queued: it runs on the receive loop only until its first wait (a request's first step is
@@ -205,9 +208,9 @@ internal sealed class ClientSession
         }
 
         var slots = BackgroundSlots();
-        await slots.WaitAsync(cancellationToken);
+        await slots.TakeAsync(cancellationToken);
         var lanes = 1;
-        while (lanes < items.Count && slots.Wait(0, CancellationToken.None))
+        while (lanes < items.Count && slots.TryTake())
         {
             lanes++;
         }
@@ -235,7 +238,7 @@ internal sealed class ClientSession
     /// counts it out when it ends, its slot (if it has one) released first. A counter, not a set of tasks: no continuation,
     /// lock or set entry per request.
     /// </summary>
-    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, SemaphoreSlim? slots, bool offThread)
+    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots? slots, bool offThread)
     {
         try
         {
@@ -272,11 +275,11 @@ internal sealed class ClientSession
         }
     }
 
-    private SemaphoreSlim BackgroundSlots()
+    private RequestSlots BackgroundSlots()
     {
         lock (_backgroundGate)
         {
-            return _backgroundSlots ??= new SemaphoreSlim(_maxConcurrentRequests, _maxConcurrentRequests);
+            return _backgroundSlots ??= new RequestSlots(_maxConcurrentRequests);
         }
     }
 
