@@ -37,9 +37,12 @@ public sealed class PatternSequenceTests : IDisposable
     {
         var room = new Room(name, new RoomServices(null!, _log, _metrics, NullLogger.Instance, Backlog));
         Assert.True(room.TryAdd(_member));
-        room.Sequence.StartAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult(); // the stored log answers at once
+        StartAsync(room).GetAwaiter().GetResult(); // the stored log answers at once
         return room;
     }
+
+    /// <summary>What the feed does once its subscription is in place: asks the log for the room's last seq and starts at it.</summary>
+    private async Task StartAsync(Room room) => room.Sequence.Start(await _log.GetLastSeqAsync(room.Name, CancellationToken.None));
 
     private static RoomMessage Live(StoredLog log, ulong seq)
     {
@@ -159,7 +162,7 @@ public sealed class PatternSequenceTests : IDisposable
         Assert.True(room.TryAdd(_member));
         _log.Store("site.a", "site.a"); // 1, 2: stored before the start
         _log.LastPaused = new TaskCompletionSource();
-        var start = room.Sequence.StartAsync(CancellationToken.None).AsTask(); // its answer (2) is on its way
+        var start = StartAsync(room); // its answer (2) is on its way
 
         room.Sequence.OnLive(Live(_log, 2)); // came live before the answer: history
         _log.Store("site.a"); // 3, after it

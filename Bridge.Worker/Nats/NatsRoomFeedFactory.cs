@@ -31,7 +31,7 @@ internal sealed partial class NatsRoomFeedFactory(
             // The seam: the server handles one connection's commands in order, so by the time it answers the
             // sequence's request for the room's last seq (written after the SUB) the subscription is in place.
             // Every message stored after the answer comes live; everything up to it is the room's history.
-            await room.Sequence.StartAsync(cancellationToken);
+            room.Sequence.Start(await room.Services.Log.GetLastSeqAsync(room.Name, cancellationToken));
         }
         catch
         {

@@ -8,7 +8,7 @@ internal interface IRoomFeedFactory
 
     /// <summary>
     /// Subscribes; every message of the room is handed to <see cref="RoomSequence.OnLive"/> in the order the server sent
-    /// them, and <see cref="RoomSequence.StartAsync"/> is awaited once the subscription is in place. Disposing the feed
+    /// them, and <see cref="RoomSequence.Start"/> is given the room's last stored seq, asked for once the subscription is in place. Disposing the feed
     /// unsubscribes and waits for the sequence to be idle.
     /// </summary>
     ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken);

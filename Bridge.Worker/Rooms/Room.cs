@@ -147,15 +147,18 @@ internal sealed class Room : RoomSequence
     /// <summary>Takes <paramref name="member"/> out of the room (its registry closes the room after the last one).</summary>
     public ValueTask LeaveAsync(IRoomMember member) => _services.Registry.LeaveAsync(this, member);
 
-    /// <summary>Opens the live feed once; every joiner awaits the same subscription, and a failed one is retried by the next joiner.</summary>
-    public async ValueTask EnsureFeedAsync(IRoomFeedFactory factory, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens the live feed once: null when it is open, else the open every joiner awaits (then hands to
+    /// <see cref="FeedOpened"/>); a failed one is retried by the next joiner. Not an async method: the registry's join
+    /// awaits the open itself, and a join of a room whose feed is open needs no state machine at all.
+    /// </summary>
+    public Task<IAsyncDisposable>? OpenFeed(IRoomFeedFactory factory)
     {
-        Task<IAsyncDisposable> opening;
         lock (Gate)
         {
             if (_feed is IAsyncDisposable)
             {
-                return;
+                return null;
             }
 
             if (_feed is not Task<IAsyncDisposable> pending || pending.IsFaulted || pending.IsCanceled)
@@ -164,10 +167,13 @@ internal sealed class Room : RoomSequence
                 _feed = pending = factory.OpenAsync(this, CancellationToken.None).AsTask();
             }
 
-            opening = pending;
+            return pending;
         }
+    }
 
-        var opened = await opening.WaitAsync(cancellationToken);
+    /// <summary>The open <paramref name="opening"/> (from <see cref="OpenFeed"/>) ended with the feed <paramref name="opened"/>.</summary>
+    public void FeedOpened(Task<IAsyncDisposable> opening, IAsyncDisposable opened)
+    {
         lock (Gate)
         {
             // The feed itself from now on, not the task that opened it (its state machine is ~180 B per active room).

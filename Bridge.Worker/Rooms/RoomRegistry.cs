@@ -45,8 +45,11 @@ internal sealed class RoomRegistry : IAsyncDisposable
         }
     }
 
-    /// <summary>Adds <paramref name="member"/> to the room, returning once the room's live feed is open.</summary>
-    public async ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
+    /// <summary>
+    /// Adds <paramref name="member"/> to the room, returning once the room's live feed is open: at once (no state
+    /// machine) when it already is and nobody observes the join.
+    /// </summary>
+    public ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -58,23 +61,35 @@ internal sealed class RoomRegistry : IAsyncDisposable
                 continue;
             }
 
+            var opening = room.OpenFeed(_feeds);
+            return opening is null && (room.Pattern is not null || _observers.Length == 0)
+                ? new ValueTask<Room>(room)
+                : JoinedAsync(room, member, opening, cancellationToken);
+        }
+    }
+
+    /// <summary>The rest of <see cref="JoinAsync"/>: awaits the feed's <paramref name="opening"/> (null: open), then tells the observers.</summary>
+    private async ValueTask<Room> JoinedAsync(Room room, IRoomMember member, Task<IAsyncDisposable>? opening, CancellationToken cancellationToken)
+    {
+        if (opening is not null)
+        {
             try
             {
-                await room.EnsureFeedAsync(_feeds, cancellationToken);
+                room.FeedOpened(opening, await opening.WaitAsync(cancellationToken));
             }
             catch
             {
                 await RemoveAsync(room, member);
                 throw;
             }
-
-            foreach (var observer in room.Pattern is null ? _observers : [])
-            {
-                await observer.JoinedAsync(name, member.User);
-            }
-
-            return room;
         }
+
+        foreach (var observer in room.Pattern is null ? _observers : [])
+        {
+            await observer.JoinedAsync(room.Name, member.User);
+        }
+
+        return room;
     }
 
     public async ValueTask LeaveAsync(Room room, IRoomMember member)

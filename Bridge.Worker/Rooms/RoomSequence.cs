@@ -48,7 +48,7 @@ internal abstract partial class RoomSequence
 {
     private ulong _position;
 
-    // Only while the room is busy (its position not known yet, until StartAsync, or a drain owns the dispatch: live
+    // Only while the room is busy (its position not known yet, until Start, or a drain owns the dispatch: live
     // messages then wait in its backlog) or owes a retention notice: null on a quiet room (most of them when a worker
     // holds many: 24 B less per active room than its fields inline). Under the gate.
     private DrainState? _drain = new() { Busy = true };
@@ -88,12 +88,13 @@ internal abstract partial class RoomSequence
     public ulong Position => Volatile.Read(ref _position);
 
     /// <summary>
-    /// Called by the feed once its subscription is in place: everything stored up to now is history, everything
-    /// after comes live (what came live meanwhile waited in the backlog; what of it is history is skipped).
+    /// Called by the feed with the room's <paramref name="last"/> stored seq, asked for once its subscription was in place
+    /// (<see cref="IRoomLog.GetLastSeqAsync"/>): everything stored up to it is history, everything after comes live (what
+    /// came live meanwhile waited in the backlog; what of it is history is skipped). Not an async method of its own: the
+    /// feed's open awaits the ask (one state machine less per room activated).
     /// </summary>
-    public async ValueTask StartAsync(CancellationToken cancellationToken)
+    public void Start(ulong last)
     {
-        var last = await Services.Log.GetLastSeqAsync(Name, cancellationToken);
         lock (Gate)
         {
             Volatile.Write(ref _position, last);
