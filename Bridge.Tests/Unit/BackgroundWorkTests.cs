@@ -46,9 +46,9 @@ public sealed class BackgroundWorkTests
         var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var ran = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await session.StartBackgroundAsync(static (state, _) => state, first.Task, CancellationToken.None);
+        await session.StartBackgroundAsync(static (state, _) => new ValueTask(state), first.Task, CancellationToken.None);
 
-        var second = session.StartBackgroundAsync(static (ran, _) => { ran.SetResult("second"); return Task.CompletedTask; }, ran, CancellationToken.None).AsTask();
+        var second = session.StartBackgroundAsync(static (ran, _) => { ran.SetResult("second"); return ValueTask.CompletedTask; }, ran, CancellationToken.None).AsTask();
         await Task.Delay(100);
         Assert.False(second.IsCompleted);
 
@@ -88,7 +88,7 @@ public sealed class BackgroundWorkTests
             (i, _) =>
             {
                 started.Enqueue(i);
-                return items[i].Task;
+                return new ValueTask(items[i].Task);
             },
             CancellationToken.None);
 
@@ -130,7 +130,7 @@ public sealed class BackgroundWorkTests
             (item, _) =>
             {
                 Interlocked.Increment(ref started);
-                return item.Task;
+                return new ValueTask(item.Task);
             },
             CancellationToken.None);
 

@@ -156,13 +156,13 @@ internal sealed class ClientSession
     /// which pushes back on a client that floods requests.
     /// </summary>
     public ValueTask StartBackgroundAsync(Func<CancellationToken, Task> work, CancellationToken cancellationToken) =>
-        StartBackgroundAsync(static (work, ct) => work(ct), work, cancellationToken);
+        StartBackgroundAsync(static (work, ct) => new ValueTask(work(ct)), work, cancellationToken);
 
     /// <summary>
     /// <see cref="StartBackgroundAsync(Func{CancellationToken, Task}, CancellationToken)"/> with the work's
     /// <paramref name="state"/> passed to it, so a caller that starts many (a join per room) needs no closure each.
     /// </summary>
-    public ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, CancellationToken cancellationToken)
+    public ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, CancellationToken cancellationToken)
     {
         var slots = BackgroundSlots();
         if (!cancellationToken.IsCancellationRequested && slots.TryTake())
@@ -178,13 +178,13 @@ internal sealed class ClientSession
     // Pooled: the caller (the receive loop) awaits it at once, so while the slots are full each request waits in the box
     // the last one gave back.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots slots, CancellationToken cancellationToken)
+    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots slots, CancellationToken cancellationToken)
     {
         await slots.TakeAsync(cancellationToken);
         Start(work, state, slots);
     }
 
-    private void Start<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots slots)
+    private void Start<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots slots)
     {
         Interlocked.Increment(ref _running);
         // Started here, not queued: it runs on the receive loop only until its first wait (a request's first step is
@@ -200,7 +200,7 @@ internal sealed class ClientSession
     /// item, without a slot wait, a state machine and a task per item. Each item reports its own failures; once the
     /// connection is closing, the items not started yet are not started.
     /// </summary>
-    public async ValueTask StartBackgroundBatchAsync<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, Task> work, CancellationToken cancellationToken)
+    public async ValueTask StartBackgroundBatchAsync<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, ValueTask> work, CancellationToken cancellationToken)
     {
         if (items.Count == 0)
         {
@@ -219,7 +219,7 @@ internal sealed class ClientSession
         var batch = new BackgroundBatch<TItem>(items, work);
         for (var i = 0; i < lanes; i++)
         {
-            _ = RunBackgroundAsync(static (batch, ct) => batch.RunLaneAsync(ct), batch, slots, offThread: false);
+            _ = RunBackgroundAsync(static (batch, ct) => new ValueTask(batch.RunLaneAsync(ct)), batch, slots, offThread: false);
         }
     }
 
@@ -230,7 +230,7 @@ internal sealed class ClientSession
     public void StartBackground(Func<CancellationToken, Task> work)
     {
         Interlocked.Increment(ref _running);
-        _ = RunBackgroundAsync(static (work, ct) => work(ct), work, null, offThread: true);
+        _ = RunBackgroundAsync(static (work, ct) => new ValueTask(work(ct)), work, null, offThread: true);
     }
 
     /// <summary>
@@ -238,7 +238,7 @@ internal sealed class ClientSession
     /// counts it out when it ends, its slot (if it has one) released first. A counter, not a set of tasks: no continuation,
     /// lock or set entry per request.
     /// </summary>
-    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, Task> work, TState state, RequestSlots? slots, bool offThread)
+    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots? slots, bool offThread)
     {
         try
         {
@@ -433,7 +433,7 @@ internal sealed class ClientSession
     }
 
     /// <summary>The items of one <see cref="StartBackgroundBatchAsync{TItem}"/>, taken in order by its lanes.</summary>
-    private sealed class BackgroundBatch<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, Task> work)
+    private sealed class BackgroundBatch<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, ValueTask> work)
     {
         private int _next = -1;
 

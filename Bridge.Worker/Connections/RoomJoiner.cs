@@ -92,7 +92,10 @@ internal sealed partial class RoomJoiner(
             }
         });
 
-    private async Task JoinAsync(RoomMembership membership, string? reference, CancellationToken cancellationToken)
+    // Pooled: each join is awaited by its request or batch lane as soon as it starts, and gives its box back when it
+    // ends, so the next join a lane or the receive loop starts (on that thread) reuses it.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask JoinAsync(RoomMembership membership, string? reference, CancellationToken cancellationToken)
     {
         var session = membership.Session;
         var name = membership.RoomName;

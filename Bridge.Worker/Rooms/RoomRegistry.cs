@@ -69,6 +69,8 @@ internal sealed class RoomRegistry : IAsyncDisposable
     }
 
     /// <summary>The rest of <see cref="JoinAsync"/>: awaits the feed's <paramref name="opening"/> (null: open), then tells the observers.</summary>
+    // Pooled like the join that awaits it (RoomJoiner.JoinAsync).
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Room> JoinedAsync(Room room, IRoomMember member, Task<IAsyncDisposable>? opening, CancellationToken cancellationToken)
     {
         if (opening is not null)
