@@ -19,7 +19,7 @@ internal sealed class ClientSession
     private readonly Lock _backgroundGate = new();
 
     // Created by the first background request (a join with replay, a sync): idle connections never need them.
-    private RequestSlots? _backgroundSlots;
+    private SemaphoreSlim? _backgroundSlots;
 
     // Background work started and not ended; _idle (made when the connection drains) is completed when it reaches 0.
     private int _running;
@@ -165,7 +165,7 @@ internal sealed class ClientSession
     public ValueTask StartBackgroundAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, CancellationToken cancellationToken)
     {
         var slots = BackgroundSlots();
-        if (!cancellationToken.IsCancellationRequested && slots.TryTake())
+        if (!cancellationToken.IsCancellationRequested && slots.Wait(0, CancellationToken.None))
         {
             // A free slot: started without a state machine of this method's own.
             Start(work, state, slots);
@@ -178,13 +178,13 @@ internal sealed class ClientSession
     // Pooled: the caller (the receive loop) awaits it at once, so while the slots are full each request waits in the box
     // the last one gave back.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots slots, CancellationToken cancellationToken)
+    private async ValueTask WaitThenStartAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, SemaphoreSlim slots, CancellationToken cancellationToken)
     {
-        await slots.TakeAsync(cancellationToken);
+        await slots.WaitAsync(cancellationToken);
         Start(work, state, slots);
     }
 
-    private void Start<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots slots)
+    private void Start<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, SemaphoreSlim slots)
     {
         Interlocked.Increment(ref _running);
         // Started here, not queued: it runs on the receive loop only until its first wait (a request's first step is
@@ -208,9 +208,9 @@ internal sealed class ClientSession
         }
 
         var slots = BackgroundSlots();
-        await slots.TakeAsync(cancellationToken);
+        await slots.WaitAsync(cancellationToken);
         var lanes = 1;
-        while (lanes < items.Count && slots.TryTake())
+        while (lanes < items.Count && slots.Wait(0, CancellationToken.None))
         {
             lanes++;
         }
@@ -238,7 +238,7 @@ internal sealed class ClientSession
     /// counts it out when it ends, its slot (if it has one) released first. A counter, not a set of tasks: no continuation,
     /// lock or set entry per request.
     /// </summary>
-    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, RequestSlots? slots, bool offThread)
+    private async Task RunBackgroundAsync<TState>(Func<TState, CancellationToken, ValueTask> work, TState state, SemaphoreSlim? slots, bool offThread)
     {
         try
         {
@@ -275,11 +275,11 @@ internal sealed class ClientSession
         }
     }
 
-    private RequestSlots BackgroundSlots()
+    private SemaphoreSlim BackgroundSlots()
     {
         lock (_backgroundGate)
         {
-            return _backgroundSlots ??= new RequestSlots(_maxConcurrentRequests);
+            return _backgroundSlots ??= new SemaphoreSlim(_maxConcurrentRequests, _maxConcurrentRequests);
         }
     }
 
