@@ -75,6 +75,47 @@ public sealed class BackgroundWorkTests
     }
 
     [Fact]
+    public async Task A_batch_started_while_the_slots_were_busy_takes_the_slots_that_free_up_while_its_items_wait()
+    {
+        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);
+        // Continuations run inline (started off the test's synchronization context): the other requests have given their
+        // slots back when SetResult returns.
+        var others = new TaskCompletionSource();
+        await Task.Run(async () =>
+        {
+            await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None);
+            await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None); // two of three slots taken: one lane
+        });
+
+        var items = Enumerable.Range(0, 8).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var started = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        await session.StartBackgroundBatchAsync(
+            Enumerable.Range(0, items.Length).ToArray(),
+            (i, _) =>
+            {
+                started.Enqueue(i);
+                return new ValueTask(items[i].Task);
+            },
+            CancellationToken.None);
+        await WaitUntilAsync(() => started.Count == 1);
+
+        // The other requests end: their slots are free. After its item, the lane opens lanes on them: three items at once.
+        others.SetResult();
+        items[0].SetResult();
+        await WaitUntilAsync(() => started.Count == 4); // item 0 ended, items 1-3 running
+        await Task.Delay(100);
+        Assert.Equal(4, started.Count); // never more than the slots
+        foreach (var item in items)
+        {
+            item.TrySetResult();
+        }
+
+        await WaitUntilAsync(() => started.Count == items.Length);
+        Assert.Equal(Enumerable.Range(0, items.Length), started.Order());
+        await session.LeaveAllRoomsAsync().WaitAsync(Patience); // every lane counted out
+    }
+
+    [Fact]
     public async Task A_batch_runs_on_the_free_request_slots_only_each_item_once_and_past_a_failing_one()
     {
         var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);

@@ -196,7 +196,8 @@ internal sealed class ClientSession
     /// Runs many pieces of work (the entries of a batch <c>room.join</c>) as one request: waits for one slot like
     /// <see cref="StartBackgroundAsync{TState}"/>, takes whatever other slots are free at that moment (never waiting for
     /// them), and runs the items on that many lanes, each lane taking the next item when its last one ends and giving its
-    /// slot back when none is left. So at most the connection's request slots run at once, as with one request per
+    /// slot back when none is left; a slot found free after an item (another request's, given back meanwhile) opens one
+    /// more lane while items wait. So at most the connection's request slots run at once, as with one request per
     /// item, without a slot wait, a state machine and a task per item. Each item reports its own failures; once the
     /// connection is closing, the items not started yet are not started.
     /// </summary>
@@ -216,12 +217,16 @@ internal sealed class ClientSession
         }
 
         Interlocked.Add(ref _running, lanes);
-        var batch = new BackgroundBatch<TItem>(items, work);
+        var batch = new BackgroundBatch<TItem>(this, slots, items, work) { Lanes = lanes };
         for (var i = 0; i < lanes; i++)
         {
-            _ = RunBackgroundAsync(static (batch, ct) => new ValueTask(batch.RunLaneAsync(ct)), batch, slots, offThread: false);
+            StartLane(batch, offThread: false);
         }
     }
+
+    // A lane of a batch on a slot already taken (and counted in _running).
+    private void StartLane<TItem>(BackgroundBatch<TItem> batch, bool offThread) =>
+        _ = RunBackgroundAsync(static (batch, ct) => new ValueTask(batch.RunLaneAsync(ct)), batch, batch.Slots, offThread);
 
     /// <summary>
     /// Runs work of the worker's own beside the receive loop without taking a request slot (a member catching up
@@ -433,9 +438,19 @@ internal sealed class ClientSession
     }
 
     /// <summary>The items of one <see cref="StartBackgroundBatchAsync{TItem}"/>, taken in order by its lanes.</summary>
-    private sealed class BackgroundBatch<TItem>(IReadOnlyList<TItem> items, Func<TItem, CancellationToken, ValueTask> work)
+    private sealed class BackgroundBatch<TItem>(
+        ClientSession session, SemaphoreSlim slots, IReadOnlyList<TItem> items, Func<TItem, CancellationToken, ValueTask> work)
     {
         private int _next = -1;
+        private int _lanes;
+
+        public SemaphoreSlim Slots => slots;
+
+        /// <summary>Lanes running (set once by the start, then counted as lanes open and end).</summary>
+        public int Lanes
+        {
+            set => _lanes = value;
+        }
 
         public async Task RunLaneAsync(CancellationToken cancellationToken)
         {
@@ -450,7 +465,20 @@ internal sealed class ClientSession
                 {
                     // Each item reports its own failures; the lane goes on with the next.
                 }
+
+                // More items waiting than the lanes take next, and slots free (requests ended meanwhile): more lanes. A
+                // batch that started while the slots were busy grows as they free, rather than running on those it got.
+                while (!cancellationToken.IsCancellationRequested
+                    && items.Count - 1 - Volatile.Read(ref _next) > Volatile.Read(ref _lanes)
+                    && slots.Wait(0, CancellationToken.None))
+                {
+                    Interlocked.Increment(ref _lanes);
+                    Interlocked.Increment(ref session._running); // while this lane still counts: a drain cannot end between
+                    session.StartLane(this, offThread: true);
+                }
             }
+
+            Interlocked.Decrement(ref _lanes);
         }
     }
 }
