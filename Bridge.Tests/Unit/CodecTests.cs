@@ -129,25 +129,34 @@ public sealed class CodecTests
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(4 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) + 1);
-        writer.Write("type");
-        writer.Write(message.Type);
-        writer.Write("room");
-        writer.Write(message.Room);
-        if (message.Id is not null)
+        List<(string Key, object Value)> fields = [("type", message.Type), ("room", message.Room)];
+        if (message.Id is { } id)
         {
-            writer.Write("id");
-            writer.Write(message.Id);
+            fields.Add(("id", id));
         }
 
-        writer.Write("seq");
-        writer.Write(message.Seq);
-        writer.Write("ts");
-        writer.Write(message.Timestamp);
-        if (message.From is not null)
+        fields.AddRange([("seq", message.Seq), ("ts", message.Timestamp)]);
+        if (message.From is { } from)
         {
-            writer.Write("from");
-            writer.Write(message.From);
+            fields.Add(("from", from));
+        }
+
+        writer.WriteMapHeader(fields.Count + 1);
+        foreach (var (key, value) in fields)
+        {
+            writer.Write(key);
+            switch (value)
+            {
+                case string text:
+                    writer.Write(text);
+                    break;
+                case ulong seq:
+                    writer.Write(seq);
+                    break;
+                default:
+                    writer.Write((long)value);
+                    break;
+            }
         }
 
         writer.Write("payload");
