@@ -260,4 +260,56 @@ public sealed class ConsumerPullsTests(NatsServerFixture nats) : IClassFixture<N
         Assert.False((await pulls.NextAsync(_timeout.Token).AsTask().WaitAsync(Timeout)).IsDelivery); // 404: the pull came back short
         Assert.True(pulls.Idle);
     }
+
+    [Fact]
+    public async Task A_stall_timer_that_fires_before_the_clock_shows_the_timeout_still_fails_the_wait_once_it_has()
+    {
+        // A timer counts whole milliseconds (the timer queue's tick may be coarser) and can fire before a Stopwatch shows
+        // its due time: such a callback must arm again for the rest, or the wait is never failed and the read hangs.
+        var time = new EarlyTimers(new FakeTimeProvider(), TimeSpan.FromMilliseconds(5));
+        var consumer = await ConsumerAsync(Subject("early"));
+        await using var pulls = await OpenAsync(consumer, batch: 4, time: time);
+
+        var stalled = pulls.NextAsync(_timeout.Token).AsTask();
+        time.Fake.Advance(Timeout - TimeSpan.FromMilliseconds(5)); // the timer fires here, early
+        await Task.Delay(100);
+        Assert.False(stalled.IsCompleted);
+        time.Fake.Advance(TimeSpan.FromMilliseconds(5));
+        var failure = await Assert.ThrowsAsync<NatsJSException>(() => stalled.WaitAsync(Timeout));
+        Assert.Contains("no answer", failure.Message);
+    }
+
+    /// <summary>A fake clock whose timers fire <paramref name="early"/> before their due time.</summary>
+    private sealed class EarlyTimers(FakeTimeProvider fake, TimeSpan early) : TimeProvider
+    {
+        public FakeTimeProvider Fake => fake;
+
+        public override long TimestampFrequency => fake.TimestampFrequency;
+
+        public override long GetTimestamp() => fake.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => fake.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            new Early(fake.CreateTimer(callback, state, global::System.Threading.Timeout.InfiniteTimeSpan, global::System.Threading.Timeout.InfiniteTimeSpan), early, dueTime, period);
+
+        private sealed class Early : ITimer
+        {
+            private readonly ITimer _inner;
+            private readonly TimeSpan _early;
+
+            public Early(ITimer inner, TimeSpan early, TimeSpan dueTime, TimeSpan period)
+            {
+                (_inner, _early) = (inner, early);
+                Change(dueTime, period);
+            }
+
+            public bool Change(TimeSpan dueTime, TimeSpan period) =>
+                _inner.Change(dueTime > _early && dueTime != global::System.Threading.Timeout.InfiniteTimeSpan ? dueTime - _early : dueTime, period);
+
+            public void Dispose() => _inner.Dispose();
+
+            public ValueTask DisposeAsync() => _inner.DisposeAsync();
+        }
+    }
 }

@@ -55,6 +55,35 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task A_batch_entry_left_before_its_turn_is_never_joined_so_no_one_sees_its_user_come_and_go()
+    {
+        // One request slot: a batch's entries join one after another while the connection reads on, so a room.leave
+        // for the last entry arrives before its turn. That entry must not open the room or announce the user.
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Settings(("Bridge:Connections:MaxConcurrentRequests", "1")));
+        var rooms = Enumerable.Range(0, 40).Select(_ => Names.Room("p")).ToList();
+        var last = rooms[^1];
+        var dave = "dave-" + Guid.NewGuid().ToString("N")[..6];
+        await using var watcher = await ConnectAsync(worker.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(last);
+
+        await using var client = await ConnectAsync(worker.WebSocketUrl, dave);
+        await client.SendAsync(new()
+        {
+            ["type"] = MessageTypes.RoomJoin,
+            ["id"] = "b-1",
+            ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => new Dictionary<string, object?> { ["room"] = r }).ToList() },
+        });
+        await client.SendAsync(new() { ["type"] = MessageTypes.RoomLeave, ["room"] = last });
+        await client.WaitForAsync(f => f.Type == MessageTypes.RoomLeft && f.Room == last);
+        var joined = await client.CollectAsync(rooms.Count - 1, f => f.Type == MessageTypes.RoomJoined, TimeSpan.FromSeconds(30));
+        Assert.DoesNotContain(last, joined.Select(f => f.Room));
+
+        Assert.True(await watcher.NothingArrivesAsync(f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == dave,
+            TimeSpan.FromMilliseconds(500)));
+        Assert.True(await client.NothingArrivesAsync(f => f.Room == last, TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
     public async Task Presence_is_opt_in_per_room_pattern_and_needs_the_grant()
     {
         await using var a = await WorkerHost.StartAsync(nats.Server, Settings());

@@ -97,6 +97,12 @@ internal sealed partial class RoomJoiner(
         var session = membership.Session;
         var name = membership.RoomName;
         var since = membership.Options.Since;
+        if (membership.State == MemberState.Closed)
+        {
+            // Left (room.leave, a revoked grant) while waiting for its turn in a batch: never opened, never announced.
+            return;
+        }
+
         try
         {
             var room = await rooms.JoinAsync(name, membership, cancellationToken);
@@ -132,8 +138,12 @@ internal sealed partial class RoomJoiner(
         catch (Exception ex)
         {
             LogJoinFailed(ex, session.ConnectionId, name);
+            var left = membership.State == MemberState.Closed; // room.left already answered it: no error after that
             await session.Rooms.LeaveAsync(membership);
-            session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference);
+            if (!left)
+            {
+                session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference);
+            }
         }
     }
 

@@ -91,14 +91,35 @@ internal sealed class ConsumerPulls : NatsSubBase
     }
 
     /// <summary>
-    /// The stall timer: marks the wait it finds, if that wait has really gone on for the timeout. A callback of an earlier
+    /// The stall timer: marks the wait it finds, if that wait has really gone on for the timeout (fired early, it arms
+    /// itself again for the rest). A callback of an earlier
     /// wait that runs late (stopping a timer does not stop a callback already queued) finds a later or no wait and marks
     /// nothing; a mark that a delivery overtook is the mark of a wait already over, which the reader passes over.
     /// </summary>
     private void OnStallTimer()
     {
         var wait = Volatile.Read(ref _waiting);
-        if (wait != 0 && _time.GetElapsedTime(Volatile.Read(ref _waitStarted)) >= _timeout && Volatile.Read(ref _waiting) == wait)
+        if (wait == 0)
+        {
+            return;
+        }
+
+        var elapsed = _time.GetElapsedTime(Volatile.Read(ref _waitStarted));
+        if (elapsed < _timeout)
+        {
+            // Early: a timer counts whole (possibly coarse) milliseconds and may fire before the clock shows the timeout.
+            // Armed again for what is left, else this wait would never be marked. Should the wait end meanwhile and the
+            // next one arm the timer, this only brings that timer forward: it then finds the next wait early and arms
+            // again for its rest.
+            if (Volatile.Read(ref _waiting) == wait)
+            {
+                _stall.Change(_timeout - elapsed, Timeout.InfiniteTimeSpan);
+            }
+
+            return;
+        }
+
+        if (Volatile.Read(ref _waiting) == wait)
         {
             _entries.TryWrite(new Entry(default, wait, StallMark, null), urgent: true);
         }
