@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using MessagePack;
 
@@ -13,6 +14,28 @@ public static class EnvelopeWriter
     private static readonly JsonEncodedText TypeKey = JsonEncodedText.Encode(EnvelopeKeys.Type);
     private static readonly JsonEncodedText RoomKey = JsonEncodedText.Encode(EnvelopeKeys.Room);
     private static readonly JsonEncodedText IdKey = JsonEncodedText.Encode(EnvelopeKeys.Id);
+
+    // The keys as MessagePack str, encoded once: the bytes MessagePackWriter.Write(key) writes.
+    private static readonly byte[] TypeKeyBytes = EncodeMessagePackString(EnvelopeKeys.Type);
+    private static readonly byte[] RoomKeyBytes = EncodeMessagePackString(EnvelopeKeys.Room);
+    private static readonly byte[] IdKeyBytes = EncodeMessagePackString(EnvelopeKeys.Id);
+
+    // The type and room this thread wrote last, with their MessagePack str: a replay or a room's burst writes the same
+    // two strings (the same instances) into every frame, so each is encoded once ("Replay, seventh pass (issue 14)").
+    [ThreadStatic]
+    private static string? t_type;
+
+    [ThreadStatic]
+    private static byte[]? t_typeBytes;
+
+    [ThreadStatic]
+    private static string? t_room;
+
+    [ThreadStatic]
+    private static byte[]? t_roomBytes;
+
+    // Longer strings are written as they come: they are rare as types or rooms, and the memo would keep them alive.
+    private const int MemoMaxLength = 256;
 
     /// <summary>
     /// Starts a JSON envelope: <c>{"type":…,"room":…,"id":…</c> (room and id only when not null). Throws
@@ -44,18 +67,51 @@ public static class EnvelopeWriter
     {
         ArgumentNullException.ThrowIfNull(type);
         writer.WriteMapHeader(1 + (room is null ? 0 : 1) + (id is null ? 0 : 1) + otherKeys);
-        writer.Write(EnvelopeKeys.Type);
-        writer.Write(type);
+        writer.WriteRaw(TypeKeyBytes);
+        WriteRemembered(ref writer, type, ref t_type, ref t_typeBytes);
         if (room is not null)
         {
-            writer.Write(EnvelopeKeys.Room);
-            writer.Write(room);
+            writer.WriteRaw(RoomKeyBytes);
+            WriteRemembered(ref writer, room, ref t_room, ref t_roomBytes);
         }
 
         if (id is not null)
         {
-            writer.Write(EnvelopeKeys.Id);
+            writer.WriteRaw(IdKeyBytes);
             writer.Write(id);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="value"/> as one MessagePack str: the bytes <c>MessagePackWriter.Write(value)</c> writes. For
+    /// values written into many frames (keys), encoded once. Throws <see cref="ArgumentNullException"/> when
+    /// <paramref name="value"/> is null.
+    /// </summary>
+    public static byte[] EncodeMessagePackString(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        var buffer = new ArrayBufferWriter<byte>(value.Length + 8);
+        var writer = new MessagePackWriter(buffer);
+        writer.Write(value);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    // Writes value as str: the remembered bytes when it is the very string written last in this slot.
+    private static void WriteRemembered(ref MessagePackWriter writer, string value, ref string? last, ref byte[]? bytes)
+    {
+        if (!ReferenceEquals(value, last))
+        {
+            if (value.Length > MemoMaxLength)
+            {
+                writer.Write(value);
+                return;
+            }
+
+            bytes = EncodeMessagePackString(value);
+            last = value;
+        }
+
+        writer.WriteRaw(bytes);
     }
 }

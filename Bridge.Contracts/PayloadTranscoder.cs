@@ -192,13 +192,17 @@ public static class PayloadTranscoder
     /// range: callers pass checked payloads (<see cref="CheckJson"/>), and the gateway treats a throw as "send this
     /// message as binary".
     /// </summary>
-    public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer)
+    /// <param name="json">The JSON value, UTF-8.</param>
+    /// <param name="writer">Where its MessagePack form is written.</param>
+    /// <param name="stringsChecked">True when the caller already checked every string of these bytes as Unicode text
+    /// (<see cref="UnicodeText.HasOnlyUnicodeStrings"/>, as <see cref="IsValidJson"/> does), so it is not done twice.</param>
+    public static void WriteJsonAsMessagePack(ReadOnlyMemory<byte> json, ref MessagePackWriter writer, bool stringsChecked = false)
     {
         // A value that is well-formed, with its names compared as it goes (nearly every payload): written in one reader
         // pass, without a document or strings (a replay to a MessagePack client transcodes every message:
         // docs/benchmarks.md, "MessagePack replay transcoding (issue 14)"). Anything else is read as a document, which
         // throws (or, for names the pass cannot compare, writes it).
-        if (UnicodeText.HasOnlyUnicodeStrings(json.Span) && TryStreamJsonAsMessagePack(json.Span, ref writer))
+        if ((stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json.Span)) && TryStreamJsonAsMessagePack(json.Span, ref writer))
         {
             return;
         }

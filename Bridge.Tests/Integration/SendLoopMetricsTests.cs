@@ -5,7 +5,8 @@ namespace Bridge.Tests.Integration;
 
 /// <summary>
 /// The send loops count room messages per batch (issue 14): a replay over WebSocket and SSE still counts every message
-/// written exactly once, with one delivery latency each, and no control frame.
+/// written exactly once, and no control frame; the delivery latency is recorded for live messages only, not for those
+/// replayed (their age is no delivery latency: docs/operations.md).
 /// </summary>
 public sealed class SendLoopMetricsTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
@@ -30,11 +31,17 @@ public sealed class SendLoopMetricsTests(NatsServerFixture nats) : IClassFixture
         var events = await sse.CollectAsync(expected.Count, e => e.Event == Bursts.Type, Long);
         Assert.Equal(expected, events.Select(e => e.Json["seq"]!.GetValue<ulong>()));
 
+        // Then live messages to both members, which are timed.
+        const int Live = 5;
+        var live = await Bursts.PublishAsync(nats.Server, room, Live, bodyBytes: 64);
+        Assert.Equal(live, (await ws.CollectAsync(Live, f => f.Type == Bursts.Type, Long)).Select(f => f.Seq));
+        Assert.Equal(live, (await sse.CollectAsync(Live, e => e.Event == Bursts.Type, Long)).Select(e => e.Json["seq"]!.GetValue<ulong>()));
+
         // Counted before each batch's flush, so by the time the clients have read everything; room.joined is not counted.
-        var total = 2 * expected.Count;
+        var total = 2 * (expected.Count + Live);
         await Eventually.TrueAsync(() => meters.Total("bridge.messages.out") >= total, Long);
         Assert.Equal(total, meters.Total("bridge.messages.out"));
-        Assert.Equal(total, meters.Count("bridge.delivery.latency"));
+        Assert.Equal(2 * Live, meters.Count("bridge.delivery.latency"));
         Assert.True(meters.Total("bridge.sent") > 64.0 * total, "every counted frame's bytes are counted");
     }
 }

@@ -81,6 +81,90 @@ public sealed class CodecTests
         Assert.False(map.ContainsKey("enc"));
     }
 
+    [Fact]
+    public void MessagePack_frames_are_the_bytes_of_writing_each_field_in_turn_whatever_type_and_room_came_before()
+    {
+        // The envelope remembers the last type and room string it wrote (by reference): equal text in a new string, a
+        // different string, a long one and one past the memo's length must all come out as plain writes do.
+        string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick"];
+        string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 200), "ζ.room"];
+        for (var i = 0; i < types.Length * rooms.Length; i++)
+        {
+            var message = new RoomMessage
+            {
+                Room = rooms[i % rooms.Length],
+                Type = types[i / rooms.Length],
+                Id = i % 2 == 0 ? "id-" + i : null,
+                From = i % 3 == 0 ? "u" + i : null,
+                Seq = (ulong)i + 1,
+                Timestamp = 1_700_000_000_000 + i,
+                PayloadKind = PayloadKind.Json,
+                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
+                PayloadChecked = i % 2 == 0,
+            };
+            Assert.Equal(Convert.ToHexString(PlainMessagePackFrame(message)), Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeMessage(message)));
+        }
+    }
+
+    [Fact]
+    public void A_json_payload_not_checked_where_it_entered_is_checked_as_text_before_it_is_transcoded_to_MessagePack()
+    {
+        // A string that is not UTF-8 (0xFF): checked where it entered (RoomMessageReader) it would never be JSON; made
+        // elsewhere, the MessagePack codec must find it and send the bytes as binary, never as a str.
+        var message = new RoomMessage
+        {
+            Room = "r",
+            Type = "t",
+            Seq = 1,
+            Timestamp = 1,
+            PayloadKind = PayloadKind.Json,
+            Payload = new byte[] { (byte)'{', (byte)'"', (byte)'a', (byte)'"', (byte)':', (byte)'"', 0xFF, (byte)'"', (byte)'}' },
+        };
+        var map = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance));
+        Assert.Equal(message.Payload.ToArray(), map["payload"]);
+    }
+
+    // A message frame written field by field with MessagePackWriter's own string writes: the wire bytes of docs/protocol.md §3.
+    private static byte[] PlainMessagePackFrame(RoomMessage message)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePackWriter(buffer);
+        List<(string Key, object Value)> fields = [("type", message.Type), ("room", message.Room)];
+        if (message.Id is { } id)
+        {
+            fields.Add(("id", id));
+        }
+
+        fields.AddRange([("seq", message.Seq), ("ts", message.Timestamp)]);
+        if (message.From is { } from)
+        {
+            fields.Add(("from", from));
+        }
+
+        writer.WriteMapHeader(fields.Count + 1);
+        foreach (var (key, value) in fields)
+        {
+            writer.Write(key);
+            switch (value)
+            {
+                case string text:
+                    writer.Write(text);
+                    break;
+                case ulong seq:
+                    writer.Write(seq);
+                    break;
+                default:
+                    writer.Write((long)value);
+                    break;
+            }
+        }
+
+        writer.Write("payload");
+        PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
     [Theory]
     [InlineData("a")]
     [InlineData("chat.lobby")]

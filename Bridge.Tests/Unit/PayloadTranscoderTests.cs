@@ -128,6 +128,8 @@ public sealed class PayloadTranscoderTests
 
             var bytes = ToMessagePack(json);
             Assert.Equal(ByDocument(text), bytes);
+            // Checked where it entered (a stored message's PayloadChecked): the text is not checked again, same bytes.
+            Assert.Equal(bytes, ToMessagePack(json, stringsChecked: true));
             // The MessagePack library reads it as exactly one value.
             var reader = new MessagePackReader(bytes);
             _ = MessagePackSerializer.Deserialize<object>(ref reader);
@@ -153,11 +155,11 @@ public sealed class PayloadTranscoderTests
 
     private static byte[] ToMessagePack(string json) => ToMessagePack(Encoding.UTF8.GetBytes(json));
 
-    private static byte[] ToMessagePack(byte[] json)
+    private static byte[] ToMessagePack(byte[] json, bool stringsChecked = false)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         var writer = new MessagePack.MessagePackWriter(buffer);
-        PayloadTranscoder.WriteJsonAsMessagePack(json, ref writer);
+        PayloadTranscoder.WriteJsonAsMessagePack(json, ref writer, stringsChecked);
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }

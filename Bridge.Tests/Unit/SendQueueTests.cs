@@ -46,6 +46,35 @@ public sealed class SendQueueTests
     }
 
     [Fact]
+    public void A_run_of_room_messages_goes_in_up_to_the_same_bounds_as_one_at_a_time_and_in_order()
+    {
+        // Frames: 8 fit of 12 offered; the rest is refused, as TryEnqueueMessage would refuse it.
+        var byFrames = new OutboundQueue(capacity: 8, maxBytes: 100_000);
+        var run = Enumerable.Range(1, 12).Select(i => new OutboundFrame(new byte[10], "m", "r", (ulong)i, i)).ToArray();
+        Assert.Equal(8, byFrames.TryEnqueueMessages(run));
+        Assert.Equal(8, byFrames.Count);
+        Assert.Equal(0, byFrames.TryEnqueueMessages(run));
+        Assert.True(byFrames.TryEnqueue(Frame())); // the reserve for answers is still there
+        for (var seq = 1UL; seq <= 8; seq++)
+        {
+            Assert.True(byFrames.Reader.TryRead(out var frame));
+            Assert.Equal(seq, frame.Seq);
+        }
+
+        // Bytes: the bound applies to what is queued before each frame (so its bound plus one frame at most).
+        var byBytes = new OutboundQueue(capacity: 100, maxBytes: 250);
+        Assert.Equal(3, byBytes.TryEnqueueMessages(Enumerable.Repeat(Frame(100), 5).ToArray()));
+        Assert.Equal(300, byBytes.QueuedBytes);
+        Assert.False(byBytes.TryEnqueueMessage(Frame(1)));
+
+        // Completed: nothing goes in, nothing stays counted.
+        var closed = new OutboundQueue(capacity: 8, maxBytes: 1000);
+        closed.Complete();
+        Assert.Equal(0, closed.TryEnqueueMessages(run));
+        Assert.Equal((0, 0L), (closed.Count, closed.QueuedBytes));
+    }
+
+    [Fact]
     public void A_conflated_member_refused_at_the_mark_is_told_once_when_the_queue_is_down_to_half_the_mark_not_one_frame_below_it()
     {
         var queue = new OutboundQueue(capacity: 100, maxBytes: 100_000, conflatedFrames: 8, conflatedBytes: 10_000);

@@ -90,4 +90,17 @@ public sealed class SentMessagesTests : IDisposable
         Assert.Equal([600.0, 50.0], Of("bridge.sent").Select(m => m.Value));
         Assert.Equal(1.0, Of("bridge.delivery.latency").Last().Value);
     }
+
+    [Fact]
+    public void A_message_replayed_for_a_join_is_counted_and_its_bytes_too_but_its_age_is_not_recorded_as_a_delivery_latency()
+    {
+        var sent = new SentMessages(_metrics, TransportKind.Sse);
+        sent.Add(RoomMessage(100, 1_600_000_000_000) with { Replayed = true }); // stored long ago, read for a resume
+        sent.Add(RoomMessage(20, 1_700_000_009_000));
+        sent.Flush();
+
+        Assert.Equal((2.0, "sse"), (Assert.Single(Of("bridge.messages.out")).Value, Assert.Single(Of("bridge.messages.out")).Transport));
+        Assert.Equal(120, Assert.Single(Of("bridge.sent")).Value);
+        Assert.Equal([1.0], Of("bridge.delivery.latency").Select(m => m.Value));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Bridge.Contracts;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -86,19 +87,21 @@ internal sealed class ClientSession
     /// resumes from its own position (a gap is signalled, never silent), and the exception goes to the caller, which
     /// goes on with the room's other members. <paramref name="positionKey"/> is the room or pattern the member joined and
     /// <paramref name="position"/> its position once this frame is written (SSE ids and poll cursors are made of them);
-    /// a null key advances no position (a latest value, sent before the join's position).
+    /// a null key advances no position (a latest value, sent before the join's position). <paramref name="replayed"/>:
+    /// the message was read for a join (a replay before its <c>room.joined</c>, or a latest value): it is counted as sent
+    /// but not timed as a delivery (<see cref="OutboundFrame.Replayed"/>).
     /// </summary>
-    public bool TryDeliver(RoomMessage message, string? positionKey, ulong position) =>
-        TryDeliver(message, positionKey, position, conflated: false);
+    public bool TryDeliver(RoomMessage message, string? positionKey, ulong position, bool replayed = false) =>
+        TryDeliver(message, positionKey, position, conflated: false, replayed);
 
     /// <summary>
-    /// <see cref="TryDeliver(RoomMessage, string?, ulong)"/> for a conflated member: queued only while the queue is below
+    /// <see cref="TryDeliver(RoomMessage, string?, ulong, bool)"/> for a conflated member: queued only while the queue is below
     /// its conflation mark (<see cref="OutboundQueue.TryEnqueueConflated"/>).
     /// </summary>
     public bool TryDeliverConflated(RoomMessage message, string positionKey, ulong position) =>
-        TryDeliver(message, positionKey, position, conflated: true);
+        TryDeliver(message, positionKey, position, conflated: true, replayed: false);
 
-    private bool TryDeliver(RoomMessage message, string? positionKey, ulong position, bool conflated)
+    private bool TryDeliver(RoomMessage message, string? positionKey, ulong position, bool conflated, bool replayed)
     {
         try
         {
@@ -107,7 +110,7 @@ internal sealed class ClientSession
                 return true;
             }
 
-            var frame = new OutboundFrame(bytes, message.Type, positionKey, position, Math.Max(1, message.Timestamp));
+            var frame = Frame(message, bytes, positionKey, position, replayed);
             return conflated ? Queue.TryEnqueueConflated(frame) : Queue.TryEnqueueMessage(frame);
         }
         catch (Exception)
@@ -116,6 +119,49 @@ internal sealed class ClientSession
             throw;
         }
     }
+
+    /// <summary>
+    /// <see cref="TryDeliver(RoomMessage, string?, ulong, bool)"/> for a run of messages read from the stream, in order,
+    /// each at its own seq as the position in <paramref name="positionKey"/>: the frames that fit are queued in one step
+    /// (<see cref="OutboundQueue.TryEnqueueMessages"/>). Returns how many of the first messages are done (queued, or
+    /// without a frame for this format: skipped); the rest did not fit. Fails as a single delivery does (closed with 1011,
+    /// the exception to the caller).
+    /// </summary>
+    public int TryDeliverRead(ReadOnlySpan<RoomMessage> messages, string positionKey, bool replayed)
+    {
+        var frames = ArrayPool<OutboundFrame>.Shared.Rent(messages.Length);
+        // The message of each frame: a message without a frame (skipped) has none.
+        var sources = ArrayPool<int>.Shared.Rent(messages.Length);
+        var count = 0;
+        try
+        {
+            for (var i = 0; i < messages.Length; i++)
+            {
+                var message = messages[i];
+                if (message.GetFrame(Codec) is { } bytes)
+                {
+                    frames[count] = Frame(message, bytes, positionKey, message.Seq, replayed);
+                    sources[count++] = i;
+                }
+            }
+
+            var queued = Queue.TryEnqueueMessages(frames.AsSpan(0, count));
+            return queued == count ? messages.Length : sources[queued];
+        }
+        catch (Exception)
+        {
+            RequestClose(CloseCodes.InternalError, "internal error; reconnect and resume");
+            throw;
+        }
+        finally
+        {
+            ArrayPool<OutboundFrame>.Shared.Return(frames, clearArray: true);
+            ArrayPool<int>.Shared.Return(sources);
+        }
+    }
+
+    private static OutboundFrame Frame(RoomMessage message, byte[] bytes, string? positionKey, ulong position, bool replayed) =>
+        new(bytes, message.Type, positionKey, position, Math.Max(1, message.Timestamp), Replayed: replayed);
 
     /// <summary>
     /// Gives the connection's socket, whose kernel send buffer is set to <paramref name="bytes"/> once a conflated member

@@ -23,7 +23,7 @@ namespace Bridge.Worker.Connections;
 /// </remarks>
 internal sealed class OutboundQueue
 {
-    private readonly Channel<OutboundFrame> _channel;
+    private readonly FrameBuffer _frames = new();
     private readonly Lock _gate = new();
     private readonly int _capacity;
     private readonly long _maxBytes;
@@ -62,17 +62,11 @@ internal sealed class OutboundQueue
         _messageBytes = maxBytes;
         _capacity = capacity + Math.Max(1, capacity / 4);
         _maxBytes = maxBytes + maxBytes / 4;
-        _channel = Channel.CreateBounded<OutboundFrame>(new BoundedChannelOptions(_capacity)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
         _lowWater = Math.Max(1, capacity / 2);
         _headroomBytes = maxBytes / 2;
     }
 
-    public ChannelReader<OutboundFrame> Reader => _channel.Reader;
+    public ChannelReader<OutboundFrame> Reader => _frames;
 
     /// <summary>Bytes queued or being written.</summary>
     public long QueuedBytes => Interlocked.Read(ref _bytes);
@@ -92,6 +86,37 @@ internal sealed class OutboundQueue
     /// behind and reads it from the stream later).
     /// </summary>
     public bool TryEnqueueMessage(OutboundFrame item) => TryAdd(item, _messageFrames, _messageBytes);
+
+    /// <summary>
+    /// Queues room messages in order, each as <see cref="TryEnqueueMessage"/> would (the same bounds), in one step: the
+    /// frames that fit go in together, with one lock and at most one wake-up of the sender (a read of history, not a
+    /// live message). Returns how many of the first <paramref name="items"/> were queued; the rest did not fit (or the
+    /// queue is completed).
+    /// </summary>
+    public int TryEnqueueMessages(ReadOnlySpan<OutboundFrame> items)
+    {
+        var fits = 0;
+        long bytes = 0;
+        foreach (ref readonly var item in items)
+        {
+            if (!TryReserve(item.Bytes.Length, _messageFrames, _messageBytes))
+            {
+                break;
+            }
+
+            fits++;
+            bytes += item.Bytes.Length;
+        }
+
+        if (fits > 0 && !_frames.TryWriteMany(items[..fits]))
+        {
+            Interlocked.Add(ref _bytes, -bytes);
+            Interlocked.Add(ref _count, -fits);
+            return 0;
+        }
+
+        return fits;
+    }
 
     /// <summary>
     /// Queues a conflated member's message only while the queue is below its conflation mark (frames and bytes); false
@@ -154,7 +179,24 @@ internal sealed class OutboundQueue
 
     private bool TryAdd(OutboundFrame item, int maxFrames, long maxBytes)
     {
-        var length = item.Bytes.Length;
+        if (!TryReserve(item.Bytes.Length, maxFrames, maxBytes))
+        {
+            return false;
+        }
+
+        if (!_frames.TryWrite(item))
+        {
+            Interlocked.Add(ref _bytes, -item.Bytes.Length);
+            Interlocked.Decrement(ref _count);
+            return false;
+        }
+
+        return true;
+    }
+
+    // Counts a frame of length bytes in if it fits the bounds; false (nothing counted) otherwise.
+    private bool TryReserve(int length, int maxFrames, long maxBytes)
+    {
         if (Interlocked.Increment(ref _count) > maxFrames)
         {
             Interlocked.Decrement(ref _count);
@@ -165,7 +207,7 @@ internal sealed class OutboundQueue
         // message) still goes in, so a reader is never stuck on one large message and the queue holds at most its
         // bound plus one frame.
         var total = Interlocked.Add(ref _bytes, length);
-        if (total - length >= maxBytes || !_channel.Writer.TryWrite(item))
+        if (total - length >= maxBytes)
         {
             Interlocked.Add(ref _bytes, -length);
             Interlocked.Decrement(ref _count);
@@ -265,7 +307,7 @@ internal sealed class OutboundQueue
     public void Complete()
     {
         _completed = true;
-        _channel.Writer.TryComplete();
+        _frames.Complete();
         ReleaseWaiter();
         lock (_gate)
         {

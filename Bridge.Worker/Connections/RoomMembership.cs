@@ -277,11 +277,11 @@ internal sealed class RoomMembership : IRoomMember
     /// Called under the lock: queues <paramref name="message"/> and moves the position to it; false when the queue has no
     /// room. A message another member of an overlapping join already sent is not sent again (it counts as sent).
     /// </summary>
-    private bool TrySend(RoomMessage message)
+    private bool TrySend(RoomMessage message, bool replayed = false)
     {
         if (_overlaps is not { } group)
         {
-            if (!Session.TryDeliver(message, RoomName, message.Seq))
+            if (!Session.TryDeliver(message, RoomName, message.Seq, replayed))
             {
                 return false;
             }
@@ -292,7 +292,7 @@ internal sealed class RoomMembership : IRoomMember
 
         lock (group.Gate)
         {
-            if (!group.SentByAnother(this, message) && !Session.TryDeliver(message, RoomName, message.Seq))
+            if (!group.SentByAnother(this, message) && !Session.TryDeliver(message, RoomName, message.Seq, replayed))
             {
                 return false;
             }
@@ -377,22 +377,52 @@ internal sealed class RoomMembership : IRoomMember
         }
     }
 
-    /// <summary>Queues a message read from the stream; advances the position when it was queued.</summary>
-    public ReadResult DeliverRead(RoomMessage message)
+    /// <summary>
+    /// Queues messages read from the stream (in seq order), advancing the position past each one queued; those at or
+    /// before the position were sent already. A member alone in its connection queues them in one step
+    /// (<see cref="ClientSession.TryDeliverRead"/>). <paramref name="taken"/> is how many of the first messages are
+    /// done (sent, or sent already); the result says why the rest are not (<see cref="ReadResult.Full"/>: read them again
+    /// once there is headroom). <paramref name="replayed"/>: read for a join, before its <c>room.joined</c>
+    /// (<see cref="OutboundFrame.Replayed"/>).
+    /// </summary>
+    public ReadResult DeliverRead(ReadOnlySpan<RoomMessage> messages, bool replayed, out int taken)
     {
         lock (Gate)
         {
+            taken = 0;
             if (_state == MemberState.Closed)
             {
                 return ReadResult.Closed;
             }
 
-            if (message.Seq <= _position)
+            while (taken < messages.Length && messages[taken].Seq <= _position)
             {
+                taken++;
+            }
+
+            if (_overlaps is not null)
+            {
+                // Patterns overlapping in this connection decide per message who sends it.
+                for (; taken < messages.Length; taken++)
+                {
+                    if (!TrySend(messages[taken], replayed))
+                    {
+                        return ReadResult.Full;
+                    }
+                }
+
                 return ReadResult.Sent;
             }
 
-            return TrySend(message) ? ReadResult.Sent : ReadResult.Full;
+            var rest = messages[taken..];
+            var done = Session.TryDeliverRead(rest, RoomName, replayed);
+            if (done > 0)
+            {
+                _position = rest[done - 1].Seq;
+            }
+
+            taken += done;
+            return done == rest.Length ? ReadResult.Sent : ReadResult.Full;
         }
     }
 
@@ -414,12 +444,12 @@ internal sealed class RoomMembership : IRoomMember
             {
                 lock (group.Gate)
                 {
-                    sent = group.SentByAnother(this, message) || Session.TryDeliver(message, null, 0);
+                    sent = group.SentByAnother(this, message) || Session.TryDeliver(message, null, 0, replayed: true);
                 }
             }
             else
             {
-                sent = Session.TryDeliver(message, null, 0);
+                sent = Session.TryDeliver(message, null, 0, replayed: true);
             }
 
             if (sent)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -25,6 +26,9 @@ internal sealed partial class RoomReader
 {
     // After a failed read of a member already joined: wait, then read again (the connection stays).
     private static readonly TimeSpan RetryMin = TimeSpan.FromMilliseconds(200);
+
+    // Most messages a read hands to a member in one step (RoomMembership.DeliverRead).
+    private const int ReadBatch = 128;
     private static readonly TimeSpan RetryMax = TimeSpan.FromSeconds(5);
 
     private readonly IRoomLog _log;
@@ -313,6 +317,8 @@ internal sealed partial class RoomReader
         // What this read finds out about retention (a start no longer stored, or a message to confirm afterwards).
         var check = new DropCheck();
         var goneAfterRead = false;
+        var batch = ArrayPool<RoomMessage>.Shared.Rent(ReadBatch);
+        var held = 0;
         await _reads.WaitAsync(cancellationToken);
         try
         {
@@ -320,21 +326,60 @@ internal sealed partial class RoomReader
             {
                 // One cursor for all of a join's or catch-up's reads: each goes on where the last ended.
                 progress.Cursor ??= _log.OpenCursor(room.Name);
-                await foreach (var message in progress.Cursor.ReadAsync(
-                                   start, target, mustReach: target, new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), check, cancellationToken))
+                // Handed to the member a batch at a time: what the cursor has at hand (its next message comes without
+                // waiting), up to ReadBatch, goes to the send queue in one step (issue 14).
+                var replayed = progress.IsJoin && !progress.Answered;
+                var messages = progress.Cursor.ReadAsync(
+                    start, target, mustReach: target, new ReadLimit(Math.Max(1, frames), Math.Max(1, bytes)), check, cancellationToken).GetAsyncEnumerator(CancellationToken.None);
+                try
                 {
-                    var result = member.DeliverRead(message);
-                    if (result != ReadResult.Sent)
+                    while (true)
                     {
-                        closed = result == ReadResult.Closed;
-                        full = result == ReadResult.Full;
-                        break;
+                        var next = messages.MoveNextAsync();
+                        if (held > 0 && (held == batch.Length || !next.IsCompleted) && !Deliver())
+                        {
+                            await next; // an enumerator is disposed only between its steps: the message is not taken
+                            break;
+                        }
+
+                        if (!await next)
+                        {
+                            break;
+                        }
+
+                        batch[held++] = messages.Current;
+                    }
+                }
+                finally
+                {
+                    try
+                    {
+                        // The end of the read, or a failure part way: what was read before it is still handed over.
+                        if (held > 0)
+                        {
+                            Deliver();
+                        }
+                    }
+                    finally
+                    {
+                        await messages.DisposeAsync();
+                    }
+                }
+
+                // Hands the held messages to the member: false when it took not all of them (full or closed).
+                bool Deliver()
+                {
+                    var result = member.DeliverRead(batch.AsSpan(0, held), replayed, out var taken);
+                    if (taken > 0 && count == 0)
+                    {
+                        oldest = batch[0].Timestamp;
                     }
 
-                    if (count++ == 0)
-                    {
-                        oldest = message.Timestamp;
-                    }
+                    count += taken;
+                    held = 0;
+                    closed = result == ReadResult.Closed;
+                    full = result == ReadResult.Full;
+                    return result == ReadResult.Sent;
                 }
             }
             finally
@@ -356,6 +401,7 @@ internal sealed partial class RoomReader
         finally
         {
             _reads.Release();
+            ArrayPool<RoomMessage>.Shared.Return(batch, clearArray: true);
             // Counted also when the read ends early (the connection closing): what was queued was read.
             Account(progress, start, count, oldest);
         }

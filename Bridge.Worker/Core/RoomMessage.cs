@@ -9,9 +9,11 @@ internal sealed class RoomMessage
     // Marks a format this message could not be encoded for at all; never a frame (a frame is never empty).
     private static readonly byte[] Skipped = [];
 
-    // One slot per WireFormat. A room's messages are dispatched by that room's single reader, so the
-    // cache is filled from one thread; a racing reader would only encode the same bytes twice.
-    private readonly byte[]?[] _frames = new byte[WireFormats.Count][];
+    // One slot per WireFormat (fields, not an array: no second allocation per message). A room's messages are
+    // dispatched by that room's single reader, so the cache is filled from one thread; a racing reader would only
+    // encode the same bytes twice.
+    private byte[]? _jsonFrame;
+    private byte[]? _messagePackFrame;
 
     public required string Room { get; init; }
 
@@ -51,8 +53,8 @@ internal sealed class RoomMessage
     /// </summary>
     public byte[]? GetFrame(IMessageEncoder codec)
     {
-        var slot = (int)codec.Format;
-        var frame = _frames[slot] ??= Encode(codec) ?? Skipped;
+        ref var slot = ref codec.Format == WireFormat.Json ? ref _jsonFrame : ref _messagePackFrame;
+        var frame = slot ??= Encode(codec) ?? Skipped;
         return ReferenceEquals(frame, Skipped) ? null : frame;
     }
 

@@ -50,7 +50,7 @@ internal sealed class BridgeMetrics
         _messagesOut = meter.CreateCounter<long>("bridge.messages.out", description: "Room messages written to clients, by transport.");
         _bytesOut = meter.CreateCounter<long>("bridge.sent", unit: "By", description: "Bytes of room messages written to clients, by transport.");
         _deliveryLatency = meter.CreateHistogram<double>("bridge.delivery.latency", unit: "s",
-            description: "Stream timestamp to socket write, per delivered message.",
+            description: "Stream timestamp to socket write, per delivered live message (not those replayed for a join).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
@@ -104,7 +104,10 @@ internal sealed class BridgeMetrics
     /// <summary>A message came in to be published; <paramref name="transport"/> is where from (a connection's <see cref="TransportKinds.Label"/>, <c>http</c>, <c>api</c>).</summary>
     public void MessageIn(string transport) => _messagesIn.Add(1, new KeyValuePair<string, object?>("transport", transport));
 
-    /// <summary>A room message was written to a client; <paramref name="timestamp"/> is its stream time (ms).</summary>
+    /// <summary>
+    /// A room message was written to a client; <paramref name="timestamp"/> is its stream time (ms), or 0 for a message
+    /// read for a join (counted, not timed: <see cref="Connections.OutboundFrame.IsTimed"/>).
+    /// </summary>
     public void MessageOut(TransportKind transport, int bytes, long timestamp)
     {
         MessagesOut(transport, 1, bytes);

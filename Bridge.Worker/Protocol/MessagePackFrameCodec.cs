@@ -15,6 +15,12 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 {
     public static readonly MessagePackFrameCodec Instance = new();
 
+    // The keys a message frame adds after the envelope's start, as MessagePack str (encoded once).
+    private static readonly byte[] SeqKey = EnvelopeWriter.EncodeMessagePackString(EnvelopeKeys.Seq);
+    private static readonly byte[] TsKey = EnvelopeWriter.EncodeMessagePackString(EnvelopeKeys.Ts);
+    private static readonly byte[] FromKey = EnvelopeWriter.EncodeMessagePackString(EnvelopeKeys.From);
+    private static readonly byte[] PayloadKey = EnvelopeWriter.EncodeMessagePackString(EnvelopeKeys.Payload);
+
     [ThreadStatic]
     private static ArrayBufferWriter<byte>? t_buffer;
 
@@ -130,28 +136,29 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         // seq and ts, then from and payload when there are.
         var others = 2 + (message.From is null ? 0 : 1) + (message.PayloadKind == PayloadKind.None ? 0 : 1);
         EnvelopeWriter.WriteStart(ref writer, message.Type, message.Room, message.Id, others);
-        writer.Write(EnvelopeKeys.Seq);
+        writer.WriteRaw(SeqKey);
         writer.Write(message.Seq);
-        writer.Write(EnvelopeKeys.Ts);
+        writer.WriteRaw(TsKey);
         writer.Write(message.Timestamp);
         if (message.From is not null)
         {
-            writer.Write(EnvelopeKeys.From);
+            writer.WriteRaw(FromKey);
             writer.Write(message.From);
         }
 
         switch (message.PayloadKind)
         {
             case PayloadKind.Json:
-                writer.Write(EnvelopeKeys.Payload);
-                PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer);
+                writer.WriteRaw(PayloadKey);
+                // Checked as UTF-8 where it was read off the stream (PayloadChecked): not again per frame.
+                PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer, stringsChecked: message.PayloadChecked);
                 break;
             case PayloadKind.MessagePack:
-                writer.Write(EnvelopeKeys.Payload);
+                writer.WriteRaw(PayloadKey);
                 writer.WriteRaw(message.Payload.Span);
                 break;
             case PayloadKind.Binary:
-                writer.Write(EnvelopeKeys.Payload);
+                writer.WriteRaw(PayloadKey);
                 writer.Write(message.Payload.Span);
                 break;
         }

@@ -8,7 +8,7 @@ namespace Bridge.Worker.Transports;
 /// A send loop's tally of the room messages it wrote since its last <see cref="Flush"/>: each frame is added once as it
 /// is written (control frames are not counted), and the counters are updated once per batch (one
 /// <see cref="BridgeMetrics.MessagesOut"/> for many frames) rather than per frame. The delivery latency is still recorded
-/// per message, against one clock reading per batch (the frames of a batch reach the socket together). A local of
+/// per message (of live ones: <see cref="OutboundFrame.IsTimed"/>), against one clock reading per batch (the frames of a batch reach the socket together). A local of
 /// one send loop: never shared.
 /// </summary>
 internal struct SentMessages(BridgeMetrics metrics, TransportKind transport)
@@ -34,7 +34,10 @@ internal struct SentMessages(BridgeMetrics metrics, TransportKind transport)
         }
 
         _bytes += frame.Bytes.Length;
-        metrics.DeliveredAt(transport, frame.Timestamp, _now);
+        if (frame.IsTimed)
+        {
+            metrics.DeliveredAt(transport, frame.Timestamp, _now);
+        }
     }
 
     /// <summary>Updates the counters with what was added since the last flush, and starts again.</summary>

@@ -134,7 +134,8 @@ internal sealed class PollEndpoint(
                         else if (frame.IsRoomMessage)
                         {
                             messages.Add(frame.Bytes);
-                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.Timestamp);
+                            // A replayed message is counted, not timed (a timestamp of 0 records no latency).
+                            metrics.MessageOut(session.Transport, frame.Bytes.Length, frame.IsTimed ? frame.Timestamp : 0);
                         }
                     }
                 }
