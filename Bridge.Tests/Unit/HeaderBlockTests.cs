@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Nats;
 using CsCheck;
 using NATS.Client.Core;
@@ -84,18 +85,6 @@ public sealed class HeaderBlockTests
 
         Assert.False(read.Malformed);
         Assert.Equal(value, read.Type);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using Bridge.Contracts;
+using System.Buffers;
 using System.Text;
 using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Protocol;
+using MessagePack;
 using static Bridge.Tests.Infrastructure.Raw;
 
 namespace Bridge.Tests.Unit;
@@ -152,5 +154,52 @@ public sealed class UnicodeTextTests
         Assert.False(PayloadTranscoder.IsValidJson(M(("s", Bad("a", bad))).ToJson()));
         Assert.False(PayloadTranscoder.IsValidJson(L(N(1), L(Bad("", bad))).ToJson()));
         Assert.False(PayloadTranscoder.IsValidJson(MK(Bad("k", bad), N(1)).ToJson()));
+    }
+
+    [Theory]
+    [MemberData(nameof(InvalidTexts))]
+    public void A_msgpack_str_that_is_not_utf8_is_refused_whether_it_lies_in_one_buffer_or_is_split(string name, byte[] bad)
+    {
+        _ = name;
+        var str = Bad("ab", bad).ToMsgPack();
+        // Unsplit (the path every frame and stored body takes: the str read where it lies), then split at every byte.
+        Assert.Throws<FormatException>(() => SkipThenRead(new ReadOnlySequence<byte>(str), read: false));
+        Assert.Throws<FormatException>(() => SkipThenRead(new ReadOnlySequence<byte>(str), read: true));
+        for (var at = 1; at < str.Length; at++)
+        {
+            Assert.Throws<FormatException>(() => SkipThenRead(Segment.Split(str, at), read: false));
+            Assert.Throws<FormatException>(() => SkipThenRead(Segment.Split(str, at), read: true));
+        }
+    }
+
+    [Fact]
+    public void A_msgpack_str_read_or_skipped_leaves_the_reader_at_the_next_value_in_one_buffer_or_split()
+    {
+        const string text = "héllo wörld ✓";
+        byte[] bytes = [.. S(text).ToMsgPack(), .. N(42).ToMsgPack()];
+        Assert.Equal((text, 42), SkipThenRead(new ReadOnlySequence<byte>(bytes), read: true));
+        Assert.Equal((null, 42), SkipThenRead(new ReadOnlySequence<byte>(bytes), read: false));
+        for (var at = 1; at < bytes.Length; at++)
+        {
+            Assert.Equal((text, 42), SkipThenRead(Segment.Split(bytes, at), read: true));
+            Assert.Equal((null, 42), SkipThenRead(Segment.Split(bytes, at), read: false));
+        }
+    }
+
+    // Reads (or skips) the first value as a str with UnicodeText, then the int after it with MessagePack's own reader.
+    private static (string? Text, int Next) SkipThenRead(ReadOnlySequence<byte> input, bool read)
+    {
+        var reader = new MessagePackReader(input);
+        string? text = null;
+        if (read)
+        {
+            text = UnicodeText.ReadString(ref reader);
+        }
+        else
+        {
+            UnicodeText.SkipString(ref reader);
+        }
+
+        return (text, reader.End ? -1 : reader.ReadInt32());
     }
 }
