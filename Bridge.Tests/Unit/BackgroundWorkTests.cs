@@ -82,16 +82,7 @@ public sealed class BackgroundWorkTests
         await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None);
         await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None); // two of three slots taken: one lane
 
-        var items = Enumerable.Range(0, 8).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-        var started = new System.Collections.Concurrent.ConcurrentQueue<int>();
-        await session.StartBackgroundBatchAsync(
-            Enumerable.Range(0, items.Length).ToArray(),
-            (i, _) =>
-            {
-                started.Enqueue(i);
-                return new ValueTask(items[i].Task);
-            },
-            CancellationToken.None);
+        var (items, started) = await StartBatchAsync(session, 8);
         await WaitUntilAsync(() => started.Count == 1);
 
         // The other requests end: their slots come free. After an item of its own ends, the lane opens lanes on them, so
@@ -126,16 +117,7 @@ public sealed class BackgroundWorkTests
         var other = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await session.StartBackgroundAsync(_ => other.Task, CancellationToken.None); // one slot taken: two are free
 
-        var items = Enumerable.Range(0, 7).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-        var started = new System.Collections.Concurrent.ConcurrentQueue<int>();
-        await session.StartBackgroundBatchAsync(
-            Enumerable.Range(0, items.Length).ToArray(),
-            (i, _) =>
-            {
-                started.Enqueue(i);
-                return new ValueTask(items[i].Task);
-            },
-            CancellationToken.None);
+        var (items, started) = await StartBatchAsync(session, 7);
 
         // Two lanes: two items at a time, the next starting when one ends (failed or not).
         await WaitUntilAsync(() => started.Count == 2);
@@ -182,6 +164,23 @@ public sealed class BackgroundWorkTests
         session.RequestClose(Bridge.Contracts.CloseCodes.Normal, "done");
         await EndsOnlyAfterAsync(session.LeaveAllRoomsAsync(), first);
         Assert.Equal(1, Volatile.Read(ref started));
+    }
+
+    /// <summary>A batch of <paramref name="count"/> items, each running until its source is completed; started: in start order.</summary>
+    private static async Task<(TaskCompletionSource[] Items, System.Collections.Concurrent.ConcurrentQueue<int> Started)> StartBatchAsync(
+        ClientSession session, int count)
+    {
+        var items = Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var started = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        await session.StartBackgroundBatchAsync(
+            Enumerable.Range(0, count).ToArray(),
+            (i, _) =>
+            {
+                started.Enqueue(i);
+                return new ValueTask(items[i].Task);
+            },
+            CancellationToken.None);
+        return (items, started);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
