@@ -107,6 +107,78 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void Json_frames_are_the_bytes_of_writing_each_field_in_turn_whatever_type_and_room_came_before()
+    {
+        // The JSON envelope remembers the last type and room string it wrote, escaped (by reference): equal text in a new
+        // string, a different string, text the default encoder escapes, a long one must all come out as plain writes do.
+        string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick", "a<b>&'c"];
+        string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 300), "ζ.room", "q\"uote"];
+        for (var i = 0; i < types.Length * rooms.Length; i++)
+        {
+            var message = new RoomMessage
+            {
+                Room = rooms[i % rooms.Length],
+                Type = types[i / rooms.Length],
+                Id = i % 2 == 0 ? "id-" + i : null,
+                From = i % 3 == 0 ? "u" + i : null,
+                Seq = (ulong)i + 1,
+                Timestamp = 1_700_000_000_000 + i,
+                PayloadKind = PayloadKind.Json,
+                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
+                PayloadChecked = true,
+            };
+            var plain = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("type", message.Type);
+                writer.WriteString("room", message.Room);
+                if (message.Id is { } id)
+                {
+                    writer.WriteString("id", id);
+                }
+
+                writer.WriteNumber("seq", message.Seq);
+                writer.WriteNumber("ts", message.Timestamp);
+                if (message.From is { } from)
+                {
+                    writer.WriteString("from", from);
+                }
+
+                writer.WritePropertyName("payload");
+                writer.WriteRawValue(message.Payload.Span);
+                writer.WriteEndObject();
+            }
+
+            Assert.Equal(Encoding.UTF8.GetString(plain.WrittenSpan), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(message)));
+        }
+    }
+
+    [Fact]
+    public void A_json_envelope_written_with_an_encoder_of_its_own_is_escaped_by_that_encoder_even_for_a_type_remembered_before()
+    {
+        // The remembered escaping is the default encoder's; a writer with another encoder (a client's) gets its own.
+        var type = "é.<t>";
+        var room = "ζ&room";
+        var remembered = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(remembered))
+        {
+            EnvelopeWriter.WriteStart(writer, type, room, null);
+            writer.WriteEndObject();
+        }
+
+        Assert.Equal("""{"type":"\u00E9.\u003Ct\u003E","room":"\u03B6\u0026room"}""", Encoding.UTF8.GetString(remembered.WrittenSpan));
+        var relaxed = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(relaxed, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            EnvelopeWriter.WriteStart(writer, type, room, null);
+            writer.WriteEndObject();
+        }
+
+        Assert.Equal("""{"type":"é.<t>","room":"ζ&room"}""", Encoding.UTF8.GetString(relaxed.WrittenSpan));
+    }
+
+    [Fact]
     public void A_json_payload_not_checked_where_it_entered_is_checked_as_text_before_it_is_transcoded_to_MessagePack()
     {
         // A string that is not UTF-8 (0xFF): checked where it entered (RoomMessageReader) it would never be JSON; made
