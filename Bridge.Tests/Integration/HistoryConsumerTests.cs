@@ -15,10 +15,8 @@ public sealed class HistoryConsumerTests(NatsServerFixture nats) : IClassFixture
     {
         // The consumer's name is in every delivery's reply subject ("Replay, eighth pass (issue 14)"): a replay of
         // 100,000 messages carries it 100,000 times, so it is a NUID (22 characters), not a longer readable name.
-        var stream = "S" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var prefix = "r" + Guid.NewGuid().ToString("N")[..6];
-        await using var worker = await WorkerHost.StartAsync(
-            nats.Server, ("Bridge:Nats:StreamName", stream), ("Bridge:Nats:RoomPrefix", prefix), ("Bridge:Nats:LivePrefix", "live." + prefix));
+        var (worker, stream, prefix) = await WorkerHost.StartOnOwnStreamAsync(nats.Server);
+        await using var stopped = worker; // disposed at the end of the test
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
         var js = new NatsJSContext(backend);
         var room = Names.Room();

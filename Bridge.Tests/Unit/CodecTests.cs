@@ -88,20 +88,8 @@ public sealed class CodecTests
         // different string, a long one and one past the memo's length must all come out as plain writes do.
         string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick"];
         string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 200), "ζ.room"];
-        for (var i = 0; i < types.Length * rooms.Length; i++)
+        foreach (var message in EveryTypeInEveryRoom(types, rooms))
         {
-            var message = new RoomMessage
-            {
-                Room = rooms[i % rooms.Length],
-                Type = types[i / rooms.Length],
-                Id = i % 2 == 0 ? "id-" + i : null,
-                From = i % 3 == 0 ? "u" + i : null,
-                Seq = (ulong)i + 1,
-                Timestamp = 1_700_000_000_000 + i,
-                PayloadKind = PayloadKind.Json,
-                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
-                PayloadChecked = i % 2 == 0,
-            };
             Assert.Equal(Convert.ToHexString(PlainMessagePackFrame(message)), Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeMessage(message)));
         }
     }
@@ -113,20 +101,8 @@ public sealed class CodecTests
         // string, a different string, text the default encoder escapes, a long one must all come out as plain writes do.
         string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick", "a<b>&'c"];
         string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 300), "ζ.room", "q\"uote"];
-        for (var i = 0; i < types.Length * rooms.Length; i++)
+        foreach (var message in EveryTypeInEveryRoom(types, rooms))
         {
-            var message = new RoomMessage
-            {
-                Room = rooms[i % rooms.Length],
-                Type = types[i / rooms.Length],
-                Id = i % 2 == 0 ? "id-" + i : null,
-                From = i % 3 == 0 ? "u" + i : null,
-                Seq = (ulong)i + 1,
-                Timestamp = 1_700_000_000_000 + i,
-                PayloadKind = PayloadKind.Json,
-                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
-                PayloadChecked = true,
-            };
             var plain = new System.Buffers.ArrayBufferWriter<byte>();
             using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
             {
@@ -194,6 +170,27 @@ public sealed class CodecTests
         };
         var map = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance));
         Assert.Equal(message.Payload.ToArray(), map["payload"]);
+    }
+
+    // Every type in every room, in turn (type after type, each through every room), with and without id, from and a
+    // payload checked where it entered.
+    private static IEnumerable<RoomMessage> EveryTypeInEveryRoom(string[] types, string[] rooms)
+    {
+        for (var i = 0; i < types.Length * rooms.Length; i++)
+        {
+            yield return new RoomMessage
+            {
+                Room = rooms[i % rooms.Length],
+                Type = types[i / rooms.Length],
+                Id = i % 2 == 0 ? "id-" + i : null,
+                From = i % 3 == 0 ? "u" + i : null,
+                Seq = (ulong)i + 1,
+                Timestamp = 1_700_000_000_000 + i,
+                PayloadKind = PayloadKind.Json,
+                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
+                PayloadChecked = i % 2 == 0,
+            };
+        }
     }
 
     // A message frame written field by field with MessagePackWriter's own string writes: the wire bytes of docs/protocol.md §3.
