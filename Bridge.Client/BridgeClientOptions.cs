@@ -107,7 +107,7 @@ public sealed class BridgeClientOptions
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>
-    /// Where the client logs (category <c>Bridge.Client.BridgeClient</c>, event ids 7001-7017): connects and
+    /// Where the client logs (category <c>Bridge.Client.BridgeClient</c>, event ids 7001-7018): connects and
     /// reconnects with their reason and delay, dead connections, resumes and truncated rooms, token renewals, refused
     /// publishes and joins, closing for good. Default: no logging.
     /// </summary>

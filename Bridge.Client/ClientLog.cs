@@ -58,4 +58,7 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 7017, Level = LogLevel.Warning, Message = "Connection attempt failed before it opened: {Reason}")]
     public static partial void AttemptFailed(this ILogger logger, string reason, Exception? exception);
+
+    [LoggerMessage(EventId = 7018, Level = LogLevel.Information, Message = "Batch join {Id} answered {Code}; {Pending} of its rooms not joined yet (first error of the batch: {First}) are joined one by one")]
+    public static partial void BatchJoinFailed(this ILogger logger, string id, string code, int pending, bool first);
 }

@@ -1,5 +1,5 @@
-using System.Globalization;
-using System.Text;
+using System.Buffers;
+using System.Text.Json;
 using System.Threading.Channels;
 
 namespace Bridge.Client;
@@ -102,25 +102,45 @@ internal sealed class RoomFeed
     }
 
     /// <summary>
-    /// The <c>room.join</c> payload for the next join (UTF-8 JSON), or null for a plain live join: a conflated join
-    /// asks for its rate, with <c>latest</c> as the application asked the first time and always on a re-join (the
-    /// screen wants each room's current value, not a replay); any other join resumes from the position when it has
-    /// one, else asks for <c>latest</c> if the application did.
+    /// The <c>room.join</c> payload for the next join (UTF-8 JSON), or null for a plain live join: the object
+    /// <see cref="WriteJoinArguments"/> writes.
     /// </summary>
     public byte[]? JoinPayload()
     {
+        var buffer = new ArrayBufferWriter<byte>(64);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            WriteJoinArguments(writer);
+            writer.WriteEndObject();
+        }
+
+        // "{}": nothing to ask for.
+        return buffer.WrittenCount == 2 ? null : buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Writes the next join's arguments as properties of the object <paramref name="writer"/> is in (a single join's
+    /// payload, or a batch join's entry beside its <c>room</c>; docs/protocol.md §4): a conflated join asks for its rate,
+    /// with <c>latest</c> as the application asked the first time and always on a re-join (the screen wants each
+    /// room's current value, not a replay); any other join resumes from the position when it has one, else asks for
+    /// <c>latest</c> if the application did. Nothing for a plain live join.
+    /// </summary>
+    public void WriteJoinArguments(Utf8JsonWriter writer)
+    {
         if (_options.MaxRate is { } rate)
         {
-            var latest = _options.Latest || _lastJoin is not null;
-            return Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"latest\":{(latest ? "true" : "false")},\"maxRate\":{rate:R}}}"));
+            writer.WriteBoolean("latest", _options.Latest || _lastJoin is not null);
+            writer.WriteNumber("maxRate", rate);
         }
-
-        if (Position is { } since)
+        else if (Position is { } since)
         {
-            return Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{{\"since\":{since}}}"));
+            writer.WriteNumber("since", since);
         }
-
-        return _options.Latest ? "{\"latest\":true}"u8.ToArray() : null;
+        else if (_options.Latest)
+        {
+            writer.WriteBoolean("latest", true);
+        }
     }
 
     /// <summary>A <c>room.joined</c>: moves the position to its <c>seq</c> (never back) and keeps what it said.</summary>

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Text.Json;
 using Bridge.Client.Protocol;
 using Bridge.Contracts;
 using Microsoft.Extensions.Logging;
@@ -6,8 +8,9 @@ namespace Bridge.Client;
 
 /// <summary>
 /// The rooms the client holds and their joins: which rooms are joined, the join frame in flight for each on the
-/// welcomed connection, its retries after <c>unavailable</c>, and the live joins a new connection waits for before
-/// publishing. Each room's position and buffer belong to its <see cref="RoomFeed"/>.
+/// welcomed connection (a new connection joins them all in batch frames, docs/protocol.md §4 "Batch form"), its
+/// retries after <c>unavailable</c>, and the live joins a new connection waits for before publishing. Each room's
+/// position and buffer belong to its <see cref="RoomFeed"/>.
 /// </summary>
 internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 {
@@ -16,6 +19,13 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
     // Joins refused with `unavailable` (or `rate_limited`) are tried this often before the join fails.
     private const int MaxJoinAttempts = 5;
+
+    // Entries per batch room.join: the worker's default MaxRoomsPerConnection, beyond which it refuses a batch whole
+    // (docs/protocol.md §4). A batch also stays within BridgeClientOptions.MaxFrameBytes (larger: close 1009).
+    private const int MaxBatchEntries = 1000;
+
+    // Room-less part of a batch frame besides its entries: {"type":"room.join","id":"c…","payload":{"rooms":[…]}}.
+    private const int BatchFrameOverhead = 96;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
@@ -71,8 +81,10 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
-    /// A connection was welcomed: joins every room on it (resuming from each room's position). Returns the joins of
-    /// rooms without a position (live joins): publishes wait for them, so the sender receives its own messages.
+    /// A connection was welcomed: joins every room on it (resuming from each room's position, with each room's
+    /// arguments as a single join sends them), in batch <c>room.join</c> frames of at most 1,000 rooms and
+    /// <see cref="BridgeClientOptions.MaxFrameBytes"/> each. Returns the joins of rooms without a position (live joins):
+    /// publishes wait for them, so the sender receives its own messages.
     /// </summary>
     public Task[] Attach(Connection connection)
     {
@@ -80,9 +92,9 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         lock (_lock)
         {
             _connection = connection;
+            SendBatchJoinsLocked(connection, [.. _rooms.Values]);
             foreach (var entry in _rooms.Values)
             {
-                SendJoinLocked(connection, entry);
                 if (entry.Subscription.Position is null)
                 {
                     entry.LiveJoin = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,6 +120,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             foreach (var entry in _rooms.Values)
             {
                 entry.JoinId = null;
+                entry.BatchId = null;
                 entry.RetryJoinAt = null;
                 if (entry.TakeLiveJoin() is { } live)
                 {
@@ -205,6 +218,8 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             }
 
             entry.JoinId = null;
+            entry.BatchId = null;
+            entry.RetryJoinAt = null;
             entry.JoinFailures = 0;
             live = entry.TakeLiveJoin();
             subscription = entry.Subscription;
@@ -248,8 +263,9 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
     /// <summary>
     /// An <c>error</c> whose <c>ref</c> is a join in flight: <c>unavailable</c> and <c>rate_limited</c> are retried
-    /// after a backoff (the watchdog sends it), anything else (or too many) ends the room with the error. False when
-    /// no join has that id.
+    /// after a backoff (the watchdog sends it), anything else (or too many) ends the room with the error. An error of a
+    /// batch join does not say which room it is about: the batch's rooms not joined yet are joined again one by one,
+    /// so each error names its room (see <see cref="FallBackLocked"/>). False when no join has that id.
     /// </summary>
     public bool TryFailJoin(string reference, BridgeException error)
     {
@@ -257,6 +273,11 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         TaskCompletionSource? live = null;
         lock (_lock)
         {
+            if (_connection is { } connection && FallBackLocked(connection, reference, error.Code))
+            {
+                return true;
+            }
+
             var entry = _rooms.Values.FirstOrDefault(e => e.JoinId == reference);
             if (entry is null)
             {
@@ -338,6 +359,128 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         connection.Send(new OutboundFrame(MessageTypes.RoomJoin, entry.Subscription.Room, entry.JoinId, entry.Subscription.Feed.JoinPayload()));
     }
 
+    /// <summary>
+    /// Joins <paramref name="entries"/> in batch frames (<c>payload.rooms: [{room, since | latest, maxRate}]</c>, each
+    /// entry with the arguments its single join would send): as many entries per frame as fit in
+    /// <see cref="MaxBatchEntries"/> and the options' <c>MaxFrameBytes</c>; a frame of one room is a single join.
+    /// </summary>
+    private void SendBatchJoinsLocked(Connection connection, List<Entry> entries)
+    {
+        var budget = options.MaxFrameBytes - BatchFrameOverhead;
+        List<(Entry Entry, byte[] Json)> chunk = [];
+        var size = 0;
+        foreach (var entry in entries)
+        {
+            var json = BatchEntry(entry);
+            if (chunk.Count > 0 && (chunk.Count == MaxBatchEntries || size + json.Length + 1 > budget))
+            {
+                SendBatchLocked(connection, chunk);
+                chunk = [];
+                size = 0;
+            }
+
+            chunk.Add((entry, json));
+            size += json.Length + 1;
+        }
+
+        if (chunk.Count > 0)
+        {
+            SendBatchLocked(connection, chunk);
+        }
+    }
+
+    /// <summary>One batch frame for <paramref name="chunk"/>, split in halves while its encoding (MessagePack numbers
+    /// can take more bytes than their JSON digits) is larger than <c>MaxFrameBytes</c>.</summary>
+    private void SendBatchLocked(Connection connection, List<(Entry Entry, byte[] Json)> chunk)
+    {
+        if (chunk.Count == 1)
+        {
+            SendJoinLocked(connection, chunk[0].Entry);
+            return;
+        }
+
+        var payload = new ArrayBufferWriter<byte>(chunk.Sum(c => c.Json.Length + 1) + 16);
+        payload.Write("{\"rooms\":["u8);
+        for (var i = 0; i < chunk.Count; i++)
+        {
+            if (i > 0)
+            {
+                payload.Write(","u8);
+            }
+
+            payload.Write(chunk[i].Json);
+        }
+
+        payload.Write("]}"u8);
+        var id = connection.NextId();
+        var frame = FrameCodec.Encode(new OutboundFrame(MessageTypes.RoomJoin, null, id, payload.WrittenSpan.ToArray()), connection.Format);
+        if (frame.Length > options.MaxFrameBytes)
+        {
+            SendBatchLocked(connection, chunk[..(chunk.Count / 2)]);
+            SendBatchLocked(connection, chunk[(chunk.Count / 2)..]);
+            return;
+        }
+
+        foreach (var (entry, _) in chunk)
+        {
+            entry.JoinId = id;
+            entry.BatchId = id;
+            entry.JoinEpoch = connection.Epoch;
+            entry.RetryJoinAt = null;
+        }
+
+        connection.Send(frame);
+    }
+
+    /// <summary>A batch entry: <c>{"room": name, …the single join's arguments}</c>, UTF-8 JSON.</summary>
+    private static byte[] BatchEntry(Entry entry)
+    {
+        var buffer = new ArrayBufferWriter<byte>(64);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("room", entry.Subscription.Room);
+            entry.Subscription.Feed.WriteJoinArguments(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// An error of the batch join <paramref name="reference"/> (it names no room, and its code may be about one entry
+    /// or the whole frame): the first one joins the batch's rooms not joined yet one by one, as the browser client
+    /// does, so each room gets its own answer (and its own retries). A later one may be the failure of an entry whose
+    /// join was still running when its single join came (the worker answers nothing to a join of a room whose join is
+    /// in progress): when it is a failure a retry can mend (<c>unavailable</c>, <c>rate_limited</c>,
+    /// <c>too_many_rooms</c>), the batch's rooms still not joined are joined again after a backoff. False when
+    /// <paramref name="reference"/> is not a batch join of this connection.
+    /// </summary>
+    private bool FallBackLocked(Connection connection, string reference, string code)
+    {
+        var pending = _rooms.Values.Where(e => e.BatchId == reference).ToList();
+        if (pending.Count == 0)
+        {
+            return false;
+        }
+
+        var first = pending.Any(e => e.JoinId == reference);
+        logger.BatchJoinFailed(reference, code, pending.Count, first);
+        foreach (var entry in pending)
+        {
+            if (entry.JoinId == reference)
+            {
+                SendJoinLocked(connection, entry);
+            }
+            else if (!first && entry.RetryJoinAt is null && code is ErrorCodes.Unavailable or ErrorCodes.RateLimited or ErrorCodes.TooManyRooms)
+            {
+                entry.RetryJoinAt = Backoff.TimestampAfter(_time, Backoff.Delay(options, entry.JoinFailures + 1));
+            }
+        }
+
+        return true;
+    }
+
     private void RemoveLocked(Entry entry)
     {
         _rooms.Remove(entry.Subscription.Room);
@@ -351,6 +494,9 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
         /// <summary>Id of the join frame in flight on the current connection (matches an error's <c>ref</c>).</summary>
         public string? JoinId { get; set; }
+
+        /// <summary>Id of the batch join the room was last sent in on the current connection, until it is joined.</summary>
+        public string? BatchId { get; set; }
 
         /// <summary>The connection epoch the room's join was last sent on.</summary>
         public int JoinEpoch { get; set; } = -1;

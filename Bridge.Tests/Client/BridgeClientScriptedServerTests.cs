@@ -213,9 +213,8 @@ public sealed class BridgeClientScriptedServerTests
         await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
         {
             await socket.WelcomeAsync();
-            var first = await socket.ReceiveAsync();
-            var second = await socket.ReceiveAsync();
-            Assert.Equal(["history", "live"], new[] { first!["room"]!.GetValue<string>(), second!["room"]!.GetValue<string>() });
+            var join = await socket.ReceiveAsync(); // both rooms in one batch join (protocol §4)
+            Assert.Equal(["history", "live"], join!["payload"]!["rooms"]!.AsArray().Select(e => e!["room"]!.GetValue<string>()));
             for (var seq = 1UL; seq <= Backlog; seq++)
             {
                 await socket.SendAsync(Message("history", seq)); // the replay comes before room.joined
