@@ -26,13 +26,23 @@ profile_wait_worker() {
 ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 
+# The worker's CPU ticks by thread name (.NET_TP_Worker, .NET_Tiered_Com (the background JIT), .NET_BGC, ...) as
+# NAME=TICKS words; threads that ended meanwhile are not counted.
+threads() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    # The name is field 2 in parentheses and may hold spaces: the times are counted from the field after it.
+    printf '%s %s\n' "$(tr ' ' _ <"$t/comm" 2>/dev/null)" "$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $12+$13}')"
+  done | awk 'NF == 2 {a[$1] += $2} END {for (k in a) printf "%s=%d ", k, a[k]}'
+}
+
 # profile_sample SCENARIO: CPU ticks of the worker, the load generator (Bridge.LoadTests SCENARIO) and its
-# nats-server, and the machine's, on one line.
+# nats-server, and the machine's, then the worker's by thread name, on one line.
 profile_sample() {
   local loadgen nats
   loadgen="$(pgrep -n -f "Bridge\.LoadTests(\.dll)? $1" || true)"
   nats="$([ -n "$loadgen" ] && pgrep -n -P "$loadgen" -f nats-server || true)"
-  echo "$(ticks "$pid") $(ticks "$loadgen") $(ticks "$nats") $(machine)"
+  echo "$(ticks "$pid") $(ticks "$loadgen") $(ticks "$nats") $(machine) $(threads "$pid")"
 }
 
 # profile_collect: starts the collector of $mode on the worker for $seconds (in the background: $collector).
@@ -60,6 +70,11 @@ profile_cores() {
       -v s="$seconds" -v la="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
     printf "cores busy over the window: %.0f%% of 2; worker %.0f%%, load generator %.0f%%, nats-server %.0f%% of one core; the rest (other processes) %.0f%%; load average %s\n",
       100*busy/all, w/s, l/s, n/s, 200*busy/all - (w+l+n)/s, la }'
+  # The worker's share by thread: the thread pool (the work itself), the background JIT, the background GC.
+  awk -v b="${b[*]:5}" -v a="${a[*]:5}" -v s="$seconds" 'BEGIN {
+    n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); before[kv[1]] = kv[2] }
+    n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); d = kv[2] - before[kv[1]]; if (d / s >= 0.5) printf "%s %.0f%%\n", kv[1], d/s }
+  }' | sort -k2 -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : "worker by thread (% of one core): "), $1, $2 } END { if (NR) print "" }'
 }
 
 # profile_report: the perf report's top entries, into results/<name>-perf.txt and on stdout.

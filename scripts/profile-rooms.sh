@@ -5,7 +5,7 @@
 #   perf      perf record (on-CPU samples, JIT frames named through DOTNET_PerfMapEnabled) -> results/rooms.perf + report
 #   trace     dotnet-trace, sampled thread time (managed stacks)                           -> results/rooms.nettrace
 #   counters  dotnet-counters System.Runtime                                               -> results/rooms-counters.csv
-# and prints who used the cores over the window. The worker has warmed its join path before readiness (Bridge:WarmUp);
+# and prints who used the cores over the window (the worker also by thread: thread pool, background JIT, background GC). The worker has warmed its join path before readiness (Bridge:WarmUp);
 # the window starts at readiness, so the profile is the warm join path (Bridge__WarmUp__Enabled=false in the environment: the cold one, JIT included).
 # Usage: scripts/profile-rooms.sh perf|trace|counters [ROOMS, default 40000] [SECONDS, default 8]
 set -euo pipefail

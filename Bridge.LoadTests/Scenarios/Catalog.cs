@@ -13,8 +13,9 @@ internal static class Catalog
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
-          rooms          --rooms 100000 --connections 100 --messages 20000 [--join-batch 1] [--profile]   activation, server and worker memory per room,
-                         delivery; --profile: the worker's growth by owner and type (gcdump + counters);
+          rooms          --rooms 100000 --connections 100 --messages 20000 [--join-batch 1000] [--profile]   activation, server and worker memory per room,
+                         delivery; --join-batch: rooms per room.join frame (1,000 by default: how both clients rejoin
+                         after a reconnect; 1 = one frame per room); --profile: the worker's growth by owner and type;
                          [--worker DLL]: against another build's Bridge.Worker.dll (the "before" of a before/after)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 --warmup-connections 60 [--transports json,msgpack,sse]
@@ -140,7 +141,9 @@ internal static class Catalog
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                         Command = command,
-                    }, configuration, rooms, a.Has("--profile"), a.String("--worker"), a.Int("--join-batch", 1));
+                    }, configuration, rooms, a.Has("--profile"), a.String("--worker"),
+                        // The clients' own rejoin after a reconnect (a deploy): batch frames of up to 1,000 rooms (Bridge.Client, clients/js).
+                        a.Int("--join-batch", 1000));
                 }
 
             case "rooms-compare":
@@ -324,7 +327,7 @@ internal static class Catalog
     /// </summary>
     public static IReadOnlyList<IScenario> Smoke(string configuration) =>
     [
-        Create("rooms", new Args(["rooms", "--rooms", "2000", "--connections", "20", "--messages", "4000"]), configuration)!,
+        Create("rooms", new Args(["rooms", "--rooms", "2000", "--connections", "20", "--messages", "4000", "--join-batch", "1"]), configuration)!,
         Create("fanout", new Args(["fanout", "--connections", "100", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
         Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
         Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,

@@ -57,7 +57,8 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
             var rssBefore = worker.RssBytes();
             var (workerCpu, natsCpu) = (worker.CpuTime(), ProcessStats.CpuTime(target.Nats.Pid));
 
-            // Each connection joins its share of the rooms, one room.join each, all connections at once.
+            // Each connection joins its share of the rooms, all connections at once: in batch frames of joinBatch rooms
+            // (the default: how both clients rejoin after a reconnect), or one room.join per room with joinBatch 1.
             ctx.Status = $"joining {rooms:N0} rooms";
             var sw = Stopwatch.StartNew();
             await Task.WhenAll(clients.Select(async (client, c) =>

@@ -1969,6 +1969,10 @@ var CloseCodes = {
 var NAME_TOKEN = /^[A-Za-z0-9_-]+$/;
 var RESERVED_PREFIXES = ["room.", "auth.", "presence.", "server.", "bridge."];
 var RESERVED_NAMES = ["welcome", "ack", "error"];
+var MAX_BATCH_ENTRIES = 1e3;
+var BATCH_FRAME_OVERHEAD = 96;
+var RETRYABLE_JOIN_ERRORS = ["unavailable", "rate_limited", "too_many_rooms"];
+var MAX_JOIN_ATTEMPTS = 5;
 function isDotted(name, maxLength, maxTokens) {
   if (name.length < 1 || name.length > maxLength) return false;
   const tokens = name.split(".");
@@ -2036,7 +2040,6 @@ var BridgeClient = class _BridgeClient {
     __publicField(this, "rooms", /* @__PURE__ */ new Map());
     /** Sends not yet acknowledged, in the order they were made. */
     __publicField(this, "outbox", /* @__PURE__ */ new Map());
-    __publicField(this, "batchJoins", /* @__PURE__ */ new Map());
     __publicField(this, "leaves", /* @__PURE__ */ new Map());
     __publicField(this, "syncs", /* @__PURE__ */ new Map());
     __publicField(this, "handlers", /* @__PURE__ */ new Map());
@@ -2168,7 +2171,9 @@ var BridgeClient = class _BridgeClient {
         position: rate === void 0 ? options.since : void 0,
         joined: false,
         joinId: void 0,
+        batchId: void 0,
         joinAttempts: 0,
+        retryTimer: void 0,
         waiters: []
       };
       this.rooms.set(room, entry);
@@ -2191,6 +2196,7 @@ var BridgeClient = class _BridgeClient {
     const entry = this.rooms.get(room);
     if (!entry) return Promise.resolve();
     this.rooms.delete(room);
+    _BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError("left", `left room '${room}' before it was joined`));
     const t = this.transport;
     if (!t || this.stateValue !== "open") return Promise.resolve();
@@ -2321,13 +2327,13 @@ var BridgeClient = class _BridgeClient {
     this.ready = false;
     for (const r of this.rooms.values()) {
       r.joined = false;
-      r.joinId = void 0;
       r.joinAttempts = 0;
+      _BridgeClient.resetJoin(r);
     }
     this.setState("open", { transport: transport.kind });
     this.firstOpen?.resolve();
     this.scheduleRefresh();
-    if (transport.twoWay && this.rooms.size > 0) this.sendBatchJoin([...this.rooms.values()]);
+    if (transport.twoWay && this.rooms.size > 0) this.sendBatchJoins([...this.rooms.values()]);
     this.readyTimer = setTimeout(() => {
       if (epoch === this.epoch) this.markReady();
     }, this.openTimeoutMs);
@@ -2372,9 +2378,8 @@ var BridgeClient = class _BridgeClient {
     clearTimeout(this.refreshTimer);
     for (const r of this.rooms.values()) {
       r.joined = false;
-      r.joinId = void 0;
+      _BridgeClient.resetJoin(r);
     }
-    this.batchJoins.clear();
     for (const l of this.leaves.values()) l.resolve();
     this.leaves.clear();
     for (const s of this.syncs.values()) s.reject(new BridgeError("disconnected", "the connection ended before room.state"));
@@ -2514,16 +2519,12 @@ var BridgeClient = class _BridgeClient {
       _BridgeClient.advance(entry, env.seq);
     }
     entry.joined = true;
-    entry.joinId = void 0;
+    _BridgeClient.resetJoin(entry);
     if (entry.maxRate !== void 0) entry.position = void 0;
     const result = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
     if (typeof p.latest === "number") result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
-    for (const [id, rooms] of this.batchJoins) {
-      rooms.delete(entry.name);
-      if (rooms.size === 0) this.batchJoins.delete(id);
-    }
     this.emit("room.joined", env);
     if (result.truncated && this.transport?.twoWay) {
       this.sync(entry.name, this.syncLimit).catch(() => void 0);
@@ -2565,13 +2566,7 @@ var BridgeClient = class _BridgeClient {
       const p = this.outbox.get(ref);
       if (p) {
         this.onSendRefused(p, code, e.message ?? "");
-      } else if (this.batchJoins.has(ref)) {
-        const rooms = this.batchJoins.get(ref);
-        this.batchJoins.delete(ref);
-        for (const name of rooms) {
-          const entry = this.rooms.get(name);
-          if (entry && !entry.joined) this.sendJoin(entry);
-        }
+      } else if (this.onBatchJoinError(ref, code)) {
       } else if (this.leaves.has(ref)) {
         this.leaves.get(ref).resolve();
         this.leaves.delete(ref);
@@ -2601,23 +2596,59 @@ var BridgeClient = class _BridgeClient {
     clearTimeout(p.retryTimer);
     p.reject(new BridgeError(code, message, p.frame.id));
   }
+  /**
+   * An error whose `ref` is a batch join of this connection (it names no room, and its code may be about one entry or
+   * the whole frame). The first one joins the batch's rooms not joined yet one by one, so each room gets its own answer
+   * (and its own retries). A later one may be the failure of an entry whose join was still running when its single
+   * join came (the worker answers nothing to a join of a room whose join is in progress, protocol §4): when a retry
+   * can mend it (`unavailable`, `rate_limited`, `too_many_rooms`), the batch's rooms still not joined are joined
+   * again after a backoff. False when `ref` is no batch join of this connection.
+   */
+  onBatchJoinError(ref, code) {
+    const pending = [...this.rooms.values()].filter((r) => r.batchId === ref);
+    if (pending.length === 0) return false;
+    const first = pending.some((r) => r.joinId === ref);
+    for (const entry of pending) {
+      if (entry.joinId === ref) {
+        this.sendJoin(entry);
+      } else if (!first && entry.retryTimer === void 0 && RETRYABLE_JOIN_ERRORS.includes(code)) {
+        this.retryJoin(entry, entry.joinAttempts + 1);
+      }
+    }
+    return true;
+  }
   onJoinRefused(entry, code, message) {
     entry.joinId = void 0;
-    if (code === "unavailable" && ++entry.joinAttempts < 5) {
-      const epoch = this.epoch;
-      setTimeout(() => {
-        if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
-      }, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
+    if ((code === "unavailable" || code === "rate_limited") && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
+      this.retryJoin(entry, entry.joinAttempts);
       return;
     }
     this.rooms.delete(entry.name);
+    _BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError(code, message));
     entry.waiters = [];
     this.checkReady();
   }
+  /** Sends `entry`'s single join again after the backoff of `attempt`, if it is still wanted on this connection. */
+  retryJoin(entry, attempt) {
+    const epoch = this.epoch;
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = void 0;
+      if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
+    }, backoffDelay(attempt, this.minDelayMs, this.maxDelayMs, this.random));
+  }
+  /** Forgets the room's join in flight on the current connection and any retry waiting. */
+  static resetJoin(entry) {
+    entry.joinId = void 0;
+    entry.batchId = void 0;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = void 0;
+  }
   sendJoin(entry) {
     const id = this.newId();
     entry.joinId = id;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = void 0;
     this.transport?.send({ type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
   }
   /**
@@ -2629,18 +2660,52 @@ var BridgeClient = class _BridgeClient {
     if (entry.position !== void 0) return { since: entry.position };
     return entry.latest ? { latest: true } : void 0;
   }
-  /** One `room.join` frame for many rooms, each with its own `since` (protocol §4, batch form). */
-  sendBatchJoin(entries) {
+  /**
+   * Joins `entries` in batch `room.join` frames (protocol §4, batch form: `payload.rooms: [{room, since | latest,
+   * maxRate}]`, each entry with the arguments its single join would send): as many entries per frame as fit in
+   * {@link MAX_BATCH_ENTRIES} and `maxFrameBytes`; a frame of one room is a single join.
+   */
+  sendBatchJoins(entries) {
+    const budget = this.maxFrameBytes - BATCH_FRAME_OVERHEAD;
+    let chunk = [];
+    let size = 0;
+    for (const entry of entries) {
+      const json = { room: entry.name, ..._BridgeClient.joinArgs(entry) };
+      const bytes = encodedSize(JSON.stringify(json)) + 1;
+      if (chunk.length > 0 && (chunk.length === MAX_BATCH_ENTRIES || size + bytes > budget)) {
+        this.sendBatch(chunk);
+        chunk = [];
+        size = 0;
+      }
+      chunk.push({ entry, json });
+      size += bytes;
+    }
+    if (chunk.length > 0) this.sendBatch(chunk);
+  }
+  /**
+   * One batch frame for `chunk`, split in halves while its encoding (MessagePack numbers can take more bytes than
+   * their JSON digits) is larger than `maxFrameBytes`.
+   */
+  sendBatch(chunk) {
     const t = this.transport;
     if (!t) return;
-    if (entries.length === 1) {
-      this.sendJoin(entries[0]);
+    if (chunk.length === 1) {
+      this.sendJoin(chunk[0].entry);
       return;
     }
     const id = this.newId();
-    this.batchJoins.set(id, new Set(entries.map((e) => e.name)));
-    const rooms = entries.map((e) => ({ room: e.name, ..._BridgeClient.joinArgs(e) }));
-    t.send({ type: "room.join", id, payload: { rooms } });
+    const frame = { type: "room.join", id, payload: { rooms: chunk.map((c) => c.json) } };
+    if (encodedSize(encodeFrame(frame, this.format)) > this.maxFrameBytes) {
+      const half = Math.floor(chunk.length / 2);
+      this.sendBatch(chunk.slice(0, half));
+      this.sendBatch(chunk.slice(half));
+      return;
+    }
+    for (const { entry } of chunk) {
+      entry.joinId = id;
+      entry.batchId = id;
+    }
+    t.send(frame);
   }
   // ---- publishing --------------------------------------------------------------------------------------
   /** Sends every unsent publish, oldest first, over the open transport. */

@@ -35,6 +35,18 @@ const NAME_TOKEN = /^[A-Za-z0-9_-]+$/;
 const RESERVED_PREFIXES = ['room.', 'auth.', 'presence.', 'server.', 'bridge.'];
 const RESERVED_NAMES = ['welcome', 'ack', 'error'];
 
+/**
+ * Entries per batch `room.join`: the worker's default `MaxRoomsPerConnection`, beyond which it refuses a batch whole
+ * with `too_many_rooms` (protocol §4). A batch also stays within `maxFrameBytes` (larger: close 1009).
+ */
+const MAX_BATCH_ENTRIES = 1000;
+/** The room-less part of a batch frame besides its entries: `{"type":"room.join","id":"…","payload":{"rooms":[…]}}`. */
+const BATCH_FRAME_OVERHEAD = 96;
+/** Join errors a later try can mend: the join is sent again after a backoff. */
+const RETRYABLE_JOIN_ERRORS = ['unavailable', 'rate_limited', 'too_many_rooms'];
+/** Tries of a join refused with `unavailable` or `rate_limited` before it fails. */
+const MAX_JOIN_ATTEMPTS = 5;
+
 function isDotted(name: string, maxLength: number, maxTokens: number): boolean {
   if (name.length < 1 || name.length > maxLength) return false;
   const tokens = name.split('.');
@@ -98,8 +110,13 @@ interface RoomEntry {
   position: number | undefined;
   /** `room.joined` seen on the current connection. */
   joined: boolean;
+  /** Id of the join frame in flight on the current connection (a single join's, or its batch's): an error's `ref`. */
   joinId: string | undefined;
+  /** Id of the batch join the room was sent in on the current connection, until it is joined. */
+  batchId: string | undefined;
   joinAttempts: number;
+  /** A refused join's retry, waiting for its backoff. */
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
   waiters: Array<{ resolve: (r: JoinResult) => void; reject: (e: Error) => void }>;
 }
 
@@ -161,7 +178,6 @@ export class BridgeClient {
   private readonly rooms = new Map<string, RoomEntry>();
   /** Sends not yet acknowledged, in the order they were made. */
   private readonly outbox = new Map<string, PendingSend>();
-  private readonly batchJoins = new Map<string, Set<string>>();
   private readonly leaves = new Map<string, { resolve: () => void }>();
   private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
   private readonly handlers = new Map<string, Set<Handler>>();
@@ -302,7 +318,7 @@ export class BridgeClient {
       entry = {
         name: room, pattern, latest: options.latest === true, maxRate: rate,
         position: rate === undefined ? options.since : undefined,
-        joined: false, joinId: undefined, joinAttempts: 0, waiters: [],
+        joined: false, joinId: undefined, batchId: undefined, joinAttempts: 0, retryTimer: undefined, waiters: [],
       };
       this.rooms.set(room, entry);
     }
@@ -325,6 +341,7 @@ export class BridgeClient {
     const entry = this.rooms.get(room);
     if (!entry) return Promise.resolve();
     this.rooms.delete(room);
+    BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError('left', `left room '${room}' before it was joined`));
     const t = this.transport;
     if (!t || this.stateValue !== 'open') return Promise.resolve();
@@ -462,13 +479,13 @@ export class BridgeClient {
     this.ready = false;
     for (const r of this.rooms.values()) {
       r.joined = false;
-      r.joinId = undefined;
       r.joinAttempts = 0;
+      BridgeClient.resetJoin(r);
     }
     this.setState('open', { transport: transport.kind });
     this.firstOpen?.resolve();
     this.scheduleRefresh();
-    if (transport.twoWay && this.rooms.size > 0) this.sendBatchJoin([...this.rooms.values()]);
+    if (transport.twoWay && this.rooms.size > 0) this.sendBatchJoins([...this.rooms.values()]);
     // Publish once the rooms that join live (no position yet) are in, so the sender gets its own messages;
     // rooms resuming from a position lose nothing whatever the order. Bounded by openTimeoutMs.
     this.readyTimer = setTimeout(() => {
@@ -520,9 +537,8 @@ export class BridgeClient {
     clearTimeout(this.refreshTimer);
     for (const r of this.rooms.values()) {
       r.joined = false;
-      r.joinId = undefined;
+      BridgeClient.resetJoin(r);
     }
-    this.batchJoins.clear();
     for (const l of this.leaves.values()) l.resolve();
     this.leaves.clear();
     for (const s of this.syncs.values()) s.reject(new BridgeError('disconnected', 'the connection ended before room.state'));
@@ -677,16 +693,12 @@ export class BridgeClient {
       BridgeClient.advance(entry, env.seq);
     }
     entry.joined = true;
-    entry.joinId = undefined;
+    BridgeClient.resetJoin(entry);
     if (entry.maxRate !== undefined) entry.position = undefined; // a conflated join resumes with latest, not a position
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
     if (typeof p.latest === 'number') result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
-    for (const [id, rooms] of this.batchJoins) {
-      rooms.delete(entry.name);
-      if (rooms.size === 0) this.batchJoins.delete(id);
-    }
     this.emit('room.joined', env);
     if (result.truncated && this.transport?.twoWay) {
       // The resume point is gone (retention): fetch the room's latest state so the application can rebuild.
@@ -733,14 +745,8 @@ export class BridgeClient {
       const p = this.outbox.get(ref);
       if (p) {
         this.onSendRefused(p, code, e.message ?? '');
-      } else if (this.batchJoins.has(ref)) {
-        // Which entry of a batch failed is not said: join the rest one by one, so each error names its room.
-        const rooms = this.batchJoins.get(ref)!;
-        this.batchJoins.delete(ref);
-        for (const name of rooms) {
-          const entry = this.rooms.get(name);
-          if (entry && !entry.joined) this.sendJoin(entry);
-        }
+      } else if (this.onBatchJoinError(ref, code)) {
+        // handled: the batch's rooms not joined yet are joined again
       } else if (this.leaves.has(ref)) {
         this.leaves.get(ref)!.resolve();
         this.leaves.delete(ref);
@@ -773,24 +779,63 @@ export class BridgeClient {
     p.reject(new BridgeError(code, message, p.frame.id));
   }
 
+  /**
+   * An error whose `ref` is a batch join of this connection (it names no room, and its code may be about one entry or
+   * the whole frame). The first one joins the batch's rooms not joined yet one by one, so each room gets its own answer
+   * (and its own retries). A later one may be the failure of an entry whose join was still running when its single
+   * join came (the worker answers nothing to a join of a room whose join is in progress, protocol §4): when a retry
+   * can mend it (`unavailable`, `rate_limited`, `too_many_rooms`), the batch's rooms still not joined are joined
+   * again after a backoff. False when `ref` is no batch join of this connection.
+   */
+  private onBatchJoinError(ref: string, code: string): boolean {
+    const pending = [...this.rooms.values()].filter((r) => r.batchId === ref);
+    if (pending.length === 0) return false;
+    const first = pending.some((r) => r.joinId === ref);
+    for (const entry of pending) {
+      if (entry.joinId === ref) {
+        this.sendJoin(entry);
+      } else if (!first && entry.retryTimer === undefined && RETRYABLE_JOIN_ERRORS.includes(code)) {
+        this.retryJoin(entry, entry.joinAttempts + 1);
+      }
+    }
+    return true;
+  }
+
   private onJoinRefused(entry: RoomEntry, code: string, message: string): void {
     entry.joinId = undefined;
-    if (code === 'unavailable' && ++entry.joinAttempts < 5) {
-      const epoch = this.epoch;
-      setTimeout(() => {
-        if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
-      }, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
+    if ((code === 'unavailable' || code === 'rate_limited') && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
+      this.retryJoin(entry, entry.joinAttempts);
       return;
     }
     this.rooms.delete(entry.name);
+    BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError(code, message));
     entry.waiters = [];
     this.checkReady();
   }
 
+  /** Sends `entry`'s single join again after the backoff of `attempt`, if it is still wanted on this connection. */
+  private retryJoin(entry: RoomEntry, attempt: number): void {
+    const epoch = this.epoch;
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
+    }, backoffDelay(attempt, this.minDelayMs, this.maxDelayMs, this.random));
+  }
+
+  /** Forgets the room's join in flight on the current connection and any retry waiting. */
+  private static resetJoin(entry: RoomEntry): void {
+    entry.joinId = undefined;
+    entry.batchId = undefined;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
+  }
+
   private sendJoin(entry: RoomEntry): void {
     const id = this.newId();
     entry.joinId = id;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
     this.transport?.send({ type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
   }
 
@@ -804,18 +849,53 @@ export class BridgeClient {
     return entry.latest ? { latest: true } : undefined;
   }
 
-  /** One `room.join` frame for many rooms, each with its own `since` (protocol §4, batch form). */
-  private sendBatchJoin(entries: RoomEntry[]): void {
+  /**
+   * Joins `entries` in batch `room.join` frames (protocol §4, batch form: `payload.rooms: [{room, since | latest,
+   * maxRate}]`, each entry with the arguments its single join would send): as many entries per frame as fit in
+   * {@link MAX_BATCH_ENTRIES} and `maxFrameBytes`; a frame of one room is a single join.
+   */
+  private sendBatchJoins(entries: RoomEntry[]): void {
+    const budget = this.maxFrameBytes - BATCH_FRAME_OVERHEAD;
+    let chunk: Array<{ entry: RoomEntry; json: Record<string, unknown> }> = [];
+    let size = 0;
+    for (const entry of entries) {
+      const json = { room: entry.name, ...BridgeClient.joinArgs(entry) };
+      const bytes = encodedSize(JSON.stringify(json)) + 1;
+      if (chunk.length > 0 && (chunk.length === MAX_BATCH_ENTRIES || size + bytes > budget)) {
+        this.sendBatch(chunk);
+        chunk = [];
+        size = 0;
+      }
+      chunk.push({ entry, json });
+      size += bytes;
+    }
+    if (chunk.length > 0) this.sendBatch(chunk);
+  }
+
+  /**
+   * One batch frame for `chunk`, split in halves while its encoding (MessagePack numbers can take more bytes than
+   * their JSON digits) is larger than `maxFrameBytes`.
+   */
+  private sendBatch(chunk: Array<{ entry: RoomEntry; json: Record<string, unknown> }>): void {
     const t = this.transport;
     if (!t) return;
-    if (entries.length === 1) {
-      this.sendJoin(entries[0]!);
+    if (chunk.length === 1) {
+      this.sendJoin(chunk[0]!.entry);
       return;
     }
     const id = this.newId();
-    this.batchJoins.set(id, new Set(entries.map((e) => e.name)));
-    const rooms = entries.map((e) => ({ room: e.name, ...BridgeClient.joinArgs(e) }));
-    t.send({ type: 'room.join', id, payload: { rooms } });
+    const frame = { type: 'room.join', id, payload: { rooms: chunk.map((c) => c.json) } };
+    if (encodedSize(encodeFrame(frame, this.format)) > this.maxFrameBytes) {
+      const half = Math.floor(chunk.length / 2);
+      this.sendBatch(chunk.slice(0, half));
+      this.sendBatch(chunk.slice(half));
+      return;
+    }
+    for (const { entry } of chunk) {
+      entry.joinId = id;
+      entry.batchId = id;
+    }
+    t.send(frame);
   }
 
   // ---- publishing --------------------------------------------------------------------------------------
