@@ -40,6 +40,7 @@ public sealed class AckReplyServerTests(NatsServerFixture nats) : IClassFixture<
                 OptStartSeq = 5,
             }, timeout.Token);
 
+            var replies = new ConsumerAckReplies(stream, "reader");
             var seen = 0;
             await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 100 }, cancellationToken: timeout.Token))
             {
@@ -48,6 +49,11 @@ public sealed class AckReplyServerTests(NatsServerFixture nats) : IClassFixture<
                 Assert.Equal(metadata.Sequence.Stream, seq);
                 Assert.Equal(metadata.Sequence.Consumer, delivered);
                 Assert.Equal(metadata.Timestamp.ToUnixTimeMilliseconds(), timestamp);
+
+                // The consumer's own reading: every reply starts as it expects (so it skips that start), same values.
+                Assert.StartsWith(replies.Prefix, msg.ReplyTo, StringComparison.Ordinal);
+                Assert.True(replies.TryParse(msg.ReplyTo, out var seq2, out var delivered2, out var timestamp2));
+                Assert.Equal((seq, delivered, timestamp), (seq2, delivered2, timestamp2));
                 seen++;
             }
 

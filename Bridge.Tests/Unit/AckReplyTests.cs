@@ -54,6 +54,50 @@ public sealed class AckReplyTests
         }, iter: 20_000);
     }
 
+    [Fact]
+    public void A_consumers_reading_past_its_known_start_gives_what_the_general_reading_gives_for_any_subject()
+    {
+        // Names as NATS allows them (no dots), some alike the domain form's tokens; numbers and junk after them.
+        var name = Gen.OneOf(Gen.Const("ROOMS"), Gen.Const("hub"), Gen.Const("ACCHASH"), Gen.Const("c"), Gen.String[Gen.Char['/', 'Z'], 1, 4]);
+        var token = Gen.OneOf(Gen.Const(""), Gen.Const("1764489600123456789"), Gen.Const("18446744073709551616"), Gen.Const("\u0663"),
+            Gen.ULong.Select(u => u.ToString(CultureInfo.InvariantCulture)), Gen.String[Gen.Char['*', '9'], 0, 6]);
+        var cases = Gen.Select(name, name, Gen.Int[0, 4], name, name, token.Array[0, 10]).Select((stream, consumer, start, a, b, tokens) =>
+        {
+            var rest = string.Join('.', tokens);
+            var reply = start switch
+            {
+                0 => $"$JS.ACK.{stream}.{consumer}.{rest}", // the consumer's own start
+                1 => $"$JS.ACK.{stream}.{consumer}{rest}", // its start without the last dot
+                2 => $"$JS.ACK.{a}.{b}.{stream}.{consumer}.{rest}", // the domain form
+                3 => $"$JS.ACK.{a}.{b}.{rest}", // another consumer's
+                _ => rest,
+            };
+            return (new ConsumerAckReplies(stream, consumer), reply);
+        });
+        cases.Sample(c =>
+        {
+            var (replies, reply) = c;
+            var fast = replies.TryParse(reply, out var stream, out var consumer, out var time);
+            var slow = SplitAndParse(reply, out var stream2, out var consumer2, out var time2);
+            Assert.Equal(slow, fast);
+            if (slow)
+            {
+                Assert.Equal((stream2, consumer2, time2), (stream, consumer, time));
+            }
+        }, iter: 20_000);
+
+        Assert.True(new ConsumerAckReplies("ROOMS", "c").TryParse("$JS.ACK.ROOMS.c.1.42.7.1764489600123456789.3", out var seq, out var delivered, out var ms));
+        Assert.Equal((42UL, 7UL, 1764489600123L), (seq, delivered, ms));
+    }
+
+    [Theory]
+    [InlineData("", "c")]
+    [InlineData("ROOMS", "")]
+    [InlineData("ROO.MS", "c")]
+    [InlineData("ROOMS", "a.b")]
+    public void A_stream_or_consumer_name_with_a_dot_or_empty_is_refused(string stream, string consumer) =>
+        Assert.Throws<ArgumentException>(() => new ConsumerAckReplies(stream, consumer));
+
     // The reading AckReply replaced (string.Split and ulong.TryParse): the reference for the one-pass reading.
     private static bool SplitAndParse(ReadOnlySpan<char> reply, out ulong streamSeq, out ulong consumerSeq, out long timestampMs)
     {

@@ -90,4 +90,54 @@ public sealed class FrameBufferTests
         Assert.Equal([1UL, 2UL], Drain(other));
         Assert.False(await other.WaitToReadAsync(CancellationToken.None));
     }
+
+    [Fact]
+    public async Task The_send_loop_reads_the_run_it_took_without_the_writers_lock_and_frames_written_meanwhile_come_after_it_in_order()
+    {
+        var gate = new Lock();
+        var buffer = new FrameBuffer(gate);
+        Assert.True(buffer.TryWriteMany([.. Enumerable.Range(1, 100).Select(i => Frame((ulong)i))]));
+        Assert.True(buffer.TryRead(out var first)); // takes all 100 under the lock, once
+        Assert.Equal(1UL, first.Seq);
+
+        // A writer holds the lock: the send loop still reads the other 99 it took (one lock per run, not per frame).
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = Task.Factory.StartNew(() =>
+        {
+            lock (gate)
+            {
+                held.Set();
+                release.Wait(Patience);
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Assert.True(held.Wait(Patience));
+        var rest = Task.Run(() =>
+        {
+            var seqs = new List<ulong>();
+            for (var i = 0; i < 99 && buffer.TryRead(out var frame); i++)
+            {
+                seqs.Add(frame.Seq);
+            }
+
+            return seqs;
+        });
+        try
+        {
+            Assert.Equal([.. Enumerable.Range(2, 99).Select(i => (ulong)i)], await rest.WaitAsync(Patience));
+        }
+        finally
+        {
+            release.Set();
+            await holder;
+        }
+
+        // Written between two takes: read after what was taken before, in order.
+        Assert.True(buffer.TryWrite(Frame(101)));
+        Assert.True(buffer.TryRead(out var next));
+        Assert.True(buffer.TryWriteMany([Frame(102), Frame(103)]));
+        Assert.Equal(2, buffer.Count);
+        Assert.Equal([101UL, 102UL, 103UL], [next.Seq, .. Drain(buffer)]);
+        Assert.Equal(0, buffer.Count);
+    }
 }

@@ -50,6 +50,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     private readonly INatsConnection _connection;
     private readonly string _nextSubject;
     private readonly string _inbox;
+    private readonly ConsumerAckReplies _replies;
     private readonly DeliveryReader _read;
     private readonly TimeSpan _timeout;
     private readonly WakeBatchBuffer<Entry> _entries;
@@ -73,12 +74,14 @@ internal sealed class ConsumerPulls : NatsSubBase
     private bool _caughtUp;
 
     private ConsumerPulls(
-        INatsConnection connection, string inbox, string nextSubject, int batch, DeliveryReader read, TimeSpan timeout, TimeProvider time)
+        INatsConnection connection, string inbox, string nextSubject, ConsumerAckReplies replies, int batch, DeliveryReader read, TimeSpan timeout,
+        TimeProvider time)
         : base(connection, connection.SubscriptionManager, inbox + ".*", queueGroup: null, opts: null)
     {
         _connection = connection;
         _inbox = inbox;
         _nextSubject = nextSubject;
+        _replies = replies;
         Batch = batch;
         _read = read;
         _timeout = timeout;
@@ -164,7 +167,8 @@ internal sealed class ConsumerPulls : NatsSubBase
         // An inbox of its own, not under the connection's: NATS.Net serves those through its one shared inbox
         // subscription (_INBOX.<connection>.*), which only matches one token more than the prefix.
         var inbox = "_INBOX." + Guid.NewGuid().ToString("N");
-        var pulls = new ConsumerPulls(connection, inbox, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", batch, read, timeout, time);
+        var pulls = new ConsumerPulls(
+            connection, inbox, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", new ConsumerAckReplies(stream, consumer), batch, read, timeout, time);
         await connection.AddSubAsync(pulls, cancellationToken);
         return pulls;
     }
@@ -385,7 +389,7 @@ internal sealed class ConsumerPulls : NatsSubBase
     {
         if (replyTo is not null)
         {
-            if (!AckReply.TryParse(replyTo, out var seq, out var delivered, out var timestamp))
+            if (!_replies.TryParse(replyTo, out var seq, out var delivered, out var timestamp))
             {
                 return new Entry(default, 0, 0, new NatsJSException($"a delivery for {_nextSubject} with reply subject '{replyTo}'"));
             }
