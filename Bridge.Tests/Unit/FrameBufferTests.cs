@@ -108,22 +108,22 @@ public sealed class FrameBufferTests
             lock (gate)
             {
                 held.Set();
-                release.Wait(Patience);
+                release.Wait(); // set below whatever happens
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        Assert.True(held.Wait(Patience));
-        var rest = Task.Run(() =>
-        {
-            var seqs = new List<ulong>();
-            for (var i = 0; i < 99 && buffer.TryRead(out var frame); i++)
-            {
-                seqs.Add(frame.Seq);
-            }
-
-            return seqs;
-        });
         try
         {
+            Assert.True(held.Wait(Patience));
+            var rest = Task.Run(() =>
+            {
+                var seqs = new List<ulong>();
+                for (var i = 0; i < 99 && buffer.TryRead(out var frame); i++)
+                {
+                    seqs.Add(frame.Seq);
+                }
+
+                return seqs;
+            });
             Assert.Equal([.. Enumerable.Range(2, 99).Select(i => (ulong)i)], await rest.WaitAsync(Patience));
         }
         finally
