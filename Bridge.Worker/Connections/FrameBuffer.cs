@@ -23,6 +23,7 @@ internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSour
 
     // The reader's: frames taken from the writers' queue and not yet read.
     private Queue<OutboundFrame> _taken = new();
+
     // The send loop's one wait: reset by the send loop when it starts waiting, completed by whoever takes _waiting.
     private ManualResetValueTaskSourceCore<bool> _waiter = new() { RunContinuationsAsynchronously = true };
     private CancellationTokenRegistration _cancel;
