@@ -7,36 +7,18 @@ namespace Bridge.Worker.Connections;
 /// The frames of one <see cref="OutboundQueue"/> in order, read by the connection's one send loop through the
 /// <see cref="ChannelReader{T}"/> it already reads (<c>WaitToReadAsync</c>, <c>TryRead</c>, <c>Count</c>). Unlike a
 /// channel it takes a run of frames in one step (<see cref="TryWriteMany"/>): one lock and at most one wake-up of the
-/// send loop for a whole read of history, not one each per frame ("Replay, seventh pass (issue 14)"). The send loop takes
-/// whatever the writers queued in one step too, into a queue of its own (as <c>WakeBatchBuffer</c> does), and reads that
-/// without the lock: one lock per run read, not per frame ("Replay, ninth pass (issue 14)"). It holds what it is given:
-/// the bounds (frames, bytes) are the owning queue's, checked before it writes.
+/// send loop for a whole read of history, not one each per frame ("Replay, seventh pass (issue 14)"). It holds what it
+/// is given: the bounds (frames, bytes) are the owning queue's, checked before it writes.
 /// </summary>
-/// <remarks>
-/// One reader: <see cref="TryRead"/>, <see cref="WaitToReadAsync"/> and <see cref="Count"/> are the send loop's only
-/// (each transport's session has one send loop, or one poll, reading its queue).
-/// </remarks>
 internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSource<bool>
 {
-    private readonly Lock _lock;
-    private Queue<OutboundFrame> _frames = new();
-
-    // The reader's: frames taken from the writers' queue and not yet read.
-    private Queue<OutboundFrame> _taken = new();
-
+    private readonly Lock _lock = new();
+    private readonly Queue<OutboundFrame> _frames = new();
     // The send loop's one wait: reset by the send loop when it starts waiting, completed by whoever takes _waiting.
     private ManualResetValueTaskSourceCore<bool> _waiter = new() { RunContinuationsAsynchronously = true };
     private CancellationTokenRegistration _cancel;
     private bool _waiting;
     private bool _completed;
-
-    public FrameBuffer()
-        : this(new Lock())
-    {
-    }
-
-    /// <summary>A buffer whose writers take <paramref name="gate"/> (a test holds it to see the reader do without it).</summary>
-    internal FrameBuffer(Lock gate) => _lock = gate;
 
     public override bool CanCount => true;
 
@@ -46,35 +28,16 @@ internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSour
         {
             lock (_lock)
             {
-                return _taken.Count + _frames.Count;
+                return _frames.Count;
             }
         }
     }
 
     public override bool TryRead(out OutboundFrame item)
     {
-        if (_taken.Count == 0 && !TakeAll())
-        {
-            item = default;
-            return false;
-        }
-
-        item = _taken.Dequeue();
-        return true;
-    }
-
-    // Swaps the writers' queue for the reader's empty one: everything queued is the reader's, in order.
-    private bool TakeAll()
-    {
         lock (_lock)
         {
-            if (_frames.Count == 0)
-            {
-                return false;
-            }
-
-            (_frames, _taken) = (_taken, _frames);
-            return true;
+            return _frames.TryDequeue(out item);
         }
     }
 
@@ -84,11 +47,6 @@ internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSour
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<bool>(cancellationToken);
-        }
-
-        if (_taken.Count > 0)
-        {
-            return new ValueTask<bool>(true);
         }
 
         lock (_lock)
