@@ -254,6 +254,30 @@ public sealed class BridgeClientBatchJoinTests(NatsServerFixture nats) : IClassF
         Assert.Equal(120, joins.Sum(f => f.GetProperty("payload").GetProperty("rooms").GetArrayLength()));
     }
 
+    [Fact]
+    public async Task A_batch_frame_refused_with_rate_limited_is_sent_again_as_a_batch_after_a_backoff_and_its_rooms_join()
+    {
+        // Two frames at once, then 20 a second: most of the rejoin's batch frames are refused whole (no room named).
+        await using var worker = await WorkerHost.StartAsync(
+            nats.Server, ("Bridge:Limits:MessagesPerSecond", "20"), ("Bridge:Limits:MessageBurst", "2"));
+        await using var relay = await FrameRelay.StartAsync(worker.WebSocketUrl);
+        await using var client = NewClient(relay.Url, BridgeFormat.Json, o => o.MaxFrameBytes = 512);
+        var prefix = Names.Room("bt");
+        var rooms = Enumerable.Range(0, 40).Select(i => $"{prefix}.r{i}").ToList();
+        var joining = rooms.Select(r => client.JoinAsync(r)).ToList();
+        await client.ConnectAsync();
+        await Task.WhenAll(joining).WaitAsync(WaitLimit);
+
+        var refused = relay.Received(1).Where(f => f.GetProperty("type").GetString() == MessageTypes.Error).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, f => Assert.Equal(ErrorCodes.RateLimited, f.GetProperty("payload").GetProperty("code").GetString()));
+        // Sent again as batches, never one by one: single joins only for a lone room at the end of the rooms.
+        var joins = relay.Sent(1).Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoin).ToList();
+        Assert.InRange(joins.Where(f => f.TryGetProperty("room", out _)).Select(f => f.GetProperty("room").GetString()).Distinct().Count(), 0, 1);
+        Assert.True(joins.Count > refused.Count, $"{joins.Count} join frames, {refused.Count} refused");
+        Assert.Equal(rooms.Order(), Joined(relay.Received(1)).Order());
+    }
+
     /// <summary>The rooms a worker answered <c>room.joined</c> for.</summary>
     private static List<string> Joined(IEnumerable<System.Text.Json.JsonElement> received) =>
         [.. received.Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoined).Select(f => f.GetProperty("room").GetString()!).Distinct()];
