@@ -87,7 +87,9 @@ public sealed class BridgeClientOptions
     public int MaxPublishAttempts { get; set; } = 5;
 
     /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB); a larger
-    /// publish throws <c>frame_too_big</c> before it is queued.</summary>
+    /// publish throws <c>frame_too_big</c> before it is queued. Batch joins on a new connection (docs/protocol.md §4)
+    /// stay within it too, and within the worker's own limit when its <c>welcome</c> announces a smaller
+    /// <c>maxFrameBytes</c>.</summary>
     public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
     /// <summary>

@@ -59,6 +59,9 @@ internal static partial class ClientLog
     [LoggerMessage(EventId = 7017, Level = LogLevel.Warning, Message = "Connection attempt failed before it opened: {Reason}")]
     public static partial void AttemptFailed(this ILogger logger, string reason, Exception? exception);
 
-    [LoggerMessage(EventId = 7018, Level = LogLevel.Information, Message = "Batch join {Id} answered {Code}; {Pending} of its rooms not joined yet (first error of the batch: {First}) are joined one by one")]
-    public static partial void BatchJoinFailed(this ILogger logger, string id, string code, int pending, bool first);
+    [LoggerMessage(EventId = 7018, Level = LogLevel.Information, Message = "Batch join {Id} answered {Code} naming no room; its {Pending} rooms not joined yet are {Action}")]
+    public static partial void BatchJoinFailed(this ILogger logger, string id, string code, int pending, string action);
+
+    [LoggerMessage(EventId = 7019, Level = LogLevel.Debug, Message = "Batch join {Id} answered {Code} naming no room again; {Retried} of its {Pending} rooms not joined yet are retried after a backoff")]
+    public static partial void BatchJoinFailedAgain(this ILogger logger, string id, string code, int pending, int retried);
 }

@@ -236,8 +236,11 @@ internal sealed class Connection : IDisposable
     }
 }
 
-/// <summary>What the server said in <c>welcome</c> (docs/protocol.md §1).</summary>
-internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User);
+/// <summary>
+/// What the server said in <c>welcome</c> (docs/protocol.md §4). <see cref="MaxFrameBytes"/> and
+/// <see cref="MaxRoomsPerConnection"/>: the worker's limits (positive), null from a worker that does not announce them.
+/// </summary>
+internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User, int? MaxFrameBytes = null, int? MaxRoomsPerConnection = null);
 
 /// <summary>How a connection (or an attempt) ended.</summary>
 internal sealed class EndInfo

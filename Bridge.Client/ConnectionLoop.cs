@@ -201,7 +201,7 @@ internal sealed class ConnectionLoop
         try
         {
             var welcome = await connection.Welcome.WaitAsync(_options.OpenTimeout, _time, connection.Token).ConfigureAwait(false);
-            var liveJoins = _rooms.Attach(connection);
+            var liveJoins = _rooms.Attach(connection, welcome);
             _logger.Connected(uri, welcome.ServerId, welcome.ConnectionId, welcome.User);
             _status.Opened(connection, welcome);
             watchdog = _watchdog.RunAsync(connection);

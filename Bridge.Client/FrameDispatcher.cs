@@ -18,7 +18,9 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
         switch (envelope.Type)
         {
             case MessageTypes.Welcome:
-                connection.OnWelcome(new WelcomeInfo(envelope.PayloadString("serverId"), envelope.PayloadString("connectionId"), envelope.PayloadString("user")));
+                connection.OnWelcome(new WelcomeInfo(
+                    envelope.PayloadString("serverId"), envelope.PayloadString("connectionId"), envelope.PayloadString("user"),
+                    Limit(envelope.PayloadInt64("maxFrameBytes")), Limit(envelope.PayloadInt64("maxRoomsPerConnection"))));
                 break;
             case MessageTypes.RoomJoined:
                 OnJoined(envelope);
@@ -88,6 +90,9 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
         }
 
         var error = new BridgeException(envelope.PayloadString("code") ?? "error", envelope.PayloadString("message") ?? "", reference);
-        _ = outbox.TryFail(reference, error) || rooms.TryFailJoin(reference, error) || connection.Requests.TryFail(reference, error);
+        _ = outbox.TryFail(reference, error) || rooms.TryFailJoin(reference, envelope.Room, error) || connection.Requests.TryFail(reference, error);
     }
+
+    /// <summary>A limit <c>welcome</c> announces: a positive number, or null (absent, or not one a worker sends).</summary>
+    private static int? Limit(long? value) => value is >= 1 and <= int.MaxValue ? (int)value : null;
 }

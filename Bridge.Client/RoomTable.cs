@@ -21,8 +21,13 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     private const int MaxJoinAttempts = 5;
 
     // Entries per batch room.join: the worker's default MaxRoomsPerConnection, beyond which it refuses a batch whole
-    // (docs/protocol.md §4). A batch also stays within BridgeClientOptions.MaxFrameBytes (larger: close 1009).
+    // (docs/protocol.md §4), or welcome's maxRoomsPerConnection when smaller. A batch also stays within the smaller of
+    // BridgeClientOptions.MaxFrameBytes and welcome's maxFrameBytes (larger: close 1009).
     private const int MaxBatchEntries = 1000;
+
+    // Single joins sent per second when a batch falls back to them: within the worker's frame rate (50/s, burst 100 by
+    // default; every frame counts), leaving room for publishes.
+    private const int PacedJoinsPerSecond = 32;
 
     // Room-less part of a batch frame besides its entries: {"type":"room.join","id":"c…","payload":{"rooms":[…]}}.
     private const int BatchFrameOverhead = 96;
@@ -32,7 +37,14 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
     // The held patterns (also in _rooms), for the messages whose room is not held itself.
     private readonly List<Entry> _patterns = [];
+
+    // The batch joins of the current connection with rooms not joined yet, by id (an error's ref).
+    private readonly Dictionary<string, Batch> _batches = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = options.TimeProvider;
+
+    // The current connection's batch limits (Attach).
+    private int _batchEntries = MaxBatchEntries;
+    private int _batchBytes = options.MaxFrameBytes;
 
     // The welcomed connection joins go out on; null between connections.
     private Connection? _connection;
@@ -82,16 +94,20 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
     /// <summary>
     /// A connection was welcomed: joins every room on it (resuming from each room's position, with each room's
-    /// arguments as a single join sends them), in batch <c>room.join</c> frames of at most 1,000 rooms and
-    /// <see cref="BridgeClientOptions.MaxFrameBytes"/> each. Returns the joins of rooms without a position (live joins):
-    /// publishes wait for them, so the sender receives its own messages.
+    /// arguments as a single join sends them), in batch <c>room.join</c> frames of at most 1,000 rooms (fewer when
+    /// <paramref name="welcome"/> announces a smaller <c>maxRoomsPerConnection</c>) and at most
+    /// <see cref="BridgeClientOptions.MaxFrameBytes"/> bytes (fewer when it announces a smaller <c>maxFrameBytes</c>).
+    /// Returns the joins of rooms without a position (live joins): publishes wait for them, so the sender receives its
+    /// own messages.
     /// </summary>
-    public Task[] Attach(Connection connection)
+    public Task[] Attach(Connection connection, WelcomeInfo welcome)
     {
         List<Task> liveJoins = [];
         lock (_lock)
         {
             _connection = connection;
+            _batchEntries = Math.Min(MaxBatchEntries, welcome.MaxRoomsPerConnection ?? MaxBatchEntries);
+            _batchBytes = Math.Min(options.MaxFrameBytes, welcome.MaxFrameBytes ?? options.MaxFrameBytes);
             SendBatchJoinsLocked(connection, [.. _rooms.Values]);
             foreach (var entry in _rooms.Values)
             {
@@ -117,10 +133,11 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 _connection = null;
             }
 
+            _batches.Clear();
             foreach (var entry in _rooms.Values)
             {
                 entry.JoinId = null;
-                entry.BatchId = null;
+                entry.Batch = null;
                 entry.RetryJoinAt = null;
                 if (entry.TakeLiveJoin() is { } live)
                 {
@@ -218,7 +235,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             }
 
             entry.JoinId = null;
-            entry.BatchId = null;
+            LeaveBatchLocked(entry);
             entry.RetryJoinAt = null;
             entry.JoinFailures = 0;
             live = entry.TakeLiveJoin();
@@ -264,41 +281,63 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     /// <summary>
     /// An <c>error</c> whose <c>ref</c> is a join in flight: <c>unavailable</c> and <c>rate_limited</c> are retried
     /// after a backoff (the watchdog sends it), anything else (or too many) ends the room with the error. An error of a
-    /// batch join does not say which room it is about: the batch's rooms not joined yet are joined again one by one,
-    /// so each error names its room (see <see cref="FallBackLocked"/>). False when no join has that id.
+    /// batch join that names one of its rooms (<paramref name="room"/>, the envelope's) is that room's; one that names
+    /// none is about the whole frame, or comes from a worker that names no room (<see cref="OnBatchErrorLocked"/>).
+    /// False when no join has that id.
     /// </summary>
-    public bool TryFailJoin(string reference, BridgeException error)
+    public bool TryFailJoin(string reference, string? room, BridgeException error)
     {
         Entry? failed = null;
         TaskCompletionSource? live = null;
+        Action? log = null;
         lock (_lock)
         {
-            if (_connection is { } connection && FallBackLocked(connection, reference, error.Code))
+            Entry? entry;
+            if (_connection is { } connection && _batches.TryGetValue(reference, out var batch))
             {
-                return true;
-            }
-
-            var entry = _rooms.Values.FirstOrDefault(e => e.JoinId == reference);
-            if (entry is null)
-            {
-                return false;
-            }
-
-            entry.JoinId = null;
-            if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited && ++entry.JoinFailures < MaxJoinAttempts)
-            {
-                var delay = Backoff.Delay(options, entry.JoinFailures);
-                entry.RetryJoinAt = Backoff.TimestampAfter(_time, delay);
-                logger.JoinRetry(entry.Subscription.Room, error.Code, entry.JoinFailures, (long)delay.TotalMilliseconds);
+                if (room is null)
+                {
+                    log = OnBatchErrorLocked(connection, batch, error.Code);
+                    entry = null;
+                }
+                else
+                {
+                    // An entry of this batch still waiting for its answer; otherwise it was answered already.
+                    entry = _rooms.TryGetValue(room, out var named) && named.Batch == batch ? named : null;
+                    if (entry is not null)
+                    {
+                        LeaveBatchLocked(entry);
+                    }
+                }
             }
             else
             {
-                RemoveLocked(entry);
-                live = entry.TakeLiveJoin();
-                failed = entry;
+                entry = _rooms.Values.FirstOrDefault(e => e.JoinId == reference);
+                if (entry is null)
+                {
+                    return false;
+                }
+            }
+
+            if (entry is not null)
+            {
+                entry.JoinId = null;
+                if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited && ++entry.JoinFailures < MaxJoinAttempts)
+                {
+                    var delay = Backoff.Delay(options, entry.JoinFailures);
+                    entry.RetryJoinAt = Backoff.TimestampAfter(_time, delay);
+                    logger.JoinRetry(entry.Subscription.Room, error.Code, entry.JoinFailures, (long)delay.TotalMilliseconds);
+                }
+                else
+                {
+                    RemoveLocked(entry);
+                    live = entry.TakeLiveJoin();
+                    failed = entry;
+                }
             }
         }
 
+        log?.Invoke();
         if (failed is not null)
         {
             logger.RoomEnded(failed.Subscription.Room, error.Code);
@@ -325,6 +364,22 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 {
                     SendJoinLocked(connection, entry);
                 }
+            }
+
+            // Batches refused with rate_limited as a whole: sent again (their rooms still waiting) once their backoff is over.
+            List<Batch>? due = null;
+            foreach (var batch in _batches.Values)
+            {
+                if (batch.ResendAt is { } at && now >= at)
+                {
+                    (due ??= []).Add(batch);
+                }
+            }
+
+            foreach (var batch in due ?? [])
+            {
+                batch.ResendAt = null;
+                SendBatchLocked(connection, [.. batch.Waiting().Select(e => (e, BatchEntry(e)))], batch.Attempt + 1);
             }
         }
     }
@@ -366,15 +421,15 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     /// </summary>
     private void SendBatchJoinsLocked(Connection connection, List<Entry> entries)
     {
-        var budget = options.MaxFrameBytes - BatchFrameOverhead;
+        var budget = _batchBytes - BatchFrameOverhead;
         List<(Entry Entry, byte[] Json)> chunk = [];
         var size = 0;
         foreach (var entry in entries)
         {
             var json = BatchEntry(entry);
-            if (chunk.Count > 0 && (chunk.Count == MaxBatchEntries || size + json.Length + 1 > budget))
+            if (chunk.Count > 0 && (chunk.Count == _batchEntries || size + json.Length + 1 > budget))
             {
-                SendBatchLocked(connection, chunk);
+                SendBatchLocked(connection, chunk, 0);
                 chunk = [];
                 size = 0;
             }
@@ -385,16 +440,25 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
         if (chunk.Count > 0)
         {
-            SendBatchLocked(connection, chunk);
+            SendBatchLocked(connection, chunk, 0);
         }
     }
 
-    /// <summary>One batch frame for <paramref name="chunk"/>, split in halves while its encoding (MessagePack numbers
-    /// can take more bytes than their JSON digits) is larger than <c>MaxFrameBytes</c>.</summary>
-    private void SendBatchLocked(Connection connection, List<(Entry Entry, byte[] Json)> chunk)
+    /// <summary>
+    /// One batch frame for <paramref name="chunk"/> (a new <see cref="Batch"/>; <paramref name="attempt"/>: how often
+    /// its rooms were refused with <c>rate_limited</c> as a batch), split in halves while its encoding (MessagePack
+    /// numbers can take more bytes than their JSON digits) is larger than the connection's frame limit.
+    /// </summary>
+    private void SendBatchLocked(Connection connection, List<(Entry Entry, byte[] Json)> chunk, int attempt)
     {
+        if (chunk.Count == 0)
+        {
+            return;
+        }
+
         if (chunk.Count == 1)
         {
+            LeaveBatchLocked(chunk[0].Entry);
             SendJoinLocked(connection, chunk[0].Entry);
             return;
         }
@@ -414,21 +478,25 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         payload.Write("]}"u8);
         var id = connection.NextId();
         var frame = FrameCodec.Encode(new OutboundFrame(MessageTypes.RoomJoin, null, id, payload.WrittenSpan.ToArray()), connection.Format);
-        if (frame.Length > options.MaxFrameBytes)
+        if (frame.Length > _batchBytes)
         {
-            SendBatchLocked(connection, chunk[..(chunk.Count / 2)]);
-            SendBatchLocked(connection, chunk[(chunk.Count / 2)..]);
+            SendBatchLocked(connection, chunk[..(chunk.Count / 2)], attempt);
+            SendBatchLocked(connection, chunk[(chunk.Count / 2)..], attempt);
             return;
         }
 
+        var batch = new Batch(id, [.. chunk.Select(c => c.Entry)], attempt);
+        _batches.Add(id, batch);
         foreach (var (entry, _) in chunk)
         {
+            LeaveBatchLocked(entry);
             entry.JoinId = id;
-            entry.BatchId = id;
+            entry.Batch = batch;
             entry.JoinEpoch = connection.Epoch;
             entry.RetryJoinAt = null;
         }
 
+        batch.Remaining = chunk.Count;
         connection.Send(frame);
     }
 
@@ -448,41 +516,94 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
-    /// An error of the batch join <paramref name="reference"/> (it names no room, and its code may be about one entry
-    /// or the whole frame): the first one joins the batch's rooms not joined yet one by one, as the browser client
-    /// does, so each room gets its own answer (and its own retries). A later one may be the failure of an entry whose
-    /// join was still running when its single join came (the worker answers nothing to a join of a room whose join is
-    /// in progress): when it is a failure a retry can mend (<c>unavailable</c>, <c>rate_limited</c>,
-    /// <c>too_many_rooms</c>), the batch's rooms still not joined are joined again after a backoff. False when
-    /// <paramref name="reference"/> is not a batch join of this connection.
+    /// An error of <paramref name="batch"/> that names no room: about the whole frame, or from a worker that names no
+    /// room on any error (docs/protocol.md §12). The first one decides for the batch's rooms still waiting for it:
+    /// <c>rate_limited</c> sends them again as one batch after a backoff (up to the join attempts), <c>too_many_rooms</c>
+    /// splits them into two batches (down to single joins), anything else joins them one by one, paced within the
+    /// worker's frame rate (<see cref="PacedJoinsPerSecond"/>), so each gets its own answer. A later one may be the
+    /// failure of an entry whose join was still running when its single join came (a worker answers nothing to a join
+    /// of a room whose join is in progress): once per batch, a retryable one (<c>unavailable</c>, <c>rate_limited</c>)
+    /// retries the batch's rooms still not joined after a backoff. Returns the log line, written outside the lock.
     /// </summary>
-    private bool FallBackLocked(Connection connection, string reference, string code)
+    private Action? OnBatchErrorLocked(Connection connection, Batch batch, string code)
     {
-        var pending = _rooms.Values.Where(e => e.BatchId == reference).ToList();
-        if (pending.Count == 0)
+        var waiting = batch.Waiting();
+        var pending = batch.Remaining;
+        if (!batch.Answered)
         {
-            return false;
+            batch.Answered = true;
+            string action;
+            if (code == ErrorCodes.RateLimited && batch.Attempt + 1 < MaxJoinAttempts)
+            {
+                batch.ResendAt = Backoff.TimestampAfter(_time, Backoff.Delay(options, batch.Attempt + 1));
+                action = "sent again as one batch after a backoff";
+            }
+            else if (code == ErrorCodes.TooManyRooms && waiting.Count > 1)
+            {
+                var half = waiting.Count / 2;
+                SendBatchLocked(connection, [.. waiting[..half].Select(e => (e, BatchEntry(e)))], batch.Attempt);
+                SendBatchLocked(connection, [.. waiting[half..].Select(e => (e, BatchEntry(e)))], batch.Attempt);
+                action = "split into two batches";
+            }
+            else
+            {
+                var now = _time.GetTimestamp();
+                for (var i = 0; i < waiting.Count; i++)
+                {
+                    if (i < PacedJoinsPerSecond)
+                    {
+                        SendJoinLocked(connection, waiting[i]);
+                    }
+                    else
+                    {
+                        waiting[i].JoinId = null;
+                        waiting[i].RetryJoinAt = now + (i / PacedJoinsPerSecond * _time.TimestampFrequency);
+                    }
+                }
+
+                action = $"joined one by one, {PacedJoinsPerSecond} a second";
+            }
+
+            return () => logger.BatchJoinFailed(batch.Id, code, pending, action);
         }
 
-        var first = pending.Any(e => e.JoinId == reference);
-        logger.BatchJoinFailed(reference, code, pending.Count, first);
-        foreach (var entry in pending)
+        if (batch.RetriedLate || code is not (ErrorCodes.Unavailable or ErrorCodes.RateLimited))
         {
-            if (entry.JoinId == reference)
+            return null;
+        }
+
+        batch.RetriedLate = true;
+        var start = Backoff.TimestampAfter(_time, Backoff.Delay(options, 1));
+        var retried = 0;
+        foreach (var entry in batch.Pending())
+        {
+            if (entry.RetryJoinAt is null)
             {
-                SendJoinLocked(connection, entry);
-            }
-            else if (!first && entry.RetryJoinAt is null && code is ErrorCodes.Unavailable or ErrorCodes.RateLimited or ErrorCodes.TooManyRooms)
-            {
-                entry.RetryJoinAt = Backoff.TimestampAfter(_time, Backoff.Delay(options, entry.JoinFailures + 1));
+                entry.RetryJoinAt = start + (retried++ / PacedJoinsPerSecond * _time.TimestampFrequency);
             }
         }
 
-        return true;
+        return () => logger.BatchJoinFailedAgain(batch.Id, code, pending, retried);
+    }
+
+    /// <summary>The room is no longer waiting for its batch's answer (joined, failed, left, or sent in another frame).</summary>
+    private void LeaveBatchLocked(Entry entry)
+    {
+        if (entry.Batch is not { } batch)
+        {
+            return;
+        }
+
+        entry.Batch = null;
+        if (--batch.Remaining == 0)
+        {
+            _batches.Remove(batch.Id);
+        }
     }
 
     private void RemoveLocked(Entry entry)
     {
+        LeaveBatchLocked(entry);
         _rooms.Remove(entry.Subscription.Room);
         _patterns.Remove(entry);
     }
@@ -495,8 +616,8 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         /// <summary>Id of the join frame in flight on the current connection (matches an error's <c>ref</c>).</summary>
         public string? JoinId { get; set; }
 
-        /// <summary>Id of the batch join the room was last sent in on the current connection, until it is joined.</summary>
-        public string? BatchId { get; set; }
+        /// <summary>The batch join the room was last sent in on the current connection, until it is answered.</summary>
+        public Batch? Batch { get; set; }
 
         /// <summary>The connection epoch the room's join was last sent on.</summary>
         public int JoinEpoch { get; set; } = -1;
@@ -515,5 +636,32 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             LiveJoin = null;
             return live;
         }
+    }
+
+    /// <summary>A batch join frame of the current connection and its rooms; guarded by the table's lock.</summary>
+    private sealed class Batch(string id, List<Entry> entries, int attempt)
+    {
+        public string Id { get; } = id;
+
+        /// <summary>Times its rooms were refused with <c>rate_limited</c> as a batch before it was sent.</summary>
+        public int Attempt { get; } = attempt;
+
+        /// <summary>Its rooms still waiting for an answer to it (<see cref="Entry.Batch"/> is this batch).</summary>
+        public int Remaining { get; set; }
+
+        /// <summary>An error naming no room was handled: the batch's rooms were sent again, split or joined one by one.</summary>
+        public bool Answered { get; set; }
+
+        /// <summary>A later error naming no room scheduled retries (once per batch).</summary>
+        public bool RetriedLate { get; set; }
+
+        /// <summary>When the batch is sent again after a <c>rate_limited</c> of the whole frame (TimeProvider timestamp), or null.</summary>
+        public long? ResendAt { get; set; }
+
+        /// <summary>Its rooms still waiting for an answer to it.</summary>
+        public IEnumerable<Entry> Pending() => entries.Where(e => e.Batch == this);
+
+        /// <summary>Its rooms whose only join in flight is this batch (none sent on its own since).</summary>
+        public List<Entry> Waiting() => [.. entries.Where(e => e.Batch == this && e.JoinId == Id)];
     }
 }

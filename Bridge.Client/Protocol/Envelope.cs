@@ -37,7 +37,7 @@ internal sealed class Envelope
         Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
 
     public long? PayloadInt64(string name) =>
-        Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : null;
+        Payload is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) ? n : null;
 
     /// <summary>Unix milliseconds from the server as a time; a value outside DateTimeOffset's range (a server bug)
     /// is clamped to it rather than thrown on the receive loop.</summary>

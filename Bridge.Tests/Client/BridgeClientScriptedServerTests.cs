@@ -296,6 +296,59 @@ public sealed class BridgeClientScriptedServerTests
         Assert.Equal(publishes.First()["id"]!.GetValue<string>(), publishes.Last()["id"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Against_a_worker_that_names_no_room_on_batch_errors_too_many_rooms_splits_the_batch_and_a_later_error_retries_the_waiting_room_once()
+    {
+        // An older worker: welcome without limits, errors without room.
+        var frames = new ConcurrentQueue<JsonObject>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            async Task<JsonObject> NextAsync()
+            {
+                var frame = (await socket.ReceiveAsync())!;
+                frames.Enqueue(frame);
+                return frame;
+            }
+
+            Task ErrorAsync(string code, JsonObject frame) => socket.SendAsync(new()
+            {
+                ["type"] = MessageTypes.Error,
+                ["payload"] = new Dictionary<string, object?> { ["code"] = code, ["message"] = "refused", ["ref"] = frame["id"]!.GetValue<string>() },
+            });
+
+            await ErrorAsync(ErrorCodes.TooManyRooms, await NextAsync()); // the whole batch of four
+            var first = await NextAsync();
+            var second = await NextAsync();
+            await socket.SendAsync(Joined("a", 1, 0));
+            await socket.SendAsync(Joined("b", 1, 0));
+            await socket.SendAsync(Joined("c", 1, 0));
+            await ErrorAsync(ErrorCodes.Unavailable, second); // d's: the client joins d on its own
+            var single = await NextAsync();
+            await ErrorAsync(ErrorCodes.Unavailable, second); // d's batch join failed after all; its single join got no answer
+            var retry = await NextAsync();
+            await ErrorAsync(ErrorCodes.Unavailable, second); // once per batch: no second round of retries
+            await Task.Delay(300); // a second round would be sent by now (backoff under 100 ms)
+            await socket.SendAsync(Joined("d", 1, 0));
+            while (await socket.ReceiveAsync() is { } more)
+            {
+                frames.Enqueue(more);
+            }
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(100);
+        });
+        var joins = new[] { "a", "b", "c", "d" }.Select(r => client.JoinAsync(r)).ToList();
+        await client.ConnectAsync();
+        await Task.WhenAll(joins).WaitAsync(WaitLimit);
+
+        static string Rooms(JsonObject f) => f["room"]?.GetValue<string>() ?? string.Join(",", f["payload"]!["rooms"]!.AsArray().Select(e => e!["room"]!.GetValue<string>()));
+        await Task.Delay(300); // nothing more comes
+        Assert.Equal(["a,b,c,d", "a,b", "c,d", "d", "d"], frames.Select(Rooms));
+    }
+
     private static Dictionary<string, object?> Joined(string room, ulong seq, long replayed, bool truncated = false) => new()
     {
         ["type"] = MessageTypes.RoomJoined,

@@ -17,13 +17,15 @@ namespace Bridge.Tests.Client;
 /// A WebSocket relay on loopback Kestrel between a client and a real worker: each connection it accepts is relayed,
 /// frame for frame (same subprotocol, same query string), to a connection of its own to the worker, and the frames the
 /// client sent are recorded per connection. <see cref="Drop"/> ends the relayed connections as a lost network would
-/// (no close handshake); while <see cref="Refusing"/> is set, new connections are refused with 503.
+/// (no close handshake); while <see cref="Refusing"/> is set, new connections are refused with 503. The frames the
+/// worker sent are recorded too (<see cref="Received"/>).
 /// </summary>
 internal sealed class FrameRelay : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly Uri _worker;
     private readonly ConcurrentDictionary<int, ConcurrentQueue<SentFrame>> _sent = new();
+    private readonly ConcurrentDictionary<int, ConcurrentQueue<JsonElement>> _received = new();
     private readonly ConcurrentDictionary<int, CancellationTokenSource> _live = new();
     private int _connections;
 
@@ -59,6 +61,9 @@ internal sealed class FrameRelay : IAsyncDisposable
     /// <summary>The frames the client sent on connection <paramref name="n"/> (from 1), as JSON (MessagePack frames converted).</summary>
     public IReadOnlyList<JsonElement> Sent(int n) => _sent.TryGetValue(n, out var frames) ? [.. frames.Select(f => f.Frame)] : [];
 
+    /// <summary>The frames the worker sent on connection <paramref name="n"/> (from 1), as JSON.</summary>
+    public IReadOnlyList<JsonElement> Received(int n) => _received.TryGetValue(n, out var frames) ? [.. frames] : [];
+
     /// <summary>The frames of <see cref="Sent"/> with their size on the wire (bytes of the WebSocket message).</summary>
     public IReadOnlyList<SentFrame> SentWithSizes(int n) => _sent.TryGetValue(n, out var frames) ? [.. frames] : [];
 
@@ -82,16 +87,28 @@ internal sealed class FrameRelay : IAsyncDisposable
         var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault() ?? Subprotocols.Json;
         using var upstream = new ClientWebSocket();
         upstream.Options.AddSubProtocol(protocol);
-        await upstream.ConnectAsync(new Uri(_worker, context.Request.QueryString.Value ?? ""), context.RequestAborted);
+        upstream.Options.CollectHttpResponseDetails = true;
+        try
+        {
+            await upstream.ConnectAsync(new Uri(_worker, context.Request.QueryString.Value ?? ""), context.RequestAborted);
+        }
+        catch (WebSocketException) when (upstream.HttpStatusCode != 0)
+        {
+            // The worker refused the handshake (401 for an expired token...): the client gets the same answer.
+            context.Response.StatusCode = (int)upstream.HttpStatusCode;
+            return;
+        }
+
         using var downstream = await context.WebSockets.AcceptWebSocketAsync(protocol);
         var n = Interlocked.Increment(ref _connections);
         var sent = _sent.GetOrAdd(n, _ => new ConcurrentQueue<SentFrame>());
+        var received = _received.GetOrAdd(n, _ => new ConcurrentQueue<JsonElement>());
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         _live[n] = cts;
         try
         {
             var up = PumpAsync(downstream, upstream, frame => sent.Enqueue(new SentFrame(ToJson(frame, protocol), frame.Length)), cts.Token);
-            var down = PumpAsync(upstream, downstream, _ => { }, cts.Token);
+            var down = PumpAsync(upstream, downstream, frame => received.Enqueue(ToJson(frame, protocol)), cts.Token);
             await Task.WhenAny(up, down);
         }
         finally
