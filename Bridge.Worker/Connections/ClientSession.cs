@@ -391,8 +391,9 @@ internal sealed class ClientSession
             frame.Seq ?? 0,
             Truncated: frame.Truncated));
 
-    public void SendError(string code, string message, string? reference) =>
-        Send(ControlFrames.Error(code, message, reference));
+    /// <summary>Sends an <c>error</c>; <paramref name="room"/>: the one room it concerns (<see cref="ControlFrames.Error"/>).</summary>
+    public void SendError(string code, string message, string? reference, string? room = null) =>
+        Send(ControlFrames.Error(code, message, reference, room));
 
     /// <summary>
     /// Queues a control frame (an answer, an error, a heartbeat). Room messages pause at the queue's high-water mark,

@@ -62,10 +62,10 @@ internal sealed partial class RoomJoiner(
                 existing!.AnswerAgain();
                 return null;
             case AddResult.TooManyRooms:
-                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxRoomsPerConnection} rooms", reference);
+                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxRoomsPerConnection} rooms", reference, name);
                 return null;
             case AddResult.TooManyPatterns:
-                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxPatternsPerConnection} room patterns", reference);
+                session.SendError(ErrorCodes.TooManyRooms, $"a connection may be in at most {o.MaxPatternsPerConnection} room patterns", reference, name);
                 return null;
             default:
                 return membership;
@@ -136,7 +136,7 @@ internal sealed partial class RoomJoiner(
             await session.Rooms.LeaveAsync(membership);
             session.SendError(
                 ErrorCodes.TooManyRooms,
-                $"latest on '{name}' would return more than {ex.Max} rooms; join a narrower pattern, or without latest", reference);
+                $"latest on '{name}' would return more than {ex.Max} rooms; join a narrower pattern, or without latest", reference, name);
         }
         catch (Exception ex)
         {
@@ -145,7 +145,7 @@ internal sealed partial class RoomJoiner(
             await session.Rooms.LeaveAsync(membership);
             if (!left)
             {
-                session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference);
+                session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference, name);
             }
         }
     }

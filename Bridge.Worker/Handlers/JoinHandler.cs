@@ -34,13 +34,13 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
         {
             if (RoomFrames.CheckJoinName(frame.Room, options.Value.MinPatternPrefixTokens) is { } refused)
             {
-                session.SendError(refused.Code, refused.Message, frame.Id);
+                session.SendError(refused.Code, refused.Message, frame.Id, RoomFrames.NamedRoom(refused.Code, frame.Room));
                 return [];
             }
 
             if (ReadOptions(root, "") is { } bad)
             {
-                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id);
+                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id, frame.Room);
                 return [];
             }
 
@@ -74,13 +74,13 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
             {
                 // The entry is named by its index, not echoed: client text does not go back into error messages.
                 var code = refused.Code == ErrorCodes.MissingField ? ErrorCodes.InvalidRoom : refused.Code;
-                session.SendError(code, $"rooms[{index}] has no valid room; {refused.Message}", frame.Id);
+                session.SendError(code, $"rooms[{index}] has no valid room; {refused.Message}", frame.Id, RoomFrames.NamedRoom(refused.Code, name));
                 continue;
             }
 
             if (ReadOptions(item, $" of room '{name}'") is { } bad)
             {
-                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id);
+                session.SendError(ErrorCodes.InvalidArgument, bad, frame.Id, name);
                 continue;
             }
 
@@ -101,7 +101,7 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
             return true;
         }
 
-        session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{name}'", reference);
+        session.SendError(ErrorCodes.Forbidden, $"the token does not grant joining '{name}'", reference, name);
         return false;
     }
 

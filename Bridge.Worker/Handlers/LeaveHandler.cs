@@ -22,7 +22,7 @@ internal sealed class LeaveHandler : IFrameHandler
 
         if (!await session.Rooms.LeaveAsync(name))
         {
-            session.SendError(ErrorCodes.NotJoined, $"not in room '{name}'", frame.Id);
+            session.SendError(ErrorCodes.NotJoined, $"not in room '{name}'", frame.Id, name);
             return;
         }
 

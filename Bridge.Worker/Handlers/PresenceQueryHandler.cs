@@ -19,13 +19,13 @@ internal sealed partial class PresenceQueryHandler(PresenceTracker presence, ILo
 
         if (!session.Identity.MayJoin(room))
         {
-            session.SendError(ErrorCodes.Forbidden, $"the token does not grant '{room}'", frame.Id);
+            session.SendError(ErrorCodes.Forbidden, $"the token does not grant '{room}'", frame.Id, room);
             return;
         }
 
         if (!presence.IsEnabled(room))
         {
-            session.SendError(ErrorCodes.PresenceDisabled, $"presence is not enabled for '{room}' (Bridge:Presence:Rooms)", frame.Id);
+            session.SendError(ErrorCodes.PresenceDisabled, $"presence is not enabled for '{room}' (Bridge:Presence:Rooms)", frame.Id, room);
             return;
         }
 
@@ -43,7 +43,7 @@ internal sealed partial class PresenceQueryHandler(PresenceTracker presence, ILo
             catch (Exception ex)
             {
                 LogQueryFailed(ex, room);
-                session.SendError(ErrorCodes.Unavailable, $"presence of '{room}' could not be read now; retry", reference);
+                session.SendError(ErrorCodes.Unavailable, $"presence of '{room}' could not be read now; retry", reference, room);
             }
         }, cancellationToken);
     }

@@ -21,7 +21,9 @@ internal sealed class PublishHandler(PublishService publishing)
         if (PublishService.Admit(frame, frame.Room, session.Identity) is { } refused)
         {
             // A refused frame's id is named only if it is a valid one (a forbidden frame's always is).
-            session.SendError(refused.Code, refused.Message, frame.Id is not null && MessageId.IsValid(frame.Id) ? frame.Id : null);
+            session.SendError(
+                refused.Code, refused.Message, frame.Id is not null && MessageId.IsValid(frame.Id) ? frame.Id : null,
+                RoomName.IsValid(frame.Room) ? frame.Room : null);
             return;
         }
 
@@ -49,7 +51,7 @@ internal sealed class PublishHandler(PublishService publishing)
             }
             else
             {
-                session.SendError(outcome.Code, outcome.Message, publish.Id);
+                session.SendError(outcome.Code, outcome.Message, publish.Id, publish.Room);
             }
         }
         catch (OperationCanceledException)

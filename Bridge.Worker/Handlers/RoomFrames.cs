@@ -37,6 +37,13 @@ internal static class RoomFrames
             : null;
     }
 
+    /// <summary>
+    /// The room an error refusing <paramref name="name"/> with <paramref name="code"/> (<see cref="CheckJoinName"/>)
+    /// names: the name when only its breadth was refused (a valid pattern), otherwise null (client text that failed
+    /// its check is not echoed).
+    /// </summary>
+    public static string? NamedRoom(string code, string? name) => code == ErrorCodes.PatternTooBroad ? name : null;
+
     /// <summary>Checks the frame names a valid room; otherwise answers the error and returns null.</summary>
     public static string? RequireRoom(ClientSession session, InboundFrame frame)
     {

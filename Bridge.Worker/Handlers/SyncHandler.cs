@@ -27,7 +27,7 @@ internal sealed partial class SyncHandler(RoomHistory history, ILogger<SyncHandl
         // Reading a room's history needs the same grant as joining it.
         if (!session.Identity.MayJoin(room))
         {
-            session.SendError(ErrorCodes.Forbidden, $"the token does not grant reading '{room}'", frame.Id);
+            session.SendError(ErrorCodes.Forbidden, $"the token does not grant reading '{room}'", frame.Id, room);
             return;
         }
 
@@ -38,7 +38,7 @@ internal sealed partial class SyncHandler(RoomHistory history, ILogger<SyncHandl
             {
                 if (l.ValueKind != JsonValueKind.Number || !l.TryGetInt32(out limit) || limit is < 1 or > MaxLimit)
                 {
-                    session.SendError(ErrorCodes.InvalidArgument, $"limit must be an integer from 1 to {MaxLimit}", frame.Id);
+                    session.SendError(ErrorCodes.InvalidArgument, $"limit must be an integer from 1 to {MaxLimit}", frame.Id, room);
                     return;
                 }
             }
@@ -59,7 +59,7 @@ internal sealed partial class SyncHandler(RoomHistory history, ILogger<SyncHandl
             catch (Exception ex)
             {
                 LogSyncFailed(ex, session.ConnectionId, room);
-                session.SendError(ErrorCodes.Unavailable, $"room '{room}' could not be read now; retry", reference);
+                session.SendError(ErrorCodes.Unavailable, $"room '{room}' could not be read now; retry", reference, room);
             }
         }, cancellationToken);
     }

@@ -24,7 +24,11 @@ internal sealed record ControlFrame(
 /// <summary>The one place where the shape of each control frame is decided.</summary>
 internal static class ControlFrames
 {
-    public static ControlFrame Welcome(string connectionId, string serverId, TimeSpan heartbeat, string user) =>
+    /// <summary>
+    /// The first frame of a WebSocket or SSE connection. <paramref name="maxFrameBytes"/> and
+    /// <paramref name="maxRoomsPerConnection"/> are the worker's limits a client sizes its batch joins by.
+    /// </summary>
+    public static ControlFrame Welcome(string connectionId, string serverId, TimeSpan heartbeat, string user, int maxFrameBytes, int maxRoomsPerConnection) =>
         new(MessageTypes.Welcome, Payload: new Dictionary<string, object?>
         {
             ["connectionId"] = connectionId,
@@ -32,6 +36,8 @@ internal static class ControlFrames
             ["heartbeatMs"] = (long)heartbeat.TotalMilliseconds,
             ["protocol"] = Subprotocols.Version,
             ["user"] = user,
+            ["maxFrameBytes"] = maxFrameBytes,
+            ["maxRoomsPerConnection"] = maxRoomsPerConnection,
         });
 
     // An ack's payload is one of two: shared, never written to (plain dictionaries, which the codecs enumerate without boxing).
@@ -41,8 +47,13 @@ internal static class ControlFrames
     public static ControlFrame Ack(string room, string? id, ulong seq, bool duplicate) =>
         new(MessageTypes.Ack, room, id, seq, duplicate ? Duplicate : Stored);
 
-    public static ControlFrame Error(string code, string message, string? reference) =>
-        new(MessageTypes.Error, Payload: new Dictionary<string, object?>
+    /// <summary>
+    /// An <c>error</c>. <paramref name="room"/>: the room (or pattern, as the client sent it) the refused request or
+    /// batch entry concerns, in the envelope's <c>room</c>; null for an error that concerns no single room, and for a
+    /// name that is not a valid room or pattern (client text that failed its check is never echoed).
+    /// </summary>
+    public static ControlFrame Error(string code, string message, string? reference, string? room = null) =>
+        new(MessageTypes.Error, room, Payload: new Dictionary<string, object?>
         {
             ["code"] = code,
             ["message"] = message,

@@ -91,7 +91,8 @@ internal sealed class ConnectionHost(
         {
             if (transport.WelcomeHeartbeat is { } heartbeat)
             {
-                session.Send(ControlFrames.Welcome(session.ConnectionId, worker.Value.Id, heartbeat, session.User));
+                session.Send(ControlFrames.Welcome(
+                    session.ConnectionId, worker.Value.Id, heartbeat, session.User, o.MaxFrameBytes, o.MaxRoomsPerConnection));
             }
 
             await transport.RunAsync(context, session);
