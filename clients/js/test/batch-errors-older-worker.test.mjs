@@ -5,38 +5,30 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { BridgeClient } from '../dist/index.js';
+import { scriptedServer, stopScriptedServers } from './helpers/scripted.mjs';
 import { waitFor } from './helpers/servers.mjs';
 
-let server;
 let client;
 
 afterEach(async () => {
   client?.close();
   client = undefined;
-  if (server) {
-    for (const ws of server.clients) ws.terminate();
-    await new Promise((r) => server.close(r));
-    server = undefined;
-  }
+  await stopScriptedServers();
 });
 
-/** One connection's server side: the frames it received (with the time each came) and a way to answer. */
+/** The worker's side of the one connection: the frames it received (with the time each came) and a way to answer. */
 async function olderWorker() {
   const received = [];
   let socket;
-  server = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (protocols) => [...protocols][0] });
-  server.on('connection', (ws) => {
+  const welcome = { serverId: 'older', heartbeatMs: 30000, protocol: 1, user: 'u' }; // no maxFrameBytes, no maxRoomsPerConnection
+  const { url } = await scriptedServer((ws) => {
     socket = ws;
     ws.on('message', (data) => received.push({ frame: JSON.parse(String(data)), at: Date.now() }));
-    ws.send(JSON.stringify({ type: 'welcome', payload: { connectionId: 'c0', serverId: 'older', heartbeatMs: 30000, protocol: 1, user: 'u' } }));
-  });
-  await new Promise((r) => server.once('listening', r));
+  }, { welcome });
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    received,
-    send: (frame) => socket.send(JSON.stringify(frame)),
+    url,
     joined: (room) => socket.send(JSON.stringify({ type: 'room.joined', room, seq: 0, payload: { replayed: 0, truncated: false } })),
     error: (code, ref) => socket.send(JSON.stringify({ type: 'error', payload: { code, message: code, ref } })),
     joins: () => received.filter(({ frame }) => frame.type === 'room.join'),
