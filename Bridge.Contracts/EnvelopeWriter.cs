@@ -34,6 +34,20 @@ public static class EnvelopeWriter
     [ThreadStatic]
     private static byte[]? t_roomBytes;
 
+    // The same two, escaped for JSON by the default encoder (a writer with an encoder of its own writes them as they
+    // come): "Replay, eighth pass (issue 14)".
+    [ThreadStatic]
+    private static string? t_jsonType;
+
+    [ThreadStatic]
+    private static JsonEncodedText t_jsonTypeText;
+
+    [ThreadStatic]
+    private static string? t_jsonRoom;
+
+    [ThreadStatic]
+    private static JsonEncodedText t_jsonRoomText;
+
     // Longer strings are written as they come: they are rare as types or rooms, and the memo would keep them alive.
     private const int MemoMaxLength = 256;
 
@@ -46,10 +60,11 @@ public static class EnvelopeWriter
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(type);
         writer.WriteStartObject();
-        writer.WriteString(TypeKey, type);
+        var remember = writer.Options.Encoder is null;
+        WriteRemembered(writer, TypeKey, type, remember, ref t_jsonType, ref t_jsonTypeText);
         if (room is not null)
         {
-            writer.WriteString(RoomKey, room);
+            WriteRemembered(writer, RoomKey, room, remember, ref t_jsonRoom, ref t_jsonRoomText);
         }
 
         if (id is not null)
@@ -95,6 +110,30 @@ public static class EnvelopeWriter
         writer.Write(value);
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
+    }
+
+    // Writes key: value, the value escaped once when it is the very string written last in this slot.
+    private static void WriteRemembered(Utf8JsonWriter writer, JsonEncodedText key, string value, bool remember, ref string? last, ref JsonEncodedText text)
+    {
+        if (!remember)
+        {
+            writer.WriteString(key, value);
+            return;
+        }
+
+        if (!ReferenceEquals(value, last))
+        {
+            if (value.Length > MemoMaxLength)
+            {
+                writer.WriteString(key, value);
+                return;
+            }
+
+            text = JsonEncodedText.Encode(value);
+            last = value;
+        }
+
+        writer.WriteString(key, text);
     }
 
     // Writes value as str: the remembered bytes when it is the very string written last in this slot.

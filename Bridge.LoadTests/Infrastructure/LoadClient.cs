@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Net.WebSockets;
 using Bridge.Contracts;
@@ -159,57 +160,72 @@ internal sealed class LoadClient : IAsyncDisposable
         }
     }
 
+    // Keys and the type compared as their UTF-8 bytes, never made into strings: this reader stays as cheap per frame as
+    // the JSON one (the bare client it is compared with reads no payloads at all).
     private void OnMessagePackFrame(ReadOnlyMemory<byte> frame)
     {
         var reader = new MessagePackReader(frame);
-        string? type = null;
+        ReadOnlySpan<byte> type = default;
+        var typed = false;
         ulong seq = 0;
         long sent = -1, lseq = 0, lroom = 0;
         var fields = reader.ReadMapHeader();
         for (var i = 0; i < fields; i++)
         {
-            switch (reader.ReadString())
+            var key = StringBytes(reader.ReadStringSequence());
+            if (key.SequenceEqual("type"u8) && reader.NextMessagePackType == MessagePackType.String)
             {
-                case "type":
-                    type = reader.ReadString();
-                    break;
-                case "seq":
-                    seq = reader.ReadUInt64();
-                    break;
-                case "payload" when reader.NextMessagePackType == MessagePackType.Map:
-                    var inner = reader.ReadMapHeader();
-                    for (var j = 0; j < inner; j++)
+                type = StringBytes(reader.ReadStringSequence());
+                typed = true;
+            }
+            else if (key.SequenceEqual("seq"u8))
+            {
+                seq = reader.ReadUInt64();
+            }
+            else if (key.SequenceEqual("payload"u8) && reader.NextMessagePackType == MessagePackType.Map)
+            {
+                var inner = reader.ReadMapHeader();
+                for (var j = 0; j < inner; j++)
+                {
+                    var name = StringBytes(reader.ReadStringSequence());
+                    if (name.SequenceEqual("sent"u8))
                     {
-                        switch (reader.ReadString())
-                        {
-                            case "sent": sent = reader.ReadInt64(); break;
-                            case "lseq": lseq = reader.ReadInt64(); break;
-                            case "lroom": lroom = reader.ReadInt64(); break;
-                            default: reader.Skip(); break;
-                        }
+                        sent = reader.ReadInt64();
                     }
-
-                    break;
-                default:
-                    reader.Skip();
-                    break;
+                    else if (name.SequenceEqual("lseq"u8))
+                    {
+                        lseq = reader.ReadInt64();
+                    }
+                    else if (name.SequenceEqual("lroom"u8))
+                    {
+                        lroom = reader.ReadInt64();
+                    }
+                    else
+                    {
+                        reader.Skip();
+                    }
+                }
+            }
+            else
+            {
+                reader.Skip();
             }
         }
 
-        if (_options.OnPublishAnswer is { } answered && type is "ack" or "error")
+        if (_options.OnPublishAnswer is { } answered && typed && (type.SequenceEqual("ack"u8) || type.SequenceEqual("error"u8)))
         {
-            answered(type == "ack");
+            answered(type[0] == (byte)'a');
             return;
         }
 
-        if (type == "room.joined")
+        if (typed && type.SequenceEqual("room.joined"u8))
         {
             JoinedSeq = seq;
             Interlocked.Increment(ref _joined);
             return;
         }
 
-        if (type is null || !type.StartsWith("load.", StringComparison.Ordinal))
+        if (!type.StartsWith("load."u8))
         {
             return;
         }
@@ -230,6 +246,9 @@ internal sealed class LoadClient : IAsyncDisposable
             _options.Latency?.RecordElapsed(sent, System.Diagnostics.Stopwatch.GetTimestamp());
         }
     }
+
+    /// <summary>A MessagePack string's UTF-8 bytes (a frame is one buffer, so they are its first span); empty for nil.</summary>
+    private static ReadOnlySpan<byte> StringBytes(ReadOnlySequence<byte>? value) => value is { } bytes ? bytes.FirstSpan : default;
 
     private static ulong ReadSeq(ReadOnlySpan<byte> frame)
     {

@@ -32,6 +32,19 @@ public sealed class WorkerHost : IAsyncDisposable
     public static Task<WorkerHost> StartAsync(NatsServerProcess nats, params (string Key, string Value)[] settings) =>
         StartAsync(nats, null, settings);
 
+    /// <summary>
+    /// A worker on a stream and room prefix of its own (names made here), so a test can count what is on that stream
+    /// alone: the worker, the stream's name, and the subject prefix of its rooms.
+    /// </summary>
+    public static async Task<(WorkerHost Worker, string Stream, string Prefix)> StartOnOwnStreamAsync(NatsServerProcess nats)
+    {
+        var stream = "S" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var prefix = "r" + Guid.NewGuid().ToString("N")[..6];
+        var worker = await StartAsync(
+            nats, ("Bridge:Nats:StreamName", stream), ("Bridge:Nats:RoomPrefix", prefix), ("Bridge:Nats:LivePrefix", "live." + prefix));
+        return (worker, stream, prefix);
+    }
+
     /// <param name="configure">Runs after the test logging setup: e.g. adds a logger provider.</param>
     public static async Task<WorkerHost> StartAsync(NatsServerProcess nats, Action<WebApplicationBuilder>? configure, params (string Key, string Value)[] settings)
     {

@@ -68,10 +68,8 @@ public sealed class NatsServerVersionTests(NatsServerFixture nats) : IClassFixtu
         // nats-server 2.15 allows 1,000 consumers per stream unless the stream sets MaxConsumers. History reads (a
         // resuming client's replay) are batch direct gets: a reconnect storm of them holds no consumer at all.
         const int reads = 1_100;
-        var stream = "S" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var prefix = "r" + Guid.NewGuid().ToString("N")[..6];
-        await using var worker = await WorkerHost.StartAsync(
-            nats.Server, ("Bridge:Nats:StreamName", stream), ("Bridge:Nats:RoomPrefix", prefix), ("Bridge:Nats:LivePrefix", "live." + prefix));
+        var (worker, stream, prefix) = await WorkerHost.StartOnOwnStreamAsync(nats.Server);
+        await using var stopped = worker; // disposed at the end of the test
         await using var backend = new NatsConnection(new NatsOpts { Url = nats.Server.Url });
         var js = new NatsJSContext(backend);
         var room = Names.Room();

@@ -88,22 +88,70 @@ public sealed class CodecTests
         // different string, a long one and one past the memo's length must all come out as plain writes do.
         string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick"];
         string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 200), "ζ.room"];
-        for (var i = 0; i < types.Length * rooms.Length; i++)
+        foreach (var message in EveryTypeInEveryRoom(types, rooms))
         {
-            var message = new RoomMessage
-            {
-                Room = rooms[i % rooms.Length],
-                Type = types[i / rooms.Length],
-                Id = i % 2 == 0 ? "id-" + i : null,
-                From = i % 3 == 0 ? "u" + i : null,
-                Seq = (ulong)i + 1,
-                Timestamp = 1_700_000_000_000 + i,
-                PayloadKind = PayloadKind.Json,
-                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
-                PayloadChecked = i % 2 == 0,
-            };
             Assert.Equal(Convert.ToHexString(PlainMessagePackFrame(message)), Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeMessage(message)));
         }
+    }
+
+    [Fact]
+    public void Json_frames_are_the_bytes_of_writing_each_field_in_turn_whatever_type_and_room_came_before()
+    {
+        // The JSON envelope remembers the last type and room string it wrote, escaped (by reference): equal text in a new
+        // string, a different string, text the default encoder escapes, a long one must all come out as plain writes do.
+        string[] types = ["chat.message", "load.tick", new string("chat.message".AsSpan()), "é.ü", new string('t', 300), "load.tick", "a<b>&'c"];
+        string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 300), "ζ.room", "q\"uote"];
+        foreach (var message in EveryTypeInEveryRoom(types, rooms))
+        {
+            var plain = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("type", message.Type);
+                writer.WriteString("room", message.Room);
+                if (message.Id is { } id)
+                {
+                    writer.WriteString("id", id);
+                }
+
+                writer.WriteNumber("seq", message.Seq);
+                writer.WriteNumber("ts", message.Timestamp);
+                if (message.From is { } from)
+                {
+                    writer.WriteString("from", from);
+                }
+
+                writer.WritePropertyName("payload");
+                writer.WriteRawValue(message.Payload.Span);
+                writer.WriteEndObject();
+            }
+
+            Assert.Equal(Encoding.UTF8.GetString(plain.WrittenSpan), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(message)));
+        }
+    }
+
+    [Fact]
+    public void A_json_envelope_written_with_an_encoder_of_its_own_is_escaped_by_that_encoder_even_for_a_type_remembered_before()
+    {
+        // The remembered escaping is the default encoder's; a writer with another encoder (a client's) gets its own.
+        var type = "é.<t>";
+        var room = "ζ&room";
+        var remembered = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(remembered))
+        {
+            EnvelopeWriter.WriteStart(writer, type, room, null);
+            writer.WriteEndObject();
+        }
+
+        Assert.Equal("""{"type":"\u00E9.\u003Ct\u003E","room":"\u03B6\u0026room"}""", Encoding.UTF8.GetString(remembered.WrittenSpan));
+        var relaxed = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(relaxed, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            EnvelopeWriter.WriteStart(writer, type, room, null);
+            writer.WriteEndObject();
+        }
+
+        Assert.Equal("""{"type":"é.<t>","room":"ζ&room"}""", Encoding.UTF8.GetString(relaxed.WrittenSpan));
     }
 
     [Fact]
@@ -122,6 +170,27 @@ public sealed class CodecTests
         };
         var map = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance));
         Assert.Equal(message.Payload.ToArray(), map["payload"]);
+    }
+
+    // Every type in every room, in turn (type after type, each through every room), with and without id, from and a
+    // payload checked where it entered.
+    private static IEnumerable<RoomMessage> EveryTypeInEveryRoom(string[] types, string[] rooms)
+    {
+        for (var i = 0; i < types.Length * rooms.Length; i++)
+        {
+            yield return new RoomMessage
+            {
+                Room = rooms[i % rooms.Length],
+                Type = types[i / rooms.Length],
+                Id = i % 2 == 0 ? "id-" + i : null,
+                From = i % 3 == 0 ? "u" + i : null,
+                Seq = (ulong)i + 1,
+                Timestamp = 1_700_000_000_000 + i,
+                PayloadKind = PayloadKind.Json,
+                Payload = """{"text":"hi","n":[1,-2,3.5]}"""u8.ToArray(),
+                PayloadChecked = i % 2 == 0,
+            };
+        }
     }
 
     // A message frame written field by field with MessagePackWriter's own string writes: the wire bytes of docs/protocol.md §3.

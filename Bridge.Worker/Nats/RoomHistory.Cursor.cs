@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using Bridge.Worker.Rooms;
+using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 
@@ -21,6 +22,9 @@ internal sealed partial class RoomHistory
     // A cursor's consumer unused this long is replaced before its next read: the server deletes it after
     // ConsumerInactive, and a member may wait that long for room in its queue.
     private static readonly TimeSpan ConsumerIdle = TimeSpan.FromSeconds(20);
+
+    /// <summary>The description of a cursor's consumer (its name is a NUID).</summary>
+    internal const string ConsumerDescription = "bridge history read";
 
     // The server deletes a consumer left unused this long (a cursor whose reader died without disposing it).
     private static readonly TimeSpan ConsumerInactive = TimeSpan.FromSeconds(30);
@@ -275,12 +279,17 @@ internal sealed partial class RoomHistory
             }
 
             var o = history._options.Value;
-            var name = "bridge-read-" + Guid.NewGuid().ToString("N");
+            // A NUID (22 characters, as NATS.Net names its ordered consumers), not a longer readable name: the name is in
+            // every delivery's reply subject ($JS.ACK.<stream>.<consumer>.…), which the server writes and NATS.Net's read
+            // loop reads into a string per message ("Replay, eighth pass (issue 14)"). Operators tell the consumer by its
+            // description.
+            var name = Nuid.NewNuid();
             await history._nats.JetStream.CreateOrUpdateConsumerAsync(
                 o.StreamName,
                 new ConsumerConfig
                 {
                     Name = name,
+                    Description = ConsumerDescription,
                     FilterSubject = _subject,
                     DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
                     OptStartSeq = afterSeq + 1,
