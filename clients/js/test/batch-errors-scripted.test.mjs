@@ -1,7 +1,8 @@
-// A worker older than the `room` on batch errors and the limits in welcome (docs/protocol.md §12) names no room in an
-// error on a batch: the client answers it once per batch, without sending more frames at once than a worker's rate limit
-// lets through. No worker sends these today, so a small real WebSocket server on loopback speaks that much of the
-// protocol (welcome without limits, then the script), over a real socket.
+// Batch join errors a real worker gives only in failures or in older versions, from a scripted worker (a small real
+// WebSocket server on loopback that speaks that much of the protocol, over a real socket): entries refused with
+// `unavailable` (a NATS outage) are tried again together, not one frame each; and a worker older than the `room` on
+// batch errors and the limits in welcome (docs/protocol.md §12) names no room in an error on a batch: the client
+// answers it once per batch, without sending more frames at once than a worker's rate limit lets through.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +19,7 @@ afterEach(async () => {
   await stopScriptedServers();
 });
 
-/** The worker's side of the one connection: the frames it received (with the time each came) and a way to answer. */
+/** An older worker's side of the one connection (no limits in welcome): the frames it received (with the time each came) and a way to answer. */
 async function olderWorker() {
   const received = [];
   let socket;
@@ -30,7 +31,7 @@ async function olderWorker() {
   return {
     url,
     joined: (room) => socket.send(JSON.stringify({ type: 'room.joined', room, seq: 0, payload: { replayed: 0, truncated: false } })),
-    error: (code, ref) => socket.send(JSON.stringify({ type: 'error', payload: { code, message: code, ref } })),
+    error: (code, ref, room) => socket.send(JSON.stringify({ type: 'error', room, payload: { code, message: code, ref } })),
     joins: () => received.filter(({ frame }) => frame.type === 'room.join'),
   };
 }
@@ -101,4 +102,22 @@ test('a room-less too_many_rooms on a batch sends its rooms in two halves, and a
   assert.deepEqual(w.joins().slice(3).map(({ frame }) => frame.payload.rooms.map((e) => e.room)), [rooms.slice(4, 6), rooms.slice(6)]);
   for (const room of rooms.slice(4)) w.joined(room);
   assert.deepEqual(await Promise.all(results), rooms.map(() => 'joined'));
+});
+
+test('batch entries refused with unavailable, each error naming its room, are joined again together in one batch after a backoff; a forbidden one ends', async () => {
+  const w = await olderWorker();
+  const { rooms, results } = await clientWith(w.url, 30);
+  await waitFor(() => w.joins().length === 1, { message: 'the batch' });
+  const first = w.joins()[0].frame;
+  for (const room of rooms.slice(0, 20)) w.joined(room);
+  for (const room of rooms.slice(20, 29)) w.error('unavailable', first.id, room);
+  w.error('forbidden', first.id, rooms[29]);
+
+  await waitFor(() => w.joins().length === 2, { timeoutMs: 30_000, message: 'the refused rooms joined again' });
+  const again = w.joins()[1].frame;
+  assert.deepEqual(again.payload.rooms.map((e) => e.room), rooms.slice(20, 29), 'one batch of the unavailable rooms');
+  for (const room of rooms.slice(20, 29)) w.joined(room);
+  assert.deepEqual(await Promise.all(results), [...rooms.slice(0, 29).map(() => 'joined'), 'forbidden']);
+  assert.deepEqual([...client.positions.keys()], rooms.slice(0, 29));
+  assert.equal(w.joins().length, 2, 'no single join');
 });
