@@ -2388,7 +2388,7 @@ var BridgeClient = class _BridgeClient {
       r.joined = false;
       _BridgeClient.resetJoin(r);
     }
-    for (const b of this.batches.values()) clearTimeout(b.resendTimer);
+    for (const b of this.batches.values()) clearTimeout(b.againTimer);
     this.batches.clear();
     for (const l of this.leaves.values()) l.resolve();
     this.leaves.clear();
@@ -2613,46 +2613,49 @@ var BridgeClient = class _BridgeClient {
   }
   /**
    * An error whose `ref` is a batch join of this connection (protocol §4, §12). One that names a room of the batch is
-   * that room's join error: the room is retried or ends as its single join would, and the batch's other rooms wait
-   * for their own answers. One that names no room (a whole-frame error, or any error from a worker that names none)
-   * is answered once per batch: `rate_limited` sends the batch's rooms not joined yet again after a backoff;
-   * `too_many_rooms` sends them in two halves (down to single joins); anything else joins them one by one, paced
-   * within the worker's frame rate limit, so each later error names its room through its own `ref`. Later room-less
-   * errors on the batch change nothing (an older worker's entry that was still joining when its single join came, and
-   * then failed, is joined again on the next connection).
+   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (5
+   * tries, as a single join's) in one batch frame with the batch's other rooms refused so (not one frame each: a
+   * NATS outage refuses them all); the batch's other rooms wait for their own answers. One that names no room (a
+   * whole-frame error, or any error from a worker that names none) is answered once per batch: `rate_limited` tries
+   * the batch's rooms not joined yet again the same way; `too_many_rooms` sends them in two halves (down to single
+   * joins); anything else joins them one by one, paced within the worker's frame rate limit, so each later error
+   * names its room through its own `ref`. Later room-less errors on the batch change nothing (an older worker's entry
+   * that was still joining when its single join came, and then failed, is joined again on the next connection).
    */
   onBatchJoinError(batch, room, code, message) {
     if (room !== void 0) {
       const entry = this.rooms.get(room);
-      if (entry?.batchId === batch.id) {
-        entry.batchId = void 0;
-        this.onJoinRefused(entry, code, message);
-      }
+      if (entry?.batchId === batch.id && !batch.again.includes(entry)) this.onBatchEntryRefused(batch, entry, code, message);
       return;
     }
     if (batch.handled) return;
     batch.handled = true;
     const waiting = batch.entries.filter((r) => r.batchId === batch.id && this.rooms.get(r.name) === r);
-    if (waiting.length === 0) return;
     if (code === "rate_limited") {
-      if (batch.attempts + 1 >= MAX_JOIN_ATTEMPTS) {
-        for (const entry of waiting) this.failJoin(entry, code, message);
-        return;
-      }
-      const epoch = this.epoch;
-      batch.resendTimer = setTimeout(() => {
-        batch.resendTimer = void 0;
-        if (epoch !== this.epoch) return;
-        const still = batch.entries.filter((r) => r.batchId === batch.id && this.rooms.get(r.name) === r && !r.joined);
-        this.sendBatchJoins(still, batch.attempts + 1);
-      }, backoffDelay(batch.attempts + 1, this.minDelayMs, this.maxDelayMs, this.random));
+      for (const entry of waiting) this.onBatchEntryRefused(batch, entry, code, message);
     } else if (code === "too_many_rooms") {
       const half = Math.ceil(waiting.length / 2);
-      this.sendBatch(waiting.slice(0, half), batch.attempts);
-      this.sendBatch(waiting.slice(half), batch.attempts);
+      this.sendBatch(waiting.slice(0, half));
+      this.sendBatch(waiting.slice(half));
     } else {
       this.paceJoins(waiting);
     }
+  }
+  /** A batch entry's refusal: `unavailable` and `rate_limited` join it again with the batch's others after a backoff. */
+  onBatchEntryRefused(batch, entry, code, message) {
+    if (!RETRYABLE_JOIN_ERRORS.includes(code) || ++entry.joinAttempts >= MAX_JOIN_ATTEMPTS) {
+      this.failJoin(entry, code, message);
+      return;
+    }
+    batch.again.push(entry);
+    if (batch.againTimer !== void 0) return;
+    const epoch = this.epoch;
+    batch.againTimer = setTimeout(() => {
+      batch.againTimer = void 0;
+      const again = batch.again.splice(0);
+      if (epoch !== this.epoch) return;
+      this.sendBatchJoins(again.filter((r) => r.batchId === batch.id && this.rooms.get(r.name) === r && !r.joined));
+    }, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
   }
   /**
    * Single joins of `entries`: {@link FALLBACK_JOINS_PER_INTERVAL} now and as many more every
@@ -2735,9 +2738,8 @@ var BridgeClient = class _BridgeClient {
   /**
    * Joins `entries` in batch `room.join` frames (protocol §4, batch form: `payload.rooms: [{room, since | latest,
    * maxRate}]`): as many entries per frame as fit in {@link batchLimits}; a frame of one room is a single join.
-   * `attempts`: times these rooms' batch was refused with `rate_limited` before.
    */
-  sendBatchJoins(entries, attempts = 0) {
+  sendBatchJoins(entries) {
     const limits = this.batchLimits();
     const budget = limits.bytes - BATCH_FRAME_OVERHEAD;
     let chunk = [];
@@ -2745,20 +2747,20 @@ var BridgeClient = class _BridgeClient {
     for (const entry of entries) {
       const bytes = encodedSize(JSON.stringify(_BridgeClient.batchEntry(entry))) + 1;
       if (chunk.length > 0 && (chunk.length >= limits.entries || size + bytes > budget)) {
-        this.sendBatch(chunk, attempts);
+        this.sendBatch(chunk);
         chunk = [];
         size = 0;
       }
       chunk.push(entry);
       size += bytes;
     }
-    if (chunk.length > 0) this.sendBatch(chunk, attempts);
+    if (chunk.length > 0) this.sendBatch(chunk);
   }
   /**
    * One batch frame for `entries`, split in halves while its encoding (MessagePack numbers can take more bytes than
    * their JSON digits) is larger than the frame limit; recorded, so its errors find its rooms.
    */
-  sendBatch(entries, attempts) {
+  sendBatch(entries) {
     const t = this.transport;
     if (!t || entries.length === 0) return;
     if (entries.length === 1) {
@@ -2770,8 +2772,8 @@ var BridgeClient = class _BridgeClient {
     const frame = { type: "room.join", id, payload: { rooms: entries.map((r) => _BridgeClient.batchEntry(r)) } };
     if (encodedSize(encodeFrame(frame, this.format)) > this.batchLimits().bytes) {
       const half = Math.floor(entries.length / 2);
-      this.sendBatch(entries.slice(0, half), attempts);
-      this.sendBatch(entries.slice(half), attempts);
+      this.sendBatch(entries.slice(0, half));
+      this.sendBatch(entries.slice(half));
       return;
     }
     for (const entry of entries) {
@@ -2780,7 +2782,7 @@ var BridgeClient = class _BridgeClient {
       entry.joinId = id;
       entry.batchId = id;
     }
-    this.batches.set(id, { id, entries, attempts, handled: false, resendTimer: void 0 });
+    this.batches.set(id, { id, entries, handled: false, again: [], againTimer: void 0 });
     t.send(frame);
   }
   // ---- publishing --------------------------------------------------------------------------------------
