@@ -36,16 +36,24 @@ const RESERVED_PREFIXES = ['room.', 'auth.', 'presence.', 'server.', 'bridge.'];
 const RESERVED_NAMES = ['welcome', 'ack', 'error'];
 
 /**
- * Entries per batch `room.join`: the worker's default `MaxRoomsPerConnection`, beyond which it refuses a batch whole
- * with `too_many_rooms` (protocol §4). A batch also stays within `maxFrameBytes` (larger: close 1009).
+ * Entries per batch `room.join` at most: the worker's default `MaxRoomsPerConnection`, beyond which it refuses a batch
+ * whole with `too_many_rooms` (protocol §4). A worker that says its `maxRoomsPerConnection` in `welcome` bounds it
+ * further, as its `maxFrameBytes` bounds a batch's size (larger: close 1009).
  */
 const MAX_BATCH_ENTRIES = 1000;
 /** The room-less part of a batch frame besides its entries: `{"type":"room.join","id":"…","payload":{"rooms":[…]}}`. */
 const BATCH_FRAME_OVERHEAD = 96;
 /** Join errors a later try can mend: the join is sent again after a backoff. */
-const RETRYABLE_JOIN_ERRORS = ['unavailable', 'rate_limited', 'too_many_rooms'];
+const RETRYABLE_JOIN_ERRORS = ['unavailable', 'rate_limited'];
 /** Tries of a join refused with `unavailable` or `rate_limited` before it fails. */
 const MAX_JOIN_ATTEMPTS = 5;
+/**
+ * Single joins a batch's fallback sends at once, and then per {@link FALLBACK_INTERVAL_MS}: well within the worker's
+ * frame rate limit (default 50 frames/s, burst 100, protocol §1.1), so the joins are not refused and publishes still
+ * get through.
+ */
+const FALLBACK_JOINS_PER_INTERVAL = 20;
+const FALLBACK_INTERVAL_MS = 1000;
 
 function isDotted(name: string, maxLength: number, maxTokens: number): boolean {
   if (name.length < 1 || name.length > maxLength) return false;
@@ -120,6 +128,19 @@ interface RoomEntry {
   waiters: Array<{ resolve: (r: JoinResult) => void; reject: (e: Error) => void }>;
 }
 
+/** A batch `room.join` frame sent on the current connection: its rooms, and what its room-less errors did. */
+interface BatchJoin {
+  id: string;
+  /** The rooms it listed; those whose `batchId` is still this batch's id are not joined yet. */
+  entries: RoomEntry[];
+  /** A room-less error was answered (resent, split or fallen back to single joins); later ones change nothing. */
+  handled: boolean;
+  /** Its rooms refused with `unavailable` or `rate_limited`, to be sent again together in batch frames. */
+  again: RoomEntry[];
+  /** The send of {@link again}, waiting for the backoff of the first of them refused. */
+  againTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
 interface PendingSend {
   frame: OutboundFrame & { id: string; room: string };
   resolve: (ack: Ack) => void;
@@ -176,6 +197,8 @@ export class BridgeClient {
   private firstOpen: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
 
   private readonly rooms = new Map<string, RoomEntry>();
+  /** Batch joins sent on the current connection, by frame id (an error's `ref`). */
+  private readonly batches = new Map<string, BatchJoin>();
   /** Sends not yet acknowledged, in the order they were made. */
   private readonly outbox = new Map<string, PendingSend>();
   private readonly leaves = new Map<string, { resolve: () => void }>();
@@ -226,7 +249,10 @@ export class BridgeClient {
     return this.stateValue === 'open' ? this.transport?.kind : undefined;
   }
 
-  /** The last `welcome` payload (connectionId, serverId, heartbeatMs, protocol, user). */
+  /**
+   * The last `welcome` payload (connectionId, serverId, heartbeatMs, protocol, user, and from workers that say them
+   * maxFrameBytes and maxRoomsPerConnection).
+   */
   get welcome(): Record<string, unknown> | undefined {
     return this.welcomePayload;
   }
@@ -343,6 +369,7 @@ export class BridgeClient {
     this.rooms.delete(room);
     BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError('left', `left room '${room}' before it was joined`));
+    this.checkReady(); // it may have been the last room that publishing waited for
     const t = this.transport;
     if (!t || this.stateValue !== 'open') return Promise.resolve();
     if (!t.twoWay) {
@@ -539,6 +566,8 @@ export class BridgeClient {
       r.joined = false;
       BridgeClient.resetJoin(r);
     }
+    for (const b of this.batches.values()) clearTimeout(b.againTimer);
+    this.batches.clear();
     for (const l of this.leaves.values()) l.resolve();
     this.leaves.clear();
     for (const s of this.syncs.values()) s.reject(new BridgeError('disconnected', 'the connection ended before room.state'));
@@ -740,22 +769,27 @@ export class BridgeClient {
   private onError(env: Envelope): void {
     const e = (env.payload ?? {}) as { code?: string; message?: string; ref?: string | null };
     const code = e.code ?? 'error';
+    const message = e.message ?? '';
     const ref = e.ref ?? null;
+    // The room (or pattern, as sent) an error concerns; workers before it was added name none.
+    const room = typeof env.room === 'string' ? env.room : undefined;
     if (ref !== null) {
       const p = this.outbox.get(ref);
+      const batch = this.batches.get(ref);
       if (p) {
-        this.onSendRefused(p, code, e.message ?? '');
-      } else if (this.onBatchJoinError(ref, code)) {
-        // handled: the batch's rooms not joined yet are joined again
+        this.onSendRefused(p, code, message);
+      } else if (batch) {
+        this.onBatchJoinError(batch, room, code, message);
       } else if (this.leaves.has(ref)) {
         this.leaves.get(ref)!.resolve();
         this.leaves.delete(ref);
       } else if (this.syncs.has(ref)) {
-        this.syncs.get(ref)!.reject(new BridgeError(code, e.message ?? '', ref));
+        this.syncs.get(ref)!.reject(new BridgeError(code, message, ref));
         this.syncs.delete(ref);
       } else {
-        const entry = [...this.rooms.values()].find((r) => r.joinId === ref);
-        if (entry) this.onJoinRefused(entry, code, e.message ?? '');
+        const named = room !== undefined ? this.rooms.get(room) : undefined;
+        const entry = named?.joinId === ref ? named : [...this.rooms.values()].find((r) => r.joinId === ref);
+        if (entry) this.onJoinRefused(entry, code, message);
       }
     }
     this.emit('error', env);
@@ -780,33 +814,76 @@ export class BridgeClient {
   }
 
   /**
-   * An error whose `ref` is a batch join of this connection (it names no room, and its code may be about one entry or
-   * the whole frame). The first one joins the batch's rooms not joined yet one by one, so each room gets its own answer
-   * (and its own retries). A later one may be the failure of an entry whose join was still running when its single
-   * join came (the worker answers nothing to a join of a room whose join is in progress, protocol §4): when a retry
-   * can mend it (`unavailable`, `rate_limited`, `too_many_rooms`), the batch's rooms still not joined are joined
-   * again after a backoff. False when `ref` is no batch join of this connection.
+   * An error whose `ref` is a batch join of this connection (protocol §4, §12). One that names a room of the batch is
+   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (5
+   * tries, as a single join's) in one batch frame with the batch's other rooms refused so (not one frame each: a
+   * NATS outage refuses them all); the batch's other rooms wait for their own answers. One that names no room (a
+   * whole-frame error, or any error from a worker that names none) is answered once per batch: `rate_limited` tries
+   * the batch's rooms not joined yet again the same way; `too_many_rooms` sends them in two halves (down to single
+   * joins); anything else joins them one by one, paced within the worker's frame rate limit, so each later error
+   * names its room through its own `ref`. Later room-less errors on the batch change nothing (an older worker's entry
+   * that was still joining when its single join came, and then failed, is joined again on the next connection).
    */
-  private onBatchJoinError(ref: string, code: string): boolean {
-    const pending = [...this.rooms.values()].filter((r) => r.batchId === ref);
-    if (pending.length === 0) return false;
-    const first = pending.some((r) => r.joinId === ref);
-    for (const entry of pending) {
-      if (entry.joinId === ref) {
-        this.sendJoin(entry);
-      } else if (!first && entry.retryTimer === undefined && RETRYABLE_JOIN_ERRORS.includes(code)) {
-        this.retryJoin(entry, entry.joinAttempts + 1);
-      }
+  private onBatchJoinError(batch: BatchJoin, room: string | undefined, code: string, message: string): void {
+    if (room !== undefined) {
+      const entry = this.rooms.get(room);
+      if (entry?.batchId === batch.id && !batch.again.includes(entry)) this.onBatchEntryRefused(batch, entry, code, message);
+      return;
     }
-    return true;
+    if (batch.handled) return;
+    batch.handled = true;
+    const waiting = batch.entries.filter((r) => r.batchId === batch.id && this.rooms.get(r.name) === r);
+    if (code === 'rate_limited') {
+      for (const entry of waiting) this.onBatchEntryRefused(batch, entry, code, message);
+    } else if (code === 'too_many_rooms') {
+      const half = Math.ceil(waiting.length / 2);
+      this.sendBatch(waiting.slice(0, half));
+      this.sendBatch(waiting.slice(half));
+    } else {
+      this.paceJoins(waiting);
+    }
+  }
+
+  /** A batch entry's refusal: `unavailable` and `rate_limited` join it again with the batch's others after a backoff. */
+  private onBatchEntryRefused(batch: BatchJoin, entry: RoomEntry, code: string, message: string): void {
+    if (!RETRYABLE_JOIN_ERRORS.includes(code) || ++entry.joinAttempts >= MAX_JOIN_ATTEMPTS) {
+      this.failJoin(entry, code, message);
+      return;
+    }
+    batch.again.push(entry);
+    if (batch.againTimer !== undefined) return;
+    const epoch = this.epoch;
+    batch.againTimer = setTimeout(() => {
+      batch.againTimer = undefined;
+      const again = batch.again.splice(0);
+      if (epoch !== this.epoch) return;
+      this.sendBatchJoins(again.filter((r) => r.batchId === batch.id && this.rooms.get(r.name) === r && !r.joined));
+    }, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
+  }
+
+  /**
+   * Single joins of `entries`: {@link FALLBACK_JOINS_PER_INTERVAL} now and as many more every
+   * {@link FALLBACK_INTERVAL_MS}, each sent if its room is still wanted and not joined on this connection.
+   */
+  private paceJoins(entries: RoomEntry[]): void {
+    entries.forEach((entry, i) => {
+      const wait = Math.floor(i / FALLBACK_JOINS_PER_INTERVAL) * FALLBACK_INTERVAL_MS;
+      if (wait === 0) this.sendJoin(entry);
+      else this.joinLater(entry, wait);
+    });
   }
 
   private onJoinRefused(entry: RoomEntry, code: string, message: string): void {
     entry.joinId = undefined;
-    if ((code === 'unavailable' || code === 'rate_limited') && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
-      this.retryJoin(entry, entry.joinAttempts);
+    if (RETRYABLE_JOIN_ERRORS.includes(code) && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
+      this.joinLater(entry, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
       return;
     }
+    this.failJoin(entry, code, message);
+  }
+
+  /** Ends a room whose join was refused: it is no longer wanted, and its `join` promises reject with the error. */
+  private failJoin(entry: RoomEntry, code: string, message: string): void {
     this.rooms.delete(entry.name);
     BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError(code, message));
@@ -814,13 +891,14 @@ export class BridgeClient {
     this.checkReady();
   }
 
-  /** Sends `entry`'s single join again after the backoff of `attempt`, if it is still wanted on this connection. */
-  private retryJoin(entry: RoomEntry, attempt: number): void {
+  /** Sends `entry`'s single join after `delayMs`, if it is still wanted and not joined on this connection. */
+  private joinLater(entry: RoomEntry, delayMs: number): void {
     const epoch = this.epoch;
+    clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
       if (epoch === this.epoch && this.rooms.get(entry.name) === entry && !entry.joined) this.sendJoin(entry);
-    }, backoffDelay(attempt, this.minDelayMs, this.maxDelayMs, this.random));
+    }, delayMs);
   }
 
   /** Forgets the room's join in flight on the current connection and any retry waiting. */
@@ -850,51 +928,75 @@ export class BridgeClient {
   }
 
   /**
+   * The bounds of one batch frame on this connection: entries at most {@link MAX_BATCH_ENTRIES} and the worker's
+   * `maxRoomsPerConnection`, bytes at most `maxFrameBytes` and the worker's `maxFrameBytes` (both from `welcome`, when
+   * the worker says them: older workers do not).
+   */
+  private batchLimits(): { entries: number; bytes: number } {
+    const limit = (name: string): number => {
+      const v = this.welcomePayload?.[name];
+      return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
+    };
+    return {
+      entries: Math.min(MAX_BATCH_ENTRIES, limit('maxRoomsPerConnection')),
+      bytes: Math.min(this.maxFrameBytes, limit('maxFrameBytes')),
+    };
+  }
+
+  /** A batch entry: the room and the arguments its single join would send. */
+  private static batchEntry(entry: RoomEntry): Record<string, unknown> {
+    return { room: entry.name, ...BridgeClient.joinArgs(entry) };
+  }
+
+  /**
    * Joins `entries` in batch `room.join` frames (protocol §4, batch form: `payload.rooms: [{room, since | latest,
-   * maxRate}]`, each entry with the arguments its single join would send): as many entries per frame as fit in
-   * {@link MAX_BATCH_ENTRIES} and `maxFrameBytes`; a frame of one room is a single join.
+   * maxRate}]`): as many entries per frame as fit in {@link batchLimits}; a frame of one room is a single join.
    */
   private sendBatchJoins(entries: RoomEntry[]): void {
-    const budget = this.maxFrameBytes - BATCH_FRAME_OVERHEAD;
-    let chunk: Array<{ entry: RoomEntry; json: Record<string, unknown> }> = [];
+    const limits = this.batchLimits();
+    const budget = limits.bytes - BATCH_FRAME_OVERHEAD;
+    let chunk: RoomEntry[] = [];
     let size = 0;
     for (const entry of entries) {
-      const json = { room: entry.name, ...BridgeClient.joinArgs(entry) };
-      const bytes = encodedSize(JSON.stringify(json)) + 1;
-      if (chunk.length > 0 && (chunk.length === MAX_BATCH_ENTRIES || size + bytes > budget)) {
+      const bytes = encodedSize(JSON.stringify(BridgeClient.batchEntry(entry))) + 1;
+      if (chunk.length > 0 && (chunk.length >= limits.entries || size + bytes > budget)) {
         this.sendBatch(chunk);
         chunk = [];
         size = 0;
       }
-      chunk.push({ entry, json });
+      chunk.push(entry);
       size += bytes;
     }
     if (chunk.length > 0) this.sendBatch(chunk);
   }
 
   /**
-   * One batch frame for `chunk`, split in halves while its encoding (MessagePack numbers can take more bytes than
-   * their JSON digits) is larger than `maxFrameBytes`.
+   * One batch frame for `entries`, split in halves while its encoding (MessagePack numbers can take more bytes than
+   * their JSON digits) is larger than the frame limit; recorded, so its errors find its rooms.
    */
-  private sendBatch(chunk: Array<{ entry: RoomEntry; json: Record<string, unknown> }>): void {
+  private sendBatch(entries: RoomEntry[]): void {
     const t = this.transport;
-    if (!t) return;
-    if (chunk.length === 1) {
-      this.sendJoin(chunk[0]!.entry);
+    if (!t || entries.length === 0) return;
+    if (entries.length === 1) {
+      entries[0]!.batchId = undefined;
+      this.sendJoin(entries[0]!);
       return;
     }
     const id = this.newId();
-    const frame = { type: 'room.join', id, payload: { rooms: chunk.map((c) => c.json) } };
-    if (encodedSize(encodeFrame(frame, this.format)) > this.maxFrameBytes) {
-      const half = Math.floor(chunk.length / 2);
-      this.sendBatch(chunk.slice(0, half));
-      this.sendBatch(chunk.slice(half));
+    const frame = { type: 'room.join', id, payload: { rooms: entries.map((r) => BridgeClient.batchEntry(r)) } };
+    if (encodedSize(encodeFrame(frame, this.format)) > this.batchLimits().bytes) {
+      const half = Math.floor(entries.length / 2);
+      this.sendBatch(entries.slice(0, half));
+      this.sendBatch(entries.slice(half));
       return;
     }
-    for (const { entry } of chunk) {
+    for (const entry of entries) {
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = undefined;
       entry.joinId = id;
       entry.batchId = id;
     }
+    this.batches.set(id, { id, entries, handled: false, again: [], againTimer: undefined });
     t.send(frame);
   }
 

@@ -134,7 +134,10 @@ export interface BridgeClientOptions {
   openTimeoutMs?: number;
   /** `publish_failed` answers retried this many times (same id) before the send rejects. Default 5. */
   maxPublishAttempts?: number;
-  /** Largest encoded frame the client will send (the worker's `MaxFrameBytes`, default 65,536). Larger sends reject. */
+  /**
+   * Largest encoded frame the client will send, in bytes (the worker's `MaxFrameBytes`, default 65,536). Larger sends
+   * reject. Batch joins stay within it and within the worker's `maxFrameBytes` from `welcome`, whichever is smaller.
+   */
   maxFrameBytes?: number;
   /** Messages asked for by `room.sync` after a truncated resume (1-100, default 100). */
   syncLimit?: number;

@@ -3,12 +3,11 @@
 // with 1009), against a real worker and nats-server. The frames the client sends are recorded on its WebSocket.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
-import { decode } from '@msgpack/msgpack';
-import WebSocket from 'ws';
-import { recordingClient } from './helpers/recorder.mjs';
+import { recordingClient, recordingSocket } from './helpers/recorder.mjs';
 import { httpPublish, startNats, startWorker, uniqueRoom, waitFor } from './helpers/servers.mjs';
 
 const MAX_FRAME_BYTES = 65_536; // the worker's and the client's default
+const SMALL_FRAME_BYTES = 16_384; // a worker's MaxFrameBytes below the client's default
 const WAIT = { timeoutMs: 90_000, intervalMs: 50 };
 
 let nats;
@@ -30,34 +29,15 @@ after(async () => {
   await nats?.stop();
 });
 
-/** The `ws` WebSocket, recording every frame each connection sends (decoded, with its size on the wire). */
-function recordingSocket(format) {
-  const sockets = [];
-  class RecordingWebSocket extends WebSocket {
-    constructor(...args) {
-      super(...args);
-      this.sent = [];
-      sockets.push(this);
-    }
-
-    send(data, ...rest) {
-      const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-      const frame = format === 'msgpack' ? decode(data) : JSON.parse(data);
-      this.sent.push({ frame, bytes });
-      return super.send(data, ...rest);
-    }
-  }
-  return { WebSocket: RecordingWebSocket, sockets };
-}
-
 /**
  * Joins `rooms` (asked before connecting: the first connection joins them in batch frames too; one by one they would
  * run into the worker's frame rate limit), drops the connection (the socket dies without a close frame: 1006), and waits until the
- * next connection has joined every room again. Returns that connection's join frames and the errors seen meanwhile.
+ * next connection has joined every room again, on the file's worker or `on`. Returns that connection's join frames and
+ * the errors seen meanwhile.
  */
-async function rejoinAfterDrop(format, rooms) {
+async function rejoinAfterDrop(format, rooms, on = worker) {
   const ws = recordingSocket(format);
-  const r = recordingClient(worker.url, { format, WebSocket: ws.WebSocket, transports: ['websocket'] });
+  const r = recordingClient(on.url, { format, WebSocket: ws.WebSocket, transports: ['websocket'] });
   clients.push(r.client);
   const joined = Promise.all(rooms.map((room) => r.client.join(room)));
   await r.client.connect();
@@ -88,9 +68,9 @@ function assertBatchesCoverEachRoomOnce(joins, rooms) {
 }
 
 /** The first and last rooms take a message published after the rejoin: both batches' rooms are live again. */
-async function assertLive(r, rooms) {
+async function assertLive(r, rooms, on = worker) {
   for (const room of [rooms[0], rooms.at(-1)]) {
-    const { seq } = await httpPublish(worker.url, room, { type: 'chat.message', payload: { room } });
+    const { seq } = await httpPublish(on.url, room, { type: 'chat.message', payload: { room } });
     await waitFor(() => r.messages.some((m) => m.room === room && m.seq === seq), { ...WAIT, message: `the message of ${room}` });
   }
 }
@@ -126,3 +106,24 @@ for (const format of ['json', 'msgpack']) {
     await assertLive(client, rooms);
   });
 }
+
+test('a worker whose MaxFrameBytes is below the client\'s maxFrameBytes gets rejoin frames within its own limit (welcome.maxFrameBytes), not a 1009 close', async () => {
+  const small = await startWorker(nats.url, { settings: { 'Bridge:Connections:MaxFrameBytes': SMALL_FRAME_BYTES } });
+  try {
+    // 400 rooms of 64-character names: ~29 KB of entries, over the worker's 16 KiB and within the client's 64 KiB.
+    const prefix = uniqueRoom('small');
+    const rooms = Array.from({ length: 400 }, (_, i) => `${prefix}.${String(i).padStart(4, '0')}`.padEnd(64, 'x'));
+    assert.ok(rooms.reduce((n, room) => n + room.length + 12, 0) > SMALL_FRAME_BYTES, 'the rooms do not fit in one frame');
+
+    const { client, joins, errors } = await rejoinAfterDrop('json', rooms, small);
+
+    assert.equal(client.client.welcome.maxFrameBytes, SMALL_FRAME_BYTES);
+    assert.ok(joins.length >= 2, `${joins.length} join frame(s): the rooms do not fit in one of ${SMALL_FRAME_BYTES} bytes`);
+    for (const { bytes } of joins) assert.ok(bytes <= SMALL_FRAME_BYTES, `a join frame of ${bytes} bytes`);
+    assertBatchesCoverEachRoomOnce(joins, rooms);
+    assert.deepEqual(errors, []);
+    await assertLive(client, rooms, small);
+  } finally {
+    await small.stop('SIGKILL');
+  }
+});

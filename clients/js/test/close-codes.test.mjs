@@ -4,36 +4,18 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { BridgeClient, reconnectAfterMs } from '../dist/index.js';
+import { scriptedServer, stopScriptedServers } from './helpers/scripted.mjs';
 import { waitFor } from './helpers/servers.mjs';
 
-let server;
 let client;
 
 afterEach(async () => {
   client?.close();
   client = undefined;
-  if (server) {
-    for (const ws of server.clients) ws.terminate();
-    await new Promise((r) => server.close(r));
-    server = undefined;
-  }
+  await stopScriptedServers();
 });
-
-/** Each connection gets `welcome`; `onConnection(ws, index, url)` then decides what happens to it. */
-async function scriptedServer(onConnection) {
-  const connections = [];
-  server = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (protocols) => [...protocols][0] });
-  server.on('connection', (ws, req) => {
-    const index = connections.length;
-    connections.push({ url: new URL(req.url, 'http://x'), at: Date.now(), protocol: ws.protocol });
-    ws.send(JSON.stringify({ type: 'welcome', payload: { connectionId: `c${index}`, serverId: 'scripted', heartbeatMs: 30000, protocol: 1, user: 'u' } }));
-    onConnection(ws, index);
-  });
-  await new Promise((r) => server.once('listening', r));
-  return { url: `http://127.0.0.1:${server.address().port}`, connections };
-}
 
 function newClient(url, options = {}) {
   client = new BridgeClient({ url, WebSocket, transports: ['websocket'], reconnect: { minDelayMs: 50, maxDelayMs: 200 }, ...options });

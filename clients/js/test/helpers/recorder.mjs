@@ -1,3 +1,4 @@
+import { decode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { BridgeClient } from '../../dist/index.js';
 
@@ -14,4 +15,24 @@ export function recordingClient(url, options = {}) {
 /** Ids of the messages of one room, in the order they arrived. */
 export function idsOf(messages, room) {
   return messages.filter((m) => m.room === room).map((m) => m.id);
+}
+
+/** The `ws` WebSocket, recording every frame each connection sends (decoded, with its size on the wire). */
+export function recordingSocket(format) {
+  const sockets = [];
+  class RecordingWebSocket extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.sent = [];
+      sockets.push(this);
+    }
+
+    send(data, ...rest) {
+      const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+      const frame = format === 'msgpack' ? decode(data) : JSON.parse(data);
+      this.sent.push({ frame, bytes });
+      return super.send(data, ...rest);
+    }
+  }
+  return { WebSocket: RecordingWebSocket, sockets };
 }
