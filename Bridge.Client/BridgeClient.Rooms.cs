@@ -38,8 +38,10 @@ public sealed partial class BridgeClient
     /// message once, so it could not say which join it belongs to; leave one first). Or the server refused it (its
     /// error code: <c>forbidden</c> when the token's grant does not cover every room the pattern can match,
     /// <c>pattern_too_broad</c>, <c>too_many_rooms</c> when a <c>latest</c> join would return more rooms than the
-    /// worker allows or the connection holds too many rooms or patterns, or <c>unavailable</c> after 5 tries), the room
-    /// was left meanwhile (<c>left</c>), or the client closed for good (<c>unauthorized</c>, <c>closed</c>).</exception>
+    /// worker allows or the connection holds too many rooms or patterns, or <c>unavailable</c> / <c>rate_limited</c>
+    /// after 5 tries; once this method has returned, those two never end the room: its rejoins are retried until they
+    /// succeed), the room was left meanwhile (<c>left</c>), or the client closed for good (<c>unauthorized</c>,
+    /// <c>closed</c>).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled: the room is left.</exception>
     /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task<RoomSubscription> JoinAsync(string room, RoomJoinOptions options, CancellationToken cancellationToken = default)

@@ -65,6 +65,12 @@ internal sealed class RoomFeed
     /// </summary>
     public Task FirstJoin => _firstJoin.Task;
 
+    /// <summary>
+    /// The room is held: <see cref="BridgeClient.JoinAsync(string, RoomJoinOptions, CancellationToken)"/> returned
+    /// (<see cref="FirstJoin"/> completed), so a retryable refusal of a rejoin never ends it.
+    /// </summary>
+    public bool IsHeld => _firstJoin.Task.IsCompletedSuccessfully;
+
     public ChannelReader<BridgeMessage> Reader => _buffer.Reader;
 
     /// <summary>

@@ -9,15 +9,16 @@ namespace Bridge.Client;
 /// <summary>
 /// The rooms the client holds and their joins: which rooms are joined, the join frame in flight for each on the
 /// welcomed connection (a new connection joins them all in batch frames, docs/protocol.md §4 "Batch form"), its
-/// retries after <c>unavailable</c>, and the live joins a new connection waits for before publishing. Each room's
-/// position and buffer belong to its <see cref="RoomFeed"/>.
+/// retries after <c>unavailable</c> or <c>rate_limited</c>, and the live joins a new connection waits for before
+/// publishing. Each room's position and buffer belong to its <see cref="RoomFeed"/>.
 /// </summary>
 internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 {
     /// <summary>The code of a join refused because it shares rooms with one held.</summary>
     public const string OverlappingJoin = "overlapping_join";
 
-    // Joins refused with `unavailable` (or `rate_limited`) are tried this often before the join fails.
+    // A first join refused with `unavailable` (or `rate_limited`) is tried this often before it fails; a held room's
+    // rejoin is retried without end (Bridge.Client/README.md).
     private const int MaxJoinAttempts = 5;
 
     // Entries per batch room.join: the worker's default MaxRoomsPerConnection, beyond which it refuses a batch whole
@@ -280,16 +281,19 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
     /// <summary>
     /// An <c>error</c> whose <c>ref</c> is a join in flight: <c>unavailable</c> and <c>rate_limited</c> are retried
-    /// after a backoff (the watchdog sends it), anything else (or too many) ends the room with the error. An error of a
-    /// batch join that names one of its rooms (<paramref name="room"/>, the envelope's) is that room's; one that names
-    /// none is about the whole frame, or comes from a worker that names no room (<see cref="OnBatchErrorLocked"/>).
-    /// False when no join has that id.
+    /// after a backoff (the watchdog sends it), without end for a held room (<see cref="RoomFeed.IsHeld"/>), up to
+    /// <see cref="MaxJoinAttempts"/> tries for a first join; anything else (or too many tries of a first join) ends the
+    /// room with the error, and sends <c>room.leave</c> when a join of it is still unanswered (the worker may join it).
+    /// An error of a batch join that names one of its rooms (<paramref name="room"/>, the envelope's) is that room's;
+    /// one that names none is about the whole frame, or comes from a worker that names no room
+    /// (<see cref="OnBatchErrorLocked"/>). False when no join has that id.
     /// </summary>
     public bool TryFailJoin(string reference, string? room, BridgeException error)
     {
         Entry? failed = null;
         TaskCompletionSource? live = null;
         Action? log = null;
+        Connection? leaveOn = null;
         lock (_lock)
         {
             Entry? entry;
@@ -321,8 +325,15 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
 
             if (entry is not null)
             {
+                // A single join of the room sent after its batch and not answered: the worker may still join it.
+                var joinInFlight = entry.JoinId is { } other && other != reference;
                 entry.JoinId = null;
-                if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited && ++entry.JoinFailures < MaxJoinAttempts)
+
+                // A held room (the application's JoinAsync returned) is never given up for a retryable refusal: it is
+                // retried for as long as the connection lives, and joined again by every later one; only a first join
+                // fails after MaxJoinAttempts.
+                if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited &&
+                    (++entry.JoinFailures < MaxJoinAttempts || entry.Subscription.Feed.IsHeld))
                 {
                     var delay = Backoff.Delay(options, entry.JoinFailures);
                     entry.RetryJoinAt = Backoff.TimestampAfter(_time, delay);
@@ -333,6 +344,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                     RemoveLocked(entry);
                     live = entry.TakeLiveJoin();
                     failed = entry;
+                    leaveOn = joinInFlight ? _connection : null;
                 }
             }
         }
@@ -340,6 +352,9 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         log?.Invoke();
         if (failed is not null)
         {
+            // Its messages would only be dropped: the worker stops sending them.
+            leaveOn?.TrySendRequest(RequestKind.Leave, MessageTypes.RoomLeave, failed.Subscription.Room, null)?.Answer.ContinueWith(
+                static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             logger.RoomEnded(failed.Subscription.Room, error.Code);
             failed.Subscription.Feed.End(error, error);
             live?.TrySetResult();

@@ -349,6 +349,147 @@ public sealed class BridgeClientScriptedServerTests
         Assert.Equal(["a,b,c,d", "a,b", "c,d", "d", "d"], frames.Select(Rooms));
     }
 
+    [Theory]
+    [InlineData(ErrorCodes.Unavailable)]
+    [InlineData(ErrorCodes.RateLimited)]
+    public async Task A_held_room_whose_rejoin_is_refused_retryably_8_times_is_retried_until_joined_and_delivers_again(string code)
+    {
+        // A worker restart during a JetStream leader election: every rejoin refused for longer than a first join's 5 tries.
+        const int Refusals = 8;
+        var rejoins = new ConcurrentQueue<JsonObject>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var join = await socket.ReceiveAsync();
+            if (n == 1)
+            {
+                await socket.SendAsync(Joined("held", 1, 0));
+                await socket.CloseAsync(CloseCodes.ServiceRestart, "service restart");
+                await socket.DrainAsync();
+                return;
+            }
+
+            for (var i = 0; i < Refusals && join is not null; i++)
+            {
+                rejoins.Enqueue(join);
+                await socket.SendAsync(JoinError(code, join));
+                join = await socket.ReceiveAsync();
+            }
+
+            if (join is not null)
+            {
+                rejoins.Enqueue(join);
+                await socket.SendAsync(Joined("held", 1, 0));
+                await socket.SendAsync(Message("held", 2));
+            }
+
+            await socket.DrainAsync();
+        });
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(100);
+            o.LoggerFactory = loggerFactory;
+        });
+        await client.ConnectAsync();
+        var subscription = await client.JoinAsync("held");
+
+        var message = Assert.Single(await ReadAsync(subscription, 1));
+        Assert.Equal(2UL, message.Seq);
+        Assert.Equal(2, server.Connections);
+        Assert.Equal(Refusals + 1, rejoins.Count);
+        Assert.All(rejoins, j => Assert.Equal(1, j["payload"]!["since"]!.GetValue<int>())); // each resumes from the position
+        var retries = logs.Events.Where(e => e.Id == 7007).ToList(); // JoinRetry: every refusal is logged, naming the room
+        Assert.Equal(Refusals, retries.Count);
+        Assert.All(retries, e => Assert.Contains("held", e.Message));
+        Assert.DoesNotContain(logs.Events, e => e.Id == 7008); // RoomEnded
+    }
+
+    [Fact]
+    public async Task A_first_join_refused_unavailable_5_times_fails_with_unavailable_and_is_not_joined_again()
+    {
+        var joins = new ConcurrentQueue<JsonObject>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            while (await socket.ReceiveAsync() is { } join)
+            {
+                joins.Enqueue(join);
+                await socket.SendAsync(JoinError(ErrorCodes.Unavailable, join));
+                if (joins.Count == 5)
+                {
+                    await socket.CloseAsync(CloseCodes.ServiceRestart, "service restart"); // a held room would be joined on the next one
+                }
+            }
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(100);
+        });
+        await client.ConnectAsync();
+
+        var error = await Assert.ThrowsAsync<BridgeException>(() => client.JoinAsync("first").WaitAsync(WaitLimit));
+        Assert.Equal(ErrorCodes.Unavailable, error.Code);
+        using var cts = new CancellationTokenSource(WaitLimit);
+        while (server.Connections < 2)
+        {
+            await Task.Delay(20, cts.Token);
+        }
+
+        await Task.Delay(300); // a sixth try would be sent by now (backoff under 100 ms)
+        Assert.Equal(5, joins.Count);
+    }
+
+    [Fact]
+    public async Task A_room_refused_for_good_while_its_single_join_is_unanswered_is_left_so_the_worker_stops_sending_it()
+    {
+        var frames = new ConcurrentQueue<JsonObject>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var batch = (await socket.ReceiveAsync())!;
+            var refused = new Dictionary<string, object?> { ["code"] = ErrorCodes.Unavailable, ["message"] = "refused", ["ref"] = batch["id"]!.GetValue<string>() };
+            await socket.SendAsync(new() { ["type"] = MessageTypes.Error, ["payload"] = refused }); // naming no room: joined one by one
+            _ = await socket.ReceiveAsync(); // a's single join
+            _ = await socket.ReceiveAsync(); // b's
+            await socket.SendAsync(new()
+            {
+                ["type"] = MessageTypes.Error,
+                ["room"] = "b",
+                ["payload"] = new Dictionary<string, object?> { ["code"] = ErrorCodes.Forbidden, ["message"] = "refused", ["ref"] = batch["id"]!.GetValue<string>() },
+            }); // b's batch entry failed for good after all; b's single join is still unanswered
+            await socket.SendAsync(Joined("a", 1, 0));
+            while (await socket.ReceiveAsync() is { } frame)
+            {
+                frames.Enqueue(frame);
+            }
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o => o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20));
+        var a = client.JoinAsync("a");
+        var b = client.JoinAsync("b");
+        await client.ConnectAsync();
+
+        var error = await Assert.ThrowsAsync<BridgeException>(() => b.WaitAsync(WaitLimit));
+        Assert.Equal(ErrorCodes.Forbidden, error.Code);
+        await a.WaitAsync(WaitLimit);
+        using var cts = new CancellationTokenSource(WaitLimit);
+        while (!frames.Any(f => f["type"]!.GetValue<string>() == MessageTypes.RoomLeave && f["room"]?.GetValue<string>() == "b"))
+        {
+            await Task.Delay(20, cts.Token);
+        }
+    }
+
+    /// <summary>A worker's refusal of a single join: an error naming the room, its ref the join's id.</summary>
+    private static Dictionary<string, object?> JoinError(string code, JsonObject join) => new()
+    {
+        ["type"] = MessageTypes.Error,
+        ["room"] = join["room"]!.GetValue<string>(),
+        ["payload"] = new Dictionary<string, object?> { ["code"] = code, ["message"] = "refused", ["ref"] = join["id"]!.GetValue<string>() },
+    };
+
     private static Dictionary<string, object?> Joined(string room, ulong seq, long replayed, bool truncated = false) => new()
     {
         ["type"] = MessageTypes.RoomJoined,
