@@ -2147,7 +2147,9 @@ var BridgeClient = class _BridgeClient {
    * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
    * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
    * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
-   * `overlapping_join`.
+   * `overlapping_join`. Refused `unavailable` or `rate_limited`, it is tried again with backoff: 5 tries before it
+   * rejects with that code; once resolved, the room is held and its rejoins are tried for as long as it is (each
+   * refusal an `error` event naming it). Any other refusal rejects it, or ends a held room with that `error` event.
    */
   join(room, options = {}) {
     const pattern = isValidPattern(room);
@@ -2180,6 +2182,8 @@ var BridgeClient = class _BridgeClient {
         joinId: void 0,
         batchId: void 0,
         joinAttempts: 0,
+        held: false,
+        unanswered: /* @__PURE__ */ new Set(),
         retryTimer: void 0,
         waiters: []
       };
@@ -2529,6 +2533,7 @@ var BridgeClient = class _BridgeClient {
       _BridgeClient.advance(entry, env.seq);
     }
     entry.joined = true;
+    entry.held = true;
     _BridgeClient.resetJoin(entry);
     if (entry.maxRate !== void 0) entry.position = void 0;
     const result = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
@@ -2590,7 +2595,7 @@ var BridgeClient = class _BridgeClient {
       } else {
         const named = room !== void 0 ? this.rooms.get(room) : void 0;
         const entry = named?.joinId === ref ? named : [...this.rooms.values()].find((r) => r.joinId === ref);
-        if (entry) this.onJoinRefused(entry, code, message);
+        if (entry) this.onJoinRefused(entry, ref, code, message);
       }
     }
     this.emit("error", env);
@@ -2613,8 +2618,8 @@ var BridgeClient = class _BridgeClient {
   }
   /**
    * An error whose `ref` is a batch join of this connection (protocol §4, §12). One that names a room of the batch is
-   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (5
-   * tries, as a single join's) in one batch frame with the batch's other rooms refused so (not one frame each: a
+   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (as
+   * a single join's: {@link mayRetryJoin}) in one batch frame with the batch's other rooms refused so (not one frame each: a
    * NATS outage refuses them all); the batch's other rooms wait for their own answers. One that names no room (a
    * whole-frame error, or any error from a worker that names none) is answered once per batch: `rate_limited` tries
    * the batch's rooms not joined yet again the same way; `too_many_rooms` sends them in two halves (down to single
@@ -2625,7 +2630,10 @@ var BridgeClient = class _BridgeClient {
   onBatchJoinError(batch, room, code, message) {
     if (room !== void 0) {
       const entry = this.rooms.get(room);
-      if (entry?.batchId === batch.id && !batch.again.includes(entry)) this.onBatchEntryRefused(batch, entry, code, message);
+      if (entry?.batchId === batch.id && !batch.again.includes(entry)) {
+        entry.unanswered.delete(batch.id);
+        this.onBatchEntryRefused(batch, entry, code, message);
+      }
       return;
     }
     if (batch.handled) return;
@@ -2643,7 +2651,7 @@ var BridgeClient = class _BridgeClient {
   }
   /** A batch entry's refusal: `unavailable` and `rate_limited` join it again with the batch's others after a backoff. */
   onBatchEntryRefused(batch, entry, code, message) {
-    if (!RETRYABLE_JOIN_ERRORS.includes(code) || ++entry.joinAttempts >= MAX_JOIN_ATTEMPTS) {
+    if (!this.mayRetryJoin(entry, code)) {
       this.failJoin(entry, code, message);
       return;
     }
@@ -2668,21 +2676,38 @@ var BridgeClient = class _BridgeClient {
       else this.joinLater(entry, wait);
     });
   }
-  onJoinRefused(entry, code, message) {
+  onJoinRefused(entry, ref, code, message) {
     entry.joinId = void 0;
-    if (RETRYABLE_JOIN_ERRORS.includes(code) && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
+    entry.unanswered.delete(ref);
+    if (this.mayRetryJoin(entry, code)) {
       this.joinLater(entry, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
       return;
     }
     this.failJoin(entry, code, message);
   }
-  /** Ends a room whose join was refused: it is no longer wanted, and its `join` promises reject with the error. */
+  /**
+   * Counts a refusal of `entry`'s join and says whether it is tried again: `unavailable` and `rate_limited` (the
+   * frame was not acted on) always for a held room, on every connection; for a first join up to
+   * {@link MAX_JOIN_ATTEMPTS} tries. The count is the exponent of the retry's backoff (capped at `maxDelayMs`).
+   */
+  mayRetryJoin(entry, code) {
+    if (!RETRYABLE_JOIN_ERRORS.includes(code)) return false;
+    return ++entry.joinAttempts < MAX_JOIN_ATTEMPTS || entry.held;
+  }
+  /**
+   * Ends a room whose join was refused: it is no longer wanted, and its `join` promises reject with the error. When
+   * another join of it on this connection is still unanswered (the worker may hold it), it is left.
+   */
   failJoin(entry, code, message) {
     this.rooms.delete(entry.name);
+    const mayBeHeld = entry.unanswered.size > 0;
     _BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError(code, message));
     entry.waiters = [];
     this.checkReady();
+    if (mayBeHeld && this.transport?.twoWay && this.stateValue === "open") {
+      this.transport.send({ type: "room.leave", room: entry.name, id: this.newId() });
+    }
   }
   /** Sends `entry`'s single join after `delayMs`, if it is still wanted and not joined on this connection. */
   joinLater(entry, delayMs) {
@@ -2696,6 +2721,7 @@ var BridgeClient = class _BridgeClient {
   /** Forgets the room's join in flight on the current connection and any retry waiting. */
   static resetJoin(entry) {
     entry.joinId = void 0;
+    entry.unanswered.clear();
     entry.batchId = void 0;
     clearTimeout(entry.retryTimer);
     entry.retryTimer = void 0;
@@ -2703,6 +2729,7 @@ var BridgeClient = class _BridgeClient {
   sendJoin(entry) {
     const id = this.newId();
     entry.joinId = id;
+    entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = void 0;
     this.transport?.send({ type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
@@ -2781,6 +2808,7 @@ var BridgeClient = class _BridgeClient {
       entry.retryTimer = void 0;
       entry.joinId = id;
       entry.batchId = id;
+      entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: void 0 });
     t.send(frame);

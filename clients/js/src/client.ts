@@ -45,7 +45,10 @@ const MAX_BATCH_ENTRIES = 1000;
 const BATCH_FRAME_OVERHEAD = 96;
 /** Join errors a later try can mend: the join is sent again after a backoff. */
 const RETRYABLE_JOIN_ERRORS = ['unavailable', 'rate_limited'];
-/** Tries of a join refused with `unavailable` or `rate_limited` before it fails. */
+/**
+ * Tries of a first join (its `join()` still pending) refused with `unavailable` or `rate_limited` before it fails. A
+ * held room (joined once) is tried again for as long as it is held: those refusals say nothing about the room.
+ */
 const MAX_JOIN_ATTEMPTS = 5;
 /**
  * Single joins a batch's fallback sends at once, and then per {@link FALLBACK_INTERVAL_MS}: well within the worker's
@@ -122,7 +125,12 @@ interface RoomEntry {
   joinId: string | undefined;
   /** Id of the batch join the room was sent in on the current connection, until it is joined. */
   batchId: string | undefined;
+  /** Refusals with `unavailable` or `rate_limited` on the current connection: the backoff's exponent. */
   joinAttempts: number;
+  /** Its `join()` resolved once: a retryable refusal of a rejoin never ends it. */
+  held: boolean;
+  /** Ids of its join frames (single or batch) sent on the current connection and not answered for it. */
+  unanswered: Set<string>;
   /** A refused join's retry, waiting for its backoff. */
   retryTimer: ReturnType<typeof setTimeout> | undefined;
   waiters: Array<{ resolve: (r: JoinResult) => void; reject: (e: Error) => void }>;
@@ -316,7 +324,9 @@ export class BridgeClient {
    * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
    * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
    * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
-   * `overlapping_join`.
+   * `overlapping_join`. Refused `unavailable` or `rate_limited`, it is tried again with backoff: 5 tries before it
+   * rejects with that code; once resolved, the room is held and its rejoins are tried for as long as it is (each
+   * refusal an `error` event naming it). Any other refusal rejects it, or ends a held room with that `error` event.
    */
   join(room: string, options: JoinOptions = {}): Promise<JoinResult> {
     const pattern = isValidPattern(room);
@@ -344,7 +354,7 @@ export class BridgeClient {
       entry = {
         name: room, pattern, latest: options.latest === true, maxRate: rate,
         position: rate === undefined ? options.since : undefined,
-        joined: false, joinId: undefined, batchId: undefined, joinAttempts: 0, retryTimer: undefined, waiters: [],
+        joined: false, joinId: undefined, batchId: undefined, joinAttempts: 0, held: false, unanswered: new Set(), retryTimer: undefined, waiters: [],
       };
       this.rooms.set(room, entry);
     }
@@ -722,6 +732,7 @@ export class BridgeClient {
       BridgeClient.advance(entry, env.seq);
     }
     entry.joined = true;
+    entry.held = true;
     BridgeClient.resetJoin(entry);
     if (entry.maxRate !== undefined) entry.position = undefined; // a conflated join resumes with latest, not a position
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
@@ -789,7 +800,7 @@ export class BridgeClient {
       } else {
         const named = room !== undefined ? this.rooms.get(room) : undefined;
         const entry = named?.joinId === ref ? named : [...this.rooms.values()].find((r) => r.joinId === ref);
-        if (entry) this.onJoinRefused(entry, code, message);
+        if (entry) this.onJoinRefused(entry, ref, code, message);
       }
     }
     this.emit('error', env);
@@ -815,8 +826,8 @@ export class BridgeClient {
 
   /**
    * An error whose `ref` is a batch join of this connection (protocol §4, §12). One that names a room of the batch is
-   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (5
-   * tries, as a single join's) in one batch frame with the batch's other rooms refused so (not one frame each: a
+   * that room's join error: the room ends, or for `unavailable` and `rate_limited` is tried again after a backoff (as
+   * a single join's: {@link mayRetryJoin}) in one batch frame with the batch's other rooms refused so (not one frame each: a
    * NATS outage refuses them all); the batch's other rooms wait for their own answers. One that names no room (a
    * whole-frame error, or any error from a worker that names none) is answered once per batch: `rate_limited` tries
    * the batch's rooms not joined yet again the same way; `too_many_rooms` sends them in two halves (down to single
@@ -827,7 +838,10 @@ export class BridgeClient {
   private onBatchJoinError(batch: BatchJoin, room: string | undefined, code: string, message: string): void {
     if (room !== undefined) {
       const entry = this.rooms.get(room);
-      if (entry?.batchId === batch.id && !batch.again.includes(entry)) this.onBatchEntryRefused(batch, entry, code, message);
+      if (entry?.batchId === batch.id && !batch.again.includes(entry)) {
+        entry.unanswered.delete(batch.id);
+        this.onBatchEntryRefused(batch, entry, code, message);
+      }
       return;
     }
     if (batch.handled) return;
@@ -846,7 +860,7 @@ export class BridgeClient {
 
   /** A batch entry's refusal: `unavailable` and `rate_limited` join it again with the batch's others after a backoff. */
   private onBatchEntryRefused(batch: BatchJoin, entry: RoomEntry, code: string, message: string): void {
-    if (!RETRYABLE_JOIN_ERRORS.includes(code) || ++entry.joinAttempts >= MAX_JOIN_ATTEMPTS) {
+    if (!this.mayRetryJoin(entry, code)) {
       this.failJoin(entry, code, message);
       return;
     }
@@ -873,22 +887,40 @@ export class BridgeClient {
     });
   }
 
-  private onJoinRefused(entry: RoomEntry, code: string, message: string): void {
+  private onJoinRefused(entry: RoomEntry, ref: string, code: string, message: string): void {
     entry.joinId = undefined;
-    if (RETRYABLE_JOIN_ERRORS.includes(code) && ++entry.joinAttempts < MAX_JOIN_ATTEMPTS) {
+    entry.unanswered.delete(ref);
+    if (this.mayRetryJoin(entry, code)) {
       this.joinLater(entry, backoffDelay(entry.joinAttempts, this.minDelayMs, this.maxDelayMs, this.random));
       return;
     }
     this.failJoin(entry, code, message);
   }
 
-  /** Ends a room whose join was refused: it is no longer wanted, and its `join` promises reject with the error. */
+  /**
+   * Counts a refusal of `entry`'s join and says whether it is tried again: `unavailable` and `rate_limited` (the
+   * frame was not acted on) always for a held room, on every connection; for a first join up to
+   * {@link MAX_JOIN_ATTEMPTS} tries. The count is the exponent of the retry's backoff (capped at `maxDelayMs`).
+   */
+  private mayRetryJoin(entry: RoomEntry, code: string): boolean {
+    if (!RETRYABLE_JOIN_ERRORS.includes(code)) return false;
+    return ++entry.joinAttempts < MAX_JOIN_ATTEMPTS || entry.held;
+  }
+
+  /**
+   * Ends a room whose join was refused: it is no longer wanted, and its `join` promises reject with the error. When
+   * another join of it on this connection is still unanswered (the worker may hold it), it is left.
+   */
   private failJoin(entry: RoomEntry, code: string, message: string): void {
     this.rooms.delete(entry.name);
+    const mayBeHeld = entry.unanswered.size > 0;
     BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError(code, message));
     entry.waiters = [];
     this.checkReady();
+    if (mayBeHeld && this.transport?.twoWay && this.stateValue === 'open') {
+      this.transport.send({ type: 'room.leave', room: entry.name, id: this.newId() });
+    }
   }
 
   /** Sends `entry`'s single join after `delayMs`, if it is still wanted and not joined on this connection. */
@@ -904,6 +936,7 @@ export class BridgeClient {
   /** Forgets the room's join in flight on the current connection and any retry waiting. */
   private static resetJoin(entry: RoomEntry): void {
     entry.joinId = undefined;
+    entry.unanswered.clear();
     entry.batchId = undefined;
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
@@ -912,6 +945,7 @@ export class BridgeClient {
   private sendJoin(entry: RoomEntry): void {
     const id = this.newId();
     entry.joinId = id;
+    entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
     this.transport?.send({ type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
@@ -995,6 +1029,7 @@ export class BridgeClient {
       entry.retryTimer = undefined;
       entry.joinId = id;
       entry.batchId = id;
+      entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: undefined });
     t.send(frame);
