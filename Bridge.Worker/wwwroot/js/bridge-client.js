@@ -2218,7 +2218,7 @@ var BridgeClient = class _BridgeClient {
     }
     const id = this.newId();
     return new Promise((resolve) => {
-      this.leaves.set(id, { resolve });
+      this.leaves.set(id, { room, resolve });
       if (!t.send({ type: "room.leave", room, id })) {
         this.leaves.delete(id);
         resolve();
@@ -2491,6 +2491,12 @@ var BridgeClient = class _BridgeClient {
         this.onJoined(env);
         return;
       case "room.left":
+        for (const [id, l] of this.leaves) {
+          if (l.room === env.room) {
+            this.leaves.delete(id);
+            l.resolve();
+          }
+        }
         this.emit(env.type, env);
         return;
       case "room.state":

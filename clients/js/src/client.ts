@@ -209,7 +209,7 @@ export class BridgeClient {
   private readonly batches = new Map<string, BatchJoin>();
   /** Sends not yet acknowledged, in the order they were made. */
   private readonly outbox = new Map<string, PendingSend>();
-  private readonly leaves = new Map<string, { resolve: () => void }>();
+  private readonly leaves = new Map<string, { room: string; resolve: () => void }>();
   private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly stateHandlers = new Set<StateHandler>();
@@ -388,7 +388,7 @@ export class BridgeClient {
     }
     const id = this.newId();
     return new Promise<void>((resolve) => {
-      this.leaves.set(id, { resolve });
+      this.leaves.set(id, { room, resolve });
       if (!t.send({ type: 'room.leave', room, id })) {
         this.leaves.delete(id);
         resolve();
@@ -684,6 +684,13 @@ export class BridgeClient {
         this.onJoined(env);
         return;
       case 'room.left':
+        // room.left does not echo the leave's id (protocol §4): it answers the leaves of its room.
+        for (const [id, l] of this.leaves) {
+          if (l.room === env.room) {
+            this.leaves.delete(id);
+            l.resolve();
+          }
+        }
         this.emit(env.type, env);
         return;
       case 'room.state':

@@ -38,6 +38,21 @@ describe('publish and receive', () => {
     });
   }
 
+  test('leave resolves on the worker\'s room.left, and the room\'s messages stop', async () => {
+    const room = uniqueRoom();
+    const a = track(recordingClient(bed.worker1.url));
+    const b = track(recordingClient(bed.worker1.url));
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    await Promise.all([a.client.join(room), b.client.join(room)]);
+    let left = false;
+    a.client.leave(room).then(() => (left = true));
+    await waitFor(() => left, { message: 'leave() resolved while the connection stays open' });
+    await b.client.send('chat.message', room, { n: 1 });
+    await waitFor(() => b.messages.length === 1, { message: 'the other member still gets the room' });
+    await sleep(200);
+    assert.equal(a.messages.length, 0);
+  });
+
   test('binary payloads arrive as bytes over JSON and MessagePack alike', async () => {
     const room = uniqueRoom();
     const json = track(recordingClient(bed.worker1.url, { format: 'json' }));
