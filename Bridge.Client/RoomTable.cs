@@ -332,7 +332,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 // A held room (the application's JoinAsync returned) is never given up for a retryable refusal: it is
                 // retried for as long as the connection lives, and joined again by every later one; only a first join
                 // fails after MaxJoinAttempts.
-                if (error.Code is ErrorCodes.Unavailable or ErrorCodes.RateLimited &&
+                if (IsRetryable(error.Code) &&
                     (++entry.JoinFailures < MaxJoinAttempts || entry.Subscription.Feed.IsHeld))
                 {
                     var delay = Backoff.Delay(options, entry.JoinFailures);
@@ -582,7 +582,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             return () => logger.BatchJoinFailed(batch.Id, code, pending, action);
         }
 
-        if (batch.RetriedLate || code is not (ErrorCodes.Unavailable or ErrorCodes.RateLimited))
+        if (batch.RetriedLate || !IsRetryable(code))
         {
             return null;
         }
@@ -679,4 +679,10 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         /// <summary>Its rooms whose only join in flight is this batch (none sent on its own since).</summary>
         public List<Entry> Waiting() => [.. entries.Where(e => e.Batch == this && e.JoinId == Id)];
     }
+
+    /// <summary>
+    /// The refusals that say nothing about the room itself (the stream could not be read; the frame was not acted on):
+    /// a join refused with one is tried again (protocol.md §12).
+    /// </summary>
+    private static bool IsRetryable(string code) => code is ErrorCodes.Unavailable or ErrorCodes.RateLimited;
 }
