@@ -1,5 +1,6 @@
 using System.Text;
 using Bridge.Contracts;
+using CsCheck;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
 using MessagePack;
@@ -103,31 +104,76 @@ public sealed class CodecTests
         string[] rooms = ["a.b", "a.b", "c", new string("c".AsSpan()), new string('r', 300), "ζ.room", "q\"uote"];
         foreach (var message in EveryTypeInEveryRoom(types, rooms))
         {
-            var plain = new System.Buffers.ArrayBufferWriter<byte>();
-            using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
+            Assert.Equal(Encoding.UTF8.GetString(PlainJsonFrame(message)), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(message)));
+        }
+    }
+
+    [Fact]
+    public void Json_frames_built_into_their_final_array_are_the_bytes_of_writing_each_field_in_turn_for_any_message()
+    {
+        // Frames of checked JSON payloads (and of none) are built straight into their array ("Replay, tenth pass"):
+        // any run of messages, with types and rooms repeated by reference, by equal text in a new string, or new, with
+        // text the default encoder escapes, any seq and time, with or without id and from, must come out as the
+        // writer's field-by-field bytes.
+        var text = Gen.OneOf(Gen.Const("chat.message"), Gen.Const("load.tick"), Gen.Const("é.ü"), Gen.Const("a<b>&'c\"\\"),
+            Gen.Const(new string('t', 300)), Gen.String[Gen.Char[' ', '\u0400'], 1, 12]);
+        var payload = Gen.OneOf(Gen.Const((string?)null), Gen.Const<string?>("""{"text":"hi","n":[1,-2,3.5]}"""), Gen.Const<string?>("0"),
+            Gen.Const<string?>("\"\\u00e9\\n\""), Gen.Const<string?>("[]"), Gen.Const<string?>("""{"ζ":{"a":null,"b":true}}"""),
+            Gen.String[Gen.Char[' ', '\u0400'], 0, 20].Select(s => (string?)System.Text.Json.JsonSerializer.Serialize(s)));
+        var optional = Gen.OneOf(Gen.Const((string?)null), text.Select(s => (string?)s));
+        var message = Gen.Select(Gen.Int[0, 3], Gen.Int[0, 3], Gen.Bool, optional, optional, Gen.ULong, Gen.Long, payload);
+        Gen.Select(text.Array[4], text.Array[4], message.Array[1, 12]).Sample((types, rooms, messages) =>
+        {
+            foreach (var (type, room, copy, id, from, seq, ts, body) in messages)
             {
-                writer.WriteStartObject();
-                writer.WriteString("type", message.Type);
-                writer.WriteString("room", message.Room);
-                if (message.Id is { } id)
+                var m = new RoomMessage
                 {
-                    writer.WriteString("id", id);
-                }
+                    Type = copy ? new string(types[type].AsSpan()) : types[type],
+                    Room = rooms[room],
+                    Id = id,
+                    From = from,
+                    Seq = seq,
+                    Timestamp = ts,
+                    PayloadKind = body is null ? PayloadKind.None : PayloadKind.Json,
+                    Payload = body is null ? default : Encoding.UTF8.GetBytes(body),
+                    PayloadChecked = true,
+                };
+                Assert.Equal(Encoding.UTF8.GetString(PlainJsonFrame(m)), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(m)));
+            }
+        }, iter: 2_000);
+    }
 
-                writer.WriteNumber("seq", message.Seq);
-                writer.WriteNumber("ts", message.Timestamp);
-                if (message.From is { } from)
-                {
-                    writer.WriteString("from", from);
-                }
-
-                writer.WritePropertyName("payload");
-                writer.WriteRawValue(message.Payload.Span);
-                writer.WriteEndObject();
+    // A message frame written field by field with Utf8JsonWriter's own writes: the wire bytes of docs/protocol.md §2.
+    private static byte[] PlainJsonFrame(RoomMessage message)
+    {
+        var plain = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type", message.Type);
+            writer.WriteString("room", message.Room);
+            if (message.Id is { } id)
+            {
+                writer.WriteString("id", id);
             }
 
-            Assert.Equal(Encoding.UTF8.GetString(plain.WrittenSpan), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(message)));
+            writer.WriteNumber("seq", message.Seq);
+            writer.WriteNumber("ts", message.Timestamp);
+            if (message.From is { } from)
+            {
+                writer.WriteString("from", from);
+            }
+
+            if (message.PayloadKind == PayloadKind.Json)
+            {
+                writer.WritePropertyName("payload");
+                writer.WriteRawValue(message.Payload.Span);
+            }
+
+            writer.WriteEndObject();
         }
+
+        return plain.WrittenSpan.ToArray();
     }
 
     [Fact]

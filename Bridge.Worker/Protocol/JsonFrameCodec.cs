@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Bridge.Contracts;
@@ -177,8 +178,40 @@ internal sealed class JsonFrameCodec : IFrameCodec
         };
     }
 
+    // The pieces of a message frame after its start, as Utf8JsonWriter writes them (minimized).
+    private static ReadOnlySpan<byte> IdPart => ",\"id\":\""u8;
+
+    private static ReadOnlySpan<byte> SeqPart => ",\"seq\":"u8;
+
+    private static ReadOnlySpan<byte> TsPart => ",\"ts\":"u8;
+
+    private static ReadOnlySpan<byte> FromPart => ",\"from\":\""u8;
+
+    private static ReadOnlySpan<byte> PayloadPart => ",\"payload\":"u8;
+
+    // The frame start (`{"type":…,"room":…`) this thread wrote last, for that type and room string (by reference): a
+    // replay frames one type in one room, so it is written once ("Replay, tenth pass (issue 14)").
+    [ThreadStatic]
+    private static string? t_startType;
+
+    [ThreadStatic]
+    private static string? t_startRoom;
+
+    [ThreadStatic]
+    private static byte[]? t_start;
+
+    // Longer types or rooms are not remembered (as EnvelopeWriter's memo): rare, and the memo would keep them alive.
+    private const int StartMaxLength = 256;
+
     public byte[] EncodeMessage(RoomMessage message)
     {
+        // A checked JSON payload or none (every replayed or live message a backend stored as JSON): built straight into
+        // the frame's array. Anything else (binary, MessagePack, a payload made elsewhere) goes through the writer.
+        if (message.PayloadKind == PayloadKind.None || (message.PayloadKind == PayloadKind.Json && message.PayloadChecked && !message.Payload.IsEmpty))
+        {
+            return EncodePlain(message);
+        }
+
         var writer = RentWriter(out var buffer);
         EnvelopeWriter.WriteStart(writer, message.Type, message.Room, message.Id);
         writer.WriteNumber(SeqKey, message.Seq);
@@ -217,6 +250,82 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
         writer.WriteEndObject();
         return Complete(writer, buffer);
+    }
+
+    /// <summary>
+    /// A message frame with a JSON payload or none, written into an array of its final size: the bytes the writer path
+    /// writes (the start by that path itself, the rest as Utf8JsonWriter writes each piece: numbers in their shortest
+    /// decimal form, strings escaped by the default encoder), without the thread's buffer and the copy out of it.
+    /// </summary>
+    private static byte[] EncodePlain(RoomMessage message)
+    {
+        var start = StartOf(message.Type, message.Room);
+        var id = message.Id is null ? default : JsonEncodedText.Encode(message.Id).EncodedUtf8Bytes;
+        var from = message.From is null ? default : JsonEncodedText.Encode(message.From).EncodedUtf8Bytes;
+        Span<byte> seq = stackalloc byte[20];
+        Utf8Formatter.TryFormat(message.Seq, seq, out var seqLength);
+        Span<byte> ts = stackalloc byte[20];
+        Utf8Formatter.TryFormat(message.Timestamp, ts, out var tsLength);
+        var payload = message.Payload.Span;
+        var length = start.Length + SeqPart.Length + seqLength + TsPart.Length + tsLength + 1 +
+                     (message.Id is null ? 0 : IdPart.Length + id.Length + 1) +
+                     (message.From is null ? 0 : FromPart.Length + from.Length + 1) +
+                     (message.PayloadKind == PayloadKind.None ? 0 : PayloadPart.Length + payload.Length);
+        var frame = GC.AllocateUninitializedArray<byte>(length);
+        var rest = frame.AsSpan();
+        Put(ref rest, start);
+        if (message.Id is not null)
+        {
+            Put(ref rest, IdPart);
+            Put(ref rest, id);
+            Put(ref rest, "\""u8);
+        }
+
+        Put(ref rest, SeqPart);
+        Put(ref rest, seq[..seqLength]);
+        Put(ref rest, TsPart);
+        Put(ref rest, ts[..tsLength]);
+        if (message.From is not null)
+        {
+            Put(ref rest, FromPart);
+            Put(ref rest, from);
+            Put(ref rest, "\""u8);
+        }
+
+        if (message.PayloadKind != PayloadKind.None)
+        {
+            Put(ref rest, PayloadPart);
+            Put(ref rest, payload);
+        }
+
+        Put(ref rest, "}"u8);
+        return frame;
+    }
+
+    private static void Put(ref Span<byte> rest, scoped ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(rest);
+        rest = rest[bytes.Length..];
+    }
+
+    // `{"type":…,"room":…` for this type and room, as the writer path writes it (EnvelopeWriter.WriteStart).
+    private static ReadOnlySpan<byte> StartOf(string type, string room)
+    {
+        if (ReferenceEquals(type, t_startType) && ReferenceEquals(room, t_startRoom))
+        {
+            return t_start;
+        }
+
+        var writer = RentWriter(out var buffer);
+        EnvelopeWriter.WriteStart(writer, type, room, null);
+        writer.Flush();
+        var start = buffer.WrittenSpan.ToArray();
+        if (type.Length <= StartMaxLength && room.Length <= StartMaxLength)
+        {
+            (t_startType, t_startRoom, t_start) = (type, room, start);
+        }
+
+        return start;
     }
 
     public byte[] EncodeControl(ControlFrame frame)
