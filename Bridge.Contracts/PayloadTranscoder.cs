@@ -202,13 +202,27 @@ public static class PayloadTranscoder
         // pass, without a document or strings (a replay to a MessagePack client transcodes every message:
         // docs/benchmarks.md, "MessagePack replay transcoding (issue 14)"). Anything else is read as a document, which
         // throws (or, for names the pass cannot compare, writes it).
-        if ((stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json.Span)) && TryStreamJsonAsMessagePack(json.Span, ref writer))
+        if ((stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json.Span)) && TryStreamJsonAsMessagePack(json.Span, ref writer, intoArray: false, out _))
         {
             return;
         }
 
         using var document = JsonDocument.Parse(json, UniqueNames);
         WriteElement(document.RootElement, ref writer);
+    }
+
+    /// <summary>
+    /// The MessagePack form of <paramref name="json"/> (the bytes <see cref="WriteJsonAsMessagePack"/> writes) when it is
+    /// a value <see cref="IsValidJson"/> accepts whose names this pass can compare (none twice, none escaped, at most 32
+    /// open at once: nearly every payload); null otherwise, when nothing is decided (the caller checks it as usual). One
+    /// reader pass for both the check and the transcoding: a reader that knows its message goes to a MessagePack member
+    /// reads a stored payload once, not once to check it and once to transcode it ("Replay, tenth pass (issue 14)").
+    /// </summary>
+    /// <param name="json">The value, UTF-8, not yet checked.</param>
+    public static byte[]? TryJsonToMessagePack(ReadOnlySpan<byte> json)
+    {
+        var none = default(MessagePackWriter);
+        return UnicodeText.HasOnlyUnicodeStrings(json) && TryStreamJsonAsMessagePack(json, ref none, intoArray: true, out var value) ? value : null;
     }
 
     // The header of a map32 and of an array32 with a count of 0: a container's placeholder until its count is known.
@@ -228,10 +242,12 @@ public static class PayloadTranscoder
     /// with its count, known only at its end), then to <paramref name="target"/> with each container's shortest header
     /// in its place, so the bytes are those of the document path. False, with nothing written to
     /// <paramref name="target"/>, for a value this pass refuses or cannot decide (an escaped name, more names than it
-    /// compares): the caller reads it as a document.
+    /// compares): the caller reads it as a document. With <paramref name="intoArray"/>, the value goes into a new array of
+    /// its size instead (<paramref name="value"/>; <paramref name="target"/> is not used).
     /// </summary>
-    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target)
+    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target, bool intoArray, out byte[]? value)
     {
+        value = null;
         var scratch = t_scratch ??= new ArrayBufferWriter<byte>(256);
         scratch.ResetWrittenCount();
         // Each container in the order it opens: where its placeholder is in scratch, then its count of entries.
@@ -317,24 +333,31 @@ public static class PayloadTranscoder
 
             writer.Flush();
             var bytes = scratch.WrittenSpan;
+            // Each placeholder gives way to its container's shortest header (as MessagePackWriter writes them).
+            var size = bytes.Length;
+            for (var i = 0; i < count; i++)
+            {
+                size -= Map32Placeholder.Length - HeaderLength(containers[(i * 2) + 1]);
+            }
+
+            var output = intoArray ? (value = GC.AllocateUninitializedArray<byte>(size)) : target.GetSpan(size);
             var from = 0;
+            var to = 0;
             for (var i = 0; i < count; i++)
             {
                 var at = containers[i * 2];
-                target.WriteRaw(bytes[from..at]);
-                if (bytes[at] == MessagePackCode.Map32)
-                {
-                    target.WriteMapHeader(containers[(i * 2) + 1]);
-                }
-                else
-                {
-                    target.WriteArrayHeader(containers[(i * 2) + 1]);
-                }
-
+                bytes[from..at].CopyTo(output[to..]);
+                to += at - from;
+                to += WriteHeader(output[to..], bytes[at] == MessagePackCode.Map32, containers[(i * 2) + 1]);
                 from = at + Map32Placeholder.Length;
             }
 
-            target.WriteRaw(bytes[from..]);
+            bytes[from..].CopyTo(output[to..]);
+            if (!intoArray)
+            {
+                target.Advance(size);
+            }
+
             return true;
         }
         catch (JsonException)
@@ -353,6 +376,29 @@ public static class PayloadTranscoder
                 t_scratch = null;
             }
         }
+    }
+
+    private static int HeaderLength(int count) => count <= 15 ? 1 : count <= ushort.MaxValue ? 3 : 5;
+
+    // A map's or array's header of count entries, in its shortest form: fixmap/fixarray, map16/array16 or map32/array32.
+    private static int WriteHeader(Span<byte> output, bool map, int count)
+    {
+        if (count <= 15)
+        {
+            output[0] = (byte)((map ? MessagePackCode.MinFixMap : MessagePackCode.MinFixArray) | count);
+            return 1;
+        }
+
+        if (count <= ushort.MaxValue)
+        {
+            output[0] = map ? MessagePackCode.Map16 : MessagePackCode.Array16;
+            BinaryPrimitives.WriteUInt16BigEndian(output[1..], (ushort)count);
+            return 3;
+        }
+
+        output[0] = map ? MessagePackCode.Map32 : MessagePackCode.Array32;
+        BinaryPrimitives.WriteUInt32BigEndian(output[1..], (uint)count);
+        return 5;
     }
 
     /// <summary>
