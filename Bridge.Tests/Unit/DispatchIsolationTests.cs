@@ -173,7 +173,7 @@ public sealed class DispatchIsolationTests : IDisposable
             Assert.Equal(plain.PayloadKind, framed.PayloadKind);
             Assert.Equal(Convert.ToHexString(plain.GetFrame(MessagePackFrameCodec.Instance) ?? []), Convert.ToHexString(framed.GetFrame(MessagePackFrameCodec.Instance) ?? []));
             Assert.Equal(Convert.ToHexString(plain.GetFrame(JsonFrameCodec.Instance) ?? []), Convert.ToHexString(framed.GetFrame(JsonFrameCodec.Instance) ?? []));
-            if (!framed.MessagePackPayload.IsEmpty)
+            if (framed.MessagePackPayload is not null)
             {
                 Interlocked.Increment(ref transcoded);
             }

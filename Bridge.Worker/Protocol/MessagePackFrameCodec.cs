@@ -150,9 +150,9 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         {
             case PayloadKind.Json:
                 writer.WriteRaw(PayloadKey);
-                if (!message.MessagePackPayload.IsEmpty)
+                if (message.MessagePackPayload is { } transcoded)
                 {
-                    writer.WriteRaw(message.MessagePackPayload.Span); // transcoded where it entered
+                    writer.WriteRaw(transcoded); // transcoded where it entered
                     break;
                 }
 
