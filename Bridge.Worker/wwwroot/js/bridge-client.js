@@ -2148,7 +2148,9 @@ var BridgeClient = class _BridgeClient {
    * Joins a room or a room pattern (now, or when connected) and keeps it joined across reconnects, resuming from its
    * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
    * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
-   * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
+   * with `room.joined`. The joins of one tick on an open connection go out together in batch `room.join` frames
+   * (protocol §4), each promise settled by its own room's answer; a join alone in its tick is a single join. A join
+   * that shares rooms with one held (a room and a pattern matching it) rejects with
    * `overlapping_join`. Refused `unavailable` or `rate_limited`, it is tried again with backoff: 5 tries before it
    * rejects with that code; once resolved, the room is held and its rejoins are tried for as long as it is (each
    * refusal an `error` event naming it). Any other refusal rejects it, or ends a held room with that `error` event.
