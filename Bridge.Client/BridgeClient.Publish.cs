@@ -18,8 +18,10 @@ public sealed partial class BridgeClient
     /// </summary>
     /// <exception cref="ArgumentException">The room name or <paramref name="type"/> is malformed, <paramref name="type"/>
     /// is reserved (docs/protocol.md §2), or <paramref name="id"/> is not a valid id.</exception>
-    /// <exception cref="BridgeException">Client-side: <c>frame_too_big</c> (over <see cref="BridgeClientOptions.MaxFrameBytes"/>),
-    /// <c>queue_full</c>, <c>duplicate_id</c> (a publish with this id is still waiting), or the code the client closed
+    /// <exception cref="BridgeException">Client-side: <c>frame_too_big</c> (over <see cref="BridgeClientOptions.MaxFrameBytes"/>,
+    /// or over the worker's smaller <c>maxFrameBytes</c> from its <c>welcome</c>: never sent, since the worker would close
+    /// the connection with 1009; a publish queued before the welcome fails when it is due, the publishes behind it
+    /// going out as usual), <c>queue_full</c>, <c>duplicate_id</c> (a publish with this id is still waiting), or the code the client closed
     /// with (<c>unauthorized</c>, <c>closed</c>). From the server: its error code (<c>forbidden</c>, <c>invalid_type</c>...,
     /// or <c>publish_failed</c> / <c>rate_limited</c> after <see cref="BridgeClientOptions.MaxPublishAttempts"/> tries).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
@@ -82,11 +84,6 @@ public sealed partial class BridgeClient
         }
 
         var frame = FrameCodec.Encode(new OutboundFrame(type, room, id, json, binary, messagePack), _options.Format);
-        if (frame.Length > _options.MaxFrameBytes)
-        {
-            throw new BridgeException("frame_too_big", $"the frame is {frame.Length} bytes, over MaxFrameBytes ({_options.MaxFrameBytes})", id);
-        }
-
         ThrowIfClosed();
         var publish = new PendingPublish(room, id, frame);
         _outbox.Add(publish);

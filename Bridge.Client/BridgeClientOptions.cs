@@ -86,10 +86,10 @@ public sealed class BridgeClientOptions
     /// <summary><c>publish_failed</c> / <c>rate_limited</c> answers retried (same id) before the publish fails. Default 5.</summary>
     public int MaxPublishAttempts { get; set; } = 5;
 
-    /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB); a larger
-    /// publish throws <c>frame_too_big</c> before it is queued. Batch joins on a new connection (docs/protocol.md §4)
-    /// stay within it too, and within the worker's own limit when its <c>welcome</c> announces a smaller
-    /// <c>maxFrameBytes</c>.</summary>
+    /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB), or the worker's own
+    /// limit when its <c>welcome</c> announces a smaller <c>maxFrameBytes</c> (a larger frame: it closes with 1009).
+    /// A larger publish throws <c>frame_too_big</c> and is never sent: before it is queued, or (queued before the
+    /// welcome said the worker's limit) when it is due. Batch joins (docs/protocol.md §4) stay within it too.</summary>
     public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
     /// <summary>

@@ -240,7 +240,13 @@ internal sealed class Connection : IDisposable
 /// What the server said in <c>welcome</c> (docs/protocol.md §4). <see cref="MaxFrameBytes"/> and
 /// <see cref="MaxRoomsPerConnection"/>: the worker's limits (positive), null from a worker that does not announce them.
 /// </summary>
-internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User, int? MaxFrameBytes = null, int? MaxRoomsPerConnection = null);
+internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User, int? MaxFrameBytes = null, int? MaxRoomsPerConnection = null)
+{
+    /// <summary>The largest frame the client sends on this connection: <paramref name="own"/>
+    /// (<see cref="BridgeClientOptions.MaxFrameBytes"/>), or the worker's <see cref="MaxFrameBytes"/> when smaller
+    /// (a larger frame: the worker closes with 1009).</summary>
+    public int FrameLimit(int own) => Math.Min(own, MaxFrameBytes ?? own);
+}
 
 /// <summary>How a connection (or an attempt) ended.</summary>
 internal sealed class EndInfo

@@ -211,7 +211,7 @@ internal sealed class ConnectionLoop
             await WaitForLiveJoinsAsync(connection, liveJoins).ConfigureAwait(false);
             if (!connection.Token.IsCancellationRequested)
             {
-                _outbox.Attach(connection);
+                _outbox.Attach(connection, welcome);
                 _status.Ready(connection);
                 ready = true;
             }

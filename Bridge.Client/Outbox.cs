@@ -23,6 +23,8 @@ internal sealed class PendingPublish(string room, string id, byte[] frame)
 /// The publishes waiting for their ack, oldest first, bounded by <see cref="BridgeClientOptions.MaxQueuedPublishes"/>.
 /// It sends each on the ready connection once (in order, under its lock), again on every new connection until the
 /// ack comes, and again after a retryable refusal, always with the same id, so the server stores it once (§9).
+/// It also owns the frame limit publishes are held to: <see cref="BridgeClientOptions.MaxFrameBytes"/>, or the
+/// worker's smaller one from the last <c>welcome</c>.
 /// </summary>
 internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 {
@@ -34,6 +36,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     // The connection publishes go out on: set once it is ready (welcomed, live rooms joined).
     private Connection? _connection;
     private BridgeException? _closed;
+
+    // The largest publish frame sent: the option until a welcome says the worker's (Attach), then the last one's.
+    private int _frameLimit = options.MaxFrameBytes;
 
     public int Count
     {
@@ -47,7 +52,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>Queues a publish and sends it at once when a connection is ready. Throws <see cref="BridgeException"/>
-    /// <c>duplicate_id</c>, <c>queue_full</c>, or the code the client closed with.</summary>
+    /// <c>frame_too_big</c>, <c>duplicate_id</c>, <c>queue_full</c>, or the code the client closed with.</summary>
     public void Add(PendingPublish publish)
     {
         lock (_lock)
@@ -55,6 +60,11 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             if (_closed is { } closed)
             {
                 throw closed.Again(publish.Id);
+            }
+
+            if (TooBigLocked(publish) is { } tooBig)
+            {
+                throw tooBig;
             }
 
             if (_byId.ContainsKey(publish.Id))
@@ -85,12 +95,14 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
     }
 
-    /// <summary>The connection is ready: sends everything waiting on it, oldest first.</summary>
-    public void Attach(Connection connection)
+    /// <summary>The connection is ready: sends everything waiting on it, oldest first, within the frame limit its
+    /// <paramref name="welcome"/> makes.</summary>
+    public void Attach(Connection connection, WelcomeInfo welcome)
     {
         lock (_lock)
         {
             _connection = connection;
+            _frameLimit = welcome.FrameLimit(options.MaxFrameBytes);
             FlushLocked();
         }
     }
@@ -211,7 +223,10 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
     }
 
-    /// <summary>Sends every publish not yet sent on the ready connection, oldest first (one FIFO, under the lock: in order).</summary>
+    /// <summary>
+    /// Sends every publish not yet sent on the ready connection, oldest first (one FIFO, under the lock: in order). One
+    /// over the frame limit (queued before the welcome said the worker's) fails with <c>frame_too_big</c> instead.
+    /// </summary>
     private void FlushLocked()
     {
         if (_connection is not { } connection)
@@ -220,8 +235,21 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
 
         var now = _time.GetTimestamp();
-        foreach (var entry in _queue)
+        for (var node = _queue.First; node is not null;)
         {
+            var entry = node.Value;
+            var next = node.Next;
+            if (TooBigLocked(entry.Publish) is { } tooBig)
+            {
+                _byId.Remove(entry.Publish.Id);
+                _queue.Remove(node);
+                logger.PublishFailed(entry.Publish.Id, entry.Publish.Room, tooBig.Code);
+                entry.Publish.Completion.TrySetException(tooBig); // continuations run asynchronously: not under the lock
+                node = next;
+                continue;
+            }
+
+            node = next;
             if (entry.SentEpoch == connection.Epoch || entry.RetryAt is not null)
             {
                 continue;
@@ -232,6 +260,18 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             entry.SentAt = now;
             entry.EverSent = true;
         }
+    }
+
+    /// <summary><c>frame_too_big</c> when <paramref name="publish"/>'s frame is over the frame limit, else null.</summary>
+    private BridgeException? TooBigLocked(PendingPublish publish)
+    {
+        if (publish.Frame.Length <= _frameLimit)
+        {
+            return null;
+        }
+
+        var whose = _frameLimit < options.MaxFrameBytes ? "the worker's maxFrameBytes" : "MaxFrameBytes";
+        return new BridgeException("frame_too_big", $"the frame is {publish.Frame.Length} bytes, over {whose} ({_frameLimit})", publish.Id);
     }
 
     /// <summary>A queued publish and its send state; guarded by the outbox's lock.</summary>

@@ -108,7 +108,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
         {
             _connection = connection;
             _batchEntries = Math.Min(MaxBatchEntries, welcome.MaxRoomsPerConnection ?? MaxBatchEntries);
-            _batchBytes = Math.Min(options.MaxFrameBytes, welcome.MaxFrameBytes ?? options.MaxFrameBytes);
+            _batchBytes = welcome.FrameLimit(options.MaxFrameBytes);
             SendBatchJoinsLocked(connection, [.. _rooms.Values]);
             foreach (var entry in _rooms.Values)
             {

@@ -2044,6 +2044,8 @@ var BridgeClient = class _BridgeClient {
     __publicField(this, "batches", /* @__PURE__ */ new Map());
     /** Sends not yet acknowledged, in the order they were made. */
     __publicField(this, "outbox", /* @__PURE__ */ new Map());
+    /** Rooms whose `join()` on the open connection waits for the end of the tick, to go out in batch frames together. */
+    __publicField(this, "tickJoins", /* @__PURE__ */ new Set());
     __publicField(this, "leaves", /* @__PURE__ */ new Map());
     __publicField(this, "syncs", /* @__PURE__ */ new Map());
     __publicField(this, "handlers", /* @__PURE__ */ new Map());
@@ -2146,7 +2148,9 @@ var BridgeClient = class _BridgeClient {
    * Joins a room or a room pattern (now, or when connected) and keeps it joined across reconnects, resuming from its
    * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
    * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
-   * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
+   * with `room.joined`. The joins of one tick on an open connection go out together in batch `room.join` frames
+   * (protocol §4), each promise settled by its own room's answer; a join alone in its tick is a single join. A join
+   * that shares rooms with one held (a room and a pattern matching it) rejects with
    * `overlapping_join`. Refused `unavailable` or `rate_limited`, it is tried again with backoff: 5 tries before it
    * rejects with that code; once resolved, the room is held and its rejoins are tried for as long as it is (each
    * refusal an `error` event naming it). Any other refusal rejects it, or ends a held room with that `error` event.
@@ -2195,7 +2199,7 @@ var BridgeClient = class _BridgeClient {
     const result = new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
     if (this.transport && this.stateValue === "open") {
       if (this.transport.twoWay) {
-        if (!entry.joinId) this.sendJoin(entry);
+        if (!entry.joinId) this.joinThisTick(entry);
       } else if (isNew) {
         this.transport.roomsChanged();
       }
@@ -2228,7 +2232,10 @@ var BridgeClient = class _BridgeClient {
   /**
    * Publishes `payload` (any JSON value, or a Uint8Array for binary) to `room` as `type`. Resolves with the `ack`
    * once the message is stored. Offline, the send waits in a bounded queue; it is (re)sent in order after each
-   * reconnect with the same id, so the server stores it once (protocol §9).
+   * reconnect with the same id, so the server stores it once (protocol §9). A frame over `maxFrameBytes`, or over the
+   * worker's smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would
+   * close the connection with 1009): at once when the limit is known, else (queued before the welcome) when it is
+   * due, the sends behind it going out as usual.
    */
   send(type, room, payload, options = {}) {
     if (!isPublishableType(type)) return Promise.reject(new BridgeError("invalid_type", `'${type}' cannot be published`));
@@ -2243,12 +2250,11 @@ var BridgeClient = class _BridgeClient {
       return Promise.reject(new BridgeError("queue_full", `${this.maxQueue} sends are already waiting for their ack`));
     }
     const frame = { type, room, id, payload };
-    const size = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
-    if (size > this.maxFrameBytes) {
-      return Promise.reject(new BridgeError("frame_too_big", `frame of ${size} bytes is over ${this.maxFrameBytes}`));
-    }
+    const bytes = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
+    const tooBig = this.tooBig(bytes, id);
+    if (tooBig) return Promise.reject(tooBig);
     return new Promise((resolve, reject) => {
-      this.outbox.set(id, { frame, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: void 0, ackTimer: void 0 });
+      this.outbox.set(id, { frame, bytes, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: void 0, ackTimer: void 0 });
       if (this.ready) this.flush();
     });
   }
@@ -2749,20 +2755,51 @@ var BridgeClient = class _BridgeClient {
     if (entry.position !== void 0) return { since: entry.position };
     return entry.latest ? { latest: true } : void 0;
   }
+  /** A limit the last `welcome` says (a positive integer), or infinity when it says none (older workers do not). */
+  welcomeLimit(name) {
+    const v = this.welcomePayload?.[name];
+    return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
+  }
+  /**
+   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the last `welcome` when
+   * smaller (a larger frame: the worker closes with 1009).
+   */
+  frameLimit() {
+    return Math.min(this.maxFrameBytes, this.welcomeLimit("maxFrameBytes"));
+  }
+  /** The `frame_too_big` error of a publish of `bytes` with `id`, or undefined when it is within {@link frameLimit}. */
+  tooBig(bytes, id) {
+    const limit = this.frameLimit();
+    if (bytes <= limit) return void 0;
+    const whose = limit < this.maxFrameBytes ? "the worker's maxFrameBytes" : "maxFrameBytes";
+    return new BridgeError("frame_too_big", `frame of ${bytes} bytes is over ${whose} (${limit})`, id);
+  }
   /**
    * The bounds of one batch frame on this connection: entries at most {@link MAX_BATCH_ENTRIES} and the worker's
-   * `maxRoomsPerConnection`, bytes at most `maxFrameBytes` and the worker's `maxFrameBytes` (both from `welcome`, when
-   * the worker says them: older workers do not).
+   * `maxRoomsPerConnection` (from `welcome`), bytes at most {@link frameLimit}.
    */
   batchLimits() {
-    const limit = (name) => {
-      const v = this.welcomePayload?.[name];
-      return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
-    };
     return {
-      entries: Math.min(MAX_BATCH_ENTRIES, limit("maxRoomsPerConnection")),
-      bytes: Math.min(this.maxFrameBytes, limit("maxFrameBytes"))
+      entries: Math.min(MAX_BATCH_ENTRIES, this.welcomeLimit("maxRoomsPerConnection")),
+      bytes: this.frameLimit()
     };
+  }
+  /**
+   * Joins `entry` on the open connection at the end of the tick (a microtask), in batch frames with the other rooms
+   * whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a new
+   * connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single join.
+   */
+  joinThisTick(entry) {
+    if (this.tickJoins.size === 0) {
+      const epoch = this.epoch;
+      queueMicrotask(() => {
+        const entries = [...this.tickJoins];
+        this.tickJoins.clear();
+        if (epoch !== this.epoch) return;
+        this.sendBatchJoins(entries.filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId));
+      });
+    }
+    this.tickJoins.add(entry);
   }
   /** A batch entry: the room and the arguments its single join would send. */
   static batchEntry(entry) {
@@ -2820,10 +2857,21 @@ var BridgeClient = class _BridgeClient {
     t.send(frame);
   }
   // ---- publishing --------------------------------------------------------------------------------------
-  /** Sends every unsent publish, oldest first, over the open transport. */
+  /**
+   * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
+   * (queued before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   */
   flush() {
     const t = this.transport;
     if (!t || !this.ready) return;
+    for (const p of this.outbox.values()) {
+      const tooBig = this.tooBig(p.bytes, p.frame.id);
+      if (!tooBig) continue;
+      this.outbox.delete(p.frame.id);
+      clearTimeout(p.retryTimer);
+      clearTimeout(p.ackTimer);
+      p.reject(tooBig);
+    }
     if (!t.twoWay) {
       void this.pumpHttp(t, this.epoch);
       return;

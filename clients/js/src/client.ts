@@ -151,6 +151,8 @@ interface BatchJoin {
 
 interface PendingSend {
   frame: OutboundFrame & { id: string; room: string };
+  /** Its size on the wire, the larger of its JSON and its format's encoding: checked against {@link frameLimit}. */
+  bytes: number;
   resolve: (ack: Ack) => void;
   reject: (e: Error) => void;
   /** Connection epoch it was last sent on; -1 when it still has to be (re)sent. */
@@ -209,6 +211,8 @@ export class BridgeClient {
   private readonly batches = new Map<string, BatchJoin>();
   /** Sends not yet acknowledged, in the order they were made. */
   private readonly outbox = new Map<string, PendingSend>();
+  /** Rooms whose `join()` on the open connection waits for the end of the tick, to go out in batch frames together. */
+  private readonly tickJoins = new Set<RoomEntry>();
   private readonly leaves = new Map<string, { room: string; resolve: () => void }>();
   private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
   private readonly handlers = new Map<string, Set<Handler>>();
@@ -323,7 +327,9 @@ export class BridgeClient {
    * Joins a room or a room pattern (now, or when connected) and keeps it joined across reconnects, resuming from its
    * last seq (a pattern's position is a stream seq too). `since` resumes from a position the application kept (e.g. in
    * storage); `latest` sends each room's current value first; `maxRate` conflates ({@link JoinOptions}). Resolves
-   * with `room.joined`. A join that shares rooms with one held (a room and a pattern matching it) rejects with
+   * with `room.joined`. The joins of one tick on an open connection go out together in batch `room.join` frames
+   * (protocol §4), each promise settled by its own room's answer; a join alone in its tick is a single join. A join
+   * that shares rooms with one held (a room and a pattern matching it) rejects with
    * `overlapping_join`. Refused `unavailable` or `rate_limited`, it is tried again with backoff: 5 tries before it
    * rejects with that code; once resolved, the room is held and its rejoins are tried for as long as it is (each
    * refusal an `error` event naming it). Any other refusal rejects it, or ends a held room with that `error` event.
@@ -364,7 +370,7 @@ export class BridgeClient {
     const result = new Promise<JoinResult>((resolve, reject) => entry!.waiters.push({ resolve, reject }));
     if (this.transport && this.stateValue === 'open') {
       if (this.transport.twoWay) {
-        if (!entry.joinId) this.sendJoin(entry);
+        if (!entry.joinId) this.joinThisTick(entry);
       } else if (isNew) {
         this.transport.roomsChanged();
       }
@@ -399,7 +405,10 @@ export class BridgeClient {
   /**
    * Publishes `payload` (any JSON value, or a Uint8Array for binary) to `room` as `type`. Resolves with the `ack`
    * once the message is stored. Offline, the send waits in a bounded queue; it is (re)sent in order after each
-   * reconnect with the same id, so the server stores it once (protocol §9).
+   * reconnect with the same id, so the server stores it once (protocol §9). A frame over `maxFrameBytes`, or over the
+   * worker's smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would
+   * close the connection with 1009): at once when the limit is known, else (queued before the welcome) when it is
+   * due, the sends behind it going out as usual.
    */
   send(type: string, room: string, payload?: unknown, options: { id?: string } = {}): Promise<Ack> {
     if (!isPublishableType(type)) return Promise.reject(new BridgeError('invalid_type', `'${type}' cannot be published`));
@@ -414,12 +423,11 @@ export class BridgeClient {
       return Promise.reject(new BridgeError('queue_full', `${this.maxQueue} sends are already waiting for their ack`));
     }
     const frame = { type, room, id, payload };
-    const size = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
-    if (size > this.maxFrameBytes) {
-      return Promise.reject(new BridgeError('frame_too_big', `frame of ${size} bytes is over ${this.maxFrameBytes}`));
-    }
+    const bytes = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
+    const tooBig = this.tooBig(bytes, id);
+    if (tooBig) return Promise.reject(tooBig);
     return new Promise<Ack>((resolve, reject) => {
-      this.outbox.set(id, { frame, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined });
+      this.outbox.set(id, { frame, bytes, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined });
       if (this.ready) this.flush();
     });
   }
@@ -968,20 +976,56 @@ export class BridgeClient {
     return entry.latest ? { latest: true } : undefined;
   }
 
+  /** A limit the last `welcome` says (a positive integer), or infinity when it says none (older workers do not). */
+  private welcomeLimit(name: string): number {
+    const v = this.welcomePayload?.[name];
+    return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the last `welcome` when
+   * smaller (a larger frame: the worker closes with 1009).
+   */
+  private frameLimit(): number {
+    return Math.min(this.maxFrameBytes, this.welcomeLimit('maxFrameBytes'));
+  }
+
+  /** The `frame_too_big` error of a publish of `bytes` with `id`, or undefined when it is within {@link frameLimit}. */
+  private tooBig(bytes: number, id: string): BridgeError | undefined {
+    const limit = this.frameLimit();
+    if (bytes <= limit) return undefined;
+    const whose = limit < this.maxFrameBytes ? "the worker's maxFrameBytes" : 'maxFrameBytes';
+    return new BridgeError('frame_too_big', `frame of ${bytes} bytes is over ${whose} (${limit})`, id);
+  }
+
   /**
    * The bounds of one batch frame on this connection: entries at most {@link MAX_BATCH_ENTRIES} and the worker's
-   * `maxRoomsPerConnection`, bytes at most `maxFrameBytes` and the worker's `maxFrameBytes` (both from `welcome`, when
-   * the worker says them: older workers do not).
+   * `maxRoomsPerConnection` (from `welcome`), bytes at most {@link frameLimit}.
    */
   private batchLimits(): { entries: number; bytes: number } {
-    const limit = (name: string): number => {
-      const v = this.welcomePayload?.[name];
-      return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
-    };
     return {
-      entries: Math.min(MAX_BATCH_ENTRIES, limit('maxRoomsPerConnection')),
-      bytes: Math.min(this.maxFrameBytes, limit('maxFrameBytes')),
+      entries: Math.min(MAX_BATCH_ENTRIES, this.welcomeLimit('maxRoomsPerConnection')),
+      bytes: this.frameLimit(),
     };
+  }
+
+  /**
+   * Joins `entry` on the open connection at the end of the tick (a microtask), in batch frames with the other rooms
+   * whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a new
+   * connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single join.
+   */
+  private joinThisTick(entry: RoomEntry): void {
+    if (this.tickJoins.size === 0) {
+      const epoch = this.epoch;
+      queueMicrotask(() => {
+        const entries = [...this.tickJoins];
+        this.tickJoins.clear();
+        // A new connection joins every room itself; a room left, joined or joining meanwhile needs no join.
+        if (epoch !== this.epoch) return;
+        this.sendBatchJoins(entries.filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId));
+      });
+    }
+    this.tickJoins.add(entry);
   }
 
   /** A batch entry: the room and the arguments its single join would send. */
@@ -1044,10 +1088,21 @@ export class BridgeClient {
 
   // ---- publishing --------------------------------------------------------------------------------------
 
-  /** Sends every unsent publish, oldest first, over the open transport. */
+  /**
+   * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
+   * (queued before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   */
   private flush(): void {
     const t = this.transport;
     if (!t || !this.ready) return;
+    for (const p of this.outbox.values()) {
+      const tooBig = this.tooBig(p.bytes, p.frame.id);
+      if (!tooBig) continue;
+      this.outbox.delete(p.frame.id);
+      clearTimeout(p.retryTimer);
+      clearTimeout(p.ackTimer);
+      p.reject(tooBig);
+    }
     if (!t.twoWay) {
       void this.pumpHttp(t, this.epoch);
       return;
