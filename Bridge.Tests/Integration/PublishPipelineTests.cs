@@ -2,6 +2,8 @@ using System.Diagnostics;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Bridge.Tests.Integration;
 
@@ -107,6 +109,34 @@ public sealed class PublishPipelineTests : IAsyncLifetime
         await client.PublishAsync(room, "again", id: "p0");
         var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "p0", TimeSpan.FromSeconds(30));
         Assert.True(ack.Seq > 0);
+    }
+
+    [Fact]
+    public async Task A_pipelined_publish_the_stream_refuses_is_answered_publish_failed_and_the_publishes_around_it_are_acked()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        // From now on the stream itself, not the worker's edge, refuses a message over 1,000 bytes: its ack carries an error.
+        await using (var connection = new NatsConnection(new NatsOpts { Url = _nats.Url }))
+        {
+            var js = new NatsJSContext(connection);
+            var stream = await js.GetStreamAsync("ROOMS");
+            var config = stream.Info.Config;
+            config.MaxMsgSize = 1000;
+            await js.UpdateStreamAsync(config);
+        }
+
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await client.PublishAsync(room, "small", id: "before");
+        await client.PublishAsync(room, new string('x', 2000), id: "refused");
+        await client.PublishAsync(room, "small", id: "after");
+
+        var answers = await client.CollectAsync(3, f => f.Type is MessageTypes.Ack or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        Assert.Equal(MessageTypes.Ack, answers.Single(f => f.Id == "before").Type);
+        Assert.Equal(MessageTypes.Ack, answers.Single(f => f.Id == "after").Type);
+        var refused = Assert.Single(answers, f => f.Type == MessageTypes.Error);
+        Assert.Equal(ErrorCodes.PublishFailed, refused.ErrorCode);
+        Assert.Equal("refused", refused.Payload!["ref"]!.GetValue<string>());
     }
 
     private void Signal(string signal)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Bridge.Contracts;
+using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
@@ -318,7 +319,7 @@ internal sealed class ClientSession
     /// The connection's publishes waiting for their ack (<see cref="PublishPipeline"/>), created by the first publish
     /// with the handler's <paramref name="answer"/>.
     /// </summary>
-    public PublishPipeline Publishes(Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> answer)
+    public PublishPipeline Publishes(Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer)
     {
         lock (_backgroundGate)
         {

@@ -9,7 +9,9 @@ internal readonly record struct PublishInFlight(PendingPublish Ack, string Room,
 /// <summary>
 /// A connection's publishes waiting for their stream ack. The receive loop writes each publish to NATS (so they are
 /// stored in the order sent) and hands it here; one loop awaits the acks in that order and answers each (the
-/// handler's <c>answer</c>, given when the first publish created the pipeline). At most <c>capacity</c> wait in the
+/// handler's <c>answer</c>, given when the first publish created the pipeline). The loop awaits NATS.Net's ack itself
+/// and the answer is synchronous, so an ack that is not in yet costs the loop's one state machine, not one per
+/// publish (docs/benchmarks.md, "Ingest"). At most <c>capacity</c> wait in the
 /// queue (plus the one being answered): the receive loop waits for a place before it publishes the next, which pushes
 /// back on a client that sends faster than the stream stores.
 /// </summary>
@@ -17,13 +19,13 @@ internal sealed class PublishPipeline
 {
     private readonly Channel<PublishInFlight> _waiting;
     private readonly ClientSession _session;
-    private readonly Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> _answer;
+    private readonly Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> _answer;
     private readonly Task _loop;
 
     /// <param name="session">The connection; its closing ends the pipeline once what is queued is answered.</param>
     /// <param name="capacity">Publishes that may wait for their ack at once (<c>MaxPublishesInFlight</c>).</param>
-    /// <param name="answer">Awaits the ack and answers the client; gets a token cancelled when the connection closes, and must not throw.</param>
-    public PublishPipeline(ClientSession session, int capacity, Func<ClientSession, PublishInFlight, CancellationToken, ValueTask> answer)
+    /// <param name="answer">Answers the client once the ack is awaited; gets a token cancelled when the connection closes, and must not throw.</param>
+    public PublishPipeline(ClientSession session, int capacity, Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(answer);
@@ -47,7 +49,7 @@ internal sealed class PublishPipeline
 
     /// <summary>Queues a started publish for its answer; answered at once (as closing) if the connection is closing.</summary>
     public ValueTask AddAsync(PublishInFlight publish) =>
-        _waiting.Writer.TryWrite(publish) ? ValueTask.CompletedTask : _answer(_session, publish, new CancellationToken(canceled: true));
+        _waiting.Writer.TryWrite(publish) ? ValueTask.CompletedTask : AnswerClosingAsync(publish);
 
     /// <summary>Completes when every queued publish has been answered (after the connection closed).</summary>
     public Task Completion => _loop;
@@ -57,7 +59,21 @@ internal sealed class PublishPipeline
         var closing = _session.Closing;
         await foreach (var publish in _waiting.Reader.ReadAllAsync(CancellationToken.None))
         {
-            await _answer(_session, publish, closing);
+            // PendingPublish.SettleAsync, inlined: awaited here, an ack not in yet costs no state machine of its own.
+            AwaitedAck awaited;
+            try
+            {
+                awaited = new AwaitedAck(await publish.Ack.Ack, null);
+            }
+            catch (Exception ex)
+            {
+                awaited = new AwaitedAck(null, ex);
+            }
+
+            _answer(_session, publish, awaited, closing);
         }
     }
+
+    private async ValueTask AnswerClosingAsync(PublishInFlight publish) =>
+        _answer(_session, publish, await publish.Ack.SettleAsync(), new CancellationToken(canceled: true));
 }

@@ -1,5 +1,6 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
+using Bridge.Worker.Nats;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Publishing;
 
@@ -14,7 +15,7 @@ namespace Bridge.Worker.Handlers;
 internal sealed class PublishHandler(PublishService publishing)
 {
     // One delegate for every connection's pipeline (made by the first publish).
-    private Func<ClientSession, PublishInFlight, CancellationToken, ValueTask>? _answer;
+    private Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken>? _answer;
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
@@ -28,7 +29,7 @@ internal sealed class PublishHandler(PublishService publishing)
         }
 
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
-        var pipeline = session.Publishes(_answer ??= AnswerAsync);
+        var pipeline = session.Publishes(_answer ??= Answer);
         if (!await pipeline.WaitForPlaceAsync(cancellationToken))
         {
             return; // closing: frames that arrive now are not acted on
@@ -39,12 +40,12 @@ internal sealed class PublishHandler(PublishService publishing)
         await pipeline.AddAsync(new PublishInFlight(pending, frame.Room!, frame.Id));
     }
 
-    /// <summary>Waits for a publish's ack and answers it: <c>ack</c>, or <c>publish_failed</c>; nothing once the connection is closing.</summary>
-    private async ValueTask AnswerAsync(ClientSession session, PublishInFlight publish, CancellationToken closing)
+    /// <summary>Answers a publish once its ack was awaited: <c>ack</c>, or <c>publish_failed</c>; nothing once the connection is closing.</summary>
+    private void Answer(ClientSession session, PublishInFlight publish, AwaitedAck awaited, CancellationToken closing)
     {
         try
         {
-            var outcome = await publishing.CompleteAsync(publish.Ack, publish.Room, session.ConnectionId, closing);
+            var outcome = publishing.Conclude(awaited, publish.Room, session.ConnectionId, closing);
             if (outcome.Status == PublishStatus.Stored)
             {
                 session.Send(ControlFrames.Ack(publish.Room, publish.Id, outcome.Seq, outcome.Duplicate));

@@ -3,6 +3,7 @@ using Bridge.Worker.Nats;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
+using NATS.Client.JetStream;
 
 namespace Bridge.Worker.Publishing;
 
@@ -111,21 +112,37 @@ internal sealed partial class PublishService(RoomPublisher publisher, BridgeMetr
     /// (logged, naming <paramref name="source"/>: a connection id, a request's trace id). Throws only
     /// <see cref="OperationCanceledException"/>, when the publish's token was cancelled: nobody is left to answer.
     /// </summary>
-    public async ValueTask<PublishOutcome> CompleteAsync(PendingPublish pending, string room, string source, CancellationToken cancellationToken)
+    public async ValueTask<PublishOutcome> CompleteAsync(PendingPublish pending, string room, string source, CancellationToken cancellationToken) =>
+        Conclude(await pending.SettleAsync(), room, source, cancellationToken);
+
+    /// <summary>
+    /// The outcome of an ack the caller awaited itself (<see cref="PendingPublish.Ack"/>, a connection's pipeline), as
+    /// <see cref="CompleteAsync"/> gives it: <see cref="PublishStatus.Stored"/> or <see cref="PublishStatus.Failed"/>
+    /// (logged); throws only <see cref="OperationCanceledException"/>, when <paramref name="cancellationToken"/> (the
+    /// publish's) was cancelled.
+    /// </summary>
+    public PublishOutcome Conclude(AwaitedAck awaited, string room, string source, CancellationToken cancellationToken)
     {
-        try
+        var failure = awaited.Failure;
+        if (failure is null)
         {
-            return PublishOutcome.Stored(await pending.CompleteAsync());
+            try
+            {
+                return PublishOutcome.Stored(PendingPublish.Read(awaited.Response!));
+            }
+            catch (NatsJSApiException ex)
+            {
+                failure = ex;
+            }
         }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+
+        if (!cancellationToken.IsCancellationRequested)
         {
-            LogPublishFailed(ex, source, room);
+            LogPublishFailed(failure, source, room);
             return PublishOutcome.Refused(PublishStatus.Failed, ErrorCodes.PublishFailed, NotStoredMessage);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            throw new OperationCanceledException("the publish was cancelled", ex, cancellationToken);
-        }
+
+        throw failure as OperationCanceledException ?? new OperationCanceledException("the publish was cancelled", failure, cancellationToken);
     }
 
     /// <summary>
