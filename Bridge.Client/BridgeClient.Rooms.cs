@@ -47,9 +47,113 @@ public sealed partial class BridgeClient
     public async Task<RoomSubscription> JoinAsync(string room, RoomJoinOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ValidateJoin(room, nameof(room), options);
+        ThrowIfClosed();
+        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
+        try
+        {
+            await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await LeaveCoreAsync(subscription, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        return subscription;
+    }
+
+    /// <summary>
+    /// Joins many rooms or room patterns at once, all with <paramref name="options"/> (null: live joins, a new
+    /// <see cref="RoomJoinOptions"/>), in batch <c>room.join</c> frames (docs/protocol.md §4 "Batch form", §12) instead
+    /// of one frame per room: an application joining thousands of rooms stays within the worker's frame rate
+    /// (§1.1). The frames are sized as a reconnect's rejoin: at most 1,000 rooms or <c>welcome</c>'s
+    /// <c>maxRoomsPerConnection</c>, and at most min(<see cref="BridgeClientOptions.MaxFrameBytes"/>, <c>welcome</c>'s
+    /// <c>maxFrameBytes</c>) bytes; they go out at once on an open connection, else on the next <c>welcome</c> (like
+    /// <see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/>, the rooms are held meanwhile). Each room is
+    /// kept joined across reconnects, as <c>JoinAsync</c>'s.
+    /// </summary>
+    /// <returns>
+    /// One <see cref="RoomJoinResult"/> per name of <paramref name="rooms"/>, in the same order, once every room has
+    /// its answer: <see cref="RoomJoinResult.Subscription"/> when the room was joined (completed on its own
+    /// <c>room.joined</c>, or earlier under the conditions <c>JoinAsync</c> returns early on), or
+    /// <see cref="RoomJoinResult.Error"/> with the room's own refusal, which leaves the other rooms joined: the
+    /// server's code (<c>forbidden</c>, <c>too_many_rooms</c> when the connection holds too many rooms or patterns,
+    /// <c>pattern_too_broad</c>, <c>unavailable</c> / <c>rate_limited</c> after 5 tries...), <c>overlapping_join</c>
+    /// when it shares rooms with a room or pattern held (or given earlier in <paramref name="rooms"/>), or <c>left</c>
+    /// when it was left meanwhile. A name already held (or given twice) gets the held subscription, and
+    /// <paramref name="options"/> are ignored for it, as with <c>JoinAsync</c>.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="rooms"/> is null.</exception>
+    /// <exception cref="ArgumentException">A name in <paramref name="rooms"/> is neither a valid room name nor a valid
+    /// room pattern (docs/protocol.md §2, §4), or <see cref="RoomJoinOptions.Since"/> is combined with
+    /// <see cref="RoomJoinOptions.MaxRate"/>: nothing is joined.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="RoomJoinOptions.MaxRate"/> is not above 0 and at most
+    /// <see cref="RoomJoinOptions.MaxRateLimit"/>: nothing is joined.</exception>
+    /// <exception cref="BridgeException">The client closed for good (<c>unauthorized</c>, <c>closed</c>), before or
+    /// while the rooms were joining.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled: the rooms this
+    /// call added are left (names held before it stay joined).</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+    public async Task<IReadOnlyList<RoomJoinResult>> JoinManyAsync(
+        IEnumerable<string> rooms, RoomJoinOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(rooms);
+        options ??= new RoomJoinOptions();
+        List<string> names = [.. rooms];
+        foreach (var room in names)
+        {
+            ValidateJoin(room, nameof(rooms), options);
+        }
+
+        ThrowIfClosed();
+        var answers = _rooms.GetOrAddMany(names, room => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
+        var results = new Task<RoomJoinResult>[names.Count];
+        for (var i = 0; i < names.Count; i++)
+        {
+            var (subscription, _, refused) = answers[i];
+            results[i] = subscription is null
+                ? Task.FromResult(new RoomJoinResult(names[i], null, refused))
+                : JoinResultAsync(subscription, cancellationToken);
+        }
+
+        RoomJoinResult[] joined;
+        try
+        {
+            joined = await Task.WhenAll(results).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Task.WhenAll(answers.Where(a => a.Added).Select(a => LeaveCoreAsync(a.Subscription!, CancellationToken.None))).ConfigureAwait(false);
+            throw;
+        }
+
+        // Closing for good ends every room with the client's error: that is the call's, not each room's.
+        ThrowIfClosed();
+        return joined;
+    }
+
+    /// <summary>A room of <see cref="JoinManyAsync"/>: its subscription once joined, or its own refusal; the
+    /// cancellation is thrown.</summary>
+    private static async Task<RoomJoinResult> JoinResultAsync(RoomSubscription subscription, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return new RoomJoinResult(subscription.Room, subscription, null);
+        }
+        catch (BridgeException ex)
+        {
+            return new RoomJoinResult(subscription.Room, null, ex);
+        }
+    }
+
+    /// <summary>The checks of a join's arguments (<see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/>'s exceptions).</summary>
+    private static void ValidateJoin(string room, string parameter, RoomJoinOptions options)
+    {
         if (!RoomName.IsValid(room) && !RoomName.IsValidPattern(room))
         {
-            throw new ArgumentException($"'{room}' is neither a valid room name nor a valid room pattern (docs/protocol.md §2, §4)", nameof(room));
+            throw new ArgumentException($"'{room}' is neither a valid room name nor a valid room pattern (docs/protocol.md §2, §4)", parameter);
         }
 
         if (options.MaxRate is { } rate)
@@ -64,20 +168,6 @@ public sealed partial class BridgeClient
                 throw new ArgumentException("Since cannot be combined with MaxRate: a conflated join gets each room's newest message, never a replay", nameof(options));
             }
         }
-
-        ThrowIfClosed();
-        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
-        try
-        {
-            await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await LeaveCoreAsync(subscription, CancellationToken.None).ConfigureAwait(false);
-            throw;
-        }
-
-        return subscription;
     }
 
     /// <summary>

@@ -67,30 +67,87 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 throw closed.Again();
             }
 
-            if (_rooms.TryGetValue(room, out var entry))
+            var (subscription, added, refused) = GetOrAddLocked(room, create);
+            if (refused is not null)
             {
-                return entry.Subscription;
+                throw refused;
             }
 
-            if (_rooms.Keys.FirstOrDefault(held => RoomName.Overlaps(held, room)) is { } other)
+            if (added is not null && _connection is { } connection)
             {
-                throw new BridgeException(OverlappingJoin, $"'{room}' shares rooms with '{other}', joined already; join one of them");
+                SendJoinLocked(connection, added);
             }
 
-            entry = new Entry(create());
-            _rooms.Add(room, entry);
-            if (entry.Subscription.IsPattern)
-            {
-                _patterns.Add(entry);
-            }
-
-            if (_connection is { } connection)
-            {
-                SendJoinLocked(connection, entry);
-            }
-
-            return entry.Subscription;
+            return subscription!;
         }
+    }
+
+    /// <summary>
+    /// <see cref="GetOrAdd"/> for many rooms at once, with one answer per name of <paramref name="rooms"/>, in order:
+    /// the subscription held or made (Added: made by this call; a name given twice is made once), or the
+    /// <c>overlapping_join</c> error of a name sharing rooms with one held. The rooms made are joined together, in batch
+    /// <c>room.join</c> frames sized as a new connection's (<see cref="Attach"/>), at once when a connection is
+    /// welcomed (else on the next welcome). Throws <see cref="BridgeException"/> with the code the client closed with.
+    /// </summary>
+    public List<(RoomSubscription? Subscription, bool Added, BridgeException? Refused)> GetOrAddMany(
+        IReadOnlyList<string> rooms, Func<string, RoomSubscription> create)
+    {
+        lock (_lock)
+        {
+            if (_closed is { } closed)
+            {
+                throw closed.Again();
+            }
+
+            List<(RoomSubscription?, bool, BridgeException?)> answers = new(rooms.Count);
+            List<Entry> added = [];
+            foreach (var room in rooms)
+            {
+                var (subscription, entry, refused) = GetOrAddLocked(room, () => create(room));
+                if (entry is not null)
+                {
+                    added.Add(entry);
+                }
+
+                answers.Add((subscription, entry is not null, refused));
+            }
+
+            if (added.Count > 0 && _connection is { } connection)
+            {
+                SendBatchJoinsLocked(connection, added);
+            }
+
+            return answers;
+        }
+    }
+
+    /// <summary>
+    /// The held subscription of <paramref name="room"/>, or a new entry for it (not sent yet), or the
+    /// <c>overlapping_join</c> error when it shares rooms with another one held: the worker sends such a room's
+    /// messages once, so they could not be told apart. Two concrete rooms overlap only when equal, so a room is
+    /// checked against the patterns held, a pattern against everything held.
+    /// </summary>
+    private (RoomSubscription? Subscription, Entry? Added, BridgeException? Refused) GetOrAddLocked(string room, Func<RoomSubscription> create)
+    {
+        if (_rooms.TryGetValue(room, out var entry))
+        {
+            return (entry.Subscription, null, null);
+        }
+
+        var candidates = RoomName.IsPattern(room) ? _rooms.Keys : _patterns.Select(p => p.Subscription.Room);
+        if (candidates.FirstOrDefault(held => RoomName.Overlaps(held, room)) is { } other)
+        {
+            return (null, null, new BridgeException(OverlappingJoin, $"'{room}' shares rooms with '{other}', joined already; join one of them"));
+        }
+
+        entry = new Entry(create());
+        _rooms.Add(room, entry);
+        if (entry.Subscription.IsPattern)
+        {
+            _patterns.Add(entry);
+        }
+
+        return (entry.Subscription, entry, null);
     }
 
     /// <summary>

@@ -222,3 +222,19 @@ public sealed class BridgeException : Exception
     /// <summary>A new exception with the same code and message, for another caller (an exception is thrown once).</summary>
     internal BridgeException Again(string? reference = null) => new(Code, Detail, reference);
 }
+
+/// <summary>
+/// One room's answer to <see cref="BridgeClient.JoinManyAsync"/>: exactly one of <see cref="Subscription"/> and
+/// <see cref="Error"/> is set.
+/// </summary>
+/// <param name="Room">The room or room pattern, as given to <c>JoinManyAsync</c>.</param>
+/// <param name="Subscription">The joined room's subscription (the held one when the name was joined already); null when
+/// the room was refused.</param>
+/// <param name="Error">The room's own refusal (<see cref="BridgeException.Code"/>: the server's <c>forbidden</c>,
+/// <c>too_many_rooms</c>, <c>pattern_too_broad</c>, <c>unavailable</c> or <c>rate_limited</c> after 5 tries..., or the
+/// client's <c>overlapping_join</c> or <c>left</c>); null when the room was joined. A refused room is not held.</param>
+public sealed record RoomJoinResult(string Room, RoomSubscription? Subscription, BridgeException? Error)
+{
+    /// <summary>True when the room was joined (<see cref="Subscription"/> is set).</summary>
+    public bool IsJoined => Subscription is not null;
+}
