@@ -279,6 +279,6 @@ public sealed class BridgeClientBatchJoinTests(NatsServerFixture nats) : IClassF
     }
 
     /// <summary>The rooms a worker answered <c>room.joined</c> for.</summary>
-    private static List<string> Joined(IEnumerable<System.Text.Json.JsonElement> received) =>
+    internal static List<string> Joined(IEnumerable<System.Text.Json.JsonElement> received) =>
         [.. received.Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoined).Select(f => f.GetProperty("room").GetString()!).Distinct()];
 }

@@ -3,6 +3,7 @@ using Bridge.Client;
 using Bridge.Contracts;
 using Bridge.Testing;
 using Bridge.Tests.Infrastructure;
+using static Bridge.Tests.Client.BridgeClientBatchJoinTests;
 using static Bridge.Tests.Client.BridgeClientTests;
 
 namespace Bridge.Tests.Client;
@@ -182,8 +183,4 @@ public sealed class BridgeClientJoinManyTests(NatsServerFixture nats) : IClassFi
 
     private static List<JsonElement> JoinFrames(IEnumerable<JsonElement> sent) =>
         [.. sent.Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoin)];
-
-    /// <summary>The rooms a worker answered <c>room.joined</c> for.</summary>
-    private static List<string> Joined(IEnumerable<JsonElement> received) =>
-        [.. received.Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoined).Select(f => f.GetProperty("room").GetString()!).Distinct()];
 }
