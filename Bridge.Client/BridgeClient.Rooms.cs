@@ -49,7 +49,7 @@ public sealed partial class BridgeClient
         ArgumentNullException.ThrowIfNull(options);
         ValidateJoin(room, nameof(room), options);
         ThrowIfClosed();
-        var subscription = _rooms.GetOrAdd(room, () => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
+        var subscription = _rooms.GetOrAdd(room, () => NewSubscription(room, options));
         try
         {
             await subscription.Feed.FirstJoin.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -107,7 +107,7 @@ public sealed partial class BridgeClient
         }
 
         ThrowIfClosed();
-        var answers = _rooms.GetOrAddMany(names, room => new RoomSubscription(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity)));
+        var answers = _rooms.GetOrAddMany(names, room => NewSubscription(room, options));
         var results = new Task<RoomJoinResult>[names.Count];
         for (var i = 0; i < names.Count; i++)
         {
@@ -147,6 +147,9 @@ public sealed partial class BridgeClient
             return new RoomJoinResult(subscription.Room, null, ex);
         }
     }
+
+    private RoomSubscription NewSubscription(string room, RoomJoinOptions options) =>
+        new(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity));
 
     /// <summary>The checks of a join's arguments (<see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/>'s exceptions).</summary>
     private static void ValidateJoin(string room, string parameter, RoomJoinOptions options)
