@@ -69,7 +69,8 @@ public sealed partial class BridgeClient
     /// of one frame per room: an application joining thousands of rooms stays within the worker's frame rate
     /// (§1.1). The frames are sized as a reconnect's rejoin: at most 1,000 rooms or <c>welcome</c>'s
     /// <c>maxRoomsPerConnection</c>, and at most min(<see cref="BridgeClientOptions.MaxFrameBytes"/>, <c>welcome</c>'s
-    /// <c>maxFrameBytes</c>) bytes; they go out at once on an open connection, else on the next <c>welcome</c> (like
+    /// <c>maxFrameBytes</c>) bytes (an open connection to a worker whose <c>welcome</c> has no <c>maxFrameBytes</c>, whose
+    /// batch errors name no room, gets single joins); they go out at once on an open connection, else on the next <c>welcome</c> (like
     /// <see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/>, the rooms are held meanwhile). Each room is
     /// kept joined across reconnects, as <c>JoinAsync</c>'s.
     /// </summary>

@@ -47,6 +47,11 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     private int _batchEntries = MaxBatchEntries;
     private int _batchBytes = options.MaxFrameBytes;
 
+    // The current worker names the room on every batch error (its welcome has maxFrameBytes, docs/protocol.md §4). An
+    // older one's room-less errors cannot answer each room of a batch an application waits on (a room joined singly
+    // after them may get no answer at all), so GetOrAddMany sends it single joins; a rejoin is batched either way.
+    private bool _batchErrorsNameRooms = true;
+
     // The welcomed connection joins go out on; null between connections.
     private Connection? _connection;
     private BridgeException? _closed;
@@ -86,8 +91,9 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
     /// <see cref="GetOrAdd"/> for many rooms at once, with one answer per name of <paramref name="rooms"/>, in order:
     /// the subscription held or made (Added: made by this call; a name given twice is made once), or the
     /// <c>overlapping_join</c> error of a name sharing rooms with one held. The rooms made are joined together, in batch
-    /// <c>room.join</c> frames sized as a new connection's (<see cref="Attach"/>), at once when a connection is
-    /// welcomed (else on the next welcome). Throws <see cref="BridgeException"/> with the code the client closed with.
+    /// <c>room.join</c> frames sized as a new connection's (<see cref="Attach"/>; single joins to a worker whose batch
+    /// errors name no room), at once when a connection is welcomed (else on the next welcome). Throws
+    /// <see cref="BridgeException"/> with the code the client closed with.
     /// </summary>
     public List<(RoomSubscription? Subscription, bool Added, BridgeException? Refused)> GetOrAddMany(
         IReadOnlyList<string> rooms, Func<string, RoomSubscription> create)
@@ -112,9 +118,16 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
                 answers.Add((subscription, entry is not null, refused));
             }
 
-            if (added.Count > 0 && _connection is { } connection)
+            if (_connection is { } connection)
             {
-                SendBatchJoinsLocked(connection, added);
+                if (_batchErrorsNameRooms)
+                {
+                    SendBatchJoinsLocked(connection, added);
+                }
+                else
+                {
+                    added.ForEach(entry => SendJoinLocked(connection, entry));
+                }
             }
 
             return answers;
@@ -166,6 +179,7 @@ internal sealed class RoomTable(BridgeClientOptions options, ILogger logger)
             _connection = connection;
             _batchEntries = Math.Min(MaxBatchEntries, welcome.MaxRoomsPerConnection ?? MaxBatchEntries);
             _batchBytes = welcome.FrameLimit(options.MaxFrameBytes);
+            _batchErrorsNameRooms = welcome.MaxFrameBytes is not null;
             SendBatchJoinsLocked(connection, [.. _rooms.Values]);
             foreach (var entry in _rooms.Values)
             {
