@@ -24,7 +24,7 @@ internal sealed class PendingPublish(string room, string id, byte[] frame)
 /// It sends each on the ready connection once (in order, under its lock), again on every new connection until the
 /// ack comes, and again after a retryable refusal, always with the same id, so the server stores it once (§9).
 /// It also owns the frame limit publishes are held to: <see cref="BridgeClientOptions.MaxFrameBytes"/>, or the
-/// worker's smaller one from the last <c>welcome</c>.
+/// worker's smaller one from the ready connection's <c>welcome</c> (forgotten when that connection ends).
 /// </summary>
 internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 {
@@ -37,7 +37,8 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     private Connection? _connection;
     private BridgeException? _closed;
 
-    // The largest publish frame sent: the option until a welcome says the worker's (Attach), then the last one's.
+    // The largest publish frame sent: the option, or the worker's smaller one from the ready connection's welcome
+    // (Attach) until that connection ends (Detach): the next worker may allow more, and says so in its own welcome.
     private int _frameLimit = options.MaxFrameBytes;
 
     public int Count
@@ -107,7 +108,8 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
     }
 
-    /// <summary>The connection ended: everything not acked is sent again on the next one.</summary>
+    /// <summary>The connection ended: everything not acked is sent again on the next one, and its worker's frame limit
+    /// no longer applies (a publish made meanwhile is held to the option, and to the next worker's limit when due).</summary>
     public void Detach(Connection connection)
     {
         lock (_lock)
@@ -115,6 +117,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             if (_connection == connection)
             {
                 _connection = null;
+                _frameLimit = options.MaxFrameBytes;
             }
 
             foreach (var entry in _queue)

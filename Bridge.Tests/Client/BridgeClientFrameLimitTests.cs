@@ -64,4 +64,30 @@ public sealed class BridgeClientFrameLimitTests(NatsServerFixture nats) : IClass
         Assert.Equal(ConnectionState.Open, client.State);
         Assert.Equal(0, client.PendingPublishes);
     }
+
+    [Fact]
+    public async Task A_publish_over_the_last_workers_frame_limit_made_while_reconnecting_is_queued_and_goes_out_to_a_next_worker_that_allows_it()
+    {
+        await using var small = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxFrameBytes", $"{WorkerMaxFrameBytes}"));
+        await using var large = await WorkerHost.StartAsync(nats.Server); // the default 64 KiB
+        await using var relay = await FrameRelay.StartAsync(small.WebSocketUrl);
+        await using var client = NewClient(relay.Url, BridgeFormat.Json);
+        await client.ConnectAsync();
+        var room = Names.Room("fr");
+        var subscription = await client.JoinAsync(room);
+        relay.Refusing = true;
+        relay.Drop();
+        await Eventually.TrueAsync(() => client.State == ConnectionState.Reconnecting, WaitLimit);
+
+        // Over the last worker's 16 KiB, within the client's 64 KiB: the next worker's welcome decides.
+        var big = client.PublishAsync(room, "t.big", BigPayload);
+        Assert.False(big.IsCompleted, big.Exception?.InnerException?.Message);
+        Assert.Equal(1, client.PendingPublishes);
+        relay.Worker = large.WebSocketUrl;
+        relay.Refusing = false;
+
+        var ack = await big.WaitAsync(WaitLimit);
+        Assert.Equal(ack.Seq, Assert.Single(await ReadAsync(subscription, 1)).Seq);
+        Assert.Equal(2, relay.Connections);
+    }
 }

@@ -18,12 +18,12 @@ namespace Bridge.Tests.Client;
 /// frame for frame (same subprotocol, same query string), to a connection of its own to the worker, and the frames the
 /// client sent are recorded per connection. <see cref="Drop"/> ends the relayed connections as a lost network would
 /// (no close handshake); while <see cref="Refusing"/> is set, new connections are refused with 503. The frames the
-/// worker sent are recorded too (<see cref="Received"/>).
+/// worker sent are recorded too (<see cref="Received"/>). <see cref="Worker"/> may be changed: new connections go to
+/// the new worker, as behind a load balancer.
 /// </summary>
 internal sealed class FrameRelay : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly Uri _worker;
     private readonly ConcurrentDictionary<int, ConcurrentQueue<SentFrame>> _sent = new();
     private readonly ConcurrentDictionary<int, ConcurrentQueue<JsonElement>> _received = new();
     private readonly ConcurrentDictionary<int, CancellationTokenSource> _live = new();
@@ -32,8 +32,11 @@ internal sealed class FrameRelay : IAsyncDisposable
     private FrameRelay(WebApplication app, Uri worker)
     {
         _app = app;
-        _worker = worker;
+        Worker = worker;
     }
+
+    /// <summary>The worker's WebSocket URL new connections are relayed to.</summary>
+    public Uri Worker { get; set; }
 
     public Uri Url { get; private set; } = null!;
 
@@ -90,7 +93,7 @@ internal sealed class FrameRelay : IAsyncDisposable
         upstream.Options.CollectHttpResponseDetails = true;
         try
         {
-            await upstream.ConnectAsync(new Uri(_worker, context.Request.QueryString.Value ?? ""), context.RequestAborted);
+            await upstream.ConnectAsync(new Uri(Worker, context.Request.QueryString.Value ?? ""), context.RequestAborted);
         }
         catch (WebSocketException) when (upstream.HttpStatusCode != 0)
         {

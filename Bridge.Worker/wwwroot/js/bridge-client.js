@@ -1928,7 +1928,7 @@ var WebSocketTransport = class {
   send(frame) {
     const ws = this.socket;
     if (!ws || ws.readyState !== OPEN) return false;
-    ws.send(encodeFrame(frame, this.format));
+    ws.send(typeof frame === "string" || frame instanceof Uint8Array ? frame : encodeFrame(frame, this.format));
     return true;
   }
   roomsChanged() {
@@ -2038,6 +2038,8 @@ var BridgeClient = class _BridgeClient {
     __publicField(this, "readyTimer");
     __publicField(this, "refreshTimer");
     __publicField(this, "welcomePayload");
+    /** The current connection's `welcome` payload: undefined while disconnected and on long-poll (no `welcome`). */
+    __publicField(this, "connectionWelcome");
     __publicField(this, "firstOpen");
     __publicField(this, "rooms", /* @__PURE__ */ new Map());
     /** Batch joins sent on the current connection, by frame id (an error's `ref`). */
@@ -2211,6 +2213,7 @@ var BridgeClient = class _BridgeClient {
     const entry = this.rooms.get(room);
     if (!entry) return Promise.resolve();
     this.rooms.delete(room);
+    const unsent = this.tickJoins.delete(entry) && entry.unanswered.size === 0;
     _BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError("left", `left room '${room}' before it was joined`));
     this.checkReady();
@@ -2220,6 +2223,8 @@ var BridgeClient = class _BridgeClient {
       t.roomsChanged();
       return Promise.resolve();
     }
+    if (unsent) return Promise.resolve();
+    this.sendTickJoins();
     const id = this.newId();
     return new Promise((resolve) => {
       this.leaves.set(id, { room, resolve });
@@ -2232,10 +2237,13 @@ var BridgeClient = class _BridgeClient {
   /**
    * Publishes `payload` (any JSON value, or a Uint8Array for binary) to `room` as `type`. Resolves with the `ack`
    * once the message is stored. Offline, the send waits in a bounded queue; it is (re)sent in order after each
-   * reconnect with the same id, so the server stores it once (protocol §9). A frame over `maxFrameBytes`, or over the
-   * worker's smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would
-   * close the connection with 1009): at once when the limit is known, else (queued before the welcome) when it is
-   * due, the sends behind it going out as usual.
+   * reconnect with the same id, so the server stores it once (protocol §9). The payload is encoded now: changing the
+   * object afterwards changes nothing sent. A frame over `maxFrameBytes`, or over the current connection's worker's
+   * smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would close the
+   * connection with 1009). The size checked is that of the encoding the transport sends (the publish frame in
+   * `format` on a WebSocket, the JSON HTTP body on SSE and long-poll): at once when the transport and limit are
+   * known, else (queued while disconnected or before the welcome) when it is due, the sends behind it going out as
+   * usual.
    */
   send(type, room, payload, options = {}) {
     if (!isPublishableType(type)) return Promise.reject(new BridgeError("invalid_type", `'${type}' cannot be published`));
@@ -2249,12 +2257,25 @@ var BridgeClient = class _BridgeClient {
     if (this.outbox.size >= this.maxQueue) {
       return Promise.reject(new BridgeError("queue_full", `${this.maxQueue} sends are already waiting for their ack`));
     }
-    const frame = { type, room, id, payload };
-    const bytes = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
-    const tooBig = this.tooBig(bytes, id);
+    const wire = encodeFrame({ type, room, id, payload }, this.format);
+    const body = JSON.stringify(toJsonFrame({ type, id, payload }));
+    const sizes = { wireBytes: encodedSize(wire), bodyBytes: encodedSize(body) };
+    const tooBig = this.tooBig(sizes, id);
     if (tooBig) return Promise.reject(tooBig);
     return new Promise((resolve, reject) => {
-      this.outbox.set(id, { frame, bytes, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: void 0, ackTimer: void 0 });
+      const p = {
+        frame: { type, room, id },
+        wire,
+        body,
+        ...sizes,
+        resolve,
+        reject,
+        sentEpoch: -1,
+        failures: 0,
+        retryTimer: void 0,
+        ackTimer: void 0
+      };
+      this.outbox.set(id, p);
       if (this.ready) this.flush();
     });
   }
@@ -2265,6 +2286,7 @@ var BridgeClient = class _BridgeClient {
     if (!t || !t.twoWay || this.stateValue !== "open") {
       return Promise.reject(new BridgeError("not_connected", "room.sync needs an open WebSocket"));
     }
+    this.sendTickJoins();
     const id = this.newId();
     return new Promise((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
@@ -2278,6 +2300,7 @@ var BridgeClient = class _BridgeClient {
   sendFrame(frame) {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== "open") return false;
+    this.sendTickJoins();
     return t.send(frame);
   }
   // ---- connection life cycle -------------------------------------------------------------------------------
@@ -2392,6 +2415,8 @@ var BridgeClient = class _BridgeClient {
     this.transport?.close(code);
     this.transport = void 0;
     this.ready = false;
+    this.connectionWelcome = void 0;
+    this.tickJoins.clear();
     clearTimeout(this.readyTimer);
     clearTimeout(this.refreshTimer);
     for (const r of this.rooms.values()) {
@@ -2491,6 +2516,7 @@ var BridgeClient = class _BridgeClient {
     switch (env.type) {
       case "welcome":
         this.welcomePayload = env.payload ?? {};
+        this.connectionWelcome = this.welcomePayload;
         this.emit(env.type, env);
         return;
       case "room.joined":
@@ -2755,20 +2781,29 @@ var BridgeClient = class _BridgeClient {
     if (entry.position !== void 0) return { since: entry.position };
     return entry.latest ? { latest: true } : void 0;
   }
-  /** A limit the last `welcome` says (a positive integer), or infinity when it says none (older workers do not). */
+  /**
+   * A limit the current connection's `welcome` says (a positive integer), or infinity when it says none (older workers
+   * do not) or there is none (disconnected, long-poll).
+   */
   welcomeLimit(name) {
-    const v = this.welcomePayload?.[name];
+    const v = this.connectionWelcome?.[name];
     return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
   }
   /**
-   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the last `welcome` when
-   * smaller (a larger frame: the worker closes with 1009).
+   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the current connection's
+   * `welcome` when smaller (a larger frame: the worker closes with 1009).
    */
   frameLimit() {
     return Math.min(this.maxFrameBytes, this.welcomeLimit("maxFrameBytes"));
   }
-  /** The `frame_too_big` error of a publish of `bytes` with `id`, or undefined when it is within {@link frameLimit}. */
-  tooBig(bytes, id) {
+  /**
+   * The `frame_too_big` error of a publish with `id` and these sizes, or undefined when it is within
+   * {@link frameLimit}. The size is that of what the current transport sends (a WebSocket the frame, SSE and
+   * long-poll the HTTP body); with no transport, the smaller: it is checked again when due.
+   */
+  tooBig(sizes, id) {
+    const t = this.transport;
+    const bytes = t ? t.twoWay ? sizes.wireBytes : sizes.bodyBytes : Math.min(sizes.wireBytes, sizes.bodyBytes);
     const limit = this.frameLimit();
     if (bytes <= limit) return void 0;
     const whose = limit < this.maxFrameBytes ? "the worker's maxFrameBytes" : "maxFrameBytes";
@@ -2785,21 +2820,31 @@ var BridgeClient = class _BridgeClient {
     };
   }
   /**
-   * Joins `entry` on the open connection at the end of the tick (a microtask), in batch frames with the other rooms
-   * whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a new
-   * connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single join.
+   * Joins `entry` on the open connection. With a worker whose `welcome` says `maxFrameBytes` (one that names the room
+   * on every batch join error, protocol §12): at the end of the tick (a microtask), in batch frames with the other
+   * rooms whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a
+   * new connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single
+   * join. With an older worker, a single join at once: its errors on a batch name no room, so a batch's joins could
+   * not each be answered (a room retried singly and refused again would never settle its `join()`).
    */
   joinThisTick(entry) {
-    if (this.tickJoins.size === 0) {
-      const epoch = this.epoch;
-      queueMicrotask(() => {
-        const entries = [...this.tickJoins];
-        this.tickJoins.clear();
-        if (epoch !== this.epoch) return;
-        this.sendBatchJoins(entries.filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId));
-      });
+    if (this.welcomeLimit("maxFrameBytes") === Number.POSITIVE_INFINITY) {
+      this.sendJoin(entry);
+      return;
     }
+    if (this.tickJoins.size === 0) queueMicrotask(() => this.sendTickJoins());
     this.tickJoins.add(entry);
+  }
+  /**
+   * Sends the joins waiting for the end of their tick, now: at the end of the tick, and before any other frame, so
+   * that frames go out in the order of the calls that made them (a `join()` then a `send()` to that room: the sender
+   * gets its own message). A room left, joined or joining meanwhile needs no join.
+   */
+  sendTickJoins() {
+    if (this.tickJoins.size === 0) return;
+    const entries = [...this.tickJoins].filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId);
+    this.tickJoins.clear();
+    this.sendBatchJoins(entries);
   }
   /** A batch entry: the room and the arguments its single join would send. */
   static batchEntry(entry) {
@@ -2859,13 +2904,13 @@ var BridgeClient = class _BridgeClient {
   // ---- publishing --------------------------------------------------------------------------------------
   /**
    * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
-   * (queued before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   * (queued while disconnected or before this connection's `welcome` said the worker's limit) with `frame_too_big`.
    */
   flush() {
     const t = this.transport;
     if (!t || !this.ready) return;
     for (const p of this.outbox.values()) {
-      const tooBig = this.tooBig(p.bytes, p.frame.id);
+      const tooBig = this.tooBig(p, p.frame.id);
       if (!tooBig) continue;
       this.outbox.delete(p.frame.id);
       clearTimeout(p.retryTimer);
@@ -2876,10 +2921,11 @@ var BridgeClient = class _BridgeClient {
       void this.pumpHttp(t, this.epoch);
       return;
     }
+    this.sendTickJoins();
     const epoch = this.epoch;
     for (const p of this.outbox.values()) {
       if (p.sentEpoch === epoch || p.retryTimer !== void 0) continue;
-      if (!t.send(p.frame)) return;
+      if (!t.send(p.wire)) return;
       p.sentEpoch = epoch;
       p.ackTimer = setTimeout(() => {
         if (epoch !== this.epoch || !this.outbox.has(p.frame.id)) return;
@@ -2902,7 +2948,7 @@ var BridgeClient = class _BridgeClient {
           res = await this.fetchFn(`${this.baseUrl}/api/rooms/${encodeURIComponent(p.frame.room)}/messages`, {
             method: "POST",
             headers: { "Content-Type": "application/json", ...authHeaders(this.currentToken) },
-            body: JSON.stringify(toJsonFrame({ type: p.frame.type, id: p.frame.id, payload: p.frame.payload })),
+            body: p.body,
             signal: abort.signal
           });
         } catch (e) {

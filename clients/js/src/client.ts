@@ -1,5 +1,5 @@
 import { backoffDelay, jwtExpiryMs, randomId, reconnectAfterMs } from './backoff.js';
-import { encodeFrame, encodedSize, toJsonFrame, type OutboundFrame } from './codec.js';
+import { encodeFrame, encodedSize, toJsonFrame, type EncodedFrame } from './codec.js';
 import { PollTransport } from './transports/poll.js';
 import { SseTransport } from './transports/sse.js';
 import { authHeaders, OpenError, type EndInfo, type RoomPosition, type Transport, type TransportHost } from './transports/transport.js';
@@ -149,10 +149,19 @@ interface BatchJoin {
   againTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/**
+ * A publish, encoded once when it was made (the application may change its payload object afterwards: what is sent,
+ * and what was checked against the frame limit, is the payload as it was at `send()`).
+ */
 interface PendingSend {
-  frame: OutboundFrame & { id: string; room: string };
-  /** Its size on the wire, the larger of its JSON and its format's encoding: checked against {@link frameLimit}. */
-  bytes: number;
+  frame: { type: string; id: string; room: string };
+  /** The `publish` frame in the connection's format, as a WebSocket sends it. */
+  wire: EncodedFrame;
+  /** The JSON body of `POST /api/rooms/{room}/messages`, as SSE and long-poll publish it. */
+  body: string;
+  /** Bytes of {@link wire} and {@link body}: the one a transport sends is checked against {@link frameLimit}. */
+  wireBytes: number;
+  bodyBytes: number;
   resolve: (ack: Ack) => void;
   reject: (e: Error) => void;
   /** Connection epoch it was last sent on; -1 when it still has to be (re)sent. */
@@ -204,6 +213,8 @@ export class BridgeClient {
   private readyTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private welcomePayload: Record<string, unknown> | undefined;
+  /** The current connection's `welcome` payload: undefined while disconnected and on long-poll (no `welcome`). */
+  private connectionWelcome: Record<string, unknown> | undefined;
   private firstOpen: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
 
   private readonly rooms = new Map<string, RoomEntry>();
@@ -383,6 +394,9 @@ export class BridgeClient {
     const entry = this.rooms.get(room);
     if (!entry) return Promise.resolve();
     this.rooms.delete(room);
+    // A join still waiting for the end of its tick was never sent, and nothing of it is in flight: the worker does not
+    // hold the room, so there is nothing to leave (a room.leave would be answered not_joined).
+    const unsent = this.tickJoins.delete(entry) && entry.unanswered.size === 0;
     BridgeClient.resetJoin(entry);
     for (const w of entry.waiters) w.reject(new BridgeError('left', `left room '${room}' before it was joined`));
     this.checkReady(); // it may have been the last room that publishing waited for
@@ -392,6 +406,8 @@ export class BridgeClient {
       t.roomsChanged();
       return Promise.resolve();
     }
+    if (unsent) return Promise.resolve();
+    this.sendTickJoins();
     const id = this.newId();
     return new Promise<void>((resolve) => {
       this.leaves.set(id, { room, resolve });
@@ -405,10 +421,13 @@ export class BridgeClient {
   /**
    * Publishes `payload` (any JSON value, or a Uint8Array for binary) to `room` as `type`. Resolves with the `ack`
    * once the message is stored. Offline, the send waits in a bounded queue; it is (re)sent in order after each
-   * reconnect with the same id, so the server stores it once (protocol §9). A frame over `maxFrameBytes`, or over the
-   * worker's smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would
-   * close the connection with 1009): at once when the limit is known, else (queued before the welcome) when it is
-   * due, the sends behind it going out as usual.
+   * reconnect with the same id, so the server stores it once (protocol §9). The payload is encoded now: changing the
+   * object afterwards changes nothing sent. A frame over `maxFrameBytes`, or over the current connection's worker's
+   * smaller `maxFrameBytes` from `welcome`, rejects with `frame_too_big` and is never sent (the worker would close the
+   * connection with 1009). The size checked is that of the encoding the transport sends (the publish frame in
+   * `format` on a WebSocket, the JSON HTTP body on SSE and long-poll): at once when the transport and limit are
+   * known, else (queued while disconnected or before the welcome) when it is due, the sends behind it going out as
+   * usual.
    */
   send(type: string, room: string, payload?: unknown, options: { id?: string } = {}): Promise<Ack> {
     if (!isPublishableType(type)) return Promise.reject(new BridgeError('invalid_type', `'${type}' cannot be published`));
@@ -422,12 +441,17 @@ export class BridgeClient {
     if (this.outbox.size >= this.maxQueue) {
       return Promise.reject(new BridgeError('queue_full', `${this.maxQueue} sends are already waiting for their ack`));
     }
-    const frame = { type, room, id, payload };
-    const bytes = Math.max(encodedSize(encodeFrame(frame, this.format)), encodedSize(JSON.stringify(toJsonFrame(frame))));
-    const tooBig = this.tooBig(bytes, id);
+    const wire = encodeFrame({ type, room, id, payload }, this.format);
+    const body = JSON.stringify(toJsonFrame({ type, id, payload }));
+    const sizes = { wireBytes: encodedSize(wire), bodyBytes: encodedSize(body) };
+    const tooBig = this.tooBig(sizes, id);
     if (tooBig) return Promise.reject(tooBig);
     return new Promise<Ack>((resolve, reject) => {
-      this.outbox.set(id, { frame, bytes, resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined });
+      const p: PendingSend = {
+        frame: { type, room, id }, wire, body, ...sizes,
+        resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined,
+      };
+      this.outbox.set(id, p);
       if (this.ready) this.flush();
     });
   }
@@ -439,6 +463,7 @@ export class BridgeClient {
     if (!t || !t.twoWay || this.stateValue !== 'open') {
       return Promise.reject(new BridgeError('not_connected', 'room.sync needs an open WebSocket'));
     }
+    this.sendTickJoins();
     const id = this.newId();
     return new Promise<Envelope>((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
@@ -453,6 +478,7 @@ export class BridgeClient {
   sendFrame(frame: { type: string; room?: string; id?: string; payload?: unknown }): boolean {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== 'open') return false;
+    this.sendTickJoins();
     return t.send(frame);
   }
 
@@ -578,6 +604,10 @@ export class BridgeClient {
     this.transport?.close(code);
     this.transport = undefined;
     this.ready = false;
+    // The next worker's limits come with its welcome; until then only the client's own (long-poll has no welcome).
+    this.connectionWelcome = undefined;
+    // Joins not sent yet: their rooms stay wanted, and the next connection joins them with the others.
+    this.tickJoins.clear();
     clearTimeout(this.readyTimer);
     clearTimeout(this.refreshTimer);
     for (const r of this.rooms.values()) {
@@ -686,6 +716,7 @@ export class BridgeClient {
     switch (env.type) {
       case 'welcome':
         this.welcomePayload = (env.payload ?? {}) as Record<string, unknown>;
+        this.connectionWelcome = this.welcomePayload;
         this.emit(env.type, env);
         return;
       case 'room.joined':
@@ -976,22 +1007,31 @@ export class BridgeClient {
     return entry.latest ? { latest: true } : undefined;
   }
 
-  /** A limit the last `welcome` says (a positive integer), or infinity when it says none (older workers do not). */
+  /**
+   * A limit the current connection's `welcome` says (a positive integer), or infinity when it says none (older workers
+   * do not) or there is none (disconnected, long-poll).
+   */
   private welcomeLimit(name: string): number {
-    const v = this.welcomePayload?.[name];
+    const v = this.connectionWelcome?.[name];
     return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : Number.POSITIVE_INFINITY;
   }
 
   /**
-   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the last `welcome` when
-   * smaller (a larger frame: the worker closes with 1009).
+   * The largest frame the client sends: `maxFrameBytes`, or the worker's `maxFrameBytes` from the current connection's
+   * `welcome` when smaller (a larger frame: the worker closes with 1009).
    */
   private frameLimit(): number {
     return Math.min(this.maxFrameBytes, this.welcomeLimit('maxFrameBytes'));
   }
 
-  /** The `frame_too_big` error of a publish of `bytes` with `id`, or undefined when it is within {@link frameLimit}. */
-  private tooBig(bytes: number, id: string): BridgeError | undefined {
+  /**
+   * The `frame_too_big` error of a publish with `id` and these sizes, or undefined when it is within
+   * {@link frameLimit}. The size is that of what the current transport sends (a WebSocket the frame, SSE and
+   * long-poll the HTTP body); with no transport, the smaller: it is checked again when due.
+   */
+  private tooBig(sizes: { wireBytes: number; bodyBytes: number }, id: string): BridgeError | undefined {
+    const t = this.transport;
+    const bytes = t ? (t.twoWay ? sizes.wireBytes : sizes.bodyBytes) : Math.min(sizes.wireBytes, sizes.bodyBytes);
     const limit = this.frameLimit();
     if (bytes <= limit) return undefined;
     const whose = limit < this.maxFrameBytes ? "the worker's maxFrameBytes" : 'maxFrameBytes';
@@ -1010,22 +1050,32 @@ export class BridgeClient {
   }
 
   /**
-   * Joins `entry` on the open connection at the end of the tick (a microtask), in batch frames with the other rooms
-   * whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a new
-   * connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single join.
+   * Joins `entry` on the open connection. With a worker whose `welcome` says `maxFrameBytes` (one that names the room
+   * on every batch join error, protocol §12): at the end of the tick (a microtask), in batch frames with the other
+   * rooms whose `join()` came in the same tick (an application opening hundreds of rooms at once), as the rejoin of a
+   * new connection: one frame per room would run into the worker's frame rate limit. A room alone goes in a single
+   * join. With an older worker, a single join at once: its errors on a batch name no room, so a batch's joins could
+   * not each be answered (a room retried singly and refused again would never settle its `join()`).
    */
   private joinThisTick(entry: RoomEntry): void {
-    if (this.tickJoins.size === 0) {
-      const epoch = this.epoch;
-      queueMicrotask(() => {
-        const entries = [...this.tickJoins];
-        this.tickJoins.clear();
-        // A new connection joins every room itself; a room left, joined or joining meanwhile needs no join.
-        if (epoch !== this.epoch) return;
-        this.sendBatchJoins(entries.filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId));
-      });
+    if (this.welcomeLimit('maxFrameBytes') === Number.POSITIVE_INFINITY) {
+      this.sendJoin(entry);
+      return;
     }
+    if (this.tickJoins.size === 0) queueMicrotask(() => this.sendTickJoins());
     this.tickJoins.add(entry);
+  }
+
+  /**
+   * Sends the joins waiting for the end of their tick, now: at the end of the tick, and before any other frame, so
+   * that frames go out in the order of the calls that made them (a `join()` then a `send()` to that room: the sender
+   * gets its own message). A room left, joined or joining meanwhile needs no join.
+   */
+  private sendTickJoins(): void {
+    if (this.tickJoins.size === 0) return;
+    const entries = [...this.tickJoins].filter((r) => this.rooms.get(r.name) === r && !r.joined && !r.joinId);
+    this.tickJoins.clear();
+    this.sendBatchJoins(entries);
   }
 
   /** A batch entry: the room and the arguments its single join would send. */
@@ -1090,13 +1140,13 @@ export class BridgeClient {
 
   /**
    * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
-   * (queued before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   * (queued while disconnected or before this connection's `welcome` said the worker's limit) with `frame_too_big`.
    */
   private flush(): void {
     const t = this.transport;
     if (!t || !this.ready) return;
     for (const p of this.outbox.values()) {
-      const tooBig = this.tooBig(p.bytes, p.frame.id);
+      const tooBig = this.tooBig(p, p.frame.id);
       if (!tooBig) continue;
       this.outbox.delete(p.frame.id);
       clearTimeout(p.retryTimer);
@@ -1107,10 +1157,11 @@ export class BridgeClient {
       void this.pumpHttp(t, this.epoch);
       return;
     }
+    this.sendTickJoins();
     const epoch = this.epoch;
     for (const p of this.outbox.values()) {
       if (p.sentEpoch === epoch || p.retryTimer !== undefined) continue;
-      if (!t.send(p.frame)) return;
+      if (!t.send(p.wire)) return;
       p.sentEpoch = epoch;
       p.ackTimer = setTimeout(() => {
         if (epoch !== this.epoch || !this.outbox.has(p.frame.id)) return;
@@ -1136,7 +1187,7 @@ export class BridgeClient {
           res = await this.fetchFn(`${this.baseUrl}/api/rooms/${encodeURIComponent(p.frame.room)}/messages`, {
             method: 'POST',
             headers: { 'Content-Type': 'application/json', ...authHeaders(this.currentToken) },
-            body: JSON.stringify(toJsonFrame({ type: p.frame.type, id: p.frame.id, payload: p.frame.payload })),
+            body: p.body,
             signal: abort.signal,
           });
         } catch (e) {

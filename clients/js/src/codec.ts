@@ -14,10 +14,13 @@ export interface OutboundFrame {
   payload?: unknown;
 }
 
+/** A frame encoded for the wire: JSON text, or MessagePack bytes. */
+export type EncodedFrame = string | Uint8Array;
+
 const encoder = new TextEncoder();
 
 /** Encodes a frame for the wire. JSON: a top-level Uint8Array payload goes as base64 with `enc`. */
-export function encodeFrame(frame: OutboundFrame, format: Format): string | Uint8Array {
+export function encodeFrame(frame: OutboundFrame, format: Format): EncodedFrame {
   if (format === 'msgpack') {
     // A top-level Uint8Array becomes MessagePack bin: a binary payload (§3).
     return mpEncode(stripUndefined(frame), { ignoreUndefined: true });
@@ -41,7 +44,7 @@ export function toJsonFrame(frame: OutboundFrame): Record<string, unknown> {
 }
 
 /** Size of a frame on the wire, in bytes. */
-export function encodedSize(data: string | Uint8Array): number {
+export function encodedSize(data: EncodedFrame): number {
   return typeof data === 'string' ? encoder.encode(data).length : data.length;
 }
 

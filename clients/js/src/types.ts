@@ -135,8 +135,11 @@ export interface BridgeClientOptions {
   /** `publish_failed` answers retried this many times (same id) before the send rejects. Default 5. */
   maxPublishAttempts?: number;
   /**
-   * Largest encoded frame the client will send, in bytes (the worker's `MaxFrameBytes`, default 65,536). Larger sends
-   * reject. Batch joins stay within it and within the worker's `maxFrameBytes` from `welcome`, whichever is smaller.
+   * Largest encoded frame the client will send, in bytes (the worker's `MaxFrameBytes`, default 65,536). The current
+   * connection's `welcome` `maxFrameBytes`, when smaller, applies too (until that connection ends): a publish larger
+   * than the limit rejects with `frame_too_big` unsent (measured as the transport sends it: the frame in `format` on a
+   * WebSocket, the JSON HTTP body on SSE and long-poll; queued while disconnected, when it is due), and batch joins
+   * are split to stay within it.
    */
   maxFrameBytes?: number;
   /** Messages asked for by `room.sync` after a truncated resume (1-100, default 100). */

@@ -121,3 +121,22 @@ test('batch entries refused with unavailable, each error naming its room, are jo
   assert.deepEqual([...client.positions.keys()], rooms.slice(0, 29));
   assert.equal(w.joins().length, 2, 'no single join');
 });
+
+test('joins made in one tick on an open connection to an older worker go out as single joins, each settled by the answer to its own frame', async () => {
+  const w = await olderWorker();
+  client = new BridgeClient({ url: w.url, WebSocket, transports: ['websocket'], reconnect: { minDelayMs: 100, maxDelayMs: 400 } });
+  await client.connect();
+  const rooms = ['older.tick.a', 'older.tick.b', 'older.tick.c'];
+
+  const results = rooms.map((room) => client.join(room).then(() => 'joined', (e) => e.code));
+
+  await waitFor(() => w.joins().length === 3, { message: `the joins (${w.joins().length})` });
+  const frames = w.joins().map(({ frame }) => frame);
+  assert.deepEqual(frames.map((f) => f.room), rooms, 'one single join per room, none in a batch');
+  // An older worker's error names no room: only its ref says whose join it refuses.
+  w.joined(rooms[0]);
+  w.error('forbidden', frames[1].id);
+  w.joined(rooms[2]);
+  assert.deepEqual(await Promise.all(results), ['joined', 'forbidden', 'joined']);
+  assert.deepEqual([...client.positions.keys()], [rooms[0], rooms[2]]);
+});

@@ -140,3 +140,92 @@ test('a room the token does not grant among joins made in one tick rejects just 
   assert.ok(!c.client.positions.has(refused), 'the refused room ended');
   assert.equal(c.client.positions.size, 20);
 });
+
+test('a join and then a publish to that room made in one tick go out in that order, so the sender gets its own message', async () => {
+  const c = client(small.url);
+  await c.client.connect();
+  const room = uniqueRoom('order');
+
+  const joined = c.client.join(room);
+  const ack = await within(c.client.send('t.mine', room, { n: 1 }), 'the publish');
+  await joined;
+
+  const order = c.sockets[0].sent.map(({ frame }) => frame.type).filter((type) => type === 'room.join' || type === 't.mine');
+  assert.deepEqual(order, ['room.join', 't.mine']);
+  await waitFor(() => c.messages.some((m) => m.room === room && m.seq === ack.seq), { ...WAIT, message: 'the own message' });
+});
+
+test('a join and then a leave of that room made in one tick send neither frame: the join rejects with left, the leave resolves, and no error comes', async () => {
+  const c = client(small.url);
+  const errors = [];
+  c.client.on('error', (e) => errors.push(e));
+  await c.client.connect();
+  const room = uniqueRoom('gone');
+  const other = uniqueRoom('kept');
+
+  const joined = c.client.join(room).then(() => 'joined', (e) => e.code);
+  const left = c.client.leave(room);
+  const kept = c.client.join(other); // a join of the same tick that stays goes out as usual
+
+  assert.equal(await joined, 'left');
+  await left;
+  assert.equal((await within(kept, 'the other join')).room, other);
+  // A sync answered after both shows that the worker has read every frame sent before it.
+  await within(c.client.sync(other), 'the sync');
+  assert.deepEqual(c.sockets[0].sent.filter(({ frame }) => frame.room === room || frame.payload?.rooms?.some((e) => e.room === room)), []);
+  assert.deepEqual(errors, []);
+  assert.ok(!c.client.positions.has(room));
+});
+
+test('a publish over the last worker\'s maxFrameBytes made while reconnecting is queued, and goes out to a next worker with a larger limit', async () => {
+  const first = await startWorker(nats.url, { settings: { 'Bridge:Connections:MaxFrameBytes': SMALL_FRAME_BYTES } });
+  workers.push(first);
+  const c = client(first.url);
+  await c.client.connect();
+  const room = uniqueRoom('between');
+  await c.client.join(room);
+  assert.equal(c.client.welcome.maxFrameBytes, SMALL_FRAME_BYTES);
+  await first.stop('SIGKILL');
+  await waitFor(() => c.client.state === 'reconnecting', { ...WAIT, message: 'reconnecting' });
+
+  // Over the old worker's 16 KiB, within the client's 64 KiB: the next worker decides.
+  const big = within(c.client.send('t.big', room, BIG_PAYLOAD), 'the big publish');
+  const settled = await Promise.race([big.then(() => 'settled', (e) => e.code), new Promise((r) => setTimeout(() => r('queued'), 200))]);
+  assert.equal(settled, 'queued');
+  assert.equal(c.client.pending, 1);
+  const next = await startWorker(nats.url, { port: first.port }); // the default 64 KiB
+  workers.push(next);
+
+  const ack = await big;
+  await waitFor(() => c.messages.some((m) => m.room === room && m.seq === ack.seq), { ...WAIT, message: 'the big message' });
+});
+
+test('a publish is sent as it was when made: a payload object grown past the worker\'s limit while queued is delivered at its size then', async () => {
+  const c = client(small.url);
+  const room = uniqueRoom('mutated');
+  const state = { text: 'small' };
+  const joined = c.client.join(room);
+  const sent1 = within(c.client.send('t.state', room, state), 'the publish');
+  state.text = 'x'.repeat(32 * 1024); // the application keeps changing its object while the send waits
+  await c.client.connect();
+  await joined;
+
+  const ack = await sent1;
+  await waitFor(() => c.messages.some((m) => m.room === room && m.seq === ack.seq), { ...WAIT, message: 'the message' });
+  assert.deepEqual(c.messages.find((m) => m.room === room && m.seq === ack.seq).payload, { text: 'small' });
+  assert.equal(c.sockets.length, 1, 'one connection: no 1009 close, no reconnect');
+});
+
+test('a MessagePack binary publish is held to its MessagePack size: one whose JSON (base64) would be over the worker\'s limit is delivered', async () => {
+  const c = client(small.url, 'msgpack');
+  await c.client.connect();
+  const room = uniqueRoom('binary');
+  await c.client.join(room);
+  const payload = new Uint8Array(13 * 1024).map((_, i) => i % 251); // ~13 KiB as bin, ~17.4 KiB as base64 JSON
+
+  const ack = await within(c.client.send('t.bin', room, payload), 'the binary publish');
+
+  await waitFor(() => c.messages.some((m) => m.room === room && m.seq === ack.seq), { ...WAIT, message: 'the binary message' });
+  assert.deepEqual(c.messages.find((m) => m.room === room && m.seq === ack.seq).payload, payload);
+  assert.ok(sent(c, 't.bin')[0].bytes <= SMALL_FRAME_BYTES);
+});

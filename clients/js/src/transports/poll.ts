@@ -1,4 +1,4 @@
-import { normalize, type OutboundFrame } from '../codec.js';
+import { normalize, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Envelope } from '../types.js';
 import { authHeaders, formatCursor, setJoinOptions, OpenError, parseCursor, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
@@ -34,7 +34,7 @@ export class PollTransport implements Transport {
     void this.loop();
   }
 
-  send(_frame: OutboundFrame): boolean {
+  send(_frame: OutboundFrame | EncodedFrame): boolean {
     return false;
   }
 

@@ -1,4 +1,4 @@
-import { normalize, type OutboundFrame } from '../codec.js';
+import { normalize, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import { authHeaders, formatCursor, setJoinOptions, OpenError, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
 /**
@@ -28,7 +28,7 @@ export class SseTransport implements Transport {
     await this.start(true);
   }
 
-  send(_frame: OutboundFrame): boolean {
+  send(_frame: OutboundFrame | EncodedFrame): boolean {
     return false;
   }
 

@@ -1,4 +1,4 @@
-import type { OutboundFrame } from '../codec.js';
+import type { EncodedFrame, OutboundFrame } from '../codec.js';
 import type { Envelope, FetchLike, TransportKind } from '../types.js';
 
 /** How a connection ended, or why it could not open. */
@@ -63,8 +63,11 @@ export interface Transport {
   readonly twoWay: boolean;
   /** Resolves once usable (after `welcome` where there is one); rejects with {@link OpenError}. */
   open(): Promise<void>;
-  /** Sends a frame (two-way transports only). False when the socket is not open. */
-  send(frame: OutboundFrame): boolean;
+  /**
+   * Sends a frame (two-way transports only), or a frame already encoded in the connection's format (a publish, encoded
+   * once when it was made). False when the socket is not open.
+   */
+  send(frame: OutboundFrame | EncodedFrame): boolean;
   /** One-way transports: the set of rooms changed; reopen the stream / restart the poll with it. */
   roomsChanged(): void;
   /** Ends the transport; `lost` is not called for it. */

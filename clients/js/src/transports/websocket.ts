@@ -1,4 +1,4 @@
-import { decodeFrame, encodeFrame, Subprotocols, type OutboundFrame } from '../codec.js';
+import { decodeFrame, encodeFrame, Subprotocols, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Format, WebSocketConstructor, WebSocketLike } from '../types.js';
 import { OpenError, type Transport, type TransportHost } from './transport.js';
 
@@ -69,10 +69,10 @@ export class WebSocketTransport implements Transport {
     });
   }
 
-  send(frame: OutboundFrame): boolean {
+  send(frame: OutboundFrame | EncodedFrame): boolean {
     const ws = this.socket;
     if (!ws || ws.readyState !== OPEN) return false;
-    ws.send(encodeFrame(frame, this.format));
+    ws.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : encodeFrame(frame, this.format));
     return true;
   }
 
