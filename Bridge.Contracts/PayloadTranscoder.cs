@@ -202,27 +202,13 @@ public static class PayloadTranscoder
         // pass, without a document or strings (a replay to a MessagePack client transcodes every message:
         // docs/benchmarks.md, "MessagePack replay transcoding (issue 14)"). Anything else is read as a document, which
         // throws (or, for names the pass cannot compare, writes it).
-        if ((stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json.Span)) && TryStreamJsonAsMessagePack(json.Span, ref writer, intoArray: false, out _))
+        if ((stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json.Span)) && TryStreamJsonAsMessagePack(json.Span, ref writer))
         {
             return;
         }
 
         using var document = JsonDocument.Parse(json, UniqueNames);
         WriteElement(document.RootElement, ref writer);
-    }
-
-    /// <summary>
-    /// The MessagePack form of <paramref name="json"/> (the bytes <see cref="WriteJsonAsMessagePack"/> writes) when it is
-    /// a value <see cref="IsValidJson"/> accepts whose names this pass can compare (none twice, none escaped, at most 32
-    /// open at once: nearly every payload); null otherwise, when nothing is decided (the caller checks it as usual). One
-    /// reader pass for both the check and the transcoding: a reader that knows its message goes to a MessagePack member
-    /// reads a stored payload once, not once to check it and once to transcode it ("Replay, tenth pass (issue 14)").
-    /// </summary>
-    /// <param name="json">The value, UTF-8, not yet checked.</param>
-    public static byte[]? TryJsonToMessagePack(ReadOnlySpan<byte> json)
-    {
-        var none = default(MessagePackWriter);
-        return UnicodeText.HasOnlyUnicodeStrings(json) && TryStreamJsonAsMessagePack(json, ref none, intoArray: true, out var value) ? value : null;
     }
 
     // The header of a map32 and of an array32 with a count of 0: a container's placeholder until its count is known.
@@ -242,12 +228,10 @@ public static class PayloadTranscoder
     /// with its count, known only at its end), then to <paramref name="target"/> with each container's shortest header
     /// in its place, so the bytes are those of the document path. False, with nothing written to
     /// <paramref name="target"/>, for a value this pass refuses or cannot decide (an escaped name, more names than it
-    /// compares): the caller reads it as a document. With <paramref name="intoArray"/>, the value goes into a new array of
-    /// its size instead (<paramref name="value"/>; <paramref name="target"/> is not used).
+    /// compares): the caller reads it as a document.
     /// </summary>
-    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target, bool intoArray, out byte[]? value)
+    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target)
     {
-        value = null;
         var scratch = t_scratch ??= new ArrayBufferWriter<byte>(256);
         scratch.ResetWrittenCount();
         // Each container in the order it opens: where its placeholder is in scratch, then its count of entries.
@@ -340,7 +324,7 @@ public static class PayloadTranscoder
                 size -= Map32Placeholder.Length - HeaderLength(containers[(i * 2) + 1]);
             }
 
-            var output = intoArray ? (value = GC.AllocateUninitializedArray<byte>(size)) : target.GetSpan(size);
+            var output = target.GetSpan(size);
             var from = 0;
             var to = 0;
             for (var i = 0; i < count; i++)
@@ -353,11 +337,7 @@ public static class PayloadTranscoder
             }
 
             bytes[from..].CopyTo(output[to..]);
-            if (!intoArray)
-            {
-                target.Advance(size);
-            }
-
+            target.Advance(size);
             return true;
         }
         catch (JsonException)

@@ -114,14 +114,28 @@ public sealed class CodecTests
         // Frames of checked JSON payloads (and of none) are built straight into their array ("Replay, tenth pass"):
         // any run of messages, with types and rooms repeated by reference, by equal text in a new string, or new, with
         // text the default encoder escapes, any seq and time, with or without id and from, must come out as the
-        // writer's field-by-field bytes.
+        // writer's field-by-field bytes. Text reaches past what the reader lets through for types and rooms (dotted
+        // ASCII) to what it lets through for a sender (any header text): control characters, 2-, 3- and 4-byte UTF-8
+        // (surrogate pairs) and what the default encoder escapes; ids are what MessageId allows (printable ASCII, quote,
+        // backslash, '<', '>', '&', '+' among it); payload strings carry the same, escaped or as raw UTF-8.
+        var character = Gen.OneOf(
+            Gen.Char[' ', '\u0400'].Select(c => c.ToString()),
+            Gen.Char['\0', '\u001F'].Select(c => c.ToString()),
+            Gen.Const("\u007F"),
+            Gen.OneOf(Gen.Char['\u0800', '\uD7FF'], Gen.Char['\uE000', '\uFFFD'], Gen.Const('\u20AC'), Gen.Const('\u2028')).Select(c => c.ToString()),
+            Gen.OneOf(Gen.Int[0x10000, 0x10FFFF], Gen.Const(0x1F600)).Select(char.ConvertFromUtf32),
+            Gen.Int[0, 7].Select(i => new[] { "\"", "\\", "<", ">", "&", "+", "'", "`" }[i]));
+        var anyText = character.Array[0, 12].Select(string.Concat);
         var text = Gen.OneOf(Gen.Const("chat.message"), Gen.Const("load.tick"), Gen.Const("é.ü"), Gen.Const("a<b>&'c\"\\"),
-            Gen.Const(new string('t', 300)), Gen.String[Gen.Char[' ', '\u0400'], 1, 12]);
+            Gen.Const(new string('t', 300)), anyText.Where(t => t.Length > 0));
+        var relaxed = new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         var payload = Gen.OneOf(Gen.Const((string?)null), Gen.Const<string?>("""{"text":"hi","n":[1,-2,3.5]}"""), Gen.Const<string?>("0"),
             Gen.Const<string?>("\"\\u00e9\\n\""), Gen.Const<string?>("[]"), Gen.Const<string?>("""{"ζ":{"a":null,"b":true}}"""),
-            Gen.String[Gen.Char[' ', '\u0400'], 0, 20].Select(s => (string?)System.Text.Json.JsonSerializer.Serialize(s)));
-        var optional = Gen.OneOf(Gen.Const((string?)null), text.Select(s => (string?)s));
-        var message = Gen.Select(Gen.Int[0, 3], Gen.Int[0, 3], Gen.Bool, optional, optional, Gen.ULong, Gen.Long, payload);
+            anyText.Select(s => (string?)System.Text.Json.JsonSerializer.Serialize(s)),
+            anyText.Select(s => (string?)System.Text.Json.JsonSerializer.Serialize(new[] { s }, relaxed)));
+        var id = Gen.OneOf(Gen.Const((string?)null), Gen.String[Gen.Char['!', '~'], 1, MessageId.MaxLength].Select(s => (string?)s));
+        var from = Gen.OneOf(Gen.Const((string?)null), text.Select(s => (string?)s));
+        var message = Gen.Select(Gen.Int[0, 3], Gen.Int[0, 3], Gen.Bool, id, from, Gen.ULong, Gen.Long, payload);
         Gen.Select(text.Array[4], text.Array[4], message.Array[1, 12]).Sample((types, rooms, messages) =>
         {
             foreach (var (type, room, copy, id, from, seq, ts, body) in messages)

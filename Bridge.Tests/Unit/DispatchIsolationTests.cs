@@ -3,8 +3,6 @@ using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Core;
-using CsCheck;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Rooms;
@@ -148,37 +146,6 @@ public sealed class DispatchIsolationTests : IDisposable
         var pack = MessagePackSerializer.Deserialize<Dictionary<string, object>>(message.GetFrame(MessagePackFrameCodec.Instance)!);
         Assert.Equal(body, pack["payload"]);
         Assert.Equal(1, _fallbacks.GetValueOrDefault("msgpack/binary"));
-    }
-
-    [Fact]
-    public void A_stored_body_read_for_a_messagepack_member_frames_as_one_read_without_knowing_the_members_format()
-    {
-        // A replay's cursor for a MessagePack member checks and transcodes a JSON body in one pass ("Replay, tenth pass");
-        // whatever the body and its label, the message must be the same kind with the same frames in both formats.
-        var reader = new Bridge.Worker.Nats.RoomMessageReader(_reporter, TimeProvider.System);
-        var label = Gen.OneOf(Gen.Const((string?)null), Gen.Const((string?)"application/json"), Gen.Const((string?)"application/msgpack"),
-            Gen.Const((string?)"application/octet-stream"));
-        var body = Gen.OneOf(
-            Bridge.Tests.Security.FuzzTests.Values.Select(value => value.ToJson()),
-            Bridge.Tests.Security.FuzzTests.Values.Select(value => System.Text.Encoding.UTF8.GetBytes(" " + System.Text.Encoding.UTF8.GetString(value.ToJson()) + "\n")),
-            Gen.Const("""{"a":1,"a":2}"""u8.ToArray()),
-            Gen.Const("""{"\u0061":1}"""u8.ToArray()),
-            Gen.Byte.Array[0, 12]);
-        var transcoded = 0;
-        Gen.Select(label, body).Sample((contentType, bytes) =>
-        {
-            var headers = new Bridge.Worker.Nats.HeaderBlock(0, "chat.message", null, null, contentType, Malformed: false);
-            var plain = reader.Create("r", 9, 0, 1_700_000_000_000, headers, bytes.ToArray());
-            var framed = reader.Create("r", 9, 0, 1_700_000_000_000, headers, bytes.ToArray(), WireFormat.MessagePack);
-            Assert.Equal(plain.PayloadKind, framed.PayloadKind);
-            Assert.Equal(Convert.ToHexString(plain.GetFrame(MessagePackFrameCodec.Instance) ?? []), Convert.ToHexString(framed.GetFrame(MessagePackFrameCodec.Instance) ?? []));
-            Assert.Equal(Convert.ToHexString(plain.GetFrame(JsonFrameCodec.Instance) ?? []), Convert.ToHexString(framed.GetFrame(JsonFrameCodec.Instance) ?? []));
-            if (framed.MessagePackPayload is not null)
-            {
-                Interlocked.Increment(ref transcoded);
-            }
-        }, iter: 2000);
-        Assert.True(transcoded > 50, $"{transcoded} bodies transcoded where they entered");
     }
 
     [Fact]

@@ -329,7 +329,7 @@ public sealed class PatternSequenceTests : IDisposable
         }
 
         // Members' reads: not a room sequence's.
-        public IRoomCursor OpenCursor(string room, WireFormat? framedAs = null) => throw new NotSupportedException();
+        public IRoomCursor OpenCursor(string room) => throw new NotSupportedException();
 
         public ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken) =>
             throw new NotSupportedException();

@@ -317,13 +317,13 @@ internal sealed class ClientSession
 
     /// <summary>
     /// The connection's publishes waiting for their ack (<see cref="PublishPipeline"/>), created by the first publish
-    /// with the handler's <paramref name="answer"/>.
+    /// with the handler's <paramref name="answer"/> and <paramref name="logger"/>.
     /// </summary>
-    public PublishPipeline Publishes(Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer)
+    public PublishPipeline Publishes(Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer, ILogger logger)
     {
         lock (_backgroundGate)
         {
-            return _publishes ??= new PublishPipeline(this, _maxPublishesInFlight, answer);
+            return _publishes ??= new PublishPipeline(this, _maxPublishesInFlight, answer, logger);
         }
     }
 

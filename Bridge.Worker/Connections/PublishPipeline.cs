@@ -1,5 +1,7 @@
 using System.Threading.Channels;
+using Bridge.Contracts;
 using Bridge.Worker.Nats;
+using Bridge.Worker.Publishing;
 
 namespace Bridge.Worker.Connections;
 
@@ -15,23 +17,31 @@ internal readonly record struct PublishInFlight(PendingPublish Ack, string Room,
 /// queue (plus the one being answered): the receive loop waits for a place before it publishes the next, which pushes
 /// back on a client that sends faster than the stream stores.
 /// </summary>
-internal sealed class PublishPipeline
+internal sealed partial class PublishPipeline
 {
     private readonly Channel<PublishInFlight> _waiting;
     private readonly ClientSession _session;
     private readonly Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> _answer;
+    private readonly ILogger _logger;
     private readonly Task _loop;
 
     /// <param name="session">The connection; its closing ends the pipeline once what is queued is answered.</param>
     /// <param name="capacity">Publishes that may wait for their ack at once (<c>MaxPublishesInFlight</c>).</param>
-    /// <param name="answer">Answers the client once the ack is awaited; gets a token cancelled when the connection closes, and must not throw.</param>
-    public PublishPipeline(ClientSession session, int capacity, Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer)
+    /// <param name="answer">
+    /// Answers the client once the ack is awaited; gets a token cancelled when the connection closes. Should it throw
+    /// anything but <see cref="OperationCanceledException"/>, the publish is answered <c>publish_failed</c> (logged) and
+    /// the loop goes on with the next.
+    /// </param>
+    /// <param name="logger">Where an answer that threw is logged.</param>
+    public PublishPipeline(ClientSession session, int capacity, Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken> answer, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(answer);
+        ArgumentNullException.ThrowIfNull(logger);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _session = session;
         _answer = answer;
+        _logger = logger;
         _waiting = Channel.CreateBounded<PublishInFlight>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
@@ -70,10 +80,39 @@ internal sealed class PublishPipeline
                 awaited = new AwaitedAck(null, ex);
             }
 
-            _answer(_session, publish, awaited, closing);
+            Answer(publish, awaited, closing);
         }
     }
 
     private async ValueTask AnswerClosingAsync(PublishInFlight publish) =>
-        _answer(_session, publish, await publish.Ack.SettleAsync(), new CancellationToken(canceled: true));
+        Answer(publish, await publish.Ack.SettleAsync(), new CancellationToken(canceled: true));
+
+    // One publish's answer never costs the others theirs: should it throw, the loop goes on (the queue behind it would
+    // otherwise never be answered, and the receive loop would wait for a place until the connection closed).
+    private void Answer(PublishInFlight publish, AwaitedAck awaited, CancellationToken closing)
+    {
+        try
+        {
+            _answer(_session, publish, awaited, closing);
+        }
+        catch (OperationCanceledException)
+        {
+            // Closing: nothing more is sent.
+        }
+        catch (Exception ex)
+        {
+            LogAnswerFailed(_logger, ex, _session.ConnectionId, publish.Room);
+            try
+            {
+                _session.SendError(ErrorCodes.PublishFailed, PublishService.NotStoredMessage, publish.Id, publish.Room);
+            }
+            catch (Exception)
+            {
+                // Not even an error frame could be made: the publish stays unanswered, the others are still answered.
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2202, Level = LogLevel.Error, Message = "Answering a publish from connection {ConnectionId} to {Room} failed; answered publish_failed")]
+    private static partial void LogAnswerFailed(ILogger logger, Exception exception, string connectionId, string room);
 }

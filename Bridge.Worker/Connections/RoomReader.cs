@@ -325,7 +325,7 @@ internal sealed partial class RoomReader
             try
             {
                 // One cursor for all of a join's or catch-up's reads: each goes on where the last ended.
-                progress.Cursor ??= _log.OpenCursor(room.Name, member.Session.Codec.Format);
+                progress.Cursor ??= _log.OpenCursor(room.Name);
                 // Handed to the member a batch at a time: what the cursor has at hand (its next message comes without
                 // waiting), up to ReadBatch, goes to the send queue in one step (issue 14).
                 var replayed = progress.IsJoin && !progress.Answered;

@@ -43,13 +43,6 @@ internal sealed class RoomMessage
     /// </summary>
     public bool PayloadChecked { get; init; }
 
-    /// <summary>
-    /// A JSON payload's MessagePack value, made where it entered when the reader knew the message goes to a MessagePack
-    /// member (a replay's cursor: one pass both checks and transcodes it, "Replay, tenth pass (issue 14)"); the bytes the
-    /// MessagePack encoder would write for <see cref="Payload"/>. Null otherwise: the encoder transcodes it.
-    /// </summary>
-    public byte[]? MessagePackPayload { get; init; }
-
     /// <summary>Where a fallback is counted and logged (set by <c>RoomMessageReader</c>; null in unit tests).</summary>
     public IEncodingFailures? Fallbacks { get; init; }
 

@@ -12,7 +12,7 @@ namespace Bridge.Worker.Handlers;
 /// another, in the order sent (so stored in that order), and their acks awaited beside the receive loop
 /// (<see cref="PublishPipeline"/>), up to <c>MaxPublishesInFlight</c> at once.
 /// </summary>
-internal sealed class PublishHandler(PublishService publishing)
+internal sealed class PublishHandler(PublishService publishing, ILogger<PublishPipeline> pipelineLogger)
 {
     // One delegate for every connection's pipeline (made by the first publish).
     private Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken>? _answer;
@@ -29,7 +29,7 @@ internal sealed class PublishHandler(PublishService publishing)
         }
 
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
-        var pipeline = session.Publishes(_answer ??= Answer);
+        var pipeline = session.Publishes(_answer ??= Answer, pipelineLogger);
         if (!await pipeline.WaitForPlaceAsync(cancellationToken))
         {
             return; // closing: frames that arrive now are not acted on
@@ -41,7 +41,7 @@ internal sealed class PublishHandler(PublishService publishing)
     }
 
     /// <summary>Answers a publish once its ack was awaited: <c>ack</c>, or <c>publish_failed</c>; nothing once the connection is closing.</summary>
-    private void Answer(ClientSession session, PublishInFlight publish, AwaitedAck awaited, CancellationToken closing)
+    internal void Answer(ClientSession session, PublishInFlight publish, AwaitedAck awaited, CancellationToken closing)
     {
         try
         {

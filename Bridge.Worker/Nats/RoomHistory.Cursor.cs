@@ -38,7 +38,7 @@ internal sealed partial class RoomHistory
     /// one sent before the last is used up, each delivery read from its bytes on NATS.Net's read loop into a
     /// <see cref="RoomMessage"/> (no <c>NatsMsg</c> or <c>NatsHeaders</c>), at most two batches held unread.
     /// </summary>
-    private sealed class Cursor(RoomHistory history, string room, WireFormat? framedAs) : IRoomCursor
+    private sealed class Cursor(RoomHistory history, string room) : IRoomCursor
     {
         private readonly string _subject = history._options.Value.RoomSubject(room);
 
@@ -250,7 +250,7 @@ internal sealed partial class RoomHistory
 
             try
             {
-                var message = history._reader.Create(name, seq, 0, timestamp, block, payload, framedAs);
+                var message = history._reader.Create(name, seq, 0, timestamp, block, payload);
                 _lastType = message.Type;
                 return message;
             }

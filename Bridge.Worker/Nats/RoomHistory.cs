@@ -92,7 +92,7 @@ internal sealed partial class RoomHistory(
         string room, ulong afterSeq, ulong? upToSeq, [EnumeratorCancellation] CancellationToken cancellationToken, ulong mustReach = 0,
         ReadLimit limit = default, DropCheck? check = null)
     {
-        await using var cursor = new Cursor(this, room, framedAs: null);
+        await using var cursor = new Cursor(this, room);
         await foreach (var message in cursor.ReadAsync(afterSeq, upToSeq, mustReach, limit, check, cancellationToken))
         {
             yield return message;
@@ -100,7 +100,7 @@ internal sealed partial class RoomHistory(
     }
 
     /// <inheritdoc />
-    public IRoomCursor OpenCursor(string room, WireFormat? framedAs = null) => new Cursor(this, room, framedAs);
+    public IRoomCursor OpenCursor(string room) => new Cursor(this, room);
 
     /// <inheritdoc />
     public async ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken) =>

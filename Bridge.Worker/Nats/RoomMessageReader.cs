@@ -57,15 +57,13 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
 
     /// <summary>
     /// A stored message read from the bytes NATS.Net's read loop hands over: its Bridge headers read from the header
-    /// block (<see cref="HeaderBlock"/>), its body copied once into the message's payload. <c>framedAs</c>: the format the
-    /// message will be framed in, when the reader knows (a replay's member); for MessagePack, a JSON payload is checked and
-    /// transcoded in one pass (<see cref="RoomMessage.MessagePackPayload"/>).
+    /// block (<see cref="HeaderBlock"/>), its body copied once into the message's payload.
     /// </summary>
-    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, in ReadOnlySequence<byte> body, WireFormat? framedAs = null) =>
-        Create(room, seq, previous, timestamp, headers, body.IsEmpty ? [] : body.ToArray(), framedAs);
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, in ReadOnlySequence<byte> body) =>
+        Create(room, seq, previous, timestamp, headers, body.IsEmpty ? [] : body.ToArray());
 
     /// <summary>The one place where a stored message's header values and body become a <see cref="RoomMessage"/>.</summary>
-    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, byte[] body, WireFormat? framedAs = null)
+    public RoomMessage Create(string room, ulong seq, ulong previous, long timestamp, in HeaderBlock headers, byte[] body)
     {
         var (type, from, id, contentType) = (headers.Type, headers.From, headers.Id, headers.ContentType);
 
@@ -90,13 +88,7 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
         }
 
         var encoding = ContentTypes.EncodingOf(contentType);
-        // For a MessagePack member, a JSON payload (labelled or not) is checked as it is transcoded, in one pass; one the
-        // pass leaves undecided (a name twice or escaped) or that needs compacting is checked and transcoded as any other.
-        var messagePack = framedAs == WireFormat.MessagePack && encoding is PayloadKind.Json or PayloadKind.None && body.Length > 0 &&
-                          body.AsSpan().IndexOfAny((byte)'\n', (byte)'\r') < 0
-            ? PayloadTranscoder.TryJsonToMessagePack(body)
-            : null;
-        var kind = messagePack is null ? ClassifyPayload(encoding, body) : PayloadKind.Json;
+        var kind = ClassifyPayload(encoding, body);
         if (kind == PayloadKind.Binary && encoding is PayloadKind.Json or PayloadKind.MessagePack)
         {
             // Labelled JSON (MessagePack), but not Unicode JSON (MessagePack): as binary, every member can read it
@@ -122,7 +114,6 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             Id = id,
             PayloadKind = kind,
             Payload = body,
-            MessagePackPayload = messagePack,
             // ClassifyPayload checked a JSON or MessagePack body (and Compact writes valid JSON).
             PayloadChecked = true,
             Fallbacks = fallbacks,

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Bridge.Contracts;
@@ -299,6 +300,8 @@ internal sealed class JsonFrameCodec : IFrameCodec
         }
 
         Put(ref rest, "}"u8);
+        // The array is not zeroed: a size counted too large would send whatever the heap held there.
+        Debug.Assert(rest.IsEmpty, "EncodePlain filled less than the size it counted");
         return frame;
     }
 

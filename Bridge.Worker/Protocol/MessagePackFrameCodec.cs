@@ -150,12 +150,6 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         {
             case PayloadKind.Json:
                 writer.WriteRaw(PayloadKey);
-                if (message.MessagePackPayload is { } transcoded)
-                {
-                    writer.WriteRaw(transcoded); // transcoded where it entered
-                    break;
-                }
-
                 // Checked as UTF-8 where it was read off the stream (PayloadChecked): not again per frame.
                 PayloadTranscoder.WriteJsonAsMessagePack(message.Payload, ref writer, stringsChecked: message.PayloadChecked);
                 break;

@@ -130,8 +130,9 @@ internal sealed partial class PublishService(RoomPublisher publisher, BridgeMetr
             {
                 return PublishOutcome.Stored(PendingPublish.Read(awaited.Response!));
             }
-            catch (NatsJSApiException ex)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                // The stream refused it (NatsJSApiException), or the ack could not be read: not stored either way.
                 failure = ex;
             }
         }

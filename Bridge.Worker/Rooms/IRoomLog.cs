@@ -22,11 +22,8 @@ internal interface IRoomLog
     IAsyncEnumerable<RoomMessage> ReadAsync(
         string room, ulong afterSeq, ulong? upToSeq, CancellationToken cancellationToken, ulong mustReach = 0, ReadLimit limit = default, DropCheck? check = null);
 
-    /// <summary>
-    /// A reader of <paramref name="room"/> for a series of reads that each go on from where the last ended (a replay in
-    /// paced reads); <paramref name="framedAs"/>: the format its messages will be framed in (its member's), when known.
-    /// </summary>
-    IRoomCursor OpenCursor(string room, WireFormat? framedAs = null);
+    /// <summary>A reader of <paramref name="room"/> for a series of reads that each go on from where the last ended (a replay in paced reads).</summary>
+    IRoomCursor OpenCursor(string room);
 
     /// <summary>
     /// Starts reading the newest stored message of each room of <paramref name="room"/> (a room, or a pattern: each room
