@@ -1068,8 +1068,8 @@ export class BridgeClient {
 
   /**
    * Sends the joins waiting for the end of their tick, now: at the end of the tick, and before any other frame, so
-   * that frames go out in the order of the calls that made them (a `join()` then a `send()` to that room: the sender
-   * gets its own message). A room left, joined or joining meanwhile needs no join.
+   * that frames go out in the order of the calls that made them (a `join()` then a `send()` to that room: the join
+   * goes first). A room left, joined or joining meanwhile needs no join.
    */
   private sendTickJoins(): void {
     if (this.tickJoins.size === 0) return;
