@@ -22,7 +22,7 @@ public sealed class RoundMedianTests
 
         var median = RoundMedian.Of(RoundMedian.PairedRatios(bridge, bare));
 
-        Assert.Equal(385.0 / 425, median, 10);
+        Assert.Equal(380.0 / 420, median, 10); // rounds: 0.90, 0.93, 0.75, 0.90, 0.91
         Assert.True(median > bridge.Max() / bare.Max());
     }
 
