@@ -65,6 +65,7 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
         var last = round == rounds;
         var row = rounds == 1 ? "" : $"round {round}: ";
         var status = rounds == 1 ? "" : $"round {round}/{rounds}: ";
+        ctx.Phase = "setup";
         await using var target = new BridgeTarget(configuration, BridgeTransport.Json) { WorkerDll = workerDll };
         await target.StartAsync(ctx);
         var memBefore = await ServerMemoryAsync(target.Nats);
@@ -187,6 +188,10 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
                 // The next round has processes of its own: this round's leave the process rows.
                 ctx.Unwatch(target.Worker.Pid);
                 ctx.Unwatch(target.Nats.Pid);
+                foreach (var _ in clients)
+                {
+                    ctx.ConnectionClosed();
+                }
             }
         }
     }
