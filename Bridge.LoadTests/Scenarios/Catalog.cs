@@ -22,11 +22,12 @@ internal static class Catalog
                          this process's client code, as the long-running clients of a deploy are (as many as --rooms at 100,000
                          and more, else 0)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
-          resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 [--transports json,msgpack,sse]
+          resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 --warmup-rounds 3 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
                          consumer, same server (and vs another build's worker), sides in turns (the goals: the median of
                          each round's transport ÷ bare of the same round); a dashboard resuming many rooms;
-                         --warmup-connections: resumes of a 1,000-message room per side before round 1 (0: a cold worker)
+                         --warmup-connections: resumes of a 1,000-message room per side before round 1 (0: a cold worker);
+                         --warmup-rounds 3: full-size rounds in turns, not counted (warm the load generator's readers)
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
@@ -162,7 +163,8 @@ internal static class Catalog
                     Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
                     Command = command,
                 }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 5),
-                    a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60));
+                    a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60),
+                    a.Int("--warmup-rounds", 3));
 
             case "storm":
                 {
@@ -338,7 +340,7 @@ internal static class Catalog
         Create("fanout", new Args(["fanout", "--connections", "100", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
         Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
         Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
-        Create("resume", new Args(["resume", "--messages", "2000", "--rounds", "1", "--rooms", "100", "--per-room", "10", "--warmup-connections", "2"]), configuration)!,
+        Create("resume", new Args(["resume", "--messages", "2000", "--rounds", "1", "--rooms", "100", "--per-room", "10", "--warmup-connections", "2", "--warmup-rounds", "0"]), configuration)!,
         Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,
