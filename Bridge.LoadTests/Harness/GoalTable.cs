@@ -14,7 +14,7 @@ internal static class GoalTable
     /// <summary>Prints and writes the table; true when every goal is met (a goal not measured is not met).</summary>
     public static bool Write(string suite, IEnumerable<Report> reports, string command)
     {
-        var measured = reports.SelectMany(r => r.Goals.Select(g => (g.Goal, g.Measured, r.Scenario))).ToList();
+        var measured = reports.SelectMany(r => r.Goals.Select(g => (g.Goal, g.Measured, Scenario: g.Basis is null ? r.Scenario : $"{r.Scenario} ({g.Basis})"))).ToList();
         var md = new StringBuilder();
         Report.AppendHeading(md, $"Goals ({suite})", command);
         md.AppendLine("| goal | target | measured | result | scenario |");
@@ -46,13 +46,8 @@ internal static class GoalTable
     /// <summary>The median, or null for no values.</summary>
     public static double? Median(IReadOnlyList<double> values)
     {
-        if (values.Count == 0)
-        {
-            return null;
-        }
-
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        var median = RoundMedian.Of(values);
+        return double.IsNaN(median) ? null : median;
     }
 
     private static string Q(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;

@@ -35,6 +35,15 @@ internal sealed class ProcessSampler : IDisposable
         }
     }
 
+    /// <summary>Stops sampling <paramref name="pid"/> and leaves it out of the report (a process of an earlier round, gone).</summary>
+    public void Unwatch(int pid)
+    {
+        lock (_watched)
+        {
+            _watched.RemoveAll(w => w.Pid == pid);
+        }
+    }
+
     public void MarkMeasureStart()
     {
         foreach (var w in Processes)

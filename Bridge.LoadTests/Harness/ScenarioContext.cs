@@ -48,11 +48,16 @@ internal sealed partial class ScenarioContext : IDisposable
 
     public void Watch(string name, int pid) => Processes.Watch(name, pid);
 
+    public void Unwatch(int pid) => Processes.Unwatch(pid);
+
     /// <summary>A number thresholds can refer to by <paramref name="key"/>, also shown in the report.</summary>
     public void Metric(string key, string label, double value, string unit = "") => Report.Metric(key, label, value, unit);
 
-    /// <summary>A measured value of one of <see cref="Goals"/>: shown in the report and in the run's goal table.</summary>
-    public void Goal(Goal goal, double measured) => Report.Goal(goal, measured);
+    /// <summary>
+    /// A measured value of one of <see cref="Goals"/>: shown in the report and in the run's goal table;
+    /// <paramref name="basis"/> says how it was read from several samples (<see cref="RoundMedian.Basis"/>).
+    /// </summary>
+    public void Goal(Goal goal, double measured, string? basis = null) => Report.Goal(goal, measured, basis);
 
     /// <summary>
     /// Opens connections as the spec's connection simulation says: all at once in batches of 50

@@ -16,7 +16,7 @@ internal sealed class Report(string scenario, string command)
     private readonly List<Row> _rows = [];
     private readonly List<(string Check, bool Passed, string Detail)> _checks = [];
     private readonly Dictionary<string, double> _metrics = new(StringComparer.Ordinal);
-    private readonly List<(Goal Goal, double Measured)> _goals = [];
+    private readonly List<(Goal Goal, double Measured, string? Basis)> _goals = [];
 
     /// <summary>Where reports are written: <c>--report-dir</c>, else results/ of the checkout, else ./results.</summary>
     public static string Directory { get; set; } = RepoPaths.InCheckout ? Path.Combine(RepoPaths.Root, "results") : Path.GetFullPath("results");
@@ -35,7 +35,7 @@ internal sealed class Report(string scenario, string command)
     public IReadOnlyList<(string Check, bool Passed, string Detail)> Checks => _checks;
 
     /// <summary>Goals this scenario measured (<see cref="GoalTable"/> gathers them).</summary>
-    public IReadOnlyList<(Goal Goal, double Measured)> Goals => _goals;
+    public IReadOnlyList<(Goal Goal, double Measured, string? Basis)> Goals => _goals;
 
     public void Add(string metric, string value) => _rows.Add(new Row(metric, value, null, ""));
 
@@ -48,11 +48,12 @@ internal sealed class Report(string scenario, string command)
         Add(label, value, unit);
     }
 
-    public void Goal(Goal goal, double measured)
+    /// <summary>A goal's measured value; <paramref name="basis"/>: how it was read from several samples ("median of 5 rounds").</summary>
+    public void Goal(Goal goal, double measured, string? basis = null)
     {
-        _goals.Add((goal, measured));
+        _goals.Add((goal, measured, basis));
         _metrics["goal_" + goal.Key] = measured;
-        Add("goal: " + goal.Name, $"{Format(measured)}{(goal.Unit == "×" ? "×" : " " + goal.Unit)} (goal {goal.Describe()}: {(goal.IsMet(measured) ? "met" : "MISSED")})");
+        Add("goal: " + goal.Name + (basis is null ? "" : $" ({basis})"), $"{Format(measured)}{(goal.Unit == "×" ? "×" : " " + goal.Unit)} (goal {goal.Describe()}: {(goal.IsMet(measured) ? "met" : "MISSED")})");
     }
 
     public void AddLatency(string prefix, HistogramBase histogram)

@@ -13,14 +13,19 @@ internal static class Catalog
           fanout         --connections 1000 --rate 20 --seconds 5 --p99-ms 250 [--msgpack]   WebSocket fan-out, 1 room
           fanout-burst   --connections 1000 --messages 200                                saturated fan-out
           sse-fanout     --connections 500 --rate 20 --seconds 5 --p99-ms 250             SSE fan-out, 1 room
-          rooms          --rooms 100000 --connections 100 --messages 20000 [--join-batch 1000] [--profile]   activation, server and worker memory per room,
-                         delivery; --join-batch: rooms per room.join frame (1,000 by default: how both clients rejoin
-                         after a reconnect; 1 = one frame per room); --profile: the worker's growth by owner and type;
-                         [--worker DLL]: against another build's Bridge.Worker.dll (the "before" of a before/after)
+          rooms          --rooms 100000 --connections 100 --messages 20000 --rounds 1 [--join-batch 1000] [--profile]   activation, server and
+                         worker memory per room, delivery; --rounds: activations, each on a fresh nats-server and worker (the
+                         goals read their median; bench runs 3); --join-batch: rooms per room.join frame (1,000 by default:
+                         how both clients rejoin after a reconnect; 1 = one frame per room); --profile: the worker's growth
+                         by owner and type (last round); [--worker DLL]: against another build's Bridge.Worker.dll (the
+                         "before" of a before/after); --client-warmup N: a first, discarded round of N rooms that warms
+                         this process's client code, as the long-running clients of a deploy are (as many as --rooms at 100,000
+                         and more, else 0)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
-          resume         --messages 100000 --rounds 2 --rooms 500 --per-room 20 --warmup-connections 60 [--transports json,msgpack,sse]
+          resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
-                         consumer, same server (and vs another build's worker); a dashboard resuming many rooms;
+                         consumer, same server (and vs another build's worker), sides in turns (the goals: the median of
+                         each round's transport ÷ bare of the same round); a dashboard resuming many rooms;
                          --warmup-connections: resumes of a 1,000-message room per side before round 1 (0: a cold worker)
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
@@ -34,9 +39,9 @@ internal static class Catalog
                          failure tests on a local cluster (3 nats-server, 3 workers, nginx): lost/duplicated must be 0
           publish-path   --rooms 10000 --messages 20000                                   JetStream publish alone vs delivered/s over many rooms
           presence       --connections 200 --rooms-per-client 10                          cost of presence per join (on vs off, same run)
-          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 3 --warmup 10 [--baseline-worker DLL]
-                         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync (each side's median of the
-                         rounds); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
+          ingest         --clients 20 --in-flight 50 --rooms 100 --messages 100000 --rounds 5 --warmup 10 [--baseline-worker DLL]
+                         Bridge WebSocket publishes/s vs bare NATS.Net PublishAsync / PublishConcurrentAsync, sides in turns (the
+                         goal: the median of each round's Bridge ÷ better bare of the same round); --baseline-worker: another build's Bridge.Worker.dll measured in the same rounds (before/after)
           fanout-vs-nats --subscribers 200 --messages 1000 --rounds 3 --warmup 1 [--baseline-worker DLL]
                          1 room, saturating burst: Bridge JSON vs nats-server's WebSocket listener on the stream's RePublish
                          subject, same server, sides in turns (each side's median); --baseline-worker: another build's
@@ -143,7 +148,9 @@ internal static class Catalog
                         Command = command,
                     }, configuration, rooms, a.Has("--profile"), a.String("--worker"),
                         // The clients' own rejoin after a reconnect (a deploy): batch frames of up to 1,000 rooms (Bridge.Client, clients/js).
-                        a.Int("--join-batch", 1000));
+                        a.Int("--join-batch", 1000), a.Int("--rounds", 1),
+                        // At the goals' size the clients warm up first (a discarded round of as many rooms on a worker of its own).
+                        a.Int("--client-warmup", rooms >= 100_000 ? rooms : 0));
                 }
 
             case "rooms-compare":
@@ -154,7 +161,7 @@ internal static class Catalog
                 {
                     Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
                     Command = command,
-                }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 2),
+                }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 5),
                     a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60));
 
             case "storm":
@@ -247,7 +254,7 @@ internal static class Catalog
 
             case "ingest":
                 {
-                    var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 3));
+                    var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 5));
                     return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                     {
                         // Tiered JIT was still 12% of the worker's CPU 8 s into publishing on a loaded machine (scripts/profile-ingest.sh).
@@ -343,6 +350,13 @@ internal static class Catalog
         Create("msgpack-path", new Args(["msgpack-path", "--publishers", "2", "--messages", "2000", "--rounds", "1"]), configuration)!,
     ];
 
+    /// <summary>What the bench runs beyond a scenario's defaults.</summary>
+    private static readonly Dictionary<string, string[]> BenchArgs = new()
+    {
+        // One activation is one sample (a fresh worker and nats-server each): the goals read the median of three.
+        ["rooms"] = ["--rounds", "3"],
+    };
+
     private static readonly string[] BenchScenarios =
         ["rooms", "rooms-compare", "fanout", "fanout-burst", "burst", "sse-fanout", "resume", "storm", "connect-storm", "slow-consumer", "idle", "presence", "ingest", "fanout-vs-nats", "msgpack-path", "dashboard", "screens"];
 
@@ -365,6 +379,6 @@ internal static class Catalog
             names = [.. BenchScenarios.Where(asked.Contains)];
         }
 
-        return [.. names.Select(n => Create(n, new Args([n]), configuration)!)];
+        return [.. names.Select(n => Create(n, new Args([n, .. BenchArgs.GetValueOrDefault(n, [])]), configuration)!)];
     }
 }

@@ -20,7 +20,9 @@ namespace Bridge.LoadTests.Scenarios;
 /// <remarks>
 /// Each side is warmed up for <see cref="ScenarioSpec.WarmUp"/> first (the worker's tiered JIT settles in seconds:
 /// measured too early, a third of its CPU went to the JIT), then the sides take turns, <c>rounds</c> times, so a
-/// change in the machine's load touches all of them alike; each side's median counts. With a baseline worker
+/// change in the machine's load touches all of them alike. The goal is the median over the rounds of Bridge's rate ÷
+/// the better bare rate of the same round (<see cref="RoundMedian"/>); each side's median rate, and the ratio of the
+/// medians, are report rows. With a baseline worker
 /// (another checkout's build, <c>--baseline-worker</c>), it is measured in the same turns, on the same nats-server.
 /// </remarks>
 internal sealed class IngestScenario(ScenarioSpec spec, string configuration, IngestShape shape, string? baselineWorker) : IScenario
@@ -76,7 +78,8 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
             }
 
             var (publishAsync, concurrent) = (sides[0].Median, sides[1].Median);
-            var best = Math.Max(publishAsync, concurrent);
+            // Each round's better bare publisher, paired with Bridge's rate in that round.
+            var bareRounds = sides[0].Rates.Zip(sides[1].Rates, Math.Max).ToList();
             ctx.Metric("bare_publish_async_per_s", $"bare NATS.Net PublishAsync, {BareWindow} in flight: msg/s", publishAsync, "msg/s");
             ctx.Metric("bare_publish_concurrent_per_s", $"bare NATS.Net PublishConcurrentAsync, awaited in batches of {BareBatch:N0}: msg/s", concurrent, "msg/s");
             ctx.Metric("bridge_ingest_per_s", $"Bridge: {shape.Clients} WebSocket clients × {shape.Window} in flight, {shape.Rooms} rooms, acked msg/s", bridge.Median, "msg/s");
@@ -98,7 +101,10 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
 
             ctx.Report.Add("rounds (msg/s each, in order)", string.Join("; ", sides.Select(s => $"{s.Name}: {string.Join(", ", s.Rates.Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))}")));
             ctx.Metric("publish_failed", "Bridge: publishes answered publish_failed (or not answered)", clients.Sum(c => c.Failed));
-            ctx.Goal(Goals.Ingest, bridge.Median / best);
+            var paired = RoundMedian.PairedRatios(bridge.Rates, bareRounds);
+            ctx.Report.Add("Bridge ÷ better bare publisher, each round", string.Join(", ", paired.Select(r => r.ToString("0.00", CultureInfo.InvariantCulture) + "×")));
+            ctx.Metric("ingest_ratio_of_medians", "Bridge's median rate ÷ the better bare median rate", bridge.Median / Math.Max(publishAsync, concurrent), "×");
+            ctx.Goal(Goals.Ingest, RoundMedian.Of(paired), RoundMedian.Basis(shape.Rounds));
         }
         finally
         {
@@ -216,7 +222,7 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
 
         public IReadOnlyList<double> Rates => _rates;
 
-        public double Median => _rates.Count == 0 ? double.NaN : _rates.Order().ElementAt(_rates.Count / 2);
+        public double Median => RoundMedian.Of(_rates);
 
         /// <summary>Microseconds of CPU (every core) per message: the load (this process), nats-server, the worker.</summary>
         public (double Load, double Nats, double Worker) CpuPerMessage => _messages == 0

@@ -38,8 +38,8 @@ internal sealed class MessagePackPathScenario(ScenarioSpec spec, string configur
             afterRounds.Add(await after.MeasureAsync(ctx, $"after: round {round}", messages));
         }
 
-        var b = Median(beforeRounds);
-        var a = Median(afterRounds);
+        var b = RoundMedian.Of(beforeRounds);
+        var a = RoundMedian.Of(afterRounds);
         ctx.Report.Add("rounds, µs per message (before | after)", string.Join(" · ", beforeRounds.Zip(afterRounds, (x, y) => $"{x:N0} | {y:N0}")));
         ctx.Metric("cpu_us_per_msg_before", $"before (stored as JSON): worker CPU per message, median of {rounds} ({publishers} msgpack publishers, 1 room × {subscribers} msgpack subscribers)", b, "µs");
         ctx.Metric("cpu_us_per_msg_after", $"after (stored as sent): worker CPU per message, median of {rounds} (the same load)", a, "µs");
@@ -50,12 +50,6 @@ internal sealed class MessagePackPathScenario(ScenarioSpec spec, string configur
         ctx.Metric("gaps_seen", "sequence gaps seen by the subscribers (both sides)", ctx.Stats.Gaps);
         ctx.Metric("duplicates_seen", "duplicates seen by the subscribers (both sides)", ctx.Stats.Duplicated);
         ctx.Goal(Goals.MessagePackPath, a / b);
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     /// <summary>One side: its own nats-server and worker, its publishers and subscribers, and the messages sent so far.</summary>
