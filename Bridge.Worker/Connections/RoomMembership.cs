@@ -53,6 +53,9 @@ internal sealed class RoomMembership : IRoomMember
     private Room? _room;
     private bool _behind;
     private bool _answered;
+    // A live join (no since) until its seam is taken or it closes: the connection's publishes to its room wait
+    // (SessionRooms.WhenSeamTakenAsync). In the padding after the other flags: no bytes per active room.
+    private bool _seamPending;
     private ulong _position;
     private ulong _start = ulong.MaxValue;
     private OverlapGroup? _overlaps;
@@ -177,6 +180,45 @@ internal sealed class RoomMembership : IRoomMember
             lock (Gate)
             {
                 return _state;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Called once it is in its connection's rooms: true when the connection's publishes to this room are to wait for the
+    /// join's seam (<see cref="SessionRooms.WhenSeamTakenAsync"/>). Only a live join's: a message stored before the seam
+    /// of a join with <c>since</c> is read and replayed, so its publishes need not wait (nor wait behind its replay).
+    /// </summary>
+    internal bool AwaitSeam()
+    {
+        lock (Gate)
+        {
+            _seamPending = Options.Since is null && _state != MemberState.Closed;
+            return _seamPending;
+        }
+    }
+
+    /// <summary>
+    /// Under the lock, at the seam (every later message of the room is this member's) or at the close: lets the connection's
+    /// publishes to the room go, once.
+    /// </summary>
+    private void SeamReached()
+    {
+        if (_seamPending)
+        {
+            _seamPending = false;
+            Session.Rooms.SeamReached();
+        }
+    }
+
+    /// <summary>True while the connection's publishes to this room wait for the join's seam (<see cref="AwaitSeam"/>).</summary>
+    internal bool SeamPending
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return _seamPending;
             }
         }
     }
@@ -369,6 +411,7 @@ internal sealed class RoomMembership : IRoomMember
     {
         lock (Gate)
         {
+            SeamReached();
             if (_state == MemberState.Reading)
             {
                 _state = MemberState.Holding;
@@ -612,6 +655,7 @@ internal sealed class RoomMembership : IRoomMember
 
             _state = MemberState.Closed;
             _held = null;
+            SeamReached();
             Conflation?.Dispose();
             if (_overlaps is { } group)
             {

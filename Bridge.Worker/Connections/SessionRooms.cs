@@ -18,6 +18,10 @@ internal sealed class SessionRooms
     private HashSet<RoomMembership>? _rooms;
     private OverlapGroup? _overlaps;
     private int _patterns;
+    // Live joins whose seam is not taken yet (RoomMembership.AwaitSeam): while none is, a publish checks nothing else.
+    private int _seamsPending;
+    // The receive loop's publish waiting for a seam (it is the only one that waits): completed by the next seam taken.
+    private TaskCompletionSource? _seamWaiter;
 
     /// <summary>Rooms joined or joining.</summary>
     public int Count
@@ -105,6 +109,11 @@ internal sealed class SessionRooms
             }
 
             _rooms.Add(membership);
+            if (membership.AwaitSeam())
+            {
+                Interlocked.Increment(ref _seamsPending);
+            }
+
             if (membership.Pattern is not null)
             {
                 _patterns++;
@@ -112,6 +121,41 @@ internal sealed class SessionRooms
 
             return AddResult.Added;
         }
+    }
+
+    /// <summary>
+    /// Completes once no live join of <paramref name="room"/> by this connection is waiting for its seam (the room's last
+    /// stream seq, from which the join is live): a publish to the room sent to NATS after that is stored after the seam,
+    /// so the join delivers it live after its <c>room.joined</c>. At once (no lock, no lookup) while no join of the
+    /// connection waits for its seam. A join that fails or is left closes its membership, which ends the wait too; so
+    /// does either token being cancelled (the connection closing or aborted), without throwing: what the caller does
+    /// next answers as it would have. Only exact rooms: a publish does not wait for a pattern join's seam.
+    /// </summary>
+    public ValueTask WhenSeamTakenAsync(string room, CancellationToken closing, CancellationToken cancellationToken) =>
+        Volatile.Read(ref _seamsPending) == 0 ? ValueTask.CompletedTask : WaitForSeamAsync(room, closing, cancellationToken);
+
+    private async ValueTask WaitForSeamAsync(string room, CancellationToken closing, CancellationToken cancellationToken)
+    {
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(closing, cancellationToken);
+        while (!ended.IsCancellationRequested)
+        {
+            // The waiter is in place before the membership is looked at: a seam taken after the look completes it.
+            var waiter = Volatile.Read(ref _seamWaiter) ?? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            waiter = Interlocked.CompareExchange(ref _seamWaiter, waiter, null) ?? waiter;
+            if (Find(room) is not { SeamPending: true })
+            {
+                return;
+            }
+
+            await waiter.Task.WaitAsync(ended.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>A membership's seam was taken, or it closed before (once each, <see cref="RoomMembership.AwaitSeam"/>): wakes a waiting publish.</summary>
+    internal void SeamReached()
+    {
+        Interlocked.Decrement(ref _seamsPending);
+        Interlocked.Exchange(ref _seamWaiter, null)?.TrySetResult();
     }
 
     /// <summary>Called under the lock when a membership leaves the table.</summary>

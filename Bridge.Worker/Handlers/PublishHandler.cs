@@ -28,6 +28,10 @@ internal sealed class PublishHandler(PublishService publishing, ILogger<PublishP
             return;
         }
 
+        // A live join of this room by this connection whose seam is not taken yet: the publish waits for it, or it could
+        // be stored before the seam and be neither replayed nor delivered live to its sender (docs/protocol.md §12).
+        await session.Rooms.WhenSeamTakenAsync(frame.Room!, session.Closing, cancellationToken);
+
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
         var pipeline = session.Publishes(_answer ??= Answer, pipelineLogger);
         if (!await pipeline.WaitForPlaceAsync(cancellationToken))

@@ -141,20 +141,19 @@ test('a room the token does not grant among joins made in one tick rejects just 
   assert.equal(c.client.positions.size, 20);
 });
 
-test('a join and then a publish to that room made in one tick go out in that order', async () => {
+test('a join and then a publish to that room made in one tick go out in that order, and the sender gets its own message', async () => {
   const c = client(small.url);
   await c.client.connect();
   const room = uniqueRoom('order');
 
   const joined = c.client.join(room);
-  await within(c.client.send('t.mine', room, { n: 1 }), 'the publish');
+  const ack = await within(c.client.send('t.mine', room, { n: 1 }), 'the publish');
   await within(joined, 'the join');
 
-  // Only the order of the frames is the client's to keep. Whether the worker delivers that publish live depends on
-  // its join point (the seam it takes for the join, which can come after a publish it stores meanwhile):
-  // docs/protocol.md §12.
   const order = c.sockets[0].sent.map(({ frame }) => frame.type).filter((type) => type === 'room.join' || type === 't.mine');
   assert.deepEqual(order, ['room.join', 't.mine']);
+  // The worker holds the publish until the join has taken its seam, so it comes live (docs/protocol.md §4, room.join).
+  await waitFor(() => c.messages.some((m) => m.room === room && m.seq === ack.seq), { ...WAIT, message: 'the own message' });
 });
 
 test('a join and then a leave of that room made in one tick send neither frame: the join rejects with left, the leave resolves, and no error comes', async () => {
