@@ -187,13 +187,14 @@ internal sealed class RoomMembership : IRoomMember
     /// <summary>
     /// Called once it is in its connection's rooms: true when the connection's publishes to this room are to wait for the
     /// join's seam (<see cref="SessionRooms.WhenSeamTakenAsync"/>). Only a live join's: a message stored before the seam
-    /// of a join with <c>since</c> is read and replayed, so its publishes need not wait (nor wait behind its replay).
+    /// of a join with <c>since</c> is read and replayed, so its publishes need not wait (nor wait behind its replay). Not
+    /// a pattern's either: a publish goes to a room, and waits only for that room's own join.
     /// </summary>
     internal bool AwaitSeam()
     {
         lock (Gate)
         {
-            _seamPending = Options.Since is null && _state != MemberState.Closed;
+            _seamPending = Options.Since is null && Pattern is null && _state != MemberState.Closed;
             return _seamPending;
         }
     }

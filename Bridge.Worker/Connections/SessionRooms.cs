@@ -124,37 +124,70 @@ internal sealed class SessionRooms
     }
 
     /// <summary>
+    /// The longest a publish waits for its connection's join of the same room to take its seam (<see cref="WhenSeamTakenAsync"/>).
+    /// It waits on the receive loop, so nothing else of the connection is read meanwhile (leave, token refresh, pongs,
+    /// close): a join queued behind batch lanes replaying large backlogs, or a slow NATS, must not hold that for long.
+    /// A seam is one stream request away, so a join that is started takes it well within this; after it the publish
+    /// goes as it would without the join (docs/protocol.md §4, room.join).
+    /// </summary>
+    internal static readonly TimeSpan MaxSeamWait = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Completes once no live join of <paramref name="room"/> by this connection is waiting for its seam (the room's last
     /// stream seq, from which the join is live): a publish to the room sent to NATS after that is stored after the seam,
     /// so the join delivers it live after its <c>room.joined</c>. At once (no lock, no lookup) while no join of the
-    /// connection waits for its seam. A join that fails or is left closes its membership, which ends the wait too; so
-    /// does either token being cancelled (the connection closing or aborted), without throwing: what the caller does
-    /// next answers as it would have. Only exact rooms: a publish does not wait for a pattern join's seam.
+    /// connection waits for its seam; at once, with nothing allocated, while none of <paramref name="room"/> does. A join
+    /// that fails or is left closes its membership, which ends the wait too. It ends anyway after
+    /// <see cref="MaxSeamWait"/> (on <paramref name="time"/>'s clock), returning true: the publish then goes, and may be
+    /// stored before the seam. Either token cancelled (the connection closing or aborted) ends it without throwing: the
+    /// caller goes on as for a frame read before the close (the publish is stored, and not answered). Only exact rooms:
+    /// a pattern join's seam is never waited for (nor counted).
     /// </summary>
-    public ValueTask WhenSeamTakenAsync(string room, CancellationToken closing, CancellationToken cancellationToken) =>
-        Volatile.Read(ref _seamsPending) == 0 ? ValueTask.CompletedTask : WaitForSeamAsync(room, closing, cancellationToken);
+    public ValueTask<bool> WhenSeamTakenAsync(string room, TimeProvider time, CancellationToken closing, CancellationToken cancellationToken) =>
+        Volatile.Read(ref _seamsPending) == 0 ? ValueTask.FromResult(false) : WaitForSeamAsync(room, time, closing, cancellationToken);
 
-    private async ValueTask WaitForSeamAsync(string room, CancellationToken closing, CancellationToken cancellationToken)
+    private async ValueTask<bool> WaitForSeamAsync(string room, TimeProvider time, CancellationToken closing, CancellationToken cancellationToken)
     {
+        // Another room's join is pending, not this one's (most publishes during a large batch join): nothing to wait for.
+        // Looked up once: a membership taken out of the table is closed, which clears its SeamPending.
+        if (Find(room) is not { SeamPending: true } joining)
+        {
+            return false;
+        }
+
+        var started = time.GetTimestamp();
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(closing, cancellationToken);
         while (!ended.IsCancellationRequested)
         {
             // The waiter is in place before the membership is looked at: a seam taken after the look completes it.
             var waiter = Volatile.Read(ref _seamWaiter) ?? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             waiter = Interlocked.CompareExchange(ref _seamWaiter, waiter, null) ?? waiter;
-            if (Find(room) is not { SeamPending: true })
+            if (!joining.SeamPending)
             {
-                return;
+                return false;
             }
 
-            await waiter.Task.WaitAsync(ended.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            var left = MaxSeamWait - time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                return true;
+            }
+
+            await waiter.Task.WaitAsync(left, time, ended.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+
+        return false;
     }
+
+    /// <summary>Live joins counted as waiting for their seam (the tests' view of the count).</summary>
+    internal int SeamsPending => Volatile.Read(ref _seamsPending);
 
     /// <summary>A membership's seam was taken, or it closed before (once each, <see cref="RoomMembership.AwaitSeam"/>): wakes a waiting publish.</summary>
     internal void SeamReached()
     {
         Interlocked.Decrement(ref _seamsPending);
+        // Called under the member's lock (and the room's sequence gate): safe only because the waiter runs its
+        // continuation asynchronously (RunContinuationsAsynchronously), never inline here.
         Interlocked.Exchange(ref _seamWaiter, null)?.TrySetResult();
     }
 

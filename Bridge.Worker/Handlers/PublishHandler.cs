@@ -12,7 +12,7 @@ namespace Bridge.Worker.Handlers;
 /// another, in the order sent (so stored in that order), and their acks awaited beside the receive loop
 /// (<see cref="PublishPipeline"/>), up to <c>MaxPublishesInFlight</c> at once.
 /// </summary>
-internal sealed class PublishHandler(PublishService publishing, ILogger<PublishPipeline> pipelineLogger)
+internal sealed partial class PublishHandler(PublishService publishing, TimeProvider time, ILogger<PublishHandler> logger, ILogger<PublishPipeline> pipelineLogger)
 {
     // One delegate for every connection's pipeline (made by the first publish).
     private Action<ClientSession, PublishInFlight, AwaitedAck, CancellationToken>? _answer;
@@ -28,9 +28,13 @@ internal sealed class PublishHandler(PublishService publishing, ILogger<PublishP
             return;
         }
 
-        // A live join of this room by this connection whose seam is not taken yet: the publish waits for it, or it could
-        // be stored before the seam and be neither replayed nor delivered live to its sender (docs/protocol.md §12).
-        await session.Rooms.WhenSeamTakenAsync(frame.Room!, session.Closing, cancellationToken);
+        // A live join of this room by this connection whose seam is not taken yet: the publish waits for it (at most
+        // SessionRooms.MaxSeamWait, on the receive loop), or it could be stored before the seam and be neither replayed nor
+        // delivered live to its sender (docs/protocol.md §4, room.join).
+        if (await session.Rooms.WhenSeamTakenAsync(frame.Room!, time, session.Closing, cancellationToken))
+        {
+            LogSeamWaitEnded(logger, session.ConnectionId, frame.Room!, SessionRooms.MaxSeamWait);
+        }
 
         // Backpressure: with MaxPublishesInFlight acks outstanding, the receive loop waits here.
         var pipeline = session.Publishes(_answer ??= Answer, pipelineLogger);
@@ -64,4 +68,7 @@ internal sealed class PublishHandler(PublishService publishing, ILogger<PublishP
             // Closing: nothing more is sent; the client retries with the same id after reconnecting.
         }
     }
+
+    [LoggerMessage(EventId = 2203, Level = LogLevel.Debug, Message = "A publish from connection {ConnectionId} to {Room} waited {Waited} for the connection's join of the room to take its seam; published without it")]
+    private static partial void LogSeamWaitEnded(ILogger logger, string connectionId, string room, TimeSpan waited);
 }
