@@ -7,6 +7,13 @@ namespace Bridge.LoadTests.Scenarios;
 /// <summary>Every scenario by name, built from its command-line options; and the suites that run several.</summary>
 internal static class Catalog
 {
+    /// <summary><c>--rounds</c> of a scenario whose goals read a median over its rounds: at least 1.</summary>
+    private static int Rounds(Args a, int fallback)
+    {
+        var rounds = a.Int("--rounds", fallback);
+        return rounds >= 1 ? rounds : throw new ArgumentException($"--rounds must be at least 1, not {rounds}");
+    }
+
     public static readonly string Usage = """
         usage: dotnet run --project Bridge.LoadTests -c Release -- <scenario | suite> [options]
         scenarios (each starts its own nats-server and worker on loopback):
@@ -136,6 +143,8 @@ internal static class Catalog
                     var rooms = a.Int("--rooms", 100_000);
                     return new RoomActivationScenario(new ScenarioSpec("rooms", "many rooms on one worker: activation, memory, delivery")
                     {
+                        // Each round (and the client warm-up) starts its own nats-server and worker: 3 minutes each at most.
+                        MaxTime = TimeSpan.FromMinutes(3 * (Rounds(a, 1) + 1)),
                         WarmUp = TimeSpan.FromSeconds(1),
                         Duration = TimeSpan.FromSeconds(60),
                         Load = [new KeepConstant(a.Int("--connections", 100)), new Burst(a.Int("--messages", 20_000))],
@@ -149,7 +158,7 @@ internal static class Catalog
                         Command = command,
                     }, configuration, rooms, a.Has("--profile"), a.String("--worker"),
                         // The clients' own rejoin after a reconnect (a deploy): batch frames of up to 1,000 rooms (Bridge.Client, clients/js).
-                        a.Int("--join-batch", 1000), a.Int("--rounds", 1),
+                        a.Int("--join-batch", 1000), Rounds(a, 1),
                         // At the goals' size the clients warm up first (a discarded round of as many rooms on a worker of its own).
                         a.Int("--client-warmup", rooms >= 100_000 ? rooms : 0));
                 }
@@ -162,7 +171,7 @@ internal static class Catalog
                 {
                     Thresholds = [Threshold.Zero("replay_missing"), Threshold.Zero("dashboard_backlog_wrong"), Threshold.Zero("dashboard_caught_up_wrong"), Threshold.Zero("lost")],
                     Command = command,
-                }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), a.Int("--rounds", 5),
+                }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), Rounds(a, 5),
                     a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60),
                     a.Int("--warmup-rounds", 3));
 
@@ -256,7 +265,7 @@ internal static class Catalog
 
             case "ingest":
                 {
-                    var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), a.Int("--rounds", 5));
+                    var shape = new IngestShape(a.Int("--clients", 20), a.Int("--in-flight", 50), a.Int("--rooms", 100), a.Int("--messages", 100_000), Rounds(a, 5));
                     return new IngestScenario(new ScenarioSpec("ingest", "publishes taken per second: Bridge over WebSocket vs a bare NATS.Net publisher, same server, same run")
                     {
                         // Tiered JIT was still 12% of the worker's CPU 8 s into publishing on a loaded machine (scripts/profile-ingest.sh).

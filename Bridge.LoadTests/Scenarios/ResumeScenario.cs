@@ -130,11 +130,19 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         ctx.BeginMeasure();
         // Each side's rate in every round, in round order (0 for a round that lost or doubled messages).
         var rates = Runs.ToDictionary(r => r.Key, _ => new List<double>(rounds));
+        var runs = Runs;
         for (var round = 1; round <= rounds; round++)
         {
-            foreach (var (key, label) in Runs)
+            // The sides' order turns each round (bare first in round 1, second in round 2, ...): no side always follows
+            // the same one (whose garbage, or teardown in the worker, could land in it), and each side starts rounds alike.
+            foreach (var (key, label) in runs.Skip((round - 1) % runs.Length).Concat(runs.Take((round - 1) % runs.Length)))
             {
                 ctx.Status = $"replay {round}/{rounds}: {label}";
+                // Every side starts on a settled load generator and worker: this process's garbage of the side before is
+                // collected now, not inside the timed replay, and the worker gets a moment to finish the one before.
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                await Task.Delay(100, cancellationToken);
                 var (received, elapsed, workerCpu, natsCpu, clientCpu) = await ReplayAsync(key, ReplayRoom, replayMessages);
                 rates[key].Add(received == replayMessages ? received / elapsed.TotalSeconds : 0);
                 report.Add(
@@ -148,14 +156,14 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         foreach (var (key, label) in Runs)
         {
             report.Metric($"replay_{key}_rate", $"replay rate, {label} (best of {rounds})", rates[key].Max(), "msg/s");
-            report.Metric($"replay_{key}_first_rate", $"replay rate, {label} (round 1, after {warmupConnections} warm-up resumes)", rates[key][0], "msg/s");
+            report.Metric($"replay_{key}_first_rate", $"replay rate, {label} (round 1, after {warmupConnections} warm-up resumes and {warmupRounds} warm-up rounds)", rates[key][0], "msg/s");
             if (key != "bare")
             {
                 // The goal reads the paired rounds (below); the ratio of the best rounds stays in the report.
                 var paired = RoundMedian.PairedRatios(rates[key], bare);
                 report.Add($"replay ÷ bare, {label}, each round", string.Join(", ", paired.Select(r => $"{r:0.00}×")));
                 report.Add($"replay ÷ bare, {label}, best round ÷ best bare round", $"{rates[key].Max() / bare.Max():0.00}×");
-                report.Metric($"replay_{key}_ratio", $"replay ÷ bare, {label}, {RoundMedian.Basis(rounds)}", RoundMedian.Of(paired), "×");
+                report.Metric($"replay_{key}_ratio", $"replay ÷ bare, {label}, {RoundMedian.Basis(paired.Count)}", RoundMedian.Of(paired), "×");
             }
         }
 
@@ -163,7 +171,8 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         {
             if (rates.TryGetValue(key, out var rate))
             {
-                ctx.Goal(goal, RoundMedian.Of(RoundMedian.PairedRatios(rate, bare)), RoundMedian.Basis(rounds));
+                var paired = RoundMedian.PairedRatios(rate, bare);
+                ctx.Goal(goal, RoundMedian.Of(paired), RoundMedian.Basis(paired.Count));
             }
         }
 
