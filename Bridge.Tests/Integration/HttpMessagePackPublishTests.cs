@@ -164,6 +164,22 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
         Assert.Equal(1, await StoredCountAsync(room));
     }
 
+    [Fact]
+    public async Task A_body_with_an_envelope_key_twice_gets_400_bad_frame_in_both_formats_and_nothing_is_stored()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room("hmp");
+
+        var (status, answer) = await PostAsync(MessagesUrl(worker, room), """{"type":"chat.message","type":"evil.type","payload":1}"""u8.ToArray(), "application/json");
+        Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame), (status, answer["code"]!.GetValue<string>()));
+        Assert.Equal("duplicate name: envelope key 'type' appears twice", answer["message"]!.GetValue<string>());
+        (status, answer) = await PostAsync(MessagesUrl(worker, room), Map(("type", Pack("x.y")), ("payload", Pack(1)), ("payload", Pack(2))), MsgPack);
+        Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame), (status, answer["code"]!.GetValue<string>()));
+        Assert.Equal("duplicate name: envelope key 'payload' appears twice", answer["message"]!.GetValue<string>());
+
+        Assert.Equal(0, await StoredCountAsync(room));
+    }
+
     [Theory]
     [InlineData("application/x-www-form-urlencoded")]
     [InlineData("application/octet-stream")]

@@ -209,6 +209,25 @@ public sealed class FuzzTests
     public void MessagePack_decoder_refuses_any_bad_text_and_accepts_only_what_every_encoder_and_argument_reader_can_take() =>
         Envelopes.Sample(frame => RefusesBadText(MessagePackFrameCodec.Instance, frame, frame.ToMsgPack()), iter: GeneratedFrames);
 
+    [Fact]
+    public void Json_decoder_refuses_every_envelope_with_a_key_it_reads_given_twice() =>
+        WithARepeatedKey(["type", "room", "id", "enc", "payload"]).Sample(frame => Assert.Null(JsonFrameCodec.Instance.Decode(frame.ToJson(), out _)), iter: GeneratedFrames);
+
+    [Fact]
+    public void MessagePack_decoder_refuses_every_envelope_with_a_key_it_reads_given_twice() =>
+        WithARepeatedKey(["type", "room", "id", "payload"]).Sample(frame => Assert.Null(MessagePackFrameCodec.Instance.Decode(frame.ToMsgPack(), out _)), iter: GeneratedFrames);
+
+    /// <summary>A generated envelope with one more entry, anywhere in it, under a key it already has.</summary>
+    private static Gen<RawValue> WithARepeatedKey(string[] keys) =>
+        Gen.Select(Envelopes, Values, Gen.Int[0, 100], Gen.Int[0, 100], (frame, value, which, where) =>
+        {
+            var entries = ((RawValue.Map)frame).Entries.ToList();
+            var known = entries.Where(e => e.Key is RawValue.Text t && keys.Contains(Encoding.UTF8.GetString(t.Bytes))).ToList();
+            var repeated = known[which % known.Count].Key;
+            entries.Insert(where % (entries.Count + 1), (repeated, value));
+            return (RawValue)new RawValue.Map([.. entries]);
+        });
+
     /// <summary>A frame with bad text anywhere (a key, an unknown field, a payload at depth) is refused, never altered.</summary>
     private static void RefusesBadText(IFrameCodec codec, RawValue frame, byte[] bytes)
     {

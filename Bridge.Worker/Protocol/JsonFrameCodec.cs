@@ -60,39 +60,44 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 return null;
             }
 
+            // The keys read so far, one bit each: a key twice is refused, so that no reader in front of the worker
+            // (first-wins) sees another type, room, enc or payload than what is stored.
+            var seen = EnvelopeKey.None;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("payload"u8))
+                var key = KeyOf(ref reader);
+                if (key != EnvelopeKey.None && !EnvelopeKeySet.TryAdd(ref seen, key))
                 {
-                    reader.Read();
-                    payloadStart = (int)reader.TokenStartIndex;
-                    payloadIsString = reader.TokenType == JsonTokenType.String;
-                    reader.Skip();
-                    payloadEnd = (int)reader.BytesConsumed;
-                    continue;
+                    error = new DecodeError(EnvelopeKeySet.DuplicateMessage(key), id);
+                    return null;
                 }
 
-                if (reader.ValueTextEquals("type"u8))
+                switch (key)
                 {
-                    type = ReadString(ref reader, "type");
-                }
-                else if (reader.ValueTextEquals("room"u8))
-                {
-                    room = ReadString(ref reader, "room");
-                }
-                else if (reader.ValueTextEquals("id"u8))
-                {
-                    id = ReadString(ref reader, "id");
-                }
-                else if (reader.ValueTextEquals("enc"u8))
-                {
-                    enc = ReadString(ref reader, "enc");
-                }
-                else
-                {
-                    // Unknown keys are skipped so newer clients can talk to older workers.
-                    reader.Read();
-                    reader.Skip();
+                    case EnvelopeKey.Payload:
+                        reader.Read();
+                        payloadStart = (int)reader.TokenStartIndex;
+                        payloadIsString = reader.TokenType == JsonTokenType.String;
+                        reader.Skip();
+                        payloadEnd = (int)reader.BytesConsumed;
+                        break;
+                    case EnvelopeKey.Type:
+                        type = ReadString(ref reader, EnvelopeKeys.Type);
+                        break;
+                    case EnvelopeKey.Room:
+                        room = ReadString(ref reader, EnvelopeKeys.Room);
+                        break;
+                    case EnvelopeKey.Id:
+                        id = ReadString(ref reader, EnvelopeKeys.Id);
+                        break;
+                    case EnvelopeKey.Enc:
+                        enc = ReadString(ref reader, EnvelopeKeys.Enc);
+                        break;
+                    default:
+                        // Unknown keys are skipped so newer clients can talk to older workers.
+                        reader.Read();
+                        reader.Skip();
+                        break;
                 }
             }
 
@@ -167,6 +172,15 @@ internal sealed class JsonFrameCodec : IFrameCodec
         error = default;
         return new InboundFrame { Type = type, Room = room, Id = id, PayloadKind = kind, Payload = payload };
     }
+
+    // The envelope key the reader is on (escaped names too: ValueTextEquals unescapes), None for any other name.
+    private static EnvelopeKey KeyOf(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("payload"u8) ? EnvelopeKey.Payload
+        : reader.ValueTextEquals("type"u8) ? EnvelopeKey.Type
+        : reader.ValueTextEquals("room"u8) ? EnvelopeKey.Room
+        : reader.ValueTextEquals("id"u8) ? EnvelopeKey.Id
+        : reader.ValueTextEquals("enc"u8) ? EnvelopeKey.Enc
+        : EnvelopeKey.None;
 
     private static string? ReadString(ref Utf8JsonReader reader, string field)
     {

@@ -50,6 +50,8 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                 return null;
             }
 
+            // One bit per key read: a key twice is refused (as in JSON), so no first-wins reader sees another frame.
+            var seen = EnvelopeKey.None;
             var entries = reader.ReadMapHeader();
             for (var i = 0; i < entries; i++)
             {
@@ -59,19 +61,25 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                     return null;
                 }
 
-                var key = UnicodeText.ReadString(ref reader);
+                var key = EnvelopeKeySet.MessagePackKeyOf(UnicodeText.ReadString(ref reader));
+                if (key != EnvelopeKey.None && !EnvelopeKeySet.TryAdd(ref seen, key))
+                {
+                    error = new DecodeError(EnvelopeKeySet.DuplicateMessage(key), id);
+                    return null;
+                }
+
                 switch (key)
                 {
-                    case EnvelopeKeys.Type:
-                        type = ReadString(ref reader, key);
+                    case EnvelopeKey.Type:
+                        type = ReadString(ref reader, EnvelopeKeys.Type);
                         break;
-                    case EnvelopeKeys.Room:
-                        room = ReadString(ref reader, key);
+                    case EnvelopeKey.Room:
+                        room = ReadString(ref reader, EnvelopeKeys.Room);
                         break;
-                    case EnvelopeKeys.Id:
-                        id = ReadString(ref reader, key);
+                    case EnvelopeKey.Id:
+                        id = ReadString(ref reader, EnvelopeKeys.Id);
                         break;
-                    case EnvelopeKeys.Payload:
+                    case EnvelopeKey.Payload:
                         if (reader.NextMessagePackType == MessagePackType.Binary)
                         {
                             kind = PayloadKind.Binary;

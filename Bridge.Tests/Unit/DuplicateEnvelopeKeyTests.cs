@@ -1,0 +1,68 @@
+using Bridge.Tests.Infrastructure;
+using Bridge.Worker.Protocol;
+using static Bridge.Tests.Infrastructure.Raw;
+
+namespace Bridge.Tests.Unit;
+
+/// <summary>
+/// An envelope key the worker reads, given twice, refuses the frame (docs/protocol.md §3): a first-wins reader in
+/// front of the worker would otherwise see another type, room, id, enc or payload than what is stored.
+/// </summary>
+public sealed class DuplicateEnvelopeKeyTests
+{
+    // A publish every key of which is valid: only the repeat can refuse it.
+    private static (string Key, RawValue Value)[] Publish(string key, RawValue first, RawValue second)
+    {
+        var entries = new List<(string, RawValue)> { ("type", S("chat.message")), ("room", S("demo")), ("id", S("d1")) };
+        entries.RemoveAll(e => e.Item1 == key);
+        entries.Add((key, first));
+        entries.Add(("x", N(1)));
+        entries.Add((key, second));
+        return [.. entries];
+    }
+
+    public static TheoryData<string, string, RawValue, RawValue> Repeats() => new()
+    {
+        { "json", "type", S("chat.message"), S("x.y") },
+        { "json", "room", S("demo"), S("other") },
+        { "json", "id", S("dup1"), S("dup2") },
+        { "json", "enc", S("base64"), Null },
+        { "json", "payload", M(("a", N(1))), N(1) },
+        { "json", "payload", BeyondFloat64, N(1) },
+        { "msgpack", "type", S("chat.message"), S("x.y") },
+        { "msgpack", "room", S("demo"), S("x..y") },
+        { "msgpack", "id", S("dup1"), S("dup2") },
+        { "msgpack", "payload", M(("a", N(1))), L(N(1)) },
+    };
+
+    [Theory]
+    [MemberData(nameof(Repeats))]
+    public void An_envelope_key_given_twice_is_refused_with_bad_frame_naming_the_key_and_the_id_already_read(string format, string key, RawValue first, RawValue second)
+    {
+        var frame = M(Publish(key, first, second));
+        var decoded = format == "json"
+            ? JsonFrameCodec.Instance.Decode(frame.ToJson(), out var error)
+            : MessagePackFrameCodec.Instance.Decode(frame.ToMsgPack(), out error);
+
+        Assert.Null(decoded);
+        Assert.Equal($"duplicate name: envelope key '{key}' appears twice", error.Message);
+        Assert.Equal(key == "id" ? "dup1" : "d1", error.Reference);
+    }
+
+    [Fact]
+    public void A_json_key_repeated_under_an_escaped_name_is_a_repeat()
+    {
+        Assert.Null(JsonFrameCodec.Instance.Decode("""{"type":"chat.message","room":"demo","\u0074ype":"x.y"}"""u8, out var error));
+        Assert.Equal("duplicate name: envelope key 'type' appears twice", error.Message);
+        Assert.Null(error.Reference);
+    }
+
+    [Fact]
+    public void Unknown_keys_stay_ignored_when_repeated_and_enc_is_an_unknown_key_in_MessagePack()
+    {
+        var json = JsonFrameCodec.Instance.Decode("""{"type":"chat.message","room":"demo","x":1,"x":2,"seq":1,"seq":2}"""u8, out _);
+        Assert.Equal("chat.message", json?.Type);
+        var pack = MessagePackFrameCodec.Instance.Decode(M(("type", S("chat.message")), ("enc", S("a")), ("enc", S("b")), ("room", S("demo"))).ToMsgPack(), out _);
+        Assert.Equal("demo", pack?.Room);
+    }
+}

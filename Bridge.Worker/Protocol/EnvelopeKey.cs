@@ -1,0 +1,55 @@
+using Bridge.Contracts;
+
+namespace Bridge.Worker.Protocol;
+
+/// <summary>The envelope keys a client frame's decoder reads, one bit each (docs/protocol.md §3).</summary>
+[Flags]
+internal enum EnvelopeKey
+{
+    /// <summary>Any other key: skipped, repeats included (unknown keys are ignored, §3).</summary>
+    None = 0,
+    Type = 1,
+    Room = 2,
+    Id = 4,
+    Enc = 8,
+    Payload = 16,
+}
+
+/// <summary>
+/// The keys a decoder has read in one envelope, as a bit mask on the stack: refusing a key twice costs no allocation.
+/// Both codecs ask it, so JSON and MessagePack refuse the same repeats with the same message.
+/// </summary>
+internal static class EnvelopeKeySet
+{
+    /// <summary>Adds <paramref name="key"/> to <paramref name="seen"/>; false when it was there already.</summary>
+    public static bool TryAdd(ref EnvelopeKey seen, EnvelopeKey key)
+    {
+        if ((seen & key) != 0)
+        {
+            return false;
+        }
+
+        seen |= key;
+        return true;
+    }
+
+    /// <summary>The <c>bad_frame</c> message for <paramref name="key"/> given twice in one envelope.</summary>
+    public static string DuplicateMessage(EnvelopeKey key) => key switch
+    {
+        EnvelopeKey.Type => "duplicate name: envelope key 'type' appears twice",
+        EnvelopeKey.Room => "duplicate name: envelope key 'room' appears twice",
+        EnvelopeKey.Id => "duplicate name: envelope key 'id' appears twice",
+        EnvelopeKey.Enc => "duplicate name: envelope key 'enc' appears twice",
+        _ => "duplicate name: envelope key 'payload' appears twice",
+    };
+
+    /// <summary>The key named <paramref name="name"/> (MessagePack has no <c>enc</c>: there it is an unknown key).</summary>
+    public static EnvelopeKey MessagePackKeyOf(string name) => name switch
+    {
+        EnvelopeKeys.Type => EnvelopeKey.Type,
+        EnvelopeKeys.Room => EnvelopeKey.Room,
+        EnvelopeKeys.Id => EnvelopeKey.Id,
+        EnvelopeKeys.Payload => EnvelopeKey.Payload,
+        _ => EnvelopeKey.None,
+    };
+}
