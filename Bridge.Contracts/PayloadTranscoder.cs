@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -717,25 +718,28 @@ public static class PayloadTranscoder
     /// nest <paramref name="maxDepth"/> levels (default <see cref="MaxDepth"/>). Throws <see cref="FormatException"/>
     /// when the value has no JSON form (a non-<c>str</c> key, NaN, ±Infinity, a <c>str</c> that is not UTF-8, deeper
     /// nesting), and MessagePack's own exceptions when it is truncated or malformed. Never throws for a value
-    /// <see cref="CheckMessagePack(ReadOnlyMemory{byte})"/> accepted.
+    /// <see cref="CheckMessagePack(ReadOnlyMemory{byte})"/> accepted. With <paramref name="wholeFloatsAsReal"/>, a
+    /// float whose value is whole is written <c>1.0</c>, not <c>1</c>: for arguments read from the rendering, so that an
+    /// integer argument refuses MessagePack <c>1.0</c> as it refuses JSON <c>1.0</c> (docs/protocol.md §8).
     /// </summary>
-    public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth = MaxDepth)
+    public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth = MaxDepth, bool wholeFloatsAsReal = false)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        WriteAsJson(ref reader, writer, maxDepth, 0);
+        WriteAsJson(ref reader, writer, maxDepth, 0, wholeFloatsAsReal);
     }
 
     /// <summary>
     /// The JSON rendering of the one MessagePack value <paramref name="value"/>, as UTF-8 bytes; throws as
-    /// <see cref="WriteMessagePackAsJson"/> does, and <see cref="FormatException"/> on data after the value.
+    /// <see cref="WriteMessagePackAsJson"/> does, and <see cref="FormatException"/> on data after the value;
+    /// <paramref name="wholeFloatsAsReal"/> as there.
     /// </summary>
-    public static byte[] MessagePackToJson(ReadOnlyMemory<byte> value, int maxDepth = MaxDepth)
+    public static byte[] MessagePackToJson(ReadOnlyMemory<byte> value, int maxDepth = MaxDepth, bool wholeFloatsAsReal = false)
     {
         var buffer = new ArrayBufferWriter<byte>(Math.Max(16, value.Length * 2));
         using (var writer = new Utf8JsonWriter(buffer))
         {
             var reader = new MessagePackReader(value);
-            WriteAsJson(ref reader, writer, maxDepth, 0);
+            WriteAsJson(ref reader, writer, maxDepth, 0, wholeFloatsAsReal);
             if (!reader.End)
             {
                 throw new FormatException("unexpected data after the MessagePack value");
@@ -745,7 +749,7 @@ public static class PayloadTranscoder
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static void WriteAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth, int depth)
+    private static void WriteAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth, int depth, bool wholeFloatsAsReal)
     {
         if (depth >= maxDepth && reader.NextMessagePackType is MessagePackType.Array or MessagePackType.Map)
         {
@@ -774,7 +778,20 @@ public static class PayloadTranscoder
                 break;
             case MessagePackType.Float:
                 var d = reader.ReadDouble();
-                writer.WriteNumberValue(double.IsFinite(d) ? d : throw new FormatException(NotFinite));
+                if (!double.IsFinite(d))
+                {
+                    throw new FormatException(NotFinite);
+                }
+
+                if (wholeFloatsAsReal)
+                {
+                    WriteAsReal(writer, d);
+                }
+                else
+                {
+                    writer.WriteNumberValue(d);
+                }
+
                 break;
             case MessagePackType.String:
                 writer.WriteStringValue(UnicodeText.ReadStringBytes(ref reader).Span);
@@ -788,7 +805,7 @@ public static class PayloadTranscoder
                 writer.WriteStartArray();
                 for (var i = 0; i < length; i++)
                 {
-                    WriteAsJson(ref reader, writer, maxDepth, depth + 1);
+                    WriteAsJson(ref reader, writer, maxDepth, depth + 1, wholeFloatsAsReal);
                 }
 
                 writer.WriteEndArray();
@@ -804,7 +821,7 @@ public static class PayloadTranscoder
                     }
 
                     writer.WritePropertyName(UnicodeText.ReadStringBytes(ref reader).Span);
-                    WriteAsJson(ref reader, writer, maxDepth, depth + 1);
+                    WriteAsJson(ref reader, writer, maxDepth, depth + 1, wholeFloatsAsReal);
                 }
 
                 writer.WriteEndObject();
@@ -815,6 +832,28 @@ public static class PayloadTranscoder
             default:
                 throw new FormatException("malformed MessagePack payload: a reserved type code");
         }
+    }
+
+    private static readonly SearchValues<byte> IntegerText = SearchValues.Create("-0123456789"u8);
+
+    // A whole float as JSON with a fraction or an exponent: its shortest text ("1E+15" has an exponent), with ".0"
+    // added when that is digits only. Utf8JsonWriter would write 1e15 as digits only, so a whole value never goes to it.
+    private static void WriteAsReal(Utf8JsonWriter writer, double value)
+    {
+        Span<byte> text = stackalloc byte[40];
+        if (!double.IsInteger(value) || !Utf8Formatter.TryFormat(value, text, out var length))
+        {
+            writer.WriteNumberValue(value);
+            return;
+        }
+
+        if (text[..length].IndexOfAnyExcept(IntegerText) < 0)
+        {
+            ".0"u8.CopyTo(text[length..]);
+            length += 2;
+        }
+
+        writer.WriteRawValue(text[..length], skipInputValidation: true);
     }
 
     private static void WriteExtension(ref MessagePackReader reader, Utf8JsonWriter writer)

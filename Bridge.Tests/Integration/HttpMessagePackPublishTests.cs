@@ -165,6 +165,22 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
     }
 
     [Fact]
+    public async Task A_backend_api_integer_field_refuses_a_msgpack_whole_float_as_json_refuses_one_point_zero()
+    {
+        var key = ApiClient.NewKey();
+        await using var worker = await WorkerHost.StartAsync(nats.Server, ApiClient.KeySettings("mp-float", key));
+        await using var api = ApiClient.WithKey(worker.HttpUrl, key);
+        var room = Names.Room("hmp");
+
+        var asFloat = await api.SendAsync("history", Map(("room", Pack(room)), ("limit", Pack(5.0))), MsgPack);
+        Assert.True((asFloat.Status, asFloat.Code) == (400, ErrorCodes.InvalidArgument), asFloat.ToString());
+        var asJson = await api.SendAsync("history", ApiClient.Utf8($$"""{"room":"{{room}}","limit":5.0}"""), "application/json");
+        Assert.True((asJson.Status, asJson.Code) == (400, ErrorCodes.InvalidArgument), asJson.ToString());
+        var asInteger = await api.SendAsync("history", Map(("room", Pack(room)), ("limit", Pack(5))), MsgPack);
+        Assert.True(asInteger.Status == 200, asInteger.ToString());
+    }
+
+    [Fact]
     public async Task A_body_with_an_envelope_key_twice_gets_400_bad_frame_in_both_formats_and_nothing_is_stored()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);

@@ -130,7 +130,8 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
 
         var badSince = WrongKinds("integer").Append(("numeric string", S("5"))).Append(("2^64", new RawValue.Literal("18446744073709551616", F(18446744073709551616d))))
             .Append(("-0", new RawValue.Literal("-0", F(-0.0)))).Append(("1e2", new RawValue.Literal("1e2", F(100.5))))
-            .Append(("300 digits", new RawValue.Literal("1" + new string('0', 299), F(1e299))));
+            .Append(("300 digits", new RawValue.Literal("1" + new string('0', 299), F(1e299))))
+            .Append(("whole float 1.0", new RawValue.Literal("1.0", F(1.0)))).Append(("whole float 1e2", new RawValue.Literal("1e2", F(100.0))));
         foreach (var (name, value) in badSince)
         {
             yield return new($"room.join since: {name}", Frame(MessageTypes.RoomJoin, "a.x", M(("since", value))), ErrorCodes.InvalidArgument);
@@ -172,7 +173,7 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
             yield return new($"room.sync limit: {name}", Frame(MessageTypes.RoomSync, "a.x", M(("limit", value))), ErrorCodes.BadFrame);
         }
 
-        foreach (var (name, value) in WrongKinds("integer").Append(("numeric string", S("5"))).Append(("0", N(0))).Append(("101", N(101))).Append(("int64 max", N(long.MaxValue))).Append(("uint64 max", U(ulong.MaxValue))))
+        foreach (var (name, value) in WrongKinds("integer").Append(("numeric string", S("5"))).Append(("0", N(0))).Append(("101", N(101))).Append(("int64 max", N(long.MaxValue))).Append(("uint64 max", U(ulong.MaxValue))).Append(("whole float 5.0", new RawValue.Literal("5.0", F(5.0)))))
         {
             yield return new($"room.sync limit: {name}", Frame(MessageTypes.RoomSync, "a.x", M(("limit", value))), ErrorCodes.InvalidArgument);
         }

@@ -50,6 +50,28 @@ public sealed class PayloadTranscoderTests
         Assert.False(PayloadTranscoder.IsValidMessagePack(ReadOnlyMemory<byte>.Empty));
     }
 
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(-0.0)]
+    [InlineData(100.0)]
+    [InlineData(1.5)]
+    [InlineData(1e15)]
+    [InlineData(1e300)]
+    [InlineData(18446744073709551615.0)]
+    public void Whole_floats_render_as_real_numbers_only_where_arguments_are_read(double value)
+    {
+        var pack = MessagePackSerializer.Serialize(value);
+        using var rendered = System.Text.Json.JsonDocument.Parse(PayloadTranscoder.MessagePackToJson(pack));
+        Assert.Equal(value, rendered.RootElement.GetDouble());
+        Assert.Equal(double.IsInteger(value) && value is >= 1 and < 1e19, rendered.RootElement.TryGetUInt64(out _)); // what JSON members get: unchanged
+
+        // As an argument: the same number, never an integer (JSON 1.0 is none either).
+        using var argument = System.Text.Json.JsonDocument.Parse(PayloadTranscoder.MessagePackToJson(pack, wholeFloatsAsReal: true));
+        Assert.Equal(value, argument.RootElement.GetDouble());
+        Assert.False(argument.RootElement.TryGetUInt64(out _));
+        Assert.False(argument.RootElement.TryGetInt64(out _));
+    }
+
     [Fact]
     public void Large_maps_are_checked_for_a_key_twice_as_small_ones_are()
     {

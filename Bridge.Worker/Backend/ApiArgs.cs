@@ -118,7 +118,8 @@ internal sealed class ApiArgs : IDisposable
                     throw ApiException.Invalid(ErrorCodes.BadFrame, $"field '{Shorten(key)}': {problem}");
                 }
 
-                PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer);
+                // A whole float stays a real number (1.0): integer fields refuse it, as JSON's 1.0.
+                PayloadTranscoder.WriteMessagePackAsJson(ref reader, writer, wholeFloatsAsReal: true);
             }
 
             writer.WriteEndObject();

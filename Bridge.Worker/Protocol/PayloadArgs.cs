@@ -17,7 +17,8 @@ internal static class PayloadArgs
         var json = frame.PayloadKind switch
         {
             PayloadKind.Json => frame.Payload,
-            PayloadKind.MessagePack => PayloadTranscoder.MessagePackToJson(frame.Payload),
+            // A whole float stays a real number (1.0): integer arguments refuse it, as JSON's 1.0.
+            PayloadKind.MessagePack => PayloadTranscoder.MessagePackToJson(frame.Payload, wholeFloatsAsReal: true),
             _ => ReadOnlyMemory<byte>.Empty,
         };
         if (json.IsEmpty)
