@@ -146,6 +146,35 @@ public sealed class InvalidTextTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     private async Task AssertNothingStoredAsync(string room) => Assert.DoesNotContain($"rooms.{room}", await _stored.DrainAsync());
+
+    [Fact]
+    public async Task A_text_frame_that_is_not_utf8_closes_the_connection_with_1007_and_the_client_sees_that_close()
+    {
+        // Several connections in turn: the close frame used to be lost to a TCP reset now and then (seen as 1006).
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var client = new ClientWebSocket();
+            client.Options.AddSubProtocol(Subprotocols.Json);
+            await client.ConnectAsync(_worker.WebSocketUrl, timeout.Token);
+            var buffer = new byte[4096];
+            var welcome = await client.ReceiveAsync(buffer, timeout.Token);
+            Assert.Contains("\"welcome\"", Encoding.UTF8.GetString(buffer, 0, welcome.Count), StringComparison.Ordinal);
+
+            // ClientWebSocket sends text bytes as given: 0xFF is never UTF-8.
+            await client.SendAsync(new byte[] { 0xFF }, WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            WebSocketReceiveResult result;
+            do
+            {
+                result = await client.ReceiveAsync(buffer, timeout.Token);
+            }
+            while (result.MessageType != WebSocketMessageType.Close);
+
+            Assert.Equal(WebSocketCloseStatus.InvalidPayloadData, result.CloseStatus);
+            Assert.Equal(WebSocketCloseStatus.InvalidPayloadData, client.CloseStatus);
+            await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, timeout.Token);
+        }
+    }
 }
 
 /// <summary>

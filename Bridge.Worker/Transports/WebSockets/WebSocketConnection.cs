@@ -29,6 +29,9 @@ internal sealed partial class WebSocketConnection(
     // client that stops reading backs up into the bounded queue, not into this batch.
     private const int FlushEvery = 32 * 1024;
 
+    // The first byte of a close frame: FIN and opcode 8 (RFC 6455 §5.2).
+    private const byte CloseFrameStart = 0x88;
+
     private ITimer? _abortTimer;
 
     /// <summary>Pumps the socket until the connection ends, then disposes it (the connection owns its socket).</summary>
@@ -42,6 +45,12 @@ internal sealed partial class WebSocketConnection(
         try
         {
             await ReceiveLoopAsync(aborted);
+        }
+        catch (WebSocketException ex) when (ex.WebSocketErrorCode == WebSocketError.Faulted && batching is not null)
+        {
+            // The WebSocket layer refused a frame (1007: a text frame that is not UTF-8; 1002: a protocol error),
+            // sent its close and gave up the socket.
+            await LingerAsync(batching, aborted);
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
         {
@@ -149,6 +158,38 @@ internal sealed partial class WebSocketConnection(
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// After the WebSocket layer's own close: reads and discards until the client answers the close or ends the
+    /// connection, at most CloseTimeout. Ending the connection at once would leave the client's next bytes (its close answer) unread, and
+    /// the kernel answers those with a TCP reset that can overtake the close frame: the client would see 1006.
+    /// </summary>
+    private async Task LingerAsync(Stream stream, CancellationToken aborted)
+    {
+        using var timeout = new CancellationTokenSource(options.CloseTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, aborted);
+        var scratch = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+        try
+        {
+            int read;
+            while ((read = await stream.ReadAsync(scratch.AsMemory(), linked.Token)) > 0)
+            {
+                // A read that starts with a close frame (FIN + opcode 8) is the client's answer, sent after it read
+                // the close: the connection may end now, with nothing unread (any later frame would follow it).
+                if (scratch[0] == CloseFrameStart && read >= 2)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
         }
     }
 
