@@ -77,10 +77,10 @@ public sealed class ApiClient : IAsyncDisposable
             return new ApiResponse(status, JsonNode.Parse(reply.Data ?? [])!, retry);
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_worker!, $"/api/backend/{op}"))
-        {
-            Content = new ByteArrayContent(body) { Headers = { ContentType = MediaTypeHeaderValue.Parse(contentType) } },
-        };
+        // Set without parsing: a header HttpClient cannot parse (";;;===") is sent as written.
+        var content = new ByteArrayContent(body);
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_worker!, $"/api/backend/{op}")) { Content = content };
         _authorize?.Invoke(request);
         using var response = await Http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();

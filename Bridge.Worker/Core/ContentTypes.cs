@@ -34,8 +34,9 @@ internal static class ContentTypes
     /// <summary>
     /// The format of an HTTP request body (publish, backend API) by its <c>Content-Type</c>: MessagePack for the
     /// types of <see cref="EncodingOf"/>; JSON for <c>application/json</c>, any <c>application/…+json</c>,
-    /// <c>text/plain</c> (what a browser's simple request and many HTTP libraries send by default) or no
-    /// <c>Content-Type</c>; null for anything else (a form, multipart, raw bytes): the caller answers 415.
+    /// <c>text/plain</c> (what a browser's simple request and many HTTP libraries send by default) or no (or a blank)
+    /// <c>Content-Type</c>; null for anything else (a form, multipart, raw bytes, a header without a media type such
+    /// as <c>;;;===</c>): the caller answers 415.
     /// </summary>
     public static WireFormat? BodyFormatOf(string? contentType)
     {
@@ -44,7 +45,7 @@ internal static class ContentTypes
         {
             PayloadKind.MessagePack => WireFormat.MessagePack,
             PayloadKind.Json => WireFormat.Json,
-            _ when mediaType.IsEmpty ||
+            _ when string.IsNullOrWhiteSpace(contentType) ||
                    mediaType.Equals("text/plain", StringComparison.OrdinalIgnoreCase) ||
                    (mediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) &&
                     mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)) => WireFormat.Json,
