@@ -62,6 +62,25 @@ public static class PayloadTranscoder
     private static readonly JsonEncodedText ExtDataKey = JsonEncodedText.Encode("$data");
 
     /// <summary>
+    /// What is wrong with malformed JSON, for an error's message: System.Text.Json's own sentence without its reader
+    /// internals ("isFinalBlock", "LineNumber: 0 | BytePositionInLine: 0"), then where it is, counted from 1:
+    /// <c>'}' is invalid after a property name. Expected a ':'. (line 1, byte 10)</c>.
+    /// </summary>
+    public static string DescribeMalformedJson(JsonException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var text = exception.Message;
+        var internals = text.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        text = (internals >= 0 ? text[..internals] : text)
+            .Replace(", while isFinalBlock is true", "", StringComparison.Ordinal)
+            .Replace(" when isFinalBlock is true", "", StringComparison.Ordinal)
+            .TrimEnd();
+        return exception.BytePositionInLine is { } position
+            ? $"{text} (line {exception.LineNumber + 1}, byte {position + 1})"
+            : text;
+    }
+
+    /// <summary>
     /// True when <paramref name="json"/> may be stored as a JSON payload: exactly one JSON value, nested at most
     /// <see cref="MaxDepth"/> levels, every string Unicode text (<see cref="UnicodeText"/>), every number within
     /// float64's range. One reader pass, no allocation: it runs on every message read off the stream. Names are not
@@ -96,7 +115,7 @@ public static class PayloadTranscoder
         }
         catch (JsonException ex)
         {
-            return $"malformed JSON payload: {ex.Message}";
+            return $"malformed JSON payload: {DescribeMalformedJson(ex)}";
         }
     }
 
@@ -183,7 +202,7 @@ public static class PayloadTranscoder
         }
         catch (JsonException ex)
         {
-            return $"malformed JSON payload: {ex.Message}";
+            return $"malformed JSON payload: {DescribeMalformedJson(ex)}";
         }
     }
 

@@ -295,6 +295,22 @@ public sealed class CodecTests
     }
 
     [Theory]
+    [InlineData("{\"type\":\"chat.message\"")]
+    [InlineData("""{"type":}""")]
+    [InlineData("""{"type":"x","payload":[1,2""")]
+    [InlineData("""{"a":1,}""")]
+    [InlineData("{")]
+    public void Malformed_json_is_refused_with_what_and_where_without_the_json_reader_internals(string frame)
+    {
+        Assert.Null(JsonFrameCodec.Instance.Decode(Encoding.UTF8.GetBytes(frame), out var error));
+        Assert.StartsWith("malformed JSON: ", error.Message, StringComparison.Ordinal);
+        Assert.Matches(@"\(line 1, byte \d+\)$", error.Message);
+        Assert.DoesNotContain("isFinalBlock", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("LineNumber", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("BytePositionInLine", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("a")]
     [InlineData("chat.lobby")]
     [InlineData("devices.site-1.sensor_42")]

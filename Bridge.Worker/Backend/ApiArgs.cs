@@ -51,7 +51,7 @@ internal sealed class ApiArgs : IDisposable
         }
         catch (JsonException ex)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, $"the body is not valid JSON: {ex.Message}");
+            throw ApiException.Invalid(ErrorCodes.BadFrame, $"the body is not valid JSON: {PayloadTranscoder.DescribeMalformedJson(ex)}");
         }
         catch (InvalidOperationException)
         {

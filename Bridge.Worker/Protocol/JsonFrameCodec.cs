@@ -118,7 +118,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
         }
         catch (JsonException ex)
         {
-            error = new DecodeError($"malformed JSON: {ex.Message}", id);
+            error = new DecodeError($"malformed JSON: {PayloadTranscoder.DescribeMalformedJson(ex)}", id);
             return null;
         }
         catch (FieldKindException ex)
