@@ -28,6 +28,35 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await _worker.DisposeAsync();
     }
 
+    [Fact]
+    public async Task A_refused_ws_request_gets_400_with_a_code_and_message_body_as_every_refused_request()
+    {
+        using var http = new HttpClient();
+        var url = new Uri(_worker.HttpUrl, "/ws");
+        using (var plain = await http.GetAsync(url))
+        {
+            await AssertRefusalAsync(plain, "WebSocket upgrade expected on /ws");
+        }
+
+        // A WebSocket upgrade offering only a subprotocol the worker does not speak.
+        using var upgrade = new HttpRequestMessage(HttpMethod.Get, url);
+        upgrade.Headers.Connection.Add("Upgrade");
+        upgrade.Headers.Upgrade.Add(new System.Net.Http.Headers.ProductHeaderValue("websocket"));
+        upgrade.Headers.Add("Sec-WebSocket-Version", "13");
+        upgrade.Headers.Add("Sec-WebSocket-Key", Convert.ToBase64String(new byte[16]));
+        upgrade.Headers.Add("Sec-WebSocket-Protocol", "bridge.v2.json");
+        using var refused = await http.SendAsync(upgrade);
+        await AssertRefusalAsync(refused, $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}");
+
+        static async Task AssertRefusalAsync(HttpResponseMessage response, string message)
+        {
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            var body = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal((ErrorCodes.InvalidArgument, message), (body["code"]!.GetValue<string>(), body["message"]!.GetValue<string>()));
+        }
+    }
+
     public static TheoryData<string> BadRoomNames() =>
     [
         // Well-formed patterns (a.>, a.*) are joins of many rooms (PatternJoinTests); malformed ones are no names at all.

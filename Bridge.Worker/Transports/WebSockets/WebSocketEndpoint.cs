@@ -5,6 +5,7 @@ using Bridge.Worker.Handlers;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
+using Bridge.Worker.Transports.Http;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Worker.Transports.WebSockets;
@@ -42,11 +43,9 @@ internal sealed class WebSocketEndpoint(
         return host.RunAsync(context, new Upgrade(this, codec, subprotocol));
     }
 
-    private static Task RefuseAsync(HttpContext context, string reason)
-    {
-        context.Response.StatusCode = StatusCodes.Status400BadRequest;
-        return context.Response.WriteAsync(reason, context.RequestAborted);
-    }
+    // As every refused request: 400 with a {code, message} body (docs/protocol.md §1.1).
+    private static Task RefuseAsync(HttpContext context, string reason) =>
+        HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, reason).ExecuteAsync(context);
 
     private ConnectionOptions Options => options.Value;
 
