@@ -57,6 +57,35 @@ public sealed class ErrorRoomTests(NatsServerFixture nats) : IClassFixture<NatsS
     [Theory]
     [InlineData(Subprotocols.Json)]
     [InlineData(Subprotocols.MessagePack)]
+    public async Task Each_refused_batch_entry_says_what_is_wrong_with_it_in_its_own_words(string protocol)
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl, protocol);
+        var rated = Names.Room("ok");
+
+        await client.SendAsync(Batch("b-1", new object?[]
+        {
+            5, new Dictionary<string, object?> { ["room"] = 5 }, new Dictionary<string, object?>(), Entry("a..b"), Entry(">"),
+            new Dictionary<string, object?> { ["room"] = rated, ["maxRate"] = 5000 },
+        }));
+
+        var errors = await client.CollectAsync(6, f => f.Type == MessageTypes.Error, TimeSpan.FromSeconds(30));
+        Assert.Equal(
+            new[]
+            {
+                (ErrorCodes.InvalidRoom, "rooms[0] must be an object with a string 'room'"),
+                (ErrorCodes.InvalidRoom, "rooms[1].room must be a string"),
+                (ErrorCodes.InvalidRoom, "rooms[2].room is required"),
+                (ErrorCodes.InvalidRoom, $"rooms[3].room: {Bridge.Worker.Protocol.RoomField.InvalidMessage}"),
+                (ErrorCodes.PatternTooBroad, "rooms[4].room: a room pattern must start with at least 1 literal token(s) before its first wildcard"),
+                (ErrorCodes.InvalidArgument, $"maxRate of room '{rated}' must be a number of messages per second per room, above 0 and at most 1000"),
+            },
+            errors.Select(e => (e.ErrorCode!, e.Payload!["message"]!.GetValue<string>())));
+    }
+
+    [Theory]
+    [InlineData(Subprotocols.Json)]
+    [InlineData(Subprotocols.MessagePack)]
     public async Task Errors_that_refuse_a_whole_batch_frame_name_no_room(string protocol)
     {
         await using var worker = await WorkerHost.StartAsync(

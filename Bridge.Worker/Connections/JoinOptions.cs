@@ -11,6 +11,9 @@ internal readonly record struct JoinOptions(ulong? Since = null, bool Latest = f
     /// <summary>The one wording of a refused <c>maxRate</c>, for every transport.</summary>
     public static string MaxRateMessage => Rooms.ConflatedMember.RateMessage;
 
+    /// <summary>The rule of <see cref="MaxRateMessage"/> without the field's name (a batch names its entry between).</summary>
+    public static string MaxRateRule => Rooms.ConflatedMember.RateRule;
+
     /// <summary>True for a <c>maxRate</c> join: delivered through its room's <see cref="Rooms.ConflationGroup"/>, never read from the stream.</summary>
     public bool IsConflated => MaxRate is not null;
 

@@ -67,14 +67,17 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
         foreach (var item in list.EnumerateArray())
         {
             index++;
-            var name = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("room", out var r) && r.ValueKind == JsonValueKind.String
-                ? r.GetString()
-                : null;
+            // The entry is named by its index, not echoed: client text does not go back into error messages.
+            if (EntryShapeProblem(item, index) is { } shape)
+            {
+                session.SendError(ErrorCodes.InvalidRoom, shape, frame.Id);
+                continue;
+            }
+
+            var name = item.GetProperty("room").GetString();
             if (RoomFrames.CheckJoinName(name, options.Value.MinPatternPrefixTokens) is { } refused)
             {
-                // The entry is named by its index, not echoed: client text does not go back into error messages.
-                var code = refused.Code == ErrorCodes.MissingField ? ErrorCodes.InvalidRoom : refused.Code;
-                session.SendError(code, $"rooms[{index}] has no valid room; {refused.Message}", frame.Id, RoomFrames.NamedRoom(refused.Code, name));
+                session.SendError(refused.Code, $"rooms[{index}].room: {refused.Message}", frame.Id, RoomFrames.NamedRoom(refused.Code, name));
                 continue;
             }
 
@@ -92,6 +95,13 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
 
         return requests;
     }
+
+    /// <summary>Why batch entry <paramref name="index"/> names no room string (each case in its own words), or null.</summary>
+    private static string? EntryShapeProblem(JsonElement item, int index) =>
+        item.ValueKind != JsonValueKind.Object ? $"rooms[{index}] must be an object with a string 'room'"
+        : !item.TryGetProperty("room", out var room) || room.ValueKind == JsonValueKind.Null ? $"rooms[{index}].room is required"
+        : room.ValueKind != JsonValueKind.String ? $"rooms[{index}].room must be a string"
+        : null;
 
     /// <summary>True when the token grants joining <paramref name="name"/>; otherwise answers <c>forbidden</c>.</summary>
     private static bool MayJoin(ClientSession session, string name, string? reference)
@@ -120,7 +130,7 @@ internal sealed class JoinHandler(RoomJoiner joiner, IOptions<ConnectionOptions>
 
         return PayloadArgs.TryGetDouble(args, "maxRate", out var rate) && (rate is null || JoinOptions.IsValidRate(rate.Value))
             ? null
-            : JoinOptions.MaxRateMessage + of;
+            : $"maxRate{of} {JoinOptions.MaxRateRule}";
     }
 
     /// <summary>The options of arguments <see cref="ReadOptions"/> accepted.</summary>

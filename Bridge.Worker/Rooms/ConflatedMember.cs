@@ -74,8 +74,11 @@ internal sealed class ConflatedMember : IDisposable
     /// <summary>The largest <c>maxRate</c> accepted, in messages per second per room (one per millisecond).</summary>
     public const double MaxRateLimit = 1000;
 
+    /// <summary>The rule a <c>maxRate</c> breaks, after its name (and the entry it belongs to, in a batch).</summary>
+    public static readonly string RateRule = $"must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
+
     /// <summary>The one wording of a refused <c>maxRate</c>, for every transport (through JoinOptions).</summary>
-    public static readonly string RateMessage = $"maxRate must be a number of messages per second per room, above 0 and at most {MaxRateLimit}";
+    public static readonly string RateMessage = $"maxRate {RateRule}";
 
     /// <summary>True when <paramref name="rate"/> is a <c>maxRate</c> this worker accepts: the one place of that decision.</summary>
     public static bool IsValidRate(double rate) => double.IsFinite(rate) && rate > 0 && rate <= MaxRateLimit;
