@@ -161,6 +161,24 @@ public sealed class SeqBoundsTests : IAsyncLifetime
         Assert.Equal([next], after["messages"]!.AsArray().Select(m => m!["seq"]!.GetValue<ulong>()));
     }
 
+    [Fact]
+    public async Task A_Last_Event_ID_over_16_KiB_is_refused_with_a_message_that_says_so_and_a_malformed_one_with_the_cursor_rule()
+    {
+        foreach (var (lastEventId, message) in new[]
+        {
+            (new string('1', 16 * 1024 + 1), "Last-Event-ID is longer than 16 KiB (16384 characters)"),
+            ("x=1=2", "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas"),
+        })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_worker.HttpUrl, $"/sse?rooms={_room}"));
+            request.Headers.Add("Last-Event-ID", lastEventId);
+            using var response = await Http.SendAsync(request);
+            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal((System.Net.HttpStatusCode.BadRequest, "invalid_argument", message),
+                (response.StatusCode, body["code"]!.GetValue<string>(), body["message"]!.GetValue<string>()));
+        }
+    }
+
     private async Task<JsonObject> PollAsync(string cursor)
     {
         var text = await Http.GetStringAsync(new Uri(_worker.HttpUrl, $"/poll?rooms={_room}&cursor={cursor}"));

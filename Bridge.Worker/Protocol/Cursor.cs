@@ -18,6 +18,12 @@ internal static class Cursor
     /// <summary>Most characters accepted in a cursor (100 rooms of maximal names with 20-digit seqs fit).</summary>
     public const int MaxLength = 16 * 1024;
 
+    /// <summary>Why <paramref name="text"/>, the value of <paramref name="field"/>, was refused by <see cref="TryParse"/>.</summary>
+    public static string RefusalMessage(string field, string? text) =>
+        text?.Length > MaxLength
+            ? $"{field} is longer than {MaxLength / 1024} KiB ({MaxLength} characters)"
+            : $"{field} must be a seq (one room) or room=seq pairs separated by commas";
+
     /// <summary>Parses a cursor for <paramref name="rooms"/>; rooms it does not name get no position.</summary>
     public static bool TryParse(string? text, IReadOnlyList<string> rooms, out Dictionary<string, ulong> positions)
     {

@@ -58,10 +58,11 @@ internal sealed class PollEndpoint(
                 return false;
             }
 
-            if (!Cursor.TryParse(context.Request.Query["cursor"], _rooms, out _positions))
+            var cursor = context.Request.Query["cursor"].ToString();
+            if (!Cursor.TryParse(cursor, _rooms, out _positions))
             {
                 await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
-                    "cursor must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
+                    Cursor.RefusalMessage("cursor", cursor)).ExecuteAsync(context);
                 return false;
             }
 

@@ -67,7 +67,7 @@ internal sealed partial class SseEndpoint(
             if (!Cursor.TryParse(lastEventId, _rooms, out _positions))
             {
                 await HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument,
-                    "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas").ExecuteAsync(context);
+                    Cursor.RefusalMessage("Last-Event-ID", lastEventId)).ExecuteAsync(context);
                 return false;
             }
 
