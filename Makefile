@@ -15,7 +15,7 @@ help:
 	@echo "make js-bundle    rebuild Bridge.Worker/wwwroot/js/bridge-client.js from clients/js (commit the result)"
 	@echo "make lint-k8s     yamllint the Kubernetes manifests in k8s/ (part of make test)"
 	@echo "make lint-docker  lint the Dockerfile with dockerfile-utils (part of make test)"
-	@echo "make pack         NuGet packages Bridge.Client, Bridge.Contracts, the bridge tool, and the JS client's npm tarball in artifacts/packages"
+	@echo "make pack         NuGet packages Bridge.Client, Bridge.Contracts, the bridgectl tool, and the JS client's npm tarball in artifacts/packages"
 	@echo "make pack-check   pack, then install each package in a fresh project and talk to a worker (part of make test)"
 	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
 	@echo "make cluster      3 nats-server (JetStream cluster) + 3 workers + nginx on loopback, like production"

@@ -7,7 +7,7 @@ namespace Bridge.Tests.Docs;
 /// <summary>
 /// README.md's examples run as written. Every fenced block carries a marker
 /// <c>&lt;!-- example: NAME (run by PATH, …) --&gt;</c> naming the tests that run it; this class runs the shell ones
-/// (bash, against a real worker; only its address is replaced, and <c>bridge</c> is the built tool) and checks that
+/// (bash, against a real worker; only its address is replaced, and <c>bridgectl</c> is the built tool) and checks that
 /// no block goes without a marker, and that each named test file exists and names the example.
 /// </summary>
 public sealed partial class ReadmeExampleTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
@@ -52,7 +52,7 @@ public sealed partial class ReadmeExampleTests(NatsServerFixture nats) : IClassF
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var url = worker.HttpUrl.ToString().TrimEnd('/');
-        var tool = Path.Combine(_bin, "bridge");
+        var tool = Path.Combine(_bin, "bridgectl");
         await File.WriteAllTextAsync(tool, $"#!/bin/sh\nexec dotnet '{WorkerChildProcess.Built("Bridge.Cli")}' \"$@\"\n");
         if (!OperatingSystem.IsWindows())
         {
