@@ -2,7 +2,7 @@ using Bridge.Cli.Commands;
 
 namespace Bridge.Cli;
 
-/// <summary>The <c>bridge</c> command: parses the command line, runs one command, maps its outcome to an exit code.</summary>
+/// <summary>The <c>bridgectl</c> command: parses the command line, runs one command, maps its outcome to an exit code.</summary>
 internal static class Cli
 {
     /// <summary>Options without a value.</summary>
@@ -53,7 +53,7 @@ internal static class Cli
         catch (UsageException ex)
         {
             Console.Error.WriteLine($"bridge: {ex.Message}");
-            Console.Error.WriteLine("run 'bridge help' for the commands and their options");
+            Console.Error.WriteLine("run 'bridgectl help' for the commands and their options");
             return 2;
         }
         catch (CliFailure ex)

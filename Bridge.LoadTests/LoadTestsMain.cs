@@ -8,7 +8,7 @@ namespace Bridge.LoadTests;
 /// <summary>
 /// Bridge.LoadTests: scenarios as code that start their own servers on loopback (or, with <c>--target</c>, load a
 /// deployment the user names), run bounded load with live progress, write Markdown/HTML/CSV/JUnit reports and exit
-/// non-zero when a threshold is violated. Also the <c>bridge bench</c> command.
+/// non-zero when a threshold is violated. Also the <c>bridgectl bench</c> command.
 /// </summary>
 internal static class LoadTestsMain
 {

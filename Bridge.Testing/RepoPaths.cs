@@ -8,7 +8,7 @@ public static class RepoPaths
     /// <summary>The repository root: the nearest folder above the test binaries holding Bridge.sln.</summary>
     public static string Root => Found ?? throw new InvalidOperationException("Bridge.sln not found above " + AppContext.BaseDirectory);
 
-    /// <summary>False when these binaries run outside a checkout (e.g. the load harness installed as the bridge tool).</summary>
+    /// <summary>False when these binaries run outside a checkout (e.g. the load harness installed as the bridgectl tool).</summary>
     public static bool InCheckout => Found is not null;
 
     private static string? FindRoot()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make pack-check` (part of make test): packs (scripts/pack.sh), then checks each package as a stranger would use it:
 # a fresh .NET console project restores Bridge.Client and Bridge.Contracts from artifacts/packages and round-trips a
-# message through a worker; the bridge tool installs from there and publishes; a fresh Node project installs the npm
+# message through a worker; the bridgectl tool installs from there and publishes; a fresh Node project installs the npm
 # tarball and round-trips a message. Offline-safe: NuGet reads only artifacts/packages and this machine's package
 # cache (as a local feed, so a repacked 0.1.0 is never confused with a cached one); npm prefers its cache. The worker
 # and nats-server come from scripts/run.sh on free loopback ports.
@@ -87,7 +87,7 @@ for p in bridge.client bridge.contracts; do
 done
 
 dotnet tool install Bridge.Cli --version "$version" --tool-path "$tmp/tool" --configfile "$tmp/NuGet.config" >/dev/null
-"$tmp/tool/bridge" pub packages.tool '{"from":"the bridge tool package"}' --url "http://127.0.0.1:$port" | grep "^stored as seq " |
+"$tmp/tool/bridgectl" pub packages.tool '{"from":"the bridgectl tool package"}' --url "http://127.0.0.1:$port" | grep "^stored as seq " |
   sed 's/^/tool: /'
 
 mkdir -p "$tmp/node"

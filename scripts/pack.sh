@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make pack`: the NuGet packages Bridge.Contracts and Bridge.Client (README, XML docs, symbols .snupkg, SourceLink),
-# the bridge tool (Bridge.Cli), and the JavaScript client as an npm tarball, all into artifacts/packages/.
+# the bridgectl tool (Bridge.Cli), and the JavaScript client as an npm tarball, all into artifacts/packages/.
 # The version is VersionPrefix in Directory.Build.props; clients/js/package.json must carry the same one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

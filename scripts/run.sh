@@ -8,6 +8,7 @@
 #   NATS_MONITOR_PORT  nats-server monitoring port (default 8222)
 #   BRIDGE_DATA        where JetStream stores and the logs go (default .data in the repository)
 #   BRIDGE_WORKER_DLL  run this worker build instead of building Bridge.Worker (Release)
+#   NATS_SERVER_BIN    run this nats-server (>= 2.14) instead of tools/nats-server or the one on PATH
 #
 # "Bridge is running" is printed only once this script's own worker answers. A port that is taken stops the start
 # with one line naming it and the variable that moves it; everything started is stopped and the exit code is 1.

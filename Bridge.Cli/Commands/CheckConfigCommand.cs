@@ -3,7 +3,7 @@ using Bridge.Worker.Nats;
 namespace Bridge.Cli.Commands;
 
 /// <summary>
-/// <c>bridge checkconfig</c>: the checks the worker makes before it starts, without starting it: every options
+/// <c>bridgectl checkconfig</c>: the checks the worker makes before it starts, without starting it: every options
 /// validator (<c>ValidateOnStart</c>) and the signing keys (HS256 secret, JWKS file and URL loaded as at start).
 /// Invalid: each failure on its own line, exit code 1.
 /// </summary>

@@ -4,7 +4,7 @@ using System.Globalization;
 namespace Bridge.Cli.Commands;
 
 /// <summary>
-/// <c>bridge checktoken</c>: the worker's own token check (<see cref="Worker.Security.TokenValidator"/>) against the
+/// <c>bridgectl checktoken</c>: the worker's own token check (<see cref="Worker.Security.TokenValidator"/>) against the
 /// configured keys: the user and grants a connection with this token would get, or the reason it would be refused
 /// (the same reason and message a client gets in its 401).
 /// </summary>

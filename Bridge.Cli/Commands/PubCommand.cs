@@ -3,7 +3,7 @@ using Bridge.Client;
 
 namespace Bridge.Cli.Commands;
 
-/// <summary><c>bridge pub</c>: one message through a worker (<see cref="BridgeClient.PublishAsync{T}"/>), stored once, acked with its seq.</summary>
+/// <summary><c>bridgectl pub</c>: one message through a worker (<see cref="BridgeClient.PublishAsync{T}"/>), stored once, acked with its seq.</summary>
 internal static class PubCommand
 {
     public const string Usage = """

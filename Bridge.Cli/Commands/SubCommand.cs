@@ -5,7 +5,7 @@ using Bridge.Client;
 namespace Bridge.Cli.Commands;
 
 /// <summary>
-/// <c>bridge sub</c>: joins rooms through a worker and prints each message as one JSON line (the envelope's fields),
+/// <c>bridgectl sub</c>: joins rooms through a worker and prints each message as one JSON line (the envelope's fields),
 /// in seq order per room, across reconnects (<see cref="RoomSubscription.ReadAllAsync"/>).
 /// </summary>
 internal static class SubCommand

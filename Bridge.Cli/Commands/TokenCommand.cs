@@ -6,7 +6,7 @@ using Microsoft.IdentityModel.Tokens;
 namespace Bridge.Cli.Commands;
 
 /// <summary>
-/// <c>bridge token</c>: a test token signed with the configured HS256 secret (<c>Bridge:Auth:HmacSecret</c>), with
+/// <c>bridgectl token</c>: a test token signed with the configured HS256 secret (<c>Bridge:Auth:HmacSecret</c>), with
 /// the claims the worker reads (docs/security.md): <c>sub</c>, <c>exp</c>, the join and publish grants under the
 /// configured claim names, and <c>iss</c>/<c>aud</c> when the worker requires them. Prints only the token.
 /// </summary>
@@ -15,7 +15,7 @@ internal static class TokenCommand
     public const string Usage = """
           token --sub USER [--rooms P1,P2] [--sub-rooms P..] [--pub-rooms P..] [--expires 1h] [--not-before 0s]
                 a test token signed with the configured HS256 secret; patterns as in docs/security.md ('chat.>', 'demo');
-                --rooms sets both grants; printed alone on stdout: TOKEN=$(bridge token --sub alice --rooms demo)
+                --rooms sets both grants; printed alone on stdout: TOKEN=$(bridgectl token --sub alice --rooms demo)
         """;
 
     public static async Task<int> RunAsync(CliArgs args, CancellationToken cancellationToken)

@@ -195,7 +195,7 @@ internal sealed class TargetOptions
 
 /// <summary>
 /// Tokens for a remote target: minted with the deployment's HS256 secret, or printed by a command the user gives
-/// (their identity provider's CLI, <c>bridge token</c>, a script). Connections share <c>users</c> users
+/// (their identity provider's CLI, <c>bridgectl token</c>, a script). Connections share <c>users</c> users
 /// (<c>load-&lt;n&gt;</c>; the publisher is <c>load-publisher</c>) so a deployment's per-user connection limit
 /// (default 5) can be respected; each user's token is made once.
 /// </summary>

@@ -7,12 +7,15 @@ namespace Bridge.Tests.Docs;
 /// <summary>
 /// README.md's examples run as written. Every fenced block carries a marker
 /// <c>&lt;!-- example: NAME (run by PATH, …) --&gt;</c> naming the tests that run it; this class runs the shell ones
-/// (bash, against a real worker; only its address is replaced, and <c>bridge</c> is the built tool) and checks that
+/// (bash, against a real worker; only its address is replaced, and <c>dotnet run --project Bridge.Cli -c Release --</c>
+/// by the tool that command builds and runs) and checks that
 /// no block goes without a marker, and that each named test file exists and names the example.
 /// </summary>
 public sealed partial class ReadmeExampleTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
 {
     private const string ReadmeUrl = "http://127.0.0.1:8080";
+    private const string ReadmeTool = "dotnet run --project Bridge.Cli -c Release --";
+    private const string ReadmeSecret = "local-only-secret-of-at-least-32-bytes";
     private readonly string _bin = Directory.CreateTempSubdirectory("bridge-readme-").FullName;
 
     [GeneratedRegex(@"<!-- example: (?<name>[a-z0-9-]+) \(run by (?<paths>[^)]+)\) -->\s*\n```(?<lang>\w+)\n(?<code>.*?)```", RegexOptions.Singleline)]
@@ -52,15 +55,9 @@ public sealed partial class ReadmeExampleTests(NatsServerFixture nats) : IClassF
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);
         var url = worker.HttpUrl.ToString().TrimEnd('/');
-        var tool = Path.Combine(_bin, "bridge");
-        await File.WriteAllTextAsync(tool, $"#!/bin/sh\nexec dotnet '{WorkerChildProcess.Built("Bridge.Cli")}' \"$@\"\n");
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-
-        var environment = new Dictionary<string, string?> { ["PATH"] = _bin + ":" + Environment.GetEnvironmentVariable("PATH") };
-        string Shell(string name) => Code(name).Replace(ReadmeUrl, url, StringComparison.Ordinal);
+        var tool = await ToolAsync();
+        var environment = new Dictionary<string, string?>();
+        string Shell(string name) => Code(name).Replace(ReadmeUrl, url, StringComparison.Ordinal).Replace(ReadmeTool, tool, StringComparison.Ordinal);
 
         await using var sse = ChildRun.Start("bash", ["-c", Shell("shell-sse")], environment);
         await sse.WaitForLineAsync(l => l == "event: room.joined", TimeSpan.FromSeconds(30));
@@ -76,6 +73,38 @@ public sealed partial class ReadmeExampleTests(NatsServerFixture nats) : IClassF
         // Both reached the room: the SSE example printed them as events.
         await sse.WaitForLineAsync(l => l.StartsWith("data: {\"type\":\"sensor.reading\"", StringComparison.Ordinal) && l.Contains("\"payload\":{\"celsius\":21.5}", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
         Assert.Contains(sse.Lines, l => l.StartsWith("data: {\"type\":\"chat.message\"", StringComparison.Ordinal) && l.Contains("\"payload\":{\"text\":\"hi\"}", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_token_example_mints_a_token_with_the_tool_that_a_worker_without_anonymous_access_accepts()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Auth:AllowAnonymous", "false"), ("Bridge:Auth:HmacSecret", ReadmeSecret));
+        var url = worker.HttpUrl.ToString().TrimEnd('/');
+        var tool = await ToolAsync();
+        var code = Code("shell-token");
+        Assert.Contains($"export Bridge__Auth__HmacSecret={ReadmeSecret}\n", code, StringComparison.Ordinal); // the key make run is started with
+        var shell = code.Replace(ReadmeUrl, url, StringComparison.Ordinal).Replace(ReadmeTool, tool, StringComparison.Ordinal);
+
+        var (exit, output) = await ChildRun.RunAsync("bash", ["-c", shell], TimeSpan.FromSeconds(60));
+        Assert.True(exit == 0, output);
+        Assert.Matches("""\{"id":null,"seq":\d+,"duplicate":false\}""", output);
+
+        // Without the token the same request is refused: the token is what let it in.
+        (exit, output) = await ChildRun.RunAsync("bash", ["-c", shell.Replace("-H \"Authorization: Bearer $TOKEN\" ", "", StringComparison.Ordinal)], TimeSpan.FromSeconds(60));
+        Assert.Contains("\"code\":\"unauthorized\"", output, StringComparison.Ordinal); // the 401 body
+    }
+
+    /// <summary>The built tool as one command (what the README's <c>dotnet run</c> builds and runs).</summary>
+    private async Task<string> ToolAsync()
+    {
+        var tool = Path.Combine(_bin, "bridgectl");
+        await File.WriteAllTextAsync(tool, $"#!/bin/sh\nexec dotnet '{WorkerChildProcess.Built("Bridge.Cli")}' \"$@\"\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        return tool;
     }
 
     public void Dispose() => Directory.Delete(_bin, recursive: true);

@@ -93,6 +93,17 @@ public sealed class MetricsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_name_the_service_bridge_worker_and_the_instance_by_the_worker_id()
+    {
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(5) };
+
+        var target = Assert.Single(await MetricsScrape.SeriesAsync(http, "target_info"));
+        Assert.Contains(("service_name", "bridge-worker"), target.Labels);
+        Assert.Contains(("service_instance_id", worker.Id), target.Labels); // Bridge:Worker:Id
+    }
+
+    [Fact]
     public async Task Rate_limit_refusals_are_counted_by_limit()
     {
         await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Limits:MessagesPerSecond", "5"), ("Bridge:Limits:MessageBurst", "5"),

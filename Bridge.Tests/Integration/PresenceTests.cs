@@ -1,17 +1,27 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 
 namespace Bridge.Tests.Integration;
 
-/// <summary>Presence across workers, once per user (not per tab), and expiry of a killed worker's users.</summary>
+/// <summary>
+/// Presence across workers, once per user (not per tab), held over the offline grace (long-polls, reconnects), and
+/// expiry of a killed worker's users.
+/// </summary>
 public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
 {
+    private static readonly HttpClient Http = new();
     private readonly Tokens _tokens = new();
 
     public void Dispose() => _tokens.Dispose();
 
+    // A short grace, so the tests that wait for an offline do not wait 30 s; tests of the grace set their own.
     private (string, string)[] Settings(params (string, string)[] more) =>
-        _tokens.WorkerSettings([("Bridge:Presence:Rooms:0", "p.>"), .. more]);
+        _tokens.WorkerSettings([("Bridge:Presence:Rooms:0", "p.>"), ("Bridge:Presence:OfflineGrace", "00:00:01"), .. more]);
+
+    private static Func<Frame, bool> UpdateOf(string user) =>
+        f => f.Type == MessageTypes.PresenceUpdate && f.Payload?["user"]?.GetValue<string>() == user;
 
     private Task<TestClient> ConnectAsync(Uri ws, string user) =>
         TestClient.ConnectAsync(new Uri($"{ws}?access_token={_tokens.Create(user, subRooms: [">"], pubRooms: [">"])}"));
@@ -121,6 +131,91 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
             "the killed worker's entry expired");
         Assert.InRange(DateTime.UtcNow - killed, TimeSpan.Zero, TimeSpan.FromSeconds(3 + 5));
         await victim.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Consecutive_long_polls_on_either_worker_keep_the_user_online_so_each_later_poll_waits_in_a_quiet_room()
+    {
+        // Each poll is a join and a leave. Without the grace every poll stored offline + online, and the next poll
+        // with the cursor got them and answered at once, forever.
+        var settings = Settings(("Bridge:Presence:OfflineGrace", "00:00:30"), ("Bridge:Connections:PollTimeout", "00:00:02"));
+        await using var a = await WorkerHost.StartAsync(nats.Server, settings);
+        await using var b = await WorkerHost.StartAsync(nats.Server, settings);
+        var room = Names.Room("p");
+        var erin = "erin-" + Guid.NewGuid().ToString("N")[..6];
+        var token = _tokens.Create(erin, subRooms: [">"], pubRooms: [">"]);
+        await using var watcher = await ConnectAsync(b.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(room);
+
+        var (cursor, _) = await PollAsync(a, room, token, cursor: null);
+        Assert.Equal("online", (await watcher.WaitForAsync(UpdateOf(erin))).Payload!["status"]!.GetValue<string>());
+        // The first poll may have answered before its own online was stored: one more poll takes it in.
+        var (settled, _) = await PollAsync(b, room, token, cursor);
+
+        foreach (var worker in new[] { a, b, a })
+        {
+            var (next, messages) = await PollAsync(worker, room, token, settled);
+            Assert.Empty(messages);
+            Assert.Equal(settled, next); // no new seq in the room: the poll waited out its PollTimeout
+        }
+
+        Assert.True(await watcher.NothingArrivesAsync(UpdateOf(erin), TimeSpan.FromMilliseconds(500)));
+        Assert.Contains(erin, await QueryAsync(watcher, room));
+    }
+
+    [Fact]
+    public async Task A_reconnect_within_the_grace_announces_nothing_and_a_real_leave_goes_offline_once_the_grace_has_passed()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Settings(("Bridge:Presence:OfflineGrace", "00:00:05")));
+        var room = Names.Room("p");
+        var frank = "frank-" + Guid.NewGuid().ToString("N")[..6];
+        await using var watcher = await ConnectAsync(worker.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(room);
+        var first = await ConnectAsync(worker.WebSocketUrl, frank);
+        await first.JoinAndWaitAsync(room);
+        Assert.Equal("online", (await watcher.WaitForAsync(UpdateOf(frank))).Payload!["status"]!.GetValue<string>());
+
+        // Dropped and back at once: still online for everyone, listed all along.
+        await first.DisposeAsync();
+        Assert.Contains(frank, await QueryAsync(watcher, room));
+        var again = await ConnectAsync(worker.WebSocketUrl, frank);
+        await again.JoinAndWaitAsync(room);
+        Assert.True(await watcher.NothingArrivesAsync(UpdateOf(frank), TimeSpan.FromSeconds(1)));
+
+        // Gone for good: offline, once, after the grace; then no longer listed.
+        await again.DisposeAsync();
+        var offline = await watcher.WaitForAsync(UpdateOf(frank), TimeSpan.FromSeconds(30));
+        Assert.Equal("offline", offline.Payload!["status"]!.GetValue<string>());
+        Assert.DoesNotContain(frank, await QueryAsync(watcher, room));
+        Assert.True(await watcher.NothingArrivesAsync(UpdateOf(frank), TimeSpan.FromMilliseconds(500)));
+    }
+
+    [Fact]
+    public async Task A_worker_that_shuts_down_takes_its_users_in_their_grace_offline_at_once()
+    {
+        var settings = Settings(("Bridge:Presence:OfflineGrace", "00:10:00"));
+        await using var stays = await WorkerHost.StartAsync(nats.Server, settings);
+        var stopping = await WorkerHost.StartAsync(nats.Server, settings);
+        var room = Names.Room("p");
+        var gina = "gina-" + Guid.NewGuid().ToString("N")[..6];
+        await using var watcher = await ConnectAsync(stays.WebSocketUrl, "watcher");
+        await watcher.JoinAndWaitAsync(room);
+        await using var client = await ConnectAsync(stopping.WebSocketUrl, gina);
+        await client.JoinAndWaitAsync(room);
+        await watcher.WaitForAsync(UpdateOf(gina));
+
+        // The drain closes her connection (a leave, so a 10 min grace); stopping does not wait it out.
+        await stopping.DisposeAsync();
+        var offline = await watcher.WaitForAsync(UpdateOf(gina), TimeSpan.FromSeconds(30));
+        Assert.Equal("offline", offline.Payload!["status"]!.GetValue<string>());
+    }
+
+    private async Task<(string Cursor, List<JsonNode?> Messages)> PollAsync(WorkerHost worker, string room, string token, string? cursor)
+    {
+        var query = $"/poll?rooms={room}&access_token={token}" + (cursor is null ? "" : $"&cursor={Uri.EscapeDataString(cursor)}");
+        var answer = await Http.GetFromJsonAsync<JsonObject>(new Uri(worker.HttpUrl, query));
+        Assert.Empty(answer!["errors"]!.AsArray());
+        return (answer["cursor"]!.GetValue<string>(), [.. answer["messages"]!.AsArray()]);
     }
 
     private static async Task<List<string>> QueryAsync(TestClient client, string room)

@@ -7,7 +7,7 @@ using Bridge.Tests.Infrastructure;
 namespace Bridge.Tests.Tools;
 
 /// <summary>
-/// The <c>bridge</c> tool as a user runs it (its built dll, a process per command) against a real worker that
+/// The <c>bridgectl</c> tool as a user runs it (its built dll, a process per command) against a real worker that
 /// requires tokens: tokens minted from the worker's configuration, checked as the worker checks them, a
 /// configuration checked without starting, pub/sub through the worker, and the load harness through --target.
 /// </summary>

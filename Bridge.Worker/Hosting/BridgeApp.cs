@@ -16,6 +16,7 @@ using Bridge.Worker.Transports.WebSockets;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Bridge.Worker.Hosting;
 
@@ -25,7 +26,7 @@ internal static class BridgeApp
     /// <param name="args">Command-line arguments: configuration keys (<c>--Bridge:Nats:Url=…</c>), <c>--urls</c>, <c>--environment</c>.</param>
     /// <param name="configure">Runs after the worker's own setup (tests replace the logging).</param>
     /// <param name="contentRoot">Where appsettings*.json are read from. The worker's own folder by default, so they are
-    /// found whatever the working directory; the <c>bridge</c> tool reads a deployment's folder with the worker's
+    /// found whatever the working directory; the <c>bridgectl</c> tool reads a deployment's folder with the worker's
     /// sources (appsettings, environment variables, command line) to check its configuration and tokens.</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null, string? contentRoot = null)
     {
@@ -139,7 +140,9 @@ internal static class BridgeApp
         services.AddHostedService(sp => sp.GetRequiredService<JoinWarmUp>());
         services.AddSingleton<HealthEndpoints>();
         services.AddSingleton<BridgeMetrics>();
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddDetector(sp => new WorkerResource(sp.GetRequiredService<IOptions<WorkerOptions>>())))
+            .WithMetrics(metrics => metrics.AddMeter(BridgeMetrics.MeterName).AddPrometheusExporter());
 
         // Transports: one host runs every connection's life; each endpoint adds its reading and writing
         services.AddSingleton<ConnectionHost>();

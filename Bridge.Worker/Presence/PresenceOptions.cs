@@ -23,6 +23,16 @@ internal sealed class PresenceOptions
     /// </summary>
     public TimeSpan Ttl { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a user's last connection in a room may be gone before they count as offline. A connection of theirs
+    /// back in the room within it (the next long-poll, a reconnect) keeps them online: no <c>offline</c>, no second
+    /// <c>online</c>. Each long-poll is a join and a leave, so without this every poll would store two updates and
+    /// answer the next at once. Default 30 s: a poll's wait (<c>PollTimeout</c>, 25 s) plus a client's first retries
+    /// (the JS client's back-off starts at 0.5 s, a restart's <c>ReconnectSpread</c> is 5 s), so a poll answer lost in
+    /// transit or a worker restart does not take the user offline. It is also how late a real <c>offline</c> comes.
+    /// </summary>
+    public TimeSpan OfflineGrace { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Most users one <c>presence.query</c> answer lists.</summary>
     public int MaxMembers { get; set; } = 1000;
 }
@@ -48,6 +58,12 @@ internal sealed class PresenceOptionsValidator : IValidateOptions<PresenceOption
         if (o.Ttl < TimeSpan.FromSeconds(3) || o.MaxMembers < 1)
         {
             failures.Add("Bridge:Presence:Ttl must be at least 3 s and MaxMembers at least 1.");
+        }
+
+        if (o.OfflineGrace < TimeSpan.FromSeconds(1) || o.OfflineGrace > TimeSpan.FromMinutes(10))
+        {
+            // Below 1 s the next long-poll would not make it back in time; above 10 min offline stops meaning much.
+            failures.Add("Bridge:Presence:OfflineGrace must be between 1 s and 10 min.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

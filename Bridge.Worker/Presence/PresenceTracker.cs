@@ -18,8 +18,16 @@ namespace Bridge.Worker.Presence;
 /// every third of <see cref="PresenceOptions.Ttl"/>; the bucket's max age expires the keys of a worker that died.
 /// A user's first connection in a room (on any worker) publishes <c>presence.update {user, status: online}</c>
 /// into the room itself, and their last one <c>offline</c>: once per user, not per tab, and delivered, ordered
-/// and replayed like every room message. A join or leave in a presence room costs one key write, and a key
-/// listing when it is the user's first or last connection on this worker.
+/// and replayed like every room message. A join or leave in a presence room costs one key write (a last leave
+/// none), and a key listing when it is the user's first connection on this worker or their grace ends.
+/// <para>
+/// The <c>offline</c> waits <see cref="PresenceOptions.OfflineGrace"/>: a user whose last connection left stays
+/// (key kept and renewed, one connection) until the grace passes, and a connection of theirs back in the room
+/// on this worker within it takes the slot back without a new <c>online</c>. Back on another worker, that worker
+/// sees this one's key and announces nothing either; when the grace here ends, the key goes and the other
+/// worker's key keeps the <c>offline</c> from being stored. So consecutive long-polls (each a join and a leave,
+/// on any worker) and quick reconnects do not flap.
+/// </para>
 /// </summary>
 internal sealed partial class PresenceTracker(
     NatsContext nats,
@@ -35,6 +43,10 @@ internal sealed partial class PresenceTracker(
 
     private readonly RoomGrant _rooms = new([.. options.Value.Rooms.Select(p => RoomPattern.TryParse(p, out var r) ? r! : throw new InvalidOperationException(p))]);
     private readonly ConcurrentDictionary<(string Room, string User), Slot> _slots = new();
+
+    // The slots whose user has no connection left here and waits out the grace: a subset of _slots, so as bounded as
+    // they are, and what the sweep scans (not every slot).
+    private readonly ConcurrentDictionary<(string Room, string User), Slot> _leaving = new();
     private readonly string _workerKey = Encode(worker.Value.Id);
     private INatsKVStore? _store;
 
@@ -71,18 +83,25 @@ internal sealed partial class PresenceTracker(
             return;
         }
 
-        var slot = _slots.GetOrAdd((room, user), static _ => new Slot());
-        await slot.Gate.WaitAsync();
+        var slot = await TakeSlotAsync(room, user);
         try
         {
+            // Back within the grace: still online for everyone, so nothing to announce and the first since stays.
+            var first = slot.Count == 0 && !slot.Leaving;
             slot.Count++;
-            if (slot.Count == 1)
+            if (slot.Leaving)
+            {
+                slot.OfflineDue = Slot.NotLeaving;
+                _leaving.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
+            }
+
+            if (first)
             {
                 slot.Since = time.GetUtcNow().ToUnixTimeMilliseconds();
             }
 
             await PutAsync(room, user, slot);
-            if (slot.Count == 1 && !await OnOtherWorkersAsync(room, user))
+            if (first && !await OnOtherWorkersAsync(room, user))
             {
                 await AnnounceAsync(room, user, Online);
             }
@@ -108,19 +127,22 @@ internal sealed partial class PresenceTracker(
         await slot.Gate.WaitAsync();
         try
         {
-            slot.Count = Math.Max(0, slot.Count - 1);
-            if (slot.Count > 0)
+            if (slot.Gone || slot.Count == 0)
             {
-                await PutAsync(room, user, slot);
                 return;
             }
 
-            _slots.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
-            await _store.TryDeleteAsync(Key(room, user));
-            if (!await OnOtherWorkersAsync(room, user))
+            slot.Count--;
+            if (slot.Count == 0)
             {
-                await AnnounceAsync(room, user, Offline);
+                // The last one here: the offline waits out the grace (the sweep finishes it), and the key stays as it is
+                // meanwhile (no write: a long-poll costs one key write, at its join).
+                slot.OfflineDue = time.GetUtcNow().ToUnixTimeMilliseconds() + (long)options.Value.OfflineGrace.TotalMilliseconds;
+                _leaving[(room, user)] = slot;
+                return;
             }
+
+            await PutAsync(room, user, slot);
         }
         catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
         {
@@ -163,14 +185,35 @@ internal sealed partial class PresenceTracker(
         return [.. members.Values.OrderBy(m => m.Since)];
     }
 
-    /// <summary>Renews this worker's entries (the heartbeat that keeps them from expiring).</summary>
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Renews this worker's entries, and takes offline the users whose grace has passed.</summary>
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        _store is null ? Task.CompletedTask : Task.WhenAll(RenewAsync(stoppingToken), SweepAsync(stoppingToken));
+
+    /// <summary>
+    /// On shutdown, after the connections have drained (their leaves are in), the users still in their grace go
+    /// offline now unless they are on another worker (a client reconnecting elsewhere usually already is).
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        await base.StopAsync(cancellationToken);
         if (_store is null)
         {
             return;
         }
 
+        try
+        {
+            await FinishLeavingAsync(long.MaxValue, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Out of shutdown time: the keys left expire within Ttl, without an offline.
+        }
+    }
+
+    /// <summary>The heartbeat that keeps this worker's entries from expiring.</summary>
+    private async Task RenewAsync(CancellationToken stoppingToken)
+    {
         using var timer = new PeriodicTimer(options.Value.Ttl / 3, time);
         try
         {
@@ -181,7 +224,7 @@ internal sealed partial class PresenceTracker(
                     await slot.Gate.WaitAsync(stoppingToken);
                     try
                     {
-                        if (slot.Count > 0)
+                        if (!slot.Gone)
                         {
                             await PutAsync(room, user, slot);
                         }
@@ -202,9 +245,86 @@ internal sealed partial class PresenceTracker(
         }
     }
 
+    /// <summary>
+    /// Every OfflineGrace / 4 (at most 1 s: how late past its grace an offline may come), the offline of each user
+    /// whose grace has passed.
+    /// </summary>
+    private async Task SweepAsync(CancellationToken stoppingToken)
+    {
+        var grace = options.Value.OfflineGrace;
+        using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Min(grace.Ticks / 4, TimeSpan.TicksPerSecond)), time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                await FinishLeavingAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), stoppingToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Takes offline every user here whose grace ends by <paramref name="now"/> (unix ms).</summary>
+    private async Task FinishLeavingAsync(long now, CancellationToken cancellationToken)
+    {
+        foreach (var ((room, user), slot) in _leaving)
+        {
+            if (slot.OfflineDue > now)
+            {
+                continue;
+            }
+
+            await slot.Gate.WaitAsync(cancellationToken);
+            try
+            {
+                // Checked again under the gate: a connection may have come back since.
+                if (slot.Gone || !slot.Leaving || slot.OfflineDue > now)
+                {
+                    continue;
+                }
+
+                slot.Gone = true;
+                _leaving.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
+                _slots.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
+                await _store!.TryDeleteAsync(Key(room, user), cancellationToken: cancellationToken);
+                if (!await OnOtherWorkersAsync(room, user))
+                {
+                    await AnnounceAsync(room, user, Offline);
+                }
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
+            {
+                // This user's key then expires within Ttl (it is no longer renewed); the others go on.
+                LogPresenceFailed(ex, room);
+            }
+            finally
+            {
+                slot.Gate.Release();
+            }
+        }
+    }
+
+    /// <summary>The user's slot in the room, its gate taken; a slot finished while this waited is replaced.</summary>
+    private async ValueTask<Slot> TakeSlotAsync(string room, string user)
+    {
+        while (true)
+        {
+            var slot = _slots.GetOrAdd((room, user), static _ => new Slot());
+            await slot.Gate.WaitAsync();
+            if (!slot.Gone)
+            {
+                return slot;
+            }
+
+            slot.Gate.Release();
+        }
+    }
+
     private async ValueTask PutAsync(string room, string user, Slot slot)
     {
-        var value = new Value(user, slot.Count, slot.Since, time.GetUtcNow().ToUnixTimeMilliseconds());
+        // A user in their grace counts the one connection they are expected back on (a long-poller's next poll).
+        var value = new Value(user, slot.Leaving ? 1 : slot.Count, slot.Since, time.GetUtcNow().ToUnixTimeMilliseconds());
         await _store!.PutAsync(Key(room, user), JsonSerializer.SerializeToUtf8Bytes(value));
     }
 
@@ -237,9 +357,26 @@ internal sealed partial class PresenceTracker(
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
+        public const long NotLeaving = long.MaxValue;
+
+        private long _offlineDue = NotLeaving;
+
         public int Count { get; set; }
 
         public long Since { get; set; }
+
+        /// <summary>When (unix ms) its user goes offline, no connection having come back; <see cref="NotLeaving"/> while one is here.</summary>
+        public long OfflineDue
+        {
+            // Read by the sweep before it takes the gate (to skip slots not yet due), written under the gate.
+            get => Volatile.Read(ref _offlineDue);
+            set => Volatile.Write(ref _offlineDue, value);
+        }
+
+        public bool Leaving => OfflineDue != NotLeaving;
+
+        /// <summary>Finished (offline done, removed): a join that waited on its gate takes a new slot.</summary>
+        public bool Gone { get; set; }
     }
 
     private sealed record Value(string User, int Connections, long Since, long Renewed);

@@ -1,5 +1,5 @@
-// README.md's plain-WebSocket examples ("Try it"), run as written: saved as a script and run by Node 20 with
-// --experimental-websocket (the README's instruction), against a real worker and nats-server. Only the worker's
+// README.md's plain-WebSocket examples ("Try it"), run as written in one session (the README pastes both into one console):
+// here one script run by Node 20 with --experimental-websocket, against a real worker and nats-server. Only the worker's
 // address is replaced. Between the two blocks the test publishes over HTTP while the first socket is closed, so the
 // second block's `since` is a real resume on a new socket.
 import assert from 'node:assert/strict';
