@@ -21,20 +21,26 @@ internal enum EnvelopeKey
 /// </summary>
 internal static class EnvelopeKeySet
 {
-    /// <summary>Adds <paramref name="key"/> to <paramref name="seen"/>; false when it was there already.</summary>
-    public static bool TryAdd(ref EnvelopeKey seen, EnvelopeKey key)
+    /// <summary>
+    /// Adds <paramref name="key"/> to <paramref name="seen"/> (an unknown key, <see cref="EnvelopeKey.None"/>, is not
+    /// counted); false when it was there already, with the <c>bad_frame</c> answer (<paramref name="id"/>: the id read
+    /// so far, its <c>ref</c>).
+    /// </summary>
+    public static bool TryAdd(ref EnvelopeKey seen, EnvelopeKey key, string? id, out DecodeError error)
     {
         if ((seen & key) != 0)
         {
+            error = new DecodeError(DuplicateMessage(key), id);
             return false;
         }
 
         seen |= key;
+        error = default;
         return true;
     }
 
     /// <summary>The <c>bad_frame</c> message for <paramref name="key"/> given twice in one envelope.</summary>
-    public static string DuplicateMessage(EnvelopeKey key) => key switch
+    private static string DuplicateMessage(EnvelopeKey key) => key switch
     {
         EnvelopeKey.Type => "duplicate name: envelope key 'type' appears twice",
         EnvelopeKey.Room => "duplicate name: envelope key 'room' appears twice",

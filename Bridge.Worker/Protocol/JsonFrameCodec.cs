@@ -66,9 +66,8 @@ internal sealed class JsonFrameCodec : IFrameCodec
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var key = KeyOf(ref reader);
-                if (key != EnvelopeKey.None && !EnvelopeKeySet.TryAdd(ref seen, key))
+                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error))
                 {
-                    error = new DecodeError(EnvelopeKeySet.DuplicateMessage(key), id);
                     return null;
                 }
 

@@ -62,9 +62,8 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                 }
 
                 var key = EnvelopeKeySet.MessagePackKeyOf(UnicodeText.ReadString(ref reader));
-                if (key != EnvelopeKey.None && !EnvelopeKeySet.TryAdd(ref seen, key))
+                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error))
                 {
-                    error = new DecodeError(EnvelopeKeySet.DuplicateMessage(key), id);
                     return null;
                 }
 
