@@ -62,22 +62,39 @@ public static class PayloadTranscoder
     private static readonly JsonEncodedText ExtDataKey = JsonEncodedText.Encode("$data");
 
     /// <summary>
-    /// What is wrong with malformed JSON, for an error's message: System.Text.Json's own sentence without its reader
-    /// internals ("isFinalBlock", "LineNumber: 0 | BytePositionInLine: 0"), then where it is, counted from 1:
-    /// <c>'}' is invalid after a property name. Expected a ':'. (line 1, byte 10)</c>.
+    /// What is wrong with malformed JSON, for an error's message. Meant for the exceptions of
+    /// <see cref="Utf8JsonReader"/> and <see cref="JsonDocument"/>: their <see cref="Exception.Message"/> without its
+    /// reader internals (", while isFinalBlock is true", " LineNumber: 0 | BytePositionInLine: 0."), then, when
+    /// <see cref="JsonException.BytePositionInLine"/> is set, where it is:
+    /// <c>'}' is invalid after a property name. Expected a ':'. (line 1, byte 10)</c>, line being
+    /// <see cref="JsonException.LineNumber"/> + 1 and byte <see cref="JsonException.BytePositionInLine"/> + 1 (UTF-8
+    /// bytes within that line, both counted from 1). Without a position it is the sentence alone. A
+    /// <see cref="JsonSerializer"/> exception (one with a <see cref="JsonException.Path"/>) gives the sentence of the
+    /// reader exception it wraps, or, for a value of the wrong type, <c>the value at $.x does not have the expected
+    /// type</c>: never the serializer's .NET type names. The sentence is System.Text.Json's, in its wording and
+    /// language. Throws <see cref="ArgumentNullException"/> when <paramref name="exception"/> is null.
     /// </summary>
     public static string DescribeMalformedJson(JsonException exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        var text = exception.Message;
-        var internals = text.IndexOf(" LineNumber:", StringComparison.Ordinal);
-        text = (internals >= 0 ? text[..internals] : text)
-            .Replace(", while isFinalBlock is true", "", StringComparison.Ordinal)
-            .Replace(" when isFinalBlock is true", "", StringComparison.Ordinal)
-            .TrimEnd();
+        var text = exception switch
+        {
+            { Path: null } => ReaderSentence(exception.Message),
+            { InnerException: JsonException reader } => ReaderSentence(reader.Message),
+            _ => $"the value at {exception.Path} does not have the expected type",
+        };
         return exception.BytePositionInLine is { } position
             ? $"{text} (line {exception.LineNumber + 1}, byte {position + 1})"
             : text;
+
+        static string ReaderSentence(string message)
+        {
+            var internals = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            return (internals >= 0 ? message[..internals] : message)
+                .Replace(", while isFinalBlock is true", "", StringComparison.Ordinal)
+                .Replace(" when isFinalBlock is true", "", StringComparison.Ordinal)
+                .TrimEnd();
+        }
     }
 
     /// <summary>
@@ -738,8 +755,12 @@ public static class PayloadTranscoder
     /// when the value has no JSON form (a non-<c>str</c> key, NaN, ±Infinity, a <c>str</c> that is not UTF-8, deeper
     /// nesting), and MessagePack's own exceptions when it is truncated or malformed. Never throws for a value
     /// <see cref="CheckMessagePack(ReadOnlyMemory{byte})"/> accepted. With <paramref name="wholeFloatsAsReal"/>, a
-    /// float whose value is whole is written <c>1.0</c>, not <c>1</c>: for arguments read from the rendering, so that an
-    /// integer argument refuses MessagePack <c>1.0</c> as it refuses JSON <c>1.0</c> (docs/protocol.md §8).
+    /// float whose value is whole is written as its shortest round-trip text with <c>.0</c> added only when that text
+    /// has neither a fraction nor an exponent: 1 as <c>1.0</c>, -0 as <c>-0.0</c>, 10^16 as
+    /// <c>10000000000000000.0</c>, 10^17 as <c>1E+17</c> (already not an integer to a JSON reader); other floats are
+    /// written as without it. The flag is for arguments read from the rendering, so that an integer argument refuses
+    /// MessagePack <c>1.0</c> as it refuses JSON <c>1.0</c> (docs/protocol.md §8); rendered payloads must not use it
+    /// (their JSON rendering of a whole float stays <c>1</c>).
     /// </summary>
     public static void WriteMessagePackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, int maxDepth = MaxDepth, bool wholeFloatsAsReal = false)
     {

@@ -72,6 +72,37 @@ public sealed class PayloadTranscoderTests
         Assert.False(argument.RootElement.TryGetInt64(out _));
     }
 
+    [Theory]
+    [InlineData(1.0, "1.0")]
+    [InlineData(-0.0, "-0.0")]
+    [InlineData(1e16, "10000000000000000.0")]
+    [InlineData(1e17, "1E+17")]
+    [InlineData(1.5, "1.5")]
+    public void Whole_floats_as_arguments_are_written_as_the_documentation_says(double value, string text) =>
+        Assert.Equal(text, Encoding.UTF8.GetString(PayloadTranscoder.MessagePackToJson(MessagePackSerializer.Serialize(value), wholeFloatsAsReal: true)));
+
+    [Fact]
+    public void A_reader_exception_is_described_by_its_sentence_and_its_position_counted_from_one()
+    {
+        var ex = Assert.ThrowsAny<System.Text.Json.JsonException>(() => System.Text.Json.JsonDocument.Parse("""{"a" }"""));
+        Assert.Equal("'}' is invalid after a property name. Expected a ':'. (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(ex));
+        Assert.Equal("no position", PayloadTranscoder.DescribeMalformedJson(new System.Text.Json.JsonException("no position")));
+        Assert.Throws<ArgumentNullException>(() => PayloadTranscoder.DescribeMalformedJson(null!));
+    }
+
+    [Fact]
+    public void A_serializer_exception_is_described_without_its_path_separators_or_dotnet_type_names()
+    {
+        var wrongType = Assert.ThrowsAny<System.Text.Json.JsonException>(() => System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>("""{"x":"a"}"""));
+        var described = PayloadTranscoder.DescribeMalformedJson(wrongType);
+        Assert.StartsWith("the value at $.x does not have the expected type (line 1, byte ", described, StringComparison.Ordinal);
+        Assert.DoesNotContain("|", described, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", described, StringComparison.Ordinal);
+
+        var malformed = Assert.ThrowsAny<System.Text.Json.JsonException>(() => System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>("""{"x" }"""));
+        Assert.Equal("'}' is invalid after a property name. Expected a ':'. (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(malformed));
+    }
+
     [Fact]
     public void Large_maps_are_checked_for_a_key_twice_as_small_ones_are()
     {

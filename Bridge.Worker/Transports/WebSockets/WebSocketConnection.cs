@@ -32,6 +32,13 @@ internal sealed partial class WebSocketConnection(
     // The first byte of a close frame: FIN and opcode 8 (RFC 6455 §5.2).
     private const byte CloseFrameStart = 0x88;
 
+    // A client's close frame: 2 header bytes, a 4-byte mask and at most 125 payload bytes (RFC 6455 §5.2, §5.5).
+    private const int MaxCloseFrameBytes = 2 + 4 + 125;
+
+    // What the linger after the WebSocket layer's own close reads at most: the frames already in flight before the
+    // client read that close, then its answer. A client that goes on sending past this is cut off.
+    internal const int LingerBytes = 64 * 1024;
+
     private ITimer? _abortTimer;
 
     /// <summary>Pumps the socket until the connection ends, then disposes it (the connection owns its socket).</summary>
@@ -163,25 +170,34 @@ internal sealed partial class WebSocketConnection(
 
     /// <summary>
     /// After the WebSocket layer's own close: reads and discards until the client answers the close or ends the
-    /// connection, at most CloseTimeout. Ending the connection at once would leave the client's next bytes (its close answer) unread, and
-    /// the kernel answers those with a TCP reset that can overtake the close frame: the client would see 1006.
+    /// connection, at most <see cref="LingerBytes"/> bytes and CloseTimeout. Ending the connection at once would leave
+    /// the client's next bytes (its close answer) unread, and the kernel answers those with a TCP reset that can
+    /// overtake the close frame: the client would see 1006. Past the byte budget the connection ends anyway: only a
+    /// client that keeps sending after the close meets that reset.
     /// </summary>
     private async Task LingerAsync(Stream stream, CancellationToken aborted)
     {
         using var timeout = new CancellationTokenSource(options.CloseTimeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, aborted);
+        // The tail of what was read (a close frame split over reads) is kept at the start, the next read follows it.
         var scratch = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
         try
         {
+            var kept = 0;
+            var total = 0;
             int read;
-            while ((read = await stream.ReadAsync(scratch.AsMemory(), linked.Token)) > 0)
+            while (total < LingerBytes &&
+                   (read = await stream.ReadAsync(scratch.AsMemory(kept, Math.Min(scratch.Length - kept, LingerBytes - total)), linked.Token)) > 0)
             {
-                // A read that starts with a close frame (FIN + opcode 8) is the client's answer, sent after it read
-                // the close: the connection may end now, with nothing unread (any later frame would follow it).
-                if (scratch[0] == CloseFrameStart && read >= 2)
+                total += read;
+                var seen = scratch.AsSpan(0, kept + read);
+                if (EndsWithCloseFrame(seen))
                 {
                     return;
                 }
+
+                kept = Math.Min(seen.Length, MaxCloseFrameBytes - 1);
+                seen[^kept..].CopyTo(scratch);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
@@ -191,6 +207,27 @@ internal sealed partial class WebSocketConnection(
         {
             ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>
+    /// True when <paramref name="bytes"/> end with a whole masked close frame: the client's answer, the last frame it
+    /// sends (RFC 6455 §5.5.1), whatever frames came before it in the same read. The linger starts wherever the
+    /// WebSocket layer stopped reading, maybe inside a frame, so the frames before are not walked: the close is
+    /// found from the end, one candidate per payload length. A data payload that happens to end the same way ends
+    /// the linger early, which is harmless.
+    /// </summary>
+    internal static bool EndsWithCloseFrame(ReadOnlySpan<byte> bytes)
+    {
+        for (var length = 0; length <= 125 && 6 + length <= bytes.Length; length++)
+        {
+            var header = bytes[^(6 + length)..];
+            if (header[0] == CloseFrameStart && header[1] == (0x80 | length) && length != 1)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private async Task SendLoopAsync(CancellationToken aborted)
