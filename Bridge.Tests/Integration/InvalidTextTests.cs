@@ -184,24 +184,40 @@ public sealed class InvalidTextTests(NatsServerFixture nats) : IClassFixture<Nat
         // CloseTimeout far beyond the test's own bound: only the byte budget can end the connection here.
         await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:CloseTimeout", "00:10:00"));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var client = new ClientWebSocket();
-        client.Options.AddSubProtocol(Subprotocols.Json);
-        await client.ConnectAsync(worker.WebSocketUrl, timeout.Token);
-        await client.SendAsync(new byte[] { 0xFF }, WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(worker.WebSocketUrl.Host, worker.WebSocketUrl.Port, timeout.Token);
+        var stream = tcp.GetStream();
 
-        // The client never reads the close and streams binary frames: at most 1024 × the budget, then the test gives up.
-        var chunk = new byte[16 * 1024];
+        // A raw client: its frames (zero mask, zero payload) never hold a byte that could end like a close frame.
+        var upgrade = $"GET /ws HTTP/1.1\r\nHost: {worker.WebSocketUrl.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                      $"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {Convert.ToBase64String(new byte[16])}\r\nSec-WebSocket-Protocol: {Subprotocols.Json}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(upgrade), timeout.Token);
+        var response = new StringBuilder();
+        while (!response.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var b = new byte[1];
+            Assert.Equal(1, await stream.ReadAsync(b, timeout.Token));
+            response.Append((char)b[0]);
+        }
+
+        Assert.StartsWith("HTTP/1.1 101", response.ToString(), StringComparison.Ordinal);
+
+        // A masked text frame holding 0xFF (never UTF-8): the worker's WebSocket layer closes with 1007.
+        await stream.WriteAsync(new byte[] { 0x81, 0x81, 0, 0, 0, 0, 0xFF }, timeout.Token);
+
+        // Then the client never reads the close and streams binary frames: at most 1024 × the budget, then the test gives up.
+        byte[] frame = [0x82, 0xFE, 0x40, 0x00, 0, 0, 0, 0, .. new byte[16 * 1024]];
         var sent = 0L;
         var cutOff = false;
         try
         {
             while (sent < 1024L * WebSocketConnection.LingerBytes)
             {
-                await client.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, timeout.Token);
-                sent += chunk.Length;
+                await stream.WriteAsync(frame, timeout.Token);
+                sent += frame.Length;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or IOException)
+        catch (IOException)
         {
             cutOff = true;
         }
