@@ -164,7 +164,7 @@ internal sealed partial class PresenceTracker(
 
         var members = new Dictionary<string, PresenceMember>(StringComparer.Ordinal);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        await foreach (var key in _store.GetKeysAsync([Encode(room) + ".>"], cancellationToken: cancellationToken))
+        foreach (var key in await KeyValueBuckets.KeysAsync(_store, Encode(room) + ".>", cancellationToken))
         {
             var entry = await _store.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken);
             if (!entry.Success || entry.Value.Value is not { Length: > 0 } bytes || JsonSerializer.Deserialize<Value>(bytes) is not { } value ||
@@ -332,9 +332,10 @@ internal sealed partial class PresenceTracker(
     private async ValueTask<bool> OnOtherWorkersAsync(string room, string user)
     {
         var own = Key(room, user);
-        await foreach (var key in _store!.GetKeysAsync([$"{Encode(room)}.{Encode(user)}.*"]))
+        foreach (var key in await KeyValueBuckets.KeysAsync(_store!, $"{Encode(room)}.{Encode(user)}.*", CancellationToken.None))
         {
-            if (key != own)
+            // A listed key may be a delete marker (that worker's user went offline there): only a live entry counts.
+            if (key != own && (await _store!.TryGetEntryAsync<byte[]>(key)).Success)
             {
                 return true;
             }
