@@ -209,11 +209,13 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await hankClient.JoinAndWaitAsync(room);
         await watcher.WaitForAsync(UpdateOf(hank));
 
-        // The drain closes both (1012, reconnect within ReconnectSpread). Hank comes back on the other worker (at once:
-        // the earliest reconnect_after_ms allows, so the machine's load cannot push him past the spread); gina does not.
+        // The drain closes both (1012, reconnect within ReconnectSpread, 5 s). Hank comes back on the other worker 2 s
+        // later, as a client told reconnect_after_ms=2000 would (early enough in the spread that the machine's load
+        // cannot push his join past it; late enough that a flush not waiting for him stores his offline); gina does not.
         var stop = stopping.DisposeAsync().AsTask();
         await hankClient.Closed.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(1012, hankClient.CloseStatus);
+        await Task.Delay(TimeSpan.FromSeconds(2));
         await using var back = await ConnectAsync(stays.WebSocketUrl, hank);
         await back.JoinAndWaitAsync(room);
         await stop;
