@@ -1,5 +1,6 @@
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 using NATS.Client.KeyValueStore;
 
 namespace Bridge.Worker.Nats;
@@ -32,5 +33,28 @@ internal static class KeyValueBuckets
                     $"the NATS key-value bucket {config.Bucket} could not be created within {startupTimeout} (Bridge:Nats:StartupTimeout)");
             }
         }
+    }
+
+    /// <summary>
+    /// The keys of <paramref name="store"/> matching <paramref name="filter"/> (a key pattern, <c>*</c> and <c>&gt;</c> as in
+    /// subjects), read in one stream info request (<c>subjects_filter</c>): the server lists the bucket's subjects in one
+    /// pass under its store lock, so a key that exists throughout is listed even while it is rewritten. A deleted key whose
+    /// delete marker is still stored is listed too: a caller reads the entry before counting it. At most the first
+    /// 100,000 keys (the server's page).
+    /// </summary>
+    /// <remarks>
+    /// Not <see cref="INatsKVStore.GetKeysAsync(IEnumerable{string}, NatsKVWatchOpts?, CancellationToken)"/>: its ordered
+    /// consumer stops at the first message whose pending count is 0, and with one revision per key a rewrite lowers that
+    /// count at once (the old revision is removed) but raises it for the new one only later (the server signals consumers
+    /// asynchronously), so a listing during a rewrite can end before the key's new revision and miss it.
+    /// </remarks>
+    public static async Task<IReadOnlyList<string>> KeysAsync(INatsKVStore store, string filter, CancellationToken cancellationToken)
+    {
+        var prefix = $"$KV.{store.Bucket}.";
+        var stream = await store.JetStreamContext.GetStreamAsync(
+            "KV_" + store.Bucket,
+            new StreamInfoRequest { SubjectsFilter = prefix + filter },
+            cancellationToken);
+        return stream.Info.State.Subjects is { } subjects ? [.. subjects.Keys.Select(subject => subject[prefix.Length..])] : [];
     }
 }

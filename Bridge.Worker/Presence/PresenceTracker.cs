@@ -174,7 +174,7 @@ internal sealed partial class PresenceTracker(
 
         var members = new Dictionary<string, PresenceMember>(StringComparer.Ordinal);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        await foreach (var key in _store.GetKeysAsync([Encode(room) + ".>"], cancellationToken: cancellationToken))
+        foreach (var key in await KeyValueBuckets.KeysAsync(_store, Encode(room) + ".>", cancellationToken))
         {
             var entry = await _store.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken);
             if (!entry.Success || entry.Value.Value is not { Length: > 0 } bytes || JsonSerializer.Deserialize<Value>(bytes) is not { } value ||
@@ -373,9 +373,10 @@ internal sealed partial class PresenceTracker(
         bounded.CancelAfter(nats.Connection.Opts.RequestTimeout);
         try
         {
-            await foreach (var key in _store!.GetKeysAsync([$"{Encode(room)}.{Encode(user)}.*"], cancellationToken: bounded.Token))
+            foreach (var key in await KeyValueBuckets.KeysAsync(_store!, $"{Encode(room)}.{Encode(user)}.*", bounded.Token))
             {
-                if (key != own)
+                // A listed key may be a delete marker (that worker's user went offline there): only a live entry counts.
+                if (key != own && (await _store!.TryGetEntryAsync<byte[]>(key, cancellationToken: bounded.Token)).Success)
                 {
                     return true;
                 }
