@@ -191,23 +191,38 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
-    public async Task A_worker_that_shuts_down_takes_its_users_in_their_grace_offline_at_once()
+    public async Task A_worker_restart_keeps_a_user_who_reconnects_elsewhere_online_and_takes_one_who_does_not_offline()
     {
+        // A 10 min grace: only the shutdown's flush can store an offline within the test.
         var settings = Settings(("Bridge:Presence:OfflineGrace", "00:10:00"));
         await using var stays = await WorkerHost.StartAsync(nats.Server, settings);
         var stopping = await WorkerHost.StartAsync(nats.Server, settings);
         var room = Names.Room("p");
         var gina = "gina-" + Guid.NewGuid().ToString("N")[..6];
+        var hank = "hank-" + Guid.NewGuid().ToString("N")[..6];
         await using var watcher = await ConnectAsync(stays.WebSocketUrl, "watcher");
         await watcher.JoinAndWaitAsync(room);
-        await using var client = await ConnectAsync(stopping.WebSocketUrl, gina);
-        await client.JoinAndWaitAsync(room);
+        await using var ginaClient = await ConnectAsync(stopping.WebSocketUrl, gina);
+        await ginaClient.JoinAndWaitAsync(room);
         await watcher.WaitForAsync(UpdateOf(gina));
+        await using var hankClient = await ConnectAsync(stopping.WebSocketUrl, hank);
+        await hankClient.JoinAndWaitAsync(room);
+        await watcher.WaitForAsync(UpdateOf(hank));
 
-        // The drain closes her connection (a leave, so a 10 min grace); stopping does not wait it out.
-        await stopping.DisposeAsync();
-        var offline = await watcher.WaitForAsync(UpdateOf(gina), TimeSpan.FromSeconds(30));
-        Assert.Equal("offline", offline.Payload!["status"]!.GetValue<string>());
+        // The drain closes both (1012, reconnect within ReconnectSpread, 5 s). Hank comes back on the other worker 2 s
+        // later, as a client told reconnect_after_ms=2000 would (early enough in the spread that the machine's load
+        // cannot push his join past it; late enough that a flush not waiting for him stores his offline); gina does not.
+        var stop = stopping.DisposeAsync().AsTask();
+        await hankClient.Closed.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1012, hankClient.CloseStatus);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await using var back = await ConnectAsync(stays.WebSocketUrl, hank);
+        await back.JoinAndWaitAsync(room);
+        await stop;
+
+        Assert.Equal("offline", (await watcher.WaitForAsync(UpdateOf(gina), TimeSpan.FromSeconds(30))).Payload!["status"]!.GetValue<string>());
+        Assert.True(await watcher.NothingArrivesAsync(UpdateOf(hank), TimeSpan.FromSeconds(1)));
+        Assert.Contains(hank, await QueryAsync(watcher, room));
     }
 
     private async Task<(string Cursor, List<JsonNode?> Messages)> PollAsync(WorkerHost worker, string room, string token, string? cursor)

@@ -29,7 +29,9 @@ internal sealed class PresenceOptions
     /// <c>online</c>. Each long-poll is a join and a leave, so without this every poll would store two updates and
     /// answer the next at once. Default 30 s: a poll's wait (<c>PollTimeout</c>, 25 s) plus a client's first retries
     /// (the JS client's back-off starts at 0.5 s, a restart's <c>ReconnectSpread</c> is 5 s), so a poll answer lost in
-    /// transit or a worker restart does not take the user offline. It is also how late a real <c>offline</c> comes.
+    /// transit does not take the user offline. A worker restart does not either: the stopping worker waits
+    /// <c>ReconnectSpread</c> + 1 s before storing its users' offlines, and skips those back on another worker.
+    /// It is also how late a real <c>offline</c> comes.
     /// </summary>
     public TimeSpan OfflineGrace { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using Bridge.Contracts;
+using Bridge.Worker.Connections;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
 using Bridge.Worker.Security;
@@ -35,6 +36,8 @@ internal sealed partial class PresenceTracker(
     IOptions<PresenceOptions> options,
     IOptions<NatsOptions> natsOptions,
     IOptions<WorkerOptions> worker,
+    IOptions<ShutdownOptions> shutdown,
+    IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<PresenceTracker> logger) : BackgroundService, IRoomObserver
 {
@@ -50,6 +53,12 @@ internal sealed partial class PresenceTracker(
     private readonly string _workerKey = Encode(worker.Value.Id);
     private INatsKVStore? _store;
 
+    /// <summary>How long past <see cref="ShutdownOptions.ReconnectSpread"/> a client gets to be back on another worker.</summary>
+    private static readonly TimeSpan ReconnectMargin = TimeSpan.FromSeconds(1);
+
+    // When the shutdown began (ApplicationStopping, when the drain tells the clients to reconnect): a timestamp.
+    private long _stoppingAt;
+
     public bool IsEnabled(string room) => _rooms.Patterns.Count > 0 && _rooms.Allows(room);
 
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -57,6 +66,7 @@ internal sealed partial class PresenceTracker(
         var o = options.Value;
         if (o.Rooms.Length > 0)
         {
+            lifetime.ApplicationStopping.Register(() => _stoppingAt = time.GetTimestamp());
             _store = await KeyValueBuckets.CreateOrUpdateAsync(
                 nats,
                 new NatsKVConfig(o.Bucket)
@@ -101,7 +111,7 @@ internal sealed partial class PresenceTracker(
             }
 
             await PutAsync(room, user, slot);
-            if (first && !await OnOtherWorkersAsync(room, user))
+            if (first && !await OnOtherWorkersAsync(room, user, CancellationToken.None))
             {
                 await AnnounceAsync(room, user, Online);
             }
@@ -191,7 +201,11 @@ internal sealed partial class PresenceTracker(
 
     /// <summary>
     /// On shutdown, after the connections have drained (their leaves are in), the users still in their grace go
-    /// offline now unless they are on another worker (a client reconnecting elsewhere usually already is).
+    /// offline unless they are on another worker. The drain told each client to reconnect within
+    /// <see cref="ShutdownOptions.ReconnectSpread"/>, so this first waits that long (plus <see cref="ReconnectMargin"/>)
+    /// from the shutdown's start: a user back elsewhere by then is found there, and neither worker announces anything.
+    /// Bounded by the host's shutdown timeout (<see cref="ShutdownOptions.DrainTimeout"/>): what is not done by then
+    /// gets no <c>offline</c> (the keys expire within Ttl).
     /// </summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -203,11 +217,17 @@ internal sealed partial class PresenceTracker(
 
         try
         {
-            await FinishLeavingAsync(long.MaxValue, cancellationToken);
+            var wait = shutdown.Value.ReconnectSpread + ReconnectMargin - time.GetElapsedTime(_stoppingAt);
+            if (!_leaving.IsEmpty && wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, time, cancellationToken);
+            }
+
+            await FinishLeavingAsync(long.MaxValue, retry: false, cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            // Out of shutdown time: the keys left expire within Ttl, without an offline.
+            LogFlushCutShort(_leaving.Count);
         }
     }
 
@@ -224,7 +244,8 @@ internal sealed partial class PresenceTracker(
                     await slot.Gate.WaitAsync(stoppingToken);
                     try
                     {
-                        if (!slot.Gone)
+                        // A slot past its grace is being finished (or retried): its key is deleted, not written back.
+                        if (!slot.Gone && slot.OfflineDue > time.GetUtcNow().ToUnixTimeMilliseconds())
                         {
                             await PutAsync(room, user, slot);
                         }
@@ -257,7 +278,7 @@ internal sealed partial class PresenceTracker(
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await FinishLeavingAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), stoppingToken);
+                await FinishLeavingAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), retry: true, stoppingToken);
             }
         }
         catch (OperationCanceledException)
@@ -265,8 +286,13 @@ internal sealed partial class PresenceTracker(
         }
     }
 
-    /// <summary>Takes offline every user here whose grace ends by <paramref name="now"/> (unix ms).</summary>
-    private async Task FinishLeavingAsync(long now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes offline every user here whose grace ends by <paramref name="now"/> (unix ms). The slot stays (a joiner
+    /// waits on its gate) until the key is deleted and the <c>offline</c> stored, so a join at the grace's end comes
+    /// after them. A failure keeps the slot leaving: with <paramref name="retry"/> the next sweep tries again, until
+    /// the key would have expired anyway (Ttl after the grace's end); without (shutdown) it is given up at once.
+    /// </summary>
+    private async Task FinishLeavingAsync(long now, bool retry, CancellationToken cancellationToken)
     {
         foreach (var ((room, user), slot) in _leaving)
         {
@@ -284,19 +310,29 @@ internal sealed partial class PresenceTracker(
                     continue;
                 }
 
+                try
+                {
+                    await _store!.TryDeleteAsync(Key(room, user), cancellationToken: cancellationToken);
+                    if (!await OnOtherWorkersAsync(room, user, cancellationToken))
+                    {
+                        await AnnounceAsync(room, user, Offline);
+                    }
+                }
+                catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
+                {
+                    // One user's failure does not stop the others.
+                    LogPresenceFailed(ex, room);
+                    if (retry && time.GetUtcNow().ToUnixTimeMilliseconds() < slot.OfflineDue + (long)options.Value.Ttl.TotalMilliseconds)
+                    {
+                        continue;
+                    }
+
+                    LogOfflineLost(room);
+                }
+
                 slot.Gone = true;
                 _leaving.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
                 _slots.TryRemove(new KeyValuePair<(string, string), Slot>((room, user), slot));
-                await _store!.TryDeleteAsync(Key(room, user), cancellationToken: cancellationToken);
-                if (!await OnOtherWorkersAsync(room, user))
-                {
-                    await AnnounceAsync(room, user, Offline);
-                }
-            }
-            catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
-            {
-                // This user's key then expires within Ttl (it is no longer renewed); the others go on.
-                LogPresenceFailed(ex, room);
             }
             finally
             {
@@ -329,16 +365,26 @@ internal sealed partial class PresenceTracker(
     }
 
     /// <summary>True when another worker holds a live entry of the user in the room.</summary>
-    private async ValueTask<bool> OnOtherWorkersAsync(string room, string user)
+    /// <exception cref="TimeoutException">No answer within the connection's request timeout (NATS reconnecting).</exception>
+    private async ValueTask<bool> OnOtherWorkersAsync(string room, string user, CancellationToken cancellationToken)
     {
         var own = Key(room, user);
-        foreach (var key in await KeyValueBuckets.KeysAsync(_store!, $"{Encode(room)}.{Encode(user)}.*", CancellationToken.None))
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(nats.Connection.Opts.RequestTimeout);
+        try
         {
-            // A listed key may be a delete marker (that worker's user went offline there): only a live entry counts.
-            if (key != own && (await _store!.TryGetEntryAsync<byte[]>(key)).Success)
+            foreach (var key in await KeyValueBuckets.KeysAsync(_store!, $"{Encode(room)}.{Encode(user)}.*", bounded.Token))
             {
-                return true;
+                // A listed key may be a delete marker (that worker's user went offline there): only a live entry counts.
+                if (key != own && (await _store!.TryGetEntryAsync<byte[]>(key, cancellationToken: bounded.Token)).Success)
+                {
+                    return true;
+                }
             }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"Listing the presence keys of room {room} took longer than {nats.Connection.Opts.RequestTimeout}.");
         }
 
         return false;
@@ -384,4 +430,10 @@ internal sealed partial class PresenceTracker(
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Presence of room {Room} could not be updated")]
     private partial void LogPresenceFailed(Exception exception, string room);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Presence of room {Room}: a user's offline could not be stored and is given up (their key expires within Ttl)")]
+    private partial void LogOfflineLost(string room);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "Shutdown: {Users} users in their offline grace got no offline (out of shutdown time; their keys expire within Ttl)")]
+    private partial void LogFlushCutShort(int users);
 }
