@@ -86,6 +86,7 @@ internal sealed partial class JoinWarmUp(
     // Refused token checks per round: past the runtime's 30 calls for optimising in the rounds the warm-up runs.
     private const int TokenChecksPerRound = 16;
     private static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan TieringPause = TimeSpan.FromMilliseconds(150);
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _joins;
@@ -162,6 +163,13 @@ internal sealed partial class JoinWarmUp(
                 if (time.GetElapsedTime(quietSince) >= QuietTime && rounds >= o.MinRounds)
                 {
                     break;
+                }
+
+                // A pause longer than the runtime's tiering delay: the methods first called so far get their call
+                // counters, so the next rounds' calls promote them (compiled in the background) before readiness.
+                if (rounds % 4 == 2)
+                {
+                    await Task.Delay(TieringPause, time, cancellationToken);
                 }
             }
 
