@@ -291,6 +291,31 @@ public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<Nats
         await back.JoinAndWaitAsync(room);
     }
 
+    [Fact]
+    public async Task An_unban_removes_every_ban_of_the_user_and_counts_neither_removed_bans_nor_other_users()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Settings());
+        await using var api = Api("http", worker);
+        var mallory = "mallory-" + Guid.NewGuid().ToString("N")[..6];
+        var bystander = mallory + "x"; // a user whose encoded name may share mallory's prefix
+        const int Bans = 12;
+        for (var i = 0; i < Bans; i++)
+        {
+            await api.OkAsync("ban", new { user = mallory, ttl_seconds = 3600 });
+            await Task.Delay(2); // one key per ban: {user}.{banned_at in ms}
+        }
+
+        await api.OkAsync("ban", new { user = bystander, ttl_seconds = 3600 });
+        var token = _tokens.Create(mallory, subRooms: [">"], issuedAt: DateTime.UtcNow.AddMinutes(-1));
+        Assert.Equal(401, await UpgradeStatusAsync(worker, token));
+
+        // Each ban once; then the purge markers they leave in the bucket are listed but not counted.
+        Assert.Equal(Bans, (await api.OkAsync("unban", new { user = mallory }))["removed"]!.GetValue<int>());
+        Assert.Equal(101, await UpgradeStatusAsync(worker, token));
+        Assert.Equal(0, (await api.OkAsync("unban", new { user = mallory }))["removed"]!.GetValue<int>());
+        Assert.Equal(1, (await api.OkAsync("unban", new { user = bystander }))["removed"]!.GetValue<int>());
+    }
+
     [Theory]
     [InlineData("http")]
     [InlineData("nats")]

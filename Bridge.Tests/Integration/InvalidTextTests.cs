@@ -179,6 +179,67 @@ public sealed class InvalidTextTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     [Fact]
+    public async Task A_worker_stopping_while_a_connection_lingers_after_its_1007_stops_promptly()
+    {
+        // CloseTimeout and DrainTimeout far beyond the bound below: only the shutdown can end the linger in time.
+        var worker = await WorkerHost.StartAsync(
+            nats.Server,
+            ("Bridge:Connections:CloseTimeout", "00:10:00"),
+            ("Bridge:Shutdown:DrainTimeout", "00:01:00"),
+            ("Bridge:Shutdown:ReconnectSpread", "00:00:00"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var tcp = new System.Net.Sockets.TcpClient();
+        var stream = await RawUpgradeAsync(worker, tcp, timeout.Token);
+
+        // A text frame that is not UTF-8: the worker closes with 1007 and lingers for the answer that never comes.
+        await stream.WriteAsync(new byte[] { 0x81, 0x81, 0, 0, 0, 0, 0xFF }, timeout.Token);
+        // Frames from the worker (unmasked): the welcome, then the close.
+        var header = new byte[2];
+        byte[] payload;
+        do
+        {
+            await stream.ReadExactlyAsync(header, timeout.Token);
+            var length = header[1] & 0x7F;
+            if (length == 126)
+            {
+                var extended = new byte[2];
+                await stream.ReadExactlyAsync(extended, timeout.Token);
+                length = (extended[0] << 8) | extended[1];
+            }
+
+            payload = new byte[length];
+            await stream.ReadExactlyAsync(payload, timeout.Token);
+        }
+        while (header[0] != 0x88);
+
+        Assert.Equal(1007, (payload[0] << 8) | payload[1]);
+
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await worker.DisposeAsync();
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"the worker took {stopping.Elapsed} to stop");
+    }
+
+    // Upgrades a raw TCP connection to a JSON WebSocket (no client library: nothing answers the worker's close).
+    private static async Task<System.Net.Sockets.NetworkStream> RawUpgradeAsync(WorkerHost worker, System.Net.Sockets.TcpClient tcp, CancellationToken cancellationToken)
+    {
+        await tcp.ConnectAsync(worker.WebSocketUrl.Host, worker.WebSocketUrl.Port, cancellationToken);
+        var stream = tcp.GetStream();
+        var upgrade = $"GET /ws HTTP/1.1\r\nHost: {worker.WebSocketUrl.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                      $"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {Convert.ToBase64String(new byte[16])}\r\nSec-WebSocket-Protocol: {Subprotocols.Json}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(upgrade), cancellationToken);
+        var response = new StringBuilder();
+        while (!response.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var b = new byte[1];
+            Assert.Equal(1, await stream.ReadAsync(b, cancellationToken));
+            response.Append((char)b[0]);
+        }
+
+        Assert.StartsWith("HTTP/1.1 101", response.ToString(), StringComparison.Ordinal);
+        return stream;
+    }
+
+    [Fact]
     public async Task A_client_that_keeps_sending_after_the_1007_is_cut_off_after_the_linger_byte_budget()
     {
         // CloseTimeout far beyond the test's own bound: only the byte budget can end the connection here.

@@ -58,11 +58,34 @@ public sealed class DuplicateEnvelopeKeyTests
     }
 
     [Fact]
-    public void Unknown_keys_stay_ignored_when_repeated_and_enc_is_an_unknown_key_in_MessagePack()
+    public void Unknown_keys_are_ignored_once_each_and_enc_is_an_unknown_key_in_MessagePack()
     {
-        var json = JsonFrameCodec.Instance.Decode("""{"type":"chat.message","room":"demo","x":1,"x":2,"seq":1,"seq":2}"""u8, out _);
+        var json = JsonFrameCodec.Instance.Decode("""{"type":"chat.message","room":"demo","x":1,"y":2,"seq":1,"ts":2,"from":"z"}"""u8, out _);
         Assert.Equal("chat.message", json?.Type);
-        var pack = MessagePackFrameCodec.Instance.Decode(M(("type", S("chat.message")), ("enc", S("a")), ("enc", S("b")), ("room", S("demo"))).ToMsgPack(), out _);
+        var pack = MessagePackFrameCodec.Instance.Decode(M(("type", S("chat.message")), ("enc", S("a")), ("x", N(1)), ("room", S("demo"))).ToMsgPack(), out _);
         Assert.Equal("demo", pack?.Room);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"chat.message","id":"d1","x":1,"room":"demo","x":2}""")]
+    [InlineData("""{"type":"chat.message","id":"d1","seq":1,"seq":1}""")]
+    [InlineData("""{"id":"d1","x":{"a":1},"\u0078":null,"type":"chat.message"}""")]
+    public void A_json_unknown_key_twice_is_refused_with_bad_frame(string frame)
+    {
+        Assert.Null(JsonFrameCodec.Instance.Decode(System.Text.Encoding.UTF8.GetBytes(frame), out var error));
+        Assert.Equal(EnvelopeKeySet.UnknownDuplicateMessage, error.Message);
+        Assert.Equal("d1", error.Reference);
+    }
+
+    [Fact]
+    public void A_msgpack_unknown_key_twice_enc_included_is_refused_with_bad_frame()
+    {
+        foreach (var key in new[] { "x", "enc" })
+        {
+            var frame = M(("type", S("chat.message")), ("id", S("d1")), (key, S("a")), ("room", S("demo")), (key, S("b")));
+            Assert.Null(MessagePackFrameCodec.Instance.Decode(frame.ToMsgPack(), out var error));
+            Assert.Equal(EnvelopeKeySet.UnknownDuplicateMessage, error.Message);
+            Assert.Equal("d1", error.Reference);
+        }
     }
 }

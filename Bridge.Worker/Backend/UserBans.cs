@@ -128,8 +128,16 @@ internal sealed partial class UserBans(
         var store = _store ?? throw new InvalidOperationException("the backend API is disabled");
         var prefix = Encode(user) + ".";
         var removed = 0;
-        await foreach (var key in store.GetKeysAsync([prefix + "*"], cancellationToken: cancellationToken))
+        // One listing (KeyValueBuckets.KeysAsync, as presence): GetKeysAsync's consumer can end early while keys of the
+        // listing are purged, here by this very loop.
+        foreach (var key in await KeyValueBuckets.KeysAsync(store, prefix + "*", cancellationToken))
         {
+            // A listed key may be the marker of a ban already removed or expired: only a ban in the bucket counts.
+            if (!(await store.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken)).Success)
+            {
+                continue;
+            }
+
             await store.PurgeAsync(key, cancellationToken: cancellationToken);
             _bucket.Apply(key, null);
             removed++;

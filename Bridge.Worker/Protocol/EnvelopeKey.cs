@@ -6,7 +6,7 @@ namespace Bridge.Worker.Protocol;
 [Flags]
 internal enum EnvelopeKey
 {
-    /// <summary>Any other key: skipped, repeats included (unknown keys are ignored, §3).</summary>
+    /// <summary>Any other key: its value is skipped (unknown keys are ignored, §2), but not its name twice.</summary>
     None = 0,
     Type = 1,
     Room = 2,
@@ -35,6 +35,28 @@ internal static class EnvelopeKeySet
         }
 
         seen |= key;
+        error = default;
+        return true;
+    }
+
+    /// <summary>The <c>bad_frame</c> message for an unknown key given twice (its name is not echoed).</summary>
+    public const string UnknownDuplicateMessage = "duplicate name: an unknown envelope key appears twice";
+
+    /// <summary>
+    /// Adds the unknown key <paramref name="name"/> (as read: JSON escapes undone) to <paramref name="unknown"/>,
+    /// made on the first unknown key only, so a frame of known keys allocates nothing; false when it was there
+    /// already. Refused like a known key twice, so that a key a later version reads was never accepted twice.
+    /// </summary>
+    public static bool TryAddUnknown(ref HashSet<string>? unknown, string name, string? id, out DecodeError error)
+    {
+        // Ordinal with .NET's per-process randomized string hashing: a frame full of names cannot make it quadratic.
+        unknown ??= new HashSet<string>(StringComparer.Ordinal);
+        if (!unknown.Add(name))
+        {
+            error = new DecodeError(UnknownDuplicateMessage, id);
+            return false;
+        }
+
         error = default;
         return true;
     }

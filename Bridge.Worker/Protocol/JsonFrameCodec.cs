@@ -62,11 +62,14 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
             // The keys read so far, one bit each: a key twice is refused, so that no reader in front of the worker
             // (first-wins) sees another type, room, enc or payload than what is stored.
+            // Unknown keys by name (escapes undone): the same name twice is refused too.
             var seen = EnvelopeKey.None;
+            HashSet<string>? unknown = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var key = KeyOf(ref reader);
-                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error))
+                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error)
+                    || (key == EnvelopeKey.None && !EnvelopeKeySet.TryAddUnknown(ref unknown, reader.GetString()!, id, out error)))
                 {
                     return null;
                 }
@@ -93,7 +96,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
                         enc = ReadString(ref reader, EnvelopeKeys.Enc);
                         break;
                     default:
-                        // Unknown keys are skipped so newer clients can talk to older workers.
+                        // Unknown keys are skipped so newer clients can talk to older workers (each name once).
                         reader.Read();
                         reader.Skip();
                         break;

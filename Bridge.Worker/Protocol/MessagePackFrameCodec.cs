@@ -51,7 +51,9 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
             }
 
             // One bit per key read: a key twice is refused (as in JSON), so no first-wins reader sees another frame.
+            // Unknown keys by name: the same name twice is refused too.
             var seen = EnvelopeKey.None;
+            HashSet<string>? unknown = null;
             var entries = reader.ReadMapHeader();
             for (var i = 0; i < entries; i++)
             {
@@ -61,8 +63,10 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
                     return null;
                 }
 
-                var key = EnvelopeKeySet.MessagePackKeyOf(UnicodeText.ReadString(ref reader));
-                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error))
+                var name = UnicodeText.ReadString(ref reader);
+                var key = EnvelopeKeySet.MessagePackKeyOf(name);
+                if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error)
+                    || (key == EnvelopeKey.None && !EnvelopeKeySet.TryAddUnknown(ref unknown, name, id, out error)))
                 {
                     return null;
                 }

@@ -20,7 +20,8 @@ internal sealed partial class WebSocketConnection(
     ConnectionOptions options,
     BridgeMetrics metrics,
     TimeProvider time,
-    ILogger<WebSocketConnection> logger)
+    ILogger<WebSocketConnection> logger,
+    CancellationToken stopping)
 {
     // Small first buffer: most frames are small; it grows (up to the frame limit) only for larger ones.
     private const int InitialReceiveBuffer = 4096;
@@ -170,15 +171,16 @@ internal sealed partial class WebSocketConnection(
 
     /// <summary>
     /// After the WebSocket layer's own close: reads and discards until the client answers the close or ends the
-    /// connection, at most <see cref="LingerBytes"/> bytes and CloseTimeout. Ending the connection at once would leave
-    /// the client's next bytes (its close answer) unread, and the kernel answers those with a TCP reset that can
-    /// overtake the close frame: the client would see 1006. Past the byte budget the connection ends anyway: only a
-    /// client that keeps sending after the close meets that reset.
+    /// connection, at most <see cref="LingerBytes"/> bytes and CloseTimeout, and never past the start of the host's
+    /// shutdown (ApplicationStopping: the drain does not wait a CloseTimeout for a client that does not answer). Ending
+    /// the connection at once would leave the client's next bytes (its close answer) unread, and the kernel answers
+    /// those with a TCP reset that can overtake the close frame: the client would see 1006. Past the byte budget the
+    /// connection ends anyway: only a client that keeps sending after the close meets that reset.
     /// </summary>
     private async Task LingerAsync(Stream stream, CancellationToken aborted)
     {
         using var timeout = new CancellationTokenSource(options.CloseTimeout, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, aborted);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, aborted, stopping);
         // The tail of what was read (a close frame split over reads) is kept at the start, the next read follows it.
         var scratch = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
         try

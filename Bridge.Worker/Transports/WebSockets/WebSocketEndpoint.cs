@@ -20,6 +20,7 @@ internal sealed class WebSocketEndpoint(
     BridgeMetrics metrics,
     IOptions<ConnectionOptions> options,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<WebSocketConnection> logger)
 {
     public const string Path = "/ws";
@@ -57,7 +58,7 @@ internal sealed class WebSocketEndpoint(
         Pump(socket, batching, session).RunAsync(aborted);
 
     private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session) =>
-        new(socket, batching, session, dispatcher, Options, metrics, time, logger);
+        new(socket, batching, session, dispatcher, Options, metrics, time, logger, lifetime.ApplicationStopping);
 
     /// <summary>
     /// One upgraded connection: the socket is accepted once admitted, and pumped both ways. Held for the connection's
