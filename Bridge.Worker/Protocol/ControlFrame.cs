@@ -64,6 +64,14 @@ internal static class ControlFrames
     private static readonly IReadOnlyDictionary<string, object?> JoinedLive = new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false };
 
     /// <summary>
+    /// True for a live join's <c>room.joined</c> (<see cref="RoomJoined"/> with nothing replayed, not truncated, no
+    /// <c>latest</c>): its payload is the shared one, so a codec may write the frame from its room and seq alone.
+    /// </summary>
+    public static bool IsLiveJoined(ControlFrame frame) =>
+        ReferenceEquals(frame.Payload, JoinedLive) && frame.Room is not null && frame.Seq is not null && frame.Id is null &&
+        frame.Type == MessageTypes.RoomJoined;
+
+    /// <summary>
     /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
     /// after it is (or will be) delivered, so it is the <c>since</c> to resume from if nothing newer arrives.
     /// <paramref name="latest"/>: for a join with <c>latest</c>, the number of latest messages (one per room) sent before it.
