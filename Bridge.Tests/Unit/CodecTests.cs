@@ -111,10 +111,10 @@ public sealed class CodecTests
     [Fact]
     public void A_live_room_joined_built_into_its_final_array_is_the_bytes_of_writing_each_field_in_turn()
     {
-        // A live join's room.joined skips the writer ("Activation, tenth pass"): for rooms the default encoder copies
+        // A live join's room.joined skips the writers ("Activation, tenth pass"): for rooms the default encoder copies
         // as they are, rooms it escapes (none a valid room name, but the frame must not depend on that) and any seq, the
-        // bytes must be those of the writer path (the same frame with a payload that is not the shared one) and of a
-        // field-by-field write.
+        // bytes must be those of the writer path (the same frame with a payload that is not the shared one) in both
+        // formats, and those of a field-by-field write in JSON.
         string[] rooms = ["a.b", "chat.room-1_x", "Z9", new string('r', 300), "ζ.room", "q\"uote", "a<b>&'c+`\\", "tab\t", "😀.x"];
         ulong[] seqs = [0, 1, 9, 10, 12345, ulong.MaxValue];
         foreach (var room in rooms)
@@ -142,6 +142,12 @@ public sealed class CodecTests
                 var bytes = Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(live));
                 Assert.Equal(Encoding.UTF8.GetString(plain.WrittenSpan), bytes);
                 Assert.Equal(Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(general)), bytes);
+                var pack = MessagePackFrameCodec.Instance.EncodeControl(live);
+                Assert.Equal(Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeControl(general)), Convert.ToHexString(pack));
+                var read = System.Text.Json.Nodes.JsonNode.Parse(MessagePackSerializer.ConvertToJson(pack))!.AsObject();
+                Assert.Equal(["type", "room", "seq", "payload"], read.Select(p => p.Key));
+                Assert.Equal((MessageTypes.RoomJoined, room, seq), (read["type"]!.GetValue<string>(), read["room"]!.GetValue<string>(), read["seq"]!.GetValue<ulong>()));
+                Assert.Equal("""{"replayed":0,"truncated":false}""", read["payload"]!.ToJsonString());
             }
         }
 

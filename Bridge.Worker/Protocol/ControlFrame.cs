@@ -63,9 +63,12 @@ internal static class ControlFrames
     // Shared, never written to; a plain dictionary, which the codecs enumerate without boxing.
     private static readonly IReadOnlyDictionary<string, object?> JoinedLive = new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false };
 
+    /// <summary>The payload every live join's <c>room.joined</c> shares: nothing replayed, not truncated.</summary>
+    public static IReadOnlyDictionary<string, object?> LiveJoinedPayload => JoinedLive;
+
     /// <summary>
     /// True for a live join's <c>room.joined</c> (<see cref="RoomJoined"/> with nothing replayed, not truncated, no
-    /// <c>latest</c>): its payload is the shared one, so a codec may write the frame from its room and seq alone.
+    /// <c>latest</c>): its payload is <see cref="LiveJoinedPayload"/>, so a codec may write the frame from its room and seq.
     /// </summary>
     public static bool IsLiveJoined(ControlFrame frame) =>
         ReferenceEquals(frame.Payload, JoinedLive) && frame.Room is not null && frame.Seq is not null && frame.Id is null &&
