@@ -109,6 +109,57 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void A_live_room_joined_built_into_its_final_array_is_the_bytes_of_writing_each_field_in_turn()
+    {
+        // A live join's room.joined skips the writers ("Activation, tenth pass"): for rooms the default encoder copies
+        // as they are, rooms it escapes (none a valid room name, but the frame must not depend on that) and any seq, the
+        // bytes must be those of the writer path (the same frame with a payload that is not the shared one) in both
+        // formats, and those of a field-by-field write in JSON.
+        string[] rooms = ["a.b", "chat.room-1_x", "Z9", new string('r', 300), "ζ.room", "q\"uote", "a<b>&'c+`\\", "tab\t", "😀.x"];
+        ulong[] seqs = [0, 1, 9, 10, 12345, ulong.MaxValue];
+        foreach (var room in rooms)
+        {
+            foreach (var seq in seqs)
+            {
+                var live = ControlFrames.RoomJoined(room, seq, 0, false);
+                Assert.True(ControlFrames.IsLiveJoined(live));
+                var general = live with { Payload = new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false } };
+                Assert.False(ControlFrames.IsLiveJoined(general));
+                var plain = new System.Buffers.ArrayBufferWriter<byte>();
+                using (var writer = new System.Text.Json.Utf8JsonWriter(plain))
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("type", MessageTypes.RoomJoined);
+                    writer.WriteString("room", room);
+                    writer.WriteNumber("seq", seq);
+                    writer.WriteStartObject("payload");
+                    writer.WriteNumber("replayed", 0);
+                    writer.WriteBoolean("truncated", false);
+                    writer.WriteEndObject();
+                    writer.WriteEndObject();
+                }
+
+                var bytes = Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(live));
+                Assert.Equal(Encoding.UTF8.GetString(plain.WrittenSpan), bytes);
+                Assert.Equal(Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(general)), bytes);
+                var pack = MessagePackFrameCodec.Instance.EncodeControl(live);
+                Assert.Equal(Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeControl(general)), Convert.ToHexString(pack));
+                var read = System.Text.Json.Nodes.JsonNode.Parse(MessagePackSerializer.ConvertToJson(pack))!.AsObject();
+                Assert.Equal(["type", "room", "seq", "payload"], read.Select(p => p.Key));
+                Assert.Equal((MessageTypes.RoomJoined, room, seq), (read["type"]!.GetValue<string>(), read["room"]!.GetValue<string>(), read["seq"]!.GetValue<ulong>()));
+                Assert.Equal("""{"replayed":0,"truncated":false}""", read["payload"]!.ToJsonString());
+            }
+        }
+
+        // Not live: replayed, truncated, latest or an id go through the writer with their own payload.
+        Assert.False(ControlFrames.IsLiveJoined(ControlFrames.RoomJoined("a.b", 1, 2, false)));
+        Assert.False(ControlFrames.IsLiveJoined(ControlFrames.RoomJoined("a.b", 1, 0, true)));
+        Assert.False(ControlFrames.IsLiveJoined(ControlFrames.RoomJoined("a.b", 1, 0, false, latest: 0)));
+        Assert.False(ControlFrames.IsLiveJoined(ControlFrames.RoomJoined("a.b", 1, 0, false) with { Id = "x" }));
+        Assert.Contains("\"latest\":0", Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(ControlFrames.RoomJoined("a.b", 1, 0, false, latest: 0))), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Json_frames_built_into_their_final_array_are_the_bytes_of_writing_each_field_in_turn_for_any_message()
     {
         // Frames of checked JSON payloads (and of none) are built straight into their array ("Replay, tenth pass"):

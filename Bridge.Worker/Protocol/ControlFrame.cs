@@ -63,6 +63,17 @@ internal static class ControlFrames
     // Shared, never written to; a plain dictionary, which the codecs enumerate without boxing.
     private static readonly IReadOnlyDictionary<string, object?> JoinedLive = new Dictionary<string, object?> { ["replayed"] = 0, ["truncated"] = false };
 
+    /// <summary>The payload every live join's <c>room.joined</c> shares: nothing replayed, not truncated.</summary>
+    public static IReadOnlyDictionary<string, object?> LiveJoinedPayload => JoinedLive;
+
+    /// <summary>
+    /// True for a live join's <c>room.joined</c> (<see cref="RoomJoined"/> with nothing replayed, not truncated, no
+    /// <c>latest</c>): its payload is <see cref="LiveJoinedPayload"/>, so a codec may write the frame from its room and seq.
+    /// </summary>
+    public static bool IsLiveJoined(ControlFrame frame) =>
+        ReferenceEquals(frame.Payload, JoinedLive) && frame.Room is not null && frame.Seq is not null && frame.Id is null &&
+        frame.Type == MessageTypes.RoomJoined;
+
     /// <summary>
     /// The room is joined and live. <paramref name="seq"/> is the connection's position in the room: every message
     /// after it is (or will be) delivered, so it is the <c>since</c> to resume from if nothing newer arrives.

@@ -349,6 +349,11 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
     public byte[] EncodeControl(ControlFrame frame)
     {
+        if (ControlFrames.IsLiveJoined(frame))
+        {
+            return EncodeLiveJoined(frame.Room!, frame.Seq!.Value);
+        }
+
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var writer = RentWriter(out var buffer);
         EnvelopeWriter.WriteStart(writer, frame.Type, frame.Room, frame.Id);
@@ -365,6 +370,49 @@ internal sealed class JsonFrameCodec : IFrameCodec
 
         writer.WriteEndObject();
         return Complete(writer, buffer);
+    }
+
+    // room.joined of a live join, around its room and seq: the bytes the writer path writes for it (EnvelopeWriter's
+    // start, then seq, then the shared payload's two entries in their order).
+    private static ReadOnlySpan<byte> LiveJoinedStart => "{\"type\":\"room.joined\",\"room\":\""u8;
+
+    private static ReadOnlySpan<byte> LiveJoinedEnd => ",\"payload\":{\"replayed\":0,\"truncated\":false}}"u8;
+
+    // Room characters the default encoder never escapes, copied as they are (room names are dotted ASCII tokens).
+    private static readonly SearchValues<char> UnescapedRoomChars =
+        SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+
+    /// <summary>
+    /// A live join's <c>room.joined</c> (one per activated room) written straight into an array of its final size: no
+    /// writer, no payload enumeration, no copy out of the thread's buffer ("Activation, tenth pass (issue 14)").
+    /// </summary>
+    private static byte[] EncodeLiveJoined(string room, ulong seq)
+    {
+        Span<byte> seqText = stackalloc byte[20];
+        Utf8Formatter.TryFormat(seq, seqText, out var seqLength);
+        var plain = !room.AsSpan().ContainsAnyExcept(UnescapedRoomChars);
+        var escaped = plain ? default : JsonEncodedText.Encode(room);
+        var roomLength = plain ? room.Length : escaped.EncodedUtf8Bytes.Length;
+        var frame = GC.AllocateUninitializedArray<byte>(
+            LiveJoinedStart.Length + roomLength + 1 + SeqPart.Length + seqLength + LiveJoinedEnd.Length);
+        var rest = frame.AsSpan();
+        Put(ref rest, LiveJoinedStart);
+        if (plain)
+        {
+            System.Text.Encoding.ASCII.GetBytes(room, rest);
+            rest = rest[roomLength..];
+        }
+        else
+        {
+            Put(ref rest, escaped.EncodedUtf8Bytes);
+        }
+
+        Put(ref rest, "\""u8);
+        Put(ref rest, SeqPart);
+        Put(ref rest, seqText[..seqLength]);
+        Put(ref rest, LiveJoinedEnd);
+        Debug.Assert(rest.IsEmpty, "EncodeLiveJoined filled less than the size it counted");
+        return frame;
     }
 
     private static void WriteValue(Utf8JsonWriter writer, object? value)

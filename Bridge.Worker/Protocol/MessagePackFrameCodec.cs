@@ -180,6 +180,11 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
     public byte[] EncodeControl(ControlFrame frame)
     {
+        if (ControlFrames.IsLiveJoined(frame))
+        {
+            return EncodeLiveJoined(frame.Room!, frame.Seq!.Value);
+        }
+
         ControlFrames.EncodeNestedMessages(frame.Payload, this);
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
@@ -196,6 +201,52 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
             WriteValue(ref writer, frame.Payload);
         }
 
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    // room.joined of a live join around its room and seq, encoded once: the bytes the writer path writes for it (the map
+    // header of type, room, seq and payload, type; room's key; then seq's key; then the shared payload).
+    private static readonly byte[] LiveJoinedStart = Encode(static (ref MessagePackWriter writer) =>
+    {
+        writer.WriteMapHeader(4);
+        writer.Write(EnvelopeKeys.Type);
+        writer.Write(MessageTypes.RoomJoined);
+        writer.Write(EnvelopeKeys.Room);
+    });
+
+    private static readonly byte[] LiveJoinedSeqKey = Encode(static (ref MessagePackWriter writer) => writer.Write(EnvelopeKeys.Seq));
+
+    private static readonly byte[] LiveJoinedEnd = Encode(static (ref MessagePackWriter writer) =>
+    {
+        writer.Write(EnvelopeKeys.Payload);
+        WriteValue(ref writer, ControlFrames.LiveJoinedPayload);
+    });
+
+    private delegate void Write(ref MessagePackWriter writer);
+
+    private static byte[] Encode(Write write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(64);
+        var writer = new MessagePackWriter(buffer);
+        write(ref writer);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// A live join's <c>room.joined</c> (one per activated room): its fixed parts copied, only the room and seq written;
+    /// the room is not remembered as the envelope writer remembers a message's (each activated room is a new one).
+    /// </summary>
+    private static byte[] EncodeLiveJoined(string room, ulong seq)
+    {
+        var buffer = RentBuffer();
+        var writer = new MessagePackWriter(buffer);
+        writer.WriteRaw(LiveJoinedStart);
+        writer.Write(room);
+        writer.WriteRaw(LiveJoinedSeqKey);
+        writer.Write(seq);
+        writer.WriteRaw(LiveJoinedEnd);
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
