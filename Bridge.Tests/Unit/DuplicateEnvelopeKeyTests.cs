@@ -78,6 +78,16 @@ public sealed class DuplicateEnvelopeKeyTests
     }
 
     [Fact]
+    public void An_unknown_key_whose_name_does_not_unescape_is_refused_with_the_frames_id_as_ref()
+    {
+        // A lone surrogate escape in an unknown key's name, the id after it: refused, and the id still reaches ref.
+        var frame = """{"\ud800":1,"type":"chat.message","room":"demo","id":"u1","payload":{}}""";
+        Assert.Null(JsonFrameCodec.Instance.Decode(System.Text.Encoding.UTF8.GetBytes(frame), out var error));
+        Assert.Equal("u1", error.Reference);
+        Assert.Equal(Bridge.Contracts.UnicodeText.InvalidMessage, error.Message);
+    }
+
+    [Fact]
     public void A_msgpack_unknown_key_twice_enc_included_is_refused_with_bad_frame()
     {
         foreach (var key in new[] { "x", "enc" })

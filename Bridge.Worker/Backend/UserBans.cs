@@ -133,9 +133,17 @@ internal sealed partial class UserBans(
         foreach (var key in await KeyValueBuckets.KeysAsync(store, prefix + "*", cancellationToken))
         {
             // A listed key may be the marker of a ban already removed or expired: only a ban in the bucket counts.
-            if (!(await store.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken)).Success)
+            var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken);
+            if (!entry.Success)
             {
-                continue;
+                // Only "no such ban" is skipped; any other failure (a 503 during a leader election) is the caller's
+                // error, never a ban silently left in force with a success answer.
+                if (entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException)
+                {
+                    continue;
+                }
+
+                throw entry.Error;
             }
 
             await store.PurgeAsync(key, cancellationToken: cancellationToken);

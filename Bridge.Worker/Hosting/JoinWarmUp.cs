@@ -165,11 +165,14 @@ internal sealed partial class JoinWarmUp(
                     break;
                 }
 
+                var pauseStarted = time.GetTimestamp();
                 // A pause longer than the runtime's tiering delay: the methods first called so far get their call
                 // counters, so the next rounds' calls promote them (compiled in the background) before readiness.
-                if (rounds % 4 == 2)
+                if (rounds % 4 == 2 && rounds < o.MaxRounds)
                 {
                     await Task.Delay(TieringPause, time, cancellationToken);
+                    // The pause is not quiet rounds: the compiles it lets start are counted by the rounds after it.
+                    quietSince += time.GetTimestamp() - pauseStarted;
                 }
             }
 

@@ -69,7 +69,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
             {
                 var key = KeyOf(ref reader);
                 if (!EnvelopeKeySet.TryAdd(ref seen, key, id, out error)
-                    || (key == EnvelopeKey.None && !EnvelopeKeySet.TryAddUnknown(ref unknown, reader.GetString()!, id, out error)))
+                    || (key == EnvelopeKey.None && UnknownName(ref reader) is { } name && !EnvelopeKeySet.TryAddUnknown(ref unknown, name, id, out error)))
                 {
                     return null;
                 }
@@ -176,13 +176,40 @@ internal sealed class JsonFrameCodec : IFrameCodec
     }
 
     // The envelope key the reader is on (escaped names too: ValueTextEquals unescapes), None for any other name.
-    private static EnvelopeKey KeyOf(ref Utf8JsonReader reader) =>
-        reader.ValueTextEquals("payload"u8) ? EnvelopeKey.Payload
-        : reader.ValueTextEquals("type"u8) ? EnvelopeKey.Type
-        : reader.ValueTextEquals("room"u8) ? EnvelopeKey.Room
-        : reader.ValueTextEquals("id"u8) ? EnvelopeKey.Id
-        : reader.ValueTextEquals("enc"u8) ? EnvelopeKey.Enc
-        : EnvelopeKey.None;
+    private static EnvelopeKey KeyOf(ref Utf8JsonReader reader)
+    {
+        try
+        {
+            return reader.ValueTextEquals("payload"u8) ? EnvelopeKey.Payload
+                : reader.ValueTextEquals("type"u8) ? EnvelopeKey.Type
+                : reader.ValueTextEquals("room"u8) ? EnvelopeKey.Room
+                : reader.ValueTextEquals("id"u8) ? EnvelopeKey.Id
+                : reader.ValueTextEquals("enc"u8) ? EnvelopeKey.Enc
+                : EnvelopeKey.None;
+        }
+        catch (InvalidOperationException)
+        {
+            // A name whose escapes do not undo (a lone surrogate) is no known key: the frame is refused after the
+            // loop, where every string is checked, with the id read by then.
+            return EnvelopeKey.None;
+        }
+    }
+
+    /// <summary>
+    /// An unknown key's name with its escapes undone, or null when it has none (a lone surrogate escape such as
+    /// <c>"\ud800"</c>): such a name is not tracked, and the frame is refused where its text is checked, with its id.
+    /// </summary>
+    private static string? UnknownName(ref Utf8JsonReader reader)
+    {
+        try
+        {
+            return reader.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     private static string? ReadString(ref Utf8JsonReader reader, string field)
     {
