@@ -36,12 +36,14 @@ done
 [ -f "$out/bridge-client-$version.tgz" ] || { say "missing bridge-client-$version.tgz"; exit 1; }
 
 # A worker to talk to: make run's script on free ports, its own data folder.
-# Three distinct free ports, picked in this shell (a $(subshell) would repeat the same $RANDOM each time).
+# Three distinct free ports, picked in this shell (a $(subshell) would repeat the same $RANDOM each time), below the
+# kernel's ephemeral range (32768-60999 by default): a port there can be the local end of another process's outgoing
+# connection, which the probe below does not see and which makes nats-server's listen fail ("address already in use").
 used=" "
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     [[ "$used" == *" $p "* ]] && continue
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
     used+="$p "

@@ -135,6 +135,13 @@ public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<Nats
         var empty = await api.OkAsync("history", new { room = Names.Room("none") });
         Assert.Empty(empty["messages"]!.AsArray());
         Assert.Equal(0UL, empty["last_seq"]!.GetValue<ulong>());
+
+        // A cursor past the room's end (a purged or recreated stream): last_seq is still the room's, so the backend sees it.
+        var ahead = await api.OkAsync("history", new { room, after_seq = live[^1].Seq + 100 });
+        Assert.Empty(ahead["messages"]!.AsArray());
+        Assert.Equal(live[^1].Seq, ahead["last_seq"]!.GetValue<ulong>());
+        var aheadOfNothing = await api.OkAsync("history", new { room = Names.Room("none"), after_seq = 100 });
+        Assert.Equal(0UL, aheadOfNothing["last_seq"]!.GetValue<ulong>());
     }
 
     [Fact]
@@ -289,6 +296,24 @@ public sealed class BackendApiTests(NatsServerFixture nats) : IClassFixture<Nats
         await bob.WaitForAsync(f => f.Type == "chat.message");
         await using var back = await ConnectAsync(a, alice);
         await back.JoinAndWaitAsync(room);
+    }
+
+    [Fact]
+    public async Task A_user_any_token_may_name_can_be_banned_and_the_api_holds_users_to_the_tokens_rule()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, Settings());
+        await using var api = Api("http", worker);
+        // 200 characters, 400 UTF-8 bytes: a sub the token check accepts (256 characters at most) is a user the API takes.
+        var wide = new string('\u00e9', 190) + Guid.NewGuid().ToString("N")[..10];
+        var token = _tokens.Create(wide, subRooms: [">"], issuedAt: DateTime.UtcNow.AddMinutes(-1));
+        Assert.Equal(101, await UpgradeStatusAsync(worker, token));
+        await api.OkAsync("ban", new { user = wide, ttl_seconds = 3600 });
+        Assert.Equal(401, await UpgradeStatusAsync(worker, token));
+        Assert.Equal(1, (await api.OkAsync("unban", new { user = wide }))["removed"]!.GetValue<int>());
+
+        // One character more than a token's sub may have: refused, as the token would be.
+        var tooLong = await api.CallAsync("ban", new { user = new string('\u00e9', 257) });
+        Assert.Equal((400, ErrorCodes.InvalidArgument), (tooLong.Status, tooLong.Code));
     }
 
     [Fact]

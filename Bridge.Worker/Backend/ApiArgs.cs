@@ -185,13 +185,24 @@ internal sealed class ApiArgs : IDisposable
         return RoomName.IsValid(room) ? room : throw ApiException.Invalid(ErrorCodes.InvalidRoom, RoomFrames.InvalidRoomMessage);
     }
 
-    /// <summary>A user (a token's <c>sub</c>): 1-256 characters, no control characters.</summary>
-    public string User()
+    /// <summary>A user (a token's <c>sub</c>): the subjects tokens may carry (<see cref="Security.TokenValidator.IsValidSubject"/>).</summary>
+    public string User() =>
+        Subject("user") ?? throw ApiException.Invalid(ErrorCodes.MissingField, "field 'user' is required (a token's sub)");
+
+    /// <summary>An optional user field (absent, null or empty: null), held to the rule of a token's <c>sub</c>.</summary>
+    public string? Subject(string name)
     {
-        var user = Text("user", Security.TokenValidator.MaxSubjectLength);
-        return string.IsNullOrEmpty(user)
-            ? throw ApiException.Invalid(ErrorCodes.MissingField, "field 'user' is required (a token's sub)")
-            : user;
+        // Bytes bounded first (3 UTF-8 bytes per UTF-16 unit at most), then the token check's own rule, in characters.
+        var user = Text(name, Security.TokenValidator.MaxSubjectLength * 3);
+        if (string.IsNullOrEmpty(user))
+        {
+            return null;
+        }
+
+        return Security.TokenValidator.IsValidSubject(user)
+            ? user
+            : throw ApiException.Invalid(ErrorCodes.InvalidArgument,
+                $"field '{name}' must be 1-{Security.TokenValidator.MaxSubjectLength} characters without control characters, as a token's sub");
     }
 
     /// <summary>An optional string of at most <paramref name="maxUtf8Bytes"/> UTF-8 bytes without control characters.</summary>

@@ -181,7 +181,7 @@ internal sealed partial class ApiDispatcher(
     /// </summary>
     private static ApiMessage Message(ApiArgs args, ApiCaller caller, string room)
     {
-        var from = args.Text("from", Security.TokenValidator.MaxSubjectLength) is { Length: > 0 } given ? given : caller.From;
+        var from = args.Subject("from") ?? caller.From;
         var frame = args.Envelope();
         if (PublishService.Check(frame.Type, room, frame.Id) is { } refused)
         {

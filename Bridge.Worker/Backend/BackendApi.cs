@@ -110,9 +110,13 @@ internal sealed partial class BackendApi(
             var messages = new List<RawJson>();
             var size = 0;
             var last = query.AfterSeq;
+            // The newest seq read: a message stored after GetLastSeqAsync answered is newer than lastSeq. Not the
+            // query's after_seq, which may lie past the room's end (a cursor of a purged or recreated stream).
+            ulong newestRead = 0;
             var cut = false;
             await foreach (var message in history.ReadAsync(room, query.AfterSeq, query.ToSeq, cancellationToken))
             {
+                newestRead = message.Seq;
                 if (message.GetFrame(JsonFrameCodec.Instance) is not { } frame)
                 {
                     last = message.Seq; // skipped as for JSON clients, and paged past
@@ -137,7 +141,7 @@ internal sealed partial class BackendApi(
 
             var end = query.ToSeq is { } to ? Math.Min(to, lastSeq) : lastSeq;
             var more = cut && last < end;
-            return new HistoryReply(room, Math.Max(lastSeq, last), more, more ? last : null, messages);
+            return new HistoryReply(room, Math.Max(lastSeq, newestRead), more, more ? last : null, messages);
         }
         catch (Exception ex) when (ex is not ApiException && !cancellationToken.IsCancellationRequested)
         {

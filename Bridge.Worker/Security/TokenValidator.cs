@@ -27,6 +27,13 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
     /// <summary>Longest accepted subject (it becomes part of message ids and room names).</summary>
     public const int MaxSubjectLength = 256;
 
+    /// <summary>
+    /// A subject the worker accepts: 1-<see cref="MaxSubjectLength"/> characters (UTF-16 code units), no control
+    /// characters. The one rule for a token's <c>sub</c> and for a user named in the backend API.
+    /// </summary>
+    public static bool IsValidSubject(string? subject) =>
+        !string.IsNullOrEmpty(subject) && subject.Length <= MaxSubjectLength && !subject.Any(char.IsControl);
+
     private static readonly string[] Algorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256];
 
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
@@ -72,7 +79,7 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
 
         var jwt = (JsonWebToken)result.SecurityToken;
         var subject = jwt.Subject;
-        if (string.IsNullOrEmpty(subject) || subject.Length > MaxSubjectLength || subject.Any(char.IsControl))
+        if (!IsValidSubject(subject))
         {
             return TokenCheck.Refused("claims", $"the token needs a 'sub' claim of 1-{MaxSubjectLength} characters");
         }
