@@ -162,6 +162,19 @@ public sealed class SeqBoundsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_poll_with_a_cursor_past_the_end_answers_truncated_at_once_not_at_its_timeout()
+    {
+        // A poll timeout far longer than the answer may take: the truncation is news, as a message is.
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:PollTimeout", "00:00:40"));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var text = await Http.GetStringAsync(new Uri(worker.HttpUrl, $"/poll?rooms={_room}&cursor={Last + 100}"));
+        var body = JsonNode.Parse(text)!.AsObject();
+        Assert.Equal([_room], body["truncated"]!.AsArray().Select(r => r!.GetValue<string>()));
+        Assert.Equal("3", body["cursor"]!.GetValue<string>());
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), $"answered after {started.Elapsed}");
+    }
+
+    [Fact]
     public async Task A_Last_Event_ID_over_16_KiB_is_refused_with_a_message_that_says_so_and_a_malformed_one_with_the_cursor_rule()
     {
         foreach (var (lastEventId, message) in new[]

@@ -90,9 +90,10 @@ internal sealed class PollEndpoint(
                 var reader = session.Queue.Reader;
                 try
                 {
-                    // Answer once something arrived, every room has a position (so the cursor resumes them all) and no
-                    // join is still reading its backlog (so a long backlog comes in full pages).
-                    bool Settled() => messages.Count > 0 && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
+                    // Answer once something arrived (a message, or a room's truncation: a cursor past its end is told at
+                    // once, as SSE tells it), every room has a position (so the cursor resumes them all) and no join is
+                    // still reading its backlog (so a long backlog comes in full pages).
+                    bool Settled() => (messages.Count > 0 || _truncated.Count > 0) && rooms.All(positions.ContainsKey) && !session.Rooms.AnyJoining;
                     while (messages.Count < options.PollMaxMessages && (!Settled() || reader.Count > 0))
                     {
                         if (!reader.TryRead(out var frame))
