@@ -206,7 +206,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
     }
 
     // room.joined of a live join around its room and seq, encoded once: the bytes the writer path writes for it (the map
-    // header of type, room, seq and payload, type; room's key; then seq's key; then the shared payload).
+    // header of type, room, seq and payload, type; room's key; then the message frames' seq key; then the shared payload).
     private static readonly byte[] LiveJoinedStart = Encode(static (ref MessagePackWriter writer) =>
     {
         writer.WriteMapHeader(4);
@@ -214,8 +214,6 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         writer.Write(MessageTypes.RoomJoined);
         writer.Write(EnvelopeKeys.Room);
     });
-
-    private static readonly byte[] LiveJoinedSeqKey = Encode(static (ref MessagePackWriter writer) => writer.Write(EnvelopeKeys.Seq));
 
     private static readonly byte[] LiveJoinedEnd = Encode(static (ref MessagePackWriter writer) =>
     {
@@ -244,7 +242,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         var writer = new MessagePackWriter(buffer);
         writer.WriteRaw(LiveJoinedStart);
         writer.Write(room);
-        writer.WriteRaw(LiveJoinedSeqKey);
+        writer.WriteRaw(SeqKey);
         writer.Write(seq);
         writer.WriteRaw(LiveJoinedEnd);
         writer.Flush();
