@@ -25,9 +25,9 @@ internal static class Catalog
                          goals read their median; bench runs 3); --join-batch: rooms per room.join frame (1,000 by default:
                          how both clients rejoin after a reconnect; 1 = one frame per room); --profile: the worker's growth
                          by owner and type (last round); [--worker DLL]: against another build's Bridge.Worker.dll (the
-                         "before" of a before/after); --client-warmup N: a first, discarded round of N rooms that warms
+                         "before" of a before/after); --client-warmup N: first, discarded rounds of N rooms that warm
                          this process's client code, as the long-running clients of a deploy are (as many as --rooms at 100,000
-                         and more, else 0)
+                         and more, else 0; --client-warmup-rounds, 2, how many)
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 --warmup-rounds 3 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
@@ -159,8 +159,8 @@ internal static class Catalog
                     }, configuration, rooms, a.Has("--profile"), a.String("--worker"),
                         // The clients' own rejoin after a reconnect (a deploy): batch frames of up to 1,000 rooms (Bridge.Client, clients/js).
                         a.Int("--join-batch", 1000), Rounds(a, 1),
-                        // At the goals' size the clients warm up first (a discarded round of as many rooms on a worker of its own).
-                        a.Int("--client-warmup", rooms >= 100_000 ? rooms : 0));
+                        // At the goals' size the clients warm up first (two discarded rounds of as many rooms, each on a worker of its own).
+                        a.Int("--client-warmup", rooms >= 100_000 ? rooms : 0), a.Int("--client-warmup-rounds", 2));
                 }
 
             case "rooms-compare":
