@@ -19,7 +19,7 @@ internal static class HttpErrors
     /// <summary>
     /// The 415 for a body with a <c>Content-Encoding</c> other than <c>identity</c> (each coding of the list, compared
     /// ignoring case; a blank header is none), or null when the body is read as sent: bodies are never decompressed,
-    /// and a compressed one read as it is would be refused as malformed, or worse, stored as its compressed bytes.
+    /// and a compressed one read as it is would be refused as malformed, with a message that does not say why.
     /// </summary>
     public static IResult? UnsupportedEncoding(HttpRequest request)
     {
