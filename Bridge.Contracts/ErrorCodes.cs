@@ -68,4 +68,10 @@ public static class ErrorCodes
     /// the message names the accepted types.
     /// </summary>
     public const string UnsupportedMediaType = "unsupported_media_type";
+
+    /// <summary>
+    /// HTTP only (publish, backend API): the body has a <c>Content-Encoding</c> other than <c>identity</c> (HTTP 415);
+    /// bodies are read as sent, never decompressed.
+    /// </summary>
+    public const string UnsupportedEncoding = "unsupported_encoding";
 }

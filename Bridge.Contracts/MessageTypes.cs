@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Bridge.Contracts;
 
 /// <summary>Message types with a meaning to the gateway itself. Every other type is an application type.</summary>
@@ -62,13 +64,19 @@ public static class MessageTypes
     private static readonly string[] ReservedPrefixes = ["room.", "auth.", "presence.", "server.", "bridge."];
     private static readonly string[] ReservedNames = [Welcome, Ack, Error];
 
-    /// <summary>True when <paramref name="type"/> is reserved for the gateway and cannot be published.</summary>
+    /// <summary>
+    /// True when <paramref name="type"/> is reserved for the gateway and cannot be published: <c>welcome</c>,
+    /// <c>ack</c>, <c>error</c>, or a type starting with <c>room.</c>, <c>auth.</c>, <c>presence.</c>, <c>server.</c> or
+    /// <c>bridge.</c>, each compared ignoring ASCII case (<c>ROOM.JOIN</c> and <c>Welcome</c> are reserved too), so
+    /// that no reader dispatching types without regard to case takes a client's message for the gateway's.
+    /// Throws <see cref="ArgumentNullException"/> when <paramref name="type"/> is null.
+    /// </summary>
     public static bool IsReserved(string type)
     {
         ArgumentNullException.ThrowIfNull(type);
         foreach (var name in ReservedNames)
         {
-            if (string.Equals(type, name, StringComparison.Ordinal))
+            if (Ascii.EqualsIgnoreCase(type, name))
             {
                 return true;
             }
@@ -76,7 +84,7 @@ public static class MessageTypes
 
         foreach (var prefix in ReservedPrefixes)
         {
-            if (type.StartsWith(prefix, StringComparison.Ordinal))
+            if (type.Length >= prefix.Length && Ascii.EqualsIgnoreCase(type.AsSpan(0, prefix.Length), prefix))
             {
                 return true;
             }

@@ -4,6 +4,7 @@ using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using MessagePack;
 
 namespace Bridge.Contracts;
@@ -28,7 +29,7 @@ namespace Bridge.Contracts;
 /// no name twice in one object or map, JSON numbers within float64's range.</item>
 /// </list>
 /// </summary>
-public static class PayloadTranscoder
+public static partial class PayloadTranscoder
 {
     /// <summary>Most levels of nesting in a payload: <see cref="ProtocolLimits.MaxPayloadDepth"/> (32).</summary>
     public const int MaxDepth = ProtocolLimits.MaxPayloadDepth;
@@ -42,8 +43,6 @@ public static class PayloadTranscoder
     /// <summary>The message of the <c>bad_frame</c> error for a map key that is not a <c>str</c>.</summary>
     public const string KeyNotString = "payload map keys must be strings";
 
-    /// <summary>The message of the <c>bad_frame</c> error for a name twice in one object or map.</summary>
-    public const string DuplicateKey = "duplicate name: a name appears twice in one object (map)";
 
     /// <summary>The MessagePack extension type of timestamps (the MessagePack specification's -1).</summary>
     public const sbyte TimestampExtension = -1;
@@ -62,39 +61,112 @@ public static class PayloadTranscoder
     private static readonly JsonEncodedText ExtDataKey = JsonEncodedText.Encode("$data");
 
     /// <summary>
-    /// What is wrong with malformed JSON, for an error's message. Meant for the exceptions of
-    /// <see cref="Utf8JsonReader"/> and <see cref="JsonDocument"/>: their <see cref="Exception.Message"/> without its
-    /// reader internals (", while isFinalBlock is true", " LineNumber: 0 | BytePositionInLine: 0."), then, when
-    /// <see cref="JsonException.BytePositionInLine"/> is set, where it is:
-    /// <c>'}' is invalid after a property name. Expected a ':'. (line 1, byte 10)</c>, line being
-    /// <see cref="JsonException.LineNumber"/> + 1 and byte <see cref="JsonException.BytePositionInLine"/> + 1 (UTF-8
-    /// bytes within that line, both counted from 1). Without a position it is the sentence alone. A
-    /// <see cref="JsonSerializer"/> exception (one with a <see cref="JsonException.Path"/>) gives the sentence of the
-    /// reader exception it wraps, or, for a value of the wrong type, <c>the value at $.x does not have the expected
-    /// type</c>: never the serializer's .NET type names. The sentence is System.Text.Json's, in its wording and
-    /// language. Throws <see cref="ArgumentNullException"/> when <paramref name="exception"/> is null.
+    /// What is wrong with malformed JSON, for an error's message, in Bridge's own words (never the wording of .NET's
+    /// exceptions, which speaks of tokens, reader options and deserialization). Meant for the exceptions of
+    /// <see cref="Utf8JsonReader"/>, <see cref="JsonDocument"/> and <see cref="JsonSerializer"/>: the fault they report
+    /// (<c>expected ':' after a name, found '}'</c>; an unknown one: <c>the text is not well-formed JSON</c>), then,
+    /// when <see cref="JsonException.BytePositionInLine"/> is set, where it is:
+    /// <c>expected ':' after a name, found '}' (line 1, byte 6)</c>, line being <see cref="JsonException.LineNumber"/>
+    /// + 1 and byte <see cref="JsonException.BytePositionInLine"/> + 1 (UTF-8 bytes within that line, both counted from
+    /// 1). A name given twice reads as MessagePack's does (<see cref="DuplicateName"/>). A <see cref="JsonSerializer"/>
+    /// exception for a value of the wrong type gives <c>the value at $.x does not have the expected type</c>.
+    /// Throws <see cref="ArgumentNullException"/> when <paramref name="exception"/> is null.
     /// </summary>
     public static string DescribeMalformedJson(JsonException exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
         var text = exception switch
         {
-            { Path: null } => ReaderSentence(exception.Message),
-            { InnerException: JsonException reader } => ReaderSentence(reader.Message),
+            { Path: null } => JsonFault(exception.Message),
+            { InnerException: JsonException reader } => JsonFault(reader.Message),
+            _ when DuplicateProperty().Match(exception.Message) is { Success: true } twice => DuplicateName(twice.Groups[1].Value),
             _ => $"the value at {exception.Path} does not have the expected type",
         };
         return exception.BytePositionInLine is { } position
             ? $"{text} (line {exception.LineNumber + 1}, byte {position + 1})"
             : text;
+    }
 
-        static string ReaderSentence(string message)
+    /// <summary>
+    /// The message of the <c>bad_frame</c> error for <paramref name="name"/> given twice in one object (JSON) or map
+    /// (MessagePack): <c>duplicate name: 'user' appears twice in one object</c>. A name over 64 characters is shown
+    /// cut, with "...".
+    /// </summary>
+    public static string DuplicateName(string name) =>
+        $"duplicate name: '{(name.Length > 64 ? name[..64] + "..." : name)}' appears twice in one object";
+
+    [GeneratedRegex("^Duplicate property '(.*)' encountered during deserialization", RegexOptions.CultureInvariant | RegexOptions.Singleline)]
+    private static partial Regex DuplicateProperty();
+
+    /// <summary>
+    /// <paramref name="described"/> (<see cref="DescribeMalformedJson"/>) after <paramref name="prefix"/>, but a name
+    /// given twice as it is: the same sentence for JSON and MessagePack.
+    /// </summary>
+    public static string Prefixed(string prefix, string described) =>
+        described.StartsWith(DuplicateNameStart, StringComparison.Ordinal) ? described : prefix + described;
+
+    private const string DuplicateNameStart = "duplicate name: ";
+
+    // The fault a System.Text.Json reader or document exception reports, in our words.
+    private static string JsonFault(string message)
+    {
+        foreach (var (pattern, fault) in JsonFaultTable.Rows)
         {
-            var internals = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
-            return (internals >= 0 ? message[..internals] : message)
-                .Replace(", while isFinalBlock is true", "", StringComparison.Ordinal)
-                .Replace(" when isFinalBlock is true", "", StringComparison.Ordinal)
-                .TrimEnd();
+            var match = pattern.Match(message);
+            if (match.Success)
+            {
+                var text = match.Result(fault);
+                // A name given twice: one wording for both formats, the name cut as DuplicateName cuts it.
+                return text.StartsWith(DuplicateNameStart + "'", StringComparison.Ordinal) ? DuplicateName(match.Groups[1].Value) : text;
+            }
         }
+
+        return "the text is not well-formed JSON";
+    }
+
+    /// <summary>
+    /// System.Text.Json's sentences (its resources, in English: the runtime ships no others) and what each says in
+    /// ours; the character a sentence quotes is kept ('{0}' there, $1 here). Made on the first malformed text, not
+    /// with the type (whose checks run on every message).
+    /// </summary>
+    private static class JsonFaultTable
+    {
+        public static readonly (Regex Pattern, string Fault)[] Rows =
+        [
+            (Fault("The input does not contain any JSON tokens"), "there is no JSON value (the text is empty or blank)"),
+            (Fault("The input does not contain any complete JSON tokens"), "the JSON value is incomplete"),
+            (Fault("'(.+)' is invalid after a single JSON value"), "'$1' follows the end of the JSON value"),
+            (Fault("'(.+)' is an invalid end of a number"), "a number must be followed by ',', '}', ']' or a space (at '$1')"),
+            (Fault("'(.+)' is an invalid JSON literal. Expected the literal '(\\w+)'"), "'$1' is not the literal $2"),
+            (Fault("'(.+)' is invalid after a property name"), "expected ':' after a name, found '$1'"),
+            (Fault("'(.+)' is an invalid start of a property name or value, after a comment"), "comments are not JSON"),
+            (Fault("'(.+)' is invalid after '/' at the beginning of the comment"), "comments are not JSON"),
+            (Fault("Expected end of comment, but instead reached end of data"), "comments are not JSON"),
+            (Fault("'(.+)' is an invalid start of a property name"), "expected a name in double quotes, found '$1'"),
+            (Fault("Expected start of a property name or value, but instead reached end of data"), "the text ends where a name or value should follow"),
+            (Fault("Expected a value, but instead reached end of data"), "the text ends where a value should follow"),
+            (Fault("'(.+)' is an invalid start of a value"), "'$1' cannot start a value"),
+            (Fault("'(.+)' is invalid after a value"), "expected ',', '}' or ']' after a value, found '$1'"),
+            (Fault("'(.+)' is an invalid escapable character within a JSON string"), "'\\$1' is not a JSON escape"),
+            (Fault("'(.+)' is invalid within a JSON string"), "'$1' must be escaped in a string"),
+            (Fault("'(.+)' is not a hex digit following '\\\\u' within a JSON string"), "'$1' is not a hex digit of a \\u escape"),
+            (Fault("Expected end of string, but instead reached end of data"), "a string is not closed"),
+            (Fault("'(.+)' is invalid without a matching open"), "'$1' closes nothing that is open"),
+            (Fault("'(.+)' is an invalid token type for the end of the JSON payload"), "an object or array is not closed"),
+            (Fault("Expected depth to be zero at the end of the JSON payload"), "an object or array is not closed"),
+            (Fault("Invalid leading zero before '(.+)'"), "a number starts with 0 followed by '$1'"),
+            (Fault("'(.+)' is invalid within a number, immediately after a decimal point"), "expected a digit after '.', found '$1'"),
+            (Fault("'(.+)' is invalid within a number, immediately after a sign character"), "expected a digit after the sign, found '$1'"),
+            (Fault("Expected a digit \\('0'-'9'\\), but instead reached end of data"), "the text ends inside a number"),
+            (Fault("The maximum configured depth of (\\d+) has been exceeded"), "the value nests deeper than $1 levels"),
+            (Fault("The JSON array contains a trailing comma"), "a comma before ']' (trailing commas are not JSON)"),
+            (Fault("The JSON object contains a trailing comma"), "a comma before '}' (trailing commas are not JSON)"),
+            (Fault("The JSON (?:property name|value) of length (\\d+) is too large"), "a string of $1 bytes is too long"),
+            (Fault("Duplicate property '(.*)' encountered during deserialization"), DuplicateNameStart + "'$1' appears twice in one object"),
+            (Fault("Duplicate properties not allowed"), DuplicateNameStart + "a name appears twice in one object"),
+        ];
+
+        private static Regex Fault(string sentenceStart) => new("^" + sentenceStart, RegexOptions.CultureInvariant | RegexOptions.Singleline);
     }
 
     /// <summary>
@@ -132,7 +204,7 @@ public static class PayloadTranscoder
         }
         catch (JsonException ex)
         {
-            return $"malformed JSON payload: {DescribeMalformedJson(ex)}";
+            return Prefixed("malformed JSON payload: ", DescribeMalformedJson(ex));
         }
     }
 
@@ -196,7 +268,7 @@ public static class PayloadTranscoder
                         {
                             if (json.Slice(nameStart[i], nameLength[i]).SequenceEqual(name))
                             {
-                                return $"malformed JSON payload: duplicate property '{Encoding.UTF8.GetString(name)}' in one object";
+                                return DuplicateName(Encoding.UTF8.GetString(name));
                             }
                         }
 
@@ -219,7 +291,7 @@ public static class PayloadTranscoder
         }
         catch (JsonException ex)
         {
-            return $"malformed JSON payload: {DescribeMalformedJson(ex)}";
+            return Prefixed("malformed JSON payload: ", DescribeMalformedJson(ex));
         }
     }
 
@@ -605,6 +677,24 @@ public static class PayloadTranscoder
         return Walk(ref reader, strict: false) is null && reader.End;
     }
 
+    /// <summary>
+    /// What is wrong with malformed MessagePack, for an error's message, in Bridge's own words: for the exceptions
+    /// <see cref="MessagePackReader"/> throws on bytes (truncated data, a length beyond the data, a type code where
+    /// another kind of value must be). A <see cref="FormatException"/>'s message is Bridge's own and is returned as it
+    /// is. Throws <see cref="ArgumentNullException"/> when <paramref name="exception"/> is null.
+    /// </summary>
+    public static string DescribeMalformedMessagePack(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception switch
+        {
+            FormatException => exception.Message,
+            EndOfStreamException or ArgumentOutOfRangeException or OverflowException =>
+                "the data ends inside a value, or a length claims more bytes than there are",
+            _ => "a type code that is not valid where it is",
+        };
+    }
+
     private static string? Walk(ref MessagePackReader reader, bool strict)
     {
         try
@@ -615,7 +705,7 @@ public static class PayloadTranscoder
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
                                        or OverflowException or InvalidOperationException or ArgumentException)
         {
-            return ex is FormatException ? ex.Message : $"malformed MessagePack payload: {ex.Message}";
+            return ex is FormatException ? ex.Message : $"malformed MessagePack payload: {DescribeMalformedMessagePack(ex)}";
         }
     }
 
@@ -696,9 +786,9 @@ public static class PayloadTranscoder
                 WalkValue(ref reader, strict, depth + 1);
             }
 
-            if (keys is not null && HasDuplicate(keys.AsSpan(0, entries)))
+            if (keys is not null && Duplicate(keys.AsSpan(0, entries)) is { } twice)
             {
-                throw new FormatException(DuplicateKey);
+                throw new FormatException(DuplicateName(Encoding.UTF8.GetString(twice.Span)));
             }
         }
         finally
@@ -711,7 +801,8 @@ public static class PayloadTranscoder
         }
     }
 
-    private static bool HasDuplicate(Span<ReadOnlyMemory<byte>> keys)
+    // A key given twice in keys, or null.
+    private static ReadOnlyMemory<byte>? Duplicate(Span<ReadOnlyMemory<byte>> keys)
     {
         if (keys.Length <= 16)
         {
@@ -721,12 +812,12 @@ public static class PayloadTranscoder
                 {
                     if (keys[i].Span.SequenceEqual(keys[j].Span))
                     {
-                        return true;
+                        return keys[i];
                     }
                 }
             }
 
-            return false;
+            return null;
         }
 
         keys.Sort(static (a, b) => a.Span.SequenceCompareTo(b.Span));
@@ -734,11 +825,11 @@ public static class PayloadTranscoder
         {
             if (keys[i].Span.SequenceEqual(keys[i - 1].Span))
             {
-                return true;
+                return keys[i];
             }
         }
 
-        return false;
+        return null;
     }
 
     private static void CheckDepth(int depth)

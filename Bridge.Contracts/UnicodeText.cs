@@ -18,6 +18,12 @@ public static class UnicodeText
     /// <summary>The message of the <c>bad_frame</c> error for text that breaks the rule.</summary>
     public const string InvalidMessage = "a string is not valid UTF-8 text (or escapes a lone surrogate)";
 
+    /// <summary>
+    /// The message of the <c>bad_frame</c> error for a MessagePack <c>str</c> that breaks the rule (MessagePack has no
+    /// escapes: <see cref="InvalidMessage"/> is JSON's).
+    /// </summary>
+    public const string InvalidMessagePackMessage = "a string is not valid UTF-8 text";
+
     // Only a \u escape can spell a surrogate; \n, \" and the like cannot.
     private static ReadOnlySpan<byte> UnicodeEscape => "\\u"u8;
 
@@ -111,7 +117,7 @@ public static class UnicodeText
     }
 
     private static ReadOnlySpan<byte> Checked(ReadOnlySpan<byte> bytes) =>
-        Utf8.IsValid(bytes) ? bytes : throw new FormatException(InvalidMessage);
+        Utf8.IsValid(bytes) ? bytes : throw new FormatException(InvalidMessagePackMessage);
 
     /// <summary>
     /// Reads a MessagePack <c>str</c> (or <c>nil</c>, as empty) as its UTF-8 bytes, checked like
@@ -125,7 +131,7 @@ public static class UnicodeText
         var bytes = sequence.IsSingleSegment ? sequence.First : sequence.ToArray();
         if (!Utf8.IsValid(bytes.Span))
         {
-            throw new FormatException(InvalidMessage);
+            throw new FormatException(InvalidMessagePackMessage);
         }
 
         return bytes;

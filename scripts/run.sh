@@ -13,7 +13,8 @@
 # "Bridge is running" is printed only once this script's own worker answers. A port that is taken stops the start
 # with one line naming it and the variable that moves it; everything started is stopped and the exit code is 1.
 # Ctrl-C (or SIGTERM) stops the worker first (it drains: clients get 1012 and reconnect elsewhere), then
-# nats-server, and exits 0.
+# nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid): a run in the
+# background stops with `kill $(cat .data/run.pid)`, which signals this checkout's run and no other.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,9 +66,12 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
+pidfile="$data/run.pid"
 # The worker first (its drain takes at most Bridge:Shutdown:DrainTimeout plus the host's stop), then nats-server.
 shutdown() {
   trap - INT TERM EXIT
+  # The pid file goes with this run (not one a later run wrote).
+  if [ "$(cat "$pidfile" 2>/dev/null)" = "$$" ]; then rm -f "$pidfile"; fi
   if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
     say "stopping the worker (it drains its connections)..."
     stop "$worker_pid" 45
@@ -85,6 +89,7 @@ on_signal() {
 }
 trap on_signal INT TERM
 trap shutdown EXIT
+echo "$$" >"$pidfile"
 
 # Each child in its own session: a Ctrl-C in the terminal reaches this script only, which stops them in order.
 setsid "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$data/nats" >"$data/nats-server.log" 2>&1 &
@@ -145,7 +150,8 @@ Bridge is running.
   NATS         nats://127.0.0.1:$NATS_PORT   (JetStream data in $data/nats)
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
-Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server.
+Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server
+(in the background: kill \$(cat $pidfile)).
 MSG
 
 # Either one ending on its own ends the run (the EXIT trap stops the other).

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 
 namespace Bridge.Tests.Integration;
 
@@ -223,6 +224,32 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal("offline", (await watcher.WaitForAsync(UpdateOf(gina), TimeSpan.FromSeconds(30))).Payload!["status"]!.GetValue<string>());
         Assert.True(await watcher.NothingArrivesAsync(UpdateOf(hank), TimeSpan.FromSeconds(1)));
         Assert.Contains(hank, await QueryAsync(watcher, room));
+    }
+
+    [Fact]
+    public async Task A_stop_that_waits_for_users_in_their_grace_says_so_in_one_log_line_with_how_long()
+    {
+        // A user in the grace (10 min) when the worker stops: its stop waits ReconnectSpread (1 s here) + 1 s for them
+        // to come back elsewhere, and says so before the pause (event 5005), instead of seeming to hang.
+        var logs = new Bridge.Tests.Client.CapturingLoggerProvider();
+        var worker = await WorkerHost.StartAsync(
+            nats.Server,
+            builder => builder.Logging.AddProvider(logs),
+            Settings(("Bridge:Presence:OfflineGrace", "00:10:00"), ("Bridge:Shutdown:ReconnectSpread", "00:00:01")));
+        var room = Names.Room("p");
+        await using (var client = await ConnectAsync(worker.WebSocketUrl, "ivy-" + Guid.NewGuid().ToString("N")[..6]))
+        {
+            await client.JoinAndWaitAsync(room);
+        }
+
+        await worker.DisposeAsync();
+
+        var waits = logs.Events.Where(e => e.Id == 5005).ToList();
+        var wait = Assert.Single(waits);
+        Assert.Equal(LogLevel.Information, wait.Level);
+        var match = System.Text.RegularExpressions.Regex.Match(wait.Message, @"^Shutdown: waiting (\d+) ms before storing the offline of 1 users in their offline grace \(clients were told to reconnect within ReconnectSpread, 1000 ms, plus 1 s");
+        Assert.True(match.Success, wait.Message);
+        Assert.InRange(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 1, 2000);
     }
 
     private async Task<(string Cursor, List<JsonNode?> Messages)> PollAsync(WorkerHost worker, string room, string token, string? cursor)

@@ -94,6 +94,24 @@ public sealed class RunScriptTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_keeps_its_pid_in_its_data_folder_and_the_readme_recipe_stops_that_run()
+    {
+        // The README's recipe for a run in the background, `kill $(cat .data/run.pid)`, with this run's data folder:
+        // it signals this checkout's run.sh (not every run.sh on the machine, as `pgrep -f scripts/run.sh` did).
+        await using var run = Run(Environment());
+        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        var pidfile = Path.Combine(_data, "run.pid");
+        Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
+        Assert.Contains(run.Lines, l => l == $"(in the background: kill $(cat {pidfile})).");
+
+        var (code, output) = await ChildRun.RunAsync("bash", ["-c", $"kill $(cat '{pidfile}')"], TimeSpan.FromSeconds(10));
+        Assert.True(code == 0, output);
+        Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(run.Lines, l => l == "run.sh: stopped.");
+        Assert.False(File.Exists(pidfile), "the pid file outlived its run");
+    }
+
+    [Fact]
     public async Task A_worker_port_taken_after_the_check_stops_everything_with_one_line_naming_the_port_and_WORKER_URL()
     {
         // Taken once nats-server runs: after the script's own check of the port, before the worker (a .NET start,

@@ -130,6 +130,8 @@ public sealed class DispatchIsolationTests : IDisposable
         Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 3, 2, 1, Typed(null), "{}"u8.ToArray()).Type);
         Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 4, 3, 1, Typed("chat..message"), "{}"u8.ToArray()).Type);
         Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 5, 4, 1, Typed(MessageTypes.RoomJoined), "{}"u8.ToArray()).Type);
+        // Reserved in any case: a backend's ROOM.Joined reaches clients as a plain message, never as the gateway's frame.
+        Assert.Equal(NatsSubjects.DefaultType, reader.Create("r", 5, 4, 1, Typed("ROOM.Joined"), "{}"u8.ToArray()).Type);
         Assert.Same(type, reader.Create("r", 6, 5, 1, Typed(type), "{}"u8.ToArray()).Type);
     }
 

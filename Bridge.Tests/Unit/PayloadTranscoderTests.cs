@@ -82,11 +82,11 @@ public sealed class PayloadTranscoderTests
         Assert.Equal(text, Encoding.UTF8.GetString(PayloadTranscoder.MessagePackToJson(MessagePackSerializer.Serialize(value), wholeFloatsAsReal: true)));
 
     [Fact]
-    public void A_reader_exception_is_described_by_its_sentence_and_its_position_counted_from_one()
+    public void A_reader_exception_is_described_in_our_words_with_its_position_counted_from_one()
     {
         var ex = Assert.ThrowsAny<System.Text.Json.JsonException>(() => System.Text.Json.JsonDocument.Parse("""{"a" }"""));
-        Assert.Equal("'}' is invalid after a property name. Expected a ':'. (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(ex));
-        Assert.Equal("no position", PayloadTranscoder.DescribeMalformedJson(new System.Text.Json.JsonException("no position")));
+        Assert.Equal("expected ':' after a name, found '}' (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(ex));
+        Assert.Equal("the text is not well-formed JSON", PayloadTranscoder.DescribeMalformedJson(new System.Text.Json.JsonException("no position")));
         Assert.Throws<ArgumentNullException>(() => PayloadTranscoder.DescribeMalformedJson(null!));
     }
 
@@ -100,7 +100,50 @@ public sealed class PayloadTranscoderTests
         Assert.DoesNotContain("System.", described, StringComparison.Ordinal);
 
         var malformed = Assert.ThrowsAny<System.Text.Json.JsonException>(() => System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>("""{"x" }"""));
-        Assert.Equal("'}' is invalid after a property name. Expected a ':'. (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(malformed));
+        Assert.Equal("expected ':' after a name, found '}' (line 1, byte 6)", PayloadTranscoder.DescribeMalformedJson(malformed));
+    }
+
+    [Theory]
+    [InlineData("", "there is no JSON value (the text is empty or blank)")]
+    [InlineData("  ", "there is no JSON value (the text is empty or blank)")]
+    [InlineData("""{"a":1,}""", "a comma before '}' (trailing commas are not JSON)")]
+    [InlineData("[1,]", "a comma before ']' (trailing commas are not JSON)")]
+    [InlineData("""{"a":1 "b":2}""", "expected ',', '}' or ']' after a value, found '\"'")]
+    [InlineData("""{"a":tru}""", "'tru}' is not the literal true")]
+    [InlineData("""{"a":"x""", "a string is not closed")]
+    [InlineData("""{"a":1}}""", "'}' follows the end of the JSON value")]
+    [InlineData("""{"a":01}""", "a number starts with 0 followed by '1'")]
+    [InlineData("""{"a":1.}""", "expected a digit after '.', found '}'")]
+    [InlineData("""{"a":-}""", "expected a digit after the sign, found '}'")]
+    [InlineData("""{"a":"\x"}""", "'\\x' is not a JSON escape")]
+    [InlineData("""{"a":"\u00g0"}""", "'g' is not a hex digit of a \\u escape")]
+    [InlineData("""{a:1}""", "expected a name in double quotes, found 'a'")]
+    [InlineData("""{"a":}""", "'}' cannot start a value")]
+    [InlineData("""{"a":1""", "a number must be followed by ',', '}', ']' or a space (at '1')")]
+    [InlineData("""{"a":1,""", "the text ends where a name or value should follow")]
+    [InlineData("""]""", "']' cannot start a value")]
+    [InlineData("""{"a":1,"a":2}""", "duplicate name: 'a' appears twice in one object")]
+    public void Malformed_json_is_described_in_our_words(string json, string described)
+    {
+        var ex = Assert.ThrowsAny<System.Text.Json.JsonException>(() =>
+            System.Text.Json.JsonDocument.Parse(json, new System.Text.Json.JsonDocumentOptions { AllowDuplicateProperties = false }).Dispose());
+        var text = PayloadTranscoder.DescribeMalformedJson(ex);
+        Assert.StartsWith(described, text, StringComparison.Ordinal);
+        Wording.AssertOurs(text);
+    }
+
+    [Fact]
+    public void Malformed_msgpack_is_described_in_our_words_and_its_text_rule_without_json_escapes()
+    {
+        // A str32 that claims 4 GiB, a map32 that claims 4 G entries, a truncated int: MessagePack's exceptions, our words.
+        foreach (var bytes in new byte[][] { [0xDB, 0xFF, 0xFF, 0xFF, 0xFF, 0x61], [0xDF, 0xFF, 0xFF, 0xFF, 0xFF], [0xCD, 0x01] })
+        {
+            var problem = PayloadTranscoder.CheckMessagePack(bytes);
+            Assert.Equal("malformed MessagePack payload: the data ends inside a value, or a length claims more bytes than there are", problem);
+            Wording.AssertOurs(problem!);
+        }
+
+        Assert.Equal("a string is not valid UTF-8 text", PayloadTranscoder.CheckMessagePack(new byte[] { 0xA2, 0xC3, 0x28 }));
     }
 
     [Fact]
@@ -121,7 +164,7 @@ public sealed class PayloadTranscoderTests
         }
 
         Assert.Null(PayloadTranscoder.CheckMessagePack(Map(100, twice: false)));
-        Assert.Equal(PayloadTranscoder.DuplicateKey, PayloadTranscoder.CheckMessagePack(Map(100, twice: true)));
+        Assert.Equal("duplicate name: 'k0' appears twice in one object", PayloadTranscoder.CheckMessagePack(Map(100, twice: true)));
     }
 
     [Fact]

@@ -51,7 +51,7 @@ internal sealed class ApiArgs : IDisposable
         }
         catch (JsonException ex)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, $"the body is not valid JSON: {PayloadTranscoder.DescribeMalformedJson(ex)}");
+            throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.Prefixed("the body is not valid JSON: ", PayloadTranscoder.DescribeMalformedJson(ex)));
         }
         catch (InvalidOperationException)
         {
@@ -101,7 +101,7 @@ internal sealed class ApiArgs : IDisposable
                 var key = UnicodeText.ReadString(ref reader);
                 if (!keys.Add(key))
                 {
-                    throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.DuplicateKey);
+                    throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.DuplicateName(key));
                 }
 
                 writer.WritePropertyName(key);
@@ -131,7 +131,7 @@ internal sealed class ApiArgs : IDisposable
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
                                        or OverflowException or InvalidOperationException or ArgumentException)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, $"malformed MessagePack: {ex.Message}");
+            throw ApiException.Invalid(ErrorCodes.BadFrame, $"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}");
         }
 
         return buffer.WrittenMemory;

@@ -41,6 +41,12 @@ internal sealed partial class HttpApiEndpoint(
             return;
         }
 
+        if (HttpErrors.UnsupportedEncoding(context.Request) is { } encoding)
+        {
+            await encoding.ExecuteAsync(context);
+            return;
+        }
+
         var max = options.Value.MaxRequestBytes;
         if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {

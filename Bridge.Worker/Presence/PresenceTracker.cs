@@ -220,6 +220,8 @@ internal sealed partial class PresenceTracker(
             var wait = shutdown.Value.ReconnectSpread + ReconnectMargin - time.GetElapsedTime(_stoppingAt);
             if (!_leaving.IsEmpty && wait > TimeSpan.Zero)
             {
+                // Said once, before the pause: a stop that takes seconds after a presence room was used is this wait.
+                LogWaitingForReconnects((long)wait.TotalMilliseconds, _leaving.Count, (long)shutdown.Value.ReconnectSpread.TotalMilliseconds);
                 await Task.Delay(wait, time, cancellationToken);
             }
 
@@ -436,4 +438,7 @@ internal sealed partial class PresenceTracker(
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "Shutdown: {Users} users in their offline grace got no offline (out of shutdown time; their keys expire within Ttl)")]
     private partial void LogFlushCutShort(int users);
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Information, Message = "Shutdown: waiting {WaitMs} ms before storing the offline of {Users} users in their offline grace (clients were told to reconnect within ReconnectSpread, {ReconnectSpreadMs} ms, plus 1 s; a user back on another worker stays online)")]
+    private partial void LogWaitingForReconnects(long waitMs, int users, long reconnectSpreadMs);
 }

@@ -22,9 +22,31 @@ internal static class Cursor
     public static string RefusalMessage(string field, string? text) =>
         text?.Length > MaxLength
             ? $"{field} is longer than {MaxLength / 1024} KiB ({MaxLength} characters)"
-            : $"{field} must be a seq (one room) or room=seq pairs separated by commas";
+            : RepeatedRoom(text) is { } room
+                ? $"{field} names room '{room}' twice: one position per room"
+                : $"{field} must be a seq (one room) or room=seq pairs separated by commas";
 
-    /// <summary>Parses a cursor for <paramref name="rooms"/>; rooms it does not name get no position.</summary>
+    // The first room (or pattern) a cursor's pairs name twice, or null.
+    private static string? RepeatedRoom(string? text)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var pair in (text ?? "").Split(','))
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            var room = eq > 0 ? pair[..eq] : null;
+            if (room is not null && (RoomName.IsValid(room) || RoomName.IsValidPattern(room)) && !seen.Add(room))
+            {
+                return room;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Parses a cursor for <paramref name="rooms"/>; rooms it does not name get no position. False for a malformed
+    /// cursor, and for one naming a room twice (two positions for one room contradict each other).
+    /// </summary>
     public static bool TryParse(string? text, IReadOnlyList<string> rooms, out Dictionary<string, ulong> positions)
     {
         positions = new Dictionary<string, ulong>(StringComparer.Ordinal);
@@ -58,7 +80,10 @@ internal static class Cursor
                 return false;
             }
 
-            positions[pair[..eq]] = seq;
+            if (!positions.TryAdd(pair[..eq], seq))
+            {
+                return false;
+            }
         }
 
         return true;

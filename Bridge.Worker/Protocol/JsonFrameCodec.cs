@@ -120,7 +120,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
         }
         catch (JsonException ex)
         {
-            error = new DecodeError($"malformed JSON: {PayloadTranscoder.DescribeMalformedJson(ex)}", id);
+            error = new DecodeError(PayloadTranscoder.Prefixed("malformed JSON: ", PayloadTranscoder.DescribeMalformedJson(ex)), id);
             return null;
         }
         catch (FieldKindException ex)

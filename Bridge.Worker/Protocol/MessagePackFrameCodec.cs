@@ -117,7 +117,7 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
                                        or OverflowException or InvalidOperationException or ArgumentException)
         {
-            error = new DecodeError($"malformed MessagePack: {ex.Message}", id);
+            error = new DecodeError($"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}", id);
             return null;
         }
 

@@ -61,7 +61,10 @@ internal sealed partial class PublishService(RoomPublisher publisher, BridgeMetr
 
         if (MessageTypes.IsReserved(type))
         {
-            return Invalid(ErrorCodes.UnknownType, $"'{type}' is reserved for the gateway and not a client message type");
+            // Reserved types are matched ignoring ASCII case: say so when only the case differs (a typo of room.join).
+            return Invalid(ErrorCodes.UnknownType, type.Any(char.IsAsciiLetterUpper)
+                ? $"'{type}' is reserved for the gateway and not a client message type (reserved types are matched ignoring case; gateway types are lowercase)"
+                : $"'{type}' is reserved for the gateway and not a client message type");
         }
 
         if (RoomField.Check(room) is { } refused)

@@ -16,7 +16,29 @@ internal static class HttpErrors
         Problem(StatusCodes.Status415UnsupportedMediaType, ErrorCodes.UnsupportedMediaType,
             $"Content-Type '{Printable(contentType)}' is not supported: send a JSON body ({NatsSubjects.JsonContentType}) or a MessagePack map ({NatsSubjects.MessagePackContentType})");
 
-    /// <summary>Refuses (403 <c>forbidden</c>) when the user may not join one of the rooms.</summary>
+    /// <summary>
+    /// The 415 for a body with a <c>Content-Encoding</c> other than <c>identity</c> (each coding of the list, compared
+    /// ignoring case; a blank header is none), or null when the body is read as sent: bodies are never decompressed,
+    /// and a compressed one read as it is would be refused as malformed, with a message that does not say why.
+    /// </summary>
+    public static IResult? UnsupportedEncoding(HttpRequest request)
+    {
+        var header = request.Headers.ContentEncoding;
+        foreach (var value in header)
+        {
+            foreach (var coding in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!string.Equals(coding, "identity", StringComparison.OrdinalIgnoreCase))
+                {
+                    return Problem(StatusCodes.Status415UnsupportedMediaType, ErrorCodes.UnsupportedEncoding,
+                        $"Content-Encoding '{Printable(header.ToString())}' is not supported: send the body uncompressed (no Content-Encoding, or identity)");
+                }
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>
     /// The join an HTTP transport (SSE, long-poll) reads from its query: <c>rooms</c>, the join options, and the
     /// identity's grant for each room; false with the refusal to send when any of them fails.

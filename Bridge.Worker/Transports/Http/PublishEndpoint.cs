@@ -18,6 +18,9 @@ internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmis
 {
     public const string Pattern = "/api/rooms/{room}/messages";
 
+    /// <summary>The message of the <c>bad_frame</c> refusal of an empty body.</summary>
+    public const string EmptyBody = "the body is empty: send one JSON object (or MessagePack map) with at least 'type'";
+
     public async Task<IResult> HandleAsync(HttpContext context, string room)
     {
         var (identity, refusal) = await admission.AuthenticateAsync(context);
@@ -32,10 +35,20 @@ internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmis
             return HttpErrors.UnsupportedMediaType(contentType);
         }
 
+        if (HttpErrors.UnsupportedEncoding(context.Request) is { } encoding)
+        {
+            return encoding;
+        }
+
         var max = options.Value.MaxFrameBytes;
         if (await HttpBodies.ReadAsync(context.Request, max, context.RequestAborted) is not { } body)
         {
             return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
+        }
+
+        if (body.IsEmpty)
+        {
+            return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.BadFrame, EmptyBody);
         }
 
         var decoded = FrameCodecs.Of(format).Decode(body.Span, out var error);

@@ -104,10 +104,14 @@ export function isExactSeq(seq: unknown): seq is number {
   return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0;
 }
 
-/** An application type the server accepts for publishing: well-formed and not reserved. */
+/**
+ * An application type the server accepts for publishing: well-formed and not reserved (reserved names and prefixes
+ * are matched ignoring case, as the server does: `ROOM.JOIN` is reserved).
+ */
 export function isPublishableType(type: string): boolean {
-  return typeof type === 'string' && isDotted(type, 64, 8) &&
-    !RESERVED_NAMES.includes(type) && !RESERVED_PREFIXES.some((p) => type.startsWith(p));
+  if (typeof type !== 'string' || !isDotted(type, 64, 8)) return false;
+  const lower = type.toLowerCase(); // ASCII only: isDotted allows nothing else
+  return !RESERVED_NAMES.includes(lower) && !RESERVED_PREFIXES.some((p) => lower.startsWith(p));
 }
 
 interface RoomEntry {
