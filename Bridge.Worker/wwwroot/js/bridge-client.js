@@ -2003,7 +2003,9 @@ function isExactSeq(seq) {
   return typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 0;
 }
 function isPublishableType(type) {
-  return typeof type === "string" && isDotted(type, 64, 8) && !RESERVED_NAMES.includes(type) && !RESERVED_PREFIXES.some((p) => type.startsWith(p));
+  if (typeof type !== "string" || !isDotted(type, 64, 8)) return false;
+  const lower = type.toLowerCase();
+  return !RESERVED_NAMES.includes(lower) && !RESERVED_PREFIXES.some((p) => lower.startsWith(p));
 }
 var BridgeClient = class _BridgeClient {
   constructor(options) {
