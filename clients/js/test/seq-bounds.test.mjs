@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decode as mpDecode, encode as mpEncode } from '@msgpack/msgpack';
 import WebSocket, { WebSocketServer } from 'ws';
-import { BridgeClient, isExactSeq } from '../dist/index.js';
+import { BridgeClient, isExactSeq, isPublishableType } from '../dist/index.js';
 import { httpPublish, startNats, startWorker, waitFor } from './helpers/servers.mjs';
 
 const MAX_EXACT = Number.MAX_SAFE_INTEGER; // 2^53 - 1
@@ -18,6 +18,15 @@ test('exact seqs are the integers from 0 to 2^53 - 1', () => {
     [-1, false], [1.5, false], [Number.NaN, false], [Infinity, false], ['5', false], [5n, false], [undefined, false],
   ];
   for (const [value, exact] of table) assert.equal(isExactSeq(value), exact, `isExactSeq(${String(value)})`);
+});
+
+test('reserved types are matched ignoring case, as the server matches them (protocol §2)', () => {
+  const table = [
+    ['chat.message', true], ['Chat.Message', true], ['roomy.thing', true],
+    ['room.join', false], ['ROOM.JOIN', false], ['Room.Joined', false], ['room.custom', false], ['ROOM.custom', false],
+    ['welcome', false], ['WELCOME', false], ['Presence.Update', false], ['ack', false], ['Ack', false],
+  ];
+  for (const [type, ok] of table) assert.equal(isPublishableType(type), ok, `isPublishableType('${type}')`);
 });
 
 describe('since at the bounds, against a real worker', () => {
