@@ -1,3 +1,4 @@
+using System.Globalization;
 using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Peers;
 using static Bridge.LoadTests.Harness.LoadSimulation;
@@ -173,7 +174,9 @@ internal static class Catalog
                     Command = command,
                 }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), Rounds(a, 5),
                     a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60),
-                    a.Int("--warmup-rounds", 3));
+                    a.Int("--warmup-rounds", 3),
+                    a.String("--directget-batches")?.Split(',')
+                        .Select(b => b.StartsWith("raw", StringComparison.Ordinal) ? -int.Parse(b[3..], CultureInfo.InvariantCulture) : int.Parse(b, CultureInfo.InvariantCulture)).ToList());
 
             case "storm":
                 {
