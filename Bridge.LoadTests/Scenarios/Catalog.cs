@@ -1,3 +1,4 @@
+using System.Globalization;
 using Bridge.LoadTests.Harness;
 using Bridge.LoadTests.Peers;
 using static Bridge.LoadTests.Harness.LoadSimulation;
@@ -34,7 +35,9 @@ internal static class Catalog
                          consumer, same server (and vs another build's worker), sides in turns (the goals: the median of
                          each round's transport ÷ bare of the same round); a dashboard resuming many rooms;
                          --warmup-connections: resumes of a 1,000-message room per side before round 1 (0: a cold worker);
-                         --warmup-rounds 3: full-size rounds in turns, not counted (warm the load generator's readers)
+                         --warmup-rounds 3: full-size rounds in turns, not counted (warm the load generator's readers);
+                         --directget-batches 4096,raw4096: report-only sides reading the room by batch direct gets of
+                         that many (as NatsMsg; raw: from their bytes), nats-server CPU per message beside the consumer's
           storm          --clients 200 --rate 50 --seconds 6                              every client drops and resumes elsewhere
           connect-storm  --connections 2000 --rate 200 --p99-ms 1000                      authenticated connects per second
           burst          --connections 200 --bursts 1000,2000,10000,100000 [--json | --sse] [--max-rss-growth-mb 512]
@@ -173,7 +176,9 @@ internal static class Catalog
                     Command = command,
                 }, configuration, a.Int("--messages", 100_000), a.Int("--rooms", 500), a.Int("--per-room", 20), Rounds(a, 5),
                     a.String("--transports")?.Split(','), a.String("--compare-worker"), a.Int("--warmup-connections", 60),
-                    a.Int("--warmup-rounds", 3));
+                    a.Int("--warmup-rounds", 3),
+                    a.String("--directget-batches")?.Split(',')
+                        .Select(b => b.StartsWith("raw", StringComparison.Ordinal) ? -int.Parse(b[3..], CultureInfo.InvariantCulture) : int.Parse(b, CultureInfo.InvariantCulture)).ToList());
 
             case "storm":
                 {
@@ -349,7 +354,7 @@ internal static class Catalog
         Create("fanout", new Args(["fanout", "--connections", "100", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
         Create("fanout", new Args(["fanout", "--msgpack", "--connections", "50", "--rate", "20", "--seconds", "2", "--p99-ms", "500"]), configuration)!,
         Create("sse-fanout", new Args(["sse-fanout", "--connections", "50", "--rate", "20", "--seconds", "3", "--p99-ms", "500"]), configuration)!,
-        Create("resume", new Args(["resume", "--messages", "2000", "--rounds", "1", "--rooms", "100", "--per-room", "10", "--warmup-connections", "2", "--warmup-rounds", "0"]), configuration)!,
+        Create("resume", new Args(["resume", "--messages", "2000", "--rounds", "1", "--rooms", "100", "--per-room", "10", "--warmup-connections", "2", "--warmup-rounds", "0", "--directget-batches", "512,raw512"]), configuration)!,
         Create("storm", new Args(["storm", "--clients", "100", "--rate", "50", "--seconds", "5"]), configuration)!,
         Create("connect-storm", new Args(["connect-storm", "--connections", "300", "--rate", "150", "--p99-ms", "2000"]), configuration)!,
         Create("slow-consumer", new Args(["slow-consumer", "--connections", "50", "--slow", "5", "--rate", "50", "--seconds", "3", "--max-ratio", "5"]), configuration)!,

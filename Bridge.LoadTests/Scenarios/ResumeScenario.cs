@@ -21,7 +21,7 @@ namespace Bridge.LoadTests.Scenarios;
 /// Each goal is the median over the <paramref name="rounds"/> of a transport's rate ÷ the bare consumer's rate in the
 /// same round (<see cref="RoundMedian"/>); the best rounds and their ratio are report rows.
 /// </summary>
-internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom, int rounds = 5, IReadOnlyList<string>? transports = null, string? compareWorker = null, int warmupConnections = 60, int warmupRounds = 3) : IScenario
+internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, int replayMessages, int dashboardRooms, int perRoom, int rounds = 5, IReadOnlyList<string>? transports = null, string? compareWorker = null, int warmupConnections = 60, int warmupRounds = 3, IReadOnlyList<int>? directGetBatches = null) : IScenario
 {
     public ScenarioSpec Spec => spec;
 
@@ -76,8 +76,11 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         {
             var target = key.EndsWith(CompareSuffix, StringComparison.Ordinal) ? other! : worker;
             var (workerCpu, natsCpu, clientCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid), ProcessStats.CpuTime(Environment.ProcessId));
-            var (received, elapsed) = key == "bare"
-                ? await BareReplayAsync(js, room, messages, cancellationToken)
+            var (received, elapsed) = key == "bare" ? await BareReplayAsync(js, room, messages, cancellationToken)
+                : key.StartsWith(DirectGetKey + "raw", StringComparison.Ordinal)
+                    ? await RawDirectGetReplayAsync(backend, room, messages, int.Parse(key.AsSpan(DirectGetKey.Length + 3), CultureInfo.InvariantCulture), cancellationToken)
+                : key.StartsWith(DirectGetKey, StringComparison.Ordinal)
+                    ? await BareDirectGetReplayAsync(backend, room, messages, int.Parse(key.AsSpan(DirectGetKey.Length), CultureInfo.InvariantCulture), cancellationToken)
                 : await BridgeReplayAsync(target, key.Replace(CompareSuffix, "", StringComparison.Ordinal), room, cancellationToken);
             missing += Math.Abs(messages - received);
             ctx.Stats.Add(expected: messages, delivered: Math.Min(received, messages));
@@ -218,11 +221,19 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
 
     private const string CompareSuffix = "-compared";
 
-    // The baseline always; the transports asked for (all by default); each also against the compared worker if given.
+    /// <summary>A report-only side (<c>--directget-batches</c>): the room read by batch direct gets of this many, its key's suffix.</summary>
+    private const string DirectGetKey = "bare-directget-";
+
+    // The baseline always; the transports asked for (all by default); each also against the compared worker if given;
+    // the direct-get probes asked for, after the baseline.
     private (string Key, string Label)[] Runs =>
     [
-        .. ReplayRuns.Where(r => r.Key == "bare" || transports is null || transports.Contains(r.Key))
-            .SelectMany(r => r.Key == "bare" || compareWorker is null ? [r] : new[] { r, (r.Key + CompareSuffix, r.Label + " (compared build)") }),
+        .. ReplayRuns.Take(1),
+        .. (directGetBatches ?? []).Select(b => b > 0
+            ? (DirectGetKey + b.ToString(CultureInfo.InvariantCulture), $"bare NATS.Net batch direct gets of {b:N0} (report only)")
+            : (DirectGetKey + "raw" + (-b).ToString(CultureInfo.InvariantCulture), $"batch direct gets of {-b:N0}, read from their bytes (report only)")),
+        .. ReplayRuns.Skip(1).Where(r => transports is null || transports.Contains(r.Key))
+            .SelectMany(r => compareWorker is null ? [r] : new[] { r, (r.Key + CompareSuffix, r.Label + " (compared build)") }),
     ];
 
     /// <summary>The baseline: a bare NATS.Net ordered consumer on the room's subject, from its creation to the last message.</summary>
@@ -241,6 +252,75 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
             }
         }
 
+        return (received, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// A probe (report only, not a goal): the room read by batch direct gets (<c>$JS.API.DIRECT.GET.ROOMS</c> with
+    /// <c>{"seq":S,"next_by_subj":subject,"batch":N}</c>, nats-server 2.11+), one request at a time, each from where the
+    /// last ended, the next sent as soon as the last message of a full batch is in (before its end-of-batch status).
+    /// Each reply is a <c>NatsMsg</c> with its headers, as the bare consumer's deliveries are.
+    /// </summary>
+    private static async Task<(long Received, TimeSpan Elapsed)> BareDirectGetReplayAsync(NatsConnection connection, string room, int messages, int batch, CancellationToken cancellationToken)
+    {
+        var sw = Stopwatch.StartNew();
+        var subject = $"rooms.{room}";
+        long received = 0;
+        ulong next = 1;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+
+        ValueTask<NatsSub<byte[]>> RequestAsync(ulong seq) => connection.CreateRequestSubAsync<byte[], byte[]>(
+            "$JS.API.DIRECT.GET.ROOMS",
+            Encoding.UTF8.GetBytes($$"""{"seq":{{seq}},"next_by_subj":"{{subject}}","batch":{{batch}}}"""),
+            replyOpts: new NatsSubOpts
+            {
+                Timeout = TimeSpan.FromSeconds(30),
+                StopOnEmptyMsg = false,
+                ChannelOpts = new NatsSubChannelOpts { Capacity = batch + 2, FullMode = System.Threading.Channels.BoundedChannelFullMode.DropNewest },
+            },
+            cancellationToken: timeout.Token);
+
+        var sub = await RequestAsync(next);
+        while (received < messages)
+        {
+            NatsSub<byte[]>? following = null;
+            var inBatch = 0;
+            await foreach (var msg in sub.Msgs.ReadAllAsync(timeout.Token))
+            {
+                var code = msg.Headers?.Code ?? 0;
+                if (code is not (0 or 200))
+                {
+                    break; // 204 EOB (or 404: nothing more)
+                }
+
+                received++;
+                next = ulong.Parse(msg.Headers!["Nats-Sequence"][0]!, CultureInfo.InvariantCulture) + 1;
+                if (++inBatch == batch && received < messages)
+                {
+                    following = await RequestAsync(next);
+                }
+            }
+
+            await sub.DisposeAsync();
+            if (following is null)
+            {
+                break;
+            }
+
+            sub = following;
+        }
+
+        return (received, sw.Elapsed);
+    }
+
+    /// <summary>The direct-get probe without <c>NatsMsg</c>: <see cref="DirectGetProbe"/>.</summary>
+    private static async Task<(long Received, TimeSpan Elapsed)> RawDirectGetReplayAsync(NatsConnection connection, string room, int messages, int batch, CancellationToken cancellationToken)
+    {
+        var sw = Stopwatch.StartNew();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+        var received = await DirectGetProbe.ReadAsync(connection, "ROOMS", $"rooms.{room}", messages, batch, timeout.Token);
         return (received, sw.Elapsed);
     }
 

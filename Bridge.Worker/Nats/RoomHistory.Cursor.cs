@@ -10,9 +10,9 @@ namespace Bridge.Worker.Nats;
 internal sealed partial class RoomHistory
 {
     // Messages of a cursor's first read taken by one batch direct get: a short read (most resumes, a member a little
-    // behind) ends there, in one request, and leaves nothing on the server. nats-server spends about three times the
-    // CPU per message on a direct get as on a consumer's delivery (docs/benchmarks.md), so longer reads go on through
-    // a consumer.
+    // behind) ends there, in one request, and leaves nothing on the server. nats-server spends 2–3 times the CPU per
+    // message on a batch direct get as on a consumer's delivery, at any batch size (docs/benchmarks.md, "Replay,
+    // twelfth pass"), so longer reads go on through a consumer.
     private const int DirectBatch = 128;
 
     // Messages per pull of a cursor's consumer at most: a send queue's worth (1,024 frames by default). Two pulls are
