@@ -89,6 +89,10 @@ internal sealed class LoadClient : IAsyncDisposable
     /// <summary>Sends an envelope written as JSON; the msgpack subprotocol gets the same map.</summary>
     public Task SendAsync(string json, CancellationToken cancellationToken) => _client.SendJsonAsync(json, cancellationToken);
 
+    /// <summary>Sends a JSON frame already written as UTF-8 (a text message); <paramref name="frame"/> may be reused once this completes.</summary>
+    public ValueTask SendJsonBytesAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
+        _client.SendFrameAsync(frame, WebSocketMessageType.Text, cancellationToken);
+
     public Task JoinAsync(string room, CancellationToken cancellationToken) =>
         SendAsync($$"""{"type":"room.join","room":"{{room}}"}""", cancellationToken);
 

@@ -276,6 +276,7 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
     {
         private readonly SemaphoreSlim _window;
         private readonly int _index;
+        private readonly byte[] _frame = new byte[IngestFrame.MaxLength];
         private LoadClient _client = null!;
         private long _failed;
 
@@ -311,14 +312,14 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
         /// <summary>Publishes <paramref name="count"/> messages and returns once every one is answered.</summary>
         public async Task PublishAsync(string run, int count, Func<int, int> room, CancellationToken cancellationToken)
         {
+            // Each frame is written as bytes into the client's one buffer and sent from there (IngestFrame): no string
+            // per publish. The id prefix is made once per run.
+            var prefix = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{run}-{_index}-"));
             for (var n = 0; n < count; n++)
             {
                 await _window.WaitAsync(cancellationToken);
-                var r = room(n);
-                var body = Encoding.UTF8.GetString(LoadPayload.Create(0, n, r));
-                await _client.SendAsync(
-                    string.Create(CultureInfo.InvariantCulture, $$"""{"type":"load.ingest","room":"{{Rooms.Name(r)}}","id":"{{run}}-{{_index}}-{{n}}","payload":{{body}}}"""),
-                    cancellationToken);
+                var length = IngestFrame.Write(_frame, prefix, n, room(n));
+                await _client.SendJsonBytesAsync(_frame.AsMemory(0, length), cancellationToken);
             }
 
             // Every answer back: the whole window free again.
