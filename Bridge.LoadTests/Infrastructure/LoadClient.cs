@@ -64,6 +64,7 @@ internal sealed class LoadClient : IAsyncDisposable
             ConnectTimeout = null,
             OnFrame = load.OnFrame,
             OnClosed = _ => options.OnClosed?.Invoke(load),
+            Invoker = options.Invoker,
         }, cancellationToken);
         return load;
     }
@@ -281,6 +282,9 @@ internal sealed record LoadClientOptions
     public Action<long, int>? OnValue { get; init; }
 
     public bool TrackSeqs { get; init; }
+
+    /// <summary>Connects through this invoker (its own connection stream, such as a <see cref="CoalescingStream"/>'s).</summary>
+    public HttpMessageInvoker? Invoker { get; init; }
 
     public Action<LoadClient>? OnClosed { get; init; }
 
