@@ -21,6 +21,43 @@ internal static class LoadPayload
         return Encoding.UTF8.GetBytes(body + new string('x', Math.Max(4, size - 2 - body.Length)) + "\"}");
     }
 
+    /// <summary>
+    /// The bytes of <see cref="Create"/> written into <paramref name="destination"/> (at least <see cref="MaxLength"/>
+    /// long for the default size) without a string or an array; returns how many. For clients that send a frame per
+    /// publish from one reused buffer (the ingest scenario), as a device sends bytes it already has.
+    /// </summary>
+    public static int Write(Span<byte> destination, long sentTs, long n, int room, int size = 64)
+    {
+        var rest = destination;
+        Put(ref rest, "{\"sent\":"u8);
+        Number(ref rest, sentTs);
+        Put(ref rest, ",\"lseq\":"u8);
+        Number(ref rest, n);
+        Put(ref rest, ",\"lroom\":"u8);
+        Number(ref rest, room);
+        Put(ref rest, ",\"pad\":\""u8);
+        var pad = Math.Max(4, size - 2 - (destination.Length - rest.Length));
+        rest[..pad].Fill((byte)'x');
+        rest = rest[pad..];
+        Put(ref rest, "\"}"u8);
+        return destination.Length - rest.Length;
+    }
+
+    /// <summary>Bytes <see cref="Write"/> needs at most at the default size: the fields at their longest, and the pad.</summary>
+    public const int MaxLength = 128;
+
+    private static void Put(ref Span<byte> rest, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(rest);
+        rest = rest[bytes.Length..];
+    }
+
+    private static void Number(ref Span<byte> rest, long value)
+    {
+        Utf8Formatter.TryFormat(value, rest, out var written);
+        rest = rest[written..];
+    }
+
     /// <summary>Finds the three fields anywhere in <paramref name="json"/> (a bare body, or an envelope around it).</summary>
     public static bool TryParse(ReadOnlySpan<byte> json, out long sent, out long n, out int room)
     {

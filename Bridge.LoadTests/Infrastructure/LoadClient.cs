@@ -64,6 +64,7 @@ internal sealed class LoadClient : IAsyncDisposable
             ConnectTimeout = null,
             OnFrame = load.OnFrame,
             OnClosed = _ => options.OnClosed?.Invoke(load),
+            Invoker = options.Invoker,
         }, cancellationToken);
         return load;
     }
@@ -88,6 +89,10 @@ internal sealed class LoadClient : IAsyncDisposable
 
     /// <summary>Sends an envelope written as JSON; the msgpack subprotocol gets the same map.</summary>
     public Task SendAsync(string json, CancellationToken cancellationToken) => _client.SendJsonAsync(json, cancellationToken);
+
+    /// <summary>Sends a JSON frame already written as UTF-8 (a text message); <paramref name="frame"/> may be reused once this completes.</summary>
+    public ValueTask SendJsonBytesAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
+        _client.SendFrameAsync(frame, WebSocketMessageType.Text, cancellationToken);
 
     public Task JoinAsync(string room, CancellationToken cancellationToken) =>
         SendAsync($$"""{"type":"room.join","room":"{{room}}"}""", cancellationToken);
@@ -277,6 +282,9 @@ internal sealed record LoadClientOptions
     public Action<long, int>? OnValue { get; init; }
 
     public bool TrackSeqs { get; init; }
+
+    /// <summary>Connects through this invoker (its own connection stream, such as a <see cref="CoalescingStream"/>'s).</summary>
+    public HttpMessageInvoker? Invoker { get; init; }
 
     public Action<LoadClient>? OnClosed { get; init; }
 

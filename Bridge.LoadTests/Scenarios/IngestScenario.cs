@@ -276,6 +276,9 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
     {
         private readonly SemaphoreSlim _window;
         private readonly int _index;
+        private readonly byte[] _frame = new byte[IngestFrame.MaxLength];
+        private HttpMessageInvoker _invoker = null!;
+        private CoalescingStream _stream = null!;
         private LoadClient _client = null!;
         private long _failed;
 
@@ -293,7 +296,8 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
         public static async Task<IngestClient> ConnectAsync(Uri url, int index, int window, CancellationToken cancellationToken)
         {
             var ingest = new IngestClient(index, window);
-            ingest._client = await LoadClient.ConnectAsync(url, new LoadClientOptions { OnPublishAnswer = ingest.OnAnswer }, cancellationToken);
+            ingest._invoker = CoalescingStream.Invoker(stream => ingest._stream = stream);
+            ingest._client = await LoadClient.ConnectAsync(url, new LoadClientOptions { OnPublishAnswer = ingest.OnAnswer, Invoker = ingest._invoker }, cancellationToken);
             await ingest._client.FirstFrame; // welcome
             return ingest;
         }
@@ -311,15 +315,25 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
         /// <summary>Publishes <paramref name="count"/> messages and returns once every one is answered.</summary>
         public async Task PublishAsync(string run, int count, Func<int, int> room, CancellationToken cancellationToken)
         {
+            // Each frame is written as bytes into the client's one buffer and sent from there (IngestFrame): no string
+            // per publish. The id prefix is made once per run.
+            var prefix = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{run}-{_index}-"));
+            // Frames the window lets out at once (answers come several per read) are held by the connection's stream
+            // and go out in one socket write when the next must wait for an answer (CoalescingStream).
             for (var n = 0; n < count; n++)
             {
-                await _window.WaitAsync(cancellationToken);
-                var r = room(n);
-                var body = Encoding.UTF8.GetString(LoadPayload.Create(0, n, r));
-                await _client.SendAsync(
-                    string.Create(CultureInfo.InvariantCulture, $$"""{"type":"load.ingest","room":"{{Rooms.Name(r)}}","id":"{{run}}-{{_index}}-{{n}}","payload":{{body}}}"""),
-                    cancellationToken);
+                if (!_window.Wait(0))
+                {
+                    await _stream.ReleaseAsync(cancellationToken);
+                    await _window.WaitAsync(cancellationToken);
+                }
+
+                _stream.Hold();
+                var length = IngestFrame.Write(_frame, prefix, n, room(n));
+                await _client.SendJsonBytesAsync(_frame.AsMemory(0, length), cancellationToken);
             }
+
+            await _stream.ReleaseAsync(cancellationToken);
 
             // Every answer back: the whole window free again.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -342,6 +356,7 @@ internal sealed class IngestScenario(ScenarioSpec spec, string configuration, In
         public async ValueTask DisposeAsync()
         {
             await _client.DisposeAsync();
+            _invoker.Dispose();
             _window.Dispose();
         }
     }

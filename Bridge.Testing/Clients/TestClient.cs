@@ -380,6 +380,13 @@ public sealed class TestClient : IAsyncDisposable
     public Task SendRawAsync(ReadOnlyMemory<byte> bytes, WebSocketMessageType type, CancellationToken cancellationToken) =>
         _socket.SendAsync(bytes, type, true, cancellationToken).AsTask();
 
+    /// <summary>
+    /// Sends <paramref name="bytes"/> as one message of <paramref name="type"/>, as <see cref="SendRawAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>
+    /// without a task of its own; the caller may reuse the memory once it completes (a load client's frame buffer).
+    /// </summary>
+    public ValueTask SendFrameAsync(ReadOnlyMemory<byte> bytes, WebSocketMessageType type, CancellationToken cancellationToken) =>
+        _socket.SendAsync(bytes, type, true, cancellationToken);
+
     /// <summary>Sends an envelope written as JSON text; on the MessagePack subprotocol, the same map as MessagePack.</summary>
     public Task SendJsonAsync(string json, CancellationToken cancellationToken) =>
         IsMsgPack

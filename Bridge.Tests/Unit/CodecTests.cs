@@ -160,6 +160,31 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void An_ack_written_straight_into_its_array_is_the_bytes_of_the_ack_frame_in_both_formats()
+    {
+        // Each publish's ack is written without the frame object ("Ingest, tenth session": JsonFrameCodec.EncodeAck; the
+        // MessagePack codec through its frame): for any room text (names are dotted tokens; beyond them, text the
+        // default encoder escapes), any id MessageId allows (quote, backslash, '<', '>', '&', '+', '\'', '`' among it)
+        // or none, any seq, stored or duplicate, the bytes must be EncodeControl's for ControlFrames.Ack.
+        var roomChar = Gen.OneOf(Gen.Char['a', 'z'], Gen.Char['0', '9'], Gen.Const('.'), Gen.Const('-'), Gen.Const('_'), Gen.Char[' ', '\u0400']);
+        var room = roomChar.Array[1, 40].Select(c => new string(c));
+        var id = Gen.OneOf(Gen.Const((string?)null), Gen.String[Gen.Char['!', '~'], 1, MessageId.MaxLength].Select(s => (string?)s));
+        IFrameCodec json = JsonFrameCodec.Instance, pack = MessagePackFrameCodec.Instance;
+        Gen.Select(room, id, Gen.ULong, Gen.Bool).Sample((room, id, seq, duplicate) =>
+        {
+            var frame = ControlFrames.Ack(room, id, seq, duplicate);
+            Assert.Equal(Encoding.UTF8.GetString(json.EncodeControl(frame)), Encoding.UTF8.GetString(json.EncodeAck(room, id, seq, duplicate)));
+            Assert.Equal(Convert.ToHexString(pack.EncodeControl(frame)), Convert.ToHexString(pack.EncodeAck(room, id, seq, duplicate)));
+        }, iter: 3_000);
+
+        Assert.Equal("""{"type":"ack","room":"bench.r7","id":"b-r1-3-42","seq":18446744073709551615,"payload":{"duplicate":false}}""",
+            Encoding.UTF8.GetString(json.EncodeAck("bench.r7", "b-r1-3-42", ulong.MaxValue, duplicate: false)));
+        Assert.Equal("""{"type":"ack","room":"a.b","id":"\u003Cx\u0022\\\u0027\u002B\u0026\u0060\u003E","seq":0,"payload":{"duplicate":true}}""",
+            Encoding.UTF8.GetString(json.EncodeAck("a.b", "<x\"\\'+&`>", 0, duplicate: true)));
+        Assert.Equal("""{"type":"ack","room":"a.b","seq":5,"payload":{"duplicate":false}}""", Encoding.UTF8.GetString(json.EncodeAck("a.b", null, 5, duplicate: false)));
+    }
+
+    [Fact]
     public void Json_frames_built_into_their_final_array_are_the_bytes_of_writing_each_field_in_turn_for_any_message()
     {
         // Frames of checked JSON payloads (and of none) are built straight into their array ("Replay, tenth pass"):

@@ -392,6 +392,10 @@ internal sealed class ClientSession
             frame.Seq ?? 0,
             Truncated: frame.Truncated));
 
+    /// <summary>Sends the <c>ack</c> of a stored publish (<see cref="ControlFrames.Ack"/>), encoded without the frame object.</summary>
+    public void SendAck(string room, string? id, ulong seq, bool duplicate) =>
+        Send(new OutboundFrame(Codec.EncodeAck(room, id, seq, duplicate), MessageTypes.Ack, Seq: seq));
+
     /// <summary>Sends an <c>error</c>; <paramref name="room"/>: the one room it concerns (<see cref="ControlFrames.Error"/>).</summary>
     public void SendError(string code, string message, string? reference, string? room = null) =>
         Send(ControlFrames.Error(code, message, reference, room));

@@ -56,7 +56,7 @@ internal sealed partial class PublishHandler(PublishService publishing, TimeProv
             var outcome = publishing.Conclude(awaited, publish.Room, session.ConnectionId, closing);
             if (outcome.Status == PublishStatus.Stored)
             {
-                session.Send(ControlFrames.Ack(publish.Room, publish.Id, outcome.Seq, outcome.Duplicate));
+                session.SendAck(publish.Room, publish.Id, outcome.Seq, outcome.Duplicate);
             }
             else
             {

@@ -70,7 +70,8 @@ internal sealed class NatsOptions
     /// </summary>
     public bool StoreMessagePackAsJson { get; set; }
 
-    public string RoomSubject(string room) => $"{RoomPrefix}.{room}";
+    // Concatenated, not interpolated: made once per publish (no pooled builder, the length counted once).
+    public string RoomSubject(string room) => string.Concat(RoomPrefix, ".", room);
 
     public string LiveSubject(string room) => $"{LivePrefix}.{room}";
 

@@ -59,7 +59,7 @@ internal sealed class RoomPublisher
             headers[NatsSubjects.IdHeader] = id;
             // JetStream de-duplicates across the whole stream; scoping the id by room and sender means only a
             // retry of the same sender to the same room can collide with an earlier publish.
-            pubOpts = new NatsJSPubOpts { MsgId = $"{room}/{from}/{id}" };
+            pubOpts = new NatsJSPubOpts { MsgId = string.Concat([room, "/", from, "/", id]) };
         }
 
         // The payload is copied into the connection's buffer when the publish is written: callers hand over memory
