@@ -7,6 +7,8 @@ using Bridge.Contracts;
 using Bridge.Testing;
 using Bridge.Tests.Infrastructure;
 using MessagePack;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Bridge.Tests.Integration;
 
@@ -199,6 +201,31 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         }
 
         Assert.Empty(await stored.DrainAsync());
+    }
+
+    [Fact]
+    public async Task Messages_stored_with_a_type_reserved_in_another_case_are_replayed_as_message()
+    {
+        // Stored by an older worker (it compared reserved types exactly) or a backend writing to NATS: the read side
+        // matches reserved types ignoring case too (docs/protocol.md §2, upgrade note), so a reader comparing types
+        // without regard to case never takes them for the gateway's; an application type with capitals stays.
+        await using var worker = await StartAsync();
+        var room = Names.Room("old");
+        await using (var connection = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
+        {
+            var js = new NatsJSContext(connection);
+            foreach (var type in new[] { "Ack", "Welcome", "Server.Status", "Presence.Update", "Chat.Message" })
+            {
+                var ack = await js.PublishAsync($"rooms.{room}", "1"u8.ToArray(), headers: new NatsHeaders { [NatsSubjects.TypeHeader] = type });
+                ack.EnsureSuccess();
+            }
+        }
+
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await client.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        await client.SendAsync(Store.Join(room, new() { ["since"] = 0 }));
+        var replayed = await client.CollectAsync(5, f => f.Room == room && f.Seq > 0 && f.Type != MessageTypes.RoomJoined);
+        Assert.Equal(["message", "message", "message", "message", "Chat.Message"], replayed.Select(f => f.Type));
     }
 
     [Fact]
