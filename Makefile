@@ -10,7 +10,7 @@ help:
 	@echo "                  WORKER_URL=http://127.0.0.1:8081 (or ASPNETCORE_URLS) moves the worker,"
 	@echo "                  NATS_PORT=4222 NATS_MONITOR_PORT=8222 move nats-server, BRIDGE_DATA=.data its storage"
 	@echo "                  NATS_SERVER_BIN=/path/to/nats-server runs that binary (>= 2.14) instead of tools/ or PATH;"
-	@echo "                  in the background, stop it with SIGTERM to scripts/run.sh (it ignores SIGINT there)"
+	@echo "                  in the background, stop it with the recipe it prints (SIGTERM to the pid in .data/run.pid)"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"
 	@echo "make load-smoke   short load run with thresholds (part of make test)"
 	@echo "make test-js      the browser client's tests (Node, real worker) and the dashboard in headless Chromium"

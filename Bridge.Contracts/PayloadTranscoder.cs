@@ -92,14 +92,77 @@ public static partial class PayloadTranscoder
     /// (MessagePack): <c>duplicate name: 'user' appears twice in one object</c>. A name over 64 characters is shown
     /// cut, with "...".
     /// </summary>
-    public static string DuplicateName(string name) =>
-        $"duplicate name: '{(name.Length > 64 ? name[..64] + "..." : name)}' appears twice in one object";
+    public static string DuplicateName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length > 64)
+        {
+            // Cut between characters, never inside a surrogate pair (a lone surrogate is not Unicode text).
+            name = name[..(char.IsHighSurrogate(name[63]) ? 63 : 64)] + "...";
+        }
+
+        return $"duplicate name: '{name}' appears twice in one object";
+    }
+
+    /// <summary>
+    /// <see cref="DescribeMalformedJson(JsonException)"/> for an exception met while reading <paramref name="json"/>,
+    /// but a name given twice is found in <paramref name="json"/> itself and shown whole (up to 64 characters, as
+    /// <see cref="DuplicateName"/> cuts it): System.Text.Json cuts the names it reports to 15 characters and "...",
+    /// which MessagePack's check does not. Throws <see cref="ArgumentNullException"/> when <paramref name="exception"/>
+    /// is null.
+    /// </summary>
+    public static string DescribeMalformedJson(JsonException exception, ReadOnlySpan<byte> json)
+    {
+        var described = DescribeMalformedJson(exception);
+        if (!described.StartsWith(DuplicateNameStart + "'", StringComparison.Ordinal) || FirstRepeatedName(json) is not { } name)
+        {
+            return described;
+        }
+
+        return exception.BytePositionInLine is { } position
+            ? $"{DuplicateName(name)} (line {exception.LineNumber + 1}, byte {position + 1})"
+            : DuplicateName(name);
+    }
+
+    // The first name (escapes undone) given twice in one object of json, in reading order; null when there is none
+    // or the text cannot be read that far.
+    private static string? FirstRepeatedName(ReadOnlySpan<byte> json)
+    {
+        var objects = new Stack<HashSet<string>?>();
+        try
+        {
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 256 });
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        objects.Push(new HashSet<string>(StringComparer.Ordinal));
+                        break;
+                    case JsonTokenType.StartArray:
+                        objects.Push(null);
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        objects.Pop();
+                        break;
+                    case JsonTokenType.PropertyName when reader.GetString() is { } name && !objects.Peek()!.Add(name):
+                        return name;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            // Malformed further on, or a name escaping a lone surrogate: the name System.Text.Json reported stands.
+        }
+
+        return null;
+    }
 
     [GeneratedRegex("^Duplicate property '(.*)' encountered during deserialization", RegexOptions.CultureInvariant | RegexOptions.Singleline)]
     private static partial Regex DuplicateProperty();
 
     /// <summary>
-    /// <paramref name="described"/> (<see cref="DescribeMalformedJson"/>) after <paramref name="prefix"/>, but a name
+    /// <paramref name="described"/> (<see cref="DescribeMalformedJson(JsonException)"/>) after <paramref name="prefix"/>, but a name
     /// given twice as it is: the same sentence for JSON and MessagePack.
     /// </summary>
     public static string Prefixed(string prefix, string described) =>
@@ -204,7 +267,7 @@ public static partial class PayloadTranscoder
         }
         catch (JsonException ex)
         {
-            return Prefixed("malformed JSON payload: ", DescribeMalformedJson(ex));
+            return Prefixed("malformed JSON payload: ", DescribeMalformedJson(ex, json.Span));
         }
     }
 

@@ -13,8 +13,11 @@
 # "Bridge is running" is printed only once this script's own worker answers. A port that is taken stops the start
 # with one line naming it and the variable that moves it; everything started is stopped and the exit code is 1.
 # Ctrl-C (or SIGTERM) stops the worker first (it drains: clients get 1012 and reconnect elsewhere), then
-# nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid): a run in the
-# background stops with `kill $(cat .data/run.pid)`, which signals this checkout's run and no other.
+# nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid), removed once the run
+# has ended (its worker and nats-server stopped). A run in the background stops with the recipe it prints, which
+# signals that pid only if it still is a run.sh (a pidfile left by a killed run may name another process by then):
+#   pid=$(cat .data/run.pid) && ps -o args= -p "$pid" | grep -q scripts/run.sh && kill "$pid"
+# A second run with the same data folder while the first runs is refused (they would share JetStream's store).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +55,14 @@ in_use 127.0.0.1 "$NATS_PORT" && taken "nats-server, NATS_PORT" "$NATS_PORT" "NA
 in_use 127.0.0.1 "$NATS_MONITOR_PORT" && taken "nats-server monitoring, NATS_MONITOR_PORT" "$NATS_MONITOR_PORT" "NATS_MONITOR_PORT=$((NATS_MONITOR_PORT + 1))"
 in_use "$host" "$port" && taken "the worker, WORKER_URL=$WORKER_URL" "$port" "WORKER_URL=$scheme://$host:$((port + 1))"
 
+pidfile="$data/run.pid"
+# A run of this data folder that is still going (its pid is a run.sh): refused. A stale pidfile is overwritten.
+running_pid() { local pid; pid="$(cat "$pidfile" 2>/dev/null)" && [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q scripts/run.sh && echo "$pid"; }
+if other="$(running_pid)"; then
+  say "another run of this checkout is going (pid $other, $pidfile). Stop it first: kill $other, or give this one its own BRIDGE_DATA"
+  exit 1
+fi
+
 nats_bin="$(scripts/ensure-nats-server.sh)"
 mkdir -p "$data/nats"
 
@@ -66,12 +77,11 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-pidfile="$data/run.pid"
 # The worker first (its drain takes at most Bridge:Shutdown:DrainTimeout plus the host's stop), then nats-server.
 shutdown() {
-  trap - INT TERM EXIT
-  # The pid file goes with this run (not one a later run wrote).
-  if [ "$(cat "$pidfile" 2>/dev/null)" = "$$" ]; then rm -f "$pidfile"; fi
+  # A second signal while stopping changes nothing (the stop already ends in SIGKILL if need be).
+  trap '' INT TERM
+  trap - EXIT
   if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
     say "stopping the worker (it drains its connections)..."
     stop "$worker_pid" 45
@@ -80,6 +90,8 @@ shutdown() {
     say "stopping nats-server..."
     stop "$nats_pid" 10
   fi
+  # The pid file goes once the run has ended (and only this run's, not one a later run wrote).
+  if [ "$(cat "$pidfile" 2>/dev/null)" = "$$" ]; then rm -f "$pidfile"; fi
 }
 on_signal() {
   echo >&2
@@ -150,8 +162,8 @@ Bridge is running.
   NATS         nats://127.0.0.1:$NATS_PORT   (JetStream data in $data/nats)
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
-Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server
-(in the background: kill \$(cat $pidfile)).
+Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server. In the background:
+  pid=\$(cat '$pidfile') && ps -o args= -p "\$pid" | grep -q scripts/run.sh && kill "\$pid"
 MSG
 
 # Either one ending on its own ends the run (the EXIT trap stops the other).

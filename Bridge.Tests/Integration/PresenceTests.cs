@@ -236,11 +236,14 @@ public sealed class PresenceTests(NatsServerFixture nats) : IClassFixture<NatsSe
             nats.Server,
             builder => builder.Logging.AddProvider(logs),
             Settings(("Bridge:Presence:OfflineGrace", "00:10:00"), ("Bridge:Shutdown:ReconnectSpread", "00:00:01")));
-        var room = Names.Room("p");
-        await using (var client = await ConnectAsync(worker.WebSocketUrl, "ivy-" + Guid.NewGuid().ToString("N")[..6]))
-        {
-            await client.JoinAndWaitAsync(room);
-        }
+        // One user in two presence rooms is one user (not two (room, user) entries); the first room she left before
+        // the stop, the second she is still in at the stop: the drain's leave holds her in the grace too.
+        var (left, stillIn) = (Names.Room("p"), Names.Room("p"));
+        await using var client = await ConnectAsync(worker.WebSocketUrl, "ivy-" + Guid.NewGuid().ToString("N")[..6]);
+        await client.JoinAndWaitAsync(left);
+        await client.JoinAndWaitAsync(stillIn);
+        await client.SendAsync(new() { ["type"] = MessageTypes.RoomLeave, ["room"] = left });
+        await client.WaitForAsync(f => f.Type == MessageTypes.RoomLeft && f.Room == left);
 
         await worker.DisposeAsync();
 

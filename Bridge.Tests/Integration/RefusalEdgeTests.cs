@@ -7,6 +7,8 @@ using Bridge.Contracts;
 using Bridge.Testing;
 using Bridge.Tests.Infrastructure;
 using MessagePack;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Bridge.Tests.Integration;
 
@@ -199,6 +201,143 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         }
 
         Assert.Empty(await stored.DrainAsync());
+    }
+
+    [Fact]
+    public async Task Messages_stored_with_a_type_reserved_in_another_case_are_replayed_as_message()
+    {
+        // Stored by an older worker (it compared reserved types exactly) or a backend writing to NATS: the read side
+        // matches reserved types ignoring case too (docs/protocol.md §2, upgrade note), so a reader comparing types
+        // without regard to case never takes them for the gateway's; an application type with capitals stays.
+        await using var worker = await StartAsync();
+        var room = Names.Room("old");
+        await using (var connection = new NatsConnection(new NatsOpts { Url = nats.Server.Url }))
+        {
+            var js = new NatsJSContext(connection);
+            foreach (var type in new[] { "Ack", "Welcome", "Server.Status", "Presence.Update", "Chat.Message" })
+            {
+                var ack = await js.PublishAsync($"rooms.{room}", "1"u8.ToArray(), headers: new NatsHeaders { [NatsSubjects.TypeHeader] = type });
+                ack.EnsureSuccess();
+            }
+        }
+
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await client.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        await client.SendAsync(Store.Join(room, new() { ["since"] = 0 }));
+        var replayed = await client.CollectAsync(5, f => f.Room == room && f.Seq > 0 && f.Type != MessageTypes.RoomJoined);
+        Assert.Equal(["message", "message", "message", "message", "Chat.Message"], replayed.Select(f => f.Type));
+    }
+
+    [Fact]
+    public async Task A_cursor_refusal_names_its_first_fault_in_reading_order()
+    {
+        // "b=x" is malformed before "a" is repeated: the generic rule, not "names room 'a' twice".
+        await using var worker = await StartAsync();
+        var (a, b) = (Names.Room("cur"), Names.Room("cur"));
+        foreach (var (cursor, expected) in new[]
+        {
+            ($"{b}=x,{a}=1,{a}=2", "Last-Event-ID must be a seq (one room) or room=seq pairs separated by commas"),
+            ($"{a}=1,{a}=2,{b}=x", $"Last-Event-ID names room '{a}' twice: one position per room"),
+        })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(worker.HttpUrl, $"/sse?rooms={a},{b}"));
+            request.Headers.Add("Last-Event-ID", cursor);
+            using var response = await Http.SendAsync(request);
+            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.InvalidArgument, expected),
+                (response.StatusCode, body["code"]!.GetValue<string>(), body["message"]!.GetValue<string>()));
+        }
+    }
+
+    [Fact]
+    public async Task The_ignoring_case_hint_comes_only_when_the_case_alone_makes_a_type_reserved()
+    {
+        await using var worker = await StartAsync();
+        var room = Names.Room("case");
+        foreach (var (type, hint) in new[] { ("room.Bogus", false), ("server.X", false), ("Room.bogus", true), ("wELCOME", true), ("room.bogus", false) })
+        {
+            var refused = await PostAsync(MessagesUrl(worker, room), Encoding.UTF8.GetBytes($$"""{"type":"{{type}}","payload":1}"""));
+            Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.UnknownType), (refused.Status, refused.Code));
+            Assert.True(hint == refused.Message!.Contains("matched ignoring case", StringComparison.Ordinal), $"{type}: {refused.Message}");
+        }
+    }
+
+    [Fact]
+    public async Task A_long_name_twice_reads_the_same_whole_name_in_json_and_messagepack_and_nothing_is_stored()
+    {
+        // System.Text.Json cuts the names it reports to 15 characters and "...": the refusal finds the name itself.
+        await using var worker = await StartAsync();
+        var room = Names.Room("dup");
+        await using var stored = await SubjectObserver.StartAsync(nats.Server.Url, $"rooms.{room}");
+        const string Long = "notification_channel";
+        var expected = $"duplicate name: '{Long}' appears twice in one object";
+
+        // Backend API: a JSON body (System.Text.Json's document check) and the same body as MessagePack.
+        var banUrl = new Uri(worker.HttpUrl, "/api/backend/ban");
+        var jsonBody = await PostAsync(banUrl, Encoding.UTF8.GetBytes($$"""{"user":"a","{{Long}}":1,"{{Long}}":2,"ttl_seconds":5}"""), apiKey: _key);
+        var msgpackBody = await PostAsync(banUrl, Map(("user", Pack("a")), (Long, Pack(1)), (Long, Pack(2)), ("ttl_seconds", Pack(5))), NatsSubjects.MessagePackContentType, apiKey: _key);
+        Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame, expected), (msgpackBody.Status, msgpackBody.Code, msgpackBody.Message));
+        Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame), (jsonBody.Status, jsonBody.Code));
+        Assert.Equal(expected, jsonBody.Message);
+
+        // WebSocket JSON payloads: past the 32 names the reader pass compares, and an escaped name ("\u006e" is "n").
+        await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await json.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        var many = string.Join(",", Enumerable.Range(0, 40).Select(i => $"\"k{i}\":{i}"));
+        foreach (var payload in new[] { $$"""{{{many}},"{{Long}}":1,"{{Long}}":2}""", $$"""{"{{Long}}":1,"\u006e{{Long[1..]}}":2}""" })
+        {
+            var id = "j-" + Guid.NewGuid().ToString("N")[..6];
+            await json.SendRawAsync(Encoding.UTF8.GetBytes($$"""{"type":"chat.message","room":"{{room}}","id":"{{id}}","payload":{{payload}}}"""));
+            var error = await json.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+            Assert.Equal((ErrorCodes.BadFrame, id), (error.ErrorCode, error.Payload!["ref"]?.GetValue<string>()));
+            Assert.Equal(expected, error.Payload!["message"]!.GetValue<string>());
+        }
+
+        // WebSocket MessagePack: the same name, and one of 63 characters and an emoji, cut before the emoji (a cut
+        // inside its surrogate pair would send text that is not Unicode: U+FFFD on the wire).
+        await using var msgpack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
+        await msgpack.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        var emoji = new string('a', 63) + "\U0001F600";
+        foreach (var (name, message) in new[] { (Long, expected), (emoji, $"duplicate name: '{new string('a', 63)}...' appears twice in one object") })
+        {
+            var id = "m-" + Guid.NewGuid().ToString("N")[..6];
+            var payload = Map((name, Pack(1)), (name, Pack(2)));
+            await msgpack.SendRawAsync(Map(("type", Pack("chat.message")), ("room", Pack(room)), ("id", Pack(id)), ("payload", payload)));
+            var error = await msgpack.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+            Assert.Equal((ErrorCodes.BadFrame, id, message), (error.ErrorCode, error.Payload!["ref"]?.GetValue<string>(), error.Payload!["message"]!.GetValue<string>()));
+        }
+
+        Assert.Empty(await stored.DrainAsync());
+    }
+
+    [Fact]
+    public async Task A_payload_nested_too_deep_is_refused_with_the_same_limit_in_json_and_messagepack()
+    {
+        // 33 levels of arrays in the payload: one too many. JSON's reader counts the envelope too (33 + 1): the
+        // refusal still says the payload's limit, 32, as MessagePack and docs/protocol.md do.
+        await using var worker = await StartAsync();
+        var room = Names.Room("deep");
+        await using var json = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await json.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        var deep = new string('[', 33) + new string(']', 33);
+        await json.SendRawAsync(Encoding.UTF8.GetBytes($$"""{"type":"chat.message","room":"{{room}}","id":"d1","payload":{{deep}}}"""));
+        var jsonError = await json.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+        Assert.Equal(ErrorCodes.BadFrame, jsonError.ErrorCode);
+        Assert.Contains("nests deeper than 32 levels", jsonError.Payload!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // 32 levels are fine.
+        var fine = new string('[', 32) + new string(']', 32);
+        await json.SendRawAsync(Encoding.UTF8.GetBytes($$"""{"type":"chat.message","room":"{{room}}","id":"d2","payload":{{fine}}}"""));
+        var ack = await json.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+        Assert.True((ack.Type, ack.Id) == (MessageTypes.Ack, "d2"), ack.ToString());
+
+        await using var msgpack = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.MessagePack);
+        await msgpack.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        var nested = Enumerable.Repeat((byte)0x91, 32).Append((byte)0x90).ToArray();
+        await msgpack.SendRawAsync(Map(("type", Pack("chat.message")), ("room", Pack(room)), ("id", Pack("d3")), ("payload", nested)));
+        var msgpackError = await msgpack.WaitForAsync(f => f.Type is MessageTypes.Error or MessageTypes.Ack);
+        Assert.Equal(ErrorCodes.BadFrame, msgpackError.ErrorCode);
+        Assert.Contains("nests deeper than 32 levels", msgpackError.Payload!["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     private static byte[] Pack<T>(T value) => MessagePackSerializer.Serialize(value);

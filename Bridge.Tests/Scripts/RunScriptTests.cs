@@ -93,22 +93,95 @@ public sealed class RunScriptTests : IDisposable
         Assert.True(output.IndexOf("stopping the worker", StringComparison.Ordinal) < output.IndexOf("stopping nats-server", StringComparison.Ordinal), output);
     }
 
-    [Fact]
-    public async Task A_run_keeps_its_pid_in_its_data_folder_and_the_readme_recipe_stops_that_run()
+    // The recipe a run prints for stopping it in the background (the README's, with this run's pidfile).
+    private static string Recipe(ChildRun run)
     {
-        // The README's recipe for a run in the background, `kill $(cat .data/run.pid)`, with this run's data folder:
-        // it signals this checkout's run.sh (not every run.sh on the machine, as `pgrep -f scripts/run.sh` did).
-        await using var run = Run(Environment());
+        var lines = run.Lines.ToList();
+        var at = lines.FindIndex(l => l.EndsWith("In the background:", StringComparison.Ordinal));
+        Assert.True(at >= 0 && at + 1 < lines.Count, run.Output);
+        return lines[at + 1].Trim();
+    }
+
+    [Fact]
+    public async Task A_run_keeps_its_pid_until_it_has_ended_and_the_readme_recipe_stops_that_run()
+    {
+        // The README's recipe for a run in the background, with this run's data folder: it signals this checkout's
+        // run.sh (not every run.sh on the machine, as `pgrep -f scripts/run.sh` did).
+        var environment = Environment();
+        // A client that never answers the worker's close keeps the drain open (CloseTimeout) while the test looks.
+        environment["Bridge__Connections__CloseTimeout"] = "00:00:10";
+        await using var run = Run(environment);
         await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
         var pidfile = Path.Combine(_data, "run.pid");
         Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
-        Assert.Contains(run.Lines, l => l == $"(in the background: kill $(cat {pidfile})).");
+        var recipe = Recipe(run);
+        Assert.Equal($"pid=$(cat '{pidfile}') && ps -o args= -p \"$pid\" | grep -q scripts/run.sh && kill \"$pid\"", recipe);
+        var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
+        Assert.NotNull(nats);
+        using var client = new ClientWebSocket();
+        await client.ConnectAsync(new Uri($"ws://127.0.0.1:{_workerPort}/ws"), CancellationToken.None);
 
-        var (code, output) = await ChildRun.RunAsync("bash", ["-c", $"kill $(cat '{pidfile}')"], TimeSpan.FromSeconds(10));
+        var (code, output) = await ChildRun.RunAsync("bash", ["-c", recipe], TimeSpan.FromSeconds(10));
         Assert.True(code == 0, output);
+        // Stopping is not stopped: the pidfile stays while the worker drains (a script waiting for it to go would
+        // take the ports for free too early), and the same recipe again changes nothing.
+        await run.WaitForLineAsync(l => l == "run.sh: stopping the worker (it drains its connections)...", TimeSpan.FromSeconds(30));
+        Assert.True(File.Exists(pidfile), "the pid file went before the run ended");
+        (code, output) = await ChildRun.RunAsync("bash", ["-c", recipe], TimeSpan.FromSeconds(10));
+        Assert.True(code == 0, output);
+
         Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(run.Lines, l => l == "run.sh: stopped.");
+        Assert.False(ChildRun.IsAlive(nats.Value), "nats-server is still running");
         Assert.False(File.Exists(pidfile), "the pid file outlived its run");
+        client.Abort();
+    }
+
+    [Fact]
+    public async Task A_stale_pidfile_signals_nothing_and_a_second_run_of_the_same_data_folder_is_refused()
+    {
+        // A run killed without its EXIT trap (kill -9, a crash) leaves its pidfile; its pid may be another process
+        // by now. The recipe leaves that process alone, and the next run replaces the file.
+        Directory.CreateDirectory(_data);
+        var pidfile = Path.Combine(_data, "run.pid");
+        using var other = System.Diagnostics.Process.Start("sleep", "120");
+        try
+        {
+            await File.WriteAllTextAsync(pidfile, other.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+            var readme = $"pid=$(cat '{pidfile}') && ps -o args= -p \"$pid\" | grep -q scripts/run.sh && kill \"$pid\"";
+            var (code, _) = await ChildRun.RunAsync("bash", ["-c", readme], TimeSpan.FromSeconds(10));
+            Assert.NotEqual(0, code);
+            Assert.False(other.HasExited, "the recipe signalled a process that is no run.sh");
+
+            await using var run = Run(Environment());
+            await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+            var runPid = run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(runPid, File.ReadAllText(pidfile).Trim());
+
+            // A second run of the same data folder (on other ports) would share JetStream's store: refused, and the
+            // first run's pidfile is left as it is.
+            var second = Environment();
+            second["WORKER_URL"] = $"http://127.0.0.1:{ChildRun.FreePort()}";
+            second["NATS_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            second["NATS_MONITOR_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await using (var refused = Run(second))
+            {
+                Assert.Equal(1, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+                Assert.Equal(
+                    $"run.sh: another run of this checkout is going (pid {runPid}, {pidfile}). Stop it first: kill {runPid}, or give this one its own BRIDGE_DATA",
+                    Assert.Single(refused.Lines));
+            }
+
+            Assert.Equal(runPid, File.ReadAllText(pidfile).Trim());
+            (code, var output) = await ChildRun.RunAsync("bash", ["-c", Recipe(run)], TimeSpan.FromSeconds(10));
+            Assert.True(code == 0, output);
+            Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.False(File.Exists(pidfile), "the pid file outlived its run");
+        }
+        finally
+        {
+            other.Kill();
+        }
     }
 
     [Fact]

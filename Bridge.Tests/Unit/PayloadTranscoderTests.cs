@@ -168,6 +168,18 @@ public sealed class PayloadTranscoderTests
     }
 
     [Fact]
+    public void A_long_duplicate_name_is_cut_at_64_characters_never_inside_a_surrogate_pair()
+    {
+        var a64 = new string('a', 64);
+        Assert.Equal($"duplicate name: '{a64}...' appears twice in one object", PayloadTranscoder.DuplicateName(a64 + "b"));
+        Assert.Equal($"duplicate name: '{a64}' appears twice in one object", PayloadTranscoder.DuplicateName(a64));
+        // 63 characters, then an emoji (two UTF-16 units): cut before it, so the message is Unicode text.
+        var cut = PayloadTranscoder.DuplicateName(new string('a', 63) + "\U0001F600" + "b");
+        Assert.Equal($"duplicate name: '{new string('a', 63)}...' appears twice in one object", cut);
+        Assert.False(cut.AsSpan().ContainsAnyInRange((char)0xD800, (char)0xDFFF), cut);
+    }
+
+    [Fact]
     public void The_contracts_readme_example_renders_what_it_says()
     {
         byte[] body = [0x81, 0xA1, 0x74, 0xD6, 0xFF, 0x69, 0x55, 0xB9, 0x01];

@@ -51,7 +51,7 @@ internal sealed class ApiArgs : IDisposable
         }
         catch (JsonException ex)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.Prefixed("the body is not valid JSON: ", PayloadTranscoder.DescribeMalformedJson(ex)));
+            throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.Prefixed("the body is not valid JSON: ", PayloadTranscoder.DescribeMalformedJson(ex, json.Span)));
         }
         catch (InvalidOperationException)
         {

@@ -221,7 +221,9 @@ internal sealed partial class PresenceTracker(
             if (!_leaving.IsEmpty && wait > TimeSpan.Zero)
             {
                 // Said once, before the pause: a stop that takes seconds after a presence room was used is this wait.
-                LogWaitingForReconnects((long)wait.TotalMilliseconds, _leaving.Count, (long)shutdown.Value.ReconnectSpread.TotalMilliseconds);
+                var users = LeavingUsers(); // once, at shutdown
+                LogWaitingForReconnects((long)wait.TotalMilliseconds, users, (long)shutdown.Value.ReconnectSpread.TotalMilliseconds);
+
                 await Task.Delay(wait, time, cancellationToken);
             }
 
@@ -229,7 +231,8 @@ internal sealed partial class PresenceTracker(
         }
         catch (OperationCanceledException)
         {
-            LogFlushCutShort(_leaving.Count);
+            var users = LeavingUsers(); // once, at shutdown
+            LogFlushCutShort(users);
         }
     }
 
@@ -432,6 +435,9 @@ internal sealed partial class PresenceTracker(
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Presence of room {Room} could not be updated")]
     private partial void LogPresenceFailed(Exception exception, string room);
+
+    // The users held in their offline grace: one user leaving several rooms counts once.
+    private int LeavingUsers() => _leaving.Keys.Select(k => k.User).Distinct(StringComparer.Ordinal).Count();
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Presence of room {Room}: a user's offline could not be stored and is given up (their key expires within Ttl)")]
     private partial void LogOfflineLost(string room);

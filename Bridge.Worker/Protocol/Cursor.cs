@@ -26,17 +26,23 @@ internal static class Cursor
                 ? $"{field} names room '{room}' twice: one position per room"
                 : $"{field} must be a seq (one room) or room=seq pairs separated by commas";
 
-    // The first room (or pattern) a cursor's pairs name twice, or null.
+    // The room (or pattern) a cursor names twice when that is its first fault in reading order, else null: in
+    // "b=x,a=1,a=2" the fault is the pair "b=x", not the repeat after it.
     private static string? RepeatedRoom(string? text)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var pair in (text ?? "").Split(','))
         {
             var eq = pair.IndexOf('=', StringComparison.Ordinal);
-            var room = eq > 0 ? pair[..eq] : null;
-            if (room is not null && (RoomName.IsValid(room) || RoomName.IsValidPattern(room)) && !seen.Add(room))
+            if (eq <= 0 || !(RoomName.IsValid(pair[..eq]) || RoomName.IsValidPattern(pair[..eq])) ||
+                !ulong.TryParse(pair.AsSpan(eq + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _))
             {
-                return room;
+                return null;
+            }
+
+            if (!seen.Add(pair[..eq]))
+            {
+                return pair[..eq];
             }
         }
 

@@ -27,6 +27,9 @@ internal sealed class JsonFrameCodec : IFrameCodec
     // The envelope object is one level; its payload may nest PayloadTranscoder.MaxDepth more.
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = PayloadTranscoder.MaxDepth + 1 };
 
+    private static readonly string FrameDepthFault = $"the value nests deeper than {PayloadTranscoder.MaxDepth + 1} levels";
+    private static readonly string PayloadDepthFault = $"the payload nests deeper than {PayloadTranscoder.MaxDepth} levels";
+
     // Encoding happens on a room's reader thread or a connection's receive loop; one scratch buffer per thread
     // means no allocation but the final frame array.
     [ThreadStatic]
@@ -120,7 +123,10 @@ internal sealed class JsonFrameCodec : IFrameCodec
         }
         catch (JsonException ex)
         {
-            error = new DecodeError(PayloadTranscoder.Prefixed("malformed JSON: ", PayloadTranscoder.DescribeMalformedJson(ex)), id);
+            // The reader's depth counts the envelope too: the limit is said as the payload's, as MessagePack frames and
+            // docs/protocol.md say it (32 levels, not 33).
+            var described = PayloadTranscoder.DescribeMalformedJson(ex).Replace(FrameDepthFault, PayloadDepthFault, StringComparison.Ordinal);
+            error = new DecodeError(PayloadTranscoder.Prefixed("malformed JSON: ", described), id);
             return null;
         }
         catch (FieldKindException ex)

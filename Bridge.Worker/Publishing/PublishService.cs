@@ -61,8 +61,11 @@ internal sealed partial class PublishService(RoomPublisher publisher, BridgeMetr
 
         if (MessageTypes.IsReserved(type))
         {
-            // Reserved types are matched ignoring ASCII case: say so when only the case differs (a typo of room.join).
-            return Invalid(ErrorCodes.UnknownType, type.Any(char.IsAsciiLetterUpper)
+            // Reserved types are matched ignoring ASCII case: say so when only the case makes it reserved (ROOM.JOIN,
+            // Welcome), not for room.Bogus, reserved in any case. What matched is the first token (a reserved prefix
+            // ends with its first '.', and a reserved name has none).
+            var dot = type.IndexOf('.', StringComparison.Ordinal);
+            return Invalid(ErrorCodes.UnknownType, type.AsSpan(0, dot < 0 ? type.Length : dot).ContainsAnyInRange('A', 'Z')
                 ? $"'{type}' is reserved for the gateway and not a client message type (reserved types are matched ignoring case; gateway types are lowercase)"
                 : $"'{type}' is reserved for the gateway and not a client message type");
         }
