@@ -116,6 +116,8 @@ public sealed class RunScriptTests : IDisposable
         Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
         var recipe = Recipe(run);
         Assert.Equal($"pid=$(cat '{pidfile}') && ps -o args= -p \"$pid\" | grep -q scripts/run.sh && kill \"$pid\"", recipe);
+        // README example stop-background-run is this recipe for the default data folder.
+        Assert.Equal(recipe.Replace($"'{pidfile}'", ".data/run.pid", StringComparison.Ordinal), Docs.ReadmeExampleTests.Code("stop-background-run").Trim());
         var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
         Assert.NotNull(nats);
         using var client = new ClientWebSocket();
