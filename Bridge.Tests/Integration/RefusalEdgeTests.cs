@@ -119,6 +119,14 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         await Store.PublishAsync(nats.Server, [a, b]);
         var poll = JsonNode.Parse(await Http.GetStringAsync(new Uri(worker.HttpUrl, $"/poll?rooms={a}&rooms={b}&cursor={a}%3D0,{b}%3D0")))!;
         Assert.Equal(new HashSet<string> { a, b }, poll["messages"]!.AsArray().Select(m => m!["room"]!.GetValue<string>()).ToHashSet());
+
+        // An empty repeated rooms= is an empty name in that list, refused as `rooms=a,` is (not silently dropped).
+        foreach (var path in new[] { $"/sse?rooms={a}&rooms=", $"/poll?rooms={a}&rooms=&cursor={a}%3D0", $"/sse?rooms={a}," })
+        {
+            using var response = await Http.GetAsync(new Uri(worker.HttpUrl, path));
+            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.InvalidRoom), (response.StatusCode, body["code"]!.GetValue<string>()));
+        }
     }
 
     [Fact]

@@ -48,7 +48,9 @@ internal static class HttpErrors
         out List<string> rooms, out Connections.JoinOptions join, out IResult? error)
     {
         join = default;
-        return TryParseRooms(context.Request.Query["rooms"], o, out rooms, out error) &&
+        // Repeated rooms= parameters are one list, empty ones kept (StringValues' own joining drops them): `rooms=a&rooms=`
+        // is refused as `rooms=a,` is.
+        return TryParseRooms(string.Join(',', (IEnumerable<string?>)context.Request.Query["rooms"]), o, out rooms, out error) &&
             TryParseJoinOptions(context.Request.Query, out join, out error) &&
             CheckJoin(identity, rooms, out error);
     }
