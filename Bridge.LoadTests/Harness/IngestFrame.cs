@@ -26,26 +26,14 @@ internal static class IngestFrame
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(idPrefix.Length, MaxPrefix);
         var rest = destination;
-        Put(ref rest, "{\"type\":\"load.ingest\",\"room\":\"bench.r"u8);
-        Number(ref rest, room);
-        Put(ref rest, "\",\"id\":\""u8);
-        Put(ref rest, idPrefix);
-        Number(ref rest, n);
-        Put(ref rest, "\",\"payload\":"u8);
+        LoadPayload.Put(ref rest, "{\"type\":\"load.ingest\",\"room\":\"bench.r"u8);
+        LoadPayload.Number(ref rest, room);
+        LoadPayload.Put(ref rest, "\",\"id\":\""u8);
+        LoadPayload.Put(ref rest, idPrefix);
+        LoadPayload.Number(ref rest, n);
+        LoadPayload.Put(ref rest, "\",\"payload\":"u8);
         rest = rest[LoadPayload.Write(rest, 0, n, room)..];
-        Put(ref rest, "}"u8);
+        LoadPayload.Put(ref rest, "}"u8);
         return destination.Length - rest.Length;
-    }
-
-    private static void Put(ref Span<byte> rest, ReadOnlySpan<byte> bytes)
-    {
-        bytes.CopyTo(rest);
-        rest = rest[bytes.Length..];
-    }
-
-    private static void Number(ref Span<byte> rest, long value)
-    {
-        Utf8Formatter.TryFormat(value, rest, out var written);
-        rest = rest[written..];
     }
 }

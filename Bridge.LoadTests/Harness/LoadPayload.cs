@@ -46,13 +46,15 @@ internal static class LoadPayload
     /// <summary>Bytes <see cref="Write"/> needs at most at the default size: the fields at their longest, and the pad.</summary>
     public const int MaxLength = 128;
 
-    private static void Put(ref Span<byte> rest, ReadOnlySpan<byte> bytes)
+    /// <summary>Copies <paramref name="bytes"/> to the start of <paramref name="rest"/> and moves past them.</summary>
+    internal static void Put(ref Span<byte> rest, ReadOnlySpan<byte> bytes)
     {
         bytes.CopyTo(rest);
         rest = rest[bytes.Length..];
     }
 
-    private static void Number(ref Span<byte> rest, long value)
+    /// <summary>Writes <paramref name="value"/> in decimal at the start of <paramref name="rest"/> and moves past it.</summary>
+    internal static void Number(ref Span<byte> rest, long value)
     {
         Utf8Formatter.TryFormat(value, rest, out var written);
         rest = rest[written..];

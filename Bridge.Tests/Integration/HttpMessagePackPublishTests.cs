@@ -26,7 +26,7 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(30) };
 
     /// <summary>A MessagePack map of the given keys, each value written as the raw MessagePack bytes given.</summary>
-    private static byte[] Map(params (string Key, byte[] Value)[] entries)
+    internal static byte[] Map(params (string Key, byte[] Value)[] entries)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
@@ -41,7 +41,7 @@ public sealed class HttpMessagePackPublishTests(NatsServerFixture nats) : IClass
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static byte[] Pack<T>(T value) => MessagePackSerializer.Serialize(value);
+    internal static byte[] Pack<T>(T value) => MessagePackSerializer.Serialize(value);
 
     private static async Task<(HttpStatusCode Status, JsonNode Body)> PostAsync(Uri url, byte[] body, string? contentType)
     {

@@ -348,21 +348,7 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Contains("nests deeper than 32 levels", msgpackError.Payload!["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
-    private static byte[] Pack<T>(T value) => MessagePackSerializer.Serialize(value);
+    private static byte[] Pack<T>(T value) => HttpMessagePackPublishTests.Pack(value);
 
-    /// <summary>A MessagePack map of the given keys, each value written as the raw MessagePack bytes given.</summary>
-    private static byte[] Map(params (string Key, byte[] Value)[] entries)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(entries.Length);
-        foreach (var (key, value) in entries)
-        {
-            writer.Write(key);
-            writer.WriteRaw(value);
-        }
-
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
-    }
+    private static byte[] Map(params (string Key, byte[] Value)[] entries) => HttpMessagePackPublishTests.Map(entries);
 }
