@@ -15,9 +15,14 @@
 # Ctrl-C (or SIGTERM) stops the worker first (it drains: clients get 1012 and reconnect elsewhere), then
 # nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid), removed once the run
 # has ended (its worker and nats-server stopped). A run in the background stops with the recipe it prints, which
-# signals that pid only if it still is a run.sh (a pidfile left by a killed run may name another process by then):
-#   pid=$(cat .data/run.pid) && ps -o args= -p "$pid" | grep -q scripts/run.sh && kill "$pid"
-# A second run with the same data folder while the first runs is refused (they would share JetStream's store).
+# signals that pid only if it still is this checkout's run.sh (its working directory is the checkout and its command
+# line is exactly `bash [path/]run.sh`; a pidfile left by a killed run may name another process by then):
+#   pid=$(cat .data/run.pid) && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ] && tr '\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\.sh ' && kill "$pid"
+# The run holds an flock on $BRIDGE_DATA/run.lock for its whole life, and its nats-server and worker inherit it. A
+# second run with the same data folder is refused while any of them holds it (they would share JetStream's store),
+# before the port checks: "another run of this checkout is going" while the first run.sh is alive, or, when that
+# run.sh was killed (kill -9) and its nats-server or worker still runs, a line naming their pids. Where util-linux's
+# setpriv is found (Linux), the children get SIGTERM when run.sh dies however it dies, so a killed run stops them too.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,6 +50,56 @@ case "$host" in
 esac
 base="$scheme://$host:$port"
 
+pidfile="$data/run.pid"
+lock="$data/run.lock"
+mkdir -p "$data"
+lock_path="$(cd "$data" && pwd -P)/run.lock"
+checkout="$(pwd -P)"
+# Exactly this checkout's run.sh: bash running run.sh with no other argument, in this checkout (run.sh cds there).
+# Not `tail -f scripts/run.sh`, an editor on it, or another checkout's run.
+is_run() {
+  [ -n "$1" ] && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$checkout" ] &&
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eqx '(.*/)?bash (.*/)?run\.sh '
+}
+# The processes that have the lock file open: this data folder's run.sh, nats-server and worker.
+holders() {
+  { find /proc/[0-9]*/fd -maxdepth 1 -lname "$lock_path" 2>/dev/null || true; } | sed -E 's|^/proc/([0-9]+)/.*|\1|' | sort -un
+}
+describe() {
+  case "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" in
+    *nats-server*) echo "nats-server (pid $1)" ;;
+    *Bridge.Worker*) echo "the worker (pid $1)" ;;
+    *) echo "pid $1 ($(cat "/proc/$1/comm" 2>/dev/null || echo gone))" ;;
+  esac
+}
+# A run of this data folder that is still going (its pid is this checkout's run.sh): refused. A stale pidfile is
+# overwritten.
+other="$(cat "$pidfile" 2>/dev/null || true)"
+if is_run "$other"; then
+  say "another run of this checkout is going (pid $other, $pidfile). Stop it first: kill $other, or give this one its own BRIDGE_DATA"
+  exit 1
+fi
+# The lock, held until this run and its children have ended (fd 9 is inherited by nats-server and the worker, and
+# closed for everything else that could outlive the run, such as dotnet build's servers).
+exec 9>>"$lock"
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+  exec 9>&- # not one of the holders
+  pids="$(holders | tr '\n' ' ')"
+  if [ -z "$pids" ]; then
+    say "$lock is locked by a process this user cannot see; another run (of another user?) uses $data. Give this one its own BRIDGE_DATA"
+    exit 1
+  fi
+  for pid in $pids; do
+    if is_run "$pid"; then
+      say "another run of this checkout is going (pid $pid, $pidfile). Stop it first: kill $pid, or give this one its own BRIDGE_DATA"
+      exit 1
+    fi
+  done
+  names="$(for pid in $pids; do describe "$pid"; done | paste -sd, - | sed 's/,/, /g')"
+  say "an earlier run on $data was killed before it stopped its processes, and they still run: $names. They would share JetStream's store with this run. Stop them first: kill ${pids% }"
+  exit 1
+fi
+
 # Something already answering on a port we are about to use: say which and how to move it, start nothing.
 in_use() { (exec 3<>"/dev/tcp/${1//[\[\]]/}/$2") 2>/dev/null; }
 taken() {
@@ -55,15 +110,7 @@ in_use 127.0.0.1 "$NATS_PORT" && taken "nats-server, NATS_PORT" "$NATS_PORT" "NA
 in_use 127.0.0.1 "$NATS_MONITOR_PORT" && taken "nats-server monitoring, NATS_MONITOR_PORT" "$NATS_MONITOR_PORT" "NATS_MONITOR_PORT=$((NATS_MONITOR_PORT + 1))"
 in_use "$host" "$port" && taken "the worker, WORKER_URL=$WORKER_URL" "$port" "WORKER_URL=$scheme://$host:$((port + 1))"
 
-pidfile="$data/run.pid"
-# A run of this data folder that is still going (its pid is a run.sh): refused. A stale pidfile is overwritten.
-running_pid() { local pid; pid="$(cat "$pidfile" 2>/dev/null)" && [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q scripts/run.sh && echo "$pid"; }
-if other="$(running_pid)"; then
-  say "another run of this checkout is going (pid $other, $pidfile). Stop it first: kill $other, or give this one its own BRIDGE_DATA"
-  exit 1
-fi
-
-nats_bin="$(scripts/ensure-nats-server.sh)"
+nats_bin="$(scripts/ensure-nats-server.sh 9>&-)"
 mkdir -p "$data/nats"
 
 nats_pid=""
@@ -104,7 +151,11 @@ trap shutdown EXIT
 echo "$$" >"$pidfile"
 
 # Each child in its own session: a Ctrl-C in the terminal reaches this script only, which stops them in order.
-setsid "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$data/nats" >"$data/nats-server.log" 2>&1 &
+# Where util-linux's setpriv can ask the kernel for it (PR_SET_PDEATHSIG, Linux), each child also gets SIGTERM when
+# this script dies however it dies (kill -9 included), so a killed run does not leave them running.
+deathsig=()
+if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then deathsig=(setpriv --pdeathsig TERM); fi
+setsid ${deathsig[@]+"${deathsig[@]}"} "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$data/nats" >"$data/nats-server.log" 2>&1 &
 nats_pid=$!
 for _ in $(seq 1 100); do
   kill -0 "$nats_pid" 2>/dev/null || break
@@ -120,12 +171,12 @@ fi
 
 dll="${BRIDGE_WORKER_DLL:-}"
 if [ -z "$dll" ]; then
-  dotnet build Bridge.Worker -c Release -v q -nologo
+  dotnet build Bridge.Worker -c Release -v q -nologo 9>&-
   dll=Bridge.Worker/bin/Release/net10.0/Bridge.Worker.dll
 fi
 
 ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" \
-  setsid dotnet "$dll" --urls "$urls" --Bridge:Nats:Url "nats://127.0.0.1:$NATS_PORT" &
+  setsid ${deathsig[@]+"${deathsig[@]}"} dotnet "$dll" --urls "$urls" --Bridge:Nats:Url "nats://127.0.0.1:$NATS_PORT" &
 worker_pid=$!
 
 # Up when this worker answers; if it exits first, say why (its exit code: 2 invalid settings, 3 address in use).
@@ -163,7 +214,7 @@ Bridge is running.
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
 Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server. In the background:
-  pid=\$(cat '$pidfile') && ps -o args= -p "\$pid" | grep -q scripts/run.sh && kill "\$pid"
+  pid=\$(cat '$pidfile') && [ "\$(readlink /proc/\$pid/cwd)" = '$checkout' ] && tr '\\0' ' ' </proc/\$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill "\$pid"
 MSG
 
 # Either one ending on its own ends the run (the EXIT trap stops the other).

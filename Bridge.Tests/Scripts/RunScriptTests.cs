@@ -93,6 +93,15 @@ public sealed class RunScriptTests : IDisposable
         Assert.True(output.IndexOf("stopping the worker", StringComparison.Ordinal) < output.IndexOf("stopping nats-server", StringComparison.Ordinal), output);
     }
 
+    // The checkout as run.sh prints it (pwd -P; the test checkout has no symbolic link on its path).
+    private static string Checkout => Path.TrimEndingDirectorySeparator(Path.GetFullPath(RepoPaths.Root));
+
+    // The stop recipe: SIGTERM to the pid in the pidfile only if it is exactly this checkout's run.sh.
+    private static string RecipeFor(string pidfile, string checkout) =>
+        $"pid=$(cat {pidfile}) && [ \"$(readlink /proc/$pid/cwd)\" = {checkout} ] && tr '\\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill \"$pid\"";
+
+    private static string ReadmeRecipe => Docs.ReadmeExampleTests.Code("stop-background-run").Trim();
+
     // The recipe a run prints for stopping it in the background (the README's, with this run's pidfile).
     private static string Recipe(ChildRun run)
     {
@@ -115,9 +124,9 @@ public sealed class RunScriptTests : IDisposable
         var pidfile = Path.Combine(_data, "run.pid");
         Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
         var recipe = Recipe(run);
-        Assert.Equal($"pid=$(cat '{pidfile}') && ps -o args= -p \"$pid\" | grep -q scripts/run.sh && kill \"$pid\"", recipe);
-        // README example stop-background-run is this recipe for the default data folder.
-        Assert.Equal(recipe.Replace($"'{pidfile}'", ".data/run.pid", StringComparison.Ordinal), Docs.ReadmeExampleTests.Code("stop-background-run").Trim());
+        Assert.Equal(RecipeFor($"'{pidfile}'", $"'{Checkout}'"), recipe);
+        // README example stop-background-run is this recipe for the default data folder, run from the checkout.
+        Assert.Equal(RecipeFor(".data/run.pid", "\"$(pwd -P)\""), ReadmeRecipe);
         var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
         Assert.NotNull(nats);
         using var client = new ClientWebSocket();
@@ -140,17 +149,22 @@ public sealed class RunScriptTests : IDisposable
     }
 
     [Fact]
-    public async Task A_stale_pidfile_signals_nothing_and_a_second_run_of_the_same_data_folder_is_refused()
+    public async Task A_stale_pidfile_signals_nothing_and_a_second_run_of_the_same_data_folder_is_refused_before_the_port_checks()
     {
         // A run killed without its EXIT trap (kill -9, a crash) leaves its pidfile; its pid may be another process
-        // by now. The recipe leaves that process alone, and the next run replaces the file.
+        // by now, even one whose command line names scripts/run.sh in this checkout. The README's recipe (run from
+        // the checkout) leaves that process alone, and the next run replaces the file.
         Directory.CreateDirectory(_data);
         var pidfile = Path.Combine(_data, "run.pid");
-        using var other = System.Diagnostics.Process.Start("sleep", "120");
+        using var other = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("tail", ["-f", "scripts/run.sh"])
+        {
+            WorkingDirectory = RepoPaths.Root,
+            RedirectStandardOutput = true,
+        })!;
         try
         {
             await File.WriteAllTextAsync(pidfile, other.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
-            var readme = $"pid=$(cat '{pidfile}') && ps -o args= -p \"$pid\" | grep -q scripts/run.sh && kill \"$pid\"";
+            var readme = ReadmeRecipe.Replace(".data/run.pid", $"'{pidfile}'", StringComparison.Ordinal);
             var (code, _) = await ChildRun.RunAsync("bash", ["-c", readme], TimeSpan.FromSeconds(10));
             Assert.NotEqual(0, code);
             Assert.False(other.HasExited, "the recipe signalled a process that is no run.sh");
@@ -159,9 +173,17 @@ public sealed class RunScriptTests : IDisposable
             await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
             var runPid = run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
             Assert.Equal(runPid, File.ReadAllText(pidfile).Trim());
+            var another = $"run.sh: another run of this checkout is going (pid {runPid}, {pidfile}). Stop it first: kill {runPid}, or give this one its own BRIDGE_DATA";
 
-            // A second run of the same data folder (on other ports) would share JetStream's store: refused, and the
-            // first run's pidfile is left as it is.
+            // A second run of the same data folder would share JetStream's store: refused, and the first run's
+            // pidfile is left as it is. On the same ports, that is what it is told (not that a port is taken).
+            await using (var refused = Run(Environment()))
+            {
+                Assert.Equal(1, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+                Assert.Equal(another, Assert.Single(refused.Lines));
+            }
+
+            // On other ports, the same.
             var second = Environment();
             second["WORKER_URL"] = $"http://127.0.0.1:{ChildRun.FreePort()}";
             second["NATS_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -169,9 +191,7 @@ public sealed class RunScriptTests : IDisposable
             await using (var refused = Run(second))
             {
                 Assert.Equal(1, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-                Assert.Equal(
-                    $"run.sh: another run of this checkout is going (pid {runPid}, {pidfile}). Stop it first: kill {runPid}, or give this one its own BRIDGE_DATA",
-                    Assert.Single(refused.Lines));
+                Assert.Equal(another, Assert.Single(refused.Lines));
             }
 
             Assert.Equal(runPid, File.ReadAllText(pidfile).Trim());
@@ -179,10 +199,103 @@ public sealed class RunScriptTests : IDisposable
             Assert.True(code == 0, output);
             Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromSeconds(60)));
             Assert.False(File.Exists(pidfile), "the pid file outlived its run");
+            Assert.False(other.HasExited, "a run signalled the process of a stale pidfile");
         }
         finally
         {
             other.Kill();
+        }
+    }
+
+    [Fact]
+    public async Task A_killed_run_takes_its_nats_server_and_worker_along_and_no_run_starts_on_its_data_while_they_live()
+    {
+        var environment = Environment();
+        // A client that never answers the worker's close keeps the worker's drain open (CloseTimeout) after the kill.
+        environment["Bridge__Connections__CloseTimeout"] = "00:00:15";
+        await using var run = Run(environment);
+        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        var worker = ChildRun.FindProcess("Bridge.Worker.dll", $"--urls http://127.0.0.1:{_workerPort}");
+        var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
+        Assert.NotNull(worker);
+        Assert.NotNull(nats);
+        var log = Path.Combine(_data, "nats-server.log");
+        try
+        {
+            using var client = new ClientWebSocket();
+            await client.ConnectAsync(new Uri($"ws://127.0.0.1:{_workerPort}/ws"), CancellationToken.None);
+            var reader = Task.Run(async () =>
+            {
+                var buffer = new byte[4096];
+                while ((await client.ReceiveAsync(buffer, CancellationToken.None)).MessageType != WebSocketMessageType.Close)
+                {
+                }
+            });
+
+            // (Its output stays open while its children live: the script is gone when it is no process or a zombie.)
+            await run.SignalAsync("KILL");
+            await Eventually.TrueAsync(() => !ChildRun.IsAlive(run.Pid), TimeSpan.FromSeconds(10), "run.sh dies");
+
+            // While the worker drains, a run on the same data folder (other ports) is refused, naming it; the
+            // nats-server log (the earlier run's) is not truncated.
+            var second = Environment();
+            second["WORKER_URL"] = $"http://127.0.0.1:{ChildRun.FreePort()}";
+            second["NATS_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            second["NATS_MONITOR_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(ChildRun.IsAlive(worker.Value), "the worker stopped before the test looked");
+            await using (var refused = Run(second))
+            {
+                Assert.Equal(1, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+                var line = Assert.Single(refused.Lines);
+                Assert.StartsWith($"run.sh: an earlier run on {_data} was killed before it stopped its processes, and they still run: ", line, StringComparison.Ordinal);
+                Assert.Contains($"the worker (pid {worker})", line, StringComparison.Ordinal);
+                Assert.Contains($"Stop them first: kill ", line, StringComparison.Ordinal);
+            }
+
+            Assert.Contains("Starting nats-server", File.ReadAllText(log), StringComparison.Ordinal);
+
+            // Both were told to stop when the script died (SIGTERM): neither stays behind.
+            await Eventually.TrueAsync(() => !ChildRun.IsAlive(worker.Value) && !ChildRun.IsAlive(nats.Value), TimeSpan.FromSeconds(60), "the killed run's worker and nats-server stop");
+            client.Abort();
+            await reader.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        finally
+        {
+            foreach (var pid in new[] { worker.Value, nats.Value }.Where(ChildRun.IsAlive))
+            {
+                await ChildRun.Signal(pid, "KILL");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Processes_still_holding_an_earlier_runs_lock_are_named_before_the_ports_are_checked_and_their_log_is_kept()
+    {
+        // Where no setpriv stops them, a killed run's nats-server and worker stay: they hold the data folder's lock,
+        // which a new run checks before the ports (one of which they still use) and before it truncates the log.
+        Directory.CreateDirectory(_data);
+        var log = Path.Combine(_data, "nats-server.log");
+        await File.WriteAllTextAsync(log, "the earlier run's log\n");
+        using var port = new TcpListener(IPAddress.Loopback, _natsPort);
+        port.Start();
+        // flock -o: flock itself holds the lock, its command (sleep) does not.
+        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(_data, "run.lock"), "sleep", "120"]);
+        try
+        {
+            await Eventually.TrueAsync(
+                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(_data, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
+                TimeSpan.FromSeconds(10), "the holder takes the lock");
+            await using var run = Run(Environment());
+            Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(
+                $"run.sh: an earlier run on {_data} was killed before it stopped its processes, and they still run: pid {holder.Id} (flock). " +
+                $"They would share JetStream's store with this run. Stop them first: kill {holder.Id}",
+                Assert.Single(run.Lines));
+            Assert.Equal("the earlier run's log\n", File.ReadAllText(log));
+        }
+        finally
+        {
+            holder.Kill(entireProcessTree: true);
         }
     }
 

@@ -67,6 +67,13 @@ internal sealed partial class ApiDispatcher(
         string op, ReadOnlyMemory<byte> body, WireFormat format, ApiCaller caller, int maxReplyBytes, CancellationToken cancellationToken)
     {
         var o = options.Value;
+        // An unknown operation is 404 whatever its body (the body's rules are the operation's).
+        if (!Operations.Contains(op))
+        {
+            throw new ApiException(StatusCodes.Status404NotFound, ErrorCodes.NotFound,
+                $"no such operation; the operations are {string.Join(", ", Operations)}");
+        }
+
         using var args = ApiArgs.Parse(body, format);
         switch (op)
         {
@@ -170,8 +177,7 @@ internal sealed partial class ApiDispatcher(
                 }
 
             default:
-                throw new ApiException(StatusCodes.Status404NotFound, ErrorCodes.NotFound,
-                    $"no such operation; the operations are {string.Join(", ", Operations)}");
+                throw new InvalidOperationException($"operation '{op}' is listed but not handled");
         }
     }
 

@@ -1,4 +1,5 @@
 using Bridge.Contracts;
+using Bridge.Worker.Core;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
 using Microsoft.Extensions.Options;
@@ -34,6 +35,14 @@ internal sealed partial class HttpApiEndpoint(
             return;
         }
 
+        // An unknown operation is 404 before anything about its body (Content-Type, Content-Encoding, size): the
+        // dispatcher answers it without reading one.
+        if (!ApiDispatcher.Operations.Contains(op))
+        {
+            await WriteAsync(context, await dispatcher.HandleAsync(op, ReadOnlyMemory<byte>.Empty, WireFormat.Json, caller, int.MaxValue, context.RequestAborted));
+            return;
+        }
+
         var contentType = context.Request.ContentType;
         if (ContentTypes.BodyFormatOf(contentType) is not { } format)
         {
@@ -55,7 +64,11 @@ internal sealed partial class HttpApiEndpoint(
             return;
         }
 
-        var reply = await dispatcher.HandleAsync(op, body, format, caller, int.MaxValue, context.RequestAborted);
+        await WriteAsync(context, await dispatcher.HandleAsync(op, body, format, caller, int.MaxValue, context.RequestAborted));
+    }
+
+    private static async Task WriteAsync(HttpContext context, ApiReply reply)
+    {
         if (reply.RetryAfter is { } wait)
         {
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);

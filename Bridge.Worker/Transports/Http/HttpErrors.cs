@@ -17,21 +17,27 @@ internal static class HttpErrors
             $"Content-Type '{Printable(contentType)}' is not supported: send a JSON body ({NatsSubjects.JsonContentType}) or a MessagePack map ({NatsSubjects.MessagePackContentType})");
 
     /// <summary>
-    /// The 415 for a body with a <c>Content-Encoding</c> other than <c>identity</c> (each coding of the list, compared
-    /// ignoring case; a blank header is none), or null when the body is read as sent: bodies are never decompressed,
-    /// and a compressed one read as it is would be refused as malformed, with a message that does not say why.
+    /// The 415 for a body with a <c>Content-Encoding</c> other than <c>identity</c>, or a <c>Transfer-Encoding</c> with
+    /// a coding other than <c>chunked</c> and <c>identity</c> (<c>gzip, chunked</c>: Kestrel takes the chunks off and
+    /// leaves the gzip), each coding of the list compared ignoring case (a blank header is none); or null when the
+    /// body is read as sent: bodies are never decompressed, and a compressed one read as it is would be refused as
+    /// malformed, with a message that does not say why.
     /// </summary>
-    public static IResult? UnsupportedEncoding(HttpRequest request)
+    public static IResult? UnsupportedEncoding(HttpRequest request) =>
+        Refused(request.Headers.ContentEncoding, "Content-Encoding", "identity", "no Content-Encoding, or identity") ??
+        Refused(request.Headers.TransferEncoding, "Transfer-Encoding", "chunked", "no Transfer-Encoding other than chunked");
+
+    private static IResult? Refused(Microsoft.Extensions.Primitives.StringValues header, string name, string allowed, string hint)
     {
-        var header = request.Headers.ContentEncoding;
         foreach (var value in header)
         {
             foreach (var coding in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
-                if (!string.Equals(coding, "identity", StringComparison.OrdinalIgnoreCase))
+                if (!string.Equals(coding, "identity", StringComparison.OrdinalIgnoreCase) &&
+                    !string.Equals(coding, allowed, StringComparison.OrdinalIgnoreCase))
                 {
                     return Problem(StatusCodes.Status415UnsupportedMediaType, ErrorCodes.UnsupportedEncoding,
-                        $"Content-Encoding '{Printable(header.ToString())}' is not supported: send the body uncompressed (no Content-Encoding, or identity)");
+                        $"{name} '{Printable(header.ToString())}' is not supported: send the body uncompressed ({hint})");
                 }
             }
         }
