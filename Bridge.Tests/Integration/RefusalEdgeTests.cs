@@ -91,6 +91,73 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Single(await stored.DrainAsync());
     }
 
+    // A chunked POST written by hand (HttpClient sets Transfer-Encoding itself): the status and the JSON of the answer.
+    private static async Task<(int Status, string? Code, string? Message)> RawChunkedPostAsync(Uri url, string transferEncoding, byte[] body, string? apiKey = null)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(url.Host, url.Port);
+        var stream = tcp.GetStream();
+        var head = $"POST {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\nConnection: close\r\nContent-Type: application/json\r\n" +
+            $"Transfer-Encoding: {transferEncoding}\r\n" + (apiKey is null ? "" : $"X-Api-Key: {apiKey}\r\n") + "\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head + $"{body.Length:x}\r\n"));
+        await stream.WriteAsync(body);
+        await stream.WriteAsync("\r\n0\r\n\r\n"u8.ToArray());
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var status = int.Parse(text.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        var (start, end) = (text.IndexOf('{', StringComparison.Ordinal), text.LastIndexOf('}'));
+        var json = start >= 0 && end > start ? JsonNode.Parse(text[start..(end + 1)]) : null;
+        return (status, json?["code"]?.GetValue<string>(), json?["message"]?.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_transfer_coding_other_than_chunked_gets_415_unsupported_encoding_and_nothing_is_stored()
+    {
+        await using var worker = await StartAsync();
+        var room = Names.Room("te");
+        await using var stored = await SubjectObserver.StartAsync(nats.Server.Url, $"rooms.{room}");
+
+        // `gzip, chunked`: Kestrel takes the chunks off and leaves the gzip, which is refused as Content-Encoding is
+        // (not read as a malformed body), on HTTP publish and on the backend API.
+        foreach (var te in new[] { "gzip, chunked", "GZIP,chunked", "deflate, chunked" })
+        {
+            var publish = await RawChunkedPostAsync(MessagesUrl(worker, room), te, Gzip("""{"type":"chat.message","payload":1}"""));
+            Assert.Equal((415, ErrorCodes.UnsupportedEncoding), (publish.Status, publish.Code));
+            Assert.Equal($"Transfer-Encoding '{te}' is not supported: send the body uncompressed (no Transfer-Encoding other than chunked)", publish.Message);
+            var backend = await RawChunkedPostAsync(new Uri(worker.HttpUrl, "/api/backend/publish"), te,
+                Gzip($$"""{"room":"{{room}}","type":"chat.message","payload":1}"""), _key);
+            Assert.Equal((415, ErrorCodes.UnsupportedEncoding), (backend.Status, backend.Code));
+        }
+
+        Assert.Empty(await stored.DrainAsync());
+
+        // Chunked alone is the body as sent: stored.
+        var chunked = await RawChunkedPostAsync(MessagesUrl(worker, room), "chunked", """{"type":"chat.message","payload":1}"""u8.ToArray());
+        Assert.Equal(200, chunked.Status);
+        Assert.Single(await stored.DrainAsync());
+    }
+
+    [Fact]
+    public async Task An_unknown_backend_op_answers_404_before_its_content_type_encoding_or_body_are_looked_at()
+    {
+        await using var worker = await StartAsync();
+        var nope = new Uri(worker.HttpUrl, "/api/backend/nope");
+        foreach (var (body, type, encoding) in new (byte[], string, string?)[]
+        {
+            ("{}"u8.ToArray(), "application/json", null), ("{}"u8.ToArray(), "application/json", "gzip"),
+            ("x"u8.ToArray(), "text/html", null), ("{,"u8.ToArray(), "application/json", null),
+        })
+        {
+            var answer = await PostAsync(nope, body, type, encoding, _key);
+            Assert.Equal((HttpStatusCode.NotFound, ErrorCodes.NotFound), (answer.Status, answer.Code));
+            Assert.StartsWith("no such operation; the operations are publish, broadcast", answer.Message, StringComparison.Ordinal);
+        }
+
+        // Credentials still come first.
+        var anonymous = await PostAsync(nope, "{}"u8.ToArray(), contentEncoding: "gzip");
+        Assert.Equal((HttpStatusCode.Unauthorized, ErrorCodes.Unauthorized), (anonymous.Status, anonymous.Code));
+    }
+
     [Fact]
     public async Task A_cursor_naming_a_room_twice_is_refused_with_invalid_argument_naming_the_room()
     {
