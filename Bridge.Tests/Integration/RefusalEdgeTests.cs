@@ -279,6 +279,48 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     [Fact]
+    public async Task The_backend_api_words_bad_json_and_an_envelope_key_twice_as_a_clients_publish_and_a_blank_http_body_is_empty()
+    {
+        await using var worker = await StartAsync();
+        var room = Names.Room("same");
+        await using var stored = await SubjectObserver.StartAsync(nats.Server.Url, $"rooms.{room}");
+        var publishUrl = new Uri(worker.HttpUrl, "/api/backend/publish");
+
+        // Bad JSON: one prefix, as HTTP publish and WebSocket say it.
+        var comma = await PostAsync(publishUrl, Encoding.UTF8.GetBytes($$$"""{"room":"{{{room}}}","type":"chat.message","payload":{"x":1,}}"""), apiKey: _key);
+        Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame), (comma.Status, comma.Code));
+        Assert.StartsWith("malformed JSON: a comma before '}' (trailing commas are not JSON) (line 1, byte ", comma.Message, StringComparison.Ordinal);
+
+        // An envelope key twice, in JSON (also escaped) and MessagePack, on publish and broadcast: HTTP publish's words.
+        var httpTwice = await PostAsync(MessagesUrl(worker, room), """{"id":"x","type":"chat.message","type":"chat.message"}"""u8.ToArray());
+        Assert.Equal("duplicate name: envelope key 'type' appears twice", httpTwice.Message);
+        foreach (var (url, body, contentType) in new (string, byte[], string)[]
+        {
+            ("publish", Encoding.UTF8.GetBytes($$"""{"room":"{{room}}","id":"x","type":"chat.message","type":"chat.message"}"""), "application/json"),
+            ("publish", Encoding.UTF8.GetBytes($$"""{"room":"{{room}}","id":"x","type":"chat.message","type":"chat.message"}"""), "application/json"),
+            ("broadcast", Encoding.UTF8.GetBytes($$"""{"rooms":["{{room}}"],"type":"chat.message","type":"chat.message"}"""), "application/json"),
+            ("publish", Map(("room", Pack(room)), ("type", Pack("chat.message")), ("type", Pack("chat.message"))), NatsSubjects.MessagePackContentType),
+        })
+        {
+            var twice = await PostAsync(new Uri(worker.HttpUrl, $"/api/backend/{url}"), body, contentType, apiKey: _key);
+            Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame, httpTwice.Message), (twice.Status, twice.Code, twice.Message));
+        }
+
+        // A name twice in the payload is no envelope key, though it is called type.
+        var nested = await PostAsync(publishUrl, Encoding.UTF8.GetBytes($$$"""{"room":"{{{room}}}","type":"chat.message","payload":{"type":1,"type":2}}"""), apiKey: _key);
+        Assert.Equal("duplicate name: 'type' appears twice in one object", nested.Message);
+
+        // HTTP publish: a JSON body of whitespace alone is empty, as an empty one.
+        foreach (var blank in new[] { " ", " \r\n\t " })
+        {
+            var answer = await PostAsync(MessagesUrl(worker, room), Encoding.UTF8.GetBytes(blank));
+            Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame, Bridge.Worker.Transports.Http.PublishEndpoint.EmptyBody), (answer.Status, answer.Code, answer.Message));
+        }
+
+        Assert.Empty(await stored.DrainAsync());
+    }
+
+    [Fact]
     public async Task Messages_stored_with_a_type_reserved_in_another_case_are_replayed_as_message()
     {
         // Stored by an older worker (it compared reserved types exactly) or a backend writing to NATS: the read side

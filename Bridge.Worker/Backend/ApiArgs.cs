@@ -34,16 +34,18 @@ internal sealed class ApiArgs : IDisposable
     /// <summary>
     /// Parses the body, a JSON object or, in <see cref="WireFormat.MessagePack"/>, a MessagePack map with the same
     /// keys, whose values other than <c>payload</c> are read as their JSON rendering (<see cref="PayloadTranscoder"/>);
-    /// <c>payload</c> is left to <see cref="Envelope"/>. An empty body is an empty object.
+    /// <c>payload</c> is left to <see cref="Envelope"/>. An empty body is an empty object. With
+    /// <paramref name="envelope"/> (publish, broadcast: the body is also a message's envelope), an envelope key given
+    /// twice is refused in the words of a client's publish (<see cref="EnvelopeKeySet"/>).
     /// </summary>
-    public static ApiArgs Parse(ReadOnlyMemory<byte> body, WireFormat format)
+    public static ApiArgs Parse(ReadOnlyMemory<byte> body, WireFormat format, bool envelope = false)
     {
         if (body.IsEmpty)
         {
             return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()), body, format);
         }
 
-        var json = format == WireFormat.MessagePack ? RenderMap(body) : body;
+        var json = format == WireFormat.MessagePack ? RenderMap(body, envelope) : body;
         JsonDocument document;
         try
         {
@@ -51,7 +53,17 @@ internal sealed class ApiArgs : IDisposable
         }
         catch (JsonException ex)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.Prefixed("the body is not valid JSON: ", PayloadTranscoder.DescribeMalformedJson(ex, json.Span)));
+            var described = PayloadTranscoder.DescribeMalformedJson(ex, json.Span);
+            // A name twice: when it is an envelope key of the body itself, the words of a client's publish, which the
+            // envelope decoder gives (it reads the top level only).
+            if (envelope && described.StartsWith("duplicate name: ", StringComparison.Ordinal) &&
+                JsonFrameCodec.Instance.Decode(json.Span, out var decodeError) is null &&
+                decodeError.Message.StartsWith("duplicate name: envelope key ", StringComparison.Ordinal))
+            {
+                described = decodeError.Message;
+            }
+
+            throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.Prefixed("malformed JSON: ", described));
         }
         catch (InvalidOperationException)
         {
@@ -76,7 +88,7 @@ internal sealed class ApiArgs : IDisposable
     /// (<see cref="PayloadTranscoder.CheckMessagePack(ReadOnlyMemory{byte})"/>) and written as its JSON rendering, but
     /// <c>payload</c>, written <c>null</c>: <see cref="Envelope"/> decodes it from the body, kept as sent.
     /// </summary>
-    private static ReadOnlyMemory<byte> RenderMap(ReadOnlyMemory<byte> body)
+    private static ReadOnlyMemory<byte> RenderMap(ReadOnlyMemory<byte> body, bool envelope)
     {
         var buffer = new ArrayBufferWriter<byte>(body.Length + 16);
         try
@@ -101,7 +113,9 @@ internal sealed class ApiArgs : IDisposable
                 var key = UnicodeText.ReadString(ref reader);
                 if (!keys.Add(key))
                 {
-                    throw ApiException.Invalid(ErrorCodes.BadFrame, PayloadTranscoder.DuplicateName(key));
+                    throw ApiException.Invalid(ErrorCodes.BadFrame, envelope && EnvelopeKeySet.MessagePackKeyOf(key) is var known && known != EnvelopeKey.None
+                        ? EnvelopeKeySet.DuplicateMessage(known)
+                        : PayloadTranscoder.DuplicateName(key));
                 }
 
                 writer.WritePropertyName(key);

@@ -74,7 +74,7 @@ internal sealed partial class ApiDispatcher(
                 $"no such operation; the operations are {string.Join(", ", Operations)}");
         }
 
-        using var args = ApiArgs.Parse(body, format);
+        using var args = ApiArgs.Parse(body, format, envelope: op is "publish" or "broadcast");
         switch (op)
         {
             case "publish":

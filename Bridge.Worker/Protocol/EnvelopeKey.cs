@@ -62,7 +62,7 @@ internal static class EnvelopeKeySet
     }
 
     /// <summary>The <c>bad_frame</c> message for <paramref name="key"/> given twice in one envelope.</summary>
-    private static string DuplicateMessage(EnvelopeKey key) => key switch
+    public static string DuplicateMessage(EnvelopeKey key) => key switch
     {
         EnvelopeKey.Type => "duplicate name: envelope key 'type' appears twice",
         EnvelopeKey.Room => "duplicate name: envelope key 'room' appears twice",

@@ -2003,9 +2003,20 @@ function isExactSeq(seq) {
   return typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 0;
 }
 function isPublishableType(type) {
-  if (typeof type !== "string" || !isDotted(type, 64, 8)) return false;
+  return typeof type === "string" && isDotted(type, 64, 8) && !isReservedType(type);
+}
+function isReservedType(type) {
   const lower = type.toLowerCase();
-  return !RESERVED_NAMES.includes(lower) && !RESERVED_PREFIXES.some((p) => lower.startsWith(p));
+  return RESERVED_NAMES.includes(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p));
+}
+function typeRefusal(type) {
+  if (typeof type !== "string" || !isDotted(type, 64, 8)) {
+    return new BridgeError("invalid_type", "type must be 1-64 characters of dot-separated [A-Za-z0-9_-] tokens");
+  }
+  if (!isReservedType(type)) return void 0;
+  const dot = type.indexOf(".");
+  const hint = /[A-Z]/.test(dot < 0 ? type : type.slice(0, dot)) ? " (reserved types are matched ignoring case; gateway types are lowercase)" : "";
+  return new BridgeError("unknown_type", `'${type}' is reserved for the gateway and not a client message type${hint}`);
 }
 var BridgeClient = class _BridgeClient {
   constructor(options) {
@@ -2248,7 +2259,8 @@ var BridgeClient = class _BridgeClient {
    * usual.
    */
   send(type, room, payload, options = {}) {
-    if (!isPublishableType(type)) return Promise.reject(new BridgeError("invalid_type", `'${type}' cannot be published`));
+    const refused = typeRefusal(type);
+    if (refused) return Promise.reject(refused);
     if (!isValidRoom(room)) return Promise.reject(new BridgeError("invalid_room", `bad room name '${room}'`));
     if (this.userClosed) return Promise.reject(new BridgeError("closed", "the client was closed"));
     const id = options.id ?? this.newId();

@@ -109,9 +109,25 @@ export function isExactSeq(seq: unknown): seq is number {
  * are matched ignoring case, as the server does: `ROOM.JOIN` is reserved).
  */
 export function isPublishableType(type: string): boolean {
-  if (typeof type !== 'string' || !isDotted(type, 64, 8)) return false;
+  return typeof type === 'string' && isDotted(type, 64, 8) && !isReservedType(type);
+}
+
+// A well-formed type reserved for the gateway (matched ignoring case, as the server does).
+function isReservedType(type: string): boolean {
   const lower = type.toLowerCase(); // ASCII only: isDotted allows nothing else
-  return !RESERVED_NAMES.includes(lower) && !RESERVED_PREFIXES.some((p) => lower.startsWith(p));
+  return RESERVED_NAMES.includes(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p));
+}
+
+// The refusal of a type `send` cannot publish, with the server's code and words: `invalid_type` for a malformed one,
+// `unknown_type` for a reserved one (docs/protocol.md §2, §8).
+function typeRefusal(type: string): BridgeError | undefined {
+  if (typeof type !== 'string' || !isDotted(type, 64, 8)) {
+    return new BridgeError('invalid_type', 'type must be 1-64 characters of dot-separated [A-Za-z0-9_-] tokens');
+  }
+  if (!isReservedType(type)) return undefined;
+  const dot = type.indexOf('.');
+  const hint = /[A-Z]/.test(dot < 0 ? type : type.slice(0, dot)) ? ' (reserved types are matched ignoring case; gateway types are lowercase)' : '';
+  return new BridgeError('unknown_type', `'${type}' is reserved for the gateway and not a client message type${hint}`);
 }
 
 interface RoomEntry {
@@ -434,7 +450,8 @@ export class BridgeClient {
    * usual.
    */
   send(type: string, room: string, payload?: unknown, options: { id?: string } = {}): Promise<Ack> {
-    if (!isPublishableType(type)) return Promise.reject(new BridgeError('invalid_type', `'${type}' cannot be published`));
+    const refused = typeRefusal(type);
+    if (refused) return Promise.reject(refused);
     if (!isValidRoom(room)) return Promise.reject(new BridgeError('invalid_room', `bad room name '${room}'`));
     if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
     const id = options.id ?? this.newId();

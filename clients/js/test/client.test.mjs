@@ -105,7 +105,12 @@ describe('publish and receive', () => {
 
   test('invalid names are refused before anything is sent', async () => {
     const c = new BridgeClient({ url: bed.worker1.url });
-    await assert.rejects(c.send('room.join', 'demo', {}), (e) => e instanceof BridgeError && e.code === 'invalid_type');
+    // A reserved type gets the server's code and words (unknown_type), a malformed one invalid_type.
+    await assert.rejects(c.send('room.join', 'demo', {}), (e) => e instanceof BridgeError && e.code === 'unknown_type' &&
+      e.message === "unknown_type: 'room.join' is reserved for the gateway and not a client message type");
+    await assert.rejects(c.send('ROOM.JOIN', 'demo', {}), (e) => e instanceof BridgeError && e.code === 'unknown_type' &&
+      e.message === "unknown_type: 'ROOM.JOIN' is reserved for the gateway and not a client message type (reserved types are matched ignoring case; gateway types are lowercase)");
+    await assert.rejects(c.send('a..b', 'demo', {}), (e) => e instanceof BridgeError && e.code === 'invalid_type');
     await assert.rejects(c.send('chat.message', 'bad room', {}), (e) => e instanceof BridgeError && e.code === 'invalid_room');
     await assert.rejects(c.join('a..b'), (e) => e.code === 'invalid_room');
     c.close();
