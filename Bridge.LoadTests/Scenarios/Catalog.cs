@@ -155,7 +155,7 @@ internal static class Catalog
                         [
                             // Issue 2's bounds, for up to 10,000 rooms; beyond, issue 14's goals (Goals.Activation*) judge them.
                             .. rooms <= 10_000 ? [Threshold.AtMost("activation_ms", 2000, "ms"), Threshold.AtMost("nats_growth_mb", 50, "MB")] : Array.Empty<Threshold>(),
-                        Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8),
+                        Threshold.AtLeast("extra_subscriptions", 0), Threshold.AtMost("extra_subscriptions", 8), Threshold.Zero("bare_missing_subscriptions"),
                         Threshold.Zero("lost"), Threshold.Zero("duplicated"), Threshold.Zero("closed_by_worker"),
                     ],
                         Command = command,

@@ -42,10 +42,22 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
             }
         }
 
+        // Each measured round also runs the bare floor (BareActivation: NATS.Net alone, subscriptions and seams only, on a
+        // nats-server of its own), before the worker's activation in odd rounds and after it in even ones.
         var samples = new List<Activation>(rounds);
+        var bare = new List<BareActivation.Result>(rounds);
         for (var round = 1; round <= rounds; round++)
         {
+            if (round % 2 == 1)
+            {
+                bare.Add(await BareRoundAsync(ctx, round));
+            }
+
             samples.Add(await RoundAsync(ctx, round, rooms));
+            if (round % 2 == 0)
+            {
+                bare.Add(await BareRoundAsync(ctx, round));
+            }
         }
 
         string Median(string label) => rounds == 1 ? label : $"{label}, {RoundMedian.Basis(rounds)}";
@@ -64,6 +76,14 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
             $"worker {RoundMedian.Of(samples.Select(a => a.WorkerCpuPerRoom.TotalMicroseconds)):N0} µs, nats-server {RoundMedian.Of(samples.Select(a => a.NatsCpuPerRoom.TotalMicroseconds)):N0} µs, " +
             $"client {RoundMedian.Of(samples.Select(a => a.ClientCpuPerRoom.TotalMicroseconds)):N0} µs");
         ctx.Metric("worker_kb_per_room", Median("worker RSS growth per room (joins of connected clients)"), perRoomKb, "KB");
+        ctx.Report.Add(Median("bare NATS.Net activation (one connection: a subscription and a seam per room, nothing else)"),
+            $"{RoundMedian.Of(bare.Select(b => b.Elapsed.TotalMilliseconds)):N0} ms; CPU per room: client {RoundMedian.Of(bare.Select(b => b.ClientCpu.TotalMicroseconds / rooms)):N1} µs, " +
+            $"nats-server {RoundMedian.Of(bare.Select(b => b.ServerCpu.TotalMicroseconds / rooms)):N1} µs");
+        ctx.Report.Add(Median("activation ÷ bare NATS.Net activation, paired rounds"),
+            $"{RoundMedian.Of(samples.Zip(bare, (s, b) => s.Elapsed / b.Elapsed)):N2}×");
+        // The floor must have done what it stands for: every room subscribed on its server.
+        ctx.Metric("bare_missing_subscriptions", "bare NATS.Net activation: rooms without a subscription on its server (the farthest round)",
+            bare.Max(b => Math.Max(0, rooms - b.Subscriptions)));
         if (rooms >= 100_000)
         {
             // The goals are stated at 100,000 rooms; a smaller run's figures are in the rows above only.
@@ -220,6 +240,21 @@ internal sealed class RoomActivationScenario(ScenarioSpec spec, string configura
                 }
             }
         }
+    }
+
+    /// <summary>The bare floor of round <paramref name="round"/> (<see cref="BareActivation"/>), as rows of its own.</summary>
+    private async Task<BareActivation.Result> BareRoundAsync(ScenarioContext ctx, int round)
+    {
+        ctx.Status = rounds == 1 ? "bare NATS.Net activation" : $"round {round}/{rounds}: bare NATS.Net activation";
+        var result = await BareActivation.RunAsync(rooms, ctx.Token);
+        if (rounds > 1)
+        {
+            // With one round the summary row is this round's.
+            ctx.Report.Add($"round {round}: bare NATS.Net activation (subscriptions and seams only, a nats-server of its own)",
+                $"{result.Elapsed.TotalMilliseconds:N0} ms; CPU per room: client {result.ClientCpu.TotalMicroseconds / rooms:N1} µs, nats-server {result.ServerCpu.TotalMicroseconds / rooms:N1} µs");
+        }
+
+        return result;
     }
 
     /// <summary>One round's activation: its time, the growth of nats-server and the worker, CPU per room (worker, nats-server, this client process), subscriptions beyond one per room, the connections that joined.</summary>
