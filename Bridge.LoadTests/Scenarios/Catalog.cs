@@ -28,7 +28,9 @@ internal static class Catalog
                          by owner and type (last round); [--worker DLL]: against another build's Bridge.Worker.dll (the
                          "before" of a before/after); --client-warmup N: first, discarded rounds of N rooms that warm
                          this process's client code, as the long-running clients of a deploy are (as many as --rooms at 100,000
-                         and more, else 0; --client-warmup-rounds, 2, how many)
+                         and more, else 0; --client-warmup-rounds, 2, how many). Each measured round also runs the bare
+                         floor: NATS.Net alone subscribing every room and reading its seam (multi_last), on a nats-server
+                         of its own; rows "bare NATS.Net activation" and "activation ÷ bare NATS.Net activation"
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
           resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 --warmup-rounds 3 [--transports json,msgpack,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
