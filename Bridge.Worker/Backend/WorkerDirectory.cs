@@ -93,20 +93,37 @@ internal sealed partial class WorkerDirectory(
         await watch;
     }
 
+    /// <summary>
+    /// Deletes this worker's entry, so that cluster-wide requests stop waiting for it at once, not after it expires.
+    /// Not while NATS is unreachable (stopped before the worker, or gone): the entry then expires after
+    /// <see cref="ApiOptions.WorkerTtl"/>, and the stop does not wait for a reconnect. At most the connection's request
+    /// timeout otherwise.
+    /// </summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        if (_store is not null)
+        if (_store is null)
         {
-            try
-            {
-                // Leaving: cluster-wide requests stop waiting for this worker at once, not after its entry expires.
-                await _store.DeleteAsync(_key, cancellationToken: cancellationToken);
-            }
-            catch (Exception ex) when (ex is NatsException or TimeoutException or OperationCanceledException)
-            {
-                LogFailed(ex);
-            }
+            return;
+        }
+
+        var connection = nats.Connection;
+        if (connection.ConnectionState != NatsConnectionState.Open)
+        {
+            LogLeftWithoutDelete(connection.ConnectionState);
+            return;
+        }
+
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(connection.Opts.RequestTimeout);
+        try
+        {
+            await _store.DeleteAsync(_key, cancellationToken: bounded.Token);
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException or OperationCanceledException)
+        {
+            // Not a fault of this worker's: said without the exception's stack.
+            LogLeftWithoutDelete(connection.ConnectionState);
         }
     }
 
@@ -130,4 +147,7 @@ internal sealed partial class WorkerDirectory(
 
     [LoggerMessage(EventId = 6102, Level = LogLevel.Warning, Message = "The workers bucket could not be read or renewed; retrying")]
     private partial void LogFailed(Exception exception);
+
+    [LoggerMessage(EventId = 6103, Level = LogLevel.Information, Message = "Stopped without deleting this worker's entry from the workers bucket (NATS connection {State}); it expires after the worker TTL")]
+    private partial void LogLeftWithoutDelete(NatsConnectionState state);
 }
