@@ -317,6 +317,16 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
             Assert.Equal((HttpStatusCode.BadRequest, ErrorCodes.BadFrame, Bridge.Worker.Transports.Http.PublishEndpoint.EmptyBody), (answer.Status, answer.Code, answer.Message));
         }
 
+        // The backend API: a JSON body of whitespace alone is an empty body too (an empty object), answered as one.
+        var empty = await PostAsync(publishUrl, [], apiKey: _key);
+        Assert.Equal(HttpStatusCode.BadRequest, empty.Status);
+        Assert.DoesNotContain("malformed", empty.Message, StringComparison.Ordinal);
+        foreach (var blank in new[] { " ", " \r\n\t " })
+        {
+            var answer = await PostAsync(publishUrl, Encoding.UTF8.GetBytes(blank), apiKey: _key);
+            Assert.Equal((empty.Status, empty.Code, empty.Message), (answer.Status, answer.Code, answer.Message));
+        }
+
         Assert.Empty(await stored.DrainAsync());
     }
 

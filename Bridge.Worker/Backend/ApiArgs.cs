@@ -34,15 +34,16 @@ internal sealed class ApiArgs : IDisposable
     /// <summary>
     /// Parses the body, a JSON object or, in <see cref="WireFormat.MessagePack"/>, a MessagePack map with the same
     /// keys, whose values other than <c>payload</c> are read as their JSON rendering (<see cref="PayloadTranscoder"/>);
-    /// <c>payload</c> is left to <see cref="Envelope"/>. An empty body is an empty object. With
+    /// <c>payload</c> is left to <see cref="Envelope"/>. An empty body (in JSON, or one of whitespace alone) is an empty object. With
     /// <paramref name="envelope"/> (publish, broadcast: the body is also a message's envelope), an envelope key given
     /// twice is refused in the words of a client's publish (<see cref="EnvelopeKeySet"/>).
     /// </summary>
     public static ApiArgs Parse(ReadOnlyMemory<byte> body, WireFormat format, bool envelope = false)
     {
-        if (body.IsEmpty)
+        // A JSON body of whitespace alone is empty too, as on HTTP publish (not "malformed JSON: there is no JSON value").
+        if (body.IsEmpty || (format == WireFormat.Json && body.Span.IndexOfAnyExcept(" \t\r\n"u8) < 0))
         {
-            return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()), body, format);
+            return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()), ReadOnlyMemory<byte>.Empty, format);
         }
 
         var json = format == WireFormat.MessagePack ? RenderMap(body, envelope) : body;
