@@ -9,6 +9,7 @@ help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080; Ctrl-C stops both"
 	@echo "                  WORKER_URL=http://127.0.0.1:8081 (or ASPNETCORE_URLS) moves the worker,"
 	@echo "                  NATS_PORT=4222 NATS_MONITOR_PORT=8222 move nats-server, BRIDGE_DATA=.data its storage"
+	@echo "                  (a relative BRIDGE_DATA is relative to the checkout);"
 	@echo "                  NATS_SERVER_BIN=/path/to/nats-server runs that binary (>= 2.14) instead of tools/ or PATH;"
 	@echo "                  in the background, stop it with the recipe it prints (SIGTERM to the pid in .data/run.pid)"
 	@echo "make test         build and run every test (starts the real nats-server it needs)"

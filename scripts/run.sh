@@ -6,7 +6,8 @@
 #                      ASPNETCORE_URLS, when set and WORKER_URL is not, is passed to the worker whole
 #   NATS_PORT          nats-server client port (default 4222)
 #   NATS_MONITOR_PORT  nats-server monitoring port (default 8222)
-#   BRIDGE_DATA        where JetStream stores and the logs go (default .data in the repository)
+#   BRIDGE_DATA        where JetStream stores and the logs go (default .data in the repository; a relative path is
+#                      relative to the checkout, not to the caller's directory: the script runs there)
 #   BRIDGE_WORKER_DLL  run this worker build instead of building Bridge.Worker (Release)
 #   NATS_SERVER_BIN    run this nats-server (>= 2.14) instead of tools/nats-server or the one on PATH
 #
@@ -14,15 +15,17 @@
 # with one line naming it and the variable that moves it; everything started is stopped and the exit code is 1.
 # Ctrl-C (or SIGTERM) stops the worker first (it drains: clients get 1012 and reconnect elsewhere), then
 # nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid), removed once the run
-# has ended (its worker and nats-server stopped). A run in the background stops with the recipe it prints, which
-# signals that pid only if it still is this checkout's run.sh (its working directory is the checkout and its command
-# line is exactly `bash [path/]run.sh`; a pidfile left by a killed run may name another process by then):
+# has ended (its worker and nats-server stopped). A run in the background stops with the recipe it prints (absolute
+# paths, shell-quoted), which signals that pid only if it still is this checkout's run.sh (its working directory is
+# the checkout and its command line is exactly `bash [path/]run.sh`; a pidfile left by a killed run may name another
+# process by then). From the checkout, for the default data folder:
 #   pid=$(cat .data/run.pid) && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ] && tr '\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\.sh ' && kill "$pid"
 # The run holds an flock on $BRIDGE_DATA/run.lock for its whole life, and its nats-server and worker inherit it. A
 # second run with the same data folder is refused while any of them holds it (they would share JetStream's store),
-# before the port checks: "another run of this checkout is going" while the first run.sh is alive, or, when that
-# run.sh was killed (kill -9) and its nats-server or worker still runs, a line naming their pids. Where util-linux's
-# setpriv is found (Linux), the children get SIGTERM when run.sh dies however it dies, so a killed run stops them too.
+# before the port checks: "another run of this checkout is going" while the first run.sh is alive, "a run of another
+# checkout (pid N, in DIR) uses" the folder when the holder is another checkout's live run.sh, or, when the run.sh
+# was killed (kill -9) and its nats-server or worker still runs, a line naming their pids. Where util-linux's setpriv
+# is found (Linux), the children get SIGTERM when run.sh dies however it dies, so a killed run stops them too.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,20 +53,27 @@ case "$host" in
 esac
 base="$scheme://$host:$port"
 
+mkdir -p "$data"
+# Absolute (a relative BRIDGE_DATA is relative to the checkout): the messages and the stop recipe name it.
+data="$(cd "$data" && pwd)"
 pidfile="$data/run.pid"
 lock="$data/run.lock"
-mkdir -p "$data"
 lock_path="$(cd "$data" && pwd -P)/run.lock"
 checkout="$(pwd -P)"
-# Exactly this checkout's run.sh: bash running run.sh with no other argument, in this checkout (run.sh cds there).
-# Not `tail -f scripts/run.sh`, an editor on it, or another checkout's run.
+# A word the shell reads back as $1 whatever it holds (spaces, quotes, globs): '...' with each ' as '\''.
+quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+# bash running run.sh with no other argument (run.sh cds to its checkout). Not `tail -f scripts/run.sh`, an editor.
+is_run_sh() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eqx '(.*/)?bash (.*/)?run\.sh '; }
+# Exactly this checkout's run.sh: not another checkout's run.
 is_run() {
-  [ -n "$1" ] && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$checkout" ] &&
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eqx '(.*/)?bash (.*/)?run\.sh '
+  [ -n "$1" ] && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$checkout" ] && is_run_sh "$1"
 }
-# The processes that have the lock file open: this data folder's run.sh, nats-server and worker.
+# The processes that have the lock file open: this data folder's run.sh, nats-server and worker. Each open file's
+# path is compared as a string (find -lname would read [, * and ? in the data folder's path as a pattern).
 holders() {
-  { find /proc/[0-9]*/fd -maxdepth 1 -lname "$lock_path" 2>/dev/null || true; } | sed -E 's|^/proc/([0-9]+)/.*|\1|' | sort -un
+  { find /proc/[0-9]*/fd -maxdepth 1 -type l -printf '%p\t%l\n' 2>/dev/null || true; } |
+    LOCK="$lock_path" awk '{ i = index($0, "\t"); if (substr($0, i + 1) == ENVIRON["LOCK"]) { split(substr($0, 1, i - 1), p, "/"); print p[3] } }' |
+    sort -un
 }
 describe() {
   case "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" in
@@ -92,6 +102,13 @@ if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
   for pid in $pids; do
     if is_run "$pid"; then
       say "another run of this checkout is going (pid $pid, $pidfile). Stop it first: kill $pid, or give this one its own BRIDGE_DATA"
+      exit 1
+    fi
+  done
+  # A live run.sh of another checkout: it stops its worker, then nats-server, when its run.sh gets SIGTERM.
+  for pid in $pids; do
+    if is_run_sh "$pid"; then
+      say "a run of another checkout (pid $pid, in $(readlink "/proc/$pid/cwd" 2>/dev/null || echo '?')) uses $data. Stop it first with the recipe it printed (SIGTERM to that run.sh: kill $pid), or give this one its own BRIDGE_DATA"
       exit 1
     fi
   done
@@ -214,7 +231,7 @@ Bridge is running.
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
 Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server. In the background:
-  pid=\$(cat '$pidfile') && [ "\$(readlink /proc/\$pid/cwd)" = '$checkout' ] && tr '\\0' ' ' </proc/\$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill "\$pid"
+  pid=\$(cat $(quote "$pidfile")) && [ "\$(readlink /proc/\$pid/cwd)" = $(quote "$checkout") ] && tr '\\0' ' ' </proc/\$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill "\$pid"
 MSG
 
 # Either one ending on its own ends the run (the EXIT trap stops the other).

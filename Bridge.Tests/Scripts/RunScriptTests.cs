@@ -17,6 +17,8 @@ public sealed class RunScriptTests : IDisposable
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
     private readonly string _data = Path.Combine(Path.GetTempPath(), "bridge-tests", "run-" + Guid.NewGuid().ToString("N")[..8]);
+    // A data folder whose name has a quote and glob characters (the shell and find -lname read them as syntax).
+    private string Odd => Path.Combine(_data, "it's [1]*");
     private readonly int _natsPort = ChildRun.FreePort();
     private readonly int _monitorPort = ChildRun.FreePort();
     private readonly int _workerPort = ChildRun.FreePort();
@@ -96,6 +98,9 @@ public sealed class RunScriptTests : IDisposable
     // The checkout as run.sh prints it (pwd -P; the test checkout has no symbolic link on its path).
     private static string Checkout => Path.TrimEndingDirectorySeparator(Path.GetFullPath(RepoPaths.Root));
 
+    // A word in single quotes, as run.sh quotes the paths of its recipe: each ' as '\''.
+    private static string Quote(string word) => "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
     // The stop recipe: SIGTERM to the pid in the pidfile only if it is exactly this checkout's run.sh.
     private static string RecipeFor(string pidfile, string checkout) =>
         $"pid=$(cat {pidfile}) && [ \"$(readlink /proc/$pid/cwd)\" = {checkout} ] && tr '\\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill \"$pid\"";
@@ -124,7 +129,7 @@ public sealed class RunScriptTests : IDisposable
         var pidfile = Path.Combine(_data, "run.pid");
         Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
         var recipe = Recipe(run);
-        Assert.Equal(RecipeFor($"'{pidfile}'", $"'{Checkout}'"), recipe);
+        Assert.Equal(RecipeFor(Quote(pidfile), Quote(Checkout)), recipe);
         // README example stop-background-run is this recipe for the default data folder, run from the checkout.
         Assert.Equal(RecipeFor(".data/run.pid", "\"$(pwd -P)\""), ReadmeRecipe);
         var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
@@ -273,22 +278,26 @@ public sealed class RunScriptTests : IDisposable
     {
         // Where no setpriv stops them, a killed run's nats-server and worker stay: they hold the data folder's lock,
         // which a new run checks before the ports (one of which they still use) and before it truncates the log.
-        Directory.CreateDirectory(_data);
-        var log = Path.Combine(_data, "nats-server.log");
+        // The data folder's name has a quote and glob characters: the holder is still found (a pattern would not
+        // match it, and the lock would be "held by a process this user cannot see").
+        Directory.CreateDirectory(Odd);
+        var log = Path.Combine(Odd, "nats-server.log");
         await File.WriteAllTextAsync(log, "the earlier run's log\n");
         using var port = new TcpListener(IPAddress.Loopback, _natsPort);
         port.Start();
         // flock -o: flock itself holds the lock, its command (sleep) does not.
-        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(_data, "run.lock"), "sleep", "120"]);
+        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(Odd, "run.lock"), "sleep", "120"]);
         try
         {
             await Eventually.TrueAsync(
-                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(_data, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
+                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(Odd, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
                 TimeSpan.FromSeconds(10), "the holder takes the lock");
-            await using var run = Run(Environment());
+            var environment = Environment();
+            environment["BRIDGE_DATA"] = Odd;
+            await using var run = Run(environment);
             Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
             Assert.Equal(
-                $"run.sh: an earlier run on {_data} was killed before it stopped its processes, and they still run: pid {holder.Id} (flock). " +
+                $"run.sh: an earlier run on {Odd} was killed before it stopped its processes, and they still run: pid {holder.Id} (flock). " +
                 $"They would share JetStream's store with this run. Stop them first: kill {holder.Id}",
                 Assert.Single(run.Lines));
             Assert.Equal("the earlier run's log\n", File.ReadAllText(log));
@@ -297,6 +306,56 @@ public sealed class RunScriptTests : IDisposable
         {
             holder.Kill(entireProcessTree: true);
         }
+    }
+
+    [Fact]
+    public async Task A_live_run_of_another_checkout_on_the_same_data_folder_is_named_as_such_and_its_quoted_absolute_recipe_stops_it()
+    {
+        // Another checkout: run.sh and what it calls before the worker (the worker build of these tests).
+        var clone = Path.Combine(_data, "clone");
+        Directory.CreateDirectory(Path.Combine(clone, "scripts"));
+        foreach (var script in new[] { "run.sh", "ensure-nats-server.sh" })
+        {
+            File.Copy(Path.Combine(RepoPaths.Root, "scripts", script), Path.Combine(clone, "scripts", script));
+        }
+
+        // Its data folder given relative (to its checkout, where run.sh runs), started from elsewhere (/): the
+        // recipe and the messages name the folder whole.
+        var environment = Environment();
+        environment["BRIDGE_DATA"] = Path.GetRelativePath(clone, Odd);
+        environment["Bridge__Connections__CloseTimeout"] = "00:00:05";
+        await using var other = ChildRun.Start("bash", [Path.Combine(clone, "scripts", "run.sh")], environment, workingDirectory: "/");
+        await other.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        var recipe = Recipe(other);
+        Assert.Equal(RecipeFor(Quote(Path.Combine(Odd, "run.pid")), Quote(clone)), recipe);
+        Assert.Contains($"  NATS         nats://127.0.0.1:{_natsPort}   (JetStream data in {Odd}/nats)", other.Lines);
+        var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
+        Assert.NotNull(nats);
+
+        // A run of this checkout on that data folder (other ports) is refused: the holder is that live run.sh, not
+        // what is left of a killed run, and it is stopped with its own recipe (which stops its worker first), not by
+        // killing its three processes at once.
+        var second = Environment();
+        second["BRIDGE_DATA"] = Odd;
+        second["WORKER_URL"] = $"http://127.0.0.1:{ChildRun.FreePort()}";
+        second["NATS_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        second["NATS_MONITOR_PORT"] = ChildRun.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using (var refused = Run(second))
+        {
+            Assert.Equal(1, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(
+                $"run.sh: a run of another checkout (pid {other.Pid}, in {clone}) uses {Odd}. " +
+                $"Stop it first with the recipe it printed (SIGTERM to that run.sh: kill {other.Pid}), or give this one its own BRIDGE_DATA",
+                Assert.Single(refused.Lines));
+        }
+
+        // The printed recipe, pasted anywhere (it is run from this checkout here), stops that run in order.
+        var (code, output) = await ChildRun.RunAsync("bash", ["-c", recipe], TimeSpan.FromSeconds(10));
+        Assert.True(code == 0, output);
+        Assert.Equal(0, await other.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(other.Lines, l => l == "run.sh: stopped.");
+        Assert.False(ChildRun.IsAlive(nats.Value), "nats-server is still running");
+        Assert.False(File.Exists(Path.Combine(Odd, "run.pid")), "the pid file outlived its run");
     }
 
     [Fact]
