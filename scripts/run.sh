@@ -85,7 +85,9 @@ describe() {
 # A run of this data folder that is still going (its pid is this checkout's run.sh): refused. A stale pidfile is
 # overwritten.
 other="$(cat "$pidfile" 2>/dev/null || true)"
-if is_run "$other"; then
+# Only a live run of this data folder: not this very script (a killed run's pid reused by it), and holding this
+# folder's lock on its fd 9 (not this checkout's run on another BRIDGE_DATA that got the pid).
+if [ "$other" != "$$" ] && is_run "$other" && [ "$(readlink "/proc/$other/fd/9" 2>/dev/null)" = "$lock_path" ]; then
   say "another run of this checkout is going (pid $other, $pidfile). Stop it first: kill $other, or give this one its own BRIDGE_DATA"
   exit 1
 fi

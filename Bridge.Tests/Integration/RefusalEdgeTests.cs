@@ -297,7 +297,7 @@ public sealed class RefusalEdgeTests(NatsServerFixture nats) : IClassFixture<Nat
         foreach (var (url, body, contentType) in new (string, byte[], string)[]
         {
             ("publish", Encoding.UTF8.GetBytes($$"""{"room":"{{room}}","id":"x","type":"chat.message","type":"chat.message"}"""), "application/json"),
-            ("publish", Encoding.UTF8.GetBytes($$"""{"room":"{{room}}","id":"x","type":"chat.message","type":"chat.message"}"""), "application/json"),
+            ("publish", Encoding.UTF8.GetBytes($$"""{"room":"{{room}}","id":"x","type":"chat.message","typ\u0065":"chat.message"}"""), "application/json"),
             ("broadcast", Encoding.UTF8.GetBytes($$"""{"rooms":["{{room}}"],"type":"chat.message","type":"chat.message"}"""), "application/json"),
             ("publish", Map(("room", Pack(room)), ("type", Pack("chat.message")), ("type", Pack("chat.message"))), NatsSubjects.MessagePackContentType),
         })

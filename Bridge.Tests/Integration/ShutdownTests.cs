@@ -67,9 +67,28 @@ public sealed partial class ShutdownTests(NatsServerFixture nats) : IClassFixtur
 
         await stopping.WaitAsync(TimeSpan.FromSeconds(30));
     }
+
+    [Fact]
+    public async Task A_worker_whose_nats_server_stopped_first_stops_without_waiting_for_it()
+    {
+        // nats-server gone before the worker (a killed `make run` signals both at once; an outage): the stop must not
+        // wait for a reconnect to delete the worker's directory entry (it expires by its TTL). It waited for the host's
+        // shutdown timeout (WorkerHost caps the stop at 10 s; the default DrainTimeout is 25 s).
+        await using var own = await Bridge.Testing.NatsServerProcess.StartAsync();
+        var worker = await WorkerHost.StartAsync(own);
+        await using (var ws = await TestClient.ConnectAsync(worker.WebSocketUrl))
+        {
+            await ws.JoinAndWaitAsync(Names.Room("gone"));
+        }
+
+        own.Kill();
+        await Task.Delay(500);
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await worker.DisposeAsync();
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(6), $"the stop took {stopping.Elapsed.TotalSeconds:N1} s with NATS gone");
+    }
 }
 
-/// <summary>Long-poll heartbeats keep an idle poll's response alive through proxies.</summary>
 public sealed class PollHeartbeatTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
     [Fact]
@@ -91,24 +110,5 @@ public sealed class PollHeartbeatTests(NatsServerFixture nats) : IClassFixture<N
         var answer = JsonNode.Parse(body)!;
         Assert.Empty(answer["messages"]!.AsArray());
         Assert.False(string.IsNullOrEmpty(answer["cursor"]!.GetValue<string>()));
-    }
-    [Fact]
-    public async Task A_worker_whose_nats_server_stopped_first_stops_without_waiting_for_it()
-    {
-        // nats-server gone before the worker (a killed `make run` signals both at once; an outage): the stop must not
-        // wait for a reconnect to delete the worker's directory entry (it expires by its TTL). It waited for the host's
-        // shutdown timeout (WorkerHost caps the stop at 10 s; the default DrainTimeout is 25 s).
-        await using var own = await Bridge.Testing.NatsServerProcess.StartAsync();
-        var worker = await WorkerHost.StartAsync(own);
-        await using (var ws = await TestClient.ConnectAsync(worker.WebSocketUrl))
-        {
-            await ws.JoinAndWaitAsync(Names.Room("gone"));
-        }
-
-        own.Kill();
-        await Task.Delay(500);
-        var stopping = System.Diagnostics.Stopwatch.StartNew();
-        await worker.DisposeAsync();
-        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(6), $"the stop took {stopping.Elapsed.TotalSeconds:N1} s with NATS gone");
     }
 }

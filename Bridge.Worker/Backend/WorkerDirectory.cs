@@ -120,10 +120,15 @@ internal sealed partial class WorkerDirectory(
         {
             await _store.DeleteAsync(_key, cancellationToken: bounded.Token);
         }
-        catch (Exception ex) when (ex is NatsException or TimeoutException or OperationCanceledException)
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or NatsTimeoutException or NatsNoRespondersException)
         {
-            // Not a fault of this worker's: said without the exception's stack.
+            // Not answered in time (NATS going away): said without the exception's stack.
             LogLeftWithoutDelete(connection.ConnectionState);
+        }
+        catch (NatsException ex)
+        {
+            // The server refused it (permissions, a missing bucket): with its diagnostics.
+            LogFailed(ex);
         }
     }
 
