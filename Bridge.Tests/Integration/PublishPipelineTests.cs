@@ -121,6 +121,70 @@ public sealed class PublishPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_the_server_frozen_and_the_write_buffer_full_every_publish_gets_publish_failed_within_its_timeout()
+    {
+        // 30 publishes of 500 KB to a frozen server: the first fill what the sockets hold and NATS.Net's write buffer,
+        // the writes of the others wait for room. Each must still end at its PublishTimeout (1 s), not when NATS.Net's
+        // write gives up: its CommandTimeout (5 s) for the write lock, and again for the flush.
+        await using var worker = await WorkerHost.StartAsync(
+            _nats, ("Bridge:Connections:MaxPublishesInFlight", "64"), ("Bridge:Nats:PublishTimeout", "00:00:01"),
+            ("Bridge:Connections:MaxFrameBytes", "1048576"));
+        var commandTimeout = worker.Get<NatsContext>().Connection.Opts.CommandTimeout;
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        var big = new string('x', 500_000);
+        Signal("STOP");
+        try
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                await client.PublishAsync(room, big, id: $"b{i}");
+            }
+
+            // Sent: every publish is read at once (64 may wait for their ack), so each is answered a PublishTimeout
+            // from now, with slack for a loaded machine; a write that waited for room would take the CommandTimeout.
+            var sent = Stopwatch.StartNew();
+            var answers = await client.CollectAsync(30, f => f.Type is MessageTypes.Ack or MessageTypes.Error, TimeSpan.FromSeconds(60));
+            var took = sent.Elapsed;
+            Assert.All(answers, f => Assert.Equal(ErrorCodes.PublishFailed, f.ErrorCode));
+            Assert.Equal(Enumerable.Range(0, 30).Select(i => $"b{i}"), answers.Select(f => f.Payload!["ref"]!.GetValue<string>()));
+            Assert.True(took < commandTimeout - TimeSpan.FromSeconds(0.5), $"the last answer came {took} after the publishes were sent");
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        // The server answers again: a retry is stored.
+        await client.PublishAsync(room, "again", id: "b0");
+        var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "b0", TimeSpan.FromSeconds(30));
+        Assert.True(ack.Seq > 0);
+    }
+
+    [Fact]
+    public async Task With_NATS_down_and_the_connection_reconnecting_a_publish_gets_publish_failed_within_its_timeout()
+    {
+        // While NATS.Net reconnects, its write waits for the reconnect however long: the publish must still end.
+        await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Nats:PublishTimeout", "00:00:01"));
+        var connection = worker.Get<NatsContext>().Connection;
+        var room = Names.Room();
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        _nats.Kill();
+        var down = Stopwatch.StartNew();
+        while (connection.ConnectionState == NatsConnectionState.Open)
+        {
+            Assert.True(down.Elapsed < TimeSpan.FromSeconds(30), "the worker did not notice NATS was gone");
+            await Task.Delay(20);
+        }
+
+        await client.PublishAsync(room, 1, id: "r0");
+        await client.PublishAsync(room, 2, id: "r1");
+        var answers = await client.CollectAsync(2, f => f.Type is MessageTypes.Ack or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        Assert.Equal(["r0", "r1"], answers.Select(f => f.Payload!["ref"]!.GetValue<string>()));
+        Assert.All(answers, f => Assert.Equal(ErrorCodes.PublishFailed, f.ErrorCode));
+    }
+
+    [Fact]
     public async Task A_pipelined_publish_the_stream_refuses_is_answered_publish_failed_and_the_publishes_around_it_are_acked()
     {
         await using var worker = await WorkerHost.StartAsync(_nats);

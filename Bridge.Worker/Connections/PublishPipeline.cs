@@ -70,6 +70,8 @@ internal sealed partial class PublishPipeline
         await foreach (var publish in _waiting.Reader.ReadAllAsync(CancellationToken.None))
         {
             // PendingPublish.SettleAsync, inlined: awaited here, an ack not in yet costs no state machine of its own.
+            // Each publish ends within PublishTimeout (its deadline, RoomPublisher.Start), so the loop never waits
+            // longer for one, whatever NATS does.
             AwaitedAck awaited;
             try
             {
@@ -77,7 +79,11 @@ internal sealed partial class PublishPipeline
             }
             catch (Exception ex)
             {
-                awaited = new AwaitedAck(null, ex);
+                awaited = new AwaitedAck(null, publish.Ack.Settled(ex));
+            }
+            finally
+            {
+                publish.Ack.Release();
             }
 
             Answer(publish, awaited, closing);

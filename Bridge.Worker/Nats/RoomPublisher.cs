@@ -25,8 +25,8 @@ internal sealed class RoomPublisher
     {
         ArgumentNullException.ThrowIfNull(nats);
         _options = options.Value;
-        // Its own context so the ack wait is PublishTimeout, not the connection's request timeout.
-        _js = new NatsJSContext(nats.Connection, new NatsJSOpts(nats.Connection.Opts, requestTimeout: _options.PublishTimeout));
+        // Its own context with no ack wait of its own: each publish's deadline (Start) bounds the whole publish instead.
+        _js = new NatsJSContext(nats.Connection, new NatsJSOpts(nats.Connection.Opts, requestTimeout: Timeout.InfiniteTimeSpan));
     }
 
     /// <summary>
@@ -35,6 +35,14 @@ internal sealed class RoomPublisher
     /// write holds the connection, queues it behind that write's lock, which hands over in arrival order (one
     /// connection, one stream). <paramref name="cancellationToken"/> ends the wait for the ack.
     /// </summary>
+    /// <remarks>
+    /// The publish, its write included, ends within <c>PublishTimeout</c> whatever NATS does (the ack then throws
+    /// <see cref="TimeoutException"/>): NATS.Net's own ack wait starts only once the message is written, and the write
+    /// can wait much longer than that, or for ever. A frozen server's unread bytes fill the connection's write buffer,
+    /// and a write then waits for room up to NATS.Net's <c>CommandTimeout</c> (5 s) for the write lock and again for
+    /// the flush; a write while NATS.Net reconnects waits for the reconnect, however long (a connection's publishes,
+    /// awaited in order, were then never answered). One cancellation source per publish, its timer the deadline.
+    /// </remarks>
     public PendingPublish Start(
         string room, string type, string from, string? id, PayloadKind kind, ReadOnlyMemory<byte> payload,
         CancellationToken cancellationToken)
@@ -64,7 +72,14 @@ internal sealed class RoomPublisher
 
         // The payload is copied into the connection's buffer when the publish is written: callers hand over memory
         // they no longer change (a decoded frame's own array, a request body read whole).
-        return new PendingPublish(_js.PublishAsync(_options.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: cancellationToken));
+        var deadline = cancellationToken.CanBeCanceled
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
+            : new CancellationTokenSource();
+        deadline.CancelAfter(_options.PublishTimeout);
+        return new PendingPublish(
+            _js.PublishAsync(_options.RoomSubject(room), payload, opts: pubOpts, headers: headers, cancellationToken: deadline.Token),
+            deadline,
+            cancellationToken);
     }
 
     /// <summary>Stores one of the gateway's own messages (presence) and waits for its ack.</summary>
