@@ -35,18 +35,36 @@ public sealed class RunScriptTests : IDisposable
     private static ChildRun Run(Dictionary<string, string?> environment) =>
         ChildRun.Start("bash", [Path.Combine(RepoPaths.Root, "scripts", "run.sh")], environment);
 
+    /// <summary>
+    /// A run whose worker keeps a connection's drain open for <paramref name="closeTimeout"/> (<c>CloseTimeout</c>: a
+    /// client that does not answer the worker's close holds it that long), once it says it is running.
+    /// </summary>
+    private async Task<ChildRun> StartRunAsync(TimeSpan closeTimeout, string workerVariable = "WORKER_URL")
+    {
+        var environment = Environment(workerVariable);
+        environment["Bridge__Connections__CloseTimeout"] = closeTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
+        var run = Run(environment);
+        try
+        {
+            await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+            return run;
+        }
+        catch
+        {
+            await run.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task Run_says_running_once_its_worker_answers_on_ASPNETCORE_URLS_and_ctrl_c_stops_the_worker_before_nats()
     {
-        var environment = Environment("ASPNETCORE_URLS");
         // The worker resets a socket whose close is not answered after CloseTimeout, and a reset discards a close
         // frame the client has not read yet: on a loaded machine the 5 s default can pass before this test's reader
         // runs. A longer timeout keeps the drain open for the reader; the client aborts once it has read the close.
-        environment["Bridge__Connections__CloseTimeout"] = "00:00:15";
-        await using var run = Run(environment);
+        await using var run = await StartRunAsync(TimeSpan.FromSeconds(15), "ASPNETCORE_URLS");
         var url = new Uri($"http://127.0.0.1:{_workerPort}");
 
-        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
         // By the time it says so, its worker answers at the address it prints.
         Assert.Equal("ok", await Http.GetStringAsync(new Uri(url, "/healthz")));
         Assert.Contains(run.Lines, l => l.StartsWith($"  WebSocket    ws://127.0.0.1:{_workerPort}/ws ", StringComparison.Ordinal));
@@ -121,11 +139,8 @@ public sealed class RunScriptTests : IDisposable
     {
         // The README's recipe for a run in the background, with this run's data folder: it signals this checkout's
         // run.sh (not every run.sh on the machine, as `pgrep -f scripts/run.sh` did).
-        var environment = Environment();
         // A client that never answers the worker's close keeps the drain open (CloseTimeout) while the test looks.
-        environment["Bridge__Connections__CloseTimeout"] = "00:00:10";
-        await using var run = Run(environment);
-        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        await using var run = await StartRunAsync(TimeSpan.FromSeconds(10));
         var pidfile = Path.Combine(_data, "run.pid");
         Assert.Equal(run.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidfile).Trim());
         var recipe = Recipe(run);
@@ -215,11 +230,8 @@ public sealed class RunScriptTests : IDisposable
     [Fact]
     public async Task A_killed_run_takes_its_nats_server_and_worker_along_and_no_run_starts_on_its_data_while_they_live()
     {
-        var environment = Environment();
         // A client that never answers the worker's close keeps the worker's drain open (CloseTimeout) after the kill.
-        environment["Bridge__Connections__CloseTimeout"] = "00:00:15";
-        await using var run = Run(environment);
-        await run.WaitForLineAsync(l => l == "Bridge is running.", StartLimit);
+        await using var run = await StartRunAsync(TimeSpan.FromSeconds(15));
         var worker = ChildRun.FindProcess("Bridge.Worker.dll", $"--urls http://127.0.0.1:{_workerPort}");
         var nats = ChildRun.FindProcess("nats-server", $"-p {_natsPort}");
         Assert.NotNull(worker);

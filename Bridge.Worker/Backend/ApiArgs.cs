@@ -40,8 +40,8 @@ internal sealed class ApiArgs : IDisposable
     /// </summary>
     public static ApiArgs Parse(ReadOnlyMemory<byte> body, WireFormat format, bool envelope = false)
     {
-        // A JSON body of whitespace alone is empty too, as on HTTP publish (not "malformed JSON: there is no JSON value").
-        if (body.IsEmpty || (format == WireFormat.Json && body.Span.IndexOfAnyExcept(" \t\r\n"u8) < 0))
+        // The rule of every edge's body (FrameCodecs.IsEmptyBody): a JSON body of whitespace alone is empty too.
+        if (FrameCodecs.IsEmptyBody(body.Span, format))
         {
             return new ApiArgs(JsonDocument.Parse("{}"u8.ToArray()), ReadOnlyMemory<byte>.Empty, format);
         }

@@ -22,8 +22,16 @@ internal interface IFrameCodec : IMessageEncoder
     byte[] EncodeAck(string room, string? id, ulong seq, bool duplicate) => EncodeControl(ControlFrames.Ack(room, id, seq, duplicate));
 }
 
-/// <summary>The codec of each wire format.</summary>
+/// <summary>The codec of each wire format, and what a request body in each holds.</summary>
 internal static class FrameCodecs
 {
     public static IFrameCodec Of(WireFormat format) => format == WireFormat.MessagePack ? MessagePackFrameCodec.Instance : JsonFrameCodec.Instance;
+
+    /// <summary>
+    /// True when a request body (HTTP publish, a backend API request) holds nothing in <paramref name="format"/>: no
+    /// bytes, or, in JSON, whitespace alone (JSON's own: space, tab, CR, LF). The one rule for every edge that reads a
+    /// body: such a body is answered as empty, not as malformed JSON ("there is no JSON value").
+    /// </summary>
+    public static bool IsEmptyBody(ReadOnlySpan<byte> body, WireFormat format) =>
+        body.IndexOfAnyExcept(format == WireFormat.Json ? " \t\r\n"u8 : ""u8) < 0;
 }

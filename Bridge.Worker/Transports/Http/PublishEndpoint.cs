@@ -46,8 +46,7 @@ internal sealed class PublishEndpoint(PublishService publishing, ConnectionAdmis
             return HttpErrors.Problem(StatusCodes.Status413PayloadTooLarge, ErrorCodes.BadFrame, $"body larger than {max} bytes");
         }
 
-        // A JSON body of whitespace alone is empty too (not "malformed JSON: there is no JSON value").
-        if (body.Span.IndexOfAnyExcept(format == WireFormat.Json ? " \t\r\n"u8 : ""u8) < 0)
+        if (FrameCodecs.IsEmptyBody(body.Span, format))
         {
             return HttpErrors.Problem(StatusCodes.Status400BadRequest, ErrorCodes.BadFrame, EmptyBody);
         }
