@@ -42,6 +42,84 @@ internal sealed partial class NatsRoomFeedFactory(
         return feed;
     }
 
+    /// <inheritdoc />
+    public async ValueTask<FeedOpen[]> OpenManyAsync(IReadOnlyList<Room> rooms)
+    {
+        var opens = new FeedOpen[rooms.Count];
+        if (rooms.Count == 0)
+        {
+            return opens;
+        }
+
+        // Every SUB written before any is awaited (most complete at once: written into the connection's buffer), then
+        // the rooms subscribed are asked for their last seqs together, after all their SUBs (the seam, as in OpenAsync).
+        var feeds = new RoomFeed[rooms.Count];
+        // Null: subscribed at once; else the subscription still being written (or its failure).
+        var subscribing = new Task?[rooms.Count];
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            Debug.Assert(ReferenceEquals(rooms[i].Services.Feeds, this), "a room's feeds are opened by its registry's factory");
+            feeds[i] = new RoomFeed(rooms[i], nats.Connection, options.Value.LiveSubject(rooms[i].Name));
+            try
+            {
+                subscribing[i] = Pending(nats.Connection.AddSubAsync(feeds[i], CancellationToken.None));
+            }
+            catch (Exception ex)
+            {
+                subscribing[i] = Task.FromException(ex);
+            }
+        }
+
+        var subscribed = new List<int>(rooms.Count);
+        var names = new List<string>(rooms.Count);
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            try
+            {
+                if (subscribing[i] is { } pending)
+                {
+                    await pending;
+                }
+
+                subscribed.Add(i);
+                names.Add(rooms[i].Name);
+            }
+            catch (Exception ex)
+            {
+                opens[i] = new FeedOpen(null, ex);
+            }
+        }
+
+        var seqs = await rooms[0].Services.Log.GetLastSeqsAsync(names, CancellationToken.None);
+        for (var k = 0; k < subscribed.Count; k++)
+        {
+            var i = subscribed[k];
+            if (seqs[k].Failure is { } failure)
+            {
+                await feeds[i].DisposeAsync();
+                opens[i] = new FeedOpen(null, failure);
+                continue;
+            }
+
+            rooms[i].Sequence.Start(seqs[k].Seq);
+            opens[i] = new FeedOpen(feeds[i], null);
+        }
+
+        return opens;
+    }
+
+    /// <summary>Null when <paramref name="subscribing"/> completed (its result taken), else it as a task to await later.</summary>
+    private static Task? Pending(ValueTask subscribing)
+    {
+        if (!subscribing.IsCompletedSuccessfully)
+        {
+            return subscribing.AsTask();
+        }
+
+        subscribing.GetAwaiter().GetResult();
+        return null;
+    }
+
     /// <summary>
     /// One message of <paramref name="room"/>'s subscription, on NATS.Net's read loop: read into a
     /// <see cref="RoomMessage"/> and handed to the room's sequence, which dispatches it there or keeps it while it
