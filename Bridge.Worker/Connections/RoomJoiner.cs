@@ -25,7 +25,7 @@ internal sealed partial class RoomJoiner(
     /// <summary>
     /// Starts the joins of a batch <c>room.join</c> (<paramref name="requests"/>, each already checked); each answers its
     /// own <c>room.joined</c> (or error) when done, as if joined alone. Its plain live joins (no <c>since</c>, <c>latest</c>
-    /// or <c>maxRate</c>, not a pattern) are one request of the session that activates them together
+    /// or <c>maxRate</c>, not a pattern, not a room presence observes) are one request of the session that activates them together
     /// (<see cref="JoinLiveAsync"/>); the others are one request whose entries run on the session's free request slots
     /// (<see cref="ClientSession.StartBackgroundBatchAsync{TItem}"/>).
     /// </summary>
@@ -43,7 +43,9 @@ internal sealed partial class RoomJoiner(
         {
             if (TryAdd(session, name, join, reference) is { } membership)
             {
-                var list = membership.Pattern is null && join is { Since: null, Latest: false, MaxRate: null }
+                // A room presence observes goes one by one: an entry left before its turn is then never joined, so no
+                // one sees its user come and go (together, every entry is joined before any is completed).
+                var list = membership.Pattern is null && join is { Since: null, Latest: false, MaxRate: null } && !rooms.IsObserved(name)
                     ? live ??= new List<RoomMembership>(requests.Count)
                     : others ??= [];
                 list.Add(membership);

@@ -58,6 +58,20 @@ internal sealed class RoomRegistry : IAsyncDisposable
             : JoinedAsync(room, member, opening, cancellationToken);
     }
 
+    /// <summary>True when an observer (presence) is told the joins and leaves of <paramref name="room"/>.</summary>
+    public bool IsObserved(string room)
+    {
+        foreach (var observer in _observers)
+        {
+            if (observer.Observes(room))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>
     /// Adds each of <paramref name="members"/> to its room (<paramref name="names"/>, in the same order: a batch join's), and
     /// returns once every one of those rooms' feeds is open: the feeds not open yet and not being opened by another join
