@@ -51,36 +51,20 @@ internal sealed partial class NatsRoomFeedFactory(
             return opens;
         }
 
-        // Every SUB written before any is awaited (most complete at once: written into the connection's buffer), then
-        // the rooms subscribed are asked for their last seqs together, after all their SUBs (the seam, as in OpenAsync).
+        // The SUBs one after another (each is written into the connection's buffer, most at once: nothing is waited for
+        // unless the writer is busy), then the rooms subscribed are asked for their last seqs together, after all their
+        // SUBs (the seam, as in OpenAsync). Not all started first: a thousand writes queued at once on a busy writer each
+        // kept their waits alive (2 KB of RSS per room instead of 1 at 100,000 rooms, docs/benchmarks.md).
         var feeds = new RoomFeed[rooms.Count];
-        // Null: subscribed at once; else the subscription still being written (or its failure).
-        var subscribing = new Task?[rooms.Count];
+        var subscribed = new List<int>(rooms.Count);
+        var names = new List<string>(rooms.Count);
         for (var i = 0; i < rooms.Count; i++)
         {
             Debug.Assert(ReferenceEquals(rooms[i].Services.Feeds, this), "a room's feeds are opened by its registry's factory");
             feeds[i] = new RoomFeed(rooms[i], nats.Connection, options.Value.LiveSubject(rooms[i].Name));
             try
             {
-                subscribing[i] = Pending(nats.Connection.AddSubAsync(feeds[i], CancellationToken.None));
-            }
-            catch (Exception ex)
-            {
-                subscribing[i] = Task.FromException(ex);
-            }
-        }
-
-        var subscribed = new List<int>(rooms.Count);
-        var names = new List<string>(rooms.Count);
-        for (var i = 0; i < rooms.Count; i++)
-        {
-            try
-            {
-                if (subscribing[i] is { } pending)
-                {
-                    await pending;
-                }
-
+                await nats.Connection.AddSubAsync(feeds[i], CancellationToken.None);
                 subscribed.Add(i);
                 names.Add(rooms[i].Name);
             }
@@ -106,18 +90,6 @@ internal sealed partial class NatsRoomFeedFactory(
         }
 
         return opens;
-    }
-
-    /// <summary>Null when <paramref name="subscribing"/> completed (its result taken), else it as a task to await later.</summary>
-    private static Task? Pending(ValueTask subscribing)
-    {
-        if (!subscribing.IsCompletedSuccessfully)
-        {
-            return subscribing.AsTask();
-        }
-
-        subscribing.GetAwaiter().GetResult();
-        return null;
     }
 
     /// <summary>
