@@ -16,6 +16,12 @@ internal sealed class RoomRegistry : IAsyncDisposable
     private readonly IRoomObserver[] _observers;
     private readonly RoomServices _services;
 
+    // Batches opening their rooms at once (JoinManyAsync), worker-wide: each holds its rooms' opens, asks and answers until
+    // its feeds are open; a hundred clients' batches at once kept 100,000 rooms' of them alive together (RSS per room).
+    // As many as the last-seq asks in flight (Nats/LastSeqBatch), so the asks stay busy.
+    private const int MaxBatchOpens = 4;
+    private readonly SemaphoreSlim _batchOpens = new(MaxBatchOpens, MaxBatchOpens);
+
     public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, IEnumerable<IRoomObserver> observers)
     {
         ArgumentNullException.ThrowIfNull(metrics);
@@ -76,11 +82,26 @@ internal sealed class RoomRegistry : IAsyncDisposable
     /// Adds each of <paramref name="members"/> to its room (<paramref name="names"/>, in the same order: a batch join's), and
     /// returns once every one of those rooms' feeds is open: the feeds not open yet and not being opened by another join
     /// are opened together (<see cref="IRoomFeedFactory.OpenManyAsync"/>: their subscriptions written at once, their last
-    /// seqs asked in one batched ask); then the observers are told each join, as <see cref="JoinAsync"/> does. One entry
+    /// seqs asked in one batched ask; at most <see cref="MaxBatchOpens"/> batches at once on the worker); then the observers
+    /// are told each join, as <see cref="JoinAsync"/> does. One entry
     /// per member, in order: its room, or why it could not be joined (the member is out of the room again). Throws only
     /// when <paramref name="cancellationToken"/> is cancelled; every member is then out of its room again.
     /// </summary>
     public async Task<RoomJoin[]> JoinManyAsync(IReadOnlyList<string> names, IReadOnlyList<IRoomMember> members, CancellationToken cancellationToken)
+    {
+        await _batchOpens.WaitAsync(cancellationToken);
+        try
+        {
+            return await JoinManyOpeningAsync(names, members, cancellationToken);
+        }
+        finally
+        {
+            _batchOpens.Release();
+        }
+    }
+
+    /// <summary><see cref="JoinManyAsync"/> with one of the worker's batch opens taken.</summary>
+    private async Task<RoomJoin[]> JoinManyOpeningAsync(IReadOnlyList<string> names, IReadOnlyList<IRoomMember> members, CancellationToken cancellationToken)
     {
         var joins = new RoomJoin[members.Count];
         var openings = new Task<IAsyncDisposable>?[members.Count];
