@@ -23,28 +23,45 @@ internal sealed partial class RoomJoiner(
             : ValueTask.CompletedTask;
 
     /// <summary>
-    /// Starts the joins of a batch <c>room.join</c> (<paramref name="requests"/>, each already checked) as one request
-    /// of the session (<see cref="ClientSession.StartBackgroundBatchAsync{TItem}"/>); each answers its own
-    /// <c>room.joined</c> (or error) when done, as if joined alone.
+    /// Starts the joins of a batch <c>room.join</c> (<paramref name="requests"/>, each already checked); each answers its
+    /// own <c>room.joined</c> (or error) when done, as if joined alone. Its plain live joins (no <c>since</c>, <c>latest</c>
+    /// or <c>maxRate</c>, not a pattern, not a room presence observes) are one request of the session that activates them together
+    /// (<see cref="JoinLiveAsync"/>); the others are one request whose entries run on the session's free request slots
+    /// (<see cref="ClientSession.StartBackgroundBatchAsync{TItem}"/>).
     /// </summary>
-    public ValueTask StartJoinsAsync(ClientSession session, IReadOnlyList<(string Room, JoinOptions Options)> requests, string? reference, CancellationToken cancellationToken)
+    public async ValueTask StartJoinsAsync(ClientSession session, IReadOnlyList<(string Room, JoinOptions Options)> requests, string? reference, CancellationToken cancellationToken)
     {
         if (requests.Count == 0)
         {
-            return ValueTask.CompletedTask;
+            return;
         }
 
         session.Rooms.Reserve(requests.Count, options.Value.MaxRoomsPerConnection);
-        var memberships = new List<RoomMembership>(requests.Count);
+        List<RoomMembership>? live = null;
+        List<RoomMembership>? others = null;
         foreach (var (name, join) in requests)
         {
             if (TryAdd(session, name, join, reference) is { } membership)
             {
-                memberships.Add(membership);
+                // A room presence observes goes one by one: an entry left before its turn is then never joined, so no
+                // one sees its user come and go (together, every entry is joined before any is completed).
+                var list = membership.Pattern is null && join is { Since: null, Latest: false, MaxRate: null } && !rooms.IsObserved(name)
+                    ? live ??= new List<RoomMembership>(requests.Count)
+                    : others ??= [];
+                list.Add(membership);
             }
         }
 
-        return session.StartBackgroundBatchAsync(memberships, (membership, ct) => JoinAsync(membership, reference, ct), cancellationToken);
+        if (live is not null)
+        {
+            await session.StartBackgroundAsync(
+                static (state, ct) => state.Joiner.JoinLiveAsync(state.Live, state.Reference, ct), (Joiner: this, Live: live, Reference: reference), cancellationToken);
+        }
+
+        if (others is not null)
+        {
+            await session.StartBackgroundBatchAsync(others, (membership, ct) => JoinAsync(membership, reference, ct), cancellationToken);
+        }
     }
 
     /// <summary>
@@ -140,13 +157,80 @@ internal sealed partial class RoomJoiner(
         }
         catch (Exception ex)
         {
-            LogJoinFailed(ex, session.ConnectionId, name);
-            var left = membership.State == MemberState.Closed; // room.left already answered it: no error after that
-            await session.Rooms.LeaveAsync(membership);
-            if (!left)
+            await FailAsync(membership, ex, reference);
+        }
+    }
+
+    /// <summary>
+    /// The live joins of one batch frame (<paramref name="memberships"/>, plain: no <c>since</c>, <c>latest</c>,
+    /// <c>maxRate</c>, no pattern) as one unit: every membership added to its room and the rooms not active yet opened
+    /// together (<see cref="RoomRegistry.JoinManyAsync"/>: their subscriptions written at once, their last seqs asked in
+    /// one batched ask), then every join completed in one loop that never waits (<see cref="RoomReader.JoinLive"/>: the
+    /// seam, <c>room.joined</c>, live). Each join is answered as if alone: a room that could not be opened answers its own
+    /// <c>unavailable</c>, a membership left meanwhile answers nothing more.
+    /// </summary>
+    private async ValueTask JoinLiveAsync(List<RoomMembership> memberships, string? reference, CancellationToken cancellationToken)
+    {
+        // Left (room.leave, a revoked grant) while waiting for the request slot: never opened, never announced.
+        memberships.RemoveAll(static m => m.State == MemberState.Closed);
+        if (memberships.Count == 0)
+        {
+            return;
+        }
+
+        var names = memberships.ConvertAll(static m => m.RoomName);
+        RoomJoin[] joins;
+        try
+        {
+            joins = await rooms.JoinManyAsync(names, memberships, cancellationToken);
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            return; // the connection is closing: the registry took every member out of its room again
+        }
+
+        metrics.BatchJoined(memberships.Count);
+        for (var i = 0; i < memberships.Count; i++)
+        {
+            var membership = memberships[i];
+            try
             {
-                session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference, name);
+                if (joins[i].Failure is { } failure)
+                {
+                    await FailAsync(membership, failure, reference);
+                    continue;
+                }
+
+                var room = joins[i].Room!;
+                if (!membership.Attach(room, 0))
+                {
+                    await room.LeaveAsync(membership); // left while joining
+                    continue;
+                }
+
+                if (reader.JoinLive(membership, room) is { } joined)
+                {
+                    LogJoined(membership.Session.ConnectionId, membership.RoomName, joined.Position, 0, false);
+                }
             }
+            catch (Exception ex)
+            {
+                await FailAsync(membership, ex, reference);
+            }
+        }
+    }
+
+    /// <summary>A join that failed (not for the connection closing): logged, left, and answered <c>unavailable</c> unless already left.</summary>
+    private async ValueTask FailAsync(RoomMembership membership, Exception exception, string? reference)
+    {
+        var session = membership.Session;
+        var name = membership.RoomName;
+        LogJoinFailed(exception, session.ConnectionId, name);
+        var left = membership.State == MemberState.Closed; // room.left already answered it: no error after that
+        await session.Rooms.LeaveAsync(membership);
+        if (!left)
+        {
+            session.SendError(ErrorCodes.Unavailable, $"room '{name}' could not be joined now; retry", reference, name);
         }
     }
 

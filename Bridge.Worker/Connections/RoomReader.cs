@@ -85,6 +85,11 @@ internal sealed partial class RoomReader
 
         // A conflated member never reads the stream: without since or latest, it joins live.
         var since = member.IsConflated ? null : options.Since;
+        if (since is null)
+        {
+            return JoinLive(member, room);
+        }
+
         var join = new Progress(isJoin: true, since);
         bool live;
         try
@@ -108,6 +113,31 @@ internal sealed partial class RoomReader
         }
 
         return new JoinResult(join.Position, join.Replayed, join.Truncated, Latest: null);
+    }
+
+    /// <summary>
+    /// A live join (no <c>since</c>, no <c>latest</c>; <paramref name="member"/> attached to <paramref name="room"/>): it
+    /// reads nothing, so it never waits. Its position is the seam, taken now; <c>room.joined</c> is queued at it and the
+    /// member goes live (or, when what it held since the seam overflowed, reads on as a member behind does). Null when
+    /// the member was closed (left) meanwhile. <see cref="JoinAsync"/> and a batch's live joins (<c>RoomJoiner</c>) both
+    /// come here.
+    /// </summary>
+    public JoinResult? JoinLive(RoomMembership member, Room room)
+    {
+        var seam = room.Sequence.Seam(member);
+        var position = Math.Max(member.Position, seam);
+        if (!member.Activate(ControlFrames.RoomJoined(room.Name, position, 0, false), position))
+        {
+            if (member.State == MemberState.Closed)
+            {
+                return null;
+            }
+
+            // Slower than the room already: the same catch-up a live member gets when it falls behind.
+            StartCatchUp(member);
+        }
+
+        return new JoinResult(position, 0, false, Latest: null);
     }
 
     /// <summary>
@@ -244,16 +274,15 @@ internal sealed partial class RoomReader
     /// </summary>
     private async Task<bool> RoundAsync(RoomMembership member, Room room, Progress progress, CancellationToken cancellationToken)
     {
-        // A live join reads nothing: its position is the seam. Otherwise: towards the room's live position without
-        // holding, then (past the seam) the rest up to the seam.
-        var reads = !progress.IsJoin || progress.Since is not null;
-        if (reads && !await ReadTowardsAsync(member, room, null, progress, cancellationToken))
+        // Towards the room's live position without holding, then (past the seam) the rest up to the seam. (A live join
+        // reads nothing and never comes here: JoinLive.)
+        if (!await ReadTowardsAsync(member, room, null, progress, cancellationToken))
         {
             return false;
         }
 
         var seam = await room.Sequence.SeamAsync(member, cancellationToken);
-        if (reads && !await ReadTowardsAsync(member, room, seam, progress, cancellationToken))
+        if (!await ReadTowardsAsync(member, room, seam, progress, cancellationToken))
         {
             return false;
         }

@@ -1,10 +1,13 @@
+using Bridge.Worker.Rooms;
+
 namespace Bridge.Worker.Nats;
 
 /// <summary>
-/// The last stored seq of many rooms' subjects, asked for one at a time and answered together: the asks that arrive
-/// while earlier ones are in flight go out in one <c>multi_last</c> batch direct get (<see cref="StreamDirectGet"/>,
-/// up to <see cref="StreamDirectGet.MaxSubjectsPerRequest"/> subjects). A lone ask is sent at once. 100,000 rooms
-/// activating at once (a dashboard fleet after a deploy) cost about a hundred requests instead of 100,000.
+/// The last stored seq of many rooms' subjects, asked for one at a time (or a batch join's all at once) and answered
+/// together: the asks that arrive while earlier ones are in flight go out in one <c>multi_last</c> batch direct get
+/// (<see cref="StreamDirectGet"/>, up to <see cref="StreamDirectGet.MaxSubjectsPerRequest"/> subjects). A lone ask is
+/// sent at once. 100,000 rooms activating at once (a dashboard fleet after a deploy) cost about a hundred requests
+/// instead of 100,000.
 /// </summary>
 /// <remarks>
 /// Group commit, no background loop: an ask that finds fewer than <see cref="MaxInFlight"/> batches in flight sends
@@ -19,27 +22,68 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
     private const int MaxInFlight = 4;
 
     private readonly Lock _gate = new();
-    private List<Ask> _waiting = [];
+    private List<Waiting> _waiting = [];
     private int _inFlight;
 
     /// <summary>The seq of the last message stored on <paramref name="subject"/> (a literal subject), or 0 when none is.</summary>
     /// <exception cref="NATS.Client.JetStream.NatsJSException">The server answered an error, or not within the direct get's timeout.</exception>
     public ValueTask<ulong> GetAsync(string subject, CancellationToken cancellationToken)
     {
-        var ask = new Ask(subject);
+        var ask = new Ask();
         bool send;
         lock (_gate)
         {
-            _waiting.Add(ask);
-            send = _inFlight < MaxInFlight;
-            if (send)
-            {
-                _inFlight++;
-            }
+            _waiting.Add(new Waiting(subject, ask, 0));
+            send = TakeSender();
         }
 
         // Most asks only wait (no state machine of their own); the few that send await the batches first.
         return send ? SendThenWaitAsync(ask, cancellationToken) : new ValueTask<ulong>(ask.Task.WaitAsync(cancellationToken));
+    }
+
+    /// <summary>
+    /// The last stored seq of each of <paramref name="subjects"/> (literal subjects; 0 when none is), asked for together
+    /// (a batch join's rooms): one entry per subject, in order, each its seq or the failure of the request that carried
+    /// it. Never throws for a failed request: one request's failure is only its subjects'.
+    /// </summary>
+    public async Task<LastSeq[]> GetManyAsync(IReadOnlyList<string> subjects, CancellationToken cancellationToken)
+    {
+        if (subjects.Count == 0)
+        {
+            return [];
+        }
+
+        var ask = new ManyAsk(subjects.Count);
+        bool send;
+        lock (_gate)
+        {
+            _waiting.EnsureCapacity(_waiting.Count + subjects.Count);
+            for (var i = 0; i < subjects.Count; i++)
+            {
+                _waiting.Add(new Waiting(subjects[i], ask, i));
+            }
+
+            send = TakeSender();
+        }
+
+        if (send)
+        {
+            await SendWhileWaitingAsync();
+        }
+
+        return await ask.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Under the gate: true when the caller is to send batches (fewer than <see cref="MaxInFlight"/> are in flight).</summary>
+    private bool TakeSender()
+    {
+        if (_inFlight >= MaxInFlight)
+        {
+            return false;
+        }
+
+        _inFlight++;
+        return true;
     }
 
     private async ValueTask<ulong> SendThenWaitAsync(Ask ask, CancellationToken cancellationToken)
@@ -53,7 +97,7 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
     {
         while (true)
         {
-            List<Ask> batch;
+            List<Waiting> batch;
             lock (_gate)
             {
                 if (_waiting.Count == 0)
@@ -77,24 +121,56 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
             try
             {
                 var found = await directGet.GetLastManyAsync(batch.ConvertAll(a => a.Subject));
-                foreach (var ask in batch)
+                foreach (var waiting in batch)
                 {
-                    ask.TrySetResult(found.TryGetValue(ask.Subject, out var last) ? last.Seq : 0);
+                    waiting.Answer.Answer(waiting.Index, found.TryGetValue(waiting.Subject, out var last) ? last.Seq : 0);
                 }
             }
             catch (Exception ex)
             {
-                foreach (var ask in batch)
+                foreach (var waiting in batch)
                 {
-                    ask.TrySetException(ex);
+                    waiting.Answer.Fail(waiting.Index, ex);
                 }
             }
         }
     }
 
-    /// <summary>One ask: its subject and its answer in one object (one allocation per room activated, not two).</summary>
-    private sealed class Ask(string subject) : TaskCompletionSource<ulong>(TaskCreationOptions.RunContinuationsAsynchronously)
+    /// <summary>A subject waiting for the next batch, and where its answer goes (an ask's entry <see cref="Index"/>).</summary>
+    private readonly record struct Waiting(string Subject, IAnswer Answer, int Index);
+
+    private interface IAnswer
     {
-        public string Subject { get; } = subject;
+        void Answer(int index, ulong seq);
+
+        void Fail(int index, Exception exception);
+    }
+
+    /// <summary>One subject's ask: its answer (one allocation per room activated alone).</summary>
+    private sealed class Ask() : TaskCompletionSource<ulong>(TaskCreationOptions.RunContinuationsAsynchronously), IAnswer
+    {
+        public void Answer(int index, ulong seq) => TrySetResult(seq);
+
+        public void Fail(int index, Exception exception) => TrySetException(exception);
+    }
+
+    /// <summary>Many subjects' asks (<see cref="GetManyAsync"/>): completed once every entry is answered or failed.</summary>
+    private sealed class ManyAsk(int count) : TaskCompletionSource<LastSeq[]>(TaskCreationOptions.RunContinuationsAsynchronously), IAnswer
+    {
+        private readonly LastSeq[] _answers = new LastSeq[count];
+        private int _left = count;
+
+        public void Answer(int index, ulong seq) => Set(index, new LastSeq(seq, null));
+
+        public void Fail(int index, Exception exception) => Set(index, new LastSeq(0, exception));
+
+        private void Set(int index, LastSeq answer)
+        {
+            _answers[index] = answer;
+            if (Interlocked.Decrement(ref _left) == 0)
+            {
+                TrySetResult(_answers);
+            }
+        }
     }
 }

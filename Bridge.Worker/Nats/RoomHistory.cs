@@ -34,6 +34,24 @@ internal sealed partial class RoomHistory(
         // A room's is batched with other rooms' (and awaited by the caller: no state machine here per room).
         PatternOf(room) is null ? _lastSeqs.GetAsync(_options.Value.RoomSubject(room), cancellationToken) : GetPatternLastSeqAsync(room, cancellationToken);
 
+    /// <inheritdoc />
+    public async ValueTask<LastSeq[]> GetLastSeqsAsync(IReadOnlyList<string> rooms, CancellationToken cancellationToken)
+    {
+        // Patterns are asked one by one (a multi_last answers each matching room's own); rooms all in one batched ask.
+        var subjects = new string[rooms.Count];
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            if (PatternOf(rooms[i]) is not null)
+            {
+                return await IRoomLog.GetLastSeqsOneByOneAsync(this, rooms, cancellationToken);
+            }
+
+            subjects[i] = _options.Value.RoomSubject(rooms[i]);
+        }
+
+        return await _lastSeqs.GetManyAsync(subjects, cancellationToken);
+    }
+
     /// <summary>A pattern's last seq: the last message of any room it matches (a multi_last would answer each room's own).</summary>
     private async ValueTask<ulong> GetPatternLastSeqAsync(string room, CancellationToken cancellationToken)
     {

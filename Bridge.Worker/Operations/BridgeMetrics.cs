@@ -20,6 +20,7 @@ internal sealed class BridgeMetrics
     private readonly Counter<long> _bytesOut;
     private readonly Histogram<double> _deliveryLatency;
     private readonly Counter<long> _resumes;
+    private readonly Counter<long> _batchJoins;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
     private readonly Counter<long> _gapTruncated;
@@ -52,6 +53,8 @@ internal sealed class BridgeMetrics
         _deliveryLatency = meter.CreateHistogram<double>("bridge.delivery.latency", unit: "s",
             description: "Stream timestamp to socket write, per delivered live message (not those replayed for a join).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _batchJoins = meter.CreateCounter<long>("bridge.joins.batched",
+            description: "Live joins of batch room.join frames activated together: their feeds opened and their last seqs asked as one unit.");
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
         _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's (or pattern's) live feed filled from the stream.");
@@ -141,6 +144,9 @@ internal sealed class BridgeMetrics
     public long NowMilliseconds => Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>A join with <c>since</c> answered <c>room.joined</c>.</summary>
+    /// <summary>Live joins of one batch frame activated together (<c>RoomJoiner</c>), counted once their feeds are open.</summary>
+    public void BatchJoined(int joins) => _batchJoins.Add(joins);
+
     public void Resumed(bool truncated) => _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
 
     /// <summary>Messages read from the stream for a join with <c>since</c> (counted as they are read, also for joins cut short).</summary>

@@ -85,6 +85,9 @@ internal sealed partial class PresenceTracker(
         await base.StartAsync(cancellationToken);
     }
 
+    /// <inheritdoc />
+    public bool Observes(string room) => IsEnabled(room);
+
     /// <summary>A connection of <paramref name="user"/> is in <paramref name="room"/> on this worker.</summary>
     public async ValueTask JoinedAsync(string room, string user)
     {

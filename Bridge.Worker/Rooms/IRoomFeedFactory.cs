@@ -12,4 +12,32 @@ internal interface IRoomFeedFactory
     /// unsubscribes and waits for the sequence to be idle.
     /// </summary>
     ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Opens the feeds of many rooms at once (the rooms of a batch join that were not active): each as by
+    /// <see cref="OpenAsync"/>, but every subscription is written first and then every room's last seq is asked in one
+    /// batched ask (<see cref="IRoomLog.GetLastSeqsAsync"/>). One entry per room, in order: its feed, or why it could not
+    /// be opened (a feed whose last seq could not be read is closed again). Never throws: a room's failure is its own.
+    /// Not cancellable, as no one joiner's open is: other joiners may share these feeds.
+    /// </summary>
+    async ValueTask<FeedOpen[]> OpenManyAsync(IReadOnlyList<Room> rooms)
+    {
+        var opens = new FeedOpen[rooms.Count];
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            try
+            {
+                opens[i] = new FeedOpen(await OpenAsync(rooms[i], CancellationToken.None), null);
+            }
+            catch (Exception ex)
+            {
+                opens[i] = new FeedOpen(null, ex);
+            }
+        }
+
+        return opens;
+    }
 }
+
+/// <summary>A room's feed opened (<see cref="Feed"/>), or why it could not be (<see cref="Failure"/>).</summary>
+internal readonly record struct FeedOpen(IAsyncDisposable? Feed, Exception? Failure);

@@ -9,6 +9,33 @@ internal interface IRoomLog
     /// <summary>The stream sequence of the room's last stored message; 0 when it has none.</summary>
     ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The last stored seq of each of <paramref name="rooms"/> (rooms, not patterns), asked for together (a batch join's
+    /// feeds): one entry per room, in order, each its seq (0: none) or why it could not be read. A failure is only its
+    /// own rooms'; this throws only when <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    ValueTask<LastSeq[]> GetLastSeqsAsync(IReadOnlyList<string> rooms, CancellationToken cancellationToken) =>
+        GetLastSeqsOneByOneAsync(this, rooms, cancellationToken);
+
+    /// <summary><see cref="GetLastSeqsAsync"/> by one <see cref="GetLastSeqAsync"/> per room of <paramref name="log"/>.</summary>
+    static async ValueTask<LastSeq[]> GetLastSeqsOneByOneAsync(IRoomLog log, IReadOnlyList<string> rooms, CancellationToken cancellationToken)
+    {
+        var seqs = new LastSeq[rooms.Count];
+        for (var i = 0; i < rooms.Count; i++)
+        {
+            try
+            {
+                seqs[i] = new LastSeq(await log.GetLastSeqAsync(rooms[i], cancellationToken), null);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                seqs[i] = new LastSeq(0, ex);
+            }
+        }
+
+        return seqs;
+    }
+
     /// <summary>True when the message <paramref name="seq"/> is still stored and belongs to <paramref name="room"/>.</summary>
     ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken);
 
@@ -70,6 +97,9 @@ internal interface ILatestPages
     /// <summary>The next page, within <paramref name="limit"/>; empty once every room was returned.</summary>
     ValueTask<IReadOnlyList<RoomMessage>> NextAsync(ReadLimit limit, CancellationToken cancellationToken);
 }
+
+/// <summary>A room's last stored seq (<see cref="Seq"/>, 0: none), or why it could not be read (<see cref="Failure"/>).</summary>
+internal readonly record struct LastSeq(ulong Seq, Exception? Failure);
 
 /// <summary>A join with <c>latest</c> would return the last message of more rooms than one join may (<c>MaxLatestRooms</c>).</summary>
 internal sealed class LatestLimitException(int max)

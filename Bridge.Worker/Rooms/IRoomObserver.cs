@@ -6,6 +6,9 @@ namespace Bridge.Worker.Rooms;
 /// </summary>
 internal interface IRoomObserver
 {
+    /// <summary>True when joins and leaves of <paramref name="room"/> matter to this observer (the others it ignores).</summary>
+    bool Observes(string room);
+
     /// <summary>A connection of <paramref name="user"/> is in <paramref name="room"/> on this worker.</summary>
     ValueTask JoinedAsync(string room, string user);
 

@@ -152,8 +152,18 @@ internal sealed class Room : RoomSequence
     /// <see cref="FeedOpened"/>); a failed one is retried by the next joiner. Not an async method: the registry's join
     /// awaits the open itself, and a join of a room whose feed is open needs no state machine at all.
     /// </summary>
-    public Task<IAsyncDisposable>? OpenFeed(IRoomFeedFactory factory)
+    public Task<IAsyncDisposable>? OpenFeed(IRoomFeedFactory factory) => StartOpen(factory, out _);
+
+    /// <summary>
+    /// As <see cref="OpenFeed"/>, for a batch's joins (<see cref="RoomRegistry.JoinManyAsync"/>): a feed
+    /// that must be opened is not opened here but <paramref name="claim"/>ed by the caller, which opens it with the batch's
+    /// other rooms and completes the claim with the outcome; other joiners await the claim's task meanwhile.
+    /// </summary>
+    public Task<IAsyncDisposable>? ClaimFeedOpen(out TaskCompletionSource<IAsyncDisposable>? claim) => StartOpen(null, out claim);
+
+    private Task<IAsyncDisposable>? StartOpen(IRoomFeedFactory? factory, out TaskCompletionSource<IAsyncDisposable>? claim)
     {
+        claim = null;
         lock (Gate)
         {
             if (_feed is IAsyncDisposable)
@@ -163,8 +173,16 @@ internal sealed class Room : RoomSequence
 
             if (_feed is not Task<IAsyncDisposable> pending || pending.IsFaulted || pending.IsCanceled)
             {
-                // Not tied to one joiner's token: other joiners share this subscription.
-                _feed = pending = factory.OpenAsync(this, CancellationToken.None).AsTask();
+                if (factory is null)
+                {
+                    claim = new TaskCompletionSource<IAsyncDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _feed = pending = claim.Task;
+                }
+                else
+                {
+                    // Not tied to one joiner's token: other joiners share this subscription.
+                    _feed = pending = factory.OpenAsync(this, CancellationToken.None).AsTask();
+                }
             }
 
             return pending;

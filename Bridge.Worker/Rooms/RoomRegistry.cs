@@ -16,6 +16,12 @@ internal sealed class RoomRegistry : IAsyncDisposable
     private readonly IRoomObserver[] _observers;
     private readonly RoomServices _services;
 
+    // Batches opening their rooms at once (JoinManyAsync), worker-wide: each holds its rooms' opens, asks and answers until
+    // its feeds are open; a hundred clients' batches at once kept 100,000 rooms' of them alive together (RSS per room).
+    // As many as the last-seq asks in flight (Nats/LastSeqBatch), so the asks stay busy.
+    private const int MaxBatchOpens = 4;
+    private readonly SemaphoreSlim _batchOpens = new(MaxBatchOpens, MaxBatchOpens);
+
     public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, IEnumerable<IRoomObserver> observers)
     {
         ArgumentNullException.ThrowIfNull(metrics);
@@ -51,20 +57,163 @@ internal sealed class RoomRegistry : IAsyncDisposable
     /// </summary>
     public ValueTask<Room> JoinAsync(string name, IRoomMember member, CancellationToken cancellationToken)
     {
+        var room = Add(name, member);
+        var opening = room.OpenFeed(_feeds);
+        return opening is null && (room.Pattern is not null || _observers.Length == 0)
+            ? new ValueTask<Room>(room)
+            : JoinedAsync(room, member, opening, cancellationToken);
+    }
+
+    /// <summary>True when an observer (presence) is told the joins and leaves of <paramref name="room"/>.</summary>
+    public bool IsObserved(string room)
+    {
+        foreach (var observer in _observers)
+        {
+            if (observer.Observes(room))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Adds each of <paramref name="members"/> to its room (<paramref name="names"/>, in the same order: a batch join's), and
+    /// returns once every one of those rooms' feeds is open: the feeds not open yet and not being opened by another join
+    /// are opened together (<see cref="IRoomFeedFactory.OpenManyAsync"/>: their subscriptions written at once, their last
+    /// seqs asked in one batched ask; at most <see cref="MaxBatchOpens"/> batches at once on the worker); then the observers
+    /// are told each join, as <see cref="JoinAsync"/> does. One entry
+    /// per member, in order: its room, or why it could not be joined (the member is out of the room again). Throws only
+    /// when <paramref name="cancellationToken"/> is cancelled; every member is then out of its room again.
+    /// </summary>
+    public async Task<RoomJoin[]> JoinManyAsync(IReadOnlyList<string> names, IReadOnlyList<IRoomMember> members, CancellationToken cancellationToken)
+    {
+        await _batchOpens.WaitAsync(cancellationToken);
+        try
+        {
+            return await JoinManyOpeningAsync(names, members, cancellationToken);
+        }
+        finally
+        {
+            _batchOpens.Release();
+        }
+    }
+
+    /// <summary><see cref="JoinManyAsync"/> with one of the worker's batch opens taken.</summary>
+    private async Task<RoomJoin[]> JoinManyOpeningAsync(IReadOnlyList<string> names, IReadOnlyList<IRoomMember> members, CancellationToken cancellationToken)
+    {
+        var joins = new RoomJoin[members.Count];
+        var openings = new Task<IAsyncDisposable>?[members.Count];
+        List<Room>? claimed = null;
+        List<TaskCompletionSource<IAsyncDisposable>>? claims = null;
+        for (var i = 0; i < members.Count; i++)
+        {
+            var room = Add(names[i], members[i]);
+            joins[i] = new RoomJoin(room, null);
+            openings[i] = room.ClaimFeedOpen(out var claim);
+            if (claim is not null)
+            {
+                (claimed ??= []).Add(room);
+                (claims ??= []).Add(claim);
+            }
+        }
+
+        var done = 0;
+        try
+        {
+            if (claimed is not null)
+            {
+                // Not cancelled with this batch: other joiners may be waiting for these feeds too.
+                await OpenClaimedAsync(claimed, claims!).WaitAsync(cancellationToken);
+            }
+
+            for (; done < members.Count; done++)
+            {
+                var room = joins[done].Room!;
+                var opened = false;
+                try
+                {
+                    if (openings[done] is { } opening)
+                    {
+                        // The batch's own opens are done; only a feed another join opens may still be pending.
+                        room.FeedOpened(opening, await opening.WaitAsync(cancellationToken));
+                    }
+
+                    opened = true;
+                    foreach (var observer in room.Pattern is null ? _observers : [])
+                    {
+                        await observer.JoinedAsync(room.Name, members[done].User);
+                    }
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    joins[done] = new RoomJoin(null, ex);
+                    await (opened ? LeaveAsync(room, members[done]) : RemoveAsync(room, members[done]));
+                }
+            }
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            // The connection is closing: none of these joins goes on; those told to the observers are left as such.
+            for (var i = 0; i < members.Count; i++)
+            {
+                if (joins[i].Room is { } room)
+                {
+                    await (i < done ? LeaveAsync(room, members[i]) : RemoveAsync(room, members[i]));
+                }
+            }
+
+            throw;
+        }
+
+        return joins;
+    }
+
+    /// <summary>Opens the <paramref name="rooms"/>' feeds together and completes each room's claim with its outcome; never throws.</summary>
+    private async Task OpenClaimedAsync(List<Room> rooms, List<TaskCompletionSource<IAsyncDisposable>> claims)
+    {
+        FeedOpen[] opens;
+        try
+        {
+            opens = await _feeds.OpenManyAsync(rooms);
+        }
+        catch (Exception ex)
+        {
+            foreach (var claim in claims)
+            {
+                claim.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < claims.Count; i++)
+        {
+            if (opens[i].Feed is { } feed)
+            {
+                claims[i].TrySetResult(feed);
+            }
+            else
+            {
+                claims[i].TrySetException(opens[i].Failure ?? new InvalidOperationException($"the feed of room '{rooms[i].Name}' was not opened"));
+            }
+        }
+    }
+
+    /// <summary>Adds <paramref name="member"/> to the room <paramref name="name"/>, active from now on if it was not.</summary>
+    private Room Add(string name, IRoomMember member)
+    {
         while (true)
         {
             var room = GetOrAdd(name);
-            if (!room.TryAdd(member))
+            if (room.TryAdd(member))
             {
-                // Its last member left a moment ago; drop the closed instance and take a fresh one.
-                TryRemove(room);
-                continue;
+                return room;
             }
 
-            var opening = room.OpenFeed(_feeds);
-            return opening is null && (room.Pattern is not null || _observers.Length == 0)
-                ? new ValueTask<Room>(room)
-                : JoinedAsync(room, member, opening, cancellationToken);
+            // Its last member left a moment ago; drop the closed instance and take a fresh one.
+            TryRemove(room);
         }
     }
 
@@ -151,3 +300,6 @@ internal sealed class RoomRegistry : IAsyncDisposable
         }
     }
 }
+
+/// <summary>One join of <see cref="RoomRegistry.JoinManyAsync"/>: the room joined, or why it could not be (<see cref="Failure"/>).</summary>
+internal readonly record struct RoomJoin(Room? Room, Exception? Failure);

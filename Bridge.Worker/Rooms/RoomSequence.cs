@@ -190,13 +190,16 @@ internal abstract partial class RoomSequence
     /// stream and every message after it reaches the member's hold: reading the stream up to the seam and then the
     /// hold misses nothing.
     /// </summary>
-    public ValueTask<ulong> SeamAsync(IRoomMember member, CancellationToken cancellationToken)
+    public ValueTask<ulong> SeamAsync(IRoomMember member, CancellationToken cancellationToken) => ValueTask.FromResult(Seam(member));
+
+    /// <summary><see cref="SeamAsync"/>, which never waits: for a live join that reads nothing (<c>RoomReader.JoinLive</c>).</summary>
+    public ulong Seam(IRoomMember member)
     {
         lock (Gate)
         {
             member.Hold();
             StartConflating(member);
-            return ValueTask.FromResult(_position);
+            return _position;
         }
     }
 
