@@ -90,4 +90,38 @@ public sealed class FrameBufferTests
         Assert.Equal([1UL, 2UL], Drain(other));
         Assert.False(await other.WaitToReadAsync(CancellationToken.None));
     }
+
+    [Fact]
+    public void A_queue_grown_by_a_batch_gives_its_array_back_when_drained_but_at_most_once_per_interval()
+    {
+        static OutboundFrame[] Run(int count) => [.. Enumerable.Range(1, count).Select(i => Frame((ulong)i))];
+
+        // A batch's 1,000 room.joined grow the queue; drained empty, its array goes back.
+        var buffer = new FrameBuffer(trimIntervalMs: long.MaxValue / 2);
+        Assert.True(buffer.TryWriteMany(Run(1_000)));
+        Assert.True(buffer.Capacity >= 1_000);
+        Assert.Equal(1_000, Drain(buffer).Count);
+        Assert.Equal(0, buffer.Capacity);
+
+        // Within the interval the next big run keeps its array (a replay's pages do not regrow it each time).
+        Assert.True(buffer.TryWriteMany(Run(1_000)));
+        Assert.Equal(1_000, Drain(buffer).Count);
+        Assert.True(buffer.Capacity >= 1_000);
+
+        // A queue at its usual size is never trimmed.
+        var usual = new FrameBuffer(trimIntervalMs: 0);
+        Assert.True(usual.TryWriteMany(Run(FrameBuffer.TrimAbove)));
+        var capacity = usual.Capacity;
+        Assert.Equal(FrameBuffer.TrimAbove, Drain(usual).Count);
+        Assert.Equal(capacity, usual.Capacity);
+
+        // Past the interval a drained queue is trimmed again.
+        var again = new FrameBuffer(trimIntervalMs: 0);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.True(again.TryWriteMany(Run(1_000)));
+            Assert.Equal(1_000, Drain(again).Count);
+            Assert.Equal(0, again.Capacity);
+        }
+    }
 }

@@ -12,13 +12,28 @@ namespace Bridge.Worker.Connections;
 /// </summary>
 internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSource<bool>
 {
+    /// <summary>
+    /// A queue grown past this many frames (a batch's 1,000 <c>room.joined</c>, a replay's pages) gives its array back
+    /// when it drains empty: 48 B a frame, kept for the connection's life otherwise (~49 B per room at 1,000 rooms per
+    /// connection; docs/benchmarks.md, "Memory per room, sixth pass").
+    /// </summary>
+    internal const int TrimAbove = 256;
+
+    /// <summary>At most one such trim per this many milliseconds: a replay that drains between its pages regrows at most once a second.</summary>
+    internal const long TrimIntervalMs = 1_000;
+
     private readonly Lock _lock = new();
     private readonly Queue<OutboundFrame> _frames = new();
+    private readonly long _trimIntervalMs;
+    private long _trimmedAt = long.MinValue;
     // The send loop's one wait: reset by the send loop when it starts waiting, completed by whoever takes _waiting.
     private ManualResetValueTaskSourceCore<bool> _waiter = new() { RunContinuationsAsynchronously = true };
     private CancellationTokenRegistration _cancel;
     private bool _waiting;
     private bool _completed;
+
+    /// <param name="trimIntervalMs">The least time between two trims of a drained queue (<see cref="TrimIntervalMs"/>; tests set their own).</param>
+    public FrameBuffer(long trimIntervalMs = TrimIntervalMs) => _trimIntervalMs = trimIntervalMs;
 
     public override bool CanCount => true;
 
@@ -33,11 +48,44 @@ internal sealed class FrameBuffer : ChannelReader<OutboundFrame>, IValueTaskSour
         }
     }
 
+    /// <summary>The queue's array size in frames (tests).</summary>
+    internal int Capacity
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _frames.Capacity;
+            }
+        }
+    }
+
     public override bool TryRead(out OutboundFrame item)
     {
         lock (_lock)
         {
-            return _frames.TryDequeue(out item);
+            if (!_frames.TryDequeue(out item))
+            {
+                return false;
+            }
+
+            if (_frames.Count == 0 && _frames.Capacity > TrimAbove)
+            {
+                TrimDrained();
+            }
+
+            return true;
+        }
+    }
+
+    // Called under the lock with the queue just drained empty and far above its usual size.
+    private void TrimDrained()
+    {
+        var now = Environment.TickCount64;
+        if (_trimmedAt == long.MinValue || now - _trimmedAt >= _trimIntervalMs)
+        {
+            _trimmedAt = now;
+            _frames.TrimExcess();
         }
     }
 
