@@ -5,6 +5,7 @@ using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Bridge.Tests.Integration;
 
@@ -103,6 +104,97 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         foreach (var client in connections)
         {
             await client.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Batches_of_connections_closed_while_their_feeds_open_keep_their_batch_open_until_the_opens_end()
+    {
+        // Each connection leaves its batch while the frozen server holds its opens (up to the request timeout): the
+        // opens go on, and so does each batch's place among the worker's 4 (its clean-up closes the rooms' feeds, which
+        // waits for their opens), or every close would let one more open start.
+        const int clients = 8;
+        var feeds = new CountingFeeds();
+        await using var worker = await WorkerHost.StartAsync(
+            _nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => feeds.Wrap(sp.GetRequiredService<NatsRoomFeedFactory>())));
+        var registry = worker.Get<RoomRegistry>();
+        var connections = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            await client.FirstFrame;
+            connections.Add(client);
+        }
+
+        var rooms = new List<string>();
+        Signal("STOP");
+        try
+        {
+            foreach (var client in connections)
+            {
+                var batch = Enumerable.Range(0, 10).Select(_ => Names.Room("bk")).ToList();
+                rooms.AddRange(batch);
+                await client.SendAsync(Batch("b", batch));
+                await Task.Delay(250);
+                client.Abort();
+            }
+
+            await Task.Delay(500);
+            Assert.True(feeds.MostAtOnce <= 4, $"{feeds.MostAtOnce} batch opens under way at once");
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        await Eventually.TrueAsync(() => feeds.UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
+            $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
+        var ours = rooms.ToHashSet(StringComparer.Ordinal);
+        await Eventually.TrueAsync(
+            async () => !(await _nats.SubscriptionsOfAsync(worker.Id)).Any(s => ours.Contains(s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])),
+            TimeSpan.FromSeconds(30), "subscriptions left on the server");
+        foreach (var client in connections)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    /// <summary>The worker's feed factory, with the batch opens (<see cref="IRoomFeedFactory.OpenManyAsync"/>) under way counted.</summary>
+    private sealed class CountingFeeds
+    {
+        private int _underWay;
+        private int _most;
+
+        public int UnderWay => Volatile.Read(ref _underWay);
+
+        public int MostAtOnce => Volatile.Read(ref _most);
+
+        public IRoomFeedFactory Wrap(NatsRoomFeedFactory inner) => new Factory(this, inner);
+
+        private sealed class Factory(CountingFeeds owner, NatsRoomFeedFactory inner) : IRoomFeedFactory
+        {
+            public int BacklogCapacity => inner.BacklogCapacity;
+
+            public ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken) => inner.OpenAsync(room, cancellationToken);
+
+            public async ValueTask<FeedOpen[]> OpenManyAsync(IReadOnlyList<Room> rooms)
+            {
+                var now = Interlocked.Increment(ref owner._underWay);
+                var most = Volatile.Read(ref owner._most);
+                while (now > most && Interlocked.CompareExchange(ref owner._most, now, most) != most)
+                {
+                    most = Volatile.Read(ref owner._most);
+                }
+
+                try
+                {
+                    return await inner.OpenManyAsync(rooms);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref owner._underWay);
+                }
+            }
         }
     }
 
