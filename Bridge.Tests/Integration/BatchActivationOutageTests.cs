@@ -61,7 +61,8 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
                 await connections[i].SendAsync(Batch($"b{i}", own[i].Append(shared)));
             }
 
-            // One more connection's batch waits (for a batch open, or the seam answers) and is closed meanwhile.
+            // One more connection's batch, sent after the others, waits for a batch open and is closed meanwhile.
+            await Task.Delay(300);
             await closing.SendAsync(Batch("c", closingRooms));
             await Task.Delay(500);
             closing.Abort();
