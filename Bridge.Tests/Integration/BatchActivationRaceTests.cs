@@ -43,6 +43,25 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
     }
 
     [Fact]
+    public async Task A_batch_of_rooms_the_connection_is_in_already_is_answered_again_in_full_and_keeps_its_connection()
+    {
+        // Each entry already in is answered room.joined again at once: 1,000 of them overflowed a small queue too (4008).
+        const int rooms = 1000;
+        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:SendQueueCapacity", "64"));
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await client.FirstFrame;
+        var names = Enumerable.Range(0, rooms).Select(_ => Names.Room("bq")).ToList();
+        await client.SendAsync(Batch("b", names));
+        await client.CollectAsync(rooms, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+
+        await client.SendAsync(Batch("again", names));
+        var again = await client.CollectAsync(rooms, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
+        Assert.Equal(names.Order(), again.Select(f => f.Room!).Order());
+        Assert.Null(client.CloseStatus);
+    }
+
+    [Fact]
     public async Task Batches_of_two_connections_and_single_joins_of_a_third_on_the_same_rooms_at_once_open_one_feed_per_room_and_each_gets_every_message_once()
     {
         const int rooms = 300;

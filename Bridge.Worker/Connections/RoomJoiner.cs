@@ -41,6 +41,14 @@ internal sealed partial class RoomJoiner(
         List<RoomMembership>? others = null;
         foreach (var (name, join) in requests)
         {
+            // An entry may be answered at once (already in: room.joined again; past the room limit: its error): a batch's
+            // answers wait, as its joins' room.joined do (JoinLiveAsync), while room messages would not fit the queue.
+            var (frames, bytes) = session.Queue.RoomForMessages;
+            if (frames == 0 || bytes == 0)
+            {
+                await session.Queue.WaitForHeadroomAsync(cancellationToken);
+            }
+
             if (TryAdd(session, name, join, reference) is { } membership)
             {
                 // A room presence observes goes one by one: an entry left before its turn is then never joined, so no
