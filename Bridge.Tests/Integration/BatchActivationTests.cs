@@ -126,6 +126,13 @@ public sealed class BatchActivationTests(NatsServerFixture nats) : IClassFixture
 
         Assert.True(expected.Count >= rooms, $"only {expected.Count} messages were stored after the seams");
         Assert.Equal(rooms, meters.Total(Batched) - rooms / 3); // this batch's joins all went as one unit (and the first batch's)
+        // Each seam exactly where its feed began: no message was missing from a feed (a seam one too low is a hole the
+        // sequence fills from the stream, which the order check alone cannot tell from a correct one).
+        Assert.Equal(0, meters.Total("bridge.gap.fills"));
+        // And each room.joined seq is the room's position then: the seq of a message stored in that room (a seam one too
+        // high is, with the rooms' messages interleaved in the stream, some other room's seq).
+        var storedIn = published.ToHashSet();
+        Assert.All(names, room => Assert.Contains((room, joinedAt[room]), storedIn));
     }
 
     [Fact]

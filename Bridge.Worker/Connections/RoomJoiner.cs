@@ -41,6 +41,14 @@ internal sealed partial class RoomJoiner(
         List<RoomMembership>? others = null;
         foreach (var (name, join) in requests)
         {
+            // An entry may be answered at once (already in: room.joined again; past the room limit: its error): a batch's
+            // answers wait, as its joins' room.joined do (JoinLiveAsync), while room messages would not fit the queue.
+            var (frames, bytes) = session.Queue.RoomForMessages;
+            if (frames == 0 || bytes == 0)
+            {
+                await session.Queue.WaitForHeadroomAsync(cancellationToken);
+            }
+
             if (TryAdd(session, name, join, reference) is { } membership)
             {
                 // A room presence observes goes one by one: an entry left before its turn is then never joined, so no
@@ -190,6 +198,10 @@ internal sealed partial class RoomJoiner(
         }
 
         metrics.BatchJoined(memberships.Count);
+
+        // Every membership attached to its room first (one closed meanwhile leaves it here): from then on the
+        // connection's clean-up leaves each, should it close while the loop below waits.
+        var attached = new List<(RoomMembership Membership, Room Room)>(memberships.Count);
         for (var i = 0; i < memberships.Count; i++)
         {
             var membership = memberships[i];
@@ -208,10 +220,36 @@ internal sealed partial class RoomJoiner(
                     continue;
                 }
 
+                attached.Add((membership, room));
+            }
+            catch (Exception ex)
+            {
+                await FailAsync(membership, ex, reference);
+            }
+        }
+
+        var queue = attached.Count > 0 ? attached[0].Membership.Session.Queue : null;
+        foreach (var (membership, room) in attached)
+        {
+            try
+            {
+                // room.joined is an answer, and answers may overflow only a queue the client does not read: a batch's
+                // (up to MaxRoomsPerConnection at once) waits, as a replay does, while room messages would not fit. The
+                // seam is taken after the wait: nothing of the room is this member's before its room.joined.
+                var (frames, bytes) = queue!.RoomForMessages;
+                if (frames == 0 || bytes == 0)
+                {
+                    await queue.WaitForHeadroomAsync(cancellationToken);
+                }
+
                 if (reader.JoinLive(membership, room) is { } joined)
                 {
                     LogJoined(membership.Session.ConnectionId, membership.RoomName, joined.Position, 0, false);
                 }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return; // the connection is closing: its clean-up leaves every room attached above
             }
             catch (Exception ex)
             {

@@ -22,6 +22,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
     private const int MaxBatchOpens = 4;
     private readonly SemaphoreSlim _batchOpens = new(MaxBatchOpens, MaxBatchOpens);
 
+    /// <summary>Batch opens free now (of <see cref="MaxBatchOpens"/>; for tests: none may stay taken once its batch ended).</summary>
+    internal int BatchOpensFree => _batchOpens.CurrentCount;
+
     public RoomRegistry(IRoomFeedFactory feeds, IRoomLog log, Operations.BridgeMetrics metrics, ILogger<RoomSequence> logger, IEnumerable<IRoomObserver> observers)
     {
         ArgumentNullException.ThrowIfNull(metrics);

@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Globalization;
+using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
+using Bridge.Testing;
+using Bridge.Worker.Nats;
+using Bridge.Worker.Rooms;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Bridge.Tests.Integration;
+
+/// <summary>
+/// Batch <c>room.join</c>s whose rooms are opened while nats-server is frozen (SIGSTOP): each entry answers
+/// <c>unavailable</c>, the worker's batch opens are all free again, no room or subscription is left, also of a connection
+/// closed while its batch waited; once the server answers, a batch joins. Its own nats-server, since it freezes it.
+/// </summary>
+public sealed class BatchActivationOutageTests : IAsyncLifetime
+{
+    private NatsServerProcess _nats = null!;
+
+    public async Task InitializeAsync() => _nats = await NatsServerProcess.StartAsync();
+
+    public async Task DisposeAsync() => await _nats.DisposeAsync();
+
+    private static Dictionary<string, object?> Batch(string id, IEnumerable<string> rooms) => new()
+    {
+        ["type"] = MessageTypes.RoomJoin,
+        ["id"] = id,
+        ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => (object?)new Dictionary<string, object?> { ["room"] = r }).ToList() },
+    };
+
+    [Fact]
+    public async Task Batches_while_the_server_is_frozen_answer_unavailable_free_their_opens_leave_nothing_and_a_later_batch_joins()
+    {
+        const int clients = 6; // more than the worker's 4 batch opens at once
+        const int perClient = 20;
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        var registry = worker.Get<RoomRegistry>();
+        var timeout = worker.Get<NatsContext>().Connection.Opts.RequestTimeout;
+        var shared = Names.Room("bo");
+        var own = Enumerable.Range(0, clients).Select(_ => Enumerable.Range(0, perClient).Select(_ => Names.Room("bo")).ToList()).ToList();
+        var connections = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            await client.FirstFrame;
+            connections.Add(client);
+        }
+
+        await using var closing = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await closing.FirstFrame;
+        var closingRooms = Enumerable.Range(0, perClient).Select(_ => Names.Room("bo")).Append(shared).ToList();
+
+        Signal("STOP");
+        var answered = new List<TimeSpan>();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < clients; i++)
+            {
+                await connections[i].SendAsync(Batch($"b{i}", own[i].Append(shared)));
+            }
+
+            // One more connection's batch, sent after the others, waits for a batch open and is closed meanwhile.
+            await Task.Delay(300);
+            await closing.SendAsync(Batch("c", closingRooms));
+            await Task.Delay(500);
+            closing.Abort();
+
+            // Each connection's answers are timed as they come, all connections at once.
+            var timed = await Task.WhenAll(connections.Select(async client =>
+            {
+                var answers = await client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(90));
+                var at = clock.Elapsed;
+                Assert.All(answers, f => Assert.Equal(ErrorCodes.Unavailable, f.ErrorCode));
+                return at;
+            }));
+            answered.AddRange(timed);
+
+            // Nothing left while still frozen: no room, every batch open free.
+            await Eventually.TrueAsync(() => registry.ActiveRooms == 0, TimeSpan.FromSeconds(30), "rooms left active");
+            await Eventually.TrueAsync(() => registry.BatchOpensFree == 4, TimeSpan.FromSeconds(30), $"batch opens free: {registry.BatchOpensFree}");
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        // No subscription of any of these rooms stays on the server.
+        var ours = own.SelectMany(r => r).Concat(closingRooms).ToHashSet(StringComparer.Ordinal);
+        await Eventually.TrueAsync(
+            async () => !(await _nats.SubscriptionsOfAsync(worker.Id)).Any(s => ours.Contains(s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])),
+            TimeSpan.FromSeconds(30), "subscriptions left on the server");
+
+        // The 4 batches that took a batch open at once are answered at the request timeout, not later (a batch whose ask
+        // sent the worker's last-seq requests went on sending the asks that came meanwhile before its own answer: another
+        // timeout each); the 2 that waited for a batch open, one timeout later.
+        Assert.True(answered.Count(a => a < timeout * 1.6) >= 4, string.Join(", ", answered));
+        Assert.True(answered.Max() < timeout * 2.6, string.Join(", ", answered));
+
+        // The server answers again: the same batch joins and goes live.
+        var again = connections[0];
+        await again.SendAsync(Batch("again", own[0].Append(shared)));
+        var joined = await again.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        Assert.All(joined, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
+        var stored = await Store.PublishAsync(_nats, [shared, own[0][0]]);
+        var live = await again.CollectAsync(2, f => f.Type == Store.Type, TimeSpan.FromSeconds(15));
+        Assert.Equal(stored.Select(s => s.Seq).Order(), live.Select(f => f.Seq).Order());
+        Assert.Equal(perClient + 1, registry.ActiveRooms);
+
+        foreach (var client in connections)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Batches_of_connections_closed_while_their_feeds_open_keep_their_batch_open_until_the_opens_end()
+    {
+        // Each connection leaves its batch while the frozen server holds its opens (up to the request timeout): the
+        // opens go on, and so does each batch's place among the worker's 4 (its clean-up closes the rooms' feeds, which
+        // waits for their opens), or every close would let one more open start.
+        const int clients = 8;
+        var feeds = new CountingFeeds();
+        await using var worker = await WorkerHost.StartAsync(
+            _nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => feeds.Wrap(sp.GetRequiredService<NatsRoomFeedFactory>())));
+        var registry = worker.Get<RoomRegistry>();
+        var connections = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            await client.FirstFrame;
+            connections.Add(client);
+        }
+
+        var rooms = new List<string>();
+        Signal("STOP");
+        try
+        {
+            foreach (var client in connections)
+            {
+                var batch = Enumerable.Range(0, 10).Select(_ => Names.Room("bk")).ToList();
+                rooms.AddRange(batch);
+                await client.SendAsync(Batch("b", batch));
+                await Task.Delay(250);
+                client.Abort();
+            }
+
+            await Task.Delay(500);
+            Assert.True(feeds.MostAtOnce <= 4, $"{feeds.MostAtOnce} batch opens under way at once");
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        await Eventually.TrueAsync(() => feeds.UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
+            $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
+        var ours = rooms.ToHashSet(StringComparer.Ordinal);
+        await Eventually.TrueAsync(
+            async () => !(await _nats.SubscriptionsOfAsync(worker.Id)).Any(s => ours.Contains(s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])),
+            TimeSpan.FromSeconds(30), "subscriptions left on the server");
+        foreach (var client in connections)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    /// <summary>The worker's feed factory, with the batch opens (<see cref="IRoomFeedFactory.OpenManyAsync"/>) under way counted.</summary>
+    private sealed class CountingFeeds
+    {
+        private int _underWay;
+        private int _most;
+
+        public int UnderWay => Volatile.Read(ref _underWay);
+
+        public int MostAtOnce => Volatile.Read(ref _most);
+
+        public IRoomFeedFactory Wrap(NatsRoomFeedFactory inner) => new Factory(this, inner);
+
+        private sealed class Factory(CountingFeeds owner, NatsRoomFeedFactory inner) : IRoomFeedFactory
+        {
+            public int BacklogCapacity => inner.BacklogCapacity;
+
+            public ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken) => inner.OpenAsync(room, cancellationToken);
+
+            public async ValueTask<FeedOpen[]> OpenManyAsync(IReadOnlyList<Room> rooms)
+            {
+                var now = Interlocked.Increment(ref owner._underWay);
+                var most = Volatile.Read(ref owner._most);
+                while (now > most && Interlocked.CompareExchange(ref owner._most, now, most) != most)
+                {
+                    most = Volatile.Read(ref owner._most);
+                }
+
+                try
+                {
+                    return await inner.OpenManyAsync(rooms);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref owner._underWay);
+                }
+            }
+        }
+    }
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", _nats.Pid.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+}
