@@ -26,11 +26,35 @@ internal static partial class WorkerStartup
         }
         catch (Exception ex)
         {
-            return Report(logger, ex);
+            var code = Report(logger, ex);
+            await StopStartedAsync(app, logger);
+            return code;
         }
 
         await app.WaitForShutdownAsync();
         return 0;
+    }
+
+    /// <summary>How long a failed start waits for the services it had started to stop.</summary>
+    internal static readonly TimeSpan StopAfterFailedStart = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Stops what a failed start had already started, before the container disposes what those services use: the
+    /// hosted services start before the server binds, and some keep running beside the start (the join path's
+    /// warm-up runs connections through the frame pipeline). Disposed under them, they failed with
+    /// <see cref="ObjectDisposedException"/>s and their stack traces after the one line that says why the start failed.
+    /// </summary>
+    private static async Task StopStartedAsync(WebApplication app, ILogger logger)
+    {
+        using var timeout = new CancellationTokenSource(StopAfterFailedStart);
+        try
+        {
+            await app.StopAsync(timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            LogStopAfterFailedStartFailed(logger, StopAfterFailedStart.TotalSeconds, ex.Message);
+        }
     }
 
     /// <summary>Logs why the start failed and returns the exit code for it.</summary>
@@ -67,6 +91,10 @@ internal static partial class WorkerStartup
 
     [LoggerMessage(EventId = 4103, Level = LogLevel.Critical, Message = "The worker did not start")]
     private static partial void LogStartFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4104, Level = LogLevel.Warning,
+        Message = "After the failed start, the services it had started did not all stop within {TimeoutSeconds} s: {Reason}")]
+    private static partial void LogStopAfterFailedStartFailed(ILogger logger, double timeoutSeconds, string reason);
 }
 
 /// <summary>
