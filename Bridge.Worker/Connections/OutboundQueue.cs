@@ -277,6 +277,17 @@ internal sealed class OutboundQueue
         return new ValueTask(wait.WaitAsync(cancellationToken));
     }
 
+    /// <summary>
+    /// Waits (as <see cref="WaitForHeadroomAsync"/>) only when a room message would not fit now: for answers sent in
+    /// bulk (a batch join's <c>room.joined</c>), which may otherwise overflow only the reserve of a queue that is not read.
+    /// Completes at once while room messages fit.
+    /// </summary>
+    public ValueTask WaitForMessageRoomAsync(CancellationToken cancellationToken)
+    {
+        var (frames, bytes) = RoomForMessages;
+        return frames == 0 || bytes == 0 ? WaitForHeadroomAsync(cancellationToken) : ValueTask.CompletedTask;
+    }
+
     private void ReleaseWaiter()
     {
         lock (_gate)

@@ -43,11 +43,7 @@ internal sealed partial class RoomJoiner(
         {
             // An entry may be answered at once (already in: room.joined again; past the room limit: its error): a batch's
             // answers wait, as its joins' room.joined do (JoinLiveAsync), while room messages would not fit the queue.
-            var (frames, bytes) = session.Queue.RoomForMessages;
-            if (frames == 0 || bytes == 0)
-            {
-                await session.Queue.WaitForHeadroomAsync(cancellationToken);
-            }
+            await session.Queue.WaitForMessageRoomAsync(cancellationToken);
 
             if (TryAdd(session, name, join, reference) is { } membership)
             {
@@ -236,11 +232,7 @@ internal sealed partial class RoomJoiner(
                 // room.joined is an answer, and answers may overflow only a queue the client does not read: a batch's
                 // (up to MaxRoomsPerConnection at once) waits, as a replay does, while room messages would not fit. The
                 // seam is taken after the wait: nothing of the room is this member's before its room.joined.
-                var (frames, bytes) = queue!.RoomForMessages;
-                if (frames == 0 || bytes == 0)
-                {
-                    await queue.WaitForHeadroomAsync(cancellationToken);
-                }
+                await queue!.WaitForMessageRoomAsync(cancellationToken);
 
                 if (reader.JoinLive(membership, room) is { } joined)
                 {

@@ -22,9 +22,7 @@ internal sealed partial class NatsRoomFeedFactory(
 
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
-        // The feed finds this factory through its room's services (one field less per active room).
-        Debug.Assert(ReferenceEquals(room.Services.Feeds, this), "a room's feeds are opened by its registry's factory");
-        var feed = new RoomFeed(room, nats.Connection, options.Value.LiveSubject(room.Name));
+        var feed = NewFeed(room);
         await nats.Connection.AddSubAsync(feed, cancellationToken);
         try
         {
@@ -40,6 +38,14 @@ internal sealed partial class NatsRoomFeedFactory(
         }
 
         return feed;
+    }
+
+    /// <summary>A room's feed on its live subject, not subscribed yet.</summary>
+    private RoomFeed NewFeed(Room room)
+    {
+        // The feed finds this factory through its room's services (one field less per active room).
+        Debug.Assert(ReferenceEquals(room.Services.Feeds, this), "a room's feeds are opened by its registry's factory");
+        return new RoomFeed(room, nats.Connection, options.Value.LiveSubject(room.Name));
     }
 
     /// <inheritdoc />
@@ -60,8 +66,7 @@ internal sealed partial class NatsRoomFeedFactory(
         var names = new List<string>(rooms.Count);
         for (var i = 0; i < rooms.Count; i++)
         {
-            Debug.Assert(ReferenceEquals(rooms[i].Services.Feeds, this), "a room's feeds are opened by its registry's factory");
-            feeds[i] = new RoomFeed(rooms[i], nats.Connection, options.Value.LiveSubject(rooms[i].Name));
+            feeds[i] = NewFeed(rooms[i]);
             try
             {
                 await nats.Connection.AddSubAsync(feeds[i], CancellationToken.None);
