@@ -6,6 +6,7 @@ using Bridge.Testing;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.DependencyInjection;
+using NATS.Client.Core;
 
 namespace Bridge.Tests.Integration;
 
@@ -162,6 +163,122 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             TimeSpan.FromSeconds(30), "subscriptions left on the server");
         foreach (var client in connections)
         {
+            await client.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Batches_met_by_a_killed_server_answer_each_entry_within_the_bound_leave_nothing_and_after_its_restart_get_every_message_once()
+    {
+        // Killed, not frozen: the worker sees its socket close and reconnects in a loop. A subscribe waits for the
+        // connection, so an open that is not bounded waits for the restart: entries unanswered, batch opens taken.
+        const int clients = 6; // more than the worker's 4 batch opens at once
+        const int perClient = 20;
+        await using var worker = await WorkerHost.StartAsync(_nats);
+        var registry = worker.Get<RoomRegistry>();
+        var connection = worker.Get<NatsContext>().Connection;
+        var timeout = connection.Opts.RequestTimeout;
+        var shared = Names.Room("bx");
+        var own = Enumerable.Range(0, clients).Select(_ => Enumerable.Range(0, perClient).Select(_ => Names.Room("bx")).ToList()).ToList();
+        var connections = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            await client.FirstFrame;
+            connections.Add(client);
+        }
+
+        // And a single join, after the kill: its open is bounded the same way.
+        await using var single = await TestClient.ConnectAsync(worker.WebSocketUrl);
+        await single.FirstFrame;
+        var alone = Names.Room("bx");
+
+        // Half the batches sent before the kill (they may be joined, or be met by it), half after it.
+        var clock = Stopwatch.StartNew();
+        var answers = new Task<List<Frame>>[clients];
+        for (var i = 0; i < clients; i++)
+        {
+            if (i == clients / 2)
+            {
+                _nats.Kill();
+            }
+
+            await connections[i].SendAsync(Batch($"b{i}", own[i].Append(shared)));
+            var client = connections[i];
+            answers[i] = client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        }
+
+        await single.JoinAsync(alone);
+        Assert.Equal(ErrorCodes.Unavailable, (await single.WaitForAsync(f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60))).ErrorCode);
+
+        // Every entry answered while the server is still down: joined, or unavailable at the request timeout (the
+        // batches that waited for a batch open, one timeout later).
+        var joined = new List<Dictionary<string, ulong>>();
+        for (var i = 0; i < clients; i++)
+        {
+            var got = await answers[i];
+            Assert.All(got, f => Assert.True(f.Type == MessageTypes.RoomJoined || f.ErrorCode == ErrorCodes.Unavailable, f.ToString()));
+            Assert.Equal(own[i].Append(shared).Order(), got.Select(f => f.Room!).Order());
+            joined.Add(got.Where(f => f.Type == MessageTypes.RoomJoined).ToDictionary(f => f.Room!, f => f.Seq));
+        }
+
+        var answeredAt = clock.Elapsed;
+        Assert.True(answeredAt < timeout * 2.6, $"answered after {answeredAt}, the request timeout is {timeout}");
+        Assert.NotEqual(NatsConnectionState.Open, connection.ConnectionState);
+        // After the kill only a room whose feed was open already can be joined (the shared one, joined before it).
+        Assert.True(joined.Skip(clients / 2).All(j => j.Keys.All(r => r == shared)), "a room opened after the kill");
+
+        // Nothing left while down: a room only for the connections in it, every batch open free.
+        var inRooms = joined.SelectMany(j => j.Keys).ToHashSet(StringComparer.Ordinal);
+        await Eventually.TrueAsync(() => registry.ActiveRooms == inRooms.Count, TimeSpan.FromSeconds(10), $"rooms active: {registry.ActiveRooms}, joined: {inRooms.Count}");
+        await Eventually.TrueAsync(() => registry.BatchOpensFree == 4, TimeSpan.FromSeconds(10), $"batch opens free: {registry.BatchOpensFree}");
+
+        // The server back: the worker subscribes to the rooms joined, and to no other.
+        await _nats.RestartAsync(TimeSpan.Zero);
+        await Eventually.TrueAsync(() => connection.ConnectionState == NatsConnectionState.Open, TimeSpan.FromSeconds(30), "the worker did not reconnect");
+        var ours = own.SelectMany(r => r).Append(shared).ToHashSet(StringComparer.Ordinal);
+        var seen = ours.Append(alone).ToHashSet(StringComparer.Ordinal);
+        await Eventually.TrueAsync(
+            async () => (await _nats.SubscriptionsOfAsync(worker.Id)).Select(s => s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])
+                .Where(seen.Contains).ToHashSet(StringComparer.Ordinal).SetEquals(inRooms),
+            TimeSpan.FromSeconds(30), "the server's subscriptions are not those of the rooms joined");
+        Assert.Equal(inRooms.Count, registry.ActiveRooms);
+
+        // Each connection joins again what it was refused: all joined now.
+        for (var i = 0; i < clients; i++)
+        {
+            var refused = own[i].Append(shared).Where(r => !joined[i].ContainsKey(r)).ToList();
+            if (refused.Count == 0)
+            {
+                continue;
+            }
+
+            await connections[i].SendAsync(Batch($"again{i}", refused));
+            var again = await connections[i].CollectAsync(refused.Count, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+            Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
+            foreach (var f in again)
+            {
+                joined[i][f.Room!] = f.Seq;
+            }
+        }
+
+        Assert.Equal(ours.Count, registry.ActiveRooms);
+        Assert.Equal(4, registry.BatchOpensFree);
+
+        // Every message after each room.joined's seq comes once: one stored in each room now.
+        var stored = await Store.PublishAsync(_nats, ours);
+        for (var i = 0; i < clients; i++)
+        {
+            var expected = stored.Where(s => joined[i].TryGetValue(s.Room, out var seq) && s.Seq > seq).Select(s => s.Seq).Order().ToList();
+            Assert.Equal(perClient + 1, expected.Count);
+            var live = await connections[i].CollectAsync(expected.Count, f => f.Type == Store.Type, TimeSpan.FromSeconds(15));
+            Assert.Equal(expected, live.Select(f => f.Seq).Order());
+        }
+
+        Assert.True(await connections[0].NothingArrivesAsync(f => f.Type == Store.Type, TimeSpan.FromSeconds(1)), "a message came twice");
+        foreach (var client in connections)
+        {
+            Assert.True(await client.NothingArrivesAsync(f => f.Type == Store.Type, TimeSpan.FromMilliseconds(100)), "a message came twice");
             await client.DisposeAsync();
         }
     }

@@ -247,4 +247,44 @@ public sealed class StreamDirectGetTests(NatsServerFixture nats) : IClassFixture
             }
         }
     }
+
+    [Fact]
+    public async Task A_last_seq_ask_that_sent_its_batch_is_answered_with_it_not_after_the_asks_that_came_meanwhile()
+    {
+        // A stream whose direct gets are heard but never answered: each batch fails at the timeout. The ask that sent
+        // the first batch went on sending the batches of asks that came meanwhile before it returned its own answer
+        // (under steady load, not at all).
+        var stream = "SILENT" + Guid.NewGuid().ToString("N")[..6].ToUpperInvariant();
+        await using var silent = await SubjectObserver.StartAsync(nats.Server.Url, $"$JS.API.DIRECT.GET.{stream}");
+        var batch = new LastSeqBatch(new StreamDirectGet(_connection, stream, TimeSpan.FromSeconds(1)));
+        var heard = 0;
+        async Task HeardAsync(int count)
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                await _connection.PingAsync();
+                heard += (await silent.DrainAsync()).Count;
+                return heard >= count;
+            }, TimeSpan.FromSeconds(5), $"requests heard: {heard} of {count}");
+        }
+
+        // The first ask sends its batch; the three next ones, a little later, send theirs (four in flight at most).
+        var first = batch.GetManyAsync([Subject("first")], CancellationToken.None);
+        await HeardAsync(1);
+        await Task.Delay(300);
+        var others = Enumerable.Range(0, 3).Select(i => batch.GetAsync(Subject($"other{i}"), CancellationToken.None).AsTask()).ToList();
+        await HeardAsync(4);
+
+        // This one waits for a place: the first batch's end frees it.
+        var late = batch.GetAsync(Subject("late"), CancellationToken.None).AsTask();
+        var answer = Assert.Single(await first);
+        Assert.NotNull(answer.Failure);
+        Assert.False(late.IsCompleted, "the first ask was answered only once the late ask's batch had ended");
+
+        await Assert.ThrowsAnyAsync<Exception>(() => late);
+        foreach (var other in others)
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => other);
+        }
+    }
 }

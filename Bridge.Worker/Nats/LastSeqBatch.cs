@@ -11,7 +11,8 @@ namespace Bridge.Worker.Nats;
 /// </summary>
 /// <remarks>
 /// Group commit, no background loop: an ask that finds fewer than <see cref="MaxInFlight"/> batches in flight sends
-/// the next batch itself (its own ask included) and goes on sending while asks are waiting. A batch is sent on the
+/// the next batch itself (its own ask included), and the sending it started goes on while asks are waiting; the asker
+/// does not wait for that, only for its own answer. A batch is sent on the
 /// same NATS connection after every ask in it was made, so it is answered after whatever the asker wrote before (the
 /// subscription a room's seam relies on: <see cref="NatsRoomFeedFactory"/>). A failed batch fails each of its asks.
 /// </remarks>
@@ -37,8 +38,13 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
             send = TakeSender();
         }
 
-        // Most asks only wait (no state machine of their own); the few that send await the batches first.
-        return send ? SendThenWaitAsync(ask, cancellationToken) : new ValueTask<ulong>(ask.Task.WaitAsync(cancellationToken));
+        // No ask has a state machine of its own: the few that send start the sending, which goes on without them.
+        if (send)
+        {
+            StartSending();
+        }
+
+        return new ValueTask<ulong>(ask.Task.WaitAsync(cancellationToken));
     }
 
     /// <summary>
@@ -68,7 +74,7 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
 
         if (send)
         {
-            await SendWhileWaitingAsync();
+            StartSending();
         }
 
         return await ask.Task.WaitAsync(cancellationToken);
@@ -86,13 +92,16 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
         return true;
     }
 
-    private async ValueTask<ulong> SendThenWaitAsync(Ask ask, CancellationToken cancellationToken)
-    {
-        await SendWhileWaitingAsync();
-        return await ask.Task.WaitAsync(cancellationToken);
-    }
+    /// <summary>
+    /// Sends the batches without the caller awaiting them (each after every ask in it was made): an asker whose batch is answered has its answer then, not once the asks that
+    /// came meanwhile are answered too (under steady load, never).
+    /// </summary>
+    private void StartSending() => _ = SendWhileWaitingAsync();
 
-    /// <summary>Sends batches until no ask is waiting. Not the asker's token: the batch answers other asks too (bounded by the request timeout).</summary>
+    /// <summary>
+    /// Sends batches until no ask is waiting; never throws (a batch's failure is its asks'). Not an asker's token: the
+    /// batch answers other asks too (bounded by the request timeout).
+    /// </summary>
     private async Task SendWhileWaitingAsync()
     {
         while (true)

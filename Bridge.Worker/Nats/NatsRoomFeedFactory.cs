@@ -23,7 +23,19 @@ internal sealed partial class NatsRoomFeedFactory(
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
         var feed = NewFeed(room);
-        await nats.Connection.AddSubAsync(feed, cancellationToken);
+        if (nats.Connection.ConnectionState == NatsConnectionState.Open)
+        {
+            // Written into the connection's buffer (no wait for the server): no deadline to allocate.
+            await SubscribeAsync(feed, cancellationToken, cancellationToken);
+        }
+        else
+        {
+            // NATS.Net's subscribe waits for the connection first, however long its reconnect takes.
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(nats.Connection.Opts.RequestTimeout);
+            await SubscribeAsync(feed, bounded.Token, cancellationToken);
+        }
+
         try
         {
             // The seam: the server handles one connection's commands in order, so by the time it answers the
@@ -38,6 +50,32 @@ internal sealed partial class NatsRoomFeedFactory(
         }
 
         return feed;
+    }
+
+    /// <summary>
+    /// Subscribes <paramref name="feed"/>; when that fails (or is cancelled: NATS.Net may have registered it already,
+    /// and a registered subscription is subscribed again on the next reconnect) it is unsubscribed again.
+    /// </summary>
+    /// <param name="feed">The room's feed, not subscribed yet.</param>
+    /// <param name="cancellationToken">The caller's token, or one cancelled at the subscribe's deadline too.</param>
+    /// <param name="callerToken">The caller's token alone: its cancellation is thrown as such.</param>
+    /// <exception cref="TimeoutException">NATS was not connected again before the deadline.</exception>
+    private async ValueTask SubscribeAsync(RoomFeed feed, CancellationToken cancellationToken, CancellationToken callerToken)
+    {
+        try
+        {
+            await nats.Connection.AddSubAsync(feed, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            await feed.DisposeAsync();
+            if (ex is OperationCanceledException && !callerToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"room {feed.Subject} not subscribed within the request timeout (NATS connection {nats.Connection.ConnectionState})", ex);
+            }
+
+            throw;
+        }
     }
 
     /// <summary>A room's feed on its live subject, not subscribed yet.</summary>
@@ -61,6 +99,9 @@ internal sealed partial class NatsRoomFeedFactory(
         // unless the writer is busy), then the rooms subscribed are asked for their last seqs together, after all their
         // SUBs (the seam, as in OpenAsync). Not all started first: a thousand writes queued at once on a busy writer each
         // kept their waits alive (2 KB of RSS per room instead of 1 at 100,000 rooms, docs/benchmarks.md).
+        // The SUBs are bounded by the request timeout, together: NATS.Net's subscribe waits for the connection while it
+        // reconnects (a killed server), and a batch holds one of the worker's batch opens and its entries' answers.
+        using var bounded = new CancellationTokenSource(nats.Connection.Opts.RequestTimeout);
         var feeds = new RoomFeed[rooms.Count];
         var subscribed = new List<int>(rooms.Count);
         var names = new List<string>(rooms.Count);
@@ -69,7 +110,7 @@ internal sealed partial class NatsRoomFeedFactory(
             feeds[i] = NewFeed(rooms[i]);
             try
             {
-                await nats.Connection.AddSubAsync(feeds[i], CancellationToken.None);
+                await SubscribeAsync(feeds[i], bounded.Token, CancellationToken.None);
                 subscribed.Add(i);
                 names.Add(rooms[i].Name);
             }

@@ -259,23 +259,45 @@ internal sealed class StreamDirectGet
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>
+    /// Sends one request, returning the subscription its replies come on. NATS.Net's request waits for the connection
+    /// first, however long its reconnect takes (a killed server), and the reply timeout starts only once it is sent:
+    /// while NATS is not connected the send is bounded by <see cref="Timeout"/> too.
+    /// </summary>
+    /// <exception cref="NatsJSException">NATS was not connected again within <see cref="Timeout"/>.</exception>
+    private async ValueTask<INatsSub<byte[]>> SendAsync(byte[] request, int replies, CancellationToken cancellationToken)
+    {
+        var opts = new NatsSubOpts
+        {
+            Timeout = Timeout,
+            // The end is the 204/404 status, not an empty body: a stored message may have one.
+            StopOnEmptyMsg = false,
+            ThrowIfNoResponders = true,
+            // Room for every reply (the messages, then the status): none is ever dropped for a full channel.
+            ChannelOpts = new NatsSubChannelOpts { Capacity = replies + 2, FullMode = BoundedChannelFullMode.DropNewest },
+        };
+        if (_connection.ConnectionState == NatsConnectionState.Open)
+        {
+            return await _connection.CreateRequestSubAsync<byte[], byte[]>(_apiSubject, request, replyOpts: opts, cancellationToken: cancellationToken);
+        }
+
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(Timeout);
+        try
+        {
+            return await _connection.CreateRequestSubAsync<byte[], byte[]>(_apiSubject, request, replyOpts: opts, cancellationToken: bounded.Token);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new NatsJSException($"direct get on stream {Stream} not sent within {Timeout}: NATS connection {_connection.ConnectionState}", ex);
+        }
+    }
+
     /// <summary>Sends one request and yields its messages until the end of batch; at most <paramref name="replies"/> messages are expected.</summary>
     private async IAsyncEnumerable<StoredMessage> RequestAsync(
         byte[] request, int replies, [EnumeratorCancellation] CancellationToken cancellationToken, BatchEnd? end = null)
     {
-        await using var sub = await _connection.CreateRequestSubAsync<byte[], byte[]>(
-            _apiSubject,
-            request,
-            replyOpts: new NatsSubOpts
-            {
-                Timeout = Timeout,
-                // The end is the 204/404 status, not an empty body: a stored message may have one.
-                StopOnEmptyMsg = false,
-                ThrowIfNoResponders = true,
-                // Room for every reply (the messages, then the status): none is ever dropped for a full channel.
-                ChannelOpts = new NatsSubChannelOpts { Capacity = replies + 2, FullMode = BoundedChannelFullMode.DropNewest },
-            },
-            cancellationToken: cancellationToken);
+        await using var sub = await SendAsync(request, replies, cancellationToken);
         await foreach (var msg in sub.Msgs.ReadAllAsync(cancellationToken))
         {
             switch (msg.Headers?.Code ?? 0)
