@@ -13,7 +13,8 @@ namespace Bridge.Tests.Integration;
 /// <summary>
 /// Batch <c>room.join</c>s whose rooms are opened while nats-server is frozen (SIGSTOP): each entry answers
 /// <c>unavailable</c>, the worker's batch opens are all free again, no room or subscription is left, also of a connection
-/// closed while its batch waited; once the server answers, a batch joins. Its own nats-server, since it freezes it.
+/// closed while its batch waited; once the server answers, a batch joins. The same with the server killed (the worker
+/// reconnecting) and started again. Its own nats-server, since it freezes and kills it.
 /// </summary>
 public sealed class BatchActivationOutageTests : IAsyncLifetime
 {
@@ -165,6 +166,61 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         {
             await client.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Batches_closed_while_their_feeds_open_keep_their_batch_open_also_when_other_connections_wait_in_all_their_rooms()
+    {
+        // As above, but another connection joins each batch's rooms while the batch opens them: leaving those rooms does
+        // not wait for their opens (the other connection is still in them), so a closed batch freed its place at once.
+        const int clients = 8;
+        var feeds = new CountingFeeds();
+        await using var worker = await WorkerHost.StartAsync(
+            _nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => feeds.Wrap(sp.GetRequiredService<NatsRoomFeedFactory>())));
+        var registry = worker.Get<RoomRegistry>();
+        var connections = new List<TestClient>();
+        var sharers = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            var sharer = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            await Task.WhenAll(client.FirstFrame, sharer.FirstFrame);
+            connections.Add(client);
+            sharers.Add(sharer);
+        }
+
+        Signal("STOP");
+        try
+        {
+            for (var i = 0; i < clients; i++)
+            {
+                var batch = Enumerable.Range(0, 2).Select(_ => Names.Room("bs")).ToList();
+                await connections[i].SendAsync(Batch("b", batch));
+                await Task.Delay(150);
+                foreach (var room in batch)
+                {
+                    await sharers[i].JoinAsync(room);
+                }
+
+                await Task.Delay(150);
+                connections[i].Abort();
+            }
+
+            await Task.Delay(300);
+            Assert.True(feeds.MostAtOnce <= 4, $"{feeds.MostAtOnce} batch opens under way at once");
+        }
+        finally
+        {
+            Signal("CONT");
+        }
+
+        foreach (var client in connections.Concat(sharers))
+        {
+            await client.DisposeAsync();
+        }
+
+        await Eventually.TrueAsync(() => feeds.UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
+            $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
     }
 
     [Fact]

@@ -18,7 +18,9 @@ internal sealed class RoomRegistry : IAsyncDisposable
 
     // Batches opening their rooms at once (JoinManyAsync), worker-wide: each holds its rooms' opens, asks and answers until
     // its feeds are open; a hundred clients' batches at once kept 100,000 rooms' of them alive together (RSS per room).
-    // As many as the last-seq asks in flight (Nats/LastSeqBatch), so the asks stay busy.
+    // As many as the last-seq asks in flight (Nats/LastSeqBatch), so the asks stay busy. A constant, not a setting: more
+    // batches at once would only queue their asks behind those 4 while holding their rooms' open state, fewer would
+    // leave the asks idle between batches; neither changes with the deployment (docs/protocol.md §11, fixed).
     private const int MaxBatchOpens = 4;
     private readonly SemaphoreSlim _batchOpens = new(MaxBatchOpens, MaxBatchOpens);
 
@@ -123,12 +125,14 @@ internal sealed class RoomRegistry : IAsyncDisposable
         }
 
         var done = 0;
+        Task? open = null;
         try
         {
             if (claimed is not null)
             {
                 // Not cancelled with this batch: other joiners may be waiting for these feeds too.
-                await OpenClaimedAsync(claimed, claims!).WaitAsync(cancellationToken);
+                open = OpenClaimedAsync(claimed, claims!);
+                await open.WaitAsync(cancellationToken);
             }
 
             for (; done < members.Count; done++)
@@ -159,6 +163,14 @@ internal sealed class RoomRegistry : IAsyncDisposable
         catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
             // The connection is closing: none of these joins goes on; those told to the observers are left as such.
+            // The batch's open goes on (bounded by the request timeout), and so does its place among the worker's batch
+            // opens: leaving a room whose feed it opens waits for that open, but not when another connection is in the
+            // room too, so a closed batch whose rooms were all shared would free its place early (more opens at once).
+            if (open is not null)
+            {
+                await open;
+            }
+
             for (var i = 0; i < members.Count; i++)
             {
                 if (joins[i].Room is { } room)
