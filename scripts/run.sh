@@ -17,16 +17,19 @@
 # nats-server, and exits 0. While it runs, its pid is in $BRIDGE_DATA/run.pid (.data/run.pid), removed once the run
 # has ended (its worker and nats-server stopped). A run in the background stops with the recipe it prints (absolute
 # paths, shell-quoted), which signals that pid only if it still is this checkout's run.sh (its working directory is
-# the checkout and its command line is exactly `bash [path/]run.sh`; a pidfile left by a killed run may name another
+# the checkout and its command line is exactly `bash [path/]run.sh`, paths without spaces; a pidfile left by a killed run may name another
 # process by then). From the checkout, for the default data folder:
-#   pid=$(cat .data/run.pid) && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ] && tr '\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\.sh ' && kill "$pid"
+#   pid=$(cat .data/run.pid) && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ] && tr '\0' ' ' </proc/$pid/cmdline | grep -Eqx '([^ ]*/)?bash ([^ ]*/)?run\.sh ' && kill "$pid"
 # The run holds an flock on $BRIDGE_DATA/run.lock for its whole life, and its nats-server and worker inherit it. A
 # second run with the same data folder is refused while any of them holds it (they would share JetStream's store),
 # before the port checks: "another run of this checkout is going" while the first run.sh is alive, "a run of another
 # checkout (pid N, in DIR) uses" the folder when the holder is another checkout's live run.sh, or, when the run.sh
-# was killed (kill -9) and its nats-server or worker still runs, a line naming their pids. Where util-linux's setpriv
+# was killed (kill -9) and its nats-server or worker still runs, a line naming their pids (anything else that
+# holds the lock is named apart, not as a process to kill). Where util-linux's setpriv
 # is found (Linux), the children get SIGTERM when run.sh dies however it dies, so a killed run stops them too.
 set -euo pipefail
+# cd must not print or look elsewhere (an exported CDPATH would make a relative BRIDGE_DATA two lines, or another folder).
+unset CDPATH
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -53,17 +56,17 @@ case "$host" in
 esac
 base="$scheme://$host:$port"
 
-mkdir -p "$data"
+mkdir -p -- "$data"
 # Absolute (a relative BRIDGE_DATA is relative to the checkout): the messages and the stop recipe name it.
-data="$(cd "$data" && pwd)"
+data="$(cd -- "$data" && pwd)"
 pidfile="$data/run.pid"
 lock="$data/run.lock"
-lock_path="$(cd "$data" && pwd -P)/run.lock"
+lock_path="$(cd -- "$data" && pwd -P)/run.lock"
 checkout="$(pwd -P)"
 # A word the shell reads back as $1 whatever it holds (spaces, quotes, globs): '...' with each ' as '\''.
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 # bash running run.sh with no other argument (run.sh cds to its checkout). Not `tail -f scripts/run.sh`, an editor.
-is_run_sh() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eqx '(.*/)?bash (.*/)?run\.sh '; }
+is_run_sh() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eqx '([^ ]*/)?bash ([^ ]*/)?run\.sh '; }
 # Exactly this checkout's run.sh: not another checkout's run.
 is_run() {
   [ -n "$1" ] && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$checkout" ] && is_run_sh "$1"
@@ -114,8 +117,24 @@ if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
       exit 1
     fi
   done
-  names="$(for pid in $pids; do describe "$pid"; done | paste -sd, - | sed 's/,/, /g')"
-  say "an earlier run on $data was killed before it stopped its processes, and they still run: $names. They would share JetStream's store with this run. Stop them first: kill ${pids% }"
+  # The kill hint names only a run's own processes (nats-server, the worker): anything else that has the file open
+  # (a run.sh starting this very moment, a command reading it) is listed, not to be killed.
+  run_pids=""
+  other_pids=""
+  for pid in $pids; do
+    case "$(describe "$pid")" in
+      nats-server* | 'the worker'*) run_pids="$run_pids $pid" ;;
+      *) other_pids="$other_pids $pid" ;;
+    esac
+  done
+  names() { for pid in $1; do describe "$pid"; done | paste -sd, - | sed 's/,/, /g'; }
+  also=""
+  [ -n "$other_pids" ] && also=" ($lock is also open in: $(names "$other_pids"))"
+  if [ -n "$run_pids" ]; then
+    say "an earlier run on $data was killed before it stopped its processes, and they still run: $(names "$run_pids"). They would share JetStream's store with this run. Stop them first: kill${run_pids}${also}"
+  else
+    say "$lock is locked, and no run's nats-server or worker holds it: $(names "$other_pids"). Stop what holds it, or give this one its own BRIDGE_DATA"
+  fi
   exit 1
 fi
 
@@ -233,7 +252,7 @@ Bridge is running.
   NATS monitor http://127.0.0.1:$NATS_MONITOR_PORT
 
 Try it: see README.md ("Try it"). Ctrl-C stops the worker, then nats-server. In the background:
-  pid=\$(cat $(quote "$pidfile")) && [ "\$(readlink /proc/\$pid/cwd)" = $(quote "$checkout") ] && tr '\\0' ' ' </proc/\$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill "\$pid"
+  pid=\$(cat $(quote "$pidfile")) && [ "\$(readlink /proc/\$pid/cwd)" = $(quote "$checkout") ] && tr '\\0' ' ' </proc/\$pid/cmdline | grep -Eqx '([^ ]*/)?bash ([^ ]*/)?run\\.sh ' && kill "\$pid"
 MSG
 
 # Either one ending on its own ends the run (the EXIT trap stops the other).

@@ -121,7 +121,7 @@ public sealed class RunScriptTests : IDisposable
 
     // The stop recipe: SIGTERM to the pid in the pidfile only if it is exactly this checkout's run.sh.
     private static string RecipeFor(string pidfile, string checkout) =>
-        $"pid=$(cat {pidfile}) && [ \"$(readlink /proc/$pid/cwd)\" = {checkout} ] && tr '\\0' ' ' </proc/$pid/cmdline | grep -Eqx '(.*/)?bash (.*/)?run\\.sh ' && kill \"$pid\"";
+        $"pid=$(cat {pidfile}) && [ \"$(readlink /proc/$pid/cwd)\" = {checkout} ] && tr '\\0' ' ' </proc/$pid/cmdline | grep -Eqx '([^ ]*/)?bash ([^ ]*/)?run\\.sh ' && kill \"$pid\"";
 
     private static string ReadmeRecipe => Docs.ReadmeExampleTests.Code("stop-background-run").Trim();
 
@@ -308,9 +308,10 @@ public sealed class RunScriptTests : IDisposable
             environment["BRIDGE_DATA"] = Odd;
             await using var run = Run(environment);
             Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            // flock is no run's nats-server or worker: named, not to be killed as one.
             Assert.Equal(
-                $"run.sh: an earlier run on {Odd} was killed before it stopped its processes, and they still run: pid {holder.Id} (flock). " +
-                $"They would share JetStream's store with this run. Stop them first: kill {holder.Id}",
+                $"run.sh: {Path.Combine(Odd, "run.lock")} is locked, and no run's nats-server or worker holds it: pid {holder.Id} (flock). " +
+                "Stop what holds it, or give this one its own BRIDGE_DATA",
                 Assert.Single(run.Lines));
             Assert.Equal("the earlier run's log\n", File.ReadAllText(log));
         }
@@ -388,6 +389,39 @@ public sealed class RunScriptTests : IDisposable
         Assert.Contains(run.Lines, l => l.StartsWith($"run.sh: the worker's port {_workerPort} is in use by another process.", StringComparison.Ordinal) && l.Contains("WORKER_URL=http://127.0.0.1:", StringComparison.Ordinal));
         Assert.DoesNotContain(run.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
         Assert.Null(ChildRun.FindProcess("nats-server", $"-p {_natsPort}"));
+    }
+
+    [Fact]
+    public async Task A_relative_data_folder_starting_with_a_dash_is_the_checkouts_folder_even_with_CDPATH_exported()
+    {
+        // cd with an exported CDPATH goes to a folder of that name there and prints it (the data path two lines), and
+        // mkdir and cd read a leading '-' as an option. The lock held in the checkout's folder shows which one is used.
+        var name = "-bridge-test-" + Guid.NewGuid().ToString("N")[..8];
+        var inCheckout = Path.Combine(RepoPaths.Root, name);
+        var cdpath = Path.Combine(_data, "cdpath");
+        Directory.CreateDirectory(Path.Combine(cdpath, name));
+        Directory.CreateDirectory(inCheckout);
+        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(inCheckout, "run.lock"), "sleep", "120"]);
+        try
+        {
+            await Eventually.TrueAsync(
+                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(inCheckout, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
+                TimeSpan.FromSeconds(10), "the holder takes the lock");
+            var environment = Environment();
+            environment["BRIDGE_DATA"] = name;
+            environment["CDPATH"] = cdpath;
+            await using var run = Run(environment);
+            Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(
+                $"run.sh: {Path.Combine(inCheckout, "run.lock")} is locked, and no run's nats-server or worker holds it: pid {holder.Id} (flock). " +
+                "Stop what holds it, or give this one its own BRIDGE_DATA",
+                Assert.Single(run.Lines));
+        }
+        finally
+        {
+            holder.Kill(entireProcessTree: true);
+            Directory.Delete(inCheckout, recursive: true);
+        }
     }
 
     [Fact]
