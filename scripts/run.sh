@@ -97,13 +97,24 @@ fi
 # The lock, held until this run and its children have ended (fd 9 is inherited by nats-server and the worker, and
 # closed for everything else that could outlive the run, such as dotnet build's servers).
 exec 9>>"$lock"
-if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+pids=""
+if ! command -v flock >/dev/null 2>&1 || [ ! -d /proc/self/fd ]; then
+  # No util-linux flock (macOS, some BusyBox) or no /proc: nothing here can tell another run on this folder.
+  say "no flock or /proc here: a second run on $data is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA"
+elif ! flock -n 9; then
   exec 9>&- # not one of the holders
   pids="$(holders | tr '\n' ' ')"
   if [ -z "$pids" ]; then
-    say "$lock is locked by a process this user cannot see; another run (of another user?) uses $data. Give this one its own BRIDGE_DATA"
-    exit 1
+    # The holder may have just ended (a run stopped a moment ago): once more before blaming anyone.
+    exec 9>>"$lock"
+    if ! flock -n 9; then
+      exec 9>&-
+      say "$lock is locked by a process this user cannot see (another user's run?), which uses $data. Give this one its own BRIDGE_DATA"
+      exit 1
+    fi
   fi
+fi
+if [ -n "$pids" ]; then
   for pid in $pids; do
     if is_run "$pid"; then
       say "another run of this checkout is going (pid $pid, $pidfile). Stop it first: kill $pid, or give this one its own BRIDGE_DATA"

@@ -425,6 +425,38 @@ public sealed class RunScriptTests : IDisposable
     }
 
     [Fact]
+    public async Task Without_flock_a_run_says_in_one_line_that_a_second_run_on_its_data_folder_is_not_refused()
+    {
+        // macOS and some BusyBox systems have no flock: the lock check cannot work there, and used to say nothing.
+        var bin = Path.Combine(_data, "bin-without-flock");
+        Directory.CreateDirectory(bin);
+        foreach (var dir in (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Distinct())
+        {
+            foreach (var tool in Directory.Exists(dir) ? Directory.EnumerateFiles(dir) : [])
+            {
+                var link = Path.Combine(bin, Path.GetFileName(tool));
+                if (Path.GetFileName(tool) != "flock" && !File.Exists(link))
+                {
+                    File.CreateSymbolicLink(link, tool);
+                }
+            }
+        }
+
+        using var other = new TcpListener(IPAddress.Loopback, _natsPort);
+        other.Start();
+        var environment = Environment();
+        environment["PATH"] = bin;
+        await using var run = Run(environment);
+        Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(
+            [
+                $"run.sh: no flock or /proc here: a second run on {_data} is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA",
+                $"run.sh: port {_natsPort} (nats-server, NATS_PORT) is in use by another process. Stop it, or pick another port: NATS_PORT={_natsPort + 1} make run",
+            ],
+            run.Lines);
+    }
+
+    [Fact]
     public async Task A_nats_port_in_use_is_named_with_its_variable_before_anything_starts()
     {
         using var other = new TcpListener(IPAddress.Loopback, _natsPort);
