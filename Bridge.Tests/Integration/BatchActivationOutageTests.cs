@@ -91,7 +91,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         // No subscription of any of these rooms stays on the server.
         var ours = own.SelectMany(r => r).Concat(closingRooms).ToHashSet(StringComparer.Ordinal);
         await Eventually.TrueAsync(
-            async () => !(await _nats.SubscriptionsOfAsync(worker.Id)).Any(s => ours.Contains(s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])),
+            async () => !(await RoomsSubscribedAsync(worker)).Overlaps(ours),
             TimeSpan.FromSeconds(30), "subscriptions left on the server");
 
         // The 4 batches that took a batch open at once are answered at the request timeout, not later (a batch whose ask
@@ -160,7 +160,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
         var ours = rooms.ToHashSet(StringComparer.Ordinal);
         await Eventually.TrueAsync(
-            async () => !(await _nats.SubscriptionsOfAsync(worker.Id)).Any(s => ours.Contains(s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])),
+            async () => !(await RoomsSubscribedAsync(worker)).Overlaps(ours),
             TimeSpan.FromSeconds(30), "subscriptions left on the server");
         foreach (var client in connections)
         {
@@ -295,8 +295,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         var ours = own.SelectMany(r => r).Append(shared).ToHashSet(StringComparer.Ordinal);
         var seen = ours.Append(alone).ToHashSet(StringComparer.Ordinal);
         await Eventually.TrueAsync(
-            async () => (await _nats.SubscriptionsOfAsync(worker.Id)).Select(s => s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..])
-                .Where(seen.Contains).ToHashSet(StringComparer.Ordinal).SetEquals(inRooms),
+            async () => (await RoomsSubscribedAsync(worker)).Intersect(seen).ToHashSet(StringComparer.Ordinal).SetEquals(inRooms),
             TimeSpan.FromSeconds(30), "the server's subscriptions are not those of the rooms joined");
         Assert.Equal(inRooms.Count, registry.ActiveRooms);
 
@@ -377,6 +376,11 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             }
         }
     }
+
+    /// <summary>The rooms the worker's connection is subscribed to on the server (their live subjects' room names).</summary>
+    private async Task<HashSet<string>> RoomsSubscribedAsync(WorkerHost worker) =>
+        (await _nats.SubscriptionsOfAsync(worker.Id)).Where(s => s.Contains(".rooms.", StringComparison.Ordinal))
+            .Select(s => s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..]).ToHashSet(StringComparer.Ordinal);
 
     private void Signal(string signal)
     {
