@@ -73,7 +73,7 @@ internal static class Catalog
                          [--scenarios burst,resume,...: only these of the full-size scenarios]
           peers          Bridge JSON/msgpack vs SignalR + Redis vs raw NATS WebSocket (make bench)
                          --subscribers 200 --rate 100 --p99-bound-ms 100 --messages 1000 --idle 20000 --rooms 10000 --repeat 1 [--only bridge-json,nats]
-        """ + TargetOptions.Usage;
+        """ + "\n" + TargetOptions.Usage;
 
     /// <summary>The scenarios that can load a deployment named with <c>--target</c>; the others measure servers they start.</summary>
     public static readonly string[] TargetScenarios = ["fanout", "fanout-burst", "sse-fanout"];
