@@ -34,7 +34,7 @@ public sealed class RoomTableTests
         Assert.True(table.TryGetValue("bench.r1", out found));
         Assert.Same(fresh, found);
 
-        Assert.Equal([b, fresh], table.ToArray().OrderBy(r => r.Name, StringComparer.Ordinal));
+        Assert.Equal([fresh, b], table.ToArray().OrderBy(r => r.Name, StringComparer.Ordinal));
         table.Clear();
         Assert.Equal(0, table.Count);
         Assert.Empty(table.ToArray());
