@@ -191,6 +191,45 @@ public sealed class DispatchIsolationTests : IDisposable
     }
 
     [Fact]
+    public void A_room_closes_with_its_last_member_and_then_takes_none()
+    {
+        // The room keeps no count or flag: its members and its closed state are read from the one member, the set and
+        // the closed marker.
+        var room = new Room("r", new RoomServices(null!, null!, _metrics, NullLogger.Instance));
+        var a = new Member("a");
+        var b = new Member("b");
+        Assert.Equal(0, room.MemberCount);
+        Assert.True(room.TryAdd(a));
+        Assert.True(room.TryAdd(a)); // already in: not counted twice
+        Assert.Equal(1, room.MemberCount);
+        Assert.False(room.HasCrowd);
+        Assert.True(room.TryAdd(b));
+        Assert.Equal(2, room.MemberCount);
+
+        Assert.False(room.Remove(new Member("x"))); // not a member
+        Assert.False(room.Remove(a));
+        Assert.Equal(1, room.MemberCount);
+        Assert.True(room.Remove(b)); // the last one: closed
+        Assert.Equal(0, room.MemberCount);
+        Assert.False(room.HasCrowd);
+        Assert.False(room.Remove(b));
+
+        // Closed for good: a joiner must look the room up again, and a last message still coming reaches no one.
+        Assert.False(room.TryAdd(a));
+        Assert.Equal(0, room.MemberCount);
+        DispatchUnderGate(room, Message("{}"u8.ToArray()));
+        Assert.Empty(a.Received);
+        Assert.Empty(b.Received);
+
+        // A room of one member closes the same way.
+        var single = new Room("s", new RoomServices(null!, null!, _metrics, NullLogger.Instance));
+        Assert.True(single.TryAdd(a));
+        Assert.True(single.Remove(a));
+        Assert.False(single.TryAdd(b));
+        Assert.Equal(0, single.MemberCount);
+    }
+
+    [Fact]
     public void A_connection_that_could_not_queue_a_message_is_closed_with_1011_so_its_client_resumes()
     {
         var session = Session(new BrokenCodec { FormatThrows = true });

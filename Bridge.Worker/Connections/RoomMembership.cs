@@ -46,7 +46,6 @@ internal enum MemberState
 /// </remarks>
 internal sealed class RoomMembership : IRoomMember
 {
-    private readonly RoomReader _reader;
     private MemberState _state;
     // Only while holding (the seam to live): the held messages, their bytes and the gap notice's seq.
     private HeldMessages? _held;
@@ -68,7 +67,7 @@ internal sealed class RoomMembership : IRoomMember
     {
         Session = session;
         RoomName = room;
-        _reader = reader;
+        session.Rooms.UseReader(reader);
         var pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var parsed) ? parsed : null;
         var conflater = options.MaxRate is { } rate ? Conflater(rate) : null;
         _extras = options == default && pattern is null ? null : new JoinExtras(options, pattern, conflater);
@@ -80,7 +79,7 @@ internal sealed class RoomMembership : IRoomMember
         var session = Session;
         session.UseConflatedSendBuffer();
         Action drained = OnQueueDrained;
-        return new ConflatedMember(rate, _reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
+        return new ConflatedMember(rate, Reader.Time, Gate, SendConflated, () => session.Queue.WhenDrained(drained));
     }
 
     /// <summary>
@@ -88,6 +87,9 @@ internal sealed class RoomMembership : IRoomMember
     /// active room). Nothing else locks a membership.
     /// </summary>
     private object Gate => this;
+
+    /// <summary>The worker's room reader, kept by the connection (<see cref="SessionRooms.Reader"/>), not by each membership.</summary>
+    private RoomReader Reader => Session.Rooms.Reader!;
 
     /// <summary>The connection's queue took what it held: a conflated member sends its rooms that are due.</summary>
     private void OnQueueDrained()
@@ -313,7 +315,7 @@ internal sealed class RoomMembership : IRoomMember
             }
         }
 
-        _reader.StartCatchUp(this);
+        Reader.StartCatchUp(this);
     }
 
     /// <summary>
@@ -391,7 +393,7 @@ internal sealed class RoomMembership : IRoomMember
     private void Hold(RoomMessage message, bool afterGap)
     {
         var held = _held!;
-        if (held.Count >= _reader.HoldCapacity || held.Bytes >= _reader.HoldBytes)
+        if (held.Count >= Reader.HoldCapacity || held.Bytes >= Reader.HoldBytes)
         {
             // Still slower than the room: drop the hold and read again (the stream has all of it, and its reads find
             // any hole retention made after this member's position).
@@ -634,7 +636,7 @@ internal sealed class RoomMembership : IRoomMember
             if (_behind)
             {
                 _behind = false;
-                _reader.CaughtUp(this);
+                Reader.CaughtUp(this);
             }
 
             return true;
@@ -669,7 +671,7 @@ internal sealed class RoomMembership : IRoomMember
             if (_behind)
             {
                 _behind = false;
-                _reader.CaughtUp(this);
+                Reader.CaughtUp(this);
             }
 
             return Volatile.Read(ref _room);
@@ -681,7 +683,7 @@ internal sealed class RoomMembership : IRoomMember
         if (!_behind)
         {
             _behind = true;
-            _reader.FellBehind(this);
+            Reader.FellBehind(this);
         }
     }
 

@@ -23,10 +23,9 @@ internal sealed class Room : RoomSequence
     // member on. A set of one cost ~200 B per active room.
     private IRoomMember? _only;
     // The set, its snapshot and the conflation groups: only from a second member or a first conflated one on (16 B
-    // less per active room than their fields inline).
+    // less per active room than their fields inline). Closed once its last member left: Crowd.Closed, which has neither
+    // members nor groups (no count or flag beside it: 8 B less per active room).
     private Crowd? _crowd;
-    private int _memberCount;
-    private bool _closed;
     // The task opening the live feed, then the feed once a joiner saw it open.
     private object? _feed;
 
@@ -44,7 +43,17 @@ internal sealed class Room : RoomSequence
     /// <summary>The room's name, or the pattern's text: what members joined, and the key of the registry.</summary>
     public override string Name { get; }
 
-    public int MemberCount => Volatile.Read(ref _memberCount);
+    /// <summary>How many members the room has (under its lock: not for a hot path).</summary>
+    public int MemberCount
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return _crowd?.Members?.Count ?? (_only is null ? 0 : 1);
+            }
+        }
+    }
 
     /// <summary>The room's position, gap fills and seams (its own base class): everything that dispatches goes through it.</summary>
     public RoomSequence Sequence => this;
@@ -54,7 +63,7 @@ internal sealed class Room : RoomSequence
     {
         lock (Gate)
         {
-            if (_closed)
+            if (ReferenceEquals(_crowd, Crowd.Closed))
             {
                 return false;
             }
@@ -62,7 +71,6 @@ internal sealed class Room : RoomSequence
             if (AddMember(member))
             {
                 _crowd?.Snapshot = null;
-                Volatile.Write(ref _memberCount, _memberCount + 1);
             }
 
             return true;
@@ -85,10 +93,10 @@ internal sealed class Room : RoomSequence
                 crowd.Groups = [.. crowd.Groups.Where(g => g != group)];
             }
 
-            Volatile.Write(ref _memberCount, _memberCount - 1);
-            if (_memberCount == 0)
+            if (_only is null && _crowd?.Members is not { Count: > 0 })
             {
-                _closed = true;
+                // Its last member: closed for good (a conflated last member's group went with it above).
+                _crowd = Crowd.Closed;
                 return true;
             }
 
@@ -354,7 +362,7 @@ internal sealed class Room : RoomSequence
         {
             lock (Gate)
             {
-                return _crowd is not null;
+                return _crowd is not null && !ReferenceEquals(_crowd, Crowd.Closed);
             }
         }
     }
@@ -367,6 +375,12 @@ internal sealed class Room : RoomSequence
     /// </summary>
     private sealed class Crowd
     {
+        /// <summary>
+        /// A closed room's: no members and no groups. Never written: adding to a closed room stops before it, removing
+        /// finds no member in it, and a dispatch (a last message still coming) reads an empty room.
+        /// </summary>
+        public static readonly Crowd Closed = new();
+
         public HashSet<IRoomMember>? Members { get; set; }
 
         public IRoomMember[]? Snapshot { get; set; }
