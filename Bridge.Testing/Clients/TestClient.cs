@@ -22,6 +22,9 @@ public sealed class Frame
     /// <summary>Which WebSocket message (from 1) brought the frame: on a batch subprotocol, several frames share one.</summary>
     public long Message { get; init; }
 
+    /// <summary>The length of that whole WebSocket message (on a batch subprotocol, its array with every envelope in it).</summary>
+    public int MessageBytes { get; init; }
+
     /// <summary>For msgpack clients: the bytes of the <c>payload</c> value exactly as the frame holds them; null without one.</summary>
     public byte[]? RawMsgPackPayload()
     {
@@ -251,7 +254,7 @@ public sealed class TestClient : IAsyncDisposable
     /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
     public void Abort() => _socket.Abort();
 
-    private void OnEnvelope(ReadOnlyMemory<byte> envelope, WebSocketMessageType type, long message)
+    private void OnEnvelope(ReadOnlyMemory<byte> envelope, WebSocketMessageType type, long message, int messageBytes)
     {
         if (_options.OnFrame is { } onFrame)
         {
@@ -270,7 +273,7 @@ public sealed class TestClient : IAsyncDisposable
         }
         else
         {
-            _frames.Writer.TryWrite(Decode(envelope.ToArray(), message));
+            _frames.Writer.TryWrite(Decode(envelope.ToArray(), message, messageBytes));
         }
     }
 
@@ -315,12 +318,12 @@ public sealed class TestClient : IAsyncDisposable
                     EnvelopeArray.Split(buffer.AsMemory(0, count), IsMsgPack, ranges);
                     foreach (var range in ranges)
                     {
-                        OnEnvelope(buffer.AsMemory(0, count)[range], result.MessageType, message);
+                        OnEnvelope(buffer.AsMemory(0, count)[range], result.MessageType, message, count);
                     }
                 }
                 else
                 {
-                    OnEnvelope(buffer.AsMemory(0, count), result.MessageType, message);
+                    OnEnvelope(buffer.AsMemory(0, count), result.MessageType, message, count);
                 }
 
                 if (ReadDelay > TimeSpan.Zero)
@@ -342,11 +345,11 @@ public sealed class TestClient : IAsyncDisposable
         }
     }
 
-    private Frame Decode(byte[] data, long message)
+    private Frame Decode(byte[] data, long message, int messageBytes)
     {
         if (!IsMsgPack)
         {
-            return new Frame { Json = JsonNode.Parse(data)!.AsObject(), Raw = data, Message = message };
+            return new Frame { Json = JsonNode.Parse(data)!.AsObject(), Raw = data, Message = message, MessageBytes = messageBytes };
         }
 
         // ConvertToJson writes control characters in strings as they are; JSON needs them escaped.
@@ -374,7 +377,7 @@ public sealed class TestClient : IAsyncDisposable
             envelope = JsonNode.Parse(JsonSerializer.Serialize(scalars))!.AsObject();
         }
 
-        return new Frame { Json = envelope, MsgPack = map, Raw = data, Message = message };
+        return new Frame { Json = envelope, MsgPack = map, Raw = data, Message = message, MessageBytes = messageBytes };
     }
 
     /// <summary>Sends an envelope in this client's format. Values: strings, numbers, bools, byte[] (msgpack bin), nested dictionaries.</summary>
