@@ -1,4 +1,3 @@
-using System.Text.Json;
 using MessagePack;
 
 namespace Bridge.Testing;
@@ -40,22 +39,98 @@ public static class EnvelopeArray
             return;
         }
 
-        var json = new Utf8JsonReader(message.Span);
-        if (!json.Read() || json.TokenType != JsonTokenType.StartArray)
+        SplitJson(message.Span, envelopes);
+    }
+
+    /// <summary>
+    /// A JSON array of objects, split without tokenizing them (the load harness's clients share the machine with the
+    /// worker they measure): each object ends where its braces, outside strings, balance. Well-formed arrays only; the
+    /// tests decode each envelope with a JSON parser afterwards, so a malformed one still fails there.
+    /// </summary>
+    private static void SplitJson(ReadOnlySpan<byte> message, List<Range> envelopes)
+    {
+        var at = SkipSpace(message, 0);
+        if (at == message.Length || message[at] != (byte)'[')
         {
             throw new FormatException("a batch message must be a JSON array");
         }
 
-        while (json.Read() && json.TokenType != JsonTokenType.EndArray)
+        at = SkipSpace(message, at + 1);
+        while (at < message.Length && message[at] != (byte)']')
         {
-            var start = (int)json.TokenStartIndex;
-            json.Skip();
-            envelopes.Add(start..(int)json.BytesConsumed);
+            if (message[at] != (byte)'{')
+            {
+                throw new FormatException("a batch message's elements must be JSON objects");
+            }
+
+            var start = at;
+            var depth = 0;
+            do
+            {
+                var next = message[at..].IndexOfAny("{}\""u8);
+                if (next < 0)
+                {
+                    throw new FormatException("unterminated JSON object in a batch message");
+                }
+
+                at += next;
+                switch (message[at++])
+                {
+                    case (byte)'{':
+                        depth++;
+                        break;
+                    case (byte)'}':
+                        depth--;
+                        break;
+                    default:
+                        at = EndOfString(message, at);
+                        break;
+                }
+            }
+            while (depth > 0);
+
+            envelopes.Add(start..at);
+            at = SkipSpace(message, at);
+            if (at < message.Length && message[at] == (byte)',')
+            {
+                at = SkipSpace(message, at + 1);
+            }
         }
 
-        if (json.TokenType != JsonTokenType.EndArray || json.Read())
+        if (at >= message.Length || SkipSpace(message, at + 1) != message.Length)
         {
             throw new FormatException("unexpected data after the JSON array");
         }
+    }
+
+    // The index after the closing quote of the string whose opening quote is just before at.
+    private static int EndOfString(ReadOnlySpan<byte> json, int at)
+    {
+        while (true)
+        {
+            var next = json[at..].IndexOfAny((byte)'"', (byte)'\\');
+            if (next < 0)
+            {
+                throw new FormatException("unterminated JSON string in a batch message");
+            }
+
+            at += next;
+            if (json[at] == (byte)'"')
+            {
+                return at + 1;
+            }
+
+            at += 2; // an escape: the next byte is never the string's end
+        }
+    }
+
+    private static int SkipSpace(ReadOnlySpan<byte> json, int at)
+    {
+        while (at < json.Length && json[at] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')
+        {
+            at++;
+        }
+
+        return at;
     }
 }

@@ -61,7 +61,8 @@ public sealed class BatchSubprotocolTests(NatsServerFixture nats) : IClassFixtur
     {
         const int Stored = 2000;
         var room = Names.Room("bt");
-        await StoreAsync(room, Enumerable.Range(0, Stored).Select(i => $"{{\"n\":{i},\"text\":\"{new string('x', 60)}\"}}"));
+        // Strings holding braces, brackets, commas, quotes and backslashes: an array is split by its structure, not its bytes.
+        await StoreAsync(room, Enumerable.Range(0, Stored).Select(i => $$"""{"n":{{i}},"text":"}{[],\"\\ {{new string('x', 60)}}"}"""));
 
         await using var plain = await TestClient.ConnectAsync(_worker.WebSocketUrl, plainProtocol);
         await using var batch = await TestClient.ConnectAsync(_worker.WebSocketUrl, batchProtocol);
