@@ -48,7 +48,8 @@ internal sealed partial class WebSocketConnection(
     public async Task RunAsync(CancellationToken aborted)
     {
         using var owned = socket;
-        LogOpened(session.ConnectionId, batched ? $"{session.Codec.Subprotocol}-batch" : session.Codec.Subprotocol);
+        LogOpened(session.ConnectionId, !batched ? session.Codec.Subprotocol
+            : session.Codec.MessageType == WebSocketMessageType.Text ? Subprotocols.JsonBatch : Subprotocols.MessagePackBatch);
         // Once a close is requested, an unresponsive peer gets CloseTimeout to finish the handshake.
         using var armAbort = session.Closing.Register(static state => ((WebSocketConnection)state!).ArmAbortTimer(), this);
         var sending = SendLoopAsync(aborted);
