@@ -39,6 +39,15 @@ public sealed class BridgeClientOptions
     public BridgeFormat Format { get; set; } = BridgeFormat.Json;
 
     /// <summary>
+    /// True (default): the client offers the batch subprotocol of <see cref="Format"/> first (<c>bridge.v1.json-batch</c>,
+    /// <c>bridge.v1.msgpack-batch</c>), then the plain one, so a worker that speaks it sends the envelopes queued for
+    /// the client several per WebSocket message (fewer receives during a replay or a burst), and an older worker still
+    /// connects. Nothing changes for the application: messages and events arrive one by one, in the same order. False:
+    /// only the plain subprotocol is offered.
+    /// </summary>
+    public bool ReceiveBatches { get; set; } = true;
+
+    /// <summary>
     /// Returns the access token (a JWT, sent as the <c>access_token</c> query parameter), or null for none. Asked
     /// before the first connection, when the server refuses the token (close 4001/4003, HTTP 401/403: only a token
     /// different from the current one brings a reconnect, otherwise the client closes), and

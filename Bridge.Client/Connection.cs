@@ -44,7 +44,8 @@ internal sealed class Connection : IDisposable
         Epoch = epoch;
         Socket = socket;
         Uri = uri;
-        Format = socket.SubProtocol == Subprotocols.MessagePack ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        Format = socket.SubProtocol is Subprotocols.MessagePack or Subprotocols.MessagePackBatch ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        Batched = socket.SubProtocol is Subprotocols.JsonBatch or Subprotocols.MessagePackBatch;
         _ids = ids;
         _time = time;
         _logger = logger;
@@ -61,6 +62,9 @@ internal sealed class Connection : IDisposable
 
     /// <summary>The subprotocol the server chose.</summary>
     public BridgeFormat Format { get; }
+
+    /// <summary>A batch subprotocol: every server message is an array of envelopes (docs/protocol.md §1).</summary>
+    public bool Batched { get; }
 
     /// <summary>Cancelled when the connection ends, for any reason.</summary>
     public CancellationToken Token { get; }
@@ -179,9 +183,17 @@ internal sealed class Connection : IDisposable
                 }
 
                 Envelope? envelope = null;
+                List<Envelope>? envelopes = null;
                 try
                 {
-                    envelope = FrameCodec.Decode(buffer.AsMemory(0, count), Format);
+                    if (Batched)
+                    {
+                        envelopes = FrameCodec.DecodeArray(buffer.AsMemory(0, count), Format);
+                    }
+                    else
+                    {
+                        envelope = FrameCodec.Decode(buffer.AsMemory(0, count), Format);
+                    }
                 }
                 catch (Exception ex) when (ex is FormatException or JsonException or MessagePackSerializationException
                                                or EndOfStreamException or InvalidOperationException or OverflowException)
@@ -194,6 +206,15 @@ internal sealed class Connection : IDisposable
                 if (envelope?.Type is not null)
                 {
                     await dispatch(this, envelope).ConfigureAwait(false);
+                }
+
+                // A batch's envelopes one at a time, in order, as if each had come alone.
+                foreach (var one in envelopes ?? [])
+                {
+                    if (one.Type is not null)
+                    {
+                        await dispatch(this, one).ConfigureAwait(false);
+                    }
                 }
             }
         }

@@ -264,6 +264,12 @@ internal sealed class ConnectionLoop
     private async Task<(ClientWebSocket? Socket, EndInfo? Failed)> OpenSocketAsync(Uri uri, CancellationToken ct)
     {
         var socket = new ClientWebSocket();
+        // The batch subprotocol first (several envelopes per message: fewer receives), the plain one for an older worker.
+        if (_options.ReceiveBatches)
+        {
+            socket.Options.AddSubProtocol(_options.Format == BridgeFormat.Json ? Subprotocols.JsonBatch : Subprotocols.MessagePackBatch);
+        }
+
         socket.Options.AddSubProtocol(_options.Format == BridgeFormat.Json ? Subprotocols.Json : Subprotocols.MessagePack);
         socket.Options.CollectHttpResponseDetails = true;
         if (_options.KeepAliveInterval > TimeSpan.Zero)

@@ -7,7 +7,7 @@
 #   trace     dotnet-trace, sampled thread time (managed stacks)                           -> results/replay.nettrace
 #   counters  dotnet-counters System.Runtime                                               -> results/replay-counters.csv
 # and prints who used the cores over the window.
-# Usage: scripts/profile-replay.sh perf|trace|counters [TRANSPORT json|msgpack|sse, default json] [MESSAGES, default 100000]
+# Usage: scripts/profile-replay.sh perf|trace|counters [TRANSPORT json|json-batch|msgpack|msgpack-batch|sse, default json] [MESSAGES, default 100000]
 set -euo pipefail
 
 mode="${1:-perf}"

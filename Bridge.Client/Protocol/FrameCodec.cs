@@ -85,6 +85,44 @@ internal static class FrameCodec
     public static Envelope Decode(ReadOnlyMemory<byte> data, BridgeFormat format) =>
         format == BridgeFormat.Json ? DecodeJson(data) : DecodeMessagePack(data);
 
+    /// <summary>
+    /// Decodes one server message of a batch subprotocol (docs/protocol.md §1): an array of one or more envelopes, in
+    /// send order. Throws as <see cref="Decode"/> when the array or any envelope in it is malformed.
+    /// </summary>
+    public static List<Envelope> DecodeArray(ReadOnlyMemory<byte> data, BridgeFormat format)
+    {
+        var envelopes = new List<Envelope>();
+        if (format == BridgeFormat.Json)
+        {
+            using var document = JsonDocument.Parse(data, new JsonDocumentOptions { MaxDepth = MaxDepth + 1 });
+            if (document.RootElement.ValueKind != JsonValueKind.Array)
+            {
+                throw new FormatException("a batch message must be a JSON array");
+            }
+
+            foreach (var element in document.RootElement.EnumerateArray())
+            {
+                envelopes.Add(element.ValueKind == JsonValueKind.Object ? FromJson(element) : throw new FormatException("a frame must be a JSON object"));
+            }
+
+            return envelopes;
+        }
+
+        var reader = new MessagePackReader(data);
+        if (reader.NextMessagePackType != MessagePackType.Array)
+        {
+            throw new FormatException("a batch message must be a MessagePack array");
+        }
+
+        var count = reader.ReadArrayHeader();
+        for (var i = 0; i < count; i++)
+        {
+            envelopes.Add(ReadMessagePackEnvelope(ref reader));
+        }
+
+        return reader.End ? envelopes : throw new FormatException("unexpected data after the MessagePack array");
+    }
+
     private static Envelope DecodeJson(ReadOnlyMemory<byte> data)
     {
         using var document = JsonDocument.Parse(data);

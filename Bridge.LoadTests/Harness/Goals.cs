@@ -36,9 +36,9 @@ internal static class Goals
     // NATS publish and ack, live feed, send), so the bound is "no worse"; docs/benchmarks.md has the measured rounds.
     public static readonly Goal MessagePackPath = new("msgpack-path", "MessagePack publish → MessagePack receive: worker CPU per message, stored as sent ÷ stored as JSON (before issue 16)", 1.0, false);
 
-    public static readonly Goal ReplayJson = new("replay-json", "replay, one room of 100,000: Bridge WebSocket JSON resume (join → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
+    public static readonly Goal ReplayJson = new("replay-json", "replay, one room of 100,000: Bridge WebSocket JSON resume (join → room.joined; bridge.v1.json-batch, the clients' default) ÷ bare NATS.Net ordered consumer", 0.8, true);
 
-    public static readonly Goal ReplayMessagePack = new("replay-msgpack", "replay, one room of 100,000: Bridge WebSocket MessagePack resume ÷ bare NATS.Net ordered consumer", 0.8, true);
+    public static readonly Goal ReplayMessagePack = new("replay-msgpack", "replay, one room of 100,000: Bridge WebSocket MessagePack resume (bridge.v1.msgpack-batch, the clients' default) ÷ bare NATS.Net ordered consumer", 0.8, true);
 
     public static readonly Goal ReplaySse = new("replay-sse", "replay, one room of 100,000: Bridge SSE resume (request → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
 

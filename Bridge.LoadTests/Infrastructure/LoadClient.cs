@@ -40,7 +40,7 @@ internal sealed class LoadClient : IAsyncDisposable
 
     public long Joined => Interlocked.Read(ref _joined);
 
-    /// <summary>Bytes of every frame received (WebSocket payloads, without framing).</summary>
+    /// <summary>Bytes of every frame received (WebSocket payloads, without framing; on a batch subprotocol, the envelopes' bytes without their arrays).</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
 
     /// <summary>The close code the server sent, if it closed the connection.</summary>
@@ -59,7 +59,13 @@ internal sealed class LoadClient : IAsyncDisposable
         var load = new LoadClient(options);
         load._client = await TestClient.ConnectAsync(url, new TestClientOptions
         {
-            Subprotocol = options.MessagePack ? Subprotocols.MessagePack : Subprotocols.Json,
+            Subprotocol = (options.MessagePack, options.Batched) switch
+            {
+                (true, true) => Subprotocols.MessagePackBatch,
+                (true, false) => Subprotocols.MessagePack,
+                (false, true) => Subprotocols.JsonBatch,
+                (false, false) => Subprotocols.Json,
+            },
             Token = options.Token,
             ConnectTimeout = null,
             OnFrame = load.OnFrame,
@@ -267,6 +273,9 @@ internal sealed class LoadClient : IAsyncDisposable
 internal sealed record LoadClientOptions
 {
     public bool MessagePack { get; init; }
+
+    /// <summary>The batch subprotocol of the format: several envelopes per server message, each still counted once.</summary>
+    public bool Batched { get; init; }
 
     /// <summary>Sent as <c>access_token</c>; the shared bench token unless set (null: none).</summary>
     public string? Token { get; init; } = BenchTokens.Default;

@@ -32,7 +32,7 @@ internal static class Catalog
                          floor: NATS.Net alone subscribing every room and reading its seam (multi_last), on a nats-server
                          of its own; rows "bare NATS.Net activation" and "activation ÷ bare NATS.Net activation"
           rooms-compare  --rooms 1000                                                     core subscriptions vs JetStream consumers
-          resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 --warmup-rounds 3 [--transports json,msgpack,sse]
+          resume         --messages 100000 --rounds 5 --rooms 500 --per-room 20 --warmup-connections 60 --warmup-rounds 3 [--transports json,json-batch,msgpack,msgpack-batch,sse]
                          [--compare-worker path/to/Bridge.Worker.dll]   replay rate of each transport vs a bare ordered
                          consumer, same server (and vs another build's worker), sides in turns (the goals: the median of
                          each round's transport ÷ bare of the same round); a dashboard resuming many rooms;

@@ -16,8 +16,14 @@ public sealed class Frame
     /// <summary>For msgpack clients: the frame as MessagePack decoded it (bin stays byte[]).</summary>
     public IDictionary<object, object?>? MsgPack { get; init; }
 
-    /// <summary>The frame's bytes as they arrived.</summary>
+    /// <summary>The frame's bytes as they arrived (on a batch subprotocol, the envelope's bytes within its array).</summary>
     public byte[] Raw { get; init; } = [];
+
+    /// <summary>Which WebSocket message (from 1) brought the frame: on a batch subprotocol, several frames share one.</summary>
+    public long Message { get; init; }
+
+    /// <summary>The length of that whole WebSocket message (on a batch subprotocol, its array with every envelope in it).</summary>
+    public int MessageBytes { get; init; }
 
     /// <summary>For msgpack clients: the bytes of the <c>payload</c> value exactly as the frame holds them; null without one.</summary>
     public byte[]? RawMsgPackPayload()
@@ -59,7 +65,10 @@ public delegate void FrameHandler(ReadOnlyMemory<byte> frame, WebSocketMessageTy
 /// <summary>How a <see cref="TestClient"/> connects and what it does with the frames it receives.</summary>
 public sealed class TestClientOptions
 {
-    /// <summary><c>bridge.v1.json</c>, <c>bridge.v1.msgpack</c>, or null to offer none (or set one of your own in <see cref="Configure"/>).</summary>
+    /// <summary>
+    /// <c>bridge.v1.json</c>, <c>bridge.v1.msgpack</c>, their batch forms (<c>bridge.v1.json-batch</c>,
+    /// <c>bridge.v1.msgpack-batch</c>), or null to offer none (or set your own in <see cref="Configure"/>).
+    /// </summary>
     public string? Subprotocol { get; init; } = Subprotocols.Json;
 
     /// <summary>Sent as the <c>access_token</c> query parameter; none when null.</summary>
@@ -85,8 +94,9 @@ public sealed class TestClientOptions
     public TimeSpan? ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Raw mode, for clients that must stay cheap (the load harness): every whole message goes here, on the read
-    /// loop, and is neither decoded nor queued (<see cref="TestClient.NextAsync"/> then sees nothing). If it throws, the
+    /// Raw mode, for clients that must stay cheap (the load harness): every envelope goes here (a whole message, or on
+    /// a batch subprotocol each envelope of the message's array, in order), on the read loop, and is neither decoded
+    /// nor queued (<see cref="TestClient.NextAsync"/> then sees nothing). If it throws, the
     /// connection is aborted and the exception kept in <see cref="TestClient.FrameHandlerError"/>.
     /// </summary>
     public FrameHandler? OnFrame { get; init; }
@@ -112,13 +122,23 @@ public sealed class TestClient : IAsyncDisposable
     private Task? _reader;
     private Exception? _readError;
     private Exception? _frameHandlerError;
+    private long _messages;
 
     private TestClient(ClientWebSocket socket, TestClientOptions options)
     {
         _socket = socket;
         _options = options;
-        IsMsgPack = options.Subprotocol == Subprotocols.MessagePack;
+        // What the server chose (it may differ from Subprotocol when Configure offers several); none offered is JSON.
+        var chosen = socket.SubProtocol ?? options.Subprotocol;
+        IsMsgPack = chosen is Subprotocols.MessagePack or Subprotocols.MessagePackBatch;
+        IsBatched = chosen is Subprotocols.JsonBatch or Subprotocols.MessagePackBatch;
     }
+
+    /// <summary>True when connected with a batch subprotocol: every server message is an array of envelopes, split here.</summary>
+    public bool IsBatched { get; }
+
+    /// <summary>WebSocket messages received (not counting the close): on a batch subprotocol, fewer than the frames.</summary>
+    public long MessagesReceived => Interlocked.Read(ref _messages);
 
     /// <summary>A pause after each frame read: a client that reads, but slower than its rooms publish.</summary>
     public TimeSpan ReadDelay { get; set; }
@@ -129,7 +149,7 @@ public sealed class TestClient : IAsyncDisposable
     /// <summary>The close code the server sent, once it closed the connection; null before, or after a drop.</summary>
     public int? CloseStatus => (int?)_socket.CloseStatus;
 
-    /// <summary>True when connected with <c>bridge.v1.msgpack</c>: envelopes are sent as MessagePack, in binary frames.</summary>
+    /// <summary>True when connected with <c>bridge.v1.msgpack</c> (or its batch form): envelopes are sent as MessagePack, in binary frames.</summary>
     public bool IsMsgPack { get; }
 
     public bool IsOpen => _socket.State == WebSocketState.Open;
@@ -234,9 +254,33 @@ public sealed class TestClient : IAsyncDisposable
     /// <summary>Drops the connection without a close handshake, like a network failure.</summary>
     public void Abort() => _socket.Abort();
 
+    private void OnEnvelope(ReadOnlyMemory<byte> envelope, WebSocketMessageType type, long message, int messageBytes)
+    {
+        if (_options.OnFrame is { } onFrame)
+        {
+            try
+            {
+                onFrame(envelope, type);
+            }
+            catch (Exception ex)
+            {
+                // A handler that throws would otherwise leave an open socket nobody reads: the server sees a
+                // stalled client and the caller silently stops counting. Drop the connection instead.
+                Volatile.Write(ref _frameHandlerError, ex);
+                _socket.Abort();
+                throw;
+            }
+        }
+        else
+        {
+            _frames.Writer.TryWrite(Decode(envelope.ToArray(), message, messageBytes));
+        }
+    }
+
     private async Task ReadLoopAsync()
     {
         var buffer = new byte[_options.ReadBufferBytes];
+        var ranges = new List<Range>();
         try
         {
             while (true)
@@ -267,24 +311,19 @@ public sealed class TestClient : IAsyncDisposable
                 }
 
                 _firstFrame.TrySetResult();
-                if (_options.OnFrame is { } onFrame)
+                var message = Interlocked.Increment(ref _messages);
+                if (IsBatched)
                 {
-                    try
+                    ranges.Clear();
+                    EnvelopeArray.Split(buffer.AsMemory(0, count), IsMsgPack, ranges);
+                    foreach (var range in ranges)
                     {
-                        onFrame(buffer.AsMemory(0, count), result.MessageType);
-                    }
-                    catch (Exception ex)
-                    {
-                        // A handler that throws would otherwise leave an open socket nobody reads: the server sees a
-                        // stalled client and the caller silently stops counting. Drop the connection instead.
-                        Volatile.Write(ref _frameHandlerError, ex);
-                        _socket.Abort();
-                        throw;
+                        OnEnvelope(buffer.AsMemory(0, count)[range], result.MessageType, message, count);
                     }
                 }
                 else
                 {
-                    _frames.Writer.TryWrite(Decode(buffer.AsSpan(0, count).ToArray()));
+                    OnEnvelope(buffer.AsMemory(0, count), result.MessageType, message, count);
                 }
 
                 if (ReadDelay > TimeSpan.Zero)
@@ -306,11 +345,11 @@ public sealed class TestClient : IAsyncDisposable
         }
     }
 
-    private Frame Decode(byte[] data)
+    private Frame Decode(byte[] data, long message, int messageBytes)
     {
         if (!IsMsgPack)
         {
-            return new Frame { Json = JsonNode.Parse(data)!.AsObject(), Raw = data };
+            return new Frame { Json = JsonNode.Parse(data)!.AsObject(), Raw = data, Message = message, MessageBytes = messageBytes };
         }
 
         // ConvertToJson writes control characters in strings as they are; JSON needs them escaped.
@@ -338,7 +377,7 @@ public sealed class TestClient : IAsyncDisposable
             envelope = JsonNode.Parse(JsonSerializer.Serialize(scalars))!.AsObject();
         }
 
-        return new Frame { Json = envelope, MsgPack = map, Raw = data };
+        return new Frame { Json = envelope, MsgPack = map, Raw = data, Message = message, MessageBytes = messageBytes };
     }
 
     /// <summary>Sends an envelope in this client's format. Values: strings, numbers, bools, byte[] (msgpack bin), nested dictionaries.</summary>

@@ -87,7 +87,8 @@ internal sealed class FrameRelay : IAsyncDisposable
             return;
         }
 
-        var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault() ?? Subprotocols.Json;
+        // The plain subprotocols only, as a worker older than the batch ones: the client falls back to the one it offered second.
+        var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is Subprotocols.Json or Subprotocols.MessagePack) ?? Subprotocols.Json;
         using var upstream = new ClientWebSocket();
         upstream.Options.AddSubProtocol(protocol);
         upstream.Options.CollectHttpResponseDetails = true;

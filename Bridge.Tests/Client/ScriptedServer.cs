@@ -41,7 +41,8 @@ internal sealed class ScriptedServer : IAsyncDisposable
         app.UseWebSockets();
         app.Map("/ws", async (HttpContext context) =>
         {
-            var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault() ?? Subprotocols.Json;
+            // The plain subprotocols only, as a worker older than the batch ones: the client falls back to the one it offered second.
+            var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is Subprotocols.Json or Subprotocols.MessagePack) ?? Subprotocols.Json;
             using var socket = await context.WebSockets.AcceptWebSocketAsync(protocol);
             var n = Interlocked.Increment(ref server._connections);
             await script(new ScriptedSocket(socket, protocol == Subprotocols.MessagePack), n);

@@ -46,7 +46,8 @@ public sealed class BadInputTests(NatsServerFixture nats) : IClassFixture<NatsSe
         upgrade.Headers.Add("Sec-WebSocket-Key", Convert.ToBase64String(new byte[16]));
         upgrade.Headers.Add("Sec-WebSocket-Protocol", "bridge.v2.json");
         using var refused = await http.SendAsync(upgrade);
-        await AssertRefusalAsync(refused, $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}");
+        await AssertRefusalAsync(refused,
+            $"unsupported subprotocol; offer {Subprotocols.Json}, {Subprotocols.MessagePack}, {Subprotocols.JsonBatch} or {Subprotocols.MessagePackBatch}");
 
         static async Task AssertRefusalAsync(HttpResponseMessage response, string message)
         {

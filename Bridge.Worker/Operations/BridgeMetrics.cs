@@ -21,6 +21,8 @@ internal sealed class BridgeMetrics
     private readonly Histogram<double> _deliveryLatency;
     private readonly Counter<long> _resumes;
     private readonly Counter<long> _batchJoins;
+    private readonly Counter<long> _arrayMessages;
+    private readonly Counter<long> _arrayEnvelopes;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _gapFills;
     private readonly Counter<long> _gapTruncated;
@@ -55,6 +57,10 @@ internal sealed class BridgeMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _batchJoins = meter.CreateCounter<long>("bridge.joins.batched",
             description: "Live joins of batch room.join frames activated together: their feeds opened and their last seqs asked as one unit.");
+        _arrayMessages = meter.CreateCounter<long>("bridge.ws.array_messages",
+            description: "WebSocket messages written over a batch subprotocol (bridge.v1.*-batch): each an array of one or more envelopes.");
+        _arrayEnvelopes = meter.CreateCounter<long>("bridge.ws.array_envelopes",
+            description: "Envelopes (room messages and control frames) written in those arrays: divided by bridge.ws.array_messages, the envelopes per message.");
         _resumes = meter.CreateCounter<long>("bridge.resumes", description: "Joins with since (resumes), by whether retention cut them short.");
         _replayed = meter.CreateCounter<long>("bridge.replayed.messages", description: "Messages replayed from the stream to resuming clients.");
         _gapFills = meter.CreateCounter<long>("bridge.gap.fills", description: "Gaps in a room's (or pattern's) live feed filled from the stream.");
@@ -146,6 +152,13 @@ internal sealed class BridgeMetrics
     /// <summary>A join with <c>since</c> answered <c>room.joined</c>.</summary>
     /// <summary>Live joins of one batch frame activated together (<c>RoomJoiner</c>), counted once their feeds are open.</summary>
     public void BatchJoined(int joins) => _batchJoins.Add(joins);
+
+    /// <summary>One array message of a batch subprotocol written, holding <paramref name="envelopes"/> envelopes.</summary>
+    public void BatchSent(int envelopes)
+    {
+        _arrayMessages.Add(1);
+        _arrayEnvelopes.Add(envelopes);
+    }
 
     public void Resumed(bool truncated) => _resumes.Add(1, new KeyValuePair<string, object?>("truncated", truncated));
 

@@ -10,12 +10,14 @@ namespace Bridge.Worker.Transports.WebSockets;
 /// <summary>
 /// Pumps one WebSocket: a receive loop that decodes and dispatches frames, and a send loop that drains the
 /// session's bounded queue. Whatever ends first asks the session to close; the close frame is then written
-/// with a timeout, after which the socket is aborted.
+/// with a timeout, after which the socket is aborted. With a batch subprotocol (<paramref name="batched"/>) the send loop
+/// puts the frames queued when the socket is free into one message, an array of envelopes (<see cref="EnvelopeBatch"/>).
 /// </summary>
 internal sealed partial class WebSocketConnection(
     WebSocket socket,
     FrameBatchingStream? batching,
     ClientSession session,
+    bool batched,
     FrameDispatcher dispatcher,
     ConnectionOptions options,
     BridgeMetrics metrics,
@@ -46,7 +48,8 @@ internal sealed partial class WebSocketConnection(
     public async Task RunAsync(CancellationToken aborted)
     {
         using var owned = socket;
-        LogOpened(session.ConnectionId, session.Codec.Subprotocol);
+        LogOpened(session.ConnectionId, !batched ? session.Codec.Subprotocol
+            : session.Codec.MessageType == WebSocketMessageType.Text ? Subprotocols.JsonBatch : Subprotocols.MessagePackBatch);
         // Once a close is requested, an unresponsive peer gets CloseTimeout to finish the handshake.
         using var armAbort = session.Closing.Register(static state => ((WebSocketConnection)state!).ArmAbortTimer(), this);
         var sending = SendLoopAsync(aborted);
@@ -238,6 +241,9 @@ internal sealed partial class WebSocketConnection(
         var type = session.Codec.MessageType;
         var text = type == WebSocketMessageType.Text;
         var sent = new SentMessages(metrics, session.Transport);
+        // Batch mode: the frames read while the socket is free go out as one array message of at most FlushEvery bytes
+        // (a larger envelope alone), never waiting for more: the message is sent once the queue is empty.
+        var envelopes = batched ? new EnvelopeBatch(json: text, FlushEvery) : null;
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
@@ -251,14 +257,14 @@ internal sealed partial class WebSocketConnection(
                     {
                         // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most);
                         // the counters are updated per batch.
-                        // Framed straight into the batch while the socket may send data (as ManagedWebSocket checks);
-                        // otherwise (no batch, a ping holding the batch's lock, a closing socket) through the socket.
-                        if (batching is null || socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived) ||
-                            !batching.TryHoldMessage(frame.Bytes, text))
+                        if (envelopes is null)
                         {
-                            // Through the socket only when the batch cannot take it: maybe waiting on a ping's write
-                            // to a client that stopped reading, so cancellable.
-                            await socket.SendAsync(frame.Bytes, type, endOfMessage: true, aborted);
+                            await WriteMessageAsync(frame.Bytes, type, text, aborted);
+                        }
+                        else if (!envelopes.TryAdd(frame.Bytes))
+                        {
+                            await WriteEnvelopesAsync(envelopes, type, text, aborted);
+                            envelopes.TryAdd(frame.Bytes);
                         }
 
                         session.Queue.OnSent(frame);
@@ -275,9 +281,16 @@ internal sealed partial class WebSocketConnection(
                             session.Queue.OnFlushEnded();
                         }
                     }
+
+                    // The queue is empty (or the connection closing): what the message holds was counted as sent.
+                    if (envelopes is { Count: > 0 })
+                    {
+                        await WriteEnvelopesAsync(envelopes, type, text, aborted);
+                    }
                 }
                 finally
                 {
+                    envelopes?.Clear();
                     sent.Flush();
                     if (batching is not null)
                     {
@@ -299,6 +312,31 @@ internal sealed partial class WebSocketConnection(
         }
 
         await CloseAsync(aborted);
+    }
+
+    /// <summary>Writes the composed array message, counts it, and starts the next one.</summary>
+    private async ValueTask WriteEnvelopesAsync(EnvelopeBatch envelopes, WebSocketMessageType type, bool text, CancellationToken aborted)
+    {
+        await WriteMessageAsync(envelopes.Complete(), type, text, aborted);
+        metrics.BatchSent(envelopes.Count);
+        envelopes.Clear();
+    }
+
+    /// <summary>
+    /// One whole WebSocket message: framed straight into the batch while the socket may send data (as ManagedWebSocket
+    /// checks); otherwise (no batch, a ping holding the batch's lock, a closing socket) through the socket.
+    /// </summary>
+    private ValueTask WriteMessageAsync(ReadOnlyMemory<byte> payload, WebSocketMessageType type, bool text, CancellationToken aborted)
+    {
+        if (batching is not null && socket.State is (WebSocketState.Open or WebSocketState.CloseReceived) &&
+            batching.TryHoldMessage(payload.Span, text))
+        {
+            return default;
+        }
+
+        // Through the socket only when the batch cannot take it: maybe waiting on a ping's write to a client that
+        // stopped reading, so cancellable.
+        return socket.SendAsync(payload, type, endOfMessage: true, aborted);
     }
 
     private async Task CloseAsync(CancellationToken aborted)

@@ -34,14 +34,15 @@ internal sealed class WebSocketEndpoint(
             return RefuseAsync(context, "WebSocket upgrade expected on /ws");
         }
 
-        var codec = SelectCodec(context.WebSockets.WebSocketRequestedProtocols, out var subprotocol);
+        var codec = SelectCodec(context.WebSockets.WebSocketRequestedProtocols, out var subprotocol, out var batched);
         if (codec is null)
         {
-            return RefuseAsync(context, $"unsupported subprotocol; offer {Subprotocols.Json} or {Subprotocols.MessagePack}");
+            return RefuseAsync(context,
+                $"unsupported subprotocol; offer {Subprotocols.Json}, {Subprotocols.MessagePack}, {Subprotocols.JsonBatch} or {Subprotocols.MessagePackBatch}");
         }
 
         // Origin, token and connection limits before the upgrade: a refused client gets an HTTP answer and no socket.
-        return host.RunAsync(context, new Upgrade(this, codec, subprotocol));
+        return host.RunAsync(context, new Upgrade(this, codec, subprotocol, batched));
     }
 
     // As every refused request: 400 with a {code, message} body (docs/protocol.md §1.1).
@@ -55,16 +56,16 @@ internal sealed class WebSocketEndpoint(
     /// loops a client's socket gets, until it ends.
     /// </summary>
     internal Task RunAsync(WebSocket socket, FrameBatchingStream batching, ClientSession session, CancellationToken aborted) =>
-        Pump(socket, batching, session).RunAsync(aborted);
+        Pump(socket, batching, session, batched: false).RunAsync(aborted);
 
-    private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session) =>
-        new(socket, batching, session, dispatcher, Options, metrics, time, logger, lifetime.ApplicationStopping);
+    private WebSocketConnection Pump(WebSocket socket, FrameBatchingStream? batching, ClientSession session, bool batched) =>
+        new(socket, batching, session, batched, dispatcher, Options, metrics, time, logger, lifetime.ApplicationStopping);
 
     /// <summary>
     /// One upgraded connection: the socket is accepted once admitted, and pumped both ways. Held for the connection's
     /// life, so it keeps only what is its own and reaches the shared services through the endpoint.
     /// </summary>
-    private sealed class Upgrade(WebSocketEndpoint endpoint, IFrameCodec codec, string? subprotocol) : IConnectionTransport
+    private sealed class Upgrade(WebSocketEndpoint endpoint, IFrameCodec codec, string? subprotocol, bool batched) : IConnectionTransport
     {
         private WebSocket? _socket;
 
@@ -93,16 +94,21 @@ internal sealed class WebSocketEndpoint(
         public Task RunAsync(HttpContext context, ClientSession session)
         {
             // The stream under the socket batches frames (HTTP/1.1 upgrades; none over HTTP/2).
-            return endpoint.Pump(_socket!, FrameBatchingStream.Of(context), session).RunAsync(context.RequestAborted);
+            return endpoint.Pump(_socket!, FrameBatchingStream.Of(context), session, batched).RunAsync(context.RequestAborted);
         }
 
         public Task CompleteAsync(HttpContext context, ClientSession session) => Task.CompletedTask;
     }
 
-    /// <summary>The first subprotocol the client offers that the gateway speaks; no offer means JSON; offers of neither are refused.</summary>
-    private static IFrameCodec? SelectCodec(IList<string> requested, out string? subprotocol)
+    /// <summary>
+    /// The first subprotocol the client offers that the gateway speaks; no offer means JSON; offers of none are refused.
+    /// <paramref name="batched"/>: a batch subprotocol, whose server messages are arrays of envelopes
+    /// (<see cref="EnvelopeBatch"/>), in the codec's format.
+    /// </summary>
+    private static IFrameCodec? SelectCodec(IList<string> requested, out string? subprotocol, out bool batched)
     {
         subprotocol = null;
+        batched = false;
         if (requested.Count == 0)
         {
             return JsonFrameCodec.Instance;
@@ -110,11 +116,13 @@ internal sealed class WebSocketEndpoint(
 
         foreach (var candidate in requested)
         {
-            IFrameCodec? codec = candidate switch
+            (IFrameCodec? codec, batched) = candidate switch
             {
-                Subprotocols.Json => JsonFrameCodec.Instance,
-                Subprotocols.MessagePack => MessagePackFrameCodec.Instance,
-                _ => null,
+                Subprotocols.Json => (JsonFrameCodec.Instance, false),
+                Subprotocols.MessagePack => (MessagePackFrameCodec.Instance, false),
+                Subprotocols.JsonBatch => (JsonFrameCodec.Instance, true),
+                Subprotocols.MessagePackBatch => ((IFrameCodec?)MessagePackFrameCodec.Instance, true),
+                _ => (null, false),
             };
             if (codec is not null)
             {

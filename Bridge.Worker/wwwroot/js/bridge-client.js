@@ -1485,6 +1485,10 @@ var Subprotocols = {
   json: "bridge.v1.json",
   msgpack: "bridge.v1.msgpack"
 };
+var BatchSubprotocols = {
+  json: "bridge.v1.json-batch",
+  msgpack: "bridge.v1.msgpack-batch"
+};
 var encoder = new TextEncoder();
 function encodeFrame(frame, format) {
   if (format === "msgpack") {
@@ -1507,7 +1511,20 @@ function toJsonFrame(frame) {
 function encodedSize(data) {
   return typeof data === "string" ? encoder.encode(data).length : data.length;
 }
-function decodeFrame(data, format) {
+function decodeFrames(data, format) {
+  const value = decodeValue(data, format);
+  if (!Array.isArray(value)) {
+    const env = value === void 0 ? void 0 : normalize(value);
+    return env ? [env] : [];
+  }
+  const envelopes = [];
+  for (const element of value) {
+    const env = normalize(element);
+    if (env) envelopes.push(env);
+  }
+  return envelopes;
+}
+function decodeValue(data, format) {
   let value;
   if (typeof data === "string") {
     value = JSON.parse(data);
@@ -1517,7 +1534,7 @@ function decodeFrame(data, format) {
   } else {
     return void 0;
   }
-  return normalize(value);
+  return value;
 }
 function normalize(value) {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return void 0;
@@ -1868,10 +1885,11 @@ function parseEvent(block) {
 // src/transports/websocket.ts
 var OPEN = 1;
 var WebSocketTransport = class {
-  constructor(host, ctor, format) {
+  constructor(host, ctor, format, batch = true) {
     __publicField(this, "host", host);
     __publicField(this, "ctor", ctor);
     __publicField(this, "format", format);
+    __publicField(this, "batch", batch);
     __publicField(this, "kind", "websocket");
     __publicField(this, "twoWay", true);
     __publicField(this, "socket");
@@ -1884,7 +1902,8 @@ var WebSocketTransport = class {
       if (token) url.searchParams.set("access_token", token);
       let ws;
       try {
-        ws = new this.ctor(url.toString(), [Subprotocols[this.format]]);
+        const protocols = this.batch ? [BatchSubprotocols[this.format], Subprotocols[this.format]] : [Subprotocols[this.format]];
+        ws = new this.ctor(url.toString(), protocols);
       } catch (e) {
         reject(new OpenError(`WebSocket refused: ${e.message}`));
         return;
@@ -1899,19 +1918,20 @@ var WebSocketTransport = class {
         reject(new OpenError("WebSocket did not open in time"));
       }, this.host.openTimeoutMs);
       ws.onmessage = (ev) => {
-        let env;
+        let envelopes;
         try {
-          env = decodeFrame(ev.data, this.format);
+          envelopes = decodeFrames(ev.data, this.format);
         } catch {
           return;
         }
-        if (!env) return;
-        if (!opened && env.type === "welcome") {
-          opened = true;
-          clearTimeout(timer);
-          resolve();
+        for (const env of envelopes) {
+          if (!opened && env.type === "welcome") {
+            opened = true;
+            clearTimeout(timer);
+            resolve();
+          }
+          this.host.frame(env);
         }
-        this.host.frame(env);
       };
       ws.onerror = () => {
       };
@@ -2022,6 +2042,7 @@ var BridgeClient = class _BridgeClient {
   constructor(options) {
     __publicField(this, "baseUrl");
     __publicField(this, "format");
+    __publicField(this, "batch");
     __publicField(this, "transports");
     __publicField(this, "WebSocketCtor");
     __publicField(this, "fetchFn");
@@ -2068,6 +2089,7 @@ var BridgeClient = class _BridgeClient {
     if (!options || typeof options.url !== "string") throw new TypeError("options.url is required");
     this.baseUrl = options.url.replace(/\/+$/, "");
     this.format = options.format ?? "json";
+    this.batch = options.batch ?? true;
     this.transports = options.transports ?? ["websocket", "sse", "poll"];
     this.WebSocketCtor = options.WebSocket ?? globalThis.WebSocket;
     const f = options.fetch ?? (globalThis.fetch ? globalThis.fetch.bind(globalThis) : void 0);
@@ -2371,7 +2393,7 @@ var BridgeClient = class _BridgeClient {
     };
     switch (kind) {
       case "websocket":
-        return this.WebSocketCtor ? new WebSocketTransport(host, this.WebSocketCtor, this.format) : void 0;
+        return this.WebSocketCtor ? new WebSocketTransport(host, this.WebSocketCtor, this.format, this.batch) : void 0;
       case "sse":
         return new SseTransport(host);
       case "poll":
@@ -3029,6 +3051,7 @@ var BridgeClient = class _BridgeClient {
   }
 };
 export {
+  BatchSubprotocols,
   BridgeClient,
   BridgeError,
   CloseCodes,

@@ -203,6 +203,7 @@ type StateHandler = (change: StateChange) => void;
 export class BridgeClient {
   private readonly baseUrl: string;
   private readonly format: Format;
+  private readonly batch: boolean;
   private readonly transports: TransportKind[];
   private readonly WebSocketCtor: WebSocketConstructor | undefined;
   private readonly fetchFn: FetchLike;
@@ -253,6 +254,7 @@ export class BridgeClient {
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
     this.baseUrl = options.url.replace(/\/+$/, '');
     this.format = options.format ?? 'json';
+    this.batch = options.batch ?? true;
     this.transports = options.transports ?? ['websocket', 'sse', 'poll'];
     this.WebSocketCtor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const f = options.fetch ?? (globalThis.fetch ? globalThis.fetch.bind(globalThis) : undefined);
@@ -559,7 +561,7 @@ export class BridgeClient {
     };
     switch (kind) {
       case 'websocket':
-        return this.WebSocketCtor ? new WebSocketTransport(host, this.WebSocketCtor, this.format) : undefined;
+        return this.WebSocketCtor ? new WebSocketTransport(host, this.WebSocketCtor, this.format, this.batch) : undefined;
       case 'sse':
         return new SseTransport(host);
       case 'poll':

@@ -6,6 +6,15 @@ export const Subprotocols: Record<Format, string> = {
   msgpack: 'bridge.v1.msgpack',
 };
 
+/**
+ * The batch subprotocols (docs/protocol.md §1): every server message is an array of one or more envelopes, in send
+ * order; client frames are as in the plain format.
+ */
+export const BatchSubprotocols: Record<Format, string> = {
+  json: 'bridge.v1.json-batch',
+  msgpack: 'bridge.v1.msgpack-batch',
+};
+
 /** A frame the client sends: the keys the server reads (docs/protocol.md §2). */
 export interface OutboundFrame {
   type: string;
@@ -48,8 +57,26 @@ export function encodedSize(data: EncodedFrame): number {
   return typeof data === 'string' ? encoder.encode(data).length : data.length;
 }
 
-/** Decodes one server frame. Returns undefined for anything that is not an object with a string `type`. */
-export function decodeFrame(data: unknown, format: Format): Envelope | undefined {
+/**
+ * Decodes one server WebSocket message into its envelopes, in order: one for a plain message, every element for a
+ * batch subprotocol's array (a plain subprotocol never sends an array, so an array is always a batch). Elements that
+ * are not envelopes (an object with a string `type`) are skipped.
+ */
+export function decodeFrames(data: unknown, format: Format): Envelope[] {
+  const value = decodeValue(data, format);
+  if (!Array.isArray(value)) {
+    const env = value === undefined ? undefined : normalize(value);
+    return env ? [env] : [];
+  }
+  const envelopes: Envelope[] = [];
+  for (const element of value) {
+    const env = normalize(element);
+    if (env) envelopes.push(env);
+  }
+  return envelopes;
+}
+
+function decodeValue(data: unknown, format: Format): unknown {
   let value: unknown;
   if (typeof data === 'string') {
     value = JSON.parse(data);
@@ -61,7 +88,7 @@ export function decodeFrame(data: unknown, format: Format): Envelope | undefined
   } else {
     return undefined;
   }
-  return normalize(value);
+  return value;
 }
 
 /** Checks the shape and turns a base64 payload into bytes, so every transport hands out the same thing. */

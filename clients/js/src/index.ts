@@ -1,6 +1,6 @@
 export { BridgeClient, CloseCodes, isExactSeq, isPublishableType, isValidPattern, isValidRoom, overlaps } from './client.js';
 export { backoffDelay, reconnectAfterMs } from './backoff.js';
-export { Subprotocols } from './codec.js';
+export { BatchSubprotocols, Subprotocols } from './codec.js';
 export {
   BridgeError,
   type Ack,

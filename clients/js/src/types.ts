@@ -110,6 +110,13 @@ export interface BridgeClientOptions {
   url: string;
   /** WebSocket subprotocol: `json` (bridge.v1.json, default) or `msgpack` (bridge.v1.msgpack). */
   format?: Format;
+  /**
+   * Offer the format's batch subprotocol first (`bridge.v1.json-batch`, `bridge.v1.msgpack-batch`; default true): a
+   * worker that speaks it sends the envelopes queued for the client several per WebSocket message (one `message`
+   * event for many during a replay or a burst); an older worker picks the plain one. Nothing changes for the
+   * application: messages and events arrive one by one, in the same order. False: only the plain subprotocol.
+   */
+  batch?: boolean;
   /** Transports to try, in order, on every (re)connect. Default `['websocket', 'sse', 'poll']`. */
   transports?: TransportKind[];
   /** WebSocket constructor; default `globalThis.WebSocket`. In Node < 22 pass the `ws` package's `WebSocket`. */

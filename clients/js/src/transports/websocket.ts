@@ -1,10 +1,13 @@
-import { decodeFrame, encodeFrame, Subprotocols, type EncodedFrame, type OutboundFrame } from '../codec.js';
+import { BatchSubprotocols, decodeFrames, encodeFrame, Subprotocols, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Format, WebSocketConstructor, WebSocketLike } from '../types.js';
 import { OpenError, type Transport, type TransportHost } from './transport.js';
 
 const OPEN = 1;
 
-/** `GET /ws` with subprotocol bridge.v1.json or bridge.v1.msgpack. Open means the `welcome` frame arrived. */
+/**
+ * `GET /ws` with subprotocol bridge.v1.json or bridge.v1.msgpack, offering their batch forms first (several envelopes
+ * per message) unless `batch` is false. Open means the `welcome` frame arrived.
+ */
 export class WebSocketTransport implements Transport {
   readonly kind = 'websocket' as const;
   readonly twoWay = true;
@@ -15,6 +18,7 @@ export class WebSocketTransport implements Transport {
     private readonly host: TransportHost,
     private readonly ctor: WebSocketConstructor,
     private readonly format: Format,
+    private readonly batch: boolean = true,
   ) {}
 
   open(): Promise<void> {
@@ -25,7 +29,9 @@ export class WebSocketTransport implements Transport {
       if (token) url.searchParams.set('access_token', token);
       let ws: WebSocketLike;
       try {
-        ws = new this.ctor(url.toString(), [Subprotocols[this.format]]);
+        // The batch subprotocol first; an older worker picks the plain one (docs/protocol.md §1).
+        const protocols = this.batch ? [BatchSubprotocols[this.format], Subprotocols[this.format]] : [Subprotocols[this.format]];
+        ws = new this.ctor(url.toString(), protocols);
       } catch (e) {
         reject(new OpenError(`WebSocket refused: ${(e as Error).message}`));
         return;
@@ -41,19 +47,21 @@ export class WebSocketTransport implements Transport {
       }, this.host.openTimeoutMs);
 
       ws.onmessage = (ev: { data: unknown }) => {
-        let env;
+        let envelopes;
         try {
-          env = decodeFrame(ev.data, this.format);
+          envelopes = decodeFrames(ev.data, this.format);
         } catch {
           return; // not a frame we can read; the server only sends envelopes
         }
-        if (!env) return;
-        if (!opened && env.type === 'welcome') {
-          opened = true;
-          clearTimeout(timer);
-          resolve();
+        // A batch message's envelopes one by one, in order, as if each had come alone.
+        for (const env of envelopes) {
+          if (!opened && env.type === 'welcome') {
+            opened = true;
+            clearTimeout(timer);
+            resolve();
+          }
+          this.host.frame(env);
         }
-        this.host.frame(env);
       };
       ws.onerror = () => {
         // A close event always follows; it carries the code.
