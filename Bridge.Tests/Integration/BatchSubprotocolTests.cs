@@ -3,6 +3,14 @@ using Bridge.Client;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
+using Bridge.Worker.Connections;
+using Bridge.Worker.Handlers;
+using Bridge.Worker.Operations;
+using Bridge.Worker.Protocol;
+using Bridge.Worker.Security;
+using Bridge.Worker.Transports.WebSockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using static Bridge.Tests.Client.BridgeClientTests;
@@ -160,6 +168,96 @@ public sealed class BatchSubprotocolTests(NatsServerFixture nats) : IClassFixtur
         {
             Assert.Equal((0, 0), (arrays, envelopes));
         }
+    }
+
+    [Fact]
+    public async Task An_arrays_frames_count_as_sent_only_once_it_is_written_so_a_blocked_direct_write_is_a_stall()
+    {
+        // No FrameBatchingStream (an HTTP/2 WebSocket): the array goes straight to the socket, whose write blocks (a
+        // client that stops reading). Its frames are still waiting: the queue counts them and the stall check sees it.
+        var stream = new BlockedStream();
+        using var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, SubProtocol = Subprotocols.JsonBatch });
+        var session = new ClientSession("m3", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 1 << 20));
+        for (var i = 0; i < 10; i++)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes($$"""{"type":"chat.message","room":"r","seq":{{i + 1}},"payload":"{{new string('x', 500)}}"}""");
+            Assert.True(session.Queue.TryEnqueue(new OutboundFrame(bytes, "chat.message", "r", (ulong)i + 1, Timestamp: 1)));
+        }
+
+        var connection = new WebSocketConnection(
+            socket, batching: null, session, batched: true, _worker.Get<FrameDispatcher>(), _worker.Get<IOptions<ConnectionOptions>>().Value,
+            _worker.Get<BridgeMetrics>(), TimeProvider.System, NullLogger<WebSocketConnection>.Instance, CancellationToken.None);
+        using var aborted = new CancellationTokenSource();
+        var running = connection.RunAsync(aborted.Token);
+        try
+        {
+            await stream.WriteStarted.WaitAsync(WaitLimit);
+            await Task.Delay(100);
+            Assert.Equal(10, session.Queue.Count);
+            var now = TimeProvider.System.GetTimestamp();
+            session.Queue.IsStalled(now, TimeSpan.Zero, TimeProvider.System);
+            Assert.True(session.Queue.IsStalled(now, TimeSpan.Zero, TimeProvider.System), "a blocked array write is no stall");
+        }
+        finally
+        {
+            await aborted.CancelAsync();
+            stream.Dispose();
+            try
+            {
+                await running.WaitAsync(WaitLimit);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>A socket stream whose writes never end (a peer that stopped reading) and that has nothing to read.</summary>
+    private sealed class BlockedStream : Stream
+    {
+        private readonly TaskCompletionSource _writeStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task WriteStarted => _writeStarted.Task;
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            _writeStarted.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return 0;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private static async Task<List<Frame>> ReplayAsync(TestClient client, string room, int count)

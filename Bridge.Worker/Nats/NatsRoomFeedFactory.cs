@@ -71,7 +71,7 @@ internal sealed partial class NatsRoomFeedFactory(
     /// <param name="feed">The room's feed, not subscribed yet.</param>
     /// <param name="cancellationToken">The caller's token, or one cancelled at the subscribe's deadline too.</param>
     /// <param name="callerToken">The caller's token alone: its cancellation is thrown as such.</param>
-    /// <exception cref="TimeoutException">NATS was not connected again before the deadline.</exception>
+    /// <exception cref="TimeoutException">NATS was not connected again before the deadline, or the SUB not written (a frozen server).</exception>
     private async ValueTask SubscribeAsync(RoomFeed feed, CancellationToken cancellationToken, CancellationToken callerToken)
     {
         try
