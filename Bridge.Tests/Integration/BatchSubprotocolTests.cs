@@ -4,7 +4,6 @@ using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Handlers;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
@@ -185,7 +184,7 @@ public sealed class BatchSubprotocolTests(NatsServerFixture nats) : IClassFixtur
         }
 
         var connection = new WebSocketConnection(
-            socket, batching: null, session, batched: true, _worker.Get<FrameDispatcher>(), _worker.Get<IOptions<ConnectionOptions>>().Value,
+            socket, batching: null, session, batched: true, _worker.Get<Bridge.Worker.Handlers.FrameDispatcher>(), _worker.Get<IOptions<ConnectionOptions>>().Value,
             _worker.Get<BridgeMetrics>(), TimeProvider.System, NullLogger<WebSocketConnection>.Instance, CancellationToken.None);
         using var aborted = new CancellationTokenSource();
         var running = connection.RunAsync(aborted.Token);

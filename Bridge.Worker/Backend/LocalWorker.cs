@@ -102,7 +102,7 @@ internal sealed partial class LocalWorker
             .Where(r => r.Pattern is null && (pattern is null || pattern.Matches(r.Name)))
             .Select(r => new LocalRoom(r.Name, r.MemberCount))
             .Where(r => r.Connections > 0)
-            .OrderBy(r => r.Name, StringComparer.Ordinal)
+            .OrderBy(r => r.Room, StringComparer.Ordinal)
             .Take(limit + 1)
             .ToList();
         var truncated = matching.Count > limit;
