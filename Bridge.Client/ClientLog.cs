@@ -64,4 +64,7 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 7019, Level = LogLevel.Debug, Message = "Batch join {Id} answered {Code} naming no room again; {Retried} of its {Pending} rooms not joined yet are retried after a backoff")]
     public static partial void BatchJoinFailedAgain(this ILogger logger, string id, string code, int pending, int retried);
+
+    [LoggerMessage(EventId = 7020, Level = LogLevel.Debug, Message = "Skipped element {Index} of a {Bytes}-byte array from the server that this client cannot read; the other elements are kept")]
+    public static partial void ElementSkipped(this ILogger logger, int index, int bytes, Exception exception);
 }

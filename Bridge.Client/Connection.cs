@@ -188,15 +188,16 @@ internal sealed class Connection : IDisposable
                 {
                     if (Batched)
                     {
-                        envelopes = FrameCodec.DecodeArray(buffer.AsMemory(0, count), Format);
+                        // An element this client cannot read is skipped alone: the rest of the array still counts.
+                        var bytes = count;
+                        envelopes = FrameCodec.DecodeArray(buffer.AsMemory(0, count), Format, (index, ex) => _logger.ElementSkipped(index, bytes, ex));
                     }
                     else
                     {
                         envelope = FrameCodec.Decode(buffer.AsMemory(0, count), Format);
                     }
                 }
-                catch (Exception ex) when (ex is FormatException or JsonException or MessagePackSerializationException
-                                               or EndOfStreamException or InvalidOperationException or OverflowException)
+                catch (Exception ex) when (FrameCodec.IsDecodeError(ex))
                 {
                     // A frame this client cannot read (a newer server?): skip it rather than drop the connection.
                     _logger.FrameSkipped(count, ex);

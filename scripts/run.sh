@@ -98,11 +98,16 @@ fi
 # closed for everything else that could outlive the run, such as dotnet build's servers).
 exec 9>>"$lock"
 pids=""
-if ! command -v flock >/dev/null 2>&1 || [ ! -d /proc/self/fd ]; then
-  # No util-linux flock (macOS, some BusyBox) or no /proc: nothing here can tell another run on this folder.
-  say "no flock or /proc here: a second run on $data is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA"
+if ! command -v flock >/dev/null 2>&1; then
+  # No util-linux flock (macOS, some BusyBox): nothing here can tell another run on this folder.
+  say "no flock here: a second run on $data is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA"
 elif ! flock -n 9; then
   exec 9>&- # not one of the holders
+  if [ ! -d /proc/self/fd ]; then
+    # flock but no /proc (macOS with Homebrew's flock): refused all the same, without naming the holders.
+    say "$lock is locked by another process (its holders cannot be listed here), maybe a run using $data. Stop it first, or give this one its own BRIDGE_DATA"
+    exit 1
+  fi
   pids="$(holders | tr '\n' ' ')"
   if [ -z "$pids" ]; then
     # The holder may have just ended (a run stopped a moment ago): once more before blaming anyone.

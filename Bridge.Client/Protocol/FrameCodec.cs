@@ -87,9 +87,11 @@ internal static class FrameCodec
 
     /// <summary>
     /// Decodes one server message of a batch subprotocol (docs/protocol.md §1): an array of one or more envelopes, in
-    /// send order. Throws as <see cref="Decode"/> when the array or any envelope in it is malformed.
+    /// send order. An element that cannot be read is left out and passed to <paramref name="skipped"/> (its index and
+    /// the error), so one unreadable envelope costs only itself. Throws as <see cref="Decode"/> when the array itself
+    /// is malformed (not an array, not parseable, or an element that cannot even be skipped).
     /// </summary>
-    public static List<Envelope> DecodeArray(ReadOnlyMemory<byte> data, BridgeFormat format)
+    public static List<Envelope> DecodeArray(ReadOnlyMemory<byte> data, BridgeFormat format, Action<int, Exception>? skipped = null)
     {
         var envelopes = new List<Envelope>();
         if (format == BridgeFormat.Json)
@@ -100,9 +102,19 @@ internal static class FrameCodec
                 throw new FormatException("a batch message must be a JSON array");
             }
 
+            var index = 0;
             foreach (var element in document.RootElement.EnumerateArray())
             {
-                envelopes.Add(element.ValueKind == JsonValueKind.Object ? FromJson(element) : throw new FormatException("a frame must be a JSON object"));
+                try
+                {
+                    envelopes.Add(element.ValueKind == JsonValueKind.Object ? FromJson(element) : throw new FormatException("a frame must be a JSON object"));
+                }
+                catch (Exception ex) when (IsDecodeError(ex))
+                {
+                    skipped?.Invoke(index, ex);
+                }
+
+                index++;
             }
 
             return envelopes;
@@ -117,11 +129,28 @@ internal static class FrameCodec
         var count = reader.ReadArrayHeader();
         for (var i = 0; i < count; i++)
         {
-            envelopes.Add(ReadMessagePackEnvelope(ref reader));
+            // Read on a copy: on failure the element is skipped from where it starts (a structure MessagePack can
+            // always walk, or the whole message is malformed and Skip throws).
+            var element = reader;
+            try
+            {
+                envelopes.Add(ReadMessagePackEnvelope(ref element));
+                reader = element;
+            }
+            catch (Exception ex) when (IsDecodeError(ex))
+            {
+                reader.Skip();
+                skipped?.Invoke(i, ex);
+            }
         }
 
         return reader.End ? envelopes : throw new FormatException("unexpected data after the MessagePack array");
     }
+
+    /// <summary>The errors decoding malformed or unknown server bytes can raise (never a bug in this client).</summary>
+    public static bool IsDecodeError(Exception ex) =>
+        ex is FormatException or JsonException or MessagePackSerializationException or EndOfStreamException
+            or InvalidOperationException or OverflowException;
 
     private static Envelope DecodeJson(ReadOnlyMemory<byte> data)
     {

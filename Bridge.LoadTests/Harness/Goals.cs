@@ -40,6 +40,11 @@ internal static class Goals
 
     public static readonly Goal ReplayMessagePack = new("replay-msgpack", "replay, one room of 100,000: Bridge WebSocket MessagePack resume (bridge.v1.msgpack-batch, the clients' default) ÷ bare NATS.Net ordered consumer", 0.8, true);
 
+    // The plain subprotocols, one envelope per message: every older client and every client with batches off. Same bound.
+    public static readonly Goal ReplayJsonPlain = new("replay-json-plain", "replay, one room of 100,000: Bridge WebSocket JSON resume, plain bridge.v1.json (older clients, batches off) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
+    public static readonly Goal ReplayMessagePackPlain = new("replay-msgpack-plain", "replay, one room of 100,000: Bridge WebSocket MessagePack resume, plain bridge.v1.msgpack (older clients, batches off) ÷ bare NATS.Net ordered consumer", 0.8, true);
+
     public static readonly Goal ReplaySse = new("replay-sse", "replay, one room of 100,000: Bridge SSE resume (request → room.joined) ÷ bare NATS.Net ordered consumer", 0.8, true);
 
     public static readonly Goal ActivationTime = new("activation-time", "activation, 100,000 rooms over 100 connections rejoining as the clients do after a deploy (batch room.join of 1,000): time until every room.joined", 2, false, "s");
@@ -70,7 +75,7 @@ internal static class Goals
 
     public static IReadOnlyList<Goal> All { get; } =
     [
-        Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory,
+        Ingest, Fanout, FanoutRePublish, Burst, SlowConsumer, ReplayJson, ReplayMessagePack, ReplayJsonPlain, ReplayMessagePackPlain, ReplaySse, ActivationTime, ActivationServerGrowth, RoomMemory,
         MessagePackPath, DashboardFirstScreen, DashboardDelivery, DashboardSubscriptions, ScreensBytes, ScreensCpu, ScreensFresh,
     ];
 }

@@ -24,6 +24,11 @@ public static class EnvelopeArray
             }
 
             var count = reader.ReadArrayHeader();
+            if (count == 0)
+            {
+                throw new FormatException("a batch message's array is never empty");
+            }
+
             for (var i = 0; i < count; i++)
             {
                 var start = (int)reader.Consumed;
@@ -44,8 +49,9 @@ public static class EnvelopeArray
 
     /// <summary>
     /// A JSON array of objects, split without tokenizing them (the load harness's clients share the machine with the
-    /// worker they measure): each object ends where its braces, outside strings, balance. Well-formed arrays only; the
-    /// tests decode each envelope with a JSON parser afterwards, so a malformed one still fails there.
+    /// worker they measure): each object ends where its braces, outside strings, balance. The array's own syntax is
+    /// checked (at least one element, a comma between two, nothing after the last but <c>]</c>); the tests decode each
+    /// envelope with a JSON parser afterwards, so a malformed one still fails there.
     /// </summary>
     private static void SplitJson(ReadOnlySpan<byte> message, List<Range> envelopes)
     {
@@ -56,11 +62,11 @@ public static class EnvelopeArray
         }
 
         at = SkipSpace(message, at + 1);
-        while (at < message.Length && message[at] != (byte)']')
+        while (true)
         {
-            if (message[at] != (byte)'{')
+            if (at == message.Length || message[at] != (byte)'{')
             {
-                throw new FormatException("a batch message's elements must be JSON objects");
+                throw new FormatException("a batch message's elements must be JSON objects, at least one");
             }
 
             var start = at;
@@ -90,14 +96,24 @@ public static class EnvelopeArray
             while (depth > 0);
 
             envelopes.Add(start..at);
+
+            // A comma and the next object, or the end of the array: nothing else.
             at = SkipSpace(message, at);
             if (at < message.Length && message[at] == (byte)',')
             {
                 at = SkipSpace(message, at + 1);
+                continue;
             }
+
+            if (at < message.Length && message[at] == (byte)']')
+            {
+                break;
+            }
+
+            throw new FormatException("a batch message's elements must be separated by commas and closed by ']'");
         }
 
-        if (at >= message.Length || SkipSpace(message, at + 1) != message.Length)
+        if (SkipSpace(message, at + 1) != message.Length)
         {
             throw new FormatException("unexpected data after the JSON array");
         }

@@ -54,6 +54,14 @@ public sealed class MetricsTests : IAsyncLifetime
                                               await Metric("bridge_delivery_latency_seconds_count") == 6 &&
                                               await Metric("bridge_sent_bytes_total") > 0);
 
+        // A batch subprotocol's arrays, and the envelopes in them (its welcome and room.joined at least).
+        await using (var batched = await TestClient.ConnectAsync(worker.WebSocketUrl, Subprotocols.JsonBatch))
+        {
+            await batched.JoinAndWaitAsync(Names.Room());
+            await Eventually.TrueAsync(async () => await Metric("bridge_ws_array_messages_total") >= 1 &&
+                                                  await Metric("bridge_ws_array_envelopes_total") >= 2);
+        }
+
         // A stalled client fills its queue: it falls behind (a catch-up is counted and it lags), then, having had
         // nothing written for StallTimeout, it is closed with 4008: a stalled close is counted, and active drops.
         await using var stalled = await TestClient.ConnectAsync(worker.WebSocketUrl, startReading: false, receiveBufferBytes: 4096);

@@ -450,7 +450,7 @@ public sealed class RunScriptTests : IDisposable
         Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(
             [
-                $"run.sh: no flock or /proc here: a second run on {_data} is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA",
+                $"run.sh: no flock here: a second run on {_data} is not refused (they would share JetStream's store); give each run its own BRIDGE_DATA",
                 $"run.sh: port {_natsPort} (nats-server, NATS_PORT) is in use by another process. Stop it, or pick another port: NATS_PORT={_natsPort + 1} make run",
             ],
             run.Lines);

@@ -42,7 +42,7 @@ public sealed class RoomTableTests
     }
 
     [Fact]
-    public void Rooms_spread_so_no_set_reaches_the_large_object_heap()
+    public void Rooms_spread_so_no_set_outgrows_the_size_that_keeps_it_off_the_large_object_heap()
     {
         // A set of up to 4,049 rooms keeps its 16 B entries below the 85,000 B threshold; 2,600 leaves room for the spread.
         const int Rooms = 250_000;

@@ -97,11 +97,13 @@ internal sealed partial class LocalWorker
     /// <summary>Active rooms here matching <paramref name="pattern"/> (all when null), by name, at most <paramref name="limit"/>.</summary>
     public WorkerRooms Rooms(RoomPattern? pattern, int limit)
     {
+        // Each matching room's member count read once (it takes the room's dispatch lock): a room listed is never listed with 0.
         var matching = _rooms.Snapshot()
-            .Where(r => r.MemberCount > 0 && r.Pattern is null && (pattern is null || pattern.Matches(r.Name)))
-            .OrderBy(r => r.Name, StringComparer.Ordinal)
-            .Take(limit + 1)
+            .Where(r => r.Pattern is null && (pattern is null || pattern.Matches(r.Name)))
             .Select(r => new LocalRoom(r.Name, r.MemberCount))
+            .Where(r => r.Connections > 0)
+            .OrderBy(r => r.Room, StringComparer.Ordinal)
+            .Take(limit + 1)
             .ToList();
         var truncated = matching.Count > limit;
         return new WorkerRooms(Id, truncated, truncated ? matching[..limit] : matching);

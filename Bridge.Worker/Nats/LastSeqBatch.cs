@@ -14,9 +14,13 @@ namespace Bridge.Worker.Nats;
 /// the next batch itself (its own ask included), and the sending it started goes on while asks are waiting; the asker
 /// does not wait for that, only for its own answer. A batch is sent on the
 /// same NATS connection after every ask in it was made, so it is answered after whatever the asker wrote before (the
-/// subscription a room's seam relies on: <see cref="NatsRoomFeedFactory"/>). A failed batch fails each of its asks.
+/// subscription a room's seam relies on: <see cref="NatsRoomFeedFactory"/>). A failed batch fails each of its asks; a
+/// batch that could not even be sent (<see cref="RequestNotSentException"/>: NATS down or frozen) fails every ask
+/// waiting too, at once, rather than one batch (one request timeout) after another.
 /// </remarks>
-internal sealed class LastSeqBatch(StreamDirectGet directGet)
+/// <param name="directGet">The direct gets the batches go out as.</param>
+/// <param name="faulted">Told of a sender's unexpected failure (a bug: its asks fail, its place in flight is given back).</param>
+internal sealed class LastSeqBatch(StreamDirectGet directGet, Action<Exception>? faulted = null)
 {
     // Batches in flight at once: enough to keep the server busy while answers are read, few enough to leave it
     // room for everything else.
@@ -96,52 +100,98 @@ internal sealed class LastSeqBatch(StreamDirectGet directGet)
     /// Sends the batches without the caller awaiting them (each after every ask in it was made): an asker whose batch is answered has its answer then, not once the asks that
     /// came meanwhile are answered too (under steady load, never).
     /// </summary>
-    private void StartSending() => _ = SendWhileWaitingAsync();
+    private void StartSending() =>
+        _ = SendWhileWaitingAsync().ContinueWith(
+            static (task, state) => ((Action<Exception>?)state)?.Invoke(task.Exception!.GetBaseException()),
+            faulted, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>
-    /// Sends batches until no ask is waiting; never throws (a batch's failure is its asks'). Not an asker's token: the
-    /// batch answers other asks too (bounded by the request timeout).
+    /// Sends batches until no ask is waiting (a batch's failure is its asks'). Not an asker's token: the batch answers
+    /// other asks too (bounded by the request timeout). Should anything here throw all the same, the place in flight is
+    /// given back and the asks this sender held or that wait are failed, so none hangs; the fault goes to the log.
     /// </summary>
     private async Task SendWhileWaitingAsync()
     {
-        while (true)
+        List<Waiting>? batch = null;
+        try
         {
-            List<Waiting> batch;
+            while (true)
+            {
+                lock (_gate)
+                {
+                    if (_waiting.Count == 0)
+                    {
+                        _inFlight--;
+                        return;
+                    }
+
+                    if (_waiting.Count <= StreamDirectGet.MaxSubjectsPerRequest)
+                    {
+                        batch = _waiting;
+                        _waiting = [];
+                    }
+                    else
+                    {
+                        batch = _waiting.GetRange(0, StreamDirectGet.MaxSubjectsPerRequest);
+                        _waiting.RemoveRange(0, StreamDirectGet.MaxSubjectsPerRequest);
+                    }
+                }
+
+                await SendAsync(batch);
+                batch = null;
+            }
+        }
+        catch (Exception ex)
+        {
+            List<Waiting> waiting;
             lock (_gate)
             {
-                if (_waiting.Count == 0)
-                {
-                    _inFlight--;
-                    return;
-                }
+                _inFlight--;
+                waiting = _waiting;
+                _waiting = [];
+            }
 
-                if (_waiting.Count <= StreamDirectGet.MaxSubjectsPerRequest)
+            Fail(batch, ex);
+            Fail(waiting, ex);
+            throw;
+        }
+    }
+
+    /// <summary>Sends one batch and answers its asks, or fails them (and, when it was not sent, every ask waiting).</summary>
+    private async Task SendAsync(List<Waiting> batch)
+    {
+        try
+        {
+            var found = await directGet.GetLastManyAsync(batch.ConvertAll(a => a.Subject));
+            foreach (var waiting in batch)
+            {
+                waiting.Answer.Answer(waiting.Index, found.TryGetValue(waiting.Subject, out var last) ? last.Seq : 0);
+            }
+        }
+        catch (Exception ex)
+        {
+            Fail(batch, ex);
+            if (ex is RequestNotSentException)
+            {
+                // The next batches would not be sent either, each after a timeout of its own: the asks waiting (in a
+                // reconnect storm, thousands) fail now. Asks made after this are sent again, in case NATS is back.
+                List<Waiting> waiting;
+                lock (_gate)
                 {
-                    batch = _waiting;
+                    waiting = _waiting;
                     _waiting = [];
                 }
-                else
-                {
-                    batch = _waiting.GetRange(0, StreamDirectGet.MaxSubjectsPerRequest);
-                    _waiting.RemoveRange(0, StreamDirectGet.MaxSubjectsPerRequest);
-                }
-            }
 
-            try
-            {
-                var found = await directGet.GetLastManyAsync(batch.ConvertAll(a => a.Subject));
-                foreach (var waiting in batch)
-                {
-                    waiting.Answer.Answer(waiting.Index, found.TryGetValue(waiting.Subject, out var last) ? last.Seq : 0);
-                }
+                Fail(waiting, ex);
             }
-            catch (Exception ex)
-            {
-                foreach (var waiting in batch)
-                {
-                    waiting.Answer.Fail(waiting.Index, ex);
-                }
-            }
+        }
+    }
+
+    private static void Fail(List<Waiting>? asks, Exception exception)
+    {
+        foreach (var waiting in asks ?? [])
+        {
+            waiting.Answer.Fail(waiting.Index, exception);
         }
     }
 

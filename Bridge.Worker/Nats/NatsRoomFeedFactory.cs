@@ -23,16 +23,28 @@ internal sealed partial class NatsRoomFeedFactory(
     public async ValueTask<IAsyncDisposable> OpenAsync(Room room, CancellationToken cancellationToken)
     {
         var feed = NewFeed(room);
+        var timeout = nats.Connection.Opts.RequestTimeout;
         if (nats.Connection.ConnectionState == NatsConnectionState.Open)
         {
-            // Written into the connection's buffer (no wait for the server): no deadline to allocate.
-            await SubscribeAsync(feed, cancellationToken, cancellationToken);
+            // Almost always written into the connection's buffer at once, but not always: the connection may drop
+            // meanwhile (then the subscribe waits for the reconnect) or the server be frozen (its write buffer full).
+            // Bounded by the process's shared deadline (one to two request timeouts), no deadline of its own to allocate.
+            var deadline = SharedDeadline.Of(timeout).Token;
+            if (cancellationToken.CanBeCanceled)
+            {
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline);
+                await SubscribeAsync(feed, linked.Token, cancellationToken);
+            }
+            else
+            {
+                await SubscribeAsync(feed, deadline, cancellationToken);
+            }
         }
         else
         {
             // NATS.Net's subscribe waits for the connection first, however long its reconnect takes.
             using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            bounded.CancelAfter(nats.Connection.Opts.RequestTimeout);
+            bounded.CancelAfter(timeout);
             await SubscribeAsync(feed, bounded.Token, cancellationToken);
         }
 
@@ -45,7 +57,7 @@ internal sealed partial class NatsRoomFeedFactory(
         }
         catch
         {
-            await feed.DisposeAsync();
+            await DisposeBoundedAsync(feed);
             throw;
         }
 
@@ -59,7 +71,7 @@ internal sealed partial class NatsRoomFeedFactory(
     /// <param name="feed">The room's feed, not subscribed yet.</param>
     /// <param name="cancellationToken">The caller's token, or one cancelled at the subscribe's deadline too.</param>
     /// <param name="callerToken">The caller's token alone: its cancellation is thrown as such.</param>
-    /// <exception cref="TimeoutException">NATS was not connected again before the deadline.</exception>
+    /// <exception cref="TimeoutException">NATS was not connected again before the deadline, or the SUB not written (a frozen server).</exception>
     private async ValueTask SubscribeAsync(RoomFeed feed, CancellationToken cancellationToken, CancellationToken callerToken)
     {
         try
@@ -68,13 +80,30 @@ internal sealed partial class NatsRoomFeedFactory(
         }
         catch (Exception ex)
         {
-            await feed.DisposeAsync();
+            await DisposeBoundedAsync(feed);
             if (ex is OperationCanceledException && !callerToken.IsCancellationRequested)
             {
                 throw new TimeoutException($"room {feed.Subject} not subscribed within the request timeout (NATS connection {nats.Connection.ConnectionState})", ex);
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Unsubscribes a feed that failed to open, within the request timeout (the UNSUB's write can wait as the SUB's
+    /// did: NATS down or frozen); never throws, so the caller's own failure is the one reported. A feed not
+    /// unsubscribed in time is left to NATS.Net (its subscription is dropped, its UNSUB written when it can be).
+    /// </summary>
+    private async ValueTask DisposeBoundedAsync(RoomFeed feed)
+    {
+        try
+        {
+            await feed.DisposeAsync().AsTask().WaitAsync(nats.Connection.Opts.RequestTimeout);
+        }
+        catch (Exception ex)
+        {
+            LogFeedDisposeFailed(ex, feed.Subject);
         }
     }
 
@@ -126,7 +155,7 @@ internal sealed partial class NatsRoomFeedFactory(
             var i = subscribed[k];
             if (seqs[k].Failure is { } failure)
             {
-                await feeds[i].DisposeAsync();
+                await DisposeBoundedAsync(feeds[i]);
                 opens[i] = new FeedOpen(null, failure);
                 continue;
             }
@@ -205,6 +234,9 @@ internal sealed partial class NatsRoomFeedFactory(
     // Debug: a backend storing under the prefix on a subject that is no room name is not the worker's concern.
     [LoggerMessage(EventId = 1210, Level = LogLevel.Debug, Message = "Ignored a message on {Subject} for pattern {Pattern}: not a valid room name")]
     private partial void LogNotARoom(string subject, string pattern);
+
+    [LoggerMessage(EventId = 1213, Level = LogLevel.Warning, Message = "Unsubscribing {Subject} after its room failed to open did not end within the request timeout, or failed")]
+    private partial void LogFeedDisposeFailed(Exception exception, string subject);
 
     [LoggerMessage(EventId = 1211, Level = LogLevel.Error, Message = "Reading a live message of room {Room} failed")]
     private partial void LogDispatchFailed(Exception exception, string room);

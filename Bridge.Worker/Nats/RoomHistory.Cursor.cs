@@ -422,6 +422,9 @@ internal sealed partial class RoomHistory
     [LoggerMessage(EventId = 1233, Level = LogLevel.Error, Message = "Message {Seq} of room {Room} could not be read from its stored bytes; passed over")]
     private partial void LogUnreadable(Exception exception, string room, ulong seq);
 
+    [LoggerMessage(EventId = 1234, Level = LogLevel.Error, Message = "The last-seq batch sender failed; its place in flight was given back")]
+    private static partial void LogLastSeqSenderFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1231, Level = LogLevel.Debug, Message = "History consumer {Consumer} could not be deleted; the server removes it when inactive")]
     private partial void LogConsumerNotDeleted(Exception exception, string consumer);
 }

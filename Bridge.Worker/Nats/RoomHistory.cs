@@ -21,7 +21,7 @@ internal sealed partial class RoomHistory(
     private readonly RoomMessageReader _reader = reader;
     private readonly StreamDirectGet _directGet = directGet;
     // Rooms' last seqs, many in one multi_last (a burst of activations: every room's seam).
-    private readonly LastSeqBatch _lastSeqs = new(directGet);
+    private readonly LastSeqBatch _lastSeqs = new(directGet, ex => LogLastSeqSenderFailed(logger, ex));
     private readonly TimeProvider _time = time;
     private readonly ILogger<RoomHistory> _logger = logger;
     private INatsJSStream? _stream;

@@ -264,7 +264,7 @@ internal sealed class StreamDirectGet
     /// first, however long its reconnect takes (a killed server), and the reply timeout starts only once it is sent:
     /// while NATS is not connected the send is bounded by <see cref="Timeout"/> too.
     /// </summary>
-    /// <exception cref="NatsJSException">NATS was not connected again within <see cref="Timeout"/>.</exception>
+    /// <exception cref="RequestNotSentException">The request was not written to NATS within <see cref="Timeout"/> (one to two of them while the connection reads open).</exception>
     private async ValueTask<INatsSub<byte[]>> SendAsync(byte[] request, int replies, CancellationToken cancellationToken)
     {
         var opts = new NatsSubOpts
@@ -278,18 +278,28 @@ internal sealed class StreamDirectGet
         };
         if (_connection.ConnectionState == NatsConnectionState.Open)
         {
-            return await _connection.CreateRequestSubAsync<byte[], byte[]>(_apiSubject, request, replyOpts: opts, cancellationToken: cancellationToken);
+            // Almost always written into the connection's buffer at once; but the connection may drop meanwhile, or the
+            // server be frozen (its write buffer full): bounded by the process's shared deadline (one to two timeouts),
+            // with no deadline of its own to allocate unless the caller's token can be cancelled too.
+            var deadline = SharedDeadline.Of(Timeout).Token;
+            using var linked = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline) : null;
+            return await SendBoundedAsync(request, opts, linked?.Token ?? deadline, cancellationToken);
         }
 
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(Timeout);
+        return await SendBoundedAsync(request, opts, bounded.Token, cancellationToken);
+    }
+
+    private async ValueTask<INatsSub<byte[]>> SendBoundedAsync(byte[] request, NatsSubOpts opts, CancellationToken bounded, CancellationToken cancellationToken)
+    {
         try
         {
-            return await _connection.CreateRequestSubAsync<byte[], byte[]>(_apiSubject, request, replyOpts: opts, cancellationToken: bounded.Token);
+            return await _connection.CreateRequestSubAsync<byte[], byte[]>(_apiSubject, request, replyOpts: opts, cancellationToken: bounded);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new NatsJSException($"direct get on stream {Stream} not sent within {Timeout}: NATS connection {_connection.ConnectionState}", ex);
+            throw new RequestNotSentException($"direct get on stream {Stream} not sent within {Timeout}: NATS connection {_connection.ConnectionState}", ex);
         }
     }
 
@@ -385,3 +395,10 @@ internal readonly record struct StoredMessage(string Subject, ulong Seq, long Ti
         return new StoredMessage(subject[0]!, seq, timestamp, headers, msg.Data ?? []);
     }
 }
+
+/// <summary>
+/// A direct get that never reached the server: not written to the NATS connection within the request timeout (NATS
+/// down and the connection reconnecting, or a frozen server whose write buffer is full). Every request on the same
+/// connection would fail the same way now.
+/// </summary>
+internal sealed class RequestNotSentException(string message, Exception innerException) : NatsJSException(message, innerException);

@@ -167,9 +167,17 @@ internal sealed class RoomRegistry : IAsyncDisposable
             // The batch's open goes on (bounded by the request timeout), and so does its place among the worker's batch
             // opens: leaving a room whose feed it opens waits for that open, but not when another connection is in the
             // room too, so a closed batch whose rooms were all shared would free its place early (more opens at once).
+            // OpenClaimedAsync never throws; should it ever, the cancellation is still what goes on, and the members
+            // below are still removed.
             if (open is not null)
             {
-                await open;
+                try
+                {
+                    await open;
+                }
+                catch (Exception)
+                {
+                }
             }
 
             for (var i = 0; i < members.Count; i++)

@@ -244,6 +244,9 @@ internal sealed partial class WebSocketConnection(
         // Batch mode: the frames read while the socket is free go out as one array message of at most FlushEvery bytes
         // (a larger envelope alone), never waiting for more: the message is sent once the queue is empty.
         var envelopes = batched ? new EnvelopeBatch(json: text, FlushEvery) : null;
+        // The frames the array message holds: counted as sent (queue, stall check, drain signals, metrics) only once
+        // the array is written, never while they sit in it.
+        var held = batched ? new List<OutboundFrame>() : null;
         try
         {
             while (session.CloseRequested is null && await reader.WaitToReadAsync(session.Closing))
@@ -256,19 +259,25 @@ internal sealed partial class WebSocketConnection(
                     while (session.CloseRequested is null && reader.TryRead(out var frame))
                     {
                         // A frame counts as sent once written to the socket or held by the batch (FlushEvery at most);
-                        // the counters are updated per batch.
+                        // the counters are updated per batch. An array's frames count once the array is written.
                         if (envelopes is null)
                         {
                             await WriteMessageAsync(frame.Bytes, type, text, aborted);
+                            session.Queue.OnSent(frame);
+                            sent.Add(frame);
                         }
-                        else if (!envelopes.TryAdd(frame.Bytes))
+                        else
                         {
-                            await WriteEnvelopesAsync(envelopes, type, text, aborted);
-                            envelopes.TryAdd(frame.Bytes);
+                            if (!envelopes.TryAdd(frame.Bytes))
+                            {
+                                await WriteEnvelopesAsync(envelopes, type, text, aborted);
+                                CountSent(held!, ref sent);
+                                envelopes.TryAdd(frame.Bytes);
+                            }
+
+                            held!.Add(frame);
                         }
 
-                        session.Queue.OnSent(frame);
-                        sent.Add(frame);
                         if (batching is null)
                         {
                             sent.Flush();
@@ -282,15 +291,17 @@ internal sealed partial class WebSocketConnection(
                         }
                     }
 
-                    // The queue is empty (or the connection closing): what the message holds was counted as sent.
+                    // The queue is empty (or the connection closing): the array goes out, then its frames count as sent.
                     if (envelopes is { Count: > 0 })
                     {
                         await WriteEnvelopesAsync(envelopes, type, text, aborted);
+                        CountSent(held!, ref sent);
                     }
                 }
                 finally
                 {
                     envelopes?.Clear();
+                    held?.Clear();
                     sent.Flush();
                     if (batching is not null)
                     {
@@ -312,6 +323,18 @@ internal sealed partial class WebSocketConnection(
         }
 
         await CloseAsync(aborted);
+    }
+
+    /// <summary>Counts the frames of the array just written as sent, and forgets them.</summary>
+    private void CountSent(List<OutboundFrame> held, ref SentMessages sent)
+    {
+        foreach (var frame in held)
+        {
+            session.Queue.OnSent(frame);
+            sent.Add(frame);
+        }
+
+        held.Clear();
     }
 
     /// <summary>Writes the composed array message, counts it, and starts the next one.</summary>
