@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= Release
 
-.PHONY: help run test build nats-server load-smoke bench bench-rooms format format-check clean test-js js-test-run js-bundle lint-k8s lint-docker cluster cluster-test pack pack-check pack-check-run
+.PHONY: help run test build nats-server load-smoke bench bench-rooms microbench format format-check clean test-js js-test-run js-bundle lint-k8s lint-docker cluster cluster-test pack pack-check pack-check-run
 
 help:
 	@echo "make run          start nats-server (JetStream) and the worker on http://127.0.0.1:8080; Ctrl-C stops both"
@@ -21,6 +21,7 @@ help:
 	@echo "make pack         NuGet packages Bridge.Client, Bridge.Contracts, the bridgectl tool, and the JS client's npm tarball in artifacts/packages"
 	@echo "make pack-check   pack, then install each package in a fresh project and talk to a worker (part of make test)"
 	@echo "make bench        peers (SignalR + Redis, raw NATS WebSocket) and every scenario at full size"
+	@echo "make microbench   in-process BenchmarkDotNet runs of the per-message stages (FILTER='*Payload*', JOB=short)"
 	@echo "make cluster      3 nats-server (JetStream cluster) + 3 workers + nginx on loopback, like production"
 	@echo "make cluster-test failure tests on that cluster: kill/restart workers and NATS, nothing lost (part of make test)"
 	@echo "make format       apply dotnet format; make format-check verifies the layout (part of make test)"
@@ -108,6 +109,10 @@ bench: nats-server build
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; ulimit -n 65536 2>/dev/null || true; \
 	export NATS_SERVER_BIN="$$(scripts/ensure-nats-server.sh)"; \
 	dotnet run --project Bridge.LoadTests -c $(CONFIG) --no-build -- bench $(BENCH_ARGS)
+
+# In-process micro-benchmarks of the worker's per-message stages (bench/Microbench): where a goal's microseconds go.
+microbench:
+	dotnet run --project bench/Microbench -c Release -- --filter '$(or $(FILTER),*)' --job $(or $(JOB),short) --artifacts results/microbench
 
 bench-rooms: bench
 
