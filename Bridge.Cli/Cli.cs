@@ -9,7 +9,7 @@ internal static class Cli
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "msgpack", "help" };
 
     private static string Usage => $"""
-        usage: bridge <command> [options]
+        usage: bridgectl <command> [options]
         commands:
         {TokenCommand.Usage}
         {CheckTokenCommand.Usage}

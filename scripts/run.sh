@@ -260,7 +260,7 @@ cat <<MSG
 
 Bridge is running.
   Dashboard    $base/             (the demo page: rooms, live messages, simulated devices)
-  WebSocket    $ws://$host:$port/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack)
+  WebSocket    $ws://$host:$port/ws        (subprotocols bridge.v1.json, bridge.v1.msgpack, and their -batch forms)
   Health       $base/healthz   $base/readyz
   SSE          $base/sse?rooms=demo
   Metrics      $base/metrics

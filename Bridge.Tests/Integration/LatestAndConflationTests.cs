@@ -48,6 +48,25 @@ public sealed class LatestAndConflationTests(NatsServerFixture nats) : IClassFix
     }
 
     [Fact]
+    public async Task The_maxRate_of_an_sse_query_is_read_as_a_websocket_join_reads_it_exponents_included()
+    {
+        // {"maxRate":1e1} joins on a WebSocket (a JSON number); the same number in a query joins too.
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        using var http = new HttpClient { BaseAddress = worker.HttpUrl, Timeout = TimeSpan.FromSeconds(30) };
+        foreach (var (rate, ok) in new[] { ("1e1", true), ("2.5E-1", true), ("0.5", true), ("1e4", false), ("1e400", false), ("-1e1", false) })
+        {
+            var room = Names.Room("qrate");
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/sse?rooms={room}&maxRate={Uri.EscapeDataString(rate)}");
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.True(ok == response.IsSuccessStatusCode, $"maxRate={rate}: {(int)response.StatusCode}");
+            if (!ok)
+            {
+                Assert.Contains(ErrorCodes.InvalidArgument, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Latest_on_a_pattern_of_1000_rooms_over_sse_sends_each_room_s_newest_message_then_room_joined_then_live()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server);

@@ -31,6 +31,15 @@ public sealed class BridgeToolTests(NatsServerFixture nats) : IClassFixture<Nats
         ChildRun.RunAsync("dotnet", [WorkerChildProcess.Built("Bridge.Cli"), .. args], CommandLimit, environment, stdin);
 
     [Fact]
+    public async Task Help_names_the_tool_by_its_installed_name_bridgectl()
+    {
+        // Installed it is bridgectl (README "Tools": on Debian and Ubuntu `bridge` is iproute2's tool).
+        var (code, output) = await Bridge(["help"]);
+        Assert.Equal(0, code);
+        Assert.StartsWith("usage: bridgectl <command> [options]", output.TrimStart(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_minted_token_carries_the_configured_issuer_and_audience_and_grants_only_its_rooms_on_a_real_worker()
     {
         await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());

@@ -432,6 +432,26 @@ public sealed class ConflationTests
         Assert.Equal([next], broken.Seqs);
     }
 
+    [Theory]
+    [InlineData(1e-9)] // one value per 31 years: beyond what a runtime timer can wait (about 49.7 days)
+    [InlineData(1e-300)] // its interval is beyond a long's range of clock ticks
+    [InlineData(double.Epsilon)]
+    public void A_tiny_rate_a_join_accepts_conflates_and_does_not_cost_another_groups_member_its_value(double rate)
+    {
+        // The groups are offered in join order: the tiny rate's comes first, so a failure in it would reach the other.
+        var tiny = Join(rate);
+        var other = Join(rate: 10);
+        var first = Offer("a");
+        Advance(150);
+        var second = Offer("a"); // pending for the tiny rate (its timer is armed), at once for rate 10
+        Advance(150);
+        var third = Offer("a");
+        Advance(150);
+
+        Assert.Equal([first], tiny.Seqs);
+        Assert.Equal([first, second, third], other.Seqs);
+    }
+
     private static void AssertSpaced(List<(ulong Seq, string Room, ulong Position, TimeSpan At)> sent, TimeSpan interval) =>
         Assert.All(sent.Zip(sent.Skip(1)), p => Assert.True(p.Second.At - p.First.At >= interval, $"{p.First.At} then {p.Second.At}"));
 

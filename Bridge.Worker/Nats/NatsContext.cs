@@ -22,6 +22,10 @@ internal sealed partial class NatsContext : IAsyncDisposable
             // Keep trying for ever: a worker outlives NATS restarts.
             MaxReconnectRetry = -1,
             SubPendingChannelCapacity = options.Value.RoomFeedCapacity,
+            // Header values are UTF-8 both ways (NATS.Net's default is ASCII, which turns every other character into
+            // '?'): a sender (Bridge-From, and the de-duplication key Nats-Msg-Id = room/from/id) is any Unicode text,
+            // a token's sub or the backend API's from, so "Zoë" arrives as sent and never shares a key with "Zoé".
+            HeaderEncoding = System.Text.Encoding.UTF8,
         });
         JetStream = new NatsJSContext(Connection);
     }

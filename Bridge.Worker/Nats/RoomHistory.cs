@@ -70,15 +70,15 @@ internal sealed partial class RoomHistory(
     public async ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken)
     {
         var message = await GetDirectAsync(new StreamMsgGetRequest { Seq = seq }, cancellationToken);
-        if (message is not { Headers: { } h } || !h.TryGetValue("Nats-Subject", out var subject))
+        if (RoomMessageReader.ServerValue(message?.Headers, "Nats-Subject") is not { } subject)
         {
             return false;
         }
 
         // A pattern: the message is of one of the rooms it matches.
         return PatternOf(room) is { } pattern
-            ? _options.Value.RoomOf(subject.ToString(), live: false) is { } of && pattern.Matches(of)
-            : subject.ToString() == _options.Value.RoomSubject(room);
+            ? _options.Value.RoomOf(subject, live: false) is { } of && pattern.Matches(of)
+            : subject == _options.Value.RoomSubject(room);
     }
 
     private static Security.RoomPattern? PatternOf(string name) =>

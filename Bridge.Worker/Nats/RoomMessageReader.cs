@@ -34,8 +34,8 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
         }
 
         TryGetUInt64(headers, LastSequenceHeader, out var previous);
-        var timestamp = headers.TryGetValue(TimeStampHeader, out var ts) &&
-                        DateTimeOffset.TryParse(ts.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+        var timestamp = ServerValue(headers, TimeStampHeader) is { } ts &&
+                        DateTimeOffset.TryParse(ts, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
             ? parsed.ToUnixTimeMilliseconds()
             : time.GetUtcNow().ToUnixTimeMilliseconds();
         return Create(room, seq, previous, timestamp, headers, msg.Data ?? []);
@@ -157,10 +157,18 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
     private static string? Get(NatsHeaders headers, string key) =>
         headers.TryGetValue(key, out var values) && values.Count > 0 ? values[0] : null;
 
+    /// <summary>
+    /// The value nats-server gave a header it sets itself (<c>Nats-Sequence</c>, <c>Nats-Last-Sequence</c>,
+    /// <c>Nats-Time-Stamp</c>, <c>Nats-Subject</c>): the last one. A publisher may write the same names (a backend on
+    /// NATS, docs/protocol.md §10); the server keeps them and appends its own after them, on the republish to
+    /// <c>live.rooms.&gt;</c> and on direct gets, so the first value can be anyone's.
+    /// </summary>
+    internal static string? ServerValue(NatsHeaders? headers, string key) =>
+        headers is not null && headers.TryGetValue(key, out var values) && values.Count > 0 ? values[^1] : null;
+
     private static bool TryGetUInt64(NatsHeaders headers, string key, out ulong value)
     {
         value = 0;
-        return headers.TryGetValue(key, out var values) && values.Count > 0 &&
-               ulong.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out value);
+        return ServerValue(headers, key) is { } text && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
 }

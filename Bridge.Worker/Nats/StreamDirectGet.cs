@@ -339,8 +339,7 @@ internal sealed class StreamDirectGet
     }
 
     internal static ulong ReadUInt64(NatsHeaders? headers, string key) =>
-        headers is not null && headers.TryGetValue(key, out var values) && values.Count > 0 &&
-        ulong.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+        RoomMessageReader.ServerValue(headers, key) is { } text && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
             ? value
             : 0;
 
@@ -381,18 +380,19 @@ internal readonly record struct StoredMessage(string Subject, ulong Seq, long Ti
     public static StoredMessage From(in NatsMsg<byte[]> msg, string stream)
     {
         var headers = msg.Headers;
+        // The server's values: a publisher's headers of the same names come first (RoomMessageReader.ServerValue).
         var seq = StreamDirectGet.ReadUInt64(headers, "Nats-Sequence");
-        if (headers is null || seq == 0 || !headers.TryGetValue("Nats-Subject", out var subject) || subject.Count == 0)
+        if (headers is null || seq == 0 || RoomMessageReader.ServerValue(headers, "Nats-Subject") is not { } subject)
         {
             // The server always sets both on a direct get's messages: anything else is not an answer to ours.
             throw new NatsJSException($"direct get on stream {stream} answered a message without Nats-Sequence and Nats-Subject");
         }
 
-        var timestamp = headers.TryGetValue("Nats-Time-Stamp", out var ts) &&
-                        DateTimeOffset.TryParse(ts.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+        var timestamp = RoomMessageReader.ServerValue(headers, "Nats-Time-Stamp") is { } ts &&
+                        DateTimeOffset.TryParse(ts, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
             ? parsed.ToUnixTimeMilliseconds()
             : 0;
-        return new StoredMessage(subject[0]!, seq, timestamp, headers, msg.Data ?? []);
+        return new StoredMessage(subject, seq, timestamp, headers, msg.Data ?? []);
     }
 }
 

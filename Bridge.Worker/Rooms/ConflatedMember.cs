@@ -91,8 +91,14 @@ internal sealed class ConflatedMember : IDisposable
 
     private long Interval { get; }
 
-    /// <summary>The interval of <paramref name="maxRate"/> in <paramref name="time"/>'s timestamp units; at least one.</summary>
-    internal static long IntervalOf(double maxRate, TimeProvider time) => Math.Max(1, (long)(time.TimestampFrequency / maxRate));
+    /// <summary>
+    /// The interval of <paramref name="maxRate"/> in <paramref name="time"/>'s timestamp units: at least one, and at most
+    /// <see cref="DueTimer.MaxWait"/>, so that a tiny rate a join accepts (<c>1e-9</c>, <c>1e-300</c>) still arms a timer
+    /// and adds to a timestamp without overflowing: any rate below one value per <see cref="DueTimer.MaxWait"/> (about
+    /// 49.7 days) conflates at that rate.
+    /// </summary>
+    internal static long IntervalOf(double maxRate, TimeProvider time) =>
+        (long)Math.Clamp(time.TimestampFrequency / maxRate, 1, DueTimer.MaxWait.TotalSeconds * time.TimestampFrequency);
 
     /// <summary>The group this member is in, once its seam added it.</summary>
     public ConflationGroup? Group => Volatile.Read(ref _group);

@@ -7,6 +7,12 @@ namespace Bridge.Worker.Rooms;
 /// </summary>
 internal sealed class DueTimer(TimeProvider time, TimerCallback callback, object state) : IDisposable
 {
+    /// <summary>
+    /// The longest wait a runtime timer takes (<see cref="uint.MaxValue"/> − 1 ms, about 49.7 days); a longer one is
+    /// armed for this long and fires early, which its owner's callback takes as nothing due yet (it arms it again).
+    /// </summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     private ITimer? _timer;
 
     /// <summary>The timestamp it is armed for; <see cref="long.MaxValue"/> when it is not armed.</summary>
@@ -28,6 +34,10 @@ internal sealed class DueTimer(TimeProvider time, TimerCallback callback, object
         if (wait < TimeSpan.Zero)
         {
             wait = TimeSpan.Zero;
+        }
+        else if (wait > MaxWait)
+        {
+            wait = MaxWait;
         }
 
         if (_timer is null)

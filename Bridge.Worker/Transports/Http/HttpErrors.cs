@@ -148,7 +148,7 @@ internal static class HttpErrors
         var rateText = query["maxRate"].ToString();
         if (rateText.Length > 0)
         {
-            if (!double.TryParse(rateText, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var r) ||
+            if (!double.TryParse(rateText, System.Globalization.NumberStyles.AllowDecimalPoint | System.Globalization.NumberStyles.AllowExponent, System.Globalization.CultureInfo.InvariantCulture, out var r) ||
                 !Connections.JoinOptions.IsValidRate(r))
             {
                 error = Problem(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, Connections.JoinOptions.MaxRateMessage);
