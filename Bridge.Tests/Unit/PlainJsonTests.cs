@@ -14,14 +14,16 @@ public sealed class PlainJsonTests
 {
     private static readonly Gen<string> Space = Gen.OneOf("", "", "", " ", "\n", "\r\n\t ");
 
-    private static readonly Gen<string> PlainStrings = Gen.Char["a-zA-Z0-9 _./:!#$%&'()*+,;<=>?@[]^`{|}~-"].Array[0, 12].Select(c => "\"" + new string(c) + "\"");
+    private static readonly Gen<string> PlainStrings = Gen.Frequency(
+        (4, Gen.Char["a-zA-Z0-9 _./:!#$%&'()*+,;<=>?@[]^`{|}~-"].Array[0, 12].Select(c => "\"" + new string(c) + "\"")),
+        (1, Gen.OneOf("caf\u00e9", "\U0001F600", "\u65e5\u672c\u8a9e", "na\u00efve \u00fcber", "\u00a0").Select(t => "\"" + t + "\"")));
 
     private static readonly Gen<string> PlainNumbers = Gen.OneOf(
         Gen.Long.Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         Gen.Select(Gen.Int[-1000, 1000], Gen.UInt[0, 99999]).Select((i, f) => $"{i}.{f}"),
         Gen.Const("0"), Gen.Const("-0"), Gen.Const("0.0"));
 
-    /// <summary>JSON in the plain form (ASCII, no escapes, no exponents, at most 6 deep), spaced anyhow.</summary>
+    /// <summary>JSON in the plain form (no escapes, no exponents, at most 6 deep; text in and past ASCII), spaced anyhow.</summary>
     private static readonly Gen<string> PlainValues = Gen.Recursive<string>((depth, values) =>
     {
         var scalars = Gen.Frequency((3, PlainStrings), (3, PlainNumbers), (1, Gen.OneOf("true", "false", "null")));
@@ -91,6 +93,7 @@ public sealed class PlainJsonTests
     [InlineData(" [ 1 , -2.5 , true , false , null , \"\" , { } , [ ] ] ")]
     [InlineData("\"text\"")]
     [InlineData("-0")]
+    [InlineData("{\"text\":\"caf\u00e9 \U0001F600 \u65e5\u672c\"}")] // text past ASCII: UTF-8, checked as such
     public void Plain_values_are_valid_at_once(string json) => Assert.True(PlainJson.IsCertainlyValid(Encoding.UTF8.GetBytes(json)));
 
     [Theory]
@@ -110,9 +113,21 @@ public sealed class PlainJsonTests
     [InlineData("nulll")]
     [InlineData("{1:2}")]
     [InlineData("\"a\u0001\"")]
-    [InlineData("\"caf\u00e9\"")] // valid, but not plain: the full check decides
     [InlineData("\"a\\\"b\"")] // an escape: likewise
     [InlineData("1e5")] // an exponent: likewise
+    [InlineData("\u00e9")] // past ASCII outside a string
+
     [InlineData("[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]")] // 17 deep: likewise
     public void Anything_else_is_left_to_the_full_check(string json) => Assert.False(PlainJson.IsCertainlyValid(Encoding.UTF8.GetBytes(json)));
+
+    [Theory]
+    [InlineData(new byte[] { (byte)'"', 0xC3, (byte)'"' })] // a sequence cut short
+    [InlineData(new byte[] { (byte)'"', 0xFF, (byte)'"' })] // never UTF-8
+    [InlineData(new byte[] { (byte)'"', 0xED, 0xA0, 0x80, (byte)'"' })] // a surrogate's bytes
+    [InlineData(new byte[] { (byte)'[', (byte)'"', (byte)'a', (byte)'"', (byte)',', (byte)'"', 0xC0, 0xAF, (byte)'"', (byte)']' })] // an overlong form
+    public void A_string_whose_bytes_are_not_utf8_is_left_to_the_full_check(byte[] json)
+    {
+        Assert.False(PlainJson.IsCertainlyValid(json));
+        Assert.False(PayloadTranscoder.IsValidJson(json));
+    }
 }

@@ -1,14 +1,16 @@
 using System.Buffers;
+using System.Text.Unicode;
 
 namespace Bridge.Worker.Nats;
 
 /// <summary>
 /// A quick first look at a stored JSON payload, in front of <see cref="Bridge.Contracts.PayloadTranscoder.IsValidJson"/>:
 /// true only for a payload that is certainly one valid JSON value by that check's rules, false for anything it leaves
-/// to that check. It accepts the plain form most backends write: ASCII only, no escapes in strings, numbers without an
-/// exponent and at most 300 characters, at most 16 levels deep; anything else (malformed, non-ASCII text, an escape, an
-/// exponent, deeper) answers false and goes through the full check, which decides. A replay's every message is checked
-/// where it enters, and the full check (a <c>Utf8JsonReader</c> pass, a UTF-8 pass and an escape search) was the largest
+/// to that check. It accepts the plain form most backends write: no escapes in strings, numbers without an exponent and
+/// at most 300 characters, at most 16 levels deep, strings in any Unicode text (the whole payload is then checked as
+/// UTF-8 once, as the full check does); anything else (malformed, an escape, an exponent, deeper, bytes that are not
+/// UTF-8) answers false and goes through the full check, which decides. A replay's every message is checked
+/// where it enters (live or read back), and the full check (a <c>Utf8JsonReader</c> pass, a UTF-8 pass and an escape search) was the largest
 /// part of reading a delivery ("Replay, fifteenth pass (issue 14): the read side", docs/benchmarks.md).
 /// </summary>
 internal static class PlainJson
@@ -19,8 +21,8 @@ internal static class PlainJson
     // Past this many characters a number may be out of float64's range: left to the full check, as it parses those.
     private const int MaxNumber = 300;
 
-    // What ends a plain string's run of characters: its closing quote, or what the full check must look at (an escape,
-    // a control character, which is invalid, or a non-ASCII byte).
+    // What ends a plain string's run of ASCII characters: its closing quote, what the full check must look at (an escape,
+    // a control character, which is invalid), or a non-ASCII byte (text, checked as UTF-8 at the end).
     private static readonly SearchValues<byte> StringStops = SearchValues.Create(
         [(byte)'"', (byte)'\\', .. Enumerable.Range(0, 0x20).Select(b => (byte)b), .. Enumerable.Range(0x80, 0x80).Select(b => (byte)b)]);
 
@@ -31,6 +33,8 @@ internal static class PlainJson
         // One bit per open container, innermost lowest: 1 an object, 0 an array.
         var objects = 0u;
         var depth = 0;
+        // A string held bytes past ASCII: the payload must be UTF-8 (outside strings, such bytes fail the pass anyway).
+        var text = false;
         while (true)
         {
             // A value at i.
@@ -57,7 +61,7 @@ internal static class PlainJson
                         break;
                     }
 
-                    if (!TryName(json, ref i))
+                    if (!TryName(json, ref i, ref text))
                     {
                         return false;
                     }
@@ -81,7 +85,7 @@ internal static class PlainJson
 
                     continue;
                 case (byte)'"':
-                    if (!TryString(json, ref i))
+                    if (!TryString(json, ref i, ref text))
                     {
                         return false;
                     }
@@ -123,7 +127,7 @@ internal static class PlainJson
                 i = SkipSpace(json, i);
                 if (depth == 0)
                 {
-                    return i == json.Length;
+                    return i == json.Length && (!text || Utf8.IsValid(json));
                 }
 
                 if (i >= json.Length)
@@ -135,7 +139,7 @@ internal static class PlainJson
                 if (c == (byte)',')
                 {
                     i = SkipSpace(json, i + 1);
-                    if ((objects & 1) == 1 && !TryName(json, ref i))
+                    if ((objects & 1) == 1 && !TryName(json, ref i, ref text))
                     {
                         return false;
                     }
@@ -156,9 +160,9 @@ internal static class PlainJson
     }
 
     // A name and its colon at i (i at the name's quote); i after the colon and its space.
-    private static bool TryName(ReadOnlySpan<byte> json, ref int i)
+    private static bool TryName(ReadOnlySpan<byte> json, ref int i, ref bool text)
     {
-        if (i >= json.Length || json[i] != (byte)'"' || !TryString(json, ref i))
+        if (i >= json.Length || json[i] != (byte)'"' || !TryString(json, ref i, ref text))
         {
             return false;
         }
@@ -173,17 +177,35 @@ internal static class PlainJson
         return true;
     }
 
-    // A string of plain characters at i (its opening quote); i after its closing quote.
-    private static bool TryString(ReadOnlySpan<byte> json, ref int i)
+    // A string without escapes or control characters at i (its opening quote); i after its closing quote. Bytes past
+    // ASCII set text (checked as UTF-8 once the value is read).
+    private static bool TryString(ReadOnlySpan<byte> json, ref int i, ref bool text)
     {
-        var length = json[(i + 1)..].IndexOfAny(StringStops);
-        if (length < 0 || json[i + 1 + length] != (byte)'"')
+        var at = i + 1;
+        while (true)
         {
-            return false;
-        }
+            var length = json[at..].IndexOfAny(StringStops);
+            if (length < 0)
+            {
+                return false;
+            }
 
-        i += length + 2;
-        return true;
+            at += length;
+            var c = json[at];
+            if (c == (byte)'"')
+            {
+                i = at + 1;
+                return true;
+            }
+
+            if (c < 0x80)
+            {
+                return false; // an escape or a control character
+            }
+
+            text = true;
+            at = json[at..].IndexOfAnyInRange((byte)0, (byte)0x7F) is var ascii and >= 0 ? at + ascii : json.Length;
+        }
     }
 
     private static bool TryLiteral(ReadOnlySpan<byte> json, ref int i, ReadOnlySpan<byte> literal)
