@@ -143,3 +143,46 @@ internal readonly record struct HeaderBlock(int Status, string? Type, string? Fr
     // The first of repeated keys is kept, as NatsHeaders' first value; spaces and tabs around it are not part of it.
     private static string Decode(ReadOnlySpan<byte> value, Encoding encoding) => encoding.GetString(value.Trim(" \t"u8));
 }
+
+/// <summary>
+/// Reads the header blocks of one reader's deliveries in turn (a history cursor's, on NATS.Net's read loop): a block
+/// with the very bytes of the last one read reads as that one did, without reading it again, and otherwise as
+/// <see cref="HeaderBlock.Read(in ReadOnlySequence{byte}?, Encoding, string?)"/> with the last type known. A room's
+/// messages mostly carry the same few headers (a type, no id), so a replay reads each distinct block once
+/// ("Replay, fifteenth pass (issue 14): the read side", docs/benchmarks.md). One caller at a time.
+/// </summary>
+internal sealed class HeaderBlockReader(Encoding encoding)
+{
+    // Blocks longer than this are read each time (not kept).
+    private const int KeptBytes = 256;
+
+    private readonly byte[] _last = new byte[KeptBytes];
+    private int _lastLength = -1;
+    private HeaderBlock _block;
+
+    public HeaderBlock Read(in ReadOnlySequence<byte>? block)
+    {
+        if (block is not { IsEmpty: false } bytes)
+        {
+            return default;
+        }
+
+        if (_lastLength >= 0 && bytes.IsSingleSegment && bytes.FirstSpan.SequenceEqual(_last.AsSpan(0, _lastLength)))
+        {
+            return _block;
+        }
+
+        _block = HeaderBlock.Read(bytes, encoding, _block.Type);
+        if (bytes.Length <= KeptBytes)
+        {
+            bytes.CopyTo(_last);
+            _lastLength = (int)bytes.Length;
+        }
+        else
+        {
+            _lastLength = -1;
+        }
+
+        return _block;
+    }
+}

@@ -54,9 +54,9 @@ internal sealed partial class RoomHistory
         private long _usedAt;
         private int _largest;
 
-        // The type of the last message the consumer's deliveries were read into (on NATS.Net's read loop only): the next
-        // message of the same type reuses its string (HeaderBlock.Read).
-        private string? _lastType;
+        // The consumer's deliveries' header blocks (on NATS.Net's read loop only): a block like the last is not read again,
+        // and the next message of the same type reuses its string (HeaderBlockReader).
+        private HeaderBlockReader? _headers;
 
         public async IAsyncEnumerable<RoomMessage> ReadAsync(
             ulong afterSeq, ulong? upToSeq, ulong mustReach, ReadLimit limit, DropCheck? check, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -241,7 +241,7 @@ internal sealed partial class RoomHistory
                 return null;
             }
 
-            var block = HeaderBlock.Read(headers, history._nats.Connection.Opts.HeaderEncoding, knownType: _lastType);
+            var block = (_headers ??= new HeaderBlockReader(history._nats.Connection.Opts.HeaderEncoding)).Read(headers);
             if (block.Malformed)
             {
                 // Delivered with what could be read (the defaults for the rest), as a message without headers would be.
@@ -250,9 +250,7 @@ internal sealed partial class RoomHistory
 
             try
             {
-                var message = history._reader.Create(name, seq, 0, timestamp, block, payload);
-                _lastType = message.Type;
-                return message;
+                return history._reader.Create(name, seq, 0, timestamp, block, payload);
             }
             catch (Exception ex)
             {
