@@ -138,8 +138,7 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
         {
             PayloadKind.Binary => PayloadKind.Binary,
             PayloadKind.MessagePack => PayloadTranscoder.IsValidMessagePack(body) ? PayloadKind.MessagePack : PayloadKind.Binary,
-            // The plain form most backends write is recognised in one quick pass; anything else gets the full check.
-            _ => PlainJson.IsCertainlyValid(body) || PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary,
+            _ => PayloadTranscoder.IsValidJson(body) ? PayloadKind.Json : PayloadKind.Binary,
         };
     }
 

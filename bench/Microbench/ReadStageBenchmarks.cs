@@ -64,10 +64,6 @@ public class ReadStageBenchmarks
     [Benchmark]
     public string? HeaderScanRemembered() => _headerReader.Read(_headers).Type;
 
-    /// <summary>The quick pass in front of the JSON check (<c>PlainJson</c>).</summary>
-    [Benchmark]
-    public bool PlainJsonCheck() => PlainJson.IsCertainlyValid(_message.Payload.Span);
-
     /// <summary>The body copied, its JSON checked, the type check memo, the <c>RoomMessage</c> (RoomMessageReader.Create).</summary>
     [Benchmark]
     public object CreateMessage() => _reader.Create("bench.replay", 57345, 0, 1764604823123, _block, _body);
