@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using Bridge.Contracts;
 using Bridge.Worker.Rooms;
@@ -142,6 +144,15 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
     public byte[] EncodeMessage(RoomMessage message)
     {
+        // A checked JSON payload or none (every replayed or live message a backend stored as JSON): built straight into
+        // the frame's array, the payload transcoded in place. Anything else goes through the writer, and so does a JSON
+        // payload the one-pass transcoding leaves to the document (which throws or writes it).
+        if ((message.PayloadKind == PayloadKind.None || (message.PayloadKind == PayloadKind.Json && message.PayloadChecked && !message.Payload.IsEmpty))
+            && EncodePlain(message) is { } frame)
+        {
+            return frame;
+        }
+
         var buffer = RentBuffer();
         var writer = new MessagePackWriter(buffer);
         // seq and ts, then from and payload when there are.
@@ -176,6 +187,221 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
 
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
+    }
+
+    // The start of a message map after its header (`type`, its value, `room`, its value) this thread wrote last, for that
+    // type and room string (by reference): a replay frames one type in one room, so it is encoded once (as JSON's
+    // EncodePlain remembers its start, "Replay, fifteenth pass (issue 14): the write side").
+    [ThreadStatic]
+    private static string? t_startType;
+
+    [ThreadStatic]
+    private static string? t_startRoom;
+
+    [ThreadStatic]
+    private static byte[]? t_start;
+
+    // Longer types or rooms are not remembered (as EnvelopeWriter's memo): rare, and the memo would keep them alive.
+    private const int StartMaxLength = 256;
+
+    /// <summary>
+    /// A message frame with a checked JSON payload or none, written into an array of its final size: the bytes the writer
+    /// path writes (the map header, the start by that path itself, then id, seq, ts, from and the payload as
+    /// MessagePackWriter writes each: numbers and strings in their shortest forms), with the payload transcoded straight
+    /// into it. Null when the one-pass transcoding leaves the payload to the document path (the caller then writes the
+    /// frame through the writer).
+    /// </summary>
+    private static byte[]? EncodePlain(RoomMessage message)
+    {
+        var start = StartOf(message.Type, message.Room);
+        var hasPayload = message.PayloadKind != PayloadKind.None;
+        var entries = 4 + (message.Id is null ? 0 : 1) + (message.From is null ? 0 : 1) + (hasPayload ? 1 : 0);
+        var idLength = message.Id is null ? 0 : StringLength(message.Id);
+        var fromLength = message.From is null ? 0 : StringLength(message.From);
+        var seqLength = IntegerLength(message.Seq);
+        var tsLength = message.Timestamp >= 0 ? IntegerLength((ulong)message.Timestamp) : NegativeLength(message.Timestamp);
+        var prefix = 1 + start.Length + (message.Id is null ? 0 : IdKey.Length + idLength) + SeqKey.Length + seqLength +
+                     TsKey.Length + tsLength + (message.From is null ? 0 : FromKey.Length + fromLength) +
+                     (hasPayload ? PayloadKey.Length : 0);
+        byte[]? frame;
+        if (hasPayload)
+        {
+            frame = PayloadTranscoder.TryWriteJsonAsMessagePack(message.Payload.Span, prefix, 0, stringsChecked: true, out _);
+            if (frame is null)
+            {
+                return null;
+            }
+        }
+        else
+        {
+            frame = GC.AllocateUninitializedArray<byte>(prefix);
+        }
+
+        var rest = frame.AsSpan(0, prefix);
+        rest[0] = (byte)(MessagePackCode.MinFixMap | entries);
+        rest = rest[1..];
+        Put(ref rest, start);
+        if (message.Id is not null)
+        {
+            Put(ref rest, IdKey);
+            PutString(ref rest, message.Id, idLength);
+        }
+
+        Put(ref rest, SeqKey);
+        PutInteger(ref rest, message.Seq, seqLength);
+        Put(ref rest, TsKey);
+        if (message.Timestamp >= 0)
+        {
+            PutInteger(ref rest, (ulong)message.Timestamp, tsLength);
+        }
+        else
+        {
+            PutNegative(ref rest, message.Timestamp, tsLength);
+        }
+
+        if (message.From is not null)
+        {
+            Put(ref rest, FromKey);
+            PutString(ref rest, message.From, fromLength);
+        }
+
+        if (hasPayload)
+        {
+            Put(ref rest, PayloadKey);
+        }
+
+        // The array is not zeroed: a prefix counted too large would send whatever the heap held there.
+        Debug.Assert(rest.IsEmpty, "EncodePlain filled less than the prefix it counted");
+        return frame;
+    }
+
+    private static readonly byte[] IdKey = EnvelopeWriter.EncodeMessagePackString(EnvelopeKeys.Id);
+
+    // `type`, its value, `room`, its value, as the writer path writes them (EnvelopeWriter.WriteStart, after its map header).
+    private static byte[] StartOf(string type, string room)
+    {
+        if (ReferenceEquals(type, t_startType) && ReferenceEquals(room, t_startRoom))
+        {
+            return t_start!;
+        }
+
+        var buffer = RentBuffer();
+        var writer = new MessagePackWriter(buffer);
+        EnvelopeWriter.WriteStart(ref writer, type, room, null, 0);
+        writer.Flush();
+        // After the map header of two entries (one byte: a fixmap).
+        var start = buffer.WrittenSpan[1..].ToArray();
+        if (type.Length <= StartMaxLength && room.Length <= StartMaxLength)
+        {
+            (t_startType, t_startRoom, t_start) = (type, room, start);
+        }
+
+        return start;
+    }
+
+    private static void Put(ref Span<byte> rest, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(rest);
+        rest = rest[bytes.Length..];
+    }
+
+    // A str as MessagePackWriter.Write(string) writes it: the shortest header (fixstr, str8, str16, str32), then UTF-8.
+    private static int StringLength(string value)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(value);
+        return bytes + (bytes <= 31 ? 1 : bytes <= byte.MaxValue ? 2 : bytes <= ushort.MaxValue ? 3 : 5);
+    }
+
+    private static void PutString(ref Span<byte> rest, string value, int length)
+    {
+        var header = length - 1 <= 31 ? 1 : length - 2 <= byte.MaxValue ? 2 : length - 3 <= ushort.MaxValue ? 3 : 5;
+        var bytes = length - header;
+        switch (header)
+        {
+            case 1:
+                rest[0] = (byte)(MessagePackCode.MinFixStr | bytes);
+                break;
+            case 2:
+                rest[0] = MessagePackCode.Str8;
+                rest[1] = (byte)bytes;
+                break;
+            case 3:
+                rest[0] = MessagePackCode.Str16;
+                BinaryPrimitives.WriteUInt16BigEndian(rest[1..], (ushort)bytes);
+                break;
+            default:
+                rest[0] = MessagePackCode.Str32;
+                BinaryPrimitives.WriteUInt32BigEndian(rest[1..], (uint)bytes);
+                break;
+        }
+
+        System.Text.Encoding.UTF8.GetBytes(value, rest[header..]);
+        rest = rest[length..];
+    }
+
+    // A non-negative integer as MessagePackWriter.Write(ulong) (and Write(long) of one ≥ 0) writes it: positive fixint,
+    // uint8, uint16, uint32 or uint64.
+    private static int IntegerLength(ulong value) =>
+        value <= MessagePackRange.MaxFixPositiveInt ? 1 : value <= byte.MaxValue ? 2 : value <= ushort.MaxValue ? 3 : value <= uint.MaxValue ? 5 : 9;
+
+    private static void PutInteger(ref Span<byte> rest, ulong value, int length)
+    {
+        switch (length)
+        {
+            case 1:
+                rest[0] = (byte)value;
+                break;
+            case 2:
+                rest[0] = MessagePackCode.UInt8;
+                rest[1] = (byte)value;
+                break;
+            case 3:
+                rest[0] = MessagePackCode.UInt16;
+                BinaryPrimitives.WriteUInt16BigEndian(rest[1..], (ushort)value);
+                break;
+            case 5:
+                rest[0] = MessagePackCode.UInt32;
+                BinaryPrimitives.WriteUInt32BigEndian(rest[1..], (uint)value);
+                break;
+            default:
+                rest[0] = MessagePackCode.UInt64;
+                BinaryPrimitives.WriteUInt64BigEndian(rest[1..], value);
+                break;
+        }
+
+        rest = rest[length..];
+    }
+
+    // A negative integer as MessagePackWriter.Write(long) writes it: negative fixint, int8, int16, int32 or int64.
+    private static int NegativeLength(long value) =>
+        value >= MessagePackRange.MinFixNegativeInt ? 1 : value >= sbyte.MinValue ? 2 : value >= short.MinValue ? 3 : value >= int.MinValue ? 5 : 9;
+
+    private static void PutNegative(ref Span<byte> rest, long value, int length)
+    {
+        switch (length)
+        {
+            case 1:
+                rest[0] = unchecked((byte)value);
+                break;
+            case 2:
+                rest[0] = MessagePackCode.Int8;
+                rest[1] = unchecked((byte)value);
+                break;
+            case 3:
+                rest[0] = MessagePackCode.Int16;
+                BinaryPrimitives.WriteInt16BigEndian(rest[1..], (short)value);
+                break;
+            case 5:
+                rest[0] = MessagePackCode.Int32;
+                BinaryPrimitives.WriteInt32BigEndian(rest[1..], (int)value);
+                break;
+            default:
+                rest[0] = MessagePackCode.Int64;
+                BinaryPrimitives.WriteInt64BigEndian(rest[1..], value);
+                break;
+        }
+
+        rest = rest[length..];
     }
 
     public byte[] EncodeControl(ControlFrame frame)
