@@ -404,43 +404,6 @@ public static partial class PayloadTranscoder
     /// </summary>
     private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target)
     {
-        byte[]? unused = null;
-        return TryStreamJsonAsMessagePack(json, ref target, -1, 0, ref unused);
-    }
-
-    /// <summary>
-    /// Writes the JSON value <paramref name="json"/> as one MessagePack value into a new array, with
-    /// <paramref name="before"/> bytes left before it and <paramref name="after"/> after it for the caller to fill (an
-    /// envelope around the payload, written without a second buffer or a copy of the whole). The value's bytes are those
-    /// <see cref="WriteJsonAsMessagePack"/> writes, at <c>[before, before + length)</c>. Returns null, allocating nothing,
-    /// for a value this one pass refuses or cannot decide (malformed JSON, a name twice, an escaped name, more names
-    /// open than it compares): the caller then uses <see cref="WriteJsonAsMessagePack"/>, which throws or writes it.
-    /// The array is not zeroed: the caller must fill every byte outside the value.
-    /// </summary>
-    /// <param name="json">The JSON value, UTF-8.</param>
-    /// <param name="before">Bytes to leave before the value (at least 0).</param>
-    /// <param name="after">Bytes to leave after the value (at least 0).</param>
-    /// <param name="stringsChecked">As for <see cref="WriteJsonAsMessagePack"/>.</param>
-    /// <param name="length">The value's length in bytes; 0 when null is returned.</param>
-    public static byte[]? TryWriteJsonAsMessagePack(ReadOnlySpan<byte> json, int before, int after, bool stringsChecked, out int length)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(before);
-        ArgumentOutOfRangeException.ThrowIfNegative(after);
-        length = 0;
-        byte[]? frame = null;
-        MessagePackWriter none = default;
-        if (!(stringsChecked || UnicodeText.HasOnlyUnicodeStrings(json)) || !TryStreamJsonAsMessagePack(json, ref none, before, after, ref frame))
-        {
-            return null;
-        }
-
-        length = frame!.Length - before - after;
-        return frame;
-    }
-
-    // The one pass, writing the value to target (before < 0) or into a new array (frame) between before and after bytes.
-    private static bool TryStreamJsonAsMessagePack(ReadOnlySpan<byte> json, ref MessagePackWriter target, int before, int after, ref byte[]? frame)
-    {
         var scratch = t_scratch ??= new ArrayBufferWriter<byte>(256);
         scratch.ResetWrittenCount();
         // Each container in the order it opens: where its placeholder is in scratch, then its count of entries.
@@ -533,17 +496,7 @@ public static partial class PayloadTranscoder
                 size -= Map32Placeholder.Length - HeaderLength(containers[(i * 2) + 1]);
             }
 
-            Span<byte> output;
-            if (before < 0)
-            {
-                output = target.GetSpan(size);
-            }
-            else
-            {
-                frame = GC.AllocateUninitializedArray<byte>(before + size + after);
-                output = frame.AsSpan(before, size);
-            }
-
+            var output = target.GetSpan(size);
             var from = 0;
             var to = 0;
             for (var i = 0; i < count; i++)
@@ -556,11 +509,7 @@ public static partial class PayloadTranscoder
             }
 
             bytes[from..].CopyTo(output[to..]);
-            if (before < 0)
-            {
-                target.Advance(size);
-            }
-
+            target.Advance(size);
             return true;
         }
         catch (JsonException)

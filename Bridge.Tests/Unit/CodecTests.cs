@@ -234,14 +234,14 @@ public sealed class CodecTests
     }
 
     [Fact]
-    public void MessagePack_frames_built_into_their_final_array_are_the_bytes_of_writing_each_field_in_turn_for_any_message()
+    public void MessagePack_frames_are_the_bytes_of_writing_each_field_in_turn_for_any_message()
     {
-        // Frames of checked JSON payloads (and of none) are built straight into their array, the payload transcoded in
-        // place ("Replay, fifteenth pass (issue 14): the write side"): any run of messages, types and rooms repeated by
-        // reference, by equal text in a new string, or new; any seq and time (negative too: each integer form's
-        // boundaries); with or without id and from, whose str headers cross fixstr, str8 and str16 (and a lone surrogate,
-        // which both write as U+FFFD); payloads the one pass takes and ones it leaves to the document (an escaped name),
-        // must come out as MessagePackWriter's field-by-field bytes.
+        // Any run of messages, types and rooms repeated by reference (the envelope writer's memo), by equal text in a new
+        // string, or new; any seq and time (negative too: each integer form's boundaries); with or without id and from,
+        // whose str headers cross fixstr, str8 and str16 (and a lone surrogate, which both write as U+FFFD); payloads the
+        // transcoding's one pass takes and ones it leaves to the document (an escaped name), must come out as
+        // MessagePackWriter's field-by-field bytes (written while a frame built straight into its array was tried:
+        // "Replay, fifteenth pass (issue 14): the write side").
         var character = Gen.OneOf(
             Gen.Char[' ', '\u0400'].Select(c => c.ToString()),
             Gen.Char['\0', '\u001F'].Select(c => c.ToString()),

@@ -77,30 +77,7 @@ public class WriteBenchmarks
     [Benchmark]
     public byte[] MessagePackFrame() => MessagePackFrameCodec.Instance.EncodeMessage(_message);
 
-    private static readonly byte[] SeqKey = EnvelopeWriter.EncodeMessagePackString("seq");
-    private static readonly byte[] TsKey = EnvelopeWriter.EncodeMessagePackString("ts");
-    private static readonly byte[] PayloadKey = EnvelopeWriter.EncodeMessagePackString("payload");
     private readonly ArrayBufferWriter<byte> _buffer = new(1024);
-
-    /// <summary>
-    /// The MessagePack frame as the writer path builds it (the codec's path before the fifteenth pass, and still for
-    /// binary and MessagePack payloads): a MessagePackWriter over the thread's buffer, then copied out.
-    /// </summary>
-    [Benchmark]
-    public byte[] MessagePackFrameThroughWriter()
-    {
-        _buffer.ResetWrittenCount();
-        var writer = new MessagePackWriter(_buffer);
-        EnvelopeWriter.WriteStart(ref writer, _message.Type, _message.Room, _message.Id, 3);
-        writer.WriteRaw(SeqKey);
-        writer.Write(_message.Seq);
-        writer.WriteRaw(TsKey);
-        writer.Write(_message.Timestamp);
-        writer.WriteRaw(PayloadKey);
-        PayloadTranscoder.WriteJsonAsMessagePack(_message.Payload, ref writer, stringsChecked: true);
-        writer.Flush();
-        return _buffer.WrittenSpan.ToArray();
-    }
 
     /// <summary>The payload's transcoding alone, into the thread's buffer (the frame's largest part).</summary>
     [Benchmark]
