@@ -103,52 +103,6 @@ public sealed class SendQueueTests
     }
 
     [Fact]
-    public async Task Frames_counted_as_sent_together_free_the_queue_wake_a_bulk_reader_and_a_conflated_member_as_one_at_a_time_does()
-    {
-        // A batch subprotocol's send loop counts an array's frames in one OnSent(frames, bytes): counts, bytes, the stall
-        // check's progress, the headroom a bulk reader waits for and a conflated member's drain signal must all follow,
-        // as the same frames counted one by one would.
-        var queue = new OutboundQueue(capacity: 16, maxBytes: 100_000, conflatedFrames: 8, conflatedBytes: 10_000);
-        for (var i = 0; i < 16; i++)
-        {
-            Assert.True(queue.TryEnqueueMessage(Frame(10 + i)));
-        }
-
-        var headroom = queue.WaitForHeadroomAsync(CancellationToken.None).AsTask();
-        var told = 0;
-        queue.WhenDrained(() => told++);
-        // The stall check's first look (frames waiting, none written yet) starts its clock.
-        Assert.False(queue.IsStalled(1, TimeSpan.FromTicks(1), TimeProvider.System));
-        long bytes = 0;
-        for (var i = 0; i < 10; i++)
-        {
-            Assert.True(queue.Reader.TryRead(out var frame));
-            bytes += frame.Bytes.Length;
-        }
-
-        Assert.False(headroom.IsCompleted);
-        queue.OnSent(10, bytes);
-        Assert.Equal(6, queue.Count);
-        Assert.Equal(Enumerable.Range(10, 16).Sum() - bytes, queue.QueuedBytes);
-        await headroom.WaitAsync(TimeSpan.FromSeconds(5));
-        // A second later frames still wait, but some were written since: progress, not a stall.
-        Assert.False(queue.IsStalled(1 + System.Diagnostics.Stopwatch.Frequency, TimeSpan.FromTicks(1), TimeProvider.System));
-        Assert.Equal(0, told);
-
-        // Down to half the conflation mark (4 frames) with two more counted together: the member is told once.
-        long more = 0;
-        for (var i = 0; i < 2; i++)
-        {
-            Assert.True(queue.Reader.TryRead(out var frame));
-            more += frame.Bytes.Length;
-        }
-
-        queue.OnSent(2, more);
-        Assert.Equal((4, Enumerable.Range(22, 4).Sum()), (queue.Count, queue.QueuedBytes));
-        Assert.Equal(1, told);
-    }
-
-    [Fact]
     public void A_message_larger_than_the_room_left_still_goes_into_a_queue_below_its_mark_and_the_bytes_stay_bounded()
     {
         var queue = new OutboundQueue(capacity: 100, maxBytes: 1000);

@@ -218,19 +218,12 @@ internal sealed class OutboundQueue
     }
 
     /// <summary>Called by the sender once a dequeued frame has been written.</summary>
-    public void OnSent(in OutboundFrame frame) => OnSent(1, frame.Bytes.Length);
-
-    /// <summary>
-    /// Called by the sender once <paramref name="frames"/> dequeued frames of <paramref name="bytes"/> bytes in all have
-    /// been written together (a batch subprotocol's array): as many <see cref="OnSent(in OutboundFrame)"/> calls, with one
-    /// update of each count rather than one per frame.
-    /// </summary>
-    public void OnSent(int frames, long bytes)
+    public void OnSent(in OutboundFrame frame)
     {
-        Interlocked.Add(ref _bytes, -bytes);
-        Interlocked.Add(ref _count, -frames);
+        Interlocked.Add(ref _bytes, -frame.Bytes.Length);
+        Interlocked.Decrement(ref _count);
         // One sender per queue: a plain increment, published for the stall check.
-        Volatile.Write(ref _written, _written + frames);
+        Volatile.Write(ref _written, _written + 1);
         if (Volatile.Read(ref _headroom) is not null && HasHeadroom)
         {
             ReleaseWaiter();

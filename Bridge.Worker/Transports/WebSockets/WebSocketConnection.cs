@@ -328,15 +328,12 @@ internal sealed partial class WebSocketConnection(
     /// <summary>Counts the frames of the array just written as sent, and forgets them.</summary>
     private void CountSent(List<OutboundFrame> held, ref SentMessages sent)
     {
-        long bytes = 0;
         foreach (var frame in held)
         {
-            bytes += frame.Bytes.Length;
+            session.Queue.OnSent(frame);
             sent.Add(frame);
         }
 
-        // The queue's counts once per array (their updates share a cache line with the reader's enqueues).
-        session.Queue.OnSent(held.Count, bytes);
         held.Clear();
     }
 
