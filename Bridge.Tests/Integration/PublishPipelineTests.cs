@@ -259,7 +259,7 @@ public sealed class PublishPipelineTests : IAsyncLifetime
     }
 
     private static ClientSession Session() =>
-        new($"c-{Guid.NewGuid():N}", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        Sessions.New($"c-{Guid.NewGuid():N}");
 
     private static PendingPublish Stored(WorkerHost worker, string room, string id) =>
         worker.Get<RoomPublisher>().Start(room, "chat.message", "u", id, PayloadKind.Json, "1"u8.ToArray(), CancellationToken.None);
