@@ -8,14 +8,19 @@ using NATS.Client.Core;
 namespace Bridge.Tests.Integration;
 
 /// <summary>
-/// The race the shared deadline bounds (<see cref="SharedDeadline"/>): nats-server frozen (SIGSTOP), the worker's NATS
-/// connection still reads as open (until its pings time out, minutes later) while its writes no longer reach the
-/// server. A join of a room new to the worker writes a SUB and a last-seq request: the worker picks the "connected"
-/// path, and once the connection's write buffer is full those writes wait for the server. Every such join must still be
-/// answered <c>unavailable</c> within the documented bound (docs/protocol.md §4, room.join: twice the request timeout,
-/// up to twice as long while the connection reads as open), not when the server wakes. Its own nats-server, since it
-/// freezes it.
+/// Joins while nats-server is frozen (SIGSTOP) and the worker's NATS connection still reads as open (until its pings time
+/// out, minutes later) with its write buffer full: a join of a room new to the worker writes a SUB and a last-seq request
+/// on the "connected" path (<see cref="SharedDeadline"/>), and those writes wait for the frozen server. Every such join
+/// is answered <c>unavailable</c> within the documented bound (docs/protocol.md §4, room.join: twice the request timeout,
+/// up to twice as long while the connection reads as open), not when the server wakes; once it does, the same rooms join
+/// and every message after <c>room.joined</c> comes once. Its own nats-server, since it freezes it.
 /// </summary>
+/// <remarks>
+/// With NATS.Net 3.3.2 a write waiting for a full buffer also fails at the connection's command timeout (5 s), so this
+/// test holds with the shared deadline bypassed as well: what only the deadline bounds is a connection that stops being
+/// open between the worker's state check and the write (then NATS.Net waits for the reconnect), a window too narrow to
+/// hit from here; SharedDeadlineTests covers the deadline itself.
+/// </remarks>
 public sealed class FrozenServerJoinTests : IAsyncLifetime
 {
     private NatsServerProcess _nats = null!;
@@ -52,7 +57,7 @@ public sealed class FrozenServerJoinTests : IAsyncLifetime
         {
             // The worker's own traffic (publishes, here straight on its connection) fills the connection's write buffer
             // and the socket's: from now on a write waits for the frozen server, and the connection still reads as open.
-            await FillWritesAsync(connection, filling);
+            var probes = await FillWritesAsync(connection, filling);
             Assert.Equal(NatsConnectionState.Open, connection.ConnectionState);
 
             var clock = Stopwatch.StartNew();
@@ -69,14 +74,15 @@ public sealed class FrozenServerJoinTests : IAsyncLifetime
             Assert.True(took < bound, $"answered after {took}; the bound is {bound}");
             // Still frozen and still open: the bound is the worker's own, not the connection noticing the outage.
             Assert.Equal(NatsConnectionState.Open, connection.ConnectionState);
-            Assert.Contains(filling, t => !t.IsCompleted);
+            // The connection's writes did wait for the server: those still waiting at NATS.Net's command timeout failed.
+            Assert.True(filling.Any(t => t.Exception?.InnerException is NatsTimeoutException), $"the fill never waited: {string.Join(",", probes)}");
         }
         finally
         {
             _nats.Signal("CONT");
         }
 
-        await Task.WhenAll(filling).WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.WhenAny(Task.WhenAll(filling), Task.Delay(TimeSpan.FromSeconds(60)));
 
         // The server answers again: the same rooms join, and every message stored after each room.joined comes once,
         // in the rooms joined before the freeze too.
@@ -98,12 +104,14 @@ public sealed class FrozenServerJoinTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Publishes on <paramref name="connection"/> until a write no longer completes (the frozen server reads nothing):
-    /// the publishes still waiting are added to <paramref name="filling"/>, to complete once the server reads again.
+    /// Publishes on <paramref name="connection"/> until a write no longer completes (the frozen server reads nothing),
+    /// then as much again, so the connection's buffer stays full while the joins write; the publishes go to
+    /// <paramref name="filling"/>. Returns how long each round's probe took.
     /// </summary>
-    private static async Task FillWritesAsync(NatsConnection connection, List<Task> filling)
+    private static async Task<List<string>> FillWritesAsync(NatsConnection connection, List<Task> filling)
     {
         var chunk = new byte[256 * 1024];
+        var probes = new List<string>();
         for (var round = 0; round < 200; round++)
         {
             for (var i = 0; i < 8; i++)
@@ -113,12 +121,22 @@ public sealed class FrozenServerJoinTests : IAsyncLifetime
 
             var probe = connection.PublishAsync("frozen.probe", Array.Empty<byte>()).AsTask();
             filling.Add(probe);
-            if (await Task.WhenAny(probe, Task.Delay(TimeSpan.FromMilliseconds(500))) != probe)
+            var clock = Stopwatch.StartNew();
+            // Long enough for a loaded machine to write what it can: a probe still waiting then waits for the server.
+            var written = await Task.WhenAny(probe, Task.Delay(TimeSpan.FromSeconds(2))) == probe;
+            probes.Add($"{round}: {clock.ElapsedMilliseconds} ms");
+            if (!written)
             {
-                return;
+                for (var i = 0; i < 64; i++)
+                {
+                    filling.Add(connection.PublishAsync("frozen.fill", chunk).AsTask());
+                }
+
+                return probes;
             }
         }
 
         Assert.Fail($"the connection's writes to the frozen server never waited ({200 * 8 * chunk.Length} bytes written)");
+        return probes;
     }
 }
