@@ -6,6 +6,7 @@ using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.Core;
+using static Bridge.Tests.Infrastructure.BatchJoins;
 
 namespace Bridge.Tests.Integration;
 
@@ -22,13 +23,6 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
     public async Task InitializeAsync() => _nats = await NatsServerProcess.StartAsync();
 
     public async Task DisposeAsync() => await _nats.DisposeAsync();
-
-    private static Dictionary<string, object?> Batch(string id, IEnumerable<string> rooms) => new()
-    {
-        ["type"] = MessageTypes.RoomJoin,
-        ["id"] = id,
-        ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => (object?)new Dictionary<string, object?> { ["room"] = r }).ToList() },
-    };
 
     [Fact]
     public async Task Batches_while_the_server_is_frozen_answer_unavailable_free_their_opens_leave_nothing_and_a_later_batch_joins()
@@ -64,7 +58,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             // Each connection's answers are timed as they come, all connections at once.
             var timed = await Task.WhenAll(connections.Select(async client =>
             {
-                var answers = await client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(90));
+                var answers = await client.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(90));
                 var at = clock.Elapsed;
                 Assert.All(answers, f => Assert.Equal(ErrorCodes.Unavailable, f.ErrorCode));
                 return at;
@@ -93,7 +87,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         // The server answers again: the same batch joins and goes live.
         var again = connections[0];
         await again.SendAsync(Batch("again", own[0].Append(shared)));
-        var joined = await again.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var joined = await again.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(30));
         Assert.All(joined, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
         var stored = await Store.PublishAsync(_nats, [shared, own[0][0]]);
         var live = await again.CollectAsync(2, f => f.Type == Store.Type, TimeSpan.FromSeconds(15));
@@ -215,7 +209,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
 
             await connections[i].SendAsync(Batch($"b{i}", own[i].Append(shared)));
             var client = connections[i];
-            answers[i] = client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+            answers[i] = client.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(60));
         }
 
         await single.JoinAsync(alone);
@@ -263,7 +257,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             }
 
             await connections[i].SendAsync(Batch($"again{i}", refused));
-            var again = await connections[i].CollectAsync(refused.Count, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+            var again = await connections[i].JoinAnswersAsync(refused.Count, TimeSpan.FromSeconds(30));
             Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
             foreach (var f in again)
             {
