@@ -1,13 +1,5 @@
-using System.Diagnostics.Metrics;
 using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Operations;
-using Bridge.Worker.Protocol;
-using Bridge.Worker.Rooms;
-using Bridge.Worker.Security;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Bridge.Tests.Unit;
