@@ -74,8 +74,8 @@ public sealed class ClientArrayDecodeTests
         var arrayBytes = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Equal([(single.Type, single.Seq)], run.Select(e => (e.Type, e.Seq)));
-        Assert.False(run.HasList);
         Assert.True(arrayBytes <= singleBytes, $"the one-element array took {arrayBytes} B, the frame alone {singleBytes} B");
+        Assert.False(run.HasList);
     }
 
     [Fact]
