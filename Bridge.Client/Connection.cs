@@ -183,7 +183,7 @@ internal sealed class Connection : IDisposable
                 }
 
                 Envelope? envelope = null;
-                List<Envelope>? envelopes = null;
+                var envelopes = default(EnvelopeRun);
                 try
                 {
                     if (Batched)
@@ -210,7 +210,7 @@ internal sealed class Connection : IDisposable
                 }
 
                 // A batch's envelopes one at a time, in order, as if each had come alone.
-                foreach (var one in envelopes ?? [])
+                foreach (var one in envelopes)
                 {
                     if (one.Type is not null)
                     {

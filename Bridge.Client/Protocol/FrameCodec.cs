@@ -13,6 +13,74 @@ internal readonly record struct OutboundFrame(
     string Type, string? Room, string? Id, byte[]? Json = null, ReadOnlyMemory<byte>? Binary = null, ReadOnlyMemory<byte>? MessagePack = null);
 
 /// <summary>
+/// The envelopes of one batch message (<see cref="FrameCodec.DecodeArray"/>), in order: the first one inline, a list
+/// only from the second on, so a one-element array (a live message, mostly) allocates nothing beyond its envelope.
+/// </summary>
+internal struct EnvelopeRun : IEnumerable<Envelope>
+{
+    private Envelope? _first;
+    private List<Envelope>? _rest;
+
+    /// <summary>How many envelopes: 0 when every element was skipped.</summary>
+    public readonly int Count => _first is null ? 0 : 1 + (_rest?.Count ?? 0);
+
+    /// <summary>True when a list was allocated for the envelopes after the first.</summary>
+    internal readonly bool HasList => _rest is not null;
+
+    public void Add(Envelope envelope)
+    {
+        if (_first is null)
+        {
+            _first = envelope;
+        }
+        else
+        {
+            (_rest ??= []).Add(envelope);
+        }
+    }
+
+    /// <summary>A struct enumerator (no allocation in a <c>foreach</c>).</summary>
+    public readonly Enumerator GetEnumerator() => new(_first, _rest);
+
+    readonly IEnumerator<Envelope> IEnumerable<Envelope>.GetEnumerator() => GetEnumerator();
+
+    readonly System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public struct Enumerator(Envelope? first, List<Envelope>? rest) : IEnumerator<Envelope>
+    {
+        // -1 before the first, 0 at the first, i + 1 at rest[i].
+        private int _at = -1;
+
+        public readonly Envelope Current => _at == 0 ? first! : rest![_at - 1];
+
+        readonly object System.Collections.IEnumerator.Current => Current;
+
+        public bool MoveNext()
+        {
+            if (first is null)
+            {
+                return false;
+            }
+
+            var next = _at + 1;
+            if (next > (rest?.Count ?? 0))
+            {
+                return false;
+            }
+
+            _at = next;
+            return true;
+        }
+
+        public void Reset() => _at = -1;
+
+        public readonly void Dispose()
+        {
+        }
+    }
+}
+
+/// <summary>
 /// Encodes and decodes envelopes (docs/protocol.md §2, §3) in both subprotocols; payloads are converted by the
 /// gateway's own <see cref="PayloadTranscoder"/>.
 /// </summary>
@@ -89,11 +157,12 @@ internal static class FrameCodec
     /// Decodes one server message of a batch subprotocol (docs/protocol.md §1): an array of one or more envelopes, in
     /// send order. An element that cannot be read is left out and passed to <paramref name="skipped"/> (its index and
     /// the error), so one unreadable envelope costs only itself. Throws as <see cref="Decode"/> when the array itself
-    /// is malformed (not an array, not parseable, or an element that cannot even be skipped).
+    /// is malformed (not an array, not parseable, or an element that cannot even be skipped). A one-element array (most
+    /// live traffic) costs what the same frame alone costs: no list.
     /// </summary>
-    public static List<Envelope> DecodeArray(ReadOnlyMemory<byte> data, BridgeFormat format, Action<int, Exception>? skipped = null)
+    public static EnvelopeRun DecodeArray(ReadOnlyMemory<byte> data, BridgeFormat format, Action<int, Exception>? skipped = null)
     {
-        var envelopes = new List<Envelope>();
+        var envelopes = default(EnvelopeRun);
         if (format == BridgeFormat.Json)
         {
             using var document = JsonDocument.Parse(data, new JsonDocumentOptions { MaxDepth = MaxDepth + 1 });

@@ -133,6 +133,27 @@ public sealed class NatsServerProcess : IAsyncDisposable
     /// <summary>SIGKILL; <see cref="Pid"/> is 0 until it is started again.</summary>
     public void Kill() => _process?.Kill();
 
+    /// <summary>
+    /// Sends the running server a signal with <c>kill</c>: <c>STOP</c> freezes it (its clients' connections stay open and
+    /// unanswered until their pings time out), <c>CONT</c> wakes it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The server is not running, or <c>kill</c> failed.</exception>
+    public void Signal(string signal)
+    {
+        var pid = Pid;
+        if (pid == 0)
+        {
+            throw new InvalidOperationException($"nats-server is not running: cannot send it SIG{signal}");
+        }
+
+        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {pid} exited with {kill.ExitCode}");
+        }
+    }
+
     public async Task<JsonNode> MonitorAsync(string pathAndQuery) =>
         (await Http.GetFromJsonAsync<JsonNode>(new Uri(MonitorUrl, pathAndQuery)))!;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
@@ -7,6 +6,7 @@ using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.Core;
+using static Bridge.Tests.Infrastructure.BatchJoins;
 
 namespace Bridge.Tests.Integration;
 
@@ -24,13 +24,6 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _nats.DisposeAsync();
 
-    private static Dictionary<string, object?> Batch(string id, IEnumerable<string> rooms) => new()
-    {
-        ["type"] = MessageTypes.RoomJoin,
-        ["id"] = id,
-        ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => (object?)new Dictionary<string, object?> { ["room"] = r }).ToList() },
-    };
-
     [Fact]
     public async Task Batches_while_the_server_is_frozen_answer_unavailable_free_their_opens_leave_nothing_and_a_later_batch_joins()
     {
@@ -41,19 +34,12 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         var timeout = worker.Get<NatsContext>().Connection.Opts.RequestTimeout;
         var shared = Names.Room("bo");
         var own = Enumerable.Range(0, clients).Select(_ => Enumerable.Range(0, perClient).Select(_ => Names.Room("bo")).ToList()).ToList();
-        var connections = new List<TestClient>();
-        for (var i = 0; i < clients; i++)
-        {
-            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-            await client.FirstFrame;
-            connections.Add(client);
-        }
+        var connections = await ConnectAsync(worker, clients);
 
-        await using var closing = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await closing.FirstFrame;
+        await using var closing = (await ConnectAsync(worker, 1))[0];
         var closingRooms = Enumerable.Range(0, perClient).Select(_ => Names.Room("bo")).Append(shared).ToList();
 
-        Signal("STOP");
+        _nats.Signal("STOP");
         var answered = new List<TimeSpan>();
         try
         {
@@ -72,7 +58,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             // Each connection's answers are timed as they come, all connections at once.
             var timed = await Task.WhenAll(connections.Select(async client =>
             {
-                var answers = await client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(90));
+                var answers = await client.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(90));
                 var at = clock.Elapsed;
                 Assert.All(answers, f => Assert.Equal(ErrorCodes.Unavailable, f.ErrorCode));
                 return at;
@@ -85,14 +71,12 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         }
         finally
         {
-            Signal("CONT");
+            _nats.Signal("CONT");
         }
 
         // No subscription of any of these rooms stays on the server.
         var ours = own.SelectMany(r => r).Concat(closingRooms).ToHashSet(StringComparer.Ordinal);
-        await Eventually.TrueAsync(
-            async () => !(await RoomsSubscribedAsync(worker)).Overlaps(ours),
-            TimeSpan.FromSeconds(30), "subscriptions left on the server");
+        await NoSubscriptionLeftAsync(worker, ours);
 
         // The 4 batches that took a batch open at once are answered at the request timeout, not later (a batch whose ask
         // sent the worker's last-seq requests went on sending the asks that came meanwhile before its own answer: another
@@ -103,17 +87,14 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         // The server answers again: the same batch joins and goes live.
         var again = connections[0];
         await again.SendAsync(Batch("again", own[0].Append(shared)));
-        var joined = await again.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var joined = await again.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(30));
         Assert.All(joined, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
         var stored = await Store.PublishAsync(_nats, [shared, own[0][0]]);
         var live = await again.CollectAsync(2, f => f.Type == Store.Type, TimeSpan.FromSeconds(15));
         Assert.Equal(stored.Select(s => s.Seq).Order(), live.Select(f => f.Seq).Order());
         Assert.Equal(perClient + 1, registry.ActiveRooms);
 
-        foreach (var client in connections)
-        {
-            await client.DisposeAsync();
-        }
+        await DisposeAllAsync(connections);
     }
 
     [Fact]
@@ -124,19 +105,12 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         // waits for their opens), or every close would let one more open start.
         const int clients = 8;
         var feeds = new CountingFeeds();
-        await using var worker = await WorkerHost.StartAsync(
-            _nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => feeds.Wrap(sp.GetRequiredService<NatsRoomFeedFactory>())));
+        await using var worker = await feeds.StartWorkerAsync(_nats);
         var registry = worker.Get<RoomRegistry>();
-        var connections = new List<TestClient>();
-        for (var i = 0; i < clients; i++)
-        {
-            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-            await client.FirstFrame;
-            connections.Add(client);
-        }
+        var connections = await ConnectAsync(worker, clients);
 
         var rooms = new List<string>();
-        Signal("STOP");
+        _nats.Signal("STOP");
         try
         {
             foreach (var client in connections)
@@ -153,19 +127,13 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         }
         finally
         {
-            Signal("CONT");
+            _nats.Signal("CONT");
         }
 
-        await Eventually.TrueAsync(() => feeds.UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
-            $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
+        await feeds.AllEndedAsync(registry);
         var ours = rooms.ToHashSet(StringComparer.Ordinal);
-        await Eventually.TrueAsync(
-            async () => !(await RoomsSubscribedAsync(worker)).Overlaps(ours),
-            TimeSpan.FromSeconds(30), "subscriptions left on the server");
-        foreach (var client in connections)
-        {
-            await client.DisposeAsync();
-        }
+        await NoSubscriptionLeftAsync(worker, ours);
+        await DisposeAllAsync(connections);
     }
 
     [Fact]
@@ -175,21 +143,12 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         // not wait for their opens (the other connection is still in them), so a closed batch freed its place at once.
         const int clients = 8;
         var feeds = new CountingFeeds();
-        await using var worker = await WorkerHost.StartAsync(
-            _nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => feeds.Wrap(sp.GetRequiredService<NatsRoomFeedFactory>())));
+        await using var worker = await feeds.StartWorkerAsync(_nats);
         var registry = worker.Get<RoomRegistry>();
-        var connections = new List<TestClient>();
-        var sharers = new List<TestClient>();
-        for (var i = 0; i < clients; i++)
-        {
-            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-            var sharer = await TestClient.ConnectAsync(worker.WebSocketUrl);
-            await Task.WhenAll(client.FirstFrame, sharer.FirstFrame);
-            connections.Add(client);
-            sharers.Add(sharer);
-        }
+        var connections = await ConnectAsync(worker, clients);
+        var sharers = await ConnectAsync(worker, clients);
 
-        Signal("STOP");
+        _nats.Signal("STOP");
         try
         {
             for (var i = 0; i < clients; i++)
@@ -211,16 +170,12 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         }
         finally
         {
-            Signal("CONT");
+            _nats.Signal("CONT");
         }
 
-        foreach (var client in connections.Concat(sharers))
-        {
-            await client.DisposeAsync();
-        }
+        await DisposeAllAsync(connections.Concat(sharers));
 
-        await Eventually.TrueAsync(() => feeds.UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
-            $"opens under way {feeds.UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
+        await feeds.AllEndedAsync(registry);
     }
 
     [Fact]
@@ -236,17 +191,10 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         var timeout = connection.Opts.RequestTimeout;
         var shared = Names.Room("bx");
         var own = Enumerable.Range(0, clients).Select(_ => Enumerable.Range(0, perClient).Select(_ => Names.Room("bx")).ToList()).ToList();
-        var connections = new List<TestClient>();
-        for (var i = 0; i < clients; i++)
-        {
-            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-            await client.FirstFrame;
-            connections.Add(client);
-        }
+        var connections = await ConnectAsync(worker, clients);
 
         // And a single join, after the kill: its open is bounded the same way.
-        await using var single = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await single.FirstFrame;
+        await using var single = (await ConnectAsync(worker, 1))[0];
         var alone = Names.Room("bx");
 
         // Half the batches sent before the kill (they may be joined, or be met by it), half after it.
@@ -261,7 +209,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
 
             await connections[i].SendAsync(Batch($"b{i}", own[i].Append(shared)));
             var client = connections[i];
-            answers[i] = client.CollectAsync(perClient + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+            answers[i] = client.JoinAnswersAsync(perClient + 1, TimeSpan.FromSeconds(60));
         }
 
         await single.JoinAsync(alone);
@@ -309,7 +257,7 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
             }
 
             await connections[i].SendAsync(Batch($"again{i}", refused));
-            var again = await connections[i].CollectAsync(refused.Count, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+            var again = await connections[i].JoinAnswersAsync(refused.Count, TimeSpan.FromSeconds(30));
             Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
             foreach (var f in again)
             {
@@ -348,7 +296,14 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
 
         public int MostAtOnce => Volatile.Read(ref _most);
 
-        public IRoomFeedFactory Wrap(NatsRoomFeedFactory inner) => new Factory(this, inner);
+        /// <summary>A worker on <paramref name="nats"/> whose batch opens these count.</summary>
+        public Task<WorkerHost> StartWorkerAsync(NatsServerProcess nats) => WorkerHost.StartAsync(
+            nats, b => b.Services.AddSingleton<IRoomFeedFactory>(sp => new Factory(this, sp.GetRequiredService<NatsRoomFeedFactory>())));
+
+        /// <summary>Waits until no batch open is under way, every one of the worker's 4 is free and no room is left.</summary>
+        public Task AllEndedAsync(RoomRegistry registry) =>
+            Eventually.TrueAsync(() => UnderWay == 0 && registry.BatchOpensFree == 4 && registry.ActiveRooms == 0, TimeSpan.FromSeconds(60),
+                $"opens under way {UnderWay}, batch opens free {registry.BatchOpensFree}, rooms {registry.ActiveRooms}");
 
         private sealed class Factory(CountingFeeds owner, NatsRoomFeedFactory inner) : IRoomFeedFactory
         {
@@ -377,15 +332,34 @@ public sealed class BatchActivationOutageTests : IAsyncLifetime
         }
     }
 
+    /// <summary><paramref name="count"/> connections to <paramref name="worker"/>, each welcomed.</summary>
+    private static async Task<List<TestClient>> ConnectAsync(WorkerHost worker, int count)
+    {
+        var connections = new List<TestClient>();
+        for (var i = 0; i < count; i++)
+        {
+            var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
+            connections.Add(client);
+            await client.FirstFrame;
+        }
+
+        return connections;
+    }
+
+    private static async Task DisposeAllAsync(IEnumerable<TestClient> connections)
+    {
+        foreach (var client in connections)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    /// <summary>Waits until the server holds no subscription of the worker's to any of <paramref name="rooms"/>.</summary>
+    private Task NoSubscriptionLeftAsync(WorkerHost worker, HashSet<string> rooms) =>
+        Eventually.TrueAsync(async () => !(await RoomsSubscribedAsync(worker)).Overlaps(rooms), TimeSpan.FromSeconds(30), "subscriptions left on the server");
+
     /// <summary>The rooms the worker's connection is subscribed to on the server (their live subjects' room names).</summary>
     private async Task<HashSet<string>> RoomsSubscribedAsync(WorkerHost worker) =>
         (await _nats.SubscriptionsOfAsync(worker.Id)).Where(s => s.Contains(".rooms.", StringComparison.Ordinal))
             .Select(s => s[(s.IndexOf(".rooms.", StringComparison.Ordinal) + 7)..]).ToHashSet(StringComparer.Ordinal);
-
-    private void Signal(string signal)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", _nats.Pid.ToString(CultureInfo.InvariantCulture)])!;
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
-    }
 }

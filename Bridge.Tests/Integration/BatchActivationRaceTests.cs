@@ -2,6 +2,7 @@ using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
 using Bridge.Testing;
 using Bridge.Worker.Rooms;
+using static Bridge.Tests.Infrastructure.BatchJoins;
 
 namespace Bridge.Tests.Integration;
 
@@ -12,26 +13,27 @@ namespace Bridge.Tests.Integration;
 /// </summary>
 public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
-    private static Dictionary<string, object?> Batch(string id, IEnumerable<string> rooms) => new()
+    /// <summary>
+    /// A worker whose send queue holds 64 frames of room messages, and a client of it that sends one batch of 1,000 new
+    /// rooms (all answered before this returns).
+    /// </summary>
+    private async Task<(WorkerAndClient Run, List<string> Names, List<Frame> Answers)> ThousandRoomsOnASmallQueueAsync()
     {
-        ["type"] = MessageTypes.RoomJoin,
-        ["id"] = id,
-        ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => (object?)new Dictionary<string, object?> { ["room"] = r }).ToList() },
-    };
+        const int rooms = 1000;
+        var run = await WorkerAndClient.StartAsync(nats.Server, ("Bridge:Connections:SendQueueCapacity", "64"));
+        var names = Enumerable.Range(0, rooms).Select(_ => Names.Room("bq")).ToList();
+        await run.Client.SendAsync(Batch("b", names));
+        return (run, names, await run.Client.JoinAnswersAsync(rooms, TimeSpan.FromSeconds(60)));
+    }
 
     [Fact]
     public async Task A_batch_of_more_live_joins_than_the_send_queue_holds_gets_every_room_joined_and_keeps_its_connection()
     {
         // 64 frames of room messages and a quarter more for answers: 1,000 room.joined queued in one loop overflowed it
         // and closed the connection as a slow consumer (4008), though the client read all along.
-        const int rooms = 1000;
-        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:SendQueueCapacity", "64"));
-        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await client.FirstFrame;
-        var names = Enumerable.Range(0, rooms).Select(_ => Names.Room("bq")).ToList();
-        await client.SendAsync(Batch("b", names));
-
-        var answers = await client.CollectAsync(rooms, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        var (run, names, answers) = await ThousandRoomsOnASmallQueueAsync();
+        await using var _ = run;
+        var client = run.Client;
         Assert.All(answers, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
         Assert.Equal(names.Order(), answers.Select(f => f.Room!).Order());
         Assert.Null(client.CloseStatus);
@@ -46,16 +48,12 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
     public async Task A_batch_of_rooms_the_connection_is_in_already_is_answered_again_in_full_and_keeps_its_connection()
     {
         // Each entry already in is answered room.joined again at once: 1,000 of them overflowed a small queue too (4008).
-        const int rooms = 1000;
-        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:SendQueueCapacity", "64"));
-        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await client.FirstFrame;
-        var names = Enumerable.Range(0, rooms).Select(_ => Names.Room("bq")).ToList();
-        await client.SendAsync(Batch("b", names));
-        await client.CollectAsync(rooms, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        var (run, names, _) = await ThousandRoomsOnASmallQueueAsync();
+        await using var __ = run;
+        var client = run.Client;
 
         await client.SendAsync(Batch("again", names));
-        var again = await client.CollectAsync(rooms, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+        var again = await client.JoinAnswersAsync(names.Count, TimeSpan.FromSeconds(60));
         Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
         Assert.Equal(names.Order(), again.Select(f => f.Room!).Order());
         Assert.Null(client.CloseStatus);
@@ -87,7 +85,7 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
         var singles = names.Where((_, i) => i % 3 == 0).ToList();
         foreach (var (client, count) in new[] { (a, rooms), (b, rooms), (c, singles.Count) })
         {
-            var answers = await client.CollectAsync(count, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(60));
+            var answers = await client.JoinAnswersAsync(count, TimeSpan.FromSeconds(60));
             Assert.All(answers, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
             Assert.Equal(count, answers.Select(f => f.Room).Distinct().Count());
         }
@@ -113,14 +111,13 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
     [Fact]
     public async Task A_room_named_more_than_once_in_one_batch_is_joined_once_and_answered_once()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server);
-        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await client.FirstFrame;
+        await using var run = await WorkerAndClient.StartAsync(nats.Server);
+        var (worker, client) = (run.Worker, run.Client);
         var x = Names.Room("bd");
         var y = Names.Room("bd");
         await client.SendAsync(Batch("b", [x, y, x, x, y]));
 
-        var answers = await client.CollectAsync(2, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var answers = await client.JoinAnswersAsync(2, TimeSpan.FromSeconds(30));
         Assert.All(answers, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
         Assert.Equal(new[] { x, y }.Order(), answers.Select(f => f.Room!).Order());
         var registry = worker.Get<RoomRegistry>();
@@ -143,9 +140,8 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
     [Fact]
     public async Task A_batch_that_reaches_the_connections_room_limit_partway_joins_up_to_it_and_refuses_each_entry_after_it()
     {
-        await using var worker = await WorkerHost.StartAsync(nats.Server, ("Bridge:Connections:MaxRoomsPerConnection", "10"), ("Bridge:Connections:MaxPatternsPerConnection", "5"));
-        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        await client.FirstFrame;
+        await using var run = await WorkerAndClient.StartAsync(nats.Server, ("Bridge:Connections:MaxRoomsPerConnection", "10"), ("Bridge:Connections:MaxPatternsPerConnection", "5"));
+        var (worker, client) = (run.Worker, run.Client);
         var first = Enumerable.Range(0, 6).Select(_ => Names.Room("bm")).ToList();
         await client.SendAsync(Batch("one", first));
         await client.CollectAsync(6, f => f.Type == MessageTypes.RoomJoined, TimeSpan.FromSeconds(30));
@@ -153,7 +149,7 @@ public sealed class BatchActivationRaceTests(NatsServerFixture nats) : IClassFix
         // Two already in (answered again), four fit, four do not.
         var more = Enumerable.Range(0, 8).Select(_ => Names.Room("bm")).ToList();
         await client.SendAsync(Batch("two", [first[0], .. more.Take(4), first[1], .. more.Skip(4)]));
-        var answers = await client.CollectAsync(10, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var answers = await client.JoinAnswersAsync(10, TimeSpan.FromSeconds(30));
         Assert.Equal(new[] { first[0], first[1] }.Concat(more.Take(4)).Order(), answers.Where(f => f.Type == MessageTypes.RoomJoined).Select(f => f.Room!).Order());
         var refused = answers.Where(f => f.Type == MessageTypes.Error).ToList();
         Assert.All(refused, f => Assert.Equal(ErrorCodes.TooManyRooms, f.ErrorCode));

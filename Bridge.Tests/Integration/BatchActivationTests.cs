@@ -4,6 +4,7 @@ using Bridge.Testing;
 using Bridge.Worker.Nats;
 using Bridge.Worker.Rooms;
 using Microsoft.Extensions.DependencyInjection;
+using static Bridge.Tests.Infrastructure.BatchJoins;
 
 namespace Bridge.Tests.Integration;
 
@@ -16,13 +17,6 @@ namespace Bridge.Tests.Integration;
 public sealed class BatchActivationTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
     private const string Batched = "bridge.joins.batched";
-
-    private static Dictionary<string, object?> Batch(string id, IEnumerable<string> rooms) => new()
-    {
-        ["type"] = MessageTypes.RoomJoin,
-        ["id"] = id,
-        ["payload"] = new Dictionary<string, object?> { ["rooms"] = rooms.Select(r => (object?)new Dictionary<string, object?> { ["room"] = r }).ToList() },
-    };
 
     [Theory]
     [InlineData(Subprotocols.Json)]
@@ -151,7 +145,7 @@ public sealed class BatchActivationTests(NatsServerFixture nats) : IClassFixture
         ((List<object?>)((Dictionary<string, object?>)batch["payload"]!)["rooms"]!).Insert(5, forbiddenShape);
         await client.SendAsync(batch);
 
-        var answers = await client.CollectAsync(good.Count + bad.Count + 1, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var answers = await client.JoinAnswersAsync(good.Count + bad.Count + 1, TimeSpan.FromSeconds(30));
         Assert.Equal(good.Order(), answers.Where(f => f.Type == MessageTypes.RoomJoined).Select(f => f.Room!).Order());
         var errors = answers.Where(f => f.Type == MessageTypes.Error).ToList();
         Assert.Equal(bad.Order(), errors.Where(e => e.ErrorCode == ErrorCodes.Unavailable).Select(e => e.Room!).Order());
@@ -172,7 +166,7 @@ public sealed class BatchActivationTests(NatsServerFixture nats) : IClassFixture
         Assert.Equal(stored.Select(s => s.Seq).Order(), live.Select(f => f.Seq).Order());
         failing.Heal();
         await client.SendAsync(Batch("again", bad));
-        var again = await client.CollectAsync(bad.Count, f => f.Type is MessageTypes.RoomJoined or MessageTypes.Error, TimeSpan.FromSeconds(30));
+        var again = await client.JoinAnswersAsync(bad.Count, TimeSpan.FromSeconds(30));
         Assert.All(again, f => Assert.Equal(MessageTypes.RoomJoined, f.Type));
     }
 

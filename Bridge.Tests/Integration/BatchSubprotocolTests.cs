@@ -176,7 +176,7 @@ public sealed class BatchSubprotocolTests(NatsServerFixture nats) : IClassFixtur
         // client that stops reading). Its frames are still waiting: the queue counts them and the stall check sees it.
         var stream = new BlockedStream();
         using var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, SubProtocol = Subprotocols.JsonBatch });
-        var session = new ClientSession("m3", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 1 << 20));
+        var session = Sessions.New("m3", new OutboundQueue(64, 1 << 20));
         for (var i = 0; i < 10; i++)
         {
             var bytes = System.Text.Encoding.UTF8.GetBytes($$"""{"type":"chat.message","room":"r","seq":{{i + 1}},"payload":"{{new string('x', 500)}}"}""");

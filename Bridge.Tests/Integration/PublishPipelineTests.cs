@@ -91,8 +91,7 @@ public sealed class PublishPipelineTests : IAsyncLifetime
         await using var worker = await WorkerHost.StartAsync(_nats, ("Bridge:Connections:MaxPublishesInFlight", "2"), ("Bridge:Nats:PublishTimeout", "00:00:01"));
         var room = Names.Room();
         await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
-        Signal("STOP");
-        try
+        await FrozenThenRetryStoredAsync(client, room, "p0", async () =>
         {
             for (var i = 0; i < 6; i++)
             {
@@ -108,16 +107,7 @@ public sealed class PublishPipelineTests : IAsyncLifetime
             // p3, p4 and p5 each waited for a place, freed as p0, p1 and p2 were answered; the marker came after p5.
             var marker = order.IndexOf("marker");
             Assert.True(marker > order.IndexOf("p0") && marker > order.IndexOf("p1") && marker > order.IndexOf("p2"), string.Join(",", order));
-        }
-        finally
-        {
-            Signal("CONT");
-        }
-
-        // Once the server answers again, a retry with the same id is stored.
-        await client.PublishAsync(room, "again", id: "p0");
-        var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "p0", TimeSpan.FromSeconds(30));
-        Assert.True(ack.Seq > 0);
+        });
     }
 
     [Fact]
@@ -133,8 +123,7 @@ public sealed class PublishPipelineTests : IAsyncLifetime
         var room = Names.Room();
         await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl);
         var big = new string('x', 500_000);
-        Signal("STOP");
-        try
+        await FrozenThenRetryStoredAsync(client, room, "b0", async () =>
         {
             for (var i = 0; i < 30; i++)
             {
@@ -149,16 +138,7 @@ public sealed class PublishPipelineTests : IAsyncLifetime
             Assert.All(answers, f => Assert.Equal(ErrorCodes.PublishFailed, f.ErrorCode));
             Assert.Equal(Enumerable.Range(0, 30).Select(i => $"b{i}"), answers.Select(f => f.Payload!["ref"]!.GetValue<string>()));
             Assert.True(took < commandTimeout - TimeSpan.FromSeconds(0.5), $"the last answer came {took} after the publishes were sent");
-        }
-        finally
-        {
-            Signal("CONT");
-        }
-
-        // The server answers again: a retry is stored.
-        await client.PublishAsync(room, "again", id: "b0");
-        var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "b0", TimeSpan.FromSeconds(30));
-        Assert.True(ack.Seq > 0);
+        });
     }
 
     [Fact]
@@ -258,8 +238,29 @@ public sealed class PublishPipelineTests : IAsyncLifetime
         Assert.Equal(["ack p0", "publish_failed bad", "ack p1", "ack p2"], await AnswersAsync(session, 4));
     }
 
+    /// <summary>
+    /// Runs <paramref name="whileFrozen"/> with nats-server frozen (SIGSTOP), then wakes it: once the server answers
+    /// again, a retry of the publish <paramref name="id"/> (the same id) is stored.
+    /// </summary>
+    private async Task FrozenThenRetryStoredAsync(TestClient client, string room, string id, Func<Task> whileFrozen)
+    {
+        _nats.Signal("STOP");
+        try
+        {
+            await whileFrozen();
+        }
+        finally
+        {
+            _nats.Signal("CONT");
+        }
+
+        await client.PublishAsync(room, "again", id: id);
+        var ack = await client.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == id, TimeSpan.FromSeconds(30));
+        Assert.True(ack.Seq > 0);
+    }
+
     private static ClientSession Session() =>
-        new($"c-{Guid.NewGuid():N}", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        Sessions.New($"c-{Guid.NewGuid():N}");
 
     private static PendingPublish Stored(WorkerHost worker, string room, string id) =>
         worker.Get<RoomPublisher>().Start(room, "chat.message", "u", id, PayloadKind.Json, "1"u8.ToArray(), CancellationToken.None);
@@ -282,12 +283,5 @@ public sealed class PublishPipelineTests : IAsyncLifetime
         }
 
         return answers;
-    }
-
-    private void Signal(string signal)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", _nats.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
     }
 }

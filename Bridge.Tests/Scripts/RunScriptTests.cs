@@ -36,6 +36,30 @@ public sealed class RunScriptTests : IDisposable
         ChildRun.Start("bash", [Path.Combine(RepoPaths.Root, "scripts", "run.sh")], environment);
 
     /// <summary>
+    /// A process that is no run's holds <paramref name="folder"/>'s run.lock until killed (<c>flock -o</c>: flock itself
+    /// holds it, its command, sleep, does not); returned once the lock is taken.
+    /// </summary>
+    private static async Task<System.Diagnostics.Process> HoldLockAsync(string folder)
+    {
+        var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(folder, "run.lock"), "sleep", "120"])!;
+        await Eventually.TrueAsync(
+            async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(folder, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
+            TimeSpan.FromSeconds(10), "the holder takes the lock");
+        return holder;
+    }
+
+    /// <summary>A run refused at once, in one line naming <paramref name="holder"/> of <paramref name="folder"/>'s lock.</summary>
+    private static async Task AssertRefusedByForeignHolderAsync(Dictionary<string, string?> environment, string folder, System.Diagnostics.Process holder)
+    {
+        await using var run = Run(environment);
+        Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(
+            $"run.sh: {Path.Combine(folder, "run.lock")} is locked, and no run's nats-server or worker holds it: pid {holder.Id} (flock). " +
+            "Stop what holds it, or give this one its own BRIDGE_DATA",
+            Assert.Single(run.Lines));
+    }
+
+    /// <summary>
     /// A run whose worker keeps a connection's drain open for <paramref name="closeTimeout"/> (<c>CloseTimeout</c>: a
     /// client that does not answer the worker's close holds it that long), once it says it is running.
     /// </summary>
@@ -297,22 +321,13 @@ public sealed class RunScriptTests : IDisposable
         await File.WriteAllTextAsync(log, "the earlier run's log\n");
         using var port = new TcpListener(IPAddress.Loopback, _natsPort);
         port.Start();
-        // flock -o: flock itself holds the lock, its command (sleep) does not.
-        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(Odd, "run.lock"), "sleep", "120"]);
+        using var holder = await HoldLockAsync(Odd);
         try
         {
-            await Eventually.TrueAsync(
-                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(Odd, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
-                TimeSpan.FromSeconds(10), "the holder takes the lock");
             var environment = Environment();
             environment["BRIDGE_DATA"] = Odd;
-            await using var run = Run(environment);
-            Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
             // flock is no run's nats-server or worker: named, not to be killed as one.
-            Assert.Equal(
-                $"run.sh: {Path.Combine(Odd, "run.lock")} is locked, and no run's nats-server or worker holds it: pid {holder.Id} (flock). " +
-                "Stop what holds it, or give this one its own BRIDGE_DATA",
-                Assert.Single(run.Lines));
+            await AssertRefusedByForeignHolderAsync(environment, Odd, holder);
             Assert.Equal("the earlier run's log\n", File.ReadAllText(log));
         }
         finally
@@ -401,21 +416,13 @@ public sealed class RunScriptTests : IDisposable
         var cdpath = Path.Combine(_data, "cdpath");
         Directory.CreateDirectory(Path.Combine(cdpath, name));
         Directory.CreateDirectory(inCheckout);
-        using var holder = System.Diagnostics.Process.Start("flock", ["-o", Path.Combine(inCheckout, "run.lock"), "sleep", "120"]);
+        using var holder = await HoldLockAsync(inCheckout);
         try
         {
-            await Eventually.TrueAsync(
-                async () => (await ChildRun.RunAsync("flock", ["-n", Path.Combine(inCheckout, "run.lock"), "true"], TimeSpan.FromSeconds(10))).ExitCode != 0,
-                TimeSpan.FromSeconds(10), "the holder takes the lock");
             var environment = Environment();
             environment["BRIDGE_DATA"] = name;
             environment["CDPATH"] = cdpath;
-            await using var run = Run(environment);
-            Assert.Equal(1, await run.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-            Assert.Equal(
-                $"run.sh: {Path.Combine(inCheckout, "run.lock")} is locked, and no run's nats-server or worker holds it: pid {holder.Id} (flock). " +
-                "Stop what holds it, or give this one its own BRIDGE_DATA",
-                Assert.Single(run.Lines));
+            await AssertRefusedByForeignHolderAsync(environment, inCheckout, holder);
         }
         finally
         {

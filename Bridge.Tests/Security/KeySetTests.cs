@@ -46,11 +46,8 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
     [Fact]
     public async Task A_rotated_key_set_is_picked_up_without_a_restart()
     {
-        var dir = Directory.CreateTempSubdirectory("bridge-rotate-");
-        try
+        await WithKeyFileAsync("bridge-rotate-", async path =>
         {
-            var path = Path.Combine(dir.FullName, "jwks.json");
-            await File.WriteAllTextAsync(path, _tokens.JwksJson);
             await using var worker = await WorkerHost.StartAsync(nats.Server,
                 ("Bridge:Auth:AllowAnonymous", "false"), ("Bridge:Auth:JwksPath", path), ("Bridge:Auth:JwksRefreshInterval", "00:00:01"));
             var newKeyToken = _next.Create(credentials: _next.Rs256);
@@ -76,26 +73,17 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             await Eventually.TrueAsync(async () => await StatusAsync(worker, _tokens.Create(credentials: _tokens.Rs256)) == HttpStatusCode.Unauthorized,
                 TimeSpan.FromSeconds(10), "the old key is dropped");
             Assert.Equal(HttpStatusCode.SwitchingProtocols, await StatusAsync(worker, rotated));
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        });
     }
 
     [Fact]
     public async Task A_changed_key_file_is_loaded_once_the_refresh_interval_has_passed_on_the_workers_clock()
     {
         // The reload runs on the worker's TimeProvider: on a fake clock a ten-minute interval passes at once.
-        var dir = Directory.CreateTempSubdirectory("bridge-reload-");
-        try
+        await WithKeyFileAsync("bridge-reload-", async path =>
         {
-            var path = Path.Combine(dir.FullName, "jwks.json");
-            await File.WriteAllTextAsync(path, _tokens.JwksJson);
             var time = new FakeTimeProvider();
-            var options = Options.Create(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10) });
-            using var keys = new SigningKeys(options, time, NullLogger<SigningKeys>.Instance);
-            await keys.StartAsync(CancellationToken.None);
+            using var keys = await StartKeysAsync(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10) }, time);
             var before = keys.Current.Select(k => k.KeyId).ToList();
 
             await RotateOnFakeClockAsync(path, keys, time);
@@ -103,25 +91,17 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             Assert.Contains("rsa-1", before);
             Assert.DoesNotContain("rsa-1", keys.Current.Select(k => k.KeyId));
             await keys.StopAsync(CancellationToken.None);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        });
     }
 
     [Fact]
     public async Task Tokens_share_one_set_of_validation_parameters_until_the_key_set_is_reloaded()
     {
-        var dir = Directory.CreateTempSubdirectory("bridge-parameters-");
-        try
+        await WithKeyFileAsync("bridge-parameters-", async path =>
         {
-            var path = Path.Combine(dir.FullName, "jwks.json");
-            await File.WriteAllTextAsync(path, _tokens.JwksJson);
             var time = new FakeTimeProvider();
             var options = Options.Create(new AuthOptions { JwksPath = path, JwksRefreshInterval = TimeSpan.FromMinutes(10), Issuer = Tokens.Issuer, Audience = Tokens.Audience });
-            using var keys = new SigningKeys(options, time, NullLogger<SigningKeys>.Instance);
-            await keys.StartAsync(CancellationToken.None);
+            using var keys = await StartKeysAsync(options.Value, time);
             var validator = new TokenValidator(keys, options, new NoBans());
 
             var first = validator.Parameters;
@@ -137,11 +117,34 @@ public sealed class KeySetTests(NatsServerFixture nats) : IClassFixture<NatsServ
             Assert.NotSame(first, validator.Parameters);
             Assert.Contains(validator.Parameters.IssuerSigningKeys, k => k.KeyId == "rsa-1-next");
             await keys.StopAsync(CancellationToken.None);
+        });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a key file holding this test's key set, in a temporary folder of its own
+    /// (named from <paramref name="prefix"/>) deleted afterwards.
+    /// </summary>
+    private async Task WithKeyFileAsync(string prefix, Func<string, Task> body)
+    {
+        var dir = Directory.CreateTempSubdirectory(prefix);
+        try
+        {
+            var path = Path.Combine(dir.FullName, "jwks.json");
+            await File.WriteAllTextAsync(path, _tokens.JwksJson);
+            await body(path);
         }
         finally
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    /// <summary>A started key set with <paramref name="options"/>, reloaded on <paramref name="time"/>.</summary>
+    private static async Task<SigningKeys> StartKeysAsync(AuthOptions options, TimeProvider time)
+    {
+        var keys = new SigningKeys(Options.Create(options), time, NullLogger<SigningKeys>.Instance);
+        await keys.StartAsync(CancellationToken.None);
+        return keys;
     }
 
     private sealed class NoBans : IRevokedTokens

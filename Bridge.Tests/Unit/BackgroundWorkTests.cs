@@ -1,3 +1,4 @@
+using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
@@ -15,7 +16,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task Leaving_all_rooms_waits_for_requests_and_catch_ups_still_running_however_they_end()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        var session = Sessions.New("c1");
         var request = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var catchUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var failing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -32,7 +33,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task A_second_leave_all_waits_for_work_started_after_the_first_one_ended()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+        var session = Sessions.New("c1");
         await session.LeaveAllRoomsAsync().WaitAsync(Patience); // nothing running: at once
 
         var later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -43,7 +44,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task A_request_slot_comes_back_when_its_work_ends_and_the_next_request_waits_for_it()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var session = Sessions.New("c1", maxConcurrentRequests: 1);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var ran = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         await session.StartBackgroundAsync(static (state, _) => new ValueTask(state), first.Task, CancellationToken.None);
@@ -60,7 +61,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task A_request_waiting_for_a_slot_when_the_connection_closes_never_runs_and_leaving_waits_for_the_running_one()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var session = Sessions.New("c1", maxConcurrentRequests: 1);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var ran = 0;
         await session.StartBackgroundAsync(_ => first.Task, session.Closing);
@@ -77,7 +78,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task A_batch_started_while_the_slots_were_busy_takes_the_slots_that_free_up_while_its_items_wait()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);
+        var session = Sessions.New("c1", maxConcurrentRequests: 3);
         var others = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None);
         await session.StartBackgroundAsync(_ => others.Task, CancellationToken.None); // two of three slots taken: one lane
@@ -113,7 +114,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task A_batch_runs_on_the_free_request_slots_only_each_item_once_and_past_a_failing_one()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 3);
+        var session = Sessions.New("c1", maxConcurrentRequests: 3);
         var other = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await session.StartBackgroundAsync(_ => other.Task, CancellationToken.None); // one slot taken: two are free
 
@@ -149,7 +150,7 @@ public sealed class BackgroundWorkTests
     [Fact]
     public async Task Leaving_all_rooms_waits_for_a_batch_and_a_closing_connection_starts_none_of_its_items_left()
     {
-        var session = new ClientSession("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), maxConcurrentRequests: 1);
+        var session = Sessions.New("c1", maxConcurrentRequests: 1);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var started = 0;
         await session.StartBackgroundBatchAsync(

@@ -55,6 +55,63 @@ public sealed class ClientArrayDecodeTests
         Assert.Throws<FormatException>(() => FrameCodec.DecodeArray(new byte[] { 0x05 }, BridgeFormat.MessagePack));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_one_element_array_the_live_case_allocates_no_more_than_its_frame_alone(bool messagePack)
+    {
+        // A list (and its array) per message would cost 88 B more than the frame alone; the run holds one inline.
+        var format = messagePack ? BridgeFormat.MessagePack : BridgeFormat.Json;
+        var (alone, array) = messagePack ? MessagePackFrames("chat", 7) : JsonFrames("""{"type":"chat","room":"r","seq":7,"payload":{"n":1}}""");
+        FrameCodec.Decode(alone, format);
+        FrameCodec.DecodeArray(array, format);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var single = FrameCodec.Decode(alone, format);
+        var singleBytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        before = GC.GetAllocatedBytesForCurrentThread();
+        var run = FrameCodec.DecodeArray(array, format);
+        var arrayBytes = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal([(single.Type, single.Seq)], run.Select(e => (e.Type, e.Seq)));
+        Assert.True(arrayBytes <= singleBytes, $"the one-element array took {arrayBytes} B, the frame alone {singleBytes} B");
+        Assert.False(run.HasList);
+    }
+
+    [Fact]
+    public void An_array_of_several_keeps_them_all_in_order()
+    {
+        var run = FrameCodec.DecodeArray(Encoding.UTF8.GetBytes("""[{"type":"ack","seq":1},{"type":"ack","seq":2},{"type":"ack","seq":3}]"""), BridgeFormat.Json);
+
+        Assert.Equal(3, run.Count);
+        Assert.Equal([1UL, 2UL, 3UL], run.Select(e => e.Seq ?? 0));
+        var seqs = new List<ulong>();
+        foreach (var envelope in run)
+        {
+            seqs.Add(envelope.Seq ?? 0);
+        }
+
+        Assert.Equal([1UL, 2UL, 3UL], seqs);
+        Assert.Empty(FrameCodec.DecodeArray(Encoding.UTF8.GetBytes("[5]"), BridgeFormat.Json));
+    }
+
+    private static (byte[] Alone, byte[] Array) JsonFrames(string frame) =>
+        (Encoding.UTF8.GetBytes(frame), Encoding.UTF8.GetBytes("[" + frame + "]"));
+
+    private static (byte[] Alone, byte[] Array) MessagePackFrames(string type, ulong seq)
+    {
+        var alone = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePackWriter(alone);
+        WriteEnvelope(ref writer, type, seq);
+        writer.Flush();
+        var array = new System.Buffers.ArrayBufferWriter<byte>();
+        writer = new MessagePackWriter(array);
+        writer.WriteArrayHeader(1);
+        WriteEnvelope(ref writer, type, seq);
+        writer.Flush();
+        return (alone.WrittenSpan.ToArray(), array.WrittenSpan.ToArray());
+    }
+
     private static void WriteEnvelope(ref MessagePackWriter writer, string type, ulong seq)
     {
         writer.WriteMapHeader(2);

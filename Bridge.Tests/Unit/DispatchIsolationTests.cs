@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
+using Bridge.Tests.Infrastructure;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Operations;
@@ -238,7 +239,7 @@ public sealed class DispatchIsolationTests : IDisposable
     }
 
     private static ClientSession Session(IFrameCodec codec) =>
-        new("c1", UserIdentity.AnonymousUser, codec, new OutboundQueue(16, 1 << 20));
+        Sessions.New("c1", new OutboundQueue(16, 1 << 20), codec: codec);
 
     private sealed class Member(string id) : IRoomMember
     {

@@ -1,12 +1,5 @@
-using System.Diagnostics.Metrics;
+using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Connections;
-using Bridge.Worker.Operations;
-using Bridge.Worker.Protocol;
-using Bridge.Worker.Rooms;
-using Bridge.Worker.Security;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Bridge.Tests.Unit;
@@ -18,26 +11,18 @@ namespace Bridge.Tests.Unit;
 /// or its membership closes, and after SessionRooms.MaxSeamWait at the latest. No NATS here: these paths never read the
 /// stream (the room log throws if asked), and the clock is a fake one, advanced only where the bound is the point.
 /// </summary>
-public sealed class SeamWaitTests : IDisposable
+public sealed class SeamWaitTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
     private readonly FakeTimeProvider _time = new();
-    private readonly RoomReader _reader;
-    private readonly ClientSession _session = new("c1", UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+    private readonly ClientSession _session;
 
-    public SeamWaitTests()
-    {
-        var metrics = new BridgeMetrics(_services.GetRequiredService<IMeterFactory>(), _time);
-        _reader = new RoomReader(new UnreadLog(), metrics, Options.Create(new ConnectionOptions()), _time, NullLogger<RoomReader>.Instance);
-    }
-
-    public void Dispose() => _services.Dispose();
+    public SeamWaitTests() => _session = Sessions.New(reader: Sessions.UnreadReader(_time));
 
     private SessionRooms Rooms => _session.Rooms;
 
-    private RoomMembership Member(string room, JoinOptions options = default) => new(_session, room, _reader, options);
+    private RoomMembership Member(string room, JoinOptions options = default) => new(_session, room, options);
 
     private RoomMembership Added(string room, JoinOptions options = default)
     {
@@ -167,24 +152,5 @@ public sealed class SeamWaitTests : IDisposable
 
         await closing.CancelAsync();
         Assert.False(await wait.WaitAsync(Patience));
-    }
-
-    /// <summary>The room log of a reader whose members never read the stream in these tests: any read is a failure.</summary>
-    private sealed class UnreadLog : IRoomLog
-    {
-        public ValueTask<ulong> GetLastSeqAsync(string room, CancellationToken cancellationToken) => throw Unexpected();
-
-        public ValueTask<bool> IsStoredInRoomAsync(string room, ulong seq, CancellationToken cancellationToken) => throw Unexpected();
-
-        public IAsyncEnumerable<RoomMessage> ReadAsync(
-            string room, ulong afterSeq, ulong? upToSeq, CancellationToken cancellationToken, ulong mustReach = 0, ReadLimit limit = default, DropCheck? check = null) =>
-            throw Unexpected();
-
-        public IRoomCursor OpenCursor(string room) => throw Unexpected();
-
-        public ValueTask<ILatestPages> ReadLatestEachAsync(string room, ulong afterSeq, ulong upToSeq, int maxRooms, CancellationToken cancellationToken) =>
-            throw Unexpected();
-
-        private static InvalidOperationException Unexpected() => new("these tests never read the stream");
     }
 }

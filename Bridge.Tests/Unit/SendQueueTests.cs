@@ -1,4 +1,5 @@
 using Bridge.Contracts;
+using Bridge.Tests.Infrastructure;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Operations;
 using Bridge.Worker.Protocol;
@@ -203,7 +204,7 @@ public sealed class SendQueueTests
 
         public ClientSession Open(string id)
         {
-            var session = new ClientSession(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536));
+            var session = Sessions.New(id);
             _tracker.Add(session);
             return session;
         }

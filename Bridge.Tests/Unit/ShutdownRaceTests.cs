@@ -1,3 +1,4 @@
+using Bridge.Tests.Infrastructure;
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
 using Bridge.Worker.Operations;
@@ -51,7 +52,7 @@ public sealed class ShutdownRaceTests
     }
 
     private static ClientSession Session(string id, TransportKind transport) =>
-        new(id, UserIdentity.AnonymousUser, JsonFrameCodec.Instance, new OutboundQueue(64, 65536), transport: transport);
+        Sessions.New(id, transport: transport);
 
     private static int ShutdownNotices(ClientSession session)
     {

@@ -39,8 +39,9 @@ internal sealed class ClientSession
     private System.Net.Sockets.Socket? _socket;
     private int _conflatedSendBuffer;
 
+    // reader: the worker's one room reader, which the connection's memberships read rooms with (SessionRooms.Reader).
     public ClientSession(
-        string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, int maxConcurrentRequests = 16,
+        string connectionId, UserIdentity identity, IFrameCodec codec, OutboundQueue queue, RoomReader reader, int maxConcurrentRequests = 16,
         TransportKind transport = TransportKind.WebSocket, int maxPublishesInFlight = 64)
     {
         Transport = transport;
@@ -56,6 +57,7 @@ internal sealed class ClientSession
         _identity = identity;
         Codec = codec;
         Queue = queue;
+        Rooms = new SessionRooms(reader);
     }
 
     public string ConnectionId { get; }
@@ -73,7 +75,7 @@ internal sealed class ClientSession
     public OutboundQueue Queue { get; }
 
     /// <summary>Rooms this connection is in or joining: join, leave, revoke and leave-all go through it.</summary>
-    public SessionRooms Rooms { get; } = new();
+    public SessionRooms Rooms { get; }
 
     /// <summary>Cancelled once the connection must close; <see cref="CloseRequested"/> says why.</summary>
     public CancellationToken Closing => _closing.Token;

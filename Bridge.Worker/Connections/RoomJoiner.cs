@@ -75,7 +75,7 @@ internal sealed partial class RoomJoiner(
     private RoomMembership? TryAdd(ClientSession session, string name, JoinOptions join, string? reference)
     {
         var o = options.Value;
-        var membership = new RoomMembership(session, name, reader, join);
+        var membership = new RoomMembership(session, name, join);
         switch (session.Rooms.TryAdd(membership, o.MaxRoomsPerConnection, o.MaxPatternsPerConnection, out var existing))
         {
             case AddResult.AlreadyIn:

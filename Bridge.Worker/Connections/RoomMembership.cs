@@ -63,11 +63,10 @@ internal sealed class RoomMembership : IRoomMember
     // worker holds many rooms): kept inline they cost 56 B per active room.
     private readonly JoinExtras? _extras;
 
-    public RoomMembership(ClientSession session, string room, RoomReader reader, JoinOptions options = default)
+    public RoomMembership(ClientSession session, string room, JoinOptions options = default)
     {
         Session = session;
         RoomName = room;
-        session.Rooms.UseReader(reader);
         var pattern = Contracts.RoomName.IsPattern(room) && Security.RoomPattern.TryParse(room, out var parsed) ? parsed : null;
         var conflater = options.MaxRate is { } rate ? Conflater(rate) : null;
         _extras = options == default && pattern is null ? null : new JoinExtras(options, pattern, conflater);
@@ -89,7 +88,7 @@ internal sealed class RoomMembership : IRoomMember
     private object Gate => this;
 
     /// <summary>The worker's room reader, kept by the connection (<see cref="SessionRooms.Reader"/>), not by each membership.</summary>
-    private RoomReader Reader => Session.Rooms.Reader!;
+    private RoomReader Reader => Session.Rooms.Reader;
 
     /// <summary>The connection's queue took what it held: a conflated member sends its rooms that are due.</summary>
     private void OnQueueDrained()

@@ -22,21 +22,19 @@ internal sealed class SessionRooms
     private int _seamsPending;
     // The receive loop's publish waiting for a seam (it is the only one that waits): completed by the next seam taken.
     private TaskCompletionSource? _seamWaiter;
-    private RoomReader? _reader;
+
+    /// <param name="reader">The worker's one room reader, which this connection's memberships use.</param>
+    public SessionRooms(RoomReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        Reader = reader;
+    }
 
     /// <summary>
-    /// The worker's room reader, which this connection's memberships use (catch-ups, hold limits): kept here once per
-    /// connection instead of in each membership (8 B less per active room), by the first membership created (the worker
-    /// has one reader: every membership is given the same). Null before the first join.
+    /// The worker's room reader, which this connection's memberships use (catch-ups, hold limits): given once per
+    /// connection, at its start, instead of to each membership (8 B less per active room).
     /// </summary>
-    public RoomReader? Reader => Volatile.Read(ref _reader);
-
-    /// <summary>Keeps <paramref name="reader"/> as the connection's memberships' reader (the first one given stays).</summary>
-    internal void UseReader(RoomReader reader)
-    {
-        var kept = Volatile.Read(ref _reader) ?? Interlocked.CompareExchange(ref _reader, reader, null) ?? reader;
-        System.Diagnostics.Debug.Assert(ReferenceEquals(kept, reader), "a worker has one room reader");
-    }
+    public RoomReader Reader { get; }
 
     /// <summary>Rooms joined or joining.</summary>
     public int Count

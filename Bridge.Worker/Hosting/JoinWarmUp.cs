@@ -70,6 +70,7 @@ internal sealed class WarmUpOptionsValidator : IValidateOptions<WarmUpOptions>
 internal sealed partial class JoinWarmUp(
     WebSocketEndpoint webSockets,
     PresenceTracker presence,
+    RoomReader reader,
     TokenValidator tokens,
     IOptions<WarmUpOptions> options,
     IOptions<ConnectionOptions> connections,
@@ -243,6 +244,7 @@ internal sealed partial class JoinWarmUp(
             new UserIdentity(RoomPrefix, null, RoomGrant.All, RoomGrant.None),
             codec,
             new OutboundQueue(c.SendQueueCapacity, c.SendQueueMaxBytes),
+            reader,
             c.MaxConcurrentRequests);
         var (serverEnd, clientEnd) = InMemoryDuplex.CreatePair();
         var batching = new FrameBatchingStream(serverEnd);

@@ -43,6 +43,7 @@ internal interface IConnectionTransport
 internal sealed class ConnectionHost(
     ConnectionAdmission admission,
     ConnectionTracker tracker,
+    RoomReader reader,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
     ILogger<ConnectionHost> logger)
@@ -68,6 +69,7 @@ internal sealed class ConnectionHost(
             admitted.Identity,
             transport.Codec,
             transport.CreateQueue(),
+            reader,
             o.MaxConcurrentRequests,
             transport.Kind,
             o.MaxPublishesInFlight);
