@@ -117,6 +117,24 @@ public class ReadLoopBenchmarks
         await _js.DeleteConsumerAsync("ROOMS", consumer);
     });
 
+    /// <summary>
+    /// Pulls of 1,024 as the cursor sends them (the next while more than half a pull is still to come), but sent and
+    /// counted on NATS.Net's read loop itself: no reader on another thread. Against <see cref="PullsNoMessage"/>, what
+    /// the hand-off from the read loop to a reader costs per delivery.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Messages)]
+    public Task PullsOnLoop() => Measured(nameof(PullsOnLoop), async () =>
+    {
+        var consumer = await CreateConsumerAsync();
+        var inbox = "_INBOX." + Guid.NewGuid().ToString("N");
+        var sub = new PullingSub(_nats, inbox, $"$JS.API.CONSUMER.MSG.NEXT.ROOMS.{consumer}", Messages, 1024);
+        await _nats.AddSubAsync(sub);
+        sub.Start();
+        await sub.Done.Task;
+        await sub.DisposeAsync();
+        await _js.DeleteConsumerAsync("ROOMS", consumer);
+    });
+
     [Benchmark(OperationsPerInvoke = Messages)]
     public Task PullsNoMessage() => Measured(nameof(PullsNoMessage), () => PullAsync(static (_, _, _, in _, in _) => null));
 
@@ -212,6 +230,62 @@ public class ReadLoopBenchmarks
             if (replyTo is not null && ++_count == expected)
             {
                 Done.TrySetResult();
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        protected override void TryComplete()
+        {
+        }
+    }
+
+    private sealed class PullingSub(NatsConnection connection, string inbox, string next, int expected, int batch)
+        : NatsSubBase(connection, connection.SubscriptionManager, inbox + ".*", queueGroup: null, opts: null)
+    {
+        private int _count;
+        private int _asked;
+        private int _pulls;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Start()
+        {
+            Pull();
+            Pull();
+        }
+
+        private void Pull()
+        {
+            var size = Math.Min(batch, expected - _asked);
+            if (size <= 0)
+            {
+                return;
+            }
+
+            _asked += size;
+            // Sent from the read loop without waiting for it: it is written into the connection's buffer.
+            var sent = connection.PublishAsync(next, Encoding.ASCII.GetBytes($"{{\"batch\":{size},\"no_wait\":true}}"), replyTo: $"{inbox}.{++_pulls}");
+            if (!sent.IsCompletedSuccessfully)
+            {
+                _ = sent.AsTask();
+            }
+        }
+
+        protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
+        {
+            if (replyTo is null)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            if (++_count == expected)
+            {
+                Done.TrySetResult();
+            }
+            else if (_asked - _count <= batch + batch / 2)
+            {
+                Pull();
             }
 
             return ValueTask.CompletedTask;
