@@ -18,7 +18,10 @@ internal sealed class SharedDeadline
     private SharedDeadline(TimeSpan window)
     {
         Window = window;
-        _timer = new Timer(static state => ((SharedDeadline)state!).Rotate(), this, window, window);
+        // One-shot, armed again by each tick once it has run: a periodic timer queues its ticks to the thread pool on
+        // time whether or not the last one ran, so on a starved pool two could run back to back and cancel a token
+        // taken just before them at once (seen in CI under load: cancelled 0.8 ms after it was taken).
+        _timer = new Timer(static state => ((SharedDeadline)state!).Rotate(), this, window, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>The shortest time to the cancellation of a token taken now; the longest is twice as long.</summary>
@@ -43,7 +46,8 @@ internal sealed class SharedDeadline
         }
     }
 
-    // Each tick cancels the tokens handed out during the window before the last one: taken at least one window ago.
+    // Each tick cancels the tokens handed out during the window before the last one: taken at least one window ago,
+    // since ticks run at least one window apart (the next is armed only when this one runs).
     private void Rotate()
     {
         CancellationTokenSource expired;
@@ -61,6 +65,10 @@ internal sealed class SharedDeadline
         catch (AggregateException)
         {
             // A registration's callback threw; the others ran. Nothing to do on a timer thread.
+        }
+        finally
+        {
+            _timer.Change(Window, Timeout.InfiniteTimeSpan);
         }
     }
 }
