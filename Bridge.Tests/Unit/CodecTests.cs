@@ -216,18 +216,7 @@ public sealed class CodecTests
         {
             foreach (var (type, room, copy, id, from, seq, ts, body) in messages)
             {
-                var m = new RoomMessage
-                {
-                    Type = copy ? new string(types[type].AsSpan()) : types[type],
-                    Room = rooms[room],
-                    Id = id,
-                    From = from,
-                    Seq = seq,
-                    Timestamp = ts,
-                    PayloadKind = body is null ? PayloadKind.None : PayloadKind.Json,
-                    Payload = body is null ? default : Encoding.UTF8.GetBytes(body),
-                    PayloadChecked = true,
-                };
+                var m = CheckedMessage(copy ? new string(types[type].AsSpan()) : types[type], rooms[room], id, from, seq, ts, body);
                 Assert.Equal(Encoding.UTF8.GetString(PlainJsonFrame(m)), Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeMessage(m)));
             }
         }, iter: 2_000);
@@ -269,22 +258,25 @@ public sealed class CodecTests
         {
             foreach (var (type, room, copy, id, from, seq, ts, body) in messages)
             {
-                var m = new RoomMessage
-                {
-                    Type = copy ? new string(types[type].AsSpan()) : types[type],
-                    Room = rooms[room],
-                    Id = id,
-                    From = from,
-                    Seq = seq,
-                    Timestamp = ts,
-                    PayloadKind = body is null ? PayloadKind.None : PayloadKind.Json,
-                    Payload = body is null ? default : Encoding.UTF8.GetBytes(body),
-                    PayloadChecked = true,
-                };
+                var m = CheckedMessage(copy ? new string(types[type].AsSpan()) : types[type], rooms[room], id, from, seq, ts, body);
                 Assert.Equal(Convert.ToHexString(PlainMessagePackFrame(m)), Convert.ToHexString(MessagePackFrameCodec.Instance.EncodeMessage(m)));
             }
         }, iter: 2_000);
     }
+
+    // A room message with a JSON payload checked where it entered (or none), as the frame properties generate them.
+    private static RoomMessage CheckedMessage(string type, string room, string? id, string? from, ulong seq, long ts, string? body) => new()
+    {
+        Type = type,
+        Room = room,
+        Id = id,
+        From = from,
+        Seq = seq,
+        Timestamp = ts,
+        PayloadKind = body is null ? PayloadKind.None : PayloadKind.Json,
+        Payload = body is null ? default : Encoding.UTF8.GetBytes(body),
+        PayloadChecked = true,
+    };
 
     // A message frame written field by field with Utf8JsonWriter's own writes: the wire bytes of docs/protocol.md §2.
     private static byte[] PlainJsonFrame(RoomMessage message)
