@@ -14,7 +14,10 @@ public static class NatsSubjects
     /// <summary>Header: the application message type (e.g. <c>chat.message</c>). Missing means <c>message</c>.</summary>
     public const string TypeHeader = "Bridge-Type";
 
-    /// <summary>Header: who sent the message (user id, or a backend's name).</summary>
+    /// <summary>
+    /// Header: who sent the message (user id, or a backend's name), UTF-8: 1-256 characters without control characters,
+    /// as a token's <c>sub</c>. The worker leaves out <c>from</c> when a backend's value breaks that rule.
+    /// </summary>
     public const string FromHeader = "Bridge-From";
 
     /// <summary>Header: the client's message id as it sent it (the dedup key is <c>Nats-Msg-Id</c>).</summary>

@@ -285,7 +285,7 @@ public static partial class PayloadTranscoder
         namesLeft = false;
         if (!stringsChecked && !UnicodeText.HasOnlyUnicodeStrings(json))
         {
-            return UnicodeText.InvalidMessage;
+            return UnicodeText.Describe(json);
         }
 
         // Each name as (start, length) in json; firstName[d] is where the names of the object opened at depth d begin.
@@ -725,7 +725,7 @@ public static partial class PayloadTranscoder
 
     /// <summary>
     /// True when <paramref name="value"/> may be stored and delivered as a MessagePack payload: exactly one value,
-    /// nested at most <see cref="MaxDepth"/> levels, every <c>str</c> Unicode text. The cheaper read of every message
+    /// nested at most <see cref="MaxDepth"/> levels, every <c>str</c> Unicode text, timestamps well-formed. The cheaper read of every message
     /// off the stream: a backend's value that has no JSON form (a non-<c>str</c> key, NaN) still reaches MessagePack
     /// members as stored, and JSON members as binary (<see cref="WriteMessagePackAsJson"/> throws on it).
     /// </summary>
@@ -799,7 +799,9 @@ public static partial class PayloadTranscoder
                 CheckDepth(depth);
                 WalkMap(ref reader, strict, depth);
                 break;
-            case MessagePackType.Extension when strict:
+            case MessagePackType.Extension:
+                // Timestamps in both reads: a malformed one has no form in either format (a MessagePack decoder throws on
+                // it, JSON would see an unexplained {"$ext"}), so a backend's body with one is not a MessagePack value.
                 var header = reader.ReadExtensionFormatHeader();
                 var data = reader.ReadRaw(header.Length);
                 if (header.TypeCode == TimestampExtension && !TryReadTimestamp(data, out _, out _))

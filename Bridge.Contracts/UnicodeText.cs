@@ -15,14 +15,27 @@ namespace Bridge.Contracts;
 /// </summary>
 public static class UnicodeText
 {
-    /// <summary>The message of the <c>bad_frame</c> error for text that breaks the rule.</summary>
+    /// <summary>The rule in one sentence: what a <c>bad_frame</c> error says when it cannot tell which part was broken.</summary>
     public const string InvalidMessage = "a string is not valid UTF-8 text (or escapes a lone surrogate)";
 
     /// <summary>
-    /// The message of the <c>bad_frame</c> error for a MessagePack <c>str</c> that breaks the rule (MessagePack has no
-    /// escapes: <see cref="InvalidMessage"/> is JSON's).
+    /// The message of the <c>bad_frame</c> error for a string whose bytes are not UTF-8, in every format: the same
+    /// bad input gets the same words from a JSON and a MessagePack connection (docs/protocol.md §8).
     /// </summary>
-    public const string InvalidMessagePackMessage = "a string is not valid UTF-8 text";
+    public const string NotUtf8Message = "a string is not valid UTF-8 text";
+
+    /// <summary>The message of the <c>bad_frame</c> error for a JSON <c>\u</c> escape of a lone surrogate (JSON only).</summary>
+    public const string LoneSurrogateMessage = "a string escapes a lone surrogate";
+
+    /// <summary>The message of the <c>bad_frame</c> error for a MessagePack <c>str</c> that breaks the rule.</summary>
+    public const string InvalidMessagePackMessage = NotUtf8Message;
+
+    /// <summary>
+    /// Which part of the rule JSON text that breaks it breaks: <see cref="NotUtf8Message"/> when its bytes are not
+    /// UTF-8, <see cref="LoneSurrogateMessage"/> otherwise (an escape is then all that can break it).
+    /// </summary>
+    /// <param name="json">JSON text known to break the rule.</param>
+    public static string Describe(ReadOnlySpan<byte> json) => Utf8.IsValid(json) ? LoneSurrogateMessage : NotUtf8Message;
 
     // Only a \u escape can spell a surrogate; \n, \" and the like cannot.
     private static ReadOnlySpan<byte> UnicodeEscape => "\\u"u8;

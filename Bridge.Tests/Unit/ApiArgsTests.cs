@@ -16,4 +16,26 @@ public sealed class ApiArgsTests
         var refused = Assert.Throws<ApiException>(() => ApiArgs.Parse(Encoding.UTF8.GetBytes(json), Bridge.Worker.Core.WireFormat.Json).Dispose());
         Assert.Equal((400, ErrorCodes.BadFrame), (refused.Status, refused.Code));
     }
+    [Theory]
+    [InlineData("""{"from":"a\u0001b"}""")]
+    [InlineData("""{"from":"a\tb"}""")]
+    [InlineData("""{"user":"a\u0001b"}""")]
+    public void A_sender_with_a_control_character_is_refused_in_the_words_of_the_one_sender_rule_as_a_long_one_is(string json)
+    {
+        // One rule for a sender (TokenValidator.IsValidSubject), quoted the same whatever breaks it: a control character
+        // here, 257 characters below, and 257 three-byte characters (over any byte bound a pre-check could put).
+        var name = json.Contains("\"user\"", StringComparison.Ordinal) ? "user" : "from";
+        string Refusal(string body)
+        {
+            using var args = ApiArgs.Parse(Encoding.UTF8.GetBytes(body), Bridge.Worker.Core.WireFormat.Json);
+            var refused = Assert.Throws<ApiException>(() => args.Subject(name));
+            Assert.Equal((400, ErrorCodes.InvalidArgument), (refused.Status, refused.Code));
+            return refused.Message;
+        }
+
+        var control = Refusal(json);
+        Assert.Equal(Refusal($$"""{"{{name}}":"{{new string('x', 257)}}"}"""), control);
+        Assert.Equal(Refusal($$"""{"{{name}}":"{{new string('€', 257)}}"}"""), control);
+        Assert.Equal($"field '{name}' must be 1-256 characters without control characters, as a token's sub", control);
+    }
 }

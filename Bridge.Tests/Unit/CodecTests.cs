@@ -451,4 +451,61 @@ public sealed class CodecTests
         Assert.True(RoomName.IsValid(string.Join('.', Enumerable.Repeat("a", RoomName.MaxTokens))));
         Assert.False(RoomName.IsValid(string.Join('.', Enumerable.Repeat("a", RoomName.MaxTokens + 1))));
     }
+    // One bad value in one field, written in each format: (JSON text of the value, MessagePack bytes of the value).
+    public static TheoryData<string, string, string> SameBadInputInBothFormats => new()
+    {
+        { "type", "5", "05" },
+        { "room", "true", "c3" },
+        { "id", "[1]", "9101" },
+        { "type", "\"%FF%\"", "a1ff" }, // JSON: %FF% stands for the byte 0xFF (below); MessagePack: str 0xFF
+        { "room", "\"%FF%\"", "a1ff" },
+        { "payload", "{\"k\":\"%FF%\"}", "81a16ba1ff" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SameBadInputInBothFormats))]
+    public void The_same_bad_input_gets_the_same_error_message_in_json_and_in_messagepack(string field, string json, string packHex)
+    {
+        // Invalid UTF-8 in JSON: %FF% stands for the raw byte 0xFF, put in as a byte (a C# string cannot carry it).
+        var jsonOthers = field switch
+        {
+            "type" => "\"room\":\"r\"",
+            "room" => "\"type\":\"chat.message\"",
+            _ => "\"type\":\"chat.message\",\"room\":\"r\"",
+        };
+        var jsonBytes = Encoding.UTF8.GetBytes($"{{{jsonOthers},\"{field}\":{json}}}").ToList();
+        var escape = "%FF%"u8.ToArray();
+        for (var at = IndexOf(jsonBytes, escape); at >= 0; at = IndexOf(jsonBytes, escape))
+        {
+            jsonBytes.RemoveRange(at, escape.Length);
+            jsonBytes.Insert(at, 0xFF);
+        }
+
+        var others = field switch
+        {
+            "type" => "a4726f6f6da172", // room: "r"
+            "room" => "a474797065ac636861742e6d657373616765", // type: "chat.message"
+            _ => "a474797065ac636861742e6d657373616765a4726f6f6da172",
+        };
+        var pack = Convert.FromHexString(
+            (field is "type" or "room" ? "82" : "83") + others + Convert.ToHexString(Encoding.UTF8.GetBytes(field)).Insert(0, (0xA0 + field.Length).ToString("x2")) + packHex);
+
+        Assert.Null(JsonFrameCodec.Instance.Decode(jsonBytes.ToArray(), out var fromJson));
+        Assert.Null(MessagePackFrameCodec.Instance.Decode(pack, out var fromPack));
+        Assert.Equal(fromJson.Message, fromPack.Message);
+        Assert.DoesNotContain("malformed", fromPack.Message, StringComparison.Ordinal);
+    }
+
+    private static int IndexOf(List<byte> bytes, byte[] part)
+    {
+        for (var i = 0; i + part.Length <= bytes.Count; i++)
+        {
+            if (bytes.Skip(i).Take(part.Length).SequenceEqual(part))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
 }

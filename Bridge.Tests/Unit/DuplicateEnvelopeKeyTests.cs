@@ -84,7 +84,7 @@ public sealed class DuplicateEnvelopeKeyTests
         var frame = """{"\ud800":1,"type":"chat.message","room":"demo","id":"u1","payload":{}}""";
         Assert.Null(JsonFrameCodec.Instance.Decode(System.Text.Encoding.UTF8.GetBytes(frame), out var error));
         Assert.Equal("u1", error.Reference);
-        Assert.Equal(Bridge.Contracts.UnicodeText.InvalidMessage, error.Message);
+        Assert.Equal(Bridge.Contracts.UnicodeText.LoneSurrogateMessage, error.Message);
     }
 
     [Fact]

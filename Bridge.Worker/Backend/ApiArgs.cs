@@ -69,7 +69,7 @@ internal sealed class ApiArgs : IDisposable
         catch (InvalidOperationException)
         {
             // A property name escaping a lone surrogate, met by the duplicate-name check while parsing.
-            throw ApiException.Invalid(ErrorCodes.BadFrame, UnicodeText.InvalidMessage);
+            throw ApiException.Invalid(ErrorCodes.BadFrame, UnicodeText.Describe(json.Span));
         }
 
         // The rule for all text entering Bridge (issue 12), once for the whole body: every string, names and payload
@@ -78,7 +78,7 @@ internal sealed class ApiArgs : IDisposable
         if (!isObject || !UnicodeText.HasOnlyUnicodeStrings(json.Span))
         {
             document.Dispose();
-            throw ApiException.Invalid(ErrorCodes.BadFrame, isObject ? UnicodeText.InvalidMessage : "the body must be a JSON object");
+            throw ApiException.Invalid(ErrorCodes.BadFrame, isObject ? UnicodeText.Describe(json.Span) : "the body must be a JSON object");
         }
 
         return new ApiArgs(document, body, format);
@@ -146,7 +146,9 @@ internal sealed class ApiArgs : IDisposable
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
                                        or OverflowException or InvalidOperationException or ArgumentException)
         {
-            throw ApiException.Invalid(ErrorCodes.BadFrame, $"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}");
+            // As the WebSocket codec words it: Bridge's own rule (FormatException) in the JSON body's words.
+            throw ApiException.Invalid(ErrorCodes.BadFrame,
+                ex is FormatException ? ex.Message : $"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}");
         }
 
         return buffer.WrittenMemory;
@@ -204,11 +206,14 @@ internal sealed class ApiArgs : IDisposable
     public string User() =>
         Subject("user") ?? throw ApiException.Invalid(ErrorCodes.MissingField, "field 'user' is required (a token's sub)");
 
-    /// <summary>An optional user field (absent, null or empty: null), held to the rule of a token's <c>sub</c>.</summary>
+    /// <summary>
+    /// An optional user field (absent, null or empty: null), held to the rule of a token's <c>sub</c>
+    /// (<see cref="Security.TokenValidator.IsValidSubject"/>), and refused in that rule's one wording whatever breaks it
+    /// (length or a control character).
+    /// </summary>
     public string? Subject(string name)
     {
-        // Bytes bounded first (3 UTF-8 bytes per UTF-16 unit at most), then the token check's own rule, in characters.
-        var user = Text(name, Security.TokenValidator.MaxSubjectLength * 3);
+        var user = String(name);
         if (string.IsNullOrEmpty(user))
         {
             return null;
@@ -216,32 +221,34 @@ internal sealed class ApiArgs : IDisposable
 
         return Security.TokenValidator.IsValidSubject(user)
             ? user
-            : throw ApiException.Invalid(ErrorCodes.InvalidArgument,
-                $"field '{name}' must be 1-{Security.TokenValidator.MaxSubjectLength} characters without control characters, as a token's sub");
+            : throw ApiException.Invalid(ErrorCodes.InvalidArgument, $"field '{name}' must be {Security.TokenValidator.SubjectRule}, as a token's sub");
     }
 
     /// <summary>An optional string of at most <paramref name="maxUtf8Bytes"/> UTF-8 bytes without control characters.</summary>
     public string? Text(string name, int maxUtf8Bytes)
     {
-        if (!TryGet(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return null;
-        }
-
-        if (value.ValueKind != JsonValueKind.String)
-        {
-            throw ApiException.Invalid(ErrorCodes.InvalidArgument, $"field '{name}' must be a string");
-        }
-
-        // Valid Unicode: Parse checked every string of the body.
-        var text = value.GetString()!;
-        if (Encoding.UTF8.GetByteCount(text) > maxUtf8Bytes || text.Any(char.IsControl))
+        var text = String(name);
+        if (text is not null && (Encoding.UTF8.GetByteCount(text) > maxUtf8Bytes || text.Any(char.IsControl)))
         {
             throw ApiException.Invalid(ErrorCodes.InvalidArgument,
                 $"field '{name}' must be at most {maxUtf8Bytes} bytes of UTF-8 text without control characters");
         }
 
         return text;
+    }
+
+    /// <summary>An optional string field (absent or null: null); any other kind is refused.</summary>
+    private string? String(string name)
+    {
+        if (!TryGet(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        // Valid Unicode: Parse checked every string of the body.
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()!
+            : throw ApiException.Invalid(ErrorCodes.InvalidArgument, $"field '{name}' must be a string");
     }
 
     public ulong? UInt64(string name)

@@ -87,6 +87,14 @@ internal sealed class RoomMessageReader(MessageFallbacks fallbacks, TimeProvider
             id = null;
         }
 
+        // The sender, held to the one rule for a sender (a token's sub, the backend API's from): a backend's
+        // Bridge-From that breaks it (empty, over 256 characters, a control character) is dropped as a bad Bridge-Id
+        // is; the message is still delivered, without from (docs/protocol.md §10).
+        if (from is not null && !Security.TokenValidator.IsValidSubject(from))
+        {
+            from = null;
+        }
+
         var encoding = ContentTypes.EncodingOf(contentType);
         var kind = ClassifyPayload(encoding, body);
         if (kind == PayloadKind.Binary && encoding is PayloadKind.Json or PayloadKind.MessagePack)

@@ -117,7 +117,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
             // client learns which frame was refused.
             if (!UnicodeText.HasOnlyUnicodeStrings(data))
             {
-                error = new DecodeError(UnicodeText.InvalidMessage, id);
+                error = new DecodeError(UnicodeText.Describe(data), id);
                 return null;
             }
         }
@@ -137,7 +137,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
         catch (InvalidOperationException)
         {
             // An envelope field (type, room, id, enc) that is not Unicode text: GetString refuses to transcode it.
-            error = new DecodeError(UnicodeText.InvalidMessage, id);
+            error = new DecodeError(UnicodeText.Describe(data), id);
             return null;
         }
 

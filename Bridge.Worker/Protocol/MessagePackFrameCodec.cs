@@ -117,7 +117,10 @@ internal sealed class MessagePackFrameCodec : IFrameCodec
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or FormatException
                                        or OverflowException or InvalidOperationException or ArgumentException)
         {
-            error = new DecodeError($"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}", id);
+            // A FormatException is Bridge's own rule broken by a well-formed frame (a field of the wrong kind, a string
+            // that is not text): worded as the JSON codec words it. Only bytes MessagePack cannot read are "malformed".
+            error = new DecodeError(
+                ex is FormatException ? ex.Message : $"malformed MessagePack: {PayloadTranscoder.DescribeMalformedMessagePack(ex)}", id);
             return null;
         }
 

@@ -27,9 +27,13 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
     /// <summary>Longest accepted subject (it becomes part of message ids and room names).</summary>
     public const int MaxSubjectLength = 256;
 
+    /// <summary>The rule of <see cref="IsValidSubject"/> in words, for the errors that quote it.</summary>
+    public static readonly string SubjectRule = $"1-{MaxSubjectLength} characters without control characters";
+
     /// <summary>
     /// A subject the worker accepts: 1-<see cref="MaxSubjectLength"/> characters (UTF-16 code units), no control
-    /// characters. The one rule for a token's <c>sub</c> and for a user named in the backend API.
+    /// characters. The one rule for a sender (<c>from</c>): a token's <c>sub</c>, a user or <c>from</c> named in the
+    /// backend API, and a backend's <c>Bridge-From</c> header read off the stream (RoomMessageReader).
     /// </summary>
     public static bool IsValidSubject(string? subject) =>
         !string.IsNullOrEmpty(subject) && subject.Length <= MaxSubjectLength && !subject.Any(char.IsControl);
@@ -81,7 +85,7 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
         var subject = jwt.Subject;
         if (!IsValidSubject(subject))
         {
-            return TokenCheck.Refused("claims", $"the token needs a 'sub' claim of 1-{MaxSubjectLength} characters");
+            return TokenCheck.Refused("claims", $"the token needs a 'sub' claim of {SubjectRule}");
         }
 
         if (!TryReadGrant(jwt, o.SubscribeClaim, out var subscribe, out var bad) || !TryReadGrant(jwt, o.PublishClaim, out var publish, out bad))
