@@ -2558,15 +2558,20 @@ var BridgeClient = class _BridgeClient {
       case "room.joined":
         this.onJoined(env);
         return;
-      case "room.left":
+      case "room.left": {
+        let asked = false;
         for (const [id, l] of this.leaves) {
           if (l.room === env.room) {
             this.leaves.delete(id);
             l.resolve();
+            asked = true;
           }
         }
+        const reason = env.payload?.reason;
+        if (!asked && env.room !== void 0 && typeof reason === "string") this.removedByServer(env.room, reason);
         this.emit(env.type, env);
         return;
+      }
       case "room.state":
         this.onRoomState(env);
         return;
@@ -2793,6 +2798,22 @@ var BridgeClient = class _BridgeClient {
     }, delayMs);
   }
   /** Forgets the room's join in flight on the current connection and any retry waiting. */
+  /**
+   * A `room.left` nobody asked for: the worker removed the room (protocol §1.1: a refreshed token no longer grants it,
+   * reason `forbidden`). It is no longer held: not joined again on a reconnect (the worker would refuse it), and a
+   * join still waiting for its `room.joined` rejects with the reason.
+   */
+  removedByServer(room, reason) {
+    const entry = this.rooms.get(room);
+    if (!entry) return;
+    const code = reason !== "" ? reason : "left";
+    this.rooms.delete(room);
+    this.tickJoins.delete(entry);
+    _BridgeClient.resetJoin(entry);
+    for (const w of entry.waiters) w.reject(new BridgeError(code, `the server removed room '${room}' (${code})`));
+    entry.waiters = [];
+    this.checkReady();
+  }
   static resetJoin(entry) {
     entry.joinId = void 0;
     entry.unanswered.clear();

@@ -745,16 +745,23 @@ export class BridgeClient {
       case 'room.joined':
         this.onJoined(env);
         return;
-      case 'room.left':
+      case 'room.left': {
         // room.left does not echo the leave's id (protocol §4): it answers the leaves of its room.
+        let asked = false;
         for (const [id, l] of this.leaves) {
           if (l.room === env.room) {
             this.leaves.delete(id);
             l.resolve();
+            asked = true;
           }
         }
+        // With a reason, the worker removed the room itself (a leave's answer has none: one the client sent without
+        // tracking it, failJoin's, must not end a join of the same room made since).
+        const reason = (env.payload as { reason?: unknown } | undefined)?.reason;
+        if (!asked && env.room !== undefined && typeof reason === 'string') this.removedByServer(env.room, reason);
         this.emit(env.type, env);
         return;
+      }
       case 'room.state':
         this.onRoomState(env);
         return;
@@ -1003,6 +1010,23 @@ export class BridgeClient {
   }
 
   /** Forgets the room's join in flight on the current connection and any retry waiting. */
+  /**
+   * A `room.left` nobody asked for: the worker removed the room (protocol §1.1: a refreshed token no longer grants it,
+   * reason `forbidden`). It is no longer held: not joined again on a reconnect (the worker would refuse it), and a
+   * join still waiting for its `room.joined` rejects with the reason.
+   */
+  private removedByServer(room: string, reason: string): void {
+    const entry = this.rooms.get(room);
+    if (!entry) return;
+    const code = reason !== '' ? reason : 'left';
+    this.rooms.delete(room);
+    this.tickJoins.delete(entry);
+    BridgeClient.resetJoin(entry);
+    for (const w of entry.waiters) w.reject(new BridgeError(code, `the server removed room '${room}' (${code})`));
+    entry.waiters = [];
+    this.checkReady();
+  }
+
   private static resetJoin(entry: RoomEntry): void {
     entry.joinId = undefined;
     entry.unanswered.clear();
