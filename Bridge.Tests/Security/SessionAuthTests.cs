@@ -64,6 +64,38 @@ public sealed class SessionAuthTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.True(await client.NothingArrivesAsync(f => f.Room == "r.drop.me", TimeSpan.FromMilliseconds(200)));
     }
 
+    [Theory]
+    [InlineData(60)]
+    [InlineData(3650)]
+    public async Task A_token_valid_for_longer_than_a_runtime_timer_waits_is_accepted_on_every_transport_and_by_refresh(int days)
+    {
+        // A runtime timer waits at most about 49.7 days; the expiry watch of a longer-lived token (a device's, a
+        // service's) must not throw: the connection is accepted and stays open, as with any valid token.
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var token = _tokens.Create(expiresIn: TimeSpan.FromDays(days), subRooms: ["r.>"], pubRooms: ["r.>"]);
+        await using var client = await TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"));
+        await client.JoinAndWaitAsync("r.long");
+
+        // A refresh to such a token from a short one: answered, and the connection outlives the short one's expiry.
+        await using var refreshed = await TestClient.ConnectAsync(
+            new Uri($"{worker.WebSocketUrl}?access_token={_tokens.Create(expiresIn: TimeSpan.FromSeconds(2), subRooms: ["r.>"])}"));
+        await refreshed.JoinAndWaitAsync("r.long");
+        await refreshed.SendAsync(new() { ["type"] = MessageTypes.AuthRefresh, ["id"] = "l1", ["payload"] = new Dictionary<string, object?> { ["token"] = token } });
+        Assert.Equal("l1", (await refreshed.WaitForAsync(f => f.Type == MessageTypes.AuthRefreshed)).Id);
+
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, "r.long", token: token);
+        Assert.True(sse.Response.IsSuccessStatusCode, $"SSE: {(int)sse.Response.StatusCode}");
+        await sse.WaitForAsync(e => e.Event == MessageTypes.RoomJoined);
+
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await client.PublishAsync("r.long", new { n = 1 }, id: $"long-{days}");
+        await client.WaitForAsync(f => f.Type == "chat.message" && f.Id == $"long-{days}");
+        await refreshed.WaitForAsync(f => f.Type == "chat.message" && f.Id == $"long-{days}");
+        await sse.WaitForAsync(e => e.Event == "chat.message");
+        Assert.False(client.Closed.IsCompleted);
+        Assert.False(refreshed.Closed.IsCompleted);
+    }
+
     [Fact]
     public async Task An_sse_stream_ends_when_its_token_expires()
     {

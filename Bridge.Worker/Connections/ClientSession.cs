@@ -433,14 +433,59 @@ internal sealed class ClientSession
         previous?.Dispose();
         if (identity.Expires is { } expires)
         {
-            var due = expires + clockSkew - time.GetUtcNow();
-            var timer = time.CreateTimer(
-                static state => ((ClientSession)state!).RequestClose(CloseCodes.TokenExpired, "token expired"),
-                this, due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+            var watch = new ExpiryWatch(this, identity, expires + clockSkew, time);
+            var timer = time.CreateTimer(static state => ((ExpiryWatch)state!).Fire(), watch, watch.Wait(), Timeout.InfiniteTimeSpan);
+            watch.Timer = timer;
             if (Interlocked.CompareExchange(ref _expiry, timer, null) is not null || CloseRequested is not null)
             {
                 timer.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// Closes the connection with <c>4001</c> when its identity's token expires. A runtime timer waits at most
+    /// <see cref="Rooms.DueTimer.MaxWait"/> (about 49.7 days; a longer wait throws), so a token valid for longer is
+    /// watched in steps: a firing before the expiry arms the timer again for the rest. A firing for an identity a
+    /// refresh has replaced does nothing (the new one has its own watch).
+    /// </summary>
+    private sealed class ExpiryWatch(ClientSession session, UserIdentity identity, DateTimeOffset closeAt, TimeProvider time)
+    {
+        // True when the timer was last armed for less than the wait (the timer's limit): its firing is a step, not the expiry.
+        private volatile bool _stepped;
+
+        public ITimer? Timer { get; set; }
+
+        /// <summary>The wait until the expiry, within what a timer takes (zero once it has passed).</summary>
+        public TimeSpan Wait()
+        {
+            var left = closeAt - time.GetUtcNow();
+            _stepped = left > Bridge.Worker.Rooms.DueTimer.MaxWait;
+            return left <= TimeSpan.Zero ? TimeSpan.Zero : _stepped ? Bridge.Worker.Rooms.DueTimer.MaxWait : left;
+        }
+
+        public void Fire()
+        {
+            if (!ReferenceEquals(session.Identity, identity))
+            {
+                return;
+            }
+
+            if (_stepped && Wait() is var wait && wait > TimeSpan.Zero)
+            {
+                try
+                {
+                    Timer?.Change(wait, Timeout.InfiniteTimeSpan);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Replaced or closed meanwhile: nothing left to watch.
+                }
+
+                return;
+            }
+
+            session.RequestClose(CloseCodes.TokenExpired, "token expired");
         }
     }
 
