@@ -109,6 +109,35 @@ public sealed class SessionAuthTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     [Fact]
+    public async Task A_long_poll_answers_when_its_token_expires_and_delivers_nothing_published_after()
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var room = "r." + Names.Room("pollexp").Replace('.', '-');
+        await using var publisher = await TestClient.ConnectAsync(
+            new Uri($"{worker.WebSocketUrl}?access_token={_tokens.Create("pub", pubRooms: ["r.>"])}"));
+        await publisher.PublishAsync(room, new { before = 1 }, id: "before");
+        await publisher.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "before");
+
+        var token = _tokens.Create(expiresIn: TimeSpan.FromSeconds(3), subRooms: ["r.>"]);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var first = System.Text.Json.Nodes.JsonNode.Parse(
+            await http.GetStringAsync(new Uri(worker.HttpUrl, $"/poll?rooms={room}&cursor=0&access_token={token}")))!;
+        var cursor = first["cursor"]!.GetValue<string>();
+
+        // The next poll waits (nothing new) past the token's expiry; a message published after it must not reach it.
+        var waiting = http.GetStringAsync(new Uri(worker.HttpUrl, $"/poll?rooms={room}&cursor={Uri.EscapeDataString(cursor)}&access_token={token}"));
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        await publisher.PublishAsync(room, new { after = 1 }, id: "after");
+        await publisher.WaitForAsync(f => f.Type == MessageTypes.Ack && f.Id == "after");
+        var answer = System.Text.Json.Nodes.JsonNode.Parse(await waiting)!;
+        Assert.Empty(answer["messages"]!.AsArray());
+        Assert.Equal(cursor, answer["cursor"]!.GetValue<string>());
+
+        using var next = await http.GetAsync(new Uri(worker.HttpUrl, $"/poll?rooms={room}&cursor={Uri.EscapeDataString(cursor)}&access_token={token}"));
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, next.StatusCode);
+    }
+
+    [Fact]
     public async Task Production_configuration_without_a_key_refuses_to_start()
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(() =>

@@ -82,10 +82,11 @@ internal sealed class ConnectionHost(
             session.SetConflatedSendBuffer(socket, o.ConflatedSendBufferBytes);
         }
 
+        // Closed with 4001 when the token runs out (a stream's client reconnects with a fresh token), and a long-poll
+        // waiting then answers with what it has: nothing published after the token's expiry reaches its holder.
+        admission.WatchExpiry(session);
         if (staysOpen)
         {
-            // Closed with 4001 when the token runs out; a stream's client reconnects with a fresh token.
-            admission.WatchExpiry(session);
             tracker.Add(session);
         }
 
