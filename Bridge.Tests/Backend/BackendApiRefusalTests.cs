@@ -43,6 +43,35 @@ public sealed class BackendApiRefusalTests(NatsServerFixture nats) : IClassFixtu
             Assert.Contains("ApiKey", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
         }
 
+        // A Bearer header with more than one token (or none) is malformed, not a token with a bad signature.
+        var admin = _tokens.Create("ops", claims: new Dictionary<string, object> { ["bridge_admin"] = true });
+        foreach (var header in new[] { $"Bearer {admin} extra", $"Bearer {admin} {admin}" })
+        {
+            using var http = new HttpClient();
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(worker.HttpUrl, "/api/backend/info"));
+            Assert.True(request.Headers.TryAddWithoutValidation("Authorization", header));
+            using var response = await http.SendAsync(request);
+            Assert.Equal(401, (int)response.StatusCode);
+            Assert.Equal(
+                """{"code":"unauthorized","message":"the Authorization header must be 'Bearer <jwt>': one token after the scheme, nothing else"}""",
+                await response.Content.ReadAsStringAsync());
+        }
+
+        // A refusal of the API's own reads as written: "field 'room'", not "field \u0027room\u0027".
+        using (var http = new HttpClient())
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(worker.HttpUrl, "/api/backend/publish"))
+            {
+                Content = new StringContent("""{"type":"chat.message"}""", Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Add("X-Api-Key", _key);
+            using var response = await http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.Equal(400, (int)response.StatusCode);
+            Assert.Contains("'room'", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("\\u0027", body, StringComparison.Ordinal);
+        }
+
         var stored = await ApiClient.WithKey(worker.HttpUrl, _key).OkAsync("history", new { room });
         Assert.Empty(stored["messages"]!.AsArray());
 

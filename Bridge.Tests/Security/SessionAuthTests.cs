@@ -19,6 +19,48 @@ public sealed class SessionAuthTests(NatsServerFixture nats) : IClassFixture<Nat
 
     public void Dispose() => _tokens.Dispose();
 
+    [Theory]
+    [InlineData(Subprotocols.Json)]
+    [InlineData(Subprotocols.MessagePack)]
+    public async Task Auth_refresh_whose_payload_is_not_an_object_is_told_so_in_the_same_words_in_both_formats(string protocol)
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server, _tokens.WorkerSettings());
+        var token = _tokens.Create(subRooms: ["r.>"], pubRooms: ["r.>"]);
+        await using var client = await TestClient.ConnectAsync(new Uri($"{worker.WebSocketUrl}?access_token={token}"), protocol);
+        await client.WaitForAsync(f => f.Type == MessageTypes.Welcome);
+        var json = protocol == Subprotocols.Json;
+        RawValue Refresh(string id, RawValue payload) => Raw.M(("type", Raw.S(MessageTypes.AuthRefresh)), ("id", Raw.S(id)), ("payload", payload));
+        var cases = new List<(string Id, byte[] Frame, string Code, string Message)>
+        {
+            ("array", Encode(Refresh("array", Raw.L(Raw.N(1)))), ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            ("token-in-array", Encode(Refresh("token-in-array", Raw.L(Raw.M(("token", Raw.S(token)))))), ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            ("string", Encode(Refresh("string", Raw.S(token))), ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            ("number", Encode(Refresh("number", Raw.N(5))), ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            ("bool", Encode(Refresh("bool", Raw.B(true))), ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            // Bytes: base64 with enc in JSON, bin in MessagePack.
+            ("bytes", json
+                ? Encoding.UTF8.GetBytes("""{"type":"auth.refresh","id":"bytes","enc":"base64","payload":"aGk="}""")
+                : [.. Convert.FromHexString("83a474797065ac617574682e72656672657368a26964a56279746573a77061796c6f6164c4026869")],
+                ErrorCodes.InvalidArgument, "payload must be an object with a string 'token'"),
+            // Unchanged: no token in an object, a null payload, a token of the wrong kind.
+            ("empty", Encode(Refresh("empty", Raw.M())), ErrorCodes.MissingField, "payload.token is required"),
+            ("null", Encode(Refresh("null", Raw.Null)), ErrorCodes.MissingField, "payload.token is required"),
+            ("kind", Encode(Refresh("kind", Raw.M(("token", Raw.N(1))))), ErrorCodes.InvalidArgument, "payload.token must be a string"),
+        };
+        foreach (var (id, frame, code, message) in cases)
+        {
+            await client.SendRawAsync(frame, WebSocketMessageType.Binary);
+            var error = await client.WaitForAsync(f => f.Type == MessageTypes.Error && f.Payload?["ref"]?.GetValue<string>() == id);
+            Assert.Equal((code, message), (error.ErrorCode, error.Payload?["message"]?.GetValue<string>()));
+        }
+
+        // The connection kept its token and works.
+        await client.PublishAsync("r.x", new { n = 1 }, id: "after");
+        Assert.Equal("after", (await client.WaitForAsync(f => f.Type == MessageTypes.Ack)).Id);
+
+        byte[] Encode(RawValue frame) => json ? frame.ToJson() : frame.ToMsgPack();
+    }
+
     [Fact]
     public async Task A_connection_is_closed_with_4001_when_its_token_expires()
     {

@@ -82,6 +82,47 @@ public sealed class TokenMatrixTests(NatsServerFixture nats) : IClassFixture<Nat
         await Eventually.TrueAsync(() => _worker.Get<ConnectionLimits>().Total == 0, because: "connection counts are released");
     }
 
+    [Fact]
+    public async Task An_authorization_header_that_is_not_bearer_and_one_token_is_refused_as_malformed_not_as_a_bad_signature()
+    {
+        var good = _tokens.Create(subRooms: ["r.>"], pubRooms: ["r.>"]);
+        const string Malformed = "the Authorization header must be 'Bearer <jwt>': one token after the scheme, nothing else";
+        foreach (var header in new[] { $"Bearer {good} extra", $"Bearer {good} {good}", $"Bearer {good}\t{good}", "Bearer    ", $"Basic {good}" })
+        {
+            foreach (var (method, path) in new[] { ("GET", "/sse?rooms=r.x"), ("GET", "/poll?rooms=r.x"), ("POST", "/api/rooms/r.x/messages") })
+            {
+                using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(_worker.HttpUrl, path));
+                if (method == "POST")
+                {
+                    request.Content = new StringContent("""{"type":"chat.message","payload":{"text":"hi"}}""", Encoding.UTF8, "application/json");
+                }
+
+                Assert.True(request.Headers.TryAddWithoutValidation("Authorization", header));
+                using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{header} on {path}: {(int)response.StatusCode} {body}");
+                // The message reads as written (no \u0027 or \u003C escapes), in the body and in the challenge.
+                Assert.Equal($$"""{"code":"unauthorized","message":"{{Malformed}}"}""", body);
+                Assert.Contains(Malformed, response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+            }
+
+            using var socket = new ClientWebSocket();
+            socket.Options.CollectHttpResponseDetails = true;
+            socket.Options.SetRequestHeader("Authorization", header.Replace('\t', ' '));
+            await Assert.ThrowsAnyAsync<WebSocketException>(() => socket.ConnectAsync(_worker.WebSocketUrl, CancellationToken.None));
+            Assert.Equal(HttpStatusCode.Unauthorized, socket.HttpStatusCode);
+        }
+
+        // One token, in any case of the scheme and with spaces around it, still gets in.
+        foreach (var header in new[] { $"Bearer {good}", $"bearer   {good}  " })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_worker.HttpUrl, "/poll?rooms=r.x"));
+            Assert.True(request.Headers.TryAddWithoutValidation("Authorization", header));
+            using var response = await Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
     private string? BadToken(string kind) => kind switch
     {
         "none" => null,

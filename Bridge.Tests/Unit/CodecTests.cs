@@ -508,4 +508,29 @@ public sealed class CodecTests
 
         return -1;
     }
+
+    [Fact]
+    public void An_error_frame_reads_naturally_in_json_with_only_the_escapes_json_needs()
+    {
+        // Apostrophes, '<', '&', '+' and non-ASCII letters as they are (not \u0027 ...): valid JSON that reads as §4 shows.
+        var natural = "the token's signature is not valid; does not grant publishing to 'r.p.x' <a & b + `c`> Zoë";
+        var frame = Encoding.UTF8.GetString(JsonFrameCodec.Instance.EncodeControl(ControlFrames.Error(ErrorCodes.Forbidden, natural, "it's", "r.p.x")));
+        Assert.Equal($$$"""{"type":"error","room":"r.p.x","payload":{"code":"forbidden","message":"{{{natural}}}","ref":"it's"}}""", frame);
+
+        // What would break JSON (or a line of an SSE event) is still escaped: quotes, backslashes, control characters,
+        // U+2028/U+2029; a lone surrogate becomes U+FFFD (no throw). Each reads back as the text written.
+        foreach (var (text, escaped) in new[]
+                 {
+                     ("say \"hi\" \\ it's", "say \\\"hi\\\" \\\\ it's"),
+                     ("line\nbreak\ttab\u0001\u007f it's", "line\\nbreak\\ttab\\u0001\\u007F it's"),
+                     ("sep\u2028\u2029 it's", "sep\\u2028\\u2029 it's"),
+                     ("lone \ud800 it's", "lone \ufffd it's"),
+                 })
+        {
+            var bytes = JsonFrameCodec.Instance.EncodeControl(ControlFrames.Error(ErrorCodes.BadFrame, text, null));
+            Assert.Contains($"\"message\":\"{escaped}\"", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+            using var parsed = System.Text.Json.JsonDocument.Parse(bytes);
+            Assert.Equal(text.Replace("\ud800", "\ufffd", StringComparison.Ordinal), parsed.RootElement.GetProperty("payload").GetProperty("message").GetString());
+        }
+    }
 }

@@ -61,5 +61,5 @@ internal static class ApiJson
 
     /// <summary>The problem body every refusal has: <c>{code, message}</c>, as an <c>error</c> frame's payload.</summary>
     public static byte[] Problem(string code, string message) =>
-        JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["code"] = code, ["message"] = message });
+        JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["code"] = code, ["message"] = message }, Options);
 }

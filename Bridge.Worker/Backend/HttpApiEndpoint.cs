@@ -86,14 +86,16 @@ internal sealed partial class HttpApiEndpoint(
         var request = context.Request;
         string? key = request.Headers[ApiKeyHeader];
         string? bearer = null;
+        var malformedBearer = false;
         var authorization = request.Headers.Authorization.ToString();
         if (authorization.StartsWith("ApiKey ", StringComparison.OrdinalIgnoreCase))
         {
             key ??= authorization["ApiKey ".Length..].Trim();
         }
-        else if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        else if (BearerHeader.IsBearer(authorization))
         {
-            bearer = authorization["Bearer ".Length..].Trim();
+            bearer = BearerHeader.Token(authorization);
+            malformedBearer = bearer is null;
         }
 
         if (!string.IsNullOrEmpty(key))
@@ -104,6 +106,11 @@ internal sealed partial class HttpApiEndpoint(
             }
 
             return (null, Unauthorized(context, "key", "the API key is not valid"));
+        }
+
+        if (malformedBearer)
+        {
+            return (null, Unauthorized(context, "malformed", BearerHeader.Malformed));
         }
 
         if (!string.IsNullOrEmpty(bearer))

@@ -15,10 +15,19 @@ namespace Bridge.Worker.Handlers;
 /// </summary>
 internal sealed class AuthRefreshHandler(TokenValidator tokens, IOptions<AuthOptions> options, BridgeMetrics metrics, TimeProvider time) : IFrameHandler
 {
+    /// <summary>The refusal of a payload that is not an object (an array, a string, bytes...): the same in JSON and MessagePack.</summary>
+    public const string PayloadNotObject = "payload must be an object with a string 'token'";
+
     public string Type => MessageTypes.AuthRefresh;
 
     public async ValueTask HandleAsync(ClientSession session, InboundFrame frame, CancellationToken cancellationToken)
     {
+        if (!PayloadArgs.IsObjectOrNone(frame))
+        {
+            session.SendError(ErrorCodes.InvalidArgument, PayloadNotObject, frame.Id);
+            return;
+        }
+
         if (!PayloadArgs.TryGetString(frame, "token", out var token))
         {
             session.SendError(ErrorCodes.InvalidArgument, "payload.token must be a string", frame.Id);

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Diagnostics;
 using System.Net.WebSockets;
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Bridge.Contracts;
 using Bridge.Worker.Rooms;
@@ -532,7 +534,7 @@ internal sealed class JsonFrameCodec : IFrameCodec
                 writer.WriteNullValue();
                 break;
             case string s:
-                writer.WriteStringValue(s);
+                WriteText(writer, s);
                 break;
             case bool b:
                 writer.WriteBooleanValue(b);
@@ -585,6 +587,48 @@ internal sealed class JsonFrameCodec : IFrameCodec
             default:
                 throw new InvalidOperationException($"control payload value of type {value.GetType()} is not supported");
         }
+    }
+
+    // A control payload's text (an error's message and ref, a user name) is escaped only as JSON needs: '"', '\\',
+    // control characters, U+2028/U+2029 and the other characters the encoder never passes are escaped; "'", '<', '&',
+    // '+', '`' and non-ASCII letters stay as they are (`the token's signature`, not `the token\u0027s`). Frames are
+    // read by JSON parsers, never embedded in HTML. The envelope's fields keep the default encoder (the fast paths
+    // above write them as it does).
+    private static readonly JavaScriptEncoder TextEncoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+
+    // Printable ASCII that neither encoder escapes: such text is written by the writer as it is, with no allocation.
+    private static readonly SearchValues<char> PlainTextChars =
+        SearchValues.Create(string.Concat(Enumerable.Range(0x20, 0x7F - 0x20).Select(c => (char)c).Where(c => !"\"&'+<>\\`".Contains(c))));
+
+    private static void WriteText(Utf8JsonWriter writer, string text)
+    {
+        if (!text.AsSpan().ContainsAnyExcept(PlainTextChars))
+        {
+            writer.WriteStringValue(text);
+            return;
+        }
+
+        writer.WriteStringValue(JsonEncodedText.Encode(WellFormed(text), TextEncoder));
+    }
+
+    // The text with each lone surrogate replaced by U+FFFD, as the writer replaces them (JsonEncodedText would throw).
+    private static string WellFormed(string text)
+    {
+        var rest = text.AsSpan();
+        if (!rest.ContainsAnyInRange('\uD800', '\uDFFF'))
+        {
+            return text;
+        }
+
+        var repaired = new StringBuilder(text.Length);
+        while (!rest.IsEmpty)
+        {
+            Rune.DecodeFromUtf16(rest, out var rune, out var used);
+            repaired.Append(rune.ToString());
+            rest = rest[used..];
+        }
+
+        return repaired.ToString();
     }
 
     private static void WriteEntry(Utf8JsonWriter writer, string key, object? item)

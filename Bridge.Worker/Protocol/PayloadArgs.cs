@@ -37,6 +37,24 @@ internal static class PayloadArgs
     }
 
     /// <summary>
+    /// True when the frame has no payload, a null one or an object (a JSON object, a MessagePack map); false for any
+    /// other value (an array, a string, a number, a boolean, bytes), which holds no named arguments.
+    /// </summary>
+    public static bool IsObjectOrNone(InboundFrame frame)
+    {
+        var first = frame.Payload.Span.IsEmpty ? (byte)0 : frame.Payload.Span[0];
+        return frame.PayloadKind switch
+        {
+            PayloadKind.None => true,
+            // The codec kept the payload from its first byte (no whitespace before it).
+            PayloadKind.Json => first is (byte)'{' or (byte)'n',
+            // fixmap, map 16, map 32, nil.
+            PayloadKind.MessagePack => first is (>= 0x80 and <= 0x8f) or 0xde or 0xdf or 0xc0,
+            _ => false,
+        };
+    }
+
+    /// <summary>
     /// Reads an optional string argument of the frame's payload; false when present but not a string. The codecs
     /// have checked every string as Unicode text, so reading it cannot fail.
     /// </summary>

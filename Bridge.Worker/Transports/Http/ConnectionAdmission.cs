@@ -135,14 +135,15 @@ internal sealed partial class ConnectionAdmission(
         var header = request.Headers.Authorization.ToString();
         if (!string.IsNullOrEmpty(header))
         {
-            const string Bearer = "Bearer ";
-            if (!header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) || header.Length == Bearer.Length)
+            // Another scheme, nothing after "Bearer " or more than one word: malformed (not a token whose check would
+            // blame its signature).
+            var bearer = BearerHeader.IsBearer(header) ? BearerHeader.Token(header) : null;
+            if (bearer is null)
             {
-                malformed = "the Authorization header must be 'Bearer <jwt>'";
-                return null;
+                malformed = BearerHeader.Malformed;
             }
 
-            return header[Bearer.Length..].Trim();
+            return bearer;
         }
 
         // Read from the raw query, not request.Query: the parsed collection (with a second copy of the token) would
