@@ -1,12 +1,32 @@
 using System.Text;
 using Bridge.Contracts;
 using Bridge.Worker.Backend;
+using Bridge.Worker.Security;
 
 namespace Bridge.Tests.Unit;
 
 /// <summary>The backend API's edge: what a body must be before any field is read.</summary>
 public sealed class ApiArgsTests
 {
+    [Fact]
+    public void The_sender_rule_refuses_exactly_the_characters_char_IsControl_names_wherever_they_stand()
+    {
+        // The rule is read per backend message (Bridge-From) with a vectorized search: it must refuse what
+        // char.IsControl refuses (Unicode category Cc) and nothing else, for every UTF-16 code unit, first, inside or last.
+        for (var c = 0; c <= char.MaxValue; c++)
+        {
+            var ch = (char)c;
+            var expected = !char.IsControl(ch);
+            Assert.True(expected == TokenValidator.IsValidSubject(ch.ToString()), $"U+{c:X4} alone");
+            Assert.True(expected == TokenValidator.IsValidSubject($"device-{ch}-42"), $"U+{c:X4} inside");
+            Assert.True(expected == TokenValidator.IsValidSubject(new string('x', TokenValidator.MaxSubjectLength - 1) + ch), $"U+{c:X4} last");
+        }
+
+        Assert.False(TokenValidator.IsValidSubject(""));
+        Assert.False(TokenValidator.IsValidSubject(null));
+        Assert.False(TokenValidator.IsValidSubject(new string('x', TokenValidator.MaxSubjectLength + 1)));
+    }
+
     [Theory]
     [InlineData("""{"from":"\ud800"}""")]
     [InlineData("""{"payload":{"x":"a\udc00b"}}""")]

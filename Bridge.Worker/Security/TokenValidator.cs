@@ -35,8 +35,17 @@ internal sealed class TokenValidator(SigningKeys keys, IOptions<AuthOptions> opt
     /// characters. The one rule for a sender (<c>from</c>): a token's <c>sub</c>, a user or <c>from</c> named in the
     /// backend API, and a backend's <c>Bridge-From</c> header read off the stream (RoomMessageReader).
     /// </summary>
+    /// <remarks>
+    /// Read for every message a backend published with <c>Bridge-From</c>, live and replayed, so it is one vectorized
+    /// search (<see cref="ControlCharacters"/>: what <see cref="char.IsControl(char)"/> is true for), not a per-character
+    /// delegate.
+    /// </remarks>
     public static bool IsValidSubject(string? subject) =>
-        !string.IsNullOrEmpty(subject) && subject.Length <= MaxSubjectLength && !subject.Any(char.IsControl);
+        !string.IsNullOrEmpty(subject) && subject.Length <= MaxSubjectLength && !subject.AsSpan().ContainsAny(ControlCharacters);
+
+    // U+0000-U+001F and U+007F-U+009F: the characters char.IsControl is true for (Unicode category Cc).
+    private static readonly System.Buffers.SearchValues<char> ControlCharacters = System.Buffers.SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Select(c => (char)c), .. Enumerable.Range(0x7f, 0x21).Select(c => (char)c)]);
 
     private static readonly string[] Algorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256];
 
