@@ -611,25 +611,10 @@ internal sealed class JsonFrameCodec : IFrameCodec
         writer.WriteStringValue(JsonEncodedText.Encode(WellFormed(text), TextEncoder));
     }
 
-    // The text with each lone surrogate replaced by U+FFFD, as the writer replaces them (JsonEncodedText would throw).
-    private static string WellFormed(string text)
-    {
-        var rest = text.AsSpan();
-        if (!rest.ContainsAnyInRange('\uD800', '\uDFFF'))
-        {
-            return text;
-        }
-
-        var repaired = new StringBuilder(text.Length);
-        while (!rest.IsEmpty)
-        {
-            Rune.DecodeFromUtf16(rest, out var rune, out var used);
-            repaired.Append(rune.ToString());
-            rest = rest[used..];
-        }
-
-        return repaired.ToString();
-    }
+    // The text with each lone surrogate replaced by U+FFFD, as the writer replaces them (JsonEncodedText would throw):
+    // UTF-8's replacement fallback does it on the way through (rare: only text with a surrogate pays).
+    private static string WellFormed(string text) =>
+        text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF') ? Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text)) : text;
 
     private static void WriteEntry(Utf8JsonWriter writer, string key, object? item)
     {
