@@ -25,6 +25,7 @@ internal sealed class LoadClient : IAsyncDisposable
     private TestClient _client = null!;
     private long _messages;
     private long _joined;
+    private readonly TaskCompletionSource<long> _firstJoined = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _bytes;
 
     private LoadClient(LoadClientOptions options)
@@ -39,6 +40,12 @@ internal sealed class LoadClient : IAsyncDisposable
     public Task FirstFrame => _client.FirstFrame;
 
     public long Joined => Interlocked.Read(ref _joined);
+
+    /// <summary>
+    /// Completes with the <see cref="System.Diagnostics.Stopwatch"/> timestamp at which the first <c>room.joined</c> was
+    /// read (in the frame handler, so a waiter's wake-up is not counted); faults if the connection ended before it.
+    /// </summary>
+    public Task<long> FirstJoined => _firstJoined.Task;
 
     /// <summary>Bytes of every frame received (WebSocket payloads, without framing; on a batch subprotocol, the envelopes' bytes without their arrays).</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
@@ -69,7 +76,11 @@ internal sealed class LoadClient : IAsyncDisposable
             Token = options.Token,
             ConnectTimeout = null,
             OnFrame = load.OnFrame,
-            OnClosed = _ => options.OnClosed?.Invoke(load),
+            OnClosed = _ =>
+            {
+                load._firstJoined.TrySetException(new InvalidOperationException("the connection closed before room.joined"));
+                options.OnClosed?.Invoke(load);
+            },
             Invoker = options.Invoker,
         }, cancellationToken);
         return load;
@@ -142,7 +153,7 @@ internal sealed class LoadClient : IAsyncDisposable
                 JoinedSeq = ReadSeq(frame);
             }
 
-            Interlocked.Increment(ref _joined);
+            OnJoined();
             return;
         }
 
@@ -232,7 +243,7 @@ internal sealed class LoadClient : IAsyncDisposable
         if (typed && type.SequenceEqual("room.joined"u8))
         {
             JoinedSeq = seq;
-            Interlocked.Increment(ref _joined);
+            OnJoined();
             return;
         }
 
@@ -255,6 +266,14 @@ internal sealed class LoadClient : IAsyncDisposable
             _options.Tracker?.OnMessage(sent, lseq, (int)lroom);
             _options.OnValue?.Invoke(sent, (int)lroom);
             _options.Latency?.RecordElapsed(sent, System.Diagnostics.Stopwatch.GetTimestamp());
+        }
+    }
+
+    private void OnJoined()
+    {
+        if (Interlocked.Increment(ref _joined) == 1)
+        {
+            _firstJoined.TrySetResult(System.Diagnostics.Stopwatch.GetTimestamp());
         }
     }
 

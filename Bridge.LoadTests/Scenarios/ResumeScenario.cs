@@ -71,10 +71,12 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         long missing = 0;
 
         // One replay of a room on one side: what it received, how long it took, and the CPU the worker and nats-server spent.
-        // The client's CPU is this process's: during a replay only the one client reads (the sampler's tick aside).
-        async Task<(long Received, TimeSpan Elapsed, TimeSpan WorkerCpu, TimeSpan NatsCpu, TimeSpan ClientCpu)> ReplayAsync(string key, string room, int messages)
+        // The client's CPU is this process's: during a replay only the one client reads (the sampler's tick aside). The
+        // machine's idle and stolen time over the replay (null without /proc/stat) say how much of the cores it used.
+        async Task<(long Received, TimeSpan Elapsed, TimeSpan WorkerCpu, TimeSpan NatsCpu, TimeSpan ClientCpu, MachineStat? Machine)> ReplayAsync(string key, string room, int messages)
         {
             var target = key.EndsWith(CompareSuffix, StringComparison.Ordinal) ? other! : worker;
+            var machine = MachineStat.Read();
             var (workerCpu, natsCpu, clientCpu) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid), ProcessStats.CpuTime(Environment.ProcessId));
             var (received, elapsed) = key == "bare" ? await BareReplayAsync(js, room, messages, cancellationToken)
                 : key.StartsWith(DirectGetKey + "raw", StringComparison.Ordinal)
@@ -84,8 +86,8 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
                 : await BridgeReplayAsync(target, key.Replace(CompareSuffix, "", StringComparison.Ordinal), room, cancellationToken);
             missing += Math.Abs(messages - received);
             ctx.Stats.Add(expected: messages, delivered: Math.Min(received, messages));
-            return (received, elapsed, ProcessStats.CpuTime(target.Pid) - workerCpu, ProcessStats.CpuTime(nats.Pid) - natsCpu,
-                ProcessStats.CpuTime(Environment.ProcessId) - clientCpu);
+            var (workerAfter, natsAfter, clientAfter) = (ProcessStats.CpuTime(target.Pid), ProcessStats.CpuTime(nats.Pid), ProcessStats.CpuTime(Environment.ProcessId));
+            return (received, elapsed, workerAfter - workerCpu, natsAfter - natsCpu, clientAfter - clientCpu, MachineStat.Read() - machine);
         }
 
         // CPU per message is steadier than time on a shared machine: who did the work, and how much.
@@ -101,7 +103,7 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
                 foreach (var (key, label) in Runs)
                 {
                     ctx.Status = $"warm-up {i}/{warmupConnections}: {label}";
-                    var (received, elapsed, workerCpu, _, _) = await ReplayAsync(key, WarmupRoom, WarmupMessages);
+                    var (received, elapsed, workerCpu, _, _, _) = await ReplayAsync(key, WarmupRoom, WarmupMessages);
                     var s = spent[key];
                     spent[key] = (s.Elapsed + elapsed, s.WorkerCpu + workerCpu, s.Received + received);
                 }
@@ -124,7 +126,7 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
             foreach (var (key, label) in Runs)
             {
                 ctx.Status = $"warm-up round {round}/{warmupRounds}: {label}";
-                var (received, elapsed, _, _, clientCpu) = await ReplayAsync(key, ReplayRoom, replayMessages);
+                var (received, elapsed, _, _, clientCpu, _) = await ReplayAsync(key, ReplayRoom, replayMessages);
                 report.Add($"warm-up round {round} (not counted), {label}",
                     $"{received / elapsed.TotalSeconds:N0} msg/s; CPU per message: client {PerMessage(clientCpu, received)}");
             }
@@ -133,6 +135,8 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         ctx.BeginMeasure();
         // Each side's rate in every round, in round order (0 for a round that lost or doubled messages).
         var rates = Runs.ToDictionary(r => r.Key, _ => new List<double>(rounds));
+        // Each side's machine time over its measured rounds, and the messages they read.
+        var machines = Runs.ToDictionary(r => r.Key, _ => (Stat: (MachineStat?)new MachineStat(), Received: 0L));
         var runs = Runs;
         for (var round = 1; round <= rounds; round++)
         {
@@ -146,11 +150,13 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
                 GC.Collect();
                 GC.WaitForPendingFinalizers();
                 await Task.Delay(100, cancellationToken);
-                var (received, elapsed, workerCpu, natsCpu, clientCpu) = await ReplayAsync(key, ReplayRoom, replayMessages);
+                var (received, elapsed, workerCpu, natsCpu, clientCpu, machine) = await ReplayAsync(key, ReplayRoom, replayMessages);
                 rates[key].Add(received == replayMessages ? received / elapsed.TotalSeconds : 0);
+                machines[key] = (machines[key].Stat + machine, machines[key].Received + received);
                 report.Add(
                     $"replay {round}, {label}: {received:N0} messages",
-                    $"{elapsed.TotalMilliseconds:N0} ms, {received / elapsed.TotalSeconds:N0} msg/s; CPU per message: worker {PerMessage(workerCpu, received)}, nats-server {PerMessage(natsCpu, received)}, client {PerMessage(clientCpu, received)}");
+                    $"{elapsed.TotalMilliseconds:N0} ms, {received / elapsed.TotalSeconds:N0} msg/s; CPU per message: worker {PerMessage(workerCpu, received)}, nats-server {PerMessage(natsCpu, received)}, client {PerMessage(clientCpu, received)}"
+                    + (machine is { } m ? $"; machine: {m.Describe(received)}" : ""));
             }
         }
 
@@ -159,6 +165,11 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         foreach (var (key, label) in Runs)
         {
             report.Metric($"replay_{key}_rate", $"replay rate, {label} (best of {rounds})", rates[key].Max(), "msg/s");
+            if (machines[key] is { Stat: { } stat, Received: var read })
+            {
+                report.Add($"machine during the replays, {label}, {rounds} rounds", stat.Describe(read));
+            }
+
             report.Metric($"replay_{key}_first_rate", $"replay rate, {label} (round 1, after {warmupConnections} warm-up resumes and {warmupRounds} warm-up rounds)", rates[key][0], "msg/s");
             if (key != "bare")
             {
@@ -338,9 +349,12 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
     /// </summary>
     private static async Task<(long Received, TimeSpan Elapsed)> BridgeReplayAsync(WorkerProcess worker, string transport, string room, CancellationToken cancellationToken)
     {
+        // Each side's time ends where its client sees the last of it (the bare consumer's loop, here room.joined in the
+        // client's frame handler), not when a waiter polling for it wakes.
         if (transport == "sse")
         {
-            var started = Stopwatch.StartNew();
+            var started = Stopwatch.GetTimestamp();
+            var joined = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
             long messages = 0;
             await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, new SseClientOptions
             {
@@ -353,10 +367,14 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
                     {
                         Interlocked.Increment(ref messages);
                     }
+                    else if (type.SequenceEqual("room.joined"u8))
+                    {
+                        joined.TrySetResult(Stopwatch.GetTimestamp());
+                    }
                 },
             }, cancellationToken);
-            await WaitAsync(() => sse.Joined >= 1, cancellationToken);
-            return (Interlocked.Read(ref messages), started.Elapsed);
+            var at = await joined.Task.WaitAsync(JoinTimeout, cancellationToken);
+            return (Interlocked.Read(ref messages), Stopwatch.GetElapsedTime(started, at));
         }
 
         await using var client = await LoadClient.ConnectAsync(worker.WebSocketUrl, new LoadClientOptions
@@ -365,10 +383,10 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
             Batched = transport.EndsWith("-batch", StringComparison.Ordinal),
         }, cancellationToken);
         await client.FirstFrame;
-        var sw = Stopwatch.StartNew();
+        var sent = Stopwatch.GetTimestamp();
         await client.SendAsync($$$"""{"type":"room.join","room":"{{{room}}}","payload":{"since":0}}""", cancellationToken);
-        await WaitAsync(() => client.Joined >= 1, cancellationToken);
-        return (client.Messages, sw.Elapsed);
+        var joinedAt = await client.FirstJoined.WaitAsync(JoinTimeout, cancellationToken);
+        return (client.Messages, Stopwatch.GetElapsedTime(sent, joinedAt));
     }
 
     private static async Task<ulong> LastSeqAsync(NatsJSContext js, string room, CancellationToken cancellationToken)
@@ -377,6 +395,8 @@ internal sealed class ResumeScenario(ScenarioSpec spec, string configuration, in
         var last = await stream.GetDirectAsync<byte[]>(new NATS.Client.JetStream.Models.StreamMsgGetRequest { LastBySubj = $"rooms.{room}" }, cancellationToken: cancellationToken);
         return ulong.Parse(last.Headers!["Nats-Sequence"].ToString());
     }
+
+    private static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(120);
 
     private static async Task WaitAsync(Func<bool> condition, CancellationToken cancellationToken)
     {
