@@ -521,7 +521,8 @@ internal sealed class RoomMembership : IRoomMember
     /// <summary>
     /// Tells the client that retention may have dropped messages of the room it was never sent: <c>room.joined</c> with
     /// <c>truncated</c> at its position, as a resume from a dropped position says (docs/protocol.md §5). Sent after the
-    /// first messages kept after the hole, unless the membership is closed.
+    /// first messages kept after the hole (a long-poll's join: before them, <c>RoomReader.ReportGap</c>), unless the
+    /// membership is closed.
     /// </summary>
     public bool SendTruncated()
     {

@@ -398,6 +398,15 @@ internal sealed partial class RoomReader
                 // Hands the held messages to the member: false when it took not all of them (full or closed).
                 bool Deliver()
                 {
+                    if (replayed)
+                    {
+                        // A join's read knows of a gap at its start before it hands over the messages after it (the first
+                        // direct get starts at the position): taken now, so that a transport answering part way through
+                        // the replay (a long-poll's page) is told with the first of them (ReportGap).
+                        progress.Gap.Note(check, start);
+                        ReportGap(member, room, progress);
+                    }
+
                     var result = member.DeliverRead(batch.AsSpan(0, held), replayed, out var taken);
                     if (taken > 0 && count == 0)
                     {
@@ -492,8 +501,9 @@ internal sealed partial class RoomReader
         progress.FoundGap?.ConfirmAsync(_log, room.Name, cancellationToken) ?? ValueTask.FromResult(false);
 
     /// <summary>
-    /// Tells the member of a gap found (once the messages after it are queued): a joining member by its <c>room.joined</c>,
-    /// any other by a <c>room.joined</c> with <c>truncated</c> now, as a resume would be.
+    /// Tells the member of a gap found: a joining member by its <c>room.joined</c> (and, on a transport that may answer
+    /// part way through the replay, by a <c>room.joined</c> with <c>truncated</c> now, before the messages after the gap),
+    /// any other by a <c>room.joined</c> with <c>truncated</c> now (once the messages after it are queued), as a resume would be.
     /// </summary>
     private void ReportGap(RoomMembership member, Room room, Progress progress)
     {
@@ -504,7 +514,14 @@ internal sealed partial class RoomReader
 
         if (progress.IsJoin && !progress.Answered)
         {
-            progress.Truncated = true; // reported by room.joined
+            // Reported by room.joined after the replay. A transport that may answer before that (a long-poll's page) is
+            // also told now, once, ahead of the messages after the gap: a room.joined with truncated, as a catch-up is.
+            if (!progress.Truncated && member.Session.Transport.AnswersMidReplay())
+            {
+                member.SendTruncated();
+            }
+
+            progress.Truncated = true;
             return;
         }
 

@@ -35,4 +35,12 @@ internal static class TransportKinds
     /// closed by the backend API) and closed when its token expires. A long-poll is one short request: neither.
     /// </summary>
     public static bool StaysOpen(this TransportKind kind) => kind != TransportKind.Poll;
+
+    /// <summary>
+    /// True for a transport that may answer part way through a join's replay (a long-poll answers a page of
+    /// <c>PollMaxMessages</c>, and the next poll resumes from inside retention): a gap its join finds is also told before
+    /// the messages after it (<c>room.joined</c> with <c>truncated</c>), not only by the <c>room.joined</c> after the
+    /// replay, which such a page may never reach.
+    /// </summary>
+    public static bool AnswersMidReplay(this TransportKind kind) => kind == TransportKind.Poll;
 }

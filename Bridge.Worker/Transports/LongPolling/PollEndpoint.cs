@@ -124,7 +124,9 @@ internal sealed class PollEndpoint(
                             positions[frame.Room!] = frame.Seq;
                         }
 
-                        if (frame.Truncated)
+                        // A join that found a gap says so ahead of the messages after it (a page may end before its
+                        // room.joined) and again in its room.joined: listed once.
+                        if (frame.Truncated && !_truncated.Contains(frame.Room!))
                         {
                             _truncated.Add(frame.Room!);
                         }
