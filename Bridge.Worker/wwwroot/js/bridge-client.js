@@ -2788,7 +2788,7 @@ var BridgeClient = class _BridgeClient {
   onSendRefused(p, code, message) {
     clearTimeout(p.ackTimer);
     p.ackTimer = void 0;
-    if (code === "publish_failed" && ++p.failures < this.maxPublishAttempts) {
+    if ((code === "publish_failed" || code === "rate_limited") && ++p.failures < this.maxPublishAttempts) {
       p.sentEpoch = -1;
       clearTimeout(p.retryTimer);
       p.retryTimer = setTimeout(() => {
