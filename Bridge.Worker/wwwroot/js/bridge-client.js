@@ -1512,29 +1512,131 @@ function encodedSize(data) {
   return typeof data === "string" ? encoder.encode(data).length : data.length;
 }
 function decodeFrames(data, format) {
-  const value = decodeValue(data, format);
-  if (!Array.isArray(value)) {
-    const env = value === void 0 ? void 0 : normalize(value);
-    return env ? [env] : [];
+  const bytes = typeof data === "string" ? void 0 : asBytes(data);
+  if (format === "msgpack" && bytes) return decodeMessagePackFrames(bytes);
+  const text = typeof data === "string" ? data : bytes ? new TextDecoder().decode(bytes) : void 0;
+  if (text === void 0) return [];
+  const value = JSON.parse(text);
+  return Array.isArray(value) ? readEach(value) : readEach([value]);
+}
+function readEach(values) {
+  const envelopes = [];
+  for (const value of values) {
+    try {
+      const env = normalize(value);
+      if (env) envelopes.push(env);
+    } catch {
+    }
+  }
+  return envelopes;
+}
+function asBytes(data) {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return void 0;
+}
+function decodeMessagePackFrames(bytes) {
+  try {
+    const value = decode(bytes);
+    return Array.isArray(value) ? readEach(value) : readEach([value]);
+  } catch {
+  }
+  let parts;
+  try {
+    parts = bytes[0] !== void 0 && isArrayHeader(bytes[0]) ? splitContainer(bytes).values : [bytes];
+  } catch {
+    return [];
   }
   const envelopes = [];
-  for (const element of value) {
-    const env = normalize(element);
+  for (const part of parts) {
+    const env = readEnvelopeByParts(part);
     if (env) envelopes.push(env);
   }
   return envelopes;
 }
-function decodeValue(data, format) {
-  let value;
-  if (typeof data === "string") {
-    value = JSON.parse(data);
-  } else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
-    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    value = format === "msgpack" ? decode(bytes) : JSON.parse(new TextDecoder().decode(bytes));
-  } else {
+function readEnvelopeByParts(part) {
+  try {
+    return readEach([decode(part)])[0];
+  } catch {
+  }
+  try {
+    if (part[0] === void 0 || isArrayHeader(part[0])) return void 0;
+    const { values } = splitContainer(part);
+    const out = {};
+    for (let i = 0; i + 1 < values.length; i += 2) {
+      const key = decode(values[i]);
+      if (typeof key !== "string" || key === "__proto__") continue;
+      let value;
+      try {
+        value = decode(values[i + 1]);
+      } catch (e) {
+        if (key !== "payload") throw e;
+        value = values[i + 1].slice();
+      }
+      out[key] = value;
+    }
+    return readEach([out])[0];
+  } catch {
     return void 0;
   }
-  return value;
+}
+function isArrayHeader(b) {
+  return b >= 144 && b <= 159 || b === 220 || b === 221;
+}
+function splitContainer(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const header = containerHeader(view, 0);
+  if (!header) throw new Error("not a MessagePack array or map");
+  const values = [];
+  let at = header.at;
+  for (let i = 0; i < header.count; i++) {
+    const end = skipValue(view, at);
+    values.push(bytes.subarray(at, end));
+    at = end;
+  }
+  if (at !== bytes.length) throw new Error("unexpected data after the MessagePack value");
+  return { values };
+}
+function containerHeader(view, at) {
+  const b = view.getUint8(at);
+  if (b >= 144 && b <= 159) return { count: b & 15, at: at + 1 };
+  if (b >= 128 && b <= 143) return { count: 2 * (b & 15), at: at + 1 };
+  if (b === 220) return { count: view.getUint16(at + 1), at: at + 3 };
+  if (b === 221) return { count: view.getUint32(at + 1), at: at + 5 };
+  if (b === 222) return { count: 2 * view.getUint16(at + 1), at: at + 3 };
+  if (b === 223) return { count: 2 * view.getUint32(at + 1), at: at + 5 };
+  return void 0;
+}
+function skipValue(view, at) {
+  let pending = 1;
+  while (pending > 0) {
+    pending--;
+    const container = containerHeader(view, at);
+    if (container) {
+      pending += container.count;
+      at = container.at;
+      continue;
+    }
+    const b = view.getUint8(at);
+    let size;
+    if (b <= 127 || b >= 224 || b === 192 || b === 194 || b === 195) size = 1;
+    else if (b >= 160 && b <= 191) size = 1 + (b & 31);
+    else if (b === 196 || b === 217) size = 2 + view.getUint8(at + 1);
+    else if (b === 197 || b === 218) size = 3 + view.getUint16(at + 1);
+    else if (b === 198 || b === 219) size = 5 + view.getUint32(at + 1);
+    else if (b === 199) size = 3 + view.getUint8(at + 1);
+    else if (b === 200) size = 4 + view.getUint16(at + 1);
+    else if (b === 201) size = 6 + view.getUint32(at + 1);
+    else if (b === 202) size = 5;
+    else if (b === 203) size = 9;
+    else if (b >= 204 && b <= 207) size = 1 + (1 << b - 204);
+    else if (b >= 208 && b <= 211) size = 1 + (1 << b - 208);
+    else if (b >= 212 && b <= 216) size = 2 + (1 << b - 212);
+    else throw new Error(`0x${b.toString(16)} starts no MessagePack value`);
+    at += size;
+    if (at > view.byteLength) throw new Error("truncated MessagePack value");
+  }
+  return at;
 }
 function normalize(value) {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return void 0;
@@ -1546,6 +1648,12 @@ function normalize(value) {
   }
   if (typeof env.seq === "bigint") env.seq = Number(env.seq);
   if (typeof env.ts === "bigint") env.ts = Number(env.ts);
+  for (const key of ["room", "id", "from"]) {
+    if (env[key] !== void 0 && typeof env[key] !== "string") delete env[key];
+  }
+  for (const key of ["seq", "ts"]) {
+    if (env[key] !== void 0 && typeof env[key] !== "number") delete env[key];
+  }
   return env;
 }
 function stripUndefined(frame) {
@@ -1687,7 +1795,8 @@ var PollTransport = class {
           if (!this.closed) this.host.lost(new OpenError(`poll refused: ${text}`, { httpStatus: res.status }).info);
           return;
         }
-        answer = await res.json();
+        const body = await res.json();
+        answer = body !== null && typeof body === "object" ? body : {};
       } catch (e) {
         if (this.closed) return;
         if (this.restart) continue;
@@ -1703,18 +1812,15 @@ var PollTransport = class {
   }
   deliver(answer, names) {
     const replayed = /* @__PURE__ */ new Map();
-    for (const raw of answer.messages ?? []) {
-      const env = normalize(raw);
-      if (!env) continue;
+    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [])) {
       if (env.room) replayed.set(env.room, (replayed.get(env.room) ?? 0) + 1);
       this.host.frame(env);
     }
-    for (const raw of answer.errors ?? []) {
-      const env = normalize(raw);
-      if (env) this.host.frame(env);
+    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [])) {
+      this.host.frame(env);
     }
-    const truncated = new Set(answer.truncated ?? []);
-    for (const [room, seq] of parseCursor(answer.cursor ?? "", names)) {
+    const truncated = new Set(Array.isArray(answer.truncated) ? answer.truncated : []);
+    for (const [room, seq] of parseCursor(typeof answer.cursor === "string" ? answer.cursor : "", names)) {
       if (!Number.isFinite(seq)) continue;
       this.host.advance(room, seq);
       if (!this.announced.has(room) || truncated.has(room)) {
@@ -2682,7 +2788,7 @@ var BridgeClient = class _BridgeClient {
   onSendRefused(p, code, message) {
     clearTimeout(p.ackTimer);
     p.ackTimer = void 0;
-    if (code === "publish_failed" && ++p.failures < this.maxPublishAttempts) {
+    if ((code === "publish_failed" || code === "rate_limited") && ++p.failures < this.maxPublishAttempts) {
       p.sentEpoch = -1;
       clearTimeout(p.retryTimer);
       p.retryTimer = setTimeout(() => {

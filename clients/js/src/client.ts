@@ -885,8 +885,9 @@ export class BridgeClient {
   private onSendRefused(p: PendingSend, code: string, message: string): void {
     clearTimeout(p.ackTimer);
     p.ackTimer = undefined;
-    if (code === 'publish_failed' && ++p.failures < this.maxPublishAttempts) {
-      // May or may not be stored: retry with the same id (the server answers the original seq if it was).
+    if ((code === 'publish_failed' || code === 'rate_limited') && ++p.failures < this.maxPublishAttempts) {
+      // May or may not be stored (publish_failed), or not acted on (rate_limited, protocol §1.1: "retry it later with
+      // the same id"): retry with the same id (the server answers the original seq if it was stored).
       p.sentEpoch = -1;
       clearTimeout(p.retryTimer);
       p.retryTimer = setTimeout(() => {

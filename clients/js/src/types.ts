@@ -139,7 +139,7 @@ export interface BridgeClientOptions {
   ackTimeoutMs?: number;
   /** A transport that has not opened (welcome) after this long (ms) counts as unavailable. Default 10,000. */
   openTimeoutMs?: number;
-  /** `publish_failed` answers retried this many times (same id) before the send rejects. Default 5. */
+  /** Tries of a send refused with `publish_failed` or `rate_limited` (same id, after a backoff) before it rejects. Default 5. */
   maxPublishAttempts?: number;
   /**
    * Largest encoded frame the client will send, in bytes (the worker's `MaxFrameBytes`, default 65,536). The current

@@ -1,4 +1,4 @@
-import { normalize, type EncodedFrame, type OutboundFrame } from '../codec.js';
+import { readEach, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Envelope } from '../types.js';
 import { authHeaders, formatCursor, setJoinOptions, OpenError, parseCursor, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
@@ -84,7 +84,8 @@ export class PollTransport implements Transport {
           if (!this.closed) this.host.lost(new OpenError(`poll refused: ${text}`, { httpStatus: res.status }).info);
           return;
         }
-        answer = (await res.json()) as PollAnswer;
+        const body: unknown = await res.json();
+        answer = body !== null && typeof body === 'object' ? (body as PollAnswer) : {};
       } catch (e) {
         if (this.closed) return;
         if (this.restart) continue; // aborted because the rooms changed
@@ -101,18 +102,16 @@ export class PollTransport implements Transport {
 
   private deliver(answer: PollAnswer, names: string[]): void {
     const replayed = new Map<string, number>();
-    for (const raw of answer.messages ?? []) {
-      const env = normalize(raw);
-      if (!env) continue;
+    // An element that cannot be read is left out alone (readEach), never the answer's other messages.
+    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [])) {
       if (env.room) replayed.set(env.room, (replayed.get(env.room) ?? 0) + 1);
       this.host.frame(env);
     }
-    for (const raw of answer.errors ?? []) {
-      const env = normalize(raw);
-      if (env) this.host.frame(env);
+    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [])) {
+      this.host.frame(env);
     }
-    const truncated = new Set(answer.truncated ?? []);
-    for (const [room, seq] of parseCursor(answer.cursor ?? '', names)) {
+    const truncated = new Set(Array.isArray(answer.truncated) ? answer.truncated : []);
+    for (const [room, seq] of parseCursor(typeof answer.cursor === 'string' ? answer.cursor : '', names)) {
       if (!Number.isFinite(seq)) continue;
       this.host.advance(room, seq);
       if (!this.announced.has(room) || truncated.has(room)) {

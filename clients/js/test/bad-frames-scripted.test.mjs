@@ -1,0 +1,107 @@
+// Frames a worker never sends, from a scripted server on loopback (a real socket): an envelope this client cannot read
+// costs only itself, never the envelopes that came with it (a batch array, a poll answer), and an envelope field of
+// the wrong kind is taken as absent rather than thrown on (a throw in the socket's message handler is an uncaught
+// exception: it ended the Node process, or in a browser the rest of the array).
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { afterEach, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { BridgeClient } from '../dist/index.js';
+import { scriptedServer, stopScriptedServers } from './helpers/scripted.mjs';
+import { waitFor } from './helpers/servers.mjs';
+
+let client;
+let httpServer;
+const uncaught = [];
+const onUncaught = (e) => uncaught.push(String(e));
+
+afterEach(async () => {
+  process.off('uncaughtException', onUncaught);
+  client?.close();
+  client = undefined;
+  await stopScriptedServers();
+  await new Promise((r) => (httpServer ? httpServer.close(r) : r()));
+  httpServer = undefined;
+});
+
+const message = (room, seq, extra = {}) => ({ type: 'chat', room, seq, ts: 1, payload: { n: seq }, ...extra });
+
+test('a batch array with one unreadable element (a payload marked base64 that is not) delivers its other envelopes', async () => {
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type !== 'room.join') return;
+      ws.send(JSON.stringify([{ type: 'room.joined', room: 'r', seq: 0, payload: { replayed: 0, truncated: false } }]));
+      ws.send(JSON.stringify([message('r', 1), message('r', 2, { enc: 'base64', payload: '!!not base64' }), message('r', 3)]));
+      ws.send(JSON.stringify([message('r', 4)]));
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, transports: ['websocket'] });
+  const got = [];
+  client.on('chat', (env) => got.push(env.seq));
+  await client.connect();
+  await client.join('r');
+  await waitFor(() => got.includes(4), { message: 'message 4' });
+  assert.deepEqual(got, [1, 3, 4]);
+});
+
+test('an envelope whose room is not a string, with a pattern held, is not thrown on; the messages after it arrive', async () => {
+  process.on('uncaughtException', onUncaught);
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type !== 'room.join') return;
+      ws.send(JSON.stringify([{ type: 'room.joined', room: frame.room, seq: 0, payload: { replayed: 0, truncated: false } }]));
+      ws.send(JSON.stringify([message('p.a', 1), message(5, 2), message(['p.a'], 3), message('p.b', 4)]));
+      ws.send(JSON.stringify([message('p.a', 5)]));
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, transports: ['websocket'] });
+  const got = [];
+  client.on('*', (env) => got.push(`${env.room}:${env.seq}`));
+  await client.connect();
+  await client.join('p.*');
+  await waitFor(() => got.includes('p.a:5') || uncaught.length > 0, { message: 'message 5' });
+  assert.deepEqual(uncaught, []);
+  assert.deepEqual(got, ['p.a:1', 'p.b:4', 'p.a:5']);
+});
+
+test('a poll answer with one unreadable message, and answers of the wrong shape, deliver what they can and keep polling', async () => {
+  process.on('uncaughtException', onUncaught);
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(String(e));
+  process.on('unhandledRejection', onUnhandled);
+  const answers = [
+    { cursor: '3', messages: [message('r', 1), message('r', 2, { enc: 'base64', payload: '!!' }), message('r', 3)], errors: [], truncated: [] },
+    { cursor: 4, messages: { not: 'an array' }, errors: 'no', truncated: 7 },
+    null,
+    { cursor: '5', messages: [message('r', 4), message('r', 5)], errors: [], truncated: [] },
+  ];
+  let polls = 0;
+  httpServer = http.createServer((req, res) => {
+    if (req.url.startsWith('/healthz')) return res.end('ok');
+    const answer = polls < answers.length ? answers[polls] : { cursor: '5', messages: [], errors: [], truncated: [] };
+    polls++;
+    const send = () => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(answer));
+    };
+    if (polls > answers.length) setTimeout(send, 200);
+    else send();
+  });
+  await new Promise((r) => httpServer.listen(0, '127.0.0.1', r));
+  client = new BridgeClient({ url: `http://127.0.0.1:${httpServer.address().port}`, transports: ['poll'] });
+  const got = [];
+  client.on('chat', (env) => got.push(env.seq));
+  try {
+    await client.connect();
+    await client.join('r');
+    await waitFor(() => got.includes(5) || unhandled.length > 0 || uncaught.length > 0, { message: 'message 5' });
+    await sleep(100);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  assert.deepEqual([...uncaught, ...unhandled], []);
+  assert.deepEqual(got, [1, 3, 4, 5]);
+});
