@@ -162,7 +162,6 @@ internal sealed class LoadClient : IAsyncDisposable
             return;
         }
 
-        var now = System.Diagnostics.Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _messages);
         if (_seqs is not null)
         {
@@ -174,16 +173,24 @@ internal sealed class LoadClient : IAsyncDisposable
         }
 
         _options.Tracker?.OnJsonBody(frame);
-        var sentAt = frame.IndexOf(SentMarker);
-        if (_options.Latency is not null && sentAt >= 0 && Utf8Parser.TryParse(frame[(sentAt + SentMarker.Length)..], out long sent, out _))
+        if (_options.Latency is { } latency)
         {
-            // A LongConcurrentHistogram: recorded from every client's reader without a lock.
-            _options.Latency.RecordElapsed(sent, now);
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            var sentAt = frame.IndexOf(SentMarker);
+            if (sentAt >= 0 && Utf8Parser.TryParse(frame[(sentAt + SentMarker.Length)..], out long sent, out _))
+            {
+                // A LongConcurrentHistogram: recorded from every client's reader without a lock.
+                latency.RecordElapsed(sent, now);
+            }
         }
     }
 
+    /// <summary>Whether anything reads a <c>load.*</c> payload's values (latency, delivery tracking); else payloads are skipped.</summary>
+    private bool ReadsPayload => _options.Latency is not null || _options.Tracker is not null || _options.OnValue is not null;
+
     // Keys and the type compared as their UTF-8 bytes, never made into strings: this reader stays as cheap per frame as
-    // the JSON one (the bare client it is compared with reads no payloads at all).
+    // the JSON one (the bare client it is compared with reads no payloads at all), and reads a payload only for whoever
+    // uses its values.
     private void OnMessagePackFrame(ReadOnlyMemory<byte> frame)
     {
         var reader = new MessagePackReader(frame);
@@ -204,7 +211,7 @@ internal sealed class LoadClient : IAsyncDisposable
             {
                 seq = reader.ReadUInt64();
             }
-            else if (key.SequenceEqual("payload"u8) && reader.NextMessagePackType == MessagePackType.Map)
+            else if (key.SequenceEqual("payload"u8) && ReadsPayload && reader.NextMessagePackType == MessagePackType.Map)
             {
                 var inner = reader.ReadMapHeader();
                 for (var j = 0; j < inner; j++)
