@@ -14,7 +14,10 @@ public sealed partial class BridgeClient
     /// once the server stored it. The <paramref name="id"/> (1-64 printable ASCII characters; 22 random base64url
     /// characters when not given) is reused for every retry, so a publish is stored once (docs/protocol.md §9). While
     /// disconnected, publishes wait in a bounded queue (<see cref="BridgeClientOptions.MaxQueuedPublishes"/>) and are
-    /// sent in order on reconnect. Cancelling stops the wait, and drops the publish if it was never sent.
+    /// sent in order on reconnect, paced within the frame rate limit the worker announces in <c>welcome</c>; they are
+    /// stored in call order (one refused <c>rate_limited</c> or <c>publish_failed</c> is retried before any later one is
+    /// sent; see the README for the one exception). Cancelling stops the wait, and drops the publish if the server
+    /// cannot have stored it (never sent, or refused <c>rate_limited</c> every time).
     /// </summary>
     /// <exception cref="ArgumentException">The room name or <paramref name="type"/> is malformed, <paramref name="type"/>
     /// is reserved (docs/protocol.md §2), or <paramref name="id"/> is not a valid id.</exception>
@@ -23,7 +26,8 @@ public sealed partial class BridgeClient
     /// the connection with 1009; a publish queued before the welcome fails when it is due, the publishes behind it
     /// going out as usual), <c>queue_full</c>, <c>duplicate_id</c> (a publish with this id is still waiting), or the code the client closed
     /// with (<c>unauthorized</c>, <c>closed</c>). From the server: its error code (<c>forbidden</c>, <c>invalid_type</c>...,
-    /// or <c>publish_failed</c> / <c>rate_limited</c> after <see cref="BridgeClientOptions.MaxPublishAttempts"/> tries).</exception>
+    /// <c>publish_failed</c> after <see cref="BridgeClientOptions.MaxPublishAttempts"/> tries, or <c>rate_limited</c> after 20
+    /// refusals, which do not count as tries).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     /// <exception cref="NotSupportedException"><paramref name="payload"/> cannot be serialized as JSON.</exception>

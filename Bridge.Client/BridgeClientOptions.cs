@@ -92,7 +92,10 @@ public sealed class BridgeClientOptions
     /// silent this long. Default 10 s.</summary>
     public TimeSpan OpenTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary><c>publish_failed</c> / <c>rate_limited</c> answers retried (same id) before the publish fails. Default 5.</summary>
+    /// <summary>
+    /// <c>publish_failed</c> answers retried (same id) before the publish fails. Default 5. A <c>rate_limited</c> answer
+    /// is not a try (the frame was not acted on): it is retried up to 20 times, paced to the worker's frame rate.
+    /// </summary>
     public int MaxPublishAttempts { get; set; } = 5;
 
     /// <summary>Largest frame the client sends (the worker's <c>MaxFrameBytes</c>, default 64 KiB), or the worker's own

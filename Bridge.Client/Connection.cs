@@ -80,11 +80,25 @@ internal sealed class Connection : IDisposable
     /// <summary>A request id ("c" and a number): unique within the client, matched against an error's <c>ref</c>.</summary>
     public string NextId() => _ids.Next();
 
-    /// <summary>Queues a frame for the send loop; never waits (see <see cref="_outbound"/>).</summary>
-    public void Send(in OutboundFrame frame) => _outbound.Writer.TryWrite(FrameCodec.Encode(frame, Format));
+    /// <summary>
+    /// Paces this connection's frames within the worker's frame rate limit, from its <c>welcome</c>; null before the
+    /// welcome and from a worker that does not announce it.
+    /// </summary>
+    public SendPacer? Pacer { get; private set; }
 
-    /// <summary>Queues an already encoded frame (a publish, encoded once for every attempt).</summary>
-    public void Send(byte[] encoded) => _outbound.Writer.TryWrite(encoded);
+    /// <summary>Queues a frame for the send loop; never waits (see <see cref="_outbound"/>). It takes a token of the
+    /// <see cref="Pacer"/> if there is one.</summary>
+    public void Send(in OutboundFrame frame) => Send(FrameCodec.Encode(frame, Format));
+
+    /// <summary>Queues an already encoded frame, taking a token of the <see cref="Pacer"/> if there is one.</summary>
+    public void Send(byte[] encoded)
+    {
+        Pacer?.Debit();
+        _outbound.Writer.TryWrite(encoded);
+    }
+
+    /// <summary>Queues a publish (encoded once for every attempt) that has taken its token of the <see cref="Pacer"/>.</summary>
+    public void SendPaced(byte[] encoded) => _outbound.Writer.TryWrite(encoded);
 
     /// <summary>Registers a request and sends its frame; null when the connection has ended (ask the next one).</summary>
     public PendingRequest? TrySendRequest(RequestKind kind, string type, string? room, byte[]? payload)
@@ -98,7 +112,15 @@ internal sealed class Connection : IDisposable
         return request;
     }
 
-    public void OnWelcome(WelcomeInfo welcome) => _welcome.TrySetResult(welcome);
+    public void OnWelcome(WelcomeInfo welcome)
+    {
+        if (Pacer is null && welcome is { FramesPerSecond: { } perSecond, FrameBurst: { } burst })
+        {
+            Pacer = new SendPacer(perSecond, burst);
+        }
+
+        _welcome.TrySetResult(welcome);
+    }
 
     /// <summary>
     /// How long the socket has said nothing while the client was waiting to read it: zero while the receive loop is
@@ -255,14 +277,17 @@ internal sealed class Connection : IDisposable
     {
         _cts.Dispose();
         Socket.Dispose();
+        Pacer?.Dispose();
     }
 }
 
 /// <summary>
-/// What the server said in <c>welcome</c> (docs/protocol.md §4). <see cref="MaxFrameBytes"/> and
-/// <see cref="MaxRoomsPerConnection"/>: the worker's limits (positive), null from a worker that does not announce them.
+/// What the server said in <c>welcome</c> (docs/protocol.md §4). <see cref="MaxFrameBytes"/>,
+/// <see cref="MaxRoomsPerConnection"/>, <see cref="FramesPerSecond"/> and <see cref="FrameBurst"/>: the worker's limits
+/// (positive), null from a worker that does not announce them (the frame rate: no worker before it, nor SSE).
 /// </summary>
-internal sealed record WelcomeInfo(string? ServerId, string? ConnectionId, string? User, int? MaxFrameBytes = null, int? MaxRoomsPerConnection = null)
+internal sealed record WelcomeInfo(
+    string? ServerId, string? ConnectionId, string? User, int? MaxFrameBytes = null, int? MaxRoomsPerConnection = null, int? FramesPerSecond = null, int? FrameBurst = null)
 {
     /// <summary>The largest frame the client sends on this connection: <paramref name="own"/>
     /// (<see cref="BridgeClientOptions.MaxFrameBytes"/>), or the worker's <see cref="MaxFrameBytes"/> when smaller

@@ -20,7 +20,8 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
             case MessageTypes.Welcome:
                 connection.OnWelcome(new WelcomeInfo(
                     envelope.PayloadString("serverId"), envelope.PayloadString("connectionId"), envelope.PayloadString("user"),
-                    Limit(envelope.PayloadInt64("maxFrameBytes")), Limit(envelope.PayloadInt64("maxRoomsPerConnection"))));
+                    Limit(envelope.PayloadInt64("maxFrameBytes")), Limit(envelope.PayloadInt64("maxRoomsPerConnection")),
+                    Limit(envelope.PayloadInt64("framesPerSecond")), Limit(envelope.PayloadInt64("frameBurst"))));
                 break;
             case MessageTypes.RoomJoined:
                 OnJoined(envelope);

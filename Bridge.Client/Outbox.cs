@@ -23,11 +23,21 @@ internal sealed class PendingPublish(string room, string id, byte[] frame)
 /// The publishes waiting for their ack, oldest first, bounded by <see cref="BridgeClientOptions.MaxQueuedPublishes"/>.
 /// It sends each on the ready connection once (in order, under its lock), again on every new connection until the
 /// ack comes, and again after a retryable refusal, always with the same id, so the server stores it once (§9).
+/// Sends are strictly in call order: one waiting (for its retry time, for the connection's <see cref="SendPacer"/>)
+/// holds back every publish after it, and one refused <c>rate_limited</c> is sent again only once every publish sent
+/// after it has been answered (docs/protocol.md §1.1).
 /// It also owns the frame limit publishes are held to: <see cref="BridgeClientOptions.MaxFrameBytes"/>, or the
 /// worker's smaller one from the ready connection's <c>welcome</c> (forgotten when that connection ends).
 /// </summary>
 internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 {
+    /// <summary>
+    /// <c>rate_limited</c> refusals of one publish before it fails with that code. They do not count towards
+    /// <see cref="BridgeClientOptions.MaxPublishAttempts"/> (the frame was not acted on), and the sends are paced to
+    /// the worker's announced rate, so a publish is refused this often only when the worker refuses nearly everything.
+    /// </summary>
+    public const int MaxRateLimitedRefusals = 20;
+
     private readonly Lock _lock = new();
     private readonly LinkedList<Entry> _queue = new();
     private readonly Dictionary<string, LinkedListNode<Entry>> _byId = new(StringComparer.Ordinal);
@@ -40,6 +50,13 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     // The largest publish frame sent: the option, or the worker's smaller one from the ready connection's welcome
     // (Attach) until that connection ends (Detach): the next worker may allow more, and says so in its own welcome.
     private int _frameLimit = options.MaxFrameBytes;
+
+    // The last flush stopped at a publish refused rate_limited because publishes sent after it were still unanswered:
+    // each answer flushes again.
+    private bool _waitingForAnswers;
+
+    // Flushes again when the pacer has refilled (one timer, re-armed).
+    private ITimer? _paceTimer;
 
     public int Count
     {
@@ -83,12 +100,15 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         }
     }
 
-    /// <summary>The caller stopped waiting: drops the publish if it was never sent (a sent one may be stored, so it stays).</summary>
+    /// <summary>
+    /// The caller stopped waiting: drops the publish if the server cannot have stored it (never sent, or every send
+    /// answered <c>rate_limited</c>); one that may be stored stays, and is sent until it is acked.
+    /// </summary>
     public void CancelUnsent(PendingPublish publish)
     {
         lock (_lock)
         {
-            if (_byId.TryGetValue(publish.Id, out var node) && node.Value.Publish == publish && !node.Value.EverSent)
+            if (_byId.TryGetValue(publish.Id, out var node) && node.Value.Publish == publish && !node.Value.MayBeStored && node.Value.SentEpoch == -1)
             {
                 _byId.Remove(publish.Id);
                 _queue.Remove(node);
@@ -120,8 +140,11 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
                 _frameLimit = options.MaxFrameBytes;
             }
 
+            _waitingForAnswers = false;
             foreach (var entry in _queue)
             {
+                // Sent and not answered: the worker may have stored it.
+                entry.MayBeStored |= entry.SentEpoch != -1;
                 entry.SentEpoch = -1;
             }
         }
@@ -140,6 +163,10 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 
             _queue.Remove(node);
             publish = node.Value.Publish;
+            if (_waitingForAnswers)
+            {
+                FlushLocked();
+            }
         }
 
         publish.Completion.TrySetResult(new Ack(publish.Room, publish.Id, seq, duplicate));
@@ -147,9 +174,12 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
-    /// An <c>error</c> whose <c>ref</c> is a publish: <c>publish_failed</c> and <c>rate_limited</c> are retried with
-    /// the same id after a backoff (up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>), anything else fails
-    /// the publish. False when no publish has that id.
+    /// An <c>error</c> whose <c>ref</c> is a publish: <c>publish_failed</c> is retried with the same id after a backoff
+    /// (up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>); <c>rate_limited</c> (not acted on: not an attempt)
+    /// is sent again once the publishes sent after it are answered, within the pacer's rate (after a backoff from a
+    /// worker that announces no rate), up to <see cref="MaxRateLimitedRefusals"/> times; anything else fails the
+    /// publish. Either retry holds back the publishes after it, so they are stored in call order. False when no
+    /// publish has that id.
     /// </summary>
     public bool TryFail(string reference, BridgeException error)
     {
@@ -164,17 +194,48 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             var entry = node.Value;
             publish = entry.Publish;
             entry.SentEpoch = -1;
-            if (error.Code is ErrorCodes.PublishFailed or ErrorCodes.RateLimited && ++entry.Failures < options.MaxPublishAttempts)
+            if (error.Code is ErrorCodes.RateLimited && ++entry.RateLimitedRefusals < MaxRateLimitedRefusals)
             {
+                // Not acted on: sent again, before any later publish, once those sent after it are answered.
+                entry.RateLimited = true;
+                TimeSpan delay;
+                if (_connection?.Pacer is { } pacer)
+                {
+                    pacer.Drain(); // the worker's bucket is empty: start again from its refill
+                    delay = pacer.Period;
+                }
+                else
+                {
+                    delay = Backoff.Delay(options, entry.RateLimitedRefusals);
+                    entry.RetryAt = Backoff.TimestampAfter(_time, delay);
+                }
+
+                logger.PublishRetry(publish.Id, publish.Room, error.Code, entry.RateLimitedRefusals, (long)delay.TotalMilliseconds);
+                FlushLocked();
+                return true;
+            }
+
+            if (error.Code is ErrorCodes.PublishFailed && ++entry.Failures < options.MaxPublishAttempts)
+            {
+                entry.MayBeStored = true;
                 // May or may not be stored: retry later with the same id (the server answers the original seq if it was).
                 var delay = Backoff.Delay(options, entry.Failures);
                 entry.RetryAt = Backoff.TimestampAfter(_time, delay);
                 logger.PublishRetry(publish.Id, publish.Room, error.Code, entry.Failures, (long)delay.TotalMilliseconds);
+                if (_waitingForAnswers)
+                {
+                    FlushLocked();
+                }
+
                 return true;
             }
 
             _byId.Remove(reference);
             _queue.Remove(node);
+            if (_waitingForAnswers)
+            {
+                FlushLocked();
+            }
         }
 
         logger.PublishFailed(publish.Id, publish.Room, error.Code);
@@ -215,6 +276,8 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         lock (_lock)
         {
             _closed ??= error;
+            _paceTimer?.Dispose();
+            _paceTimer = null;
             failed = [.. _queue.Select(e => e.Publish)];
             _queue.Clear();
             _byId.Clear();
@@ -227,17 +290,23 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     }
 
     /// <summary>
-    /// Sends every publish not yet sent on the ready connection, oldest first (one FIFO, under the lock: in order). One
-    /// over the frame limit (queued before the welcome said the worker's) fails with <c>frame_too_big</c> instead.
+    /// Sends the publishes not yet sent on the ready connection, oldest first (one FIFO, under the lock: in order). One
+    /// over the frame limit (queued before the welcome said the worker's) fails with <c>frame_too_big</c> instead. The
+    /// first one that cannot go now holds back all after it: waiting for its retry time, for a token of the
+    /// connection's <see cref="SendPacer"/> (then a timer flushes again when it refills), or, refused
+    /// <c>rate_limited</c>, for the answers to the publishes sent after it (a refusal of the worker's rate usually
+    /// refuses those too: they are sent again after it, in order; each answer flushes again).
     /// </summary>
     private void FlushLocked()
     {
+        _waitingForAnswers = false;
         if (_connection is not { } connection)
         {
             return;
         }
 
         var now = _time.GetTimestamp();
+        var held = false;
         for (var node = _queue.First; node is not null;)
         {
             var entry = node.Value;
@@ -253,15 +322,73 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             }
 
             node = next;
-            if (entry.SentEpoch == connection.Epoch || entry.RetryAt is not null)
+            if (held || entry.SentEpoch == connection.Epoch)
             {
                 continue;
             }
 
-            connection.Send(entry.Publish.Frame);
+            if (entry.RetryAt is not null)
+            {
+                held = true;
+                continue;
+            }
+
+            if (entry.RateLimited && SentAfterLocked(next, connection))
+            {
+                held = true;
+                _waitingForAnswers = true;
+                continue;
+            }
+
+            if (connection.Pacer is { } pacer && !pacer.TryTake())
+            {
+                held = true;
+                SchedulePaceLocked(pacer.Period);
+                continue;
+            }
+
+            connection.SendPaced(entry.Publish.Frame);
             entry.SentEpoch = connection.Epoch;
             entry.SentAt = now;
-            entry.EverSent = true;
+            entry.RateLimited = false;
+        }
+    }
+
+    /// <summary>True when a publish from <paramref name="node"/> on is in flight on <paramref name="connection"/>.</summary>
+    private static bool SentAfterLocked(LinkedListNode<Entry>? node, Connection connection)
+    {
+        for (; node is not null; node = node.Next)
+        {
+            if (node.Value.SentEpoch == connection.Epoch)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Flushes again after <paramref name="due"/> (the pacer's refill).</summary>
+    private void SchedulePaceLocked(TimeSpan due)
+    {
+        if (_paceTimer is null)
+        {
+            _paceTimer = _time.CreateTimer(
+                static state =>
+                {
+                    var outbox = (Outbox)state!;
+                    lock (outbox._lock)
+                    {
+                        outbox.FlushLocked();
+                    }
+                },
+                this,
+                due,
+                Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _paceTimer.Change(due, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -288,12 +415,21 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         /// <summary>TimeProvider timestamp of the last send.</summary>
         public long SentAt { get; set; }
 
-        /// <summary>Sent at least once: it may be stored, so cancelling no longer drops it.</summary>
-        public bool EverSent { get; set; }
+        /// <summary>A send of it may have been stored (not answered before its connection ended, or <c>publish_failed</c>),
+        /// so cancelling no longer drops it.</summary>
+        public bool MayBeStored { get; set; }
 
+        /// <summary><c>publish_failed</c> answers: attempts, up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>.</summary>
         public int Failures { get; set; }
 
-        /// <summary>After <c>publish_failed</c>: not before this TimeProvider timestamp.</summary>
+        /// <summary><c>rate_limited</c> answers, up to <see cref="MaxRateLimitedRefusals"/>.</summary>
+        public int RateLimitedRefusals { get; set; }
+
+        /// <summary>Refused <c>rate_limited</c> and not sent since.</summary>
+        public bool RateLimited { get; set; }
+
+        /// <summary>After <c>publish_failed</c> (or <c>rate_limited</c> from a worker that announces no rate): not
+        /// before this TimeProvider timestamp.</summary>
         public long? RetryAt { get; set; }
     }
 }

@@ -14,12 +14,20 @@ internal sealed class MessageRateLimiter : IDisposable
     public MessageRateLimiter(IOptions<LimitOptions> options)
     {
         var o = options.Value;
+        FramesPerSecond = o.MessagesPerSecond;
+        Burst = o.MessageBurst;
         var bucket = TokenBuckets.PerSecond(o.MessagesPerSecond, o.MessageBurst);
         // One limiter factory for every partition, made once: the partition lookup runs on every frame
         // (GetTokenBucketLimiter would wrap its factory in a new delegate each time).
         Func<string, RateLimiter> create = _ => new TokenBucketRateLimiter(bucket);
         _limiter = PartitionedRateLimiter.Create<string, string>(id => RateLimitPartition.Get(id, create));
     }
+
+    /// <summary>Frames per second a connection may send, sustained (the bucket's refill): <c>welcome</c>'s <c>framesPerSecond</c>.</summary>
+    public int FramesPerSecond { get; }
+
+    /// <summary>Frames a connection may send at once (the bucket's size): <c>welcome</c>'s <c>frameBurst</c>.</summary>
+    public int Burst { get; }
 
     /// <summary>Takes one token for the connection; false when its bucket is empty.</summary>
     public bool TryAcquire(string connectionId)

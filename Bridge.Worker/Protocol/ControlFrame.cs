@@ -26,10 +26,14 @@ internal static class ControlFrames
 {
     /// <summary>
     /// The first frame of a WebSocket or SSE connection. <paramref name="maxFrameBytes"/> and
-    /// <paramref name="maxRoomsPerConnection"/> are the worker's limits a client sizes its batch joins by.
+    /// <paramref name="maxRoomsPerConnection"/> are the worker's limits a client sizes its batch joins by;
+    /// <paramref name="frameRate"/> the frame rate limit its frames are held to (frames per second and burst), which a
+    /// client paces its sends by; null where no frame is counted (SSE: the client sends over HTTP, not on the stream).
     /// </summary>
-    public static ControlFrame Welcome(string connectionId, string serverId, TimeSpan heartbeat, string user, int maxFrameBytes, int maxRoomsPerConnection) =>
-        new(MessageTypes.Welcome, Payload: new Dictionary<string, object?>
+    public static ControlFrame Welcome(
+        string connectionId, string serverId, TimeSpan heartbeat, string user, int maxFrameBytes, int maxRoomsPerConnection, (int PerSecond, int Burst)? frameRate = null)
+    {
+        var payload = new Dictionary<string, object?>
         {
             ["connectionId"] = connectionId,
             ["serverId"] = serverId,
@@ -38,7 +42,15 @@ internal static class ControlFrames
             ["user"] = user,
             ["maxFrameBytes"] = maxFrameBytes,
             ["maxRoomsPerConnection"] = maxRoomsPerConnection,
-        });
+        };
+        if (frameRate is { } rate)
+        {
+            payload["framesPerSecond"] = rate.PerSecond;
+            payload["frameBurst"] = rate.Burst;
+        }
+
+        return new(MessageTypes.Welcome, Payload: payload);
+    }
 
     // An ack's payload is one of two: shared, never written to (plain dictionaries, which the codecs enumerate without boxing).
     private static readonly IReadOnlyDictionary<string, object?> Stored = new Dictionary<string, object?> { ["duplicate"] = false };

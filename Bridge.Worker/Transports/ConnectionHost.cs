@@ -1,5 +1,6 @@
 using Bridge.Contracts;
 using Bridge.Worker.Connections;
+using Bridge.Worker.Limits;
 using Bridge.Worker.Protocol;
 using Bridge.Worker.Security;
 using Bridge.Worker.Transports.Http;
@@ -46,6 +47,7 @@ internal sealed class ConnectionHost(
     RoomReader reader,
     IOptions<ConnectionOptions> options,
     IOptions<WorkerOptions> worker,
+    MessageRateLimiter frameRate,
     ILogger<ConnectionHost> logger)
 {
     public async Task RunAsync(HttpContext context, IConnectionTransport transport)
@@ -94,8 +96,10 @@ internal sealed class ConnectionHost(
         {
             if (transport.WelcomeHeartbeat is { } heartbeat)
             {
+                // Only a WebSocket's frames pass the frame rate limit (FrameDispatcher); SSE clients publish over HTTP.
+                (int, int)? rate = transport.Kind == TransportKind.WebSocket ? (frameRate.FramesPerSecond, frameRate.Burst) : null;
                 session.Send(ControlFrames.Welcome(
-                    session.ConnectionId, worker.Value.Id, heartbeat, session.User, o.MaxFrameBytes, o.MaxRoomsPerConnection));
+                    session.ConnectionId, worker.Value.Id, heartbeat, session.User, o.MaxFrameBytes, o.MaxRoomsPerConnection, rate));
             }
 
             await transport.RunAsync(context, session);

@@ -1675,6 +1675,61 @@ function base64ToBytes(text) {
   return out;
 }
 
+// src/pacer.ts
+var SendPacer = class _SendPacer {
+  constructor(framesPerSecond, frameBurst, now) {
+    __publicField(this, "now", now);
+    __publicField(this, "capacity");
+    __publicField(this, "perMs");
+    __publicField(this, "tokens");
+    __publicField(this, "last");
+    this.capacity = Math.max(1, Math.floor(frameBurst / 2));
+    this.perMs = framesPerSecond * 0.8 / 1e3;
+    this.tokens = this.capacity;
+    this.last = now();
+  }
+  /** The pacer for a `welcome` payload; undefined when it says no frame rate (SSE, older workers). */
+  static fromWelcome(welcome, now = monotonicNow) {
+    const rate = welcome.framesPerSecond;
+    const burst = welcome.frameBurst;
+    if (!isPositiveInteger(rate) || !isPositiveInteger(burst)) return void 0;
+    return new _SendPacer(rate, burst, now);
+  }
+  /** Takes a token for a send; false when there is none now (the send waits {@link msUntilNext}). */
+  tryTake() {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+  /** Another frame goes out: takes a token if there is one. */
+  debit() {
+    this.refill();
+    this.tokens = Math.max(0, this.tokens - 1);
+  }
+  /** The worker refused a frame `rate_limited`: its bucket is empty, so this one is too. */
+  drain() {
+    this.refill();
+    this.tokens = 0;
+  }
+  /** Milliseconds until a token is there (0: now). */
+  msUntilNext() {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) / this.perMs);
+  }
+  refill() {
+    const t = this.now();
+    this.tokens = Math.min(this.capacity, this.tokens + (t - this.last) * this.perMs);
+    this.last = t;
+  }
+};
+function isPositiveInteger(value) {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+}
+function monotonicNow() {
+  return globalThis.performance?.now() ?? Date.now();
+}
+
 // src/transports/transport.ts
 var OpenError = class extends Error {
   constructor(message, info = {}) {
@@ -2101,6 +2156,7 @@ var RETRYABLE_JOIN_ERRORS = ["unavailable", "rate_limited"];
 var MAX_JOIN_ATTEMPTS = 5;
 var FALLBACK_JOINS_PER_INTERVAL = 20;
 var FALLBACK_INTERVAL_MS = 1e3;
+var MAX_RATE_LIMITED_REFUSALS = 20;
 function isDotted(name, maxLength, maxTokens) {
   if (name.length < 1 || name.length > maxLength) return false;
   const tokens = name.split(".");
@@ -2180,6 +2236,12 @@ var BridgeClient = class _BridgeClient {
     __publicField(this, "welcomePayload");
     /** The current connection's `welcome` payload: undefined while disconnected and on long-poll (no `welcome`). */
     __publicField(this, "connectionWelcome");
+    /** Paces sends within the current connection's worker's frame rate (its `welcome`); undefined without one. */
+    __publicField(this, "pacer");
+    /** Flushes again when the pacer has a token. */
+    __publicField(this, "paceTimer");
+    /** The last flush stopped at a send refused `rate_limited` while sends after it were unanswered: each answer flushes. */
+    __publicField(this, "waitingForAnswers", false);
     __publicField(this, "firstOpen");
     __publicField(this, "rooms", /* @__PURE__ */ new Map());
     /** Batch joins sent on the current connection, by frame id (an error's `ref`). */
@@ -2234,7 +2296,7 @@ var BridgeClient = class _BridgeClient {
   }
   /**
    * The last `welcome` payload (connectionId, serverId, heartbeatMs, protocol, user, and from workers that say them
-   * maxFrameBytes and maxRoomsPerConnection).
+   * maxFrameBytes and maxRoomsPerConnection, and on a WebSocket framesPerSecond and frameBurst, which sends are paced to).
    */
   get welcome() {
     return this.welcomePayload;
@@ -2369,6 +2431,7 @@ var BridgeClient = class _BridgeClient {
     const id = this.newId();
     return new Promise((resolve) => {
       this.leaves.set(id, { room, resolve });
+      this.pacer?.debit();
       if (!t.send({ type: "room.leave", room, id })) {
         this.leaves.delete(id);
         resolve();
@@ -2414,6 +2477,8 @@ var BridgeClient = class _BridgeClient {
         reject,
         sentEpoch: -1,
         failures: 0,
+        rateLimitedRefusals: 0,
+        rateLimited: false,
         retryTimer: void 0,
         ackTimer: void 0
       };
@@ -2432,6 +2497,7 @@ var BridgeClient = class _BridgeClient {
     const id = this.newId();
     return new Promise((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
+      this.pacer?.debit();
       t.send({ type: "room.sync", room, id, payload: { limit } });
     });
   }
@@ -2443,6 +2509,7 @@ var BridgeClient = class _BridgeClient {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== "open") return false;
     this.sendTickJoins();
+    this.pacer?.debit();
     return t.send(frame);
   }
   // ---- connection life cycle -------------------------------------------------------------------------------
@@ -2558,6 +2625,10 @@ var BridgeClient = class _BridgeClient {
     this.transport = void 0;
     this.ready = false;
     this.connectionWelcome = void 0;
+    this.pacer = void 0;
+    this.waitingForAnswers = false;
+    clearTimeout(this.paceTimer);
+    this.paceTimer = void 0;
     this.tickJoins.clear();
     clearTimeout(this.readyTimer);
     clearTimeout(this.refreshTimer);
@@ -2659,6 +2730,7 @@ var BridgeClient = class _BridgeClient {
       case "welcome":
         this.welcomePayload = env.payload ?? {};
         this.connectionWelcome = this.welcomePayload;
+        this.pacer = SendPacer.fromWelcome(this.welcomePayload);
         this.emit(env.type, env);
         return;
       case "room.joined":
@@ -2756,6 +2828,7 @@ var BridgeClient = class _BridgeClient {
     clearTimeout(p.retryTimer);
     const duplicate = (env.payload ?? {}).duplicate === true;
     p.resolve({ room: p.frame.room, id: p.frame.id, seq: env.seq, duplicate });
+    if (this.waitingForAnswers) this.flush();
     this.emit("ack", env);
   }
   onError(env) {
@@ -2788,18 +2861,35 @@ var BridgeClient = class _BridgeClient {
   onSendRefused(p, code, message) {
     clearTimeout(p.ackTimer);
     p.ackTimer = void 0;
-    if ((code === "publish_failed" || code === "rate_limited") && ++p.failures < this.maxPublishAttempts) {
+    if (code === "rate_limited" && ++p.rateLimitedRefusals < MAX_RATE_LIMITED_REFUSALS) {
+      p.sentEpoch = -1;
+      p.rateLimited = true;
+      if (this.pacer) {
+        this.pacer.drain();
+      } else {
+        clearTimeout(p.retryTimer);
+        p.retryTimer = setTimeout(() => {
+          p.retryTimer = void 0;
+          this.flush();
+        }, backoffDelay(p.rateLimitedRefusals, this.minDelayMs, this.maxDelayMs, this.random));
+      }
+      this.flush();
+      return;
+    }
+    if (code === "publish_failed" && ++p.failures < this.maxPublishAttempts) {
       p.sentEpoch = -1;
       clearTimeout(p.retryTimer);
       p.retryTimer = setTimeout(() => {
         p.retryTimer = void 0;
         this.flush();
       }, backoffDelay(p.failures, this.minDelayMs, this.maxDelayMs, this.random));
+      if (this.waitingForAnswers) this.flush();
       return;
     }
     this.outbox.delete(p.frame.id);
     clearTimeout(p.retryTimer);
     p.reject(new BridgeError(code, message, p.frame.id));
+    if (this.waitingForAnswers) this.flush();
   }
   /**
    * An error whose `ref` is a batch join of this connection (protocol §4, §12). One that names a room of the batch is
@@ -2891,6 +2981,7 @@ var BridgeClient = class _BridgeClient {
     entry.waiters = [];
     this.checkReady();
     if (mayBeHeld && this.transport?.twoWay && this.stateValue === "open") {
+      this.pacer?.debit();
       this.transport.send({ type: "room.leave", room: entry.name, id: this.newId() });
     }
   }
@@ -2933,6 +3024,7 @@ var BridgeClient = class _BridgeClient {
     entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = void 0;
+    this.pacer?.debit();
     this.transport?.send({ type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
   }
   /**
@@ -3062,14 +3154,20 @@ var BridgeClient = class _BridgeClient {
       entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: void 0 });
+    this.pacer?.debit();
     t.send(frame);
   }
   // ---- publishing --------------------------------------------------------------------------------------
   /**
-   * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
+   * Sends the unsent publishes, oldest first, over the open transport; first rejects those over {@link frameLimit}
    * (queued while disconnected or before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   * Strictly in call order: the first send that cannot go now holds back every send after it, whether it waits for
+   * its retry's backoff, for a token of the {@link pacer} (a timer flushes again then) or, refused `rate_limited`, for
+   * the answers to the sends that went after it (the worker's empty bucket usually refuses those too: they go again
+   * after it, in order; each answer flushes again).
    */
   flush() {
+    this.waitingForAnswers = false;
     const t = this.transport;
     if (!t || !this.ready) return;
     for (const p of this.outbox.values()) {
@@ -3086,24 +3184,47 @@ var BridgeClient = class _BridgeClient {
     }
     this.sendTickJoins();
     const epoch = this.epoch;
-    for (const p of this.outbox.values()) {
-      if (p.sentEpoch === epoch || p.retryTimer !== void 0) continue;
+    const sends = [...this.outbox.values()];
+    for (let i = 0; i < sends.length; i++) {
+      const p = sends[i];
+      if (p.sentEpoch === epoch) continue;
+      if (p.retryTimer !== void 0) return;
+      if (p.rateLimited && sends.some((q, j) => j > i && q.sentEpoch === epoch)) {
+        this.waitingForAnswers = true;
+        return;
+      }
+      if (this.pacer && !this.pacer.tryTake()) {
+        this.paceLater(epoch);
+        return;
+      }
       if (!t.send(p.wire)) return;
       p.sentEpoch = epoch;
+      p.rateLimited = false;
       p.ackTimer = setTimeout(() => {
         if (epoch !== this.epoch || !this.outbox.has(p.frame.id)) return;
         this.onLost({ code: CloseCodes.AckTimeout, reason: "ack timeout" });
       }, this.ackTimeoutMs);
     }
   }
-  /** One-way transports: `POST /api/rooms/{room}/messages`, one at a time so they are stored in order. */
+  /** Flushes again once the pacer has a token (one timer at a time). */
+  paceLater(epoch) {
+    if (this.paceTimer !== void 0 || !this.pacer) return;
+    this.paceTimer = setTimeout(() => {
+      this.paceTimer = void 0;
+      if (epoch === this.epoch) this.flush();
+    }, Math.max(1, this.pacer.msUntilNext()));
+  }
+  /**
+   * One-way transports: `POST /api/rooms/{room}/messages`, one at a time so they are stored in order; one waiting for
+   * its retry holds back the sends after it (its timer flushes, which starts the pump again).
+   */
   async pumpHttp(t, epoch) {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (epoch === this.epoch && this.ready) {
-        const p = [...this.outbox.values()].find((x) => x.retryTimer === void 0);
-        if (!p) return;
+        const p = this.outbox.values().next().value;
+        if (!p || p.retryTimer !== void 0) return;
         let res;
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), this.ackTimeoutMs);

@@ -1,5 +1,6 @@
 import { backoffDelay, jwtExpiryMs, randomId, reconnectAfterMs } from './backoff.js';
 import { encodeFrame, encodedSize, toJsonFrame, type EncodedFrame } from './codec.js';
+import { SendPacer } from './pacer.js';
 import { PollTransport } from './transports/poll.js';
 import { SseTransport } from './transports/sse.js';
 import { authHeaders, OpenError, type EndInfo, type RoomPosition, type Transport, type TransportHost } from './transports/transport.js';
@@ -57,6 +58,12 @@ const MAX_JOIN_ATTEMPTS = 5;
  */
 const FALLBACK_JOINS_PER_INTERVAL = 20;
 const FALLBACK_INTERVAL_MS = 1000;
+/**
+ * `rate_limited` refusals of one send before it rejects with that code. They do not count towards `maxPublishAttempts`
+ * (the frame was not acted on), and sends are paced to the worker's announced rate, so a send is refused this often
+ * only when the worker refuses nearly everything.
+ */
+const MAX_RATE_LIMITED_REFUSALS = 20;
 
 function isDotted(name: string, maxLength: number, maxTokens: number): boolean {
   if (name.length < 1 || name.length > maxLength) return false;
@@ -186,8 +193,12 @@ interface PendingSend {
   reject: (e: Error) => void;
   /** Connection epoch it was last sent on; -1 when it still has to be (re)sent. */
   sentEpoch: number;
-  /** `publish_failed` answers so far. */
+  /** `publish_failed` answers so far: attempts, up to `maxPublishAttempts`. */
   failures: number;
+  /** `rate_limited` answers so far, up to {@link MAX_RATE_LIMITED_REFUSALS}. */
+  rateLimitedRefusals: number;
+  /** Refused `rate_limited` and not sent since: sent again once every send sent after it is answered. */
+  rateLimited: boolean;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
   ackTimer: ReturnType<typeof setTimeout> | undefined;
 }
@@ -236,6 +247,12 @@ export class BridgeClient {
   private welcomePayload: Record<string, unknown> | undefined;
   /** The current connection's `welcome` payload: undefined while disconnected and on long-poll (no `welcome`). */
   private connectionWelcome: Record<string, unknown> | undefined;
+  /** Paces sends within the current connection's worker's frame rate (its `welcome`); undefined without one. */
+  private pacer: SendPacer | undefined;
+  /** Flushes again when the pacer has a token. */
+  private paceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The last flush stopped at a send refused `rate_limited` while sends after it were unanswered: each answer flushes. */
+  private waitingForAnswers = false;
   private firstOpen: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
 
   private readonly rooms = new Map<string, RoomEntry>();
@@ -296,7 +313,7 @@ export class BridgeClient {
 
   /**
    * The last `welcome` payload (connectionId, serverId, heartbeatMs, protocol, user, and from workers that say them
-   * maxFrameBytes and maxRoomsPerConnection).
+   * maxFrameBytes and maxRoomsPerConnection, and on a WebSocket framesPerSecond and frameBurst, which sends are paced to).
    */
   get welcome(): Record<string, unknown> | undefined {
     return this.welcomePayload;
@@ -433,6 +450,7 @@ export class BridgeClient {
     const id = this.newId();
     return new Promise<void>((resolve) => {
       this.leaves.set(id, { room, resolve });
+      this.pacer?.debit();
       if (!t.send({ type: 'room.leave', room, id })) {
         this.leaves.delete(id);
         resolve();
@@ -472,7 +490,7 @@ export class BridgeClient {
     return new Promise<Ack>((resolve, reject) => {
       const p: PendingSend = {
         frame: { type, room, id }, wire, body, ...sizes,
-        resolve, reject, sentEpoch: -1, failures: 0, retryTimer: undefined, ackTimer: undefined,
+        resolve, reject, sentEpoch: -1, failures: 0, rateLimitedRefusals: 0, rateLimited: false, retryTimer: undefined, ackTimer: undefined,
       };
       this.outbox.set(id, p);
       if (this.ready) this.flush();
@@ -490,6 +508,7 @@ export class BridgeClient {
     const id = this.newId();
     return new Promise<Envelope>((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
+      this.pacer?.debit();
       t.send({ type: 'room.sync', room, id, payload: { limit } });
     });
   }
@@ -502,6 +521,7 @@ export class BridgeClient {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== 'open') return false;
     this.sendTickJoins();
+    this.pacer?.debit();
     return t.send(frame);
   }
 
@@ -629,6 +649,10 @@ export class BridgeClient {
     this.ready = false;
     // The next worker's limits come with its welcome; until then only the client's own (long-poll has no welcome).
     this.connectionWelcome = undefined;
+    this.pacer = undefined;
+    this.waitingForAnswers = false;
+    clearTimeout(this.paceTimer);
+    this.paceTimer = undefined;
     // Joins not sent yet: their rooms stay wanted, and the next connection joins them with the others.
     this.tickJoins.clear();
     clearTimeout(this.readyTimer);
@@ -740,6 +764,8 @@ export class BridgeClient {
       case 'welcome':
         this.welcomePayload = (env.payload ?? {}) as Record<string, unknown>;
         this.connectionWelcome = this.welcomePayload;
+        // Before the transport is the current one (a welcome opens it). SSE's welcome says no rate: HTTP publishes.
+        this.pacer = SendPacer.fromWelcome(this.welcomePayload);
         this.emit(env.type, env);
         return;
       case 'room.joined':
@@ -850,6 +876,7 @@ export class BridgeClient {
     clearTimeout(p.retryTimer);
     const duplicate = ((env.payload ?? {}) as { duplicate?: boolean }).duplicate === true;
     p.resolve({ room: p.frame.room, id: p.frame.id, seq: env.seq, duplicate });
+    if (this.waitingForAnswers) this.flush();
     this.emit('ack', env);
   }
 
@@ -885,20 +912,39 @@ export class BridgeClient {
   private onSendRefused(p: PendingSend, code: string, message: string): void {
     clearTimeout(p.ackTimer);
     p.ackTimer = undefined;
-    if ((code === 'publish_failed' || code === 'rate_limited') && ++p.failures < this.maxPublishAttempts) {
-      // May or may not be stored (publish_failed), or not acted on (rate_limited, protocol §1.1: "retry it later with
-      // the same id"): retry with the same id (the server answers the original seq if it was stored).
+    if (code === 'rate_limited' && ++p.rateLimitedRefusals < MAX_RATE_LIMITED_REFUSALS) {
+      // Not acted on (protocol §1.1: "retry it later with the same id"), so not an attempt: sent again before any later
+      // send, once those sent after it are answered (flush), within the pacer's rate, which starts again from the
+      // worker's empty bucket; from a worker that announces no rate, after a backoff.
+      p.sentEpoch = -1;
+      p.rateLimited = true;
+      if (this.pacer) {
+        this.pacer.drain();
+      } else {
+        clearTimeout(p.retryTimer);
+        p.retryTimer = setTimeout(() => {
+          p.retryTimer = undefined;
+          this.flush();
+        }, backoffDelay(p.rateLimitedRefusals, this.minDelayMs, this.maxDelayMs, this.random));
+      }
+      this.flush();
+      return;
+    }
+    if (code === 'publish_failed' && ++p.failures < this.maxPublishAttempts) {
+      // May or may not be stored: retry with the same id (the server answers the original seq if it was stored).
       p.sentEpoch = -1;
       clearTimeout(p.retryTimer);
       p.retryTimer = setTimeout(() => {
         p.retryTimer = undefined;
         this.flush();
       }, backoffDelay(p.failures, this.minDelayMs, this.maxDelayMs, this.random));
+      if (this.waitingForAnswers) this.flush();
       return;
     }
     this.outbox.delete(p.frame.id);
     clearTimeout(p.retryTimer);
     p.reject(new BridgeError(code, message, p.frame.id));
+    if (this.waitingForAnswers) this.flush();
   }
 
   /**
@@ -996,6 +1042,7 @@ export class BridgeClient {
     entry.waiters = [];
     this.checkReady();
     if (mayBeHeld && this.transport?.twoWay && this.stateValue === 'open') {
+      this.pacer?.debit();
       this.transport.send({ type: 'room.leave', room: entry.name, id: this.newId() });
     }
   }
@@ -1042,6 +1089,7 @@ export class BridgeClient {
     entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
+    this.pacer?.debit();
     this.transport?.send({ type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
   }
 
@@ -1181,16 +1229,22 @@ export class BridgeClient {
       entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: undefined });
+    this.pacer?.debit();
     t.send(frame);
   }
 
   // ---- publishing --------------------------------------------------------------------------------------
 
   /**
-   * Sends every unsent publish, oldest first, over the open transport; first rejects those over {@link frameLimit}
+   * Sends the unsent publishes, oldest first, over the open transport; first rejects those over {@link frameLimit}
    * (queued while disconnected or before this connection's `welcome` said the worker's limit) with `frame_too_big`.
+   * Strictly in call order: the first send that cannot go now holds back every send after it, whether it waits for
+   * its retry's backoff, for a token of the {@link pacer} (a timer flushes again then) or, refused `rate_limited`, for
+   * the answers to the sends that went after it (the worker's empty bucket usually refuses those too: they go again
+   * after it, in order; each answer flushes again).
    */
   private flush(): void {
+    this.waitingForAnswers = false;
     const t = this.transport;
     if (!t || !this.ready) return;
     for (const p of this.outbox.values()) {
@@ -1207,10 +1261,22 @@ export class BridgeClient {
     }
     this.sendTickJoins();
     const epoch = this.epoch;
-    for (const p of this.outbox.values()) {
-      if (p.sentEpoch === epoch || p.retryTimer !== undefined) continue;
+    const sends = [...this.outbox.values()];
+    for (let i = 0; i < sends.length; i++) {
+      const p = sends[i];
+      if (p.sentEpoch === epoch) continue;
+      if (p.retryTimer !== undefined) return;
+      if (p.rateLimited && sends.some((q, j) => j > i && q.sentEpoch === epoch)) {
+        this.waitingForAnswers = true;
+        return;
+      }
+      if (this.pacer && !this.pacer.tryTake()) {
+        this.paceLater(epoch);
+        return;
+      }
       if (!t.send(p.wire)) return;
       p.sentEpoch = epoch;
+      p.rateLimited = false;
       p.ackTimer = setTimeout(() => {
         if (epoch !== this.epoch || !this.outbox.has(p.frame.id)) return;
         // No ack in time: the connection is probably dead without having said so. Start over; the resend
@@ -1220,14 +1286,26 @@ export class BridgeClient {
     }
   }
 
-  /** One-way transports: `POST /api/rooms/{room}/messages`, one at a time so they are stored in order. */
+  /** Flushes again once the pacer has a token (one timer at a time). */
+  private paceLater(epoch: number): void {
+    if (this.paceTimer !== undefined || !this.pacer) return;
+    this.paceTimer = setTimeout(() => {
+      this.paceTimer = undefined;
+      if (epoch === this.epoch) this.flush();
+    }, Math.max(1, this.pacer.msUntilNext()));
+  }
+
+  /**
+   * One-way transports: `POST /api/rooms/{room}/messages`, one at a time so they are stored in order; one waiting for
+   * its retry holds back the sends after it (its timer flushes, which starts the pump again).
+   */
   private async pumpHttp(t: Transport, epoch: number): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (epoch === this.epoch && this.ready) {
-        const p = [...this.outbox.values()].find((x) => x.retryTimer === undefined);
-        if (!p) return;
+        const p = this.outbox.values().next().value;
+        if (!p || p.retryTimer !== undefined) return;
         let res: Response;
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), this.ackTimeoutMs);

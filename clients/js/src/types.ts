@@ -139,7 +139,10 @@ export interface BridgeClientOptions {
   ackTimeoutMs?: number;
   /** A transport that has not opened (welcome) after this long (ms) counts as unavailable. Default 10,000. */
   openTimeoutMs?: number;
-  /** Tries of a send refused with `publish_failed` or `rate_limited` (same id, after a backoff) before it rejects. Default 5. */
+  /**
+   * Tries of a send refused with `publish_failed` (same id, after a backoff) before it rejects. Default 5. A
+   * `rate_limited` refusal is not a try (the frame was not acted on): the send goes again, in order, up to 20 times.
+   */
   maxPublishAttempts?: number;
   /**
    * Largest encoded frame the client will send, in bytes (the worker's `MaxFrameBytes`, default 65,536). The current

@@ -1,0 +1,161 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Bridge.Client;
+using Bridge.Contracts;
+using Bridge.Testing;
+using Bridge.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
+using static Bridge.Tests.Client.BridgeClientTests;
+
+namespace Bridge.Tests.Client;
+
+/// <summary>
+/// The worker's frame rate limit (docs/protocol.md §1.1) and the publish queue: the worker announces the limit in
+/// <c>welcome</c>, the client paces its publishes to it, so a full offline queue flushed on connect is stored whole and
+/// in call order, and a publish refused <c>rate_limited</c> is sent again before any later one (breaker-s16 M2).
+/// </summary>
+public sealed class BridgeClientFrameRateTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan FlushLimit = TimeSpan.FromSeconds(120);
+
+    [Theory]
+    [InlineData(Subprotocols.Json)]
+    [InlineData(Subprotocols.MessagePack)]
+    public async Task Welcome_announces_the_frame_rate_limit_of_a_websocket_and_an_sse_welcome_none(string protocol)
+    {
+        await using var worker = await WorkerHost.StartAsync(
+            nats.Server, ("Bridge:Limits:MessagesPerSecond", "7"), ("Bridge:Limits:MessageBurst", "13"));
+        await using var client = await TestClient.ConnectAsync(worker.WebSocketUrl, protocol);
+
+        var welcome = await client.NextAsync();
+
+        Assert.Equal(MessageTypes.Welcome, welcome.Type);
+        Assert.Equal(7, welcome.Payload!["framesPerSecond"]!.GetValue<int>());
+        Assert.Equal(13, welcome.Payload!["frameBurst"]!.GetValue<int>());
+
+        // SSE: the client publishes over HTTP, whose requests the frame limit does not count.
+        await using var sse = await SseClient.ConnectAsync(worker.HttpUrl, Names.Room("rate"));
+        var sseWelcome = (await sse.WaitForAsync(e => e.Event == MessageTypes.Welcome)).Json["payload"]!.AsObject();
+        Assert.True(sseWelcome.ContainsKey("maxFrameBytes")); // a current welcome...
+        Assert.False(sseWelcome.ContainsKey("framesPerSecond")); // ...without a frame rate
+        Assert.False(sseWelcome.ContainsKey("frameBurst"));
+    }
+
+    [Fact]
+    public async Task A_full_offline_queue_of_1000_publishes_is_stored_whole_once_each_and_in_call_order_under_the_default_frame_rate()
+    {
+        // The defaults the tests' WorkerHost lifts: 50 frames a second, a burst of 100.
+        await using var worker = await WorkerHost.StartAsync(
+            nats.Server, ("Bridge:Limits:MessagesPerSecond", "50"), ("Bridge:Limits:MessageBurst", "100"));
+        var room = Names.Room("flush");
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var client = NewClient(worker.WebSocketUrl, BridgeFormat.Json, o => o.LoggerFactory = loggerFactory);
+        var publishes = Enumerable.Range(0, 1000).Select(i => client.PublishAsync(room, "queued.message", new { n = i })).ToList();
+        Assert.Equal(1000, client.PendingPublishes); // the whole default queue, made before connecting
+
+        await client.ConnectAsync();
+        var results = await Task.WhenAll(publishes.Select(async p =>
+        {
+            try
+            {
+                return (Ack: await p, Error: (string?)null);
+            }
+            catch (BridgeException e)
+            {
+                return (Ack: (Ack?)null, Error: e.Code);
+            }
+        })).WaitAsync(FlushLimit);
+
+        Assert.Equal(Array.Empty<string>(), results.Where(r => r.Error is not null).Select(r => r.Error!)); // none failed
+        var acks = results.Select(r => r.Ack!).ToList();
+        Assert.All(acks, a => Assert.False(a.Duplicate));
+        Assert.Equal(acks.Select(a => a.Seq).Order(), acks.Select(a => a.Seq)); // stored in call order
+        // Paced within the announced rate: the worker refused none (PublishRetry, 7009, logs each refusal).
+        Assert.DoesNotContain(logs.Events, e => e.Id == 7009);
+
+        // Read the room back: each stored once, in call order.
+        await using var reader = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
+        await reader.ConnectAsync();
+        var stored = await ReadAsync(await reader.JoinAsync(room, since: 0), 1000);
+        Assert.Equal(Enumerable.Range(0, 1000), stored.Select(m => m.Payload!.Value.GetProperty("n").GetInt32()));
+        Assert.Equal(acks.Select(a => a.Seq), stored.Select(m => m.Seq));
+    }
+
+    [Fact]
+    public async Task A_publish_refused_rate_limited_is_sent_again_before_any_later_one_and_is_not_an_attempt()
+    {
+        // A worker that announces no rate (the client cannot pace) refuses the second publish, and, while the client
+        // still has the later ones in flight, those too: as a worker whose bucket ran empty does.
+        var received = new ConcurrentQueue<string>();
+        var refusedAll = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var seq = 0UL;
+            var firstRound = new List<JsonObject>();
+            while (await socket.ReceiveAsync() is { } frame)
+            {
+                var id = frame["id"]!.GetValue<string>();
+                received.Enqueue(id);
+                if (received.Count <= 5)
+                {
+                    firstRound.Add(frame);
+                    if (id == "p2")
+                    {
+                        await socket.SendAsync(Refused(ErrorCodes.RateLimited, id));
+                    }
+
+                    if (firstRound.Count < 5)
+                    {
+                        continue;
+                    }
+
+                    // p2 refused long before the others are answered: the client must wait for their answers.
+                    await Task.Delay(300);
+                    await socket.SendAsync(Acked(frame: firstRound[0], ++seq));
+                    foreach (var later in firstRound.Skip(2))
+                    {
+                        await socket.SendAsync(Refused(ErrorCodes.RateLimited, later["id"]!.GetValue<string>()));
+                    }
+
+                    refusedAll.TrySetResult();
+                    continue;
+                }
+
+                await socket.SendAsync(Acked(frame, ++seq));
+            }
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(100);
+            o.MaxPublishAttempts = 1; // a rate_limited answer is not an attempt: it must not fail the publish
+        });
+        var publishes = Enumerable.Range(1, 5).Select(i => client.PublishAsync("r", "chat.message", new { i }, id: $"p{i}")).ToList();
+        await client.ConnectAsync();
+
+        var acks = await Task.WhenAll(publishes).WaitAsync(WaitLimit);
+
+        Assert.True(refusedAll.Task.IsCompleted);
+        // Nothing was sent again before every publish sent after p2 was answered; then p2 first, the others in order.
+        Assert.Equal(["p1", "p2", "p3", "p4", "p5", "p2", "p3", "p4", "p5"], received);
+        Assert.Equal([1UL, 2, 3, 4, 5], acks.Select(a => a.Seq));
+        Assert.Equal(1, server.Connections);
+    }
+
+    private static Dictionary<string, object?> Refused(string code, string id) => new()
+    {
+        ["type"] = MessageTypes.Error,
+        ["payload"] = new Dictionary<string, object?> { ["code"] = code, ["message"] = "too many frames; slow down and retry with the same id", ["ref"] = id },
+    };
+
+    private static Dictionary<string, object?> Acked(JsonObject frame, ulong seq) => new()
+    {
+        ["type"] = MessageTypes.Ack,
+        ["room"] = frame["room"]!.GetValue<string>(),
+        ["id"] = frame["id"]!.GetValue<string>(),
+        ["seq"] = seq,
+        ["payload"] = new Dictionary<string, object?> { ["duplicate"] = false },
+    };
+}
