@@ -17,7 +17,8 @@ public sealed partial class BridgeClient
     /// sent in order on reconnect, paced within the frame rate limit the worker announces in <c>welcome</c>; they are
     /// stored in call order (one refused <c>rate_limited</c> or <c>publish_failed</c> is retried before any later one is
     /// sent; see the README for the one exception). Cancelling stops the wait, and drops the publish if the server
-    /// cannot have stored it (never sent, or refused <c>rate_limited</c> every time).
+    /// cannot have stored it (never sent, or refused <c>rate_limited</c> every time, also by an answer that comes after the
+    /// cancellation); one that may have been stored is still sent until it is acked.
     /// </summary>
     /// <exception cref="ArgumentException">The room name or <paramref name="type"/> is malformed, <paramref name="type"/>
     /// is reserved (docs/protocol.md §2), or <paramref name="id"/> is not a valid id.</exception>

@@ -102,16 +102,26 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 
     /// <summary>
     /// The caller stopped waiting: drops the publish if the server cannot have stored it (never sent, or every send
-    /// answered <c>rate_limited</c>); one that may be stored stays, and is sent until it is acked.
+    /// answered <c>rate_limited</c>); one that may be stored stays, and is sent until it is acked. One in flight now
+    /// is dropped when its answer is <c>rate_limited</c> (it was not stored after all: see <see cref="TryFail"/>).
     /// </summary>
     public void CancelUnsent(PendingPublish publish)
     {
         lock (_lock)
         {
-            if (_byId.TryGetValue(publish.Id, out var node) && node.Value.Publish == publish && !node.Value.MayBeStored && node.Value.SentEpoch == -1)
+            if (!_byId.TryGetValue(publish.Id, out var node) || node.Value.Publish != publish)
+            {
+                return;
+            }
+
+            if (!node.Value.MayBeStored && node.Value.SentEpoch == -1)
             {
                 _byId.Remove(publish.Id);
                 _queue.Remove(node);
+            }
+            else
+            {
+                node.Value.Abandoned = true;
             }
         }
     }
@@ -177,7 +187,8 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
     /// An <c>error</c> whose <c>ref</c> is a publish: <c>publish_failed</c> is retried with the same id after a backoff
     /// (up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>); <c>rate_limited</c> (not acted on: not an attempt)
     /// is sent again once the publishes sent after it are answered, within the pacer's rate (after a backoff from a
-    /// worker that announces no rate), up to <see cref="MaxRateLimitedRefusals"/> times; anything else fails the
+    /// worker that announces no rate), up to <see cref="MaxRateLimitedRefusals"/> times, unless its caller cancelled
+    /// while it was in flight and no send of it can have been stored (then it is dropped); anything else fails the
     /// publish. Either retry holds back the publishes after it, so they are stored in call order. False when no
     /// publish has that id.
     /// </summary>
@@ -194,6 +205,17 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             var entry = node.Value;
             publish = entry.Publish;
             entry.SentEpoch = -1;
+            if (error.Code is ErrorCodes.RateLimited && entry is { Abandoned: true, MayBeStored: false })
+            {
+                // Its caller cancelled while it was in flight, and it was not stored (no send of it can have been):
+                // dropped, as a cancelled publish never sent is, not sent again behind the caller's back.
+                _byId.Remove(reference);
+                _queue.Remove(node);
+                _connection?.Pacer?.Drain(); // the worker's bucket is empty
+                FlushLocked();
+                return true;
+            }
+
             if (error.Code is ErrorCodes.RateLimited && ++entry.RateLimitedRefusals < MaxRateLimitedRefusals)
             {
                 // Not acted on: sent again, before any later publish, once those sent after it are answered.
@@ -418,6 +440,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
         /// <summary>A send of it may have been stored (not answered before its connection ended, or <c>publish_failed</c>),
         /// so cancelling no longer drops it.</summary>
         public bool MayBeStored { get; set; }
+
+        /// <summary>Its caller stopped waiting while it may have been stored (in flight, or <see cref="MayBeStored"/>).</summary>
+        public bool Abandoned { get; set; }
 
         /// <summary><c>publish_failed</c> answers: attempts, up to <see cref="BridgeClientOptions.MaxPublishAttempts"/>.</summary>
         public int Failures { get; set; }

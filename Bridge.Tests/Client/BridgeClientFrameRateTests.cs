@@ -144,6 +144,56 @@ public sealed class BridgeClientFrameRateTests(NatsServerFixture nats) : IClassF
         Assert.Equal(1, server.Connections);
     }
 
+    [Fact]
+    public async Task A_publish_cancelled_in_flight_and_then_refused_rate_limited_is_dropped_not_sent_again()
+    {
+        // p1 is in flight when its caller cancels (it may be stored: kept); its answer is then rate_limited, so it was
+        // not stored: it must be dropped as a cancelled publish never sent is, not sent again behind the caller's back.
+        var received = new ConcurrentQueue<string>();
+        var p1Arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var refuseP1 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var seq = 0UL;
+            while (await socket.ReceiveAsync() is { } frame)
+            {
+                var id = frame["id"]!.GetValue<string>();
+                received.Enqueue(id);
+                if (id == "p1" && received.Count == 1)
+                {
+                    p1Arrived.TrySetResult();
+                    await refuseP1.Task;
+                    await socket.SendAsync(Refused(ErrorCodes.RateLimited, id));
+                    continue;
+                }
+
+                await socket.SendAsync(Acked(frame, ++seq));
+            }
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(20);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(100);
+        });
+        await client.ConnectAsync();
+        using var cts = new CancellationTokenSource();
+        var p1 = client.PublishAsync("r", "chat.message", new { i = 1 }, id: "p1", cancellationToken: cts.Token);
+        await p1Arrived.Task.WaitAsync(WaitLimit);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => p1);
+        Assert.Equal(1, client.PendingPublishes); // in flight: it may be stored, so it is kept until answered
+        refuseP1.SetResult();
+        // The refusal precedes p2's ack on the wire: by that ack, p1 is dropped, not waiting to be sent again.
+        var ack = await client.PublishAsync("r", "chat.message", new { i = 2 }, id: "p2").WaitAsync(WaitLimit);
+
+        Assert.Equal(1UL, ack.Seq);
+        Assert.Equal(0, client.PendingPublishes);
+        Assert.Equal(["p1", "p2"], received);
+        Assert.Equal(1, server.Connections);
+    }
+
     private static Dictionary<string, object?> Refused(string code, string id) => new()
     {
         ["type"] = MessageTypes.Error,
