@@ -43,7 +43,7 @@ internal sealed class LoadClient : IAsyncDisposable
 
     /// <summary>
     /// Completes with the <see cref="System.Diagnostics.Stopwatch"/> timestamp at which the first <c>room.joined</c> was
-    /// read (in the frame handler, so a waiter's wake-up is not counted); faults if the connection ended before it.
+    /// read (in the frame handler, so a waiter's wake-up is not counted); canceled if the connection ended before it.
     /// </summary>
     public Task<long> FirstJoined => _firstJoined.Task;
 
@@ -78,7 +78,7 @@ internal sealed class LoadClient : IAsyncDisposable
             OnFrame = load.OnFrame,
             OnClosed = _ =>
             {
-                load._firstJoined.TrySetException(new InvalidOperationException("the connection closed before room.joined"));
+                load._firstJoined.TrySetCanceled(); // closed before room.joined (a faulted task nobody reads would go unobserved)
                 options.OnClosed?.Invoke(load);
             },
             Invoker = options.Invoker,
