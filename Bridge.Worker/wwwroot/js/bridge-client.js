@@ -2431,8 +2431,7 @@ var BridgeClient = class _BridgeClient {
     const id = this.newId();
     return new Promise((resolve) => {
       this.leaves.set(id, { room, resolve });
-      this.pacer?.debit();
-      if (!t.send({ type: "room.leave", room, id })) {
+      if (!this.sendUnpaced(t, { type: "room.leave", room, id })) {
         this.leaves.delete(id);
         resolve();
       }
@@ -2497,8 +2496,7 @@ var BridgeClient = class _BridgeClient {
     const id = this.newId();
     return new Promise((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
-      this.pacer?.debit();
-      t.send({ type: "room.sync", room, id, payload: { limit } });
+      this.sendUnpaced(t, { type: "room.sync", room, id, payload: { limit } });
     });
   }
   /**
@@ -2509,8 +2507,7 @@ var BridgeClient = class _BridgeClient {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== "open") return false;
     this.sendTickJoins();
-    this.pacer?.debit();
-    return t.send(frame);
+    return this.sendUnpaced(t, frame);
   }
   // ---- connection life cycle -------------------------------------------------------------------------------
   async connectOnce() {
@@ -2981,8 +2978,7 @@ var BridgeClient = class _BridgeClient {
     entry.waiters = [];
     this.checkReady();
     if (mayBeHeld && this.transport?.twoWay && this.stateValue === "open") {
-      this.pacer?.debit();
-      this.transport.send({ type: "room.leave", room: entry.name, id: this.newId() });
+      this.sendUnpaced(this.transport, { type: "room.leave", room: entry.name, id: this.newId() });
     }
   }
   /** Sends `entry`'s single join after `delayMs`, if it is still wanted and not joined on this connection. */
@@ -3024,8 +3020,7 @@ var BridgeClient = class _BridgeClient {
     entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = void 0;
-    this.pacer?.debit();
-    this.transport?.send({ type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
+    if (this.transport) this.sendUnpaced(this.transport, { type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
   }
   /**
    * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
@@ -3154,8 +3149,7 @@ var BridgeClient = class _BridgeClient {
       entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: void 0 });
-    this.pacer?.debit();
-    t.send(frame);
+    this.sendUnpaced(t, frame);
   }
   // ---- publishing --------------------------------------------------------------------------------------
   /**
@@ -3205,6 +3199,14 @@ var BridgeClient = class _BridgeClient {
         this.onLost({ code: CloseCodes.AckTimeout, reason: "ack timeout" });
       }, this.ackTimeoutMs);
     }
+  }
+  /**
+   * Sends a frame that is not a paced send (joins, leaves, requests, raw frames): it goes now, and takes a token of the
+   * {@link pacer} if there is one, so the paced sends after it leave it room. False when the transport refused it.
+   */
+  sendUnpaced(t, frame) {
+    this.pacer?.debit();
+    return t.send(frame);
   }
   /** Flushes again once the pacer has a token (one timer at a time). */
   paceLater(epoch) {

@@ -450,8 +450,7 @@ export class BridgeClient {
     const id = this.newId();
     return new Promise<void>((resolve) => {
       this.leaves.set(id, { room, resolve });
-      this.pacer?.debit();
-      if (!t.send({ type: 'room.leave', room, id })) {
+      if (!this.sendUnpaced(t, { type: 'room.leave', room, id })) {
         this.leaves.delete(id);
         resolve();
       }
@@ -508,8 +507,7 @@ export class BridgeClient {
     const id = this.newId();
     return new Promise<Envelope>((resolve, reject) => {
       this.syncs.set(id, { room, resolve, reject });
-      this.pacer?.debit();
-      t.send({ type: 'room.sync', room, id, payload: { limit } });
+      this.sendUnpaced(t, { type: 'room.sync', room, id, payload: { limit } });
     });
   }
 
@@ -521,8 +519,7 @@ export class BridgeClient {
     const t = this.transport;
     if (!t || !t.twoWay || this.stateValue !== 'open') return false;
     this.sendTickJoins();
-    this.pacer?.debit();
-    return t.send(frame);
+    return this.sendUnpaced(t, frame);
   }
 
   // ---- connection life cycle -------------------------------------------------------------------------------
@@ -1042,8 +1039,7 @@ export class BridgeClient {
     entry.waiters = [];
     this.checkReady();
     if (mayBeHeld && this.transport?.twoWay && this.stateValue === 'open') {
-      this.pacer?.debit();
-      this.transport.send({ type: 'room.leave', room: entry.name, id: this.newId() });
+      this.sendUnpaced(this.transport, { type: 'room.leave', room: entry.name, id: this.newId() });
     }
   }
 
@@ -1089,8 +1085,7 @@ export class BridgeClient {
     entry.unanswered.add(id);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
-    this.pacer?.debit();
-    this.transport?.send({ type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
+    if (this.transport) this.sendUnpaced(this.transport, { type: 'room.join', room: entry.name, id, payload: BridgeClient.joinArgs(entry) });
   }
 
   /**
@@ -1229,8 +1224,7 @@ export class BridgeClient {
       entry.unanswered.add(id);
     }
     this.batches.set(id, { id, entries, handled: false, again: [], againTimer: undefined });
-    this.pacer?.debit();
-    t.send(frame);
+    this.sendUnpaced(t, frame);
   }
 
   // ---- publishing --------------------------------------------------------------------------------------
@@ -1284,6 +1278,15 @@ export class BridgeClient {
         this.onLost({ code: CloseCodes.AckTimeout, reason: 'ack timeout' });
       }, this.ackTimeoutMs);
     }
+  }
+
+  /**
+   * Sends a frame that is not a paced send (joins, leaves, requests, raw frames): it goes now, and takes a token of the
+   * {@link pacer} if there is one, so the paced sends after it leave it room. False when the transport refused it.
+   */
+  private sendUnpaced(t: Transport, frame: Parameters<Transport['send']>[0]): boolean {
+    this.pacer?.debit();
+    return t.send(frame);
   }
 
   /** Flushes again once the pacer has a token (one timer at a time). */
