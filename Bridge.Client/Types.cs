@@ -69,7 +69,12 @@ public sealed class BridgeMessage
     /// contiguous (other rooms' messages share the stream). What a resume's <c>since</c> takes.</summary>
     public ulong Seq { get; init; }
 
-    /// <summary>When the server stored the message (its <c>ts</c>, unix milliseconds, UTC), to the millisecond.</summary>
+    /// <summary>
+    /// When the server stored the message (its <c>ts</c>, unix milliseconds, UTC), to the millisecond. The Unix epoch
+    /// (<see cref="DateTimeOffset.UnixEpoch"/>) when the frame has no <c>ts</c> or one that is not a 64-bit integer
+    /// (a worker always sends one; a value outside <see cref="DateTimeOffset"/>'s range is clamped to it): the message is
+    /// delivered all the same, with its <see cref="Seq"/>.
+    /// </summary>
     public DateTimeOffset Timestamp { get; init; }
 
     /// <summary>The sender (token <c>sub</c>, <c>anonymous</c>, or a backend's name); null when unknown.</summary>

@@ -260,7 +260,9 @@ internal static class FrameCodec
                     envelope.Seq = value.GetUInt64();
                     break;
                 case EnvelopeKeys.Ts when value.ValueKind == JsonValueKind.Number:
-                    envelope.Ts = value.GetInt64();
+                    // A ts that is not a 64-bit integer (a fraction, beyond the range) is taken as absent: the message
+                    // is delivered without its time (BridgeMessage.Timestamp), not skipped.
+                    envelope.Ts = value.TryGetInt64(out var ts) ? ts : null;
                     break;
                 case EnvelopeKeys.Payload:
                     envelope.Payload = value.Clone();
@@ -328,8 +330,8 @@ internal static class FrameCodec
                 case EnvelopeKeys.Seq when reader.NextMessagePackType == MessagePackType.Integer:
                     envelope.Seq = reader.ReadUInt64();
                     break;
-                case EnvelopeKeys.Ts when reader.NextMessagePackType == MessagePackType.Integer:
-                    envelope.Ts = reader.ReadInt64();
+                case EnvelopeKeys.Ts:
+                    envelope.Ts = ReadInt64OrSkip(ref reader);
                     break;
                 case EnvelopeKeys.Payload:
                     payload = reader.ReadRaw();
@@ -391,6 +393,27 @@ internal static class FrameCodec
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// A signed 64-bit integer, or null for anything else (skipped): an unsigned one above <see cref="long.MaxValue"/>, a
+    /// float, another kind. Such a <c>ts</c> is taken as absent, so the message is still delivered.
+    /// </summary>
+    private static long? ReadInt64OrSkip(ref MessagePackReader reader)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Integer)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        if (reader.NextCode != MessagePackCode.UInt64)
+        {
+            return reader.ReadInt64(); // every other integer encoding fits
+        }
+
+        var value = reader.ReadUInt64();
+        return value <= long.MaxValue ? (long)value : null;
     }
 
     private static string? ReadStringOrSkip(ref MessagePackReader reader)

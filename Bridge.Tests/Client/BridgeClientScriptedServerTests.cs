@@ -482,6 +482,36 @@ public sealed class BridgeClientScriptedServerTests
         }
     }
 
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_room_message_whose_ts_is_not_a_64_bit_integer_is_delivered_with_the_unix_epoch_as_its_time(BridgeFormat format)
+    {
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            await socket.ReceiveAsync();
+            await socket.SendAsync(Joined("ts", 10, replayed: 0));
+            await socket.SendAsync(Message("ts", 11UL));
+            await socket.SendAsync(WithTs(Message("ts", 12UL), ulong.MaxValue)); // beyond a signed 64-bit integer
+            await socket.SendAsync(WithTs(Message("ts", 13UL), 1767225600000.5)); // a fraction (MessagePack: a float)
+            await socket.SendAsync(WithTs(Message("ts", 14UL), "1767225600000")); // not a number
+            await socket.SendAsync(Message("ts", 15UL));
+            await socket.DrainAsync();
+        });
+        await using var client = NewClient(server.Url, format);
+        await client.ConnectAsync();
+
+        var messages = await ReadAsync(await client.JoinAsync("ts"), 5);
+
+        Assert.Equal([11UL, 12UL, 13UL, 14UL, 15UL], messages.Select(m => m.Seq));
+        Assert.All(messages, m => Assert.Equal("ts", m.Room));
+        Assert.All(messages, m => Assert.Equal(1, m.Payload!.Value.GetProperty("n").GetInt32()));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1767225600000), messages[0].Timestamp);
+        Assert.All(messages.Skip(1).Take(3), m => Assert.Equal(DateTimeOffset.UnixEpoch, m.Timestamp));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1767225600000), messages[4].Timestamp);
+    }
+
     /// <summary>A worker's refusal of a single join: an error naming the room, its ref the join's id.</summary>
     private static Dictionary<string, object?> JoinError(string code, JsonObject join) => new()
     {
@@ -506,6 +536,12 @@ public sealed class BridgeClientScriptedServerTests
         ["ts"] = ts,
         ["payload"] = new Dictionary<string, object?> { ["n"] = 1 },
     };
+
+    private static Dictionary<string, object?> WithTs(Dictionary<string, object?> message, object ts)
+    {
+        message["ts"] = ts;
+        return message;
+    }
 
     private static async Task AssertNothingMoreAsync(RoomSubscription subscription)
     {
