@@ -312,7 +312,11 @@ internal static class FrameCodec
         var entries = reader.ReadMapHeader();
         for (var i = 0; i < entries; i++)
         {
-            var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : null;
+            if (ReadKeyOrSkip(ref reader) is not { } key)
+            {
+                continue;
+            }
+
             switch (key)
             {
                 case EnvelopeKeys.Type:
@@ -376,7 +380,11 @@ internal static class FrameCodec
         var entries = reader.ReadMapHeader();
         for (var i = 0; i < entries; i++)
         {
-            var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : null;
+            if (ReadKeyOrSkip(ref reader) is not { } key)
+            {
+                continue;
+            }
+
             if (key == "messages" && reader.NextMessagePackType == MessagePackType.Array)
             {
                 var count = reader.ReadArrayHeader();
@@ -414,6 +422,22 @@ internal static class FrameCodec
 
         var value = reader.ReadUInt64();
         return value <= long.MaxValue ? (long)value : null;
+    }
+
+    /// <summary>
+    /// A map key that is a string; null for any other key, which names no field: it is skipped with its value, so the
+    /// reader stays on the map's next key (a worker writes only string keys, §2).
+    /// </summary>
+    private static string? ReadKeyOrSkip(ref MessagePackReader reader)
+    {
+        if (reader.NextMessagePackType == MessagePackType.String)
+        {
+            return reader.ReadString();
+        }
+
+        reader.Skip();
+        reader.Skip();
+        return null;
     }
 
     private static string? ReadStringOrSkip(ref MessagePackReader reader)

@@ -512,6 +512,31 @@ public sealed class BridgeClientScriptedServerTests
         Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1767225600000), messages[4].Timestamp);
     }
 
+    [Fact]
+    public async Task A_MessagePack_envelope_key_that_is_not_a_string_is_skipped_with_its_value_and_the_message_delivered()
+    {
+        var odd = WithIntegerKey();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            await socket.ReceiveAsync();
+            await socket.SendAsync(Joined("k", 10, replayed: 0));
+            await socket.SendAsync(Message("k", 11UL));
+            await socket.SendBytesAsync(odd);
+            await socket.SendAsync(Message("k", 13UL));
+            await socket.DrainAsync();
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.MessagePack);
+        await client.ConnectAsync();
+
+        var messages = await ReadAsync(await client.JoinAsync("k"), 3);
+
+        Assert.Equal([11UL, 12UL, 13UL], messages.Select(m => m.Seq));
+        Assert.Equal("chat.message", messages[1].Type);
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(5), messages[1].Timestamp);
+        Assert.Equal(1, messages[1].Payload!.Value.GetProperty("n").GetInt32());
+    }
+
     /// <summary>A worker's refusal of a single join: an error naming the room, its ref the join's id.</summary>
     private static Dictionary<string, object?> JoinError(string code, JsonObject join) => new()
     {
@@ -536,6 +561,33 @@ public sealed class BridgeClientScriptedServerTests
         ["ts"] = ts,
         ["payload"] = new Dictionary<string, object?> { ["n"] = 1 },
     };
+
+    /// <summary>
+    /// <c>{"type": "chat.message", 7: "x", "room": "k", "seq": 12, "ts": 5, "payload": {"n": 1}}</c>: a worker writes
+    /// only string keys (§2); another key names no field, and the keys after it must still be read as keys.
+    /// </summary>
+    private static byte[] WithIntegerKey()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.WriteMapHeader(6);
+        writer.Write("type");
+        writer.Write("chat.message");
+        writer.Write(7);
+        writer.Write("x");
+        writer.Write("room");
+        writer.Write("k");
+        writer.Write("seq");
+        writer.Write(12UL);
+        writer.Write("ts");
+        writer.Write(5L);
+        writer.Write("payload");
+        writer.WriteMapHeader(1);
+        writer.Write("n");
+        writer.Write(1);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
 
     private static Dictionary<string, object?> WithTs(Dictionary<string, object?> message, object ts)
     {
