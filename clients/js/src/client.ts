@@ -146,6 +146,14 @@ interface RoomEntry {
   maxRate: number | undefined;
   /** Last seq received, or the `room.joined` position: what a resume asks for with `since`. */
   position: number | undefined;
+  /**
+   * A conflated join's position (it has no {@link position}: its messages are neither de-duplicated nor in seq order
+   * across rooms): the last `room.joined` seq, below which every message was sent or replaced by a newer one that was
+   * sent (protocol §4, conflation), and for a room (not a pattern) the seq of each later message, its rooms' values
+   * coming in seq order. A rejoin sends it as `since`, so only newer values come. Undefined until the first
+   * `room.joined`.
+   */
+  conflatedSince: number | undefined;
   /** `room.joined` seen on the current connection. */
   joined: boolean;
   /** Id of the join frame in flight on the current connection (a single join's, or its batch's): an error's `ref`. */
@@ -409,7 +417,7 @@ export class BridgeClient {
       }
       entry = {
         name: room, pattern, latest: options.latest === true, maxRate: rate,
-        position: rate === undefined ? options.since : undefined,
+        position: rate === undefined ? options.since : undefined, conflatedSince: undefined,
         joined: false, joinId: undefined, batchId: undefined, joinAttempts: 0, held: false, unanswered: new Set(), retryTimer: undefined, waiters: [],
       };
       this.rooms.set(room, entry);
@@ -802,6 +810,11 @@ export class BridgeClient {
       // latest gets each room's last message before room.joined: neither moves the position nor is de-duplicated.
       const positionless = entry.maxRate !== undefined || (!entry.joined && entry.latest && entry.position === undefined);
       if (!positionless && !BridgeClient.advance(entry, env.seq)) return; // a duplicate (or already covered)
+      if (entry.maxRate !== undefined && entry.joined && !entry.pattern && isExactSeq(env.seq) && env.seq > (entry.conflatedSince ?? -1)) {
+        // A conflated room's values come in seq order: every earlier message of it was sent or replaced by this one.
+        // Not so a pattern's (each room at its own pace: another room's older value may still be owed to it).
+        entry.conflatedSince = env.seq;
+      }
       this.emit(env.type, env);
       this.emit('*', env);
       return;
@@ -833,7 +846,11 @@ export class BridgeClient {
     entry.joined = true;
     entry.held = true;
     BridgeClient.resetJoin(entry);
-    if (entry.maxRate !== undefined) entry.position = undefined; // a conflated join resumes with latest, not a position
+    if (entry.maxRate !== undefined) {
+      // A conflated join has no position to de-duplicate by; its room.joined seq is where its rejoin resumes from.
+      entry.position = undefined;
+      if (isExactSeq(env.seq)) entry.conflatedSince = Math.max(entry.conflatedSince ?? 0, env.seq);
+    }
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
     if (typeof p.latest === 'number') result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
@@ -1089,11 +1106,18 @@ export class BridgeClient {
   }
 
   /**
-   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
-   * always with `latest` (its screen wants each room's current value, not a replay) and its rate.
+   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join with
+   * its rate, resuming from its last `room.joined` (or value, for a room) with `since` (protocol §4: each room's newest
+   * message after it, so the values the application has do not come again), and before its first `room.joined` with
+   * `latest` (its screen wants each room's current value, not a replay). Never both: `latest` would send every room's
+   * value.
    */
   private static joinArgs(entry: RoomEntry): { since?: number; latest?: boolean; maxRate?: number } | undefined {
-    if (entry.maxRate !== undefined) return { latest: true, maxRate: entry.maxRate };
+    if (entry.maxRate !== undefined) {
+      return entry.conflatedSince !== undefined
+        ? { since: entry.conflatedSince, maxRate: entry.maxRate }
+        : { latest: true, maxRate: entry.maxRate };
+    }
     if (entry.position !== undefined) return { since: entry.position };
     return entry.latest ? { latest: true } : undefined;
   }

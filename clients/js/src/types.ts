@@ -59,9 +59,11 @@ export interface JoinOptions {
   latest?: boolean;
   /**
    * Conflation: at most this many messages per second per room (above 0, at most 1,000), always the newest; the last
-   * message of a burst always comes. Such a join is not de-duplicated by seq and resumes with `latest` (each room's
-   * current value) rather than from a position. Over SSE and long-poll it applies only when every joined room sets it
-   * (the smallest is used).
+   * message of a burst always comes. Such a join is not de-duplicated by seq and has no position in `positions`; it
+   * starts with `latest` (each room's current value), and on a WebSocket rejoins from its last `room.joined` with
+   * `since` (for a room: from its last value), so a reconnect sends only values newer than those it delivered (a
+   * pattern's rooms that changed since that `room.joined` send their newest value again). Over SSE and long-poll it
+   * applies only when every joined room sets it (the smallest is used).
    */
   maxRate?: number;
 }
