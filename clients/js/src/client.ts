@@ -856,8 +856,11 @@ export class BridgeClient {
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
     this.emit('room.joined', env);
-    if (result.truncated && this.transport?.twoWay) {
-      // The resume point is gone (retention): fetch the room's latest state so the application can rebuild.
+    if (result.truncated && this.transport?.twoWay && !entry.pattern && entry.maxRate === undefined) {
+      // The resume point is gone (retention): fetch the room's latest state so the application can rebuild. Not for a
+      // pattern: room.sync reads one room (protocol §4), so the worker would refuse it; the application rebuilds a
+      // pattern's rooms itself (room.sync of each, §5), told by this room.joined and the join's result. Not for a
+      // conflated join either: its resume already sends each room's newest value.
       this.sync(entry.name, this.syncLimit).catch(() => undefined);
     }
     this.checkReady();

@@ -105,3 +105,37 @@ test('a poll answer with one unreadable message, and answers of the wrong shape,
   assert.deepEqual([...uncaught, ...unhandled], []);
   assert.deepEqual(got, [1, 3, 4, 5]);
 });
+
+test('a truncated resume of a room sends room.sync; of a pattern it sends none (room.sync reads one room) and tells the application', async () => {
+  const frames = [];
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      frames.push(frame);
+      if (frame.type === 'room.join') {
+        ws.send(JSON.stringify({ type: 'room.joined', room: frame.room, seq: 9, payload: { replayed: 0, truncated: true } }));
+      } else if (frame.type === 'room.sync') {
+        ws.send(JSON.stringify({ type: 'room.state', room: frame.room, seq: 9, payload: { messages: [] } }));
+      }
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, transports: ['websocket'] });
+  const syncs = [];
+  const sync = client.sync.bind(client);
+  client.sync = (room, limit) => {
+    syncs.push(room);
+    return sync(room, limit);
+  };
+  const joinedEvents = [];
+  client.on('room.joined', (env) => joinedEvents.push(`${env.room}:${env.payload.truncated}`));
+  await client.connect();
+  const pattern = await client.join('p.*', { since: 3 });
+  const room = await client.join('r', { since: 3 });
+  assert.equal(pattern.truncated, true);
+  assert.equal(room.truncated, true);
+  await waitFor(() => frames.some((f) => f.type === 'room.sync'), { message: "the room's room.sync" });
+  await sleep(100);
+  assert.deepEqual(frames.filter((f) => f.type === 'room.sync').map((f) => f.room), ['r']);
+  assert.deepEqual(syncs, ['r'], 'no sync of the pattern was attempted (the client would refuse it: invalid_room)');
+  assert.deepEqual(joinedEvents, ['p.*:true', 'r:true'], 'the application is told through room.joined');
+});
