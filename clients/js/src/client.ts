@@ -15,6 +15,7 @@ import {
   type Format,
   type JoinOptions,
   type JoinResult,
+  type SkippedFrame,
   type StateChange,
   type TransportKind,
   type WebSocketConstructor,
@@ -213,6 +214,7 @@ interface PendingSend {
 
 type Handler = (env: Envelope) => void;
 type StateHandler = (change: StateChange) => void;
+type SkippedHandler = (skipped: SkippedFrame) => void;
 
 /**
  * A Bridge connection that survives drops: it reconnects with backoff (at once after a 1012), resumes every
@@ -274,6 +276,7 @@ export class BridgeClient {
   private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly stateHandlers = new Set<StateHandler>();
+  private readonly skippedHandlers = new Set<SkippedHandler>();
 
   constructor(options: BridgeClientOptions) {
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
@@ -353,6 +356,17 @@ export class BridgeClient {
   onState(handler: StateHandler): () => void {
     this.stateHandlers.add(handler);
     return () => this.stateHandlers.delete(handler);
+  }
+
+  /**
+   * Messages from the server the client could not read and left out ({@link SkippedFrame}: the transport, the size of
+   * the message that held it, its place in a batch array, the reason). The connection stays and the other envelopes
+   * of the message are delivered; a worker never sends such a message, so this tells of a proxy or server bug, or of a
+   * server newer than the client. Returns a function that removes the handler.
+   */
+  onSkipped(handler: SkippedHandler): () => void {
+    this.skippedHandlers.add(handler);
+    return () => this.skippedHandlers.delete(handler);
   }
 
   /** Starts connecting; resolves on the first open connection, rejects if the client is closed first. */
@@ -565,6 +579,12 @@ export class BridgeClient {
     const host: TransportHost = {
       frame: (env) => {
         if (epoch === this.epoch) this.onFrame(env);
+      },
+      skipped: (info) => {
+        if (epoch !== this.epoch) return;
+        const skipped: SkippedFrame = { transport: info.transport, bytes: info.bytes, reason: info.reason };
+        if (info.index !== undefined) skipped.index = info.index;
+        this.notify(this.skippedHandlers, skipped);
       },
       lost: (info) => {
         if (epoch === this.epoch) this.onLost(info);
@@ -1404,10 +1424,14 @@ export class BridgeClient {
   private setState(state: ConnectionState, extra: Omit<StateChange, 'state' | 'previous'>): void {
     const previous = this.stateValue;
     this.stateValue = state;
-    const change: StateChange = { state, previous, ...extra };
-    for (const h of [...this.stateHandlers]) {
+    this.notify(this.stateHandlers, { state, previous, ...extra });
+  }
+
+  /** Calls each handler with `value`; one that throws does not stop the others (its error is reported on its own). */
+  private notify<T>(handlers: Set<(value: T) => void>, value: T): void {
+    for (const h of [...handlers]) {
       try {
-        h(change);
+        h(value);
       } catch (e) {
         setTimeout(() => {
           throw e;

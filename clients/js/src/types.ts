@@ -24,6 +24,24 @@ export interface Envelope {
   payload?: unknown;
 }
 
+/**
+ * A message from the server that the client could not read and left out ({@link BridgeClient.onSkipped}): not JSON or
+ * MessagePack, not an envelope (an object with a string `type`), or an envelope it cannot read (a payload marked base64
+ * that is not). The other envelopes of its array, and the connection, are not affected.
+ */
+export interface SkippedFrame {
+  transport: TransportKind;
+  /** Bytes of the message that held it: the WebSocket message, the SSE event's data, the long-poll answer's body. */
+  bytes: number;
+  /**
+   * Its place in the array that held it (a batch WebSocket message's elements, a long-poll answer's `messages` or
+   * `errors`); absent when the whole message was left out.
+   */
+  index?: number;
+  /** Why, in the decoder's words. */
+  reason: string;
+}
+
 /** A stored publish: the answer to {@link BridgeClient.send}. */
 export interface Ack {
   room: string;
