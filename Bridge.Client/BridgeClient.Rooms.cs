@@ -150,7 +150,7 @@ public sealed partial class BridgeClient
     }
 
     private RoomSubscription NewSubscription(string room, RoomJoinOptions options) =>
-        new(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity));
+        new(this, room, options, new RoomFeed(options, _options.RoomBufferCapacity, RoomName.IsPattern(room)));
 
     /// <summary>The checks of a join's arguments (<see cref="JoinAsync(string, RoomJoinOptions, CancellationToken)"/>'s exceptions).</summary>
     private static void ValidateJoin(string room, string parameter, RoomJoinOptions options)

@@ -102,8 +102,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
 
     /// <summary>
     /// The caller stopped waiting: drops the publish if the server cannot have stored it (never sent, or every send
-    /// answered <c>rate_limited</c>); one that may be stored stays, and is sent until it is acked. One in flight now
-    /// is dropped when its answer is <c>rate_limited</c> (it was not stored after all: see <see cref="TryFail"/>).
+    /// answered <c>rate_limited</c>), and the publishes it held back go at once; one that may be stored stays, and is
+    /// sent until it is acked. One in flight now is dropped when its answer is <c>rate_limited</c> (it was not stored
+    /// after all: see <see cref="TryFail"/>).
     /// </summary>
     public void CancelUnsent(PendingPublish publish)
     {
@@ -118,6 +119,9 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             {
                 _byId.Remove(publish.Id);
                 _queue.Remove(node);
+                // It may have been what held the publishes after it (waiting for its retry time, or to be sent again
+                // after a rate_limited refusal): they go now, not at the watchdog's next tick.
+                FlushLocked();
             }
             else
             {

@@ -13,7 +13,8 @@ namespace Bridge.Client;
 /// A pattern's position is a stream <c>seq</c> like a room's: the worker sends the messages of all its rooms in stream
 /// order, so the same de-duplication holds. Two kinds of message are taken without moving the position or being
 /// de-duplicated: the latest values a join with <c>latest</c> gets before its <c>room.joined</c> (one per room, in no
-/// seq order), and every message of a conflated join (each room at its own rate, so not in seq order).
+/// seq order), and every message of a conflated join (each room at its own rate, so not in seq order). A conflated join
+/// keeps a position of its own to rejoin from (<see cref="WriteJoinArguments"/>), never used to drop a message.
 /// </remarks>
 internal sealed class RoomFeed
 {
@@ -31,11 +32,20 @@ internal sealed class RoomFeed
     private ulong _position;
     private bool _hasPosition;
 
+    // Guarded by _lock: a conflated join's rejoin position (docs/protocol.md §4, conflation: below it every message was
+    // sent or replaced by a newer one that was sent): the last room.joined seq, and for a room (not a pattern) each later
+    // message's seq, its values coming in seq order. A pattern's rooms go at their own pace, so another room's older
+    // value may still have been owed when one arrived: only room.joined's seq holds for all of them.
+    private ulong _conflatedSince;
+    private bool _hasConflatedSince;
+    private readonly bool _pattern;
+
     private volatile RoomJoinInfo? _lastJoin;
 
-    public RoomFeed(RoomJoinOptions options, int capacity)
+    public RoomFeed(RoomJoinOptions options, int capacity, bool pattern)
     {
         _options = options;
+        _pattern = pattern;
         _hasPosition = options.Since.HasValue && !options.IsConflated;
         _position = options.Since.GetValueOrDefault();
         _buffer = Channel.CreateBounded<BridgeMessage>(new BoundedChannelOptions(capacity)
@@ -105,6 +115,10 @@ internal sealed class RoomFeed
         {
             Advance(seq);
         }
+        else if (_options.IsConflated && !_pattern && _lastJoin is not null)
+        {
+            AdvanceConflated(seq);
+        }
     }
 
     /// <summary>
@@ -128,15 +142,24 @@ internal sealed class RoomFeed
     /// <summary>
     /// Writes the next join's arguments as properties of the object <paramref name="writer"/> is in (a single join's
     /// payload, or a batch join's entry beside its <c>room</c>; docs/protocol.md §4): a conflated join asks for its rate,
-    /// with <c>latest</c> as the application asked the first time and always on a re-join (the screen wants each
-    /// room's current value, not a replay); any other join resumes from the position when it has one, else asks for
-    /// <c>latest</c> if the application did. Nothing for a plain live join.
+    /// the first time with <c>latest</c> if the application asked, and on a re-join with <c>since</c> = its conflated
+    /// position (the worker sends each room's newest message after it: the values the application has do not come
+    /// again; never with <c>latest</c> too, which would send every room's); any other join resumes from the position
+    /// when it has one, else asks for <c>latest</c> if the application did. Nothing for a plain live join.
     /// </summary>
     public void WriteJoinArguments(Utf8JsonWriter writer)
     {
         if (_options.MaxRate is { } rate)
         {
-            writer.WriteBoolean("latest", _options.Latest || _lastJoin is not null);
+            if (ConflatedSince is { } since)
+            {
+                writer.WriteNumber("since", since);
+            }
+            else if (_options.Latest)
+            {
+                writer.WriteBoolean("latest", true);
+            }
+
             writer.WriteNumber("maxRate", rate);
         }
         else if (Position is { } since)
@@ -154,7 +177,8 @@ internal sealed class RoomFeed
     {
         if (_options.IsConflated)
         {
-            // No position: a conflated join's messages are not in seq order, and it re-joins with latest.
+            // No position (its messages are not in seq order), but a place to rejoin from.
+            AdvanceConflated(info.Seq);
         }
         else if (info.Truncated)
         {
@@ -193,6 +217,30 @@ internal sealed class RoomFeed
         lock (_lock)
         {
             return !_hasPosition || seq > _position;
+        }
+    }
+
+    /// <summary>A conflated join's rejoin position (see <see cref="_conflatedSince"/>); null before its first <c>room.joined</c>.</summary>
+    private ulong? ConflatedSince
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _hasConflatedSince ? _conflatedSince : null;
+            }
+        }
+    }
+
+    private void AdvanceConflated(ulong seq)
+    {
+        lock (_lock)
+        {
+            if (!_hasConflatedSince || seq > _conflatedSince)
+            {
+                _conflatedSince = seq;
+                _hasConflatedSince = true;
+            }
         }
     }
 

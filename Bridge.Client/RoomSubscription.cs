@@ -62,7 +62,8 @@ public sealed class RoomSubscription : IAsyncDisposable
     /// <summary>
     /// The room's messages, each once, in <c>seq</c> order, across reconnects (a <see cref="RoomJoinOptions.Latest"/>
     /// join's latest values first, one per room in no seq order; a conflated join's newest values, per room, in no
-    /// order across rooms and possibly once more after a reconnect). Ends when the room is left or the
+    /// order across rooms, after a reconnect only newer ones but for a pattern's rooms that changed since its last
+    /// <c>room.joined</c>, whose newest value comes again: <see cref="RoomJoinOptions.MaxRate"/>). Ends when the room is left or the
     /// client disposed; throws <see cref="BridgeException"/> when the client closes for good (e.g.
     /// <c>unauthorized</c>), the server removes the room (<c>forbidden</c>), or its join fails for good; throws
     /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled. Read it from

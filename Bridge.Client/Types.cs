@@ -69,7 +69,12 @@ public sealed class BridgeMessage
     /// contiguous (other rooms' messages share the stream). What a resume's <c>since</c> takes.</summary>
     public ulong Seq { get; init; }
 
-    /// <summary>When the server stored the message (its <c>ts</c>, unix milliseconds, UTC), to the millisecond.</summary>
+    /// <summary>
+    /// When the server stored the message (its <c>ts</c>, unix milliseconds, UTC), to the millisecond. The Unix epoch
+    /// (<see cref="DateTimeOffset.UnixEpoch"/>) when the frame has no <c>ts</c> or one that is not a 64-bit integer
+    /// (a worker always sends one; a value outside <see cref="DateTimeOffset"/>'s range is clamped to it): the message is
+    /// delivered all the same, with its <see cref="Seq"/>.
+    /// </summary>
     public DateTimeOffset Timestamp { get; init; }
 
     /// <summary>The sender (token <c>sub</c>, <c>anonymous</c>, or a backend's name); null when unknown.</summary>
@@ -139,8 +144,11 @@ public sealed record RoomJoinOptions
     /// most <see cref="MaxRateLimit"/> (fractions allowed: 0.5 is one every 2 s). The member always gets the newest
     /// message (older pending ones are replaced, never queued) and the last of a burst always comes, so it never lags.
     /// Such a join has no <see cref="RoomSubscription.Position"/>: its messages are not in <c>seq</c> order across
-    /// rooms and are not de-duplicated, and after a reconnect it joins again with <c>latest</c> (each room's current
-    /// value, which may repeat one already read) instead of a replay. Null (the default): every message.
+    /// rooms and are not de-duplicated. After a reconnect it joins again with <c>since</c> = its last <c>room.joined</c>
+    /// <c>seq</c> (for a room, not a pattern: the <c>seq</c> of the last value delivered, if later), and the worker sends
+    /// each room's newest message after it (docs/protocol.md §4, conflation) instead of a replay: only values newer than
+    /// those delivered, except that the rooms of a pattern that changed since its last <c>room.joined</c> send their
+    /// newest value again. Null (the default): every message.
     /// </summary>
     public double? MaxRate { get; init; }
 

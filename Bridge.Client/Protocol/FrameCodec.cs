@@ -260,7 +260,9 @@ internal static class FrameCodec
                     envelope.Seq = value.GetUInt64();
                     break;
                 case EnvelopeKeys.Ts when value.ValueKind == JsonValueKind.Number:
-                    envelope.Ts = value.GetInt64();
+                    // A ts that is not a 64-bit integer (a fraction, beyond the range) is taken as absent: the message
+                    // is delivered without its time (BridgeMessage.Timestamp), not skipped.
+                    envelope.Ts = value.TryGetInt64(out var ts) ? ts : null;
                     break;
                 case EnvelopeKeys.Payload:
                     envelope.Payload = value.Clone();
@@ -310,7 +312,11 @@ internal static class FrameCodec
         var entries = reader.ReadMapHeader();
         for (var i = 0; i < entries; i++)
         {
-            var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : null;
+            if (ReadKeyOrSkip(ref reader) is not { } key)
+            {
+                continue;
+            }
+
             switch (key)
             {
                 case EnvelopeKeys.Type:
@@ -328,8 +334,8 @@ internal static class FrameCodec
                 case EnvelopeKeys.Seq when reader.NextMessagePackType == MessagePackType.Integer:
                     envelope.Seq = reader.ReadUInt64();
                     break;
-                case EnvelopeKeys.Ts when reader.NextMessagePackType == MessagePackType.Integer:
-                    envelope.Ts = reader.ReadInt64();
+                case EnvelopeKeys.Ts:
+                    envelope.Ts = ReadInt64OrSkip(ref reader);
                     break;
                 case EnvelopeKeys.Payload:
                     payload = reader.ReadRaw();
@@ -374,7 +380,11 @@ internal static class FrameCodec
         var entries = reader.ReadMapHeader();
         for (var i = 0; i < entries; i++)
         {
-            var key = reader.NextMessagePackType == MessagePackType.String ? reader.ReadString() : null;
+            if (ReadKeyOrSkip(ref reader) is not { } key)
+            {
+                continue;
+            }
+
             if (key == "messages" && reader.NextMessagePackType == MessagePackType.Array)
             {
                 var count = reader.ReadArrayHeader();
@@ -390,6 +400,43 @@ internal static class FrameCodec
             reader.Skip();
         }
 
+        return null;
+    }
+
+    /// <summary>
+    /// A signed 64-bit integer, or null for anything else (skipped): an unsigned one above <see cref="long.MaxValue"/>, a
+    /// float, another kind. Such a <c>ts</c> is taken as absent, so the message is still delivered.
+    /// </summary>
+    private static long? ReadInt64OrSkip(ref MessagePackReader reader)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Integer)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        if (reader.NextCode != MessagePackCode.UInt64)
+        {
+            return reader.ReadInt64(); // every other integer encoding fits
+        }
+
+        var value = reader.ReadUInt64();
+        return value <= long.MaxValue ? (long)value : null;
+    }
+
+    /// <summary>
+    /// A map key that is a string; null for any other key, which names no field: it is skipped with its value, so the
+    /// reader stays on the map's next key (a worker writes only string keys, §2).
+    /// </summary>
+    private static string? ReadKeyOrSkip(ref MessagePackReader reader)
+    {
+        if (reader.NextMessagePackType == MessagePackType.String)
+        {
+            return reader.ReadString();
+        }
+
+        reader.Skip();
+        reader.Skip();
         return null;
     }
 

@@ -194,6 +194,48 @@ public sealed class BridgeClientFrameRateTests(NatsServerFixture nats) : IClassF
         Assert.Equal(1, server.Connections);
     }
 
+    [Fact]
+    public async Task Cancelling_a_publish_waiting_to_be_retried_sends_the_publishes_it_held_back_at_once()
+    {
+        // A worker that announces no rate refuses p1 rate_limited: p1 waits for its backoff and holds p2 back (call
+        // order). Cancelling p1 drops it (never stored); p2 must go then, not at the watchdog's next tick: the clock is
+        // frozen (a FakeTimeProvider never advanced), so no tick and no backoff ever ends in this test.
+        var received = new ConcurrentQueue<string>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            var seq = 0UL;
+            while (await socket.ReceiveAsync() is { } frame)
+            {
+                var id = frame["id"]!.GetValue<string>();
+                received.Enqueue(id);
+                await socket.SendAsync(id == "p1" ? Refused(ErrorCodes.RateLimited, id) : Acked(frame, ++seq));
+            }
+        });
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+            o.LoggerFactory = loggerFactory;
+        });
+        await client.ConnectAsync();
+        using var cts = new CancellationTokenSource();
+        var p1 = client.PublishAsync("r", "chat.message", new { i = 1 }, id: "p1", cancellationToken: cts.Token);
+        await Eventually.TrueAsync(() => logs.Events.Any(e => e.Id == 7009), WaitLimit, "p1 refused and waiting for its retry");
+        var p2 = client.PublishAsync("r", "chat.message", new { i = 2 }, id: "p2");
+        await Task.Delay(200);
+        Assert.Equal(["p1"], received); // p2 is held behind p1
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => p1);
+        var ack = await p2.WaitAsync(WaitLimit);
+
+        Assert.Equal(1UL, ack.Seq);
+        Assert.Equal(["p1", "p2"], received);
+        Assert.Equal(0, client.PendingPublishes);
+    }
+
     private static Dictionary<string, object?> Refused(string code, string id) => new()
     {
         ["type"] = MessageTypes.Error,

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Bridge.Client;
 using Bridge.Contracts;
 using Bridge.Tests.Infrastructure;
@@ -121,6 +122,75 @@ public sealed class BridgeClientPatternTests(NatsServerFixture nats) : IClassFix
         Assert.Equal(received.Select(m => m.Seq).Order(), received.Select(m => m.Seq));
         Assert.Equal(published[^1].Seq, received[^1].Seq);
         Assert.Null(subscription.Position);
+    }
+
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_conflated_room_and_pattern_rejoin_with_since_after_a_reconnect_and_no_value_comes_twice(BridgeFormat format)
+    {
+        // docs/protocol.md §4, conflation: a since from a conflated position sends each room's newest message after it.
+        // A room's position is its last value (its values come in seq order); a pattern's its last room.joined.
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var relay = await FrameRelay.StartAsync(worker.WebSocketUrl);
+        var room = Names.Room("cfr");
+        var site = Names.Room("cfs");
+        var first = await Store.PublishAsync(nats.Server, [room, $"{site}.a", $"{site}.b"]);
+        await using var client = NewClient(relay.Url, format, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(50);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(200);
+        });
+        await using var publisher = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
+        await Task.WhenAll(client.ConnectAsync(), publisher.ConnectAsync());
+        var conflated = await client.JoinAsync(room, new RoomJoinOptions { Latest = true, MaxRate = 20 });
+        var pattern = await client.JoinAsync($"{site}.*", new RoomJoinOptions { Latest = true, MaxRate = 20 });
+        Assert.Equal(first[0].Seq, Assert.Single(await ReadAsync(conflated, 1)).Seq);
+        Assert.Equal(first.Skip(1).Select(s => s.Seq), (await ReadAsync(pattern, 2)).Select(m => m.Seq).Order());
+        var second = await publisher.PublishAsync(room, "t.second", new { n = 2 });
+        Assert.Equal(second.Seq, Assert.Single(await ReadAsync(conflated, 1)).Seq);
+        var patternJoined = pattern.LastJoin!.Seq;
+        var rejoined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var rejoins = 0;
+        EventHandler<RoomJoinInfo> onJoined = (_, _) =>
+        {
+            if (Interlocked.Increment(ref rejoins) == 2)
+            {
+                rejoined.TrySetResult();
+            }
+        };
+        conflated.Joined += onJoined;
+        pattern.Joined += onJoined;
+
+        relay.Drop();
+        await rejoined.Task.WaitAsync(WaitLimit);
+
+        // The rejoin asks for values after those delivered, never with latest (the worker would send every room's).
+        var entries = new Dictionary<string, JsonElement>();
+        foreach (var join in relay.Sent(2).Where(f => f.GetProperty("type").GetString() == MessageTypes.RoomJoin))
+        {
+            if (join.TryGetProperty("room", out var single))
+            {
+                entries[single.GetString()!] = join.GetProperty("payload");
+                continue;
+            }
+
+            foreach (var entry in join.GetProperty("payload").GetProperty("rooms").EnumerateArray())
+            {
+                entries[entry.GetProperty("room").GetString()!] = entry;
+            }
+        }
+
+        Assert.Equal(second.Seq, entries[room].GetProperty("since").GetUInt64());
+        Assert.Equal(patternJoined, entries[$"{site}.*"].GetProperty("since").GetUInt64());
+        Assert.All(entries.Values, e => Assert.False(e.TryGetProperty("latest", out _)));
+
+        // Nothing came again: the next value of each is the one published after the rejoin.
+        var third = await publisher.PublishAsync(room, "t.third", new { n = 3 });
+        var b2 = await publisher.PublishAsync($"{site}.b", "t.third", new { n = 3 });
+        Assert.Equal(third.Seq, Assert.Single(await ReadAsync(conflated, 1)).Seq);
+        Assert.Equal(b2.Seq, Assert.Single(await ReadAsync(pattern, 1)).Seq);
+        Assert.Null(conflated.Position); // still no position of its own: conflated messages are not de-duplicated
     }
 
     [Fact]

@@ -482,6 +482,61 @@ public sealed class BridgeClientScriptedServerTests
         }
     }
 
+    [Theory]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_room_message_whose_ts_is_not_a_64_bit_integer_is_delivered_with_the_unix_epoch_as_its_time(BridgeFormat format)
+    {
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            await socket.ReceiveAsync();
+            await socket.SendAsync(Joined("ts", 10, replayed: 0));
+            await socket.SendAsync(Message("ts", 11UL));
+            await socket.SendAsync(WithTs(Message("ts", 12UL), ulong.MaxValue)); // beyond a signed 64-bit integer
+            await socket.SendAsync(WithTs(Message("ts", 13UL), 1767225600000.5)); // a fraction (MessagePack: a float)
+            await socket.SendAsync(WithTs(Message("ts", 14UL), "1767225600000")); // not a number
+            await socket.SendAsync(Message("ts", 15UL));
+            await socket.DrainAsync();
+        });
+        await using var client = NewClient(server.Url, format);
+        await client.ConnectAsync();
+
+        var messages = await ReadAsync(await client.JoinAsync("ts"), 5);
+
+        Assert.Equal([11UL, 12UL, 13UL, 14UL, 15UL], messages.Select(m => m.Seq));
+        Assert.All(messages, m => Assert.Equal("ts", m.Room));
+        Assert.All(messages, m => Assert.Equal(1, m.Payload!.Value.GetProperty("n").GetInt32()));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1767225600000), messages[0].Timestamp);
+        Assert.All(messages.Skip(1).Take(3), m => Assert.Equal(DateTimeOffset.UnixEpoch, m.Timestamp));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1767225600000), messages[4].Timestamp);
+    }
+
+    [Fact]
+    public async Task A_MessagePack_envelope_key_that_is_not_a_string_is_skipped_with_its_value_and_the_message_delivered()
+    {
+        var odd = WithIntegerKey();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.WelcomeAsync();
+            await socket.ReceiveAsync();
+            await socket.SendAsync(Joined("k", 10, replayed: 0));
+            await socket.SendAsync(Message("k", 11UL));
+            await socket.SendBytesAsync(odd);
+            await socket.SendAsync(Message("k", 13UL));
+            await socket.DrainAsync();
+        });
+        await using var client = NewClient(server.Url, BridgeFormat.MessagePack);
+        await client.ConnectAsync();
+
+        var messages = await ReadAsync(await client.JoinAsync("k"), 3);
+
+        Assert.Equal([11UL, 12UL, 13UL], messages.Select(m => m.Seq));
+        Assert.Equal("chat.message", messages[1].Type);
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(5), messages[1].Timestamp);
+        Assert.Equal(1, messages[1].Payload!.Value.GetProperty("n").GetInt32());
+    }
+
     /// <summary>A worker's refusal of a single join: an error naming the room, its ref the join's id.</summary>
     private static Dictionary<string, object?> JoinError(string code, JsonObject join) => new()
     {
@@ -506,6 +561,39 @@ public sealed class BridgeClientScriptedServerTests
         ["ts"] = ts,
         ["payload"] = new Dictionary<string, object?> { ["n"] = 1 },
     };
+
+    /// <summary>
+    /// <c>{"type": "chat.message", 7: "x", "room": "k", "seq": 12, "ts": 5, "payload": {"n": 1}}</c>: a worker writes
+    /// only string keys (§2); another key names no field, and the keys after it must still be read as keys.
+    /// </summary>
+    private static byte[] WithIntegerKey()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.WriteMapHeader(6);
+        writer.Write("type");
+        writer.Write("chat.message");
+        writer.Write(7);
+        writer.Write("x");
+        writer.Write("room");
+        writer.Write("k");
+        writer.Write("seq");
+        writer.Write(12UL);
+        writer.Write("ts");
+        writer.Write(5L);
+        writer.Write("payload");
+        writer.WriteMapHeader(1);
+        writer.Write("n");
+        writer.Write(1);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static Dictionary<string, object?> WithTs(Dictionary<string, object?> message, object ts)
+    {
+        message["ts"] = ts;
+        return message;
+    }
 
     private static async Task AssertNothingMoreAsync(RoomSubscription subscription)
     {

@@ -84,6 +84,13 @@ internal sealed class ScriptedSocket(WebSocket socket, bool msgpack)
         ? socket.SendAsync(MessagePackSerializer.Serialize(envelope), WebSocketMessageType.Binary, true, CancellationToken.None)
         : socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(envelope), WebSocketMessageType.Text, true, CancellationToken.None);
 
+    /// <summary>Sends bytes as they are, as a binary message (the MessagePack subprotocol only).</summary>
+    public Task SendBytesAsync(byte[] bytes)
+    {
+        Assert.True(IsMsgPack, "raw bytes are for the MessagePack subprotocol");
+        return socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
+    }
+
     public Task CloseAsync(int code, string reason) => socket.CloseOutputAsync((WebSocketCloseStatus)code, reason, CancellationToken.None);
 
     /// <summary>The next frame from the client as JSON, or null when it closed.</summary>

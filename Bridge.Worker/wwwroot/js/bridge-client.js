@@ -1511,74 +1511,137 @@ function toJsonFrame(frame) {
 function encodedSize(data) {
   return typeof data === "string" ? encoder.encode(data).length : data.length;
 }
-function decodeFrames(data, format) {
+function decodeFrames(data, format, skipped) {
   const bytes = typeof data === "string" ? void 0 : asBytes(data);
-  if (format === "msgpack" && bytes) return decodeMessagePackFrames(bytes);
+  if (format === "msgpack" && bytes) return decodeMessagePackFrames(bytes, skipped);
   const text = typeof data === "string" ? data : bytes ? new TextDecoder().decode(bytes) : void 0;
-  if (text === void 0) return [];
-  const value = JSON.parse(text);
-  return Array.isArray(value) ? readEach(value) : readEach([value]);
+  if (text === void 0) {
+    skipped?.(void 0, "neither text nor bytes");
+    return [];
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    skipped?.(void 0, `malformed JSON: ${errorText(e)}`);
+    return [];
+  }
+  return Array.isArray(value) ? readEach(value, skipped) : readEach([value], whole(skipped));
 }
-function readEach(values) {
+function readEach(values, skipped) {
   const envelopes = [];
-  for (const value of values) {
+  values.forEach((value, index) => {
     try {
       const env = normalize(value);
       if (env) envelopes.push(env);
-    } catch {
+      else skipped?.(index, "not an envelope (an object with a string type)");
+    } catch (e) {
+      skipped?.(index, errorText(e));
     }
-  }
+  });
   return envelopes;
+}
+function whole(skipped) {
+  return skipped && ((_index, reason) => skipped(void 0, reason));
+}
+function errorText(e) {
+  return e instanceof Error ? e.message : String(e);
 }
 function asBytes(data) {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return void 0;
 }
-function decodeMessagePackFrames(bytes) {
+function decodeMessagePackFrames(bytes, skipped) {
   try {
     const value = decode(bytes);
-    return Array.isArray(value) ? readEach(value) : readEach([value]);
+    return Array.isArray(value) ? readEach(value, skipped) : readEach([value], whole(skipped));
   } catch {
   }
   let parts;
+  let batch;
   try {
-    parts = bytes[0] !== void 0 && isArrayHeader(bytes[0]) ? splitContainer(bytes).values : [bytes];
-  } catch {
+    batch = bytes[0] !== void 0 && isArrayHeader(bytes[0]);
+    parts = batch ? splitContainer(bytes).values : [bytes];
+  } catch (e) {
+    skipped?.(void 0, `malformed MessagePack: ${errorText(e)}`);
     return [];
   }
   const envelopes = [];
-  for (const part of parts) {
-    const env = readEnvelopeByParts(part);
+  parts.forEach((part, index) => {
+    const env = readEnvelopeByParts(part, (reason) => skipped?.(batch ? index : void 0, reason));
     if (env) envelopes.push(env);
-  }
+  });
   return envelopes;
 }
-function readEnvelopeByParts(part) {
+function readEnvelopeByParts(part, skipped) {
   try {
-    return readEach([decode(part)])[0];
+    return readEach([decode(part)], (_i, reason) => skipped(reason))[0];
   } catch {
   }
+  let values;
   try {
-    if (part[0] === void 0 || isArrayHeader(part[0])) return void 0;
-    const { values } = splitContainer(part);
-    const out = {};
-    for (let i = 0; i + 1 < values.length; i += 2) {
-      const key = decode(values[i]);
-      if (typeof key !== "string" || key === "__proto__") continue;
-      let value;
-      try {
-        value = decode(values[i + 1]);
-      } catch (e) {
-        if (key !== "payload") throw e;
-        value = values[i + 1].slice();
-      }
-      out[key] = value;
-    }
-    return readEach([out])[0];
-  } catch {
+    if (part[0] === void 0 || !isMapHeader(part[0])) throw new Error("an envelope must be a MessagePack map");
+    values = splitContainer(part).values;
+  } catch (e) {
+    skipped(`malformed MessagePack: ${errorText(e)}`);
     return void 0;
   }
+  const out = readMapByParts(values, "payload");
+  const payload = out.get("payload");
+  out.delete("payload");
+  const env = Object.fromEntries(out);
+  if (payload !== void 0) env.payload = readPayloadByParts(env.type, payload);
+  return readEach([env], (_i, reason) => skipped(reason))[0];
+}
+function readMapByParts(values, raw) {
+  const out = /* @__PURE__ */ new Map();
+  for (let i = 0; i + 1 < values.length; i += 2) {
+    let key;
+    try {
+      key = decode(values[i]);
+    } catch {
+      continue;
+    }
+    if (typeof key !== "string" || key === "__proto__") continue;
+    if (key === raw) {
+      out.set(key, values[i + 1]);
+      continue;
+    }
+    try {
+      out.set(key, decode(values[i + 1]));
+    } catch {
+      out.delete(key);
+    }
+  }
+  return out;
+}
+function readPayloadByParts(type, bytes) {
+  try {
+    return decode(bytes);
+  } catch {
+  }
+  if (type === "room.state" && bytes[0] !== void 0 && isMapHeader(bytes[0])) {
+    try {
+      const state = readMapByParts(splitContainer(bytes).values, "messages");
+      const messages = state.get("messages");
+      if (messages !== void 0) {
+        if (messages[0] === void 0 || !isArrayHeader(messages[0])) throw new Error("room.state messages must be an array");
+        const list = [];
+        for (const element of splitContainer(messages).values) {
+          const env = readEnvelopeByParts(element, () => void 0);
+          if (env) list.push(env);
+        }
+        state.set("messages", list);
+      }
+      return Object.fromEntries(state);
+    } catch {
+    }
+  }
+  return bytes.slice();
+}
+function isMapHeader(b) {
+  return b >= 128 && b <= 143 || b === 222 || b === 223;
 }
 function isArrayHeader(b) {
   return b >= 144 && b <= 159 || b === 220 || b === 221;
@@ -1681,10 +1744,15 @@ var SendPacer = class _SendPacer {
     __publicField(this, "now", now);
     __publicField(this, "capacity");
     __publicField(this, "perMs");
+    /** The worker's refill interval (ms), as its token bucket has it (TokenBuckets.PerSecond). */
+    __publicField(this, "refillMs");
     __publicField(this, "tokens");
     __publicField(this, "last");
+    /** No send before this time: the worker's bucket was empty, and it refills once per {@link refillMs}. */
+    __publicField(this, "holdUntil", Number.NEGATIVE_INFINITY);
     this.capacity = Math.max(1, Math.floor(frameBurst / 2));
     this.perMs = framesPerSecond * 0.8 / 1e3;
+    this.refillMs = Math.max(1, Math.ceil(framesPerSecond / 10)) / framesPerSecond * 1e3;
     this.tokens = this.capacity;
     this.last = now();
   }
@@ -1698,7 +1766,7 @@ var SendPacer = class _SendPacer {
   /** Takes a token for a send; false when there is none now (the send waits {@link msUntilNext}). */
   tryTake() {
     this.refill();
-    if (this.tokens < 1) return false;
+    if (this.tokens < 1 || this.last < this.holdUntil) return false;
     this.tokens -= 1;
     return true;
   }
@@ -1707,15 +1775,20 @@ var SendPacer = class _SendPacer {
     this.refill();
     this.tokens = Math.max(0, this.tokens - 1);
   }
-  /** The worker refused a frame `rate_limited`: its bucket is empty, so this one is too. */
+  /**
+   * The worker refused a frame `rate_limited`: its bucket is empty, so this one is too, and no send goes before the
+   * worker's next refill (one refill interval from now: the refusal was sent before it came).
+   */
   drain() {
     this.refill();
     this.tokens = 0;
+    this.holdUntil = this.last + this.refillMs;
   }
-  /** Milliseconds until a token is there (0: now). */
+  /** Milliseconds until a send may take a token (0: now). */
   msUntilNext() {
     this.refill();
-    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) / this.perMs);
+    const hold = Math.max(0, this.holdUntil - this.last);
+    return Math.ceil(Math.max(hold, this.tokens >= 1 ? 0 : (1 - this.tokens) / this.perMs));
   }
   refill() {
     const t = this.now();
@@ -1839,6 +1912,7 @@ var PollTransport = class {
       this.restart = false;
       const timer = setTimeout(() => abort.abort(), this.requestTimeoutMs);
       let answer;
+      let bytes = 0;
       try {
         const res = await this.host.fetch(url.toString(), {
           headers: authHeaders(this.host.token()),
@@ -1846,11 +1920,13 @@ var PollTransport = class {
           cache: "no-store"
         });
         if (!res.ok) {
-          const text = await problemText(res);
-          if (!this.closed) this.host.lost(new OpenError(`poll refused: ${text}`, { httpStatus: res.status }).info);
+          const text2 = await problemText(res);
+          if (!this.closed) this.host.lost(new OpenError(`poll refused: ${text2}`, { httpStatus: res.status }).info);
           return;
         }
-        const body = await res.json();
+        const text = await res.text();
+        bytes = encodedSize(text);
+        const body = JSON.parse(text);
         answer = body !== null && typeof body === "object" ? body : {};
       } catch (e) {
         if (this.closed) return;
@@ -1861,17 +1937,18 @@ var PollTransport = class {
         clearTimeout(timer);
       }
       if (this.closed) return;
-      this.deliver(answer, names);
+      this.deliver(answer, names, bytes);
       if (this.restart) continue;
     }
   }
-  deliver(answer, names) {
+  deliver(answer, names, bytes) {
     const replayed = /* @__PURE__ */ new Map();
-    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [])) {
+    const skipped = (list) => (index, reason) => this.host.skipped({ transport: "poll", bytes, index, reason: `${list}[${index}]: ${reason}` });
+    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [], skipped("messages"))) {
       if (env.room) replayed.set(env.room, (replayed.get(env.room) ?? 0) + 1);
       this.host.frame(env);
     }
-    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [])) {
+    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [], skipped("errors"))) {
       this.host.frame(env);
     }
     const truncated = new Set(Array.isArray(answer.truncated) ? answer.truncated : []);
@@ -1996,8 +2073,9 @@ var SseTransport = class {
             while ((end = buffer.indexOf("\n\n")) >= 0) {
               const block = buffer.slice(0, end);
               buffer = buffer.slice(end + 2);
-              const env = parseEvent(block);
-              if (!env || generation !== this.generation || this.closed) continue;
+              if (generation !== this.generation || this.closed) continue;
+              const env = parseEvent(block, (bytes, reason) => this.host.skipped({ transport: "sse", bytes, reason }));
+              if (!env) continue;
               if (env.type === "welcome") {
                 const beat = env.payload?.heartbeatMs;
                 if (typeof beat === "number" && beat > 0) idleMs = 2 * beat + 2e3;
@@ -2030,17 +2108,22 @@ var SseTransport = class {
     });
   }
 };
-function parseEvent(block) {
+function parseEvent(block, skipped) {
   const data = [];
   for (const line of block.split("\n")) {
     if (line.startsWith("data:")) data.push(line.slice(line.charAt(5) === " " ? 6 : 5));
   }
   if (data.length === 0) return void 0;
+  const text = data.join("\n");
+  let env;
   try {
-    return normalize(JSON.parse(data.join("\n")));
-  } catch {
+    env = normalize(JSON.parse(text));
+  } catch (e) {
+    skipped(encodedSize(text), e instanceof Error ? e.message : String(e));
     return void 0;
   }
+  if (!env) skipped(encodedSize(text), "not an envelope (an object with a string type)");
+  return env;
 }
 
 // src/transports/websocket.ts
@@ -2079,12 +2162,7 @@ var WebSocketTransport = class {
         reject(new OpenError("WebSocket did not open in time"));
       }, this.host.openTimeoutMs);
       ws.onmessage = (ev) => {
-        let envelopes;
-        try {
-          envelopes = decodeFrames(ev.data, this.format);
-        } catch {
-          return;
-        }
+        const envelopes = decodeFrames(ev.data, this.format, (index, reason) => this.host.skipped({ transport: "websocket", bytes: messageBytes(ev.data), index, reason }));
         for (const env of envelopes) {
           if (!opened && env.type === "welcome") {
             opened = true;
@@ -2123,6 +2201,12 @@ var WebSocketTransport = class {
     }
   }
 };
+function messageBytes(data) {
+  if (typeof data === "string") return encodedSize(data);
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
+}
 
 // src/types.ts
 var BridgeError = class extends Error {
@@ -2254,6 +2338,7 @@ var BridgeClient = class _BridgeClient {
     __publicField(this, "syncs", /* @__PURE__ */ new Map());
     __publicField(this, "handlers", /* @__PURE__ */ new Map());
     __publicField(this, "stateHandlers", /* @__PURE__ */ new Set());
+    __publicField(this, "skippedHandlers", /* @__PURE__ */ new Set());
     if (!options || typeof options.url !== "string") throw new TypeError("options.url is required");
     this.baseUrl = options.url.replace(/\/+$/, "");
     this.format = options.format ?? "json";
@@ -2325,6 +2410,16 @@ var BridgeClient = class _BridgeClient {
     this.stateHandlers.add(handler);
     return () => this.stateHandlers.delete(handler);
   }
+  /**
+   * Messages from the server the client could not read and left out ({@link SkippedFrame}: the transport, the size of
+   * the message that held it, its place in a batch array, the reason). The connection stays and the other envelopes
+   * of the message are delivered; a worker never sends such a message, so this tells of a proxy or server bug, or of a
+   * server newer than the client. Returns a function that removes the handler.
+   */
+  onSkipped(handler) {
+    this.skippedHandlers.add(handler);
+    return () => this.skippedHandlers.delete(handler);
+  }
   /** Starts connecting; resolves on the first open connection, rejects if the client is closed first. */
   connect() {
     if (this.userClosed) return Promise.reject(new BridgeError("closed", "the client was closed"));
@@ -2387,6 +2482,7 @@ var BridgeClient = class _BridgeClient {
         latest: options.latest === true,
         maxRate: rate,
         position: rate === void 0 ? options.since : void 0,
+        conflatedSince: void 0,
         joined: false,
         joinId: void 0,
         batchId: void 0,
@@ -2542,6 +2638,12 @@ var BridgeClient = class _BridgeClient {
     const host = {
       frame: (env) => {
         if (epoch === this.epoch) this.onFrame(env);
+      },
+      skipped: (info) => {
+        if (epoch !== this.epoch) return;
+        const skipped = { transport: info.transport, bytes: info.bytes, reason: info.reason };
+        if (info.index !== void 0) skipped.index = info.index;
+        this.notify(this.skippedHandlers, skipped);
       },
       lost: (info) => {
         if (epoch === this.epoch) this.onLost(info);
@@ -2762,6 +2864,9 @@ var BridgeClient = class _BridgeClient {
       if (!entry) return;
       const positionless = entry.maxRate !== void 0 || !entry.joined && entry.latest && entry.position === void 0;
       if (!positionless && !_BridgeClient.advance(entry, env.seq)) return;
+      if (entry.maxRate !== void 0 && entry.joined && !entry.pattern && isExactSeq(env.seq) && env.seq > (entry.conflatedSince ?? -1)) {
+        entry.conflatedSince = env.seq;
+      }
       this.emit(env.type, env);
       this.emit("*", env);
       return;
@@ -2789,13 +2894,16 @@ var BridgeClient = class _BridgeClient {
     entry.joined = true;
     entry.held = true;
     _BridgeClient.resetJoin(entry);
-    if (entry.maxRate !== void 0) entry.position = void 0;
+    if (entry.maxRate !== void 0) {
+      entry.position = void 0;
+      if (isExactSeq(env.seq)) entry.conflatedSince = Math.max(entry.conflatedSince ?? 0, env.seq);
+    }
     const result = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
     if (typeof p.latest === "number") result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
     this.emit("room.joined", env);
-    if (result.truncated && this.transport?.twoWay) {
+    if (result.truncated && this.transport?.twoWay && !entry.pattern && entry.maxRate === void 0) {
       this.sync(entry.name, this.syncLimit).catch(() => void 0);
     }
     this.checkReady();
@@ -3023,11 +3131,16 @@ var BridgeClient = class _BridgeClient {
     if (this.transport) this.sendUnpaced(this.transport, { type: "room.join", room: entry.name, id, payload: _BridgeClient.joinArgs(entry) });
   }
   /**
-   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
-   * always with `latest` (its screen wants each room's current value, not a replay) and its rate.
+   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join with
+   * its rate, resuming from its last `room.joined` (or value, for a room) with `since` (protocol §4: each room's newest
+   * message after it, so the values the application has do not come again), and before its first `room.joined` with
+   * `latest` (its screen wants each room's current value, not a replay). Never both: `latest` would send every room's
+   * value.
    */
   static joinArgs(entry) {
-    if (entry.maxRate !== void 0) return { latest: true, maxRate: entry.maxRate };
+    if (entry.maxRate !== void 0) {
+      return entry.conflatedSince !== void 0 ? { since: entry.conflatedSince, maxRate: entry.maxRate } : { latest: true, maxRate: entry.maxRate };
+    }
     if (entry.position !== void 0) return { since: entry.position };
     return entry.latest ? { latest: true } : void 0;
   }
@@ -3288,10 +3401,13 @@ var BridgeClient = class _BridgeClient {
   setState(state, extra) {
     const previous = this.stateValue;
     this.stateValue = state;
-    const change = { state, previous, ...extra };
-    for (const h of [...this.stateHandlers]) {
+    this.notify(this.stateHandlers, { state, previous, ...extra });
+  }
+  /** Calls each handler with `value`; one that throws does not stop the others (its error is reported on its own). */
+  notify(handlers, value) {
+    for (const h of [...handlers]) {
       try {
-        h(change);
+        h(value);
       } catch (e) {
         setTimeout(() => {
           throw e;

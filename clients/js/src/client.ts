@@ -15,6 +15,7 @@ import {
   type Format,
   type JoinOptions,
   type JoinResult,
+  type SkippedFrame,
   type StateChange,
   type TransportKind,
   type WebSocketConstructor,
@@ -146,6 +147,14 @@ interface RoomEntry {
   maxRate: number | undefined;
   /** Last seq received, or the `room.joined` position: what a resume asks for with `since`. */
   position: number | undefined;
+  /**
+   * A conflated join's position (it has no {@link position}: its messages are neither de-duplicated nor in seq order
+   * across rooms): the last `room.joined` seq, below which every message was sent or replaced by a newer one that was
+   * sent (protocol §4, conflation), and for a room (not a pattern) the seq of each later message, its rooms' values
+   * coming in seq order. A rejoin sends it as `since`, so only newer values come. Undefined until the first
+   * `room.joined`.
+   */
+  conflatedSince: number | undefined;
   /** `room.joined` seen on the current connection. */
   joined: boolean;
   /** Id of the join frame in flight on the current connection (a single join's, or its batch's): an error's `ref`. */
@@ -205,6 +214,7 @@ interface PendingSend {
 
 type Handler = (env: Envelope) => void;
 type StateHandler = (change: StateChange) => void;
+type SkippedHandler = (skipped: SkippedFrame) => void;
 
 /**
  * A Bridge connection that survives drops: it reconnects with backoff (at once after a 1012), resumes every
@@ -266,6 +276,7 @@ export class BridgeClient {
   private readonly syncs = new Map<string, { room: string; resolve: (e: Envelope) => void; reject: (e: Error) => void }>();
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly stateHandlers = new Set<StateHandler>();
+  private readonly skippedHandlers = new Set<SkippedHandler>();
 
   constructor(options: BridgeClientOptions) {
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
@@ -347,6 +358,17 @@ export class BridgeClient {
     return () => this.stateHandlers.delete(handler);
   }
 
+  /**
+   * Messages from the server the client could not read and left out ({@link SkippedFrame}: the transport, the size of
+   * the message that held it, its place in a batch array, the reason). The connection stays and the other envelopes
+   * of the message are delivered; a worker never sends such a message, so this tells of a proxy or server bug, or of a
+   * server newer than the client. Returns a function that removes the handler.
+   */
+  onSkipped(handler: SkippedHandler): () => void {
+    this.skippedHandlers.add(handler);
+    return () => this.skippedHandlers.delete(handler);
+  }
+
   /** Starts connecting; resolves on the first open connection, rejects if the client is closed first. */
   connect(): Promise<void> {
     if (this.userClosed) return Promise.reject(new BridgeError('closed', 'the client was closed'));
@@ -409,7 +431,7 @@ export class BridgeClient {
       }
       entry = {
         name: room, pattern, latest: options.latest === true, maxRate: rate,
-        position: rate === undefined ? options.since : undefined,
+        position: rate === undefined ? options.since : undefined, conflatedSince: undefined,
         joined: false, joinId: undefined, batchId: undefined, joinAttempts: 0, held: false, unanswered: new Set(), retryTimer: undefined, waiters: [],
       };
       this.rooms.set(room, entry);
@@ -557,6 +579,12 @@ export class BridgeClient {
     const host: TransportHost = {
       frame: (env) => {
         if (epoch === this.epoch) this.onFrame(env);
+      },
+      skipped: (info) => {
+        if (epoch !== this.epoch) return;
+        const skipped: SkippedFrame = { transport: info.transport, bytes: info.bytes, reason: info.reason };
+        if (info.index !== undefined) skipped.index = info.index;
+        this.notify(this.skippedHandlers, skipped);
       },
       lost: (info) => {
         if (epoch === this.epoch) this.onLost(info);
@@ -802,6 +830,11 @@ export class BridgeClient {
       // latest gets each room's last message before room.joined: neither moves the position nor is de-duplicated.
       const positionless = entry.maxRate !== undefined || (!entry.joined && entry.latest && entry.position === undefined);
       if (!positionless && !BridgeClient.advance(entry, env.seq)) return; // a duplicate (or already covered)
+      if (entry.maxRate !== undefined && entry.joined && !entry.pattern && isExactSeq(env.seq) && env.seq > (entry.conflatedSince ?? -1)) {
+        // A conflated room's values come in seq order: every earlier message of it was sent or replaced by this one.
+        // Not so a pattern's (each room at its own pace: another room's older value may still be owed to it).
+        entry.conflatedSince = env.seq;
+      }
       this.emit(env.type, env);
       this.emit('*', env);
       return;
@@ -833,14 +866,21 @@ export class BridgeClient {
     entry.joined = true;
     entry.held = true;
     BridgeClient.resetJoin(entry);
-    if (entry.maxRate !== undefined) entry.position = undefined; // a conflated join resumes with latest, not a position
+    if (entry.maxRate !== undefined) {
+      // A conflated join has no position to de-duplicate by; its room.joined seq is where its rejoin resumes from.
+      entry.position = undefined;
+      if (isExactSeq(env.seq)) entry.conflatedSince = Math.max(entry.conflatedSince ?? 0, env.seq);
+    }
     const result: JoinResult = { room: entry.name, seq: env.seq, replayed: p.replayed ?? 0, truncated: p.truncated === true };
     if (typeof p.latest === 'number') result.latest = p.latest;
     for (const w of entry.waiters) w.resolve(result);
     entry.waiters = [];
     this.emit('room.joined', env);
-    if (result.truncated && this.transport?.twoWay) {
-      // The resume point is gone (retention): fetch the room's latest state so the application can rebuild.
+    if (result.truncated && this.transport?.twoWay && !entry.pattern && entry.maxRate === undefined) {
+      // The resume point is gone (retention): fetch the room's latest state so the application can rebuild. Not for a
+      // pattern: room.sync reads one room (protocol §4), so the worker would refuse it; the application rebuilds a
+      // pattern's rooms itself (room.sync of each, §5), told by this room.joined and the join's result. Not for a
+      // conflated join either: its resume already sends each room's newest value.
       this.sync(entry.name, this.syncLimit).catch(() => undefined);
     }
     this.checkReady();
@@ -1089,11 +1129,18 @@ export class BridgeClient {
   }
 
   /**
-   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join
-   * always with `latest` (its screen wants each room's current value, not a replay) and its rate.
+   * A join's arguments: a resume from the position; a join without one with `latest` if asked; a conflated join with
+   * its rate, resuming from its last `room.joined` (or value, for a room) with `since` (protocol §4: each room's newest
+   * message after it, so the values the application has do not come again), and before its first `room.joined` with
+   * `latest` (its screen wants each room's current value, not a replay). Never both: `latest` would send every room's
+   * value.
    */
   private static joinArgs(entry: RoomEntry): { since?: number; latest?: boolean; maxRate?: number } | undefined {
-    if (entry.maxRate !== undefined) return { latest: true, maxRate: entry.maxRate };
+    if (entry.maxRate !== undefined) {
+      return entry.conflatedSince !== undefined
+        ? { since: entry.conflatedSince, maxRate: entry.maxRate }
+        : { latest: true, maxRate: entry.maxRate };
+    }
     if (entry.position !== undefined) return { since: entry.position };
     return entry.latest ? { latest: true } : undefined;
   }
@@ -1377,10 +1424,14 @@ export class BridgeClient {
   private setState(state: ConnectionState, extra: Omit<StateChange, 'state' | 'previous'>): void {
     const previous = this.stateValue;
     this.stateValue = state;
-    const change: StateChange = { state, previous, ...extra };
-    for (const h of [...this.stateHandlers]) {
+    this.notify(this.stateHandlers, { state, previous, ...extra });
+  }
+
+  /** Calls each handler with `value`; one that throws does not stop the others (its error is reported on its own). */
+  private notify<T>(handlers: Set<(value: T) => void>, value: T): void {
+    for (const h of [...handlers]) {
       try {
-        h(change);
+        h(value);
       } catch (e) {
         setTimeout(() => {
           throw e;

@@ -58,32 +58,62 @@ export function encodedSize(data: EncodedFrame): number {
 }
 
 /**
+ * Told of each part of a server message the client cannot read and leaves out: `index` is its place in the message's
+ * array (a batch message's element), undefined when the whole message is left out; `reason` says why.
+ */
+export type SkipListener = (index: number | undefined, reason: string) => void;
+
+/**
  * Decodes one server WebSocket message into its envelopes, in order: one for a plain message, every element for a
  * batch subprotocol's array (a plain subprotocol never sends an array, so an array is always a batch). Elements that
- * are not envelopes (an object with a string `type`) are skipped, and so is an element that cannot be read: the
- * array's other envelopes are still handed out (one bad element must not cost the messages sent with it).
+ * are not envelopes (an object with a string `type`) are left out, and so is an element that cannot be read: the
+ * array's other envelopes are still handed out (one bad element must not cost the messages sent with it). Each part
+ * left out is told to `skipped`. Never throws.
  */
-export function decodeFrames(data: unknown, format: Format): Envelope[] {
+export function decodeFrames(data: unknown, format: Format, skipped?: SkipListener): Envelope[] {
   const bytes = typeof data === 'string' ? undefined : asBytes(data);
-  if (format === 'msgpack' && bytes) return decodeMessagePackFrames(bytes);
+  if (format === 'msgpack' && bytes) return decodeMessagePackFrames(bytes, skipped);
   const text = typeof data === 'string' ? data : bytes ? new TextDecoder().decode(bytes) : undefined;
-  if (text === undefined) return [];
-  const value: unknown = JSON.parse(text);
-  return Array.isArray(value) ? readEach(value) : readEach([value]);
+  if (text === undefined) {
+    skipped?.(undefined, 'neither text nor bytes');
+    return [];
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    skipped?.(undefined, `malformed JSON: ${errorText(e)}`);
+    return [];
+  }
+  return Array.isArray(value) ? readEach(value, skipped) : readEach([value], whole(skipped));
 }
 
-/** The envelopes of `values`, in order: each value that is not one, or cannot be read, is left out alone. */
-export function readEach(values: unknown[]): Envelope[] {
+/**
+ * The envelopes of `values`, in order: each value that is not one, or cannot be read, is left out alone and told to
+ * `skipped` with its index.
+ */
+export function readEach(values: unknown[], skipped?: SkipListener): Envelope[] {
   const envelopes: Envelope[] = [];
-  for (const value of values) {
+  values.forEach((value, index) => {
     try {
       const env = normalize(value);
       if (env) envelopes.push(env);
-    } catch {
-      // An element this client cannot read (a payload marked base64 that is not): skipped alone.
+      else skipped?.(index, 'not an envelope (an object with a string type)');
+    } catch (e) {
+      // An element this client cannot read (a payload marked base64 that is not): left out alone.
+      skipped?.(index, errorText(e));
     }
-  }
+  });
   return envelopes;
+}
+
+/** The listener of a message that is one envelope, not an array: what is left out is the whole message. */
+function whole(skipped: SkipListener | undefined): SkipListener | undefined {
+  return skipped && ((_index, reason) => skipped(undefined, reason));
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function asBytes(data: unknown): Uint8Array | undefined {
@@ -96,58 +126,127 @@ function asBytes(data: unknown): Uint8Array | undefined {
  * A MessagePack server message: decoded whole when it can be (nearly always). The decoder refuses some values the
  * worker passes on as stored (docs/protocol.md §10): a map key `__proto__` (any user's JSON payload may hold one; the
  * decoder refuses it to guard against prototype pollution) and map keys that are neither strings nor numbers (a
- * backend's MessagePack). Then each envelope is read alone, and within one the payload alone: a payload the decoder
- * refuses arrives as its MessagePack bytes (a `Uint8Array`, as the worker gives a JSON member a value without a JSON
- * form: binary), the envelope keeps its `seq`, and the other envelopes of the array are untouched.
+ * backend's MessagePack). Then each envelope is read alone ({@link readEnvelopeByParts}), and the other envelopes of
+ * the array are untouched.
  */
-function decodeMessagePackFrames(bytes: Uint8Array): Envelope[] {
+function decodeMessagePackFrames(bytes: Uint8Array, skipped?: SkipListener): Envelope[] {
   try {
     const value = mpDecode(bytes);
-    return Array.isArray(value) ? readEach(value) : readEach([value]);
+    return Array.isArray(value) ? readEach(value, skipped) : readEach([value], whole(skipped));
   } catch {
     // Read the parts alone below.
   }
   let parts: Uint8Array[];
+  let batch: boolean;
   try {
-    parts = bytes[0] !== undefined && isArrayHeader(bytes[0]) ? splitContainer(bytes).values : [bytes];
-  } catch {
-    return []; // not MessagePack at all (truncated, or a byte no value starts with)
+    batch = bytes[0] !== undefined && isArrayHeader(bytes[0]);
+    parts = batch ? splitContainer(bytes).values : [bytes];
+  } catch (e) {
+    // Not MessagePack at all (truncated, or a byte no value starts with).
+    skipped?.(undefined, `malformed MessagePack: ${errorText(e)}`);
+    return [];
   }
   const envelopes: Envelope[] = [];
-  for (const part of parts) {
-    const env = readEnvelopeByParts(part);
+  parts.forEach((part, index) => {
+    const env = readEnvelopeByParts(part, (reason) => skipped?.(batch ? index : undefined, reason));
     if (env) envelopes.push(env);
-  }
+  });
   return envelopes;
 }
 
-/** One envelope (a map) whose whole decode failed: each key and value decoded alone; a payload that fails is its bytes. */
-function readEnvelopeByParts(part: Uint8Array): Envelope | undefined {
+/**
+ * One envelope (a map) whose whole decode failed, read key by key, as the .NET client reads one: a key the decoder
+ * refuses, or that is not a string, is left out with its value; a value the decoder refuses is left out, as a field
+ * of the wrong kind is ({@link normalize}), except the payload, which arrives as its MessagePack bytes (as the worker
+ * gives a JSON member a value without a JSON form: binary), or for `room.state` as its messages each read alone. So
+ * the message is delivered with its `type`, `room` and `seq` whenever those can be read; only a map that is not
+ * MessagePack at all, or has no readable `type`, is left out (told to `skipped`).
+ */
+function readEnvelopeByParts(part: Uint8Array, skipped: (reason: string) => void): Envelope | undefined {
   try {
-    return readEach([mpDecode(part)])[0];
+    return readEach([mpDecode(part)], (_i, reason) => skipped(reason))[0];
   } catch {
     // below
   }
+  let values: Uint8Array[];
   try {
-    if (part[0] === undefined || isArrayHeader(part[0])) return undefined;
-    const { values } = splitContainer(part);
-    const out: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < values.length; i += 2) {
-      const key = mpDecode(values[i]!);
-      if (typeof key !== 'string' || key === '__proto__') continue;
-      let value: unknown;
-      try {
-        value = mpDecode(values[i + 1]!);
-      } catch (e) {
-        if (key !== 'payload') throw e;
-        value = values[i + 1]!.slice();
-      }
-      out[key] = value;
-    }
-    return readEach([out])[0];
-  } catch {
-    return undefined; // an envelope field this client cannot read: the envelope is skipped alone
+    if (part[0] === undefined || !isMapHeader(part[0])) throw new Error('an envelope must be a MessagePack map');
+    values = splitContainer(part).values;
+  } catch (e) {
+    skipped(`malformed MessagePack: ${errorText(e)}`);
+    return undefined;
   }
+  const out = readMapByParts(values, 'payload');
+  const payload = out.get('payload') as Uint8Array | undefined;
+  out.delete('payload');
+  const env: Record<string, unknown> = Object.fromEntries(out);
+  if (payload !== undefined) env.payload = readPayloadByParts(env.type, payload);
+  return readEach([env], (_i, reason) => skipped(reason))[0];
+}
+
+/**
+ * The string keys of a map's encoded keys and values (as {@link splitContainer} gives them), each with its value
+ * decoded, except key `raw`, kept as its bytes. A key the decoder refuses or that is not a string is left out, and so
+ * is a value the decoder refuses; `__proto__` is left out too (it would set the object's prototype).
+ */
+function readMapByParts(values: Uint8Array[], raw: string): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (let i = 0; i + 1 < values.length; i += 2) {
+    let key: unknown;
+    try {
+      key = mpDecode(values[i]!);
+    } catch {
+      continue;
+    }
+    if (typeof key !== 'string' || key === '__proto__') continue;
+    if (key === raw) {
+      out.set(key, values[i + 1]!);
+      continue;
+    }
+    try {
+      out.set(key, mpDecode(values[i + 1]!));
+    } catch {
+      out.delete(key); // a value this client cannot read: absent, as a field of the wrong kind is
+    }
+  }
+  return out;
+}
+
+/**
+ * A payload the whole envelope's decode may have failed on: decoded if it can be, else its MessagePack bytes. A
+ * `room.state`'s payload holds whole envelopes (docs/protocol.md §4): when it cannot be decoded whole, each of its
+ * messages is read alone as a room message is, so only the message whose payload the decoder refuses is affected (its
+ * payload arrives as bytes) and the others arrive decoded; a message that cannot be read at all is left out.
+ */
+function readPayloadByParts(type: unknown, bytes: Uint8Array): unknown {
+  try {
+    return mpDecode(bytes);
+  } catch {
+    // below
+  }
+  if (type === 'room.state' && bytes[0] !== undefined && isMapHeader(bytes[0])) {
+    try {
+      const state = readMapByParts(splitContainer(bytes).values, 'messages');
+      const messages = state.get('messages') as Uint8Array | undefined;
+      if (messages !== undefined) {
+        if (messages[0] === undefined || !isArrayHeader(messages[0])) throw new Error('room.state messages must be an array');
+        const list: Envelope[] = [];
+        for (const element of splitContainer(messages).values) {
+          const env = readEnvelopeByParts(element, () => undefined);
+          if (env) list.push(env);
+        }
+        state.set('messages', list);
+      }
+      return Object.fromEntries(state);
+    } catch {
+      // below
+    }
+  }
+  return bytes.slice();
+}
+
+function isMapHeader(b: number): boolean {
+  return (b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf;
 }
 
 function isArrayHeader(b: number): boolean {

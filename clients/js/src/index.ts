@@ -12,6 +12,7 @@ export {
   type JoinOptions,
   type JoinResult,
   type ReconnectOptions,
+  type SkippedFrame,
   type StateChange,
   type TransportKind,
   type WebSocketConstructor,

@@ -24,6 +24,24 @@ export interface Envelope {
   payload?: unknown;
 }
 
+/**
+ * A message from the server that the client could not read and left out ({@link BridgeClient.onSkipped}): not JSON or
+ * MessagePack, not an envelope (an object with a string `type`), or an envelope it cannot read (a payload marked base64
+ * that is not). The other envelopes of its array, and the connection, are not affected.
+ */
+export interface SkippedFrame {
+  transport: TransportKind;
+  /** Bytes of the message that held it: the WebSocket message, the SSE event's data, the long-poll answer's body. */
+  bytes: number;
+  /**
+   * Its place in the array that held it (a batch WebSocket message's elements, a long-poll answer's `messages` or
+   * `errors`); absent when the whole message was left out.
+   */
+  index?: number;
+  /** Why, in the decoder's words. */
+  reason: string;
+}
+
 /** A stored publish: the answer to {@link BridgeClient.send}. */
 export interface Ack {
   room: string;
@@ -59,9 +77,11 @@ export interface JoinOptions {
   latest?: boolean;
   /**
    * Conflation: at most this many messages per second per room (above 0, at most 1,000), always the newest; the last
-   * message of a burst always comes. Such a join is not de-duplicated by seq and resumes with `latest` (each room's
-   * current value) rather than from a position. Over SSE and long-poll it applies only when every joined room sets it
-   * (the smallest is used).
+   * message of a burst always comes. Such a join is not de-duplicated by seq and has no position in `positions`; it
+   * starts with `latest` (each room's current value), and on a WebSocket rejoins from its last `room.joined` with
+   * `since` (for a room: from its last value), so a reconnect sends only values newer than those it delivered (a
+   * pattern's rooms that changed since that `room.joined` send their newest value again). Over SSE and long-poll it
+   * applies only when every joined room sets it (the smallest is used).
    */
   maxRate?: number;
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { decode as mpDecode, encode as mpEncode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { BridgeClient } from '../dist/index.js';
 import { scriptedServer, stopScriptedServers } from './helpers/scripted.mjs';
@@ -104,4 +105,140 @@ test('a poll answer with one unreadable message, and answers of the wrong shape,
   }
   assert.deepEqual([...uncaught, ...unhandled], []);
   assert.deepEqual(got, [1, 3, 4, 5]);
+});
+
+test('each message the client cannot read is told to onSkipped with its size and place; the others arrive, the connection stays', async () => {
+  const notJson = '{"type":"chat",';
+  const batch = JSON.stringify([message('r', 1), { no: 'type' }, message('r', 2)]);
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type !== 'room.join') return;
+      ws.send(JSON.stringify([{ type: 'room.joined', room: 'r', seq: 0, payload: { replayed: 0, truncated: false } }]));
+      ws.send(notJson);
+      ws.send(batch);
+      ws.send(JSON.stringify([message('r', 3)]));
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, transports: ['websocket'] });
+  const got = [];
+  const skipped = [];
+  const states = [];
+  client.on('chat', (env) => got.push(env.seq));
+  client.onSkipped((s) => skipped.push(s));
+  client.onState((s) => states.push(s.state));
+  await client.connect();
+  await client.join('r');
+  await waitFor(() => got.includes(3), { message: 'message 3' });
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.equal(skipped.length, 2, JSON.stringify(skipped));
+  assert.equal(skipped[0].transport, 'websocket');
+  assert.equal(skipped[0].bytes, Buffer.byteLength(notJson));
+  assert.equal('index' in skipped[0], false, 'the whole message was left out');
+  assert.match(skipped[0].reason, /malformed JSON/);
+  assert.deepEqual({ ...skipped[1], reason: undefined }, { transport: 'websocket', bytes: Buffer.byteLength(batch), index: 1, reason: undefined });
+  assert.match(skipped[1].reason, /not an envelope/);
+  assert.deepEqual(states, ['connecting', 'open'], 'the connection stayed');
+});
+
+test('MessagePack: bytes that are not MessagePack are told to onSkipped whole; the connection goes on', async () => {
+  const junk = Uint8Array.from([0xc1, 0x01, 0x02]); // 0xc1 starts no MessagePack value
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = mpDecode(data);
+      if (frame.type !== 'room.join') return;
+      ws.send(mpEncode([{ type: 'room.joined', room: 'r', seq: 0, payload: { replayed: 0, truncated: false } }]));
+      ws.send(junk);
+      ws.send(mpEncode([message('r', 1)]));
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, format: 'msgpack', transports: ['websocket'] });
+  const got = [];
+  const skipped = [];
+  client.on('chat', (env) => got.push(env.seq));
+  client.onSkipped((s) => skipped.push(s));
+  await client.connect();
+  await client.join('r');
+  await waitFor(() => got.includes(1), { message: 'message 1' });
+  assert.equal(skipped.length, 1, JSON.stringify(skipped));
+  assert.equal(skipped[0].bytes, 3);
+  assert.equal('index' in skipped[0], false);
+  assert.match(skipped[0].reason, /MessagePack/);
+});
+
+test('MessagePack: an envelope field the decoder refuses is left out, not the message: it arrives with its type, room, seq and payload', async () => {
+  // `from` a map with a key __proto__ (the decoder refuses it), an unknown key whose value has a nil key, and a key
+  // that is not a string: a worker writes none of these, so only the readable fields matter.
+  const proto = JSON.parse('{"__proto__":1}');
+  const nilKeyMap = Uint8Array.from([0x81, 0xc0, 0x01]);
+  const odd = (seq) => Buffer.concat([
+    Buffer.from([0x88]), // a map of 8
+    mpEncode('type'), mpEncode('chat'),
+    mpEncode('room'), mpEncode('r'),
+    mpEncode('seq'), mpEncode(seq),
+    mpEncode('ts'), mpEncode(5),
+    mpEncode('from'), mpEncode(proto),
+    mpEncode('meta'), nilKeyMap,
+    mpEncode(7), mpEncode('a key that is not a string'),
+    mpEncode('payload'), mpEncode({ n: seq }),
+  ]);
+  assert.throws(() => mpDecode(odd(2)), 'the decoder does refuse it (else this test proves nothing)');
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = mpDecode(data);
+      if (frame.type !== 'room.join') return;
+      ws.send(mpEncode({ type: 'room.joined', room: 'r', seq: 0, payload: { replayed: 0, truncated: false } }));
+      ws.send(mpEncode(message('r', 1)));
+      ws.send(odd(2)); // a plain message...
+      ws.send(Buffer.concat([Buffer.from([0x92]), mpEncode(message('r', 3)), odd(4)])); // ...and in a batch array
+      ws.send(mpEncode(message('r', 5)));
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, format: 'msgpack', transports: ['websocket'] });
+  const got = [];
+  const skipped = [];
+  client.on('*', (env) => got.push(env));
+  client.onSkipped((s) => skipped.push(s));
+  await client.connect();
+  await client.join('r');
+  await waitFor(() => got.some((m) => m.seq === 5), { message: 'message 5' });
+  assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  for (const seq of [2, 4]) {
+    assert.deepEqual({ ...got[seq - 1] }, { type: 'chat', room: 'r', seq, ts: 5, payload: { n: seq } });
+  }
+  assert.deepEqual(skipped, []);
+});
+
+test('a truncated resume of a room sends room.sync; of a pattern it sends none (room.sync reads one room) and tells the application', async () => {
+  const frames = [];
+  const { url } = await scriptedServer((ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      frames.push(frame);
+      if (frame.type === 'room.join') {
+        ws.send(JSON.stringify({ type: 'room.joined', room: frame.room, seq: 9, payload: { replayed: 0, truncated: true } }));
+      } else if (frame.type === 'room.sync') {
+        ws.send(JSON.stringify({ type: 'room.state', room: frame.room, seq: 9, payload: { messages: [] } }));
+      }
+    });
+  });
+  client = new BridgeClient({ url, WebSocket, transports: ['websocket'] });
+  const syncs = [];
+  const sync = client.sync.bind(client);
+  client.sync = (room, limit) => {
+    syncs.push(room);
+    return sync(room, limit);
+  };
+  const joinedEvents = [];
+  client.on('room.joined', (env) => joinedEvents.push(`${env.room}:${env.payload.truncated}`));
+  await client.connect();
+  const pattern = await client.join('p.*', { since: 3 });
+  const room = await client.join('r', { since: 3 });
+  assert.equal(pattern.truncated, true);
+  assert.equal(room.truncated, true);
+  await waitFor(() => frames.some((f) => f.type === 'room.sync'), { message: "the room's room.sync" });
+  await sleep(100);
+  assert.deepEqual(frames.filter((f) => f.type === 'room.sync').map((f) => f.room), ['r']);
+  assert.deepEqual(syncs, ['r'], 'no sync of the pattern was attempted (the client would refuse it: invalid_room)');
+  assert.deepEqual(joinedEvents, ['p.*:true', 'r:true'], 'the application is told through room.joined');
 });

@@ -116,3 +116,33 @@ test('a send refused rate_limited is sent again before any later send, once thos
   assert.deepEqual(received, ['p1', 'p2', 'p3', 'p4', 'p5', 'p2', 'p3', 'p4', 'p5']);
   assert.deepEqual(acks.map((a) => a.seq), [1, 2, 3, 4, 5]);
 });
+
+test("a send refused rate_limited goes again after the worker's refill interval, not sooner", async () => {
+  // The worker refills its bucket ten times a second (⌈50/10⌉ = 5 tokens every 100 ms at 50 frames a second), so a
+  // send retried sooner than 100 ms after the refusal finds it as empty and is refused again, spending one of its 20.
+  const arrivals = [];
+  let refusedAt;
+  let seq = 0;
+  const { url } = await scriptedServer(
+    (ws) => {
+      ws.on('message', (data) => {
+        const frame = JSON.parse(String(data));
+        arrivals.push({ id: frame.id, at: performance.now() });
+        if (refusedAt === undefined) {
+          refusedAt = performance.now();
+          ws.send(JSON.stringify({ type: 'error', payload: { code: 'rate_limited', message: 'too many frames', ref: frame.id } }));
+          return;
+        }
+        ws.send(JSON.stringify({ type: 'ack', room: frame.room, id: frame.id, seq: ++seq, payload: { duplicate: false } }));
+      });
+    },
+    { welcome: { serverId: 'scripted', heartbeatMs: 30000, protocol: 1, user: 'u', framesPerSecond: 50, frameBurst: 100 } },
+  );
+  const client = newClient({ url, transports: ['websocket'] });
+  await client.connect();
+  const ack = await client.send('chat.x', 'r', { i: 1 }, { id: 'p1' });
+  assert.equal(ack.seq, 1);
+  assert.deepEqual(arrivals.map((a) => a.id), ['p1', 'p1']);
+  const waited = arrivals[1].at - refusedAt;
+  assert.ok(waited >= 95, `sent again ${waited.toFixed(1)} ms after the refusal: before the worker's 100 ms refill`);
+});

@@ -1,7 +1,7 @@
 // Compiled by `tsc -p tsconfig.check.json` only: the public types accept both the DOM's WebSocket and the ws
 // package's, and the API reads as documented. A type error here fails `npm run typecheck`.
 import WebSocketNode from 'ws';
-import { BridgeClient, BridgeError, type Ack, type Envelope, type JoinResult, type StateChange } from '../src/index.js';
+import { BridgeClient, BridgeError, type Ack, type Envelope, type JoinResult, type SkippedFrame, type StateChange } from '../src/index.js';
 
 const browser = new BridgeClient({ url: 'http://127.0.0.1:8080', WebSocket: WebSocket, format: 'msgpack' });
 const node = new BridgeClient({
@@ -14,6 +14,7 @@ const node = new BridgeClient({
 const off: () => void = node.on('chat.message', (m: Envelope) => void m.seq);
 off();
 node.onState((c: StateChange) => void c.state);
+node.onSkipped((s: SkippedFrame) => void `${s.transport} ${s.bytes} ${s.index ?? ''} ${s.reason}`);
 const joined: Promise<JoinResult> = node.join('demo', { since: 42 });
 const acked: Promise<Ack> = node.send('chat.message', 'demo', { text: 'hi' });
 void joined;

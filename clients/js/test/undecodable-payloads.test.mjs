@@ -93,3 +93,25 @@ for (const batch of [true, false]) {
     assert.equal(got.length, 10, 'nothing else, nothing twice');
   });
 }
+
+for (const batch of [true, false]) {
+  test(`MessagePack${batch ? ' batch' : ''}: a room.state holding payloads the decoder refuses hands over its messages, only those payloads as bytes`, async () => {
+    const room = uniqueRoom('undecodable-state');
+    await publishFive(room);
+    const client = new BridgeClient({ url: worker.url, WebSocket, format: 'msgpack', transports: ['websocket'], batch });
+    clients.push(client);
+    const skipped = [];
+    client.onSkipped((s) => skipped.push(s));
+    await client.connect();
+    const state = await client.sync(room, 5);
+    assert.equal(state.type, 'room.state');
+    assert.ok(!(state.payload instanceof Uint8Array), 'the payload is read, not handed over whole as bytes');
+    const messages = state.payload.messages;
+    assert.equal(messages.length, 5);
+    const first = state.seq - 4;
+    assert.deepEqual(messages.map((m) => m.seq), [0, 1, 2, 3, 4].map((i) => first + i));
+    assert.ok(messages.every((m) => m.type === 'chat' && m.room === room));
+    checkFive(messages, first);
+    assert.deepEqual(skipped, []);
+  });
+}

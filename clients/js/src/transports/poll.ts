@@ -1,4 +1,4 @@
-import { readEach, type EncodedFrame, type OutboundFrame } from '../codec.js';
+import { encodedSize, readEach, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Envelope } from '../types.js';
 import { authHeaders, formatCursor, setJoinOptions, OpenError, parseCursor, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
@@ -73,6 +73,7 @@ export class PollTransport implements Transport {
       this.restart = false;
       const timer = setTimeout(() => abort.abort(), this.requestTimeoutMs);
       let answer: PollAnswer;
+      let bytes = 0;
       try {
         const res = await this.host.fetch(url.toString(), {
           headers: authHeaders(this.host.token()),
@@ -84,7 +85,9 @@ export class PollTransport implements Transport {
           if (!this.closed) this.host.lost(new OpenError(`poll refused: ${text}`, { httpStatus: res.status }).info);
           return;
         }
-        const body: unknown = await res.json();
+        const text = await res.text();
+        bytes = encodedSize(text);
+        const body: unknown = JSON.parse(text);
         answer = body !== null && typeof body === 'object' ? (body as PollAnswer) : {};
       } catch (e) {
         if (this.closed) return;
@@ -95,19 +98,21 @@ export class PollTransport implements Transport {
         clearTimeout(timer);
       }
       if (this.closed) return;
-      this.deliver(answer, names);
+      this.deliver(answer, names, bytes);
       if (this.restart) continue;
     }
   }
 
-  private deliver(answer: PollAnswer, names: string[]): void {
+  private deliver(answer: PollAnswer, names: string[], bytes: number): void {
     const replayed = new Map<string, number>();
     // An element that cannot be read is left out alone (readEach), never the answer's other messages.
-    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [])) {
+    const skipped = (list: string) => (index: number | undefined, reason: string) =>
+      this.host.skipped({ transport: 'poll', bytes, index, reason: `${list}[${index}]: ${reason}` });
+    for (const env of readEach(Array.isArray(answer.messages) ? answer.messages : [], skipped('messages'))) {
       if (env.room) replayed.set(env.room, (replayed.get(env.room) ?? 0) + 1);
       this.host.frame(env);
     }
-    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [])) {
+    for (const env of readEach(Array.isArray(answer.errors) ? answer.errors : [], skipped('errors'))) {
       this.host.frame(env);
     }
     const truncated = new Set(Array.isArray(answer.truncated) ? answer.truncated : []);

@@ -1,4 +1,4 @@
-import { normalize, type EncodedFrame, type OutboundFrame } from '../codec.js';
+import { encodedSize, normalize, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import { authHeaders, formatCursor, setJoinOptions, OpenError, probe, problemText, type Transport, type TransportHost } from './transport.js';
 
 /**
@@ -121,8 +121,9 @@ export class SseTransport implements Transport {
             while ((end = buffer.indexOf('\n\n')) >= 0) {
               const block = buffer.slice(0, end);
               buffer = buffer.slice(end + 2);
-              const env = parseEvent(block);
-              if (!env || generation !== this.generation || this.closed) continue;
+              if (generation !== this.generation || this.closed) continue;
+              const env = parseEvent(block, (bytes, reason) => this.host.skipped({ transport: 'sse', bytes, reason }));
+              if (!env) continue;
               if (env.type === 'welcome') {
                 const beat = (env.payload as { heartbeatMs?: unknown } | undefined)?.heartbeatMs;
                 if (typeof beat === 'number' && beat > 0) idleMs = 2 * beat + 2_000;
@@ -157,16 +158,24 @@ export class SseTransport implements Transport {
   }
 }
 
-/** One SSE event block: `data:` lines joined; comments and `retry:` skipped. */
-function parseEvent(block: string): ReturnType<typeof normalize> {
+/**
+ * One SSE event block: `data:` lines joined; comments and `retry:` skipped. Data that is not an envelope the client
+ * can read is told to `skipped`, with its size, and left out.
+ */
+function parseEvent(block: string, skipped: (bytes: number, reason: string) => void): ReturnType<typeof normalize> {
   const data: string[] = [];
   for (const line of block.split('\n')) {
     if (line.startsWith('data:')) data.push(line.slice(line.charAt(5) === ' ' ? 6 : 5));
   }
   if (data.length === 0) return undefined;
+  const text = data.join('\n');
+  let env: ReturnType<typeof normalize>;
   try {
-    return normalize(JSON.parse(data.join('\n')));
-  } catch {
+    env = normalize(JSON.parse(text));
+  } catch (e) {
+    skipped(encodedSize(text), e instanceof Error ? e.message : String(e));
     return undefined;
   }
+  if (!env) skipped(encodedSize(text), 'not an envelope (an object with a string type)');
+  return env;
 }

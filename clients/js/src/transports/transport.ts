@@ -1,5 +1,5 @@
 import type { EncodedFrame, OutboundFrame } from '../codec.js';
-import type { Envelope, FetchLike, TransportKind } from '../types.js';
+import type { Envelope, FetchLike, SkippedFrame, TransportKind } from '../types.js';
 
 /** How a connection ended, or why it could not open. */
 export interface EndInfo {
@@ -45,6 +45,8 @@ export function setJoinOptions(url: URL, rooms: RoomPosition[]): void {
 export interface TransportHost {
   /** A decoded server frame. */
   frame(env: Envelope): void;
+  /** A server message, or one element of its array, the transport could not read and left out. */
+  skipped(info: SkippedFrame): void;
   /** The transport ended after it had opened (not after the client closed it). */
   lost(info: EndInfo): void;
   /** The rooms the client wants, in join order, with their positions. */

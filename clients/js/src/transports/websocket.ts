@@ -1,4 +1,4 @@
-import { BatchSubprotocols, decodeFrames, encodeFrame, Subprotocols, type EncodedFrame, type OutboundFrame } from '../codec.js';
+import { BatchSubprotocols, decodeFrames, encodeFrame, encodedSize, Subprotocols, type EncodedFrame, type OutboundFrame } from '../codec.js';
 import type { Format, WebSocketConstructor, WebSocketLike } from '../types.js';
 import { OpenError, type Transport, type TransportHost } from './transport.js';
 
@@ -47,12 +47,9 @@ export class WebSocketTransport implements Transport {
       }, this.host.openTimeoutMs);
 
       ws.onmessage = (ev: { data: unknown }) => {
-        let envelopes;
-        try {
-          envelopes = decodeFrames(ev.data, this.format);
-        } catch {
-          return; // not a frame we can read; the server only sends envelopes
-        }
+        // What cannot be read is left out alone and reported with the message's size; the connection goes on.
+        const envelopes = decodeFrames(ev.data, this.format, (index, reason) =>
+          this.host.skipped({ transport: 'websocket', bytes: messageBytes(ev.data), index, reason }));
         // A batch message's envelopes one by one, in order, as if each had come alone.
         for (const env of envelopes) {
           if (!opened && env.type === 'welcome') {
@@ -96,4 +93,12 @@ export class WebSocketTransport implements Transport {
       this.socket?.close();
     }
   }
+}
+
+/** The size of a WebSocket message as received: its UTF-8 bytes (text) or its bytes (binary). */
+function messageBytes(data: unknown): number {
+  if (typeof data === 'string') return encodedSize(data);
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
 }
