@@ -188,6 +188,55 @@ public sealed class BridgeClientBacklogTests(NatsServerFixture nats) : IClassFix
         Assert.Equal(stored[^1], subscription.Position);
     }
 
+    /// <summary>
+    /// The client's keep-alive and a slow application. The client reads its socket only as fast as the application takes
+    /// messages, so one batch message of the worker (up to 32 KB: hundreds of envelopes) that the application takes longer
+    /// than <see cref="BridgeClientOptions.KeepAliveInterval"/> to read leaves the socket unread that long. ClientWebSocket
+    /// then pings, and its pong deadline (KeepAliveTimeout, the same interval) runs out while the pong waits behind the
+    /// backlog the application has not read yet: the socket is aborted and the client reconnects, again and again (every
+    /// message still arrives once, in order, by the resumes). This is the CI flake of the first test (2 s, and an application
+    /// slowed by a loaded machine: a reconnect part way, whose resume's room.joined counts only the rest), here without load:
+    /// 100 messages a second and a 1 s interval. It fails until the keep-alive stops counting the time the client holds the
+    /// socket back for its application (with KeepAliveInterval zero it passes).
+    /// </summary>
+    [Theory(Skip = "Client keep-alive bug (flake-s17 report): the pong deadline runs while the client holds its socket back for a slow application")]
+    [InlineData(BridgeFormat.Json)]
+    [InlineData(BridgeFormat.MessagePack)]
+    public async Task A_backlog_read_at_100_messages_a_second_keeps_its_one_connection_under_a_1_s_keep_alive(BridgeFormat format)
+    {
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        var room = Names.Room("ka");
+        var stored = await StoreAsync(room, 5000);
+        var states = new ConcurrentQueue<ConnectionStateChangedEventArgs>();
+        await using var client = NewClient(worker.WebSocketUrl, format, o =>
+        {
+            o.KeepAliveInterval = TimeSpan.FromSeconds(1);
+            o.RoomBufferCapacity = 256;
+        });
+        client.StateChanged += (_, e) => states.Enqueue(e);
+        await client.ConnectAsync();
+        var subscription = await client.JoinAsync(room, since: 0).WaitAsync(WaitLimit);
+
+        var received = new List<ulong>(stored.Count);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await foreach (var message in subscription.ReadAllAsync(limit.Token))
+        {
+            received.Add(message.Seq);
+            if (received.Count <= 1500)
+            {
+                await Task.Delay(10); // 100 messages a second for 15 s: a batch message takes seconds to read
+            }
+
+            if (received.Count == stored.Count)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(stored, received);
+        Assert.True(states.Select(s => s.State).SequenceEqual([ConnectionState.Connecting, ConnectionState.Open]), $"states: {Describe(states)}");
+    }
+
     /// <summary>Reads <paramref name="count"/> messages of <paramref name="subscription"/> at full speed, returning their seqs.</summary>
     private static async Task<List<ulong>> ReadSeqsAsync(RoomSubscription subscription, int count, CancellationToken cancellationToken)
     {
