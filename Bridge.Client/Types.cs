@@ -159,7 +159,9 @@ public sealed record RoomJoinOptions
 /// <summary>What a <c>room.joined</c> said (docs/protocol.md §4).</summary>
 /// <param name="Room">The room, or the room pattern, as joined.</param>
 /// <param name="Seq">The room position (a stream <c>seq</c>): every later message of the room is or will be delivered.</param>
-/// <param name="Replayed">Messages replayed before it (a resume), 0 for a live join.</param>
+/// <param name="Replayed">Messages the join it answers replayed before it (a resume), 0 for a live join. A resume the
+/// server answered <c>unavailable</c> part way through its replay is joined again from the client's position: the
+/// <c>room.joined</c> that follows counts only what that join replayed.</param>
 /// <param name="Truncated">The client's position is no longer stored (retention dropped it, on a resume or while
 /// the room stayed joined): messages may be missing. Rebuild the room's state with <see cref="BridgeClient.SyncAsync"/>.</param>
 public sealed record RoomJoinInfo(string Room, ulong Seq, int Replayed, bool Truncated)
