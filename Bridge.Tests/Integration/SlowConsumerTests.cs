@@ -167,6 +167,8 @@ public sealed class SlowConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.True(worker.Get<RoomRegistry>().TryGet(room, out var active));
         Assert.Equal(2, active.MemberCount);
         Assert.Equal(0, worker.Get<RoomReader>().Behind);
+        // Counted just after the session leaves the tracker (ConnectionTracker.Remove): wait for it, then exactly once.
+        await Eventually.TrueAsync(() => meters.Total("bridge.slow_consumer.closes") >= 1, Long);
         Assert.Equal(1, meters.Total("bridge.slow_consumer.closes"));
         Assert.False(healthy.Closed.IsCompleted || healthy2.Closed.IsCompleted);
     }
