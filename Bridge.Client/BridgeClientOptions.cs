@@ -76,9 +76,10 @@ public sealed class BridgeClientOptions
     /// pace (every room of the client waits: one socket, in order). A backlog of any length (a resume, a burst)
     /// therefore costs at most this many messages per room on the client, plus the socket's buffers. No client-side
     /// timeout runs while the socket is delivering: <see cref="AckTimeout"/> and <see cref="OpenTimeout"/> count only
-    /// the time the socket is silent. An application that stops reading altogether for longer than the server's
-    /// stall limit (or twice <see cref="KeepAliveInterval"/>) loses the connection; the client resumes from
-    /// <see cref="RoomSubscription.Position"/> when it reads again, with nothing lost or repeated.
+    /// the time the socket is silent, and so does <see cref="KeepAliveInterval"/>. An application that stops reading
+    /// altogether for longer than the server's stall limit (4008, 30 s by default) or its WebSocket heartbeat loses the
+    /// connection; the client resumes from <see cref="RoomSubscription.Position"/> when it reads again, with nothing lost
+    /// or repeated.
     /// </summary>
     public int RoomBufferCapacity { get; set; } = 1024;
 
@@ -105,11 +106,14 @@ public sealed class BridgeClientOptions
     public int MaxFrameBytes { get; set; } = ProtocolLimits.DefaultMaxFrameBytes;
 
     /// <summary>
-    /// Client-side WebSocket ping interval: after this long without data from the server the client sends a ping and
-    /// expects the pong within the same time, so a silent dead connection is noticed. A backlog streaming to a slow
-    /// reader sends no ping (data keeps arriving); an application that stops reading a room for about twice this
-    /// long loses the connection, and the client resumes from the room's position. <see cref="TimeSpan.Zero"/> turns
-    /// it off. Default 15 s.
+    /// How a silent dead connection (a pulled cable, a frozen peer) is noticed. When the socket has said nothing for
+    /// this long while the client was waiting to read it, the client sends <c>bridge.ping</c>; when it has said nothing
+    /// for twice this long, the connection is taken as dead and the client reconnects (and resumes). Any frame ends the
+    /// silence. Only the time the client waits on the socket counts: while it holds the socket back because the
+    /// application has not taken a room's messages (<see cref="RoomBufferCapacity"/>), nothing counts, so a backlog
+    /// read slowly, however slowly, keeps its connection (the <c>bridge.pong</c> then comes after the backlog, which
+    /// is proof enough). The client also sends an unsolicited WebSocket pong this often (no WebSocket ping, no pong
+    /// deadline), for proxies' idle timers. <see cref="TimeSpan.Zero"/> turns both off. Default 15 s.
     /// </summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -121,7 +125,7 @@ public sealed class BridgeClientOptions
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>
-    /// Where the client logs (category <c>Bridge.Client.BridgeClient</c>, event ids 7001-7018): connects and
+    /// Where the client logs (category <c>Bridge.Client.BridgeClient</c>, event ids 7001-7021): connects and
     /// reconnects with their reason and delay, dead connections, resumes and truncated rooms, token renewals, refused
     /// publishes and joins, closing for good. Default: no logging.
     /// </summary>

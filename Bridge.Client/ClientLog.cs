@@ -67,4 +67,7 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 7020, Level = LogLevel.Debug, Message = "Skipped element {Index} of a {Bytes}-byte array from the server that this client cannot read; the other elements are kept")]
     public static partial void ElementSkipped(this ILogger logger, int index, int bytes, Exception exception);
+
+    [LoggerMessage(EventId = 7021, Level = LogLevel.Debug, Message = "The socket has been silent for {SilentMs} ms while the client waited on it: sent bridge.ping {Id}")]
+    public static partial void PingSent(this ILogger logger, long silentMs, string id);
 }

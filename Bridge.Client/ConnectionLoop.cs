@@ -274,11 +274,12 @@ internal sealed class ConnectionLoop
         socket.Options.CollectHttpResponseDetails = true;
         if (_options.KeepAliveInterval > TimeSpan.Zero)
         {
-            // Pings with a pong deadline notice a dead connection that said nothing (a pulled cable, a frozen peer).
-            // A ping goes out only after KeepAliveInterval without data from the server, so a backlog streaming to a
-            // slow reader sends none.
+            // Unsolicited pongs only (no KeepAliveTimeout: no pong deadline), so proxies' idle timers see traffic. A
+            // WebSocket ping's deadline would run while the client holds the socket back for a slow application, with
+            // the pong queued behind the unread backlog: it aborted healthy connections. A dead connection is noticed
+            // by the Watchdog instead, which sends bridge.ping and counts only the time the client waits on the socket.
             socket.Options.KeepAliveInterval = _options.KeepAliveInterval;
-            socket.Options.KeepAliveTimeout = _options.KeepAliveInterval;
+            socket.Options.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
         }
 
         try

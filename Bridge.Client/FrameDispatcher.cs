@@ -42,6 +42,9 @@ internal sealed class FrameDispatcher(RoomTable rooms, Outbox outbox, ILogger lo
             case MessageTypes.Error:
                 OnError(connection, envelope);
                 break;
+            case MessageTypes.Pong:
+                // Its arrival is all it says: any frame ends the socket's silence, which the watchdog measures.
+                break;
             default:
                 // A room message (of a room held, or of a room a held pattern matches); server.* and whatever a
                 // newer server adds are ignored.

@@ -56,6 +56,17 @@ public static class MessageTypes
     /// <summary>A room message the gateway publishes when a user comes online or goes offline in a presence room; payload <c>{user, status}</c>.</summary>
     public const string PresenceUpdate = "presence.update";
 
+    /// <summary>
+    /// Client to server (WebSocket only): is the connection alive? <c>id</c> required (the id rules), no room, no
+    /// arguments. Answered with <see cref="Pong"/> of the same id, queued behind every frame already queued for the
+    /// connection. In the gateway's reserved <c>bridge.</c> namespace, so no application type is taken from
+    /// applications, and an older worker refuses it with an <c>unknown_type</c> error (docs/protocol.md §4).
+    /// </summary>
+    public const string Ping = "bridge.ping";
+
+    /// <summary>Server to client: the answer to <see cref="Ping"/>; carries its <c>id</c>, no room, no payload.</summary>
+    public const string Pong = "bridge.pong";
+
     /// <summary>Longest accepted type, in characters.</summary>
     public const int MaxLength = 64;
 

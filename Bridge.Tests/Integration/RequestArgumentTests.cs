@@ -90,7 +90,7 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
     public static IEnumerable<Case> Cases()
     {
         string[] roomTypes = [MessageTypes.RoomJoin, MessageTypes.RoomLeave, MessageTypes.RoomSync, MessageTypes.PresenceQuery, "chat.message"];
-        string[] allTypes = [.. roomTypes, MessageTypes.AuthRefresh];
+        string[] allTypes = [.. roomTypes, MessageTypes.AuthRefresh, MessageTypes.Ping];
 
         // Envelope fields of every request type.
         foreach (var type in allTypes)
@@ -119,6 +119,10 @@ public sealed class RequestArgumentTests(NatsServerFixture nats, ITestOutputHelp
         yield return new("type: 60,000 characters", WithField("x", "type", S(Huge)), ErrorCodes.InvalidType);
         yield return new("publish id: 60,000 characters", WithField("chat.message", "id", S(Huge)), ErrorCodes.InvalidId);
         yield return new("room.leave id: 60,000 characters (only a ref)", WithField(MessageTypes.RoomLeave, "id", S(Huge)), ErrorCodes.NotJoined);
+        yield return new("bridge.ping id: 60,000 characters", WithField(MessageTypes.Ping, "id", S(Huge)), ErrorCodes.InvalidId);
+        yield return new("bridge.ping id: empty", WithField(MessageTypes.Ping, "id", S("")), ErrorCodes.InvalidId);
+        yield return new("bridge.ping id: null", WithField(MessageTypes.Ping, "id", Null), ErrorCodes.MissingField);
+        yield return new("bridge.pong is reserved", Frame(MessageTypes.Pong, "a.x"), ErrorCodes.UnknownType);
         yield return new("presence.update is reserved", Frame(MessageTypes.PresenceUpdate, "p.x", M(("user", S("alice")))), ErrorCodes.UnknownType);
 
         // room.join since (single form and batch entries).

@@ -38,6 +38,7 @@ public sealed class FuzzTests
         """{"type":"auth.refresh","payload":{"token":"x.y.z"}}"""u8.ToArray(),
         """{"type":"chat.message","room":"fz.a","id":"m2","payload":{"s":"caf\u00e9 \ud83d\ude00","k\u00e9y":["\n"]}}"""u8.ToArray(),
         """{"type":"presence.query","room":"fz.a","id":"q"}"""u8.ToArray(),
+        """{"type":"bridge.ping","id":"p"}"""u8.ToArray(),
         ""u8.ToArray(),
         " \r\n\t"u8.ToArray(),
     ];
@@ -65,7 +66,7 @@ public sealed class FuzzTests
     /// </summary>
     internal static readonly Gen<RawValue> Texts = Gen.Frequency(
         (6, Gen.OneOf("fz.a", "fz.b", "chat.message", MessageTypes.RoomJoin, MessageTypes.RoomSync, MessageTypes.RoomLeave,
-            MessageTypes.AuthRefresh, MessageTypes.PresenceQuery, "", "m1", "x.y.z", "caf\u00e9", "\U0001F600", " ", "a..b").Select(S)),
+            MessageTypes.AuthRefresh, MessageTypes.PresenceQuery, MessageTypes.Ping, "", "m1", "x.y.z", "caf\u00e9", "\U0001F600", " ", "a..b").Select(S)),
         (2, Gen.String[0, 24].Select(S)),
         (3, Gen.Select(Gen.Int[0, InvalidUtf8.Length - 1], Gen.String[0, 6], Gen.String[0, 6], (bad, before, after) => Bad(before, InvalidUtf8[bad], after))),
         (1, Gen.OneOf("\\ud800", "\\udc00x", "a\\udfff").Select(e => (RawValue)new RawValue.Literal($"\"{e}\"", Bad("a", [0xED, 0xA0, 0x80])))));
@@ -102,7 +103,7 @@ public sealed class FuzzTests
     /// <summary>Envelopes of every request type (and publishes) with generated fields, arguments and payloads.</summary>
     internal static readonly Gen<RawValue> Envelopes = Gen.Select(
         Gen.Frequency((3, Gen.OneOf(MessageTypes.RoomJoin, MessageTypes.RoomSync, MessageTypes.RoomLeave, MessageTypes.AuthRefresh,
-            MessageTypes.PresenceQuery, "chat.message").Select(S)), (1, Texts), (1, Scalars)),
+            MessageTypes.PresenceQuery, MessageTypes.Ping, "chat.message").Select(S)), (1, Texts), (1, Scalars)),
         Gen.Frequency((4, Gen.Const(S("fz.a"))), (2, Texts), (1, Scalars), (1, Absent)),
         Gen.Frequency((3, Absent), (2, Texts), (1, Scalars)),
         Gen.Frequency((1, Absent), (3, Arguments)),

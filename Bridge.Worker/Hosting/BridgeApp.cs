@@ -132,6 +132,7 @@ internal static class BridgeApp
         services.AddSingleton<IFrameHandler, SyncHandler>();
         services.AddSingleton<IFrameHandler, AuthRefreshHandler>();
         services.AddSingleton<IFrameHandler, PresenceQueryHandler>();
+        services.AddSingleton<IFrameHandler, PingHandler>();
         services.AddSingleton<PublishHandler>();
         services.AddSingleton<FrameDispatcher>();
 

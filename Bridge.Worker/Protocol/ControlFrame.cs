@@ -145,6 +145,9 @@ internal static class ControlFrames
     public static ControlFrame AuthRefreshed(string? id, DateTimeOffset? expires) =>
         new(MessageTypes.AuthRefreshed, Id: id, Payload: new Dictionary<string, object?> { ["exp"] = expires?.ToUnixTimeSeconds() });
 
+    /// <summary>The answer to <c>bridge.ping</c>: its id, nothing else.</summary>
+    public static ControlFrame Pong(string id) => new(MessageTypes.Pong, Id: id);
+
     /// <summary>
     /// True for a room message that cannot be encoded for <paramref name="codec"/>'s format at all: a list of
     /// messages (room.state) leaves it out, as the live dispatch and a replay do.
