@@ -116,7 +116,7 @@ internal sealed class Connection : IDisposable
     {
         if (Pacer is null && welcome is { FramesPerSecond: { } perSecond, FrameBurst: { } burst })
         {
-            Pacer = new SendPacer(perSecond, burst);
+            Pacer = new SendPacer(perSecond, burst, _time);
         }
 
         _welcome.TrySetResult(welcome);

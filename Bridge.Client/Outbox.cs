@@ -227,8 +227,8 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
                 TimeSpan delay;
                 if (_connection?.Pacer is { } pacer)
                 {
-                    pacer.Drain(); // the worker's bucket is empty: start again from its refill
-                    delay = pacer.Period;
+                    pacer.Drain(); // the worker's bucket is empty: nothing goes before its next refill
+                    delay = pacer.NextTry;
                 }
                 else
                 {
@@ -369,7 +369,7 @@ internal sealed class Outbox(BridgeClientOptions options, ILogger logger)
             if (connection.Pacer is { } pacer && !pacer.TryTake())
             {
                 held = true;
-                SchedulePaceLocked(pacer.Period);
+                SchedulePaceLocked(pacer.NextTry);
                 continue;
             }
 

@@ -236,6 +236,62 @@ public sealed class BridgeClientFrameRateTests(NatsServerFixture nats) : IClassF
         Assert.Equal(0, client.PendingPublishes);
     }
 
+    [Fact]
+    public async Task A_publish_refused_rate_limited_is_not_sent_again_before_the_workers_next_refill_even_when_the_clients_own_bucket_has_refilled()
+    {
+        // The worker refills its bucket every ⌈50 / 10⌉ / 50 s = 100 ms (TokenBuckets.PerSecond); the client's own bucket
+        // refills on a timer of its own, at any time after the refusal. The clock the hold is measured on is frozen (a
+        // FakeTimeProvider): the client's bucket refills meanwhile (its own timer), and p2's publish flushes the queue,
+        // so p1 would go again at once if only the client's bucket held it. It must wait until the clock has moved
+        // past the worker's refill interval.
+        var received = new ConcurrentQueue<string>();
+        await using var server = await ScriptedServer.StartAsync(async (socket, n) =>
+        {
+            await socket.SendAsync(new()
+            {
+                ["type"] = MessageTypes.Welcome,
+                ["payload"] = new Dictionary<string, object?>
+                {
+                    ["connectionId"] = "c",
+                    ["serverId"] = "scripted",
+                    ["heartbeatMs"] = 30000,
+                    ["protocol"] = 1,
+                    ["user"] = "anonymous",
+                    ["framesPerSecond"] = 50,
+                    ["frameBurst"] = 100,
+                },
+            });
+            var seq = 0UL;
+            while (await socket.ReceiveAsync() is { } frame)
+            {
+                var id = frame["id"]!.GetValue<string>();
+                received.Enqueue(id);
+                await socket.SendAsync(received.Count == 1 ? Refused(ErrorCodes.RateLimited, id) : Acked(frame, ++seq));
+            }
+        });
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var client = NewClient(server.Url, BridgeFormat.Json, o =>
+        {
+            o.TimeProvider = time;
+            o.LoggerFactory = loggerFactory;
+        });
+        await client.ConnectAsync();
+        var p1 = client.PublishAsync("r", "chat.message", new { i = 1 }, id: "p1");
+        await Eventually.TrueAsync(() => logs.Events.Any(e => e.Id == 7009), WaitLimit, "p1 refused rate_limited");
+        await Task.Delay(300); // the client's own bucket refills (every 100 ms, on its own timer)
+        var p2 = client.PublishAsync("r", "chat.message", new { i = 2 }, id: "p2"); // flushes the queue
+        await Task.Delay(200);
+        Assert.Equal(["p1"], received); // held: the worker's refill interval has not passed on the client's clock
+
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        var acks = await Task.WhenAll(p1, p2).WaitAsync(WaitLimit);
+
+        Assert.Equal([1UL, 2], acks.Select(a => a.Seq));
+        Assert.Equal(["p1", "p1", "p2"], received);
+    }
+
     private static Dictionary<string, object?> Refused(string code, string id) => new()
     {
         ["type"] = MessageTypes.Error,

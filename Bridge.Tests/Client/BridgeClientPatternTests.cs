@@ -194,6 +194,39 @@ public sealed class BridgeClientPatternTests(NatsServerFixture nats) : IClassFix
     }
 
     [Fact]
+    public async Task A_conflated_pattern_rejoins_from_its_room_joined_so_a_rooms_value_still_owed_when_another_rooms_later_one_came_is_not_lost()
+    {
+        // A pattern's rooms go at their own pace: a2 waits for room a's interval (5 s at 0.2/s) while b1, stored after
+        // it, goes at once (room b's interval is free). A rejoin from b1's seq would never send a2 (it is before it);
+        // from room.joined's seq, a2 is room a's newest after it and comes (docs/protocol.md §4, conflation).
+        await using var worker = await WorkerHost.StartAsync(nats.Server);
+        await using var relay = await FrameRelay.StartAsync(worker.WebSocketUrl);
+        var site = Names.Room("cfo");
+        await using var client = NewClient(relay.Url, BridgeFormat.Json, o =>
+        {
+            o.ReconnectMinDelay = TimeSpan.FromMilliseconds(50);
+            o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(200);
+        });
+        await using var publisher = NewClient(worker.WebSocketUrl, BridgeFormat.Json);
+        await Task.WhenAll(client.ConnectAsync(), publisher.ConnectAsync());
+        var pattern = await client.JoinAsync($"{site}.*", new RoomJoinOptions { MaxRate = 0.2 });
+        var a1 = await publisher.PublishAsync($"{site}.a", "t.v", new { v = "a1" });
+        Assert.Equal(a1.Seq, Assert.Single(await ReadAsync(pattern, 1)).Seq);
+        var a2 = await publisher.PublishAsync($"{site}.a", "t.v", new { v = "a2" }); // owed: room a's interval runs
+        var b1 = await publisher.PublishAsync($"{site}.b", "t.v", new { v = "b1" });
+        Assert.Equal(b1.Seq, Assert.Single(await ReadAsync(pattern, 1)).Seq);
+        var rejoined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        pattern.Joined += (_, _) => rejoined.TrySetResult();
+
+        relay.Drop(); // well within room a's 5 s: a2 was not sent on this connection
+        await rejoined.Task.WaitAsync(WaitLimit);
+
+        // a2 comes (room a's newest after the pattern's room.joined), and b1 once more (room b changed since then).
+        var again = await ReadAsync(pattern, 2);
+        Assert.Equal([a2.Seq, b1.Seq], again.Select(m => m.Seq).Order());
+    }
+
+    [Fact]
     public async Task Overlapping_joins_and_bad_options_are_refused_by_the_client_and_a_wider_pattern_than_granted_by_the_server()
     {
         using var tokens = new Tokens();
